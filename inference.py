@@ -62,6 +62,7 @@ def agent_policy(name: str) -> Policy:
 
     def solve(env: Any, run: TaskRun, reset_kwargs: dict[str, Any]) -> None:
         run_episode(make_agent(name), partial(run.reset, env), partial(run.act, env), **reset_kwargs)
+
     return solve
 
 
@@ -92,14 +93,24 @@ def training_episodes(count: int, first_task: int, difficulties: tuple[str, ...]
             tasks.append(task)
     if len(tasks) < count:
         where = f" at {', '.join(difficulties)}" if difficulties else ""
-        raise ValueError(f"the train split holds {len(tasks)} task(s){where} from task {first_task} on, not "
-                         f"{count}: lower --episodes or --first-task")
+        raise ValueError(
+            f"the train split holds {len(tasks)} task(s){where} from task {first_task} on, not "
+            f"{count}: lower --episodes or --first-task"
+        )
     return [EpisodeSpec(f"seed{task['seed']}_{task['difficulty']}", task) for task in tasks]
 
 
-def run_task(episode: EpisodeSpec, url: str | None, startup_error: str | None, policy: Policy, agent: str,
-             model_label: str, trajectory: IO[str] | None, settings: ClientSettings,
-             transcripts: Path | None = None) -> TaskResult:
+def run_task(
+    episode: EpisodeSpec,
+    url: str | None,
+    startup_error: str | None,
+    policy: Policy,
+    agent: str,
+    model_label: str,
+    trajectory: IO[str] | None,
+    settings: ClientSettings,
+    transcripts: Path | None = None,
+) -> TaskResult:
     """One episode, start to finish. [START] and [END] are printed whatever happens in between; with a trajectory
     file, the episode's record is appended to it; with a transcripts folder, its replay record is written there."""
     from metric_tracker_rl import MetricTrackerRlEnv
@@ -122,9 +133,12 @@ def run_task(episode: EpisodeSpec, url: str | None, startup_error: str | None, p
         try:
             if url is None:
                 raise RuntimeError(startup_error or "no environment server")
-            env = MetricTrackerRlEnv(base_url=url, connect_timeout_s=settings.connect_timeout_s,
-                                     message_timeout_s=settings.message_timeout_s,
-                                     resume_sessions=settings.resume_sessions).sync()
+            env = MetricTrackerRlEnv(
+                base_url=url,
+                connect_timeout_s=settings.connect_timeout_s,
+                message_timeout_s=settings.message_timeout_s,
+                resume_sessions=settings.resume_sessions,
+            ).sync()
             stack.callback(close_quietly, env)
             reset_until_served(env.connect, env.disconnect, url, deadline_s=settings.retry_deadline_s)
             policy(env, run, dict(episode.reset_kwargs))
@@ -140,13 +154,26 @@ def run_task(episode: EpisodeSpec, url: str | None, startup_error: str | None, p
                 trajectory.flush()
             if transcripts is not None and run.observation is not None and run.session.started:
                 record = replay_record(run, episode.reset_kwargs)
-                (transcripts / f"{episode.label}.json").write_text(json.dumps(record, indent=1) + "\n",
-                                                                   encoding="utf-8")
+                (transcripts / f"{episode.label}.json").write_text(
+                    json.dumps(record, indent=1) + "\n", encoding="utf-8"
+                )
     breakdown = run.graded.reward_breakdown if run.graded is not None else None
-    return TaskResult(episode.label, episode.reset_kwargs.get("seed"), run.score, round(open_interval(run.score), 2),
-                      success, run.steps, run.rewards, round(time.monotonic() - started, 2), error,
-                      getattr(policy, "last_error", None), breakdown.model_dump() if breakdown else None, fallback,
-                      refused_calls=list(run.refused), graded=run.graded is not None)
+    return TaskResult(
+        episode.label,
+        episode.reset_kwargs.get("seed"),
+        run.score,
+        round(open_interval(run.score), 2),
+        success,
+        run.steps,
+        run.rewards,
+        round(time.monotonic() - started, 2),
+        error,
+        getattr(policy, "last_error", None),
+        breakdown.model_dump() if breakdown else None,
+        fallback,
+        refused_calls=list(run.refused),
+        graded=run.graded is not None,
+    )
 
 
 def settle_without_report(run: TaskRun, env: Any, policy: Policy) -> str | None:
@@ -160,12 +187,16 @@ def settle_without_report(run: TaskRun, env: Any, policy: Policy) -> str | None:
         return None
     if run.done:
         reason = budget_spent(run.steps)
-        note(f"[WARN] task={run.label} {reason}; nothing can be submitted any more, so the task is scored "
-             "without a report")
+        note(
+            f"[WARN] task={run.label} {reason}; nothing can be submitted any more, so the task is scored "
+            "without a report"
+        )
         return reason
     reason = fallback_reason(policy)
-    note(f"[WARN] task={run.label} {reason}: an empty report is submitted so that the task is graded, and its "
-         "score is not the agent's work")
+    note(
+        f"[WARN] task={run.label} {reason}: an empty report is submitted so that the task is graded, and its "
+        "score is not the agent's work"
+    )
     run.on_step = partial(log_fallback, reason)  # the fallback's [STEP] says why
     run.act(env, MetricTrackerRlAction(classifications=[]))
     return reason
@@ -204,8 +235,11 @@ def close_quietly(env: Any) -> None:
 
 
 def settings_help() -> str:
-    lines = [f"  {' / '.join(field.validation_alias.choices):<44} {field.description}"
-             for name, field in ClientSettings.model_fields.items() if name != "reset_defaults"]
+    lines = [
+        f"  {' / '.join(field.validation_alias.choices):<44} {field.description}"
+        for name, field in ClientSettings.model_fields.items()
+        if name != "reset_defaults"
+    ]
     return "environment variables (docs/settings.md):\n" + "\n".join(lines)
 
 
@@ -218,56 +252,119 @@ class UsageParser(argparse.ArgumentParser):
 
 
 def build_parser(settings: ClientSettings) -> UsageParser:
-    parser = UsageParser(prog="inference.py", description="Run the metric_tracker_rl baseline on the named tasks.",
-                         epilog=settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--agent", default=None, help="llm, scripted or expert (any registered agent name works); "
-                        "default: llm when an API key is set, else scripted")
-    parser.add_argument("--tasks", default=None,
-                        help=f"comma-separated task ids (default: every named task, {','.join(DEFAULT_TASK_ORDER)}, "
-                             "or those at --difficulty)")
-    parser.add_argument("--difficulty", default=None,
-                        help=f"comma-separated difficulties ({', '.join(DIFFICULTIES)}): the named tasks at them (at "
-                             "a tier with none, the first episode of its eval sweep), or with --episodes the train "
-                             "split's tasks at them")
+    parser = UsageParser(
+        prog="inference.py",
+        description="Run the metric_tracker_rl baseline on the named tasks.",
+        epilog=settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--agent",
+        default=None,
+        help="llm, scripted or expert (any registered agent name works); "
+        "default: llm when an API key is set, else scripted",
+    )
+    parser.add_argument(
+        "--tasks",
+        default=None,
+        help=f"comma-separated task ids (default: every named task, {','.join(DEFAULT_TASK_ORDER)}, "
+        "or those at --difficulty)",
+    )
+    parser.add_argument(
+        "--difficulty",
+        default=None,
+        help=f"comma-separated difficulties ({', '.join(DIFFICULTIES)}): the named tasks at them (at "
+        "a tier with none, the first episode of its eval sweep), or with --episodes the train "
+        "split's tasks at them",
+    )
     add_knob_flags(parser)
     parser.add_argument("--seed", type=int, default=None, help="override the seed of every task")
-    parser.add_argument("--port", type=int, default=0, help="the loopback port of the server this run starts, in "
-                        "this process or in a container (default: a free one); ignored with METRIC_TRACKER_URL")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="the loopback port of the server this run starts, in "
+        "this process or in a container (default: a free one); ignored with METRIC_TRACKER_URL",
+    )
     parser.add_argument("--output", type=Path, default=None, help="write the results as JSON to this file")
-    parser.add_argument("--trajectories", type=Path, default=None,
-                        help="directory for <agent>.jsonl: one SFT-ready chat record per episode")
-    parser.add_argument("--transcripts", type=Path, default=None,
-                        help="directory for <task>.json: each episode's calls and the texts read, which "
-                             "`python -m lab.calibration.replay DIR` replays")
-    parser.add_argument("--episodes", type=int, default=None, help="run this many tasks of the Task API's train "
-                        "split instead of the named tasks, with a progress bar")
-    parser.add_argument("--first-task", type=int, default=None,
-                        help=f"with --episodes, the train split's first task (default 0; --seed {TRAIN_SEED_BASE} "
-                             "+ N means task N)")
+    parser.add_argument(
+        "--trajectories",
+        type=Path,
+        default=None,
+        help="directory for <agent>.jsonl: one SFT-ready chat record per episode",
+    )
+    parser.add_argument(
+        "--transcripts",
+        type=Path,
+        default=None,
+        help="directory for <task>.json: each episode's calls and the texts read, which "
+        "`python -m lab.calibration.replay DIR` replays",
+    )
+    parser.add_argument(
+        "--episodes",
+        type=int,
+        default=None,
+        help="run this many tasks of the Task API's train split instead of the named tasks, with a progress bar",
+    )
+    parser.add_argument(
+        "--first-task",
+        type=int,
+        default=None,
+        help=f"with --episodes, the train split's first task (default 0; --seed {TRAIN_SEED_BASE} + N means task N)",
+    )
     return parser
 
 
 def add_knob_flags(parser: argparse.ArgumentParser) -> None:
-    knobs = parser.add_argument_group("dial knobs", "reset's arguments of the same names, set on every episode "
-                                      "played (the episodes are then not standard); reset refuses a knob at a tier "
-                                      "where it does not apply")
-    knobs.add_argument("--incident-kinds", dest="incident_kinds", metavar="A,B",
-                       help="comma-separated incident kinds the episodes draw from (segmented tiers; default: all)")
-    knobs.add_argument("--decoy-ratio", dest="decoy_ratio", metavar="FLOAT",
-                       help=f"benign look-alikes per incident, 0 to {MAX_DECOY_RATIO:g} (segmented tiers)")
-    knobs.add_argument("--dimensions", dest="dimensions", metavar="A,B",
-                       help="comma-separated dimensions a root cause may name, platform among them (cuboid tiers)")
-    knobs.add_argument("--max-cuboid-depth", dest="max_cuboid_depth", metavar="INT",
-                       help=f"the most dimensions a root cause names, 1 to {MAX_CUBOID_DEPTH} (cuboid tiers)")
-    knobs.add_argument("--magnitude-scale", dest="magnitude_scale", metavar="FLOAT",
-                       help=f"every incident kind's magnitude range times this, {MAGNITUDE_SCALE_RANGE[0]:g} to "
-                            f"{MAGNITUDE_SCALE_RANGE[1]:g} (cuboid tiers)")
-    knobs.add_argument("--concurrency", dest="concurrency", metavar="INT",
-                       help=f"dates carrying a second incident in an overlapping cuboid, 0 to {MAX_CONCURRENCY} "
-                            "(cuboid tiers)")
-    knobs.add_argument("--note-share", dest="note_share", metavar="FLOAT",
-                       help="the share of partner payment failures with a partner_status notice, 0 to 1 "
-                            "(tiers with context tables)")
+    knobs = parser.add_argument_group(
+        "dial knobs",
+        "reset's arguments of the same names, set on every episode "
+        "played (the episodes are then not standard); reset refuses a knob at a tier "
+        "where it does not apply",
+    )
+    knobs.add_argument(
+        "--incident-kinds",
+        dest="incident_kinds",
+        metavar="A,B",
+        help="comma-separated incident kinds the episodes draw from (segmented tiers; default: all)",
+    )
+    knobs.add_argument(
+        "--decoy-ratio",
+        dest="decoy_ratio",
+        metavar="FLOAT",
+        help=f"benign look-alikes per incident, 0 to {MAX_DECOY_RATIO:g} (segmented tiers)",
+    )
+    knobs.add_argument(
+        "--dimensions",
+        dest="dimensions",
+        metavar="A,B",
+        help="comma-separated dimensions a root cause may name, platform among them (cuboid tiers)",
+    )
+    knobs.add_argument(
+        "--max-cuboid-depth",
+        dest="max_cuboid_depth",
+        metavar="INT",
+        help=f"the most dimensions a root cause names, 1 to {MAX_CUBOID_DEPTH} (cuboid tiers)",
+    )
+    knobs.add_argument(
+        "--magnitude-scale",
+        dest="magnitude_scale",
+        metavar="FLOAT",
+        help=f"every incident kind's magnitude range times this, {MAGNITUDE_SCALE_RANGE[0]:g} to "
+        f"{MAGNITUDE_SCALE_RANGE[1]:g} (cuboid tiers)",
+    )
+    knobs.add_argument(
+        "--concurrency",
+        dest="concurrency",
+        metavar="INT",
+        help=f"dates carrying a second incident in an overlapping cuboid, 0 to {MAX_CONCURRENCY} (cuboid tiers)",
+    )
+    knobs.add_argument(
+        "--note-share",
+        dest="note_share",
+        metavar="FLOAT",
+        help="the share of partner payment failures with a partner_status notice, 0 to 1 (tiers with context tables)",
+    )
 
 
 def parse_args(argv: list[str] | None, settings: ClientSettings) -> argparse.Namespace:
@@ -288,9 +385,15 @@ def parse_args(argv: list[str] | None, settings: ClientSettings) -> argparse.Nam
 
 def chosen_episodes(args: argparse.Namespace) -> list[EpisodeSpec]:
     """The episodes the flags ask for, with the dial knobs set; a ValueError says what is wrong."""
-    difficulties = None if args.difficulty is None else tuple(
-        check_name_in_any_case("difficulty", name.strip(), DIFFICULTIES)
-        for name in args.difficulty.split(",") if name.strip())
+    difficulties = (
+        None
+        if args.difficulty is None
+        else tuple(
+            check_name_in_any_case("difficulty", name.strip(), DIFFICULTIES)
+            for name in args.difficulty.split(",")
+            if name.strip()
+        )
+    )
     if difficulties == ():
         raise ValueError(f"--difficulty names no difficulty; valid: {', '.join(DIFFICULTIES)}")
     knobs = {name: knob_value(name, getattr(args, name)) for name in DIAL_KNOBS if getattr(args, name) is not None}
@@ -303,8 +406,10 @@ def chosen_episodes(args: argparse.Namespace) -> list[EpisodeSpec]:
     else:
         first = args.first_task if args.first_task is not None else (args.seed or TRAIN_SEED_BASE) - TRAIN_SEED_BASE
         if first < 0 or first + args.episodes > get_split("train").size():
-            raise ValueError(f"--episodes takes tasks 0 to {get_split('train').size() - 1} of the train split: set "
-                             f"--first-task (or --seed from {TRAIN_SEED_BASE})")
+            raise ValueError(
+                f"--episodes takes tasks 0 to {get_split('train').size() - 1} of the train split: set "
+                f"--first-task (or --seed from {TRAIN_SEED_BASE})"
+            )
         episodes = training_episodes(args.episodes, first, difficulties)
     return [EpisodeSpec(e.label, {**e.reset_kwargs, **knobs}) for e in episodes]
 
@@ -325,12 +430,15 @@ def chosen_agent(agent: str | None, settings: ClientSettings) -> str:
     agents' names without importing them."""
     agent = agent or ("llm" if settings.model_requested() else "scripted")
     if agent == "llm" and not settings.api_key and settings.api_base_url == DEFAULT_API_BASE_URL:
-        raise ValueError(f"--agent llm needs a key in API_KEY, HF_TOKEN or OPENAI_API_KEY for "
-                         f"{DEFAULT_API_BASE_URL}; a local endpoint needs none: set API_BASE_URL (e.g. "
-                         "http://127.0.0.1:8001/v1) and MODEL_NAME")
+        raise ValueError(
+            f"--agent llm needs a key in API_KEY, HF_TOKEN or OPENAI_API_KEY for "
+            f"{DEFAULT_API_BASE_URL}; a local endpoint needs none: set API_BASE_URL (e.g. "
+            "http://127.0.0.1:8001/v1) and MODEL_NAME"
+        )
     if agent != "llm" and agent not in REFERENCE_AGENTS:
-        raise ValueError(f"agent {agent!r} is not available in this checkout; valid: llm, "
-                         f"{', '.join(REFERENCE_AGENTS)}")
+        raise ValueError(
+            f"agent {agent!r} is not available in this checkout; valid: llm, {', '.join(REFERENCE_AGENTS)}"
+        )
     return agent
 
 
@@ -346,8 +454,10 @@ def chosen_tasks(tasks: str | None, difficulties: tuple[str, ...] | None) -> lis
     for task_id in chosen:
         difficulty = get_task_spec(task_id).difficulty
         if difficulties is not None and difficulty not in difficulties:
-            raise ValueError(f"task {task_id} is at difficulty {difficulty}, not {', '.join(difficulties)}: drop "
-                             "--difficulty, or name its tasks")
+            raise ValueError(
+                f"task {task_id} is at difficulty {difficulty}, not {', '.join(difficulties)}: drop "
+                "--difficulty, or name its tasks"
+            )
     return [{"task_id": task_id} for task_id in chosen]
 
 
@@ -444,8 +554,17 @@ def play_episodes(run: Run) -> list[TaskResult]:
             log_end(False, 0, 0.0, [])
             continue
         try:
-            result = run_task(episode, run.url, run.startup_error, run.policy, args.agent, run.model_label,
-                              run.trajectory, run.settings, args.transcripts)
+            result = run_task(
+                episode,
+                run.url,
+                run.startup_error,
+                run.policy,
+                args.agent,
+                run.model_label,
+                run.trajectory,
+                run.settings,
+                args.transcripts,
+            )
             results.append(result)
             if result.error and result.error.startswith(ServerUnavailable.__name__):  # no second wait per task
                 run.url, run.startup_error = None, f"environment unavailable: {result.error}"
@@ -461,10 +580,16 @@ def write_results(run: Run, results: list[TaskResult], seconds: float) -> None:
     from metric_tracker_rl.adapters.baseline_log import BENCHMARK
 
     args = run.args
-    payload = {"env": BENCHMARK, "agent": args.agent, "model": run.model_label, "seed": args.seed,
-               "interrupted": run.interrupted, "seconds": round(seconds, 2),
-               "mean_score": sum(r.score for r in results) / len(results) if results else 0.0,
-               "tasks": [asdict(r) for r in results]}
+    payload = {
+        "env": BENCHMARK,
+        "agent": args.agent,
+        "model": run.model_label,
+        "seed": args.seed,
+        "interrupted": run.interrupted,
+        "seconds": round(seconds, 2),
+        "mean_score": sum(r.score for r in results) / len(results) if results else 0.0,
+        "tasks": [asdict(r) for r in results],
+    }
     args.output.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     note(f"[INFO] wrote {args.output}")
 

@@ -80,9 +80,14 @@ TOP_RUNGS = ("deep", "abyss")
 # noise, a few thousandths).
 LISTED_GAP = 0.01
 EXPLOIT_CEILINGS: tuple[tuple[str, str, float], ...] = (
-    ("fixed_rule", "hard", 0.6), ("weekday_rule", "hard", 0.6),
-    *((name, difficulty, 0.3) for name in ("top_k_dates", "top_k_dates_shift_aware", "side_effect_padder",
-                                           "feedback_decoder") for difficulty in ("medium", "hard")))
+    ("fixed_rule", "hard", 0.6),
+    ("weekday_rule", "hard", 0.6),
+    *(
+        (name, difficulty, 0.3)
+        for name in ("top_k_dates", "top_k_dates_shift_aware", "side_effect_padder", "feedback_decoder")
+        for difficulty in ("medium", "hard")
+    ),
+)
 
 
 def begin_marker(name: str) -> str:
@@ -104,10 +109,12 @@ class MissingCalibration(LookupError):
 def calibration_runs(results: dict[str, Any], difficulties: list[str]) -> str:
     """The commands that sweep `difficulties` on the eval and the untuned seeds and merge them into the kept results
     (the file's own agents, seeds and mode, as --merge requires)."""
-    command = (f"uv run python -m lab.calibration.calibrate --seeds {results['seeds_per_difficulty']} "
-               f"--difficulties {','.join(difficulties)} --no-named-tasks --merge --workers 2 "
-               f"--agents {','.join(results['agents'])}{' --held-out' if results.get('held_out') else ''} "
-               f"--output {PUBLISHED_RESULTS.relative_to(ROOT)}")
+    command = (
+        f"uv run python -m lab.calibration.calibrate --seeds {results['seeds_per_difficulty']} "
+        f"--difficulties {','.join(difficulties)} --no-named-tasks --merge --workers 2 "
+        f"--agents {','.join(results['agents'])}{' --held-out' if results.get('held_out') else ''} "
+        f"--output {PUBLISHED_RESULTS.relative_to(ROOT)}"
+    )
     return f"{command}\n{command.replace(' --no-named-tasks', ' --untuned --no-named-tasks')}"
 
 
@@ -119,7 +126,8 @@ def check_calibrated(results: dict[str, Any]) -> None:
         raise MissingCalibration(
             f"{PUBLISHED_RESULTS.relative_to(ROOT)} has no calibration of the listed tier(s) {', '.join(missing)}; "
             f"add it with\n{calibration_runs(results, missing)}\nthen rewrite the blocks with "
-            "`uv run python -m lab.docs_blocks --write`")
+            "`uv run python -m lab.docs_blocks --write`"
+        )
 
 
 def _mean_with_interval(stats: dict[str, Any]) -> str:
@@ -137,28 +145,42 @@ def train_schedule() -> str:
     rows, first = [], 0
     for block in TRAIN_SCHEDULE:
         last = first + block.count - 1
-        rows.append([f"{first:,} to {last:,}", f"{TRAIN_SEED_BASE + first:,} to {TRAIN_SEED_BASE + last:,}",
-                     ", ".join(block.difficulties), f"`--episodes N --first-task {first}`"])
+        rows.append(
+            [
+                f"{first:,} to {last:,}",
+                f"{TRAIN_SEED_BASE + first:,} to {TRAIN_SEED_BASE + last:,}",
+                ", ".join(block.difficulties),
+                f"`--episodes N --first-task {first}`",
+            ]
+        )
         first += block.count
     return markdown_table(["train tasks", "seeds", "difficulties, in turn", "inference.py"], rows)
 
 
 def calibration_seeds() -> str:
     """Each listed tier's calibration seeds: the eval split's, which tuned the agents, and the untuned ones."""
+
     def seeds(first: int) -> str:
         return f"{first:,} to {first + EVAL_SEEDS_PER_DIFFICULTY - 1:,}"
 
     audit_seeds = audit_results()["seeds"]
-    notes = {"warehouse": "* warehouse: the eval split's sweep, which tuned nothing; the warehouse's expert was tuned "
-                          f"on seeds {WAREHOUSE_TUNING_SEEDS.start} to {WAREHOUSE_TUNING_SEEDS.stop - 1}, and its own "
-                          "calibration (lab/calibration/warehouse_calibration.py) plays its untuned seeds.",
-             "audit": "* audit: the eval split's sweep; its own calibration (lab/calibration/audit_calibration.py) "
-                      f"plays eval seeds {audit_seeds['eval'][0]:,} to {audit_seeds['eval'][1]:,} and train seeds "
-                      f"{audit_seeds['train'][0]:,} to {audit_seeds['train'][1]:,}, which tuned nothing."}
+    notes = {
+        "warehouse": "* warehouse: the eval split's sweep, which tuned nothing; the warehouse's expert was tuned "
+        f"on seeds {WAREHOUSE_TUNING_SEEDS.start} to {WAREHOUSE_TUNING_SEEDS.stop - 1}, and its own "
+        "calibration (lab/calibration/warehouse_calibration.py) plays its untuned seeds.",
+        "audit": "* audit: the eval split's sweep; its own calibration (lab/calibration/audit_calibration.py) "
+        f"plays eval seeds {audit_seeds['eval'][0]:,} to {audit_seeds['eval'][1]:,} and train seeds "
+        f"{audit_seeds['train'][0]:,} to {audit_seeds['train'][1]:,}, which tuned nothing.",
+    }
     calibrated_elsewhere = [d for d in DIFFICULTIES if d not in CALIBRATED_DIFFICULTIES]
-    rows = [[difficulty, seeds(TIERS[difficulty].calibration_seed_base) + (" *" if difficulty in calibrated_elsewhere
-                                                                            else ""),
-             seeds(TIERS[difficulty].calibration_seed_base + UNTUNED_FIRST_OFFSET)] for difficulty in DIFFICULTIES]
+    rows = [
+        [
+            difficulty,
+            seeds(TIERS[difficulty].calibration_seed_base) + (" *" if difficulty in calibrated_elsewhere else ""),
+            seeds(TIERS[difficulty].calibration_seed_base + UNTUNED_FIRST_OFFSET),
+        ]
+        for difficulty in DIFFICULTIES
+    ]
     table = markdown_table(["tier", "eval seeds (tuned the agents and the tier)", "untuned seeds"], rows)
     return "\n\n".join([table, *(notes[difficulty] for difficulty in calibrated_elsewhere)])
 
@@ -178,9 +200,12 @@ def best_shortcuts(results: dict[str, Any] | None = None) -> str:
     header = ["difficulty", "best shortcut", "its mean", "expert mean"]
     if len(runs) > 1:
         header += ["untuned seeds: best shortcut", "its mean", "expert mean"]
-    lead = ("The best of the shortcuts that skip the investigation ("
-            + ", ".join(f"`{name}`" for name in SHORTCUT_AGENTS) + ") on each difficulty, on the calibration's eval "
-            "seeds" + (" and on seeds that tuned nothing" if len(runs) > 1 else "") + ":")
+    lead = (
+        "The best of the shortcuts that skip the investigation ("
+        + ", ".join(f"`{name}`" for name in SHORTCUT_AGENTS)
+        + ") on each difficulty, on the calibration's eval "
+        "seeds" + (" and on seeds that tuned nothing" if len(runs) > 1 else "") + ":"
+    )
     return lead + "\n\n" + markdown_table(header, rows)
 
 
@@ -202,13 +227,19 @@ def expert_targets(results: dict[str, Any] | None = None) -> str:
     results = results or calibration_results()
     stats = results["agents"][EXPERT]
     named = [task for task in results["tasks"] if stats[task]["mean"] < 1.0]
-    text = (f"The expert's targets on a difficulty's sweep are a mean of at least {EXPERT_MEAN_TARGET:g} and a score "
-            f"of at least 0.9 on at least {EXPERT_SHARE_TARGET:.0%} of seeds (mean, share): on the eval seeds, "
-            + _targets_met(results) + ".")
+    text = (
+        f"The expert's targets on a difficulty's sweep are a mean of at least {EXPERT_MEAN_TARGET:g} and a score "
+        f"of at least 0.9 on at least {EXPERT_SHARE_TARGET:.0%} of seeds (mean, share): on the eval seeds, "
+        + _targets_met(results)
+        + "."
+    )
     if UNTUNED in results:
         text += " On the seeds that tuned nothing, " + _targets_met(results[UNTUNED]) + "."
-    text += (" Every named task is solved." if not named else
-             " Named tasks it does not solve: " + ", ".join(f"`{task}`" for task in named) + ".")
+    text += (
+        " Every named task is solved."
+        if not named
+        else " Named tasks it does not solve: " + ", ".join(f"`{task}`" for task in named) + "."
+    )
     return text
 
 
@@ -223,8 +254,11 @@ def deep_target(results: dict[str, Any] | None = None) -> str:
             stats = run["agents"][EXPERT][tier]
             verdict = "meets" if stats["mean"] >= DEEP_MEAN_TARGET else "misses"
             parts.append(f"{tier} on {label} {_mean_with_interval(stats)}, which {verdict} it")
-    return (f"The expert's mean on {' and '.join(tiers)} against their target of {DEEP_MEAN_TARGET:.2f}: "
-            + "; ".join(parts) + ".")
+    return (
+        f"The expert's mean on {' and '.join(tiers)} against their target of {DEEP_MEAN_TARGET:.2f}: "
+        + "; ".join(parts)
+        + "."
+    )
 
 
 def exploit_ceilings(results: dict[str, Any] | None = None) -> str:
@@ -236,10 +270,13 @@ def exploit_ceilings(results: dict[str, Any] | None = None) -> str:
     ceilings = "; ".join(f"{head} {' and '.join(difficulties)}" for head, difficulties in where.items())
     parts = []
     for label, run in _runs(results):
-        means = [(name, difficulty, run["agents"][name][difficulty]["mean"], ceiling)
-                 for name, difficulty, ceiling in EXPLOIT_CEILINGS]
-        above = [f"`{name}` on {difficulty} ({mean:.3f})" for name, difficulty, mean, ceiling in means
-                 if mean > ceiling]
+        means = [
+            (name, difficulty, run["agents"][name][difficulty]["mean"], ceiling)
+            for name, difficulty, ceiling in EXPLOIT_CEILINGS
+        ]
+        above = [
+            f"`{name}` on {difficulty} ({mean:.3f})" for name, difficulty, mean, ceiling in means if mean > ceiling
+        ]
         name, difficulty, mean, ceiling = max(means, key=lambda item: item[2] / item[3])
         closest = f"all under, the closest `{name}` on {difficulty} ({mean:.3f} of {ceiling:g})"
         parts.append(f"on {label}, " + (f"above it: {', '.join(above)}" if above else closest))
@@ -258,8 +295,10 @@ def untuned_differences(results: dict[str, Any] | None = None) -> str:
             tuned, (low, high) = results["agents"][name][group]["mean"], stats[group]["mean_95"]
             if not low <= tuned <= high and abs(tuned - stats[group]["mean"]) >= LISTED_GAP:
                 outside.append(f"`{name}` on {group} ({tuned:.3f} against {_mean_with_interval(stats[group])})")
-    lead = (f"Where an agent's mean on the eval seeds lies outside the 95% interval of its mean on the untuned seeds, "
-            f"and {LISTED_GAP:g} or more from it (of {len(untuned['agents']) * len(groups)} comparisons): ")
+    lead = (
+        f"Where an agent's mean on the eval seeds lies outside the 95% interval of its mean on the untuned seeds, "
+        f"and {LISTED_GAP:g} or more from it (of {len(untuned['agents']) * len(groups)} comparisons): "
+    )
     return lead + ("; ".join(outside) if outside else "nowhere") + "."
 
 
@@ -276,8 +315,10 @@ def _type_text(annotation: Any) -> str:
 
 def submission_row_fields() -> str:
     """MetricSubmissionRow's fields, in order: name, type and description, from the pydantic model."""
-    rows = [[f"`{name}`", _type_text(field.annotation), field.description or ""]
-            for name, field in MetricSubmissionRow.model_fields.items()]
+    rows = [
+        [f"`{name}`", _type_text(field.annotation), field.description or ""]
+        for name, field in MetricSubmissionRow.model_fields.items()
+    ]
     return markdown_table(["field", "type", "meaning"], rows)
 
 
@@ -304,18 +345,31 @@ def _model_result(difficulty: str, results: dict[str, Any]) -> str:
     version: its recorded mean where every score reproduces, else the mean this version grades its calls with,
     beside the recorded one (lab/docs/model_results.md); then the same set's episodes played again after a lost
     connection and those lost, each with their mean; a dash where none replays."""
-    groups = [group for group in results["groups"] if group["difficulty"] == difficulty and not group["settings"]
-              and group["played"] == PLAYED and group.get("replayed_mean") is not None]
+    groups = [
+        group
+        for group in results["groups"]
+        if group["difficulty"] == difficulty
+        and not group["settings"]
+        and group["played"] == PLAYED
+        and group.get("replayed_mean") is not None
+    ]
     if not groups:
         return "–"
     group = groups[0]  # the current set's, when it has one: the artifact lists it first
     earlier = f", recorded on `{group['recorded_on']}`" if group["history"] else ""
     graded = "" if scores_replay(group) else f", graded on this version; {group['mean']:.3f} as recorded"
-    others = [other for other in results["groups"] if other["played"] != PLAYED
-              and all(other[key] == group[key] for key in ("difficulty", "settings", "history", "recorded_on"))]
-    besides = "".join(f"; {other['episodes']} played again after a lost connection: {_group_mean(other)}"
-                      if other["played"] == RERUN else f"; {other['episodes']} lost: {_group_mean(other)}"
-                      for other in others)
+    others = [
+        other
+        for other in results["groups"]
+        if other["played"] != PLAYED
+        and all(other[key] == group[key] for key in ("difficulty", "settings", "history", "recorded_on"))
+    ]
+    besides = "".join(
+        f"; {other['episodes']} played again after a lost connection: {_group_mean(other)}"
+        if other["played"] == RERUN
+        else f"; {other['episodes']} lost: {_group_mean(other)}"
+        for other in others
+    )
     return f"{_group_mean(group)} ({group['episodes']} episodes{earlier}{graded}{besides})"
 
 
@@ -327,17 +381,21 @@ def audit_results() -> dict[str, Any]:
     return json.loads(AUDIT_RESULTS.read_text(encoding="utf-8"))
 
 
-def own_calibrations(warehouse: dict[str, Any], audit: dict[str, Any]
-                     ) -> dict[str, tuple[dict[str, Any], str, tuple[str, ...]]]:
+def own_calibrations(
+    warehouse: dict[str, Any], audit: dict[str, Any]
+) -> dict[str, tuple[dict[str, Any], str, tuple[str, ...]]]:
     """The raw-event tiers' own calibrations (the count tiers' agents do not play raw events): per tier, its
     agents' figures on seeds that tuned nothing (the audit's eval split, which holds its held-out mechanisms), its
     expert and its shortcuts."""
-    return {"warehouse": (warehouse["agents"], WAREHOUSE_EXPERT, WAREHOUSE_SHORTCUTS),
-            "audit": (audit["splits"]["eval"]["agents"], AUDIT_EXPERT, AUDIT_SHORTCUTS)}
+    return {
+        "warehouse": (warehouse["agents"], WAREHOUSE_EXPERT, WAREHOUSE_SHORTCUTS),
+        "audit": (audit["splits"]["eval"]["agents"], AUDIT_EXPERT, AUDIT_SHORTCUTS),
+    }
 
 
-def _calibration_means(difficulty: str, results: dict[str, Any],
-                       own: dict[str, tuple[dict[str, Any], str, tuple[str, ...]]]) -> list[str]:
+def _calibration_means(
+    difficulty: str, results: dict[str, Any], own: dict[str, tuple[dict[str, Any], str, tuple[str, ...]]]
+) -> list[str]:
     """The expert's mean and the best shortcut's, on a tier of counts from the calibration's eval seeds; on a
     raw-event tier from its own calibration, marked so."""
     if difficulty in results["difficulties"]:
@@ -345,8 +403,10 @@ def _calibration_means(difficulty: str, results: dict[str, Any],
         means = {name: agents[name][difficulty]["mean"] for name in (expert, *shortcuts)}
         mark = ""
     elif difficulty not in own:
-        raise MissingCalibration(f"the listed tier {difficulty} is neither in {PUBLISHED_RESULTS.relative_to(ROOT)} "
-                                 "nor a tier of raw events with a calibration of its own (own_calibrations)")
+        raise MissingCalibration(
+            f"the listed tier {difficulty} is neither in {PUBLISHED_RESULTS.relative_to(ROOT)} "
+            "nor a tier of raw events with a calibration of its own (own_calibrations)"
+        )
     else:
         agents, expert, shortcuts = own[difficulty]
         means = {name: agents[name]["mean"] for name in (expert, *shortcuts)}
@@ -370,19 +430,49 @@ def tiers_at_a_glance(results: dict[str, Any] | None = None, models: dict[str, A
         counts = config.anomaly_count_range
         incidents = f"{counts[0]}–{counts[1]}" if counts else f"{config.anomaly_count}"
         tasks = ", ".join(f"`{task}`" for task, spec in TASKS.items() if spec.difficulty == difficulty) or "–"
-        rows.append([difficulty, f"{tier.window_days} days", fields, incidents, str(config.max_steps), tasks,
-                     *_calibration_means(difficulty, results, own), _model_result(difficulty, models)])
-    lead = ("Each listed tier (`reset(difficulty=...)`); the expert's and the best shortcut's (of "
-            + ", ".join(f"`{name}`" for name in SHORTCUT_AGENTS) + ") calibration means, and a capable LLM's mean "
-            "over its zero-shot episodes ([model results](lab/docs/model_results.md); every agent's figures are in "
-            "[calibration](lab/docs/calibration.md)). * The warehouse's from its own calibration, on seeds that tuned "
-            "nothing (`lab/artifacts/warehouse_calibration.json`): its expert, and the best of its shortcuts that "
-            "read only the dashboard (" + ", ".join(f"`{name}`" for name in WAREHOUSE_SHORTCUTS) + "); the "
-            "audit's from its own, on its eval split's untuned seeds (`lab/artifacts/audit_calibration.json`): its "
-            "expert, and the best of the warehouse's shortcuts played there ("
-            + ", ".join(f"`{name}`" for name in AUDIT_SHORTCUTS) + "):")
-    return lead + "\n\n" + markdown_table(["tier", "window", "dimensions", "incidents", "steps", "named task",
-                                            "expert", "best shortcut", "a capable model"], rows)
+        rows.append(
+            [
+                difficulty,
+                f"{tier.window_days} days",
+                fields,
+                incidents,
+                str(config.max_steps),
+                tasks,
+                *_calibration_means(difficulty, results, own),
+                _model_result(difficulty, models),
+            ]
+        )
+    lead = (
+        "Each listed tier (`reset(difficulty=...)`); the expert's and the best shortcut's (of "
+        + ", ".join(f"`{name}`" for name in SHORTCUT_AGENTS)
+        + ") calibration means, and a capable LLM's mean "
+        "over its zero-shot episodes ([model results](lab/docs/model_results.md); every agent's figures are in "
+        "[calibration](lab/docs/calibration.md)). * The warehouse's from its own calibration, on seeds that tuned "
+        "nothing (`lab/artifacts/warehouse_calibration.json`): its expert, and the best of its shortcuts that "
+        "read only the dashboard (" + ", ".join(f"`{name}`" for name in WAREHOUSE_SHORTCUTS) + "); the "
+        "audit's from its own, on its eval split's untuned seeds (`lab/artifacts/audit_calibration.json`): its "
+        "expert, and the best of the warehouse's shortcuts played there ("
+        + ", ".join(f"`{name}`" for name in AUDIT_SHORTCUTS)
+        + "):"
+    )
+    return (
+        lead
+        + "\n\n"
+        + markdown_table(
+            [
+                "tier",
+                "window",
+                "dimensions",
+                "incidents",
+                "steps",
+                "named task",
+                "expert",
+                "best shortcut",
+                "a capable model",
+            ],
+            rows,
+        )
+    )
 
 
 ARTIFACTS = ROOT / "lab" / "artifacts"
@@ -413,8 +503,9 @@ def audit_mechanisms() -> str:
     mix = TIERS["audit"].segmented
     assert isinstance(mix, AuditMix)
     areas = {name: mechanism.area for name, mechanism in DEFECT_REGISTRY.items()}
-    return audit_mechanism_table(json.loads(AUDIT_RESULTS.read_text(encoding="utf-8")), areas,
-                                 {*mix.held_out_defects, *mix.held_out_kinds})
+    return audit_mechanism_table(
+        json.loads(AUDIT_RESULTS.read_text(encoding="utf-8")), areas, {*mix.held_out_defects, *mix.held_out_kinds}
+    )
 
 
 @dataclass(frozen=True)
@@ -465,8 +556,11 @@ def replaced(text: str, name: str, body: str) -> str:
 
 def stale_blocks() -> list[str]:
     """The blocks whose doc shows something other than their rendering (or lacks them), by name."""
-    return [block.name for block in BLOCKS
-            if shown((ROOT / block.doc).read_text(encoding="utf-8"), block.name) != block.render()]
+    return [
+        block.name
+        for block in BLOCKS
+        if shown((ROOT / block.doc).read_text(encoding="utf-8"), block.name) != block.render()
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

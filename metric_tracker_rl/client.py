@@ -65,8 +65,13 @@ def with_session_cookies(headers: dict[str, str] | None, cookies: httpx.Cookies)
     new = {cookie.name: cookie.value for cookie in cookies.jar if cookie.value is not None}
     if not new:
         return headers
-    own = [pair.strip() for name, value in (headers or {}).items() if name.lower() == "cookie"
-           for pair in value.split(";") if pair.strip()]
+    own = [
+        pair.strip()
+        for name, value in (headers or {}).items()
+        if name.lower() == "cookie"
+        for pair in value.split(";")
+        if pair.strip()
+    ]
     kept = [pair for pair in own if pair.split("=", 1)[0] not in new]  # a new value replaces one of the same name
     others = {name: value for name, value in (headers or {}).items() if name.lower() != "cookie"}
     return {**others, "Cookie": "; ".join([*kept, *(f"{name}={value}" for name, value in new.items())])}
@@ -76,8 +81,15 @@ def refused_for_now(response: httpx.Response, answer: Any) -> bool:
     """Whether a session's create was refused by a server that offers sessions (full, or stopping: a later one may
     succeed), not by one without them."""
     error = answer.get("error") if isinstance(answer, dict) else None
-    return response.status_code == 503 or is_capacity_error_body(error) or (
-        isinstance(error, dict) and isinstance(error.get("data"), dict) and error["data"].get("code") == CAPACITY_CODE)
+    return (
+        response.status_code == 503
+        or is_capacity_error_body(error)
+        or (
+            isinstance(error, dict)
+            and isinstance(error.get("data"), dict)
+            and error["data"].get("code") == CAPACITY_CODE
+        )
+    )
 
 
 class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState]):
@@ -137,8 +149,9 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
         timeout = client_http_options(self)[0]
         try:
             async with httpx.AsyncClient(timeout=timeout, headers=self._plain_headers) as http:
-                response = await http.post(self._mcp_url(), json={"jsonrpc": "2.0", "id": 1,
-                                                                  "method": SESSION_CREATE_METHOD})
+                response = await http.post(
+                    self._mcp_url(), json={"jsonrpc": "2.0", "id": 1, "method": SESSION_CREATE_METHOD}
+                )
                 answer = response.json()
         except (httpx.HTTPError, ValueError):
             return  # no server to ask yet: the socket's connect says why
@@ -203,8 +216,9 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
             raise self._loss
         return await super()._step_async(action, **kwargs)
 
-    async def _resumable_step(self, action: MetricTrackerRlAction, **kwargs: Any
-                              ) -> StepResult[MetricTrackerRlObservation]:
+    async def _resumable_step(
+        self, action: MetricTrackerRlAction, **kwargs: Any
+    ) -> StepResult[MetricTrackerRlObservation]:
         """The step, numbered, sent again on a new socket attached to the same session after a drop, until
         `resume_deadline_s` (then, or when the session is gone, SessionLost)."""
         self._step_number += 1
@@ -231,9 +245,12 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
         """After a drop (or an attachment the server refused while it still held the dropped socket): wait `wait`
         seconds to attach a new socket, or SessionLost past `resume_deadline_s`."""
         if time.monotonic() - started + wait > self.resume_deadline_s:
-            raise SessionLost(f"the connection to this episode's session dropped and could not be attached "
-                              f"again within {self.resume_deadline_s:.0f} s ({describe(error)}). Call reset() "
-                              "to start a new episode.", None) from error
+            raise SessionLost(
+                f"the connection to this episode's session dropped and could not be attached "
+                f"again within {self.resume_deadline_s:.0f} s ({describe(error)}). Call reset() "
+                "to start a new episode.",
+                None,
+            ) from error
         await self._drop_socket()
         await asyncio.sleep(wait)
         self.resumed += 1
@@ -244,9 +261,12 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
         a reset."""
         held = self._episode_socket
         said = await self._last_words(held) if held is not None else ""
-        return SessionLost(f"the session that held this episode is gone: the server no longer holds it "
-                           f"({describe(error)}).{said} The episode and its steps are lost; call reset() to start a "
-                           "new episode.", None if held is None else held.close_code)
+        return SessionLost(
+            f"the session that held this episode is gone: the server no longer holds it "
+            f"({describe(error)}).{said} The episode and its steps are lost; call reset() to start a "
+            "new episode.",
+            None if held is None else held.close_code,
+        )
 
     async def _reset_on_the_session(self, **kwargs: Any) -> StepResult[MetricTrackerRlObservation]:
         """A reset on a socket attached to the client's session (see `_reset_after_unknown` if its server does not
@@ -297,8 +317,11 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
         else:
             how = "its connection was dropped (a reply timed out, or the connection broke)"
         said = await self._last_words(held)
-        return SessionLost(f"the session that held this episode is gone: {how}.{said} The episode and its steps are "
-                           "lost; call reset() to start a new episode (this client connects again by itself).", code)
+        return SessionLost(
+            f"the session that held this episode is gone: {how}.{said} The episode and its steps are "
+            "lost; call reset() to start a new episode (this client connects again by itself).",
+            code,
+        )
 
     @staticmethod
     async def _last_words(held: Any) -> str:

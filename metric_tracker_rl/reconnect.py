@@ -89,16 +89,29 @@ class _Attempts:
         if elapsed + wait > self.deadline_s:
             raise ServerUnavailable(
                 f"no episode could be started at {self.url} within {self.deadline_s:.0f} s ({self.count} "
-                f"attempt(s); {RETRY_DEADLINE_VAR} sets the deadline); last error: {describe(error)}") from error
-        logger.warning("metric_tracker_rl: %s did not start an episode (%s); attempt %d, retrying in %.1f s "
-                       "(%.0f s left of %.0f)", self.url, describe(error), self.count, wait,
-                       self.deadline_s - elapsed, self.deadline_s)
+                f"attempt(s); {RETRY_DEADLINE_VAR} sets the deadline); last error: {describe(error)}"
+            ) from error
+        logger.warning(
+            "metric_tracker_rl: %s did not start an episode (%s); attempt %d, retrying in %.1f s (%.0f s left of %.0f)",
+            self.url,
+            describe(error),
+            self.count,
+            wait,
+            self.deadline_s - elapsed,
+            self.deadline_s,
+        )
         return wait
 
 
-def reset_until_served(reset: Callable[[], T], drop_connection: Callable[[], None], url: str, *,
-                       deadline_s: float, clock: Callable[[], float] = time.monotonic,
-                       sleep: Callable[[float], None] = time.sleep) -> T:
+def reset_until_served(
+    reset: Callable[[], T],
+    drop_connection: Callable[[], None],
+    url: str,
+    *,
+    deadline_s: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
     """`reset()`, retried on connection errors until it answers or the deadline passes (then ServerUnavailable).
     `drop_connection()` discards a dead connection before each new attempt."""
     attempts = _Attempts(url, deadline_s, clock)
@@ -112,9 +125,14 @@ def reset_until_served(reset: Callable[[], T], drop_connection: Callable[[], Non
         sleep(wait)
 
 
-async def areset_until_served(reset: Callable[[], Awaitable[T]], drop_connection: Callable[[], Awaitable[None]],
-                              url: str, *, deadline_s: float,
-                              clock: Callable[[], float] = time.monotonic) -> T:
+async def areset_until_served(
+    reset: Callable[[], Awaitable[T]],
+    drop_connection: Callable[[], Awaitable[None]],
+    url: str,
+    *,
+    deadline_s: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
     """`reset_until_served` for asyncio clients (the Inspect solver)."""
     attempts = _Attempts(url, deadline_s, clock)
     while True:
@@ -131,5 +149,7 @@ def lost_connection_text(error: BaseException) -> str:
     """What a tool call answers when its connection died mid-episode: the episode is lost with the connection."""
     code = error.code if isinstance(error, SessionLost) else getattr(getattr(error, "rcvd", None), "code", None)
     reason = "the server is stopping" if code == GOING_AWAY else "the connection to the server was lost"
-    return (f"error: {reason} ({describe(error)}); this episode is over and its steps are lost. Stop calling "
-            "tools: the next reset starts a new episode.")
+    return (
+        f"error: {reason} ({describe(error)}); this episode is over and its steps are lost. Stop calling "
+        "tools: the next reset starts a new episode."
+    )

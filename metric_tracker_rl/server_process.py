@@ -53,8 +53,15 @@ def _log_tail(log: IO[bytes], limit: int = 4000) -> str:
 
 
 @contextlib.contextmanager
-def serving(command: list[str], port: int, env: dict[str, str], log: IO[bytes], *, cwd: Path | None = None,
-            timeout_s: float = 90.0) -> Iterator[subprocess.Popen]:
+def serving(
+    command: list[str],
+    port: int,
+    env: dict[str, str],
+    log: IO[bytes],
+    *,
+    cwd: Path | None = None,
+    timeout_s: float = 90.0,
+) -> Iterator[subprocess.Popen]:
     """Start `command` (which must listen on `port`), yield the process once /health answers, stop it on exit.
 
     Its output goes to `log` (a file: an unread pipe fills up and blocks a chatty server); a failure to start
@@ -75,9 +82,16 @@ def serving(command: list[str], port: int, env: dict[str, str], log: IO[bytes], 
 
 
 @contextlib.contextmanager
-def child_server(*, held_out_secret: str = "", env: dict[str, str] | None = None, workers: int = 1,
-                 module: str = SERVER_MODULE, cwd: Path | None = None, timeout_s: float = 120.0,
-                 port: int = 0) -> Iterator[str]:
+def child_server(
+    *,
+    held_out_secret: str = "",
+    env: dict[str, str] | None = None,
+    workers: int = 1,
+    module: str = SERVER_MODULE,
+    cwd: Path | None = None,
+    timeout_s: float = 120.0,
+    port: int = 0,
+) -> Iterator[str]:
     """A standard-mode server (no debugger, no debug mode) as `python -m module` in a child process on `port` (0: a
     free one), with `env` on top of this process's environment; yields its URL, stops it on exit. `held_out_secret`
     serves held-out episodes."""

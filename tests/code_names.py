@@ -38,8 +38,11 @@ class CodeNames:
 
 def _unused_strings(tree: ast.AST) -> set[int]:
     """The ids of string constants that are statements of their own: docstrings, and text used as comments."""
-    return {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)
-            and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)}
+    return {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+    }
 
 
 def _python_names(source: str) -> tuple[set[str], set[str]]:

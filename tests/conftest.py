@@ -27,18 +27,20 @@ settings.load_profile("behaviour")
 @contextlib.contextmanager
 def serving(command: list[str], port: int, env: dict[str, str], timeout_s: float = 90.0) -> Iterator[str]:
     """Run a server command that should listen on `port`; yield its base URL once /health answers; stop it."""
-    with tempfile.TemporaryFile() as log, server_process.serving(command, port, env, log, cwd=ROOT,
-                                                               timeout_s=timeout_s):
+    with (
+        tempfile.TemporaryFile() as log,
+        server_process.serving(command, port, env, log, cwd=ROOT, timeout_s=timeout_s),
+    ):
         yield f"http://127.0.0.1:{port}"
 
 
 @contextlib.contextmanager
-def running_server(extra_env: dict[str, str] | None = None, workers: int = 1,
-                   timeout_s: float = 90.0) -> Iterator[str]:
+def running_server(extra_env: dict[str, str] | None = None, workers: int = 1, timeout_s: float = 90.0) -> Iterator[str]:
     """Start `python -m server.app` (the repository's layout entry point) on a free loopback port; yield its base
     URL; stop it."""
-    with local_server.local_server(env=extra_env, workers=workers, module="server.app", cwd=ROOT,
-                                   timeout_s=timeout_s) as url:
+    with local_server.local_server(
+        env=extra_env, workers=workers, module="server.app", cwd=ROOT, timeout_s=timeout_s
+    ) as url:
         yield url
 
 
@@ -73,16 +75,23 @@ def deselects_every_slow_test(markexpr: str) -> bool:
     if not markexpr or "(" in markexpr or len(others) > 8:  # a mark's arguments: left to pytest
         return False
     expression = Expression.compile(markexpr)
-    marked = (frozenset({"slow", *chosen}) for size in range(len(others) + 1)
-              for chosen in itertools.combinations(others, size))
+    marked = (
+        frozenset({"slow", *chosen})
+        for size in range(len(others) + 1)
+        for chosen in itertools.combinations(others, size)
+    )
     return not any(expression.evaluate(marks.__contains__) for marks in marked)
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     """A run that deselects the slow tests (`-m "not slow"`) does not import a module that is slow as a whole: its
     imports (a browser driver, Inspect, a fuzzer) and its module-level work would cost each process for nothing."""
-    if (collection_path.suffix == ".py" and collection_path.name.startswith("test_")
-            and deselects_every_slow_test(config.getoption("markexpr") or "") and slow_as_a_whole(collection_path)):
+    if (
+        collection_path.suffix == ".py"
+        and collection_path.name.startswith("test_")
+        and deselects_every_slow_test(config.getoption("markexpr") or "")
+        and slow_as_a_whole(collection_path)
+    ):
         return True
     return None
 
@@ -104,4 +113,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
     for item in items:
         item.add_marker(pytest.mark.xdist_group("serial" if item.get_closest_marker("slow") else _module(item)))
-

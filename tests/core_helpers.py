@@ -22,12 +22,18 @@ ROOT = Path(__file__).resolve().parents[1]
 # The listed tiers a reset's segment knobs (decoy_ratio, ...) and its cuboid dial (max_cuboid_depth, ...) apply at,
 # as a reset's error names them: read off each tier's config, so listing a tier extends them. A tier that hides its
 # mechanisms refuses every knob that names or sizes one (the only ones these name), so neither names it.
-SEGMENT_KNOB_TIERS = " or ".join(repr(name) for name, tier in TIERS.items()
-                                 if tier.listed and tier.segmented is not None and not tier.hides_mechanisms)
+SEGMENT_KNOB_TIERS = " or ".join(
+    repr(name)
+    for name, tier in TIERS.items()
+    if tier.listed and tier.segmented is not None and not tier.hides_mechanisms
+)
 # The segmented tiers whose brief describes their kinds (a tier that hides its mechanisms publishes none).
 PUBLISHING_MECHANISMS = tuple(name for name, tier in TIERS.items() if tier.dimensions and not tier.hides_mechanisms)
-CUBOID_DIAL_TIERS = " or ".join(repr(name) for name, tier in TIERS.items() if tier.listed and not tier.hides_mechanisms
-                                and tier.segmented is not None and tier.segmented.cuboid_root_causes)
+CUBOID_DIAL_TIERS = " or ".join(
+    repr(name)
+    for name, tier in TIERS.items()
+    if tier.listed and not tier.hides_mechanisms and tier.segmented is not None and tier.segmented.cuboid_root_causes
+)
 
 
 def draws_family(difficulty: str, family: str) -> bool:
@@ -63,11 +69,13 @@ class ShownEpisode:
 
 
 @lru_cache(maxsize=512)
-def episode(seed: int, scenario_family: str = "mixed", difficulty: str = "hard",
-            anomaly_count: int | None = None) -> ShownEpisode:
+def episode(
+    seed: int, scenario_family: str = "mixed", difficulty: str = "hard", anomaly_count: int | None = None
+) -> ShownEpisode:
     """A cached episode (episodes are immutable, so sharing one between tests is safe)."""
-    built = reset_episode(seed=seed, scenario_family=scenario_family, difficulty=difficulty,
-                          anomaly_count=anomaly_count)
+    built = reset_episode(
+        seed=seed, scenario_family=scenario_family, difficulty=difficulty, anomaly_count=anomaly_count
+    )
     return ShownEpisode(built)
 
 
@@ -95,12 +103,28 @@ def data_digest(seed: int) -> str:
 
 # The analysis methods kept from the reference design (its inference script names them all).
 REFERENCE_TOOL_NAMES = (
-    "task_overview", "list_dates", "list_entities", "rows_for_date", "hourly_rows_for_date",
-    "compare_rate_to_median", "compare_count_to_median", "detect_funnel_break", "check_impossible_counts",
-    "list_suspicious_dates", "preview_submission", "show_raw_data", "get_metric_median",
-    "get_metric_std_dev_from_median", "get_rows_with_abs_diff_from_median_gt", "get_median_filter_rows",
-    "get_rate_drop_from_median_rows", "get_rate_spike_from_median_rows", "get_absolute_drop_in_event_count_rows",
-    "get_absolute_spike_in_event_count_rows", "get_funnel_break_rows", "get_hourly_traffic_mix_shift_rows",
-    "get_instrumentation_data_quality_issue_rows", "payload_generator",
+    "task_overview",
+    "list_dates",
+    "list_entities",
+    "rows_for_date",
+    "hourly_rows_for_date",
+    "compare_rate_to_median",
+    "compare_count_to_median",
+    "detect_funnel_break",
+    "check_impossible_counts",
+    "list_suspicious_dates",
+    "preview_submission",
+    "show_raw_data",
+    "get_metric_median",
+    "get_metric_std_dev_from_median",
+    "get_rows_with_abs_diff_from_median_gt",
+    "get_median_filter_rows",
+    "get_rate_drop_from_median_rows",
+    "get_rate_spike_from_median_rows",
+    "get_absolute_drop_in_event_count_rows",
+    "get_absolute_spike_in_event_count_rows",
+    "get_funnel_break_rows",
+    "get_hourly_traffic_mix_shift_rows",
+    "get_instrumentation_data_quality_issue_rows",
+    "payload_generator",
 )
-

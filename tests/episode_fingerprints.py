@@ -39,8 +39,14 @@ SEEDS_PER_DIFFICULTY = 40
 HELD_OUT_SECRET = "fingerprint-secret"  # a held-out server's secret: mixed into every stream
 # Frontier's incident kinds as the generator named them when the fingerprints were taken (written out here on
 # purpose: the fingerprints must not follow a registry they check).
-FRONTIER_KINDS = ("release_regression", "payment_failure", "web_tracking_bug", "country_bots", "segment_outage",
-                  "level_shift")
+FRONTIER_KINDS = (
+    "release_regression",
+    "payment_failure",
+    "web_tracking_bug",
+    "country_bots",
+    "segment_outage",
+    "level_shift",
+)
 
 
 def episode_settings() -> Iterator[tuple[str, dict[str, Any], str]]:
@@ -53,28 +59,51 @@ def episode_settings() -> Iterator[tuple[str, dict[str, Any], str]]:
             yield f"{difficulty}/held_out/seed={seed}", {"difficulty": difficulty, "seed": seed}, HELD_OUT_SECRET
         for family in (f for f in SCENARIO_FAMILIES if f in ("mixed", "null") or draws_family(difficulty, f)):
             for seed in range(5 if difficulty == "frontier" else 2):
-                yield (f"{difficulty}/{family}/seed={seed}",
-                       {"difficulty": difficulty, "seed": seed, "scenario_family": family}, "")
-            yield (f"{difficulty}/{family}/held_out", {"difficulty": difficulty, "seed": 1, "scenario_family": family},
-                   HELD_OUT_SECRET)
+                yield (
+                    f"{difficulty}/{family}/seed={seed}",
+                    {"difficulty": difficulty, "seed": seed, "scenario_family": family},
+                    "",
+                )
+            yield (
+                f"{difficulty}/{family}/held_out",
+                {"difficulty": difficulty, "seed": 1, "scenario_family": family},
+                HELD_OUT_SECRET,
+            )
     for task_id in TASKS:
         yield f"task/{task_id}", {"task_id": task_id}, ""
         yield f"task/{task_id}/held_out", {"task_id": task_id}, HELD_OUT_SECRET
         yield f"task/{task_id}/seed=5", {"task_id": task_id, "seed": 5}, ""
     for kind in FRONTIER_KINDS:
         for seed in range(6):
-            yield (f"frontier/kind={kind}/seed={seed}",
-                   {"difficulty": "frontier", "seed": seed, "incident_kinds": [kind], "anomaly_count": 2,
-                    "decoy_ratio": 0}, "")
-        yield (f"frontier/kind={kind}/many", {"difficulty": "frontier", "seed": 3, "incident_kinds": [kind],
-                                              "anomaly_count": 8}, "")
+            yield (
+                f"frontier/kind={kind}/seed={seed}",
+                {
+                    "difficulty": "frontier",
+                    "seed": seed,
+                    "incident_kinds": [kind],
+                    "anomaly_count": 2,
+                    "decoy_ratio": 0,
+                },
+                "",
+            )
+        yield (
+            f"frontier/kind={kind}/many",
+            {"difficulty": "frontier", "seed": 3, "incident_kinds": [kind], "anomaly_count": 8},
+            "",
+        )
     for ratio in (0.0, 0.5, 2.0):
         for seed in range(3):
-            yield (f"frontier/decoy_ratio={ratio}/seed={seed}",
-                   {"difficulty": "frontier", "seed": seed, "decoy_ratio": ratio}, "")
+            yield (
+                f"frontier/decoy_ratio={ratio}/seed={seed}",
+                {"difficulty": "frontier", "seed": seed, "decoy_ratio": ratio},
+                "",
+            )
     for seed in range(3):
-        yield (f"frontier/two_kinds/seed={seed}", {"difficulty": "frontier", "seed": seed,
-                                                   "incident_kinds": ["payment_failure", "level_shift"]}, "")
+        yield (
+            f"frontier/two_kinds/seed={seed}",
+            {"difficulty": "frontier", "seed": seed, "incident_kinds": ["payment_failure", "level_shift"]},
+            "",
+        )
         yield f"frontier/count=8/seed={seed}", {"difficulty": "frontier", "seed": seed, "anomaly_count": 8}, ""
     # deep's knobs (its seeds, held-out episodes and families are in the loop over every tier above).
     yield "deep/count=8/seed=2", {"difficulty": "deep", "seed": 2, "anomaly_count": 8, "decoy_ratio": 2.0}, ""
@@ -99,8 +128,12 @@ def _counts_of(public: PublicEpisode) -> Counts:
     if isinstance(public.source, Counts):
         return public.source
     calendar = public.source.calendar
-    empty = FunnelData(calendar.iso_dates, calendar.weekday_names, calendar.weekend,
-                       np.zeros((len(calendar.iso_dates), HOURS, len(COUNT_COLUMNS)), dtype=np.int64))
+    empty = FunnelData(
+        calendar.iso_dates,
+        calendar.weekday_names,
+        calendar.weekend,
+        np.zeros((len(calendar.iso_dates), HOURS, len(COUNT_COLUMNS)), dtype=np.int64),
+    )
     return Counts(empty, build_panel(empty), ())
 
 

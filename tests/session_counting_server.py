@@ -22,8 +22,9 @@ class SessionCounter:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == "/test/sessions":
             body = json.dumps({"active": self.active, "peak": self.peak, "opened": self.opened}).encode()
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json")]})
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+            )
             await send({"type": "http.response.body", "body": body})
             return
         if scope["type"] != "websocket":
@@ -43,8 +44,9 @@ def main() -> None:
 
     from metric_tracker_rl.serving.app import build_app, websocket_options
 
-    uvicorn.run(SessionCounter(build_app()), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
-                **websocket_options())
+    uvicorn.run(
+        SessionCounter(build_app()), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", **websocket_options()
+    )
 
 
 if __name__ == "__main__":

@@ -99,8 +99,7 @@ def open_session(url: str, source: str = "127.0.0.1") -> ClientConnection:
 
 def ws_session(url: str, source: str = "127.0.0.1") -> ClientConnection:
     """A WebSocket session from `source` (another loopback address is another client)."""
-    sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=60,
-                                    source_address=(source, 0))
+    sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=60, source_address=(source, 0))
     return connect(url.replace("http", "ws", 1) + "/ws", sock=sock, open_timeout=60)
 
 

@@ -62,14 +62,16 @@ assert MIX is not None
 def abyss_world(seed: int) -> SegmentWorld:
     key = resolve_episode_config(difficulty=ABYSS, seed=seed).key
     plan = segmented_plan(key, TIERS[ABYSS].window_days, world_of(TIERS[ABYSS].dimensions))
-    return SegmentWorld(plan, Calendar(plan.num_days, TIERS[ABYSS].perturbed_per_weekday), key, ABYSS, 1.0,
-                        own_z=MIX.own_z)
+    return SegmentWorld(
+        plan, Calendar(plan.num_days, TIERS[ABYSS].perturbed_per_weekday), key, ABYSS, 1.0, own_z=MIX.own_z
+    )
 
 
 _WORLDS = {seed: abyss_world(seed) for seed in (0, 1)}
 
 
 # --- the leaf blip ------------------------------------------------------------------------------------------
+
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.sampled_from(sorted(_WORLDS)), draw=st.integers(0, 10**6))
@@ -102,6 +104,7 @@ def test_an_abyss_episode_draws_leaf_blips_on_top_of_its_look_alikes() -> None:
 
 # --- the tier -------------------------------------------------------------------------------------------------
 
+
 def test_abyss_is_listed_right_after_deep() -> None:
     """Appended after deep (a tier listed later goes after it), so the eval split's earlier indices keep naming
     their episodes."""
@@ -122,8 +125,15 @@ def _brief(difficulty: str) -> tuple[str, dict]:
 def test_the_abyss_brief_publishes_its_noise_model_incident_shape_and_blips_in_its_own_name() -> None:
     text, segments = _brief(ABYSS)
     noise = segments["noise_model"]
-    for sigma in (DAY_NOISE_SIGMA, HOUR_NOISE_SIGMA, RATE_NOISE_SIGMA, traffic_split.SEGMENT_DAY_SIGMA,
-                  traffic_split.SEGMENT_RATE_SIGMA, traffic_split.LEAF_SHARE_SIGMA, traffic_split.LEAF_RATE_SIGMA):
+    for sigma in (
+        DAY_NOISE_SIGMA,
+        HOUR_NOISE_SIGMA,
+        RATE_NOISE_SIGMA,
+        traffic_split.SEGMENT_DAY_SIGMA,
+        traffic_split.SEGMENT_RATE_SIGMA,
+        traffic_split.LEAF_SHARE_SIGMA,
+        traffic_split.LEAF_RATE_SIGMA,
+    ):
         assert f"sd {sigma:g}" in noise
     assert "binomial" in noise and "Poisson" in noise
     low, high = MIX.own_z
@@ -164,20 +174,38 @@ def test_abyss_leaves_the_one_dimension_kinds_to_deep_and_its_brief_says_how_dee
 
 # --- the expert's leaf check ----------------------------------------------------------------------------------
 
-def _leaves(rest_change: float, top_change: float, top_e: float = 400.0, rest_e: float = 1600.0,
-            rate: float = 0.5, second_change: float | None = None, second_e: float = 400.0) -> dict:
+
+def _leaves(
+    rest_change: float,
+    top_change: float,
+    top_e: float = 400.0,
+    rest_e: float = 1600.0,
+    rate: float = 0.5,
+    second_change: float | None = None,
+    second_e: float = 400.0,
+) -> dict:
     """A leaves_sql row: a cuboid whose top leaf and rest changed by those shares; with `second_change`, its second
     most fallen leaf (of `second_e` expected conversions, part of the rest) changed by that share."""
+
     def variance(expected: float) -> float:
         return expected / rate * rate * (1 - rate)
 
     second_change = rest_change if second_change is None else second_change
     others_e = rest_e - second_e
     r = top_change * top_e + second_change * second_e + rest_change * others_e
-    return {"k": 0, "leaves": 8, "r": r, "e": top_e + rest_e, "w": variance(top_e) + variance(rest_e),
-            "top_r": top_change * top_e, "top_e": top_e, "top_w": variance(top_e),
-            "two_r": top_change * top_e + second_change * second_e, "two_e": top_e + second_e,
-            "two_w": variance(top_e) + variance(second_e)}
+    return {
+        "k": 0,
+        "leaves": 8,
+        "r": r,
+        "e": top_e + rest_e,
+        "w": variance(top_e) + variance(rest_e),
+        "top_r": top_change * top_e,
+        "top_e": top_e,
+        "top_w": variance(top_e),
+        "two_r": top_change * top_e + second_change * second_e,
+        "two_e": top_e + second_e,
+        "two_w": variance(top_e) + variance(second_e),
+    }
 
 
 def test_the_leaf_check_tells_a_blip_from_an_incident() -> None:
@@ -196,8 +224,15 @@ def test_the_leaf_check_tells_two_blips_in_one_cuboid_from_an_incident() -> None
 
 
 def test_the_leaf_check_fits_the_query_tools_limit() -> None:
-    falls = [{"date": "2026-03-10", "entity_name": "app_open_to_menu_open", "platform": "ios", "country": "US",
-              "channel": "organic"}] * 120
+    falls = [
+        {
+            "date": "2026-03-10",
+            "entity_name": "app_open_to_menu_open",
+            "platform": "ios",
+            "country": "US",
+            "channel": "organic",
+        }
+    ] * 120
     statements = leaves_queries(falls, SQL_CHARS)
     assert len(statements) > 1 and all(len(sql) <= SQL_CHARS for sql in statements)
     listed = "".join(statements)  # each fall by its dates after the statement's first fall's
@@ -205,6 +240,7 @@ def test_the_leaf_check_fits_the_query_tools_limit() -> None:
 
 
 # --- what the expert's statements return at abyss -------------------------------------------------------------
+
 
 def _rows(env: MetricTrackerRlEnvironment, **action: object) -> list[dict]:
     observation = env.step(MetricTrackerRlAction(**action))
@@ -248,8 +284,9 @@ def test_the_run_around_a_fall_is_the_series_rows_next_to_its_date() -> None:
     for k, fall in enumerate(falls):
         dated = {str(row["date"]): row for row in series if row["k"] == k}
         around = [str(row["date"]) for row in runs if row["k"] == k and str(row["date"]) != fall["date"]]
-        assert around and all(dated[date] == next(r for r in runs if r["k"] == k and str(r["date"]) == date)
-                              for date in around)
+        assert around and all(
+            dated[date] == next(r for r in runs if r["k"] == k and str(r["date"]) == date) for date in around
+        )
         days = sorted([dt.date.fromisoformat(fall["date"]), *map(dt.date.fromisoformat, around)])
         assert all((later - earlier).days == 1 for earlier, later in itertools.pairwise(days))
         for end, step in ((days[0], -1), (days[-1], 1)):
@@ -259,8 +296,12 @@ def test_the_run_around_a_fall_is_the_series_rows_next_to_its_date() -> None:
 
 # --- the expert's search for a date's second incident -------------------------------------------------------
 
-VALUES = {"platform": ["ios", "android", "web"], "country": ["US", "GB"], "channel": ["organic", "referral"],
-          "user_type": ["new", "returning"]}
+VALUES = {
+    "platform": ["ios", "android", "web"],
+    "country": ["US", "GB"],
+    "channel": ["organic", "referral"],
+    "user_type": ["new", "returning"],
+}
 
 
 def test_the_second_incident_search_tests_only_cuboids_overlapping_a_reported_segment() -> None:
@@ -280,8 +321,16 @@ def test_the_bar_rises_with_the_cells_tested(tests: int, more: int) -> None:
 
 def test_the_second_incident_is_the_strongest_fall_the_leaf_check_kept_and_none_where_a_date_has_two() -> None:
     def fall(date: str, z: float) -> dict:
-        return {"date": date, "entity_name": "app_open_to_menu_open", "platform": "ios", "country": "US",
-                "app_version": None, "channel": None, "user_type": None, "z": z}
+        return {
+            "date": date,
+            "entity_name": "app_open_to_menu_open",
+            "platform": "ios",
+            "country": "US",
+            "app_version": None,
+            "channel": None,
+            "user_type": None,
+            "z": z,
+        }
 
     found = [fall("2026-03-10", -6.0), fall("2026-03-11", -5.0), fall("2026-03-12", -4.5)]
     reports = concurrency.concurrent_falls(found, blips={0}, most=1)
@@ -305,17 +354,12 @@ EPISODES = range(200, 206)
 EXPERT_FLOOR = 0.75
 
 
-
-
 @pytest.mark.slow
 def test_the_abyss_expert_holds_its_floor_and_shows_what_it_submits() -> None:
     env = MetricTrackerRlEnvironment()
-    runs = [record_episode(make_agent("deep_expert"), env, calibration_reset_kwargs(ABYSS, offset))
-            for offset in EPISODES]
+    runs = [
+        record_episode(make_agent("deep_expert"), env, calibration_reset_kwargs(ABYSS, offset)) for offset in EPISODES
+    ]
     assert statistics.mean(run.score for run in runs) >= EXPERT_FLOOR, [run.score for run in runs]
     for run in runs:
         assert unseen_submitted_rows(run) == [] and cut_results(run) == 0
-
-
-
-

@@ -42,6 +42,7 @@ def _brief(difficulty: str = ABYSS) -> dict[str, Any]:
 
 # --- the grading message ---------------------------------------------------------------------------------------
 
+
 def test_the_grading_message_counts_rows_as_rows() -> None:
     """An incident of several dates has a row on each: the message's count is of expected rows, not incidents."""
     env = MetricTrackerRlEnvironment()
@@ -97,10 +98,12 @@ def _placed(seed: int, kind: str) -> tuple[SegmentWorld, SegmentWorld, list[Segm
 
 # --- 1 and 2: which dates are rows, and which show the full fall ------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", ["level_shift", "release_regression", "experiment_breakage"])
 @pytest.mark.parametrize("seed", [1000, 1001, 1002])
-def test_an_incident_of_several_dates_changes_each_of_them_all_day_and_no_date_around_them(kind: str,
-                                                                                           seed: int) -> None:
+def test_an_incident_of_several_dates_changes_each_of_them_all_day_and_no_date_around_them(
+    kind: str, seed: int
+) -> None:
     """The brief: its rows are its dates, each a whole day, and the dates before and after its run carry none of
     it; a level_shift carries the published part of the full fall on its first and last dates, all of it between;
     a release_regression the same share on every date from its rollout's first."""
@@ -120,9 +123,13 @@ def test_an_incident_of_several_dates_changes_each_of_them_all_day_and_no_date_a
     falls = [1.0 - _segment_rate(after, incident) / _segment_rate(before, incident) for incident in placed]
     assert falls == pytest.approx([incident.record.magnitude for incident in placed], rel=1e-6)
     if kind == "level_shift":
-        first, last = (float(x) for x in re.findall(
-            r"at abyss ([\d.]+) of the full fall on its first date, ([\d.]+) on its last, all of it between",
-            _kind_definitions()["level_shift"])[0])
+        first, last = (
+            float(x)
+            for x in re.findall(
+                r"at abyss ([\d.]+) of the full fall on its first date, ([\d.]+) on its last, all of it between",
+                _kind_definitions()["level_shift"],
+            )[0]
+        )
         full = falls[0] / first  # a run of two dates has no date between: none carries all of it
         assert falls[-1] == pytest.approx(last * full) and falls[1:-1] == pytest.approx([full] * (len(falls) - 2))
     elif kind == "release_regression":
@@ -148,9 +155,13 @@ def test_every_date_of_a_release_regression_is_a_row_and_its_first_ones_may_bare
     a row. The brief says so: the rollout's shares on those dates, and that each date of the run is a row."""
     release = _brief()["calendar_note_kinds"]["release"]
     low, high = (int(x) for x in re.findall(r"from the rollout's first date for (\d+) to (\d+) dates", release)[0])
-    shares = [float(x) / 100 for x in re.findall(
-        r"Each of those dates is a row, the first ones too, where the new version carries (\d+)% and (\d+)%",
-        release)[0]]
+    shares = [
+        float(x) / 100
+        for x in re.findall(
+            r"Each of those dates is a row, the first ones too, where the new version carries (\d+)% and (\d+)%",
+            release,
+        )[0]
+    ]
     first_dates, lengths = [], set()
     for seed in SEEDS:
         drawn = _drawn(seed)
@@ -159,8 +170,9 @@ def test_every_date_of_a_release_regression_is_a_row_and_its_first_ones_may_bare
                 continue
             lengths.add(len(run))
             segment = run[0].segment
-            rollout = next(r for r in drawn.data.releases
-                           if (r.platform, r.version) == (segment.platform, segment.app_version))
+            rollout = next(
+                r for r in drawn.data.releases if (r.platform, r.version) == (segment.platform, segment.app_version)
+            )
             assert run[0].record.day == rollout.start_day
             offered = rollout.offered_share(drawn.data.num_days)
             assert [offered[rollout.start_day + i] for i in range(2)] == pytest.approx(shares)
@@ -171,11 +183,15 @@ def test_every_date_of_a_release_regression_is_a_row_and_its_first_ones_may_bare
 
 # --- 1 and 3: how far an all-day incident stands out ---------------------------------------------------------
 
+
 def _sizing(shape: str) -> tuple[float, float, float, float]:
     """The brief's sizing: the two constants of its sd and the range its z is drawn in."""
     terms = re.search(r"sd = sqrt\(\(1 - p\) / \(p \* n\) \+ ([\d.]+) / L \+ ([\d.]+)\)", shape)
-    drawn = re.search(r"It is drawn at ([\d.]+) to ([\d.]+), taking its smallest daily fall and the largest sd of "
-                      r"its dates \(a release_regression: its last date only", shape)
+    drawn = re.search(
+        r"It is drawn at ([\d.]+) to ([\d.]+), taking its smallest daily fall and the largest sd of "
+        r"its dates \(a release_regression: its last date only",
+        shape,
+    )
     assert terms is not None and drawn is not None, shape
     return float(terms[1]), float(terms[2]), float(drawn[1]), float(drawn[2])
 
@@ -198,7 +214,7 @@ def _reader_z(drawn: DrawnWorld, incident: SegmentIncident, observed: bool, fall
 
 def test_the_sizing_terms_are_the_generators() -> None:
     leaf, common, low, high = _sizing(_brief()["segments"]["incident_shape"])
-    assert leaf == pytest.approx(LEAF_RATE_SPREAD ** 2, rel=1e-3) and common == pytest.approx(COMMON_RATE_SPREAD ** 2)
+    assert leaf == pytest.approx(LEAF_RATE_SPREAD**2, rel=1e-3) and common == pytest.approx(COMMON_RATE_SPREAD**2)
     assert (low, high) == TIERS[ABYSS].segmented.own_z  # type: ignore[union-attr]
 
 
@@ -213,7 +229,8 @@ def test_an_all_day_incident_stands_out_as_far_as_the_brief_says_when_a_reader_c
         drawn = _drawn(seed)
         for run in _runs(drawn):
             if run[0].record.entity_type != "conversion_rate" or (
-                    run[0].kind == "experiment_breakage" and not run[0].segment.names_daily_field):
+                run[0].kind == "experiment_breakage" and not run[0].segment.names_daily_field
+            ):
                 continue  # a breakage on cells keeps its drawn fall (the brief says so)
             sized = run[-1:] if run[0].kind == "release_regression" else run
             fall = min(incident.record.magnitude for incident in sized)
@@ -231,15 +248,19 @@ def test_an_all_day_incident_stands_out_as_far_as_the_brief_says_when_a_reader_c
 
 # --- 5: a date's second incident ---------------------------------------------------------------------------------
 
+
 def test_a_second_incident_is_a_one_date_level_shift_on_a_date_of_an_incident_of_any_kind_overlapping_it() -> None:
     """Seed 826318 had its second incident with no multi-date level_shift in the episode. Measured: each episode
     has `concurrency` second incidents, each a level_shift of one date on a date another incident holds (hosts of
     several kinds), on a step none of that date's incidents reports, in a segment that shares a field value with
     the host's and agrees with it on every field both name."""
     meaning = _brief()["config_meaning"]["concurrency"]
-    for said in ("a level_shift of one date on another incident's date", "(mixed episodes with level_shift)",
-                 "keeps one of that incident's field values and agrees with it on every field both name",
-                 "a segment_outage on a date of its own"):
+    for said in (
+        "a level_shift of one date on another incident's date",
+        "(mixed episodes with level_shift)",
+        "keeps one of that incident's field values and agrees with it on every field both name",
+        "a segment_outage on a date of its own",
+    ):
         assert said in meaning, said
     hosts, without_a_run = set(), 0
     for seed in SEEDS:
@@ -266,14 +287,23 @@ def _overlaps(host: Segment, second: Segment) -> bool:
 
 # --- 6: the small untruths ------------------------------------------------------------------------------------
 
+
 def test_both_texts_of_a_release_name_the_steps_it_breaks_and_the_generator_breaks_those() -> None:
     steps = set(FUNNEL_STEPS)
     assert "a step calendar_note_kinds.release names" in _kind_definitions()["release_regression"]
     named = set(re.findall(r"\b[a-z_]+_to_[a-z_]+\b", _brief()["calendar_note_kinds"]["release"])) & steps
-    broken = {incident.record.entity_name for seed in SEEDS for incident in _drawn(seed).incidents
-              if incident.kind == "release_regression"}
-    broken |= {incident.record.entity_name for seed in SEEDS for incident in _drawn(seed, "frontier").incidents
-               if incident.kind == "release_regression"}
+    broken = {
+        incident.record.entity_name
+        for seed in SEEDS
+        for incident in _drawn(seed).incidents
+        if incident.kind == "release_regression"
+    }
+    broken |= {
+        incident.record.entity_name
+        for seed in SEEDS
+        for incident in _drawn(seed, "frontier").incidents
+        if incident.kind == "release_regression"
+    }
     assert named == broken
 
 
@@ -281,8 +311,9 @@ def test_both_texts_of_a_release_name_the_steps_it_breaks_and_the_generator_brea
 def test_decoy_ratio_says_how_many_look_alikes_and_leaf_blips_an_episode_draws(ratio: float) -> None:
     """decoy_ratio: look-alikes per incident (at least 2 unless 0), as many as free dates allow, and at abyss leaf
     blips on top, as many per incident as the meaning says times the ratio, or none where no date is left free."""
-    meaning = read_observation(first_prompt(MetricTrackerRlEnvironment().reset(
-        difficulty=ABYSS, seed=1, decoy_ratio=ratio))).brief["config_meaning"]["decoy_ratio"]
+    meaning = read_observation(
+        first_prompt(MetricTrackerRlEnvironment().reset(difficulty=ABYSS, seed=1, decoy_ratio=ratio))
+    ).brief["config_meaning"]["decoy_ratio"]
     per_incident = float(re.findall(r"; plus ([\d.]+) leaf_blips per incident times this", meaning)[0])
     per_weekday = int(re.findall(r"\((\d+) held dates a weekday at most\)", meaning)[0])
     assert "each on its own dates, as many as fit" in meaning and "on dates still free, none if none is" in meaning
@@ -310,20 +341,28 @@ def _free_dates(drawn: DrawnWorld, per_weekday: int) -> list[int]:
     for start, end in runs:
         held |= {d for d, date in enumerate(dates) if start <= date <= end}
     weekdays = [sum(d % 7 == w for d in held) for w in range(7)]
-    return [d for d in range(drawn.data.num_days - 1) if d not in held and d not in holiday_days(drawn.data.num_days)
-            and weekdays[d % 7] < per_weekday]
+    return [
+        d
+        for d in range(drawn.data.num_days - 1)
+        if d not in held and d not in holiday_days(drawn.data.num_days) and weekdays[d % 7] < per_weekday
+    ]
 
 
 def test_an_experiments_intended_effect_is_said_to_rise_or_fall_as_the_generator_draws_it() -> None:
     """Seed 777848 (deep): a 25% fall of an experiment's target step was its intended effect, benign."""
     brief = _brief("deep")
     assert "a rise or a fall, is not an incident" in brief["segments"]["context_tables"]["experiments"]
-    effects = [float(m[1]) for seed in SEEDS for f in _drawn(seed, "deep").fluctuations
-               if f.kind == "experiment_effect" and (m := re.search(r"by ([+-]\d+)%", f.description))]
+    effects = [
+        float(m[1])
+        for seed in SEEDS
+        for f in _drawn(seed, "deep").fluctuations
+        if f.kind == "experiment_effect" and (m := re.search(r"by ([+-]\d+)%", f.description))
+    ]
     assert min(effects) < 0 < max(effects)
 
 
 # --- 4: two fields or three ----------------------------------------------------------------------------------
+
 
 @pytest.mark.slow  # a share measured over 80 seeds
 def test_the_depth_a_level_shift_or_release_names_is_drawn_as_often_as_the_brief_says() -> None:
@@ -334,8 +373,12 @@ def test_the_depth_a_level_shift_or_release_names_is_drawn_as_often_as_the_brief
     said = re.search(r"a level_shift or release_regression names (\d) about (\d) times in (\d)", shape)
     assert said is not None and "whether or not the data can tell it" in shape
     deeper, share = int(said[1]), int(said[2]) / int(said[3])
-    depths = [cuboid_depth(run[0].segment) for seed in range(1000, 1080) for run in _runs(_drawn(seed))
-              if run[0].kind in ("level_shift", "release_regression") and len(run) > 1]
+    depths = [
+        cuboid_depth(run[0].segment)
+        for seed in range(1000, 1080)
+        for run in _runs(_drawn(seed))
+        if run[0].kind in ("level_shift", "release_regression") and len(run) > 1
+    ]
     assert len(depths) >= 50 and set(depths) <= {deeper - 1, deeper}
     measured = depths.count(deeper) / len(depths)
     assert abs(measured - share) < 3 * np.sqrt(share * (1 - share) / len(depths)), measured

@@ -12,10 +12,17 @@ from conftest import INSPECT_GROUP
 
 ADAPTERS = ("trl", "openenv_harness", "session", "transcript", "baseline_log", "scripted_chat", "chat_loop")
 # Paths the package once had for names that now live elsewhere: none of them imports.
-GONE = ("metric_tracker_rl.tool_env", "metric_tracker_rl.harness", "metric_tracker_rl.inspect_eval",
-        "metric_tracker_rl.tool_calls", "metric_tracker_rl.server", "metric_tracker_rl.sql_worker",
-        "metric_tracker_rl.environment", "metric_tracker_rl.model_tools",
-        "metric_tracker_rl.adapters.openenv_internals")
+GONE = (
+    "metric_tracker_rl.tool_env",
+    "metric_tracker_rl.harness",
+    "metric_tracker_rl.inspect_eval",
+    "metric_tracker_rl.tool_calls",
+    "metric_tracker_rl.server",
+    "metric_tracker_rl.sql_worker",
+    "metric_tracker_rl.environment",
+    "metric_tracker_rl.model_tools",
+    "metric_tracker_rl.adapters.openenv_internals",
+)
 
 
 @pytest.mark.parametrize("module", ADAPTERS)
@@ -39,7 +46,9 @@ def test_the_inspect_entry_point_names_the_adapter() -> None:
 
 def test_importing_the_adapters_package_loads_no_framework() -> None:
     """`metric_tracker_rl.adapters` itself is only a listing: each adapter is imported by name, with its framework."""
-    probe = ("import sys, metric_tracker_rl.adapters; print(sorted({m.split('.')[0] for m in sys.modules} & "
-             "{'openenv', 'trl', 'inspect_ai', 'gradio', 'verifiers'}))")
+    probe = (
+        "import sys, metric_tracker_rl.adapters; print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'openenv', 'trl', 'inspect_ai', 'gradio', 'verifiers'}))"
+    )
     completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == "[]"

@@ -27,14 +27,37 @@ pytestmark = pytest.mark.slow  # starts server processes or a browser
 
 # Fields the reference script and the reference README read from an observation.
 OBSERVATION_FIELDS = (
-    "status", "message", "generated_rows", "submission_issues", "reward_breakdown", "correct_row_count",
-    "expected_row_count", "analysis_result", "debug", "task_id", "instruction", "config", "available_methods",
-    "available_synthetic_generator_methods", "available_tasks", "conversion_metric_definitions", "submitted_rows",
+    "status",
+    "message",
+    "generated_rows",
+    "submission_issues",
+    "reward_breakdown",
+    "correct_row_count",
+    "expected_row_count",
+    "analysis_result",
+    "debug",
+    "task_id",
+    "instruction",
+    "config",
+    "available_methods",
+    "available_synthetic_generator_methods",
+    "available_tasks",
+    "conversion_metric_definitions",
+    "submitted_rows",
     "submission_preview",
 )
 ACTION_FIELDS = ("classifications", "analysis_method", "analysis_args", "payload_generators")
-ROW_FIELDS = ("date", "entity_type", "entity_name", "anomaly_type", "detection_method", "baseline_value",
-              "observed_value", "delta_value", "severity")
+ROW_FIELDS = (
+    "date",
+    "entity_type",
+    "entity_name",
+    "anomaly_type",
+    "detection_method",
+    "baseline_value",
+    "observed_value",
+    "delta_value",
+    "severity",
+)
 
 
 def test_models_have_the_fields_the_reference_script_reads() -> None:
@@ -42,7 +65,8 @@ def test_models_have_the_fields_the_reference_script_reads() -> None:
     assert set(ACTION_FIELDS) <= set(MetricTrackerRlAction.model_fields)
     assert set(ROW_FIELDS) <= set(MetricSubmissionRow.model_fields)
     assert {"method_name", "metric_name", "metric_names", "threshold_multiplier"} <= set(
-        PayloadGeneratorMethod.model_fields)
+        PayloadGeneratorMethod.model_fields
+    )
 
 
 def test_task_specs_hold_the_values_the_reference_script_reports() -> None:
@@ -71,22 +95,40 @@ def test_task_specs_hold_the_values_the_reference_script_reports() -> None:
 # The arguments the reference script's hand-written schemas give each reference tool (seeds/000's tool_schemas),
 # with values taken from the episode: a date, a conversion metric and an event count ({entity}).
 REFERENCE_CALLS: dict[str, dict] = {
-    "task_overview": {}, "list_dates": {}, "list_entities": {},
-    "rows_for_date": {"date": "{date}"}, "hourly_rows_for_date": {"date": "{date}"},
-    "detect_funnel_break": {"date": "{date}"}, "check_impossible_counts": {"date": "{date}"},
+    "task_overview": {},
+    "list_dates": {},
+    "list_entities": {},
+    "rows_for_date": {"date": "{date}"},
+    "hourly_rows_for_date": {"date": "{date}"},
+    "detect_funnel_break": {"date": "{date}"},
+    "check_impossible_counts": {"date": "{date}"},
     "compare_rate_to_median": {"date": "{date}", "entity_name": "{metric}"},
     "compare_count_to_median": {"date": "{date}", "entity_name": "{entity}"},
-    "list_suspicious_dates": {"limit": 10}, "preview_submission": {"rows": []}, "show_raw_data": {"limit": 5},
-    "get_metric_median": {"metric_name": "{metric}"}, "get_metric_std_dev_from_median": {"metric_names": ["{metric}"]},
+    "list_suspicious_dates": {"limit": 10},
+    "preview_submission": {"rows": []},
+    "show_raw_data": {"limit": 5},
+    "get_metric_median": {"metric_name": "{metric}"},
+    "get_metric_std_dev_from_median": {"metric_names": ["{metric}"]},
     "get_rows_with_abs_diff_from_median_gt": {"metric_name": "{metric}", "threshold": 0.01},
-    **{name: {"metric_names": ["{metric}"], "threshold_multiplier": 2.0}
-       for name in ("get_median_filter_rows", "get_rate_drop_from_median_rows", "get_rate_spike_from_median_rows")},
-    **{name: {"metric_names": ["{entity}"], "threshold_multiplier": 2.0}
-       for name in ("get_absolute_drop_in_event_count_rows", "get_absolute_spike_in_event_count_rows")},
-    **{name: {"threshold_multiplier": 2.0} for name in ("get_funnel_break_rows", "get_hourly_traffic_mix_shift_rows",
-                                                        "get_instrumentation_data_quality_issue_rows")},
-    "payload_generator": {"generator_methods": [{"method_name": "get_rate_spike_from_median_rows",
-                                                 "threshold_multiplier": 2.0}]},
+    **{
+        name: {"metric_names": ["{metric}"], "threshold_multiplier": 2.0}
+        for name in ("get_median_filter_rows", "get_rate_drop_from_median_rows", "get_rate_spike_from_median_rows")
+    },
+    **{
+        name: {"metric_names": ["{entity}"], "threshold_multiplier": 2.0}
+        for name in ("get_absolute_drop_in_event_count_rows", "get_absolute_spike_in_event_count_rows")
+    },
+    **{
+        name: {"threshold_multiplier": 2.0}
+        for name in (
+            "get_funnel_break_rows",
+            "get_hourly_traffic_mix_shift_rows",
+            "get_instrumentation_data_quality_issue_rows",
+        )
+    },
+    "payload_generator": {
+        "generator_methods": [{"method_name": "get_rate_spike_from_median_rows", "threshold_multiplier": 2.0}]
+    },
 }
 
 
@@ -107,8 +149,11 @@ def test_every_reference_tool_runs_with_the_arguments_the_reference_script_sends
     task_id = DEFAULT_TASK_ORDER[0]
     env = MetricTrackerRlEnvironment()  # one episode: its step budget covers one call of each tool
     metric = env.reset(task_id=task_id).conversion_metric_definitions[0]
-    values = {"date": reset_episode(task_id=task_id).public.dates[10],
-              "metric": metric.name, "entity": metric.numerator}
+    values = {
+        "date": reset_episode(task_id=task_id).public.dates[10],
+        "metric": metric.name,
+        "entity": metric.numerator,
+    }
     for name, arguments in REFERENCE_CALLS.items():
         step = env.step(MetricTrackerRlAction(analysis_method=name, analysis_args=_filled(arguments, values)))
         assert step.status == "ok", (name, step.message)
@@ -134,11 +179,12 @@ async def _drive_like_the_reference_script(url: str, task_id: str) -> None:
         assert observation.task_id == task_id
         assert observation.debug is None
         difficulty = observation.config["difficulty"]
-        assert {m.name for m in observation.available_methods} == {s.name for s in available_analysis_methods()
-                                                                   if difficulty in s.answers_at}
+        assert {m.name for m in observation.available_methods} == {
+            s.name for s in available_analysis_methods() if difficulty in s.answers_at
+        }
         # Every named task; the reference README's three come first.
         assert [t.task_id for t in observation.available_tasks] == list(NAMED_TASK_ORDER)
-        assert list(NAMED_TASK_ORDER[:len(DEFAULT_TASK_ORDER)]) == list(DEFAULT_TASK_ORDER)
+        assert list(NAMED_TASK_ORDER[: len(DEFAULT_TASK_ORDER)]) == list(DEFAULT_TASK_ORDER)
         assert observation.conversion_metric_definitions and observation.available_synthetic_generator_methods
 
         analysis = await env.step(MetricTrackerRlAction(analysis_method="task_overview", analysis_args={}))
@@ -146,16 +192,20 @@ async def _drive_like_the_reference_script(url: str, task_id: str) -> None:
         assert analysis.reward == 0.0 and not analysis.done
         assert analysis.observation.analysis_result["method"] == "task_overview"
 
-        generated = await env.step(MetricTrackerRlAction(payload_generators=[
-            PayloadGeneratorMethod(method_name="get_rate_spike_from_median_rows", threshold_multiplier=3.0)]))
+        generated = await env.step(
+            MetricTrackerRlAction(
+                payload_generators=[
+                    PayloadGeneratorMethod(method_name="get_rate_spike_from_median_rows", threshold_multiplier=3.0)
+                ]
+            )
+        )
         graded = generated.observation
         assert graded.status == "graded", graded.message
         assert 0.0 <= generated.reward <= 1.0
         assert graded.reward_breakdown is not None and graded.reward_breakdown.score == generated.reward
         assert graded.generated_rows == graded.submitted_rows
         assert all(row.detection_method == "get_rate_spike_from_median_rows" for row in graded.generated_rows)
-        assert graded.expected_row_count == len(reset_episode(task_id=task_id)
-                                                 .truth.expected_rows)
+        assert graded.expected_row_count == len(reset_episode(task_id=task_id).truth.expected_rows)
         assert graded.correct_row_count == graded.reward_breakdown.matched_row_count
 
         if generated.done:  # a perfect generator run ends the episode; the direct submission needs a new one

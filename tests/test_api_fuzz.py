@@ -38,8 +38,7 @@ def test_every_operation_conforms_and_never_fails(server_url: str, mode: Generat
         operations.append(operation.label)
 
         @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         def check(case: schemathesis.Case) -> None:
             response = case.call()
             statuses[f"{response.status_code // 100}xx"] += 1
@@ -54,8 +53,15 @@ def test_every_operation_conforms_and_never_fails(server_url: str, mode: Generat
             assert mode is GenerationMode.NEGATIVE, operation.label
         except (Exception, FailureGroup) as exc:  # report every operation's failure together
             failures.append(f"{operation.label}: {exc}")
-    record(f"http_fuzz_{mode}", {"operations": operations, "requests": sum(statuses.values()),
-                                  "status_classes": dict(statuses), "failures": len(failures)})
+    record(
+        f"http_fuzz_{mode}",
+        {
+            "operations": operations,
+            "requests": sum(statuses.values()),
+            "status_classes": dict(statuses),
+            "failures": len(failures),
+        },
+    )
     assert "POST /step" in operations and "POST /reset" in operations
     assert statuses["5xx"] == 0
     assert not failures, "\n\n".join(failures)

@@ -31,14 +31,13 @@ from metric_tracker_rl.world.segments import Segment
 
 
 def test_the_dashboard_values_are_the_truths() -> None:
-    world = build_audit_world(AUDIT, resolve_episode_config(seed=AUDIT.calibration_seed_base + 3,
-                                                            difficulty="audit"))
+    world = build_audit_world(AUDIT, resolve_episode_config(seed=AUDIT.calibration_seed_base + 3, difficulty="audit"))
     dates = window_calendar(world.log.num_days).iso_dates
-    segments = [Segment(), Segment(platform="ios"), Segment(platform="web", country="IN"),
-                Segment(country="GB")]
-    asked = [(i, dates[day], s.platform, s.app_version, s.country, metric)
-             for i, (s, metric, day) in enumerate((s, m, d) for s in segments for m in AUDIT_METRICS
-                                                  for d in (9, 30))]
+    segments = [Segment(), Segment(platform="ios"), Segment(platform="web", country="IN"), Segment(country="GB")]
+    asked = [
+        (i, dates[day], s.platform, s.app_version, s.country, metric)
+        for i, (s, metric, day) in enumerate((s, m, d) for s in segments for m in AUDIT_METRICS for d in (9, 30))
+    ]
     tables = EpisodeTables(open_database(), world.sql_tables())
     columns, rows, _ = tables.run(dashboard_values_sql(asked), 0, 5000)
     got = {row[0]: dict(zip(columns, row, strict=True)) for row in rows}
@@ -73,8 +72,7 @@ def test_every_package_finder_has_a_name_of_its_own() -> None:
 
 
 def test_a_batch_reads_the_sessions_once_and_returns_what_each_finder_returns_alone() -> None:
-    world = build_audit_world(AUDIT, resolve_episode_config(seed=AUDIT.calibration_seed_base + 4,
-                                                            difficulty="audit"))
+    world = build_audit_world(AUDIT, resolve_episode_config(seed=AUDIT.calibration_seed_base + 4, difficulty="audit"))
     tables = EpisodeTables(open_database(), world.sql_tables())
 
     def rows(sql: str) -> Counter[tuple[object, ...]]:
@@ -84,7 +82,7 @@ def test_a_batch_reads_the_sessions_once_and_returns_what_each_finder_returns_al
     batches = [sql for _, sql in batched_sql(ALL_FINDERS)]
     assert sum((rows(sql) for sql in batches), Counter()) == alone and alone
     readers = sum(over_sessions(finder.sql) is not None for finder in ALL_FINDERS)
-    sessions = sessions_cte()[sessions_cte().index(", s AS ("):][:40]  # the same with the hours or without
+    sessions = sessions_cte()[sessions_cte().index(", s AS (") :][:40]  # the same with the hours or without
     readings = [sql.count(sessions) for sql in batches]
     assert max(readings) == 1 and sum(readings) < readers
 
@@ -92,7 +90,8 @@ def test_a_batch_reads_the_sessions_once_and_returns_what_each_finder_returns_al
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [AUDIT.calibration_seed_base + 5_001, 1_025_001])
 def test_the_expert_plays_through_the_tools_within_the_budget(seed: int) -> None:
-    session = play(make_agent("audit_expert"), EpisodeSession(MetricTrackerRlEnvironment()), difficulty="audit",
-                   seed=seed)
+    session = play(
+        make_agent("audit_expert"), EpisodeSession(MetricTrackerRlEnvironment()), difficulty="audit", seed=seed
+    )
     assert session.graded and session.score > 0.6
     assert session.steps <= AUDIT_EXPERT_CALLS < AUDIT.max_steps

@@ -202,8 +202,11 @@ def test_a_payment_failure_on_a_platform_is_read_at_the_platforms_bar() -> None:
 
     def blocks(platform_z: float | None) -> set[tuple[str, str | None, str | None]]:
         sql = context_tests_and_hours_sql(ALL_RULES, NO_FIXES, 2.5, True, True, platform_z)
-        return {(str(row["first"]), row["platform"], row["country"]) for row in _rows(world, sql)
-                if row["what"] == "payments"}
+        return {
+            (str(row["first"]), row["platform"], row["country"])
+            for row in _rows(world, sql)
+            if row["what"] == "payments"
+        }
 
     added = blocks(PLATFORM_BREAK_Z) - blocks(None)
     assert (dates[failure[0].record.day], "android", None) in added
@@ -242,8 +245,11 @@ def test_a_fall_of_returning_users_is_named_there_not_in_the_channel_most_of_the
     world = build_audit_world(AUDIT, resolve_episode_config(seed=95_169, difficulty="audit"))
     dates = window_calendar(world.log.num_days).iso_dates
     returning = Segment(user_type="returning")
-    shift = sorted(dates[i.record.day] for i in world.incidents if i.kind == "level_shift"
-                   and i.segment.normalised() == returning and i.record.entity_name == RATE_COLUMNS[1])
+    shift = sorted(
+        dates[i.record.day]
+        for i in world.incidents
+        if i.kind == "level_shift" and i.segment.normalised() == returning and i.record.entity_name == RATE_COLUMNS[1]
+    )
     assert len(shift) == 2  # the case: two dates of returning users' cart step
     first = shift[0]
 
@@ -268,16 +274,18 @@ def _answered(steps: Generator[Statement, Rows, list[Finding]], rows: Rows) -> l
 
 def _most_moved(flagged: list[Finding]) -> list[Finding]:
     """The audit's choice among a date's defect flags, each read in the dashboard as departing by half its value."""
-    return _answered(AuditInvestigation().most_moved(flagged),
-                     [{"i": i, "value": 1.5, "peers": 1.0} for i in range(len(flagged))])
+    return _answered(
+        AuditInvestigation().most_moved(flagged), [{"i": i, "value": 1.5, "peers": 1.0} for i in range(len(flagged))]
+    )
 
 
 def test_silent_users_beside_sessions_cut_short_of_their_opening_are_an_ingestion_gap() -> None:
     """On a date where both flag one platform, the ingestion gap holds what looks like client sampling (its lost
     hours leave their first-time users unseen too); sampling on a platform the gap left alone still stands."""
     date = "2026-03-20"
-    sampling = Finding(date, "sessions", DATA_QUALITY, Segment(platform="android", app_version="6.18.0"),
-                       kind="client_sampling")
+    sampling = Finding(
+        date, "sessions", DATA_QUALITY, Segment(platform="android", app_version="6.18.0"), kind="client_sampling"
+    )
     gap = Finding(date, "sessions", DATA_QUALITY, Segment(platform="android"), kind="ingestion_gap")
     elsewhere = replace(gap, segment=Segment(platform="ios"))
     assert [f.kind for f in _most_moved([sampling, gap])] == ["ingestion_gap"]
@@ -288,12 +296,19 @@ def test_a_count_on_a_date_its_segment_holds_no_session_is_zero_and_a_rate_there
     """A paid channel that stopped in a country leaves its dates without one session there: the statement that reads
     the values groups nothing for them, and the row is still a count of zero against its usual count."""
     stopped = Segment(country="DE", channel="paid_search")
-    asked = [Finding("2026-04-17", "sessions", COUNT_DROP, stopped, kind="paid_channel_stop"),
-             Finding("2026-04-17", STEP, RATE_DROP, stopped, kind="level_shift"),
-             Finding("2026-04-18", "sessions", COUNT_DROP, stopped, kind="paid_channel_stop")]
-    read = _answered(AuditInvestigation().values_of_new(asked), [{"i": 0, "value": None, "peers": 19.0},
-                                                                 {"i": 1, "value": None, "peers": 0.6},
-                                                                 {"i": 2, "value": None, "peers": None}])
+    asked = [
+        Finding("2026-04-17", "sessions", COUNT_DROP, stopped, kind="paid_channel_stop"),
+        Finding("2026-04-17", STEP, RATE_DROP, stopped, kind="level_shift"),
+        Finding("2026-04-18", "sessions", COUNT_DROP, stopped, kind="paid_channel_stop"),
+    ]
+    read = _answered(
+        AuditInvestigation().values_of_new(asked),
+        [
+            {"i": 0, "value": None, "peers": 19.0},
+            {"i": 1, "value": None, "peers": 0.6},
+            {"i": 2, "value": None, "peers": None},
+        ],
+    )
     assert [(f.observed, f.baseline) for f in read][0] == (0.0, 19.0)
     assert all(math.isnan(f.observed) for f in read[1:])  # a rate, and a count with no usual count either
 

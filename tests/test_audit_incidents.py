@@ -36,8 +36,15 @@ from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.metrics_layer import dashboard
 from metric_tracker_rl.world.segments import Segment
 
-KINDS = ("checkout_outage_hours", "onboarding_break", "paid_channel_stop", "price_rise", "promo_surge", "store_feature",
-         "search_outage_hours")
+KINDS = (
+    "checkout_outage_hours",
+    "onboarding_break",
+    "paid_channel_stop",
+    "price_rise",
+    "promo_surge",
+    "store_feature",
+    "search_outage_hours",
+)
 FINDER = {finder.name: finder for finder in FINDERS}
 DATES = window_calendar(56).iso_dates
 # Every kind draws in the eval split (seeds below 1,000,000), where the held-out ones are drawn too.
@@ -66,7 +73,7 @@ def _config(seed: int, kind: str | None, count: int) -> EpisodeConfig:
 def _log_tables(seed: int, kind: str | None, decoys: bool) -> tuple[dict[str, SqlTable], tuple[SegmentIncident, ...]]:
     """The tables of an audit world's events with `kind` alone placed (None: no incident) and the warehouse's
     benign bursts of standing traffic, with (`decoys`) or without benign look-alikes; and its incidents."""
-    config = (_config(seed, None, 0) if kind is None else _config(seed, kind, 1))
+    config = _config(seed, None, 0) if kind is None else _config(seed, kind, 1)
     config = config if decoys else replace(config, decoy_ratio=0.0)
     placed = place_world(ALL_KINDS_TIER, config)
     log = draw_event_log(placed.plan, config.key)
@@ -81,8 +88,10 @@ def findings(finder: Finder, tables: dict[str, SqlTable]) -> list[Finding]:
     columns, rows, _ = EpisodeTables(open_database(), tables).run(finder.sql, 0, 5000)
     assert tuple(columns) == FINDING_COLUMNS
     assert {row[-1] for row in rows} <= {finder.name}
-    return [(row[0], Segment(**{f: v for f, v in zip(columns[1:6], row[1:6], strict=True) if v is not None}))
-            for row in rows]
+    return [
+        (row[0], Segment(**{f: v for f, v in zip(columns[1:6], row[1:6], strict=True) if v is not None}))
+        for row in rows
+    ]
 
 
 def holds(finding: Segment, root: Segment) -> bool:
@@ -96,8 +105,9 @@ def covered(incident: SegmentIncident, found: list[Finding]) -> bool:
 
 
 # The edit loop checks the first kind; the others are slow.
-@pytest.mark.parametrize("kind", [pytest.param(kind, marks=() if index == 0 else pytest.mark.slow)
-                                  for index, kind in enumerate(KINDS)])
+@pytest.mark.parametrize(
+    "kind", [pytest.param(kind, marks=() if index == 0 else pytest.mark.slow) for index, kind in enumerate(KINDS)]
+)
 def test_the_finder_finds_the_kinds_trace_and_nothing_on_the_world_without_it(kind: str) -> None:
     tables, incidents = _log_tables(1, kind, False)
     mine = [i for i in incidents if i.kind == kind]
@@ -122,8 +132,15 @@ SWEEP = range(12)
 # on dates no mechanism holds (an incident's, or a defect's with a day each side: a finder may see another's change),
 # per episode on average.
 KEPT = {kind: 0.9 for kind in KINDS}
-RECALL = {"checkout_outage_hours": 0.8, "onboarding_break": 0.9, "paid_channel_stop": 0.9, "price_rise": 0.9,
-          "promo_surge": 0.9, "store_feature": 0.9, "search_outage_hours": 0.9}
+RECALL = {
+    "checkout_outage_hours": 0.8,
+    "onboarding_break": 0.9,
+    "paid_channel_stop": 0.9,
+    "price_rise": 0.9,
+    "promo_surge": 0.9,
+    "store_feature": 0.9,
+    "search_outage_hours": 0.9,
+}
 STRAY_ROWS = 1.0
 
 
@@ -152,10 +169,16 @@ def test_in_audit_episodes_the_kind_places_passes_the_margin_and_is_found(kind: 
         stray += sum(date not in _held(world) for date, _ in result)
     assert placed == len(SWEEP)
     assert kept >= KEPT[kind] * dates and found >= RECALL[kind] * dates and stray <= STRAY_ROWS * len(SWEEP), (
-        kind, dates, kept, found, stray)
+        kind,
+        dates,
+        kept,
+        found,
+        stray,
+    )
 
 
 # --- what the two kinds of users' own doing edit, and nothing else ----------------------------------------------
+
 
 def _edited_alone(kind: str, seed: int) -> tuple[PlacedWorld, SegmentedPlan, list[SegmentIncident]]:
     """An audit world with nothing placed, a copy of its plan, and the kind's incidents placed on it."""
@@ -203,16 +226,24 @@ def test_a_search_outage_stops_the_cart_step_on_its_platform_in_its_hours_alone(
 
 # --- a change in one country is sized to be clear in its own data, as every all-day incident of the tier is ------
 
+
 @cache
 def _placed_world(seed: int) -> PlacedWorld:
     return place_world(ALL_KINDS_TIER, replace(_config(seed, None, 0), decoy_ratio=0.0))
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.sampled_from([1, 2]), kind=st.sampled_from(["price_rise", "promo_surge"]),
-       drawn=st.floats(0.0, 1.0), first=st.integers(0, 50), length=st.integers(1, 6), country=st.integers(0, 9))
+@given(
+    seed=st.sampled_from([1, 2]),
+    kind=st.sampled_from(["price_rise", "promo_surge"]),
+    drawn=st.floats(0.0, 1.0),
+    first=st.integers(0, 50),
+    length=st.integers(1, 6),
+    country=st.integers(0, 9),
+)
 def test_a_countrys_change_is_raised_to_the_tiers_floor_in_its_own_data_or_to_its_largest(
-        seed: int, kind: str, drawn: float, first: int, length: int, country: int) -> None:
+    seed: int, kind: str, drawn: float, first: int, length: int, country: int
+) -> None:
     """Whatever was drawn: the sized change stands at the tier's own-z floor in the country's daily data at least,
     unless it is the largest the kind allows, and past the ceiling only where it is the least it may be lowered to."""
     world = _placed_world(seed).world
@@ -230,6 +261,7 @@ def test_a_countrys_change_is_raised_to_the_tiers_floor_in_its_own_data_or_to_it
 
 
 # --- a date's second incident is clear in its own data too ----------------------------------------------------------
+
 
 def test_a_second_incident_is_placed_only_where_it_is_clear_and_elsewhere_the_host_is_passed_over() -> None:
     """Tried on every incident of a few audit worlds as its host (on a copy): each second incident placed stands at

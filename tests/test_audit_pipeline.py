@@ -34,9 +34,15 @@ from metric_tracker_rl.world.metrics_layer import DASHBOARD_SQL, dashboard, segm
 from metric_tracker_rl.world.segments import Segment, world_of
 
 SEEDS = (11, 12)
-AREAS = {"batch_replay": "pipeline", "ingestion_gap": "pipeline", "device_clock_ahead": "time",
-         "missing_rate_rows": "join", "minor_units": "join", "untagged_load_test": "traffic",
-         "event_renamed_silently": "sdk"}
+AREAS = {
+    "batch_replay": "pipeline",
+    "ingestion_gap": "pipeline",
+    "device_clock_ahead": "time",
+    "missing_rate_rows": "join",
+    "minor_units": "join",
+    "untagged_load_test": "traffic",
+    "event_renamed_silently": "sdk",
+}
 MARGIN = 0.1  # the audit's
 FINDER = {finder.name: finder for finder in FINDERS}
 
@@ -56,8 +62,11 @@ def logs() -> dict[int, EventLog]:
 
 @pytest.fixture(scope="module")
 def edited(logs: dict[int, EventLog]) -> dict[tuple[str, int], tuple[EventLog, DefectRecord]]:
-    return {(name, seed): DEFECT_REGISTRY[name].apply(logs[seed], derive_rng(EpisodeKey.of(seed), "test-audit", i))
-            for seed in SEEDS for i, name in enumerate(AREAS)}
+    return {
+        (name, seed): DEFECT_REGISTRY[name].apply(logs[seed], derive_rng(EpisodeKey.of(seed), "test-audit", i))
+        for seed in SEEDS
+        for i, name in enumerate(AREAS)
+    }
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +96,11 @@ def _board_rows(board: SqlTable) -> dict[tuple[object, ...], tuple[float, ...]]:
         column = board[name]
         assert isinstance(column, Labels)
         keys.append([column.values[code] for code in column.codes])
-    numbers = [np.nan_to_num(np.asarray(c, dtype=float), nan=-1.0) for n, c in board.items()
-               if not isinstance(c, Labels) and n != "date"]
+    numbers = [
+        np.nan_to_num(np.asarray(c, dtype=float), nan=-1.0)
+        for n, c in board.items()
+        if not isinstance(c, Labels) and n != "date"
+    ]
     return {key: tuple(float(column[i]) for column in numbers) for i, key in enumerate(zip(*keys, strict=True))}
 
 
@@ -108,8 +120,12 @@ def test_each_fault_is_registered_in_its_area_and_drawn_by_the_audit(name: str) 
 @pytest.mark.parametrize("name", list(AREAS))
 @pytest.mark.parametrize("seed", SEEDS)
 def test_a_fault_moves_its_segment_past_the_margin_on_its_dates_and_nothing_else(
-        logs: dict[int, EventLog], clean_boards: dict[int, SqlTable],
-        edited: dict[tuple[str, int], tuple[EventLog, DefectRecord]], name: str, seed: int) -> None:
+    logs: dict[int, EventLog],
+    clean_boards: dict[int, SqlTable],
+    edited: dict[tuple[str, int], tuple[EventLog, DefectRecord]],
+    name: str,
+    seed: int,
+) -> None:
     clean = logs[seed]
     broken, record = edited[name, seed]
     assert record.kind == name and record.days and all(7 <= day < clean.num_days - 1 for day in record.days)
@@ -117,8 +133,10 @@ def test_a_fault_moves_its_segment_past_the_margin_on_its_dates_and_nothing_else
     assert (np.lexsort((events.timestamp_us, events.session)) == np.arange(len(events))).all()
     before, after = clean_boards[seed], dashboard(broken)
     for day in record.days:  # the truth's rule: the metric moved most passes the margin
-        moves = [relative_move(segment_metric(after, record.segment, m, day),
-                               segment_metric(before, record.segment, m, day)) for m in AUDIT_METRICS]
+        moves = [
+            relative_move(segment_metric(after, record.segment, m, day), segment_metric(before, record.segment, m, day))
+            for m in AUDIT_METRICS
+        ]
         assert max(moves) > 3 * MARGIN, (record, day, moves)
     reach = range(min(record.days) - 1, max(record.days) + 1)  # a session may run past midnight into a date
     was, now = _board_rows(before), _board_rows(after)
@@ -130,14 +148,18 @@ def test_a_fault_moves_its_segment_past_the_margin_on_its_dates_and_nothing_else
 @pytest.mark.parametrize("name", list(AREAS))
 @pytest.mark.parametrize("seed", SEEDS)
 def test_a_finder_finds_its_fault_on_its_dates_and_segment(
-        edited: dict[tuple[str, int], tuple[EventLog, DefectRecord]], name: str, seed: int) -> None:
+    edited: dict[tuple[str, int], tuple[EventLog, DefectRecord]], name: str, seed: int
+) -> None:
     broken, record = edited[name, seed]
     rows = _found(broken, FINDER[name])
     named = record.segment.normalised().named()
     for day in record.days:
-        assert any(row["date"] == _iso(day) and row["what"] == name
-                   and all(row[f] is None or row[f] == named.get(f) for f in ("platform", "app_version", "country"))
-                   for row in rows), (record, day, rows)
+        assert any(
+            row["date"] == _iso(day)
+            and row["what"] == name
+            and all(row[f] is None or row[f] == named.get(f) for f in ("platform", "app_version", "country"))
+            for row in rows
+        ), (record, day, rows)
     listed = {_iso(day) for day in record.days}
     assert {row["date"] for row in rows} <= listed, (record, rows)
 
@@ -154,7 +176,8 @@ def test_no_finder_flags_a_clean_log(logs: dict[int, EventLog], seed: int) -> No
 
 
 def test_a_missing_rate_row_is_left_out_of_the_table_and_drops_its_purchases_as_the_sql_does(
-        edited: dict[tuple[str, int], tuple[EventLog, DefectRecord]]) -> None:
+    edited: dict[tuple[str, int], tuple[EventLog, DefectRecord]],
+) -> None:
     broken, record = edited["missing_rate_rows", SEEDS[0]]
     rates = broken.sql_tables()["currency_rates"]
     missing = int(np.isnan(broken.units_per_usd).sum())
@@ -164,8 +187,9 @@ def test_a_missing_rate_row_is_left_out_of_the_table_and_drops_its_purchases_as_
     board = dashboard(broken)
     columns, rows, _ = _tables(broken).run(DASHBOARD_SQL, 0, 5000)
     for name in ("purchases", "revenue_usd"):
-        np.testing.assert_allclose([row[columns.index(name)] for row in rows], np.asarray(board[name], dtype=float),
-                                   rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(
+            [row[columns.index(name)] for row in rows], np.asarray(board[name], dtype=float), rtol=1e-9, atol=1e-9
+        )
 
 
 @pytest.mark.slow
@@ -178,9 +202,14 @@ def test_in_audit_episodes_each_finder_flags_its_faults_dates_and_no_others(seed
     for seed in seeds:
         world = build_audit_world(AUDIT, resolve_episode_config(seed=seed, difficulty="audit"))
         tables = EpisodeTables(open_database(), world.sql_tables())
-        held = {_iso(near) for day in [*(d for defect in world.defects for d in defect.days),
-                                       *(incident.record.day for incident in world.incidents)]
-                for near in (day - 1, day, day + 1)}
+        held = {
+            _iso(near)
+            for day in [
+                *(d for defect in world.defects for d in defect.days),
+                *(incident.record.day for incident in world.incidents),
+            ]
+            for near in (day - 1, day, day + 1)
+        }
         for finder in FINDERS:
             columns, rows, _ = tables.run(finder.sql, 0, 5000)
             dates = {row[columns.index("date")] for row in rows}
@@ -194,7 +223,8 @@ def test_in_audit_episodes_each_finder_flags_its_faults_dates_and_no_others(seed
 @pytest.mark.parametrize("stray", [False, True])
 @pytest.mark.parametrize("seed", SEEDS)
 def test_a_renamed_event_is_read_on_the_step_it_starts_at_on_every_date(
-        edited: dict[tuple[str, int], tuple[EventLog, DefectRecord]], seed: int, stray: bool) -> None:
+    edited: dict[tuple[str, int], tuple[EventLog, DefectRecord]], seed: int, stray: bool
+) -> None:
     """The finder names the step whose event the release renamed, on each of its dates; also where a session begun
     before the update still sent one event under the old name (`stray`)."""
     broken, record = edited["event_renamed_silently", seed]

@@ -48,8 +48,11 @@ def logs() -> dict[int, EventLog]:
 
 @pytest.fixture(scope="module")
 def edited(logs: dict[int, EventLog]) -> dict[tuple[str, int], tuple[EventLog, DefectRecord]]:
-    return {(name, seed): DEFECT_REGISTRY[name].apply(log, derive_rng(EpisodeKey.of(seed), "test-recording", i))
-            for seed, log in logs.items() for i, name in enumerate(MECHANISMS)}
+    return {
+        (name, seed): DEFECT_REGISTRY[name].apply(log, derive_rng(EpisodeKey.of(seed), "test-recording", i))
+        for seed, log in logs.items()
+        for i, name in enumerate(MECHANISMS)
+    }
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +84,9 @@ def _rows(board: SqlTable) -> dict[tuple[Any, ...], tuple[float, ...]]:
         column = board[name]
         assert isinstance(column, Labels)
         keys.append([column.values[code] for code in column.codes])
-    numbers = [np.asarray(column) for name, column in board.items() if not isinstance(column, Labels)
-               and name != "date"]
+    numbers = [
+        np.asarray(column) for name, column in board.items() if not isinstance(column, Labels) and name != "date"
+    ]
     return {key: tuple(float(n[i]) for n in numbers) for i, key in enumerate(zip(*keys, strict=True))}
 
 
@@ -94,8 +98,11 @@ def _inside(segment: Segment, platform: str, version: str, country: str) -> bool
 @pytest.mark.parametrize("name", list(MECHANISMS))
 @pytest.mark.parametrize("seed", SEEDS)
 def test_a_fault_moves_its_segment_past_the_margin_on_its_dates_and_nothing_else(
-        clean_boards: dict[int, SqlTable], edited: dict[tuple[str, int], tuple[EventLog, DefectRecord]],
-        name: str, seed: int) -> None:
+    clean_boards: dict[int, SqlTable],
+    edited: dict[tuple[str, int], tuple[EventLog, DefectRecord]],
+    name: str,
+    seed: int,
+) -> None:
     broken, record = edited[name, seed]
     assert record.kind == name and record.days
     events = broken.events  # still grouped by session, in time order (the metrics layer's de-duplication reads it so)
@@ -109,21 +116,31 @@ def test_a_fault_moves_its_segment_past_the_margin_on_its_dates_and_nothing_else
             assert key in old and key in new, key
             assert np.allclose(old[key], new[key], rtol=0, atol=0, equal_nan=True), key
     for day in record.days:
-        moves = [relative_move(segment_metric(after, record.segment, metric, day),
-                               segment_metric(before, record.segment, metric, day)) for metric in AUDIT_METRICS]
+        moves = [
+            relative_move(
+                segment_metric(after, record.segment, metric, day), segment_metric(before, record.segment, metric, day)
+            )
+            for metric in AUDIT_METRICS
+        ]
         assert max(moves) > 2 * MARGIN, (record, day, moves)
 
 
 @pytest.mark.parametrize("name", list(MECHANISMS))
 @pytest.mark.parametrize("seed", SEEDS)
 def test_a_finder_names_its_faults_dates_and_segment_and_nothing_on_clean_logs(
-        edited: dict[tuple[str, int], tuple[EventLog, DefectRecord]], clean_tables: dict[int, EpisodeTables],
-        name: str, seed: int) -> None:
+    edited: dict[tuple[str, int], tuple[EventLog, DefectRecord]],
+    clean_tables: dict[int, EpisodeTables],
+    name: str,
+    seed: int,
+) -> None:
     assert _found(clean_tables[seed], name) == []
     broken, record = edited[name, seed]
     named = record.segment.normalised().named()
-    found = {str(row["date"]) for row in _found(_tables(broken), name)
-             if all(row[field] == named.get(field) for field in ("platform", "app_version", "country"))}
+    found = {
+        str(row["date"])
+        for row in _found(_tables(broken), name)
+        if all(row[field] == named.get(field) for field in ("platform", "app_version", "country"))
+    }
     assert {str(WINDOW_START + dt.timedelta(days=d)) for d in record.days} <= found, record
 
 
@@ -162,7 +179,10 @@ def test_audit_episodes_build_and_each_recording_fault_is_found_in_them(seed: in
     tables = EpisodeTables(open_database(), world.sql_tables())
     for record in (d for d in world.defects if d.kind in MECHANISMS):
         named = record.segment.normalised().named()
-        found = {str(row["date"]) for row in _found(tables, record.kind)
-                 if all(row[field] in (None, named.get(field)) for field in ("platform", "app_version", "country"))}
+        found = {
+            str(row["date"])
+            for row in _found(tables, record.kind)
+            if all(row[field] in (None, named.get(field)) for field in ("platform", "app_version", "country"))
+        }
         missed = {str(WINDOW_START + dt.timedelta(days=d)) for d in record.days} - found
         assert len(missed) <= 1, (record, missed)  # a fault's last, thinnest date may not stand out

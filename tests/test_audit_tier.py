@@ -75,7 +75,7 @@ def test_the_brief_names_no_mechanism(seed: int) -> None:
 
 
 def _windows(words: list[str], size: int) -> list[list[str]]:
-    return [words[i:i + size] for i in range(max(0, len(words) - size + 1))]
+    return [words[i : i + size] for i in range(max(0, len(words) - size + 1))]
 
 
 def test_the_settings_that_name_a_mechanism_are_neither_shown_nor_taken() -> None:
@@ -92,8 +92,15 @@ def test_the_settings_that_name_a_mechanism_are_neither_shown_nor_taken() -> Non
 
 
 # A value each curriculum knob takes wherever it applies.
-KNOB_VALUES = {"incident_kinds": ["level_shift"], "decoy_ratio": 0.5, "dimensions": ["platform", "country", "channel"],
-               "max_cuboid_depth": 2, "magnitude_scale": 1.5, "concurrency": 1, "note_share": 0.3}
+KNOB_VALUES = {
+    "incident_kinds": ["level_shift"],
+    "decoy_ratio": 0.5,
+    "dimensions": ["platform", "country", "channel"],
+    "max_cuboid_depth": 2,
+    "magnitude_scale": 1.5,
+    "concurrency": 1,
+    "note_share": 0.3,
+}
 
 
 def _takes(difficulty: str, knob: str) -> bool:
@@ -159,13 +166,18 @@ def test_the_truth_is_the_published_rule(seed: int) -> None:
             continue
         record = defects[(row.kind, row.day)]
         assert row.segment == record.segment.normalised()
-        assert row.observed == pytest.approx(segment_metric(world.dashboard, record.segment, row.metric, row.day),
-                                             nan_ok=False)
-        moves = {m: relative_move(segment_metric(world.dashboard, record.segment, m, row.day),
-                                  segment_metric(world.clean_dashboard, record.segment, m, row.day))
-                 for m in AUDIT_METRICS}
+        assert row.observed == pytest.approx(
+            segment_metric(world.dashboard, record.segment, row.metric, row.day), nan_ok=False
+        )
+        moves = {
+            m: relative_move(
+                segment_metric(world.dashboard, record.segment, m, row.day),
+                segment_metric(world.clean_dashboard, record.segment, m, row.day),
+            )
+            for m in AUDIT_METRICS
+        }
         assert moves[row.metric] > MIX.margin
-        assert all(moves[m] <= MIX.margin for m in AUDIT_METRICS[:AUDIT_METRICS.index(row.metric)])
+        assert all(moves[m] <= MIX.margin for m in AUDIT_METRICS[: AUDIT_METRICS.index(row.metric)])
 
 
 def test_a_move_is_relative_and_undefined_values_never_move() -> None:
@@ -180,8 +192,9 @@ NUMBERS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), SPECIAL)
 
 @settings(max_examples=300, deadline=None)
 @given(value=NUMBERS, reference=NUMBERS, margin=st.floats(0.01, 0.99))
-def test_the_findings_measure_is_one_rule_for_the_truth_and_the_agents(value: float, reference: float,
-                                                                       margin: float) -> None:
+def test_the_findings_measure_is_one_rule_for_the_truth_and_the_agents(
+    value: float, reference: float, margin: float
+) -> None:
     """A departure is |value - reference| > margin * |reference| over two finite values and never otherwise (an
     undefined or infinite value is no number the dashboard shows); the truth and the audit expert read the one
     definition (the expert's own copy once called an infinite value's move infinite)."""
@@ -202,6 +215,7 @@ def test_the_findings_measure_is_one_rule_for_the_truth_and_the_agents(value: fl
 
 def test_a_mix_refuses_held_out_mechanisms_it_does_not_draw() -> None:
     from dataclasses import replace
+
     with pytest.raises(ValueError, match="held-out"):
         replace(MIX, held_out_defects=("no_such_defect",))
     with pytest.raises(ValueError, match="margin"):
@@ -215,6 +229,7 @@ def test_a_rationed_group_of_defects_holds_at_most_its_ration() -> None:
     from metric_tracker_rl.generation.defects import DefectRecord
     from metric_tracker_rl.generation.warehouse.world import DefectDraw
     from metric_tracker_rl.world.segments import Segment
+
     draw = DefectDraw(defect_edits(WAREHOUSE_DEFECTS), rationed=frozenset({"bot_farm", "late_load"}), ration=1)
 
     def placed(*kinds: str) -> list[DefectRecord]:
@@ -231,6 +246,7 @@ def test_the_audit_draws_more_ways_to_fail_than_a_text_could_list() -> None:
     """At least 20 data defects and 12 business incidents, at least five of them held out of the train split, and
     every mechanism the warehouse's procedure does not know has a finder of its own."""
     from metric_tracker_rl.agents.audit_expert import ALL_FINDERS
+
     assert len(MIX.defects) >= 20 and len(MIX.incident_kinds) >= 12
     assert len(MIX.held_out_defects) + len(MIX.held_out_kinds) >= 5
     warehouse_kinds = set(AUDIT_WAREHOUSE_KINDS)

@@ -49,14 +49,16 @@ def ingested_on_time(log: EventLog) -> EventLog:
     return replace(log, events=replace(log.events, ingested_us=log.events.timestamp_us))
 
 
-@pytest.mark.parametrize(("defect", "undo_standing"), [(consent_drop, without_consent_denials),
-                                                       (late_load, ingested_on_time)])
-def test_a_defects_baseline_keeps_out_the_denials_and_late_events_that_happen_without_it(defect, undo_standing
-                                                                                      ) -> None:
+@pytest.mark.parametrize(
+    ("defect", "undo_standing"), [(consent_drop, without_consent_denials), (late_load, ingested_on_time)]
+)
+def test_a_defects_baseline_keeps_out_the_denials_and_late_events_that_happen_without_it(defect, undo_standing) -> None:
     """The baseline the grader holds (the metrics layer over the log before the defect) is below what the same
     date gives with no session denied or no event late at all: the standing ones stay out, as the text says."""
-    assert ("only what the defect changed is undone, so a session denied consent or an event ingested after the "
-            "cut-off that would have been so without it stays left out, as on every date") in DEFECT_REPORTING
+    assert (
+        "only what the defect changed is undone, so a session denied consent or an event ingested after the "
+        "cut-off that would have been so without it stays left out, as on every date"
+    ) in DEFECT_REPORTING
     before = warehouse_world(2).log
     key = resolve_episode_config(seed=2, difficulty="warehouse").key
     standing = 0
@@ -84,8 +86,11 @@ def test_concurrency_is_a_count_of_second_incidents_within_the_incident_count() 
                 first = record.day if record.continues is None else record.continues
                 runs.setdefault((first, record.entity_name, incident.kind), []).append(record.day)
             held = [day for days in runs.values() for day in days]
-            seconds = [key for key, days in runs.items() if key[2] == "level_shift" and len(days) == 1
-                       and held.count(days[0]) > 1]
+            seconds = [
+                key
+                for key, days in runs.items()
+                if key[2] == "level_shift" and len(days) == 1 and held.count(days[0]) > 1
+            ]
             assert len(runs) == 5, (concurrency, seed)  # within the incident count, not added to it
             assert len(seconds) >= concurrency, (concurrency, seed)
 
@@ -94,8 +99,10 @@ def test_no_warehouse_incident_reads_its_baseline_from_before_it_began() -> None
     """Every warehouse incident's row is graded by the plain rule (its date's weekday in the other weeks): no kind
     it draws has a change point, and incidents of several dates are among them."""
     assert "a persistent incident" not in INCIDENT_REPORTING
-    assert "an incident of several dates too: each date's row against that date's weekday in the other weeks" \
+    assert (
+        "an incident of several dates too: each date's row against that date's weekday in the other weeks"
         in INCIDENT_REPORTING
+    )
     several = 0
     for seed in (2, 5):
         world = warehouse_world(seed)

@@ -60,9 +60,17 @@ def test_the_grading_rule_names_every_tier_whose_rows_are_multiplied_by_a_segmen
         unscoped = row.model_copy(update=dict.fromkeys(_scope(row)))
         traffic = overlap_traffic(episode)
         with entity_names_of(difficulty):  # as the environment grades: with the tier's entity names
-            scores = [grade_submission([r], truth.expected_rows, truth.neutral_keys, public.dates,
-                                       segment_values=public.segment_values(), leaf_traffic=traffic).score
-                      for r in (row, unscoped)]
+            scores = [
+                grade_submission(
+                    [r],
+                    truth.expected_rows,
+                    truth.neutral_keys,
+                    public.dates,
+                    segment_values=public.segment_values(),
+                    leaf_traffic=traffic,
+                ).score
+                for r in (row, unscoped)
+            ]
         assert scores[1] < scores[0], difficulty
 
 
@@ -106,13 +114,13 @@ def test_a_data_quality_row_can_name_the_tool_that_gives_its_values(difficulty: 
     """check_impossible_counts confirms double logging without values; compare_count_to_median gives them, and the
     family lists it."""
     assert "compare_count_to_median" in PUBLISHED_FAMILIES["instrumentation_data_quality_issue"].detection_methods
-    episode = reset_episode(difficulty=difficulty, seed=3,
-                            scenario_family="instrumentation_data_quality_issue")
+    episode = reset_episode(difficulty=difficulty, seed=3, scenario_family="instrumentation_data_quality_issue")
     assert episode.truth.expected_rows
     for row in episode.truth.expected_rows:
         scope = {k: v for k, v in _scope(row).items() if k in ("platform", "country", "app_version")}
-        outcome = run_tool("compare_count_to_median", episode.public,
-                           {"date": row.date, "entity_name": row.entity_name, **scope})
+        outcome = run_tool(
+            "compare_count_to_median", episode.public, {"date": row.date, "entity_name": row.entity_name, **scope}
+        )
         assert outcome.ok, outcome.error
         assert outcome.result["baseline_value"] == pytest.approx(row.baseline_value, rel=0.02)
         assert outcome.result["observed_value"] == pytest.approx(row.observed_value, rel=0.02)
@@ -126,8 +134,10 @@ def test_every_countrys_holidays_are_annotated_and_one_countrys_are_in_the_holid
     episode = reset_episode(difficulty="deep", seed=seed)
     public = episode.public
     assert CONTEXT_OBJECTIVE in public.task["objective"]
-    assert "Holidays of every country are annotated, a single country's are in the holidays table only" \
+    assert (
+        "Holidays of every country are annotated, a single country's are in the holidays table only"
         in CONTEXT_OBJECTIVE
+    )
     annotated = {a.date for a in public.annotations if a.kind == "public_holiday"}
     table = public.segments.context.holidays
     assert annotated == {h.date for h in table if h.country is None} != set()
@@ -146,8 +156,7 @@ def test_a_release_regression_runs_over_its_dates_as_the_brief_says(difficulty: 
     assert f"whether or not the rollout has reached {ROLLOUT_STAGES[-1]:.0%}" in RELEASE_MEANING
     lengths = []
     for seed in range(1, 41):
-        world = reset_world(difficulty=difficulty, seed=seed,
-                            incident_kinds=["release_regression", "web_tracking_bug"])
+        world = reset_world(difficulty=difficulty, seed=seed, incident_kinds=["release_regression", "web_tracking_bug"])
         runs: dict[int, list] = {}
         for incident in world.incidents:
             if incident.kind == "release_regression":
@@ -155,8 +164,9 @@ def test_a_release_regression_runs_over_its_dates_as_the_brief_says(difficulty: 
                 runs.setdefault(record.day if record.continues is None else record.continues, []).append(incident)
         for first, run in runs.items():
             segment = run[0].segment
-            [release] = [r for r in world.data.releases
-                         if (r.platform, r.version) == (segment.platform, segment.app_version)]
+            [release] = [
+                r for r in world.data.releases if (r.platform, r.version) == (segment.platform, segment.app_version)
+            ]
             days = [incident.record.day for incident in run]
             assert days == list(range(release.start_day, release.start_day + len(run))) and first == days[0]
             assert low <= len(run) <= high
@@ -180,9 +190,12 @@ def _notices_and_payments(seeds: range, **settings: object) -> tuple[list[tuple]
         for notice in world.data.context.partner_status:
             on_date = [i for i in world.incidents if dates[i.record.day] == notice.date]
             touched = any(i.segment.country in (None, notice.country) for i in on_date)
-            matched = [i.kind for i in on_date if (i.segment.platform, i.segment.country) == (notice.platform,
-                                                                                               notice.country)
-                       and i.record.hours == (notice.start_hour, notice.end_hour)]
+            matched = [
+                i.kind
+                for i in on_date
+                if (i.segment.platform, i.segment.country) == (notice.platform, notice.country)
+                and i.record.hours == (notice.start_hour, notice.end_hour)
+            ]
             notices.append((seed, matched, touched))
         failures = [i for i in world.incidents if i.kind == "partner_payment_failure"]
         partner += len(failures)
@@ -217,17 +230,18 @@ def _segments_brief(**reset: object) -> dict:
     return read_observation(first_prompt(MetricTrackerRlEnvironment().reset(**reset))).brief.get("segments", {})
 
 
-KIND_RESETS = [{"difficulty": "deep", "seed": 4}, {"difficulty": "frontier", "seed": 4},
-               {"difficulty": "deep", "seed": 5, "incident_kinds": ["country_bots", "level_shift"]},
-               {"difficulty": "deep", "seed": 6, "scenario_family": "funnel_break"},
-               {"difficulty": "deep", "seed": 6, "scenario_family": "absolute_spike_in_event_count"},
-               {"difficulty": "deep", "seed": 7, "dimensions": ["platform", "app_version", "channel"],
-                "max_cuboid_depth": 2}]
+KIND_RESETS = [
+    {"difficulty": "deep", "seed": 4},
+    {"difficulty": "frontier", "seed": 4},
+    {"difficulty": "deep", "seed": 5, "incident_kinds": ["country_bots", "level_shift"]},
+    {"difficulty": "deep", "seed": 6, "scenario_family": "funnel_break"},
+    {"difficulty": "deep", "seed": 6, "scenario_family": "absolute_spike_in_event_count"},
+    {"difficulty": "deep", "seed": 7, "dimensions": ["platform", "app_version", "channel"], "max_cuboid_depth": 2},
+]
 
 
 @pytest.mark.parametrize("reset", KIND_RESETS)
-def test_the_brief_shows_each_kind_the_episode_may_draw_with_its_registered_family_and_definition(reset: dict
-                                                                                                  ) -> None:
+def test_the_brief_shows_each_kind_the_episode_may_draw_with_its_registered_family_and_definition(reset: dict) -> None:
     shown = _segments_brief(**reset)["incident_kinds"]
     config = resolve_episode_config(**reset)
     kinds = episode_kinds(TIERS[config.difficulty], config)
@@ -240,8 +254,7 @@ def test_the_brief_shows_each_kind_the_episode_may_draw_with_its_registered_fami
 
 
 @pytest.mark.parametrize("reset", KIND_RESETS)
-def test_the_families_table_lists_the_families_of_the_kinds_shown_and_the_config_no_kinds_again(reset: dict
-                                                                                                  ) -> None:
+def test_the_families_table_lists_the_families_of_the_kinds_shown_and_the_config_no_kinds_again(reset: dict) -> None:
     brief = read_observation(first_prompt(MetricTrackerRlEnvironment().reset(**reset))).brief
     config = resolve_episode_config(**reset)
     kinds = episode_kinds(TIERS[config.difficulty], config)
@@ -249,14 +262,17 @@ def test_the_families_table_lists_the_families_of_the_kinds_shown_and_the_config
     assert sorted(row["family"] for row in brief["families"]) == sorted(drawn)
     assert "incident_kinds" not in brief["config"]
     # Without kinds (an episode with no incident), every family stays listed.
-    null = read_observation(first_prompt(MetricTrackerRlEnvironment().reset(difficulty="deep", seed=4,
-                                                                            scenario_family="null"))).brief
+    null = read_observation(
+        first_prompt(MetricTrackerRlEnvironment().reset(difficulty="deep", seed=4, scenario_family="null"))
+    ).brief
     assert sorted(row["family"] for row in null["families"]) == sorted(PUBLISHED_FAMILIES.names)
 
 
 # Each reset sweeps 12 worlds: the edit loop sweeps deep's and frontier's defaults, the other resets are slow.
-@pytest.mark.parametrize("reset", [pytest.param(reset, marks=() if index < 2 else pytest.mark.slow)
-                                   for index, reset in enumerate(KIND_RESETS)])
+@pytest.mark.parametrize(
+    "reset",
+    [pytest.param(reset, marks=() if index < 2 else pytest.mark.slow) for index, reset in enumerate(KIND_RESETS)],
+)
 def test_every_incident_is_one_of_the_kinds_shown_and_of_no_family_the_brief_rules_out(reset: dict) -> None:
     shown = _segments_brief(**reset)
     note = shown["families_drawn"]
@@ -290,8 +306,10 @@ def test_a_kind_without_a_public_definition_is_refused() -> None:
 
 
 CONFIG_RESETS = [{"difficulty": d, "seed": 3} for d in ("easy", "medium", "hard", "frontier", "deep")] + [
-    {"task_id": "hard_mixed_multi"}, {"difficulty": "deep", "seed": 3, "concurrency": 2, "note_share": 0.3},
-    {"difficulty": "easy", "seed": 3, "anomalies": [{"family": "funnel_break", "date": "2026-03-04"}]}]
+    {"task_id": "hard_mixed_multi"},
+    {"difficulty": "deep", "seed": 3, "concurrency": 2, "note_share": 0.3},
+    {"difficulty": "easy", "seed": 3, "anomalies": [{"family": "funnel_break", "date": "2026-03-04"}]},
+]
 
 
 @pytest.mark.parametrize("reset", CONFIG_RESETS)
@@ -315,8 +333,7 @@ def test_the_meanings_cover_every_field_a_config_may_show() -> None:
 
 @pytest.mark.slow  # 75 deep worlds (the edit loop checks the depth bounds in tests/test_deep_cuboids.py)
 @pytest.mark.parametrize("depth", [1, 2, 3])
-def test_a_segment_names_at_most_max_cuboid_depth_fields_a_version_with_its_platform_counting_once(depth: int
-                                                                                                    ) -> None:
+def test_a_segment_names_at_most_max_cuboid_depth_fields_a_version_with_its_platform_counting_once(depth: int) -> None:
     meaning = CONFIG_MEANINGS["max_cuboid_depth"]
     assert "a version with its platform counting once" in meaning
     exceptions = [name for name in INCIDENT_KIND_REGISTRY if name in meaning]

@@ -63,8 +63,11 @@ def test_idle_sessions_are_reaped_and_free_their_capacity() -> None:
     """The server is full (a third session is refused) until its two idle sessions are reaped; then a new one is
     served."""
     timeout_s = 6
-    with running_server(extra_env={"MAX_CONCURRENT_ENVS": "2", "SESSION_TIMEOUT_S": str(timeout_s)}) as url, \
-            connect(ws_url(url)) as first, connect(ws_url(url)) as second:
+    with (
+        running_server(extra_env={"MAX_CONCURRENT_ENVS": "2", "SESSION_TIMEOUT_S": str(timeout_s)}) as url,
+        connect(ws_url(url)) as first,
+        connect(ws_url(url)) as second,
+    ):
         reset(first)
         reset(second)  # both now idle: nothing is sent on them any more
         idle_since = time.monotonic()
@@ -86,8 +89,17 @@ def test_memory_does_not_grow_across_many_sessions(server_url: str) -> None:
     def cycle(seed: int) -> None:
         with connect(ws_url(server_url), max_size=None) as ws:
             reset(ws, seed)
-            ws.send(json.dumps({"type": "step", "data": {"analysis_method": "get_median_filter_rows",
-                                                         "analysis_args": {"threshold_multiplier": 0.01}}}))
+            ws.send(
+                json.dumps(
+                    {
+                        "type": "step",
+                        "data": {
+                            "analysis_method": "get_median_filter_rows",
+                            "analysis_args": {"threshold_multiplier": 0.01},
+                        },
+                    }
+                )
+            )
             assert json.loads(ws.recv(timeout=60))["data"]["observation"]["status"] == "ok"
 
     for seed in range(WARM_UP_CYCLES):
@@ -96,6 +108,14 @@ def test_memory_does_not_grow_across_many_sessions(server_url: str) -> None:
     for seed in range(CYCLES):
         cycle(seed)
     after = rss_kb(pid)
-    record("memory", {"sessions": CYCLES, "rss_before_kb": before, "rss_after_kb": after,
-                      "growth_kb": after - before, "allowed_growth_kb": RSS_SLACK_KB})
+    record(
+        "memory",
+        {
+            "sessions": CYCLES,
+            "rss_before_kb": before,
+            "rss_after_kb": after,
+            "growth_kb": after - before,
+            "allowed_growth_kb": RSS_SLACK_KB,
+        },
+    )
     assert after - before < RSS_SLACK_KB

@@ -80,4 +80,3 @@ def test_both_harnesses_run_this_loop(harness: str) -> None:
 
     module = importlib.import_module(harness)
     assert module.chat_loop is chat_loop
-

@@ -67,12 +67,26 @@ def draws_at_random(episode: PublicEpisode, args: Any) -> dict[str, Any]:
     return {**column_total(episode, args), "sample": random.random()}
 
 
-def toy_tools(func: ToolFunction, args_model: type[BaseModel] = ColumnArgs, description: str = "Total of one daily "
-              "count column over the window.", offered_at: tuple[str, ...] = AGGREGATE_TIERS) -> Registry[ToolSpec]:
+def toy_tools(
+    func: ToolFunction,
+    args_model: type[BaseModel] = ColumnArgs,
+    description: str = "Total of one daily count column over the window.",
+    offered_at: tuple[str, ...] = AGGREGATE_TIERS,
+) -> Registry[ToolSpec]:
     """A registry of this test's own holding one tool, `toy`: the package's registry is never touched."""
     registry: Registry[ToolSpec] = Registry("tool")
-    registry.register(ToolSpec("toy", description, args_model, func, "analysis", {"column": "app_opens"},
-                               reads=frozenset({COUNTS}), offered_only_at=offered_at))
+    registry.register(
+        ToolSpec(
+            "toy",
+            description,
+            args_model,
+            func,
+            "analysis",
+            {"column": "app_opens"},
+            reads=frozenset({COUNTS}),
+            offered_only_at=offered_at,
+        )
+    )
     return registry
 
 
@@ -80,17 +94,22 @@ def test_a_tool_that_meets_the_contract_passes() -> None:
     check_tool("toy", toy_tools(column_total))
 
 
-@pytest.mark.parametrize(("tools", "check", "expected"), [
-    (toy_tools(raises_on_a_bad_column), "errors as observations", "an outcome"),
-    (toy_tools(numpy_total), "plain JSON", "a finite number|str, int, float"),
-    (toy_tools(writes_to_the_episode), "read-only", "unchanged"),
-    (toy_tools(draws_at_random), "deterministic", "the same answer"),
-    (toy_tools(column_total, LooseColumnArgs), "schema", "refuses arguments it does not have"),
-    (toy_tools(column_total, description="Totals."), "description", "20 to 110 characters"),
-    (toy_tools(column_total, WordyArgs, offered_at=SEGMENTED_TIERS), "schema budget", "within"),
-], ids=["raises", "numpy", "writes", "random", "loose-schema", "terse", "over-budget"])
-def test_a_tool_broken_one_way_fails_the_check_that_names_it(tools: Registry[ToolSpec], check: str,
-                                                             expected: str) -> None:
+@pytest.mark.parametrize(
+    ("tools", "check", "expected"),
+    [
+        (toy_tools(raises_on_a_bad_column), "errors as observations", "an outcome"),
+        (toy_tools(numpy_total), "plain JSON", "a finite number|str, int, float"),
+        (toy_tools(writes_to_the_episode), "read-only", "unchanged"),
+        (toy_tools(draws_at_random), "deterministic", "the same answer"),
+        (toy_tools(column_total, LooseColumnArgs), "schema", "refuses arguments it does not have"),
+        (toy_tools(column_total, description="Totals."), "description", "20 to 110 characters"),
+        (toy_tools(column_total, WordyArgs, offered_at=SEGMENTED_TIERS), "schema budget", "within"),
+    ],
+    ids=["raises", "numpy", "writes", "random", "loose-schema", "terse", "over-budget"],
+)
+def test_a_tool_broken_one_way_fails_the_check_that_names_it(
+    tools: Registry[ToolSpec], check: str, expected: str
+) -> None:
     with pytest.raises(CheckFailed) as failed:
         check_tool("toy", tools)
     assert failed.value.check == check and failed.value.subject.startswith("tool 'toy'")
@@ -117,16 +136,18 @@ def test_every_tier_meets_the_contract_over_a_seed_sweep(tier: str) -> None:
 class OneEpisodeEnvironment(MetricTrackerRlEnvironment):
     """Broken seeding: every seed plays seed 0's episode."""
 
-    def reset(self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
-              ) -> MetricTrackerRlObservation:
+    def reset(
+        self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
+    ) -> MetricTrackerRlObservation:
         return super().reset(seed=0 if seed is not None and seed >= 0 else seed, episode_id=episode_id, **kwargs)
 
 
 class UnseededEnvironment(MetricTrackerRlEnvironment):
     """Broken seeding: a seed is ignored for a fresh draw."""
 
-    def reset(self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
-              ) -> MetricTrackerRlObservation:
+    def reset(
+        self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
+    ) -> MetricTrackerRlObservation:
         fresh = random.randrange(10**6) if seed is not None and seed >= 0 else seed
         return super().reset(seed=fresh, episode_id=episode_id, **kwargs)
 
@@ -148,14 +169,19 @@ class TruthlessEnvironment(MetricTrackerRlEnvironment):
         super().__init__()
 
 
-@pytest.mark.parametrize(("make_env", "check", "expected"), [
-    (OneEpisodeEnvironment, "seeding", "a different episode from each seed"),
-    (UnseededEnvironment, "seeding", "the same episode from the same seed"),
-    (LeakyEnvironment, "truth wall", "no label in what a client reads"),
-    (TruthlessEnvironment, "truth wall", "the truth in the observations of make_env(debug=True)"),
-], ids=["one-episode", "unseeded", "leaky", "truthless"])
-def test_a_tier_played_by_a_broken_environment_fails_the_check_that_names_it(make_env: Any, check: str,
-                                                                              expected: str) -> None:
+@pytest.mark.parametrize(
+    ("make_env", "check", "expected"),
+    [
+        (OneEpisodeEnvironment, "seeding", "a different episode from each seed"),
+        (UnseededEnvironment, "seeding", "the same episode from the same seed"),
+        (LeakyEnvironment, "truth wall", "no label in what a client reads"),
+        (TruthlessEnvironment, "truth wall", "the truth in the observations of make_env(debug=True)"),
+    ],
+    ids=["one-episode", "unseeded", "leaky", "truthless"],
+)
+def test_a_tier_played_by_a_broken_environment_fails_the_check_that_names_it(
+    make_env: Any, check: str, expected: str
+) -> None:
     with pytest.raises(CheckFailed) as failed:
         check_tier(make_env, "easy", seeds=(0, 1))
     assert failed.value.check == check and failed.value.expected == expected

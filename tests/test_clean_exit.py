@@ -17,7 +17,8 @@ LEAK_MARKS = ("nanobind", "leaked")
 
 
 def test_a_worker_told_no_statement_follows_closes_its_database_and_exits_by_itself(
-        capfd: pytest.CaptureFixture[str]) -> None:
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     env = MetricTrackerRlEnvironment()
     env.reset(seed=3, difficulty="frontier")
     tables = env._playing.public.sql_tables()  # noqa: SLF001 - the tables a sandbox sends its worker

@@ -111,8 +111,9 @@ class LateReplies:
 @contextlib.contextmanager
 def uvicorn_serving(app: Any) -> Iterator[int]:
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
-                            **websocket_options())
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **websocket_options()
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -126,10 +127,12 @@ def uvicorn_serving(app: Any) -> Iterator[int]:
 
 
 def test_a_reply_to_a_closed_socket_is_dropped_counted_and_the_app_sees_its_client_leave(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     inner = LateReplies()
-    limits = SessionLimits(inner, per_client=None, unreset_grace_s=60, idle_timeout_s=300, server=inner,
-                           capacity=10, full_idle_s=120)
+    limits = SessionLimits(
+        inner, per_client=None, unreset_grace_s=60, idle_timeout_s=300, server=inner, capacity=10, full_idle_s=120
+    )
     with caplog.at_level(logging.WARNING, logger="metric_tracker_rl.sessions"), uvicorn_serving(limits) as port:
         for round_ in range(2):
             with connect_from(port, "127.0.0.8", "/mcp") as ws:
@@ -141,8 +144,9 @@ def test_a_reply_to_a_closed_socket_is_dropped_counted_and_the_app_sees_its_clie
             inner.client_left.clear()
             inner.ended.clear()
     lines = [record.getMessage() for record in caplog.records if record.name == "metric_tracker_rl.sessions"]
-    assert lines == ["1 reply met a socket its client had closed, and was dropped (this is logged at most once a "
-                     "minute)"]
+    assert lines == [
+        "1 reply met a socket its client had closed, and was dropped (this is logged at most once a minute)"
+    ]
 
 
 def test_the_dropped_count_is_logged_at_most_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
@@ -164,4 +168,3 @@ def test_a_send_that_fails_otherwise_still_raises() -> None:
     guarded = DroppedReplies().guard(broken)
     with pytest.raises(RuntimeError):
         asyncio.run(guarded({"type": "websocket.send", "text": "x"}))
-

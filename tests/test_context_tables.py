@@ -49,9 +49,15 @@ def deep(seed: int) -> tuple[DrawnWorld, Episode]:
 
 
 def _truth_keys(episode: Episode) -> set[tuple[str, str, str, Segment]]:
-    return {(row.date, row.entity_name, row.anomaly_type,
-             Segment(**{name: getattr(row, name, None) for name in SEGMENT_FIELDS}).normalised())
-            for row in episode.truth.expected_rows}
+    return {
+        (
+            row.date,
+            row.entity_name,
+            row.anomaly_type,
+            Segment(**{name: getattr(row, name, None) for name in SEGMENT_FIELDS}).normalised(),
+        )
+        for row in episode.truth.expected_rows
+    }
 
 
 def _dates(row: Experiment, episode: Episode) -> list[int]:
@@ -61,8 +67,7 @@ def _dates(row: Experiment, episode: Episode) -> list[int]:
 
 def _rate(counts: np.ndarray, metric: str) -> np.ndarray:
     definition = CONVERSION_BY_NAME[metric]
-    return (counts[:, COUNT_COLUMNS.index(definition.numerator)]
-            / counts[:, COUNT_COLUMNS.index(definition.denominator)])
+    return counts[:, COUNT_COLUMNS.index(definition.numerator)] / counts[:, COUNT_COLUMNS.index(definition.denominator)]
 
 
 def _arm(row: Experiment) -> Segment:
@@ -70,6 +75,7 @@ def _arm(row: Experiment) -> Segment:
 
 
 # --- where the tables exist -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("seed", range(4))
 def test_every_context_table_is_in_a_deep_episodes_sql_and_none_at_frontier(seed: int) -> None:
@@ -91,6 +97,7 @@ def test_only_a_tier_with_context_names_context_kinds() -> None:
 
 # --- true to the data -------------------------------------------------------------------------------------------
 
+
 def test_an_experiments_intended_effect_shows_in_its_arms_targeted_step_and_is_no_incident() -> None:
     seen = 0
     for seed in SEEDS:
@@ -111,10 +118,15 @@ def test_an_experiments_intended_effect_shows_in_its_arms_targeted_step_and_is_n
             changes = [rate[day] / np.median([rate[p] for p in peers[day] if p not in days]) - 1.0 for day in days]
             # Over its dates (each date's own noise is a few percent), the step moved as intended.
             assert np.sign(np.mean(changes)) == np.sign(effect) and abs(np.mean(changes)) > abs(effect) / 2, (
-                seed, row, effect, changes)
+                seed,
+                row,
+                effect,
+                changes,
+            )
             for day in days:
-                assert not any(k[:2] == (episode.public.dates[day], row.target_step) and k[3] == arm.normalised()
-                               for k in keys), (seed, row)
+                assert not any(
+                    k[:2] == (episode.public.dates[day], row.target_step) and k[3] == arm.normalised() for k in keys
+                ), (seed, row)
             seen += 1
     assert seen >= 8
 
@@ -127,13 +139,23 @@ def test_a_breaking_experiment_is_in_the_ground_truth_on_a_step_it_does_not_targ
         dates = episode.public.dates
         for incident in (i for i in world.incidents if i.kind == "experiment_breakage"):
             record = incident.record
-            first = next(i for i in world.incidents if i.kind == incident.kind and i.segment == incident.segment
-                         and i.context and record.day in _dates(i.context[0], episode))  # type: ignore[arg-type]
+            first = next(
+                i
+                for i in world.incidents
+                if i.kind == incident.kind
+                and i.segment == incident.segment
+                and i.context
+                and record.day in _dates(i.context[0], episode)
+            )  # type: ignore[arg-type]
             row = first.context[0]
             assert isinstance(row, Experiment) and record.entity_name != row.target_step
             assert _arm(row) == incident.segment
-            assert (dates[record.day], record.entity_name, "rate_drop_from_median",
-                    incident.segment.normalised()) in keys
+            assert (
+                dates[record.day],
+                record.entity_name,
+                "rate_drop_from_median",
+                incident.segment.normalised(),
+            ) in keys
             found += 1
     assert found >= 10
 
@@ -170,8 +192,9 @@ def test_the_partner_logs_shares_at_deeps_defaults_are_the_published_ones() -> N
     for seed in range(200):
         world = reset_world(seed=seed, difficulty="deep")
         log = world.data.context.partner_status  # type: ignore[union-attr]
-        breaks = [i for i in world.incidents
-                  if i.record.family == "funnel_break" and i.record.entity_name == PAYMENT_STEP]
+        breaks = [
+            i for i in world.incidents if i.record.family == "funnel_break" and i.record.entity_name == PAYMENT_STEP
+        ]
         notices += len(log)
         matched += sum(any(n.date == dates[i.record.day] and _overlaps(n, i.segment) for i in breaks) for n in log)
         payments += len(breaks)
@@ -184,7 +207,8 @@ def test_the_partner_logs_shares_at_deeps_defaults_are_the_published_ones() -> N
 def _overlaps(notice: PartnerNotice, segment: Segment) -> bool:
     """Whether the notice's platform and country and the segment's can name the same cell."""
     return (None in (notice.platform, segment.platform) or notice.platform == segment.platform) and (
-        None in (notice.country, segment.country) or notice.country == segment.country)
+        None in (notice.country, segment.country) or notice.country == segment.country
+    )
 
 
 def test_a_campaign_raises_its_cuboids_traffic_and_keeps_every_leafs_own_conversion() -> None:
@@ -202,19 +226,28 @@ def test_a_campaign_raises_its_cuboids_traffic_and_keeps_every_leafs_own_convers
         after = plan.leaf_reach()
         live = before[..., 0] > 0  # (S, K, D): leaves with traffic (a version before its release has none)
         # Every leaf's own conversion through every event is as it was, on every date.
-        np.testing.assert_allclose(after[live][:, 1:] / after[live][:, :1], before[live][:, 1:] / before[live][:, :1],
-                                   rtol=1e-9)
+        np.testing.assert_allclose(
+            after[live][:, 1:] / after[live][:, :1], before[live][:, 1:] / before[live][:, :1], rtol=1e-9
+        )
         days = np.zeros(plan.num_days, dtype=bool)
-        days[fluctuation.day:fluctuation.day + 1 + (np.datetime64(campaign.end_date)
-                                                     - np.datetime64(campaign.start_date)).astype(int)] = True
-        inside = (np.outer(plan.layout.mask(Segment(country=campaign.country)), plan.split.mask(fluctuation.segment))
-                  [..., None] & days)  # (S, K, D)
+        days[
+            fluctuation.day : fluctuation.day
+            + 1
+            + (np.datetime64(campaign.end_date) - np.datetime64(campaign.start_date)).astype(int)
+        ] = True
+        inside = (
+            np.outer(plan.layout.mask(Segment(country=campaign.country)), plan.split.mask(fluctuation.segment))[
+                ..., None
+            ]
+            & days
+        )  # (S, K, D)
         lift = np.divide(after[..., 0], before[..., 0], out=np.ones_like(before[..., 0]), where=live)
         assert np.allclose(lift[inside & live], lift[inside & live][0]) and lift[inside & live][0] >= 1.5
         assert np.allclose(lift[~inside], 1.0)
 
 
 # --- reading them -----------------------------------------------------------------------------------------------
+
 
 def _sql_rows(public: Any, table: str) -> list[dict[str, Any]]:
     outcome = run_tool("query", public, {"sql": f"SELECT * FROM {table}", "limit": 120})
@@ -257,8 +290,13 @@ def test_get_context_errors_name_the_valid_tables_and_where_they_exist() -> None
 def test_the_resets_note_share_sets_which_partner_failures_get_a_notice(note_share: float) -> None:
     failures = 0
     for seed in range(4):
-        world = reset_world(seed=seed, difficulty="deep", note_share=note_share,
-                            incident_kinds=("partner_payment_failure",), anomaly_count=3)
+        world = reset_world(
+            seed=seed,
+            difficulty="deep",
+            note_share=note_share,
+            incident_kinds=("partner_payment_failure",),
+            anomaly_count=3,
+        )
         placed = [i for i in world.incidents if i.kind == "partner_payment_failure"]
         notices = set(world.data.context.partner_status)  # type: ignore[union-attr]
         for incident in placed:

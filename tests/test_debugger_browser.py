@@ -23,8 +23,16 @@ from metric_tracker_rl.world.context import CONTEXT_TABLES
 pytestmark = pytest.mark.slow  # starts server processes or a browser
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TASK = "medium_mixed_three"
 DEEP_TASK = "deep_cuboids"
 TIMEOUT_MS = 90_000
@@ -50,8 +58,11 @@ def web_url() -> Iterator[str]:
     """Plain `uvicorn server.app:app` on a random port, told nothing: the debugger is on by default and finds
     its own episode API from the page's request."""
     port = free_port()
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("PORT", "ENABLE_WEB_INTERFACE", "METRIC_TRACKER_SELF_URL")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("PORT", "ENABLE_WEB_INTERFACE", "METRIC_TRACKER_SELF_URL")
+    }
     command = [sys.executable, "-m", "uvicorn", "server.app:app", "--host", "127.0.0.1", "--port", str(port)]
     with serving(command, port, {**env, "METRIC_TRACKER_DEBUG": "0"}) as url:
         yield url
@@ -80,8 +91,10 @@ class DebuggerPage:
     def wait_status(self, *texts: str) -> str:
         condition = " && ".join(f"s.includes({text!r})" for text in texts)
         try:
-            self.page.wait_for_function(f"(() => {{ const e = document.querySelector('#status'); "
-                                        f"const s = e ? e.innerText : ''; return {condition}; }})()")
+            self.page.wait_for_function(
+                f"(() => {{ const e = document.querySelector('#status'); "
+                f"const s = e ? e.innerText : ''; return {condition}; }})()"
+            )
         except sync_api.TimeoutError:
             pytest.fail(f"status never showed {texts}; it shows: {self.status()!r}")
         return self.status()
@@ -95,8 +108,10 @@ class DebuggerPage:
         charts are separate components, and a busy browser may show one before the other."""
         boxes = ", ".join(repr(f"#{box} .mt-chart") for box in CHART_BOXES)
         try:
-            self.page.wait_for_function(f"[{boxes}].every(s => {{ const c = document.querySelector(s); "
-                                        f"return c !== null && Number(c.dataset.reset) > {drawn_after}; }})")
+            self.page.wait_for_function(
+                f"[{boxes}].every(s => {{ const c = document.querySelector(s); "
+                f"return c !== null && Number(c.dataset.reset) > {drawn_after}; }})"
+            )
         except sync_api.TimeoutError:
             pytest.fail(f"the charts were never drawn after reset {drawn_after}; they show {self.chart_resets()}")
 
@@ -138,8 +153,9 @@ class DebuggerPage:
         return int(self.page.get_attribute(f"#{elem_id} [role=grid]", "aria-rowcount")) - 1
 
     def rendered_rows(self, elem_id: str) -> list[str]:
-        return self.page.eval_on_selector_all(f"#{elem_id} [role=row][data-index]",
-                                              "els => els.map(e => e.innerText.replace(/\\s+/g, ' '))")
+        return self.page.eval_on_selector_all(
+            f"#{elem_id} [role=row][data-index]", "els => els.map(e => e.innerText.replace(/\\s+/g, ' '))"
+        )
 
     def every_row(self, elem_id: str, before: list[str] | None = None) -> list[str]:
         """The table's rows once the page has drawn them: as many as its grid counts, other than `before` (the
@@ -157,7 +173,8 @@ class DebuggerPage:
     def row_texts(self) -> list[str]:
         """Each rendered table row and each text block, so a leaked report row shows up as one string."""
         return self.page.eval_on_selector_all(
-            "[role=row], tr, p, li, pre, .cm-line", "els => els.map(e => e.innerText.replace(/\\s+/g, ' '))")
+            "[role=row], tr, p, li, pre, .cm-line", "els => els.map(e => e.innerText.replace(/\\s+/g, ' '))"
+        )
 
 
 def expected_triples() -> list[tuple[str, str, str]]:
@@ -232,13 +249,15 @@ def test_every_payload_column_is_readable_at_1400_px(browser, web_url: str) -> N
     page.wait_status("ran", "Steps left: 39")
     right_edge = page.page.eval_on_selector("#payload", "e => e.getBoundingClientRect().right")
     headers = page.page.eval_on_selector_all(
-        "#payload [role=columnheader]", "els => els.map(e => [e.innerText.trim(), e.getBoundingClientRect().right])")
+        "#payload [role=columnheader]", "els => els.map(e => [e.innerText.trim(), e.getBoundingClientRect().right])"
+    )
     assert [name for name, _ in headers] == list(SUBMISSION_COLUMNS)
     # Every value is whole on one line; the table scrolls sideways with the key columns pinned in view.
     assert all(0 < right <= right_edge for _, right in headers[:3]), (headers, right_edge)
     clipped = page.page.eval_on_selector_all(
         "#payload td, #payload [role=columnheader]",
-        "els => els.filter(e => e.innerText.trim() && e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)")
+        "els => els.filter(e => e.innerText.trim() && e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)",
+    )
     assert clipped == [] and unreadable_cells(page, "payload") == []
     shot(page, "payload")
     page.page.close()
@@ -247,11 +266,17 @@ def test_every_payload_column_is_readable_at_1400_px(browser, web_url: str) -> N
 def test_tables_start_with_their_own_headers(browser, web_url: str) -> None:
     page = DebuggerPage(browser, web_url)
     page.reset(TASK)
-    expected = {"tool-table": ["field", "value"], "preview-issues": ["row_index", "code", "message"],
-                "reward-breakdown": ["component", "value"], "submission-issues": ["row_index", "code", "message"],
-                "payload": list(SUBMISSION_COLUMNS)}
-    for tab, tables in (("Analysis tools", ["tool-table"]),
-                        ("Payload", ["payload", "preview-issues", "reward-breakdown", "submission-issues"])):
+    expected = {
+        "tool-table": ["field", "value"],
+        "preview-issues": ["row_index", "code", "message"],
+        "reward-breakdown": ["component", "value"],
+        "submission-issues": ["row_index", "code", "message"],
+        "payload": list(SUBMISSION_COLUMNS),
+    }
+    for tab, tables in (
+        ("Analysis tools", ["tool-table"]),
+        ("Payload", ["payload", "preview-issues", "reward-breakdown", "submission-issues"]),
+    ):
         page.tab(tab)
         for elem_id in tables:
             assert header_texts(page, elem_id) == expected[elem_id], elem_id
@@ -297,14 +322,16 @@ def test_calendar_notes_are_labelled_on_every_chart(browser, web_url: str) -> No
     assert kinds
     labels = page.page.eval_on_selector_all(
         ".mt-chart svg.panel, .mt-chart svg.heatmap",
-        "els => els.map(svg => [...svg.querySelectorAll('.mark-label')].map(t => t.textContent).sort())")
+        "els => els.map(svg => [...svg.querySelectorAll('.mark-label')].map(t => t.textContent).sort())",
+    )
     assert len(labels) == 5 + 7 + 1 and all(found == kinds for found in labels)
     noted = reset_episode(task_id=TASK).public.annotations[0]
     page.choose("chart-date", noted.date)
     # The chart's own figure (while an update is pending, the box may also hold the page's loading indicator).
     figure = "#chart-funnel .mt-chart svg"
-    page.page.wait_for_function(f"(document.querySelector({figure!r}) || {{textContent: ''}}).textContent"
-                                f".includes({noted.date[5:]!r})")
+    page.page.wait_for_function(
+        f"(document.querySelector({figure!r}) || {{textContent: ''}}).textContent.includes({noted.date[5:]!r})"
+    )
     assert noted.kind in page.page.text_content(figure)
     page.page.close()
 
@@ -320,8 +347,9 @@ def test_a_difficulty_selects_its_task_and_a_cuboid_is_charted_against_its_basel
     page.choose("cuboid-metric", "app_open_to_menu_open")
     page.page.click("#cuboid-chart-button")
     chart = "#chart-cuboid .mt-chart"
-    page.page.wait_for_function(f"(document.querySelector({chart!r}) || {{innerText: ''}}).innerText"
-                                ".includes('platform=android ∧ country=IN')")
+    page.page.wait_for_function(
+        f"(document.querySelector({chart!r}) || {{innerText: ''}}).innerText.includes('platform=android ∧ country=IN')"
+    )
     dots = page.page.eval_on_selector_all(f"{chart} circle title", "els => els.map(e => e.textContent)")
     assert len(dots) == 56 and all("baseline" in dot for dot in dots)
     assert page.page.locator(f"{chart} polyline.baseline").count() == 1
@@ -380,7 +408,8 @@ def test_every_context_table_at_deep_is_read_in_the_cuboid_tab(browser, web_url:
     assert page.page.input_value("#context-table input") == CONTEXT_TABLES[0]
     page.page.click("#context-table input")
     offered = page.page.eval_on_selector_all(  # the chosen option's text starts with a check mark
-        "[role=option]", "els => els.map(e => e.innerText.trim().split('\\n').pop().trim())")
+        "[role=option]", "els => els.map(e => e.innerText.trim().split('\\n').pop().trim())"
+    )
     page.page.keyboard.press("Escape")
     page.page.click("#cuboid-note")  # the list closed, the default still chosen
     assert sorted(offered) == sorted(listed) and set(listed) == set(CONTEXT_TABLES)
@@ -392,7 +421,9 @@ def test_every_context_table_at_deep_is_read_in_the_cuboid_tab(browser, web_url:
         try:
             page.page.wait_for_function(
                 "cols => JSON.stringify([...document.querySelectorAll('#context-rows [role=columnheader]')]"
-                ".map(e => e.innerText.trim())) === JSON.stringify(cols)", arg=columns)
+                ".map(e => e.innerText.trim())) === JSON.stringify(cols)",
+                arg=columns,
+            )
         except sync_api.TimeoutError:
             pytest.fail(f"{table} never showed its columns; the note says {page.page.inner_text('#cuboid-note')!r}")
         assert page.row_count("context-rows") == min(200, len(tables[table][columns[0]])) > 0, table
@@ -416,10 +447,13 @@ def test_standard_mode_page_shows_no_expected_row(browser, web_url: str) -> None
     assert leaked_rows(page) == []
     first_date = expected_triples()[0][0]
     shown: list[str] | None = None
-    for name, arguments in [("list_suspicious_dates", '{"limit": 28}'), ("get_annotations", None),
-                            ("rows_for_date", f'{{"date": "{first_date}"}}'),
-                            ("hourly_rows_for_date", f'{{"date": "{first_date}"}}'),
-                            ("check_impossible_counts", None)]:
+    for name, arguments in [
+        ("list_suspicious_dates", '{"limit": 28}'),
+        ("get_annotations", None),
+        ("rows_for_date", f'{{"date": "{first_date}"}}'),
+        ("hourly_rows_for_date", f'{{"date": "{first_date}"}}'),
+        ("check_impossible_counts", None),
+    ]:
         page.run_tool(name, arguments)
         rows = shown = page.every_row("tool-table", shown)  # every row is on the page to check
         assert rows and len(rows) == page.row_count("tool-table"), name
@@ -472,8 +506,7 @@ BROKEN_OR_CUT = """els => els.filter(e => {
 def unreadable_cells(page: DebuggerPage, elem_id: str) -> list[str]:
     """Headers and cells of a table that wrap a word mid-way ("detection_metho/d") or are cut off."""
     page.page.wait_for_selector(f"#{elem_id} [role=columnheader]")
-    return page.page.eval_on_selector_all(f"#{elem_id} [role=columnheader], #{elem_id} [role=gridcell]",
-                                          BROKEN_OR_CUT)
+    return page.page.eval_on_selector_all(f"#{elem_id} [role=columnheader], #{elem_id} [role=gridcell]", BROKEN_OR_CUT)
 
 
 def test_no_table_wraps_a_word_or_cuts_a_cell_at_1400_px(browser, web_url: str) -> None:

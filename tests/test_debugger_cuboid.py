@@ -18,8 +18,9 @@ from metric_tracker_rl.world.segments import Segment
 def all_rows(env: MetricTrackerRlEnvironment, sql: str) -> list[dict]:
     rows, offset = [], 0
     while offset is not None:
-        observation = env.step(MetricTrackerRlAction(analysis_method="query",
-                                                     analysis_args={"sql": sql, "limit": 120, "offset": offset}))
+        observation = env.step(
+            MetricTrackerRlAction(analysis_method="query", analysis_args={"sql": sql, "limit": 120, "offset": offset})
+        )
         assert observation.status == "ok", observation.message
         rows += observation.analysis_result["rows"]
         offset = observation.analysis_result.get("next_offset")
@@ -46,9 +47,17 @@ def test_the_dimension_values_are_the_episodes(deep: MetricTrackerRlEnvironment)
 
 
 @settings(max_examples=12, deadline=None)
-@given(choice=st.fixed_dictionaries({}, optional={
-    "platform": st.sampled_from(["ios", "android", "web"]), "country": st.sampled_from(["US", "IN", "MX", "JP"]),
-    "channel": st.sampled_from(["organic", "paid_social"]), "user_type": st.sampled_from(["new", "returning"])}))
+@given(
+    choice=st.fixed_dictionaries(
+        {},
+        optional={
+            "platform": st.sampled_from(["ios", "android", "web"]),
+            "country": st.sampled_from(["US", "IN", "MX", "JP"]),
+            "channel": st.sampled_from(["organic", "paid_social"]),
+            "user_type": st.sampled_from(["new", "returning"]),
+        },
+    )
+)
 def test_a_cuboids_rows_are_its_own_data(deep: MetricTrackerRlEnvironment, choice: dict[str, str]) -> None:
     rows = all_rows(deep, cuboids.cuboid_query(choice))
     expected = deep._episode.public.segments.segment_daily(Segment(**choice))  # noqa: SLF001
@@ -70,8 +79,7 @@ def test_a_cuboids_baseline_is_the_median_of_its_same_weekday_peers() -> None:
 
 
 def test_a_cuboid_chooses_only_the_named_values_and_quotes_them() -> None:
-    assert cuboids.cuboid_of({"platform": "web", "country": cuboids.ALL_VALUES, "channel": None}) == {
-        "platform": "web"}
+    assert cuboids.cuboid_of({"platform": "web", "country": cuboids.ALL_VALUES, "channel": None}) == {"platform": "web"}
     assert "channel = 'it''s'" in cuboids.cuboid_query({"channel": "it's"})
     assert "WHERE" not in cuboids.cuboid_query({})
 
@@ -94,6 +102,7 @@ def test_the_tables_offered_at_deep_are_the_tables_the_sql_tool_holds() -> None:
     tables = cuboids.context_tables(observation.segments)
     assert tables and set(tables) < set(listed)  # something listed there is not a table
     for table in tables:
-        answer = env.step(MetricTrackerRlAction(analysis_method="query",
-                                                analysis_args={"sql": cuboids.context_query(table, tables)}))
+        answer = env.step(
+            MetricTrackerRlAction(analysis_method="query", analysis_args={"sql": cuboids.context_query(table, tables)})
+        )
         assert answer.status == "ok", (table, answer.message)

@@ -57,6 +57,7 @@ def charts() -> drawing.ChartData:
 
 # --- reset controls -----------------------------------------------------------------------------------
 
+
 def test_reset_kwargs_leaves_blank_fields_to_the_server() -> None:
     kwargs = forms.reset_kwargs(TASK, " ", forms.DEFAULT_CHOICE, None, "", None)
     assert kwargs == {"task_id": TASK}
@@ -65,14 +66,22 @@ def test_reset_kwargs_leaves_blank_fields_to_the_server() -> None:
 
 def test_reset_kwargs_parses_overrides_that_the_core_accepts() -> None:
     kwargs = forms.reset_kwargs(TASK, "17", "funnel_break", "medium", "0.2", " 2 ")
-    assert kwargs == {"task_id": TASK, "seed": 17, "scenario_family": "funnel_break", "difficulty": "medium",
-                      "anomaly_density": 0.2, "anomaly_count": 2}
+    assert kwargs == {
+        "task_id": TASK,
+        "seed": 17,
+        "scenario_family": "funnel_break",
+        "difficulty": "medium",
+        "anomaly_density": 0.2,
+        "anomaly_count": 2,
+    }
     config = resolve_episode_config(**kwargs)
     assert (config.seed, config.scenario_family, config.anomaly_count) == (17, "funnel_break", 2)
 
 
-@pytest.mark.parametrize(("field", "args"), [("seed", ("x", None, None)), ("anomaly_count", (None, None, "1.5")),
-                                             ("anomaly_density", (None, "lots", None))])
+@pytest.mark.parametrize(
+    ("field", "args"),
+    [("seed", ("x", None, None)), ("anomaly_count", (None, None, "1.5")), ("anomaly_density", (None, "lots", None))],
+)
 def test_reset_kwargs_names_the_field_of_a_bad_number(field: str, args: tuple) -> None:
     seed, density, count = args
     with pytest.raises(ValueError, match=field):
@@ -92,11 +101,14 @@ def test_each_tiers_instruction_names_only_what_the_tier_has(difficulty: str) ->
         assert {"query", "metrics_layer"} <= named
 
 
-@pytest.mark.parametrize(("kwargs", "shown", "hidden"), [
-    ({"difficulty": "audit", "seed": 3}, "difficulty=audit, anomaly_count=3 to 6 (drawn)", "anomaly_density"),
-    ({"task_id": "warehouse_raw_events"}, "difficulty=warehouse, anomaly_count=4", "anomaly_density"),
-    ({"task_id": TASK, "anomaly_density": 0.2}, "difficulty=medium, anomaly_count=6", "anomaly_density"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "shown", "hidden"),
+    [
+        ({"difficulty": "audit", "seed": 3}, "difficulty=audit, anomaly_count=3 to 6 (drawn)", "anomaly_density"),
+        ({"task_id": "warehouse_raw_events"}, "difficulty=warehouse, anomaly_count=4", "anomaly_density"),
+        ({"task_id": TASK, "anomaly_density": 0.2}, "difficulty=medium, anomaly_count=6", "anomaly_density"),
+    ],
+)
 def test_the_episode_line_shows_the_incident_count_as_the_tier_sets_it(kwargs: dict, shown: str, hidden: str) -> None:
     config = resolve_episode_config(**kwargs).public_dict()
     line = forms.episode_setting(config)
@@ -128,6 +140,7 @@ def test_status_markdown_shows_budgets_and_the_score() -> None:
 
 
 # --- tool forms ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", list(TOOL_REGISTRY))
 def test_prefilled_arguments_are_a_valid_call_and_help_lists_every_argument(name: str) -> None:
@@ -213,6 +226,7 @@ def test_result_table_shapes_real_tool_results() -> None:
 
 # --- payload builder ----------------------------------------------------------------------------------
 
+
 def test_generated_rows_round_trip_through_the_editable_table() -> None:
     env = MetricTrackerRlEnvironment()
     env.reset(task_id=TASK)
@@ -222,7 +236,8 @@ def test_generated_rows_round_trip_through_the_editable_table() -> None:
     assert list(table.columns) == list(forms.SUBMISSION_COLUMNS)
     rows = forms.rows_from_frame(table)
     assert [MetricSubmissionRow(**r).model_dump() for r in rows] == [
-        MetricSubmissionRow(**{k: forms.format_number(v) for k, v in g.items()}).model_dump() for g in generated]
+        MetricSubmissionRow(**{k: forms.format_number(v) for k, v in g.items()}).model_dump() for g in generated
+    ]
     # The table shows rounded values; submitted, they grade exactly as the generator's own rows do.
     graded = []
     for report in (rows, generated):
@@ -235,12 +250,22 @@ def test_generated_rows_round_trip_through_the_editable_table() -> None:
 
 
 def test_rows_from_frame_drops_blank_rows_and_parses_typed_numbers() -> None:
-    frame = pd.DataFrame([
-        {c: "" for c in forms.SUBMISSION_COLUMNS},
-        {"date": "2026-03-10", "entity_type": "event_count", "entity_name": "app_opens",
-         "anomaly_type": "absolute_spike_in_event_count", "detection_method": "compare_count_to_median",
-         "baseline_value": "100", "observed_value": "150.5", "delta_value": "oops", "severity": "high"},
-    ])
+    frame = pd.DataFrame(
+        [
+            {c: "" for c in forms.SUBMISSION_COLUMNS},
+            {
+                "date": "2026-03-10",
+                "entity_type": "event_count",
+                "entity_name": "app_opens",
+                "anomaly_type": "absolute_spike_in_event_count",
+                "detection_method": "compare_count_to_median",
+                "baseline_value": "100",
+                "observed_value": "150.5",
+                "delta_value": "oops",
+                "severity": "high",
+            },
+        ]
+    )
     (row,) = forms.rows_from_frame(frame)
     assert row["baseline_value"] == 100.0 and row["observed_value"] == 150.5
     assert row["delta_value"] == "oops"  # left for the server's validation to name
@@ -251,9 +276,17 @@ def test_breakdown_and_issue_tables_from_a_graded_submission() -> None:
     env = MetricTrackerRlEnvironment()
     env.reset(task_id=TASK)
     assert forms.breakdown_table(env.step(MetricTrackerRlAction(analysis_method="list_dates"))).empty
-    row = {"date": "2026-03-10", "entity_type": "event_count", "entity_name": "app_opens",
-           "anomaly_type": "absolute_spike_in_event_count", "detection_method": "compare_count_to_median",
-           "baseline_value": 1.0, "observed_value": 2.0, "delta_value": 1.0, "severity": "low"}
+    row = {
+        "date": "2026-03-10",
+        "entity_type": "event_count",
+        "entity_name": "app_opens",
+        "anomaly_type": "absolute_spike_in_event_count",
+        "detection_method": "compare_count_to_median",
+        "baseline_value": 1.0,
+        "observed_value": 2.0,
+        "delta_value": 1.0,
+        "severity": "low",
+    }
     refused = env.step(MetricTrackerRlAction(classifications=[row, row]))
     assert refused.status == "error" and forms.breakdown_table(refused).empty
     issues = forms.issues_table(refused.submission_issues)
@@ -269,6 +302,7 @@ def test_breakdown_and_issue_tables_from_a_graded_submission() -> None:
 
 
 # --- chart data and figures ---------------------------------------------------------------------------
+
 
 def test_marks_show_truth_only_with_a_debug_payload(debug_env, charts: drawing.ChartData) -> None:
     _, observation = debug_env
@@ -330,8 +364,9 @@ def test_count_chart_marks_and_labels_each_expected_row_on_its_own_panel(debug_e
     expected = [r for r in observation.debug["expected_rows"] if r["entity_name"] in COUNT_COLUMNS]
     for column, svg in debug.items():
         truth = [g for g in marks(svg) if "truth" in g.get("class")]
-        assert sorted(g.get("data-date") for g in truth) == sorted(r["date"] for r in expected
-                                                                   if r["entity_name"] == column)
+        assert sorted(g.get("data-date") for g in truth) == sorted(
+            r["date"] for r in expected if r["entity_name"] == column
+        )
         assert len(marks(svg)) == len(charts.annotations) + len(truth)
 
 
@@ -356,15 +391,14 @@ def test_rate_heatmap_and_funnel_charts(charts: drawing.ChartData) -> None:
 
 def test_favicon_is_an_icon_file() -> None:
     icon = images.favicon_ico()
-    count, = struct.unpack("<H", icon[4:6])
+    (count,) = struct.unpack("<H", icon[4:6])
     width, height, *_, size, offset = struct.unpack("<BBBBHHII", icon[6:22])
     assert icon[:4] == b"\x00\x00\x01\x00" and count == 1 and (width, height) == (32, 32)
-    assert icon[offset:offset + 8] == b"\x89PNG\r\n\x1a\n" and offset + size == len(icon)
+    assert icon[offset : offset + 8] == b"\x89PNG\r\n\x1a\n" and offset + size == len(icon)
 
 
 @pytest.mark.parametrize("secret", ["", "kept-by-the-server"])
-def test_the_comparison_table_lists_each_row_and_each_missed_incident_only_in_open_mode(
-        secret: str) -> None:
+def test_the_comparison_table_lists_each_row_and_each_missed_incident_only_in_open_mode(secret: str) -> None:
     env = MetricTrackerRlEnvironment(held_out_secret=secret)
     env.reset(task_id="medium_mixed_three")
     rows = run(env, "get_median_filter_rows")["rows"]

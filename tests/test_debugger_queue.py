@@ -23,8 +23,14 @@ from metric_tracker_rl.serving.debugger.tabs import OpenTabs, TabSession
 
 
 def visitor_queue(closed: list[str] | None = None) -> VisitorQueue:
-    queue = VisitorQueue(live_updates=False, concurrency_count=40, update_intervals=1, max_size=None,
-                         blocks=None, default_concurrency_limit=None)  # type: ignore[arg-type]
+    queue = VisitorQueue(
+        live_updates=False,
+        concurrency_count=40,
+        update_intervals=1,
+        max_size=None,
+        blocks=None,
+        default_concurrency_limit=None,
+    )  # type: ignore[arg-type]
     queue.install([], (closed if closed is not None else []).append)
     queue.event_queue_per_concurrency_id["page"] = EventQueue("page", None)
     return queue

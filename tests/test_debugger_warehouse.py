@@ -48,6 +48,9 @@ def test_a_warehouse_episode_opens_in_the_debugger_with_its_dashboards_charts() 
     # The counts are the dashboard's, as the query tool reads it in process.
     env = MetricTrackerRlEnvironment()
     env.reset(difficulty="warehouse", seed=SEED)
-    rows = env.step(MetricTrackerRlAction(analysis_method="query", analysis_args={
-        "sql": "SELECT sum(sessions) AS s FROM dashboard"})).analysis_result["rows"]
+    rows = env.step(
+        MetricTrackerRlAction(
+            analysis_method="query", analysis_args={"sql": "SELECT sum(sessions) AS s FROM dashboard"}
+        )
+    ).analysis_result["rows"]
     assert data.daily["app_opens"].sum() == rows[0]["s"]

@@ -107,8 +107,9 @@ def test_scale_step_moves_the_segments_leaves_only(data: st.DataObject, edit: tu
     # the segment's leaves: the step converts by the hour-weighted factor (the factor itself all day), so their
     # conversions fall by 1 - (1 - factor) x each cell's share of its conversions in the hours
     window = slice(None) if hours is None else slice(*hours)
-    in_hours = np.divide(hourly[:, window].sum(axis=1), hourly.sum(axis=1), out=np.zeros(len(cells)),
-                         where=hourly.sum(axis=1) > 0)
+    in_hours = np.divide(
+        hourly[:, window].sum(axis=1), hourly.sum(axis=1), out=np.zeros(len(cells)), where=hourly.sum(axis=1) > 0
+    )
     leaves_of = inside[cells]  # (n, K)
     held = before[cells][..., day, step + 1] * leaves_of
     if held.sum() > 0:
@@ -165,10 +166,16 @@ def _z(observed_hits: int, trials: int, chance: float) -> float:
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), seed=st.sampled_from(PLAN_SEEDS), day=st.integers(0, 54), factor=st.floats(0.2, 0.9),
-       step=st.integers(0, N_STEPS - 1))
-def test_drawn_counts_show_the_drop_in_the_segments_leaves_only(data: st.DataObject, seed: int, day: int,
-                                                                  factor: float, step: int) -> None:
+@given(
+    data=st.data(),
+    seed=st.sampled_from(PLAN_SEEDS),
+    day=st.integers(0, 54),
+    factor=st.floats(0.2, 0.9),
+    step=st.integers(0, N_STEPS - 1),
+)
+def test_drawn_counts_show_the_drop_in_the_segments_leaves_only(
+    data: st.DataObject, seed: int, day: int, factor: float, step: int
+) -> None:
     world = fresh_world(seed)
     segment = data.draw(cuboids(world))
     expected_before = world.plan.leaf_reach()
@@ -215,8 +222,13 @@ def default_episodes() -> list[Episode]:
 def test_ground_truth_names_cuboids_of_one_to_three_dimensions(default_episodes: list[Episode]) -> None:
     depths = Counter(incident.depth for episode in default_episodes for incident in cuboid_incidents(episode))
     assert set(depths) <= {1, 2, 3} and depths[2] and depths[3], depths
-    daily_fields = Counter(field for episode in default_episodes for row in episode.truth.expected_rows
-                           for field in ("channel", "user_type") if getattr(row, field) is not None)
+    daily_fields = Counter(
+        field
+        for episode in default_episodes
+        for row in episode.truth.expected_rows
+        for field in ("channel", "user_type")
+        if getattr(row, field) is not None
+    )
     assert daily_fields["channel"] and daily_fields["user_type"], daily_fields
 
 
@@ -291,15 +303,18 @@ def test_concurrency_zero_keeps_one_incident_per_date() -> None:
         assert len(dates) == len(set(dates))
 
 
-@pytest.mark.parametrize(("settings", "message"), [
-    ({"max_cuboid_depth": 4}, "max_cuboid_depth must be between 1 and 3"),
-    ({"max_cuboid_depth": 3, "dimensions": ["platform", "app_version", "channel"]}, "needs at least 3 dimensions"),
-    ({"dimensions": ["country"]}, "includes platform"),
-    ({"dimensions": ["platform", "planet"]}, "valid: platform, country, app_version, channel, user_type"),
-    ({"magnitude_scale": 0}, "magnitude_scale must be a number between 0.25 and 3"),
-    ({"concurrency": -1}, "concurrency must be between 0 and 3"),
-    ({"note_share": 1.5}, "note_share must be a number between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"max_cuboid_depth": 4}, "max_cuboid_depth must be between 1 and 3"),
+        ({"max_cuboid_depth": 3, "dimensions": ["platform", "app_version", "channel"]}, "needs at least 3 dimensions"),
+        ({"dimensions": ["country"]}, "includes platform"),
+        ({"dimensions": ["platform", "planet"]}, "valid: platform, country, app_version, channel, user_type"),
+        ({"magnitude_scale": 0}, "magnitude_scale must be a number between 0.25 and 3"),
+        ({"concurrency": -1}, "concurrency must be between 0 and 3"),
+        ({"note_share": 1.5}, "note_share must be a number between 0 and 1"),
+    ],
+)
 def test_the_dial_refuses_bad_values_with_a_clear_error(settings: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         resolve_episode_config(difficulty=DEEP, **settings)
@@ -316,22 +331,35 @@ def test_the_dial_applies_at_deep_only_and_shows_there() -> None:
     mix = TIERS[DEEP].segmented
     assert mix is not None and deep.standard
     assert (shown["max_cuboid_depth"], shown["concurrency"], shown["note_share"], shown["magnitude_scale"]) == (
-        mix.max_cuboid_depth, mix.concurrency, mix.note_share, mix.magnitude_scale)
+        mix.max_cuboid_depth,
+        mix.concurrency,
+        mix.note_share,
+        mix.magnitude_scale,
+    )
     assert shown["dimensions"] == ["platform", "country", "app_version", "channel", "user_type"]
     assert EpisodeConfig.from_public(shown) == replace(deep, secret="")
     assert not resolve_episode_config(difficulty=DEEP, seed=1, max_cuboid_depth=2).standard
 
 
 def test_a_larger_magnitude_scale_deepens_the_falls() -> None:
-    low = [r.magnitude for s in range(4) for r in _episode(s, magnitude_scale=0.5).truth.injections
-           if r.family == "rate_drop_from_median"]
-    high = [r.magnitude for s in range(4) for r in _episode(s, magnitude_scale=1.5).truth.injections
-            if r.family == "rate_drop_from_median"]
+    low = [
+        r.magnitude
+        for s in range(4)
+        for r in _episode(s, magnitude_scale=0.5).truth.injections
+        if r.family == "rate_drop_from_median"
+    ]
+    high = [
+        r.magnitude
+        for s in range(4)
+        for r in _episode(s, magnitude_scale=1.5).truth.injections
+        if r.family == "rate_drop_from_median"
+    ]
     assert np.mean(high) > np.mean(low)
 
 
 def test_most_deep_incidents_are_clear_in_their_own_cuboid_and_one_dimension_incidents_stand_out(
-        default_episodes: list[Episode]) -> None:
+    default_episodes: list[Episode],
+) -> None:
     """The dilution test sees one-dimension whole-day falls (nothing dilutes them), so what it calls diluted is the
     cuboid's doing, not a blind test. (An hourly kind's daily footprint is its hours' share of the day, so a
     one-dimension break or outage may stand out in its hours only.)"""

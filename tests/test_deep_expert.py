@@ -31,24 +31,18 @@ EPISODES = 3
 EXPERT_FLOOR = 0.6
 
 
-
-
 @pytest.mark.slow
 def test_deep_expert_finds_incidents_and_shows_what_it_submits() -> None:
     env = MetricTrackerRlEnvironment()
-    runs = [record_episode(make_agent("deep_expert"), env, calibration_reset_kwargs("deep", offset))
-            for offset in range(EPISODES)]
+    runs = [
+        record_episode(make_agent("deep_expert"), env, calibration_reset_kwargs("deep", offset))
+        for offset in range(EPISODES)
+    ]
     assert statistics.mean(run.score for run in runs) >= EXPERT_FLOOR, [run.score for run in runs]
     for run in runs:
         assert unseen_submitted_rows(run) == []
         assert cut_results(run) == 0
     assert statistics.median(sum(map(len, message_texts(run.messages))) for run in runs) <= MESSAGE_CHARS
-
-
-
-
-
-
 
 
 def test_cuboids_cover_one_to_three_dimensions() -> None:
@@ -68,9 +62,14 @@ def test_queries_fit_the_text_limit(max_dims: int) -> None:
 
 def _cell_pair_breaks(reset: dict) -> set[tuple]:
     truth = reset_episode(**reset).truth.expected_rows
-    return {(row.date, row.entity_name, row.platform, row.country) for row in truth
-            if row.anomaly_type == "funnel_break" and row.platform and row.country
-            and not (row.app_version or row.channel or row.user_type)}
+    return {
+        (row.date, row.entity_name, row.platform, row.country)
+        for row in truth
+        if row.anomaly_type == "funnel_break"
+        and row.platform
+        and row.country
+        and not (row.app_version or row.channel or row.user_type)
+    }
 
 
 def test_the_cell_stops_show_a_break_of_a_platform_and_country_the_day_dilutes() -> None:
@@ -81,11 +80,14 @@ def test_the_cell_stops_show_a_break_of_a_platform_and_country_the_day_dilutes()
     assert breaks, "one of the deep sweep's first 40 episodes holds a break of a platform and country"
     env = MetricTrackerRlEnvironment()
     env.reset(**reset)
-    observation = env.step(MetricTrackerRlAction(analysis_method="query",
-                                                 analysis_args={"sql": cell_stops_sql(), "limit": 100}))
+    observation = env.step(
+        MetricTrackerRlAction(analysis_method="query", analysis_args={"sql": cell_stops_sql(), "limit": 100})
+    )
     assert observation.status == "ok", observation.message
-    found = {(str(row["date"]), row["entity_name"], row["platform"], row["country"])
-             for row in observation.analysis_result["rows"]}
+    found = {
+        (str(row["date"]), row["entity_name"], row["platform"], row["country"])
+        for row in observation.analysis_result["rows"]
+    }
     assert breaks <= found
 
 

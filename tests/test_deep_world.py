@@ -113,24 +113,37 @@ def test_a_segment_of_a_daily_dimension_has_no_hourly_counts() -> None:
 
 # --- the report ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("submitted", "expected", "match"), [
-    (Segment("android", "IN", None, None, "new"), Segment("android", "IN", None, None, "new"), "exact"),
-    (Segment("android", "IN"), Segment("android", "IN", None, None, "new"), "parent"),
-    (Segment(channel="paid_social"), Segment("web", None, None, "paid_social"), "parent"),
-    (Segment("web", None, None, "paid_social"), Segment(platform="web"), "over_specific"),
-    (Segment("web", None, None, "organic"), Segment("web", None, None, "paid_social"), "wrong"),
-    (Segment("ios", None, "6.11.0", None, "new"), Segment("ios", None, "6.12.0", None, "new"), "wrong_version"),
-    (Segment("ios", None, "6.11.0", None, "returning"), Segment("ios", None, "6.12.0", None, "new"), "wrong"),
-    (Segment(user_type="new"), Segment(), "over_specific"),
-])
+
+@pytest.mark.parametrize(
+    ("submitted", "expected", "match"),
+    [
+        (Segment("android", "IN", None, None, "new"), Segment("android", "IN", None, None, "new"), "exact"),
+        (Segment("android", "IN"), Segment("android", "IN", None, None, "new"), "parent"),
+        (Segment(channel="paid_social"), Segment("web", None, None, "paid_social"), "parent"),
+        (Segment("web", None, None, "paid_social"), Segment(platform="web"), "over_specific"),
+        (Segment("web", None, None, "organic"), Segment("web", None, None, "paid_social"), "wrong"),
+        (Segment("ios", None, "6.11.0", None, "new"), Segment("ios", None, "6.12.0", None, "new"), "wrong_version"),
+        (Segment("ios", None, "6.11.0", None, "returning"), Segment("ios", None, "6.12.0", None, "new"), "wrong"),
+        (Segment(user_type="new"), Segment(), "over_specific"),
+    ],
+)
 def test_the_grader_matches_segments_of_any_dimension(submitted: Segment, expected: Segment, match: str) -> None:
     assert segment_match(submitted, expected) == match
 
 
 def _row(**segment: str) -> MetricSubmissionRow:
-    return MetricSubmissionRow(date="2026-03-10", entity_type="event_count", entity_name="app_opens",
-                               anomaly_type="absolute_drop_in_event_count", detection_method="query",
-                               baseline_value=1.0, observed_value=0.5, delta_value=-0.5, severity="high", **segment)
+    return MetricSubmissionRow(
+        date="2026-03-10",
+        entity_type="event_count",
+        entity_name="app_opens",
+        anomaly_type="absolute_drop_in_event_count",
+        detection_method="query",
+        baseline_value=1.0,
+        observed_value=0.5,
+        delta_value=-0.5,
+        severity="high",
+        **segment,
+    )
 
 
 def test_a_row_names_a_dimension_only_where_the_episode_has_it() -> None:
@@ -140,8 +153,10 @@ def test_a_row_names_a_dimension_only_where_the_episode_has_it() -> None:
     assert frontier is not None
     assert validate_rows([_row(channel="paid_social", user_type="new")], dates, deep) == {}
     assert "valid: organic" in validate_rows([_row(channel="tv")], dates, deep)[0].message
-    assert "no channel dimension" in validate_rows([_row(channel="organic")], dates,
-                                                   frontier.dimension_values())[0].message
+    assert (
+        "no channel dimension"
+        in validate_rows([_row(channel="organic")], dates, frontier.dimension_values())[0].message
+    )
 
 
 def test_a_row_without_the_deep_fields_dumps_as_before() -> None:
@@ -150,6 +165,7 @@ def test_a_row_without_the_deep_fields_dumps_as_before() -> None:
 
 
 # --- tools and SQL ------------------------------------------------------------------------------------------
+
 
 def _call(env: MetricTrackerRlEnvironment, method: str, **arguments: object) -> dict:
     observation = env.step(MetricTrackerRlAction(analysis_method=method, analysis_args=arguments))
@@ -166,12 +182,17 @@ def deep_env() -> MetricTrackerRlEnvironment:
 
 
 def test_sql_reads_daily_by_segment_with_a_column_per_dimension(deep_env: MetricTrackerRlEnvironment) -> None:
-    result = _call(deep_env, "query", sql="SELECT channel, user_type, sum(app_opens) AS opens, count(*) AS n "
-                                          "FROM daily_by_segment GROUP BY channel, user_type ORDER BY 1, 2")
+    result = _call(
+        deep_env,
+        "query",
+        sql="SELECT channel, user_type, sum(app_opens) AS opens, count(*) AS n "
+        "FROM daily_by_segment GROUP BY channel, user_type ORDER BY 1, 2",
+    )
     segments = deep_segments(5)
     rows = result["rows"]
     assert [(r["channel"], r["user_type"]) for r in rows] == sorted(
-        (c, u) for c in DIMENSIONS["channel"].values for u in DIMENSIONS["user_type"].values)
+        (c, u) for c in DIMENSIONS["channel"].values for u in DIMENSIONS["user_type"].values
+    )
     for row in rows:
         expected = segments.segment_daily(Segment(channel=row["channel"], user_type=row["user_type"]))
         assert row["opens"] == int(expected[:, OPENS].sum())
@@ -205,21 +226,30 @@ DRILL_DOWNS = [
 
 
 @pytest.mark.parametrize(("dimension", "within"), DRILL_DOWNS)
-def test_compare_segments_drills_down_inside_a_cuboid(deep_env: MetricTrackerRlEnvironment, dimension: str,
-                                                       within: str) -> None:
+def test_compare_segments_drills_down_inside_a_cuboid(
+    deep_env: MetricTrackerRlEnvironment, dimension: str, within: str
+) -> None:
     segments = deep_segments(5)
     ios_versions = segments.layout.platform_versions("ios")
     within = within.replace("6.{base}.0", ios_versions[0])
     date = "2026-03-18"
-    result = _call(deep_env, "compare_segments", metric_name="menu_open_to_product_added_to_cart", date=date,
-                   dimension=dimension, within=within)
+    result = _call(
+        deep_env,
+        "compare_segments",
+        metric_name="menu_open_to_product_added_to_cart",
+        date=date,
+        dimension=dimension,
+        within=within,
+    )
     cuboid = dict(pair.split("=") for pair in within.split(",") if pair)
     grouped = dimension.split(",")
     day = list(segments.segment_funnel(Segment()).dates).index(date)
     rows = result["rows"]
     # Every row names the cuboid and one value of each grouped dimension (a version with its platform) ...
-    named = [tuple(row.get(field) for field in ("platform", "country", "app_version", "channel", "user_type"))
-             for row in rows]
+    named = [
+        tuple(row.get(field) for field in ("platform", "country", "app_version", "channel", "user_type"))
+        for row in rows
+    ]
     assert len(set(named)) == len(rows)
     values = segments.dimension_values()
     expected_count = 1
@@ -233,8 +263,11 @@ def test_compare_segments_drills_down_inside_a_cuboid(deep_env: MetricTrackerRlE
     total_opens = segments.segment_daily(Segment(**cuboid))[day, OPENS]
     for row in rows:
         assert all(row[field] == value for field, value in cuboid.items())
-        fields = {field: row[field] for field in ("platform", "country", "app_version", "channel", "user_type")
-                  if field in row}
+        fields = {
+            field: row[field]
+            for field in ("platform", "country", "app_version", "channel", "user_type")
+            if field in row
+        }
         daily = segments.segment_daily(Segment(**fields))[day]
         definition = CONVERSION_BY_NAME["menu_open_to_product_added_to_cart"]
         numerator = daily[COUNT_COLUMNS.index(definition.numerator)]
@@ -247,28 +280,40 @@ def test_compare_segments_drills_down_inside_a_cuboid(deep_env: MetricTrackerRlE
     assert sum(row["app_open_share"] for row in rows) == pytest.approx(1.0, abs=1e-3)
 
 
-@pytest.mark.parametrize(("arguments", "message"), [
-    ({"dimension": "region"}, "valid: platform, country, app_version, channel, user_type"),
-    ({"dimension": "country,channel,user_type"}, "one or two different dimensions"),
-    ({"dimension": "country,country"}, "one or two different dimensions"),
-    ({"dimension": "country", "within": "country=US"}, "within names country, which the breakdown groups by"),
-    ({"dimension": "country", "within": "channel=tv"}, "valid: organic, paid_search, paid_social, referral"),
-    ({"dimension": "country", "within": "channel"}, "field=value pairs"),
-    ({"dimension": "country", "within": "app_version=web,user_type=new"}, "with its platform"),
-    ({"dimension": "channel", "within": "region=EU"}, "valid: platform, country, app_version, channel, user_type"),
-])
-def test_a_bad_drill_down_is_one_error_that_lists_the_valid_options(deep_env: MetricTrackerRlEnvironment,
-                                                                     arguments: dict, message: str) -> None:
-    observation = deep_env.step(MetricTrackerRlAction(analysis_method="compare_segments", analysis_args={
-        "metric_name": "app_opens", "date": "2026-03-10", **arguments}))
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"dimension": "region"}, "valid: platform, country, app_version, channel, user_type"),
+        ({"dimension": "country,channel,user_type"}, "one or two different dimensions"),
+        ({"dimension": "country,country"}, "one or two different dimensions"),
+        ({"dimension": "country", "within": "country=US"}, "within names country, which the breakdown groups by"),
+        ({"dimension": "country", "within": "channel=tv"}, "valid: organic, paid_search, paid_social, referral"),
+        ({"dimension": "country", "within": "channel"}, "field=value pairs"),
+        ({"dimension": "country", "within": "app_version=web,user_type=new"}, "with its platform"),
+        ({"dimension": "channel", "within": "region=EU"}, "valid: platform, country, app_version, channel, user_type"),
+    ],
+)
+def test_a_bad_drill_down_is_one_error_that_lists_the_valid_options(
+    deep_env: MetricTrackerRlEnvironment, arguments: dict, message: str
+) -> None:
+    observation = deep_env.step(
+        MetricTrackerRlAction(
+            analysis_method="compare_segments",
+            analysis_args={"metric_name": "app_opens", "date": "2026-03-10", **arguments},
+        )
+    )
     assert observation.status == "error" and message in observation.message, observation.message
 
 
 def test_compare_segments_names_the_dimensions_an_episode_has() -> None:
     env = MetricTrackerRlEnvironment()
     env.reset(seed=0, difficulty="frontier")
-    observation = env.step(MetricTrackerRlAction(analysis_method="compare_segments", analysis_args={
-        "metric_name": "app_opens", "date": "2026-03-10", "dimension": "channel"}))
+    observation = env.step(
+        MetricTrackerRlAction(
+            analysis_method="compare_segments",
+            analysis_args={"metric_name": "app_opens", "date": "2026-03-10", "dimension": "channel"},
+        )
+    )
     assert observation.status == "error" and "no channel dimension" in observation.message
 
 
@@ -286,10 +331,10 @@ def test_the_documented_table_of_dimensions_is_the_registry() -> None:
     """docs/data.md's table of deep's dimensions shows each one's values and shares as dimensions.DIMENSIONS has
     them."""
     text = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
-    lines = text[text.index("## The deep tier"):].splitlines()
+    lines = text[text.index("## The deep tier") :].splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("| "))
     documented = []
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("| "):
             break
         documented.append([cell.strip() for cell in line.strip("|").split(" | ")])

@@ -98,7 +98,8 @@ def test_compose_and_haproxy_agree() -> None:
     variables = set(re.findall(r'"\$\{(\w+)\}"', config))
     assert variables == set(proxy["environment"])  # every variable the configuration reads is set
     assert {proxy["environment"][f"REPLICA_{i + 1}"] for i in range(len(replicas))} == {
-        f"{name}:{image_port()}" for name in replicas}
+        f"{name}:{image_port()}" for name in replicas
+    }
     assert re.search(rf"option httpchk GET {READY_PATH}\n", config)
     assert len(re.findall(r"^\s+server replica\d+ ", config, re.M)) == len(replicas)
 
@@ -145,7 +146,8 @@ LAN_AND_CLUSTER_PEERS = ("10.1.2.3", "172.17.0.5", "172.30.0.130", "192.168.1.20
 
 @pytest.mark.parametrize("deployment", ["image", "compose", "kubernetes"])
 def test_a_client_that_is_not_a_named_proxy_cannot_change_its_counted_address(
-        deployment: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    deployment: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     trusted = trusted_under(shipped_settings()[deployment], monkeypatch)
     for peer in LAN_AND_CLUSTER_PEERS:
         assert counted_client(trusted, peer, "203.0.113.7") == peer, (deployment, peer, trusted)
@@ -169,7 +171,8 @@ def test_compose_trusts_exactly_its_proxy_which_names_every_client() -> None:
 
 
 def test_kubernetes_has_no_proxy_to_trust_and_the_image_trusts_networks_only_on_a_space(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     settings = shipped_settings()
     assert FORWARDED_VAR not in settings["kubernetes"] and FORWARDED_VAR not in settings["image"]
     monkeypatch.delenv(FORWARDED_VAR, raising=False)
@@ -213,5 +216,4 @@ def test_the_declared_memory_holds_the_server_and_its_sql_workers_at_their_limit
     declared = manifest["validation"]["resources"]["memory_mb"]
     (container,) = kubernetes()["Deployment"]["spec"]["template"]["spec"]["containers"]
     replica = next(service for name, service in compose()["services"].items() if name.startswith("replica"))
-    assert bound <= declared == megabytes(container["resources"]["limits"]["memory"]) == \
-        megabytes(replica["mem_limit"])
+    assert bound <= declared == megabytes(container["resources"]["limits"]["memory"]) == megabytes(replica["mem_limit"])

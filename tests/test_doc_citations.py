@@ -20,10 +20,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("metric_tracker_rl", "lab", "server")
 # Paths that are not this checkout's: another project's file, and the module docs/tools.md has a reader write.
-ELSEWHERE = frozenset({"verifiers/v1/tasksets/openenv/taskset.py",
-                       "metric_tracker_rl/analysis_tools/tools/get_weekday_means.py"})
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), ROOT / "lab" / "README.md",
-        *sorted((ROOT / "lab" / "docs").rglob("*.md"))]
+ELSEWHERE = frozenset(
+    {"verifiers/v1/tasksets/openenv/taskset.py", "metric_tracker_rl/analysis_tools/tools/get_weekday_means.py"}
+)
+DOCS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").rglob("*.md")),
+    ROOT / "lab" / "README.md",
+    *sorted((ROOT / "lab" / "docs").rglob("*.md")),
+]
 SOURCES = sorted((ROOT / "metric_tracker_rl").rglob("*.py"))
 EXTENSIONS = ("py", "md", "json", "jsonl", "toml", "yaml", "yml", "txt", "html", "css", "sh", "cfg", "lock", "csv")
 DOTTED = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
@@ -34,8 +39,11 @@ BARE = re.compile(r"(?<![\w/.`-])((?:[\w-]+/)+[\w*-]+\.(?:py|md|json|toml|yaml)|
 
 def project_files() -> list[str]:
     """Every file of the checkout, relative to it."""
-    return [path.relative_to(ROOT).as_posix() for path in ROOT.rglob("*")
-            if not {".venv", ".git", "__pycache__"} & set(path.relative_to(ROOT).parts)]
+    return [
+        path.relative_to(ROOT).as_posix()
+        for path in ROOT.rglob("*")
+        if not {".venv", ".git", "__pycache__"} & set(path.relative_to(ROOT).parts)
+    ]
 
 
 @cache
@@ -74,12 +82,21 @@ def member_names() -> frozenset[str]:
     """Every name a class of the project defines (methods, fields): a name that may follow a variable."""
     return frozenset(
         target.id if isinstance(target, ast.Name) else target.name
-        for path in modules().values() for node in ast.walk(parsed(path))
-        if isinstance(node, ast.ClassDef) for member in node.body
-        for target in ([member] if isinstance(member, (ast.FunctionDef, ast.AsyncFunctionDef)) else
-                       [member.target] if isinstance(member, ast.AnnAssign) else
-                       member.targets if isinstance(member, ast.Assign) else [])
-        if isinstance(target, (ast.Name, ast.FunctionDef, ast.AsyncFunctionDef)))
+        for path in modules().values()
+        for node in ast.walk(parsed(path))
+        if isinstance(node, ast.ClassDef)
+        for member in node.body
+        for target in (
+            [member]
+            if isinstance(member, (ast.FunctionDef, ast.AsyncFunctionDef))
+            else [member.target]
+            if isinstance(member, ast.AnnAssign)
+            else member.targets
+            if isinstance(member, ast.Assign)
+            else []
+        )
+        if isinstance(target, (ast.Name, ast.FunctionDef, ast.AsyncFunctionDef))
+    )
 
 
 @cache
@@ -95,8 +112,12 @@ def top_level_names() -> dict[str, list[str]]:
 
 def has_attribute(owner: Any, name: str) -> bool:
     """An attribute, or a field a dataclass or a pydantic model declares without a class-level value."""
-    return hasattr(owner, name) or name in getattr(owner, "__dataclass_fields__", {}) or name in getattr(
-        owner, "model_fields", {}) or name in getattr(owner, "__annotations__", {})
+    return (
+        hasattr(owner, name)
+        or name in getattr(owner, "__dataclass_fields__", {})
+        or name in getattr(owner, "model_fields", {})
+        or name in getattr(owner, "__annotations__", {})
+    )
 
 
 def resolves(module: str, attributes: list[str]) -> bool:
@@ -155,8 +176,11 @@ def dotted_exists(name: str) -> bool | None:
     holders = top_level_names().get(parts[0])  # a class of the project, then its attributes
     if holders and parts[0][0].isupper():
         return any(resolves(module, parts) for module in holders)
-    if parts[-1] in top_level_names() and parts[-1] not in member_names() and not any(
-            module.rsplit(".", 1)[-1] == parts[0] for module in modules()):
+    if (
+        parts[-1] in top_level_names()
+        and parts[-1] not in member_names()
+        and not any(module.rsplit(".", 1)[-1] == parts[0] for module in modules())
+    ):
         return False  # a module's function or class, under a module name the project does not have
     return None
 
@@ -193,9 +217,12 @@ def path_exists(path: str, citing: Path) -> bool | None:
         return None  # another project's file
     if path.startswith(outputs()):
         return True  # a script writes it
-    return any(any(Path(file).match(candidate) or Path(file).match("*/" + candidate) for file in files)
-               if "*" in candidate else any(file == candidate or file.endswith("/" + candidate) for file in files)
-               for candidate in candidates(path, citing))
+    return any(
+        any(Path(file).match(candidate) or Path(file).match("*/" + candidate) for file in files)
+        if "*" in candidate
+        else any(file == candidate or file.endswith("/" + candidate) for file in files)
+        for candidate in candidates(path, citing)
+    )
 
 
 def cleaned(span: str) -> str:
@@ -226,8 +253,9 @@ def doc_spans(path: Path) -> Iterator[str]:
 
 def doc_links(path: Path) -> Iterator[str]:
     """The page's links to files of the checkout (not to a web address or to a heading of the page itself)."""
-    yield from (link for link in LINK.findall(_prose(path))
-                if "://" not in link and not link.startswith(("#", "mailto:")))
+    yield from (
+        link for link in LINK.findall(_prose(path)) if "://" not in link and not link.startswith(("#", "mailto:"))
+    )
 
 
 def broken_link(link: str, citing: Path) -> str | None:
@@ -244,10 +272,16 @@ def broken_link(link: str, citing: Path) -> str | None:
 def prose_of(path: Path) -> str:
     """A module's comments and docstrings."""
     source = path.read_text(encoding="utf-8")
-    comments = [token.string for token in tokenize.generate_tokens(io.StringIO(source).readline)
-                if token.type == tokenize.COMMENT]
-    docstrings = [ast.get_docstring(node, clean=False) or "" for node in ast.walk(parsed(path))
-                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))]
+    comments = [
+        token.string
+        for token in tokenize.generate_tokens(io.StringIO(source).readline)
+        if token.type == tokenize.COMMENT
+    ]
+    docstrings = [
+        ast.get_docstring(node, clean=False) or ""
+        for node in ast.walk(parsed(path))
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+    ]
     return "\n".join([*comments, *docstrings])
 
 
@@ -260,13 +294,16 @@ def source_spans(path: Path) -> Iterator[str]:
 def test_every_cited_path_and_name_exists() -> None:
     missing = []
     for path in DOCS:
-        missing += [f"{path.relative_to(ROOT)}: {problem}" for span in doc_spans(path)
-                    if (problem := problems(span, path))]
-        missing += [f"{path.relative_to(ROOT)}: {problem}" for link in doc_links(path)
-                    if (problem := broken_link(link, path))]
+        missing += [
+            f"{path.relative_to(ROOT)}: {problem}" for span in doc_spans(path) if (problem := problems(span, path))
+        ]
+        missing += [
+            f"{path.relative_to(ROOT)}: {problem}" for link in doc_links(path) if (problem := broken_link(link, path))
+        ]
     for path in SOURCES:
-        missing += [f"{path.relative_to(ROOT)}: {problem}" for span in source_spans(path)
-                    if (problem := problems(span, path))]
+        missing += [
+            f"{path.relative_to(ROOT)}: {problem}" for span in source_spans(path) if (problem := problems(span, path))
+        ]
     assert sorted(set(missing)) == []
 
 

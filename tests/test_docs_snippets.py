@@ -54,9 +54,27 @@ def test_the_docs_hold_the_snippets_this_file_checks() -> None:
 @pytest.mark.parametrize(("where", "code"), PYTHON_BLOCKS, ids=[w for w, _ in PYTHON_BLOCKS])
 def test_a_python_snippet_defines_or_imports_every_name_it_uses(where: str, code: str) -> None:
     ast.parse(code)  # compiles
-    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--isolated", "--select", "F821,F822,F823",
-                             "--output-format", "concise", "--stdin-filename", "snippet.py", "-"],
-                            input=code, capture_output=True, text=True, check=False, cwd=ROOT)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "--isolated",
+            "--select",
+            "F821,F822,F823",
+            "--output-format",
+            "concise",
+            "--stdin-filename",
+            "snippet.py",
+            "-",
+        ],
+        input=code,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, f"{where}: {result.stdout}"
 
 
@@ -79,13 +97,18 @@ def test_a_python_snippet_imports_what_exists(where: str, code: str) -> None:
                 continue  # an optional group that happens to be installed: its API is its own
             imported = importlib.import_module(module)
             assert name is None or hasattr(imported, name) or importlib.util.find_spec(f"{module}.{name}"), (
-                f"{where}: {module} has no {name}")
+                f"{where}: {module} has no {name}"
+            )
 
 
 def test_every_install_command_adds_a_group_without_removing_another() -> None:
     groups = set(pyproject()["dependency-groups"]) - {"dev"}
-    commands = [(where, line) for where, code in blocks("bash") for line in code.splitlines()
-                if line.startswith("uv sync") and "--group" in line]
+    commands = [
+        (where, line)
+        for where, code in blocks("bash")
+        for line in code.splitlines()
+        if line.startswith("uv sync") and "--group" in line
+    ]
     assert commands
     for where, line in commands:
         named = set(re.findall(r"--group (\w+)", line))
@@ -102,9 +125,12 @@ def test_the_readme_snippet_scores_what_the_readme_says(server_url: str) -> None
         exec(compile(code.replace("http://localhost:8000", server_url), "README.md", "exec"), {})  # noqa: S102
     reward = float(output.getvalue().splitlines()[1].split()[0])
     assert round(reward, 2) == float(claimed), output.getvalue()
-    submitted, matched, false_positives = (int(n) for n in re.search(
-        r"the median filter's (\d+) strongest rows unread.*?\((\d+) incident of \d found, (\d+) false", readme,
-        re.S).groups())
+    submitted, matched, false_positives = (
+        int(n)
+        for n in re.search(
+            r"the median filter's (\d+) strongest rows unread.*?\((\d+) incident of \d found, (\d+) false", readme, re.S
+        ).groups()
+    )
     breakdown = output.getvalue()
     assert f"submitted_row_count={submitted}" in breakdown and f"matched_row_count={matched}" in breakdown
     assert f"false_positive_count={false_positives}" in breakdown
@@ -115,9 +141,12 @@ def test_the_readme_snippet_scores_what_the_readme_says(server_url: str) -> None
 def test_what_a_documented_command_writes_into_the_checkout_is_ignored_by_git() -> None:
     """A reader who runs a command as written must not be left with untracked files: every folder or file a bash
     block's `--trajectories`, `--transcripts` or `--output` names is one .gitignore covers."""
-    written = {(where, path) for where, code in blocks("bash")
-               for path in re.findall(r"--(?:trajectories|transcripts|output) (?!DIR|FILE)([^\s`)]+)", code)
-               if not path.startswith(("/", "lab/artifacts/"))}
+    written = {
+        (where, path)
+        for where, code in blocks("bash")
+        for path in re.findall(r"--(?:trajectories|transcripts|output) (?!DIR|FILE)([^\s`)]+)", code)
+        if not path.startswith(("/", "lab/artifacts/"))
+    }
     assert {path for _, path in written} >= {"runs/sft/", "results.json"}
     for where, path in written:
         probe = path.rstrip("/") + ("/probe" if path.endswith("/") else "")

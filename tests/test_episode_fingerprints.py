@@ -12,8 +12,11 @@ from episode_fingerprints import FINGERPRINTS, episode_settings, fingerprint
 STORED: dict[str, dict[str, str]] = json.loads(FINGERPRINTS.read_text())
 SETTINGS = list(episode_settings())
 # The edit loop checks each tier's first seed; the rest of the fingerprints are a slow sweep (CI runs it).
-QUICK = {label for label, settings, secret in SETTINGS if set(settings) == {"difficulty", "seed"}
-         and settings["seed"] == 0 and not secret}
+QUICK = {
+    label
+    for label, settings, secret in SETTINGS
+    if set(settings) == {"difficulty", "seed"} and settings["seed"] == 0 and not secret
+}
 
 
 def test_the_stored_set_is_the_set_built() -> None:
@@ -21,9 +24,13 @@ def test_the_stored_set_is_the_set_built() -> None:
     assert len(labels) == len(set(labels)) and set(labels) == set(STORED)
 
 
-@pytest.mark.parametrize(("label", "settings", "secret"), [
-    pytest.param(*setting, id=setting[0], marks=() if setting[0] in QUICK else pytest.mark.slow)
-    for setting in SETTINGS])
+@pytest.mark.parametrize(
+    ("label", "settings", "secret"),
+    [
+        pytest.param(*setting, id=setting[0], marks=() if setting[0] in QUICK else pytest.mark.slow)
+        for setting in SETTINGS
+    ],
+)
 def test_the_episode_is_unchanged(label: str, settings: dict, secret: str) -> None:
     built = fingerprint(reset_episode(secret=secret, **settings))
     changed = sorted(part for part in STORED[label].keys() | built.keys() if STORED[label].get(part) != built.get(part))

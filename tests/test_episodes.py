@@ -79,8 +79,16 @@ def test_feedback_before_the_last_submission_carries_only_the_score_and_counts()
     breakdown = first.reward_breakdown
     assert first.status == "graded" and not first.done and first.submissions_remaining == 1
     assert breakdown.score > 0 and breakdown.matched_row_count == 2 and breakdown.submitted_row_count == 2
-    hidden = ("recall_quality", "precision", "recall", "anomaly_type_accuracy", "detection_method_accuracy",
-              "value_accuracy", "severity_accuracy", "neutral_row_count")
+    hidden = (
+        "recall_quality",
+        "precision",
+        "recall",
+        "anomaly_type_accuracy",
+        "detection_method_accuracy",
+        "value_accuracy",
+        "severity_accuracy",
+        "neutral_row_count",
+    )
     assert all(getattr(breakdown, name) is None for name in hidden)
     assert first.expected_row_count is None
     last = env.step(MetricTrackerRlAction(classifications=[]))
@@ -129,8 +137,10 @@ def test_an_action_needs_exactly_one_mode() -> None:
     for action in (
         MetricTrackerRlAction(),
         MetricTrackerRlAction(analysis_method="list_dates", classifications=[]),
-        MetricTrackerRlAction(classifications=[], payload_generators=[
-            PayloadGeneratorMethod(method_name="get_funnel_break_rows", threshold_multiplier=3.0)]),
+        MetricTrackerRlAction(
+            classifications=[],
+            payload_generators=[PayloadGeneratorMethod(method_name="get_funnel_break_rows", threshold_multiplier=3.0)],
+        ),
     ):
         obs = env.step(action)
         assert obs.status == "error" and obs.reward == 0.0 and not obs.done
@@ -140,17 +150,25 @@ def test_an_action_needs_exactly_one_mode() -> None:
 
 
 def _row(date: str, entity_type: str = "event_count", entity_name: str = "menu_opens") -> MetricSubmissionRow:
-    return MetricSubmissionRow(date=date, entity_type=entity_type, entity_name=entity_name,
-                               anomaly_type="absolute_drop_in_event_count", detection_method="compare_count_to_median",
-                               baseline_value=100.0, observed_value=50.0, delta_value=-50.0, severity="high")
+    return MetricSubmissionRow(
+        date=date,
+        entity_type=entity_type,
+        entity_name=entity_name,
+        anomaly_type="absolute_drop_in_event_count",
+        detection_method="compare_count_to_median",
+        baseline_value=100.0,
+        observed_value=50.0,
+        delta_value=-50.0,
+        severity="high",
+    )
 
 
 def test_a_submission_with_invalid_rows_is_refused_and_uses_no_submission() -> None:
     env, truth = started(task_id="hard_mixed_multi")
     good = list(truth.expected_rows)
     typos = {
-        1: _row("2026-04-30"),                                            # outside the window
-        3: good[1],                                                       # repeats the key of row 2
+        1: _row("2026-04-30"),  # outside the window
+        3: good[1],  # repeats the key of row 2
     }
     rows = [good[0], typos[1], good[1], typos[3], *good[2:]]
     obs = env.step(MetricTrackerRlAction(classifications=rows))
@@ -162,8 +180,9 @@ def test_a_submission_with_invalid_rows_is_refused_and_uses_no_submission() -> N
     assert obs.reward_breakdown is None and obs.expected_row_count is None
     # A name that is not valid for its type never makes a row: the action itself is refused, naming the valid ones.
     with pytest.raises(ValidationError, match="not valid for entity_type 'funnel_step'; valid: app_open_to_menu_open"):
-        MetricTrackerRlAction.model_validate({"classifications": [
-            {**good[0].model_dump(), "entity_type": "funnel_step", "entity_name": "app_opens"}]})
+        MetricTrackerRlAction.model_validate(
+            {"classifications": [{**good[0].model_dump(), "entity_type": "funnel_step", "entity_name": "app_opens"}]}
+        )
     # nothing was lost: the corrected report is graded in full
     fixed = env.step(MetricTrackerRlAction(classifications=good))
     assert fixed.status == "graded" and fixed.reward == 1.0 and fixed.done
@@ -182,10 +201,22 @@ def test_refusal_depends_on_no_truth() -> None:
 def test_oversized_submission_is_an_error_that_uses_no_submission() -> None:
     env, _ = started(task_id="medium_mixed_three")
     dates = env.step(LOOK).analysis_result["dates"]
-    rows = [MetricSubmissionRow(date=d["date"], entity_type=t, entity_name=n, anomaly_type="funnel_break",
-                                detection_method="get_funnel_break_rows", baseline_value=1.0, observed_value=1.0,
-                                delta_value=0.0, severity="low")
-            for d in dates for t in ("event_count", "conversion_rate") for n in ENTITY_NAMES[t]]
+    rows = [
+        MetricSubmissionRow(
+            date=d["date"],
+            entity_type=t,
+            entity_name=n,
+            anomaly_type="funnel_break",
+            detection_method="get_funnel_break_rows",
+            baseline_value=1.0,
+            observed_value=1.0,
+            delta_value=0.0,
+            severity="low",
+        )
+        for d in dates
+        for t in ("event_count", "conversion_rate")
+        for n in ENTITY_NAMES[t]
+    ]
     assert len(rows) > MAX_SUBMISSION_ROWS
     obs = env.step(MetricTrackerRlAction(classifications=rows))
     assert obs.status == "error" and obs.reward == 0.0 and obs.submissions_remaining == 1 and not obs.done
@@ -198,16 +229,29 @@ def test_payload_generator_submission_is_graded() -> None:
     bad = env.step(MetricTrackerRlAction(payload_generators=[PayloadGeneratorMethod(method_name="list_dates")]))
     assert bad.status == "error" and bad.submissions_remaining == 1 and not bad.done
     assert "get_funnel_break_rows" in bad.message
-    obs = env.step(MetricTrackerRlAction(payload_generators=[
-        PayloadGeneratorMethod(method_name="get_rate_spike_from_median_rows", threshold_multiplier=3.0)]))
+    obs = env.step(
+        MetricTrackerRlAction(
+            payload_generators=[
+                PayloadGeneratorMethod(method_name="get_rate_spike_from_median_rows", threshold_multiplier=3.0)
+            ]
+        )
+    )
     assert obs.status == "graded" and obs.generated_rows and obs.submitted_rows == obs.generated_rows
     assert obs.expected_row_count == len(truth.expected_rows) and obs.submissions_remaining == 0 and obs.done
 
 
 def _wrong_row(date: str) -> MetricSubmissionRow:
-    return MetricSubmissionRow(date=date, entity_type="event_count", entity_name="menu_opens",
-                               anomaly_type="absolute_drop_in_event_count", detection_method="compare_count_to_median",
-                               baseline_value=100.0, observed_value=50.0, delta_value=-50.0, severity="high")
+    return MetricSubmissionRow(
+        date=date,
+        entity_type="event_count",
+        entity_name="menu_opens",
+        anomaly_type="absolute_drop_in_event_count",
+        detection_method="compare_count_to_median",
+        baseline_value=100.0,
+        observed_value=50.0,
+        delta_value=-50.0,
+        severity="high",
+    )
 
 
 def _leaks(text: str, row: MetricSubmissionRow) -> bool:
@@ -224,8 +268,11 @@ def test_feedback_never_names_a_missed_or_wrong_expected_key() -> None:
         dates = env.step(LOOK).analysis_result["dates"]
         reports = [
             # half of the incidents, one with wrong numbers and labels, plus a false positive
-            [expected[0].model_copy(update={"anomaly_type": "funnel_break", "observed_value": 0.0}),
-             *expected[2::2], _wrong_row(dates[seed % 27]["date"])],
+            [
+                expected[0].model_copy(update={"anomaly_type": "funnel_break", "observed_value": 0.0}),
+                *expected[2::2],
+                _wrong_row(dates[seed % 27]["date"]),
+            ],
             [_wrong_row(dates[(seed + 3) % 27]["date"])],
         ]
         for rows in reports:
@@ -266,11 +313,19 @@ def action_sequences(draw, truth: GroundTruth) -> list[MetricTrackerRlAction]:
             actions.append(MetricTrackerRlAction())
         elif kind == "generators":
             threshold = draw(st.sampled_from([1.0, 3.0, 6.0]))
-            actions.append(MetricTrackerRlAction(payload_generators=[PayloadGeneratorMethod(
-                method_name="get_median_filter_rows", threshold_multiplier=threshold)]))
+            actions.append(
+                MetricTrackerRlAction(
+                    payload_generators=[
+                        PayloadGeneratorMethod(method_name="get_median_filter_rows", threshold_multiplier=threshold)
+                    ]
+                )
+            )
         else:
-            rows = [row if draw(st.booleans()) else row.model_copy(update={"severity": "low", "observed_value": 0.0})
-                    for row in truth.expected_rows if draw(st.booleans())]
+            rows = [
+                row if draw(st.booleans()) else row.model_copy(update={"severity": "low", "observed_value": 0.0})
+                for row in truth.expected_rows
+                if draw(st.booleans())
+            ]
             if draw(st.booleans()):
                 rows.append(_wrong_row(draw(st.sampled_from(["2026-03-04", "2026-03-12", "2026-03-21"]))))
             if kind == "invalid":
@@ -280,11 +335,17 @@ def action_sequences(draw, truth: GroundTruth) -> list[MetricTrackerRlAction]:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), seed=st.integers(min_value=0, max_value=400), difficulty=st.sampled_from(DIFFICULTY_NAMES),
-       max_submissions=st.integers(min_value=1, max_value=5), max_steps=st.integers(min_value=1, max_value=12))
+@given(
+    data=st.data(),
+    seed=st.integers(min_value=0, max_value=400),
+    difficulty=st.sampled_from(DIFFICULTY_NAMES),
+    max_submissions=st.integers(min_value=1, max_value=5),
+    max_steps=st.integers(min_value=1, max_value=12),
+)
 @example(data=None, seed=0, difficulty="hard", max_submissions=3, max_steps=12).via("a partial report thrice")
-def test_the_sum_of_rewards_is_the_episode_score(data, seed: int, difficulty: str, max_submissions: int,
-                                                 max_steps: int) -> None:
+def test_the_sum_of_rewards_is_the_episode_score(
+    data, seed: int, difficulty: str, max_submissions: int, max_steps: int
+) -> None:
     env, truth = started(seed=seed, difficulty=difficulty, max_submissions=max_submissions, max_steps=max_steps)
     if data is None:  # the reward rule this replaces paid 3 x 2/3 for a 2/3-correct report sent three times
         partial = MetricTrackerRlAction(classifications=list(truth.expected_rows[:-1]))
@@ -337,10 +398,15 @@ def test_a_held_out_config_says_it_cannot_be_rebuilt() -> None:
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10**6), difficulty=st.sampled_from(["medium", "hard"]), keep=st.integers(0, 6),
-       extra=st.sampled_from(list(ENTITY_NAMES["event_count"])))
+@given(
+    seed=st.integers(0, 10**6),
+    difficulty=st.sampled_from(["medium", "hard"]),
+    keep=st.integers(0, 6),
+    extra=st.sampled_from(list(ENTITY_NAMES["event_count"])),
+)
 def test_a_finished_open_episode_shows_which_rows_matched_and_which_incidents_were_missed(
-        seed: int, difficulty: str, keep: int, extra: str) -> None:
+    seed: int, difficulty: str, keep: int, extra: str
+) -> None:
     env, truth = started(seed=seed, difficulty=difficulty, max_submissions=2)
     expected = {key_of(row): row for row in truth.expected_rows}
     kept = list(truth.expected_rows)[:keep]

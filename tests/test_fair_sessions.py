@@ -62,8 +62,11 @@ def test_a_client_at_its_cap_cannot_stop_another_from_running_an_episode(capped_
 
         with open_session(url, POLITE) as polite:
             reset(polite, seed=3)
-            polite.send(json.dumps({"type": "step", "data": {"analysis_method": "show_raw_data",
-                                                             "analysis_args": {"limit": 3}}}))
+            polite.send(
+                json.dumps(
+                    {"type": "step", "data": {"analysis_method": "show_raw_data", "analysis_args": {"limit": 3}}}
+                )
+            )
             step = json.loads(polite.recv(timeout=60))
             assert step["data"]["observation"]["status"] == "ok", step
             polite.send(json.dumps({"type": "step", "data": {"classifications": []}}))
@@ -152,8 +155,12 @@ def assert_capacity_error(error: dict[str, Any] | str, max_sessions: int) -> int
 
 @pytest.fixture(scope="module")
 def every_transport_server() -> Iterator[str]:
-    env = {"MAX_CONCURRENT_ENVS": "8", "MAX_SESSIONS_PER_CLIENT": str(PER_CLIENT), "FORWARDED_ALLOW_IPS": POLITE,
-           "UNRESET_SESSION_GRACE_S": "600"}
+    env = {
+        "MAX_CONCURRENT_ENVS": "8",
+        "MAX_SESSIONS_PER_CLIENT": str(PER_CLIENT),
+        "FORWARDED_ALLOW_IPS": POLITE,
+        "UNRESET_SESSION_GRACE_S": "600",
+    }
     with running_server(extra_env=env) as url:
         yield url
 
@@ -181,8 +188,7 @@ def test_sixty_four_http_sessions_cannot_fill_the_server(every_transport_server:
 
 
 @pytest.mark.parametrize("held", [("http", "http", "http"), ("ws", "mcp", "http")])
-def test_every_transport_counts_against_one_per_client_cap(every_transport_server: str,
-                                                           held: tuple[str, ...]) -> None:
+def test_every_transport_counts_against_one_per_client_cap(every_transport_server: str, held: tuple[str, ...]) -> None:
     url = every_transport_server
     with contextlib.ExitStack() as stack, http_client(GREEDY) as greedy:
         opened: list[str] = []
@@ -278,8 +284,7 @@ def test_an_idle_session_is_closed_with_a_message_when_the_per_client_hint_says(
 
 
 @pytest.mark.parametrize("query", ["?session_id={id}&session_id=", "?session_id=&session_id=", "?session_id="])
-def test_a_query_string_cannot_pass_a_new_session_off_as_an_attachment(every_transport_server: str,
-                                                                        query: str) -> None:
+def test_a_query_string_cannot_pass_a_new_session_off_as_an_attachment(every_transport_server: str, query: str) -> None:
     """`/ws?session_id=<id>` attaches to an HTTP session and creates none; a query that OpenEnv reads as no session
     (its last session_id is blank) creates one, so it counts like any new session."""
     url = every_transport_server

@@ -26,10 +26,13 @@ class FakeClock:
 CLIENTS = [f"10.0.0.{host}" for host in range(1, 7)]
 
 
-@given(history=st.lists(st.tuples(st.sampled_from(CLIENTS), st.floats(0.0, 0.2)), max_size=30),
-       burst=st.lists(st.sampled_from(CLIENTS), min_size=1, max_size=20))
+@given(
+    history=st.lists(st.tuples(st.sampled_from(CLIENTS), st.floats(0.0, 0.2)), max_size=30),
+    burst=st.lists(st.sampled_from(CLIENTS), min_size=1, max_size=20),
+)
 def test_each_freed_turn_goes_to_the_waiting_client_that_has_used_the_least(
-        history: list[tuple[str, float]], burst: list[str]) -> None:
+    history: list[tuple[str, float]], burst: list[str]
+) -> None:
     """Whatever each client ran before (a cheap statement, a costly one, none) and however many statements each asks
     for at once, a freed worker goes to a waiting client that has used no more than any other waiting one."""
     clock = FakeClock()
@@ -50,8 +53,9 @@ def test_each_freed_turn_goes_to_the_waiting_client_that_has_used_the_least(
         async def ask(client: str) -> None:
             async with gate.turn(client) as turn:
                 waiting = [gate.usage(name) for name in gate.waiting]
-                granted.append((client, gate.usage(client) - (clock.now - turn.began),
-                                min(waiting, default=float("inf"))))
+                granted.append(
+                    (client, gate.usage(client) - (clock.now - turn.began), min(waiting, default=float("inf")))
+                )
                 clock.now += 0.01
                 turn.seconds = 0.01
                 await asyncio.sleep(0)
@@ -148,8 +152,10 @@ def test_three_fresh_addresses_starting_runaways_at_once_leave_the_last_worker_w
 
         async def runaway(client: str) -> None:
             async with gate.turn(client) as turn:
-                await asyncio.wait([asyncio.ensure_future(turn.demoted.wait()), asyncio.ensure_future(stop.wait())],
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    [asyncio.ensure_future(turn.demoted.wait()), asyncio.ensure_future(stop.wait())],
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
 
         began = asyncio.get_running_loop().time()
         tasks = [asyncio.create_task(runaway(client)) for client in attackers]

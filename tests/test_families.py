@@ -116,8 +116,9 @@ def test_neutral_keys_never_include_an_expected_key() -> None:
 def test_mixed_scenarios_draw_every_family() -> None:
     counts = dict.fromkeys(ANOMALY_TYPES, 0)
     for seed in range(200):
-        ep = reset_episode(seed=seed, scenario_family="mixed", difficulty="hard",
-                           anomaly_count=TIERS["hard"].max_incidents)
+        ep = reset_episode(
+            seed=seed, scenario_family="mixed", difficulty="hard", anomaly_count=TIERS["hard"].max_incidents
+        )
         assert len(ep.truth.expected_rows) == TIERS["hard"].max_incidents
         families = [row.anomaly_type for row in ep.truth.expected_rows]
         assert len(set(families)) == min(len(families), len(ANOMALY_TYPES)), seed  # mixed: distinct families first
@@ -133,11 +134,14 @@ def test_null_scenario_has_no_expected_rows(difficulty: str) -> None:
         assert truth.expected_rows == () and truth.injections == () and not truth.neutral_keys
 
 
-@pytest.mark.parametrize(("difficulty", "kinds"), [
-    ("easy", set()),
-    ("medium", {"marketing_campaign", "data_freshness"}),
-    ("hard", {"marketing_campaign", "data_freshness", "public_holiday"}),
-])
+@pytest.mark.parametrize(
+    ("difficulty", "kinds"),
+    [
+        ("easy", set()),
+        ("medium", {"marketing_campaign", "data_freshness"}),
+        ("hard", {"marketing_campaign", "data_freshness", "public_holiday"}),
+    ],
+)
 def test_distractors_are_documented_and_carry_no_expected_row(difficulty: str, kinds: set[str]) -> None:
     for seed in range(25):
         ep = episode(seed, "mixed", difficulty)
@@ -153,18 +157,24 @@ def test_distractors_are_documented_and_carry_no_expected_row(difficulty: str, k
             assert annotated["data_freshness"] == ep.public.dates[-1]
 
 
-@pytest.mark.parametrize(("anomalies", "names"), [
-    ([{"family": "bogus_family", "date": "2026-03-10"}], ["rate_drop_from_median", "funnel_break"]),
-    ([{"family": "funnel_break", "date": "2026-05-01"}], ["2026-03-02", "2026-03-28"]),
-    ([{"family": "funnel_break", "date": "2026-03-29"}], ["2026-03-02", "2026-03-28"]),
-    ([{"family": "funnel_break", "date": day} for day in ("2026-03-10", "2026-03-17", "2026-03-24")],
-     ["at most 2", "weekday", "2026-03-10, 2026-03-17"]),
-    ([{"family": "funnel_break", "date": "2026-03-10", "entity_name": "app_opens"}],
-     ["app_open_to_menu_open", "order_placed_to_payment_successful"]),
-    ([{"family": "funnel_break", "date": "2026-03-10", "magnitude": 99.0}], ["between 3.0 and 9.0"]),
-])
-def test_invalid_custom_anomalies_are_rejected_with_the_valid_options(anomalies: list[dict],
-                                                                     names: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("anomalies", "names"),
+    [
+        ([{"family": "bogus_family", "date": "2026-03-10"}], ["rate_drop_from_median", "funnel_break"]),
+        ([{"family": "funnel_break", "date": "2026-05-01"}], ["2026-03-02", "2026-03-28"]),
+        ([{"family": "funnel_break", "date": "2026-03-29"}], ["2026-03-02", "2026-03-28"]),
+        (
+            [{"family": "funnel_break", "date": day} for day in ("2026-03-10", "2026-03-17", "2026-03-24")],
+            ["at most 2", "weekday", "2026-03-10, 2026-03-17"],
+        ),
+        (
+            [{"family": "funnel_break", "date": "2026-03-10", "entity_name": "app_opens"}],
+            ["app_open_to_menu_open", "order_placed_to_payment_successful"],
+        ),
+        ([{"family": "funnel_break", "date": "2026-03-10", "magnitude": 99.0}], ["between 3.0 and 9.0"]),
+    ],
+)
+def test_invalid_custom_anomalies_are_rejected_with_the_valid_options(anomalies: list[dict], names: list[str]) -> None:
     with pytest.raises(ValueError) as error:
         reset_episode(seed=1, anomalies=anomalies, difficulty="easy")
     for name in names:
@@ -172,8 +182,17 @@ def test_invalid_custom_anomalies_are_rejected_with_the_valid_options(anomalies:
 
 
 def test_custom_anomaly_entity_and_magnitude_are_honoured() -> None:
-    ep = custom_episode(4, [{"family": "instrumentation_data_quality_issue", "date": "2026-03-12",
-                             "entity_name": "orders_placed", "magnitude": 1.5}])
+    ep = custom_episode(
+        4,
+        [
+            {
+                "family": "instrumentation_data_quality_issue",
+                "date": "2026-03-12",
+                "entity_name": "orders_placed",
+                "magnitude": 1.5,
+            }
+        ],
+    )
     (record,) = ep.truth.injections
     assert (record.entity_name, record.magnitude) == ("orders_placed", 1.5)
     assert ep.truth.expected_keys == {row_key("2026-03-12", "data_quality", "orders_placed")}
@@ -205,8 +224,17 @@ def test_expected_baseline_stays_within_the_clean_peers_range_whatever_else_was_
         for record, expected in zip(ep.truth.injections, ep.truth.expected_rows, strict=True):
             if expected.entity_type == "hourly_mix":
                 continue
-            alone = custom_episode(seed, [{"family": record.family, "date": dates[record.day],
-                                           "entity_name": record.entity_name, "magnitude": record.magnitude}])
+            alone = custom_episode(
+                seed,
+                [
+                    {
+                        "family": record.family,
+                        "date": dates[record.day],
+                        "entity_name": record.entity_name,
+                        "magnitude": record.magnitude,
+                    }
+                ],
+            )
             series = entity_series(alone.public.data, expected.entity_type, expected.entity_name)
             peers = [series[d] for d in range(record.day % 7, len(dates), 7) if d != record.day]
             (clean,) = alone.truth.expected_rows

@@ -91,19 +91,25 @@ def signature(today: np.ndarray, usual: np.ndarray, sampled: bool = False) -> Si
             rest = (today[:, 1:].sum(axis=0) - converted) >= 0.7 * (all_day - expected)
             few = converted < STOPPED * expected
             if sampled:
-                few &= [bool(f) and _poisson_at_most(c, e) < STOP_CHANCE for f, c, e in zip(few, converted, expected,
-                                                                                             strict=True)]
+                few &= [
+                    bool(f) and _poisson_at_most(c, e) < STOP_CHANCE
+                    for f, c, e in zip(few, converted, expected, strict=True)
+                ]
             stopped |= arrived & rest & (expected >= expected_at_least) & few
             opens_stopped |= bool(usual_arrivals[0] >= expected_at_least and arrivals[0] < STOPPED * usual_arrivals[0])
     low_opens = (usual[:, 0] >= MIN_EVENTS) & (today[:, 0] < 0.5 * usual[:, 0])
     return Signature(
-        opens=float(daily[0] / usual_daily[0] - 1.0), rates=rates, stopped=stopped,
-        low_open_hours=int(low_opens.sum()), opens_stopped=opens_stopped,
+        opens=float(daily[0] / usual_daily[0] - 1.0),
+        rates=rates,
+        stopped=stopped,
+        low_open_hours=int(low_opens.sum()),
+        opens_stopped=opens_stopped,
         exceeds=bool((today[:, 1:] > today[:, :-1]).any()),
         menu_opens=float(daily[1] / usual_daily[1] - 1.0),
         rate_noise=np.sqrt(np.maximum(1.0 - _ratio(daily[1:], daily[:-1]), 0.0) / np.maximum(daily[1:], 1.0)),
         rate_sd=np.sqrt(_ratio(1.0 - usual_daily_rate, usual_daily_rate * np.maximum(daily[:-1], 1.0))),
-        open_noise=float(1.0 / np.sqrt(max(usual_daily[0], 1.0))))
+        open_noise=float(1.0 / np.sqrt(max(usual_daily[0], 1.0))),
+    )
 
 
 def _rates_steady(s: Signature) -> bool:
@@ -145,22 +151,26 @@ def _strongest_step(s: Signature) -> float:
 # Each published definition as a check on a signature (the definition's words in the comment).
 DEFINITIONS: dict[str, Callable[[Signature], bool]] = {
     # "One funnel step converts worse all day ...; the counts after it fall with it"
-    "rate_drop_from_median": lambda s: _strongest_step(s) <= -_moved(s) and _opens_steady(s) and _no_block(s)
-    and not s.exceeds,
+    "rate_drop_from_median": lambda s: (
+        _strongest_step(s) <= -_moved(s) and _opens_steady(s) and _no_block(s) and not s.exceeds
+    ),
     # "One funnel step converts better all day ..."
     "rate_spike_from_median": lambda s: _strongest_step(s) >= _moved(s) and _opens_steady(s) and not s.exceeds,
     # "Fewer people open the app, all day or during an outage of a few hours in which the traffic collapses; those
     # who come convert as usual, so every count falls together and no rate moves"
-    "absolute_drop_in_event_count": lambda s: (_opens_moved(s, -1) or ((s.low_open_hours >= 2 or s.opens_stopped)
-                                                                        and s.opens < 3 * s.open_noise))
-    and _rates_steady(s) and _no_block(s),
+    "absolute_drop_in_event_count": lambda s: (
+        (_opens_moved(s, -1) or ((s.low_open_hours >= 2 or s.opens_stopped) and s.opens < 3 * s.open_noise))
+        and _rates_steady(s)
+        and _no_block(s)
+    ),
     # "Extra real users arrive ... and convert as usual, so every count rises together and no rate moves"
     "absolute_spike_in_event_count": lambda s: _opens_moved(s, 1) and _rates_steady(s),
     # "One step almost stops converting for a block of hours while the steps before it arrive as usual"
     "funnel_break": lambda s: not _no_block(s),
     # "Non-converting app opens ... arrive in a block of hours and never reach the menu: ... the later counts do not"
-    "hourly_traffic_mix_shift": lambda s: s.opens >= MOVED and s.rates[0] <= -MOVED
-    and abs(s.menu_opens) <= max(s.opens / 2, STEADY),
+    "hourly_traffic_mix_shift": lambda s: (
+        s.opens >= MOVED and s.rates[0] <= -MOVED and abs(s.menu_opens) <= max(s.opens / 2, STEADY)
+    ),
     # "A client logs one event more than once ..., so its count exceeds the step before it"
     "instrumentation_data_quality_issue": lambda s: s.exceeds,
 }
@@ -210,8 +220,13 @@ def _published_events(world: WarehouseWorld) -> Published:
 
     def hourly(segment: Segment) -> np.ndarray:
         keep = counted.mask(log, segment)
-        return np.stack([np.bincount(slot[keep], counted.reached[keep, step], log.num_days * 24)
-                         for step in range(counted.reached.shape[1])], axis=1).reshape(log.num_days, 24, -1)
+        return np.stack(
+            [
+                np.bincount(slot[keep], counted.reached[keep, step], log.num_days * 24)
+                for step in range(counted.reached.shape[1])
+            ],
+            axis=1,
+        ).reshape(log.num_days, 24, -1)
 
     perturbed = {incident.record.day for incident in world.incidents} | set(holiday_days(log.num_days))
     perturbed |= {day + shift for defect in world.defects for day in defect.days for shift in (-1, 0, 1)}
@@ -247,8 +262,7 @@ def _compared_opens(published: Published, incident: SegmentIncident) -> float:
 
 def _published(tier: str, kind: str, seed: int) -> Published:
     """The episode a reset draws with two incidents of `kind` and no look-alikes, as its tier publishes it."""
-    config = resolve_episode_config(difficulty=tier, seed=seed, incident_kinds=[kind], anomaly_count=2,
-                                    decoy_ratio=0)
+    config = resolve_episode_config(difficulty=tier, seed=seed, incident_kinds=[kind], anomaly_count=2, decoy_ratio=0)
     segmented = TIERS[tier].segmented
     assert segmented is not None
     if TIERS[tier].data == EVENTS:
@@ -278,8 +292,7 @@ def _signatures(tier: str, kind: str, seeds: range) -> list[tuple[int, str, Sign
             # segment holds the same share of that.
             if usual[:, 0].sum() < MIN_EVENTS * 24 * share:
                 continue
-            found.append((seed, busiest.record.description,
-                          signature(today, usual, sampled=share < 1)))
+            found.append((seed, busiest.record.description, signature(today, usual, sampled=share < 1)))
     return found
 
 
@@ -299,17 +312,17 @@ def _read_in_cells(tier: Tier, kind: str) -> bool:
 # the kind each, no look-alikes; the kinds' sizing for the sample decides them): what the events show instead.
 WAREHOUSE_UNREAD = {
     "release_regression": "2 of 27 show no family: the broken step falls 50% over a new version's few carts, under "
-                          "three sampling deviations",
+    "three sampling deviations",
     "payment_failure": "13 of 64 read as a rate drop or as nothing: the block holds too few counted orders for its "
-                       "stop to be beyond chance (STOP_CHANCE)",
+    "stop to be beyond chance (STOP_CHANCE)",
     "partner_payment_failure": "4 of 14 read as a rate drop or as nothing: a partner's block holds too few counted "
-                               "orders for its stop to be beyond chance (STOP_CHANCE)",
+    "orders for its stop to be beyond chance (STOP_CHANCE)",
     "segment_outage": "1 of 64 also reads as a rate drop: on the outage's date the platform's payment step falls 23% "
-                      "in the sample",
+    "in the sample",
     "level_shift": "4 of 58 do not read as a rate drop: the segment's opens move 13-23% (returning users' scaled by "
-                   "the new users' day) or the fall spreads to a second step",
+    "the new users' day) or the fall spreads to a second step",
     "experiment_breakage": "6 of 61 do not read as a rate drop: the broken step nearly stops (80-98%) and the arm's "
-                           "opens, scaled by the rest's day, move 18-54%",
+    "opens, scaled by the rest's day, move 18-54%",
 }
 
 
@@ -320,10 +333,16 @@ def _family_marks(tier: Tier, kind: str) -> list[pytest.MarkDecorator]:
     return marks
 
 
-@pytest.mark.parametrize(("tier", "kind"), [
-    pytest.param(name, kind, marks=_family_marks(tier, kind))
-    for name, tier in TIERS.items() if tier.segmented is not None and (tier.listed or tier is WAREHOUSE)
-    and not tier.hides_mechanisms for kind in tier.incident_kinds if _read_in_cells(tier, kind)])
+@pytest.mark.parametrize(
+    ("tier", "kind"),
+    [
+        pytest.param(name, kind, marks=_family_marks(tier, kind))
+        for name, tier in TIERS.items()
+        if tier.segmented is not None and (tier.listed or tier is WAREHOUSE) and not tier.hides_mechanisms
+        for kind in tier.incident_kinds
+        if _read_in_cells(tier, kind)
+    ],
+)
 def test_each_incident_kind_fits_its_familys_definition_and_no_other(tier: str, kind: str) -> None:
     """At every listed tier that publishes its kinds and uses this one, and at the warehouse, listed or not, as it
     publishes its incidents (another unlisted tier is still being built; its own tests hold what is finished). A tier
@@ -342,14 +361,19 @@ def test_each_incident_kind_fits_its_familys_definition_and_no_other(tier: str, 
 # The kinds whose root cause may name channel or user type, at deep and at abyss: every kind but web's tracking bug
 # (all of web) and those whose evidence is a block of hours.
 LEAF_TIERS = ("deep", "abyss")
-LEAF_KINDS = [(tier, kind) for tier in LEAF_TIERS for kind in TIERS[tier].incident_kinds
-              if INCIDENT_KIND_REGISTRY[kind].family != "instrumentation_data_quality_issue"
-              and kind not in HOURLY_EVIDENCE_KINDS]
+LEAF_KINDS = [
+    (tier, kind)
+    for tier in LEAF_TIERS
+    for kind in TIERS[tier].incident_kinds
+    if INCIDENT_KIND_REGISTRY[kind].family != "instrumentation_data_quality_issue" and kind not in HOURLY_EVIDENCE_KINDS
+]
 
 
 # The edit loop checks the first such kind; the others are slow.
-@pytest.mark.parametrize(("tier", "kind"), [pytest.param(*pair, marks=() if index == 0 else pytest.mark.slow)
-                                            for index, pair in enumerate(LEAF_KINDS)])
+@pytest.mark.parametrize(
+    ("tier", "kind"),
+    [pytest.param(*pair, marks=() if index == 0 else pytest.mark.slow) for index, pair in enumerate(LEAF_KINDS)],
+)
 def test_a_leaf_cuboids_own_daily_data_shows_its_incident(tier: str, kind: str) -> None:
     """A root cause that names channel or user type: its reported value moved in its own daily data (the
     expected row, read back from the cuboid's leaves with the published baseline rule), by MOVED or more of its
@@ -357,13 +381,15 @@ def test_a_leaf_cuboids_own_daily_data_shows_its_incident(tier: str, kind: str) 
 
     checked = 0
     for seed in range(16):
-        episode = reset_episode(difficulty=tier, seed=seed, incident_kinds=[kind],
-                                anomaly_count=2, decoy_ratio=0)
+        episode = reset_episode(difficulty=tier, seed=seed, incident_kinds=[kind], anomaly_count=2, decoy_ratio=0)
         for row in episode.truth.expected_rows:
             if row.channel is None and row.user_type is None:
                 continue
-            rising = row.anomaly_type in ("rate_spike_from_median", "absolute_spike_in_event_count",
-                                          "hourly_traffic_mix_shift")
+            rising = row.anomaly_type in (
+                "rate_spike_from_median",
+                "absolute_spike_in_event_count",
+                "hourly_traffic_mix_shift",
+            )
             change = row.delta_value / row.baseline_value if row.baseline_value else 0.0
             assert (change >= MOVED * 0.5) if rising else (change <= -MOVED * 0.5), (kind, seed, row)
             checked += 1

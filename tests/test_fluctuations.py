@@ -77,9 +77,12 @@ def test_on_hard_no_published_threshold_separates_swings_from_count_incidents() 
     low, high = demand_swing_share("hard")
     bounds = fluctuation_bounds("hard")
     meaning = bounds.pop("meaning")
-    assert bounds == {"demand_swing_share": [low, high], "timing_shift_hours": [1, 2],
-                      "audience_swing_share": list(AUDIENCE_SWING_SHARE),
-                      "audience_swing_steps": list(FUNNEL_STEPS[:AUDIENCE_SWING_STEPS])}
+    assert bounds == {
+        "demand_swing_share": [low, high],
+        "timing_shift_hours": [1, 2],
+        "audience_swing_share": list(AUDIENCE_SWING_SHARE),
+        "audience_swing_steps": list(FUNNEL_STEPS[:AUDIENCE_SWING_STEPS]),
+    }
     # Each bound says what it is a share of, and that a day's observed change adds sampling noise to it.
     assert "audience_swing_share: a relative change of the conversion probability" in str(meaning)
     assert "demand_swing_share: of the day's expected volume" in str(meaning) and "sampling noise" in str(meaning)
@@ -97,14 +100,18 @@ def test_on_hard_audience_swings_overlap_rate_incidents_but_move_every_step_toge
     for seed in SEEDS[:60]:
         ep = episode(seed, "hard")
         for fluctuation in (f for f in ep.truth.fluctuations if f.kind == "audience_swing"):
-            moves = [share(ep, "conversion_rate", step, fluctuation.day)
-                     for step in FUNNEL_STEPS[:AUDIENCE_SWING_STEPS]]
+            moves = [
+                share(ep, "conversion_rate", step, fluctuation.day) for step in FUNNEL_STEPS[:AUDIENCE_SWING_STEPS]
+            ]
             assert len({np.sign(m) for m in moves}) == 1, (seed, moves)  # together, one way
             swing_moves += [abs(m) for m in moves]
             assert not any(key.startswith(ep.public.dates[fluctuation.day]) for key in ep.truth.expected_keys)
         for record in (r for r in ep.truth.injections if r.family in RATE_FAMILIES):
-            incident_others += [abs(share(ep, "conversion_rate", step, record.day))
-                                for step in FUNNEL_STEPS if step != record.entity_name]
+            incident_others += [
+                abs(share(ep, "conversion_rate", step, record.day))
+                for step in FUNNEL_STEPS
+                if step != record.entity_name
+            ]
     assert len(swing_moves) == 2 * AUDIENCE_SWING_STEPS * 60
     assert np.quantile(swing_moves, 0.05) > 0.1 and max(swing_moves) > rate_low  # as far as a rate incident
     assert np.quantile(incident_others, 0.99) < 0.1  # the incident's other steps stay within daily noise
@@ -186,17 +193,22 @@ def test_timing_shifts_also_land_on_incident_dates(difficulty: str) -> None:
 def test_medium_count_incidents_clear_the_published_gap() -> None:
     """On medium (no demand swings) the day's app opens against their baseline put count incidents above the middle
     of the published gap on about 99% of dates (daily noise blurs the edge)."""
-    incidents = [abs(share(ep, "event_count", "app_opens", r.day))
-                 for ep in (episode(seed, "medium") for seed in SEEDS)
-                 for r in ep.truth.injections if r.family in COUNT_FAMILIES]
+    incidents = [
+        abs(share(ep, "event_count", "app_opens", r.day))
+        for ep in (episode(seed, "medium") for seed in SEEDS)
+        for r in ep.truth.injections
+        if r.family in COUNT_FAMILIES
+    ]
     assert len(incidents) > 40
     assert np.mean(np.array(incidents) >= VOLUME_SPLIT) >= 0.97
 
 
 def mix_moves(ep: Episode, day: int) -> list[float]:
     panel = ep.public.panel
-    return [float(panel.values[k, day] - panel.baseline[k, day])
-            for k in (panel.index("hourly_mix", column) for column in COUNT_COLUMNS[:2])]
+    return [
+        float(panel.values[k, day] - panel.baseline[k, day])
+        for k in (panel.index("hourly_mix", column) for column in COUNT_COLUMNS[:2])
+    ]
 
 
 def test_on_hard_swings_and_count_incidents_overlap_in_volume_but_not_in_signature() -> None:
@@ -207,8 +219,9 @@ def test_on_hard_swings_and_count_incidents_overlap_in_volume_but_not_in_signatu
     for seed in SEEDS:
         ep = episode(seed, "hard")
         for fluctuation in (f for f in ep.truth.fluctuations if f.kind == "demand_swing"):
-            swings.append((abs(share(ep, "event_count", "app_opens", fluctuation.day)),
-                           max(mix_moves(ep, fluctuation.day))))
+            swings.append(
+                (abs(share(ep, "event_count", "app_opens", fluctuation.day)), max(mix_moves(ep, fluctuation.day)))
+            )
         for record in (r for r in ep.truth.injections if r.family in COUNT_FAMILIES):
             assert record.hours != (0, 24), seed  # always a block of hours on hard
             incidents.append((abs(share(ep, "event_count", "app_opens", record.day)), min(mix_moves(ep, record.day))))
@@ -236,8 +249,12 @@ def test_incidents_that_last_two_dates_have_one_row_per_date(difficulty: str) ->
             assert record.continues == record.day - 1 and record.description.startswith("continues from"), seed
             first = by_day[record.continues]
             assert FAMILY_REGISTRY[record.family].persists, seed
-            assert (first.family, first.entity_type, first.entity_name, first.magnitude) == \
-                (record.family, record.entity_type, record.entity_name, record.magnitude), seed
+            assert (first.family, first.entity_type, first.entity_name, first.magnitude) == (
+                record.family,
+                record.entity_type,
+                record.entity_name,
+                record.magnitude,
+            ), seed
     if aggregate_mix(difficulty).multi_day_probability == 0:
         assert continued == 0
     else:

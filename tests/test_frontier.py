@@ -38,11 +38,13 @@ def frontier(seed: int, scenario_family: str = "mixed") -> Episode:
 
 def grade(ep: Episode, rows: list[MetricSubmissionRow]) -> float:
     truth = ep.truth
-    return grade_submission(rows, truth.expected_rows, truth.neutral_keys, ep.public.dates,
-                            segment_values=ep.public.segment_values()).score
+    return grade_submission(
+        rows, truth.expected_rows, truth.neutral_keys, ep.public.dates, segment_values=ep.public.segment_values()
+    ).score
 
 
 # --- the world ------------------------------------------------------------------------------------------------
+
 
 @SWEEP
 @given(seed=SEEDS)
@@ -69,8 +71,9 @@ def test_the_aggregate_is_the_sum_of_the_segments(seed: int) -> None:
     tables = ep.public.segment_tables()
     assert set(tables) == {"daily_by_segment", "hourly_by_segment", "releases"}
     assert int(tables["hourly_by_segment"]["app_opens"].sum()) == int(ep.public.data.daily[:, 0].sum())
-    assert int(tables["daily_by_segment"].groupby("date")["orders_placed"].sum().loc[ep.public.dates[9]]) \
-        == int(ep.public.data.daily[9, 3])
+    assert int(tables["daily_by_segment"].groupby("date")["orders_placed"].sum().loc[ep.public.dates[9]]) == int(
+        ep.public.data.daily[9, 3]
+    )
 
 
 def test_version_shares_follow_the_staged_rollouts() -> None:
@@ -80,11 +83,13 @@ def test_version_shares_follow_the_staged_rollouts() -> None:
     for release in segments.releases:
         new = segments.segment_funnel(Segment(release.platform, None, release.version)).daily[:, 0]
         whole = segments.segment_funnel(Segment(release.platform)).daily[:, 0]
-        assert new[:release.start_day].sum() == 0, release  # nobody runs it before its rollout
+        assert new[: release.start_day].sum() == 0, release  # nobody runs it before its rollout
         share = new / whole
         assert 0 < share[release.start_day] < share[release.start_day + 3], release  # and it grows with the rollout
-        assert any(a.kind == "release" and a.date == dates[release.start_day] and release.version in a.note
-                   for a in ep.public.annotations)
+        assert any(
+            a.kind == "release" and a.date == dates[release.start_day] and release.version in a.note
+            for a in ep.public.annotations
+        )
     web = segments.layout.platform_versions("web")
     assert web == (WEB_VERSION,)
 
@@ -113,11 +118,12 @@ def test_segments_differ_in_conversion_so_mix_moves_the_aggregate() -> None:
 MIN_EVENTS = 50  # a peer's value over the incident's hours rests on at least this many events (else it is noise)
 
 
-def _hour_value(hourly: np.ndarray, entity_type: str, entity_name: str, hours: tuple[int, int],
-                least: int = MIN_EVENTS) -> float:
+def _hour_value(
+    hourly: np.ndarray, entity_type: str, entity_name: str, hours: tuple[int, int], least: int = MIN_EVENTS
+) -> float:
     """The incident's quantity over its hours: a count (an hourly mix's too: the opens that arrived in its hours), a
     step's conversion, or a count over its predecessor (NaN where the hours hold too few events to say)."""
-    counts = hourly[hours[0]:hours[1]].sum(axis=0).astype(float)
+    counts = hourly[hours[0] : hours[1]].sum(axis=0).astype(float)
     if entity_type in ("event_count", "hourly_mix"):
         column = COUNT_COLUMNS.index(entity_name)
         return counts[column] if counts[column] >= least else np.nan
@@ -143,8 +149,11 @@ def test_every_incident_is_visible_in_its_segment(seed: int) -> None:
     for row, record in zip(truth.expected_rows, truth.injections, strict=True):
         hourly = ep.public.segments.segment_funnel(Segment(row.platform, row.country, row.app_version)).hourly
         value = _hour_value(hourly[record.day], row.entity_type, row.entity_name, record.hours, least=0)
-        peers = [_hour_value(hourly[p], row.entity_type, row.entity_name, record.hours)
-                 for p in same_weekday_peer_lists(FRONTIER_WINDOW_DAYS)[record.day] if p not in perturbed]
+        peers = [
+            _hour_value(hourly[p], row.entity_type, row.entity_name, record.hours)
+            for p in same_weekday_peer_lists(FRONTIER_WINDOW_DAYS)[record.day]
+            if p not in perturbed
+        ]
         peers = [p for p in peers if np.isfinite(p) and p > 0]
         assert peers, row  # a clean same-weekday peer with enough events
         middle = float(np.median(peers))
@@ -171,15 +180,19 @@ def test_releases_sometimes_cause_an_incident_on_the_new_version_only() -> None:
         ep = frontier(seed)
         versions = {(r.platform, r.app_version) for r in ep.truth.expected_rows if r.app_version is not None}
         for release in ep.public.segments.releases:
-            regression = [r for r in ep.truth.expected_rows
-                          if (r.platform, r.app_version) == (release.platform, release.version)
-                          and r.date == ep.public.dates[release.start_day]]
+            regression = [
+                r
+                for r in ep.truth.expected_rows
+                if (r.platform, r.app_version) == (release.platform, release.version)
+                and r.date == ep.public.dates[release.start_day]
+            ]
             caused += bool(regression)
             quiet += (release.platform, release.version) not in versions
     assert caused >= 5 and quiet > caused
 
 
 # --- benign look-alikes -----------------------------------------------------------------------------------------
+
 
 @settings(max_examples=30, deadline=None)
 @given(seed=SEEDS, kind=st.sampled_from(TIERS["frontier"].benign_kinds))  # the context kinds: test_context_tables
@@ -219,10 +232,13 @@ def test_decoys_appear_as_often_as_incidents() -> None:
 
 # --- curriculum knobs ---------------------------------------------------------------------------------------------
 
+
 @SWEEP
-@given(seed=SEEDS, kinds=st.lists(st.sampled_from(TIERS["frontier"].incident_kinds), min_size=1, max_size=3,
-                                  unique=True),
-       ratio=st.sampled_from([0.0, 0.5, 1.0, 2.0]))
+@given(
+    seed=SEEDS,
+    kinds=st.lists(st.sampled_from(TIERS["frontier"].incident_kinds), min_size=1, max_size=3, unique=True),
+    ratio=st.sampled_from([0.0, 0.5, 1.0, 2.0]),
+)
 def test_incident_kinds_and_decoy_ratio_shape_the_episode(seed: int, kinds: list[str], ratio: float) -> None:
     config = resolve_episode_config(seed=seed, difficulty="frontier", incident_kinds=kinds, decoy_ratio=ratio)
     world = build_world(TIERS[config.difficulty], config)
@@ -233,8 +249,11 @@ def test_incident_kinds_and_decoy_ratio_shape_the_episode(seed: int, kinds: list
     if ratio == 0:
         assert world.fluctuations == ()
     again = build_world(TIERS[config.difficulty], config)  # deterministic
-    assert (again.incidents, again.fluctuations, again.annotations) == (world.incidents, world.fluctuations,
-                                                                        world.annotations)
+    assert (again.incidents, again.fluctuations, again.annotations) == (
+        world.incidents,
+        world.fluctuations,
+        world.annotations,
+    )
     assert not config.standard  # never a published episode
 
 
@@ -251,31 +270,38 @@ def test_decoy_count_keeps_the_default_and_reaches_zero() -> None:
 
 def test_the_default_knobs_are_the_standard_episode() -> None:
     plain = resolve_episode_config(seed=9, difficulty="frontier")
-    spelled = resolve_episode_config(seed=9, difficulty="frontier",
-                                     incident_kinds=list(TIERS["frontier"].incident_kinds), decoy_ratio=1.0)
+    spelled = resolve_episode_config(
+        seed=9, difficulty="frontier", incident_kinds=list(TIERS["frontier"].incident_kinds), decoy_ratio=1.0
+    )
     assert plain == spelled and plain.standard
     assert plain.public_dict() == spelled.public_dict()
     assert build_episode(plain).truth.expected_rows == build_episode(spelled).truth.expected_rows
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"difficulty": "hard", "decoy_ratio": 0.5}, "decoy_ratio applies at difficulty 'frontier'.* only, not 'hard'"),
-    ({"difficulty": "easy", "incident_kinds": ["country_bots"]}, "incident_kinds applies at difficulty"),
-    ({"difficulty": "frontier", "incident_kinds": ["bots"]}, "unknown incident kind.*valid: release_regression"),
-    ({"difficulty": "frontier", "incident_kinds": []}, "non-empty list"),
-    ({"difficulty": "frontier", "incident_kinds": "country_bots"}, "non-empty list"),
-    ({"difficulty": "frontier", "decoy_ratio": 2.5}, "between 0 and 2"),
-    ({"difficulty": "frontier", "decoy_ratio": True}, "between 0 and 2"),
-    ({"difficulty": "frontier", "decoy_ratio": float("nan")}, "between 0 and 2"),
-    ({"difficulty": "frontier", "scenario_family": "funnel_break", "incident_kinds": ["country_bots"]},
-     "use scenario_family 'mixed'"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"difficulty": "hard", "decoy_ratio": 0.5}, "decoy_ratio applies at difficulty 'frontier'.* only, not 'hard'"),
+        ({"difficulty": "easy", "incident_kinds": ["country_bots"]}, "incident_kinds applies at difficulty"),
+        ({"difficulty": "frontier", "incident_kinds": ["bots"]}, "unknown incident kind.*valid: release_regression"),
+        ({"difficulty": "frontier", "incident_kinds": []}, "non-empty list"),
+        ({"difficulty": "frontier", "incident_kinds": "country_bots"}, "non-empty list"),
+        ({"difficulty": "frontier", "decoy_ratio": 2.5}, "between 0 and 2"),
+        ({"difficulty": "frontier", "decoy_ratio": True}, "between 0 and 2"),
+        ({"difficulty": "frontier", "decoy_ratio": float("nan")}, "between 0 and 2"),
+        (
+            {"difficulty": "frontier", "scenario_family": "funnel_break", "incident_kinds": ["country_bots"]},
+            "use scenario_family 'mixed'",
+        ),
+    ],
+)
 def test_the_knobs_refuse_bad_values_with_the_valid_ones(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         resolve_episode_config(seed=1, **overrides)
 
 
 # --- grading by segment -------------------------------------------------------------------------------------------
+
 
 @SWEEP
 @given(seed=SEEDS)
@@ -329,8 +355,12 @@ def test_segment_credit_orders_the_verdicts() -> None:
     assert credit["over_specific"] < credit["parent"] and credit["wrong"] == 0.0
 
 
-SEGMENT_VALUES = st.builds(Segment, st.sampled_from([None, "ios", "android", "web"]),
-                           st.sampled_from([None, "US", "BR", "IN"]), st.sampled_from([None, "6.30", "6.31", "web"]))
+SEGMENT_VALUES = st.builds(
+    Segment,
+    st.sampled_from([None, "ios", "android", "web"]),
+    st.sampled_from([None, "US", "BR", "IN"]),
+    st.sampled_from([None, "6.30", "6.31", "web"]),
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -356,7 +386,7 @@ def test_a_partly_right_segment_scales_a_row_by_its_credit(seed: int, data: st.D
     changed = row.model_copy(update={"platform": parent.platform, "country": parent.country, "app_version": None})
     verdict = segment_match(parent, Segment(row.platform, row.country, row.app_version))
     expected = 1.0 - (1.0 - SEGMENT_CREDIT[verdict]) / len(rows)
-    assert grade(ep, [*rows[:index], changed, *rows[index + 1:]]) == pytest.approx(expected, abs=1e-6)
+    assert grade(ep, [*rows[:index], changed, *rows[index + 1 :]]) == pytest.approx(expected, abs=1e-6)
 
 
 def test_rows_naming_unknown_segments_are_refused() -> None:
@@ -364,8 +394,9 @@ def test_rows_naming_unknown_segments_are_refused() -> None:
     row = ep.truth.expected_rows[0]
     truth = ep.truth
     bad = row.model_copy(update={"country": "ZZ"})
-    result = grade_submission([bad], truth.expected_rows, truth.neutral_keys, ep.public.dates,
-                              segment_values=ep.public.segment_values()).breakdown
+    result = grade_submission(
+        [bad], truth.expected_rows, truth.neutral_keys, ep.public.dates, segment_values=ep.public.segment_values()
+    ).breakdown
     assert result.invalid_row_count == 1 and result.matched_row_count == 0
 
 

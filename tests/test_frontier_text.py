@@ -35,8 +35,11 @@ from metric_tracker_rl.view.tool_schemas import openai_tools
 from metric_tracker_rl.world.daily_panel import peer_median, same_weekday_peers
 from metric_tracker_rl.world.segments import SEGMENT_FIELDS
 
-SCOPED_COMPARISONS = {"conversion_rate": "compare_rate_to_median", "event_count": "compare_count_to_median",
-                      "hourly_mix": "compare_hourly_mix_to_baseline"}
+SCOPED_COMPARISONS = {
+    "conversion_rate": "compare_rate_to_median",
+    "event_count": "compare_count_to_median",
+    "hourly_mix": "compare_hourly_mix_to_baseline",
+}
 
 
 def _brief(**reset: Any) -> dict[str, Any]:
@@ -67,8 +70,12 @@ def test_the_grading_rule_a_model_reads_reconciles_a_grade() -> None:
     truth = episode.truth
     side_effect = next(iter(sorted(truth.neutral_keys)))
     date, entity_type, entity_name = side_effect.split("|")
-    padded = [*truth.expected_rows, truth.expected_rows[0].model_copy(
-        update={"date": date, "entity_type": entity_type, "entity_name": entity_name})]
+    padded = [
+        *truth.expected_rows,
+        truth.expected_rows[0].model_copy(
+            update={"date": date, "entity_type": entity_type, "entity_name": entity_name}
+        ),
+    ]
     grade = grade_submission(padded, truth.expected_rows, truth.neutral_keys, episode.public.dates).breakdown
     matched, false_positives = grade.matched_row_count, grade.false_positive_count
     assert (grade.neutral_row_count, false_positives) == (1, 1)
@@ -106,16 +113,20 @@ def test_a_scoped_comparison_shows_the_incidents_expected_row(seed: int) -> None
         tool = SCOPED_COMPARISONS.get(row.entity_type)
         if tool is None:
             continue
-        scope = {k: v for k, v in (("platform", row.platform), ("country", row.country),
-                                   ("app_version", row.app_version)) if v is not None}
+        scope = {
+            k: v
+            for k, v in (("platform", row.platform), ("country", row.country), ("app_version", row.app_version))
+            if v is not None
+        }
         outcome = run_tool(tool, episode.public, {"date": row.date, "entity_name": row.entity_name, **scope})
         assert outcome.ok, outcome.error
         result = outcome.result
         assert {k: result[k] for k in scope} == scope
         assert result["baseline_value"] == pytest.approx(row.baseline_value, rel=0.02)
         assert result["observed_value"] == pytest.approx(row.observed_value, rel=0.02)
-        assert result["severity"] == row.severity == severity_for(row.entity_type, row.baseline_value,
-                                                                  row.observed_value)
+        assert (
+            result["severity"] == row.severity == severity_for(row.entity_type, row.baseline_value, row.observed_value)
+        )
         checked += 1
     assert checked
     assert "never on the family's magnitude" in SEVERITY_RULE
@@ -150,12 +161,16 @@ DEEP_VALUES = DEEP.segment_values() or {}
 
 
 @settings(max_examples=40, deadline=None)
-@given(named=st.fixed_dictionaries({}, optional={name: st.sampled_from(DEEP_VALUES[name])
-                                                 for name in ("platform", "country", "channel", "user_type")}),
-       day=st.integers(0, len(DEEP.data.dates) - 1), column=st.integers(0, 4))
+@given(
+    named=st.fixed_dictionaries(
+        {},
+        optional={name: st.sampled_from(DEEP_VALUES[name]) for name in ("platform", "country", "channel", "user_type")},
+    ),
+    day=st.integers(0, len(DEEP.data.dates) - 1),
+    column=st.integers(0, 4),
+)
 @example(named={"channel": "organic"}, day=20, column=0)
-def test_at_deep_a_count_comparison_reads_its_segments_own_days(named: dict[str, str], day: int,
-                                                                column: int) -> None:
+def test_at_deep_a_count_comparison_reads_its_segments_own_days(named: dict[str, str], day: int, column: int) -> None:
     """A day-level tool scoped by any of deep's dimensions reads the sum of daily_by_segment's rows inside the
     segment, and its baseline is the median of that sum on the same weekday's other dates."""
     table = DEEP.segment_tables()["daily_by_segment"]
@@ -164,19 +179,18 @@ def test_at_deep_a_count_comparison_reads_its_segments_own_days(named: dict[str,
         inside &= (table[name] == value).to_numpy()
     event = COUNT_COLUMNS[column]
     series = table[inside].groupby("date")[event].sum().reindex(DEEP.data.dates, fill_value=0).to_numpy(float)
-    outcome = run_tool("compare_count_to_median", DEEP, {"date": DEEP.data.dates[day], "entity_name": event,
-                                                         **named})
+    outcome = run_tool("compare_count_to_median", DEEP, {"date": DEEP.data.dates[day], "entity_name": event, **named})
     assert outcome.ok, outcome.error
     assert outcome.result["observed_value"] == series[day]
     peers = [series[p] for p in range(day % 7, len(series), 7) if p != day]
     assert outcome.result["baseline_value"] == pytest.approx(float(np.median(peers)))
 
 
-@pytest.mark.parametrize("tool", ["hourly_rows_for_date", "detect_funnel_break", "check_impossible_counts",
-                                  "compare_hourly_mix_to_baseline"])
+@pytest.mark.parametrize(
+    "tool", ["hourly_rows_for_date", "detect_funnel_break", "check_impossible_counts", "compare_hourly_mix_to_baseline"]
+)
 @pytest.mark.parametrize("named", [{"channel": "paid_search"}, {"platform": "ios", "user_type": "new"}])
-def test_at_deep_a_tool_that_reads_hours_says_a_channel_or_user_type_has_none(tool: str,
-                                                                             named: dict[str, str]) -> None:
+def test_at_deep_a_tool_that_reads_hours_says_a_channel_or_user_type_has_none(tool: str, named: dict[str, str]) -> None:
     """Hourly counts exist per (platform, country, app_version) cell only: the call is an error that says so,
     names the fields the tool takes and where the segment's days are."""
     outcome = run_tool(tool, DEEP, {"date": DEEP.data.dates[5], **named})
@@ -194,8 +208,10 @@ def test_a_dimension_the_tier_lacks_is_an_error_that_lists_its_dimensions(tool: 
         arguments.pop("entity_name")
     outcome = run_tool(tool, frontier, arguments)
     assert not outcome.ok
-    assert outcome.error == (f"{tool}: channel 'organic': this episode has no channel dimension; its dimensions: "
-                             "platform, country, app_version")
+    assert outcome.error == (
+        f"{tool}: channel 'organic': this episode has no channel dimension; its dimensions: "
+        "platform, country, app_version"
+    )
 
 
 def test_a_segment_scope_below_frontier_or_off_the_episode_is_an_error_that_names_the_valid_values() -> None:
@@ -220,15 +236,19 @@ def test_frontier_only_tools_say_so_and_answer_with_an_error_elsewhere() -> None
 def test_compare_segments_examples_make_a_valid_call_at_every_tier_that_offers_it(difficulty: str) -> None:
     """One schema serves every segmented tier: its dimension and within examples name only dimensions each tier
     has, alone and together; and within may not name a grouped dimension, as its description says."""
-    schema = next(tool["function"]["parameters"] for tool in openai_tools()
-                  if tool["function"]["name"] == "compare_segments")["properties"]
+    schema = next(
+        tool["function"]["parameters"] for tool in openai_tools() if tool["function"]["name"] == "compare_segments"
+    )["properties"]
     dimension = schema["dimension"]["description"].split("e.g. ")[1]
     within = schema["within"]["description"].split("e.g. ")[1]
     assert "not grouped" in schema["within"]["description"]
     public = reset_episode(difficulty=difficulty, seed=1).public
     base = {"date": public.dates[3], "metric_name": "app_opens"}
-    for arguments in ({"dimension": dimension}, {"dimension": "country", "within": within},
-                      {"dimension": dimension, "within": within}):
+    for arguments in (
+        {"dimension": dimension},
+        {"dimension": "country", "within": within},
+        {"dimension": dimension, "within": within},
+    ):
         outcome = run_tool("compare_segments", public, {**base, **arguments})
         assert outcome.ok and outcome.result["rows"], (arguments, outcome.error)
     grouped = within.split("=")[0]

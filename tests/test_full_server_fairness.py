@@ -24,12 +24,16 @@ pytestmark = pytest.mark.slow  # starts a server process
 CAPACITY = 8
 FULL_IDLE_S = 10  # well over a round of the incumbents' steps, on a busy machine too
 WORK_EVERY_S = 1.0
-CHEAP_QUERY = json.dumps({"type": "step", "data": {"analysis_method": "query",
-                                                   "analysis_args": {"sql": "SELECT 1 AS one"}}})
+CHEAP_QUERY = json.dumps(
+    {"type": "step", "data": {"analysis_method": "query", "analysis_args": {"sql": "SELECT 1 AS one"}}}
+)
 
 
-SERVER_ENV = {"MAX_CONCURRENT_ENVS": str(CAPACITY), "MAX_SESSIONS_PER_CLIENT": "4",
-              "FULL_SERVER_IDLE_S": str(FULL_IDLE_S)}
+SERVER_ENV = {
+    "MAX_CONCURRENT_ENVS": str(CAPACITY),
+    "MAX_SESSIONS_PER_CLIENT": "4",
+    "FULL_SERVER_IDLE_S": str(FULL_IDLE_S),
+}
 
 
 @pytest.fixture(scope="module")

@@ -37,11 +37,22 @@ def test_the_answer_starts_the_clock_again(session: TrackedSession) -> None:
     assert not session.working and session.last_work_at > 100.0
 
 
-@pytest.mark.parametrize(("text", "transport", "work"), [
-    ('{"type": "reset"}', "ws", True), ('{"type": "step", "data": {}}', "ws", True), ('{"type": "state"}', "ws", False),
-    ('{"type": ["reset"]}', "ws", False), ('{"type": {"a": 1}}', "ws", False), ('{"type": null}', "ws", False),
-    ('{"method": "tools/call", "type": 1}', "mcp", True), ('{"method": ["tools/call"]}', "mcp", False),
-    ('[{"type": "reset"}]', "ws", False), ('{"type": "reset"', "ws", False), (None, "ws", False)])
+@pytest.mark.parametrize(
+    ("text", "transport", "work"),
+    [
+        ('{"type": "reset"}', "ws", True),
+        ('{"type": "step", "data": {}}', "ws", True),
+        ('{"type": "state"}', "ws", False),
+        ('{"type": ["reset"]}', "ws", False),
+        ('{"type": {"a": 1}}', "ws", False),
+        ('{"type": null}', "ws", False),
+        ('{"method": "tools/call", "type": 1}', "mcp", True),
+        ('{"method": ["tools/call"]}', "mcp", False),
+        ('[{"type": "reset"}]', "ws", False),
+        ('{"type": "reset"', "ws", False),
+        (None, "ws", False),
+    ],
+)
 def test_only_a_known_message_name_is_work(text: str | None, transport: str, work: bool) -> None:
     """Any JSON a stranger sends is read without raising: a name that is not a string is no work."""
     assert is_work(text, transport) is work

@@ -30,12 +30,23 @@ EXAMPLES = 60
 OUTCOMES: Counter[str] = Counter()
 METRICS = COUNT_COLUMNS + CONVERSION_METRIC_NAMES
 
-scalars = (st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=20)
-           | st.floats(allow_nan=True, allow_infinity=True))
-json_values = st.recursive(scalars, lambda children: st.lists(children, max_size=4)
-                           | st.dictionaries(st.text(max_size=12), children, max_size=4), max_leaves=12)
-numbers = (st.floats(allow_nan=True, allow_infinity=True) | st.integers(-(10**6), 10**6)
-           | st.sampled_from([1e-12, 0.001, 0.5, 1, 3.0, 100, 101, 10**9]))
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.text(max_size=20)
+    | st.floats(allow_nan=True, allow_infinity=True)
+)
+json_values = st.recursive(
+    scalars,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=12,
+)
+numbers = (
+    st.floats(allow_nan=True, allow_infinity=True)
+    | st.integers(-(10**6), 10**6)
+    | st.sampled_from([1e-12, 0.001, 0.5, 1, 3.0, 100, 101, 10**9])
+)
 names = st.sampled_from(METRICS + tuple(n for group in ENTITY_NAMES.values() for n in group)) | st.text(max_size=30)
 
 
@@ -44,9 +55,12 @@ def row_values() -> st.SearchStrategy[dict[str, Any]]:
     fields = {
         "date": st.sampled_from(WINDOW) | st.text(max_size=12),
         "entity_type": st.sampled_from(tuple(ENTITY_NAMES)) | st.text(max_size=12),
-        "entity_name": names, "anomaly_type": st.sampled_from(ANOMALY_TYPES) | st.text(max_size=12),
+        "entity_name": names,
+        "anomaly_type": st.sampled_from(ANOMALY_TYPES) | st.text(max_size=12),
         "detection_method": st.sampled_from(tuple(TOOL_REGISTRY)) | st.text(max_size=12),
-        "baseline_value": numbers, "observed_value": numbers, "delta_value": numbers,
+        "baseline_value": numbers,
+        "observed_value": numbers,
+        "delta_value": numbers,
         "severity": st.sampled_from(["low", "medium", "high", "critical", "HIGH", ""]),
     }
     return st.fixed_dictionaries({}, optional={**fields, "extra": json_values})
@@ -61,25 +75,73 @@ def generator_calls() -> st.SearchStrategy[dict[str, Any]]:
 
 
 # SQL as a model might write it, right or wrong, hostile or broken, and arbitrary text.
-SQL_WORDS = ("SELECT", "*", "FROM", "daily", "hourly", "annotations", "WHERE", "GROUP BY", "ORDER BY", "weekday",
-             "date", "hour", "app_opens", "count(*)", "avg(orders_placed)", ">", "=", "1", "'2026-03-10'", ",", ";",
-             "(", ")", "'", '"', "--", "/*", "*/", "LIMIT 3", "UNION ALL", "JOIN", "ON", "DROP TABLE daily",
-             "read_csv('/etc/passwd')", "range(100000000)",
-             "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n FROM r)")
+SQL_WORDS = (
+    "SELECT",
+    "*",
+    "FROM",
+    "daily",
+    "hourly",
+    "annotations",
+    "WHERE",
+    "GROUP BY",
+    "ORDER BY",
+    "weekday",
+    "date",
+    "hour",
+    "app_opens",
+    "count(*)",
+    "avg(orders_placed)",
+    ">",
+    "=",
+    "1",
+    "'2026-03-10'",
+    ",",
+    ";",
+    "(",
+    ")",
+    "'",
+    '"',
+    "--",
+    "/*",
+    "*/",
+    "LIMIT 3",
+    "UNION ALL",
+    "JOIN",
+    "ON",
+    "DROP TABLE daily",
+    "read_csv('/etc/passwd')",
+    "range(100000000)",
+    "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n FROM r)",
+)
 FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "sql": st.lists(st.sampled_from(SQL_WORDS), max_size=14).map(" ".join) | st.text(max_size=80),
     "date": st.sampled_from(WINDOW) | st.text(max_size=12),
-    "entity_name": names, "metric_name": names,
+    "entity_name": names,
+    "metric_name": names,
     "metric_names": st.lists(names, max_size=40),
-    "threshold_multiplier": numbers, "threshold": numbers,
-    "limit": st.integers(-5, 40), "offset": st.integers(-5, 40),
+    "threshold_multiplier": numbers,
+    "threshold": numbers,
+    "limit": st.integers(-5, 40),
+    "offset": st.integers(-5, 40),
     "rows": st.lists(row_values(), max_size=6),
     "generator_methods": st.lists(generator_calls(), max_size=5),
-    "dimension": st.sampled_from(["platform", "country", "app_version", "country,channel", "user_type,user_type",
-                                  "platform,country,channel"]) | st.text(max_size=8),
+    "dimension": st.sampled_from(
+        ["platform", "country", "app_version", "country,channel", "user_type,user_type", "platform,country,channel"]
+    )
+    | st.text(max_size=8),
     # A cuboid to drill into: valid pairs, a version without its platform, unknown fields and values, junk.
-    "within": st.sampled_from(["", "platform=ios", "platform=ios,user_type=new", "app_version=6.20.0",
-                               "channel=tv", "region=EU", "platform", "platform=ios,platform=web"])
+    "within": st.sampled_from(
+        [
+            "",
+            "platform=ios",
+            "platform=ios,user_type=new",
+            "app_version=6.20.0",
+            "channel=tv",
+            "region=EU",
+            "platform",
+            "platform=ios,platform=web",
+        ]
+    )
     | st.text(max_size=12),
     # A segment scope below frontier (this fuzz runs on hard) must be refused as an error, never raise.
     "platform": st.sampled_from(["ios", "android", "web"]) | st.text(max_size=8),
@@ -145,20 +207,26 @@ def checked_step(env: MetricTrackerRlEnvironment, raw: Any) -> None:
     obs.model_dump_json()
 
 
-actions = st.fixed_dictionaries({}, optional={
-    "analysis_method": st.sampled_from(tuple(TOOL_REGISTRY)) | st.text(max_size=20) | json_values,
-    "analysis_args": json_values,
-    "classifications": st.lists(row_values(), max_size=4) | json_values,
-    "payload_generators": st.lists(generator_calls(), max_size=4) | json_values,
-    "metadata": json_values,
-}) | st.dictionaries(st.text(max_size=20), json_values, max_size=4) | json_values
+actions = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "analysis_method": st.sampled_from(tuple(TOOL_REGISTRY)) | st.text(max_size=20) | json_values,
+            "analysis_args": json_values,
+            "classifications": st.lists(row_values(), max_size=4) | json_values,
+            "payload_generators": st.lists(generator_calls(), max_size=4) | json_values,
+            "metadata": json_values,
+        },
+    )
+    | st.dictionaries(st.text(max_size=20), json_values, max_size=4)
+    | json_values
+)
 
 
 @pytest.mark.slow
 @given(raw=actions)
 @settings(max_examples=4 * EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-def test_any_action_validates_or_is_rejected_and_step_never_raises(env: MetricTrackerRlEnvironment,
-                                                                   raw: Any) -> None:
+def test_any_action_validates_or_is_rejected_and_step_never_raises(env: MetricTrackerRlEnvironment, raw: Any) -> None:
     checked_step(env, raw)
 
 
@@ -173,9 +241,17 @@ def test_fuzzed_tool_arguments_never_raise(env: MetricTrackerRlEnvironment, tool
     run()
 
 
-WRONG_TYPE_ROW = {"date": WINDOW[0], "entity_type": "conversion_rate", "entity_name": "app_opens",
-                  "anomaly_type": ANOMALY_TYPES[0], "detection_method": "get_median_filter_rows",
-                  "baseline_value": 1.0, "observed_value": 2.0, "delta_value": 1.0, "severity": "high"}
+WRONG_TYPE_ROW = {
+    "date": WINDOW[0],
+    "entity_type": "conversion_rate",
+    "entity_name": "app_opens",
+    "anomaly_type": ANOMALY_TYPES[0],
+    "detection_method": "get_median_filter_rows",
+    "baseline_value": 1.0,
+    "observed_value": 2.0,
+    "delta_value": 1.0,
+    "severity": "high",
+}
 
 
 def test_a_row_whose_entity_is_not_of_its_type_is_refused_with_the_valid_names() -> None:
@@ -199,8 +275,13 @@ def test_fuzzed_submissions_are_graded_or_rejected(env: MetricTrackerRlEnvironme
     # Rows that validate one by one make a gradable submission once their dates are in the episode's window (the
     # one thing a row cannot know) and their keys distinct.
     window, keys = set(WINDOW), set()
-    gradable = [row for row in valid if row.date in window
-                and (key := (row.date, row.entity_type, row.entity_name)) not in keys and not keys.add(key)]
+    gradable = [
+        row
+        for row in valid
+        if row.date in window
+        and (key := (row.date, row.entity_type, row.entity_name)) not in keys
+        and not keys.add(key)
+    ]
     if gradable:
         if env.state.done:
             env.reset(task_id="hard_mixed_multi", max_steps=500, max_submissions=20)

@@ -56,8 +56,14 @@ def _run_hash(seed: int, hash_seed: str, fake_today: str | None) -> subprocess.P
     env["PYTHONHASHSEED"] = hash_seed
     if fake_today:
         env["FAKE_TODAY"] = fake_today
-    return subprocess.Popen([sys.executable, "-c", HASH_SCRIPT, str(seed)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", HASH_SCRIPT, str(seed)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.slow
@@ -136,8 +142,7 @@ def test_unperturbed_dates_match_the_null_scenario() -> None:
     compared = 0
     for seed in range(10):
         null = reset_episode(seed=seed, scenario_family="null", difficulty="easy")
-        mixed = reset_episode(seed=seed, scenario_family="mixed", difficulty="easy",
-                              anomaly_count=4)
+        mixed = reset_episode(seed=seed, scenario_family="mixed", difficulty="easy", anomaly_count=4)
         assert not mixed.truth.distractors
         perturbed = {r.day for r in mixed.truth.injections}
         assert len(perturbed) == 4
@@ -149,8 +154,7 @@ def test_unperturbed_dates_match_the_null_scenario() -> None:
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(min_value=0, max_value=2**32 - 1),
-       difficulty=st.sampled_from(["easy", "medium", "hard"]))
+@given(seed=st.integers(min_value=0, max_value=2**32 - 1), difficulty=st.sampled_from(["easy", "medium", "hard"]))
 def test_build_episode_is_deterministic(seed: int, difficulty: str) -> None:
     config = resolve_episode_config(seed=seed, scenario_family="mixed", difficulty=difficulty)
     first, second = build_episode(config), build_episode(config)
@@ -174,8 +178,10 @@ def test_a_second_incident_changes_only_its_own_date(family: str) -> None:
     the first incident's date included, exactly as it was."""
     dates = [d.isoformat() for d in window_dates()]
     for seed in range(3):
-        first = {"family": ANOMALY_TYPES[(ANOMALY_TYPES.index(family) + 1 + seed) % len(ANOMALY_TYPES)],
-                 "date": dates[2 + seed]}
+        first = {
+            "family": ANOMALY_TYPES[(ANOMALY_TYPES.index(family) + 1 + seed) % len(ANOMALY_TYPES)],
+            "date": dates[2 + seed],
+        }
         second = {"family": family, "date": dates[10 + seed]}
         alone, together = _paired_custom_episodes(seed, first, second)
         changed = [day for day in range(len(dates)) if not np.array_equal(alone.hourly[day], together.hourly[day])]
@@ -185,10 +191,15 @@ def test_a_second_incident_changes_only_its_own_date(family: str) -> None:
 def _flat_plan(traffic: float, rates: list[float]) -> FunnelPlan:
     """A plan with the same expectations on every date and hour."""
     days = len(window_dates())
-    return FunnelPlan(dates=window_dates(), traffic=np.full((days, HOURS), traffic),
-                      step_rates=np.broadcast_to(np.array(rates), (days, HOURS, N_STEPS)).copy(),
-                      extra_opens=np.zeros((days, HOURS)), duplicate_factor=np.ones((days, HOURS, N_EVENTS)),
-                      hour_shift=np.zeros(days, dtype=np.int64), ingested_fraction=np.ones((days, HOURS)))
+    return FunnelPlan(
+        dates=window_dates(),
+        traffic=np.full((days, HOURS), traffic),
+        step_rates=np.broadcast_to(np.array(rates), (days, HOURS, N_STEPS)).copy(),
+        extra_opens=np.zeros((days, HOURS)),
+        duplicate_factor=np.ones((days, HOURS, N_EVENTS)),
+        hour_shift=np.zeros(days, dtype=np.int64),
+        ingested_fraction=np.ones((days, HOURS)),
+    )
 
 
 def _z(values: np.ndarray) -> float:
@@ -231,8 +242,13 @@ def test_streams_depend_on_seed_name_index_and_secret(seed: int, stream: str, in
 
     assert first_words(public) == first_words(EpisodeKey.of(seed))  # the same stream every time
     assert first_words(held_out) == first_words(EpisodeKey.of(seed, secret))
-    others = [first_words(held_out), first_words(public, position=index + 1), first_words(public, name=stream + "/"),
-              first_words(EpisodeKey.of(seed ^ 1)), first_words(EpisodeKey.of(seed, secret + "x"))]
+    others = [
+        first_words(held_out),
+        first_words(public, position=index + 1),
+        first_words(public, name=stream + "/"),
+        first_words(EpisodeKey.of(seed ^ 1)),
+        first_words(EpisodeKey.of(seed, secret + "x")),
+    ]
     assert first_words(public) not in others
     assert len({tuple(words) for words in others}) == len(others)
     assert repr(held_out) == f"EpisodeKey(seed={seed}, held_out=True)"  # the secret's digest is never printed

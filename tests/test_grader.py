@@ -51,7 +51,9 @@ def arbitrary_rows(draw, ep: Episode) -> MetricSubmissionRow:
         entity_name=draw(st.sampled_from(ENTITY_NAMES[entity_type])),  # the row model refuses other names
         anomaly_type=draw(st.sampled_from(ANOMALY_TYPES)),
         detection_method=draw(st.sampled_from(sorted(TOOL_REGISTRY))),
-        baseline_value=draw(VALUES), observed_value=draw(VALUES), delta_value=draw(VALUES),
+        baseline_value=draw(VALUES),
+        observed_value=draw(VALUES),
+        delta_value=draw(VALUES),
         severity=draw(st.sampled_from(SEVERITIES)),
     )
 
@@ -75,8 +77,9 @@ def variants(draw, row: MetricSubmissionRow) -> MetricSubmissionRow:
 @st.composite
 def wrong_rows(draw, ep: Episode) -> MetricSubmissionRow:
     """A valid key that is neither expected nor neutral."""
-    row = draw(arbitrary_rows(ep).filter(lambda r: r.date in ep.public.dates
-                                         and r.entity_name in ENTITY_NAMES[r.entity_type]))
+    row = draw(
+        arbitrary_rows(ep).filter(lambda r: r.date in ep.public.dates and r.entity_name in ENTITY_NAMES[r.entity_type])
+    )
     assume(key_of(row) not in ep.truth.expected_keys | ep.truth.neutral_keys)
     return row
 
@@ -91,8 +94,7 @@ def neutral_rows(draw, ep: Episode) -> MetricSubmissionRow:
 @st.composite
 def submissions(draw, ep: Episode) -> list[MetricSubmissionRow]:
     """A plausible agent report: some expected rows (exact or not), wrong rows, neutral rows, junk."""
-    rows = [draw(variants(r)) if draw(st.booleans()) else r
-            for r in ep.truth.expected_rows if draw(st.booleans())]
+    rows = [draw(variants(r)) if draw(st.booleans()) else r for r in ep.truth.expected_rows if draw(st.booleans())]
     rows += draw(st.lists(wrong_rows(ep), max_size=3))
     if ep.truth.neutral_keys:
         rows += draw(st.lists(neutral_rows(ep), max_size=2))
@@ -214,16 +216,27 @@ def _best_guess_row(ep: Episode, entity_type: str, entity_name: str, day: int) -
     families = [f for f in ANOMALY_TYPES if FAMILY_ENTITY_TYPE[f] == entity_type]
     family = families[0] if len(families) == 1 or values["delta_value"] < 0 else families[1]
     return MetricSubmissionRow(
-        date=ep.public.dates[day], entity_type=entity_type, entity_name=entity_name, anomaly_type=family,
-        detection_method=sorted(ACCEPTED_DETECTION_METHODS[family])[0], baseline_value=values["baseline_value"],
-        observed_value=values["observed_value"], delta_value=values["delta_value"], severity=values["severity"])
+        date=ep.public.dates[day],
+        entity_type=entity_type,
+        entity_name=entity_name,
+        anomaly_type=family,
+        detection_method=sorted(ACCEPTED_DETECTION_METHODS[family])[0],
+        baseline_value=values["baseline_value"],
+        observed_value=values["observed_value"],
+        delta_value=values["delta_value"],
+        severity=values["severity"],
+    )
 
 
 @settings(max_examples=10, deadline=None)
 @given(ep=episodes())
 def test_mass_submission_of_every_date_and_entity_scores_near_the_floor(ep: Episode) -> None:
-    rows = [_best_guess_row(ep, t, n, day) for t in ENTITY_TYPES for n in ENTITY_NAMES[t]
-            for day in range(len(ep.public.dates))]
+    rows = [
+        _best_guess_row(ep, t, n, day)
+        for t in ENTITY_TYPES
+        for n in ENTITY_NAMES[t]
+        for day in range(len(ep.public.dates))
+    ]
     breakdown = grade(ep, rows)
     assert breakdown.recall == 1.0  # every incident is in there, with the right numbers
     assert breakdown.score <= 0.15
@@ -272,8 +285,10 @@ def _off_by(row: MetricSubmissionRow, field: str, share: float) -> MetricSubmiss
 
 @pytest.mark.parametrize(("family", "seed"), SINGLE_ROW_EPISODES)
 @pytest.mark.parametrize("field", ["baseline_value", "observed_value", "delta_value"])
-@pytest.mark.parametrize(("share", "loss"), [(0.01, 0.0), (-0.01, 0.0), (0.03, DOCUMENTED_LOSS["one_value"]),
-                                             (-0.03, DOCUMENTED_LOSS["one_value"])])
+@pytest.mark.parametrize(
+    ("share", "loss"),
+    [(0.01, 0.0), (-0.01, 0.0), (0.03, DOCUMENTED_LOSS["one_value"]), (-0.03, DOCUMENTED_LOSS["one_value"])],
+)
 def test_value_tolerance(family: str, seed: int, field: str, share: float, loss: float) -> None:
     ep = _single_row_episode(family, seed)
     (row,) = ep.truth.expected_rows
@@ -294,10 +309,15 @@ def _unaccepted_method(row: MetricSubmissionRow) -> MetricSubmissionRow:
 
 
 @pytest.mark.parametrize(("family", "seed"), SINGLE_ROW_EPISODES)
-@pytest.mark.parametrize(("mistake", "loss"), [(_wrong_severity, DOCUMENTED_LOSS["severity"]),
-                                               (_wrong_type, DOCUMENTED_LOSS["anomaly_type"]),
-                                               (_unaccepted_method, DOCUMENTED_LOSS["detection_method"])],
-                         ids=["severity", "anomaly_type", "detection_method"])
+@pytest.mark.parametrize(
+    ("mistake", "loss"),
+    [
+        (_wrong_severity, DOCUMENTED_LOSS["severity"]),
+        (_wrong_type, DOCUMENTED_LOSS["anomaly_type"]),
+        (_unaccepted_method, DOCUMENTED_LOSS["detection_method"]),
+    ],
+    ids=["severity", "anomaly_type", "detection_method"],
+)
 def test_each_wrong_label_loses_its_documented_weight(family: str, seed: int, mistake, loss: float) -> None:
     ep = _single_row_episode(family, seed)
     (row,) = ep.truth.expected_rows
@@ -317,8 +337,9 @@ def test_every_accepted_method_earns_the_method_credit(family: str, seed: int) -
 
 def _graded_with(ep: Episode, rows: list[MetricSubmissionRow], methods_used: frozenset[str]):
     truth = ep.truth
-    return grade_submission(rows, truth.expected_rows, truth.neutral_keys, ep.public.dates,
-                            methods_used=methods_used).breakdown
+    return grade_submission(
+        rows, truth.expected_rows, truth.neutral_keys, ep.public.dates, methods_used=methods_used
+    ).breakdown
 
 
 @pytest.mark.parametrize(("family", "seed"), SINGLE_ROW_EPISODES)
@@ -339,12 +360,12 @@ def test_query_earns_the_method_credit_only_when_the_episode_queried(family: str
 
 @PROPERTY
 @given(data=st.data(), ep=episodes(), used=st.frozensets(st.sampled_from(sorted(TOOL_REGISTRY))))
-def test_the_methods_used_move_nothing_but_the_method_credit(data: st.DataObject, ep: Episode,
-                                                             used: frozenset[str]) -> None:
+def test_the_methods_used_move_nothing_but_the_method_credit(
+    data: st.DataObject, ep: Episode, used: frozenset[str]
+) -> None:
     rows = [data.draw(variants(row)) for row in ep.truth.expected_rows]
     rows += data.draw(st.lists(arbitrary_rows(ep), max_size=3))
-    rows = [row.model_copy(update={"detection_method": "query"}) if data.draw(st.booleans()) else row
-            for row in rows]
+    rows = [row.model_copy(update={"detection_method": "query"}) if data.draw(st.booleans()) else row for row in rows]
     plain, credited = _graded_with(ep, rows, frozenset()), _graded_with(ep, rows, used)
     moved = {"score", "recall_quality", "detection_method_accuracy"}
     assert credited.model_dump(exclude=moved) == plain.model_dump(exclude=moved)

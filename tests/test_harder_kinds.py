@@ -27,8 +27,12 @@ def test_registering_the_harder_kinds_changed_no_stored_episode() -> None:
     """The kinds are registered (this process holds them), and every tier's first stored episode is unchanged."""
     assert set(HARDER_KINDS) <= set(INCIDENT_KIND_REGISTRY)
     stored = json.loads(FINGERPRINTS.read_text())
-    firsts = [(label, reset, secret) for label, reset, secret in episode_settings()
-              if set(reset) == {"difficulty", "seed"} and reset["seed"] == 0 and not secret]
+    firsts = [
+        (label, reset, secret)
+        for label, reset, secret in episode_settings()
+        if set(reset) == {"difficulty", "seed"} and reset["seed"] == 0 and not secret
+    ]
     assert {reset["difficulty"] for _, reset, _ in firsts} >= {"frontier", "deep"}
-    assert [label for label, reset, secret in firsts
-            if fingerprint(reset_episode(secret=secret, **reset)) != stored[label]] == []
+    assert [
+        label for label, reset, secret in firsts if fingerprint(reset_episode(secret=secret, **reset)) != stored[label]
+    ] == []

@@ -101,8 +101,10 @@ def truth_keys(env: MetricTrackerRlEnvironment) -> frozenset:
     return frozenset((row.date, row.entity_type, row.entity_name) for row in env._episode.truth.expected_rows)  # noqa: SLF001
 
 
-@pytest.mark.parametrize("settings_", [{"task_id": "medium_mixed_three"}, {"seed": 11, "difficulty": "hard"},
-                                       {"seed": 11, "difficulty": "frontier"}])
+@pytest.mark.parametrize(
+    "settings_",
+    [{"task_id": "medium_mixed_three"}, {"seed": 11, "difficulty": "hard"}, {"seed": 11, "difficulty": "frontier"}],
+)
 def test_replays_of_one_held_out_task_never_meet_its_incidents_again(settings_: dict) -> None:
     """The replay oracle's premise: reset the same settings again and again, grading one candidate row each time.
     In held-out mode no replay holds the episode's incidents, so what its feedback labels belongs elsewhere."""
@@ -115,10 +117,6 @@ def test_replays_of_one_held_out_task_never_meet_its_incidents_again(settings_: 
         assert replay.reset(**settings_).config == played._episode.config.public_dict()  # noqa: SLF001
         replays.add(truth_keys(replay))
     assert keys not in replays and len(replays) > REPLAYS // 2
-
-
-
-
 
 
 @pytest.mark.slow  # starts a server process
@@ -147,7 +145,8 @@ def mcp_replay_rows(client: httpx.Client, url: str) -> str:
     with connect(f"{url.replace('http', 'ws', 1)}/ws?session_id={session_id}", open_timeout=60) as ws:
         ws.send(json.dumps({"type": "reset", "data": {"seed": 11, "difficulty": "hard"}}))
         ws.recv(timeout=60)
-        text = rpc("tools/call", name="rows_for_date", arguments={"date": PROBE_DATES[0]},
-                   session_id=session_id)["result"]["data"]
+        text = rpc("tools/call", name="rows_for_date", arguments={"date": PROBE_DATES[0]}, session_id=session_id)[
+            "result"
+        ]["data"]
     rpc("openenv/session/close", session_id=session_id)
     return text

@@ -30,8 +30,14 @@ DEEP = "deep"
 HOURLY_FAMILIES = ("funnel_break", "hourly_traffic_mix_shift", "absolute_drop_in_event_count")
 # Deep's defaults, then each knob of the dial at its ends (a seed takes the setting of its position in the sweep).
 DIAL: tuple[dict[str, Any], ...] = (
-    {}, {"max_cuboid_depth": 1}, {"max_cuboid_depth": 2}, {"concurrency": 0}, {"concurrency": 3},
-    {"magnitude_scale": 0.25}, {"magnitude_scale": 3.0}, {"magnitude_scale": 2.0, "concurrency": 2},
+    {},
+    {"max_cuboid_depth": 1},
+    {"max_cuboid_depth": 2},
+    {"concurrency": 0},
+    {"concurrency": 3},
+    {"magnitude_scale": 0.25},
+    {"magnitude_scale": 3.0},
+    {"magnitude_scale": 2.0, "concurrency": 2},
 )
 QUICK_SEEDS = range(len(DIAL))  # each setting of the dial once
 SWEEP_SEEDS = range(200)
@@ -69,7 +75,7 @@ def test_deeps_brief_shows_the_rule_and_frontiers_needs_none() -> None:
 
 def test_the_floor_of_a_blocks_hours_clears_the_tools_with_a_margin() -> None:
     # A Poisson count expecting the floor falls under the tool's threshold about once in a few hundred hours.
-    assert MIN_BLOCK_HOUR_EXPECTED >= MIN_HOURLY_DENOMINATOR + 3 * MIN_BLOCK_HOUR_EXPECTED ** 0.5
+    assert MIN_BLOCK_HOUR_EXPECTED >= MIN_HOURLY_DENOMINATOR + 3 * MIN_BLOCK_HOUR_EXPECTED**0.5
 
 
 def _check_hourly_rows(seeds: range) -> int:

@@ -45,8 +45,13 @@ def python_for_uid(version: str, uid: int) -> str | None:
     """An interpreter of `version` that `uid` can execute (the project's own may sit under root's home)."""
     for candidate in (f"/usr/local/bin/python{version}", f"/usr/bin/python{version}"):
         if os.path.exists(candidate):
-            check = subprocess.run([candidate, "-c", "import sys; print(sys.version)"], user=uid,
-                                   capture_output=True, text=True, check=False)
+            check = subprocess.run(
+                [candidate, "-c", "import sys; print(sys.version)"],
+                user=uid,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if check.returncode == 0:
                 return candidate
     return None
@@ -81,16 +86,22 @@ def built_image() -> Iterator[Path]:
         workdir = next(args for kind, args in dockerfile_instructions() if kind == "WORKDIR")
         app_dir = Path(root) / workdir.lstrip("/")
         app_dir.mkdir(parents=True)
-        env = {**os.environ, **image_env(), "UV_PYTHON": python, "UV_OFFLINE": "1",
-               "UV_PROJECT_ENVIRONMENT": str(app_dir / ".venv")}
+        env = {
+            **os.environ,
+            **image_env(),
+            "UV_PYTHON": python,
+            "UV_OFFLINE": "1",
+            "UV_PROJECT_ENVIRONMENT": str(app_dir / ".venv"),
+        }
         env.pop("VIRTUAL_ENV", None)
         # In the Dockerfile's order: each sync sees only what was copied before it (the first, the lock file).
         for kind, args in dockerfile_instructions():
             if kind == "COPY":
                 reproduce_copy(args, app_dir)
             elif kind == "RUN" and "uv sync" in args:
-                subprocess.run(shlex.split(args), cwd=app_dir, env=env, check=True, timeout=SYNC_TIMEOUT_S,
-                               capture_output=True)
+                subprocess.run(
+                    shlex.split(args), cwd=app_dir, env=env, check=True, timeout=SYNC_TIMEOUT_S, capture_output=True
+                )
         yield app_dir
 
 
@@ -106,8 +117,14 @@ def test_the_image_command_serves_as_uid_1000_with_an_unwritable_home(built_imag
     command = [in_image(a, app_dir) for a in json.loads(next(a for k, a in dockerfile_instructions() if k == "CMD"))]
     port = free_port()
     env = {**image_env(), "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/nonexistent", "PORT": str(port)}
-    as_space_user = ["setpriv", f"--reuid={SPACE_UID}", f"--regid={SPACE_UID}", "--clear-groups",
-                     "env", f"--chdir={app_dir}"]
+    as_space_user = [
+        "setpriv",
+        f"--reuid={SPACE_UID}",
+        f"--regid={SPACE_UID}",
+        "--clear-groups",
+        "env",
+        f"--chdir={app_dir}",
+    ]
     with serving([*as_space_user, *command], port, env, timeout_s=180.0) as url:
         assert httpx.get(f"{url}/health", timeout=30).status_code == 200
         page = httpx.get(f"{url}/web/", timeout=60)
@@ -115,8 +132,11 @@ def test_the_image_command_serves_as_uid_1000_with_an_unwritable_home(built_imag
         with connect(url.replace("http", "ws", 1) + "/ws", open_timeout=30) as ws:
             ws.send(json.dumps({"type": "reset", "data": {"seed": 5}}))
             assert json.loads(ws.recv(timeout=120))["data"]["observation"]["status"] == "ready"
-            ws.send(json.dumps({"type": "step", "data": {"analysis_method": "show_raw_data",
-                                                         "analysis_args": {"limit": 2}}}))
+            ws.send(
+                json.dumps(
+                    {"type": "step", "data": {"analysis_method": "show_raw_data", "analysis_args": {"limit": 2}}}
+                )
+            )
             assert json.loads(ws.recv(timeout=60))["data"]["observation"]["status"] == "ok"
             ws.send(json.dumps({"type": "step", "data": {"classifications": []}}))
             graded = json.loads(ws.recv(timeout=60))
@@ -124,6 +144,5 @@ def test_the_image_command_serves_as_uid_1000_with_an_unwritable_home(built_imag
 
         healthcheck = next(a for k, a in dockerfile_instructions() if k == "HEALTHCHECK")
         probe = [in_image(a, app_dir) for a in json.loads(healthcheck.split(" CMD ", 1)[1])]
-        result = subprocess.run(probe, env=env, user=SPACE_UID, capture_output=True, text=True, timeout=60,
-                                check=False)
+        result = subprocess.run(probe, env=env, user=SPACE_UID, capture_output=True, text=True, timeout=60, check=False)
         assert result.returncode == 0, result.stderr

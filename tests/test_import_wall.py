@@ -46,8 +46,11 @@ def test_every_subpackage_and_root_module_is_a_layer_of_the_one_way_contract() -
     """A subpackage or root module added later is on some wall: the layers contract names every one of them, so
     no import between two of them goes unchecked."""
     contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
-    (layers,) = [contract for contract in contracts
-                 if contract["type"] == "layers" and contract["containers"] == ["metric_tracker_rl"]]
+    (layers,) = [
+        contract
+        for contract in contracts
+        if contract["type"] == "layers" and contract["containers"] == ["metric_tracker_rl"]
+    ]
     named = {name.strip() for layer in layers["layers"] for name in re.split(r"[|:]", layer)}
     package = ROOT / "metric_tracker_rl"
     subpackages = {path.parent.name for path in package.glob("*/__init__.py")}
@@ -60,8 +63,11 @@ def test_the_client_side_wall_names_whole_packages_and_root_modules() -> None:
     to one of them is behind the wall without anyone listing it."""
     contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
     client_side = next(contract for contract in contracts if contract["name"].startswith("The client side"))
-    units = {path.stem if path.suffix else path.name for path in (ROOT / "metric_tracker_rl").iterdir()
-             if path.suffix == ".py" or (path / "__init__.py").exists()}
+    units = {
+        path.stem if path.suffix else path.name
+        for path in (ROOT / "metric_tracker_rl").iterdir()
+        if path.suffix == ".py" or (path / "__init__.py").exists()
+    }
     named = [source.removeprefix("metric_tracker_rl.") for source in client_side["source_modules"]]
     assert set(named) <= units and "adapters" in named, named
 
@@ -75,39 +81,70 @@ def test_a_contract_breaks_on_an_indirect_import_inside_a_function(tmp_path: Pat
     (package / "tools.py").write_text("def use():\n    from walled import middle\n")
     (package / "middle.py").write_text("import walled.truth\n")
     (package / "truth.py").write_text("")
-    (tmp_path / "wall.ini").write_text("[importlinter]\nroot_package = walled\n\n[importlinter:contract:wall]\n"
-                                      "name = wall\ntype = forbidden\nsource_modules = walled.tools\n"
-                                      "forbidden_modules = walled.truth\n")
+    (tmp_path / "wall.ini").write_text(
+        "[importlinter]\nroot_package = walled\n\n[importlinter:contract:wall]\n"
+        "name = wall\ntype = forbidden\nsource_modules = walled.tools\n"
+        "forbidden_modules = walled.truth\n"
+    )
     result = lint_imports("--config", "wall.ini", cwd=tmp_path)
     assert result.returncode == 1 and "walled.tools -> walled.middle" in result.stdout, result.stdout + result.stderr
 
 
 # (importing module, what it is made to import, the wall that refuses it)
 LEANING_IMPORTS = [
-    ("metric_tracker_rl/client.py", "metric_tracker_rl.adapters.session",
-     "metric_tracker_rl.client is not allowed to import metric_tracker_rl.adapters"),
-    ("metric_tracker_rl/serving/task_api.py", "metric_tracker_rl.adapters.scripted_chat",
-     "metric_tracker_rl.serving is not allowed to import metric_tracker_rl.adapters"),
-    ("metric_tracker_rl/adapters/scripted_chat.py", "metric_tracker_rl.serving.environment",
-     "metric_tracker_rl.adapters is not allowed to import metric_tracker_rl.serving"),
-    ("metric_tracker_rl/compat/openenv.py", "metric_tracker_rl.models",
-     "metric_tracker_rl.compat is not allowed to import metric_tracker_rl.models"),
-    ("metric_tracker_rl/analysis_tools/tools/show_raw_data.py", "metric_tracker_rl.world.warehouse_brief",
-     "metric_tracker_rl.analysis_tools.tools.show_raw_data is not allowed to import "
-     "metric_tracker_rl.world.warehouse_brief"),
-    ("metric_tracker_rl/generation/defects/mechanisms/bot_farm.py", "metric_tracker_rl.generation.warehouse.world",
-     "metric_tracker_rl.generation.defects.mechanisms.bot_farm -> metric_tracker_rl.generation.warehouse.world"),
-    ("metric_tracker_rl/grading/grader.py", "metric_tracker_rl.generation.audit.truth",
-     "Illegal imports of protected package metric_tracker_rl.generation.audit.truth"),
-    ("metric_tracker_rl/generation/kinds/level_shift.py", "metric_tracker_rl.generation.defects.log_edits",
-     "Illegal imports of protected package metric_tracker_rl.generation.defects.log_edits"),
-    ("lab/calibration/statement_lengths.py", "lab.speed.rung_budgets",
-     "lab.calibration is not allowed to import lab.speed"),
+    (
+        "metric_tracker_rl/client.py",
+        "metric_tracker_rl.adapters.session",
+        "metric_tracker_rl.client is not allowed to import metric_tracker_rl.adapters",
+    ),
+    (
+        "metric_tracker_rl/serving/task_api.py",
+        "metric_tracker_rl.adapters.scripted_chat",
+        "metric_tracker_rl.serving is not allowed to import metric_tracker_rl.adapters",
+    ),
+    (
+        "metric_tracker_rl/adapters/scripted_chat.py",
+        "metric_tracker_rl.serving.environment",
+        "metric_tracker_rl.adapters is not allowed to import metric_tracker_rl.serving",
+    ),
+    (
+        "metric_tracker_rl/compat/openenv.py",
+        "metric_tracker_rl.models",
+        "metric_tracker_rl.compat is not allowed to import metric_tracker_rl.models",
+    ),
+    (
+        "metric_tracker_rl/analysis_tools/tools/show_raw_data.py",
+        "metric_tracker_rl.world.warehouse_brief",
+        "metric_tracker_rl.analysis_tools.tools.show_raw_data is not allowed to import "
+        "metric_tracker_rl.world.warehouse_brief",
+    ),
+    (
+        "metric_tracker_rl/generation/defects/mechanisms/bot_farm.py",
+        "metric_tracker_rl.generation.warehouse.world",
+        "metric_tracker_rl.generation.defects.mechanisms.bot_farm -> metric_tracker_rl.generation.warehouse.world",
+    ),
+    (
+        "metric_tracker_rl/grading/grader.py",
+        "metric_tracker_rl.generation.audit.truth",
+        "Illegal imports of protected package metric_tracker_rl.generation.audit.truth",
+    ),
+    (
+        "metric_tracker_rl/generation/kinds/level_shift.py",
+        "metric_tracker_rl.generation.defects.log_edits",
+        "Illegal imports of protected package metric_tracker_rl.generation.defects.log_edits",
+    ),
+    (
+        "lab/calibration/statement_lengths.py",
+        "lab.speed.rung_budgets",
+        "lab.calibration is not allowed to import lab.speed",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("importer", "imported", "refusal"), [
-    pytest.param(*case, marks=[pytest.mark.slow] if index else []) for index, case in enumerate(LEANING_IMPORTS)])
+@pytest.mark.parametrize(
+    ("importer", "imported", "refusal"),
+    [pytest.param(*case, marks=[pytest.mark.slow] if index else []) for index, case in enumerate(LEANING_IMPORTS)],
+)
 def test_the_walls_refuse_an_import_that_leans(tmp_path: Path, importer: str, imported: str, refusal: str) -> None:
     """On a copy of the repository's packages, one import added against the flow breaks a contract: the client
     never imports an adapter, the server never imports an adapter (no two-way layer), every adapter is on the
@@ -163,9 +200,14 @@ def test_the_import_graph_has_no_cycles() -> None:
     __init__ importing its own submodules is how it registers them, so those edges are left out."""
     paths = [*ROOT.glob("metric_tracker_rl/**/*.py"), *ROOT.glob("server/*.py"), *ROOT.glob("lab/**/*.py")]
     modules = {_module_name(path): path for path in paths}
-    graph = {name: {target for target in _project_imports(path, set(modules))
-                    if target != name and not (path.name == "__init__.py" and target.startswith(name + "."))}
-             for name, path in modules.items()}
+    graph = {
+        name: {
+            target
+            for target in _project_imports(path, set(modules))
+            if target != name and not (path.name == "__init__.py" and target.startswith(name + "."))
+        }
+        for name, path in modules.items()
+    }
     state: dict[str, int] = {}
     stack: list[str] = []
 
@@ -174,7 +216,7 @@ def test_the_import_graph_has_no_cycles() -> None:
         stack.append(node)
         for target in sorted(graph[node]):
             if state.get(target) == 1:
-                cycle = stack[stack.index(target):] + [target]
+                cycle = stack[stack.index(target) :] + [target]
                 raise AssertionError("import cycle: " + " -> ".join(cycle))
             if target not in state:
                 visit(target)
@@ -191,16 +233,22 @@ def test_no_module_imports_the_package_that_imports_it() -> None:
     submodule imports the package back (`from package import sibling` reads the package's namespace)."""
     paths = [*ROOT.glob("metric_tracker_rl/**/*.py"), *ROOT.glob("server/*.py"), *ROOT.glob("lab/**/*.py")]
     modules = {_module_name(path): path for path in paths}
-    back = sorted(f"{name} <-> {package}" for package, path in modules.items() if path.name == "__init__.py"
-                  for name in _project_imports(path, set(modules)) if name.startswith(package + ".")
-                  and package in _project_imports(modules[name], set(modules)))
+    back = sorted(
+        f"{name} <-> {package}"
+        for package, path in modules.items()
+        if path.name == "__init__.py"
+        for name in _project_imports(path, set(modules))
+        if name.startswith(package + ".") and package in _project_imports(modules[name], set(modules))
+    )
     assert back == []
 
 
 def _framework_loaded_by(statement: str) -> str:
     """The framework packages (and our client) that `statement` loads in a fresh interpreter, as a sorted list."""
-    probe = (f"import sys; {statement}; "
-             "print(sorted(m for m in ('gradio', 'openenv', 'metric_tracker_rl.client') if m in sys.modules))")
+    probe = (
+        f"import sys; {statement}; "
+        "print(sorted(m for m in ('gradio', 'openenv', 'metric_tracker_rl.client') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
     return result.stdout.split("\n", 1)[0]
 
@@ -226,9 +274,14 @@ def test_the_package_exports_its_plain_types_without_the_framework() -> None:
     assert "'openenv'" in client and "'metric_tracker_rl.client'" in client
 
 
-CORE_MODULES = ["metric_tracker_rl.catalog.plain_types", "metric_tracker_rl.grading.grader",
-                "metric_tracker_rl.generation", "metric_tracker_rl.analysis_tools",
-                "metric_tracker_rl.catalog.validation", "metric_tracker_rl.catalog.tasks"]
+CORE_MODULES = [
+    "metric_tracker_rl.catalog.plain_types",
+    "metric_tracker_rl.grading.grader",
+    "metric_tracker_rl.generation",
+    "metric_tracker_rl.analysis_tools",
+    "metric_tracker_rl.catalog.validation",
+    "metric_tracker_rl.catalog.tasks",
+]
 
 
 def test_the_core_imports_neither_openenv_nor_gradio() -> None:
@@ -259,6 +312,8 @@ def test_the_core_contract_lists_the_modules_tested_in_a_fresh_interpreter() -> 
     from the other)."""
     contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
     core = next(contract for contract in contracts if "openenv" in contract.get("forbidden_modules", ()))
-    assert all(any(module == source or module.startswith(source + ".") for source in core["source_modules"])
-               for module in CORE_MODULES)
+    assert all(
+        any(module == source or module.startswith(source + ".") for source in core["source_modules"])
+        for module in CORE_MODULES
+    )
     assert {"openenv", "gradio", "metric_tracker_rl.models"} <= set(core["forbidden_modules"])

@@ -61,6 +61,7 @@ HIDDEN_MIX_SEEDS = range(12)  # a tier's seeded episodes, where a reset may not 
 
 # --- the registries ----------------------------------------------------------------------------------------------
 
+
 def test_the_lists_of_kinds_derive_from_the_registries() -> None:
     # Deep names its kinds in registration order, frontier those of deep's that need no context tables (each
     # tier pins its kinds, so registering another changes no episode).
@@ -116,10 +117,12 @@ def test_a_registry_refuses_a_duplicate_and_a_kind_reported_as_no_family_it_fits
         register_incident_kind(ToyOutage())
     scratch: Registry[IncidentKind] = Registry("incident kind", check=check_kind)
     assert register_incident_kind(ToyOutage(), scratch).name in scratch
-    for change, message in [({"family": "not_a_family"}, "not a published family"),
-                            ({"entity_names": ("orders_placed_to_nowhere",)}, "root-cause entities"),
-                            ({"entity_names": ()}, "root-cause entities"),
-                            ({"name": "wide", "magnitude_range": (0.2, 1.5)}, "within its bounds")]:
+    for change, message in [
+        ({"family": "not_a_family"}, "not a published family"),
+        ({"entity_names": ("orders_placed_to_nowhere",)}, "root-cause entities"),
+        ({"entity_names": ()}, "root-cause entities"),
+        ({"name": "wide", "magnitude_range": (0.2, 1.5)}, "within its bounds"),
+    ]:
         kind = ToyOutage()
         for field, value in change.items():
             setattr(kind, field, value)
@@ -147,8 +150,11 @@ def test_registering_another_kind_changes_no_stored_episode() -> None:
     register_benign_kind(benign)
     try:
         assert INCIDENT_KIND_REGISTRY.names()[-1] == incident.name and BENIGN_KIND_REGISTRY.names()[-1] == benign.name
-        changed = [label for label, reset, secret in episode_settings()
-                   if fingerprint(reset_episode(secret=secret, **reset)) != stored[label]]
+        changed = [
+            label
+            for label, reset, secret in episode_settings()
+            if fingerprint(reset_episode(secret=secret, **reset)) != stored[label]
+        ]
     finally:
         INCIDENT_KIND_REGISTRY.unregister(incident.name)
         BENIGN_KIND_REGISTRY.unregister(benign.name)
@@ -181,8 +187,9 @@ def test_a_tier_is_checked_against_the_registries() -> None:
     with pytest.raises(ValueError, match="tier 'summit' names unregistered incident kinds: \\['meteor'\\]"):
         check_tiers(Registry("tier", (unknown,)))
     # A kind that writes context tables is drawn only at a tier that has them.
-    contextless = replace(frontier, name="plain", segmented=replace(frontier.segmented,
-                                                                    incident_kinds=TIERS["deep"].incident_kinds))
+    contextless = replace(
+        frontier, name="plain", segmented=replace(frontier.segmented, incident_kinds=TIERS["deep"].incident_kinds)
+    )
     with pytest.raises(ValueError, match="tier 'plain' has no context tables for .*'partner_payment_failure'"):
         check_tiers(Registry("tier", (contextless,)))
     with pytest.raises(ValueError, match="exactly one of an aggregate and a segmented mix"):
@@ -194,10 +201,10 @@ def test_a_tier_is_checked_against_the_registries() -> None:
 def _docs_table(heading: str) -> dict[str, list[str]]:
     """The rows of the docs/data.md table that follows `heading`, by the kind named in their first cell."""
     text = DATA_DOCS.read_text()
-    lines = text[text.index(heading):].splitlines()
+    lines = text[text.index(heading) :].splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("| "))
     rows = {}
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("| "):
             break
         cells = [cell.strip() for cell in line.strip("|").split(" | ")]
@@ -207,9 +214,10 @@ def _docs_table(heading: str) -> dict[str, list[str]]:
 
 def _unpublished_kinds() -> set[str]:
     """The kinds only a tier that hides its mechanisms (the audit) draws: no text describes them."""
+
     def drawn(hiding: bool) -> set[str]:
-        return {kind for tier in TIERS.values() if tier.hides_mechanisms == hiding
-                for kind in tier.incident_kinds}
+        return {kind for tier in TIERS.values() if tier.hides_mechanisms == hiding for kind in tier.incident_kinds}
+
     return drawn(True) - drawn(False)
 
 
@@ -228,6 +236,7 @@ def test_the_documented_tables_of_kinds_are_the_registries() -> None:
 
 
 # --- the expert finds every kind and leaves every benign one alone ----------------------------------------------
+
 
 def _row_key(row: MetricSubmissionRow) -> tuple:
     segment = Segment(**{field: getattr(row, field) for field in SEGMENT_FIELDS}).normalised()
@@ -280,12 +289,19 @@ def _benign_check_resets(tier: str) -> list[dict[str, object]]:
     sizing a mechanism (the audit), its own seeded episodes and as many null ones, which hold every benign kind
     often enough."""
     if TIERS[tier].hides_mechanisms:
-        return [{"difficulty": tier, "seed": seed, **family} for seed in HIDDEN_MIX_SEEDS
-                for family in ({}, {"scenario_family": "null"})]
-    resets: list[dict[str, object]] = [{"difficulty": tier, "seed": seed, "scenario_family": "null",
-                                        "decoy_ratio": 2.0} for seed in NULL_SEEDS]
-    return resets + [{"difficulty": tier, "seed": seed, "incident_kinds": (kind,), "anomaly_count": 2}
-                     for seed in SEEDS for kind in TIERS[tier].incident_kinds]
+        return [
+            {"difficulty": tier, "seed": seed, **family}
+            for seed in HIDDEN_MIX_SEEDS
+            for family in ({}, {"scenario_family": "null"})
+        ]
+    resets: list[dict[str, object]] = [
+        {"difficulty": tier, "seed": seed, "scenario_family": "null", "decoy_ratio": 2.0} for seed in NULL_SEEDS
+    ]
+    return resets + [
+        {"difficulty": tier, "seed": seed, "incident_kinds": (kind,), "anomaly_count": 2}
+        for seed in SEEDS
+        for kind in TIERS[tier].incident_kinds
+    ]
 
 
 @pytest.mark.parametrize("tier", BENIGN_CHECKED_TIERS)

@@ -53,8 +53,14 @@ def settings_from(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 def run_inference(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in ISOLATED}
-    return subprocess.run([sys.executable, "inference.py", *args], cwd=ROOT, env={**clean, **(env or {})},
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "inference.py", *args],
+        cwd=ROOT,
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def parse_log(stdout: str, task_ids: list[str], model: str) -> list[dict[str, Any]]:
@@ -71,13 +77,22 @@ def parse_log(stdout: str, task_ids: list[str], model: str) -> list[dict[str, An
             step, action, reward, done, error = match.groups()
             assert int(step) == len(current["steps"]) + 1
             assert len(action) <= 220
-            current["steps"].append({"action": action, "reward": float(reward), "done": done == "true",
-                                     "error": None if error == "null" else error})
+            current["steps"].append(
+                {
+                    "action": action,
+                    "reward": float(reward),
+                    "done": done == "true",
+                    "error": None if error == "null" else error,
+                }
+            )
         elif match := END.match(line):
             assert current is not None, f"[END] outside a task: {line}"
             success, steps, score, rewards = match.groups()
-            current.update(success=success == "true", score=float(score),
-                           rewards=[float(r) for r in rewards.split(",")] if rewards else [])
+            current.update(
+                success=success == "true",
+                score=float(score),
+                rewards=[float(r) for r in rewards.split(",")] if rewards else [],
+            )
             assert int(steps) == len(current["steps"]) == len(current["rewards"])
             assert current["rewards"] == [s["reward"] for s in current["steps"]]
             assert 0.0 < current["score"] < 1.0
@@ -96,19 +111,34 @@ def parse_log(stdout: str, task_ids: list[str], model: str) -> list[dict[str, An
 
 def tool_calls(*calls: tuple[str, Any]) -> dict[str, Any]:
     """A scripted reply; arguments given as str are sent verbatim (to send malformed JSON)."""
-    return {"tool_calls": [
-        {"id": f"call_{i}", "type": "function",
-         "function": {"name": name, "arguments": args if isinstance(args, str) else json.dumps(args)}}
-        for i, (name, args) in enumerate(calls)]}
+    return {
+        "tool_calls": [
+            {
+                "id": f"call_{i}",
+                "type": "function",
+                "function": {"name": name, "arguments": args if isinstance(args, str) else json.dumps(args)},
+            }
+            for i, (name, args) in enumerate(calls)
+        ]
+    }
 
 
 def completion(reply: dict[str, Any]) -> dict[str, Any]:
-    message = {"role": "assistant", "content": reply.get("content"), **({"tool_calls": reply["tool_calls"]}
-                                                                      if "tool_calls" in reply else {})}
-    return {"id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": "fake-model",
-            "choices": [{"index": 0, "message": message,
-                         "finish_reason": "tool_calls" if "tool_calls" in reply else "stop"}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+    message = {
+        "role": "assistant",
+        "content": reply.get("content"),
+        **({"tool_calls": reply["tool_calls"]} if "tool_calls" in reply else {}),
+    }
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "fake-model",
+        "choices": [
+            {"index": 0, "message": message, "finish_reason": "tool_calls" if "tool_calls" in reply else "stop"}
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
 
 
 @contextlib.contextmanager
@@ -124,8 +154,11 @@ def fake_model(script: list[dict[str, Any]]) -> Iterator[tuple[str, list[dict[st
             requests.append(body)
             reply = replies.pop(0) if replies else {"content": "I have nothing more to do."}
             status = reply.get("status", 200)
-            payload = completion(reply) if status == 200 else {
-                "error": {"message": reply.get("message", "error"), "type": "error", "code": status}}
+            payload = (
+                completion(reply)
+                if status == 200
+                else {"error": {"message": reply.get("message", "error"), "type": "error", "code": status}}
+            )
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -147,9 +180,14 @@ def fake_model(script: list[dict[str, Any]]) -> Iterator[tuple[str, list[dict[st
 
 
 def model_env(model_url: str, server_url: str, **extra: str) -> dict[str, str]:
-    return {"API_BASE_URL": model_url, "API_KEY": "test-key", "MODEL_NAME": "fake-model",
-            "METRIC_TRACKER_URL": server_url,
-            "MODEL_MAX_RETRIES": "0", **extra}
+    return {
+        "API_BASE_URL": model_url,
+        "API_KEY": "test-key",
+        "MODEL_NAME": "fake-model",
+        "METRIC_TRACKER_URL": server_url,
+        "MODEL_MAX_RETRIES": "0",
+        **extra,
+    }
 
 
 def tool_messages(request: dict[str, Any]) -> list[str]:
@@ -167,7 +205,8 @@ def replays_exactly(folder: Path) -> bool:
         session = EpisodeSession(MetricTrackerRlEnvironment())
         session.reset(seed=transcript["seed"], difficulty=transcript["difficulty"], **transcript.get("settings", {}))
         if [session.call(call["tool"], call["arguments"]) for call in transcript["calls"]] != [
-                call["text"] for call in transcript["calls"]] or abs(session.score - transcript["score"]) > 1e-9:
+            call["text"] for call in transcript["calls"]
+        ] or abs(session.score - transcript["score"]) > 1e-9:
             return False
     return any(folder.glob("*.json"))
 
@@ -183,9 +222,11 @@ def test_tool_definitions_come_from_the_registry_and_the_models() -> None:
     assert rows["required"] == MetricSubmissionRow.model_json_schema()["required"]
     methods = tools["submit_generators"]["parameters"]["properties"]["generators"]["items"]
     # Every field of a generator call but the one kept for wire callers (metric_names takes one metric too).
-    assert list(methods["properties"]) == [name for name, prop in
-                                           PayloadGeneratorMethod.model_json_schema()["properties"].items()
-                                           if not prop.get("hidden_from_models")]
+    assert list(methods["properties"]) == [
+        name
+        for name, prop in PayloadGeneratorMethod.model_json_schema()["properties"].items()
+        if not prop.get("hidden_from_models")
+    ]
 
 
 def test_action_field_is_one_clipped_line_that_keeps_a_statements_spaces() -> None:
@@ -222,15 +263,27 @@ def test_scripted_agent_is_deterministic_and_skips_annotated_dates() -> None:
 
 def test_model_solves_with_tool_calls_then_submit(server_url: str, tmp_path: Path) -> None:
     generator = {"method_name": "get_rate_spike_from_median_rows", "threshold_multiplier": 4.0}
-    script = [tool_calls(("task_overview", {}), ("get_annotations", {})),
-              tool_calls(("submit_generators", {"generators": [generator]}))]
+    script = [
+        tool_calls(("task_overview", {}), ("get_annotations", {})),
+        tool_calls(("submit_generators", {"generators": [generator]})),
+    ]
     with fake_model(script) as (model_url, requests):
-        result = run_inference("--tasks", "easy_two_spikes", "--output", str(tmp_path / "r.json"),
-                               "--transcripts", str(tmp_path / "transcripts"), env=model_env(model_url, server_url))
+        result = run_inference(
+            "--tasks",
+            "easy_two_spikes",
+            "--output",
+            str(tmp_path / "r.json"),
+            "--transcripts",
+            str(tmp_path / "transcripts"),
+            env=model_env(model_url, server_url),
+        )
     assert result.returncode == 0, result.stderr
     [task] = parse_log(result.stdout, ["easy_two_spikes"], "fake-model")
     assert [s["action"].split("(")[0] for s in task["steps"]] == [
-        "task_overview", "get_annotations", "submit_generators"]
+        "task_overview",
+        "get_annotations",
+        "submit_generators",
+    ]
     assert task["steps"][-1]["reward"] == task["score"]
     # The model got the tool list and, in its second request, the results of its two calls.
     assert len(requests) == 2
@@ -266,12 +319,13 @@ def test_a_model_that_investigates_past_sixteen_turns_is_graded_on_its_own_repor
 def test_model_mistakes_are_answered_without_env_steps(server_url: str) -> None:
     """Malformed JSON, an unknown tool and invalid rows cost no env step; a model that then stops calling
     tools is bounded by MAX_TOOL_ROUNDS and the task is graded by the empty fallback report."""
-    script = [tool_calls(("get_annotations", "{not json")),
-              tool_calls(("no_such_tool", {})),
-              tool_calls(("submit_report", {"rows": [{"date": "2026-03-10"}]}))]
+    script = [
+        tool_calls(("get_annotations", "{not json")),
+        tool_calls(("no_such_tool", {})),
+        tool_calls(("submit_report", {"rows": [{"date": "2026-03-10"}]})),
+    ]
     with fake_model(script) as (model_url, requests):
-        result = run_inference("--tasks", "easy_two_spikes",
-                               env=model_env(model_url, server_url, MAX_TOOL_ROUNDS="5"))
+        result = run_inference("--tasks", "easy_two_spikes", env=model_env(model_url, server_url, MAX_TOOL_ROUNDS="5"))
     assert result.returncode == 0, result.stderr
     [task] = parse_log(result.stdout, ["easy_two_spikes"], "fake-model")
     assert len(requests) == 5
@@ -290,14 +344,14 @@ def test_model_mistakes_are_answered_without_env_steps(server_url: str) -> None:
     assert "invalid rows" in invalid and "Nothing was submitted" in invalid
 
 
-def test_a_model_that_spends_the_budget_without_a_report_is_reported_as_such(server_url: str,
-                                                                             tmp_path: Path) -> None:
+def test_a_model_that_spends_the_budget_without_a_report_is_reported_as_such(server_url: str, tmp_path: Path) -> None:
     """Forty calls and no submission at deep spend the episode's budget: nothing can be submitted any more, and the
     task is marked as ending without a report everywhere (a warning, the summary's row, the --output file)."""
     script = [tool_calls(("task_overview", {})) for _ in range(40)]
     with fake_model(script) as (model_url, requests):
-        result = run_inference("--tasks", "deep_cuboids", "--output", str(tmp_path / "r.json"),
-                               env=model_env(model_url, server_url))
+        result = run_inference(
+            "--tasks", "deep_cuboids", "--output", str(tmp_path / "r.json"), env=model_env(model_url, server_url)
+        )
     assert result.returncode == 0, result.stderr  # the model was used: its score is its own, 0
     [task] = parse_log(result.stdout, ["deep_cuboids"], "fake-model")
     assert len(task["steps"]) == 40 and task["steps"][-1]["done"] and not task["success"]
@@ -321,24 +375,30 @@ def test_refused_calls_are_shown_beside_the_steps_and_counted(server_url: str, t
     script += [tool_calls(("task_overview", {})) for _ in range(9)]
     script.append(tool_calls(("submit_generators", {"generators": [generator]})))
     with fake_model(script) as (model_url, _):
-        result = run_inference("--tasks", "easy_two_spikes", "--output", str(tmp_path / "r.json"),
-                               env=model_env(model_url, server_url))
+        result = run_inference(
+            "--tasks", "easy_two_spikes", "--output", str(tmp_path / "r.json"), env=model_env(model_url, server_url)
+        )
     assert result.returncode == 0, result.stderr
     [task] = parse_log(result.stdout, ["easy_two_spikes"], "fake-model")
     assert len(task["steps"]) == 18
     refused = [line for line in result.stderr.splitlines() if line.startswith("[REFUSED] ")]
     assert len(refused) == 2, result.stderr
-    assert refused[0].startswith('[REFUSED] task=easy_two_spikes after_step=8 action=no_such_tool({"x": 1}) '
-                                 "error=error: unknown tool 'no_such_tool'")
-    assert refused[1].startswith("[REFUSED] task=easy_two_spikes after_step=8 action=get_annotations({not json) "
-                                 "error=error: the arguments of get_annotations are not valid JSON")
+    assert refused[0].startswith(
+        '[REFUSED] task=easy_two_spikes after_step=8 action=no_such_tool({"x": 1}) '
+        "error=error: unknown tool 'no_such_tool'"
+    )
+    assert refused[1].startswith(
+        "[REFUSED] task=easy_two_spikes after_step=8 action=get_annotations({not json) "
+        "error=error: the arguments of get_annotations are not valid JSON"
+    )
     [row] = [line for line in result.stderr.splitlines() if line.startswith("easy_two_spikes ")]
-    assert row.split()[1:4] == [f"{json.loads((tmp_path / 'r.json').read_text())['tasks'][0]['score']:.3f}", "18",
-                                "2"]
+    assert row.split()[1:4] == [f"{json.loads((tmp_path / 'r.json').read_text())['tasks'][0]['score']:.3f}", "18", "2"]
     assert "[WARN] 2 tool call(s) were refused without a step" in result.stderr
     calls = json.loads((tmp_path / "r.json").read_text())["tasks"][0]["refused_calls"]
     assert [(c["after_step"], c["tool"], c["arguments"]) for c in calls] == [
-        (8, "no_such_tool", '{"x": 1}'), (8, "get_annotations", "{not json")]
+        (8, "no_such_tool", '{"x": 1}'),
+        (8, "get_annotations", "{not json"),
+    ]
     assert all(c["error"].startswith("error: ") for c in calls)
 
 
@@ -365,9 +425,16 @@ def test_a_keyless_local_model_is_used_and_its_failure_is_an_error(server_url: s
     script = [{"status": 404, "message": "The model `local-model` does not exist."}]
     with fake_model(script) as (model_url, requests):
         url = model_url if failure == "404" else f"http://127.0.0.1:{free_port()}/v1"
-        result = run_inference("--tasks", "easy_two_spikes", env={
-            "API_BASE_URL": url, "MODEL_NAME": "local-model", "METRIC_TRACKER_URL": server_url,
-            "MODEL_MAX_RETRIES": "0"})
+        result = run_inference(
+            "--tasks",
+            "easy_two_spikes",
+            env={
+                "API_BASE_URL": url,
+                "MODEL_NAME": "local-model",
+                "METRIC_TRACKER_URL": server_url,
+                "MODEL_MAX_RETRIES": "0",
+            },
+        )
     assert result.returncode == 1, result.stderr
     (task,) = parse_log(result.stdout, ["easy_two_spikes"], "local-model")
     assert task["steps"][-1]["error"] is not None
@@ -424,27 +491,45 @@ def test_deep_runs_offline_by_difficulty_and_by_task_with_the_dial(tmp_path: Pat
     """`--difficulty deep` plays deep's named task, which the expert solves; `--tasks` with dial knobs plays it
     with them (its visible config shows them, and the episode is not standard)."""
     output, transcripts = tmp_path / "expert.json", tmp_path / "transcripts"
-    result = run_inference("--difficulty", "deep", "--agent", "expert", "--output", str(output), "--transcripts",
-                           str(transcripts))
+    result = run_inference(
+        "--difficulty", "deep", "--agent", "expert", "--output", str(output), "--transcripts", str(transcripts)
+    )
     assert result.returncode == 0, result.stderr
     (task,) = parse_log(result.stdout, ["deep_cuboids"], "expert")
     assert task["task"] == "deep_cuboids" and task["success"]
     assert json.loads(output.read_text())["tasks"][0]["score"] == 1.0
     transcript = json.loads((transcripts / "deep_cuboids.json").read_text())
     assert (transcript["difficulty"], transcript["settings"], transcript["score"]) == (
-        "deep", {"task_id": "deep_cuboids"}, 1.0)
+        "deep",
+        {"task_id": "deep_cuboids"},
+        1.0,
+    )
     assert len(transcript["calls"]) == len(task["steps"])
     assert replays_exactly(transcripts)  # every text the agent read and the score, in process
-    result = run_inference("--tasks", "deep_cuboids", "--max-cuboid-depth", "1", "--concurrency", "0",
-                           "--decoy-ratio", "0.5", "--trajectories", str(tmp_path))
+    result = run_inference(
+        "--tasks",
+        "deep_cuboids",
+        "--max-cuboid-depth",
+        "1",
+        "--concurrency",
+        "0",
+        "--decoy-ratio",
+        "0.5",
+        "--trajectories",
+        str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     parse_log(result.stdout, ["deep_cuboids"], "scripted")
     (record,) = [json.loads(line) for line in (tmp_path / "scripted.jsonl").read_text().splitlines()]
-    assert record["reset"] == {"task_id": "deep_cuboids", "max_cuboid_depth": 1, "concurrency": 0,
-                               "decoy_ratio": 0.5}
+    assert record["reset"] == {"task_id": "deep_cuboids", "max_cuboid_depth": 1, "concurrency": 0, "decoy_ratio": 0.5}
     config = record["config"]
-    assert (config["difficulty"], config["max_cuboid_depth"], config["concurrency"], config["decoy_ratio"],
-            config["standard"]) == ("deep", 1, 0, 0.5, False)
+    assert (
+        config["difficulty"],
+        config["max_cuboid_depth"],
+        config["concurrency"],
+        config["decoy_ratio"],
+        config["standard"],
+    ) == ("deep", 1, 0, 0.5, False)
 
 
 def test_unreachable_environment_still_prints_start_and_end() -> None:
@@ -469,8 +554,9 @@ def test_a_task_whose_reset_fails_reads_failed_not_submitted(server_url: str, tm
     from metric_tracker_rl.adapters.baseline_log import summary_table
 
     refused = inference.EpisodeSpec("refused", {"task_id": "easy_two_spikes", "seed": -1})  # past the flags' check
-    result = inference.run_task(refused, server_url, None, inference.agent_policy("null"), "null", "null", None,
-                                ClientSettings())
+    result = inference.run_task(
+        refused, server_url, None, inference.agent_policy("null"), "null", "null", None, ClientSettings()
+    )
     assert not result.graded and result.error and "reset failed" in result.error
     assert "FAILED: RuntimeError: reset failed: seed must be between 0" in summary_table([result])
     assert "submitted" not in summary_table([result])
@@ -489,8 +575,7 @@ def test_every_tier_plays_offline_by_difficulty_and_the_audit_by_its_train_tasks
     parse_log(train.stdout, ["seed1012000_audit", "seed1012001_audit"], "null")
 
 
-def test_unknown_agent_and_missing_key_are_usage_errors(settings_from: Any,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_agent_and_missing_key_are_usage_errors(settings_from: Any, capsys: pytest.CaptureFixture[str]) -> None:
     offline = settings_from()
     with pytest.raises(SystemExit) as exit_info:
         inference.parse_args(["--agent", "no_such_agent"], offline)
@@ -523,8 +608,7 @@ def test_sft_episodes_are_the_train_splits_tasks(settings_from: Any, capsys: pyt
     assert "--first-task" in capsys.readouterr().err
 
 
-def test_difficulty_chooses_the_named_or_train_tasks_and_the_knobs_reach_every_episode(
-        settings_from: Any) -> None:
+def test_difficulty_chooses_the_named_or_train_tasks_and_the_knobs_reach_every_episode(settings_from: Any) -> None:
     from metric_tracker_rl.catalog.task_splits import TRAIN_SCHEDULE, get_split
 
     offline = settings_from()
@@ -532,11 +616,14 @@ def test_difficulty_chooses_the_named_or_train_tasks_and_the_knobs_reach_every_e
     assert [e.reset_kwargs for e in by_difficulty] == [{"task_id": "deep_cuboids"}]
     warehouse = inference.parse_args(["--difficulty", "warehouse"], offline).episode_specs
     assert [e.reset_kwargs for e in warehouse] == [{"task_id": "warehouse_raw_events"}]
-    assert "warehouse_raw_events" in [e.reset_kwargs.get("task_id") for e in inference.parse_args([], offline)
-                                      .episode_specs]  # the default list plays it too
+    assert "warehouse_raw_events" in [
+        e.reset_kwargs.get("task_id") for e in inference.parse_args([], offline).episode_specs
+    ]  # the default list plays it too
     pair = inference.parse_args(["--difficulty", "frontier,deep", "--seed", "7"], offline).episode_specs
-    assert [e.reset_kwargs for e in pair] == [{"task_id": "frontier_segments", "seed": 7},
-                                              {"task_id": "deep_cuboids", "seed": 7}]
+    assert [e.reset_kwargs for e in pair] == [
+        {"task_id": "frontier_segments", "seed": 7},
+        {"task_id": "deep_cuboids", "seed": 7},
+    ]
     # With --episodes, the train split's tasks at the difficulty: deep's block follows the others'.
     deep_block = next(i for i, block in enumerate(TRAIN_SCHEDULE) if block.difficulties == ("deep",))
     first_deep = sum(block.count for block in TRAIN_SCHEDULE[:deep_block])
@@ -544,31 +631,58 @@ def test_difficulty_chooses_the_named_or_train_tasks_and_the_knobs_reach_every_e
     assert [e.reset_kwargs for e in train] == [get_split("train").task(first_deep + i) for i in range(2)]
     hard = inference.parse_args(["--episodes", "2", "--difficulty", "hard", "--first-task", "1"], offline)
     assert [e.reset_kwargs for e in hard.episode_specs] == [get_split("train").task(i) for i in (2, 6)]
-    dial = inference.parse_args(["--difficulty", "deep", "--max-cuboid-depth", "2", "--magnitude-scale", "1.5",
-                                 "--note-share", "0", "--dimensions", "platform,country,channel",
-                                 "--incident-kinds", "segment_outage,level_shift"], offline).episode_specs
-    assert dial[0].reset_kwargs == {"task_id": "deep_cuboids", "max_cuboid_depth": 2, "magnitude_scale": 1.5,
-                                    "note_share": 0.0, "dimensions": ["platform", "country", "channel"],
-                                    "incident_kinds": ["segment_outage", "level_shift"]}
+    dial = inference.parse_args(
+        [
+            "--difficulty",
+            "deep",
+            "--max-cuboid-depth",
+            "2",
+            "--magnitude-scale",
+            "1.5",
+            "--note-share",
+            "0",
+            "--dimensions",
+            "platform,country,channel",
+            "--incident-kinds",
+            "segment_outage,level_shift",
+        ],
+        offline,
+    ).episode_specs
+    assert dial[0].reset_kwargs == {
+        "task_id": "deep_cuboids",
+        "max_cuboid_depth": 2,
+        "magnitude_scale": 1.5,
+        "note_share": 0.0,
+        "dimensions": ["platform", "country", "channel"],
+        "incident_kinds": ["segment_outage", "level_shift"],
+    }
 
 
-@pytest.mark.parametrize(("argv", "says"), [
-    (["--difficulty", "impossible"], ["impossible", "easy, medium, hard, frontier, deep"]),
-    (["--difficulty", ","], ["names no difficulty", "deep"]),
-    (["--tasks", "easy_two_spikes", "--difficulty", "deep"], ["easy_two_spikes is at difficulty easy"]),
-    (["--max-cuboid-depth", "2"],
-     ["easy_two_spikes", f"max_cuboid_depth applies at difficulty {CUBOID_DIAL_TIERS} only"]),
-    (["--difficulty", "deep", "--max-cuboid-depth", "9"], ["max_cuboid_depth must be between 1 and 3"]),
-    (["--difficulty", "deep", "--max-cuboid-depth", "two"], ["max_cuboid_depth must be an integer", "'two'"]),
-    (["--difficulty", "deep", "--magnitude-scale", "9"], ["magnitude_scale must be a number between 0.25 and 3"]),
-    (["--difficulty", "deep", "--dimensions", "country"], ["includes platform", "valid: platform, country"]),
-    (["--difficulty", "deep", "--incident-kinds", "nope"], ["unknown incident kind(s) 'nope'", "valid:"]),
-    (["--difficulty", "hard", "--decoy-ratio", "1"],
-     [f"decoy_ratio applies at difficulty {SEGMENT_KNOB_TIERS} only"]),
-    (["--episodes", "1", "--tasks", "deep_cuboids"], ["drop --tasks"]),
-])
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--difficulty", "impossible"], ["impossible", "easy, medium, hard, frontier, deep"]),
+        (["--difficulty", ","], ["names no difficulty", "deep"]),
+        (["--tasks", "easy_two_spikes", "--difficulty", "deep"], ["easy_two_spikes is at difficulty easy"]),
+        (
+            ["--max-cuboid-depth", "2"],
+            ["easy_two_spikes", f"max_cuboid_depth applies at difficulty {CUBOID_DIAL_TIERS} only"],
+        ),
+        (["--difficulty", "deep", "--max-cuboid-depth", "9"], ["max_cuboid_depth must be between 1 and 3"]),
+        (["--difficulty", "deep", "--max-cuboid-depth", "two"], ["max_cuboid_depth must be an integer", "'two'"]),
+        (["--difficulty", "deep", "--magnitude-scale", "9"], ["magnitude_scale must be a number between 0.25 and 3"]),
+        (["--difficulty", "deep", "--dimensions", "country"], ["includes platform", "valid: platform, country"]),
+        (["--difficulty", "deep", "--incident-kinds", "nope"], ["unknown incident kind(s) 'nope'", "valid:"]),
+        (
+            ["--difficulty", "hard", "--decoy-ratio", "1"],
+            [f"decoy_ratio applies at difficulty {SEGMENT_KNOB_TIERS} only"],
+        ),
+        (["--episodes", "1", "--tasks", "deep_cuboids"], ["drop --tasks"]),
+    ],
+)
 def test_bad_difficulties_and_knobs_are_usage_errors_naming_the_choices(
-        settings_from: Any, capsys: pytest.CaptureFixture[str], argv: list[str], says: list[str]) -> None:
+    settings_from: Any, capsys: pytest.CaptureFixture[str], argv: list[str], says: list[str]
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
         inference.parse_args(argv, settings_from())
     message = " ".join(capsys.readouterr().err.split())

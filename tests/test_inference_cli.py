@@ -14,8 +14,15 @@ from conftest import ROOT
 
 from metric_tracker_rl.catalog.published import DIFFICULTIES
 
-HEAVY = ("openenv", "gradio", "openai", "uvicorn", "metric_tracker_rl.agents", "metric_tracker_rl.client",
-         "metric_tracker_rl.serving")
+HEAVY = (
+    "openenv",
+    "gradio",
+    "openai",
+    "uvicorn",
+    "metric_tracker_rl.agents",
+    "metric_tracker_rl.client",
+    "metric_tracker_rl.serving",
+)
 PROBE = """
 import json, sys
 import inference
@@ -31,18 +38,27 @@ print(json.dumps({{"code": code, "heavy": heavy}}))
 def probe(*argv: str) -> tuple[dict[str, object], str]:
     """Run inference.main on `argv` in a fresh interpreter: its exit code, the heavy modules it imported, stderr."""
     env = {key: value for key, value in os.environ.items() if not key.endswith(("_KEY", "_TOKEN"))}
-    completed = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *argv], cwd=ROOT, env=env,
-                               capture_output=True, text=True, timeout=120)
+    completed = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), *argv],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return json.loads(completed.stdout.strip().splitlines()[-1]), completed.stderr
 
 
-@pytest.mark.parametrize(("argv", "code", "says"), [
-    (["--help"], 0, None),
-    (["--difficulty", "bogus"], 2, f"valid (in any case): {', '.join(DIFFICULTIES)}"),
-    (["--tasks", "no_such_task"], 2, "easy_two_spikes"),
-    (["--difficulty", "deep", "--max-cuboid-depth", "9"], 2, "max_cuboid_depth must be between 1 and 3"),
-    (["--port", "70000"], 2, "--port must be between 0 (a free port) and 65535"),
-])
+@pytest.mark.parametrize(
+    ("argv", "code", "says"),
+    [
+        (["--help"], 0, None),
+        (["--difficulty", "bogus"], 2, f"valid (in any case): {', '.join(DIFFICULTIES)}"),
+        (["--tasks", "no_such_task"], 2, "easy_two_spikes"),
+        (["--difficulty", "deep", "--max-cuboid-depth", "9"], 2, "max_cuboid_depth must be between 1 and 3"),
+        (["--port", "70000"], 2, "--port must be between 0 (a free port) and 65535"),
+    ],
+)
 def test_help_and_usage_errors_answer_before_the_heavy_imports(argv: list[str], code: int, says: str | None) -> None:
     result, stderr = probe(*argv)
     assert result == {"code": code, "heavy": []}, stderr
@@ -51,8 +67,9 @@ def test_help_and_usage_errors_answer_before_the_heavy_imports(argv: list[str], 
 
 
 def test_the_help_names_the_port_flag() -> None:
-    completed = subprocess.run([sys.executable, "inference.py", "--help"], cwd=ROOT, capture_output=True, text=True,
-                               timeout=120)
+    completed = subprocess.run(
+        [sys.executable, "inference.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert completed.returncode == 0
     text = " ".join(completed.stdout.split())
     assert "--port PORT the loopback port of the server this run starts" in text
@@ -65,16 +82,19 @@ def timed_probe(*argv: str) -> tuple[dict[str, object], str, float]:
 
 
 @pytest.mark.slow  # a fresh interpreter per value
-@pytest.mark.parametrize(("argv", "says"), [
-    (["--seed", "-1"], "seed must be between 0 and"),
-    (["--seed", str(2 ** 70)], "seed must be between 0 and"),
-    (["--difficulty", "audit", "--seed", "-1"], "audit_-1: seed must be between 0 and"),
-    (["--agent", "nobody"], "agent 'nobody' is not available in this checkout; valid: llm, null, scripted"),
-    (["--port", "-1"], "--port must be between 0 (a free port) and 65535, not -1"),
-    (["--episodes", "0"], "--episodes must be at least 1"),
-    (["--difficulty", "audit", "--episodes", "2", "--seed", "-5"], "--episodes takes tasks 0 to"),
-    (["--seed", "seven"], "argument --seed: invalid int value: 'seven'"),
-])
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--seed", "-1"], "seed must be between 0 and"),
+        (["--seed", str(2**70)], "seed must be between 0 and"),
+        (["--difficulty", "audit", "--seed", "-1"], "audit_-1: seed must be between 0 and"),
+        (["--agent", "nobody"], "agent 'nobody' is not available in this checkout; valid: llm, null, scripted"),
+        (["--port", "-1"], "--port must be between 0 (a free port) and 65535, not -1"),
+        (["--episodes", "0"], "--episodes must be at least 1"),
+        (["--difficulty", "audit", "--episodes", "2", "--seed", "-5"], "--episodes takes tasks 0 to"),
+        (["--seed", "seven"], "argument --seed: invalid int value: 'seven'"),
+    ],
+)
 def test_a_bad_value_is_one_line_and_exit_two_before_anything_starts(argv: list[str], says: str) -> None:
     """A bad value is a usage error before the server, the agents or the model API are imported: exit status 2
     and one line on stderr, in about a second (the import of the catalog), never a task reported later."""
@@ -93,8 +113,9 @@ def test_the_light_list_of_agent_names_is_the_registrys() -> None:
 
 
 @pytest.mark.parametrize("difficulty", DIFFICULTIES)
-def test_difficulty_plays_the_tiers_episodes_with_or_without_episodes(difficulty: str,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_difficulty_plays_the_tiers_episodes_with_or_without_episodes(
+    difficulty: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """At every tier, `--difficulty` alone plays its named tasks (a tier with none: the first episode of its eval
     sweep), and with `--episodes N` the first N train tasks at that tier, as the docs say."""
     import inference

@@ -22,8 +22,12 @@ from metric_tracker_rl.agents.inspect_model import AgentModel  # noqa: E402
 
 TASKS = "medium_mixed_three,hard_mixed_multi"
 # No network: a proxy that answers nothing, and no Hub.
-OFFLINE = {"HF_HUB_OFFLINE": "1", "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
-           "NO_PROXY": "127.0.0.1,localhost"}
+OFFLINE = {
+    "HF_HUB_OFFLINE": "1",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "NO_PROXY": "127.0.0.1,localhost",
+}
 
 
 def test_the_model_is_found_by_its_provider_name_and_names_the_agents() -> None:
@@ -49,10 +53,26 @@ def test_inspect_eval_scores_what_inference_scores(agent: str, tmp_path: Path) -
     inspect = Path(sys.executable).parent / "inspect"
     docs = (ROOT / "docs" / "evaluation.md").read_text(encoding="utf-8")
     assert "uv run inspect eval metric_tracker_rl/metric_tracker --model metric_tracker/expert" in docs
-    completed = subprocess.run([str(inspect), "eval", "metric_tracker_rl/metric_tracker", "--model",
-                                f"metric_tracker/{agent}", "-T", f"tasks={TASKS}", "--log-dir", str(tmp_path / "logs"),
-                                "--display", "none"], cwd=tmp_path, env=offline_env(), capture_output=True, text=True,
-                               timeout=600)
+    completed = subprocess.run(
+        [
+            str(inspect),
+            "eval",
+            "metric_tracker_rl/metric_tracker",
+            "--model",
+            f"metric_tracker/{agent}",
+            "-T",
+            f"tasks={TASKS}",
+            "--log-dir",
+            str(tmp_path / "logs"),
+            "--display",
+            "none",
+        ],
+        cwd=tmp_path,
+        env=offline_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     (log_path,) = (tmp_path / "logs").iterdir()
     log = read_eval_log(str(log_path))
@@ -60,9 +80,14 @@ def test_inspect_eval_scores_what_inference_scores(agent: str, tmp_path: Path) -
     inspected = {str(s.id): float(s.scores["episode_score"].value) for s in log.samples or []}
     assert log.stats.model_usage and all(usage.total_tokens == 0 for usage in log.stats.model_usage.values())
     output = tmp_path / "inference.json"
-    completed = subprocess.run([sys.executable, "inference.py", "--agent", agent, "--tasks", TASKS, "--output",
-                                str(output)], cwd=ROOT, env=offline_env(), capture_output=True, text=True,
-                               timeout=600)
+    completed = subprocess.run(
+        [sys.executable, "inference.py", "--agent", agent, "--tasks", TASKS, "--output", str(output)],
+        cwd=ROOT,
+        env=offline_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     inferred = {task["task_id"]: task["score"] for task in json.loads(output.read_text())["tasks"]}
     assert inspected == inferred and set(inferred) == set(TASKS.split(","))

@@ -123,8 +123,14 @@ class AgentModel:
 
 def run_eval(model: Any, log_dir: Path, **task_args: Any) -> EvalLog:
     eval_args = {key: task_args.pop(key) for key in ("max_samples", "max_tool_output") if key in task_args}
-    logs = inspect_eval(metric_tracker(**task_args), model=get_model(MODEL, custom_outputs=model, memoize=False),
-                        log_dir=str(log_dir), display="none", max_connections=16, **eval_args)
+    logs = inspect_eval(
+        metric_tracker(**task_args),
+        model=get_model(MODEL, custom_outputs=model, memoize=False),
+        log_dir=str(log_dir),
+        display="none",
+        max_connections=16,
+        **eval_args,
+    )
     assert len(logs) == 1 and logs[0].status == "success", logs[0].error
     return logs[0]
 
@@ -144,8 +150,10 @@ def sample_scores(log: EvalLog) -> dict[str, float]:
 
 
 def test_importing_the_package_leaves_inspect_out() -> None:
-    code = ("import sys, metric_tracker_rl, metric_tracker_rl.client, metric_tracker_rl.agents; "
-            "assert 'inspect_ai' not in sys.modules, 'inspect_ai was imported'")
+    code = (
+        "import sys, metric_tracker_rl, metric_tracker_rl.client, metric_tracker_rl.agents; "
+        "assert 'inspect_ai' not in sys.modules, 'inspect_ai was imported'"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 
@@ -173,18 +181,39 @@ def test_a_difficulty_alone_plays_its_named_tasks_or_its_sweeps_first_episode(di
 
 def test_the_audit_by_difficulty_runs_through_the_inspect_command_line(tmp_path: Path) -> None:
     """`inspect eval ... -T difficulty=audit` without seeds: the expert plays the audit's episode, no traceback."""
-    completed = subprocess.run([sys.executable, "-m", "inspect_ai", "eval", "metric_tracker_rl/metric_tracker",
-                                "--model", "metric_tracker/expert", "-T", "difficulty=audit", "--log-dir",
-                                str(tmp_path), "--display", "plain"], cwd=tmp_path, capture_output=True, text=True,
-                               timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "inspect_ai",
+            "eval",
+            "metric_tracker_rl/metric_tracker",
+            "--model",
+            "metric_tracker/expert",
+            "-T",
+            "difficulty=audit",
+            "--log-dir",
+            str(tmp_path),
+            "--display",
+            "plain",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert completed.returncode == 0 and "Traceback" not in completed.stderr, completed.stderr[-2000:]
     [log] = [read_eval_log(str(path)) for path in tmp_path.glob("*.eval")]
     assert log.status == "success" and [s.id for s in log.samples or []] == ["audit_80000"]
 
 
 @settings(max_examples=30, deadline=None)
-@given(difficulties=st.lists(st.sampled_from(DIFFICULTIES), min_size=1, max_size=3, unique=True),
-       seeds=st.integers(1, 12), offset=st.integers(0, 300))
+@given(
+    difficulties=st.lists(st.sampled_from(DIFFICULTIES), min_size=1, max_size=3, unique=True),
+    seeds=st.integers(1, 12),
+    offset=st.integers(0, 300),
+)
 @example(difficulties=["easy"], seeds=1, offset=0)
 @example(difficulties=["hard"], seeds=10, offset=0)  # holds the sweep's first null episode
 def test_a_sweep_is_the_calibration_sweep(difficulties: list[str], seeds: int, offset: int) -> None:
@@ -195,7 +224,7 @@ def test_a_sweep_is_the_calibration_sweep(difficulties: list[str], seeds: int, o
     assert len({s.id for s in samples}) == len(samples)
     eval_split = get_split("eval")
     for index, difficulty in enumerate(difficulties):
-        group = samples[index * seeds:(index + 1) * seeds]
+        group = samples[index * seeds : (index + 1) * seeds]
         expected = [calibration_reset_kwargs(difficulty, index) for index in range(offset, offset + seeds)]
         assert [s.metadata["reset_kwargs"] for s in group] == expected
         assert {s.metadata["difficulty"] for s in group} == {difficulty}
@@ -206,16 +235,20 @@ def test_a_sweep_is_the_calibration_sweep(difficulties: list[str], seeds: int, o
                 assert sample.metadata["reset_kwargs"] == eval_split.task(first + offset + position)
 
 
-@pytest.mark.parametrize(("tasks", "difficulty", "seeds", "message"), [
-    ("no_such_task", None, 0, "unknown task_id .no_such_task.; valid"),
-    (None, "impossible", 2, "valid choices"),
-    (None, "impossible", 0, "valid choices: easy, medium, hard, frontier, deep"),
-    ("easy_two_spikes", "deep", 0, "easy_two_spikes is at difficulty easy, not deep"),
-    (None, None, -1, "0 or more"),
-    ("", None, 0, "no samples"),
-])
-def test_bad_task_arguments_name_the_valid_choices(tasks: str | None, difficulty: str | None, seeds: int,
-                                                   message: str) -> None:
+@pytest.mark.parametrize(
+    ("tasks", "difficulty", "seeds", "message"),
+    [
+        ("no_such_task", None, 0, "unknown task_id .no_such_task.; valid"),
+        (None, "impossible", 2, "valid choices"),
+        (None, "impossible", 0, "valid choices: easy, medium, hard, frontier, deep"),
+        ("easy_two_spikes", "deep", 0, "easy_two_spikes is at difficulty easy, not deep"),
+        (None, None, -1, "0 or more"),
+        ("", None, 0, "no samples"),
+    ],
+)
+def test_bad_task_arguments_name_the_valid_choices(
+    tasks: str | None, difficulty: str | None, seeds: int, message: str
+) -> None:
     with pytest.raises(ValueError, match=message):
         episode_dataset(tasks, difficulty, seeds)
 
@@ -225,30 +258,51 @@ def test_a_difficulty_without_a_sweep_plays_its_named_tasks_with_the_dial_set() 
     comma-separated text, as `-T` passes it) reach every sample's reset arguments."""
     samples = list(metric_tracker(difficulty="Deep").dataset)
     assert [(s.id, s.metadata["reset_kwargs"], s.metadata["difficulty"]) for s in samples] == [
-        ("deep_cuboids", {"task_id": "deep_cuboids"}, "deep")]
+        ("deep_cuboids", {"task_id": "deep_cuboids"}, "deep")
+    ]
     assert [s.id for s in metric_tracker(difficulty="frontier,deep").dataset] == ["frontier_segments", "deep_cuboids"]
-    dialled = list(metric_tracker(difficulty="deep", max_cuboid_depth=2, concurrency=0, magnitude_scale=1.5,
-                                  note_share=0, decoy_ratio=0.5, dimensions="platform,country,channel",
-                                  incident_kinds=["segment_outage", "level_shift"]).dataset)
+    dialled = list(
+        metric_tracker(
+            difficulty="deep",
+            max_cuboid_depth=2,
+            concurrency=0,
+            magnitude_scale=1.5,
+            note_share=0,
+            decoy_ratio=0.5,
+            dimensions="platform,country,channel",
+            incident_kinds=["segment_outage", "level_shift"],
+        ).dataset
+    )
     assert dialled[0].metadata["reset_kwargs"] == {
-        "task_id": "deep_cuboids", "max_cuboid_depth": 2, "concurrency": 0, "magnitude_scale": 1.5, "note_share": 0,
-        "decoy_ratio": 0.5, "dimensions": ["platform", "country", "channel"],
-        "incident_kinds": ["segment_outage", "level_shift"]}
+        "task_id": "deep_cuboids",
+        "max_cuboid_depth": 2,
+        "concurrency": 0,
+        "magnitude_scale": 1.5,
+        "note_share": 0,
+        "decoy_ratio": 0.5,
+        "dimensions": ["platform", "country", "channel"],
+        "incident_kinds": ["segment_outage", "level_shift"],
+    }
     sweep_samples = list(metric_tracker(difficulty="deep", seeds=2, max_cuboid_depth=1).dataset)
     assert [s.metadata["reset_kwargs"] for s in sweep_samples] == [
-        {**calibration_reset_kwargs("deep", index), "max_cuboid_depth": 1} for index in range(2)]
+        {**calibration_reset_kwargs("deep", index), "max_cuboid_depth": 1} for index in range(2)
+    ]
 
 
-@pytest.mark.parametrize(("arguments", "message"), [
-    ({"max_cuboid_depth": 2},
-     f"easy_two_spikes: max_cuboid_depth applies at difficulty {CUBOID_DIAL_TIERS} only, not 'easy'"),
-    ({"difficulty": "deep", "max_cuboid_depth": 7}, "max_cuboid_depth must be between 1 and 3, got 7"),
-    ({"difficulty": "deep", "concurrency": "x"}, "concurrency must be an integer, got 'x'"),
-    ({"difficulty": "deep", "dimensions": "country,user_type"}, "includes platform; valid: platform, country"),
-    ({"difficulty": "hard", "decoy_ratio": 1.0},
-     f"decoy_ratio applies at difficulty {SEGMENT_KNOB_TIERS} only"),
-    ({"difficulty": "deep", "note_share": 2}, "note_share must be a number between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            {"max_cuboid_depth": 2},
+            f"easy_two_spikes: max_cuboid_depth applies at difficulty {CUBOID_DIAL_TIERS} only, not 'easy'",
+        ),
+        ({"difficulty": "deep", "max_cuboid_depth": 7}, "max_cuboid_depth must be between 1 and 3, got 7"),
+        ({"difficulty": "deep", "concurrency": "x"}, "concurrency must be an integer, got 'x'"),
+        ({"difficulty": "deep", "dimensions": "country,user_type"}, "includes platform; valid: platform, country"),
+        ({"difficulty": "hard", "decoy_ratio": 1.0}, f"decoy_ratio applies at difficulty {SEGMENT_KNOB_TIERS} only"),
+        ({"difficulty": "deep", "note_share": 2}, "note_share must be a number between 0 and 1"),
+    ],
+)
 def test_a_bad_knob_is_an_error_naming_what_it_takes(arguments: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         metric_tracker(**arguments)
@@ -295,10 +349,10 @@ def test_a_scripted_tool_calling_run_scores_as_the_scripted_agent(server_url: st
     for sample in log.samples:
         run = TaskRun(str(sample.id))
         with MetricTrackerRlEnv(base_url=server_url).sync() as env:
-            run_episode(make_agent("scripted"), partial(run.reset, env), partial(run.act, env),
-                        task_id=str(sample.id))
+            run_episode(make_agent("scripted"), partial(run.reset, env), partial(run.act, env), task_id=str(sample.id))
         assert [m.text for m in sample.messages if isinstance(m, ChatMessageTool)] == [
-            m["content"] for m in run.messages if m["role"] == "tool"]
+            m["content"] for m in run.messages if m["role"] == "tool"
+        ]
         assert next(m.text for m in sample.messages if m.role == "user") == run.messages[1]["content"]
         assert next(m.text for m in sample.messages if m.role == "system") == run.messages[0]["content"]
 
@@ -335,10 +389,10 @@ def test_a_model_that_never_submits_scores_zero(server_url: str, tmp_path: Path)
 
 def test_malformed_tool_arguments_come_back_as_tool_errors(server_url: str, tmp_path: Path) -> None:
     mistakes = [
-        ("compare_rate_to_median", {"no_such_argument": 1}),      # refused by the tool's schema
+        ("compare_rate_to_median", {"no_such_argument": 1}),  # refused by the tool's schema
         ("get_metric_std_dev_from_median", {"metric_names": "app_opens"}),
-        ("hourly_rows_for_date", {"date": "1999-01-01"}),          # valid shape, refused by the environment
-        ("submit_report", {"rows": [{"date": "2024-01-01"}]}),     # rows missing their fields
+        ("hourly_rows_for_date", {"date": "1999-01-01"}),  # valid shape, refused by the environment
+        ("submit_report", {"rows": [{"date": "2024-01-01"}]}),  # rows missing their fields
         ("no_such_tool", {}),
     ]
     seen: list[ChatMessageTool] = []
@@ -381,8 +435,10 @@ def test_max_samples_bounds_the_open_sessions(tmp_path: Path) -> None:
 
     port = free_port()
     command = [sys.executable, str(ROOT / "tests" / "session_counting_server.py"), str(port)]
-    with tempfile.TemporaryFile() as server_log, serving(command, port, dict(os.environ), server_log, cwd=ROOT,
-                                                         timeout_s=300):
+    with (
+        tempfile.TemporaryFile() as server_log,
+        serving(command, port, dict(os.environ), server_log, cwd=ROOT, timeout_s=300),
+    ):
         url = f"http://127.0.0.1:{port}"
         log = run_eval(waits_for_eight, tmp_path, base_url=url, difficulty="easy,medium", seeds=6, max_samples=8)
         with urllib.request.urlopen(f"{url}/test/sessions", timeout=10) as response:
@@ -396,8 +452,7 @@ def submits_an_empty_report(messages: list[ChatMessage], *_: Any) -> ModelOutput
     return tool_call("submit_report", {"rows": []})
 
 
-def test_a_held_out_eval_starts_its_local_server_with_a_secret(tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_held_out_eval_starts_its_local_server_with_a_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("METRIC_TRACKER_URL", "BASE_URL", "METRIC_TRACKER_SECRET"):
         monkeypatch.delenv(name, raising=False)
     log = run_eval(submits_an_empty_report, tmp_path, tasks="easy_two_spikes", held_out=True)
@@ -415,9 +470,12 @@ def test_the_expert_solves_deep_through_inspect_by_difficulty(server_url: str, t
 
 
 def test_a_held_out_eval_refuses_a_server_without_a_secret(server_url: str, tmp_path: Path) -> None:
-    [log] = inspect_eval(metric_tracker(tasks="easy_two_spikes", held_out=True, base_url=server_url),
-                         model=get_model(MODEL, custom_outputs=submits_an_empty_report, memoize=False),
-                         log_dir=str(tmp_path), display="none")
+    [log] = inspect_eval(
+        metric_tracker(tasks="easy_two_spikes", held_out=True, base_url=server_url),
+        model=get_model(MODEL, custom_outputs=submits_an_empty_report, memoize=False),
+        log_dir=str(tmp_path),
+        display="none",
+    )
     assert log.status == "error"
     assert "does not serve held-out episodes" in log.error.message
     assert "METRIC_TRACKER_SECRET" in log.error.message
@@ -454,8 +512,14 @@ def test_without_a_url_a_local_server_runs_for_the_run_only(tmp_path: Path, port
     (`-T port=...`), else on a free one."""
     env = {key: value for key, value in os.environ.items() if key not in ("METRIC_TRACKER_URL", "BASE_URL")}
     task_args = {} if port is None else {"port": free_port()}
-    completed = subprocess.run([sys.executable, "-c", LOCAL_SERVER_RUN, str(tmp_path / "logs"), json.dumps(task_args)],
-                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    completed = subprocess.run(
+        [sys.executable, "-c", LOCAL_SERVER_RUN, str(tmp_path / "logs"), json.dumps(task_args)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     run = json.loads(completed.stdout.strip().splitlines()[-1])
     assert run["status"] == "success" and run["task"] == "metric_tracker_rl/metric_tracker"
@@ -470,18 +534,34 @@ def test_the_documented_offline_smoke_command_runs_without_a_network(tmp_path: P
     docs = (ROOT / "docs" / "evaluation.md").read_text(encoding="utf-8")
     assert "uv run python -m metric_tracker_rl.adapters.inspect_eval.smoke" in docs
     assert "--max-retries" in docs and "--timeout" in docs
-    blocked = {**os.environ, "HF_HUB_OFFLINE": "1", "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY":
-               "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1,localhost"}
+    blocked = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
     blocked.pop("METRIC_TRACKER_URL", None)
     blocked.pop("BASE_URL", None)
-    completed = subprocess.run([sys.executable, "-m", "metric_tracker_rl.adapters.inspect_eval.smoke"], cwd=tmp_path,
-                               env=blocked, capture_output=True, text=True, timeout=300)
+    completed = subprocess.run(
+        [sys.executable, "-m", "metric_tracker_rl.adapters.inspect_eval.smoke"],
+        cwd=tmp_path,
+        env=blocked,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "inspect smoke: status=success samples=1" in completed.stdout
     assert list(tmp_path.iterdir()) == []  # the check leaves no log where it ran (a checkout's `logs/`)
     kept = tmp_path / "kept"
-    completed = subprocess.run([sys.executable, "-m", "metric_tracker_rl.adapters.inspect_eval.smoke",
-                                "--log-dir", str(kept)],
-                               cwd=tmp_path, env=blocked, capture_output=True, text=True, timeout=300)
+    completed = subprocess.run(
+        [sys.executable, "-m", "metric_tracker_rl.adapters.inspect_eval.smoke", "--log-dir", str(kept)],
+        cwd=tmp_path,
+        env=blocked,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert [path.suffix for path in kept.iterdir()] == [".eval"] and str(kept) in completed.stdout

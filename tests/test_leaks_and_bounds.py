@@ -30,16 +30,20 @@ from metric_tracker_rl.models import MAX_GENERATOR_CALLS, MetricSubmissionRow, P
 from metric_tracker_rl.serving.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
 
 MAX_RESULT_BYTES = 256 * 1024  # documented bound on one serialized observation after a tool call
-SWEEP = [{"task_id": "medium_mixed_three"}, {"task_id": "hard_mixed_multi"}, {"task_id": "frontier_segments"},
-         {"seed": 7, "difficulty": "hard", "anomaly_count": 4}, {"seed": 11, "difficulty": "medium"},
-         {"seed": 12, "scenario_family": "funnel_break", "anomaly_count": 2},
-         # a drawn incident count (5) and a Saturday shared by a count spike and a marketing campaign
-         {"seed": 4, "difficulty": "hard"},
-         # an incident over two dates, two timing shifts and a demand swing
-         {"seed": 30001, "difficulty": "hard"}]
+SWEEP = [
+    {"task_id": "medium_mixed_three"},
+    {"task_id": "hard_mixed_multi"},
+    {"task_id": "frontier_segments"},
+    {"seed": 7, "difficulty": "hard", "anomaly_count": 4},
+    {"seed": 11, "difficulty": "medium"},
+    {"seed": 12, "scenario_family": "funnel_break", "anomaly_count": 2},
+    # a drawn incident count (5) and a Saturday shared by a count spike and a marketing campaign
+    {"seed": 4, "difficulty": "hard"},
+    # an incident over two dates, two timing shifts and a demand swing
+    {"seed": 30001, "difficulty": "hard"},
+]
 # "magnitude" names a public reset setting; the fluctuation kinds name what the truth says about a date
-LABEL_WORDS = ("expected_rows", "neutral_keys", "injections", "timing_shift", "demand_swing",
-               "continues from")
+LABEL_WORDS = ("expected_rows", "neutral_keys", "injections", "timing_shift", "demand_swing", "continues from")
 COUNTS: Counter[str] = Counter()
 
 
@@ -82,8 +86,18 @@ def injected_values(truth: Any) -> list[str]:
 
 # The published bounds' names (the brief's benign_fluctuations, which the reset observation carries) spell part of
 # a label: they are public vocabulary, not a label of this episode.
-PUBLISHED_NAMES = tuple(sorted({name for difficulty in DIFFICULTIES for name in fluctuation_bounds(difficulty)
-                                if any(word in name for word in LABEL_WORDS)}, key=len, reverse=True))
+PUBLISHED_NAMES = tuple(
+    sorted(
+        {
+            name
+            for difficulty in DIFFICULTIES
+            for name in fluctuation_bounds(difficulty)
+            if any(word in name for word in LABEL_WORDS)
+        },
+        key=len,
+        reverse=True,
+    )
+)
 
 
 def assert_no_leak(text: str, truth: Any) -> None:
@@ -127,10 +141,22 @@ def test_no_response_leaks_labels_or_internals(settings: dict[str, Any]) -> None
         elif TOOL_REGISTRY[tool].kind == "analysis" and tool not in ("preview_submission", "payload_generator"):
             assert '"anomaly_type":"' not in text  # only generators propose typed rows
     # Graded feedback on an empty and on a wrong report names no expected date.
-    for rows in ([], [MetricSubmissionRow(date=WINDOW[0], entity_type="event_count", entity_name="app_opens",
-                                          anomaly_type="absolute_drop_in_event_count", detection_method="x",
-                                          baseline_value=1.0, observed_value=0.0, delta_value=-1.0,
-                                          severity="critical")]):
+    for rows in (
+        [],
+        [
+            MetricSubmissionRow(
+                date=WINDOW[0],
+                entity_type="event_count",
+                entity_name="app_opens",
+                anomaly_type="absolute_drop_in_event_count",
+                detection_method="x",
+                baseline_value=1.0,
+                observed_value=0.0,
+                delta_value=-1.0,
+                severity="critical",
+            )
+        ],
+    ):
         obs = env.step(MetricTrackerRlAction(classifications=rows))
         assert obs.status == "graded"
         text = obs.model_dump_json()
@@ -164,13 +190,22 @@ def worst_case_arguments(tool: str) -> dict[str, Any]:
         args["limit"] = next(c.le for c in fields["limit"].metadata if isinstance(c, Le))
     if tool == "payload_generator":
         generators = [n for n, s in TOOL_REGISTRY.items() if s.kind == "generator"]
-        args["generator_methods"] = [{"method_name": generators[i % len(generators)], "threshold_multiplier": 1e-9}
-                                     for i in range(MAX_GENERATOR_CALLS)]
+        args["generator_methods"] = [
+            {"method_name": generators[i % len(generators)], "threshold_multiplier": 1e-9}
+            for i in range(MAX_GENERATOR_CALLS)
+        ]
     if tool == "preview_submission":
-        longest = {"date": "9" * 32, "entity_type": "conversion_rate", "entity_name": "n" * 128,
-                   "anomaly_type": "instrumentation_data_quality_issue", "detection_method": "m" * 128,
-                   "baseline_value": -1.2345678901234567e-300, "observed_value": 1.2345678901234567e300,
-                   "delta_value": 1.2345678901234567e300, "severity": "critical"}
+        longest = {
+            "date": "9" * 32,
+            "entity_type": "conversion_rate",
+            "entity_name": "n" * 128,
+            "anomaly_type": "instrumentation_data_quality_issue",
+            "detection_method": "m" * 128,
+            "baseline_value": -1.2345678901234567e-300,
+            "observed_value": 1.2345678901234567e300,
+            "delta_value": 1.2345678901234567e300,
+            "severity": "critical",
+        }
         args["rows"] = [longest] * MAX_PREVIEW_ROWS
     return args
 
@@ -196,16 +231,25 @@ def test_every_tool_result_is_capped_at_worst_case(tool: str) -> None:
     size = len(obs.model_dump_json())
     assert size < MAX_RESULT_BYTES
     COUNTS["largest_result_bytes"] = max(COUNTS["largest_result_bytes"], size)
-    record("result_bounds", {"max_result_bytes": MAX_RESULT_BYTES,
-                             "largest_result_bytes": COUNTS["largest_result_bytes"]})
+    record(
+        "result_bounds", {"max_result_bytes": MAX_RESULT_BYTES, "largest_result_bytes": COUNTS["largest_result_bytes"]}
+    )
 
 
 def test_a_submission_over_the_row_cap_gets_a_clear_error() -> None:
     env = MetricTrackerRlEnvironment()
     env.reset(task_id="easy_two_spikes")
-    row = MetricSubmissionRow(date=WINDOW[3], entity_type="event_count", entity_name="app_opens",
-                              anomaly_type="absolute_spike_in_event_count", detection_method="x",
-                              baseline_value=1.0, observed_value=2.0, delta_value=1.0, severity="critical")
+    row = MetricSubmissionRow(
+        date=WINDOW[3],
+        entity_type="event_count",
+        entity_name="app_opens",
+        anomaly_type="absolute_spike_in_event_count",
+        detection_method="x",
+        baseline_value=1.0,
+        observed_value=2.0,
+        delta_value=1.0,
+        severity="critical",
+    )
     obs = env.step(MetricTrackerRlAction(classifications=[row] * (MAX_SUBMISSION_ROWS + 1)))
     assert obs.status == "error" and f"at most {MAX_SUBMISSION_ROWS} rows" in obs.message
     assert env.state.submissions_used == 0

@@ -53,9 +53,11 @@ def reference_outside_strings(text: str) -> str:
     return "".join(kept)
 
 
-JSON_VALUES = st.recursive(st.none() | st.integers() | st.text(alphabet='"\\[]{},ab\u00e9'),
-                           lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(alphabet='"\\[{,x'), inner, max_size=4), max_leaves=30)
+JSON_VALUES = st.recursive(
+    st.none() | st.integers() | st.text(alphabet='"\\[]{},ab\u00e9'),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(alphabet='"\\[{,x'), inner, max_size=4),
+    max_leaves=30,
+)
 
 
 @given(JSON_VALUES)
@@ -77,13 +79,21 @@ def test_a_message_built_to_make_string_scanning_quadratic_is_checked_at_once() 
     """In a child process with a time limit: the backtracking pattern took 3.9 s for 32 KB, so hours for 1 MB."""
     unclosed = quadratic_text(500_000)
     too_deep = '{"x": ' + "[" * 40 + '"' + '\\"' * 500_000 + '"' + "]" * 40 + "}"
-    check = ("import sys\n"
-             "from metric_tracker_rl.serving.message_cost import structure_problem\n"
-             "unclosed, too_deep = sys.stdin.read().split('\\n')\n"
-             "assert structure_problem(unclosed) is None and structure_problem(unclosed.encode()) is None\n"
-             "assert 'nests too deeply' in structure_problem(too_deep).message\n")
-    subprocess.run([sys.executable, "-c", check], input=f"{unclosed}\n{too_deep}", text=True, cwd=ROOT, check=True,
-                   timeout=ANSWER_S)
+    check = (
+        "import sys\n"
+        "from metric_tracker_rl.serving.message_cost import structure_problem\n"
+        "unclosed, too_deep = sys.stdin.read().split('\\n')\n"
+        "assert structure_problem(unclosed) is None and structure_problem(unclosed.encode()) is None\n"
+        "assert 'nests too deeply' in structure_problem(too_deep).message\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", check],
+        input=f"{unclosed}\n{too_deep}",
+        text=True,
+        cwd=ROOT,
+        check=True,
+        timeout=ANSWER_S,
+    )
 
 
 def test_no_message_is_free() -> None:
@@ -94,11 +104,16 @@ def test_no_message_is_free() -> None:
 
 # --- on a live server ---------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def image_server() -> Iterator[str]:
     """The image's entry point with the debugger on and a secret set."""
-    env = {"ENABLE_WEB_INTERFACE": "true", "MAX_SESSIONS_PER_CLIENT": "8", "SQL_WORKERS": "2",
-           "HELD_OUT_SECRET": "linear-messages"}
+    env = {
+        "ENABLE_WEB_INTERFACE": "true",
+        "MAX_SESSIONS_PER_CLIENT": "8",
+        "SQL_WORKERS": "2",
+        "HELD_OUT_SECRET": "linear-messages",
+    }
     with running_server(extra_env=env) as url:
         yield url
 
@@ -164,8 +179,13 @@ def test_a_quadratic_tool_call_on_an_http_session_is_answered_at_once(image_serv
     session_id = created["result"]["session_id"]
 
     def call() -> int:
-        text = ('{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"session_id": "' + session_id
-                + '", "name": "query", "arguments": {"sql": "' + quadratic_text()[33:] + '"}}}')
+        text = (
+            '{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"session_id": "'
+            + session_id
+            + '", "name": "query", "arguments": {"sql": "'
+            + quadratic_text()[33:]
+            + '"}}}'
+        )
         with http_from(image_server, "127.0.0.40") as http:
             http.timeout = httpx.Timeout(ANSWER_S)
             return http.post("/mcp", content=text, headers={"content-type": "application/json"}).status_code

@@ -53,7 +53,8 @@ def test_a_tool_added_to_the_registry_is_listed_and_callable_with_no_code_of_its
 
     name = "echo_word_for_test"
     register_tool(name, "Repeats a word.", EchoArgs, reads=(), example={"word": "x"})(
-        lambda episode, args: {"echo": args.word, "days": len(episode.dates)})
+        lambda episode, args: {"echo": args.word, "days": len(episode.dates)}
+    )
     try:
         environment = MetricTrackerRlEnvironment()
         tool = next(tool for tool in listed(environment).tools if tool.name == name)
@@ -92,8 +93,9 @@ def test_optional_parameters_sent_as_null_count_as_left_out() -> None:
     """Clients that build a request model from the schema (NeMo Gym's adapter) send left-out options as null."""
     environment = MetricTrackerRlEnvironment()
     environment.reset(seed=3, difficulty="easy")
-    with_nulls = environment.step(CallToolAction(tool_name="list_suspicious_dates",
-                                                 arguments={"limit": 2, "offset": None}))
+    with_nulls = environment.step(
+        CallToolAction(tool_name="list_suspicious_dates", arguments={"limit": 2, "offset": None})
+    )
     assert not with_nulls.result["is_error"] and with_nulls.result["data"].startswith("dates: 2 rows")
     required_null = environment.step(CallToolAction(tool_name="hourly_rows_for_date", arguments={"date": None}))
     assert required_null.result["is_error"] and "date" in required_null.result["data"]
@@ -101,8 +103,9 @@ def test_optional_parameters_sent_as_null_count_as_left_out() -> None:
     assert unknown_null.result["is_error"] and "when" in unknown_null.result["data"]
 
 
-def mirror_episode(agent_name: str, seed: int, difficulty: str, max_submissions: int
-                   ) -> tuple[list[float], list[float], MetricTrackerRlEnvironment]:
+def mirror_episode(
+    agent_name: str, seed: int, difficulty: str, max_submissions: int
+) -> tuple[list[float], list[float], MetricTrackerRlEnvironment]:
     """Drive a reference agent on the typed step API and send every action as the same MCP call to a twin
     environment; check each call's text against the typed observation's. Returns both reward lists."""
     typed, twin = MetricTrackerRlEnvironment(), MetricTrackerRlEnvironment()
@@ -120,8 +123,11 @@ def mirror_episode(agent_name: str, seed: int, difficulty: str, max_submissions:
         name, arguments = action_tool_call(action)
         called = twin.step(CallToolAction(tool_name=name, arguments=json.loads(json.dumps(arguments))))
         assert called.result["data"] == render_observation(observation)
-        assert called.result["structured_content"] == {"reward": called.reward, "done": called.done,
-                                                       "episode_score": observation.episode_score}
+        assert called.result["structured_content"] == {
+            "reward": called.reward,
+            "done": called.done,
+            "episode_score": observation.episode_score,
+        }
         typed_rewards.append(float(observation.reward or 0.0))
         mcp_rewards.append(called.reward)
         if observation.done:
@@ -130,10 +136,15 @@ def mirror_episode(agent_name: str, seed: int, difficulty: str, max_submissions:
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(agent_name=st.sampled_from(AGENT_NAMES), seed=st.integers(0, 10_000),
-       difficulty=st.sampled_from(["easy", "medium", "hard"]), max_submissions=st.integers(1, 3))
+@given(
+    agent_name=st.sampled_from(AGENT_NAMES),
+    seed=st.integers(0, 10_000),
+    difficulty=st.sampled_from(["easy", "medium", "hard"]),
+    max_submissions=st.integers(1, 3),
+)
 def test_mcp_calls_show_the_typed_text_and_their_rewards_sum_to_the_score(
-        agent_name: str, seed: int, difficulty: str, max_submissions: int) -> None:
+    agent_name: str, seed: int, difficulty: str, max_submissions: int
+) -> None:
     typed_rewards, mcp_rewards, twin = mirror_episode(agent_name, seed, difficulty, max_submissions)
     assert mcp_rewards == typed_rewards
     assert sum(mcp_rewards) == pytest.approx(twin.state.episode_score, abs=1e-5)
@@ -151,8 +162,7 @@ def rpc(url: str, method: str, params: dict[str, Any] | None = None, request_id:
 
 def test_http_tools_list_matches_the_offered_tools(server_url: str) -> None:
     tools = rpc(server_url, "tools/list")["result"]["tools"]
-    assert tools == [{"name": t.name, "description": t.description, "inputSchema": t.parameters}
-                     for t in model_tools()]
+    assert tools == [{"name": t.name, "description": t.description, "inputSchema": t.parameters} for t in model_tools()]
 
 
 def test_http_json_rpc_mistakes_get_json_rpc_errors(server_url: str) -> None:
@@ -234,6 +244,7 @@ def test_openenv_mcp_tool_client_lists_and_calls_the_tools(server_url: str) -> N
 def test_tools_list_over_json_rpc_after_a_warehouse_reset_is_the_warehouses_tools(server_url: str) -> None:
     """A session's tools/list is its episode's tier's (the SQL tool with the warehouse's limit, the metrics layer);
     a tool not offered there answers an error that names them."""
+
     async def play() -> tuple[list[Any], str]:
         async with MCPToolClient(base_url=server_url) as env:
             await env.reset(seed=4, difficulty="warehouse")
@@ -270,10 +281,21 @@ def test_websocket_mcp_messages_reach_the_session_episode(server_url: str) -> No
             await socket.recv()
             rewards = []
             for request_id, (name, arguments) in enumerate(
-                    [("list_suspicious_dates", {"limit": 3}), ("submit_report", {"rows": []})]):
-                await socket.send(json.dumps({"type": "mcp", "data": {
-                    "jsonrpc": "2.0", "method": "tools/call", "id": request_id,
-                    "params": {"name": name, "arguments": arguments}}}))
+                [("list_suspicious_dates", {"limit": 3}), ("submit_report", {"rows": []})]
+            ):
+                await socket.send(
+                    json.dumps(
+                        {
+                            "type": "mcp",
+                            "data": {
+                                "jsonrpc": "2.0",
+                                "method": "tools/call",
+                                "id": request_id,
+                                "params": {"name": name, "arguments": arguments},
+                            },
+                        }
+                    )
+                )
                 reply = json.loads(await socket.recv())
                 assert reply["type"] == "mcp" and reply["data"]["id"] == request_id
                 rewards.append(reply["data"]["result"]["structured_content"]["reward"])
@@ -289,12 +311,6 @@ def test_websocket_mcp_messages_reach_the_session_episode(server_url: str) -> No
     assert names == [tool.name for tool in model_tools()]
 
 
-
-
-
-
-
-
 def test_an_unknown_tools_error_lists_the_tiers_own_tools_at_every_tier(server_url: str) -> None:
     """tools/call of an unknown tool over `{"type": "mcp"}` on /ws, after a reset at each tier: the error lists
     exactly the tools that tier's tools/list offers (not every tier's), and no step is used."""
@@ -308,8 +324,14 @@ def test_an_unknown_tools_error_lists_the_tiers_own_tools_at_every_tier(server_u
                 await socket.recv()
                 replies = []
                 for method, params in (("tools/call", {"name": "drop_table", "arguments": {}}), ("tools/list", {})):
-                    await socket.send(json.dumps({"type": "mcp", "data": {
-                        "jsonrpc": "2.0", "method": method, "id": request_id, "params": params}}))
+                    await socket.send(
+                        json.dumps(
+                            {
+                                "type": "mcp",
+                                "data": {"jsonrpc": "2.0", "method": method, "id": request_id, "params": params},
+                            }
+                        )
+                    )
                     replies.append(json.loads(await socket.recv())["data"]["result"])
                 await socket.send(json.dumps({"type": "state"}))
                 steps = json.loads(await socket.recv())["data"]["step_count"]

@@ -16,7 +16,7 @@ from metric_tracker_rl.generation.defects import DEFECT_REGISTRY, mechanisms
 from metric_tracker_rl.generation.defects.mechanisms import mechanism_module_names
 from metric_tracker_rl.generation.kinds import BENIGN_KIND_REGISTRY, LISTING
 
-DEFECT_MODULE = '''
+DEFECT_MODULE = """
 from metric_tracker_rl.generation.defects.base import DefectRecord, register_defect
 from metric_tracker_rl.world.segments import Segment
 
@@ -24,9 +24,9 @@ from metric_tracker_rl.world.segments import Segment
 @register_defect({name!r}, "pipeline")
 def edit(log, rng):
     return log, DefectRecord({name!r}, (7,), Segment(), "sessions", "a scratch defect")
-'''
+"""
 
-KIND_MODULE = '''
+KIND_MODULE = """
 from metric_tracker_rl.generation.kinds.base import register_benign_kind
 from metric_tracker_rl.generation.kinds.mix_shift import MixShift
 
@@ -36,7 +36,7 @@ class Scratch(MixShift):
 
 
 register_benign_kind(Scratch())
-'''
+"""
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def test_a_kind_module_dropped_into_the_package_is_registered_after_the_listed_o
     dropped(kinds, "scratch_swing", KIND_MODULE.format(name="scratch_swing"))
     try:
         names = import_package_modules(kinds.__name__, kinds.__path__, LISTING)
-        assert names[:len(LISTING)] == LISTING and "scratch_swing" in names[len(LISTING):]
+        assert names[: len(LISTING)] == LISTING and "scratch_swing" in names[len(LISTING) :]
         assert list(BENIGN_KIND_REGISTRY)[-1] == "scratch_swing"
     finally:
         BENIGN_KIND_REGISTRY.unregister("scratch_swing")

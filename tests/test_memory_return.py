@@ -50,8 +50,9 @@ FREED_THEN_RELEASED = textwrap.dedent("""
 
 
 def test_a_release_gives_freed_arena_memory_back_to_the_system() -> None:
-    result = subprocess.run([sys.executable, "-c", FREED_THEN_RELEASED], capture_output=True, text=True,
-                            timeout=120, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", FREED_THEN_RELEASED], capture_output=True, text=True, timeout=120, check=True
+    )
     freed_mb, trimmed_mb = map(float, result.stdout.split())
     assert freed_mb - trimmed_mb > 128, (freed_mb, trimmed_mb)  # most of the 256 MB went back
 
@@ -131,8 +132,9 @@ def test_an_idle_worker_drops_a_closed_episodes_tables_at_once(one_worker: SqlPo
     assert reply[0] == "refused" and "KeyError" in reply[1], reply
 
 
-def test_a_worker_left_empty_and_grown_retires_and_a_fresh_one_serves(one_worker: SqlPool,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_worker_left_empty_and_grown_retires_and_a_fresh_one_serves(
+    one_worker: SqlPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A worker that holds no episode after a forget, its memory still past its idle size by IDLE_SLACK_MB (here
     0: any growth), exits and the pool starts a fresh one, so what DuckDB and the allocators kept goes back."""
     monkeypatch.setattr(worker_process, "IDLE_SLACK_MB", 0)

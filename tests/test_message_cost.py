@@ -16,10 +16,22 @@ from metric_tracker_rl.serving.message_cost import (
     structure_problem,
 )
 
-REPORT_ROW = {"date": "2026-03-10", "entity_type": "segment_conversion_rate", "entity_name": "visit_to_signup",
-              "anomaly_type": "conversion_rate_drop_in_segment", "detection_method": "scan_segments",
-              "baseline_value": 0.25, "observed_value": 0.12, "delta_value": -0.13, "severity": "high",
-              "platform": "ios", "country": "DE", "app_version": "5.2", "channel": "paid", "user_type": "new"}
+REPORT_ROW = {
+    "date": "2026-03-10",
+    "entity_type": "segment_conversion_rate",
+    "entity_name": "visit_to_signup",
+    "anomaly_type": "conversion_rate_drop_in_segment",
+    "detection_method": "scan_segments",
+    "baseline_value": 0.25,
+    "observed_value": 0.12,
+    "delta_value": -0.13,
+    "severity": "high",
+    "platform": "ios",
+    "country": "DE",
+    "app_version": "5.2",
+    "channel": "paid",
+    "user_type": "new",
+}
 
 
 @pytest.mark.parametrize("as_bytes", [False, True])

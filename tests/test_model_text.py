@@ -39,9 +39,17 @@ from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt
 from metric_tracker_rl.view.tool_schemas import SUBMIT_GENERATORS, SUBMIT_REPORT, model_tools, tool_action
 from metric_tracker_rl.world.daily_panel import peer_median, same_weekday_peers
 
-ROW = {"date": "2026-03-10", "entity_type": "conversion_rate", "entity_name": "app_open_to_menu_open",
-       "anomaly_type": "rate_spike_from_median", "detection_method": "compare_rate_to_median",
-       "baseline_value": 0.5, "observed_value": 0.7, "delta_value": 0.2, "severity": "high"}
+ROW = {
+    "date": "2026-03-10",
+    "entity_type": "conversion_rate",
+    "entity_name": "app_open_to_menu_open",
+    "anomaly_type": "rate_spike_from_median",
+    "detection_method": "compare_rate_to_median",
+    "baseline_value": 0.5,
+    "observed_value": 0.7,
+    "delta_value": 0.2,
+    "severity": "high",
+}
 MODEL_TOOLS = {tool.name: tool for tool in model_tools()}
 ANALYSIS_TOOLS = [name for name in MODEL_TOOLS if name in TOOL_REGISTRY]
 OFFERED_GENERATORS = [name for name in ANALYSIS_TOOLS if TOOL_REGISTRY[name].kind == "generator"]
@@ -66,6 +74,7 @@ def _call(env: MetricTrackerRlEnvironment, name: str, **arguments: Any) -> Metri
 
 # --- 1. releases --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("reset", SETTINGS)
 def test_every_calendar_note_kind_an_episode_holds_is_explained_in_the_brief(reset: dict) -> None:
     env, observation = _env(**reset)
@@ -83,6 +92,7 @@ def test_every_calendar_note_kind_an_episode_holds_is_explained_in_the_brief(res
 
 # --- 2 and 4. list_suspicious_dates -------------------------------------------------------------------
 
+
 @settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 10**6), difficulty=st.sampled_from(COUNT_TIERS))
 @example(seed=5, difficulty="hard")
@@ -91,9 +101,11 @@ def test_suspicious_dates_rank_mixes_by_their_rise_and_show_each_kinds_strongest
     entity with the largest such z on that date (for hourly mixes, null when none rose)."""
     episode = _episode(seed, difficulty)
     panel = episode.public.panel
-    entries = [entry for offset in range(0, len(episode.public.dates), 28)
-               for entry in run_tool("list_suspicious_dates", episode.public,
-                                     {"limit": 28, "offset": offset}).result["dates"]]
+    entries = [
+        entry
+        for offset in range(0, len(episode.public.dates), 28)
+        for entry in run_tool("list_suspicious_dates", episode.public, {"limit": 28, "offset": offset}).result["dates"]
+    ]
     assert sorted(entry["date"] for entry in entries) == sorted(episode.public.dates)
     for entry in entries:
         day = episode.public.dates.index(entry["date"])
@@ -122,10 +134,12 @@ finite = st.floats(-1e6, 1e6, allow_nan=False)
 
 
 @settings(max_examples=200, deadline=None)
-@given(values=st.lists(finite, min_size=28, max_size=28), day=st.integers(0, 27), outlier=finite,
-       shift=st.floats(1.0, 1e6))
-def test_the_baseline_rule_says_what_it_guarantees_and_what_it_does_not(values: list[float], day: int,
-                                                                         outlier: float, shift: float) -> None:
+@given(
+    values=st.lists(finite, min_size=28, max_size=28), day=st.integers(0, 27), outlier=finite, shift=st.floats(1.0, 1e6)
+)
+def test_the_baseline_rule_says_what_it_guarantees_and_what_it_does_not(
+    values: list[float], day: int, outlier: float, shift: float
+) -> None:
     """One unusual peer leaves the baseline between the other two peers; two unusual peers on one side move it
     past both clean ones, as the published rule says."""
     series = np.array(values)
@@ -143,8 +157,12 @@ def test_the_baseline_rule_says_what_it_guarantees_and_what_it_does_not(values: 
 
 # --- 5, 7 and 8. schemas, errors and types ------------------------------------------------------------
 
-BOUND_KEYWORDS = {Gt: ("exclusiveMinimum", "gt"), Ge: ("minimum", "ge"), Lt: ("exclusiveMaximum", "lt"),
-                  Le: ("maximum", "le")}
+BOUND_KEYWORDS = {
+    Gt: ("exclusiveMinimum", "gt"),
+    Ge: ("minimum", "ge"),
+    Lt: ("exclusiveMaximum", "lt"),
+    Le: ("maximum", "le"),
+}
 
 
 def _bounds(model: type[BaseModel], field: str) -> dict[str, float]:
@@ -159,8 +177,11 @@ def _bounds(model: type[BaseModel], field: str) -> dict[str, float]:
 
 def _offered_models() -> list[tuple[str, type[BaseModel], dict[str, Any]]]:
     """(tool, argument model, its properties in the model's schema) for every tool and the generator items."""
-    models = [(name, tool.args_model, tool.parameters.get("properties", {})) for name, tool in MODEL_TOOLS.items()
-              if name not in (SUBMIT_REPORT, SUBMIT_GENERATORS)]
+    models = [
+        (name, tool.args_model, tool.parameters.get("properties", {}))
+        for name, tool in MODEL_TOOLS.items()
+        if name not in (SUBMIT_REPORT, SUBMIT_GENERATORS)
+    ]
     items = MODEL_TOOLS[SUBMIT_GENERATORS].parameters["properties"]["generators"]["items"]["properties"]
     return [*models, (SUBMIT_GENERATORS, PayloadGeneratorMethod, items)]
 
@@ -170,11 +191,15 @@ def test_every_bound_the_validator_enforces_is_in_the_schema_and_holds() -> None
     for name, model, properties in _offered_models():
         for field, prop in properties.items():
             bounds = _bounds(model, field)
-            shown = {key: prop[key] for key in ("exclusiveMinimum", "minimum", "exclusiveMaximum", "maximum")
-                     if key in prop}
+            shown = {
+                key: prop[key] for key in ("exclusiveMinimum", "minimum", "exclusiveMaximum", "maximum") if key in prop
+            }
             assert shown == bounds, (name, field)
-            base = {"method_name": "get_median_filter_rows"} if model is PayloadGeneratorMethod else \
-                dict(TOOL_REGISTRY[name].example)
+            base = (
+                {"method_name": "get_median_filter_rows"}
+                if model is PayloadGeneratorMethod
+                else dict(TOOL_REGISTRY[name].example)
+            )
             for keyword, bound in bounds.items():
                 step = 1 if prop["type"] == "integer" else 1e-9
                 outside = bound - step if "inimum" in keyword else bound + step
@@ -210,13 +235,20 @@ def test_submission_errors_list_exactly_what_the_submission_schema_offers() -> N
     assert isinstance(wrong, str) and "takes method_name and threshold_multiplier." in wrong
     for listing in (extra.split("takes ")[1], wrong.split("takes ")[1], unknown.split("valid: ")[1]):
         assert not {"limit", "offset", "metric_name", "get_rate_drop_from_median_rows"} & set(
-            re.findall(r"\w+", listing))
+            re.findall(r"\w+", listing)
+        )
 
 
 @pytest.mark.parametrize("name", OFFERED_GENERATORS)
 def test_every_generator_a_model_may_name_can_be_submitted(name: str) -> None:
-    arguments = {"method_name": name, **({"threshold": 0.05} if "threshold" in MODEL_TOOLS[name].parameters
-                                         ["properties"] else {"threshold_multiplier": 4.0})}
+    arguments = {
+        "method_name": name,
+        **(
+            {"threshold": 0.05}
+            if "threshold" in MODEL_TOOLS[name].parameters["properties"]
+            else {"threshold_multiplier": 4.0}
+        ),
+    }
     action = tool_action(SUBMIT_GENERATORS, {"generators": [arguments]})
     assert isinstance(action, MetricTrackerRlAction), action
     env, _ = _env(seed=3, difficulty="medium")
@@ -237,15 +269,23 @@ def test_booleans_are_not_numbers_and_strings_are_not_integers(name: str) -> Non
 
 def test_a_submission_refuses_booleans_for_numbers() -> None:
     assert isinstance(tool_action(SUBMIT_REPORT, {"rows": [{**ROW, "baseline_value": True}]}), str)
-    assert isinstance(tool_action(SUBMIT_GENERATORS, {"generators": [
-        {"method_name": "get_median_filter_rows", "threshold_multiplier": True}]}), str)
+    assert isinstance(
+        tool_action(
+            SUBMIT_GENERATORS, {"generators": [{"method_name": "get_median_filter_rows", "threshold_multiplier": True}]}
+        ),
+        str,
+    )
     env, _ = _env(seed=3, difficulty="easy")
-    observation = env.step(MetricTrackerRlAction(analysis_method="preview_submission",
-                                                 analysis_args={"rows": [{**ROW, "observed_value": False}]}))
+    observation = env.step(
+        MetricTrackerRlAction(
+            analysis_method="preview_submission", analysis_args={"rows": [{**ROW, "observed_value": False}]}
+        )
+    )
     assert observation.analysis_result["issues"][0]["code"] == "invalid_row"
 
 
 # --- 9. task_overview ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("reset", [*SETTINGS, {"task_id": "hard_mixed_multi"}])
 def test_task_overview_shows_what_is_set_and_what_the_brief_leaves_out(reset: dict) -> None:
@@ -254,8 +294,11 @@ def test_task_overview_shows_what_is_set_and_what_the_brief_leaves_out(reset: di
     text = render_observation(_call(env, "task_overview"))
     assert "null" not in text and "0 rows" not in text
     shown = parse(text)
-    assert not set(shown) & set(read_observation(brief).brief) - {"steps_remaining", "submissions_remaining",
-                                                                    "incidents"}
+    assert not set(shown) & set(read_observation(brief).brief) - {
+        "steps_remaining",
+        "submissions_remaining",
+        "incidents",
+    }
     assert {row["entity_type"]: row["value"] for row in shown["entities"]} == ENTITY_VALUE_DEFINITIONS
     assert "null" not in brief.split("families:")[0]
 
@@ -281,15 +324,20 @@ def _table_shapes(text: str) -> dict[str, tuple[tuple[str, ...], str]]:
     return shapes
 
 
-CALLS = [("detect_funnel_break", {}), ("hourly_rows_for_date", {}), ("check_impossible_counts", {}),
-         ("compare_hourly_mix_to_baseline", {"entity_name": "menu_opens"}),
-         ("get_median_filter_rows", {"limit": 3}), ("get_median_filter_rows", {"limit": 3, "offset": 6}),
-         ("get_median_filter_rows", {"metric_names": ["app_opens"], "limit": 2}),
-         ("get_funnel_break_rows", {"threshold_multiplier": 0.5, "limit": 1}),
-         ("get_funnel_break_rows", {"threshold_multiplier": 0.5, "limit": 3}),
-         ("get_hourly_traffic_mix_shift_rows", {"limit": 1}),
-         ("get_rows_with_abs_diff_from_median_gt", {"threshold": 0.0, "limit": 2}),
-         ("get_rows_with_abs_diff_from_median_gt", {"threshold": 0.0, "limit": 2, "offset": 40})]
+CALLS = [
+    ("detect_funnel_break", {}),
+    ("hourly_rows_for_date", {}),
+    ("check_impossible_counts", {}),
+    ("compare_hourly_mix_to_baseline", {"entity_name": "menu_opens"}),
+    ("get_median_filter_rows", {"limit": 3}),
+    ("get_median_filter_rows", {"limit": 3, "offset": 6}),
+    ("get_median_filter_rows", {"metric_names": ["app_opens"], "limit": 2}),
+    ("get_funnel_break_rows", {"threshold_multiplier": 0.5, "limit": 1}),
+    ("get_funnel_break_rows", {"threshold_multiplier": 0.5, "limit": 3}),
+    ("get_hourly_traffic_mix_shift_rows", {"limit": 1}),
+    ("get_rows_with_abs_diff_from_median_gt", {"threshold": 0.0, "limit": 2}),
+    ("get_rows_with_abs_diff_from_median_gt", {"threshold": 0.0, "limit": 2, "offset": 40}),
+]
 
 
 def test_a_tools_tables_have_the_same_columns_on_every_call() -> None:
@@ -308,6 +356,7 @@ def test_a_tools_tables_have_the_same_columns_on_every_call() -> None:
 
 
 # --- 11. values ------------------------------------------------------------------------------------
+
 
 def test_broken_runs_end_before_their_end_hour_and_the_rule_says_so() -> None:
     episode = reset_episode(seed=12, scenario_family="funnel_break", anomaly_count=2)
@@ -337,16 +386,20 @@ def test_an_hourly_mix_comparison_defines_its_values_and_they_hold(reset: dict) 
 
 # --- 12. the incident count -------------------------------------------------------------------------
 
+
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 10**6), difficulty=st.sampled_from(DIFFICULTIES))
 def test_the_brief_states_what_may_be_inferred_about_the_count_and_it_holds(seed: int, difficulty: str) -> None:
     config = resolve_episode_config(seed=seed, difficulty=difficulty)
     episode = build_episode(config)
     dates = episode.public.dates
-    observation = MetricTrackerRlObservation(status="ready", message="Episode ready: x", objective="x",
-                                             window=EpisodeWindow(first_date=dates[0], last_date=dates[-1],
-                                                                  days=len(dates)),
-                                             config=config.public_dict())
+    observation = MetricTrackerRlObservation(
+        status="ready",
+        message="Episode ready: x",
+        objective="x",
+        window=EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
+        config=config.public_dict(),
+    )
     brief = read_observation(first_prompt(observation)).brief
     assert "anomaly_density" not in brief["config"]
     numbers = [int(n) for n in re.findall(r"\b\d+\b", brief["incidents"].split(";")[0])]
@@ -361,26 +414,34 @@ def test_the_brief_states_what_may_be_inferred_about_the_count_and_it_holds(seed
 def test_a_named_tasks_brief_states_its_exact_count(task_id: str) -> None:
     env, observation = _env(task_id=task_id)
     count = env._episode.truth.incident_count  # noqa: SLF001 (the truth, to check the published statement)
-    assert re.match(rf"exactly {count}( business incidents)?;", read_observation(first_prompt(observation)).brief[
-        "incidents"])
+    assert re.match(
+        rf"exactly {count}( business incidents)?;", read_observation(first_prompt(observation)).brief["incidents"]
+    )
 
 
 # --- 13. paging -------------------------------------------------------------------------------------
 
+
 def test_a_page_says_which_arguments_it_belongs_to() -> None:
     env, _ = _env(seed=3, difficulty="hard")
-    first = read_observation(render_observation(_call(env, "get_median_filter_rows", limit=5,
-                                                      threshold_multiplier=3.0))).analysis_result
+    first = read_observation(
+        render_observation(_call(env, "get_median_filter_rows", limit=5, threshold_multiplier=3.0))
+    ).analysis_result
     assert first["next_offset"] == 5 and first["page_of"] == {"threshold_multiplier": 3}
-    later = read_observation(render_observation(_call(env, "get_median_filter_rows", offset=5, limit=5,
-                                                      threshold_multiplier=5.0,
-                                                      metric_names=["app_opens"]))).analysis_result
+    later = read_observation(
+        render_observation(
+            _call(
+                env, "get_median_filter_rows", offset=5, limit=5, threshold_multiplier=5.0, metric_names=["app_opens"]
+            )
+        )
+    ).analysis_result
     assert later["page_of"] == {"threshold_multiplier": 5, "metric_names": ["app_opens"]}
     whole = read_observation(render_observation(_call(env, "get_funnel_break_rows", limit=120))).analysis_result
     assert "page_of" not in whole  # a result on one page is not a page of anything
 
 
 # --- 14. dates -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("date", ["15/03/2026", "2026/03/15", "March 15", "20260315"])
 def test_a_date_in_another_format_gets_a_format_hint(date: str) -> None:
@@ -410,8 +471,10 @@ def test_with_segments_the_brief_says_a_release_can_cause_an_incident_on_its_new
     kinds = read_observation(first_prompt(observation)).brief["calendar_note_kinds"]
     assert "new version" in kinds["release"] and "explains nothing" not in kinds["release"]
     _, observation = _env(difficulty="hard", seed=3)
-    assert "no incident comes from a release" in \
-        read_observation(first_prompt(observation)).brief["calendar_note_kinds"]["release"]
+    assert (
+        "no incident comes from a release"
+        in read_observation(first_prompt(observation)).brief["calendar_note_kinds"]["release"]
+    )
 
 
 def test_what_a_viewer_renders_as_markdown_has_no_stray_emphasis() -> None:

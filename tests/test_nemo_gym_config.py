@@ -26,8 +26,16 @@ from metric_tracker_rl.view.observation import seen
 from metric_tracker_rl.view.tool_schemas import action_tool_call, model_tools
 
 CONFIG = Path(__file__).resolve().parents[1] / "integrations" / "nemo_gym" / "metric_tracker_rl.yaml"
-ADAPTER_FIELDS = {"entrypoint", "domain", "verified", "description", "env_class", "action_class", "reset_kwargs",
-                  "is_mcp"}
+ADAPTER_FIELDS = {
+    "entrypoint",
+    "domain",
+    "verified",
+    "description",
+    "env_class",
+    "action_class",
+    "reset_kwargs",
+    "is_mcp",
+}
 JSON_TYPES = {"string": str, "integer": int, "number": float, "boolean": bool, "object": dict, "array": list}
 
 
@@ -72,8 +80,9 @@ def test_discovered_tools_are_the_offered_tools_and_every_property_has_a_json_ty
 
 @settings(max_examples=6, deadline=None)
 @given(agent_name=st.sampled_from(["expert", "scripted", "readme_baseline"]), server_index=st.integers(0, 0))
-def test_a_scripted_session_through_the_adapters_calls_sums_rewards_to_the_score(agent_name: str,
-                                                                                 server_index: int) -> None:
+def test_a_scripted_session_through_the_adapters_calls_sums_rewards_to_the_score(
+    agent_name: str, server_index: int
+) -> None:
     server = list(servers().values())[server_index]
     env_class, action_class = load(server["env_class"]), load(server["action_class"])
     probe = env_class()

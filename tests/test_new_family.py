@@ -36,8 +36,13 @@ TOY = "checkout_order_slump"
 TOY_GENERATOR = "get_checkout_order_slump_rows"
 ORDERS = "orders_placed"
 ORDER_STEP = FUNNEL_STEPS.index("product_added_to_cart_to_order_placed")
-TOY_PUBLIC = FamilyDescription(TOY, "event_count", "Fewer carts become orders all day; the order count falls.",
-                               TOY_GENERATOR, ("compare_count_to_median",))
+TOY_PUBLIC = FamilyDescription(
+    TOY,
+    "event_count",
+    "Fewer carts become orders all day; the order count falls.",
+    TOY_GENERATOR,
+    ("compare_count_to_median",),
+)
 
 
 class CheckoutOrderSlump(AnomalyFamily):
@@ -48,14 +53,25 @@ class CheckoutOrderSlump(AnomalyFamily):
     magnitude_meaning = "relative fall of the cart-to-order conversion"
     magnitude_ranges = {"easy": (0.5, 0.7), "medium": (0.4, 0.5), "hard": (0.3, 0.4)}
 
-    def inject(self, plan: FunnelPlan, day: int, entity_name: str, magnitude: float,
-               rng: np.random.Generator, difficulty: str) -> InjectionRecord:
+    def inject(
+        self, plan: FunnelPlan, day: int, entity_name: str, magnitude: float, rng: np.random.Generator, difficulty: str
+    ) -> InjectionRecord:
         plan.step_rates[day, :, ORDER_STEP] *= 1.0 - magnitude
-        neutral = (rates_touching(ORDERS) | counts_from(COUNT_COLUMNS.index(ORDERS) + 1)
-                   | {("funnel_step", FUNNEL_STEPS[ORDER_STEP])})
-        return InjectionRecord(family=self.name, day=day, entity_type=self.entity_type, entity_name=entity_name,
-                               magnitude=magnitude, hours=full_day(), description=f"orders fall by {magnitude:.0%}",
-                               neutral=frozenset(neutral))
+        neutral = (
+            rates_touching(ORDERS)
+            | counts_from(COUNT_COLUMNS.index(ORDERS) + 1)
+            | {("funnel_step", FUNNEL_STEPS[ORDER_STEP])}
+        )
+        return InjectionRecord(
+            family=self.name,
+            day=day,
+            entity_type=self.entity_type,
+            entity_name=entity_name,
+            magnitude=magnitude,
+            hours=full_day(),
+            description=f"orders fall by {magnitude:.0%}",
+            neutral=frozenset(neutral),
+        )
 
 
 def toy_generator(episode: PublicEpisode, args: FamilyThreshold) -> dict[str, Any]:
@@ -74,8 +90,17 @@ def scratch_registry() -> tuple[FamilyCatalog, FamilyRegistry]:
     return catalog, registry
 
 
-TOOLS = {**TOOL_REGISTRY, TOY_GENERATOR: ToolSpec(TOY_GENERATOR, "Candidate checkout slumps.", FamilyThreshold,
-                                                  toy_generator, "generator", {"threshold_multiplier": 3.0})}
+TOOLS = {
+    **TOOL_REGISTRY,
+    TOY_GENERATOR: ToolSpec(
+        TOY_GENERATOR,
+        "Candidate checkout slumps.",
+        FamilyThreshold,
+        toy_generator,
+        "generator",
+        {"threshold_multiplier": 3.0},
+    ),
+}
 
 
 @settings(max_examples=6, deadline=None)
@@ -96,12 +121,19 @@ def test_a_toy_family_is_generated_detected_and_graded(seed: int, count: int) ->
 
     row_type = submission_row_type(catalog.names)
     report = [row_type.model_validate(found[key]) for key in episode.truth.expected_keys]
-    grade = grade_submission(report, expected, episode.truth.neutral_keys, episode.public.dates,
-                             families=catalog)
+    grade = grade_submission(report, expected, episode.truth.neutral_keys, episode.public.dates, families=catalog)
     assert grade.score == 1.0, grade.breakdown
     # A method the toy's entry does not accept loses the method credit: the grader reads the catalog it is given.
-    assert grade_submission([r.model_copy(update={"detection_method": "show_raw_data"}) for r in report], expected,
-                            episode.truth.neutral_keys, episode.public.dates, families=catalog).score < 1.0
+    assert (
+        grade_submission(
+            [r.model_copy(update={"detection_method": "show_raw_data"}) for r in report],
+            expected,
+            episode.truth.neutral_keys,
+            episode.public.dates,
+            families=catalog,
+        ).score
+        < 1.0
+    )
 
 
 def test_the_toy_family_stays_out_of_the_published_ones() -> None:
@@ -110,9 +142,17 @@ def test_the_toy_family_stays_out_of_the_published_ones() -> None:
     with pytest.raises(ValueError, match="not a published anomaly type"):
         register_family(CheckoutOrderSlump())
     with pytest.raises(ValidationError):
-        MetricSubmissionRow(date="2026-03-02", entity_type="event_count", entity_name=ORDERS, anomaly_type=TOY,
-                            detection_method=TOY_GENERATOR, baseline_value=1.0, observed_value=0.5,
-                            delta_value=-0.5, severity="high")
+        MetricSubmissionRow(
+            date="2026-03-02",
+            entity_type="event_count",
+            entity_name=ORDERS,
+            anomaly_type=TOY,
+            detection_method=TOY_GENERATOR,
+            baseline_value=1.0,
+            observed_value=0.5,
+            delta_value=-0.5,
+            severity="high",
+        )
     assert submission_row_type(ANOMALY_TYPES) is MetricSubmissionRow
 
 

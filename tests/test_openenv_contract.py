@@ -33,8 +33,13 @@ UPGRADE = "OpenEnv changed an internal metric_tracker_rl/compat/openenv.py relie
 
 def openenv_fastapi_app(max_sessions: int) -> FastAPI:
     return http_server.create_fastapi_app(
-        MetricTrackerRlEnvironment, MetricTrackerRlAction, MetricTrackerRlObservation, env_name="metric_tracker_rl",
-        concurrency_config=ConcurrencyConfig(max_concurrent_envs=max_sessions), state_cls=MetricTrackerRlState)
+        MetricTrackerRlEnvironment,
+        MetricTrackerRlAction,
+        MetricTrackerRlObservation,
+        env_name="metric_tracker_rl",
+        concurrency_config=ConcurrencyConfig(max_concurrent_envs=max_sessions),
+        state_cls=MetricTrackerRlState,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +56,7 @@ def rpc(client: TestClient, method: str, request_id: int, **params: Any) -> dict
 
 
 # --- the client ------------------------------------------------------------------------------------------------
+
 
 def test_the_client_keeps_its_socket_in_the_private_ws_attribute() -> None:
     client = MetricTrackerRlEnv(base_url="http://127.0.0.1:9")
@@ -71,8 +77,9 @@ def test_connect_and_close_set_and_clear_the_socket() -> None:
 def test_the_client_sends_extra_headers_when_it_connects() -> None:
     """The debugger's tabs name the browser in X-Forwarded-For through `EnvClient(headers=...)`."""
     assert "headers" in inspect.signature(EnvClient.__init__).parameters, UPGRADE + "EnvClient takes no headers"
-    assert "additional_headers=self._headers" in inspect.getsource(EnvClient._connect_async), \
+    assert "additional_headers=self._headers" in inspect.getsource(EnvClient._connect_async), (
         UPGRADE + "_connect_async no longer sends the client's headers"
+    )
     client = MetricTrackerRlEnv(base_url="http://127.0.0.1:9", headers={"X-Forwarded-For": "192.0.2.1"})
     internals.set_client_headers(client, {"Cookie": "replica=a"})  # a session's affinity cookie, on its socket
     assert internals.client_http_options(client)[1] == {"Cookie": "replica=a"}
@@ -82,8 +89,9 @@ def test_both_clients_close_through_the_overridden_close_hook() -> None:
     """The session a client opened is closed in `_close_async`, which the async `close()` and the sync client's
     `close()` both run."""
     assert "self._close_async" in inspect.getsource(EnvClient.close), UPGRADE + "close() no longer runs _close_async"
-    assert "self._async._close_async()" in inspect.getsource(SyncEnvClient.close), \
+    assert "self._async._close_async()" in inspect.getsource(SyncEnvClient.close), (
         UPGRADE + "the sync client's close() no longer runs _close_async"
+    )
 
 
 @pytest.mark.parametrize("hook", internals.CLIENT_HOOKS)
@@ -91,13 +99,15 @@ def test_the_overridden_client_hooks_exist_with_their_signatures(hook: str) -> N
     base = getattr(EnvClient, hook, None)
     assert base is not None and inspect.iscoroutinefunction(base), UPGRADE + f"EnvClient.{hook} is gone"
     ours = inspect.signature(getattr(MetricTrackerRlEnv, hook))
-    assert list(inspect.signature(base).parameters) == list(ours.parameters), \
+    assert list(inspect.signature(base).parameters) == list(ours.parameters), (
         UPGRADE + f"EnvClient.{hook}'s parameters changed: {inspect.signature(base)}"
+    )
     source = inspect.getsource(getattr(MetricTrackerRlEnv, hook))
     assert f"super().{hook}(" in source  # each override still runs OpenEnv's own
 
 
 # --- the session protocol on POST /mcp -------------------------------------------------------------------------
+
 
 def test_create_and_close_answer_in_the_shapes_the_client_and_server_read(openenv_app: TestClient) -> None:
     created = rpc(openenv_app, internals.SESSION_CREATE_METHOD, 1)
@@ -139,8 +149,9 @@ def test_a_full_server_refuses_in_the_capacity_shapes_the_client_and_server_read
 
 def test_an_attaching_socket_is_read_from_the_query_as_openenv_reads_it() -> None:
     source = inspect.getsource(http_server)
-    assert f'websocket.query_params.get("{internals.SESSION_QUERY_PARAMETER}")' in source, \
+    assert f'websocket.query_params.get("{internals.SESSION_QUERY_PARAMETER}")' in source, (
         UPGRADE + "/ws reads the session to attach to some other way (requested_session mirrors it)"
+    )
     scope = {"query_string": b"session_id=a&session_id=&x=1"}
     assert internals.requested_session(scope) == ""  # Starlette's rule: blank kept, the last one wins
     assert internals.requested_session({"query_string": b"x=1"}) is None
@@ -153,6 +164,7 @@ def test_the_capacity_check_rejects_other_errors() -> None:
 
 
 # --- the Task API ----------------------------------------------------------------------------------------------
+
 
 def test_a_task_index_error_reaches_the_handler_as_the_cause() -> None:
     """OpenEnv raises its bare 400 `from` the provider's IndexError; task_api puts the reason back from there."""
@@ -173,18 +185,24 @@ def test_a_task_index_error_reaches_the_handler_as_the_cause() -> None:
 
 # --- the web theme ---------------------------------------------------------------------------------------------
 
+
 def test_openenvs_theme_and_css_are_module_globals() -> None:
-    assert hasattr(gradio_theme, "OPENENV_GRADIO_THEME") and hasattr(gradio_theme, "OPENENV_GRADIO_CSS"), \
+    assert hasattr(gradio_theme, "OPENENV_GRADIO_THEME") and hasattr(gradio_theme, "OPENENV_GRADIO_CSS"), (
         UPGRADE + "gradio_theme no longer defines OPENENV_GRADIO_THEME / OPENENV_GRADIO_CSS"
+    )
     theme, css = internals.openenv_web_theme()
     assert theme is gradio_theme.OPENENV_GRADIO_THEME and css == gradio_theme.OPENENV_GRADIO_CSS
-
 
 
 def test_no_module_outside_the_compatibility_module_reads_openenv_private_state() -> None:
     """The class of defect: a private OpenEnv attribute read anywhere but the internals."""
     package = Path(internals.__file__).parents[1]
     private_reads = ["._ws", "._sessions", "._session_info", "OPENENV_GRADIO_", '"openenv/session/']
-    found = [f"{path.relative_to(package)}: {needle}" for path in package.rglob("*.py")
-             if path != Path(internals.__file__) for needle in private_reads if needle in path.read_text()]
+    found = [
+        f"{path.relative_to(package)}: {needle}"
+        for path in package.rglob("*.py")
+        if path != Path(internals.__file__)
+        for needle in private_reads
+        if needle in path.read_text()
+    ]
     assert not found, "read OpenEnv internals through compat/openenv.py:\n" + "\n".join(found)

@@ -63,8 +63,9 @@ def test_the_generator_writes_the_manifest_with_the_served_counts(tmp_path: Path
     assert manifest.capabilities.declared_task_count == served and manifest.version == __version__
 
 
-@pytest.mark.parametrize("grader", [RewardWellFormedGrader(), ObservationSchemaGrader(), StateContractGrader()],
-                         ids=lambda g: g.check_id)
+@pytest.mark.parametrize(
+    "grader", [RewardWellFormedGrader(), ObservationSchemaGrader(), StateContractGrader()], ids=lambda g: g.check_id
+)
 def test_the_runtime_probe_passes_openenvs_runtime_graders(server_url: str, grader: object) -> None:
     manifest = OpenEnvYamlParser().parse(ROOT)
     plan = load_runtime_plan(ROOT, manifest.execution)
@@ -73,7 +74,13 @@ def test_the_runtime_probe_passes_openenvs_runtime_graders(server_url: str, grad
     final = json.loads(evidence.exchanges[-2].response_json)["data"]  # the last step (a state query follows)
     assert final["observation"]["status"] == "graded" and final["done"] is True
     assert final["observation"]["reward_breakdown"]["score"] == 1.0  # the probe's submission solves the task
-    subject = Subject(root=ROOT, manifest=manifest, image_ref=None, running=None, outputs_dir=ROOT / "outputs",
-                      runtime_evidence=evidence)
+    subject = Subject(
+        root=ROOT,
+        manifest=manifest,
+        image_ref=None,
+        running=None,
+        outputs_dir=ROOT / "outputs",
+        runtime_evidence=evidence,
+    )
     result = grader.run(subject)
     assert result.status is CheckStatus.PASS, result.evidence

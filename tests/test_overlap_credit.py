@@ -43,19 +43,24 @@ from metric_tracker_rl.world.segment_brief import segmented_brief
 from metric_tracker_rl.world.segments import SEGMENT_FIELDS, Segment
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "grading.md"
-PROPERTIES = settings(max_examples=150, deadline=None, derandomize=True,
-                      suppress_health_check=[HealthCheck.too_slow])
+PROPERTIES = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 TRAFFIC = example_traffic()
-VALUES = {"platform": ("ios", "android", "web"), "country": ("US", "GB", "DE", "FR", "BR", "IN", "JP", "MX"),
-          "app_version": ("6.31.0", "6.32.0", "6.33.0", "web"),
-          "channel": ("organic", "paid_search", "paid_social", "referral"), "user_type": ("new", "returning")}
+VALUES = {
+    "platform": ("ios", "android", "web"),
+    "country": ("US", "GB", "DE", "FR", "BR", "IN", "JP", "MX"),
+    "app_version": ("6.31.0", "6.32.0", "6.33.0", "web"),
+    "channel": ("organic", "paid_search", "paid_social", "referral"),
+    "user_type": ("new", "returning"),
+}
 
 
 def cuboids(max_fields: int = 5) -> st.SearchStrategy[Segment]:
     """Any cuboid of deep's five dimensions: each field left out or one of its values."""
-    return st.fixed_dictionaries({name: st.none() | st.sampled_from(values) for name, values in VALUES.items()}) \
-        .filter(lambda named: sum(v is not None for v in named.values()) <= max_fields) \
+    return (
+        st.fixed_dictionaries({name: st.none() | st.sampled_from(values) for name, values in VALUES.items()})
+        .filter(lambda named: sum(v is not None for v in named.values()) <= max_fields)
         .map(lambda named: Segment(**named))
+    )
 
 
 @st.composite
@@ -80,21 +85,27 @@ ANDROID_IN_NEW = Segment("android", "IN", user_type="new")
 
 # --- the properties -------------------------------------------------------------------------------------------
 
+
 @PROPERTIES
 @given(reported=cuboids(), incident=cuboids(3), weights=leaf_weights())
 @example(reported=ANDROID_IN_NEW, incident=ANDROID_IN_NEW, weights=TRAFFIC.on(EXAMPLE_DATE))
 @example(reported=Segment("web", app_version="web"), incident=Segment("web"), weights=TRAFFIC.on(EXAMPLE_DATE))
-@example(reported=Segment("ios", app_version="6.32.0"), incident=Segment(app_version="6.32.0", platform="ios"),
-         weights=TRAFFIC.on(EXAMPLE_DATE))
+@example(
+    reported=Segment("ios", app_version="6.32.0"),
+    incident=Segment(app_version="6.32.0", platform="ios"),
+    weights=TRAFFIC.on(EXAMPLE_DATE),
+)
 @example(reported=Segment("ios", app_version="web"), incident=Segment("ios"), weights=TRAFFIC.on(EXAMPLE_DATE))
-def test_the_credit_is_a_share_and_exactly_one_only_for_the_same_traffic(reported: Segment, incident: Segment,
-                                                                         weights: np.ndarray) -> None:
+def test_the_credit_is_a_share_and_exactly_one_only_for_the_same_traffic(
+    reported: Segment, incident: Segment, weights: np.ndarray
+) -> None:
     overlap = segment_overlap(reported, incident, weights, TRAFFIC.leaves_of)
     assert 0.0 <= overlap.coverage <= 1.0 and 0.0 <= overlap.purity <= 1.0 and 0.0 <= overlap.credit <= 1.0
     same = _traffic_leaves(reported, weights) == _traffic_leaves(incident, weights)
     assert (overlap.credit == 1.0) == same
-    if not _traffic_leaves(reported, weights) & _traffic_leaves(incident, weights) and \
-            _traffic_leaves(incident, weights):
+    if not _traffic_leaves(reported, weights) & _traffic_leaves(incident, weights) and _traffic_leaves(
+        incident, weights
+    ):
         assert overlap.credit == 0.0
 
 
@@ -102,10 +113,12 @@ def test_the_credit_is_a_share_and_exactly_one_only_for_the_same_traffic(reporte
 @PROPERTIES
 @given(reported=cuboids(), incident=cuboids(3), weights=leaf_weights(), name=st.sampled_from(SEGMENT_FIELDS))
 @example(reported=Segment("android"), incident=ANDROID_IN_NEW, weights=TRAFFIC.on(EXAMPLE_DATE), name="country")
-@example(reported=Segment(), incident=Segment("web", channel="paid_social"), weights=TRAFFIC.on(EXAMPLE_DATE),
-         name="channel")
+@example(
+    reported=Segment(), incident=Segment("web", channel="paid_social"), weights=TRAFFIC.on(EXAMPLE_DATE), name="channel"
+)
 def test_naming_one_more_of_the_incidents_fields_never_lowers_purity_nor_raises_coverage(
-        reported: Segment, incident: Segment, weights: np.ndarray, name: str) -> None:
+    reported: Segment, incident: Segment, weights: np.ndarray, name: str
+) -> None:
     assume(getattr(incident, name) is not None and getattr(reported, name) is None)
     assume(math.fsum(weights[TRAFFIC.leaves_of(incident)]) > 0)
     narrower = Segment(**{**reported.named(), name: getattr(incident, name)})
@@ -133,8 +146,9 @@ def test_the_pinned_near_misses() -> None:
     assert credits[ANDROID_IN_NEW, Segment(country="IN")] == pytest.approx(0.44 * 0.35)
     assert credits[ANDROID_IN_NEW, Segment()] == pytest.approx(0.44 * 0.15 * 0.35)
     assert credits[ANDROID_IN_NEW, Segment("android", "IN", "6.32.0", user_type="new")] == pytest.approx(0.6)
-    assert credits[ANDROID_IN_NEW, Segment("android", channel="paid_social", user_type="new")] == \
-        pytest.approx(0.18 * 0.15)
+    assert credits[ANDROID_IN_NEW, Segment("android", channel="paid_social", user_type="new")] == pytest.approx(
+        0.18 * 0.15
+    )
     assert credits[ANDROID_IN_NEW, Segment("android", "IN", user_type="returning")] == 0.0
     assert credits[Segment("web", channel="paid_social"), Segment("web", None, "web", "paid_social")] == 1.0
 
@@ -143,8 +157,15 @@ def test_the_docs_near_miss_table_is_what_the_code_computes() -> None:
     text = DOCS.read_text()
     assert near_miss_table() in text and example_statement() in text
     cases = {miss.case for miss in NEAR_MISSES}
-    for case in ("exact", "parent cuboid, 2 of its 3 dims", "parent cuboid, 1 of its 3 dims", "sibling (one value "
-                 "wrong)", "aggregate (no segment)", "disjoint", "child cuboid (one more dim)"):
+    for case in (
+        "exact",
+        "parent cuboid, 2 of its 3 dims",
+        "parent cuboid, 1 of its 3 dims",
+        "sibling (one value wrong)",
+        "aggregate (no segment)",
+        "disjoint",
+        "child cuboid (one more dim)",
+    ):
         assert case in cases
 
 
@@ -158,8 +179,10 @@ def test_the_text_a_model_reads_states_the_rule_of_its_tier(difficulty: str) -> 
     overlap = TIERS[difficulty].segment_credit == "overlap"
     for text in (grading, reporting):
         assert (OVERLAP_CREDIT_RULE in text) == overlap
-    assert ("T(S) = the app_opens of S on the incident's date" in OVERLAP_CREDIT_RULE
-            and "coverage x purity" in OVERLAP_CREDIT_RULE)
+    assert (
+        "T(S) = the app_opens of S on the incident's date" in OVERLAP_CREDIT_RULE
+        and "coverage x purity" in OVERLAP_CREDIT_RULE
+    )
 
 
 def test_each_tier_names_its_credit_rule() -> None:
@@ -168,6 +191,7 @@ def test_each_tier_names_its_credit_rule() -> None:
 
 
 # --- through a deep episode -------------------------------------------------------------------------------------
+
 
 @cache
 def deep(seed: int) -> Episode:
@@ -182,8 +206,14 @@ def _traffic(episode: Episode) -> LeafTraffic:
 
 def _grade(episode: Episode, rows: list[MetricSubmissionRow]) -> float:
     truth = episode.truth
-    return grade_submission(rows, truth.expected_rows, truth.neutral_keys, episode.public.dates,
-                            segment_values=episode.public.segment_values(), leaf_traffic=_traffic(episode)).score
+    return grade_submission(
+        rows,
+        truth.expected_rows,
+        truth.neutral_keys,
+        episode.public.dates,
+        segment_values=episode.public.segment_values(),
+        leaf_traffic=_traffic(episode),
+    ).score
 
 
 def _on(row: MetricSubmissionRow, segment: Segment) -> MetricSubmissionRow:
@@ -206,8 +236,9 @@ def test_the_credit_a_model_computes_from_daily_by_segment_is_the_graders() -> N
     comparison = observation.model_dump()["comparison"]["rows"]
     assert len(comparison) == len(rows)
     for row, verdict in zip(rows, comparison, strict=True):
-        expected = next(r for r in episode.truth.expected_rows
-                        if (r.date, r.entity_name) == (row.date, row.entity_name))
+        expected = next(
+            r for r in episode.truth.expected_rows if (r.date, r.entity_name) == (row.date, row.entity_name)
+        )
         on_date = table[table["date"] == row.date]
 
         def opens(segment: Segment, frame=on_date) -> float:
@@ -250,8 +281,9 @@ def _variant(episode: Episode, expected: MetricSubmissionRow, how: str) -> Segme
 @given(seed=st.integers(0, 5), base=HEDGES, extra=HEDGES, position=st.integers(0, 99))
 @example(seed=0, base="exact", extra="parent", position=0)
 @example(seed=1, base="parent", extra="exact", position=0)
-def test_padding_a_key_with_another_cuboid_never_raises_the_score(seed: int, base: str, extra: str,
-                                                                   position: int) -> None:
+def test_padding_a_key_with_another_cuboid_never_raises_the_score(
+    seed: int, base: str, extra: str, position: int
+) -> None:
     """A report whose rows name cuboids near the truth, then the same report with one more row on one of its
     keys: the key is graded by its worse row and the extra row is a duplicate, so the score never rises."""
     episode = deep(seed)
@@ -268,8 +300,14 @@ def test_reporting_the_parent_and_the_child_never_beats_the_exact_cuboid(seed: i
     expected = list(episode.truth.expected_rows)
     exact = _grade(episode, expected)
     assert exact == 1.0
-    hedged = [row for expected_row in expected for row in (_on(expected_row, _variant(episode, expected_row, "parent")),
-                                                           _on(expected_row, _variant(episode, expected_row, "child")))]
+    hedged = [
+        row
+        for expected_row in expected
+        for row in (
+            _on(expected_row, _variant(episode, expected_row, "parent")),
+            _on(expected_row, _variant(episode, expected_row, "child")),
+        )
+    ]
     assert _grade(episode, hedged) < exact
     parents = [_on(row, _variant(episode, row, "parent")) for row in expected]
     assert _grade(episode, hedged) <= _grade(episode, parents)
@@ -280,9 +318,14 @@ def test_a_wrong_cuboid_costs_the_incident_not_a_false_positive() -> None:
     expected = list(episode.truth.expected_rows)
     rows = [_on(expected[0], _variant(episode, expected[0], "sibling")), *expected[1:]]
     truth = episode.truth
-    breakdown = grade_submission(rows, truth.expected_rows, truth.neutral_keys, episode.public.dates,
-                                 segment_values=episode.public.segment_values(),
-                                 leaf_traffic=_traffic(episode)).breakdown
+    breakdown = grade_submission(
+        rows,
+        truth.expected_rows,
+        truth.neutral_keys,
+        episode.public.dates,
+        segment_values=episode.public.segment_values(),
+        leaf_traffic=_traffic(episode),
+    ).breakdown
     assert breakdown.false_positive_count == 0 and breakdown.matched_row_count == len(expected)
     assert breakdown.score == pytest.approx(1 - 1 / len(expected), abs=1e-6)
 
@@ -293,19 +336,35 @@ def test_frontier_keeps_its_table() -> None:
     expected = list(episode.truth.expected_rows)
     rows = [_on(row, Segment()) for row in expected]
     truth = episode.truth
-    comparison = graded_comparison(rows, truth.expected_rows, truth.neutral_keys, episode.public.dates,
-                                   segment_values=episode.public.segment_values())
+    comparison = graded_comparison(
+        rows,
+        truth.expected_rows,
+        truth.neutral_keys,
+        episode.public.dates,
+        segment_values=episode.public.segment_values(),
+    )
     assert {entry["segment_credit"] for entry in comparison["rows"]} == {SEGMENT_CREDIT["aggregate"]}
     assert all("coverage" not in entry for entry in comparison["rows"])
 
 
 # --- validation -------------------------------------------------------------------------------------------------
 
+
 def _row(segment: Segment) -> MetricSubmissionRow:
-    return _on(MetricSubmissionRow(date="2026-03-10", entity_type="event_count", entity_name="app_opens",
-                                   anomaly_type="absolute_drop_in_event_count", detection_method="query",
-                                   baseline_value=1.0, observed_value=0.5, delta_value=-0.5, severity="high"),
-               segment)
+    return _on(
+        MetricSubmissionRow(
+            date="2026-03-10",
+            entity_type="event_count",
+            entity_name="app_opens",
+            anomaly_type="absolute_drop_in_event_count",
+            detection_method="query",
+            baseline_value=1.0,
+            observed_value=0.5,
+            delta_value=-0.5,
+            severity="high",
+        ),
+        segment,
+    )
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)

@@ -33,6 +33,7 @@ def readme_front_matter() -> dict[str, Any]:
 
 # --- Space metadata and docs ---------------------------------------------------------------------------
 
+
 def test_readme_front_matter_describes_a_docker_space() -> None:
     front = readme_front_matter()
     assert front["sdk"] == "docker"
@@ -70,8 +71,16 @@ def repo_snapshot(destination: Path) -> Path:
     """Copy the repo's own files (tracked, and new files git does not ignore) to `destination`. `openenv validate`
     hashes the tree before and after it runs, and tests in the other worker write caches (Hypothesis's example
     database, pytest's cache) into the checkout meanwhile: a snapshot holds still."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for relative in filter(None, listed):
         source = ROOT / relative
         if source.is_file() and not source.is_symlink():
@@ -85,13 +94,19 @@ def repo_snapshot(destination: Path) -> Path:
 def test_openenv_validate_passes_on_the_repo(tmp_path: Path) -> None:
     """Without the image build (tests build no image): its runtime checks are skipped, and the exit status is 0."""
     snapshot = repo_snapshot(tmp_path / "repo")
-    result = subprocess.run([str(VENV_BIN / "openenv"), "validate", ".", "--skip-build"], cwd=snapshot,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(VENV_BIN / "openenv"), "validate", ".", "--skip-build"],
+        cwd=snapshot,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASS  static.manifest" in result.stdout and "--skip-build" in result.stdout
 
 
 # --- Dockerfile ------------------------------------------------------------------------------------------
+
 
 def test_dockerfile_installs_the_locked_runtime_with_a_pinned_uv_and_checks_health_on_port() -> None:
     instructions = dockerfile_instructions()
@@ -110,8 +125,11 @@ def test_dockerfile_copies_what_the_frozen_sync_needs_from_the_repo() -> None:
     """Mirror the image build without Docker: every COPY source exists, and what `uv sync` builds (project
     metadata, lock file, readme, packages) is copied before it runs."""
     instructions = dockerfile_instructions()
-    sync_at = next(i for i, (kind, args) in enumerate(instructions)  # the sync that installs the project
-                   if kind == "RUN" and "uv sync --frozen --no-dev" in args and "--no-install-project" not in args)
+    sync_at = next(
+        i
+        for i, (kind, args) in enumerate(instructions)  # the sync that installs the project
+        if kind == "RUN" and "uv sync --frozen --no-dev" in args and "--no-install-project" not in args
+    )
     copied_before_sync: set[str] = set()
     copied: set[str] = set()
     for position, (kind, args) in enumerate(instructions):
@@ -147,6 +165,7 @@ def test_dockerfile_command_runs_the_synced_entry_point_without_uv() -> None:
 
 # --- entry point and ports -------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_server_script_takes_its_port_from_the_port_variable() -> None:
     """`--port` is what every live-server test uses; here the `server` script gets only PORT."""
@@ -157,6 +176,7 @@ def test_server_script_takes_its_port_from_the_port_variable() -> None:
 
 
 # --- layout ---------------------------------------------------------------------------------------------
+
 
 def imported_modules(path: Path) -> set[str]:
     modules = set()
@@ -177,10 +197,12 @@ def test_client_package_never_imports_the_server() -> None:
     package = ROOT / "metric_tracker_rl"
     files = sorted(set(package.rglob("*.py")) - set((package / "serving").rglob("*.py")))
     assert len(files) > 20 and package / "client.py" in files
-    offenders = {str(f.relative_to(ROOT)): sorted(m for m in imported_modules(f)
-                                                  if m.split(".")[0] == "server"
-                                                  or m.startswith(SERVER_SIDE))
-                 for f in files}
+    offenders = {
+        str(f.relative_to(ROOT)): sorted(
+            m for m in imported_modules(f) if m.split(".")[0] == "server" or m.startswith(SERVER_SIDE)
+        )
+        for f in files
+    }
     assert {f: m for f, m in offenders.items() if m} == {}
 
 
@@ -190,8 +212,12 @@ def test_app_module_only_builds_the_app() -> None:
         assert [node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)] == []
     app = ROOT / "metric_tracker_rl" / "serving" / "app.py"
     assert "metric_tracker_rl.serving.environment" in imported_modules(app)
-    assert imported_modules(ROOT / "server" / "app.py") <= {"__future__", "typing", "metric_tracker_rl.serving",
-                                                          "metric_tracker_rl.serving.app"}
+    assert imported_modules(ROOT / "server" / "app.py") <= {
+        "__future__",
+        "typing",
+        "metric_tracker_rl.serving",
+        "metric_tracker_rl.serving.app",
+    }
 
 
 @pytest.mark.slow
@@ -205,7 +231,9 @@ def test_the_wheel_installs_the_package_and_no_top_level_server(tmp_path: Path) 
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         entry_points = archive.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
-    assert {name.split("/")[0] for name in names} == {"metric_tracker_rl", f"{wheel.name.split('-')[0]}-"
-                                                      f"{wheel.name.split('-')[1]}.dist-info"}
+    assert {name.split("/")[0] for name in names} == {
+        "metric_tracker_rl",
+        f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info",
+    }
     assert "metric_tracker_rl/serving/app.py" in names and "metric_tracker_rl/serving/environment.py" in names
     assert "server = metric_tracker_rl.serving.app:main" in entry_points

@@ -103,9 +103,12 @@ def reference_draw_counts(plan: FunnelPlan, key: EpisodeKey) -> FunnelData:
         fraction = plan.ingested_fraction[day]
         if (fraction < 1.0).any():
             counts[:] = rng.binomial(counts, fraction[:, None])
-    return FunnelData(dates=tuple(d.isoformat() for d in plan.dates),
-                      weekdays=tuple(d.strftime("%A") for d in plan.dates), weekend=is_weekend(plan.dates),
-                      hourly=hourly)
+    return FunnelData(
+        dates=tuple(d.isoformat() for d in plan.dates),
+        weekdays=tuple(d.strftime("%A") for d in plan.dates),
+        weekend=is_weekend(plan.dates),
+        hourly=hourly,
+    )
 
 
 def reference_broken_step_hours(hourly: np.ndarray) -> np.ndarray:
@@ -124,8 +127,10 @@ def assert_same(actual: np.ndarray, expected: np.ndarray) -> None:
 
 
 # Values on a coarse grid make ties (and ties at the median) common; NaN and infinities are included.
-values_strategy = st.one_of(st.integers(-5, 5).map(float), st.floats(allow_nan=True, allow_infinity=True,
-                                                                         min_value=None, max_value=None, width=64))
+values_strategy = st.one_of(
+    st.integers(-5, 5).map(float),
+    st.floats(allow_nan=True, allow_infinity=True, min_value=None, max_value=None, width=64),
+)
 finite_strategy = st.one_of(st.integers(-5, 5).map(float), st.floats(-1e12, 1e12))
 
 
@@ -161,8 +166,13 @@ def test_peer_median_of_whole_weeks_matches_np_nanmedian(values: np.ndarray) -> 
 
 
 @settings(max_examples=100, deadline=None)
-@given(values=hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=9),
-                         elements=st.one_of(values_strategy, st.just(np.inf), st.just(-np.inf))))
+@given(
+    values=hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=1, max_dims=3, max_side=9),
+        elements=st.one_of(values_strategy, st.just(np.inf), st.just(-np.inf)),
+    )
+)
 @example(values=np.array([np.nan, np.inf, -np.inf, -0.0]))
 def test_nan_to_zero_matches_np_nan_to_num(values: np.ndarray) -> None:
     result = daily_panel.nan_to_zero(values)
@@ -171,8 +181,13 @@ def test_nan_to_zero_matches_np_nan_to_num(values: np.ndarray) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(values=hnp.arrays(np.float64, st.tuples(st.integers(1, 30), st.just(HOURS), st.just(N_EVENTS)),
-                         elements=st.floats(0, 1e9) | st.floats(-1e300, 1e300)))
+@given(
+    values=hnp.arrays(
+        np.float64,
+        st.tuples(st.integers(1, 30), st.just(HOURS), st.just(N_EVENTS)),
+        elements=st.floats(0, 1e9) | st.floats(-1e300, 1e300),
+    )
+)
 def test_sum_over_hours_is_bit_identical_to_sum(values: np.ndarray) -> None:
     assert daily_panel.sum_over_hours(values).tobytes() == values.sum(axis=1).tobytes()
 
@@ -180,14 +195,14 @@ def test_sum_over_hours_is_bit_identical_to_sum(values: np.ndarray) -> None:
 @settings(max_examples=100, deadline=None)
 @given(data=st.data(), length=st.integers(1, 40))
 def test_count_ratio_matches_safe_ratio_on_counts(data: st.DataObject, length: int) -> None:
-    numerator, denominator = (data.draw(hnp.arrays(np.int64, length, elements=st.integers(0, 10**9))).astype(float)
-                              for _ in range(2))
+    numerator, denominator = (
+        data.draw(hnp.arrays(np.int64, length, elements=st.integers(0, 10**9))).astype(float) for _ in range(2)
+    )
     assert_same(daily_panel.count_ratio(numerator, denominator), daily_panel.safe_ratio(numerator, denominator))
 
 
 @settings(max_examples=150, deadline=None)
-@given(values=hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=9),
-                         elements=values_strategy))
+@given(values=hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=9), elements=values_strategy))
 @example(values=np.array([8.98846567431158e307]))  # one value above half the largest float: no averaging
 # The same value beside a NaN in a batch: np.nanmedian over the batch says inf, the median of the slice is x.
 @example(values=np.array([[1.3482698511467367e308, np.nan], [0.0, 0.0]]))
@@ -200,8 +215,13 @@ def test_nanmedian_last_axis_matches_the_median_of_each_slice(values: np.ndarray
 
 @pytest.mark.slow
 @settings(max_examples=150, deadline=None)
-@given(values=hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=9),
-                         elements=st.one_of(finite_strategy, st.just(np.nan), st.just(np.inf), st.just(-np.inf))))
+@given(
+    values=hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=1, max_dims=3, max_side=9),
+        elements=st.one_of(finite_strategy, st.just(np.nan), st.just(np.inf), st.just(-np.inf)),
+    )
+)
 def test_nanmedian_last_axis_matches_np_nanmedian_below_the_overflow_range(values: np.ndarray) -> None:
     with np.errstate(all="ignore"):
         assert_same(daily_panel.nanmedian_last_axis(values), reference_nanmedian(values))
@@ -216,8 +236,9 @@ def test_same_weekday_peers_lists_the_other_weeks() -> None:
 
 @pytest.mark.parametrize("task_id", ["easy_two_spikes", "medium_mixed_three", "hard_mixed_multi"])
 @pytest.mark.parametrize("seed", [0, 1234])
-def test_panel_is_byte_identical_to_the_reference_computation(monkeypatch: pytest.MonkeyPatch, task_id: str,
-                                                              seed: int) -> None:
+def test_panel_is_byte_identical_to_the_reference_computation(
+    monkeypatch: pytest.MonkeyPatch, task_id: str, seed: int
+) -> None:
     config = resolve_episode_config(task_id=task_id, seed=seed)
     fast = build_episode(config)
     monkeypatch.setattr(daily_panel, "leave_one_out_median", reference_leave_one_out_median)
@@ -236,7 +257,8 @@ def test_panel_is_byte_identical_to_the_reference_computation(monkeypatch: pytes
 
 # Every family touches a different part of the plan (extra opens, duplicated events, shifted or lost hours).
 SCENARIOS = [{"task_id": t} for t in ("easy_two_spikes", "medium_mixed_three", "hard_mixed_multi")] + [
-    {"scenario_family": family, "difficulty": "hard", "anomaly_count": 2} for family in ANOMALY_TYPES]
+    {"scenario_family": family, "difficulty": "hard", "anomaly_count": 2} for family in ANOMALY_TYPES
+]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.get("task_id") or s["scenario_family"])
@@ -275,8 +297,10 @@ def reference_hour_flags(check, hourly: np.ndarray) -> dict[tuple[int, int], lis
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.get("task_id") or s["scenario_family"])
 def test_hour_flag_tables_match_a_scan_of_each_date(scenario: dict) -> None:
     public = reset_episode(seed=11, **scenario).public
-    for table, check in ((comparisons.broken_hour_flags, comparisons.broken_step_hours),
-                         (comparisons.impossible_hour_flags, comparisons.impossible_hours)):
+    for table, check in (
+        (comparisons.broken_hour_flags, comparisons.broken_step_hours),
+        (comparisons.impossible_hour_flags, comparisons.impossible_hours),
+    ):
         flags = table(public)
         expected = reference_hour_flags(check, public.data.hourly)
         assert flags.hours == expected
@@ -334,24 +358,31 @@ def test_ranking_and_deviation_scans_match_the_straightforward_loops(seed: int) 
     for limit in (1, 7, 28):
         result = run_tool("list_suspicious_dates", public, {"limit": limit}).result
         assert result["dates"] == reference_suspicious_dates(public, limit)
-    cases = [("get_median_filter_rows", COUNT_COLUMNS + CONVERSION_METRIC_NAMES, 0, 1.5),
-             ("get_rate_drop_from_median_rows", CONVERSION_METRIC_NAMES, -1, 1.0),
-             ("get_rate_spike_from_median_rows", CONVERSION_METRIC_NAMES, 1, 2.0),
-             ("get_absolute_drop_in_event_count_rows", COUNT_COLUMNS, -1, 0.5),
-             ("get_absolute_spike_in_event_count_rows", COUNT_COLUMNS, 1, 3.0)]
+    cases = [
+        ("get_median_filter_rows", COUNT_COLUMNS + CONVERSION_METRIC_NAMES, 0, 1.5),
+        ("get_rate_drop_from_median_rows", CONVERSION_METRIC_NAMES, -1, 1.0),
+        ("get_rate_spike_from_median_rows", CONVERSION_METRIC_NAMES, 1, 2.0),
+        ("get_absolute_drop_in_event_count_rows", COUNT_COLUMNS, -1, 0.5),
+        ("get_absolute_spike_in_event_count_rows", COUNT_COLUMNS, 1, 3.0),
+    ]
     for name, metrics_, direction, threshold in cases:
         found = every_page(public, name, {"threshold_multiplier": threshold})
         assert found == sorted(reference_deviation_rows(public, list(metrics_), direction, "z", threshold)), name
     # The same index answers every threshold and metric selection of the episode.
     for threshold in (0.3, 1.0, 2.5, 4.0, 10.0):
         for selection in (["app_opens"], ["app_open_to_order_placed", "menu_open_to_product_added_to_cart"]):
-            found = every_page(public, "get_median_filter_rows",
-                               {"metric_names": selection, "threshold_multiplier": threshold})
+            found = every_page(
+                public, "get_median_filter_rows", {"metric_names": selection, "threshold_multiplier": threshold}
+            )
             assert found == sorted(reference_deviation_rows(public, selection, 0, "z", threshold))
-    found = every_page(public, "get_rows_with_abs_diff_from_median_gt",
-                       {"metric_names": ["app_opens", "app_open_to_order_placed"], "threshold": 0.01})
-    assert found == sorted(reference_deviation_rows(public, ["app_opens", "app_open_to_order_placed"], 0, "delta",
-                                                    0.01))
+    found = every_page(
+        public,
+        "get_rows_with_abs_diff_from_median_gt",
+        {"metric_names": ["app_opens", "app_open_to_order_placed"], "threshold": 0.01},
+    )
+    assert found == sorted(
+        reference_deviation_rows(public, ["app_opens", "app_open_to_order_placed"], 0, "delta", 0.01)
+    )
 
 
 def every_page(public: Any, name: str, arguments: dict[str, Any], limit: int = 7) -> list[tuple]:
@@ -363,19 +394,24 @@ def every_page(public: Any, name: str, arguments: dict[str, Any], limit: int = 7
         rows += result["rows"]
         offset = result["next_offset"]
     assert len(rows) == result["row_count"]
-    strengths = [abs(public.panel.row(r["entity_type"], r["entity_name"], public.data.date_index(r["date"]))[
-        "robust_z"] or 0.0) for r in rows]
+    strengths = [
+        abs(public.panel.row(r["entity_type"], r["entity_name"], public.data.date_index(r["date"]))["robust_z"] or 0.0)
+        for r in rows
+    ]
     assert strengths == sorted(strengths, reverse=True)
-    return sorted((r["date"], r["entity_type"], r["entity_name"], -1 if "drop" in r["anomaly_type"] else 1)
-                  for r in rows)
+    return sorted(
+        (r["date"], r["entity_type"], r["entity_name"], -1 if "drop" in r["anomaly_type"] else 1) for r in rows
+    )
 
 
 severity_values = st.one_of(st.floats(-1e6, 1e6), st.sampled_from([0.0, -0.0, 1e-13, 0.15, 0.3, 0.6, 0.05, 0.1, 0.2]))
 
 
 @settings(max_examples=200, deadline=None)
-@given(entity_type=st.sampled_from(ENTITY_TYPES), pairs=st.lists(st.tuples(severity_values, severity_values),
-                                                                  min_size=1, max_size=20))
+@given(
+    entity_type=st.sampled_from(ENTITY_TYPES),
+    pairs=st.lists(st.tuples(severity_values, severity_values), min_size=1, max_size=20),
+)
 def test_severity_indices_apply_the_published_rule(entity_type: str, pairs: list[tuple[float, float]]) -> None:
     baseline, observed = (np.array(column) for column in zip(*pairs, strict=True))
     with np.errstate(all="ignore"):
@@ -410,8 +446,11 @@ def test_stage_means_match_the_value_by_value_definition(seed: int) -> None:
     assert_same(stage_means(plan.traffic, plan.step_rates), expected)
 
 
-@given(hours=st.integers(-(HOURS - 1), HOURS - 1).filter(bool), trailing=st.sampled_from([(), (N_STEPS,)]),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    hours=st.integers(-(HOURS - 1), HOURS - 1).filter(bool),
+    trailing=st.sampled_from([(), (N_STEPS,)]),
+    seed=st.integers(0, 2**32 - 1),
+)
 @example(hours=1, trailing=(), seed=0)
 @example(hours=-(HOURS - 1), trailing=(N_STEPS,), seed=1)
 def test_rolling_a_days_hours_matches_np_roll(hours: int, trailing: tuple[int, ...], seed: int) -> None:

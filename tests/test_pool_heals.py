@@ -192,8 +192,10 @@ def worker_children(parent: int) -> list[int]:
         if not entry.name.isdigit():
             continue
         with contextlib.suppress(OSError, IndexError):
-            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent and \
-                    b"metric_tracker_rl.sql.worker" in (entry / "cmdline").read_bytes():
+            if (
+                int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent
+                and b"metric_tracker_rl.sql.worker" in (entry / "cmdline").read_bytes()
+            ):
                 found.append(int(entry.name))
     return found
 
@@ -228,8 +230,9 @@ def test_a_third_clients_cheap_query_is_answered_while_two_attacking_addresses_k
     each session; a third client's cheap query is answered long before that backlog drains (the gate's tests above
     show it takes the worker slow clients may not; lab/speed/attack_latency_pool.py measures its latency)."""
     with server_process({"SQL_WORKERS": "3"}) as (url, _), contextlib.ExitStack() as stack:
-        attackers = [stack.enter_context(open_session(url, source)) for source in
-                     ("127.0.0.2", "127.0.0.2", "127.0.0.3")]
+        attackers = [
+            stack.enter_context(open_session(url, source)) for source in ("127.0.0.2", "127.0.0.2", "127.0.0.3")
+        ]
         victim = stack.enter_context(open_session(url, "127.0.0.4"))
         assert ws_ask(victim, query(CHEAP))["data"]["observation"]["status"] == "ok"
         for ws in attackers:  # one slow query each: the gate learns who is slow
@@ -364,7 +367,8 @@ def test_a_server_holding_1100_idle_connections_before_its_first_query_still_run
 
 
 def test_a_workers_stat_descriptor_is_closed_once_however_many_threads_kill_and_read_it(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The worker's /proc stat descriptor is read at every statement and closed by whichever thread kills the
     worker: closed twice, the second close would close whatever file had taken its number since."""
     worker = WorkerProcess()

@@ -45,9 +45,16 @@ FULL_IDLE_S = 3
 # A dense frame: about 60,000 tiny objects, well under the 1 MiB cap.
 DENSE_ROWS = [{"d": 0}] * 60_000
 DENSE_STEP = json.dumps({"type": "step", "data": {"classifications": DENSE_ROWS}})
-DENSE_BODIES = {"/step": {"action": {"classifications": DENSE_ROWS}}, "/reset": {"seed": 1, "x": DENSE_ROWS},
-                "/mcp": {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                         "params": {"name": "query", "arguments": {"rows": DENSE_ROWS}}}}
+DENSE_BODIES = {
+    "/step": {"action": {"classifications": DENSE_ROWS}},
+    "/reset": {"seed": 1, "x": DENSE_ROWS},
+    "/mcp": {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "query", "arguments": {"rows": DENSE_ROWS}},
+    },
+}
 
 
 def refused_unparsed(reply: dict[str, Any], says: str = "too many JSON values") -> None:
@@ -72,8 +79,12 @@ def gradio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def space(gradio_dir: Path) -> Iterator[str]:
     """The image's defaults that matter here: the debugger on, a per-client cap, a small SQL pool."""
-    env = {"ENABLE_WEB_INTERFACE": "true", "MAX_SESSIONS_PER_CLIENT": "3", "SQL_WORKERS": "2",
-           "GRADIO_TEMP_DIR": str(gradio_dir)}
+    env = {
+        "ENABLE_WEB_INTERFACE": "true",
+        "MAX_SESSIONS_PER_CLIENT": "3",
+        "SQL_WORKERS": "2",
+        "GRADIO_TEMP_DIR": str(gradio_dir),
+    }
     with running_server(extra_env=env) as url:
         yield url
 
@@ -96,13 +107,17 @@ def full_server() -> Iterator[str]:
 
 # --- /web: each visitor their own episode -----------------------------------------------------------------------
 
+
 def test_the_shared_web_episode_routes_hold_nothing(space: str) -> None:
     """A's /web/reset, B's /web/reset, A's /web/step and anyone's /web/state: none reaches an environment."""
     with http_from(space, "127.0.0.2") as a, http_from(space, "127.0.0.3") as b:
-        replies = [a.post("/web/reset", json={"task_id": "easy_two_spikes"}),
-                   b.post("/web/reset", json={"difficulty": "deep"}),
-                   a.post("/web/step", json={"action": {"classifications": []}}),
-                   b.get("/web/state"), a.get("/web/metadata")]
+        replies = [
+            a.post("/web/reset", json={"task_id": "easy_two_spikes"}),
+            b.post("/web/reset", json={"difficulty": "deep"}),
+            a.post("/web/step", json={"action": {"classifications": []}}),
+            b.get("/web/state"),
+            a.get("/web/metadata"),
+        ]
     for reply in replies:
         assert reply.status_code == 404, reply.text
         assert "observation" not in reply.text and "episode_id" not in reply.text
@@ -114,8 +129,18 @@ def test_there_is_no_broadcast_socket(space: str, path: str) -> None:
         listener.recv(timeout=30)
 
 
-@pytest.mark.parametrize("body", ['{"action": "x"}', "null", '{"action": {"classifications": [{"x": 1}]}}',
-                                  '{"action": {"classifications": "all"}}', "[]", '"x"', "{"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"action": "x"}',
+        "null",
+        '{"action": {"classifications": [{"x": 1}]}}',
+        '{"action": {"classifications": "all"}}',
+        "[]",
+        '"x"',
+        "{",
+    ],
+)
 def test_malformed_bodies_get_a_4xx_on_every_route(space: str, body: str) -> None:
     with http_from(space) as http:
         for path in ("/web/step", "/web/reset", "/step", "/reset", "/mcp"):
@@ -142,17 +167,17 @@ def test_each_tab_has_its_own_episode_and_its_own_turns(space: str) -> None:
     refused at once (a tab holds a few events queued or unread); another tab's episode and cheap query are its own
     and are answered."""
     gradio_client = pytest.importorskip("gradio_client", reason="needs gradio_client, which gradio installs (uv sync)")
-    tabs = [gradio_client.Client(f"{space}/web/", verbose=False, analytics_enabled=False, download_files=False)
-            for _ in range(2)]
+    tabs = [
+        gradio_client.Client(f"{space}/web/", verbose=False, analytics_enabled=False, download_files=False)
+        for _ in range(2)
+    ]
     form = ("easy_two_spikes", "", "(default)", "(default)", "", "", "app_opens")
     first = tabs[0].predict(*form, api_name="/do_reset")[0]
-    second = tabs[1].predict("(default)", "7", "(default)", "frontier", "", "", "app_opens",
-                             api_name="/do_reset")[0]
+    second = tabs[1].predict("(default)", "7", "(default)", "frontier", "", "", "app_opens", api_name="/do_reset")[0]
     # Both resets ready: a reset whose charts could not be read keeps its episode lines but leaves the pickers empty.
     assert first.startswith("**ready**") and "task_id=easy_two_spikes" in first, first
     assert second.startswith("**ready**") and "difficulty=frontier" in second, second
-    slow = json.dumps({"sql": "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) "
-                              "FROM r"})
+    slow = json.dumps({"sql": "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"})
     jobs = [tabs[0].submit("query", slow, api_name="/run_tool") for _ in range(15)]
     cheap = tabs[1].predict("query", json.dumps({"sql": "SELECT 1 AS one"}), api_name="/run_tool")
     assert cheap[0].startswith("**ok**") and "difficulty=frontier" in cheap[0], cheap[0]
@@ -185,8 +210,13 @@ def late_release_space(gradio_dir: Path) -> Iterator[str]:
     """The Space's settings on a server that gives a closed session's place back a moment after its client saw
     the socket close, as a busy server does (tests/late_release_server.py)."""
     port = free_port()
-    env = {**inherited_environment(), "ENABLE_WEB_INTERFACE": "true", "MAX_SESSIONS_PER_CLIENT": "3",
-           "SQL_WORKERS": "2", "GRADIO_TEMP_DIR": str(gradio_dir)}
+    env = {
+        **inherited_environment(),
+        "ENABLE_WEB_INTERFACE": "true",
+        "MAX_SESSIONS_PER_CLIENT": "3",
+        "SQL_WORKERS": "2",
+        "GRADIO_TEMP_DIR": str(gradio_dir),
+    }
     with serving([sys.executable, str(ROOT / "tests" / "late_release_server.py"), str(port)], port, env) as url:
         yield url
 
@@ -198,10 +228,10 @@ def test_a_reset_needs_one_place_beside_the_episode_however_late_places_come_bac
     gradio_client = pytest.importorskip("gradio_client", reason="needs gradio_client, which gradio installs (uv sync)")
     with contextlib.ExitStack() as stack:
         hold(stack, late_release_space, "127.0.0.1", 1)  # the visitor's other tab's episode
-        tab = gradio_client.Client(f"{late_release_space}/web/", verbose=False, analytics_enabled=False,
-                                   download_files=False)
-        status = tab.predict("(default)", "7", "(default)", "frontier", "", "", "app_opens",
-                             api_name="/do_reset")[0]
+        tab = gradio_client.Client(
+            f"{late_release_space}/web/", verbose=False, analytics_enabled=False, download_files=False
+        )
+        status = tab.predict("(default)", "7", "(default)", "frontier", "", "", "app_opens", api_name="/do_reset")[0]
         assert status.startswith("**ready**") and "difficulty=frontier" in status, status
         cheap = tab.predict("query", json.dumps({"sql": "SELECT 1 AS one"}), api_name="/run_tool")
         assert cheap[0].startswith("**ok**"), cheap[0]
@@ -214,25 +244,32 @@ def test_a_tabs_sessions_count_against_its_address(space: str) -> None:
     with contextlib.ExitStack() as stack:
         hold(stack, space, "127.0.0.1", 3)
         tab = gradio_client.Client(f"{space}/web/", verbose=False, analytics_enabled=False, download_files=False)
-        status = tab.predict("easy_two_spikes", "", "(default)", "(default)", "", "", "app_opens",
-                             api_name="/do_reset")[0]
+        status = tab.predict(
+            "easy_two_spikes", "", "(default)", "(default)", "", "", "app_opens", api_name="/do_reset"
+        )[0]
         assert status.startswith("**error**") and "CAPACITY_REACHED" in status, status
     assert_serves(space, "127.0.0.6")
 
 
 def test_gradio_queue_abuse_gets_4xx(space: str) -> None:
     with http_from(space, "127.0.0.7") as http:
-        for body in ("{", "[]", '{"fn_index": 10000, "data": [], "session_hash": "x"}',
-                     '{"fn_index": "x", "data": null}', json.dumps({"data": [{}] * 60_000, "fn_index": 0})):
-            reply = http.post("/web/gradio_api/queue/join", content=body,
-                              headers={"content-type": "application/json"})
+        for body in (
+            "{",
+            "[]",
+            '{"fn_index": 10000, "data": [], "session_hash": "x"}',
+            '{"fn_index": "x", "data": null}',
+            json.dumps({"data": [{}] * 60_000, "fn_index": 0}),
+        ):
+            reply = http.post("/web/gradio_api/queue/join", content=body, headers={"content-type": "application/json"})
             assert 400 <= reply.status_code < 500, (body[:40], reply.status_code, reply.text[:200])
 
 
 def test_a_socket_that_never_reads_delays_no_one(space: str) -> None:
     """30 steps with large replies sent and never read: the server's writes to it back up, nobody else's do."""
-    big = {"type": "step", "data": {"analysis_method": "query",
-                                    "analysis_args": {"sql": "SELECT * FROM daily", "limit": 200}}}
+    big = {
+        "type": "step",
+        "data": {"analysis_method": "query", "analysis_args": {"sql": "SELECT * FROM daily", "limit": 200}},
+    }
     with ws_from(space, "127.0.0.8") as silent:
         silent.send(json.dumps(RESET))
         for _ in range(30):
@@ -242,6 +279,7 @@ def test_a_socket_that_never_reads_delays_no_one(space: str) -> None:
 
 
 # --- a message's cost ---------------------------------------------------------------------------------------------
+
 
 def test_element_dense_frames_are_refused_unparsed_and_the_session_survives(space: str) -> None:
     with ws_from(space, "127.0.0.10") as ws:
@@ -333,9 +371,17 @@ def test_plain_uvicorn_applies_the_same_limits(plain_uvicorn: str) -> None:
 
 def test_a_large_report_within_the_limits_is_still_graded(space: str) -> None:
     """The limits leave room for what clients send: a full 200-row report on every transport is read."""
-    row = {"date": "2026-03-10", "entity_type": "event_count", "entity_name": "app_opens",
-           "anomaly_type": "absolute_spike_in_event_count", "detection_method": "compare_count_to_median",
-           "baseline_value": 1.0, "observed_value": 2.0, "delta_value": 1.0, "severity": "high"}
+    row = {
+        "date": "2026-03-10",
+        "entity_type": "event_count",
+        "entity_name": "app_opens",
+        "anomaly_type": "absolute_spike_in_event_count",
+        "detection_method": "compare_count_to_median",
+        "baseline_value": 1.0,
+        "observed_value": 2.0,
+        "delta_value": 1.0,
+        "severity": "high",
+    }
     rows = [{**row, "delta_value": float(i)} for i in range(200)]
     with ws_from(space, "127.0.0.19") as ws:
         observation(ask(ws, RESET))
@@ -344,6 +390,7 @@ def test_a_large_report_within_the_limits_is_still_graded(space: str) -> None:
 
 
 # --- admission on a full server -------------------------------------------------------------------------------
+
 
 def keep_working(ws: ClientConnection, stop: threading.Event, answers: list[Any]) -> threading.Thread:
     """A thread that sends `ws` a cheap query every 0.3 s until `stop`, recording each status (or the error that
@@ -420,8 +467,15 @@ def test_http_sessions_held_without_work_come_back_too(full_server: str) -> None
         assert len(hold(stack, full_server, "127.0.0.10", 2)) == 2  # within RELEASE_WAIT_S
     for source, session_id in zip(("127.0.0.8", "127.0.0.8", "127.0.0.9", "127.0.0.9"), created, strict=True):
         with http_from(full_server, source) as http:  # the sessions not reaped above go: the server is shared
-            http.post("/mcp", json={"jsonrpc": "2.0", "id": 2, "method": "openenv/session/close",
-                                    "params": {"session_id": session_id}})
+            http.post(
+                "/mcp",
+                json={
+                    "jsonrpc": "2.0",
+                    "id": 2,
+                    "method": "openenv/session/close",
+                    "params": {"session_id": session_id},
+                },
+            )
 
 
 def test_a_server_that_is_not_full_keeps_idle_sessions(full_server: str) -> None:
@@ -438,8 +492,10 @@ def test_a_client_closed_for_idling_cannot_take_the_place_back(full_server: str)
     with contextlib.ExitStack() as stack:
         stop = threading.Event()
         answers: list[Any] = []
-        threads = [keep_working(hold(stack, full_server, source, 1)[0], stop, answers)
-                   for source in ("127.0.0.20", "127.0.0.20", "127.0.0.21")]
+        threads = [
+            keep_working(hold(stack, full_server, source, 1)[0], stop, answers)
+            for source in ("127.0.0.20", "127.0.0.20", "127.0.0.21")
+        ]
         idler = hold(stack, full_server, "127.0.0.22", 1)[0]
         try:
             notice = json.loads(idler.recv(timeout=FULL_IDLE_S + 30))

@@ -44,15 +44,18 @@ def _brief(difficulty: str, seed: int = 3) -> dict[str, Any]:
 
 # --- the query tool's description ----------------------------------------------------------------------
 
+
 def _described_tables(description: str, brief: dict[str, Any]) -> tuple[dict[str, list[str]], set[str]]:
     """The tables the description names with their columns (groups expanded as it defines them), and which of
     them it says exist at frontier only."""
     counts = re.search(r"<counts> = ([a-z_, ]+?)(?:;|$)", description)
     assert counts is not None and "<rates> = the brief's conversion_metrics by name" in description
     assert "<dimensions> = the brief's segments.dimensions" in description
-    groups = {"<counts>": counts.group(1).split(", "),
-              "<rates>": [metric["metric"] for metric in brief["conversion_metrics"]],
-              "<dimensions>": list(brief["segments"]["dimensions"])}
+    groups = {
+        "<counts>": counts.group(1).split(", "),
+        "<rates>": [metric["metric"] for metric in brief["conversion_metrics"]],
+        "<dimensions>": list(brief["segments"]["dimensions"]),
+    }
     tables_text = description.split("Tables: ", 1)[1]
     everywhere_text, frontier_text = tables_text.split("with segments: ", 1)
     tables: dict[str, list[str]] = {}
@@ -113,9 +116,12 @@ def test_the_query_description_states_the_limits_the_tool_enforces() -> None:
     """The row cap counts the whole result before paging: a page of one row of a result one over the cap is
     refused, so limit does not cap a query."""
     description = _sql_description()
-    limits = re.search(r"max (\d+) chars, ([\d.]+) s CPU; past a busy server's step bound, ([\d.]+) s, an error "
-                       r"using no step\); a result over (\d+) rows is refused before paging "
-                       r"\(limit pages it, caps nothing", description)
+    limits = re.search(
+        r"max (\d+) chars, ([\d.]+) s CPU; past a busy server's step bound, ([\d.]+) s, an error "
+        r"using no step\); a result over (\d+) rows is refused before paging "
+        r"\(limit pages it, caps nothing",
+        description,
+    )
     assert limits is not None
     assert float(limits.group(3)) == ServerSettings.model_fields["step_timeout_s"].default
     characters, rows = int(limits.group(1)), int(limits.group(4))
@@ -161,14 +167,24 @@ def test_nan_and_infinities_read_as_the_description_says_and_nan_sorts_first_und
     assert "x/0 is Infinity, 0/0 NaN, shown so; NaN sorts above every number (first under DESC)" in description
     public = _episode(3, "easy").public
     try:
-        result = run_tool("query", public, {"sql": (
-            "SELECT x FROM (VALUES (2.0), (0.0 / 0.0), (-1.0 / 0), (NULL), (1.0 / 0), (7.5)) t(x) "
-            "ORDER BY x DESC")}).result
+        result = run_tool(
+            "query",
+            public,
+            {
+                "sql": (
+                    "SELECT x FROM (VALUES (2.0), (0.0 / 0.0), (-1.0 / 0), (NULL), (1.0 / 0), (7.5)) t(x) "
+                    "ORDER BY x DESC"
+                )
+            },
+        ).result
         assert [row["x"] for row in result["rows"]] == ["NaN", "Infinity", 7.5, 2.0, "-Infinity", None]
         env = MetricTrackerRlEnvironment()
         env.reset(seed=3, difficulty="easy")
-        text = render_observation(env.step(MetricTrackerRlAction(
-            analysis_method="query", analysis_args={"sql": "SELECT 0 / 0 AS r, 1 / 0 AS s"})))
+        text = render_observation(
+            env.step(
+                MetricTrackerRlAction(analysis_method="query", analysis_args={"sql": "SELECT 0 / 0 AS r, 1 / 0 AS s"})
+            )
+        )
         assert "r | s\n" in text and "NaN | Infinity" in text
         env.close()
     finally:
@@ -176,6 +192,7 @@ def test_nan_and_infinities_read_as_the_description_says_and_nan_sorts_first_und
 
 
 # --- the hourly-mix distance ---------------------------------------------------------------------------
+
 
 def _profile_distance(hourly: np.ndarray, weekend: list[bool], day: int, event: int, renormalise: bool) -> float:
     """The hourly-mix distance as the published definition words it, from the raw hourly counts."""
@@ -197,27 +214,33 @@ def test_the_hourly_mix_definition_computes_the_tools_distance_on_a_holiday_and_
     try:
         overview = run_tool("task_overview", public, {}).result
         assert {e["entity_type"]: e["value"] for e in overview["entities"]}["hourly_mix"] == definition
-        daily = run_tool("query", public, {"sql": "SELECT date, weekend FROM daily ORDER BY date",
-                                           "limit": 120}).result["rows"]
+        daily = run_tool(
+            "query", public, {"sql": "SELECT date, weekend FROM daily ORDER BY date", "limit": 120}
+        ).result["rows"]
         weekend = [row["weekend"] for row in daily]
         holidays = [note.date for note in public.annotations if note.kind == "public_holiday"]
-        assert holidays and all("weekend-like" in note.note for note in public.annotations
-                                if note.kind == "public_holiday")
+        assert holidays and all(
+            "weekend-like" in note.note for note in public.annotations if note.kind == "public_holiday"
+        )
         hourly = public.data.hourly.astype(float)
         gaps = []
         for date in (*holidays, "2026-03-11", "2026-03-14"):
             day = public.dates.index(date)
             for event, name in enumerate(COUNT_COLUMNS):
-                shown = run_tool("compare_hourly_mix_to_baseline", public,
-                                 {"date": date, "entity_name": name}).result["observed_value"]
+                shown = run_tool("compare_hourly_mix_to_baseline", public, {"date": date, "entity_name": name}).result[
+                    "observed_value"
+                ]
                 assert shown == pytest.approx(_profile_distance(hourly, weekend, day, event, True), rel=1e-9)
                 gaps.append(abs(shown - _profile_distance(hourly, weekend, day, event, False)))
             if date in holidays:
                 assert not weekend[day]
                 as_weekend = [True if d == day else flag for d, flag in enumerate(weekend)]
                 assert _profile_distance(hourly, as_weekend, day, 0, True) != pytest.approx(
-                    run_tool("compare_hourly_mix_to_baseline", public,
-                             {"date": date, "entity_name": "app_opens"}).result["observed_value"], rel=1e-3)
+                    run_tool(
+                        "compare_hourly_mix_to_baseline", public, {"date": date, "entity_name": "app_opens"}
+                    ).result["observed_value"],
+                    rel=1e-3,
+                )
         assert max(gaps) > 1e-6  # the renormalisation is a step that changes the number
     finally:
         public.close()
@@ -240,13 +263,13 @@ def test_the_brief_and_task_overview_name_the_same_data_quality_entities(difficu
 
 @settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 10**6), difficulty=st.sampled_from(["easy", "medium", "hard", "frontier"]))
-def test_every_data_quality_incident_is_on_a_published_entity_and_no_other_name_is_accepted(seed: int,
-                                                                                          difficulty: str) -> None:
+def test_every_data_quality_incident_is_on_a_published_entity_and_no_other_name_is_accepted(
+    seed: int, difficulty: str
+) -> None:
     """What the injector produces (a seed sweep of the family alone, and of frontier's web tracking bugs) stays
     inside the published names, and a row on any other event is refused rather than graded as a miss."""
     published = ENTITY_NAMES["data_quality"]
-    reset = ({"incident_kinds": ["web_tracking_bug"]} if difficulty == "frontier"
-             else {"scenario_family": DATA_QUALITY})
+    reset = {"incident_kinds": ["web_tracking_bug"]} if difficulty == "frontier" else {"scenario_family": DATA_QUALITY}
     env = MetricTrackerRlEnvironment()
     env.reset(seed=seed, difficulty=difficulty, **reset)
     expected = env._episode.truth.expected_rows  # noqa: SLF001 (the truth, to check the published names)
@@ -255,23 +278,28 @@ def test_every_data_quality_incident_is_on_a_published_entity_and_no_other_name_
     others = [{**row, "entity_name": event} for event in COUNT_COLUMNS if event not in published]
     preview = run_tool("preview_submission", env._episode.public, {"rows": [row, *others]}).result  # noqa: SLF001
     assert preview["valid_row_count"] == 1 and [issue["row_index"] for issue in preview["issues"]] == [
-        i + 1 for i in range(len(others))]
+        i + 1 for i in range(len(others))
+    ]
     assert all(f"valid: {', '.join(published)}" in issue["message"] for issue in preview["issues"])
 
 
 def test_a_data_quality_incident_cannot_be_requested_on_an_unpublished_event() -> None:
     outside = next(event for event in COUNT_COLUMNS[1:] if event not in ENTITY_NAMES["data_quality"])
-    observation = MetricTrackerRlEnvironment().reset(difficulty="easy", anomalies=[
-        {"family": DATA_QUALITY, "date": "2026-03-10", "entity_name": outside, "magnitude": 1.5}])
+    observation = MetricTrackerRlEnvironment().reset(
+        difficulty="easy",
+        anomalies=[{"family": DATA_QUALITY, "date": "2026-03-10", "entity_name": outside, "magnitude": 1.5}],
+    )
     assert observation.status == "error" and outside in observation.message
 
 
 # --- list_suspicious_dates: hourly mixes by their rise only ---------------------------------------------
 
+
 @settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 10**6), difficulty=st.sampled_from(["easy", "medium", "hard", "frontier"]))
 def test_the_suspicious_dates_a_model_reads_rank_hourly_mixes_by_their_rise_and_show_null_where_none_rose(
-        seed: int, difficulty: str) -> None:
+    seed: int, difficulty: str
+) -> None:
     """The description says hourly mixes rank by rises only, null if none rose: in the text a model reads, a
     date's score is the largest |z| of its counts and rates or the largest rise of its mixes (a mix below its
     usual distance adds nothing), every hourly-mix z shown is positive, and a null stands for a date none of
@@ -284,8 +312,15 @@ def test_the_suspicious_dates_a_model_reads_rank_hourly_mixes_by_their_rise_and_
     mixes = [panel.index("hourly_mix", name) for name in COUNT_COLUMNS]
     others = [k for k, (kind, _) in enumerate(panel.keys) if kind in ("conversion_rate", "event_count")]
     for offset in range(0, len(public.dates), 28):
-        shown = read_observation(render_observation(env.step(MetricTrackerRlAction(
-            analysis_method="list_suspicious_dates", analysis_args={"limit": 28, "offset": offset})))).analysis_result
+        shown = read_observation(
+            render_observation(
+                env.step(
+                    MetricTrackerRlAction(
+                        analysis_method="list_suspicious_dates", analysis_args={"limit": 28, "offset": offset}
+                    )
+                )
+            )
+        ).analysis_result
         for entry in shown["dates"]:
             day = public.dates.index(entry["date"])
             rise = panel.filled_z[mixes, day].max()
@@ -299,10 +334,12 @@ def test_the_suspicious_dates_a_model_reads_rank_hourly_mixes_by_their_rise_and_
 
 # --- detect_funnel_break: the hours it does not judge ------------------------------------------------------
 
+
 @settings(max_examples=60, deadline=None)
 @given(arrivals=st.integers(0, 60), step=st.integers(0, 3), hour=st.integers(0, 23))
 def test_detect_funnel_break_judges_no_hour_with_fewer_arrivals_than_its_description_says(
-        arrivals: int, step: int, hour: int) -> None:
+    arrivals: int, step: int, hour: int
+) -> None:
     """An hour where no one at a step goes on is broken exactly when at least as many arrived at the step as the
     description's floor; with fewer it is not judged."""
     match = re.search(r"\(<(\d+) arrivals: not judged\)", MODEL_TOOLS["detect_funnel_break"].description)
@@ -310,16 +347,23 @@ def test_detect_funnel_break_judges_no_hour_with_fewer_arrivals_than_its_descrip
     floor = int(match.group(1))
     hourly = np.tile(np.array([400, 240, 120, 80, 72]), (1, 24, 1))
     hourly[0, hour, step] = arrivals
-    hourly[0, hour, step + 1:] = 0
+    hourly[0, hour, step + 1 :] = 0
     assert broken_step_hours(hourly)[0, hour, step] == (arrivals >= floor)
 
 
 # --- reset settings: names in any case, errors that name what was passed ----------------------------------
 
-@pytest.mark.parametrize(("setting", "spelled", "name"), [
-    ("difficulty", "FRONTIER", "frontier"), ("difficulty", "Hard", "hard"),
-    ("scenario_family", "Funnel_Break", "funnel_break"), ("scenario_family", "NULL", "null"),
-    ("task_id", "HARD_MIXED_MULTI", "hard_mixed_multi")])
+
+@pytest.mark.parametrize(
+    ("setting", "spelled", "name"),
+    [
+        ("difficulty", "FRONTIER", "frontier"),
+        ("difficulty", "Hard", "hard"),
+        ("scenario_family", "Funnel_Break", "funnel_break"),
+        ("scenario_family", "NULL", "null"),
+        ("task_id", "HARD_MIXED_MULTI", "hard_mixed_multi"),
+    ],
+)
 def test_reset_names_are_accepted_in_any_letter_case(setting: str, spelled: str, name: str) -> None:
     """The same episode as the name in lower case: the same visible config (standard or not) and the same data."""
     seed = {} if setting == "task_id" else {"seed": 11}
@@ -334,12 +378,21 @@ def test_reset_names_are_accepted_in_any_letter_case(setting: str, spelled: str,
 @pytest.mark.parametrize("setting", ["difficulty", "scenario_family", "task_id"])
 def test_an_unknown_reset_name_says_that_any_case_is_accepted(setting: str) -> None:
     observation = MetricTrackerRlEnvironment().reset(**{setting: "no_such_name"})
-    assert observation.status == "error" and f"unknown {setting} 'no_such_name'; valid (in any case):" in \
-        observation.message
+    assert (
+        observation.status == "error"
+        and f"unknown {setting} 'no_such_name'; valid (in any case):" in observation.message
+    )
 
 
-@pytest.mark.parametrize("reset", [{"split": "eval"}, {"index": 2}, {"split": "train", "index": 1, "max_steps": 5},
-                                   {"split": "eval", "index": 0, "seed": 4}])
+@pytest.mark.parametrize(
+    "reset",
+    [
+        {"split": "eval"},
+        {"index": 2},
+        {"split": "train", "index": 1, "max_steps": 5},
+        {"split": "eval", "index": 0, "seed": 4},
+    ],
+)
 def test_a_split_error_names_only_what_was_passed_and_the_valid_options(reset: dict[str, Any]) -> None:
     """The environment's reset always hands `seed` on (None when not passed): the error names it only when set."""
     message = MetricTrackerRlEnvironment().reset(**reset).message
@@ -350,6 +403,7 @@ def test_a_split_error_names_only_what_was_passed_and_the_valid_options(reset: d
 
 
 # --- version labels in tables ----------------------------------------------------------------------------
+
 
 @given(base_minor=st.integers(0, 999))
 def test_a_version_label_is_text_a_table_shows_bare_and_reads_back_as_itself(base_minor: int) -> None:
@@ -362,8 +416,10 @@ def test_the_release_and_segment_tables_a_model_reads_show_version_labels_withou
     env = MetricTrackerRlEnvironment()
     env.reset(seed=5, difficulty="frontier")
     versions = env._episode.public.segment_values()["app_version"]  # noqa: SLF001 (the episode's labels)
-    calls = [("get_releases", {}),
-             ("query", {"sql": "SELECT DISTINCT platform, app_version FROM daily_by_segment ORDER BY ALL"})]
+    calls = [
+        ("get_releases", {}),
+        ("query", {"sql": "SELECT DISTINCT platform, app_version FROM daily_by_segment ORDER BY ALL"}),
+    ]
     seen = set()
     for method, arguments in calls:
         observation = env.step(MetricTrackerRlAction(analysis_method=method, analysis_args=arguments))

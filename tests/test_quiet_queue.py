@@ -35,8 +35,7 @@ def test_the_queue_polls_at_gradios_pace_while_in_use_and_slowly_when_quiet() ->
     assert (queue.sleep_when_free, queue.progress_update_sleep_when_free) == (IDLE_POLL_S, IDLE_POLL_S)
 
     queue.last_event_at = time.monotonic()  # an event just finished: the page is in use
-    assert (queue.sleep_when_free, queue.progress_update_sleep_when_free) == (BUSY_EVENT_POLL_S,
-                                                                               BUSY_PROGRESS_POLL_S)
+    assert (queue.sleep_when_free, queue.progress_update_sleep_when_free) == (BUSY_EVENT_POLL_S, BUSY_PROGRESS_POLL_S)
     queue.last_event_at = time.monotonic() - WARM_S - 1
     queue.active_jobs = [object(), None]  # one still running, however long ago it started
     assert queue.sleep_when_free == BUSY_EVENT_POLL_S

@@ -68,9 +68,16 @@ def test_waits_double_to_the_cap_each_scaled_by_half_to_one(seed: int) -> None:
         assert full / 2 <= next(waits) <= full
 
 
-@pytest.mark.parametrize("error", [ConnectionRefusedError("refused"), TimeoutError(), OSError("unreachable"),
-                                   ConnectionClosedError(Close(1011, "internal"), None),
-                                   RuntimeError("CAPACITY_REACHED: the server is full")])
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionRefusedError("refused"),
+        TimeoutError(),
+        OSError("unreachable"),
+        ConnectionClosedError(Close(1011, "internal"), None),
+        RuntimeError("CAPACITY_REACHED: the server is full"),
+    ],
+)
 def test_what_a_later_attempt_can_get_past_is_transient(error: BaseException) -> None:
     assert is_transient(error)
 
@@ -85,8 +92,9 @@ def test_a_reset_is_retried_until_the_server_answers(caplog: pytest.LogCaptureFi
     calls, reset = failing(3, ConnectionRefusedError("refused"))
     dropped = []
     with caplog.at_level(logging.WARNING, logger="metric_tracker_rl.reconnect"):
-        answer = reset_until_served(reset, lambda: dropped.append(1), URL, deadline_s=300, clock=time.clock,
-                                    sleep=time.sleep)
+        answer = reset_until_served(
+            reset, lambda: dropped.append(1), URL, deadline_s=300, clock=time.clock, sleep=time.sleep
+        )
     assert answer == "episode" and calls == [4] and len(dropped) == 3 and len(time.slept) == 3
     assert len(caplog.records) == 3 and all(URL in record.getMessage() for record in caplog.records)
     assert "attempt 3" in caplog.records[-1].getMessage()
@@ -115,8 +123,9 @@ def test_a_mistake_is_raised_at_once_and_a_dead_connection_that_refuses_to_close
         raise OSError("already closed")
 
     _, reset = failing(2, TimeoutError())
-    assert reset_until_served(reset, refuse_to_close, URL, deadline_s=300, clock=time.clock,
-                              sleep=time.sleep) == "episode"
+    assert (
+        reset_until_served(reset, refuse_to_close, URL, deadline_s=300, clock=time.clock, sleep=time.sleep) == "episode"
+    )
 
 
 def test_the_asyncio_variant_waits_alike(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -108,15 +108,16 @@ def test_what_is_derived_from_a_registry_is_built_again_after_each_change_and_on
 def test_the_reset_catalog_lists_a_tool_while_it_is_registered_and_not_after() -> None:
     """The catalogs a reset sends are built from the registries: a scratch tool is listed while it is registered,
     whether or not a reset already sent them, and is gone after it is unregistered."""
+
     def methods() -> set[str]:
         return {method.name for method in MetricTrackerRlEnvironment().reset(seed=1).available_methods}
 
     answering = {name for name, spec in TOOL_REGISTRY.items() if "medium" in spec.answers_at}  # a seeded reset's tier
     assert methods() == answering
     name = "scratch_tool_for_the_catalog"
-    register_tool(name, "Answers nothing.", TOOL_REGISTRY["list_dates"].args_model, offered_at=EVERY_TIER,
-                  reads=(COUNTS,))(
-        lambda episode, args: {})
+    register_tool(
+        name, "Answers nothing.", TOOL_REGISTRY["list_dates"].args_model, offered_at=EVERY_TIER, reads=(COUNTS,)
+    )(lambda episode, args: {})
     try:
         assert name in methods()
     finally:

@@ -19,8 +19,9 @@ class FakeClock:
         return self.now
 
 
-async def _build(turns: TakeTurns, clock: FakeClock, client: str, cost: float, order: list[str],
-                 kind: str = "") -> None:
+async def _build(
+    turns: TakeTurns, clock: FakeClock, client: str, cost: float, order: list[str], kind: str = ""
+) -> None:
     async with turns.turn(client, kind or f"cost {cost}"):
         order.append(client)
         await asyncio.sleep(0)  # the others queue meanwhile
@@ -33,8 +34,9 @@ def test_a_cheap_reset_waits_for_one_expensive_build_however_many_clients_queue_
         turns = TakeTurns(clock)
         await _build(turns, clock, "someone", 0.03, [], kind="frontier")  # the kinds' costs, as a server learns them
         await _build(turns, clock, "someone", 0.5, [], kind="warehouse")
-        heavy = [asyncio.ensure_future(_build(turns, clock, f"heavy{i % 8}", 0.5, order, "warehouse"))
-                 for i in range(64)]
+        heavy = [
+            asyncio.ensure_future(_build(turns, clock, f"heavy{i % 8}", 0.5, order, "warehouse")) for i in range(64)
+        ]
         await asyncio.sleep(0)
         asked_during: list[int] = []
 
@@ -52,6 +54,7 @@ def test_a_cheap_reset_waits_for_one_expensive_build_however_many_clients_queue_
 
 def test_a_client_that_comes_back_gets_no_credit_for_its_absence() -> None:
     """Five builds alone, then three more beside a newcomer's three of the same cost: they alternate."""
+
     async def play() -> list[str]:
         clock, order = FakeClock(), []
         turns = TakeTurns(clock)

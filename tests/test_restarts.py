@@ -41,8 +41,18 @@ DRAIN_VAR = "METRIC_TRACKER_DRAIN_S"
 
 
 def server_command(port: int, workers: int = 1) -> list[str]:
-    return [sys.executable, "-m", "server.app", "--host", "127.0.0.1", "--port", str(port), "--no-web",
-            "--workers", str(workers)]
+    return [
+        sys.executable,
+        "-m",
+        "server.app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-web",
+        "--workers",
+        str(workers),
+    ]
 
 
 def status_of(url: str) -> int:
@@ -76,15 +86,21 @@ def test_a_reset_gives_up_at_the_deadline_naming_the_url_and_the_error() -> None
         clock[0] += seconds
 
     with pytest.raises(ServerUnavailable, match=r"http://127\.0\.0\.1:9 within 20 s .*Connect call failed"):
-        reset_until_served(refused, lambda: None, "http://127.0.0.1:9", deadline_s=20, clock=lambda: clock[0],
-                           sleep=sleep)
+        reset_until_served(
+            refused, lambda: None, "http://127.0.0.1:9", deadline_s=20, clock=lambda: clock[0], sleep=sleep
+        )
     assert 3 <= len(calls) <= 8 and clock[0] <= 20
 
 
 def test_a_mistake_is_not_retried() -> None:
     with pytest.raises(ValueError, match="difficulty"):
-        reset_until_served(lambda: (_ for _ in ()).throw(ValueError("bad difficulty")), lambda: None, "u",
-                           deadline_s=60, sleep=lambda _: pytest.fail("a mistake must not wait"))
+        reset_until_served(
+            lambda: (_ for _ in ()).throw(ValueError("bad difficulty")),
+            lambda: None,
+            "u",
+            deadline_s=60,
+            sleep=lambda _: pytest.fail("a mistake must not wait"),
+        )
 
 
 @pytest.mark.parametrize("raw", ["soon", "-1"])
@@ -126,9 +142,11 @@ def test_the_worker_side_imports_no_application_code() -> None:
     """A spawned worker unpickles metric_tracker_rl.serving.process before it can answer the supervisor's 5 s health
     check; if that import pulled in the application (OpenEnv, gradio: seconds), workers would be killed and
     respawned. Only the package's light `__init__` modules may come with it."""
-    code = ("import sys, metric_tracker_rl.serving.process; print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('gradio', 'openenv', 'metric_tracker_rl') and m not in "
-            "('metric_tracker_rl', 'metric_tracker_rl.serving', 'metric_tracker_rl.serving.process')))")
+    code = (
+        "import sys, metric_tracker_rl.serving.process; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('gradio', 'openenv', 'metric_tracker_rl') and m not in "
+        "('metric_tracker_rl', 'metric_tracker_rl.serving', 'metric_tracker_rl.serving.process')))"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
 
@@ -171,7 +189,8 @@ def test_a_reset_waits_out_a_restart(monkeypatch: pytest.MonkeyPatch, caplog: py
 
 
 def test_a_stopping_server_lets_a_training_rollout_finish_its_step_and_then_tells_it(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """SIGTERM with a rollout open: its tool calls are served through the drain period, then one answers with an
     error text (never an exception into the rollout), and a reset with nothing to reach gives up at its deadline
     with the URL and the last error."""
@@ -208,8 +227,10 @@ def test_a_draining_server_serves_open_sessions_answers_503_on_ready_and_refuses
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env_vars = {**os.environ, "ENABLE_WEB_INTERFACE": "false", DRAIN_VAR: "6"}
-    with tempfile.TemporaryFile() as log, \
-            serving(server_command(port, workers), port, env_vars, log, cwd=ROOT) as process:
+    with (
+        tempfile.TemporaryFile() as log,
+        serving(server_command(port, workers), port, env_vars, log, cwd=ROOT) as process,
+    ):
         ws_url = f"ws://127.0.0.1:{port}/ws"
         with connect(ws_url) as held:
             held.send('{"type": "reset", "data": {"seed": 4}}')
@@ -226,8 +247,9 @@ def test_a_draining_server_serves_open_sessions_answers_503_on_ready_and_refuses
             with pytest.raises(InvalidStatus) as refused:  # an MCP client's session too
                 connect(f"ws://127.0.0.1:{port}/mcp")
             assert refused.value.response.status_code == 503
-            created = httpx.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "openenv/session/create"},
-                                 timeout=30)
+            created = httpx.post(
+                f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "openenv/session/create"}, timeout=30
+            )
             assert created.status_code == 503 and "stopping" in created.json()["error"]["message"]
             listed = httpx.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, timeout=30)
             assert listed.status_code == 200 and listed.json()["result"]["tools"]  # other calls go on
@@ -246,8 +268,11 @@ def test_a_step_after_the_episode_session_closed_says_what_happened_until_a_rese
     port = free_port()
     env_vars = {**os.environ, "ENABLE_WEB_INTERFACE": "false", "SESSION_TIMEOUT_S": "2"}
     action = MetricTrackerRlAction(analysis_method="get_annotations")
-    with tempfile.TemporaryFile() as log, serving(server_command(port), port, env_vars, log, cwd=ROOT), \
-            MetricTrackerRlEnv(base_url=f"http://127.0.0.1:{port}").sync() as client:
+    with (
+        tempfile.TemporaryFile() as log,
+        serving(server_command(port), port, env_vars, log, cwd=ROOT),
+        MetricTrackerRlEnv(base_url=f"http://127.0.0.1:{port}").sync() as client,
+    ):
         client.reset(seed=1, difficulty="easy")
         assert client.step(action).observation.status == "ok"
         deadline = time.monotonic() + 60

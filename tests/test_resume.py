@@ -17,8 +17,9 @@ from metric_tracker_rl.compat.openenv import SESSION_CLOSE_METHOD, client_socket
 from metric_tracker_rl.reconnect import SessionLost
 
 CHEAP = MetricTrackerRlAction(analysis_method="query", analysis_args={"sql": "SELECT count(*) AS n FROM daily"})
-SLOWISH = MetricTrackerRlAction(analysis_method="query", analysis_args={
-    "sql": "SELECT count(*) AS n FROM range(30000000) a"})
+SLOWISH = MetricTrackerRlAction(
+    analysis_method="query", analysis_args={"sql": "SELECT count(*) AS n FROM range(30000000) a"}
+)
 
 pytestmark = pytest.mark.slow  # a server process of its own
 
@@ -41,8 +42,12 @@ def test_a_step_whose_socket_breaks_mid_step_is_answered_on_a_new_socket_of_the_
             client_socket(env).transport.abort()  # the connection breaks under the running step
             resumed = await stepping
             after = await env.step(CHEAP)
-            return first.observation.steps_remaining, resumed.observation.steps_remaining, \
-                after.observation.steps_remaining, env.resumed
+            return (
+                first.observation.steps_remaining,
+                resumed.observation.steps_remaining,
+                after.observation.steps_remaining,
+                env.resumed,
+            )
 
     start, resumed, after, times = asyncio.run(play())
     assert times >= 1
@@ -65,8 +70,15 @@ def test_a_session_the_server_no_longer_holds_is_lost_with_a_reason(url: str) ->
         async with MetricTrackerRlEnv(base_url=url) as env:
             await env.reset(difficulty="easy", seed=3)
             async with httpx.AsyncClient() as http:  # the server closes the session (as it closes an idle one)
-                await http.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": SESSION_CLOSE_METHOD,
-                                                    "params": {"session_id": env._session_id}})
+                await http.post(
+                    f"{url}/mcp",
+                    json={
+                        "jsonrpc": "2.0",
+                        "id": 1,
+                        "method": SESSION_CLOSE_METHOD,
+                        "params": {"session_id": env._session_id},
+                    },
+                )
             client_socket(env).transport.abort()  # and the connection drops: nothing to come back to
             with pytest.raises(SessionLost) as lost:
                 await env.step(CHEAP)
@@ -79,8 +91,17 @@ async def _until_forgotten(url: str, session_id: str | None) -> None:
     """Until the server has ended the session (a close asked for while a socket is attached ends it with the socket)."""
     async with httpx.AsyncClient() as http:
         for _ in range(600):
-            answer = (await http.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": SESSION_CLOSE_METHOD,
-                                                          "params": {"session_id": session_id}})).json()
+            answer = (
+                await http.post(
+                    f"{url}/mcp",
+                    json={
+                        "jsonrpc": "2.0",
+                        "id": 1,
+                        "method": SESSION_CLOSE_METHOD,
+                        "params": {"session_id": session_id},
+                    },
+                )
+            ).json()
             if "error" in answer:
                 return
             await asyncio.sleep(0.05)
@@ -92,8 +113,10 @@ def test_a_reset_after_the_server_forgot_the_session_opens_a_new_one(url: str) -
             await env.reset(difficulty="easy", seed=3)
             old = env._session_id
             async with httpx.AsyncClient() as http:  # as a restarted server, or one that closed the idle session
-                await http.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": SESSION_CLOSE_METHOD,
-                                                    "params": {"session_id": old}})
+                await http.post(
+                    f"{url}/mcp",
+                    json={"jsonrpc": "2.0", "id": 1, "method": SESSION_CLOSE_METHOD, "params": {"session_id": old}},
+                )
             client_socket(env).transport.abort()
             await _until_forgotten(url, old)
             again = await env.reset(difficulty="easy", seed=3)
@@ -157,6 +180,7 @@ class Gate:
 
 def test_a_step_whose_reconnects_fail_for_a_while_comes_back_to_its_own_session(url: str) -> None:
     """A failed reconnect does not give the session up: the step is answered on it once the network is back."""
+
     async def play() -> tuple[int, int, bool, int]:
         async with Gate(url) as gate, MetricTrackerRlEnv(base_url=gate.url) as env:
             first = await env.reset(difficulty="easy", seed=11)
@@ -167,8 +191,12 @@ def test_a_step_whose_reconnects_fail_for_a_while_comes_back_to_its_own_session(
             await asyncio.sleep(1.5)  # reconnects are refused meanwhile
             gate.refusing = False
             after = await stepping
-            return first.observation.steps_remaining, after.observation.steps_remaining, \
-                env._session_id == session, env.resumed
+            return (
+                first.observation.steps_remaining,
+                after.observation.steps_remaining,
+                env._session_id == session,
+                env.resumed,
+            )
 
     start, after, same_session, resumed = asyncio.run(play())
     assert same_session and resumed >= 1

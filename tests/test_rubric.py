@@ -13,8 +13,11 @@ from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.serving.rubric import ROW_FIELD_QUALITIES
 
 NAMES = ["recall_quality", *(f"recall_quality.{name}" for name in ROW_FIELD_QUALITIES), "precision"]
-FIELDS = {"recall_quality": "recall_quality", "precision": "precision",
-          **{f"recall_quality.{name}": field for name, field in ROW_FIELD_QUALITIES.items()}}
+FIELDS = {
+    "recall_quality": "recall_quality",
+    "precision": "precision",
+    **{f"recall_quality.{name}": field for name, field in ROW_FIELD_QUALITIES.items()},
+}
 
 
 def scores(env: MetricTrackerRlEnvironment) -> dict[str, float | None]:
@@ -40,8 +43,9 @@ def test_each_last_score_is_the_figure_the_breakdown_shows(difficulty: str, seed
     # Half the incidents, one with a wrong severity, and a row on a key with no incident: every part below 1.
     rows = [row.model_copy() for row in truth.expected_rows[: max(1, len(truth.expected_rows) // 2)]]
     rows[0] = rows[0].model_copy(update={"severity": "low" if rows[0].severity != "low" else "critical"})
-    stray = truth.expected_rows[0].model_copy(update={"entity_name": "app_opens", "entity_type": "event_count",
-                                                       "date": env._playing.public.dates[1]})
+    stray = truth.expected_rows[0].model_copy(
+        update={"entity_name": "app_opens", "entity_type": "event_count", "date": env._playing.public.dates[1]}
+    )
     observation = submitted(env, [*rows, stray])
     breakdown = observation.reward_breakdown
     assert observation.status == "graded" and breakdown is not None

@@ -20,23 +20,34 @@ pytestmark = pytest.mark.slow  # starts server processes or a browser
 ACTIONS = [
     MetricTrackerRlAction(analysis_method="get_annotations"),
     MetricTrackerRlAction(analysis_method="list_suspicious_dates", analysis_args={"limit": 5}),
-    MetricTrackerRlAction(analysis_method="compare_count_to_median",
-                          analysis_args={"date": "2026-03-17", "entity_name": "app_opens"}),
-    MetricTrackerRlAction(payload_generators=[
-        {"method_name": "get_rate_drop_from_median_rows", "threshold_multiplier": 3.0},
-        {"method_name": "get_funnel_break_rows", "threshold_multiplier": 3.0},
-    ]),
+    MetricTrackerRlAction(
+        analysis_method="compare_count_to_median", analysis_args={"date": "2026-03-17", "entity_name": "app_opens"}
+    ),
+    MetricTrackerRlAction(
+        payload_generators=[
+            {"method_name": "get_rate_drop_from_median_rows", "threshold_multiplier": 3.0},
+            {"method_name": "get_funnel_break_rows", "threshold_multiplier": 3.0},
+        ]
+    ),
 ]
-SESSIONS = [{"task_id": "medium_mixed_three", "seed": 11}, {"task_id": "hard_mixed_multi", "seed": 12},
-            {"task_id": "medium_mixed_three", "seed": 13}, {"task_id": "easy_two_spikes", "seed": 14}]
+SESSIONS = [
+    {"task_id": "medium_mixed_three", "seed": 11},
+    {"task_id": "hard_mixed_multi", "seed": 12},
+    {"task_id": "medium_mixed_three", "seed": 13},
+    {"task_id": "easy_two_spikes", "seed": 14},
+]
 
 
 def comparable(observation: Any, reward: float | None) -> dict[str, Any]:
-    return {"status": observation.status, "message": observation.message, "reward": reward,
-            "analysis_result": observation.analysis_result,
-            "submitted_rows": [row.model_dump() for row in observation.submitted_rows],
-            "reward_breakdown": observation.reward_breakdown.model_dump() if observation.reward_breakdown else None,
-            "steps_remaining": observation.steps_remaining}
+    return {
+        "status": observation.status,
+        "message": observation.message,
+        "reward": reward,
+        "analysis_result": observation.analysis_result,
+        "submitted_rows": [row.model_dump() for row in observation.submitted_rows],
+        "reward_breakdown": observation.reward_breakdown.model_dump() if observation.reward_breakdown else None,
+        "steps_remaining": observation.steps_remaining,
+    }
 
 
 def in_process(reset: dict[str, Any]) -> list[dict[str, Any]]:

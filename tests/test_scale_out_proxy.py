@@ -45,9 +45,13 @@ from metric_tracker_rl.reconnect import RETRY_DEADLINE_VAR
 from metric_tracker_rl.server_process import free_port, serving
 from metric_tracker_rl.view.tool_schemas import SUBMIT_REPORT
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(shutil.which("haproxy") is None,
-                                 reason="HAProxy is not installed (apt-get install haproxy; .ci/run installs it)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        shutil.which("haproxy") is None,
+        reason="HAProxy is not installed (apt-get install haproxy; .ci/run installs it)",
+    ),
+]
 
 ROLLOUTS = 8
 DRAIN_S = 60  # far longer than the test needs: the drain ends when its last session closes
@@ -88,15 +92,18 @@ def places_held(port: int) -> int:
         raise AssertionError("the per-client cap never refused a session")
     finally:
         for session_id in probes:
-            httpx.post(url, json={"jsonrpc": "2.0", "id": 2, "method": SESSION_CLOSE_METHOD,
-                                  "params": {"session_id": session_id}})
+            httpx.post(
+                url,
+                json={"jsonrpc": "2.0", "id": 2, "method": SESSION_CLOSE_METHOD, "params": {"session_id": session_id}},
+            )
 
 
 def unattached_sessions(ports: list[int], stats_url: str) -> dict[str, int]:
     """Per replica, the places this client holds beyond its open sockets: sessions nothing is attached to."""
     sockets = open_sessions(stats_url)
-    return {f"replica{index + 1}": places_held(port) - sockets[f"replica{index + 1}"]
-            for index, port in enumerate(ports)}
+    return {
+        f"replica{index + 1}": places_held(port) - sockets[f"replica{index + 1}"] for index, port in enumerate(ports)
+    }
 
 
 def steps_left(answer: str) -> int:
@@ -117,8 +124,7 @@ def wait_until_both_up(stats_url: str) -> None:
 
 
 @contextlib.contextmanager
-def replicas_behind_haproxy(ports: list[int], env: dict[str, str]
-                            ) -> Iterator[tuple[list[subprocess.Popen], str, str]]:
+def replicas_behind_haproxy(ports: list[int], env: dict[str, str]) -> Iterator[tuple[list[subprocess.Popen], str, str]]:
     """Replicas on `ports` and HAProxy in front of them, all up: (the replica processes, HAProxy's URL, its
     statistics URL); stopped on exit."""
     with contextlib.ExitStack() as stack:
@@ -132,10 +138,15 @@ def replicas_behind_haproxy(ports: list[int], env: dict[str, str]
 
 
 def test_sessions_spread_a_dead_replica_costs_only_its_episodes_and_held_out_resets_differ(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     ports = [free_port(), free_port()]
-    env = {**os.environ, "ENABLE_WEB_INTERFACE": "false", "METRIC_TRACKER_SECRET": "shared-by-every-replica",
-           "MAX_SESSIONS_PER_CLIENT": str(PER_CLIENT_CAP)}
+    env = {
+        **os.environ,
+        "ENABLE_WEB_INTERFACE": "false",
+        "METRIC_TRACKER_SECRET": "shared-by-every-replica",
+        "MAX_SESSIONS_PER_CLIENT": str(PER_CLIENT_CAP),
+    }
     with contextlib.ExitStack() as stack:
         replicas, url, stats_url = stack.enter_context(replicas_behind_haproxy(ports, env))
 
@@ -188,13 +199,18 @@ def test_sessions_spread_a_dead_replica_costs_only_its_episodes_and_held_out_res
 
 
 def test_one_trainer_behind_the_shipped_proxy_gets_the_sessions_the_training_docs_configure(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Replicas with the image's settings and deploy/compose.yaml's on top (the proxy's address is loopback here),
     HAProxy with deploy/haproxy.cfg: one trainer opens as many rollouts as docs/training.md tells it to."""
     from deploy_helpers import shipped_settings, trainer_sessions
 
-    settings = {**shipped_settings()["compose"], "FORWARDED_ALLOW_IPS": "127.0.0.1",
-                "METRIC_TRACKER_SECRET": "shared-by-every-replica", "ENABLE_WEB_INTERFACE": "false"}
+    settings = {
+        **shipped_settings()["compose"],
+        "FORWARDED_ALLOW_IPS": "127.0.0.1",
+        "METRIC_TRACKER_SECRET": "shared-by-every-replica",
+        "ENABLE_WEB_INTERFACE": "false",
+    }
     ports = [free_port(), free_port()]
     with contextlib.ExitStack() as stack:
         for port in ports:
@@ -211,7 +227,8 @@ def test_one_trainer_behind_the_shipped_proxy_gets_the_sessions_the_training_doc
 
 
 def test_behind_a_balancer_without_affinity_clients_close_the_sessions_they_cannot_reach(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """The shipped configuration without its affinity cookie, alternating replicas: a rollout's socket reaches
     another replica than the one that created its session, which answers that it does not know it. The client
     closes that session and plays on a plain socket: every episode is played, no replica keeps a session nothing
@@ -273,8 +290,10 @@ def test_a_draining_replica_serves_its_episodes_through_the_proxy_while_new_sess
             deadline = time.monotonic() + 30
             while not replica_rows(stats_url)[draining]["status"].startswith("DOWN"):
                 assert time.monotonic() < deadline, "HAProxy never marked the draining replica down"
-                assert exchange(episode, {"type": "step", "data": {"analysis_method": "get_annotations"}})[
-                    "status"] == "ok"
+                assert (
+                    exchange(episode, {"type": "step", "data": {"analysis_method": "get_annotations"}})["status"]
+                    == "ok"
+                )
                 time.sleep(STEP_PAUSE_S)
             marked_down = time.monotonic()
             while time.monotonic() - marked_down < STEPPING_PAST_DOWN_S:

@@ -27,22 +27,35 @@ def test_a_client_reads_the_script_turn_by_turn(stream: bool) -> None:
         messages: list[dict] = [{"role": "user", "content": "play"}]
         for name, arguments in [*SCRIPT, (None, None)]:
             if stream:
-                chunks = list(client.chat.completions.create(model="scripted", messages=messages, tools=tools,
-                                                             stream=True))
+                chunks = list(
+                    client.chat.completions.create(model="scripted", messages=messages, tools=tools, stream=True)
+                )
                 delta = chunks[0].choices[0].delta
                 calls, content = delta.tool_calls or [], delta.content
             else:
-                message = client.chat.completions.create(model="scripted", messages=messages, tools=tools
-                                                         ).choices[0].message
+                message = (
+                    client.chat.completions.create(model="scripted", messages=messages, tools=tools).choices[0].message
+                )
                 calls, content = message.tool_calls or [], message.content
             if name is None:
                 assert not calls and content == CLOSING_TEXT
                 break
             (call,) = calls
             assert call.function.name == name and json.loads(call.function.arguments) == arguments
-            messages += [{"role": "assistant", "content": None, "tool_calls": [
-                {"id": call.id, "type": "function", "function": {"name": name, "arguments": call.function.arguments}}]},
-                tool_result(call.id)]
+            messages += [
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": call.id,
+                            "type": "function",
+                            "function": {"name": name, "arguments": call.function.arguments},
+                        }
+                    ],
+                },
+                tool_result(call.id),
+            ]
     assert len(model.requests) == len(SCRIPT) + 1
 
 

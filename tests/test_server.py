@@ -40,6 +40,7 @@ def http(server_url: str) -> Iterator[httpx.Client]:
 
 # --- the leak scanner ------------------------------------------------------------------------------
 
+
 def row_identities(value: Any) -> Iterator[RowIdentity]:
     """Every JSON object that names a date, an entity and an anomaly type (as anomaly_type or family)."""
     if isinstance(value, dict):
@@ -78,18 +79,26 @@ def truth_leaks(responses: list[Response], episode: Episode) -> list[str]:
     """Pieces of the hidden ground truth found in raw responses (beyond each response's own echoes)."""
     truth = episode.truth
     expected = {(r.date, r.entity_type, r.entity_name, r.anomaly_type) for r in truth.expected_rows}
-    secret_texts = [*TRUTH_WORDS, *(record.description for record in truth.injections),
-                    *(row_key(*identity[:3]) for identity in expected), *truth.neutral_keys]
+    secret_texts = [
+        *TRUTH_WORDS,
+        *(record.description for record in truth.injections),
+        *(row_key(*identity[:3]) for identity in expected),
+        *truth.neutral_keys,
+    ]
     found = []
     for response in responses:
         text = without_final_comparison(response.text)
         found += [f"{secret!r} in {text[:120]}" for secret in secret_texts if secret in text]
-        found += [f"expected row {identity} in {text[:120]}"
-                  for identity in row_identities(json.loads(text)) if identity in expected - response.echoes]
+        found += [
+            f"expected row {identity} in {text[:120]}"
+            for identity in row_identities(json.loads(text))
+            if identity in expected - response.echoes
+        ]
     return found
 
 
 # --- a raw WebSocket session that keeps every response's text -----------------------------------------
+
 
 @dataclass
 class RawSession:
@@ -132,12 +141,22 @@ def exercise_episode(session: RawSession, episode: Episode, reset_kwargs: dict[s
         answers = "ok" if episode.public.task["config"]["difficulty"] in spec.answers_at else "error"
         assert reply["observation"]["status"] == answers, (spec.name, reply["observation"]["message"])
     assert session.step(analysis_method="no_such_tool")["observation"]["status"] == "error"
-    assert session.step(analysis_method="rows_for_date", analysis_args={"date": "1999-01-01"}
-                        )["observation"]["status"] == "error"
+    assert (
+        session.step(analysis_method="rows_for_date", analysis_args={"date": "1999-01-01"})["observation"]["status"]
+        == "error"
+    )
 
-    guess = {"date": episode.public.dates[3], "entity_type": "event_count", "entity_name": "app_opens",
-             "anomaly_type": "absolute_spike_in_event_count", "detection_method": "compare_count_to_median",
-             "baseline_value": 1.0, "observed_value": 2.0, "delta_value": 1.0, "severity": "low"}
+    guess = {
+        "date": episode.public.dates[3],
+        "entity_type": "event_count",
+        "entity_name": "app_opens",
+        "anomaly_type": "absolute_spike_in_event_count",
+        "detection_method": "compare_count_to_median",
+        "baseline_value": 1.0,
+        "observed_value": 2.0,
+        "delta_value": 1.0,
+        "severity": "low",
+    }
     assert session.step(classifications=[guess])["observation"]["status"] == "graded"
     generators = [PayloadGeneratorMethod(method_name="get_median_filter_rows", threshold_multiplier=3.0)]
     rows, errors = generate_rows(episode.public, generators)
@@ -170,8 +189,9 @@ LEAK_CASES = [(task_id, None) for task_id in COUNT_TASKS] + [(COUNT_TASKS[-1], 7
 
 
 @pytest.mark.parametrize(("task_id", "seed"), LEAK_CASES)
-def test_no_response_reveals_the_ground_truth_in_standard_mode(server_url: str, http: httpx.Client,
-                                                               task_id: str, seed: int | None) -> None:
+def test_no_response_reveals_the_ground_truth_in_standard_mode(
+    server_url: str, http: httpx.Client, task_id: str, seed: int | None
+) -> None:
     reset_kwargs = {"task_id": task_id, **({"seed": seed} if seed is not None else {})}
     episode = reset_episode(**reset_kwargs)
     assert episode.truth.expected_rows  # the scan below must have something to look for
@@ -179,10 +199,13 @@ def test_no_response_reveals_the_ground_truth_in_standard_mode(server_url: str, 
     with raw_session(server_url) as session:
         exercise_episode(session, episode, reset_kwargs)
     responses = list(session.responses)
-    http_calls = [http.post("/reset", json=reset_kwargs),
-                  http.post("/step", json={"action": {"analysis_method": "task_overview"}}),
-                  http.get("/state"), http.get("/schema"),
-                  http.get("/metadata")]
+    http_calls = [
+        http.post("/reset", json=reset_kwargs),
+        http.post("/step", json={"action": {"analysis_method": "task_overview"}}),
+        http.get("/state"),
+        http.get("/schema"),
+        http.get("/metadata"),
+    ]
     assert [r.status_code for r in http_calls] == [200] * len(http_calls)
     responses += [Response(r.text) for r in http_calls]
 
@@ -226,6 +249,7 @@ def test_requests_cannot_switch_debug_mode_on(server_url: str, http: httpx.Clien
 
 # --- sessions ----------------------------------------------------------------------------------------
 
+
 async def _interleave_two_sessions(url: str, seeds: tuple[int, int]) -> list[list[dict[str, Any]]]:
     """Alternate calls between two sessions; check each against its own seed's in-process episode."""
     episodes = [reset_episode(seed=seed) for seed in seeds]
@@ -258,6 +282,7 @@ def test_interleaved_sessions_see_only_their_own_episode(server_url: str) -> Non
 
 
 # --- HTTP endpoints ------------------------------------------------------------------------------------
+
 
 def test_http_reset_without_arguments_serves_the_first_task(http: httpx.Client) -> None:
     response = http.post("/reset", json={})

@@ -15,8 +15,9 @@ from metric_tracker_rl.server_process import free_port, serving
 
 
 def test_help_shows_every_default() -> None:
-    result = subprocess.run([sys.executable, "-m", "server.app", "--help"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "server.app", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
     text = " ".join(result.stdout.split())
     for default in ("(default: 0.0.0.0)", "(default: 8000)", "(default: 1)"):
         assert default in text, text
@@ -27,11 +28,19 @@ def test_a_port_in_use_is_one_line_that_says_how_to_choose_another() -> None:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        result = subprocess.run([sys.executable, "-m", "server.app", "--host", "127.0.0.1", "--port", str(port)],
-                                cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+        result = subprocess.run(
+            [sys.executable, "-m", "server.app", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip() == (f"error: cannot listen on 127.0.0.1:{port} (Address already in use): stop what "
-                                     "holds it, or choose another port with --port N (or PORT=N)")
+    assert result.stderr.strip() == (
+        f"error: cannot listen on 127.0.0.1:{port} (Address already in use): stop what "
+        "holds it, or choose another port with --port N (or PORT=N)"
+    )
 
 
 @pytest.mark.slow

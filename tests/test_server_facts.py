@@ -33,10 +33,13 @@ def test_the_reset_observation_carries_the_published_facts(difficulty: str) -> N
 
 def test_the_brief_reads_the_servers_fields_not_the_clients_constants() -> None:
     observation = MetricTrackerRlEnvironment().reset(seed=2, difficulty="medium")
-    elsewhere = observation.model_copy(update={
-        "objective": "a server's other objective",
-        "window": EpisodeWindow(first_date="2030-01-01", last_date="2030-03-25", days=84),
-        "benign_fluctuations": {"demand_swing": "a server's other bound"}})
+    elsewhere = observation.model_copy(
+        update={
+            "objective": "a server's other objective",
+            "window": EpisodeWindow(first_date="2030-01-01", last_date="2030-03-25", days=84),
+            "benign_fluctuations": {"demand_swing": "a server's other bound"},
+        }
+    )
     brief = brief_data(elsewhere)
     assert brief["objective"] == "a server's other objective"
     assert brief["window"] == {"first_date": "2030-01-01", "last_date": "2030-03-25", "days": 84}
@@ -56,8 +59,11 @@ class _ScoredElsewhere:
 
     def step(self, action: MetricTrackerRlAction) -> object:
         observation = self.env.step(action)
-        return SimpleNamespace(observation=observation.model_copy(update={"episode_score": 0.123}),
-                               reward=observation.reward, done=observation.done)
+        return SimpleNamespace(
+            observation=observation.model_copy(update={"episode_score": 0.123}),
+            reward=observation.reward,
+            done=observation.done,
+        )
 
 
 def test_a_sessions_score_is_the_servers() -> None:

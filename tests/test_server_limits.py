@@ -27,15 +27,19 @@ PER_CLIENT = 3
 
 # --- an IPv6 /64 is one client --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("host", "group"), [
-    ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
-    ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
-    ("2001:DB8:1:3::1", "2001:db8:1:3::/64"),
-    ("fe80::1%eth0", "fe80::/64"),
-    ("::ffff:203.0.113.9", "203.0.113.9"),
-    ("203.0.113.9", "203.0.113.9"),
-    ("unknown", "unknown"),
-])
+
+@pytest.mark.parametrize(
+    ("host", "group"),
+    [
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:3::1", "2001:db8:1:3::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("::ffff:203.0.113.9", "203.0.113.9"),
+        ("203.0.113.9", "203.0.113.9"),
+        ("unknown", "unknown"),
+    ],
+)
 def test_addresses_count_as_their_group(host: str, group: str) -> None:
     assert client_address.address_group(host) == group
     assert client_address.client_of({"client": (host, 1234)}) == group
@@ -55,8 +59,9 @@ def test_every_limit_keys_on_the_group() -> None:
 
 @pytest.fixture(scope="module")
 def capped_server() -> Iterator[str]:
-    with running_server(extra_env={"MAX_SESSIONS_PER_CLIENT": str(PER_CLIENT), "ENABLE_WEB_INTERFACE": "false",
-                                   "SQL_WORKERS": "2"}) as url:
+    with running_server(
+        extra_env={"MAX_SESSIONS_PER_CLIENT": str(PER_CLIENT), "ENABLE_WEB_INTERFACE": "false", "SQL_WORKERS": "2"}
+    ) as url:
         yield url
 
 
@@ -64,22 +69,32 @@ def capped_server() -> Iterator[str]:
 def test_the_session_cap_counts_an_ipv6_64_as_one_client(capped_server: str) -> None:
     with contextlib.ExitStack() as stack:
         for host in range(1, PER_CLIENT + 1):
-            ws = stack.enter_context(open_session(capped_server, "127.0.0.1",
-                                                  {"X-Forwarded-For": f"2001:db8:59:1::{host}"}))
+            ws = stack.enter_context(
+                open_session(capped_server, "127.0.0.1", {"X-Forwarded-For": f"2001:db8:59:1::{host}"})
+            )
             assert refusal(ws) is None
-        another = stack.enter_context(open_session(capped_server, "127.0.0.1",
-                                                   {"X-Forwarded-For": "2001:db8:59:1:ffff::9"}))
+        another = stack.enter_context(
+            open_session(capped_server, "127.0.0.1", {"X-Forwarded-For": "2001:db8:59:1:ffff::9"})
+        )
         refused = refusal(another)
         assert refused is not None and refused["data"]["code"] == "CAPACITY_REACHED", refused
-        neighbour = stack.enter_context(open_session(capped_server, "127.0.0.1",
-                                                     {"X-Forwarded-For": "2001:db8:59:2::1"}))
+        neighbour = stack.enter_context(
+            open_session(capped_server, "127.0.0.1", {"X-Forwarded-For": "2001:db8:59:2::1"})
+        )
         assert refusal(neighbour) is None
 
 
 # --- no input gets a 5xx or names an internal function -----------------------------------------------------------
 
-UNSERIALISABLE_ECHOES = ['{"seed": NaN}', '{"seed": 1e999}', '{"seed": -Infinity}', '{"seed": "\\ud800"}',
-                         '{"seed": [NaN, {"\\udfff": 1e999}]}', '{"task_id": "\\ud800"}', '{"seed": "\xff\xfe"}']
+UNSERIALISABLE_ECHOES = [
+    '{"seed": NaN}',
+    '{"seed": 1e999}',
+    '{"seed": -Infinity}',
+    '{"seed": "\\ud800"}',
+    '{"seed": [NaN, {"\\udfff": 1e999}]}',
+    '{"task_id": "\\ud800"}',
+    '{"seed": "\xff\xfe"}',
+]
 
 
 def test_a_client_cannot_pass_the_servers_secret_argument() -> None:
@@ -99,12 +114,17 @@ def test_echoed_input_is_made_json_safe() -> None:
 
 @pytest.mark.slow
 def test_no_input_gets_a_5xx(capped_server: str) -> None:
-    bodies = [body.encode("utf-8", "surrogatepass") if "\xff" not in body else body.encode("latin-1")
-              for body in UNSERIALISABLE_ECHOES]
+    bodies = [
+        body.encode("utf-8", "surrogatepass") if "\xff" not in body else body.encode("latin-1")
+        for body in UNSERIALISABLE_ECHOES
+    ]
     with httpx.Client(base_url=capped_server, timeout=60) as http:
         for body in bodies:
-            for path, wrapped in (("/reset", body), ("/step", b'{"action": {"analysis_method": ' + body + b"}}"),
-                                  ("/step", b'{"action": ' + body + b"}")):
+            for path, wrapped in (
+                ("/reset", body),
+                ("/step", b'{"action": {"analysis_method": ' + body + b"}}"),
+                ("/step", b'{"action": ' + body + b"}"),
+            ):
                 reply = http.post(path, content=wrapped, headers={"content-type": "application/json"})
                 assert reply.status_code < 500, (path, wrapped, reply.status_code, reply.text[:200])
                 assert not INTERNALS.search(reply.text), reply.text[:300]
@@ -112,8 +132,15 @@ def test_no_input_gets_a_5xx(capped_server: str) -> None:
         assert reply.status_code == 200 and "unknown reset argument(s) secret" in reply.text, reply.text[:300]
         for session_id in ([1], {"a": 1}, 1, 1.5, True):
             for method in ("openenv/session/close", "tools/call"):
-                reply = http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": method,
-                                                "params": {"session_id": session_id, "name": "query"}})
+                reply = http.post(
+                    "/mcp",
+                    json={
+                        "jsonrpc": "2.0",
+                        "id": 1,
+                        "method": method,
+                        "params": {"session_id": session_id, "name": "query"},
+                    },
+                )
                 assert reply.status_code == 200 and "error" in reply.json(), (session_id, reply.text[:200])
 
 
@@ -127,6 +154,7 @@ def test_a_reset_with_the_servers_argument_over_ws_names_no_function(capped_serv
 
 
 # --- resets are metered ------------------------------------------------------------------------------------------
+
 
 def test_a_client_resetting_many_sessions_holds_up_anothers_reset_by_one_build_at_most() -> None:
     """Eight resets of one address asked at once, then one of another: the other's is the second episode built
@@ -165,12 +193,16 @@ def test_a_client_resetting_many_sessions_holds_up_anothers_reset_by_one_build_a
 
 # --- half-sent bodies are bounded and released -------------------------------------------------------------------
 
+
 def half_sent(url: str, source: str, sent: int, declared: int = 1024 * 1024) -> socket.socket:
     """A POST /reset that declares `declared` bytes of body and sends `sent` of them, then nothing."""
     port = int(url.rsplit(":", 1)[1])
     sock = socket.create_connection(("127.0.0.1", port), timeout=60, source_address=(source, 0))
-    sock.sendall(f"POST /reset HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                 f"Content-Length: {declared}\r\n\r\n".encode() + b" " * sent)
+    sock.sendall(
+        f"POST /reset HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {declared}\r\n\r\n".encode()
+        + b" " * sent
+    )
     return sock
 
 
@@ -181,7 +213,8 @@ def status_of(sock: socket.socket, timeout_s: float) -> int:
 
 @pytest.mark.slow
 def test_one_clients_unfinished_bodies_hold_a_bounded_amount_and_are_dropped_at_their_deadline(
-        capped_server: str) -> None:
+    capped_server: str,
+) -> None:
     from metric_tracker_rl.serving.hardening import BODY_DEADLINE_S, UNFINISHED_BYTES_PER_CLIENT
 
     part = 900 * 1024
@@ -199,4 +232,3 @@ def test_one_clients_unfinished_bodies_hold_a_bounded_amount_and_are_dropped_at_
     finally:
         for sock in held:
             sock.close()
-

@@ -22,14 +22,22 @@ ACCESS_FORMAT = '%s - "%s %s HTTP/%s" %d'  # uvicorn's access record
 
 
 def access_record(path: str, status: int) -> logging.LogRecord:
-    return logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, ACCESS_FORMAT,
-                             ("127.0.0.1:5000", "GET", path, "1.1", status), None)
+    return logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, ACCESS_FORMAT, ("127.0.0.1:5000", "GET", path, "1.1", status), None
+    )
 
 
-@pytest.mark.parametrize(("path", "status", "logged"), [
-    ("/ready", 200, False), ("/health", 200, False), ("/ready?x=1", 200, False), ("/ready", 503, True),
-    ("/metadata", 200, True), ("/health/extra", 200, True),
-])
+@pytest.mark.parametrize(
+    ("path", "status", "logged"),
+    [
+        ("/ready", 200, False),
+        ("/health", 200, False),
+        ("/ready?x=1", 200, False),
+        ("/ready", 503, True),
+        ("/metadata", 200, True),
+        ("/health/extra", 200, True),
+    ],
+)
 def test_answered_probes_are_left_out(path: str, status: int, logged: bool) -> None:
     assert process.QuietProbes().filter(access_record(path, status)) is logged
 
@@ -47,8 +55,9 @@ def test_the_log_level_is_read_in_any_case(raw: str, level: str, monkeypatch: py
     assert ServerSettings.load().log_level == level
 
 
-def test_a_bad_log_level_stops_the_server_before_it_starts(monkeypatch: pytest.MonkeyPatch,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bad_log_level_stops_the_server_before_it_starts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("LOG_LEVEL", "loud")
     with pytest.raises(SystemExit) as exit_info:
         server_app.main(["--port", "0"])

@@ -22,8 +22,15 @@ from metric_tracker_rl.view.observation import SeenObservation, seen
 from metric_tracker_rl.view.tool_schemas import SUBMIT_REPORT, model_tools, tool_action
 
 TOOL_NAMES = [tool.name for tool in model_tools() if tool.name != SUBMIT_REPORT] + [SUBMIT_REPORT]
-ARGUMENTS: list[dict[str, Any]] = [{}, {"limit": 3}, {"limit": 2, "offset": 2}, {"threshold_multiplier": 2.5},
-                                   {"date": "first"}, {"rows": []}, {"bogus": 1}]
+ARGUMENTS: list[dict[str, Any]] = [
+    {},
+    {"limit": 3},
+    {"limit": 2, "offset": 2},
+    {"threshold_multiplier": 2.5},
+    {"date": "first"},
+    {"rows": []},
+    {"bogus": 1},
+]
 
 
 def texts_of_play(session: EpisodeSession, agent_name: str, **reset_kwargs: Any) -> list[str]:
@@ -90,8 +97,13 @@ def test_a_new_reset_starts_the_bookkeeping_again() -> None:
     session.reset(seed=4, difficulty="easy")
     session.call(SUBMIT_REPORT, {"rows": []})
     session.reset(seed=5, difficulty="easy")
-    assert (session.steps, session.rewards, session.done, session.graded, session.submissions) == (0, [], False,
-                                                                                                   None, 0)
+    assert (session.steps, session.rewards, session.done, session.graded, session.submissions) == (
+        0,
+        [],
+        False,
+        None,
+        0,
+    )
     assert session.config["seed"] == 5
 
 
@@ -133,7 +145,10 @@ def _says_what_the_environment_said(read: SeenObservation, observation: MetricTr
     """The facts read off a step's text agree with the observation it was made from."""
     assert read.status == observation.status
     assert (read.steps_remaining, read.submissions_remaining, read.done) == (
-        observation.steps_remaining, observation.submissions_remaining, observation.done)
+        observation.steps_remaining,
+        observation.submissions_remaining,
+        observation.done,
+    )
     if observation.status == "error":
         assert observation.message in read.text
     if observation.status == "graded":
@@ -143,10 +158,14 @@ def _says_what_the_environment_said(read: SeenObservation, observation: MetricTr
 
 
 @settings(max_examples=8, deadline=None)  # a few episodes here; the slow twin below plays 40
-@given(seed=st.integers(0, 10**6), difficulty=st.sampled_from(DIFFICULTIES),
-       calls=st.lists(st.tuples(st.sampled_from(TOOL_NAMES), st.sampled_from(ARGUMENTS)), min_size=1, max_size=4))
-def test_the_text_shows_every_fact_of_the_structured_view(seed: int, difficulty: str,
-                                                          calls: list[tuple[str, dict[str, Any]]]) -> None:
+@given(
+    seed=st.integers(0, 10**6),
+    difficulty=st.sampled_from(DIFFICULTIES),
+    calls=st.lists(st.tuples(st.sampled_from(TOOL_NAMES), st.sampled_from(ARGUMENTS)), min_size=1, max_size=4),
+)
+def test_the_text_shows_every_fact_of_the_structured_view(
+    seed: int, difficulty: str, calls: list[tuple[str, dict[str, Any]]]
+) -> None:
     """Reading a step's text back gives its whole structured view: an agent deciding from the view decides from
     nothing a model could not read. And what the text says is what the environment said: each fact read off the
     text is checked against the observation or the episode itself, never against a second call of the renderer."""
@@ -175,18 +194,23 @@ def test_the_text_shows_every_fact_of_the_structured_view(seed: int, difficulty:
 
 @pytest.mark.slow
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 10**6), difficulty=st.sampled_from(DIFFICULTIES),
-       calls=st.lists(st.tuples(st.sampled_from(TOOL_NAMES), st.sampled_from(ARGUMENTS)), min_size=1, max_size=4))
+@given(
+    seed=st.integers(0, 10**6),
+    difficulty=st.sampled_from(DIFFICULTIES),
+    calls=st.lists(st.tuples(st.sampled_from(TOOL_NAMES), st.sampled_from(ARGUMENTS)), min_size=1, max_size=4),
+)
 def test_the_text_shows_every_fact_of_the_structured_view_over_many_episodes(
-        seed: int, difficulty: str, calls: list[tuple[str, dict[str, Any]]]) -> None:
+    seed: int, difficulty: str, calls: list[tuple[str, dict[str, Any]]]
+) -> None:
     test_the_text_shows_every_fact_of_the_structured_view.hypothesis.inner_test(seed, difficulty, calls)
 
 
 def test_a_negative_magnitude_bound_reads_back_as_a_pair() -> None:
     observation = MetricTrackerRlEnvironment().reset(seed=1, difficulty="easy")
-    methods = [{**spec, "magnitude": {**spec["magnitude"], "by_difficulty": {"easy": [-0.5, -0.25],
-                                                                               "medium": [-2, 3.5]}}}
-               for spec in observation.available_synthetic_generator_methods]
+    methods = [
+        {**spec, "magnitude": {**spec["magnitude"], "by_difficulty": {"easy": [-0.5, -0.25], "medium": [-2, 3.5]}}}
+        for spec in observation.available_synthetic_generator_methods
+    ]
     view = seen(observation.model_copy(update={"available_synthetic_generator_methods": methods}))
     assert "| -0.5--0.25 | -2-3.5" in view.text
     assert all((family["easy"], family["medium"]) == ((-0.5, -0.25), (-2, 3.5)) for family in view.brief["families"])

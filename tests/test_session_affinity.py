@@ -15,9 +15,11 @@ VALUES = st.text(alphabet="abcdefghij0123456789", min_size=1, max_size=8)
 
 def answer_cookies(set_cookies: dict[str, str]) -> httpx.Cookies:
     """The cookies of a create answer that sets `set_cookies` (HAProxy's `insert` writes `name=value; path=/`)."""
-    response = httpx.Response(200, headers=[("set-cookie", f"{name}={value}; path=/") for name, value in
-                                            set_cookies.items()],
-                              request=httpx.Request("POST", "http://127.0.0.1:8000/mcp"))
+    response = httpx.Response(
+        200,
+        headers=[("set-cookie", f"{name}={value}; path=/") for name, value in set_cookies.items()],
+        request=httpx.Request("POST", "http://127.0.0.1:8000/mcp"),
+    )
     return response.cookies
 
 
@@ -29,9 +31,12 @@ def sent_pairs(headers: dict[str, str] | None) -> list[list[str]]:
 
 @given(own=st.dictionaries(NAMES, VALUES, max_size=3), new=st.dictionaries(NAMES, VALUES, max_size=3))
 def test_the_session_cookies_join_the_clients_own_and_replace_those_of_the_same_name(
-        own: dict[str, str], new: dict[str, str]) -> None:
-    headers = {"X-Forwarded-For": "192.0.2.7", **({"Cookie": "; ".join(f"{k}={v}" for k, v in own.items())}
-                                                  if own else {})}
+    own: dict[str, str], new: dict[str, str]
+) -> None:
+    headers = {
+        "X-Forwarded-For": "192.0.2.7",
+        **({"Cookie": "; ".join(f"{k}={v}" for k, v in own.items())} if own else {}),
+    }
     sent = with_session_cookies(headers, answer_cookies(new))
     assert sent is not None and sent["X-Forwarded-For"] == "192.0.2.7"
     if not new:
@@ -43,5 +48,6 @@ def test_the_session_cookies_join_the_clients_own_and_replace_those_of_the_same_
 
 def test_a_client_without_headers_sends_only_the_affinity_cookie() -> None:
     assert with_session_cookies(None, answer_cookies({"metric_tracker_replica": "replica2"})) == {
-        "Cookie": "metric_tracker_replica=replica2"}
+        "Cookie": "metric_tracker_replica=replica2"
+    }
     assert with_session_cookies(None, answer_cookies({})) is None

@@ -60,8 +60,10 @@ def received_through(frames: list[str], foreign: ForeignSessions, stand_ins: Sta
 
 
 def foreign_to_me() -> ForeignSessions:
-    http = {"http-theirs": TrackedSession(client=THEIRS, transport="http"),
-            "http-mine": TrackedSession(client=MINE, transport="http")}
+    http = {
+        "http-theirs": TrackedSession(client=THEIRS, transport="http"),
+        "http-mine": TrackedSession(client=MINE, transport="http"),
+    }
     return ForeignSessions(http, {"socket-theirs": THEIRS, "socket-mine": MINE}, MINE)
 
 
@@ -81,24 +83,32 @@ def test_each_named_id_has_one_stand_in_of_its_own_and_is_named_back(ids: list[s
     assert [stand_ins.stand_in_for(session_id) for session_id in ids] == first  # the same id, the same stand-in
     assert len(set(first)) == len(set(ids)) and not set(first) & set(ids)
     answer = json.dumps({"error": {"message": f"Session {first[0]} not found"}}).encode()
-    assert stand_ins.named_back(answer) == json.dumps({"error": {"message": f"Session {ids[0]} not found"}}
-                                                      ).encode()
+    assert stand_ins.named_back(answer) == json.dumps({"error": {"message": f"Session {ids[0]} not found"}}).encode()
 
 
 def test_an_http_answer_names_the_id_back_with_its_length_set_again() -> None:
     stand_ins = StandIns()
     stand_in = stand_ins.stand_in_for("theirs")
     body = json.dumps({"error": {"message": f"unknown session {stand_in}"}}).encode()
-    sent = sent_through(stand_ins.sending, [
-        {"type": "http.response.start", "status": 200,
-         "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]},
-        {"type": "http.response.body", "body": body[:10], "more_body": True},
-        {"type": "http.response.body", "body": body[10:]}])
+    sent = sent_through(
+        stand_ins.sending,
+        [
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            },
+            {"type": "http.response.body", "body": body[:10], "more_body": True},
+            {"type": "http.response.body", "body": body[10:]},
+        ],
+    )
     start, whole = sent
     expected = json.dumps({"error": {"message": "unknown session theirs"}}).encode()
     assert whole == {"type": "http.response.body", "body": expected}
-    assert start["headers"] == [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(expected)).encode())]
+    assert start["headers"] == [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(expected)).encode()),
+    ]
 
 
 def test_a_socket_frame_names_the_id_back_and_nothing_changes_without_a_stand_in() -> None:
@@ -106,15 +116,20 @@ def test_a_socket_frame_names_the_id_back_and_nothing_changes_without_a_stand_in
     frame = {"type": "websocket.send", "text": "no session named"}
     assert sent_through(stand_ins.sending, [frame]) == [frame]  # none yet: passed on as it came
     stand_in = stand_ins.stand_in_for("theirs")
-    sent = sent_through(stand_ins.sending, [{"type": "websocket.send", "text": f'{{"id": "{stand_in}"}}'},
-                                            {"type": "websocket.send", "bytes": b"binary"}])
-    assert sent == [{"type": "websocket.send", "text": '{"id": "theirs"}'},
-                    {"type": "websocket.send", "bytes": b"binary"}]
+    sent = sent_through(
+        stand_ins.sending,
+        [{"type": "websocket.send", "text": f'{{"id": "{stand_in}"}}'}, {"type": "websocket.send", "bytes": b"binary"}],
+    )
+    assert sent == [
+        {"type": "websocket.send", "text": '{"id": "theirs"}'},
+        {"type": "websocket.send", "bytes": b"binary"},
+    ]
 
 
 def test_a_post_naming_a_foreign_session_carries_a_stand_in_and_its_new_length() -> None:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                       "params": {"session_id": "theirs", "name": "query"}}).encode()
+    body = json.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"session_id": "theirs", "name": "query"}}
+    ).encode()
     scope = {"type": "http", "headers": [(b"host", b"x"), (b"content-length", str(len(body)).encode())]}
     new_scope, new_body, send = disguised_request(scope, body, lambda message: None, "theirs")  # type: ignore[arg-type]
     request = json.loads(new_body)
@@ -147,19 +162,33 @@ def test_a_socket_learns_its_own_id_from_the_answer_to_session_create() -> None:
     told: list[str] = []
     answer = json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"session_id": "own"}})
     wrapped_answer = json.dumps({"type": "mcp", "data": json.loads(answer)})
-    sent_through(lambda send: telling_own_id(send, False, told.append),
-                 [{"type": "websocket.send", "text": answer}, {"type": "websocket.send", "text": wrapped_answer}])
-    sent_through(lambda send: telling_own_id(send, True, told.append),
-                 [{"type": "websocket.send", "text": wrapped_answer}, {"type": "websocket.send", "text": answer}])
+    sent_through(
+        lambda send: telling_own_id(send, False, told.append),
+        [{"type": "websocket.send", "text": answer}, {"type": "websocket.send", "text": wrapped_answer}],
+    )
+    sent_through(
+        lambda send: telling_own_id(send, True, told.append),
+        [{"type": "websocket.send", "text": wrapped_answer}, {"type": "websocket.send", "text": answer}],
+    )
     assert told == ["own", "own"]  # each transport's own framing, and only it
     long_answer = json.dumps({"result": {"session_id": "x" * CREATED_REPLY_MAX_CHARS}})
-    sent = sent_through(lambda send: telling_own_id(send, False, told.append),
-                        [{"type": "websocket.send", "text": long_answer}])
+    sent = sent_through(
+        lambda send: telling_own_id(send, False, told.append), [{"type": "websocket.send", "text": long_answer}]
+    )
     assert told == ["own", "own"] and sent == [{"type": "websocket.send", "text": long_answer}]
 
 
-@pytest.mark.parametrize("text", ['{"result": {"session_id": "a", "more": 1}}', '{"result": {"session_id": 3}}',
-                                  '{"result": "a"}', "[1]", "not json", "[" * 100_000])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"result": {"session_id": "a", "more": 1}}',
+        '{"result": {"session_id": 3}}',
+        '{"result": "a"}',
+        "[1]",
+        "not json",
+        "[" * 100_000,
+    ],
+)
 def test_only_an_answer_that_is_exactly_a_new_session_id_names_one(text: str) -> None:
     assert created_id(text, wrapped=False) is None
 

@@ -16,8 +16,12 @@ from metric_tracker_rl.settings import ClientSettings, ServerSettings, Settings,
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES: tuple[type[Settings], ...] = (ServerSettings, ClientSettings)
-SECONDS = [(cls, name) for cls in CLASSES for name, field in cls.model_fields.items()
-           if field.annotation is float and name.endswith("_s")]
+SECONDS = [
+    (cls, name)
+    for cls in CLASSES
+    for name, field in cls.model_fields.items()
+    if field.annotation is float and name.endswith("_s")
+]
 
 
 @pytest.fixture(autouse=True)
@@ -30,10 +34,10 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def documented_variables() -> dict[str, tuple[str, str]]:
     """variable -> (process, default as written), from the table in docs/settings.md."""
-    rows = re.findall(r"^\| (`[^|]+) \| (server|client) \| ([^|]+) \|", (ROOT / "docs" / "settings.md").read_text(),
-                      re.M)
-    return {name: (process, default) for names, process, default in rows
-            for name in re.findall(r"`([A-Z_]+)`", names)}
+    rows = re.findall(
+        r"^\| (`[^|]+) \| (server|client) \| ([^|]+) \|", (ROOT / "docs" / "settings.md").read_text(), re.M
+    )
+    return {name: (process, default) for names, process, default in rows for name in re.findall(r"`([A-Z_]+)`", names)}
 
 
 def written_default(cls: type[Settings], field_name: str) -> str:
@@ -44,9 +48,11 @@ def written_default(cls: type[Settings], field_name: str) -> str:
 
 
 def test_the_docs_table_lists_exactly_the_variables_the_settings_read_with_their_defaults() -> None:
-    read = {name: (process, written_default(cls, field_name))
-            for cls, process in ((ServerSettings, "server"), (ClientSettings, "client"))
-            for name, field_name in cls.variables().items()}
+    read = {
+        name: (process, written_default(cls, field_name))
+        for cls, process in ((ServerSettings, "server"), (ClientSettings, "client"))
+        for name, field_name in cls.variables().items()
+    }
     assert documented_variables() == read
 
 
@@ -77,8 +83,19 @@ def test_a_word_that_is_not_a_number_names_the_variable(text: str) -> None:
             ServerSettings.load()
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("1", True), ("true", True), ("yes", True), ("0", False),
-                                               ("false", False), ("no", False), ("", False), ("  ", False)])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1", True),
+        ("true", True),
+        ("yes", True),
+        ("0", False),
+        ("false", False),
+        ("no", False),
+        ("", False),
+        ("  ", False),
+    ],
+)
 def test_debug_mode_is_a_boolean(raw: str, expected: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("METRIC_TRACKER_DEBUG", raw)
     assert ServerSettings.load().debug is expected
@@ -98,8 +115,9 @@ def test_a_bad_boolean_and_a_bad_json_object_are_clear_errors(monkeypatch: pytes
     assert ClientSettings.load().reset_defaults == {"max_steps": 3}
 
 
-def test_base_url_is_the_deprecated_name_of_the_server_url(monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_base_url_is_the_deprecated_name_of_the_server_url(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(settings_module, "_WARNED", set())
     monkeypatch.setenv("BASE_URL", "http://old:8000")
     assert ClientSettings.load().server_url == ClientSettings.load().server_url == "http://old:8000"
@@ -132,8 +150,9 @@ def test_trusted_proxies_are_loopback_then_the_named_ones_or_a_spaces_networks()
     assert "10.0.0.0/8" in ServerSettings.load(space_id="me/space").trusted_proxies()
 
 
-def test_the_server_command_stops_at_a_bad_value_before_anything_starts(monkeypatch: pytest.MonkeyPatch,
-                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_server_command_stops_at_a_bad_value_before_anything_starts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("MAX_CONCURRENT_ENVS", "0")
     with pytest.raises(SystemExit) as exit_info:
         server_app.main(["--port", "0"])

@@ -50,8 +50,10 @@ CASES: list[tuple[str, str]] = [
     ("WITH x AS (DELETE FROM daily RETURNING *) SELECT * FROM x", REFUSED_DML),
     ("WITH x AS (UPDATE daily SET app_opens = 0 RETURNING *) SELECT * FROM x", REFUSED_DML),
     ("WITH x AS (INSERT INTO daily SELECT * FROM daily RETURNING *) SELECT count(*) FROM x", REFUSED_DML),
-    ("WITH x AS (INSERT INTO hourly_by_segment SELECT * FROM hourly_by_segment RETURNING 1) SELECT count(*) FROM x",
-     REFUSED_DML),
+    (
+        "WITH x AS (INSERT INTO hourly_by_segment SELECT * FROM hourly_by_segment RETURNING 1) SELECT count(*) FROM x",
+        REFUSED_DML,
+    ),
     ("UPDATE EXTENSIONS", UNCLASSIFIED),
     (f"SELECT levenshtein(s, s) AS d FROM {S100K}", STOPPED),
     ("SELECT count(*) AS n FROM " + ", ".join(f"range(2) t{i}" for i in range(200)), STOPPED),
@@ -63,12 +65,15 @@ CASES: list[tuple[str, str]] = [
     ("WITH x AS MATERIALIZED (DELETE FROM daily RETURNING *) SELECT * FROM x", REFUSED_DML),
     ("WITH x AS (DELETE FROM daily RETURNING *) SELECT date FROM x UNION ALL SELECT date FROM daily", REFUSED_DML),
     ("WITH x AS (DELETE FROM hourly WHERE hour < 12 RETURNING *) SELECT count(*) FROM x", REFUSED_DML),
-    ("WITH x AS (UPDATE hourly SET orders_placed = orders_placed * 2 RETURNING *) SELECT count(*) FROM x",
-     REFUSED_DML),
-    ("WITH x AS (INSERT INTO annotations VALUES (DATE '2026-03-03', 'x', 'y') RETURNING *) SELECT * FROM x",
-     REFUSED_DML),
-    ("SELECT count(*) AS n FROM daily WHERE date IN (WITH x AS (DELETE FROM daily RETURNING date) SELECT * FROM x)",
-     REFUSED_DML),
+    ("WITH x AS (UPDATE hourly SET orders_placed = orders_placed * 2 RETURNING *) SELECT count(*) FROM x", REFUSED_DML),
+    (
+        "WITH x AS (INSERT INTO annotations VALUES (DATE '2026-03-03', 'x', 'y') RETURNING *) SELECT * FROM x",
+        REFUSED_DML,
+    ),
+    (
+        "SELECT count(*) AS n FROM daily WHERE date IN (WITH x AS (DELETE FROM daily RETURNING date) SELECT * FROM x)",
+        REFUSED_DML,
+    ),
     # statements DuckDB's client cannot classify, and others that only look like queries
     ("UPDATE EXTENSIONS (httpfs)", UNCLASSIFIED),
     ("CREATE OR REPLACE TEMP VIEW daily AS SELECT 1 AS x", NOT_ALLOWED),
@@ -86,37 +91,58 @@ CASES: list[tuple[str, str]] = [
     (f"SELECT length(regexp_replace(s, 'x', s, 'g')) AS n FROM {S20K}", STOPPED),
     # value builders: replace, concatenation chains, concat_ws, lists cast to text
     (f"SELECT length(replace(replace(s, 'x', s), 'x', 'yy')) AS n FROM {S20K}", STOPPED),
-    ("WITH a AS (SELECT string_agg('x', '') AS s FROM range(100000)), b AS (SELECT s||s||s||s||s||s||s||s||s||s AS s "
-     "FROM a), c AS (SELECT s||s||s||s||s||s||s||s||s||s AS s FROM b), d AS (SELECT s||s||s||s||s||s||s||s||s||s AS s "
-     "FROM c) SELECT length(s) AS n FROM d", STOPPED),
-    ("SELECT length(concat_ws(s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s)) AS n FROM "
-     "(SELECT string_agg('x', '') AS s FROM range(20000000))", STOPPED),
+    (
+        "WITH a AS (SELECT string_agg('x', '') AS s FROM range(100000)), b AS (SELECT s||s||s||s||s||s||s||s||s||s AS s "  # noqa: E501
+        "FROM a), c AS (SELECT s||s||s||s||s||s||s||s||s||s AS s FROM b), d AS (SELECT s||s||s||s||s||s||s||s||s||s AS s "  # noqa: E501
+        "FROM c) SELECT length(s) AS n FROM d",
+        STOPPED,
+    ),
+    (
+        "SELECT length(concat_ws(s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s)) AS n FROM "
+        "(SELECT string_agg('x', '') AS s FROM range(20000000))",
+        STOPPED,
+    ),
     ("SELECT length(array_to_string(list(range), ',')) AS n FROM range(20000000)", STOPPED),
     ("SELECT length(to_json(list(range))::VARCHAR) AS n FROM range(30000000)", STOPPED),
-    ("SELECT [s, s, s, s, s, s, s, s]::VARCHAR AS t FROM (SELECT string_agg('x', '') AS s FROM range(20000000))",
-     STOPPED),
+    (
+        "SELECT [s, s, s, s, s, s, s, s]::VARCHAR AS t FROM (SELECT string_agg('x', '') AS s FROM range(20000000))",
+        STOPPED,
+    ),
     ("SELECT list(range)::VARCHAR AS t FROM range(100000000)", STOPPED),
-    ("SELECT length(string_agg(s, '')) AS n FROM (SELECT string_agg('x', '') AS s FROM range(100000)), range(5000)",
-     STOPPED),
+    (
+        "SELECT length(string_agg(s, '')) AS n FROM (SELECT string_agg('x', '') AS s FROM range(100000)), range(5000)",
+        STOPPED,
+    ),
     # huge joins
     ("SELECT count(*) AS n FROM " + ", ".join(f"daily d{i}" for i in range(60)), STOPPED),
-    ("SELECT count(*) AS n FROM " + " JOIN ".join(f"hourly h{i}" for i in range(40)).replace(" JOIN ", " CROSS JOIN "),
-     STOPPED),
-    ("SELECT sum(a.app_opens * b.app_opens * c.app_opens) AS n FROM hourly_by_segment a, hourly_by_segment b, "
-     "hourly c", STOPPED),
+    (
+        "SELECT count(*) AS n FROM "
+        + " JOIN ".join(f"hourly h{i}" for i in range(40)).replace(" JOIN ", " CROSS JOIN "),
+        STOPPED,
+    ),
+    (
+        "SELECT sum(a.app_opens * b.app_opens * c.app_opens) AS n FROM hourly_by_segment a, hourly_by_segment b, "
+        "hourly c",
+        STOPPED,
+    ),
     ("SELECT max(a.platform || b.country) AS m FROM hourly_by_segment a, hourly_by_segment b", STOPPED),
     ("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r", STOPPED),
     ("SELECT count(*) AS n FROM daily a, daily b, daily c, daily d, daily e, daily f", STOPPED),
-    ("SELECT length(string_agg(a.platform || b.country, '')) AS n FROM hourly_by_segment a, hourly_by_segment b",
-     STOPPED),
+    (
+        "SELECT length(string_agg(a.platform || b.country, '')) AS n FROM hourly_by_segment a, hourly_by_segment b",
+        STOPPED,
+    ),
     # more DML in CTEs and value builders
     ("WITH x AS (DELETE FROM releases RETURNING *) SELECT count(*) AS n FROM x", REFUSED_DML),
     ("WITH x AS (UPDATE hourly_by_segment SET platform = 'x' RETURNING 1) SELECT count(*) AS n FROM x", REFUSED_DML),
     ("SELECT list(a.range)::VARCHAR AS t FROM range(1000000) a, range(100) b GROUP BY b.range", STOPPED),
     (f"SELECT length(lower(upper(replace(s, 'x', s || s)))) AS n FROM {S20K}", STOPPED),
     # 16 copies of 60M characters: past the worker's 768 MB whatever the machine's speed (20M fit, and finished)
-    ("SELECT length(concat(s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s)) AS n FROM "
-     "(SELECT string_agg('x', '') AS s FROM range(60000000))", STOPPED),
+    (
+        "SELECT length(concat(s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s)) AS n FROM "
+        "(SELECT string_agg('x', '') AS s FROM range(60000000))",
+        STOPPED,
+    ),
     (f"SELECT levenshtein(s, s || 'x') AS d FROM {S100K}", STOPPED),
     # the engine's internals: its views' definitions (the worker's object names) and its version
     ("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal", INTERNAL),
@@ -145,9 +171,11 @@ def step(environment: MetricTrackerRlEnvironment, sql: str) -> Any:
 
 def totals(environment: MetricTrackerRlEnvironment) -> dict[str, Any]:
     """What the attacks try to change: each table's row count and a sum."""
-    sql = ("SELECT (SELECT count(*) FROM daily) AS daily, (SELECT sum(app_opens) FROM daily) AS opens, "
-           "(SELECT count(*) FROM hourly) AS hourly, (SELECT count(*) FROM annotations) AS notes, "
-           "(SELECT count(*) FROM hourly_by_segment) AS segments")
+    sql = (
+        "SELECT (SELECT count(*) FROM daily) AS daily, (SELECT sum(app_opens) FROM daily) AS opens, "
+        "(SELECT count(*) FROM hourly) AS hourly, (SELECT count(*) FROM annotations) AS notes, "
+        "(SELECT count(*) FROM hourly_by_segment) AS segments"
+    )
     observation = step(environment, sql)
     assert observation.status == "ok", observation.message
     return observation.analysis_result["rows"][0]
@@ -165,8 +193,9 @@ def test_there_are_the_known_attacks_and_forty_more() -> None:
 
 @pytest.mark.parametrize(("sql", "says"), CASES, ids=[f"case{i}" for i in range(len(CASES))])
 @pytest.mark.slow
-def test_each_case_is_an_error_observation_that_costs_one_step(env: MetricTrackerRlEnvironment, sql: str,
-                                                                says: str) -> None:
+def test_each_case_is_an_error_observation_that_costs_one_step(
+    env: MetricTrackerRlEnvironment, sql: str, says: str
+) -> None:
     before_totals, before_steps = totals(env), env.state.step_count
     rss_before = rss_mb()
     observation = step(env, sql)
@@ -185,12 +214,21 @@ def test_memory_held_across_queries_is_never_more_than_the_tables() -> None:
     try:
         size = totals(attacker)["segments"]
         for _ in range(5):
-            doubled = step(attacker, "WITH x AS (INSERT INTO hourly_by_segment SELECT * FROM hourly_by_segment "
-                                     "RETURNING 1) SELECT count(*) FROM x")
+            doubled = step(
+                attacker,
+                "WITH x AS (INSERT INTO hourly_by_segment SELECT * FROM hourly_by_segment "
+                "RETURNING 1) SELECT count(*) FROM x",
+            )
             assert doubled.status == "error" and "read-only" in doubled.message
             assert totals(attacker)["segments"] == size
-            heavy = other.step(MetricTrackerRlAction(analysis_method="query", analysis_args={
-                "sql": "SELECT platform, country, sum(orders_placed) AS o FROM hourly_by_segment GROUP BY ALL"}))
+            heavy = other.step(
+                MetricTrackerRlAction(
+                    analysis_method="query",
+                    analysis_args={
+                        "sql": "SELECT platform, country, sum(orders_placed) AS o FROM hourly_by_segment GROUP BY ALL"
+                    },
+                )
+            )
             assert heavy.status == "ok", heavy.message
     finally:
         attacker.close()
@@ -200,16 +238,23 @@ def test_memory_held_across_queries_is_never_more_than_the_tables() -> None:
 def test_no_setting_or_readable_function_names_a_path_or_a_user(env: MetricTrackerRlEnvironment) -> None:
     home, cwd, user = os.path.expanduser("~"), os.getcwd(), os.environ.get("USER", "root")
     texts = []
-    for sql in ("SELECT name, value FROM duckdb_settings()", "SELECT * FROM duckdb_databases()",
-                "SELECT current_setting('home_directory') AS h, current_setting('secret_directory') AS s, "
-                "current_setting('temp_directory') AS t, current_setting('extension_directory') AS e",
-                "SELECT * FROM duckdb_schemas()", "SELECT current_user AS u, current_database() AS d"):
+    for sql in (
+        "SELECT name, value FROM duckdb_settings()",
+        "SELECT * FROM duckdb_databases()",
+        "SELECT current_setting('home_directory') AS h, current_setting('secret_directory') AS s, "
+        "current_setting('temp_directory') AS t, current_setting('extension_directory') AS e",
+        "SELECT * FROM duckdb_schemas()",
+        "SELECT current_user AS u, current_database() AS d",
+    ):
         result = env.step(MetricTrackerRlAction(analysis_method="query", analysis_args={"sql": sql, "limit": 120}))
         texts.append(json.dumps(result.analysis_result or result.message))
         offset = (result.analysis_result or {}).get("next_offset")
         while offset:
-            page = env.step(MetricTrackerRlAction(analysis_method="query", analysis_args={
-                "sql": sql, "limit": 120, "offset": offset}))
+            page = env.step(
+                MetricTrackerRlAction(
+                    analysis_method="query", analysis_args={"sql": sql, "limit": 120, "offset": offset}
+                )
+            )
             texts.append(json.dumps(page.analysis_result))
             offset = page.analysis_result["next_offset"]
     text = "\n".join(texts)
@@ -326,8 +371,9 @@ TRANSPORT_CASES = [
 @pytest.fixture(scope="module")
 def web_server() -> Iterator[str]:
     """A server with the debugger's routes on (the image's default), a small SQL pool."""
-    with running_server(extra_env={"ENABLE_WEB_INTERFACE": "true", "SQL_WORKERS": "3",
-                                   "MAX_SESSIONS_PER_CLIENT": "16"}) as url:
+    with running_server(
+        extra_env={"ENABLE_WEB_INTERFACE": "true", "SQL_WORKERS": "3", "MAX_SESSIONS_PER_CLIENT": "16"}
+    ) as url:
         yield url
 
 
@@ -358,8 +404,18 @@ def test_each_transport_answers_an_error_observation_that_costs_one_step(web_ser
             assert any(part in observation["message"] for part in says.split("|")), observation["message"]
             steps -= 1
             assert observation["steps_remaining"] == steps
-            called = ask(ws, {"type": "mcp", "data": {"jsonrpc": "2.0", "method": "tools/call", "id": index,
-                                                      "params": {"name": "query", "arguments": {"sql": sql}}}})
+            called = ask(
+                ws,
+                {
+                    "type": "mcp",
+                    "data": {
+                        "jsonrpc": "2.0",
+                        "method": "tools/call",
+                        "id": index,
+                        "params": {"name": "query", "arguments": {"sql": sql}},
+                    },
+                },
+            )
             assert called["type"] == "mcp" and "error" not in called["data"], called
             result = called["data"]["result"]
             assert result["is_error"] is True and "query: " in json.dumps(result)
@@ -407,7 +463,8 @@ def test_another_clients_cheap_query_is_answered_while_one_client_runs_slow_quer
 
 @pytest.mark.slow
 def test_a_statement_killed_at_the_deadline_replaces_its_worker_and_the_next_query_works(
-        env: MetricTrackerRlEnvironment) -> None:
+    env: MetricTrackerRlEnvironment,
+) -> None:
     before = pool().replaced
     killed = step(env, f"SELECT levenshtein(s, s) AS d FROM {S100K}")
     assert killed.status == "error" and "time limit" in killed.message

@@ -45,9 +45,9 @@ def sandbox(own_pool: SqlPool) -> Iterator[SqlSandbox]:
     opened.close()
 
 
-def test_a_prefetched_statement_answers_as_the_threads_path_and_runs_once(sandbox: SqlSandbox,
-                                                                           own_pool: SqlPool,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_prefetched_statement_answers_as_the_threads_path_and_runs_once(
+    sandbox: SqlSandbox, own_pool: SqlPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     expected = sandbox.run("SELECT day FROM daily ORDER BY day", 5, 7)
     seconds = asyncio.run(sandbox.prefetch("SELECT day FROM daily ORDER BY day", 5, 7))
 
@@ -84,7 +84,7 @@ def test_a_reply_is_read_whole_however_its_bytes_arrive(cuts: list[int], size: i
     pieces, start = [], 0
     for cut in cuts:
         if start < len(framed):
-            pieces.append(framed[start:start + cut])
+            pieces.append(framed[start : start + cut])
             start += cut
     if start < len(framed):
         pieces.append(framed[start:])
@@ -92,8 +92,9 @@ def test_a_reply_is_read_whole_however_its_bytes_arrive(cuts: list[int], size: i
     assert answers[-1] == reply and all(answer is None for answer in answers[:-1])
 
 
-def test_a_worker_past_its_deadline_on_the_loop_is_killed_and_replaced(sandbox: SqlSandbox, own_pool: SqlPool,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_worker_past_its_deadline_on_the_loop_is_killed_and_replaced(
+    sandbox: SqlSandbox, own_pool: SqlPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(sql_pool, "TIME_LIMIT_S", 0.2)  # the pool's deadline, far before the worker's own limit
     monkeypatch.setattr(sql_pool, "KILL_GRACE_S", 0.1)
     before, pids = own_pool.replaced, own_pool.worker_pids()
@@ -105,8 +106,9 @@ def test_a_worker_past_its_deadline_on_the_loop_is_killed_and_replaced(sandbox: 
     assert sandbox.run(CHEAP).rows == [{"n": 40, "days": 780}]  # healed: a fresh worker answers
 
 
-def test_a_cancelled_statement_is_stopped_in_its_worker_which_serves_the_next(sandbox: SqlSandbox,
-                                                                              own_pool: SqlPool) -> None:
+def test_a_cancelled_statement_is_stopped_in_its_worker_which_serves_the_next(
+    sandbox: SqlSandbox, own_pool: SqlPool
+) -> None:
     """A step given up (its socket closed, its bound passed) stops its runaway at once: the worker is interrupted,
     answers, and is kept (no kill, no fresh process), instead of running on to the time limit."""
     replaced, stopped, pids = own_pool.replaced, own_pool.stopped, own_pool.worker_pids()
@@ -127,8 +129,9 @@ def test_a_cancelled_statement_is_stopped_in_its_worker_which_serves_the_next(sa
     assert sandbox.run(CHEAP).rows == [{"n": 40, "days": 780}]
 
 
-def test_a_served_sql_step_after_the_first_waits_on_the_event_loop(own_pool: SqlPool,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_served_sql_step_after_the_first_waits_on_the_event_loop(
+    own_pool: SqlPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = MetricTrackerRlEnvironment()
     env.reset(difficulty="deep", seed=3, max_steps=20)
     action = MetricTrackerRlAction(analysis_method="query", analysis_args={"sql": "SELECT count(*) AS n FROM daily"})

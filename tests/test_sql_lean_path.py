@@ -24,12 +24,20 @@ from metric_tracker_rl.sql.sandbox import SqlSandbox
 from metric_tracker_rl.sql.worker import SLOW_AFTER_S, Watchdog
 
 CELLS = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=MAX_CELL_CHARS + 20),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=MAX_CELL_CHARS + 20),
     st.text(min_size=MAX_CELL_CHARS - 2, max_size=MAX_CELL_CHARS + 2),
-    st.decimals(allow_nan=False, allow_infinity=False, places=3), st.dates(), st.datetimes(), st.times(),
-    st.binary(max_size=120), st.lists(st.integers(), max_size=4),
-    st.dictionaries(st.text(max_size=3), st.integers(), max_size=3))
+    st.decimals(allow_nan=False, allow_infinity=False, places=3),
+    st.dates(),
+    st.datetimes(),
+    st.times(),
+    st.binary(max_size=120),
+    st.lists(st.integers(), max_size=4),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=3),
+)
 
 
 def same_cell(got: Any, expected: Any) -> bool:
@@ -47,11 +55,18 @@ def test_a_page_converts_every_cell_as_cell_does(rows: list[list[Any]]) -> None:
 
 def test_the_cells_a_page_keeps_as_they_are_are_the_ones_cell_gives_back_unchanged() -> None:
     kept = [0, -5, 2**80, True, None, 1.5, -0.0, "x" * MAX_CELL_CHARS]
-    converted = [float("nan"), float("inf"), -float("inf"), "x" * (MAX_CELL_CHARS + 1), decimal.Decimal("1.5"),
-                 datetime.date(2026, 3, 1), b"\x01"]
+    converted = [
+        float("nan"),
+        float("inf"),
+        -float("inf"),
+        "x" * (MAX_CELL_CHARS + 1),
+        decimal.Decimal("1.5"),
+        datetime.date(2026, 3, 1),
+        b"\x01",
+    ]
     (page,) = page_cells([tuple(kept + converted)])
-    assert all(got is value for got, value in zip(page[:len(kept)], kept, strict=True))
-    assert page[len(kept):] == [cell(value) for value in converted]
+    assert all(got is value for got, value in zip(page[: len(kept)], kept, strict=True))
+    assert page[len(kept) :] == [cell(value) for value in converted]
 
 
 @pytest.fixture
@@ -75,8 +90,7 @@ def count_checks(tables: EpisodeTables, monkeypatch: pytest.MonkeyPatch) -> list
     return checked
 
 
-def test_a_paged_statement_is_parsed_and_checked_once(tables: EpisodeTables,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_paged_statement_is_parsed_and_checked_once(tables: EpisodeTables, monkeypatch: pytest.MonkeyPatch) -> None:
     checked = count_checks(tables, monkeypatch)
     sql = "SELECT day, orders FROM daily ORDER BY day"
     pages = [tables.run(sql, offset, 20) for offset in (0, 20, 40)]
@@ -85,8 +99,9 @@ def test_a_paged_statement_is_parsed_and_checked_once(tables: EpisodeTables,
     assert tables.run(sql + " ", 0, 5)[1] == pages[0][1][:5] and len(checked) == 2  # another text, checked
 
 
-def test_a_refused_text_is_refused_every_time_with_the_same_words(tables: EpisodeTables,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_refused_text_is_refused_every_time_with_the_same_words(
+    tables: EpisodeTables, monkeypatch: pytest.MonkeyPatch
+) -> None:
     checked = count_checks(tables, monkeypatch)
     for sql in ("SELECT random() FROM daily", "DELETE FROM daily", "SELECT * FROM read_csv('x.csv')"):
         messages = []
@@ -97,8 +112,9 @@ def test_a_refused_text_is_refused_every_time_with_the_same_words(tables: Episod
         assert len(set(messages)) == 1 and checked.count(sql) == 3
 
 
-def test_an_episode_keeps_the_checks_of_its_last_texts_only(tables: EpisodeTables,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_episode_keeps_the_checks_of_its_last_texts_only(
+    tables: EpisodeTables, monkeypatch: pytest.MonkeyPatch
+) -> None:
     checked = count_checks(tables, monkeypatch)
     texts = [f"SELECT {i} AS n, count(*) AS days FROM daily" for i in range(CHECKED_TEXTS + 1)]
     for sql in texts:

@@ -22,21 +22,37 @@ def sandbox() -> Iterator[SqlSandbox]:
     box.close()
 
 
-@pytest.mark.parametrize("sql", [
-    "SELECT random() AS r", "SELECT uuid() AS u", "SELECT gen_random_uuid() AS u", "SELECT now() AS t",
-    "SELECT today() AS t", "SELECT current_date AS d", "SELECT CURRENT_TIMESTAMP AS t", "SELECT localtime AS t",
-    "SELECT get_current_timestamp() AS t", "SELECT current_query_id() AS q", "SELECT current_connection_id() AS c",
-    "SELECT count(*) AS n FROM daily WHERE date > current_date - 30",
-    "SELECT * FROM daily ORDER BY random() LIMIT 3",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT random() AS r",
+        "SELECT uuid() AS u",
+        "SELECT gen_random_uuid() AS u",
+        "SELECT now() AS t",
+        "SELECT today() AS t",
+        "SELECT current_date AS d",
+        "SELECT CURRENT_TIMESTAMP AS t",
+        "SELECT localtime AS t",
+        "SELECT get_current_timestamp() AS t",
+        "SELECT current_query_id() AS q",
+        "SELECT current_connection_id() AS c",
+        "SELECT count(*) AS n FROM daily WHERE date > current_date - 30",
+        "SELECT * FROM daily ORDER BY random() LIMIT 3",
+    ],
+)
 def test_the_clock_chance_and_the_workers_counters_are_refused(sandbox: SqlSandbox, sql: str) -> None:
     with pytest.raises(SqlRefused, match="depends on the clock or on chance"):
         sandbox.run(sql)
 
 
-@pytest.mark.parametrize("sql", ["SELECT count(*) AS n FROM daily USING SAMPLE 50%",
-                                 "SELECT count(*) AS n FROM daily TABLESAMPLE 50%",
-                                 "SELECT count(*) AS n FROM daily USING SAMPLE 10 ROWS"])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT count(*) AS n FROM daily USING SAMPLE 50%",
+        "SELECT count(*) AS n FROM daily TABLESAMPLE 50%",
+        "SELECT count(*) AS n FROM daily USING SAMPLE 10 ROWS",
+    ],
+)
 def test_a_sample_without_a_seed_is_refused(sandbox: SqlSandbox, sql: str) -> None:
     with pytest.raises(SqlRefused, match="with a seed only"):
         sandbox.run(sql)
@@ -73,8 +89,11 @@ class ScriptedPool:
 OK = ("ok", ["n"], [[1]], 1, False)
 
 
-@pytest.mark.parametrize("stall", [("stalled", True), sql_pool.WorkerFailed(timed_out=True, stalled=True)],
-                         ids=["stopped by the worker's watchdog", "killed by the pool"])
+@pytest.mark.parametrize(
+    "stall",
+    [("stalled", True), sql_pool.WorkerFailed(timed_out=True, stalled=True)],
+    ids=["stopped by the worker's watchdog", "killed by the pool"],
+)
 def test_a_statement_the_machine_stalled_runs_again(monkeypatch: pytest.MonkeyPatch, stall: Any) -> None:
     scripted = ScriptedPool([stall, OK])
     monkeypatch.setattr(sql_pool, "pool", lambda: scripted)
@@ -89,10 +108,13 @@ def test_a_statement_stalled_every_time_meets_the_time_limit(monkeypatch: pytest
     assert scripted.calls == 2
 
 
-@pytest.mark.parametrize("failure, message", [(sql_pool.WorkerFailed(timed_out=True), "time limit"),
-                                              (sql_pool.WorkerFailed(timed_out=False), "more memory")])
-def test_a_runaway_is_stopped_once_and_never_run_again(monkeypatch: pytest.MonkeyPatch, failure: Exception,
-                                                       message: str) -> None:
+@pytest.mark.parametrize(
+    "failure, message",
+    [(sql_pool.WorkerFailed(timed_out=True), "time limit"), (sql_pool.WorkerFailed(timed_out=False), "more memory")],
+)
+def test_a_runaway_is_stopped_once_and_never_run_again(
+    monkeypatch: pytest.MonkeyPatch, failure: Exception, message: str
+) -> None:
     scripted = ScriptedPool([failure, OK])
     monkeypatch.setattr(sql_pool, "pool", lambda: scripted)
     with pytest.raises(SqlRefused, match=message):

@@ -66,43 +66,92 @@ def sandbox(public: PublicEpisode) -> Any:
 
 def assert_intact(box: SqlSandbox, public: PublicEpisode) -> None:
     """The episode still has exactly the public tables (read-only views), unchanged, and still answers."""
-    views = box.run("SELECT table_name AS view_name FROM information_schema.tables WHERE table_type = 'VIEW' "
-                    "ORDER BY 1").rows
+    views = box.run(
+        "SELECT table_name AS view_name FROM information_schema.tables WHERE table_type = 'VIEW' ORDER BY 1"
+    ).rows
     assert {row["view_name"] for row in views} == PUBLIC_TABLES
     assert box.run("SELECT count(*) AS n FROM duckdb_tables()").rows == [{"n": 0}]
     counts = box.run("SELECT sum(app_opens) AS a, count(*) AS n FROM daily").rows[0]
     assert counts == {"a": int(public.data.daily[:, 0].sum()), "n": len(public.dates)}
-    settings_now = {row["name"]: row["value"] for row in box.run(
-        "SELECT name, value FROM duckdb_settings() WHERE name IN ('enable_external_access', 'lock_configuration', "
-        "'threads', 'autoload_known_extensions', 'autoinstall_known_extensions')").rows}
-    assert settings_now == {"enable_external_access": "false", "lock_configuration": "true", "threads": "1",
-                            "autoload_known_extensions": "false", "autoinstall_known_extensions": "false"}
+    settings_now = {
+        row["name"]: row["value"]
+        for row in box.run(
+            "SELECT name, value FROM duckdb_settings() WHERE name IN ('enable_external_access', 'lock_configuration', "
+            "'threads', 'autoload_known_extensions', 'autoinstall_known_extensions')"
+        ).rows
+    }
+    assert settings_now == {
+        "enable_external_access": "false",
+        "lock_configuration": "true",
+        "threads": "1",
+        "autoload_known_extensions": "false",
+        "autoinstall_known_extensions": "false",
+    }
 
 
 # --- abuse: statements other than one SELECT ------------------------------------------------------------
 
 NOT_A_SELECT = [
-    "ATTACH ':memory:' AS other", "ATTACH '/tmp/wsql_attached.db' AS other", "DETACH memory",
-    "COPY daily TO '/tmp/wsql_copy_out.csv'", "COPY (SELECT * FROM daily) TO '/tmp/wsql_copy_out.csv'",
-    "COPY daily FROM '/etc/passwd'", "INSTALL httpfs", "FORCE INSTALL httpfs", "LOAD httpfs",
-    "INSTALL h3 FROM community", "PRAGMA threads=4", "PRAGMA enable_profiling", "PRAGMA version",
-    "SET threads = 4", "SET enable_external_access = true", "SET GLOBAL lock_configuration = false",
-    "RESET threads", "RESET ALL", "SET VARIABLE x = 1", "USE system", "CALL enable_profiling()",
-    "CALL pragma_version()", "EXPORT DATABASE '/tmp/wsql_export'", "IMPORT DATABASE '/tmp/wsql_export'",
-    "CHECKPOINT", "FORCE CHECKPOINT", "VACUUM", "ANALYZE", "CREATE TABLE t AS SELECT 1 AS x",
-    "CREATE TEMP TABLE t AS SELECT 1 AS x", "CREATE VIEW v AS SELECT 1 AS x", "CREATE MACRO m(a) AS a + 1",
-    "CREATE SEQUENCE s", "CREATE SECRET (TYPE s3, KEY_ID 'k', SECRET 's')", "CREATE SCHEMA s",
-    "INSERT INTO daily SELECT * FROM daily", "UPDATE daily SET app_opens = 0", "DELETE FROM daily",
-    "TRUNCATE daily", "DROP TABLE daily", "ALTER TABLE daily RENAME TO gone",
-    "ALTER TABLE daily ADD COLUMN x INTEGER", "BEGIN TRANSACTION", "COMMIT", "PREPARE p AS SELECT 1",
-    "EXECUTE p", "DEALLOCATE p", "EXPLAIN SELECT 1", "EXPLAIN ANALYZE SELECT * FROM daily",
+    "ATTACH ':memory:' AS other",
+    "ATTACH '/tmp/wsql_attached.db' AS other",
+    "DETACH memory",
+    "COPY daily TO '/tmp/wsql_copy_out.csv'",
+    "COPY (SELECT * FROM daily) TO '/tmp/wsql_copy_out.csv'",
+    "COPY daily FROM '/etc/passwd'",
+    "INSTALL httpfs",
+    "FORCE INSTALL httpfs",
+    "LOAD httpfs",
+    "INSTALL h3 FROM community",
+    "PRAGMA threads=4",
+    "PRAGMA enable_profiling",
+    "PRAGMA version",
+    "SET threads = 4",
+    "SET enable_external_access = true",
+    "SET GLOBAL lock_configuration = false",
+    "RESET threads",
+    "RESET ALL",
+    "SET VARIABLE x = 1",
+    "USE system",
+    "CALL enable_profiling()",
+    "CALL pragma_version()",
+    "EXPORT DATABASE '/tmp/wsql_export'",
+    "IMPORT DATABASE '/tmp/wsql_export'",
+    "CHECKPOINT",
+    "FORCE CHECKPOINT",
+    "VACUUM",
+    "ANALYZE",
+    "CREATE TABLE t AS SELECT 1 AS x",
+    "CREATE TEMP TABLE t AS SELECT 1 AS x",
+    "CREATE VIEW v AS SELECT 1 AS x",
+    "CREATE MACRO m(a) AS a + 1",
+    "CREATE SEQUENCE s",
+    "CREATE SECRET (TYPE s3, KEY_ID 'k', SECRET 's')",
+    "CREATE SCHEMA s",
+    "INSERT INTO daily SELECT * FROM daily",
+    "UPDATE daily SET app_opens = 0",
+    "DELETE FROM daily",
+    "TRUNCATE daily",
+    "DROP TABLE daily",
+    "ALTER TABLE daily RENAME TO gone",
+    "ALTER TABLE daily ADD COLUMN x INTEGER",
+    "BEGIN TRANSACTION",
+    "COMMIT",
+    "PREPARE p AS SELECT 1",
+    "EXECUTE p",
+    "DEALLOCATE p",
+    "EXPLAIN SELECT 1",
+    "EXPLAIN ANALYZE SELECT * FROM daily",
     "PIVOT daily ON weekday USING sum(app_opens)",
-    "/* a comment */ DROP TABLE daily", "-- a line comment\nDELETE FROM daily",
+    "/* a comment */ DROP TABLE daily",
+    "-- a line comment\nDELETE FROM daily",
 ]
 
 SEVERAL = [
-    "SELECT 1; DROP TABLE daily", "SELECT 1; SELECT 2", "SELECT 1 /* ; */; DROP TABLE daily",
-    "SELECT 1;\n-- harmless?\nATTACH ':memory:' AS x", "WITH x AS (SELECT 1) SELECT * FROM x; COPY daily TO '/tmp/x'",
+    "SELECT 1; DROP TABLE daily",
+    "SELECT 1; SELECT 2",
+    "SELECT 1 /* ; */; DROP TABLE daily",
+    "SELECT 1;\n-- harmless?\nATTACH ':memory:' AS x",
+    "WITH x AS (SELECT 1) SELECT * FROM x; COPY daily TO '/tmp/x'",
 ]
 
 
@@ -130,8 +179,21 @@ def test_nothing_was_written_to_the_file_system(sandbox: SqlSandbox) -> None:
 
 # --- abuse: files, network, extensions and functions with side effects inside a SELECT ---------------------
 
-FILE_READERS = ["read_csv", "read_csv_auto", "read_parquet", "parquet_scan", "read_json", "read_json_auto",
-                "read_ndjson", "read_json_objects", "read_text", "read_blob", "glob", "sniff_csv", "parquet_metadata"]
+FILE_READERS = [
+    "read_csv",
+    "read_csv_auto",
+    "read_parquet",
+    "parquet_scan",
+    "read_json",
+    "read_json_auto",
+    "read_ndjson",
+    "read_json_objects",
+    "read_text",
+    "read_blob",
+    "glob",
+    "sniff_csv",
+    "parquet_metadata",
+]
 PLACES = ["/etc/passwd", "https://example.com/data.csv", "s3://bucket/data.parquet", "~/.ssh/id_rsa"]
 
 
@@ -142,10 +204,17 @@ def test_no_file_or_network_reader_answers(sandbox: SqlSandbox, reader: str, pla
         sandbox.run(f"SELECT * FROM {reader}('{place}')")
 
 
-@pytest.mark.parametrize("sql", [
-    "SELECT * FROM '/etc/passwd'", "FROM '/etc/passwd'", "SELECT * FROM 'https://example.com/data.csv'",
-    "SELECT * FROM 'data.parquet'", "SELECT * FROM \"/etc/hosts\"", "SELECT count(*) FROM 's3://bucket/x.json'",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM '/etc/passwd'",
+        "FROM '/etc/passwd'",
+        "SELECT * FROM 'https://example.com/data.csv'",
+        "SELECT * FROM 'data.parquet'",
+        'SELECT * FROM "/etc/hosts"',
+        "SELECT count(*) FROM 's3://bucket/x.json'",
+    ],
+)
 def test_replacement_scans_of_paths_and_urls_are_refused(sandbox: SqlSandbox, sql: str) -> None:
     with pytest.raises(SqlRefused, match="file"):
         sandbox.run(sql)
@@ -169,52 +238,85 @@ def test_python_variables_are_not_tables(sandbox: SqlSandbox) -> None:
         plain.close()
 
 
-@pytest.mark.parametrize("sql", [
-    "SELECT * FROM sqlite_scan('x.db', 't')", "SELECT * FROM read_xlsx('x.xlsx')",
-    "SELECT st_point(1, 2)", "SELECT * FROM postgres_scan('host=localhost', 'public', 't')",
-    "SELECT * FROM iceberg_scan('s3://bucket/t')", "SELECT * FROM delta_scan('/tmp/t')",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM sqlite_scan('x.db', 't')",
+        "SELECT * FROM read_xlsx('x.xlsx')",
+        "SELECT st_point(1, 2)",
+        "SELECT * FROM postgres_scan('host=localhost', 'public', 't')",
+        "SELECT * FROM iceberg_scan('s3://bucket/t')",
+        "SELECT * FROM delta_scan('/tmp/t')",
+    ],
+)
 def test_no_extension_is_autoloaded(sandbox: SqlSandbox, public: PublicEpisode, sql: str) -> None:
     with pytest.raises(SqlRefused):
         sandbox.run(sql)
     assert_intact(sandbox, public)
 
 
-@pytest.mark.parametrize("function", [
-    "enable_profiling", "disable_profiling", "enable_logging", "disable_logging", "truncate_duckdb_logs",
-    "checkpoint", "force_checkpoint", "duckdb_secrets", "duckdb_extensions", "which_secret",
-    "register_external_resource", "json_execute_serialized_sql", "pandas_scan", "arrow_scan", "python_map_function",
-])
+@pytest.mark.parametrize(
+    "function",
+    [
+        "enable_profiling",
+        "disable_profiling",
+        "enable_logging",
+        "disable_logging",
+        "truncate_duckdb_logs",
+        "checkpoint",
+        "force_checkpoint",
+        "duckdb_secrets",
+        "duckdb_extensions",
+        "which_secret",
+        "register_external_resource",
+        "json_execute_serialized_sql",
+        "pandas_scan",
+        "arrow_scan",
+        "python_map_function",
+    ],
+)
 def test_table_functions_with_effects_are_refused(sandbox: SqlSandbox, public: PublicEpisode, function: str) -> None:
     with pytest.raises(SqlRefused, match="table functions allowed: .*range"):
         sandbox.run(f"SELECT * FROM {function}()")
     assert_intact(sandbox, public)
 
 
-@pytest.mark.parametrize("sql", [
-    "SELECT * FROM query('SELECT * FROM enable_profiling()')", "SELECT * FROM query_table('daily')",
-    "SELECT * FROM daily WHERE date IN (SELECT * FROM query('SELECT date FROM daily'))",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM query('SELECT * FROM enable_profiling()')",
+        "SELECT * FROM query_table('daily')",
+        "SELECT * FROM daily WHERE date IN (SELECT * FROM query('SELECT date FROM daily'))",
+    ],
+)
 def test_sql_inside_strings_is_refused(sandbox: SqlSandbox, sql: str) -> None:
     with pytest.raises(SqlRefused, match="table functions allowed"):
         sandbox.run(sql)
 
 
-@pytest.mark.parametrize("sql", [
-    "SELECT sleep_ms(60000)", "SELECT pg_sleep(60)", "SELECT write_log('x')", "SELECT setseed(0.5)",
-    "SELECT nextval('s')", "SELECT count(*) FROM daily WHERE app_opens > (SELECT sleep_ms(100000))",
-    "SELECT getenv('HOME')", "SELECT getenv('METRIC_TRACKER_SECRET')",
-])
-def test_functions_that_wait_change_state_or_read_the_environment_are_refused(sandbox: SqlSandbox,
-                                                                               sql: str) -> None:
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT sleep_ms(60000)",
+        "SELECT pg_sleep(60)",
+        "SELECT write_log('x')",
+        "SELECT setseed(0.5)",
+        "SELECT nextval('s')",
+        "SELECT count(*) FROM daily WHERE app_opens > (SELECT sleep_ms(100000))",
+        "SELECT getenv('HOME')",
+        "SELECT getenv('METRIC_TRACKER_SECRET')",
+    ],
+)
+def test_functions_that_wait_change_state_or_read_the_environment_are_refused(sandbox: SqlSandbox, sql: str) -> None:
     started = time.monotonic()
     with pytest.raises(SqlRefused):
         sandbox.run(sql)
     assert time.monotonic() - started < 10  # refused before it ran: the sleeps would take a minute or more
 
 
-def test_settings_are_readable_locked_and_hold_no_secret(sandbox: SqlSandbox, public: PublicEpisode,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_are_readable_locked_and_hold_no_secret(
+    sandbox: SqlSandbox, public: PublicEpisode, monkeypatch: pytest.MonkeyPatch
+) -> None:
     secret = "held-out-secret-7f3a9c"
     monkeypatch.setenv("METRIC_TRACKER_SECRET", secret)
     box = SqlSandbox(public.sql_tables())  # built while the secret is in the environment
@@ -238,17 +340,21 @@ def test_settings_are_readable_locked_and_hold_no_secret(sandbox: SqlSandbox, pu
 # --- abuse: resources ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sql", [
-    "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r",
-    "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n FROM r) SELECT max(n) FROM r",
-    "SELECT count(*) FROM range(1000000) a, range(1000000) b",
-    "SELECT a.range * b.range AS x FROM range(100000) a, range(100000) b ORDER BY x DESC LIMIT 1",
-    "SELECT list(range) FROM range(100000000)",
-    "SELECT string_agg(md5(range::VARCHAR), ',') FROM range(100000000)",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r",
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n FROM r) SELECT max(n) FROM r",
+        "SELECT count(*) FROM range(1000000) a, range(1000000) b",
+        "SELECT a.range * b.range AS x FROM range(100000) a, range(100000) b ORDER BY x DESC LIMIT 1",
+        "SELECT list(range) FROM range(100000000)",
+        "SELECT string_agg(md5(range::VARCHAR), ',') FROM range(100000000)",
+    ],
+)
 @pytest.mark.slow
-def test_runaway_queries_are_stopped_and_the_connection_goes_on(sandbox: SqlSandbox, public: PublicEpisode,
-                                                                sql: str) -> None:
+def test_runaway_queries_are_stopped_and_the_connection_goes_on(
+    sandbox: SqlSandbox, public: PublicEpisode, sql: str
+) -> None:
     # Each of these runs for hours or never ends, so a refusal at all means it was stopped (interrupted or its
     # worker killed) rather than waited out; how soon after the limit is the benchmarks' business, since a loaded
     # machine stretches it in wall time.
@@ -257,18 +363,28 @@ def test_runaway_queries_are_stopped_and_the_connection_goes_on(sandbox: SqlSand
     assert_intact(sandbox, public)
 
 
-@pytest.mark.parametrize("sql", [
-    "SELECT len(range(40000000)) AS n", "SELECT len(generate_series(1, 40000000)) AS n",
-    "SELECT length(repeat('x', 400000000)) AS n", "SELECT len(repeat([1], 40000000)) AS n",
-    "SELECT length(lpad('x', 400000000, 'y')) AS n", "SELECT length(rpad('x', 400000000, 'y')) AS n",
-    "SELECT len(list_resize([1], 40000000)) AS n", "SELECT len(array_resize([1], 40000000)) AS n",
-    "SELECT length(bitstring('1', 400000000)) AS n", "SELECT length(printf('%400000000d', 1)) AS n",
-    "SELECT length(format('{:>400000000}', 'x')) AS n", "SELECT length('x'.repeat(400000000)) AS n",
-    "SELECT * FROM daily WHERE app_opens IN (SELECT unnest(range(40000000)))",
-    "SELECT * FROM range(3) WHERE range < len(RANGE(40000000))",
-])
-def test_functions_that_build_one_huge_value_are_refused_before_they_run(sandbox: SqlSandbox, public: PublicEpisode,
-                                                                         sql: str) -> None:
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT len(range(40000000)) AS n",
+        "SELECT len(generate_series(1, 40000000)) AS n",
+        "SELECT length(repeat('x', 400000000)) AS n",
+        "SELECT len(repeat([1], 40000000)) AS n",
+        "SELECT length(lpad('x', 400000000, 'y')) AS n",
+        "SELECT length(rpad('x', 400000000, 'y')) AS n",
+        "SELECT len(list_resize([1], 40000000)) AS n",
+        "SELECT len(array_resize([1], 40000000)) AS n",
+        "SELECT length(bitstring('1', 400000000)) AS n",
+        "SELECT length(printf('%400000000d', 1)) AS n",
+        "SELECT length(format('{:>400000000}', 'x')) AS n",
+        "SELECT length('x'.repeat(400000000)) AS n",
+        "SELECT * FROM daily WHERE app_opens IN (SELECT unnest(range(40000000)))",
+        "SELECT * FROM range(3) WHERE range < len(RANGE(40000000))",
+    ],
+)
+def test_functions_that_build_one_huge_value_are_refused_before_they_run(
+    sandbox: SqlSandbox, public: PublicEpisode, sql: str
+) -> None:
     """One call that builds a value as large as its argument runs past the watchdog (DuckDB checks for an interrupt
     between chunks) and outside the memory limit: seen taking 30 s and 3.6 GB before this rule."""
     with pytest.raises(SqlRefused, match=r"not allowed as a value.*work as tables"):
@@ -276,9 +392,14 @@ def test_functions_that_build_one_huge_value_are_refused_before_they_run(sandbox
     assert_intact(sandbox, public)
 
 
-@pytest.mark.parametrize("sql", ["SELECT count(*) AS n FROM range(10)",
-                                 "SELECT count(*) AS n FROM generate_series(1, 10)",
-                                 "SELECT count(*) AS n FROM range(0, 20, 2)"])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT count(*) AS n FROM range(10)",
+        "SELECT count(*) AS n FROM generate_series(1, 10)",
+        "SELECT count(*) AS n FROM range(0, 20, 2)",
+    ],
+)
 def test_range_and_generate_series_still_work_as_tables(sandbox: SqlSandbox, sql: str) -> None:
     assert sandbox.run(sql).rows == [{"n": 10}]
 
@@ -290,8 +411,14 @@ def test_a_never_ending_recursive_query_hits_the_time_limit(sandbox: SqlSandbox)
     assert sandbox.run("SELECT 42 AS answer").rows == [{"answer": 42}]
 
 
-@pytest.mark.parametrize("sql", ["SELECT * FROM range(10000000)", "SELECT * FROM hourly, daily",
-                                 "SELECT * FROM range(1000000) a, range(1000000) b"])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM range(10000000)",
+        "SELECT * FROM hourly, daily",
+        "SELECT * FROM range(1000000) a, range(1000000) b",
+    ],
+)
 def test_a_result_over_the_row_cap_is_refused(sandbox: SqlSandbox, sql: str) -> None:
     with pytest.raises(SqlRefused, match=f"more than {ROW_CAP} rows"):
         sandbox.run(sql)
@@ -378,16 +505,33 @@ def step(env: MetricTrackerRlEnvironment, args: Any) -> Any:
     return env.step(MetricTrackerRlAction(analysis_method="query", analysis_args=args))
 
 
-@pytest.mark.parametrize("args", [
-    {"sql": "DROP TABLE daily"}, {"sql": "SELECT 1; DROP TABLE daily"},
-    {"sql": "SELECT * FROM read_csv('/etc/passwd')"},
-    {"sql": "SELECT * FROM '/etc/passwd'"}, {"sql": "SET threads = 8"}, {"sql": "SELECT * FROM range(10000000)"},
-    {"sql": ""}, {"sql": "   "}, {"sql": 42}, {"sql": None}, {"sql": ["SELECT 1"]}, {"sql": {"q": "SELECT 1"}},
-    {"sql": "SELECT 1" + " " * MAX_SQL_CHARS}, {}, {"sql": "SELECT 1", "limit": 0}, {"sql": "SELECT 1", "offset": -1},
-    {"sql": "SELECT 1", "unknown": 1}, {"sql": "SELECT * FROM nowhere"}, {"sql": "SELECT nonsense FROM daily"},
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"sql": "DROP TABLE daily"},
+        {"sql": "SELECT 1; DROP TABLE daily"},
+        {"sql": "SELECT * FROM read_csv('/etc/passwd')"},
+        {"sql": "SELECT * FROM '/etc/passwd'"},
+        {"sql": "SET threads = 8"},
+        {"sql": "SELECT * FROM range(10000000)"},
+        {"sql": ""},
+        {"sql": "   "},
+        {"sql": 42},
+        {"sql": None},
+        {"sql": ["SELECT 1"]},
+        {"sql": {"q": "SELECT 1"}},
+        {"sql": "SELECT 1" + " " * MAX_SQL_CHARS},
+        {},
+        {"sql": "SELECT 1", "limit": 0},
+        {"sql": "SELECT 1", "offset": -1},
+        {"sql": "SELECT 1", "unknown": 1},
+        {"sql": "SELECT * FROM nowhere"},
+        {"sql": "SELECT nonsense FROM daily"},
+    ],
+)
 def test_every_refusal_is_an_error_observation_that_costs_a_step_once_the_tool_ran(
-        env: MetricTrackerRlEnvironment, args: Any) -> None:
+    env: MetricTrackerRlEnvironment, args: Any
+) -> None:
     """A statement the tool ran and refused costs its step; arguments its checks refuse before it runs (not a
     string, too long, an unknown argument) cost none (docs/tools.md, "Which calls cost a step")."""
     before = env.state.step_count
@@ -429,10 +573,13 @@ def test_the_tables_are_the_public_data(public: PublicEpisode) -> None:
         hourly = box.run("SELECT * FROM hourly ORDER BY date, hour").rows
         assert [(row["date"], row["hour"]) for row in hourly] == [(d, h) for d in public.dates for h in range(24)]
         assert [[row[c] for c in COUNT_COLUMNS] for row in hourly] == public.data.hourly.reshape(
-            -1, len(COUNT_COLUMNS)).tolist()
+            -1, len(COUNT_COLUMNS)
+        ).tolist()
         assert box.run("SELECT * FROM annotations").rows == [a.as_dict() for a in public.annotations]
-        types = {(row["table_name"], row["column_name"]): row["data_type"] for row in box.run(
-            "SELECT table_name, column_name, data_type FROM duckdb_columns()").rows}
+        types = {
+            (row["table_name"], row["column_name"]): row["data_type"]
+            for row in box.run("SELECT table_name, column_name, data_type FROM duckdb_columns()").rows
+        }
         assert types[("daily", "date")] == types[("hourly", "date")] == types[("annotations", "date")] == "DATE"
         assert {types[("daily", c)] for c in COUNT_COLUMNS} == {"BIGINT"}
     finally:
@@ -450,17 +597,22 @@ def test_the_segment_tables_are_the_frames_the_other_tools_read() -> None:
             rows = box.run(f"SELECT * FROM {name}", limit=ROW_CAP).rows if len(frame) <= ROW_CAP else None
             if rows is None:  # hourly_by_segment: compared by aggregates per key and by a sample of rows
                 counts = ", ".join(f"sum({c}) AS {c}" for c in COUNT_COLUMNS)
-                summed = box.run(f"SELECT platform, country, app_version, {counts} FROM {name} "
-                                 "GROUP BY ALL ORDER BY ALL").rows
+                summed = box.run(
+                    f"SELECT platform, country, app_version, {counts} FROM {name} GROUP BY ALL ORDER BY ALL"
+                ).rows
                 expected = frame.groupby(["platform", "country", "app_version"])[list(COUNT_COLUMNS)].sum()
                 assert [[row[c] for c in COUNT_COLUMNS] for row in summed] == expected.to_numpy().tolist()
                 rows = box.run(f"SELECT * FROM {name} LIMIT 3000 OFFSET 20000", limit=ROW_CAP).rows
                 frame = frame.iloc[20000:23000]
-            expected_rows = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
-                             for row in frame.to_dict("records")]
+            expected_rows = [
+                {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+                for row in frame.to_dict("records")
+            ]
             assert rows == expected_rows, name
-        types = {(row["table_name"], row["column_name"]): row["data_type"] for row in box.run(
-            "SELECT table_name, column_name, data_type FROM duckdb_columns()").rows}
+        types = {
+            (row["table_name"], row["column_name"]): row["data_type"]
+            for row in box.run("SELECT table_name, column_name, data_type FROM duckdb_columns()").rows
+        }
         assert types[("hourly_by_segment", "date")] == types[("releases", "rollout_start")] == "DATE"
         assert types[("hourly_by_segment", "platform")] == "VARCHAR"
         assert {types[("hourly_by_segment", c)] for c in COUNT_COLUMNS} == {"INTEGER"}
@@ -474,22 +626,35 @@ def test_an_episode_without_annotations_has_a_typed_empty_table(public: PublicEp
     try:
         described = run_query(quiet, "DESCRIBE annotations")["rows"]
         assert [(row["column_name"], row["column_type"]) for row in described] == [
-            ("date", "DATE"), ("kind", "VARCHAR"), ("note", "VARCHAR")]
-        joined = run_query(quiet, "SELECT count(*) AS n FROM daily d LEFT JOIN annotations a ON a.date = d.date "
-                                  "WHERE a.date IS NULL AND d.date >= DATE '2026-03-10'")
+            ("date", "DATE"),
+            ("kind", "VARCHAR"),
+            ("note", "VARCHAR"),
+        ]
+        joined = run_query(
+            quiet,
+            "SELECT count(*) AS n FROM daily d LEFT JOIN annotations a ON a.date = d.date "
+            "WHERE a.date IS NULL AND d.date >= DATE '2026-03-10'",
+        )
         assert joined["rows"] == [{"n": sum(date >= "2026-03-10" for date in public.dates)}]
     finally:
         quiet.close()
 
 
 @settings(deadline=None, max_examples=12)
-@given(seed=st.integers(0, 10_000), difficulty=st.sampled_from(["easy", "medium", "hard"]),
-       column=st.sampled_from(COUNT_COLUMNS))
+@given(
+    seed=st.integers(0, 10_000),
+    difficulty=st.sampled_from(["easy", "medium", "hard"]),
+    column=st.sampled_from(COUNT_COLUMNS),
+)
 def test_a_group_by_weekday_equals_pandas(seed: int, difficulty: str, column: str) -> None:
     public = public_episode(seed, difficulty)
     try:
-        result = run_query(public, f"SELECT weekday, avg({column}) AS mean, median({column}) AS med "
-                                   "FROM daily GROUP BY weekday ORDER BY weekday", limit=120)
+        result = run_query(
+            public,
+            f"SELECT weekday, avg({column}) AS mean, median({column}) AS med "
+            "FROM daily GROUP BY weekday ORDER BY weekday",
+            limit=120,
+        )
         frame = public.daily_frame().groupby("weekday")[column]
         assert result["row_count"] == 7
         for row in result["rows"]:
@@ -505,8 +670,11 @@ def test_a_filter_on_one_dates_hours_equals_pandas(seed: int, day: int, low: int
     public = public_episode(seed)
     try:
         date = public.dates[day]
-        result = run_query(public, f"SELECT hour, orders_placed FROM hourly WHERE date = '{date}' AND hour >= {low} "
-                                   "ORDER BY hour", limit=120)
+        result = run_query(
+            public,
+            f"SELECT hour, orders_placed FROM hourly WHERE date = '{date}' AND hour >= {low} ORDER BY hour",
+            limit=120,
+        )
         expected = [{"hour": h, "orders_placed": int(public.data.hourly[day, h, 3])} for h in range(low, 24)]
         assert result["rows"] == expected and result["row_count"] == 24 - low
     finally:
@@ -514,8 +682,10 @@ def test_a_filter_on_one_dates_hours_equals_pandas(seed: int, day: int, low: int
 
 
 def test_a_same_weekday_median_self_join_equals_pandas(public: PublicEpisode) -> None:
-    sql = ("SELECT d.date, d.app_opens, median(o.app_opens) AS baseline FROM daily d JOIN daily o "
-           "ON o.weekday = d.weekday AND o.date <> d.date GROUP BY d.date, d.app_opens ORDER BY d.date")
+    sql = (
+        "SELECT d.date, d.app_opens, median(o.app_opens) AS baseline FROM daily d JOIN daily o "
+        "ON o.weekday = d.weekday AND o.date <> d.date GROUP BY d.date, d.app_opens ORDER BY d.date"
+    )
     result = run_query(public, sql, limit=120)
     frame = public.daily_frame()
     assert result["row_count"] == len(frame)
@@ -524,15 +694,24 @@ def test_a_same_weekday_median_self_join_equals_pandas(public: PublicEpisode) ->
         assert row["date"] == day["date"] and row["baseline"] == pytest.approx(float(np.median(others)))
 
 
-@pytest.mark.parametrize(("sql", "count"), [
-    ("DESCRIBE daily", 3 + len(COUNT_COLUMNS)), ("SHOW TABLES", 3), ("SUMMARIZE hourly", 2 + len(COUNT_COLUMNS)),
-    ("FROM daily LIMIT 3", 3), ("SELECT * FROM daily USING SAMPLE 5 ROWS (reservoir, 1)", 5),
-    ("SELECT date, app_opens, app_opens - lag(app_opens) OVER (ORDER BY date) AS change FROM daily", 28),
-    ("WITH w AS (SELECT weekday, median(app_opens) AS m FROM daily GROUP BY ALL) SELECT * FROM w", 7),
-    ("SELECT hour, sum(orders_placed) FILTER (WHERE weekday_n < 5) AS weekdays FROM hourly h "
-     "JOIN (SELECT date, isodow(date) - 1 AS weekday_n FROM daily) d USING (date) GROUP BY hour", 24),
-    ("SELECT * FROM generate_series(DATE '2026-03-02', DATE '2026-03-29', INTERVAL 1 DAY) t(day)", 28),
-])
+@pytest.mark.parametrize(
+    ("sql", "count"),
+    [
+        ("DESCRIBE daily", 3 + len(COUNT_COLUMNS)),
+        ("SHOW TABLES", 3),
+        ("SUMMARIZE hourly", 2 + len(COUNT_COLUMNS)),
+        ("FROM daily LIMIT 3", 3),
+        ("SELECT * FROM daily USING SAMPLE 5 ROWS (reservoir, 1)", 5),
+        ("SELECT date, app_opens, app_opens - lag(app_opens) OVER (ORDER BY date) AS change FROM daily", 28),
+        ("WITH w AS (SELECT weekday, median(app_opens) AS m FROM daily GROUP BY ALL) SELECT * FROM w", 7),
+        (
+            "SELECT hour, sum(orders_placed) FILTER (WHERE weekday_n < 5) AS weekdays FROM hourly h "
+            "JOIN (SELECT date, isodow(date) - 1 AS weekday_n FROM daily) d USING (date) GROUP BY hour",
+            24,
+        ),
+        ("SELECT * FROM generate_series(DATE '2026-03-02', DATE '2026-03-29', INTERVAL 1 DAY) t(day)", 28),
+    ],
+)
 def test_what_an_analyst_writes_works(sandbox: SqlSandbox, sql: str, count: int) -> None:
     assert sandbox.run(sql).row_count == count
 
@@ -540,17 +719,28 @@ def test_what_an_analyst_writes_works(sandbox: SqlSandbox, sql: str, count: int)
 def test_annotations_and_types_come_back_as_plain_json(public: PublicEpisode) -> None:
     result = run_query(public, "SELECT date, kind, note FROM annotations ORDER BY date")
     assert result["rows"] == [a.as_dict() for a in sorted(public.annotations, key=lambda a: a.date)]
-    (row,) = run_query(public, "SELECT 1.5::DECIMAL(4, 2) AS d, 'nan'::DOUBLE AS n, 'inf'::DOUBLE AS i, "
-                               "NULL AS z, true AS b, DATE '2026-03-10' + 1 AS day, [1, 2] AS l, "
-                               "TIMESTAMP '2026-03-10 12:30:00' AS ts, 'ab'::BLOB AS raw")["rows"]
-    assert row == {"d": 1.5, "n": "NaN", "i": "Infinity", "z": None, "b": True, "day": "2026-03-11", "l": "[1, 2]",
-                   "ts": "2026-03-10T12:30:00", "raw": "6162"}
+    (row,) = run_query(
+        public,
+        "SELECT 1.5::DECIMAL(4, 2) AS d, 'nan'::DOUBLE AS n, 'inf'::DOUBLE AS i, "
+        "NULL AS z, true AS b, DATE '2026-03-10' + 1 AS day, [1, 2] AS l, "
+        "TIMESTAMP '2026-03-10 12:30:00' AS ts, 'ab'::BLOB AS raw",
+    )["rows"]
+    assert row == {
+        "d": 1.5,
+        "n": "NaN",
+        "i": "Infinity",
+        "z": None,
+        "b": True,
+        "day": "2026-03-11",
+        "l": "[1, 2]",
+        "ts": "2026-03-10T12:30:00",
+        "raw": "6162",
+    }
     json.dumps(row, allow_nan=False)
 
 
 def test_a_result_is_paged_and_the_view_says_showing_k_of_n(env: MetricTrackerRlEnvironment) -> None:
-    obs = step(env, {"sql": "SELECT date, hour, app_opens FROM hourly ORDER BY date, hour", "limit": 20,
-                     "offset": 40})
+    obs = step(env, {"sql": "SELECT date, hour, app_opens FROM hourly ORDER BY date, hour", "limit": 20, "offset": 40})
     result = obs.analysis_result
     assert result["row_count"] == 672 and result["offset"] == 40 and result["next_offset"] == 60
     assert [row["hour"] for row in result["rows"]] == list(range(16, 24)) + list(range(12))
@@ -565,8 +755,7 @@ def test_a_result_is_paged_and_the_view_says_showing_k_of_n(env: MetricTrackerRl
 
 
 def test_a_page_of_long_rows_stops_at_its_character_budget(env: MetricTrackerRlEnvironment) -> None:
-    obs = step(env, {"sql": f"SELECT range AS i, '{'y' * 150}' AS a, '{'z' * 150}' AS b FROM range(500)",
-                     "limit": 120})
+    obs = step(env, {"sql": f"SELECT range AS i, '{'y' * 150}' AS a, '{'z' * 150}' AS b FROM range(500)", "limit": 120})
     result = obs.analysis_result
     assert 0 < len(result["rows"]) < 120 and result["next_offset"] == len(result["rows"])
     assert len(render_observation(obs)) < 16 * 1024
@@ -584,10 +773,12 @@ def test_the_time_limit_interrupts_and_the_session_goes_on(env: MetricTrackerRlE
 # --- sessions sharing a database: each sees only its own episode ----------------------------------------------
 
 CATALOG_QUERIES = [
-    "SELECT table_name AS name FROM duckdb_tables()", "SELECT table_name AS name FROM duckdb_columns()",
+    "SELECT table_name AS name FROM duckdb_tables()",
+    "SELECT table_name AS name FROM duckdb_columns()",
     "SELECT table_name AS name FROM information_schema.tables",
     "SELECT table_name AS name FROM information_schema.columns",
-    "SELECT table_name AS name FROM information_schema.tables WHERE table_type = 'VIEW'", "SHOW ALL TABLES",
+    "SELECT table_name AS name FROM information_schema.tables WHERE table_type = 'VIEW'",
+    "SHOW ALL TABLES",
     "SHOW TABLES",
     "SELECT schema_name AS name FROM duckdb_schemas() WHERE database_name = 'temp'",
 ]
@@ -629,8 +820,12 @@ def test_no_catalog_view_lists_another_sessions_tables(two_sessions: Any, sql: s
 def test_another_sessions_table_cannot_be_named(two_sessions: Any) -> None:
     (_, frontier_box), (_, medium_box) = two_sessions
     assert frontier_box.run("SELECT count(*) AS n FROM releases").rows[0]["n"] > 0
-    for sql in ("SELECT * FROM releases", "SELECT * FROM temp.main.hourly_by_segment",
-                "SELECT * FROM memory.main.releases", "SELECT * FROM pragma_table_info('releases')"):
+    for sql in (
+        "SELECT * FROM releases",
+        "SELECT * FROM temp.main.hourly_by_segment",
+        "SELECT * FROM memory.main.releases",
+        "SELECT * FROM pragma_table_info('releases')",
+    ):
         with pytest.raises(SqlRefused, match="does not exist|not found|Catalog Error"):
             medium_box.run(sql)
 
@@ -643,8 +838,9 @@ def test_closing_one_session_leaves_the_other_working(two_sessions: Any) -> None
         frontier_box.run("SELECT 1")
     assert medium_box.usable
     assert medium_box.run("SELECT sum(app_opens) AS s FROM daily").rows == [{"s": int(medium.data.daily[:, 0].sum())}]
-    assert {row["view_name"] for row in medium_box.run(
-        "SELECT table_name AS view_name FROM information_schema.tables").rows} == PUBLIC_TABLES
+    assert {
+        row["view_name"] for row in medium_box.run("SELECT table_name AS view_name FROM information_schema.tables").rows
+    } == PUBLIC_TABLES
 
 
 @pytest.mark.slow
@@ -752,8 +948,9 @@ def test_the_connection_is_made_lazily_and_closed_on_reset_and_close() -> None:
     assert old.closed and SANDBOX_KEY not in first.memo
     second = environment._episode.public
     assert SANDBOX_KEY not in second.memo  # the new episode does not see the old one's connection
-    obs = environment.step(MetricTrackerRlAction(analysis_method="query",
-                                                 analysis_args={"sql": "SELECT sum(app_opens) AS s FROM daily"}))
+    obs = environment.step(
+        MetricTrackerRlAction(analysis_method="query", analysis_args={"sql": "SELECT sum(app_opens) AS s FROM daily"})
+    )
     assert obs.analysis_result["rows"] == [{"s": int(second.data.daily[:, 0].sum())}]
     new = second.memo[SANDBOX_KEY]
     assert new is not old and not new.closed
@@ -770,8 +967,9 @@ def test_sixty_four_sessions_release_their_connections() -> None:
     boxes = []
     for i, environment in enumerate(environments):
         environment.reset(seed=i, difficulty="easy")
-        obs = environment.step(MetricTrackerRlAction(analysis_method="query",
-                                                     analysis_args={"sql": "SELECT count(*) AS n FROM daily"}))
+        obs = environment.step(
+            MetricTrackerRlAction(analysis_method="query", analysis_args={"sql": "SELECT count(*) AS n FROM daily"})
+        )
         assert obs.analysis_result["rows"] == [{"n": 28}]
         boxes.append(environment._episode.public.memo[SANDBOX_KEY])
     assert len({id(box) for box in boxes}) == 64 and not any(box.closed for box in boxes)
@@ -800,6 +998,7 @@ def test_the_query_tool_runs_on_a_worker_thread_and_is_offered() -> None:
 
 def test_a_good_and_a_refused_query_over_the_websocket(server_url: str) -> None:
     with connect(server_url.replace("http", "ws", 1) + "/ws", open_timeout=30) as ws:
+
         def send(message: dict[str, Any]) -> dict[str, Any]:
             ws.send(json.dumps(message))
             reply = json.loads(ws.recv(timeout=60))
@@ -807,18 +1006,35 @@ def test_a_good_and_a_refused_query_over_the_websocket(server_url: str) -> None:
             return reply["data"]["observation"]
 
         assert send({"type": "reset", "data": {"seed": 3, "difficulty": "medium"}})["status"] == "ready"
-        good = send({"type": "step", "data": {"analysis_method": "query", "analysis_args": {
-            "sql": "SELECT weekday, count(*) AS n FROM daily GROUP BY weekday ORDER BY weekday"}}})
+        good = send(
+            {
+                "type": "step",
+                "data": {
+                    "analysis_method": "query",
+                    "analysis_args": {
+                        "sql": "SELECT weekday, count(*) AS n FROM daily GROUP BY weekday ORDER BY weekday"
+                    },
+                },
+            }
+        )
         assert good["status"] == "ok" and good["analysis_result"]["row_count"] == 7
         assert {row["n"] for row in good["analysis_result"]["rows"]} == {4}
-        for sql in ("SELECT 1; DROP TABLE daily", "COPY daily TO '/tmp/wsql_ws.csv'",
-                    "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"):
+        for sql in (
+            "SELECT 1; DROP TABLE daily",
+            "COPY daily TO '/tmp/wsql_ws.csv'",
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r",
+        ):
             refused = send({"type": "step", "data": {"analysis_method": "query", "analysis_args": {"sql": sql}}})
             assert refused["status"] == "error" and refused["message"].startswith("query: "), refused
-        again = send({"type": "step", "data": {"analysis_method": "query",
-                                               "analysis_args": {"sql": "SELECT count(*) AS n FROM hourly"}}})
-        assert again["analysis_result"]["rows"] == [{"n": 672}] and again["steps_remaining"] == good[
-            "steps_remaining"] - 4
+        again = send(
+            {
+                "type": "step",
+                "data": {"analysis_method": "query", "analysis_args": {"sql": "SELECT count(*) AS n FROM hourly"}},
+            }
+        )
+        assert (
+            again["analysis_result"]["rows"] == [{"n": 672}] and again["steps_remaining"] == good["steps_remaining"] - 4
+        )
         assert not Path("/tmp/wsql_ws.csv").exists()
 
 

@@ -72,8 +72,9 @@ def statement_thread() -> Iterator[int]:
 
 def watched(cpu: Clock, wall: Clock, thread_id: int, queued: Clock | None = None) -> tuple[Watchdog, Statement]:
     """A watchdog on fake clocks (`queued`: the thread's wait for a core; None: the system does not tell)."""
-    watchdog = Watchdog(LIMIT_S, cpu_clock=cpu, wall_clock=wall,
-                        queued_clock=lambda _thread: None if queued is None else queued())
+    watchdog = Watchdog(
+        LIMIT_S, cpu_clock=cpu, wall_clock=wall, queued_clock=lambda _thread: None if queued is None else queued()
+    )
     statement = Statement()
     watchdog.start(statement, thread_id)
     return watchdog, statement
@@ -152,16 +153,19 @@ def test_a_statement_that_ends_in_time_is_left_alone(statement_thread: int) -> N
 REAL_LIMIT_S = 0.05
 NEEDS_CPU_S = 0.02  # what the starved statement needs: under its limit, but far past the backstop when starved
 GIVE_UP_S = 10.0  # bounds every real test's wait
-needs_schedstat = pytest.mark.skipif(thread_queued_s(threading.get_native_id()) is None
-                                     or not hasattr(os, "sched_setaffinity"),
-                                     reason="the system reports no per-thread wait for a core (Linux schedstat)")
+needs_schedstat = pytest.mark.skipif(
+    thread_queued_s(threading.get_native_id()) is None or not hasattr(os, "sched_setaffinity"),
+    reason="the system reports no per-thread wait for a core (Linux schedstat)",
+)
 
 
 @contextlib.contextmanager
 def busy(core: int, seconds: float) -> Iterator[None]:
     """A process at this one's priority spinning on `core` (for at most `seconds`)."""
-    spin = (f"import os, sys, time\nos.sched_setaffinity(0, {{{core}}})\nprint(flush=True)\n"
-            f"end = time.monotonic() + {seconds}\nwhile time.monotonic() < end: pass")
+    spin = (
+        f"import os, sys, time\nos.sched_setaffinity(0, {{{core}}})\nprint(flush=True)\n"
+        f"end = time.monotonic() + {seconds}\nwhile time.monotonic() < end: pass"
+    )
     spinner = subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE)
     try:
         assert spinner.stdout is not None and spinner.stdout.readline() == b"\n"  # pinned and spinning
@@ -228,8 +232,9 @@ def test_a_statement_starved_of_a_core_keeps_running_past_the_backstop() -> None
         # core, the statement outlives the backstop, and it stays far under its CPU limit only while starved.
         begin, start = time.thread_time(), time.monotonic()
         outlives = REAL_LIMIT_S * WALL_BACKSTOP * 1.5
-        while ((time.thread_time() - begin < NEEDS_CPU_S or time.monotonic() - start < outlives)
-               and not statement.interrupted.is_set()):
+        while (
+            time.thread_time() - begin < NEEDS_CPU_S or time.monotonic() - start < outlives
+        ) and not statement.interrupted.is_set():
             assert time.monotonic() < start + GIVE_UP_S
 
     with busy(core, GIVE_UP_S):

@@ -41,7 +41,8 @@ async def _until_idle(deadline_s: float = 60.0) -> None:
 
 
 def test_a_statement_past_the_step_bound_is_stopped_and_answered_as_an_error_that_uses_no_step(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     env = MetricTrackerRlEnvironment()
     env.reset(difficulty="easy", seed=5)
 
@@ -135,8 +136,11 @@ def _server_in_this_process() -> Iterator[str]:
     process's and its counters can be read."""
     port = free_port()
     settings = ServerSettings.load(host="127.0.0.1", port=port, enable_web_interface=False)
-    server = uvicorn.Server(uvicorn.Config(build_app(settings=settings), host="127.0.0.1", port=port,
-                                           log_level="warning", ws="websockets-sansio"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            build_app(settings=settings), host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio"
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

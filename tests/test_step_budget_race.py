@@ -25,9 +25,11 @@ SQL = {"sql": "SELECT date, SUM(app_opens) AS v FROM daily GROUP BY date ORDER B
 
 
 def actions(count: int) -> list[MetricTrackerRlAction]:
-    kinds = [MetricTrackerRlAction(analysis_method="query", analysis_args=SQL),
-             MetricTrackerRlAction(analysis_method="get_annotations"),
-             MetricTrackerRlAction(analysis_method="query", analysis_args={**SQL, "limit": 1})]
+    kinds = [
+        MetricTrackerRlAction(analysis_method="query", analysis_args=SQL),
+        MetricTrackerRlAction(analysis_method="get_annotations"),
+        MetricTrackerRlAction(analysis_method="query", analysis_args={**SQL, "limit": 1}),
+    ]
     return [kinds[index % len(kinds)] for index in range(count)]
 
 
@@ -76,8 +78,9 @@ def budget_server() -> Any:
 def test_frames_sent_together_on_one_socket_run_no_more_than_the_budget(budget_server: str, budget: int) -> None:
     async def burst() -> tuple[list[str], dict[str, Any]]:
         async with websockets.connect(budget_server.replace("http", "ws", 1) + "/ws", open_timeout=60) as ws:
-            await ws.send(json.dumps({"type": "reset", "data": {"seed": 4, "difficulty": "medium",
-                                                                "max_steps": budget}}))
+            await ws.send(
+                json.dumps({"type": "reset", "data": {"seed": 4, "difficulty": "medium", "max_steps": budget}})
+            )
             await ws.recv()
             for action in actions(CALLS):
                 await ws.send(json.dumps({"type": "step", "data": action.model_dump(exclude_none=True)}))
@@ -96,20 +99,27 @@ def test_frames_sent_together_on_one_socket_run_no_more_than_the_budget(budget_s
 def test_mcp_tools_calls_in_flight_together_run_no_more_than_the_budget(budget_server: str, budget: int) -> None:
     url = budget_server
     with httpx.Client(timeout=120) as client:
-        session_id = client.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "openenv/session/create"}
-                                 ).json()["result"]["session_id"]
+        session_id = client.post(
+            f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "openenv/session/create"}
+        ).json()["result"]["session_id"]
 
         def call(index: int) -> str:
-            name, arguments = (("query", SQL) if index % 2 else ("get_annotations", {}))
-            body = {"jsonrpc": "2.0", "id": index, "method": "tools/call",
-                    "params": {"name": name, "arguments": arguments, "session_id": session_id}}
+            name, arguments = ("query", SQL) if index % 2 else ("get_annotations", {})
+            body = {
+                "jsonrpc": "2.0",
+                "id": index,
+                "method": "tools/call",
+                "params": {"name": name, "arguments": arguments, "session_id": session_id},
+            }
             return client.post(f"{url}/mcp", json=body).json()["result"]["data"]
 
         async def play() -> tuple[list[str], dict[str, Any]]:
-            async with websockets.connect(f"{url.replace('http', 'ws', 1)}/ws?session_id={session_id}",
-                                          open_timeout=60) as ws:
-                await ws.send(json.dumps({"type": "reset", "data": {"seed": 4, "difficulty": "medium",
-                                                                    "max_steps": budget}}))
+            async with websockets.connect(
+                f"{url.replace('http', 'ws', 1)}/ws?session_id={session_id}", open_timeout=60
+            ) as ws:
+                await ws.send(
+                    json.dumps({"type": "reset", "data": {"seed": 4, "difficulty": "medium", "max_steps": budget}})
+                )
                 await ws.recv()
                 with ThreadPoolExecutor(max_workers=CALLS) as threads:
                     texts = await asyncio.to_thread(lambda: list(threads.map(call, range(CALLS))))
@@ -117,7 +127,9 @@ def test_mcp_tools_calls_in_flight_together_run_no_more_than_the_budget(budget_s
                 return texts, json.loads(await ws.recv())["data"]
 
         texts, state = asyncio.run(play())
-        client.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 2, "method": "openenv/session/close",
-                                        "params": {"session_id": session_id}})
+        client.post(
+            f"{url}/mcp",
+            json={"jsonrpc": "2.0", "id": 2, "method": "openenv/session/close", "params": {"session_id": session_id}},
+        )
     assert ran(texts) == budget, texts
     assert state["step_count"] == budget

@@ -29,14 +29,14 @@ pytestmark = pytest.mark.slow  # a live server, and an Inspect eval
 RESET = {"seed": 3, "difficulty": "easy"}
 # (tool, arguments, steps it uses): the same calls through every entry point.
 CALLS: list[tuple[str, dict[str, Any], int]] = [
-    ("drop_table", {}, 0),                                         # no tool of that name
-    ("hourly_rows_for_date", {"date": 5}, 0),                      # a wrong type: the schema refuses it
-    ("hourly_rows_for_date", {}, 0),                               # a required argument missing
+    ("drop_table", {}, 0),  # no tool of that name
+    ("hourly_rows_for_date", {"date": 5}, 0),  # a wrong type: the schema refuses it
+    ("hourly_rows_for_date", {}, 0),  # a required argument missing
     ("hourly_rows_for_date", {"date": "2026-03-10", "day": 1}, 0),  # an argument the tool does not take
-    ("hourly_rows_for_date", {"date": "1999-01-01"}, 0),           # a date outside the episode: its checks refuse it
-    ("submit_report", {"rows": [{"date": "2026-03-10"}]}, 0),      # rows missing their fields: nothing submitted
-    ("query", {"sql": "DROP TABLE daily"}, 1),                     # the tool ran and refused the statement
-    ("get_annotations", {}, 1),                                    # a call that runs
+    ("hourly_rows_for_date", {"date": "1999-01-01"}, 0),  # a date outside the episode: its checks refuse it
+    ("submit_report", {"rows": [{"date": "2026-03-10"}]}, 0),  # rows missing their fields: nothing submitted
+    ("query", {"sql": "DROP TABLE daily"}, 1),  # the tool ran and refused the statement
+    ("get_annotations", {}, 1),  # a call that runs
 ]
 EXPECTED = [steps for _, _, steps in CALLS]
 
@@ -45,8 +45,9 @@ def ws_url(server_url: str) -> str:
     return server_url.replace("http", "ws", 1)
 
 
-async def _socket_calls(server_url: str, message: Callable[[int, str, dict[str, Any]], dict[str, Any]],
-                        path: str = "/ws") -> list[int]:
+async def _socket_calls(
+    server_url: str, message: Callable[[int, str, dict[str, Any]], dict[str, Any]], path: str = "/ws"
+) -> list[int]:
     """Each call's steps over one /ws session: the server's step count before and after it."""
     used = []
     async with websockets.connect(ws_url(server_url) + path, max_size=None) as socket:
@@ -68,21 +69,37 @@ def typed_action(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
 
 
 def over_ws_typed(server_url: str, log_dir: Path) -> list[int]:
-    return asyncio.run(_socket_calls(server_url, lambda index, name, arguments: {
-        "type": "step", "data": typed_action(name, arguments)}))
+    return asyncio.run(
+        _socket_calls(
+            server_url, lambda index, name, arguments: {"type": "step", "data": typed_action(name, arguments)}
+        )
+    )
 
 
 def over_mcp_ws(server_url: str, log_dir: Path) -> list[int]:
-    return asyncio.run(_socket_calls(server_url, lambda index, name, arguments: {
-        "type": "mcp", "data": {"jsonrpc": "2.0", "method": "tools/call", "id": index,
-                                "params": {"name": name, "arguments": arguments}}}))
+    return asyncio.run(
+        _socket_calls(
+            server_url,
+            lambda index, name, arguments: {
+                "type": "mcp",
+                "data": {
+                    "jsonrpc": "2.0",
+                    "method": "tools/call",
+                    "id": index,
+                    "params": {"name": name, "arguments": arguments},
+                },
+            },
+        )
+    )
 
 
 def over_mcp_http(server_url: str, log_dir: Path) -> list[int]:
     """OpenEnv's HTTP MCP lifecycle (the verifiers taskset's): a session, reset on /ws, tools/call on POST /mcp."""
+
     def rpc(method: str, params: dict[str, Any]) -> dict[str, Any]:
-        reply = httpx.post(f"{server_url}/mcp", json={"jsonrpc": "2.0", "method": method, "id": 1,
-                                                       "params": params}, timeout=60)
+        reply = httpx.post(
+            f"{server_url}/mcp", json={"jsonrpc": "2.0", "method": method, "id": 1, "params": params}, timeout=60
+        )
         return reply.json()["result"]
 
     session_id = rpc("openenv/session/create", {})["session_id"]
@@ -93,8 +110,9 @@ def over_mcp_http(server_url: str, log_dir: Path) -> list[int]:
             await socket.send(json.dumps({"type": "reset", "data": RESET}))
             await socket.recv()
             for name, arguments, _steps in CALLS:
-                await asyncio.to_thread(rpc, "tools/call", {"name": name, "arguments": arguments,
-                                                            "session_id": session_id})
+                await asyncio.to_thread(
+                    rpc, "tools/call", {"name": name, "arguments": arguments, "session_id": session_id}
+                )
                 await socket.send(json.dumps({"type": "state"}))
                 used.append(json.loads(await socket.recv())["data"]["step_count"])
         return [after - before for before, after in zip([0, *used], used, strict=False)]
@@ -177,23 +195,34 @@ def inspect_task(server_url: str, log_dir: Path) -> list[int]:
         output.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)
         return output
 
-    [log] = inspect_eval(metric_tracker(tasks="easy_two_spikes", base_url=server_url),
-                         model=get_model("mockllm/model", custom_outputs=model, memoize=False), log_dir=str(log_dir),
-                         display="none")
+    [log] = inspect_eval(
+        metric_tracker(tasks="easy_two_spikes", base_url=server_url),
+        model=get_model("mockllm/model", custom_outputs=model, memoize=False),
+        log_dir=str(log_dir),
+        display="none",
+    )
     assert log.status == "success", log.error
     left = [int(text.split("steps_remaining: ")[1].split()[0]) for text in texts[1::2]]
     budget = 40
     return [before - after - 1 for before, after in zip([budget, *left], left, strict=False)]
 
 
-ENTRY_POINTS = {"in-process": in_process, "/ws typed": over_ws_typed, "MCP on /ws": over_mcp_ws,
-                "MCP over HTTP (verifiers)": over_mcp_http, "TRL MetricTrackerToolEnv": trl_class,
-                "inference.py": inference_model_loop, "Inspect": inspect_task}
+ENTRY_POINTS = {
+    "in-process": in_process,
+    "/ws typed": over_ws_typed,
+    "MCP on /ws": over_mcp_ws,
+    "MCP over HTTP (verifiers)": over_mcp_http,
+    "TRL MetricTrackerToolEnv": trl_class,
+    "inference.py": inference_model_loop,
+    "Inspect": inspect_task,
+}
 
 
 @pytest.mark.parametrize("entry_point", ENTRY_POINTS)
 def test_a_call_costs_a_step_only_if_it_ran_the_same_through_every_entry_point(
-        entry_point: str, server_url: str, tmp_path: Path) -> None:
+    entry_point: str, server_url: str, tmp_path: Path
+) -> None:
     used = ENTRY_POINTS[entry_point](server_url, tmp_path)
-    assert dict(zip([f"{name}({json.dumps(arguments)})" for name, arguments, _steps in CALLS], used, strict=True)) == \
-        dict(zip([f"{name}({json.dumps(arguments)})" for name, arguments, _steps in CALLS], EXPECTED, strict=True))
+    assert dict(
+        zip([f"{name}({json.dumps(arguments)})" for name, arguments, _steps in CALLS], used, strict=True)
+    ) == dict(zip([f"{name}({json.dumps(arguments)})" for name, arguments, _steps in CALLS], EXPECTED, strict=True))

@@ -16,9 +16,29 @@ def test_a_quiet_run_ends_with_the_count_of_passed_tests(tmp_path: Path) -> None
     """`uv run pytest -m "not slow" -q`, as the docs run it, under the project's settings: a `-q` in the settings'
     own options would add up with it and drop the "N passed" line."""
     (tmp_path / "test_two.py").write_text("def test_one():\n    pass\n\n\ndef test_two():\n    pass\n")
-    completed = subprocess.run([sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir",
-                                str(tmp_path), "-p", "no:cacheprovider", "-n", "0", "-m", "not slow", "-q",
-                                str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-c",
+            str(ROOT / "pyproject.toml"),
+            "--rootdir",
+            str(tmp_path),
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            "0",
+            "-m",
+            "not slow",
+            "-q",
+            str(tmp_path),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert re.fullmatch(r"2 passed in [\d.]+s", completed.stdout.strip().splitlines()[-1]), completed.stdout
 
@@ -27,8 +47,13 @@ def imported_test_modules(path: Path) -> list[str]:
     """The test modules (`test_*`) a module imports, at its top or inside a function."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        names = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
-                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        names = (
+            [alias.name for alias in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else []
+        )
         found += [name for name in names if name.rsplit(".", 1)[-1].startswith("test_")]
     return found
 
@@ -36,30 +61,40 @@ def imported_test_modules(path: Path) -> list[str]:
 def test_no_test_module_imports_another() -> None:
     """Importing a test module runs its collection-time code again under a second name and ties two files' tests
     together: a helper two test modules share goes in a helper module (core_helpers.py, sql_helpers.py, ...)."""
-    importing = {path.relative_to(ROOT).as_posix(): imported
-                 for folder in (ROOT / "tests", ROOT / "lab" / "tests") for path in sorted(folder.rglob("*.py"))
-                 if (imported := imported_test_modules(path))}
+    importing = {
+        path.relative_to(ROOT).as_posix(): imported
+        for folder in (ROOT / "tests", ROOT / "lab" / "tests")
+        for path in sorted(folder.rglob("*.py"))
+        if (imported := imported_test_modules(path))
+    }
     assert importing == {}
 
 
 def test_the_import_check_sees_imports_at_the_top_and_inside_functions(tmp_path: Path) -> None:
     module = tmp_path / "test_example.py"
-    module.write_text("from test_other import helper\nimport core_helpers\n\n\ndef test_x():\n"
-                      "    import tests.test_third\n")
+    module.write_text(
+        "from test_other import helper\nimport core_helpers\n\n\ndef test_x():\n    import tests.test_third\n"
+    )
     assert imported_test_modules(module) == ["test_other", "tests.test_third"]
 
 
 def skips_without_reason(path: Path) -> list[int]:
     """The lines of `pytest.importorskip(...)` calls that give no reason (pytest's own names no group to install)."""
-    return [node.lineno for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "importorskip" and not any(k.arg == "reason" for k in node.keywords)]
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "importorskip"
+        and not any(k.arg == "reason" for k in node.keywords)
+    ]
 
 
 def test_a_test_that_needs_an_optional_group_says_which() -> None:
     """After `uv sync` alone the suite skips what needs the inspect or train group, and each skip names it."""
-    unexplained = {path.name: lines for path in sorted((ROOT / "tests").glob("*.py"))
-                   if (lines := skips_without_reason(path))}
+    unexplained = {
+        path.name: lines for path in sorted((ROOT / "tests").glob("*.py")) if (lines := skips_without_reason(path))
+    }
     assert unexplained == {}
 
 
@@ -67,9 +102,17 @@ def test_a_run_without_slow_tests_skips_only_modules_slow_as_a_whole(tmp_path: P
     """`-m "not slow"` leaves out the modules marked slow as a whole before importing them; an expression that may
     still select a slow test leaves them in, and a module with a slow test among fast ones is imported."""
     assert deselects_every_slow_test("not slow") and deselects_every_slow_test("not slow and not browser")
-    assert not any(deselects_every_slow_test(expression)
-                   for expression in ("", "slow", "not slow or browser", "browser", "not browser",
-                                      "not slow or browser(name='chromium')"))
+    assert not any(
+        deselects_every_slow_test(expression)
+        for expression in (
+            "",
+            "slow",
+            "not slow or browser",
+            "browser",
+            "not browser",
+            "not slow or browser(name='chromium')",
+        )
+    )
     whole, mixed, skipped = (tmp_path / name for name in ("test_whole.py", "test_mixed.py", "test_skipped.py"))
     whole.write_text("import pytest\n\npytestmark = [pytest.mark.slow, pytest.mark.skipif(False, reason='')]\n")
     mixed.write_text("import pytest\n\n\n@pytest.mark.slow\ndef test_one():\n    pass\n")

@@ -37,8 +37,7 @@ from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
 ENV_NAME = "metric_tracker_rl"
-SPLIT_SIZES = {"train": TRAIN_TASK_COUNT,
-               "eval": len(NAMED_TASK_ORDER) + len(DIFFICULTIES) * EVAL_SEEDS_PER_DIFFICULTY}
+SPLIT_SIZES = {"train": TRAIN_TASK_COUNT, "eval": len(NAMED_TASK_ORDER) + len(DIFFICULTIES) * EVAL_SEEDS_PER_DIFFICULTY}
 # The eval split as it was published with five named tasks: its indices never move.
 FIRST_NAMED = ("easy_two_spikes", "medium_mixed_three", "hard_mixed_multi", "frontier_segments", "deep_cuboids")
 SEED_BASES = [tier.calibration_seed_base for tier in TIERS.values()]
@@ -49,7 +48,9 @@ def eval_plan(task_ids: tuple[str, ...], difficulties: tuple[str, ...] = DIFFICU
     """The named tasks, then each difficulty's calibration sweep (the episodes lab/calibration/calibrate.py plays)."""
     return [{"task_id": task_id} for task_id in task_ids] + [
         calibration_reset_kwargs(difficulty, offset)
-        for difficulty in difficulties for offset in range(EVAL_SEEDS_PER_DIFFICULTY)]
+        for difficulty in difficulties
+        for offset in range(EVAL_SEEDS_PER_DIFFICULTY)
+    ]
 
 
 def _seed(task: dict) -> int:
@@ -59,7 +60,9 @@ def _seed(task: dict) -> int:
 def test_splits_are_train_and_eval_with_their_sizes() -> None:
     env = MetricTrackerRlEnvironment()
     assert [(s["name"], s["type"], s["num_tasks"]) for s in env.list_splits()] == [
-        ("train", "train", SPLIT_SIZES["train"]), ("eval", "test", SPLIT_SIZES["eval"])]
+        ("train", "train", SPLIT_SIZES["train"]),
+        ("eval", "test", SPLIT_SIZES["eval"]),
+    ]
     for name, size in SPLIT_SIZES.items():
         assert env.num_tasks(name) == size == len(env.list_tasks(name))
 
@@ -70,13 +73,17 @@ def test_eval_is_every_named_task_and_the_calibration_sweep_with_no_published_in
     appends its sweep after every published block."""
     eval_tasks = MetricTrackerRlEnvironment().list_tasks("eval")
     published = eval_plan(FIRST_NAMED, FIRST_SWEPT)
-    assert eval_tasks[:len(published)] == published
+    assert eval_tasks[: len(published)] == published
     later = [task_id for task_id in NAMED_TASK_ORDER if task_id not in FIRST_NAMED]
     assert later == ["abyss_faint_cuboids", "warehouse_raw_events"]
     listed_since = tuple(d for d in DIFFICULTIES if d not in FIRST_SWEPT)
     assert listed_since == ("warehouse", "audit")
-    assert eval_tasks[len(published):] == ([{"task_id": later[0]}] + eval_plan((), listed_since[:1])
-                                           + [{"task_id": later[1]}] + eval_plan((), listed_since[1:]))
+    assert eval_tasks[len(published) :] == (
+        [{"task_id": later[0]}]
+        + eval_plan((), listed_since[:1])
+        + [{"task_id": later[1]}]
+        + eval_plan((), listed_since[1:])
+    )
     assert sorted(map(str, eval_tasks)) == sorted(map(str, eval_plan(NAMED_TASK_ORDER)))
     # standard episodes ({seed, difficulty}) and, every tenth seed, a null episode
     assert {t.get("scenario_family") for t in eval_tasks} == {None, "null"}
@@ -96,7 +103,7 @@ def test_train_and_eval_share_no_episode() -> None:
     assert min(train_seeds) == TRAIN_SEED_BASE > max(eval_seeds)
     assert all(set(t) == {"seed", "difficulty"} for t in train)
     first = TRAIN_SCHEDULE[0].difficulties
-    assert [t["difficulty"] for t in train[:len(first)]] == list(first)  # a block cycles over its tiers in turn
+    assert [t["difficulty"] for t in train[: len(first)]] == list(first)  # a block cycles over its tiers in turn
 
 
 def test_every_difficulty_has_train_tasks() -> None:
@@ -109,8 +116,10 @@ def test_the_published_train_schedule_starts_as_it_was_published() -> None:
     """The first block is the schedule trainers have recorded indices against: tiers in turn from index 0."""
     first = TRAIN_SCHEDULE[0]
     assert first == TrainBlock(6_000, ("easy", "medium", "hard", "frontier"))
-    assert task_range("train", 0, 5) == [{"seed": TRAIN_SEED_BASE + i, "difficulty": d} for i, d in
-                                         enumerate(("easy", "medium", "hard", "frontier", "easy"))]
+    assert task_range("train", 0, 5) == [
+        {"seed": TRAIN_SEED_BASE + i, "difficulty": d}
+        for i, d in enumerate(("easy", "medium", "hard", "frontier", "easy"))
+    ]
 
 
 def test_listing_a_tier_changes_no_train_task() -> None:
@@ -152,8 +161,11 @@ def test_a_task_is_the_reset_arguments_that_start_it_over_many_tasks(split: str,
 
 
 @settings(max_examples=80, deadline=None)
-@given(split=st.sampled_from(list(SPLITS)), start=st.none() | st.integers(-7000, 7000),
-       stop=st.none() | st.integers(-7000, 7000))
+@given(
+    split=st.sampled_from(list(SPLITS)),
+    start=st.none() | st.integers(-7000, 7000),
+    stop=st.none() | st.integers(-7000, 7000),
+)
 @example(split="eval", start=None, stop=None)
 @example(split="eval", start=-3, stop=None)
 @example(split="train", start=5990, stop=7000)
@@ -171,25 +183,32 @@ def test_an_index_outside_the_split_is_an_index_error_naming_the_range(index: ob
 
 @pytest.mark.parametrize("split", ["", "test", "TRAIN", None])
 def test_an_unknown_split_names_the_valid_ones(split: object) -> None:
-    for call in (lambda env: env.num_tasks(split), lambda env: env.get_task(split, 0),
-                 lambda env: env.get_task_range(split)):
+    for call in (
+        lambda env: env.num_tasks(split),
+        lambda env: env.get_task(split, 0),
+        lambda env: env.get_task_range(split),
+    ):
         with pytest.raises(UnknownSplitError, match="valid splits: train, eval"):
             call(MetricTrackerRlEnvironment())
 
 
-@pytest.mark.parametrize("reset_kwargs, expected", [
-    ({"split": "eval"}, "go together"),
-    ({"index": 2}, "go together"),
-    ({"split": "train", "index": 1, "max_steps": 5}, "go together"),
-    ({"split": "dev", "index": 0}, "valid splits: train, eval"),
-    ({"split": "train", "index": TRAIN_TASK_COUNT}, f"from 0 to {TRAIN_TASK_COUNT - 1}"),
-])
+@pytest.mark.parametrize(
+    "reset_kwargs, expected",
+    [
+        ({"split": "eval"}, "go together"),
+        ({"index": 2}, "go together"),
+        ({"split": "train", "index": 1, "max_steps": 5}, "go together"),
+        ({"split": "dev", "index": 0}, "valid splits: train, eval"),
+        ({"split": "train", "index": TRAIN_TASK_COUNT}, f"from 0 to {TRAIN_TASK_COUNT - 1}"),
+    ],
+)
 def test_a_bad_split_reference_at_reset_is_an_error_observation(reset_kwargs: dict, expected: str) -> None:
     obs = MetricTrackerRlEnvironment().reset(**reset_kwargs)
     assert obs.status == "error" and expected in obs.message
 
 
 # --- over HTTP and WebSocket -------------------------------------------------------------------------------
+
 
 def test_task_routes_answer_with_tasks_and_explained_errors(server_url: str) -> None:
     with httpx.Client(base_url=server_url, timeout=60.0) as http:
@@ -198,7 +217,8 @@ def test_task_routes_answer_with_tasks_and_explained_errors(server_url: str) -> 
         assert splits.status_code == 200 and splits.json() == MetricTrackerRlEnvironment().list_splits()
         assert http.post(f"/{ENV_NAME}/num_tasks", json={"split": "eval"}).json() == {"num_tasks": SPLIT_SIZES["eval"]}
         assert http.post(f"/{ENV_NAME}/task", json={"split": "eval", "index": 1}).json() == {
-            "task": {"task_id": DEFAULT_TASK_ORDER[1]}}
+            "task": {"task_id": DEFAULT_TASK_ORDER[1]}
+        }
         window = http.post(f"/{ENV_NAME}/task_range", json={"split": "train", "start": -2})
         assert window.json()["tasks"] == task_range("train", -2)
         listed = http.post(f"/{ENV_NAME}/tasks", json={"split": "eval"})

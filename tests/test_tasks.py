@@ -26,9 +26,15 @@ from metric_tracker_rl.generation.anomalies import FAMILY_REGISTRY
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.view.tool_schemas import model_tools
 
-TASK_DIFFICULTIES = {"easy_two_spikes": "easy", "medium_mixed_three": "medium", "hard_mixed_multi": "hard",
-                     "frontier_segments": "frontier", "deep_cuboids": "deep", "abyss_faint_cuboids": "abyss",
-                     "warehouse_raw_events": "warehouse"}
+TASK_DIFFICULTIES = {
+    "easy_two_spikes": "easy",
+    "medium_mixed_three": "medium",
+    "hard_mixed_multi": "hard",
+    "frontier_segments": "frontier",
+    "deep_cuboids": "deep",
+    "abyss_faint_cuboids": "abyss",
+    "warehouse_raw_events": "warehouse",
+}
 
 
 def test_named_tasks_and_their_order() -> None:
@@ -60,10 +66,12 @@ def test_reset_sends_the_catalogs_and_later_steps_do_not() -> None:
     assert obs.task_id == DEFAULT_TASK_ORDER[0]
     assert [t.task_id for t in obs.available_tasks] == list(NAMED_TASK_ORDER)
     # The tools that answer at the episode's tier (the wire API's), those its models are offered marked so.
-    assert {m.name for m in obs.available_methods} == {name for name, spec in TOOL_REGISTRY.items()
-                                                       if obs.config["difficulty"] in spec.answers_at}
+    assert {m.name for m in obs.available_methods} == {
+        name for name, spec in TOOL_REGISTRY.items() if obs.config["difficulty"] in spec.answers_at
+    }
     assert [m.name for m in obs.available_methods if m.offered] == [
-        tool.name for tool in model_tools(obs.config["difficulty"]) if tool.name in TOOL_REGISTRY]
+        tool.name for tool in model_tools(obs.config["difficulty"]) if tool.name in TOOL_REGISTRY
+    ]
     assert {g["family"] for g in obs.available_synthetic_generator_methods} == set(FAMILY_REGISTRY)
     assert obs.conversion_metric_definitions
     step = env.step(MetricTrackerRlAction(analysis_method="task_overview"))
@@ -77,8 +85,10 @@ BAD_RESETS = [
     ({"scenario_family": "chaos"}, ["mixed", "null", "funnel_break"]),
     ({"seed": -1}, ["seed", "between 0 and"]),
     ({"seed": "x"}, ["seed", "non-negative"]),
-    ({"difficulty": "hard", "anomaly_count": TIERS["hard"].max_incidents + 1},
-     ["anomaly_count", str(TIERS["hard"].max_incidents)]),
+    (
+        {"difficulty": "hard", "anomaly_count": TIERS["hard"].max_incidents + 1},
+        ["anomaly_count", str(TIERS["hard"].max_incidents)],
+    ),
     ({"anomaly_density": 0.9}, ["anomaly_density", str(MAX_DENSITY)]),
     ({"anomaly_density": -0.1}, ["anomaly_density", str(MAX_DENSITY)]),
     ({"task_id": "expert_task"}, list(DEFAULT_TASK_ORDER)),
@@ -105,16 +115,17 @@ def test_bad_reset_is_an_error_naming_the_choices_and_keeps_the_episode(kwargs: 
 
 @pytest.mark.parametrize("difficulty", ["easy", "warehouse"])
 @pytest.mark.parametrize("ending", ["graded", "budget spent"])
-def test_a_bad_reset_after_an_episode_ended_shows_no_budget_as_on_a_fresh_session(difficulty: str,
-                                                                                   ending: str) -> None:
+def test_a_bad_reset_after_an_episode_ended_shows_no_budget_as_on_a_fresh_session(difficulty: str, ending: str) -> None:
     """Once the episode is over (its report graded, or its budget spent), a refused reset finds no episode to go on
     with: its observation is a fresh session's, with no step or submission left, not the ended episode's."""
     fresh = MetricTrackerRlEnvironment().reset(difficulty="bogus")
     env = MetricTrackerRlEnvironment()
     env.reset(difficulty=difficulty, seed=3, **({"max_steps": 1} if ending == "budget spent" else {}))
     free_tool = next(tool.name for tool in model_tools(difficulty) if not tool.parameters.get("required"))
-    action = {"graded": MetricTrackerRlAction(classifications=[]),
-              "budget spent": MetricTrackerRlAction(analysis_method=free_tool)}[ending]  # a tool of the tier runs
+    action = {
+        "graded": MetricTrackerRlAction(classifications=[]),
+        "budget spent": MetricTrackerRlAction(analysis_method=free_tool),
+    }[ending]  # a tool of the tier runs
     assert env.step(action).done
     refused = env.reset(difficulty="bogus")
     assert refused.status == "error" and "No episode is active (the last one is over)" in refused.message
@@ -148,9 +159,14 @@ def test_a_task_and_a_difficulty_that_disagree_are_refused_naming_the_tasks_tier
 
 
 # The warehouse's episodes take a second each to build: its sweep is slow, and a few of its seeds are checked below.
-@pytest.mark.parametrize("difficulty", [
-    pytest.param(name, marks=[pytest.mark.slow] if tier.data == "events" else [])
-    for name, tier in sorted(TIERS.items()) if tier.count_range is not None])
+@pytest.mark.parametrize(
+    "difficulty",
+    [
+        pytest.param(name, marks=[pytest.mark.slow] if tier.data == "events" else [])
+        for name, tier in sorted(TIERS.items())
+        if tier.count_range is not None
+    ],
+)
 def test_seeded_resets_show_the_count_range_and_draw_every_count_in_it(difficulty: str) -> None:
     low, high = TIERS[difficulty].count_range
     env = MetricTrackerRlEnvironment()
@@ -190,8 +206,9 @@ def test_named_tasks_and_explicit_counts_keep_a_fixed_count_without_a_range() ->
     env = MetricTrackerRlEnvironment()
     for task_id in DEFAULT_TASK_ORDER:
         obs = env.reset(task_id=task_id)
-        shown_count = None if TIERS[obs.config["difficulty"]].data == "events" else \
-            get_task_spec(task_id).config.anomaly_count  # a tier of raw events shows no count
+        shown_count = (
+            None if TIERS[obs.config["difficulty"]].data == "events" else get_task_spec(task_id).config.anomaly_count
+        )  # a tier of raw events shows no count
         assert obs.config.get("anomaly_count") == shown_count
         assert "anomaly_count_range" not in obs.config and obs.config["standard"] is True
     obs = env.reset(seed=4, difficulty="hard", anomaly_count=3)
@@ -213,20 +230,25 @@ def test_a_former_task_id_starts_the_same_episode_under_the_new_id(former: str, 
     assert former not in TASKS and task_id in TASKS
     assert get_task_spec(former) is get_task_spec(former.upper()) is get_task_spec(task_id)
     assert resolve_episode_config(task_id=former, seed=7) == resolve_episode_config(task_id=task_id, seed=7)
-    by_former, by_id = MetricTrackerRlEnvironment().reset(task_id=former), MetricTrackerRlEnvironment().reset(
-        task_id=task_id)
+    by_former, by_id = (
+        MetricTrackerRlEnvironment().reset(task_id=former),
+        MetricTrackerRlEnvironment().reset(task_id=task_id),
+    )
     assert by_former.status == "ready" and by_former.task_id == task_id
     assert by_former.config == by_id.config and by_former.instruction == by_id.instruction
 
 
-@pytest.mark.parametrize(("change", "names"), [
-    ({"max_steps": 0}, ["max_steps", "between 1 and 500"]),
-    ({"anomaly_density": 0.9}, ["anomaly_density", str(MAX_DENSITY)]),
-    ({"anomaly_count": 99}, ["anomaly_count", str(TIERS["deep"].max_incidents)]),
-    ({"incident_kinds": ("country_bots", "nope")}, ["unknown incident kind", "'nope'", "level_shift"]),
-    ({"dimensions": ("channel",)}, ["dimensions", "platform", "user_type"]),
-    ({"scenario_family": "spikes"}, ["scenario_family", "mixed"]),
-])
+@pytest.mark.parametrize(
+    ("change", "names"),
+    [
+        ({"max_steps": 0}, ["max_steps", "between 1 and 500"]),
+        ({"anomaly_density": 0.9}, ["anomaly_density", str(MAX_DENSITY)]),
+        ({"anomaly_count": 99}, ["anomaly_count", str(TIERS["deep"].max_incidents)]),
+        ({"incident_kinds": ("country_bots", "nope")}, ["unknown incident kind", "'nope'", "level_shift"]),
+        ({"dimensions": ("channel",)}, ["dimensions", "platform", "user_type"]),
+        ({"scenario_family": "spikes"}, ["scenario_family", "mixed"]),
+    ],
+)
 def test_a_config_is_checked_however_it_is_made(change: dict, names: list[str]) -> None:
     """The reset model validates itself: a config changed in code, or read back from a visible config, meets the
     checks a reset's arguments meet, with the message that names what is valid."""
@@ -253,10 +275,15 @@ def test_a_reset_resolves_to_a_config_that_carries_its_tier() -> None:
 
 
 @settings(max_examples=80, deadline=None)
-@given(difficulty=st.sampled_from(RESET_DIFFICULTIES), family=st.sampled_from(SCENARIO_FAMILIES),
-       seed=st.integers(0, 10**6), knobs=st.sampled_from([{}, {"decoy_ratio": 0.5}, {"max_steps": 12}]))
-def test_a_visible_config_reads_back_as_the_config_it_shows(difficulty: str, family: str, seed: int,
-                                                              knobs: dict) -> None:
+@given(
+    difficulty=st.sampled_from(RESET_DIFFICULTIES),
+    family=st.sampled_from(SCENARIO_FAMILIES),
+    seed=st.integers(0, 10**6),
+    knobs=st.sampled_from([{}, {"decoy_ratio": 0.5}, {"max_steps": 12}]),
+)
+def test_a_visible_config_reads_back_as_the_config_it_shows(
+    difficulty: str, family: str, seed: int, knobs: dict
+) -> None:
     """Whatever a reset accepts, its visible config rebuilds the same config (the checks a config meets hold for
     the config a reset made)."""
     try:

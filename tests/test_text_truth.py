@@ -86,8 +86,9 @@ def test_every_tool_description_a_tier_offers_names_only_tiers_that_serve_it_as_
         for name, function in tools.items():
             for text in _descriptions(function):
                 named = _tiers_named(text)
-                serving = {other for other, theirs in offered.items()
-                           if name in theirs and text in _descriptions(theirs[name])}
+                serving = {
+                    other for other, theirs in offered.items() if name in theirs and text in _descriptions(theirs[name])
+                }
                 assert not named or (tier in named and named <= serving), (tier, name, text)
 
 
@@ -134,10 +135,15 @@ def _everything_read_before_submitting(tier: str, offset: int) -> str:
     reset = calibration_reset_kwargs(tier, offset)
     env = MetricTrackerRlEnvironment()
     observation = env.reset(**reset)
-    texts = [system_prompt(tier), json.dumps(openai_tools(tier)), render_observation(observation),
-             observation.model_dump_json(), env.state.model_dump_json(),
-             status_markdown(observation, observation.config),
-             env.step(MetricTrackerRlAction(analysis_method="task_overview")).model_dump_json()]
+    texts = [
+        system_prompt(tier),
+        json.dumps(openai_tools(tier)),
+        render_observation(observation),
+        observation.model_dump_json(),
+        env.state.model_dump_json(),
+        status_markdown(observation, observation.config),
+        env.step(MetricTrackerRlAction(analysis_method="task_overview")).model_dump_json(),
+    ]
     return UUID.sub("<id>", "\n".join(texts).replace(str(reset["seed"]), "<seed>"))
 
 
@@ -185,7 +191,7 @@ def test_the_incidents_line_counts_business_incidents_and_their_rows_as_it_says(
     low, high = TIERS[tier].count_range or (0, 0)
     incidents = [i for i in world.incidents if i.record.continues is None]
     assert line == incident_line({"difficulty": tier}) and DEFECTS_NOT_COUNTED in line and world.defects
-    assert line.startswith("business incidents: none in a null episode") and f"between {low} and {high}," in line
+    assert line.startswith(f"between {low} and {high} business incidents,") and "none in a null episode" in line
     if config.scenario_family == "null":
         assert not incidents and not [r for r in rows if r.family != DATA_QUALITY]
     else:
@@ -194,22 +200,26 @@ def test_the_incidents_line_counts_business_incidents_and_their_rows_as_it_says(
         low, high = DEFECT_COUNT
         assert f"holds {NUMBER_WORDS[low]} or {NUMBER_WORDS[high]} defects" in DEFECT_REPORTING
         assert len(world.defects) <= high and {d.kind for d in world.defects} == {
-            r.kind for r in rows if r.family == DATA_QUALITY}
+            r.kind for r in rows if r.family == DATA_QUALITY
+        }
     every_date = incident_rows(world, counted_sessions(world.log), change_points=not TIERS[tier].hides_mechanisms)
     reported = {(r.kind, r.day) for r in rows if r.family != DATA_QUALITY}
     if TIERS[tier].hides_mechanisms:
         assert reported == {(r.kind, r.day) for r in every_date if departs(r.observed, r.baseline)}
     else:
         valued = {(r.kind, r.day) for r in every_date if np.isfinite(r.observed) and np.isfinite(r.baseline)}
-        assert reported == valued == {(i.kind, i.record.day) for i in world.incidents} - {
-            (r.kind, r.day) for r in every_date if (r.kind, r.day) not in valued}
+        assert (
+            reported
+            == valued
+            == {(i.kind, i.record.day) for i in world.incidents}
+            - {(r.kind, r.day) for r in every_date if (r.kind, r.day) not in valued}
+        )
 
 
 @pytest.mark.parametrize("tier", RAW_EVENT_TIERS)
 def test_the_null_share_the_incidents_line_states_is_the_splits(tier: str) -> None:
-    """"one in NULL_EVERY of the eval split's calibration tasks, no train task": counted over both splits."""
-    assert f"one in {NULL_EVERY} of the eval split's calibration tasks, no train task" in incident_line(
-        {"difficulty": tier})
+    """ "one in NULL_EVERY eval calibration tasks, no train task": counted over both splits."""
+    assert f"one in {NULL_EVERY} eval calibration tasks, no train task" in incident_line({"difficulty": tier})
     sweep = [task for task in task_range("eval") if task.get("difficulty") == tier and "seed" in task]
     nulls = [task for task in sweep if task.get("scenario_family") == "null"]
     assert sweep and len(nulls) * NULL_EVERY == len(sweep)
@@ -223,9 +233,12 @@ def _same_column(a: Any, b: Any) -> bool:
     if isinstance(a, Nested) or isinstance(b, Nested):
         return isinstance(a, Nested) and isinstance(b, Nested) and a.array.equals(b.array)
     if isinstance(a, Labels) or isinstance(b, Labels):
-        return (isinstance(a, Labels) and isinstance(b, Labels) and len(a) == len(b)
-                and np.array_equal(np.asarray(a.values, dtype=object)[a.codes],
-                                   np.asarray(b.values, dtype=object)[b.codes]))
+        return (
+            isinstance(a, Labels)
+            and isinstance(b, Labels)
+            and len(a) == len(b)
+            and np.array_equal(np.asarray(a.values, dtype=object)[a.codes], np.asarray(b.values, dtype=object)[b.codes])
+        )
     left, right = np.asarray(a), np.asarray(b)
     if left.shape != right.shape:
         return False
@@ -255,8 +268,11 @@ def test_every_defect_mechanism_changes_only_the_tables_the_trace_rule_names(dra
             tables = edited.sql_tables()
             assert set(tables) == set(clean)
             changed_by.setdefault(name, set()).update(
-                table for table in clean if set(clean[table]) != set(tables[table])
-                or not all(_same_column(clean[table][c], tables[table][c]) for c in clean[table]))
+                table
+                for table in clean
+                if set(clean[table]) != set(tables[table])
+                or not all(_same_column(clean[table][c], tables[table][c]) for c in clean[table])
+            )
     outside = {name: tables - set(TRACE_TABLES) for name, tables in changed_by.items() if tables - set(TRACE_TABLES)}
     assert not outside
     assert set().union(*changed_by.values()) == set(TRACE_TABLES)
@@ -293,14 +309,18 @@ def _dashboard_rows(board: Any) -> dict[tuple[Any, ...], tuple[float, ...]]:
     for name in DASHBOARD_FIELDS:
         column = board[name]
         keys.append([column.values[code] for code in column.codes])
-    numbers = [np.asarray(column, dtype=float) for name, column in board.items()
-               if not isinstance(column, Labels) and name != "date"]
+    numbers = [
+        np.asarray(column, dtype=float)
+        for name, column in board.items()
+        if not isinstance(column, Labels) and name != "date"
+    ]
     return {key: tuple(n[i] for n in numbers) for i, key in enumerate(zip(*keys, strict=True))}
 
 
 @pytest.mark.slow
 def test_every_defects_segment_holds_every_dashboard_row_it_changes_and_names_a_version_with_its_platform(
-        drawn_logs: dict[int, Any]) -> None:
+    drawn_logs: dict[int, Any],
+) -> None:
     """The segment rule, as the truth's records hold it: each field the segment names is one every changed row of
     the dashboard shares (the segment is never narrower than the change), and a version comes with its platform."""
     for seed, log in drawn_logs.items():
@@ -309,9 +329,11 @@ def test_every_defects_segment_holds_every_dashboard_row_it_changes_and_names_a_
         for index, name in enumerate(DEFECT_REGISTRY):
             edited, record = DEFECT_REGISTRY[name].apply(log, derive_rng(EpisodeKey.of(seed), "segment-rule", index))
             after = _dashboard_rows(dashboard(edited))
-            changed = [key for key in set(clean) | set(after)
-                       if not np.allclose(clean.get(key, (0.0,) * width), after.get(key, (0.0,) * width),
-                                          equal_nan=True)]
+            changed = [
+                key
+                for key in set(clean) | set(after)
+                if not np.allclose(clean.get(key, (0.0,) * width), after.get(key, (0.0,) * width), equal_nan=True)
+            ]
             named = record.segment.normalised().named()
             assert changed, name
             for position, field in enumerate(DASHBOARD_FIELDS, start=1):

@@ -32,9 +32,20 @@ from metric_tracker_rl.view.tool_schemas import SUBMISSION_TOOLS, model_tools
 from metric_tracker_rl.world.public_episode import Counts, Events
 
 # The fields a tier uses alone, each on its own mix type (the shared segmented mix has none of them).
-OWN_FIELDS = {AbyssMix: {"twin_z"}, WarehouseMix: {"observed_share", "raise_unclear", "defects"},
-              AuditMix: {"observed_share", "raise_unclear", "defects", "held_out_kinds", "held_out_defects",
-                         "defect_count", "margin", "listed_defects"}}
+OWN_FIELDS = {
+    AbyssMix: {"twin_z"},
+    WarehouseMix: {"observed_share", "raise_unclear", "defects"},
+    AuditMix: {
+        "observed_share",
+        "raise_unclear",
+        "defects",
+        "held_out_kinds",
+        "held_out_defects",
+        "defect_count",
+        "margin",
+        "listed_defects",
+    },
+}
 # The tiers of each mix type: the audit's mix is a warehouse's with mechanisms of its own.
 OWN_TIERS = {AbyssMix: ["abyss"], WarehouseMix: ["warehouse", "audit"], AuditMix: ["audit"]}
 
@@ -145,8 +156,9 @@ def _tests(tree: ast.AST) -> list[ast.AST]:
             tests.append(node.test)
         elif isinstance(node, ast.comprehension):
             tests += node.ifs
-        elif isinstance(node, (ast.Compare, ast.BoolOp)) or (isinstance(node, ast.Call) and
-                                                              getattr(node.func, "id", "") == "isinstance"):
+        elif isinstance(node, (ast.Compare, ast.BoolOp)) or (
+            isinstance(node, ast.Call) and getattr(node.func, "id", "") == "isinstance"
+        ):
             tests.append(node)
     return tests
 
@@ -178,7 +190,8 @@ def test_the_count_of_checks_sees_a_flag_added_anywhere(tmp_path: Path) -> None:
         "    if tier.raw_events:\n        return 1\n"
         "    kept = [n for n in names if n not in RAW_EVENT_TIERS]\n"
         "    flag = tier.data == EVENTS\n"
-        "    return 2 if isinstance(tier.segmented, WarehouseMix) else kept, flag\n")
+        "    return 2 if isinstance(tier.segmented, WarehouseMix) else kept, flag\n"
+    )
     (package / "generation" / "warehouse").mkdir(parents=True)
     (package / "generation" / "warehouse" / "own.py").write_text("x = 1 if warehouse else 2\n")
     assert warehouse_checks(package) == [f"tools/flagged.py:{line}" for line in (2, 4, 5, 6)]

@@ -26,8 +26,11 @@ SEED = 3
 def trl_methods(cls: type) -> list[str]:
     """The methods TRL offers as tools: the public functions of the class but reset and get_reward (as
     GRPOTrainer lists them, on the class)."""
-    return [name for name, _ in inspect.getmembers(cls, predicate=inspect.isfunction)
-            if not name.startswith("_") and name not in ("reset", "get_reward")]
+    return [
+        name
+        for name, _ in inspect.getmembers(cls, predicate=inspect.isfunction)
+        if not name.startswith("_") and name not in ("reset", "get_reward")
+    ]
 
 
 @pytest.mark.parametrize("difficulty", RESET_DIFFICULTIES)
@@ -51,7 +54,8 @@ def test_every_entry_point_offers_the_tiers_own_tools(difficulty: str) -> None:
     observation = environment.step(ListToolsAction())
     assert isinstance(observation, ListToolsObservation)
     assert [(tool.name, tool.description, tool.input_schema) for tool in observation.tools] == [
-        (tool.name, tool.description, tool.parameters) for tool in offered]
+        (tool.name, tool.description, tool.parameters) for tool in offered
+    ]
     rpc_listed = asyncio.run(environment.mcp_client.list_tools())
     assert [tool["name"] for tool in rpc_listed] == names
 
@@ -93,18 +97,27 @@ def test_the_default_class_offers_every_listed_tiers_tools() -> None:
         MetricTrackerToolEnv.for_tier("impossible")
 
 
-@pytest.mark.parametrize(("difficulty", "tool", "arguments"), [
-    ("easy", "compare_segments", {"metric_name": "app_opens", "date": "2026-03-10", "dimension": "platform"}),
-    ("easy", "get_releases", {}), ("frontier", "get_context", {"table": "experiments"}),
-    ("deep", "metrics_layer", {}), ("warehouse", "list_suspicious_dates", {})])
-def test_a_tool_the_tier_does_not_offer_says_so_and_names_the_tiers_tools(difficulty: str, tool: str,
-                                                                         arguments: dict[str, object]) -> None:
+@pytest.mark.parametrize(
+    ("difficulty", "tool", "arguments"),
+    [
+        ("easy", "compare_segments", {"metric_name": "app_opens", "date": "2026-03-10", "dimension": "platform"}),
+        ("easy", "get_releases", {}),
+        ("frontier", "get_context", {"table": "experiments"}),
+        ("deep", "metrics_layer", {}),
+        ("warehouse", "list_suspicious_dates", {}),
+    ],
+)
+def test_a_tool_the_tier_does_not_offer_says_so_and_names_the_tiers_tools(
+    difficulty: str, tool: str, arguments: dict[str, object]
+) -> None:
     environment = MetricTrackerRlEnvironment()
     environment.reset(difficulty=difficulty, seed=SEED)
     observation = environment.step(MetricTrackerRlAction(analysis_method=tool, analysis_args=arguments))
     assert observation.status == "error" and observation.reward == 0.0 and not observation.done
     tier_tools = ", ".join(t.name for t in model_tools(difficulty) if t.name in TOOL_REGISTRY)
     where = ", ".join(d for d in RESET_DIFFICULTIES if tool in [t.name for t in model_tools(d)])
-    assert observation.message == (f"{tool} is not offered at difficulty {difficulty!r} (only at {where}); the "
-                                   f"tools offered there: {tier_tools} (and the report's submission)")
+    assert observation.message == (
+        f"{tool} is not offered at difficulty {difficulty!r} (only at {where}); the "
+        f"tools offered there: {tier_tools} (and the report's submission)"
+    )
     assert tool not in [t.name for t in model_tools(difficulty)]

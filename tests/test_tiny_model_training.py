@@ -17,16 +17,22 @@ from metric_tracker_rl.serving.local_server import local_server
 
 pytest.importorskip("trl", reason=TRAIN_GROUP)
 
-OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HTTPS_PROXY": "http://127.0.0.1:9",
-           "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1,localhost"}
+OFFLINE = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "NO_PROXY": "127.0.0.1,localhost",
+}
 
 
 def documented_commands() -> list[list[str]]:
     """The guide's two commands for a first CPU run, continuation lines joined, `uv run python` as this Python."""
     text = (ROOT / "docs" / "training.md").read_text(encoding="utf-8").replace("\\\n", " ")
     build = re.search(r"^uv run python -m training\.tiny_model (\S+)", text, re.M)
-    train = re.search(r"^METRIC_TRACKER_URL=\S+ uv run python -m (training\.grpo --model (\S+) --cpu [^\n]*)$", text,
-                      re.M)
+    train = re.search(
+        r"^METRIC_TRACKER_URL=\S+ uv run python -m (training\.grpo --model (\S+) --cpu [^\n]*)$", text, re.M
+    )
     assert build and train and build.group(1) == train.group(2)
     return [["-m", "training.tiny_model", build.group(1)], ["-m", *train.group(1).split()]]
 
@@ -44,16 +50,23 @@ def test_the_documented_first_run_builds_and_trains_offline(tmp_path: Path) -> N
     build, train = documented_commands()
     model_dir = tmp_path / build[-1]
     env = {**os.environ, **OFFLINE}
-    completed = subprocess.run([sys.executable, *build[:-1], str(model_dir)], cwd=ROOT, env=env, capture_output=True,
-                               text=True, timeout=600)
+    completed = subprocess.run(
+        [sys.executable, *build[:-1], str(model_dir)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert {"config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja"} <= {
-        path.name for path in model_dir.iterdir()}
+        path.name for path in model_dir.iterdir()
+    }
     train = [str(model_dir) if part == build[-1] else part for part in train]
     with local_server(in_process=True) as url:
-        completed = subprocess.run([sys.executable, *train, "--tasks", "2", "--output-dir", str(tmp_path / "run")],
-                                   cwd=ROOT, env={**env, "METRIC_TRACKER_URL": url}, capture_output=True, text=True,
-                                   timeout=900)
+        completed = subprocess.run(
+            [sys.executable, *train, "--tasks", "2", "--output-dir", str(tmp_path / "run")],
+            cwd=ROOT,
+            env={**env, "METRIC_TRACKER_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
     assert completed.returncode == 0, completed.stderr[-3000:]
     log = completed.stdout + completed.stderr
     assert "'rewards/MetricTrackerToolEnv/mean'" in log and "train_runtime" in log

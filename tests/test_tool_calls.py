@@ -25,27 +25,47 @@ from metric_tracker_rl.view.tool_schemas import (
     tool_action,
 )
 
-ROW = {"date": "2026-03-10", "entity_type": "conversion_rate", "entity_name": "app_open_to_menu_open",
-       "anomaly_type": "rate_spike_from_median", "detection_method": "get_rate_spike_from_median_rows",
-       "baseline_value": 0.5, "observed_value": 0.7, "delta_value": 0.2, "severity": "high"}
+ROW = {
+    "date": "2026-03-10",
+    "entity_type": "conversion_rate",
+    "entity_name": "app_open_to_menu_open",
+    "anomaly_type": "rate_spike_from_median",
+    "detection_method": "get_rate_spike_from_median_rows",
+    "baseline_value": 0.5,
+    "observed_value": 0.7,
+    "delta_value": 0.2,
+    "severity": "high",
+}
 
 
 def test_one_tool_per_offered_registry_tool_then_the_two_submissions() -> None:
     # Every tool not offered answers a question an offered one answers: the rate and count scans are
     # get_median_filter_rows on a metric selection, rows_for_date is show_raw_data, and so on.
     not_offered = {
-        "list_dates", "list_entities", "rows_for_date", "get_metric_median", "preview_submission",
-        "get_rate_drop_from_median_rows", "get_rate_spike_from_median_rows", "get_absolute_drop_in_event_count_rows",
-        "get_absolute_spike_in_event_count_rows", "payload_generator"}
+        "list_dates",
+        "list_entities",
+        "rows_for_date",
+        "get_metric_median",
+        "preview_submission",
+        "get_rate_drop_from_median_rows",
+        "get_rate_spike_from_median_rows",
+        "get_absolute_drop_in_event_count_rows",
+        "get_absolute_spike_in_event_count_rows",
+        "payload_generator",
+    }
     # A tool only an unlisted tier offers (the warehouse's metrics layer while it is unlisted) joins the clients'
     # lists when that tier is listed.
-    unlisted = {spec.name for spec in TOOL_REGISTRY.values()
-                if spec.offered_at and not set(spec.offered_at) & set(DIFFICULTIES)}
+    unlisted = {
+        spec.name for spec in TOOL_REGISTRY.values() if spec.offered_at and not set(spec.offered_at) & set(DIFFICULTIES)
+    }
     assert unlisted == (set() if "warehouse" in DIFFICULTIES else {"metrics_layer"})
     assert not_offered < set(TOOL_REGISTRY)
     names = [tool.name for tool in model_tools()]
-    assert names == [*(name for name in TOOL_REGISTRY if name not in not_offered | unlisted), SUBMIT_REPORT,
-                     SUBMIT_GENERATORS]
+    assert names == [
+        *(name for name in TOOL_REGISTRY if name not in not_offered | unlisted),
+        SUBMIT_REPORT,
+        SUBMIT_GENERATORS,
+    ]
     report = openai_tools()[-2]["function"]["parameters"]
     assert report["required"] == ["rows"] and "$defs" not in json.dumps(report) and "$ref" not in json.dumps(report)
     items = report["properties"]["rows"]["items"]
@@ -80,19 +100,41 @@ ENTITIES = [(kind, name) for kind, names in ENTITY_NAMES.items() for name in nam
 
 
 @settings(deadline=None)
-@given(rows=st.lists(st.sampled_from(ENTITIES).flatmap(lambda entity: st.builds(
-           MetricSubmissionRow, date=st.just("2026-03-10"), entity_type=st.just(entity[0]),
-           entity_name=st.just(entity[1]), baseline_value=st.floats(allow_nan=False, allow_infinity=False),
-           observed_value=st.floats(allow_nan=False, allow_infinity=False),
-           delta_value=st.floats(allow_nan=False, allow_infinity=False))), max_size=3),
-       generators=st.lists(st.sampled_from(sorted(GENERATOR_NAMES)).flatmap(
-           lambda name: st.builds(PayloadGeneratorMethod, method_name=st.just(name), threshold=st.floats(0, 1e6))
-           if name == "get_rows_with_abs_diff_from_median_gt" else
-           st.builds(PayloadGeneratorMethod, method_name=st.just(name),
-                     threshold_multiplier=st.none() | st.floats(0.5, 9.0))), min_size=1, max_size=3))
+@given(
+    rows=st.lists(
+        st.sampled_from(ENTITIES).flatmap(
+            lambda entity: st.builds(
+                MetricSubmissionRow,
+                date=st.just("2026-03-10"),
+                entity_type=st.just(entity[0]),
+                entity_name=st.just(entity[1]),
+                baseline_value=st.floats(allow_nan=False, allow_infinity=False),
+                observed_value=st.floats(allow_nan=False, allow_infinity=False),
+                delta_value=st.floats(allow_nan=False, allow_infinity=False),
+            )
+        ),
+        max_size=3,
+    ),
+    generators=st.lists(
+        st.sampled_from(sorted(GENERATOR_NAMES)).flatmap(
+            lambda name: (
+                st.builds(PayloadGeneratorMethod, method_name=st.just(name), threshold=st.floats(0, 1e6))
+                if name == "get_rows_with_abs_diff_from_median_gt"
+                else st.builds(
+                    PayloadGeneratorMethod,
+                    method_name=st.just(name),
+                    threshold_multiplier=st.none() | st.floats(0.5, 9.0),
+                )
+            )
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+)
 @example(rows=[], generators=[PayloadGeneratorMethod(method_name="get_funnel_break_rows")])
-def test_submissions_round_trip_through_json(rows: list[MetricSubmissionRow],
-                                             generators: list[PayloadGeneratorMethod]) -> None:
+def test_submissions_round_trip_through_json(
+    rows: list[MetricSubmissionRow], generators: list[PayloadGeneratorMethod]
+) -> None:
     for action in (MetricTrackerRlAction(classifications=rows), MetricTrackerRlAction(payload_generators=generators)):
         name, arguments = action_tool_call(action)
         assert tool_action(name, json.dumps(arguments)) == action
@@ -100,8 +142,10 @@ def test_submissions_round_trip_through_json(rows: list[MetricSubmissionRow],
 
 
 @settings(deadline=None)
-@given(name=st.sampled_from([SUBMIT_REPORT, SUBMIT_GENERATORS, "task_overview", "no_such_tool"]),
-       text=st.text(max_size=40) | st.from_regex(r"\{\"(rows|generators)\": ?\[.{0,20}\]\}", fullmatch=True))
+@given(
+    name=st.sampled_from([SUBMIT_REPORT, SUBMIT_GENERATORS, "task_overview", "no_such_tool"]),
+    text=st.text(max_size=40) | st.from_regex(r"\{\"(rows|generators)\": ?\[.{0,20}\]\}", fullmatch=True),
+)
 @example(name=SUBMIT_REPORT, text="{not json")
 @example(name=SUBMIT_REPORT, text="[1, 2]")
 @example(name=SUBMIT_REPORT, text='{"rows": [{"date": "2026-03-10"}]}')
@@ -143,17 +187,20 @@ def test_rendered_observations_read_back_as_what_they_show() -> None:
     hard = read_observation(first_prompt(env.reset(task_id="hard_mixed_multi"))).brief["benign_fluctuations"]
     assert "count_incident_min_share" not in hard and hard["demand_swing_share"] == [0.15, 0.4]
     env.reset(task_id="easy_two_spikes")
-    assert {row["family"] for row in brief.brief["families"]} == {s["family"] for s in
-                                                                 reset.available_synthetic_generator_methods}
+    assert {row["family"] for row in brief.brief["families"]} == {
+        s["family"] for s in reset.available_synthetic_generator_methods
+    }
     annotations = env.step(tool_action("get_annotations", {}))
     text = render_observation(annotations)
     assert not text.startswith("{") and "get_annotations ran" not in text  # no JSON wrapper, no echo
     seen_ok = read_observation(text)
     assert seen_ok.status == "ok" and seen_ok.steps_remaining == 39
-    assert seen_ok.analysis_result == rounded({k: v for k, v in annotations.analysis_result.items()
-                                               if k not in ("method", "arguments")})
-    error = render_observation(env.step(tool_action("compare_rate_to_median", {"date": "1999-01-01",
-                                                                             "entity_name": "x"})))
+    assert seen_ok.analysis_result == rounded(
+        {k: v for k, v in annotations.analysis_result.items() if k not in ("method", "arguments")}
+    )
+    error = render_observation(
+        env.step(tool_action("compare_rate_to_median", {"date": "1999-01-01", "entity_name": "x"}))
+    )
     assert error.startswith("error: ") and "valid dates" in error and read_observation(error).status == "error"
     graded = read_observation(render_observation(env.step(tool_action(SUBMIT_REPORT, {"rows": [ROW]}))))
     assert graded.status == "graded" and graded.reward_breakdown.submitted_row_count == 1
@@ -167,8 +214,11 @@ def test_a_long_result_pages_strongest_first_and_says_how_to_go_on() -> None:
     text = render_observation(first)
     total = first.analysis_result["row_count"]
     assert f"rows: 20 of {total} rows" in text and "next_offset: 20" in text
-    second = read_observation(render_observation(env.step(tool_action(
-        "get_rows_with_abs_diff_from_median_gt", {"threshold": 0, "offset": 20, "limit": 5}))))
+    second = read_observation(
+        render_observation(
+            env.step(tool_action("get_rows_with_abs_diff_from_median_gt", {"threshold": 0, "offset": 20, "limit": 5}))
+        )
+    )
     page = second.analysis_result
     assert page["offset"] == 20 and page["next_offset"] == 25 and len(page["rows"]) == 5
     assert "offset" not in read_observation(text).analysis_result  # the first page needs no offset line

@@ -74,7 +74,7 @@ def test_every_tiers_tool_list_fits_its_budget() -> None:
 
 def test_each_tool_module_registers_the_tool_of_its_name_in_listing_order() -> None:
     names = tool_module_names()
-    assert list(TOOL_REGISTRY) == list(names) and names[:len(LISTING)] == LISTING
+    assert list(TOOL_REGISTRY) == list(names) and names[: len(LISTING)] == LISTING
     for name in names:
         source = (TOOLS_FOLDER / f"{name}.py").read_text()
         registered = re.findall(r'register_\w+\(\s*"(\w+)"', source)
@@ -83,14 +83,29 @@ def test_each_tool_module_registers_the_tool_of_its_name_in_listing_order() -> N
 
 def test_a_tier_name_a_tool_gives_must_be_a_tier() -> None:
     with pytest.raises(ValueError, match="unknown offered_at 'expert'; valid: easy"):
-        register_tool("never_registered", "A tool no tier has.", TOOL_REGISTRY["list_dates"].args_model,
-                      reads=(COUNTS,), offered_at=("expert",))
+        register_tool(
+            "never_registered",
+            "A tool no tier has.",
+            TOOL_REGISTRY["list_dates"].args_model,
+            reads=(COUNTS,),
+            offered_at=("expert",),
+        )
     with pytest.raises(ValueError, match="unknown reads 'rows'; valid: counts, segments, context, events"):
-        register_tool("never_registered", "A tool that reads what no episode holds.",
-                      TOOL_REGISTRY["list_dates"].args_model, reads=("rows",))  # type: ignore[arg-type]
+        register_tool(
+            "never_registered",
+            "A tool that reads what no episode holds.",
+            TOOL_REGISTRY["list_dates"].args_model,
+            reads=("rows",),
+        )  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="either offered"):
-        register_tool("never_registered", "A tool both offered and kept.", TOOL_REGISTRY["list_dates"].args_model,
-                      reads=(COUNTS,), offered_at=("easy",), kept_for="a caller")
+        register_tool(
+            "never_registered",
+            "A tool both offered and kept.",
+            TOOL_REGISTRY["list_dates"].args_model,
+            reads=(COUNTS,),
+            offered_at=("easy",),
+            kept_for="a caller",
+        )
     assert "never_registered" not in TOOL_REGISTRY
 
 
@@ -124,8 +139,11 @@ def test_the_docs_example_tool_registers_meets_the_contract_and_fits_every_budge
         # and through the environment, as an agent calls it
         env = MetricTrackerRlEnvironment()
         env.reset(task_id="hard_mixed_multi")
-        observation = env.step(MetricTrackerRlAction(analysis_method="get_weekday_means",
-                                                     analysis_args={"column": "app_open_to_order_placed"}))
+        observation = env.step(
+            MetricTrackerRlAction(
+                analysis_method="get_weekday_means", analysis_args={"column": "app_open_to_order_placed"}
+            )
+        )
         assert observation.status == "ok" and len(observation.analysis_result["means"]) == 7
     assert list(TOOL_REGISTRY) == listed
 
@@ -149,5 +167,7 @@ def test_the_docs_checking_block_runs_on_the_docs_example_tool() -> None:
     """The block that tells a third party how to check their tool runs as written, on the tool the docs write."""
     with scratch_tools("get_weekday_means"):
         exec(compile(docs_tool_example(), "docs/tools.md", "exec"), {"__name__": "docs_example"})  # noqa: S102
-        exec(compile(docs_tool_example("## Checking a tool"), "docs/tools.md", "exec"),  # noqa: S102
-             {"__name__": "docs_check"})
+        exec(
+            compile(docs_tool_example("## Checking a tool"), "docs/tools.md", "exec"),  # noqa: S102
+            {"__name__": "docs_check"},
+        )

@@ -64,8 +64,9 @@ def scripted_policy(call: ToolCall) -> None:
 
 
 @pytest.mark.parametrize("row", [{"task_id": "hard_mixed_multi"}, {"seed": 11, "difficulty": "medium"}])
-def test_scripted_policy_scores_the_same_as_over_the_plain_client(tool_env: MetricTrackerToolEnv,
-                                                                   server_url: str, row: dict[str, Any]) -> None:
+def test_scripted_policy_scores_the_same_as_over_the_plain_client(
+    tool_env: MetricTrackerToolEnv, server_url: str, row: dict[str, Any]
+) -> None:
     seen_by_class: list[str] = []
 
     def call_method(name: str, **arguments: Any) -> str:
@@ -91,8 +92,9 @@ def test_scripted_policy_scores_the_same_as_over_the_plain_client(tool_env: Metr
     graded = read_observation(seen_by_client[-1])
     assert seen_by_class == seen_by_client
     assert graded.status == "graded" and graded.reward_breakdown.score > 0
-    assert tool_env.get_reward() == pytest.approx(sum(rewards)) == pytest.approx(graded.reward_breakdown.score,
-                                                                                 abs=5e-5)
+    assert (
+        tool_env.get_reward() == pytest.approx(sum(rewards)) == pytest.approx(graded.reward_breakdown.score, abs=5e-5)
+    )
 
 
 def test_tool_mistakes_come_back_as_text(tool_env: MetricTrackerToolEnv) -> None:
@@ -109,7 +111,8 @@ def test_tool_mistakes_come_back_as_text(tool_env: MetricTrackerToolEnv) -> None
 
 
 def test_reset_takes_defaults_from_the_environment_and_survives_a_closed_session(
-        server_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    server_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(URL_VAR, server_url)
     monkeypatch.setenv(RESET_VAR, json.dumps({"max_steps": 3, "difficulty": "easy"}))
     with MetricTrackerToolEnv() as env:

@@ -48,8 +48,9 @@ def test_unknown_tool_is_an_error_naming_the_valid_tools() -> None:
 
 
 def test_unknown_metric_is_an_error_naming_the_valid_metrics() -> None:
-    outcome = run_tool("get_rate_drop_from_median_rows", episode(1).public,
-                       {"metric_name": "revenue", "threshold_multiplier": 3.0})
+    outcome = run_tool(
+        "get_rate_drop_from_median_rows", episode(1).public, {"metric_name": "revenue", "threshold_multiplier": 3.0}
+    )
     assert not outcome.ok
     assert "revenue" in outcome.error
     assert all(name in outcome.error for name in CONVERSION_METRIC_NAMES)
@@ -84,10 +85,16 @@ def test_bad_calls_through_the_environment_are_error_observations_and_the_episod
     # Each mistake, and the words its error must hold: what was wrong and what is valid.
     bad_calls = [
         ("solve_the_task", {}, ("unknown analysis method 'solve_the_task'", "valid methods: task_overview")),
-        ("get_rate_drop_from_median_rows", {"metric_name": "revenue"},
-         ("unknown metric 'revenue'", "valid: app_open_to_menu_open")),
-        ("rows_for_date", {"date": "2025-12-25"},
-         ("date '2025-12-25' is not in the episode window", "valid dates are 2026-03-02")),
+        (
+            "get_rate_drop_from_median_rows",
+            {"metric_name": "revenue"},
+            ("unknown metric 'revenue'", "valid: app_open_to_menu_open"),
+        ),
+        (
+            "rows_for_date",
+            {"date": "2025-12-25"},
+            ("date '2025-12-25' is not in the episode window", "valid dates are 2026-03-02"),
+        ),
         ("show_raw_data", {"limit": "seven"}, ("limit:", "Valid arguments: limit, offset")),
         ("get_median_filter_rows", {"threshold_multiplier": -1}, ("threshold_multiplier:", "greater than 0")),
     ]
@@ -120,13 +127,23 @@ def _reachable(value: object, seen: set[int] | None = None) -> list[object]:
     return found
 
 
-@pytest.mark.parametrize("config", [{"task_id": "hard_mixed_multi"}, {"seed": 2, "difficulty": "hard"},
-                                    {"seed": 3, "difficulty": "medium", "scenario_family": "funnel_break"}])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"task_id": "hard_mixed_multi"},
+        {"seed": 2, "difficulty": "hard"},
+        {"seed": 3, "difficulty": "medium", "scenario_family": "funnel_break"},
+    ],
+)
 def test_public_episode_holds_no_truth(config: dict) -> None:
     """Nothing the tools can reach holds a truth object, and the task the agent reads names no incident."""
     assert [f.name for f in dataclasses.fields(PublicEpisode)] == ["source", "task", "memo"]
     assert [f.name for f in dataclasses.fields(type(reset_episode(**config).public.source))] == [
-        "funnel", "panel", "annotations", "segments"]
+        "funnel",
+        "panel",
+        "annotations",
+        "segments",
+    ]
     built = reset_episode(**config)
     truth_types = (type(built.truth), MetricSubmissionRow, *(type(r) for r in built.truth.injections))
     leaked = [item for item in _reachable(built.public) if isinstance(item, truth_types)]
@@ -175,19 +192,28 @@ def calls_to_sweep(public: PublicEpisode) -> list[tuple[str, dict]]:
             calls += [(name, {"table": table}) for table in CONTEXT_TABLES]
             continue
         if name == "compare_segments":  # every date and dimension
-            calls += [(name, spec.example | {"date": date, "dimension": dimension})
-                      for date in public.dates for dimension in ("platform", "country", "app_version")]
+            calls += [
+                (name, spec.example | {"date": date, "dimension": dimension})
+                for date in public.dates
+                for dimension in ("platform", "country", "app_version")
+            ]
             continue
         if "date" in fields:
             entities = getattr(spec.args_model, "entities", (None,))
-            calls += [(name, {"date": date} | ({"entity_name": entity} if entity else {}))
-                      for date in public.dates for entity in entities]
+            calls += [
+                (name, {"date": date} | ({"entity_name": entity} if entity else {}))
+                for date in public.dates
+                for entity in entities
+            ]
         if "threshold_multiplier" in fields:
             calls += [(name, {"threshold_multiplier": t}) for t in (0.5, 2.0, 6.0)]
         if "metric_name" in fields and "threshold_multiplier" not in fields and "threshold" not in fields:
             calls += [(name, {"metric_name": metric}) for metric in spec.args_model.metrics]
-    calls += [("list_suspicious_dates", {"limit": 28}), ("show_raw_data", {"limit": 28, "offset": 0}),
-              ("get_rows_with_abs_diff_from_median_gt", {"threshold": 0.0})]
+    calls += [
+        ("list_suspicious_dates", {"limit": 28}),
+        ("show_raw_data", {"limit": 28, "offset": 0}),
+        ("get_rows_with_abs_diff_from_median_gt", {"threshold": 0.0}),
+    ]
     return calls
 
 
@@ -226,15 +252,19 @@ def test_results_do_not_share_the_episode_tables(family: str) -> None:
                 scribble(item)
             value.append("scribbled")
 
-    calls = [("list_suspicious_dates", {"limit": 28}), ("get_funnel_break_rows", {"threshold_multiplier": 0.5}),
-             ("get_instrumentation_data_quality_issue_rows", {"threshold_multiplier": 0.5})]
-    calls += [(name, {"date": date}) for date in public.dates
-              for name in ("check_impossible_counts", "detect_funnel_break")]
+    calls = [
+        ("list_suspicious_dates", {"limit": 28}),
+        ("get_funnel_break_rows", {"threshold_multiplier": 0.5}),
+        ("get_instrumentation_data_quality_issue_rows", {"threshold_multiplier": 0.5}),
+    ]
+    calls += [
+        (name, {"date": date}) for date in public.dates for name in ("check_impossible_counts", "detect_funnel_break")
+    ]
     flagged_hours = 0
     for name, arguments in calls:
         first = run_tool(name, public, arguments).result
         snapshot = json.dumps(first)
-        flagged_hours += snapshot.count("impossible_hours\": [") - snapshot.count("impossible_hours\": []")
+        flagged_hours += snapshot.count('impossible_hours": [') - snapshot.count('impossible_hours": []')
         scribble(first)
         assert json.dumps(run_tool(name, public, arguments).result) == snapshot, (name, arguments)
     assert flagged_hours or family == "funnel_break"  # the hour lists under test are not all empty
@@ -251,7 +281,12 @@ def test_generator_results_come_a_page_at_a_time() -> None:
     refused = run_tool("get_rows_with_abs_diff_from_median_gt", public, {"threshold": 0.0, "limit": MAX_PAGE_ROWS + 1})
     assert not refused.ok and "limit" in refused.error
     # A generator submission merges every row, not a page.
-    rows, errors = generate_rows(public, [PayloadGeneratorMethod(method_name="get_median_filter_rows",
-                                                                 threshold_multiplier=0.5)])
-    assert not errors and len(rows) == run_tool("get_median_filter_rows", public,
-                                                 {"threshold_multiplier": 0.5}).result["row_count"] > MAX_PAGE_ROWS
+    rows, errors = generate_rows(
+        public, [PayloadGeneratorMethod(method_name="get_median_filter_rows", threshold_multiplier=0.5)]
+    )
+    assert (
+        not errors
+        and len(rows)
+        == run_tool("get_median_filter_rows", public, {"threshold_multiplier": 0.5}).result["row_count"]
+        > MAX_PAGE_ROWS
+    )

@@ -19,12 +19,15 @@ HEAVY = ("trl", "torch", "transformers", "datasets", "gradio", "openenv")
 
 @pytest.mark.parametrize("module", ["training.grpo", "training.sft"])
 def test_help_lists_every_flag_with_its_default_and_imports_nothing_heavy(module: str) -> None:
-    probe = (f"import sys, runpy; sys.argv = ['{module}', '--help']\n"
-             f"try: runpy.run_module('{module}', run_name='__main__')\n"
-             f"except SystemExit: pass\n"
-             f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                            check=True)
+    probe = (
+        f"import sys, runpy; sys.argv = ['{module}', '--help']\n"
+        f"try: runpy.run_module('{module}', run_name='__main__')\n"
+        f"except SystemExit: pass\n"
+        f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
     assert result.stdout.rstrip().endswith("LOADED []"), result.stdout[-400:]
     text = " ".join(result.stdout.split())
     for flag in ("--steps", "--batch-size", "--gradient-accumulation", "--cpu", "--learning-rate", "--output-dir"):
@@ -34,11 +37,23 @@ def test_help_lists_every_flag_with_its_default_and_imports_nothing_heavy(module
 
 
 def test_grpo_flags_set_the_config_and_cpu_is_one_flag() -> None:
-    cpu = grpo.config_overrides(grpo.parse_args(["--cpu", "--steps", "3", "--batch-size", "2",
-                                                 "--num-generations", "2", "--gradient-accumulation", "1"]))
-    assert cpu == {"max_steps": 3, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1,
-                   "num_generations": 2, "max_completion_length": 16384, "learning_rate": 1e-6,
-                   "log_completions": False, "use_vllm": False, "use_cpu": True, "bf16": False}
+    cpu = grpo.config_overrides(
+        grpo.parse_args(
+            ["--cpu", "--steps", "3", "--batch-size", "2", "--num-generations", "2", "--gradient-accumulation", "1"]
+        )
+    )
+    assert cpu == {
+        "max_steps": 3,
+        "per_device_train_batch_size": 2,
+        "gradient_accumulation_steps": 1,
+        "num_generations": 2,
+        "max_completion_length": 16384,
+        "learning_rate": 1e-6,
+        "log_completions": False,
+        "use_vllm": False,
+        "use_cpu": True,
+        "bf16": False,
+    }
     server = grpo.config_overrides(grpo.parse_args(["--generation", "vllm-server"]))
     assert server["use_vllm"] is True and server["vllm_mode"] == "server" and "use_cpu" not in server
     assert grpo.config_overrides(grpo.parse_args([]))["vllm_mode"] == "colocate"
@@ -49,21 +64,29 @@ def test_grpo_completion_length_is_what_the_tasks_tiers_need(capsys: pytest.Capt
     whose tasks reach into a tier's block takes the longest its tasks need, and a length given on the command line
     wins."""
     usual, audit_need = DEFAULT_COMPLETION_TOKENS, TIERS["audit"].completion_tokens
-    assert audit_need == max(tier.completion_tokens for tier in TIERS.values()) > usual == (
-        grpo.parse_args([]).max_completion_length)
+    assert (
+        audit_need
+        == max(tier.completion_tokens for tier in TIERS.values())
+        > usual
+        == (grpo.parse_args([]).max_completion_length)
+    )
     assert {name: grpo.completion_tokens(name) for name in TIERS} == {
-        name: tier.completion_tokens for name, tier in TIERS.items()}
+        name: tier.completion_tokens for name, tier in TIERS.items()
+    }
     audit = grpo.parse_args(["--tier", "audit"])
     assert audit.start == grpo.tier_tasks("audit").start and audit.max_completion_length == audit_need
     assert grpo.parse_args(["--tier", "deep"]).max_completion_length == TIERS["deep"].completion_tokens > usual
     before_audit = grpo.tier_tasks("audit").start - 1
     assert grpo.parse_args(["--start", str(before_audit), "--tasks", "1"]).max_completion_length == (
-        TIERS["warehouse"].completion_tokens)
+        TIERS["warehouse"].completion_tokens
+    )
     assert grpo.parse_args(["--start", str(before_audit), "--tasks", "2"]).max_completion_length == audit_need
     assert grpo.parse_args(["--tier", "audit", "--max-completion-length", "8000"]).max_completion_length == 8000
-    for wrong, says in ((["--tier", "easy"], "'easy' has no train block of its own"),
-                        (["--tasks", "0"], "--tasks must be at least 1"),
-                        (["--start", str(grpo.tier_tasks("audit").stop - 1), "--tasks", "2"], "index must be")):
+    for wrong, says in (
+        (["--tier", "easy"], "'easy' has no train block of its own"),
+        (["--tasks", "0"], "--tasks must be at least 1"),
+        (["--start", str(grpo.tier_tasks("audit").stop - 1), "--tasks", "2"], "index must be"),
+    ):
         with pytest.raises(SystemExit) as exited:
             grpo.parse_args(wrong)
         assert exited.value.code == 2 and says in capsys.readouterr().err
@@ -97,7 +120,8 @@ def test_the_reason_the_train_group_is_missing_names_the_python_trl_needs() -> N
 @pytest.mark.parametrize("module", ["training.grpo", "training.sft"])
 def test_without_the_train_group_a_run_exits_with_the_fix(module: str) -> None:
     args = ["--steps", "1"] if module == "training.grpo" else ["records.jsonl", "--steps", "1"]
-    result = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 1 and result.stderr.strip() == f"error: {train_group_missing()}"
     assert "Traceback" not in result.stderr

@@ -33,9 +33,24 @@ def trajectories(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> d
     records: dict[str, list[dict[str, Any]]] = {}
     for agent in AGENTS:
         result = subprocess.run(
-            [sys.executable, "inference.py", "--agent", agent, "--trajectories", str(directory),
-             "--episodes", str(EPISODES), "--first-task", "50"],
-            cwd=ROOT, env={**env, "METRIC_TRACKER_URL": server_url}, capture_output=True, text=True, timeout=600)
+            [
+                sys.executable,
+                "inference.py",
+                "--agent",
+                agent,
+                "--trajectories",
+                str(directory),
+                "--episodes",
+                str(EPISODES),
+                "--first-task",
+                "50",
+            ],
+            cwd=ROOT,
+            env={**env, "METRIC_TRACKER_URL": server_url},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert result.returncode == 0, result.stderr
         assert f"{EPISODES}/{EPISODES} episodes" in result.stderr  # the progress bar
         lines = (directory / f"{agent}.jsonl").read_text(encoding="utf-8").splitlines()
@@ -55,13 +70,17 @@ def check_record(record: dict[str, Any]) -> None:
     while index < len(messages):
         turn = messages[index]
         assert turn["role"] == "assistant" and turn["tool_calls"], turn
-        answers = messages[index + 1: index + 1 + len(turn["tool_calls"])]
+        answers = messages[index + 1 : index + 1 + len(turn["tool_calls"])]
         for call, answer in zip(turn["tool_calls"], answers, strict=True):
             assert call["type"] == "function" and call["function"]["name"] in tool_names
             assert isinstance(call["function"]["arguments"], dict)
             assert json.loads(json.dumps(call["function"]["arguments"])) == call["function"]["arguments"]
-            assert answer == {"role": "tool", "tool_call_id": call["id"], "name": call["function"]["name"],
-                              "content": answer["content"]}
+            assert answer == {
+                "role": "tool",
+                "tool_call_id": call["id"],
+                "name": call["function"]["name"],
+                "content": answer["content"],
+            }
         ids = [call["id"] for m in messages if m["role"] == "assistant" for call in m["tool_calls"]]
         assert len(ids) == len(set(ids))
         last_calls = turn["tool_calls"]
@@ -83,8 +102,12 @@ def test_every_record_has_the_sft_chat_format(trajectories: dict[str, list[dict[
 
 def test_the_experts_calls_depend_on_the_episode(trajectories: dict[str, list[dict[str, Any]]]) -> None:
     def calls(record: dict[str, Any]) -> list[str]:
-        return [json.dumps(c["function"], sort_keys=True)
-                for m in record["messages"] if m["role"] == "assistant" for c in m["tool_calls"]]
+        return [
+            json.dumps(c["function"], sort_keys=True)
+            for m in record["messages"]
+            if m["role"] == "assistant"
+            for c in m["tool_calls"]
+        ]
 
     expert = trajectories["expert"]
     # Past the first two looks (annotations and the suspicious-date ranking), the calls differ between episodes.
@@ -93,7 +116,8 @@ def test_the_experts_calls_depend_on_the_episode(trajectories: dict[str, list[di
 
 @pytest.mark.parametrize("agent", AGENTS)
 def test_replaying_a_record_reproduces_its_results_and_score(
-        trajectories: dict[str, list[dict[str, Any]]], server_url: str, agent: str) -> None:
+    trajectories: dict[str, list[dict[str, Any]]], server_url: str, agent: str
+) -> None:
     for record in (trajectories[agent][0], trajectories[agent][-1]):
         shown = [m["content"] for m in record["messages"] if m["role"] == "tool"]
         with MetricTrackerRlEnv(base_url=server_url).sync() as env:
@@ -116,5 +140,6 @@ def test_the_data_set_loads_with_datasets(trajectories: dict[str, list[dict[str,
     # Arrow's JSON reader may round the last digit of a float, so the check is on the structure.
     first = trajectories["expert"][0]
     assert [(m["role"], m.get("tool_call_id")) for m in dataset[0]["messages"]] == [
-        (m["role"], m.get("tool_call_id")) for m in first["messages"]]
+        (m["role"], m.get("tool_call_id")) for m in first["messages"]
+    ]
     assert [t["function"]["name"] for t in dataset[0]["tools"]] == [t["function"]["name"] for t in first["tools"]]

@@ -73,8 +73,10 @@ class ScriptedEpisode:
     def turns(self) -> list[str]:
         """The assistant turns in Qwen3's tool-call format (the shape its chat template renders), then a closing
         text turn that ends the rollout."""
-        calls = [f'<tool_call>\n{json.dumps({"name": name, "arguments": arguments})}\n</tool_call>'
-                 for name, arguments in self.calls]
+        calls = [
+            f"<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
+            for name, arguments in self.calls
+        ]
         return [*calls, CLOSING_TEXT]
 
 
@@ -140,8 +142,15 @@ def recorded_rollouts(server_url: str, monkeypatch: pytest.MonkeyPatch) -> Itera
 
     def recording_reset(self: MetricTrackerToolEnv, **row: Any) -> str:
         brief = reset(self, **row)
-        rollouts.append({"row": {key: row[key] for key in ("split", "index")}, "brief": brief, "calls": [],
-                         "results": [], "reward": None})
+        rollouts.append(
+            {
+                "row": {key: row[key] for key in ("split", "index")},
+                "brief": brief,
+                "calls": [],
+                "results": [],
+                "reward": None,
+            }
+        )
         current[id(self)] = rollouts[-1]
         instances[id(self)] = self
         return brief
@@ -180,8 +189,9 @@ def environment_texts(episodes: list[ScriptedEpisode]) -> list[str]:
     return texts
 
 
-def test_grpo_two_steps_against_a_live_server(scripted_episodes: list[ScriptedEpisode],
-                                             recorded_rollouts: list[dict[str, Any]], tmp_path: Path) -> None:
+def test_grpo_two_steps_against_a_live_server(
+    scripted_episodes: list[ScriptedEpisode], recorded_rollouts: list[dict[str, Any]], tmp_path: Path
+) -> None:
     from tiny_qwen3 import scripted_qwen3, tiny_tokenizer
 
     by_brief = {(episode.brief, episode.variant): episode for episode in scripted_episodes}
@@ -192,14 +202,24 @@ def test_grpo_two_steps_against_a_live_server(scripted_episodes: list[ScriptedEp
         done = emitted_turns(context)
         if not done:  # a group's first turn: one script per generation
             return next(e for e in briefs if e.variant == VARIANTS[row % len(VARIANTS)]).turns()[0]
-        episode = next(e for e in briefs if e.turns()[:len(done)] == done)
+        episode = next(e for e in briefs if e.turns()[: len(done)] == done)
         return episode.turns()[len(done)]
 
     tokenizer = tiny_tokenizer(environment_texts(scripted_episodes))
     model = scripted_qwen3(tokenizer, script)
-    args = grpo_config(str(tmp_path), per_device_train_batch_size=2, gradient_accumulation_steps=1,
-                       num_generations=2, max_steps=2, use_vllm=False, bf16=False, use_cpu=True,
-                       log_completions=False, save_strategy="no", seed=0)
+    args = grpo_config(
+        str(tmp_path),
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=1,
+        num_generations=2,
+        max_steps=2,
+        use_vllm=False,
+        bf16=False,
+        use_cpu=True,
+        log_completions=False,
+        save_strategy="no",
+        seed=0,
+    )
     trainer = grpo_trainer(model, args, grpo_dataset(EPISODES, start=FIRST_TASK), processing_class=tokenizer)
     assert sorted(tool.__name__ for tool in trainer.tools) == sorted(tool.name for tool in model_tools())
     trainer.train()
@@ -220,21 +240,33 @@ def test_grpo_two_steps_against_a_live_server(scripted_episodes: list[ScriptedEp
         # ... and scored the rollout as the plain client did.
         assert rollout["reward"] == pytest.approx(played.score)
     assert sorted((r["row"]["index"], r["calls"][0][0]) for r in rollouts) == [
-        (index, first_tool) for index in TASKS
-        for first_tool in ("get_annotations", "get_median_filter_rows")]
+        (index, first_tool) for index in TASKS for first_tool in ("get_annotations", "get_median_filter_rows")
+    ]
 
     # The model was shown the class's tools in the system turn.
     assert all(f'"name": "{tool.name}"' in model.contexts[0] for tool in model_tools())
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert len(logs) == 2
     for step, entry in enumerate(logs):
-        step_rewards = [r["reward"] for r in rollouts[2 * step: 2 * step + 2]]
+        step_rewards = [r["reward"] for r in rollouts[2 * step : 2 * step + 2]]
         assert entry["rewards/MetricTrackerToolEnv/mean"] == pytest.approx(sum(step_rewards) / 2)
         assert entry["tools/call_frequency"] == pytest.approx(3.0)
         assert math.isfinite(entry["loss"])
-    print("GRPO steps:", json.dumps([{"calls": [name for name, _ in r["calls"]], "reward": r["reward"],
-                                      "rows": len(r["calls"][-1][1]["rows"])} for r in rollouts]),
-          json.dumps(logs), sep="\n")
+    print(
+        "GRPO steps:",
+        json.dumps(
+            [
+                {
+                    "calls": [name for name, _ in r["calls"]],
+                    "reward": r["reward"],
+                    "rows": len(r["calls"][-1][1]["rows"]),
+                }
+                for r in rollouts
+            ]
+        ),
+        json.dumps(logs),
+        sep="\n",
+    )
 
 
 # The warehouse's first two train tasks (its own block of the train split), played by two scripts over its own
@@ -278,8 +310,9 @@ def play_warehouse(client: Any, index: int, variant: str, rows: list[dict[str, A
     return ScriptedEpisode(index, variant, first_prompt(observation), calls, results, score)
 
 
-def test_grpo_two_steps_at_the_warehouse_with_its_own_tools(server_url: str, recorded_rollouts: list[dict[str, Any]],
-                                                           tmp_path: Path) -> None:
+def test_grpo_two_steps_at_the_warehouse_with_its_own_tools(
+    server_url: str, recorded_rollouts: list[dict[str, Any]], tmp_path: Path
+) -> None:
     """The warehouse's class (`MetricTrackerToolEnv.for_tier("warehouse")`) trains as the default one does: TRL
     offers exactly the tier's tools, runs the scripted calls through them and logs the rollouts' scores."""
     from tiny_qwen3 import scripted_qwen3, tiny_tokenizer
@@ -289,8 +322,11 @@ def test_grpo_two_steps_at_the_warehouse_with_its_own_tools(server_url: str, rec
 
     tasks = tier_tasks("warehouse")[:EPISODES]
     with MetricTrackerRlEnv(base_url=server_url).sync() as client:
-        episodes = [play_warehouse(client, index, variant, expert_rows(client, index))
-                    for index in tasks for variant in WAREHOUSE_VARIANTS]
+        episodes = [
+            play_warehouse(client, index, variant, expert_rows(client, index))
+            for index in tasks
+            for variant in WAREHOUSE_VARIANTS
+        ]
     for index in tasks:  # a GRPO signal: the expert's report scores, the empty one does not
         scores = {e.variant: e.score for e in episodes if e.index == index}
         assert scores["expert"] > scores["empty"] == 0.0, scores
@@ -301,18 +337,29 @@ def test_grpo_two_steps_at_the_warehouse_with_its_own_tools(server_url: str, rec
         briefs = [e for (brief, _), e in by_start.items() if brief in context]
         if not done:
             return next(e for e in briefs if e.variant == WAREHOUSE_VARIANTS[row % 2]).turns()[0]
-        return next(e for e in briefs if e.turns()[:len(done)] == done).turns()[len(done)]
+        return next(e for e in briefs if e.turns()[: len(done)] == done).turns()[len(done)]
 
     texts = [WAREHOUSE_SYSTEM_PROMPT, *prompt_texts(), *(json.dumps(tool) for tool in openai_tools("warehouse"))]
     for episode in episodes:
         texts += [episode.brief, *episode.turns(), *episode.results]
     tokenizer = tiny_tokenizer(texts)
     model = scripted_qwen3(tokenizer, script)
-    args = grpo_config(str(tmp_path), per_device_train_batch_size=2, gradient_accumulation_steps=1,
-                       num_generations=2, max_steps=2, use_vllm=False, bf16=False, use_cpu=True,
-                       log_completions=False, save_strategy="no", seed=0)
-    trainer = grpo_trainer(model, args, grpo_dataset(EPISODES, start=tasks.start), processing_class=tokenizer,
-                           tier="warehouse")
+    args = grpo_config(
+        str(tmp_path),
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=1,
+        num_generations=2,
+        max_steps=2,
+        use_vllm=False,
+        bf16=False,
+        use_cpu=True,
+        log_completions=False,
+        save_strategy="no",
+        seed=0,
+    )
+    trainer = grpo_trainer(
+        model, args, grpo_dataset(EPISODES, start=tasks.start), processing_class=tokenizer, tier="warehouse"
+    )
     assert sorted(tool.__name__ for tool in trainer.tools) == sorted(t.name for t in model_tools("warehouse"))
     trainer.train()
 
@@ -325,7 +372,7 @@ def test_grpo_two_steps_at_the_warehouse_with_its_own_tools(server_url: str, rec
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert len(logs) == 2
     for step, entry in enumerate(logs):
-        step_rewards = [r["reward"] for r in recorded_rollouts[2 * step: 2 * step + 2]]
+        step_rewards = [r["reward"] for r in recorded_rollouts[2 * step : 2 * step + 2]]
         assert entry["rewards/MetricTrackerToolEnv_warehouse/mean"] == pytest.approx(sum(step_rewards) / 2)
         assert entry["tools/call_frequency"] == pytest.approx(3.0) and math.isfinite(entry["loss"])
 
@@ -338,9 +385,24 @@ def trajectory_files(server_url: str, tmp_path_factory: pytest.TempPathFactory) 
     paths = []
     for agent in ("expert", "scripted"):
         result = subprocess.run(
-            [sys.executable, "inference.py", "--agent", agent, "--trajectories", str(directory), "--episodes", "2",
-             "--seed", "1000000"],
-            cwd=ROOT, env={**env, "METRIC_TRACKER_URL": server_url}, capture_output=True, text=True, timeout=600)
+            [
+                sys.executable,
+                "inference.py",
+                "--agent",
+                agent,
+                "--trajectories",
+                str(directory),
+                "--episodes",
+                "2",
+                "--seed",
+                "1000000",
+            ],
+            cwd=ROOT,
+            env={**env, "METRIC_TRACKER_URL": server_url},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert result.returncode == 0, result.stderr
         paths.append(directory / f"{agent}.jsonl")
     return paths
@@ -352,8 +414,9 @@ def sft_tokenizer(trajectory_files: list[Path]) -> Any:
     from tiny_qwen3 import tiny_tokenizer
 
     records = [json.loads(line) for path in trajectory_files for line in path.read_text().splitlines()]
-    return tiny_tokenizer(prompt_texts() + [json.dumps(message) for record in records
-                                            for message in record["messages"]])
+    return tiny_tokenizer(
+        prompt_texts() + [json.dumps(message) for record in records for message in record["messages"]]
+    )
 
 
 def test_sft_two_steps_on_trajectories(trajectory_files: list[Path], sft_tokenizer: Any, tmp_path: Path) -> None:
@@ -361,10 +424,19 @@ def test_sft_two_steps_on_trajectories(trajectory_files: list[Path], sft_tokeniz
 
     records = [json.loads(line) for path in trajectory_files for line in path.read_text().splitlines()]
     tokenizer = sft_tokenizer
-    args = sft_config(str(tmp_path), gradient_accumulation_steps=1, max_steps=2,
-                      bf16=False, use_cpu=True, activation_checkpointing=False, save_strategy="no", seed=0)
-    trainer = sft_trainer(tiny_qwen3(tokenizer), args, sft_dataset([str(p) for p in trajectory_files]),
-                          processing_class=tokenizer)
+    args = sft_config(
+        str(tmp_path),
+        gradient_accumulation_steps=1,
+        max_steps=2,
+        bf16=False,
+        use_cpu=True,
+        activation_checkpointing=False,
+        save_strategy="no",
+        seed=0,
+    )
+    trainer = sft_trainer(
+        tiny_qwen3(tokenizer), args, sft_dataset([str(p) for p in trajectory_files]), processing_class=tokenizer
+    )
 
     tokenized = trainer.train_dataset
     assert len(tokenized) == len(records)  # every record tokenized, none dropped
@@ -390,21 +462,37 @@ def test_sft_two_steps_on_trajectories(trajectory_files: list[Path], sft_tokeniz
     print("SFT losses:", losses)
 
 
-def test_sft_refuses_a_max_length_that_would_cut_a_record(trajectory_files: list[Path], sft_tokenizer: Any,
-                                                          tmp_path: Path) -> None:
+def test_sft_refuses_a_max_length_that_would_cut_a_record(
+    trajectory_files: list[Path], sft_tokenizer: Any, tmp_path: Path
+) -> None:
     """TRL cuts a record longer than max_length silently; the trainer is refused instead, naming the records."""
     from tiny_qwen3 import tiny_qwen3
 
     dataset = sft_dataset([str(p) for p in trajectory_files])
     settings = dict(bf16=False, use_cpu=True, activation_checkpointing=False, save_strategy="no")
-    whole = sft_trainer(tiny_qwen3(sft_tokenizer), sft_config(str(tmp_path), max_length=None, **settings), dataset,
-                        processing_class=sft_tokenizer)
+    whole = sft_trainer(
+        tiny_qwen3(sft_tokenizer),
+        sft_config(str(tmp_path), max_length=None, **settings),
+        dataset,
+        processing_class=sft_tokenizer,
+    )
     lengths = [len(example["input_ids"]) for example in whole.train_dataset]
     longest = max(lengths)
-    sft_trainer(tiny_qwen3(sft_tokenizer), sft_config(str(tmp_path), max_length=longest + 1, **settings), dataset,
-                processing_class=sft_tokenizer)  # every record fits
+    sft_trainer(
+        tiny_qwen3(sft_tokenizer),
+        sft_config(str(tmp_path), max_length=longest + 1, **settings),
+        dataset,
+        processing_class=sft_tokenizer,
+    )  # every record fits
     cut = [index for index, length in enumerate(lengths) if length >= longest]
-    with pytest.raises(RecordsCut, match=rf"^{len(cut)} of {len(lengths)} records reach max_length {longest} "
-                                         rf"\(records {', '.join(map(str, cut))}\), where TRL cuts a record: "):
-        sft_trainer(tiny_qwen3(sft_tokenizer), sft_config(str(tmp_path), max_length=longest, **settings), dataset,
-                    processing_class=sft_tokenizer)
+    with pytest.raises(
+        RecordsCut,
+        match=rf"^{len(cut)} of {len(lengths)} records reach max_length {longest} "
+        rf"\(records {', '.join(map(str, cut))}\), where TRL cuts a record: ",
+    ):
+        sft_trainer(
+            tiny_qwen3(sft_tokenizer),
+            sft_config(str(tmp_path), max_length=longest, **settings),
+            dataset,
+            processing_class=sft_tokenizer,
+        )

@@ -39,8 +39,7 @@ from metric_tracker_rl.world.segments import Segment
 ABYSS = "abyss"
 SEED_868080 = 868_080
 FIELDS = ("platform", "country", "app_version", "channel", "user_type")
-PROPERTIES = settings(max_examples=120, deadline=None, derandomize=True,
-                      suppress_health_check=[HealthCheck.too_slow])
+PROPERTIES = settings(max_examples=120, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 @cache
@@ -54,6 +53,7 @@ def _placed(seed: int) -> PlacedWorld:
 
 
 # --- the rule as a reader computes it from the brief -------------------------------------------------------------
+
 
 def _published_sd() -> tuple[float, float]:
     """The leaf and shared terms of the brief's sd = sqrt((1 - p) / (p * n) + a / L + b)."""
@@ -115,8 +115,12 @@ def _twins_with_z() -> Iterator[tuple[PlacedWorld, SegmentIncident, Segment, flo
             for twin in twin_segments(placed.world, incident, FIELDS, TWIN_Z):
                 theirs = leaf_mask(placed.world, twin)
                 inside = bool((theirs <= own).all())
-                yield placed, incident, twin, _reader_z(placed, incident, own & ~theirs if inside else theirs & ~own,
-                                                        inside)
+                yield (
+                    placed,
+                    incident,
+                    twin,
+                    _reader_z(placed, incident, own & ~theirs if inside else theirs & ~own, inside),
+                )
 
 
 def test_a_twin_stands_strictly_under_the_bar() -> None:
@@ -129,51 +133,93 @@ def test_a_twin_stands_strictly_under_the_bar() -> None:
 # --- the grader: a twin only adds a truth -------------------------------------------------------------------------
 
 TRAFFIC = example_traffic()
-VALUES = {"platform": ("ios", "android", "web"), "country": ("US", "IN", "MX"), "channel": ("organic", "referral"),
-          "user_type": ("new", "returning")}
+VALUES = {
+    "platform": ("ios", "android", "web"),
+    "country": ("US", "IN", "MX"),
+    "channel": ("organic", "referral"),
+    "user_type": ("new", "returning"),
+}
 INCIDENT = Segment(country="MX", channel="referral", user_type="returning")
-SEGMENT_VALUES = {"platform": ["ios", "android", "web"], "country": ["US", "GB", "DE", "FR", "BR", "IN", "JP", "MX"],
-                  "app_version": ["6.31.0", "6.32.0", "6.33.0", "web"],
-                  "channel": ["organic", "paid_search", "paid_social", "referral"], "user_type": ["new", "returning"]}
+SEGMENT_VALUES = {
+    "platform": ["ios", "android", "web"],
+    "country": ["US", "GB", "DE", "FR", "BR", "IN", "JP", "MX"],
+    "app_version": ["6.31.0", "6.32.0", "6.33.0", "web"],
+    "channel": ["organic", "paid_search", "paid_social", "referral"],
+    "user_type": ["new", "returning"],
+}
 
 
 def _segments() -> st.SearchStrategy[Segment]:
-    return st.fixed_dictionaries({name: st.none() | st.sampled_from(values) for name, values in VALUES.items()}) \
-        .map(lambda named: Segment(**named))
+    return st.fixed_dictionaries({name: st.none() | st.sampled_from(values) for name, values in VALUES.items()}).map(
+        lambda named: Segment(**named)
+    )
 
 
 def _row(segment: Segment, values: tuple[float, float], severity: str) -> MetricSubmissionRow:
     baseline, observed = values
-    return MetricSubmissionRow(date=EXAMPLE_DATE, entity_type="conversion_rate",
-                               entity_name="order_placed_to_payment_successful",
-                               anomaly_type="rate_drop_from_median", detection_method="compare_rate_to_median",
-                               baseline_value=baseline, observed_value=observed, delta_value=observed - baseline,
-                               severity=severity, **segment.named())
+    return MetricSubmissionRow(
+        date=EXAMPLE_DATE,
+        entity_type="conversion_rate",
+        entity_name="order_placed_to_payment_successful",
+        anomaly_type="rate_drop_from_median",
+        detection_method="compare_rate_to_median",
+        baseline_value=baseline,
+        observed_value=observed,
+        delta_value=observed - baseline,
+        severity=severity,
+        **segment.named(),
+    )
 
 
 VALUE_PAIRS = st.tuples(st.floats(0.5, 1.0), st.floats(0.0, 1.0))
 
 
 @PROPERTIES
-@given(reported=_segments(), twins=st.lists(_segments(), max_size=3), reported_values=VALUE_PAIRS,
-       twin_values=VALUE_PAIRS, severity=st.sampled_from(SEVERITIES))
-@example(reported=Segment(country="MX", channel="referral"), twins=[Segment(country="MX", channel="referral")],
-         reported_values=(0.913, 0.6765), twin_values=(0.913, 0.6765), severity="medium")  # seed 868080's case
-@example(reported=INCIDENT, twins=[Segment(country="MX", channel="referral")], reported_values=(0.9, 0.5),
-         twin_values=(0.9, 0.5), severity="high")  # the incident's own segment: its twins change nothing
-@example(reported=Segment(country="MX", channel="referral"), twins=[Segment(country="MX", channel="referral")],
-         reported_values=(0.9167, 0.5926), twin_values=(0.913, 0.6765), severity="high")  # the incident's values
+@given(
+    reported=_segments(),
+    twins=st.lists(_segments(), max_size=3),
+    reported_values=VALUE_PAIRS,
+    twin_values=VALUE_PAIRS,
+    severity=st.sampled_from(SEVERITIES),
+)
+@example(
+    reported=Segment(country="MX", channel="referral"),
+    twins=[Segment(country="MX", channel="referral")],
+    reported_values=(0.913, 0.6765),
+    twin_values=(0.913, 0.6765),
+    severity="medium",
+)  # seed 868080's case
+@example(
+    reported=INCIDENT,
+    twins=[Segment(country="MX", channel="referral")],
+    reported_values=(0.9, 0.5),
+    twin_values=(0.9, 0.5),
+    severity="high",
+)  # the incident's own segment: its twins change nothing
+@example(
+    reported=Segment(country="MX", channel="referral"),
+    twins=[Segment(country="MX", channel="referral")],
+    reported_values=(0.9167, 0.5926),
+    twin_values=(0.913, 0.6765),
+    severity="high",
+)  # the incident's values
 def test_a_row_is_graded_by_its_best_truth_and_a_twin_never_lowers_it(
-        reported: Segment, twins: list[Segment], reported_values: tuple[float, float],
-        twin_values: tuple[float, float], severity: str) -> None:
+    reported: Segment,
+    twins: list[Segment],
+    reported_values: tuple[float, float],
+    twin_values: tuple[float, float],
+    severity: str,
+) -> None:
     expected = _row(INCIDENT, (0.9167, 0.5926), "high")
     twin_rows = [_row(twin, twin_values, "medium") for twin in twins]
     row = _row(reported, reported_values, severity)
     without = assess_row(row, expected, leaf_traffic=TRAFFIC).quality
-    on_twin = [assess_row(row, twin, leaf_traffic=TRAFFIC) for twin in twin_rows
-               if row_segment(twin).normalised() == reported.normalised()]
-    graded = max(assess_row(row, truth, leaf_traffic=TRAFFIC).quality
-                 for truth in truths_of(row, expected, twin_rows))
+    on_twin = [
+        assess_row(row, twin, leaf_traffic=TRAFFIC)
+        for twin in twin_rows
+        if row_segment(twin).normalised() == reported.normalised()
+    ]
+    graded = max(assess_row(row, truth, leaf_traffic=TRAFFIC).quality for truth in truths_of(row, expected, twin_rows))
     assert graded == max([without, *(a.quality for a in on_twin)])
     assert all(a.segment == 1.0 for a in on_twin)  # a twin's own segment earns the full credit
     args = ([row], [expected], frozenset(), [EXAMPLE_DATE])
@@ -182,10 +228,6 @@ def test_a_row_is_graded_by_its_best_truth_and_a_twin_never_lowers_it(
     credited = grade_submission(*args, **kwargs, twin_rows=twin_rows).breakdown
     assert credited.score >= plain.score and credited.precision == plain.precision
     assert (credited.score == plain.score) == (graded == without)
-
-
-
-
 
 
 def test_rewards_sum_to_the_score_when_a_retry_moves_to_a_twin() -> None:
@@ -198,15 +240,20 @@ def test_rewards_sum_to_the_score_when_a_retry_moves_to_a_twin() -> None:
     episode = env._episode  # noqa: SLF001  (the test reads the truth it grades against)
     assert episode is not None
     twin_rows = episode.truth.twin_rows
-    on_twins = [next((t for t in twin_rows if (t.date, t.entity_name) == (row.date, row.entity_name)), row)
-                for row in episode.truth.expected_rows]
-    rewards = [env.step(MetricTrackerRlAction(classifications=[r.model_dump() for r in report])).reward
-               for report in (on_twins[:1], on_twins)]
+    on_twins = [
+        next((t for t in twin_rows if (t.date, t.entity_name) == (row.date, row.entity_name)), row)
+        for row in episode.truth.expected_rows
+    ]
+    rewards = [
+        env.step(MetricTrackerRlAction(classifications=[r.model_dump() for r in report])).reward
+        for report in (on_twins[:1], on_twins)
+    ]
     assert 0.0 < rewards[0] < 0.5 and rewards[1] > 0.0
     assert sum(rewards) == pytest.approx(env.state.episode_score)
 
 
 # --- where it applies and what the brief says ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("difficulty", ["frontier", "deep"])
 def test_no_other_tier_has_twins_or_says_so(difficulty: str) -> None:
@@ -218,9 +265,11 @@ def test_no_other_tier_has_twins_or_says_so(difficulty: str) -> None:
 
 def test_task_overview_states_the_tiers_bar_and_sizing_and_the_brief_points_there() -> None:
     grading = grading_rule(ABYSS)
-    said = re.search(r"on a date when the incident's fall would stand under ([\d.]+) in the traffic one of the two "
-                     r"holds and the other does not, sized as the brief's incident_shape sizes an all-day incident",
-                     grading)
+    said = re.search(
+        r"on a date when the incident's fall would stand under ([\d.]+) in the traffic one of the two "
+        r"holds and the other does not, sized as the brief's incident_shape sizes an all-day incident",
+        grading,
+    )
     assert said is not None and float(said[1]) == TWIN_Z, grading
     assert "with one field more or less" in grading and "its values judged on its own segment's data" in grading
     assert "(see task_overview's grading)" in _brief(ABYSS)["segments"]["incident_shape"]
@@ -233,8 +282,10 @@ def test_seed_868080s_fall_is_hidden_from_the_two_field_parent_on_04_14_and_not_
     parent = Segment(country="MX", channel="referral")
     placed = place_world(TIERS[ABYSS], resolve_episode_config(difficulty=ABYSS, seed=SEED_868080))
     between = leaf_mask(placed.world, parent) & ~leaf_mask(placed.world, INCIDENT)
-    z = {i.record.day: _reader_z(placed, i, between, False) for i in placed.incidents
-         if i.segment == INCIDENT}
+    z = {i.record.day: _reader_z(placed, i, between, False) for i in placed.incidents if i.segment == INCIDENT}
     assert sorted(round(value, 1) for value in z.values()) == [2.2, 3.2]
-    assert all((parent in twin_segments(placed.world, i, FIELDS, TWIN_Z)) == (z[i.record.day] < TWIN_Z)
-               for i in placed.incidents if i.segment == INCIDENT)
+    assert all(
+        (parent in twin_segments(placed.world, i, FIELDS, TWIN_Z)) == (z[i.record.day] < TWIN_Z)
+        for i in placed.incidents
+        if i.segment == INCIDENT
+    )

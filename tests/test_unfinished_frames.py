@@ -69,8 +69,9 @@ def test_one_clients_unfinished_frames_are_capped(server: str) -> None:
 def test_many_clients_unfinished_frames_grow_the_server_by_their_shares_and_expire(server: str) -> None:
     pid = server_pid(server)
     with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(open_session(server, address)) for address in ADDRESSES
-                   for _ in range(PER_CLIENT)]
+        sockets = [
+            stack.enter_context(open_session(server, address)) for address in ADDRESSES for _ in range(PER_CLIENT)
+        ]
         time.sleep(1)
         before_kb = rss_kb(pid)  # the sessions' own cost is not the frames'
         started = time.monotonic()
@@ -91,8 +92,9 @@ def test_the_memory_of_unfinished_frames_goes_back_to_the_system_once_their_conn
     middle of the server's heap, where the allocator would keep them; the server returns them to the system."""
     pid = server_pid(server)
     with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(open_session(server, address)) for address in ADDRESSES
-                   for _ in range(PER_CLIENT)]
+        sockets = [
+            stack.enter_context(open_session(server, address)) for address in ADDRESSES for _ in range(PER_CLIENT)
+        ]
         time.sleep(1)
         before_kb = rss_kb(pid)
         for ws in sockets:

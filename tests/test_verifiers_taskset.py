@@ -43,21 +43,44 @@ def expert_episode() -> tuple[list[tuple[str, dict[str, Any]]], list[str], float
 
 
 def vf_eval(uv: str, server_url: str, model_url: str, output_dir: Path) -> subprocess.CompletedProcess[str]:
-    command = [uv, "run", "--frozen", "--project", str(PROJECT), "vf-eval", "metric-tracker-verifiers",
-               "--env.taskset.task.base-url", server_url, "--env.taskset.episodes", json.dumps([EPISODE]),
-               "--env.agent.harness.id", "null", "--env.agent.runtime.type", "subprocess",
-               "--model", "scripted", "--client.base-url", model_url, "--client.api-key-var", "SCRIPTED_MODEL_KEY",
-               "--output-dir", str(output_dir), "--no-push"]
+    command = [
+        uv,
+        "run",
+        "--frozen",
+        "--project",
+        str(PROJECT),
+        "vf-eval",
+        "metric-tracker-verifiers",
+        "--env.taskset.task.base-url",
+        server_url,
+        "--env.taskset.episodes",
+        json.dumps([EPISODE]),
+        "--env.agent.harness.id",
+        "null",
+        "--env.agent.runtime.type",
+        "subprocess",
+        "--model",
+        "scripted",
+        "--client.base-url",
+        model_url,
+        "--client.api-key-var",
+        "SCRIPTED_MODEL_KEY",
+        "--output-dir",
+        str(output_dir),
+        "--no-push",
+    ]
     env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
-    return subprocess.run(command, env={**env, "SCRIPTED_MODEL_KEY": "unused"}, capture_output=True, text=True,
-                          timeout=900, check=False)
+    return subprocess.run(
+        command, env={**env, "SCRIPTED_MODEL_KEY": "unused"}, capture_output=True, text=True, timeout=900, check=False
+    )
 
 
 def test_vf_eval_plays_one_episode_through_mcp_tools_and_its_reward_is_the_score(tmp_path: Path) -> None:
     uv = shutil.which("uv")
     assert uv, "uv runs the taskset's own project; CI installs it"
-    synced = subprocess.run([uv, "sync", "--frozen", "--project", str(PROJECT)], capture_output=True, text=True,
-                            timeout=900, check=False)
+    synced = subprocess.run(
+        [uv, "sync", "--frozen", "--project", str(PROJECT)], capture_output=True, text=True, timeout=900, check=False
+    )
     assert synced.returncode == 0, synced.stderr[-4000:]
     calls, texts, score = expert_episode()
     model = ScriptedChatModel(calls)

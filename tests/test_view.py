@@ -26,13 +26,17 @@ from metric_tracker_rl.view.observation import SeenObservation
 from metric_tracker_rl.view.render import _float_text, _number_text, render, round_number, rounded
 
 keys = st.from_regex(r"[a-z][a-z_]{0,11}", fullmatch=True)
-numbers = st.integers(-10**9, 10**9) | st.floats(allow_nan=False, allow_infinity=False, width=64)
+numbers = st.integers(-(10**9), 10**9) | st.floats(allow_nan=False, allow_infinity=False, width=64)
 texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20)
 scalars = st.none() | st.booleans() | numbers | texts
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
-                           | st.dictionaries(keys, inner, max_size=3), max_leaves=12)
-rows = st.lists(st.dictionaries(st.sampled_from(["date", "entity_name", "value", "note", "flag"]), scalars,
-                                min_size=1), min_size=1, max_size=6)
+json_values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3), max_leaves=12
+)
+rows = st.lists(
+    st.dictionaries(st.sampled_from(["date", "entity_name", "value", "note", "flag"]), scalars, min_size=1),
+    min_size=1,
+    max_size=6,
+)
 documents = st.dictionaries(keys, json_values | rows, max_size=6)
 
 
@@ -94,8 +98,9 @@ FAMILY_AND_DIFFICULTY = st.sampled_from([(f, d) for d in COUNT_TIERS for f in AN
 @given(family_and_difficulty=FAMILY_AND_DIFFICULTY, seed=st.integers(0, 10**6))
 @example(family_and_difficulty=("hourly_traffic_mix_shift", "hard"), seed=0)
 @example(family_and_difficulty=("instrumentation_data_quality_issue", "easy"), seed=1)
-def test_rows_copied_from_the_text_grade_as_full_precision_rows(family_and_difficulty: tuple[str, str],
-                                                                seed: int) -> None:
+def test_rows_copied_from_the_text_grade_as_full_precision_rows(
+    family_and_difficulty: tuple[str, str], seed: int
+) -> None:
     """Every family's expected rows, shown as a model reads them and copied back, earn the full score: the text's
     four significant digits stay inside the grader's 2% tolerance."""
     family, difficulty = family_and_difficulty
@@ -104,10 +109,16 @@ def test_rows_copied_from_the_text_grade_as_full_precision_rows(family_and_diffi
     shown = parse(render({"rows": [row.model_dump() for row in truth.expected_rows]}))
     copied = [MetricSubmissionRow(**row) for row in shown.get("rows", [])]
     segments = episode.public.segment_values()
-    full = grade_submission(list(truth.expected_rows), truth.expected_rows, truth.neutral_keys,
-                            episode.public.dates, segment_values=segments)
-    from_text = grade_submission(copied, truth.expected_rows, truth.neutral_keys, episode.public.dates,
-                                 segment_values=segments)
+    full = grade_submission(
+        list(truth.expected_rows),
+        truth.expected_rows,
+        truth.neutral_keys,
+        episode.public.dates,
+        segment_values=segments,
+    )
+    from_text = grade_submission(
+        copied, truth.expected_rows, truth.neutral_keys, episode.public.dates, segment_values=segments
+    )
     assert from_text.score == full.score == 1.0
     for original, copy in zip(truth.expected_rows, copied, strict=True):
         for field in ("baseline_value", "observed_value", "delta_value"):
@@ -139,17 +150,24 @@ def test_an_agent_is_handed_only_the_texts_of_its_record(agent_name: str) -> Non
     env = MetricTrackerRlEnvironment()
     for index in range(6):
         agent, run = TextRecordingAgent(agent_name), TaskRun(agent_name)
-        run_episode(agent, lambda **kw: run.reset(env, **kw), lambda action: run.act(env, action),  # noqa: B023
-                    seed=700 + index, difficulty=DIFFICULTIES[index % 3])
+        run_episode(
+            agent,
+            lambda **kw: run.reset(env, **kw),  # noqa: B023
+            lambda action: run.act(env, action),  # noqa: B023
+            seed=700 + index,
+            difficulty=DIFFICULTIES[index % 3],
+        )
         brief, *results = [m["content"] for m in run.messages if m["role"] in ("user", "tool")]
         texts = [observation.text for observation in agent.handed]
-        assert texts == [brief, brief, *results][:len(texts)] and len(texts) >= len(results) + 1
+        assert texts == [brief, brief, *results][: len(texts)] and len(texts) >= len(results) + 1
         assert agent.handed == [read_observation(text) for text in texts]
 
 
 # The reference agents read the aggregate tiers; the edit loop plays the first, the sweeps of the others are slow.
-SWEPT_TIERS = [pytest.param(difficulty, marks=() if index == 0 else pytest.mark.slow)
-               for index, difficulty in enumerate(AGGREGATE_DIFFICULTIES)]
+SWEPT_TIERS = [
+    pytest.param(difficulty, marks=() if index == 0 else pytest.mark.slow)
+    for index, difficulty in enumerate(AGGREGATE_DIFFICULTIES)
+]
 
 
 @pytest.mark.parametrize("difficulty", SWEPT_TIERS)
@@ -180,8 +198,9 @@ def test_the_experts_records_show_every_number_it_submits(difficulty: str) -> No
 
 def test_the_unseen_row_check_can_fail() -> None:
     run = record_episode(make_agent("expert"), MetricTrackerRlEnvironment(), {"seed": 3, "difficulty": "hard"})
-    submission = next(call for m in run.messages for call in m.get("tool_calls") or []
-                      if call["function"]["name"] == "submit_report")
+    submission = next(
+        call for m in run.messages for call in m.get("tool_calls") or [] if call["function"]["name"] == "submit_report"
+    )
     row = submission["function"]["arguments"]["rows"][0]
     row["observed_value"] = row["observed_value"] * 1.01
     assert unseen_submitted_rows(run) == [row]
@@ -206,15 +225,22 @@ def test_only_declared_columns_are_stated_once(table: list[dict], constant: str,
 
 def test_a_cut_result_is_one_the_record_did_not_page_on() -> None:
     """A page that shows part of a table counts as cut unless a later call reads on from a further offset."""
+
     def run_of(*calls: tuple[int, int, str]) -> TaskRun:
         run = TaskRun("pages")
         for number, offset, sql in calls:
             arguments = {"sql": sql, "limit": 100, **({"offset": offset} if offset else {})}
             call_id = f"call_{number}"
-            run.messages += [{"role": "assistant", "content": "", "tool_calls": [
-                                 {"id": call_id, "type": "function", "function": {"name": "query",
-                                                                                  "arguments": arguments}}]},
-                             {"role": "tool", "tool_call_id": call_id, "name": "query", "content": "(a page)"}]
+            run.messages += [
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [
+                        {"id": call_id, "type": "function", "function": {"name": "query", "arguments": arguments}}
+                    ],
+                },
+                {"role": "tool", "tool_call_id": call_id, "name": "query", "content": "(a page)"},
+            ]
             shown = [{"x": i} for i in range(offset, min(offset + 100, 109))]
             result = {"method": "query", "arguments": arguments, "row_count": 109, "offset": offset, "rows": shown}
             run.results[call_id] = Step(MetricTrackerRlObservation(status="ok", analysis_result=result), 0.0, False)

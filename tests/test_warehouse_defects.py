@@ -49,15 +49,19 @@ def _rows(log: EventLog) -> dict[Row, dict[str, Any]]:
         assert isinstance(column, Labels)
         texts.append([column.values[code] for code in column.codes])
     numbers = [name for name, column in board.items() if not isinstance(column, Labels) and name != "date"]
-    return {(day, *text): {name: board[name][i] for name in numbers}  # type: ignore[index]
-            for i, (day, *text) in enumerate(zip(days, *texts, strict=True))}
+    return {
+        (day, *text): {name: board[name][i] for name in numbers}  # type: ignore[index]
+        for i, (day, *text) in enumerate(zip(days, *texts, strict=True))
+    }
 
 
 def _inside(row: Row, segment: Segment) -> bool:
     _, platform, version, country = row
     named = segment.normalised().named()
-    return all({"platform": platform, "app_version": version, "country": country}[field] == value
-               for field, value in named.items())
+    return all(
+        {"platform": platform, "app_version": version, "country": country}[field] == value
+        for field, value in named.items()
+    )
 
 
 def _metric(rows: dict[Row, dict[str, Any]], record: DefectRecord, day: int) -> float:
@@ -74,8 +78,9 @@ def _metric(rows: dict[Row, dict[str, Any]], record: DefectRecord, day: int) -> 
 
 @pytest.mark.parametrize("kind", list(DEFECTS))
 @pytest.mark.parametrize("seed", SEEDS)
-def test_a_defect_reaches_the_dashboard_on_its_segment_and_dates_only(logs: dict[int, EventLog], kind: str,
-                                                                     seed: int) -> None:
+def test_a_defect_reaches_the_dashboard_on_its_segment_and_dates_only(
+    logs: dict[int, EventLog], kind: str, seed: int
+) -> None:
     clean = logs[seed]
     broken, record = DEFECTS[kind](clean, derive_rng(EpisodeKey.of(seed), "test-defect", len(kind)))
     assert record.kind == kind and record.days and record.metric
@@ -100,14 +105,16 @@ def test_a_defect_reaches_the_dashboard_on_its_segment_and_dates_only(logs: dict
 
 @pytest.mark.parametrize("kind", list(BENIGN_CHANGES))
 @pytest.mark.parametrize("seed", SEEDS)
-def test_a_benign_change_moves_the_raw_events_and_not_the_dashboard(logs: dict[int, EventLog], kind: str,
-                                                                   seed: int) -> None:
+def test_a_benign_change_moves_the_raw_events_and_not_the_dashboard(
+    logs: dict[int, EventLog], kind: str, seed: int
+) -> None:
     clean = logs[seed]
     changed, record = BENIGN_CHANGES[kind](clean, derive_rng(EpisodeKey.of(seed), "test-benign", len(kind)))
     before, after = _rows(clean), _rows(changed)
     assert before.keys() == after.keys()
-    assert all(before[row][name] == after[row][name] or np.isnan(before[row][name])
-               for row in before for name in before[row])
+    assert all(
+        before[row][name] == after[row][name] or np.isnan(before[row][name]) for row in before for name in before[row]
+    )
 
     def raw_opens(log: EventLog) -> int:
         places = SessionPlaces.of(log)

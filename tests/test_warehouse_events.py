@@ -72,8 +72,14 @@ def _world(log: EventLog, plan: SegmentedPlan) -> np.ndarray:
     events = log.events
     # A purchase sent again (its transaction id at a later time) is a repeat too.
     resent = events.name == event_code("payment_successful")
-    identity = np.stack([events.session.astype(np.int64), events.name.astype(np.int64),
-                         np.where(resent, events.transaction, events.timestamp_us)], axis=1)
+    identity = np.stack(
+        [
+            events.session.astype(np.int64),
+            events.name.astype(np.int64),
+            np.where(resent, events.transaction, events.timestamp_us),
+        ],
+        axis=1,
+    )
     first = np.zeros(len(events), dtype=bool)
     first[np.unique(identity, axis=0, return_index=True)[1]] = True
     return first & (events.session < len(log.sessions.user) - len(standing))
@@ -85,8 +91,9 @@ def test_the_same_seed_draws_the_same_events_and_another_seed_others(log: EventL
         np.testing.assert_array_equal(getattr(again.events, field), getattr(log.events, field))
     np.testing.assert_array_equal(again.users.pseudo_ids, log.users.pseudo_ids)
     other = draw_event_log(_plan(8), EpisodeKey.of(8))
-    assert len(other.events) != len(log.events) or not np.array_equal(other.events.timestamp_us,
-                                                                      log.events.timestamp_us)
+    assert len(other.events) != len(log.events) or not np.array_equal(
+        other.events.timestamp_us, log.events.timestamp_us
+    )
 
 
 def test_sessions_follow_the_worlds_expected_opens_at_the_sample_rate(plan: SegmentedPlan, log: EventLog) -> None:
@@ -112,8 +119,10 @@ def test_each_step_converts_at_the_worlds_rate(plan: SegmentedPlan, log: EventLo
     """Sessions reaching each funnel step over those reaching the one before, against the plan's expected reach
     (its leaves' factors and every hour's rate) over the whole window."""
     reach = plan.leaf_reach().sum(axis=(0, 1, 2))  # (5,) expected opens reaching each event, every leaf and date
-    sessions_at = [len(np.unique(log.events.session[_names(log, name) & _world(log, plan)])) for name in
-                   ("app_open", "menu_open", "product_added_to_cart", "order_placed", "payment_successful")]
+    sessions_at = [
+        len(np.unique(log.events.session[_names(log, name) & _world(log, plan)]))
+        for name in ("app_open", "menu_open", "product_added_to_cart", "order_placed", "payment_successful")
+    ]
     for step in range(4):
         expected = reach[step + 1] / reach[step]
         seen = sessions_at[step + 1] / sessions_at[step]
@@ -128,8 +137,10 @@ def test_every_session_is_a_well_formed_stream(plan: SegmentedPlan, log: EventLo
     its event."""
     events = log.events
     world = _world(log, plan)
-    per_session = {name: np.bincount(events.session[_names(log, name) & world], minlength=len(log.sessions.user))
-                   for name in EVENT_NAMES}
+    per_session = {
+        name: np.bincount(events.session[_names(log, name) & world], minlength=len(log.sessions.user))
+        for name in EVENT_NAMES
+    }
     # A session on the last date may run past its midnight: its later events fall outside the window. And the
     # export ends when the last date closes: an offline session of the window's last LATE_DAYS dates may not have
     # sent its later events yet.
@@ -160,8 +171,9 @@ def test_a_session_is_new_exactly_when_it_is_its_new_users_first(plan: Segmented
 
 
 def test_the_event_date_is_the_reporting_time_zones(tables: EpisodeTables) -> None:
-    columns, rows, _ = tables.run("SELECT event_date, event_timestamp FROM events USING SAMPLE 200 ROWS "
-                                  "(reservoir, 3)", 0, 200)
+    columns, rows, _ = tables.run(
+        "SELECT event_date, event_timestamp FROM events USING SAMPLE 200 ROWS (reservoir, 3)", 0, 200
+    )
     zone = zoneinfo.ZoneInfo(REPORTING_TIME_ZONE)
     for date, micros in rows:
         local = dt.datetime.fromtimestamp(micros / 1e6, tz=dt.timezone.utc).astimezone(zone)
@@ -173,8 +185,9 @@ def test_the_event_date_is_the_reporting_time_zones(tables: EpisodeTables) -> No
 def test_the_events_table_has_the_exports_nested_shape(tables: EpisodeTables) -> None:
     _, rows, _ = tables.run("DESCRIBE events", 0, 50)
     types = {name: kind for name, kind, *_ in rows}
-    assert types["event_params"] == ('STRUCT("key" VARCHAR, "value" STRUCT(string_value VARCHAR, int_value BIGINT, '
-                                     'double_value DOUBLE))[]')
+    assert types["event_params"] == (
+        'STRUCT("key" VARCHAR, "value" STRUCT(string_value VARCHAR, int_value BIGINT, double_value DOUBLE))[]'
+    )
     assert types["event_timestamp"] == "BIGINT" and types["event_date"] == "DATE"
     for record in ("device", "geo", "app_info", "traffic_source", "privacy_info"):
         assert types[record].startswith("STRUCT("), record
@@ -198,9 +211,11 @@ def test_dates_and_numeric_parameters_hold_each_distinct_value_once(log: EventLo
 def test_a_session_count_in_sql_is_the_logs(log: EventLog, tables: EpisodeTables) -> None:
     """Sessions are (user_pseudo_id, session_id) pairs read out of the nested parameters; consented sessions'
     counts per date in SQL equal the log's."""
-    sql = ("SELECT event_date, count(DISTINCT (user_pseudo_id, list_filter(event_params, "
-           "lambda p: p.key = 'session_id')[1].value.int_value)) FROM events "
-           "WHERE event_name = 'app_open' AND privacy_info.analytics_storage = 'granted' GROUP BY 1 ORDER BY 1")
+    sql = (
+        "SELECT event_date, count(DISTINCT (user_pseudo_id, list_filter(event_params, "
+        "lambda p: p.key = 'session_id')[1].value.int_value)) FROM events "
+        "WHERE event_name = 'app_open' AND privacy_info.analytics_storage = 'granted' GROUP BY 1 ORDER BY 1"
+    )
     _, rows, _ = tables.run(sql, 0, DAYS)
     opens = _names(log, "app_open") & ~log.sessions.consent_denied[log.events.session]
     opens[np.flatnonzero(opens)[1:]] &= np.diff(log.events.session[opens]) != 0  # a repeated open counts once
@@ -209,23 +224,26 @@ def test_a_session_count_in_sql_is_the_logs(log: EventLog, tables: EpisodeTables
 
 
 def test_parameters_are_listed_on_the_events_that_carry_them(log: EventLog, tables: EpisodeTables) -> None:
-    sql = ("SELECT event_name, p.key, count(*) FROM (SELECT event_name, unnest(event_params) p FROM events) "
-           "GROUP BY ALL")
+    sql = "SELECT event_name, p.key, count(*) FROM (SELECT event_name, unnest(event_params) p FROM events) GROUP BY ALL"
     _, rows, _ = tables.run(sql, 0, 200)
     keys: dict[str, set[str]] = {}
     for name, key, _ in rows:
         keys.setdefault(name, set()).add(key)
     assert keys["payment_successful"] >= {"session_id", "transaction_id", "value", "currency"}
-    assert keys["product_added_to_cart"] >= {"value", "currency"} and "transaction_id" not in keys[
-        "product_added_to_cart"]
+    assert (
+        keys["product_added_to_cart"] >= {"value", "currency"} and "transaction_id" not in keys["product_added_to_cart"]
+    )
     assert "engagement_time_msec" in keys["user_engagement"] and "value" not in keys["app_open"]
-    sql = ("SELECT geo.country, list_filter(event_params, lambda p: p.key = 'currency')[1].value.string_value "
-           "FROM events WHERE event_name = 'order_placed' GROUP BY ALL")
+    sql = (
+        "SELECT geo.country, list_filter(event_params, lambda p: p.key = 'currency')[1].value.string_value "
+        "FROM events WHERE event_name = 'order_placed' GROUP BY ALL"
+    )
     _, rows, _ = tables.run(sql, 0, 50)
     # Each country's purchases are in its currency, or in US dollars (a card billed in them).
     countries = log.users.country.values
     assert {(country, currency) for country, currency in rows} == {
-        (country, currency) for country in countries for currency in (COUNTRY_CURRENCY[country], "USD")}
+        (country, currency) for country in countries for currency in (COUNTRY_CURRENCY[country], "USD")
+    }
     # an order and its payment share one transaction id
     paid = Counter(log.events.transaction[_names(log, "payment_successful")].tolist())
     ordered = Counter(log.events.transaction[_names(log, "order_placed")].tolist())

@@ -36,9 +36,15 @@ from metric_tracker_rl.sql.sandbox import WAREHOUSE_MAX_SQL_CHARS
 from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.segments import Segment
 
-FIXED = Fixes(renamed=(("menu_view", "menu_open"),), skewed=True, late_loaded=True, retried=True,
-              bots=tuple(f"{n:010d}.1776697200" for n in range(4)), resent=True,
-              mislabelled=tuple((f"2026-03-{day}", "ios", "IN", "EUR", "INR") for day in range(10, 15)))
+FIXED = Fixes(
+    renamed=(("menu_view", "menu_open"),),
+    skewed=True,
+    late_loaded=True,
+    retried=True,
+    bots=tuple(f"{n:010d}.1776697200" for n in range(4)),
+    resent=True,
+    mislabelled=tuple((f"2026-03-{day}", "ios", "IN", "EUR", "INR") for day in range(10, 15)),
+)
 ASKED = [(i, "2026-03-20", "android", None, None, None, None, i % 5) for i in range(150)]
 HOSTS = [f"2026-03-{day}" for day in range(10, 30)]
 
@@ -60,10 +66,14 @@ def _runner(world: WarehouseWorld):  # type: ignore[no-untyped-def]
 def test_the_experts_sessions_are_the_dashboards() -> None:
     world = _world(3)
     run = _runner(world)
-    mine = run(sessions_cte() + " SELECT date, platform, app_version, country, count(*) sessions, sum(m1) menu, "
-               "sum(m4) paid FROM s GROUP BY ALL ORDER BY ALL")
-    board = run("SELECT date, platform, app_version, country, sessions, menu_sessions menu, payment_sessions paid "
-                "FROM dashboard ORDER BY ALL")
+    mine = run(
+        sessions_cte() + " SELECT date, platform, app_version, country, count(*) sessions, sum(m1) menu, "
+        "sum(m4) paid FROM s GROUP BY ALL ORDER BY ALL"
+    )
+    board = run(
+        "SELECT date, platform, app_version, country, sessions, menu_sessions menu, payment_sessions paid "
+        "FROM dashboard ORDER BY ALL"
+    )
     assert mine == board and len(board) > 1000
 
 
@@ -82,11 +92,9 @@ def test_the_experts_revenue_is_the_dashboards() -> None:
     dashboard's on every date and platform; without de-duplication or currency it does not."""
     world = _world(3)
     run = _runner(world)
-    board = run("SELECT CAST(date AS VARCHAR) d, platform, sum(revenue_usd) r FROM dashboard GROUP BY ALL "
-                "ORDER BY ALL")
+    board = run("SELECT CAST(date AS VARCHAR) d, platform, sum(revenue_usd) r FROM dashboard GROUP BY ALL ORDER BY ALL")
     asked = [(i, row["d"], row["platform"], None, None) for i, row in enumerate(board)]
-    for rules, equal in ((ALL_RULES, True), (ALL_RULES - {"deduplication"}, False),
-                         (ALL_RULES - {"currency"}, False)):
+    for rules, equal in ((ALL_RULES, True), (ALL_RULES - {"deduplication"}, False), (ALL_RULES - {"currency"}, False)):
         mine = run(revenue_values_sql(rules, Fixes(), asked))
         close = [abs(m["value"] - b["r"]) <= 1e-6 * max(b["r"], 1.0) for m, b in zip(mine, board, strict=True)]
         assert all(close) if equal else sum(close) < 0.5 * len(close), rules
@@ -95,9 +103,12 @@ def test_the_experts_revenue_is_the_dashboards() -> None:
 @pytest.mark.parametrize("rules", [ALL_RULES, *(ALL_RULES - {rule} for rule in RULES)])
 def test_every_statement_fits_the_query_tool(rules: frozenset[str]) -> None:
     """As sent (compact), with every fix a world can call for; a long list of rows goes in parts that fit."""
-    statements = [CONTEXT_SQL, traces_sql(rules),
-                  context_tests_and_hours_sql(rules, FIXED, 2.5),
-                  run_scan_sql(rules, FIXED, (0, 1, 2, 3), {1: 5.0, 2: 7.0}, HOSTS)]
+    statements = [
+        CONTEXT_SQL,
+        traces_sql(rules),
+        context_tests_and_hours_sql(rules, FIXED, 2.5),
+        run_scan_sql(rules, FIXED, (0, 1, 2, 3), {1: 5.0, 2: 7.0}, HOSTS),
+    ]
     assert max(len(compact(sql)) for sql in statements) <= WAREHOUSE_MAX_SQL_CHARS
     parts = in_parts("values", ASKED, lambda part: metric_values_sql(rules, FIXED, part))
     sent = []
@@ -143,11 +154,11 @@ def test_the_expert_finds_each_data_defect_by_its_trace(seed: int) -> None:
 def test_the_expert_plays_through_the_tools_only() -> None:
     """Through the environment it reads the metrics layer, sends its queries and submits once, within the calls
     the calibration measured; its score is the episode's."""
-    session = play(make_agent("warehouse_expert"), EpisodeSession(MetricTrackerRlEnvironment()),
-                   difficulty="warehouse", seed=3)
+    session = play(
+        make_agent("warehouse_expert"), EpisodeSession(MetricTrackerRlEnvironment()), difficulty="warehouse", seed=3
+    )
     assert session.graded and session.score > 0.5
     assert session.steps <= 16
-
 
 
 @pytest.mark.slow
@@ -158,9 +169,11 @@ def test_without_the_time_zone_the_expert_still_reports() -> None:
     session = play(agent, EpisodeSession(MetricTrackerRlEnvironment()), difficulty="warehouse", seed=16)
     assert session.graded
 
+
 _NO_TABLES = EpisodeTables(open_database(), {})
-_ASKED_ROWS = st.lists(st.tuples(st.integers(0, 20), st.sampled_from(["ios", "web", None]), st.integers(0, 4)),
-                       max_size=30)
+_ASKED_ROWS = st.lists(
+    st.tuples(st.integers(0, 20), st.sampled_from(["ios", "web", None]), st.integers(0, 4)), max_size=30
+)
 
 
 @settings(max_examples=40, deadline=None)
@@ -168,12 +181,18 @@ _ASKED_ROWS = st.lists(st.tuples(st.integers(0, 20), st.sampled_from(["ios", "we
 def test_the_rows_asked_for_read_as_they_were_asked(picked: list[tuple[int, str | None, int]]) -> None:
     """Written as runs of dates, the rows asked for are, through the SQL tool's checks, exactly the rows a plain
     list would give: each i once, with its own date and fields."""
-    asked = [(i, (dt.date(2026, 3, 2) + dt.timedelta(days=day)).isoformat(), platform, k)
-             for i, (day, platform, k) in enumerate(picked)]
+    asked = [
+        (i, (dt.date(2026, 3, 2) + dt.timedelta(days=day)).isoformat(), platform, k)
+        for i, (day, platform, k) in enumerate(picked)
+    ]
     if not asked:
         return
-    _, rows, _ = _NO_TABLES.run(f"WITH {wanted_values(asked, 'i, on_date, platform, k')} SELECT i, "
-                                "on_date::VARCHAR, platform, k FROM q ORDER BY i", 0, 100)
+    _, rows, _ = _NO_TABLES.run(
+        f"WITH {wanted_values(asked, 'i, on_date, platform, k')} SELECT i, "
+        "on_date::VARCHAR, platform, k FROM q ORDER BY i",
+        0,
+        100,
+    )
     assert [tuple(row) for row in rows] == [tuple(row) for row in asked]
 
 
@@ -184,8 +203,11 @@ def test_the_run_scan_reads_the_level_shift_beside_its_host() -> None:
     level shift (ios, order to payment), too weak for a blind scan's bar."""
     world = _world(1)
     dates = window_calendar(world.log.num_days).iso_dates
-    shifts = [i for i in world.incidents if i.kind == "level_shift"
-              and sum(j.record.day == i.record.day for j in world.incidents) > 1]
+    shifts = [
+        i
+        for i in world.incidents
+        if i.kind == "level_shift" and sum(j.record.day == i.record.day for j in world.incidents) > 1
+    ]
     assert len(shifts) == 1 and shifts[0].record.entity_name == "order_placed_to_payment_successful"
     date = dates[shifts[0].record.day]
 
@@ -195,7 +217,8 @@ def test_the_run_scan_reads_the_level_shift_beside_its_host() -> None:
 
     found = single([date])
     assert [(row["platform"], row["country"], row["channel"], row["user_type"]) for row in found] == [
-        ("ios", None, None, None)]
+        ("ios", None, None, None)
+    ]
     assert -5.0 < float(found[0]["z"]) <= -3.0  # type: ignore[arg-type]
 
 
@@ -212,8 +235,9 @@ def test_a_fall_seen_strongest_in_part_of_its_cuboid_is_reported_on_the_cuboid()
     strongest = min(rows, key=lambda row: float(row["z"]))  # type: ignore[arg-type]
     assert (strongest["channel"], strongest["user_type"], strongest["wider"]) == ("organic", "returning", "organic")
     assert widened(strongest) == Segment(channel="organic")
-    reported = {f.segment for f in investigate(_runner(world)) if f.kind == "level_shift"
-                and f.date == dates[shift.record.day]}
+    reported = {
+        f.segment for f in investigate(_runner(world)) if f.kind == "level_shift" and f.date == dates[shift.record.day]
+    }
     assert reported == {Segment(channel="organic")}
 
 
@@ -232,9 +256,20 @@ def test_a_consent_drops_baseline_counts_only_what_the_rules_count() -> None:
 
 def _release_row(residuals: list[float]) -> dict[str, object]:
     """A release's test row on order to payment: each date 30 orders expected to pay, the residuals given."""
-    return {"what": "release", "detail": "6.20.0", "k": 4, "platform": "ios", "country": None,
-            "app_version": "6.20.0", "channel": None, "user_type": None, "first": "2026-03-06",
-            "r": str(residuals), "e": str([30.0] * len(residuals)), "w": str([3.0] * len(residuals))}
+    return {
+        "what": "release",
+        "detail": "6.20.0",
+        "k": 4,
+        "platform": "ios",
+        "country": None,
+        "app_version": "6.20.0",
+        "channel": None,
+        "user_type": None,
+        "first": "2026-03-06",
+        "r": str(residuals),
+        "e": str([30.0] * len(residuals)),
+        "w": str([3.0] * len(residuals)),
+    }
 
 
 def test_a_release_is_a_fall_from_its_rollouts_first_dates() -> None:
@@ -244,7 +279,8 @@ def test_a_release_is_a_fall_from_its_rollouts_first_dates() -> None:
     found = investigation.releases([_release_row([-10.0, -10.0, -10.0, 0.0, 0.5, 0.0, 0.2])])
     assert [f.date for f in found] == ["2026-03-06", "2026-03-07", "2026-03-08"]
     assert {(f.metric, f.segment.app_version, f.kind) for f in found} == {
-        ("order_placed_to_payment_successful", "6.20.0", "release_regression")}
+        ("order_placed_to_payment_successful", "6.20.0", "release_regression")
+    }
     assert investigation.releases([_release_row([0.5, -0.5, 0.0, -12.0, -12.0, -12.0, 0.0])]) == []
 
 
@@ -262,8 +298,11 @@ def test_a_concurrent_cuboid_keeps_one_of_its_hosts_values_and_agrees_with_it() 
 def test_dates_as_runs_cover_each_date_once(days: set[int]) -> None:
     dates = [(dt.date(2026, 3, 2) + dt.timedelta(days=day)).isoformat() for day in days]
     runs = date_runs(dates)
-    covered = [(dt.date.fromisoformat(a) + dt.timedelta(days=n)).isoformat() for a, b in runs
-               for n in range((dt.date.fromisoformat(b) - dt.date.fromisoformat(a)).days + 1)]
+    covered = [
+        (dt.date.fromisoformat(a) + dt.timedelta(days=n)).isoformat()
+        for a, b in runs
+        for n in range((dt.date.fromisoformat(b) - dt.date.fromisoformat(a)).days + 1)
+    ]
     assert covered == sorted(dates)
     assert all(_next(b) < c for (_, b), (c, _) in zip(runs, runs[1:], strict=False))  # a gap between runs
 
@@ -276,10 +315,28 @@ def test_an_experiments_fall_on_the_step_it_targets_is_its_intended_effect_and_a
     """The context lists an experiment by its arm and dates (its tests by its name): a fall on its target step in
     its arm is what it meant to do, and only the strongest fall of another step is reported, on each of its dates."""
     dates = list(window_calendar(56).iso_dates)
-    context = [{"what": "experiment", "platform": "ios", "country": None, "detail": "new", "first": dates[40],
-                "last": dates[42], "note": "menu_open_to_product_added_to_cart"}]
-    arm = {"what": "experiment", "detail": "exp_1", "platform": "ios", "country": None, "app_version": None,
-           "channel": None, "user_type": "new", "first": dates[40], "offsets": [0, 1, 2]}
+    context = [
+        {
+            "what": "experiment",
+            "platform": "ios",
+            "country": None,
+            "detail": "new",
+            "first": dates[40],
+            "last": dates[42],
+            "note": "menu_open_to_product_added_to_cart",
+        }
+    ]
+    arm = {
+        "what": "experiment",
+        "detail": "exp_1",
+        "platform": "ios",
+        "country": None,
+        "app_version": None,
+        "channel": None,
+        "user_type": "new",
+        "first": dates[40],
+        "offsets": [0, 1, 2],
+    }
     fall = {"r": [-10.0, -10.0, -10.0], "e": [20.0, 20.0, 20.0], "w": [12.0, 12.0, 12.0]}  # z about -4.7
     intended, broken = {**arm, **fall, "k": 2}, {**arm, **fall, "k": 3, "r": [-8.0, -8.0, -8.0]}  # about -3.8
     investigation = Investigation(dates=dates, context=context)

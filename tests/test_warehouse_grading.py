@@ -45,9 +45,15 @@ def episode_of(seed: int) -> Episode:
 def grade(seed: int, rows: list[MetricSubmissionRow]) -> GradeResult:
     episode = episode_of(seed)
     with entity_names_of("warehouse"):
-        return grade_submission(rows, episode.truth.expected_rows, episode.truth.neutral_keys,
-                                episode.public.dates, segment_values=episode.public.segment_values(),
-                                leaf_traffic=overlap_traffic(episode), methods_used=frozenset({"query"}))
+        return grade_submission(
+            rows,
+            episode.truth.expected_rows,
+            episode.truth.neutral_keys,
+            episode.public.dates,
+            segment_values=episode.public.segment_values(),
+            leaf_traffic=overlap_traffic(episode),
+            methods_used=frozenset({"query"}),
+        )
 
 
 def defects_and_incidents(seed: int) -> tuple[list[int], list[int]]:
@@ -64,22 +70,32 @@ def test_the_expected_rows_are_the_injected_incidents_and_defects(seed: int) -> 
     episode = episode_of(seed)
     dates = episode.public.dates
     rows = episode.truth.expected_rows
-    want = {row_key(dates[day], "data_quality", COUNT_OF_DASHBOARD.get(d.metric, d.metric)) for d in world.defects
-            for day in d.days}
+    want = {
+        row_key(dates[day], "data_quality", COUNT_OF_DASHBOARD.get(d.metric, d.metric))
+        for d in world.defects
+        for day in d.days
+    }
     got = {row_key(r.date, r.entity_type, r.entity_name) for r in rows if r.entity_type == "data_quality"}
     assert got == want and all(r.anomaly_type == DEFECT_FAMILY for r in rows if r.entity_type == "data_quality")
     incidents = {row_key(dates[i.record.day], i.record.entity_type, i.record.entity_name) for i in world.incidents}
-    assert {row_key(r.date, r.entity_type, r.entity_name) for r in rows if r.entity_type != "data_quality"} \
-        == incidents
+    assert {row_key(r.date, r.entity_type, r.entity_name) for r in rows if r.entity_type != "data_quality"} == incidents
     assert len(rows) == len(expected_rows(world))
     assert {d.kind for d in world.defects} <= set(DATA_DEFECTS)
 
 
 def test_a_data_quality_row_names_what_the_warehouse_publishes_and_only_there() -> None:
     """app_opens on data_quality is a warehouse name: refused at abyss (with abyss's list), valid at the warehouse."""
-    row = MetricSubmissionRow(date="2026-03-10", entity_type="data_quality", entity_name="app_opens",
-                              anomaly_type=DEFECT_FAMILY, detection_method="query", baseline_value=100.0,
-                              observed_value=10.0, delta_value=-90.0, severity="critical")
+    row = MetricSubmissionRow(
+        date="2026-03-10",
+        entity_type="data_quality",
+        entity_name="app_opens",
+        anomaly_type=DEFECT_FAMILY,
+        detection_method="query",
+        baseline_value=100.0,
+        observed_value=10.0,
+        delta_value=-90.0,
+        severity="critical",
+    )
     dates = episode_of(SEEDS[0]).public.dates
     [issue] = validate_rows([row], dates).values()
     assert "valid: menu_opens, orders_placed, payment_successful" in issue.message
@@ -107,11 +123,20 @@ def test_calling_a_defect_an_incident_costs_the_row(seed: int, data: st.DataObje
     defects, _ = defects_and_incidents(seed)
     rows = list(episode_of(seed).truth.expected_rows)
     k = data.draw(st.sampled_from(defects))
-    entity_type = data.draw(st.sampled_from(INCIDENT_TYPES if rows[k].entity_name.endswith(
-        ("_to_menu_open", "_to_product_added_to_cart", "_to_order_placed", "_to_payment_successful"))
-        else ("event_count",)))
-    family = {"event_count": "absolute_drop_in_event_count", "conversion_rate": "rate_drop_from_median",
-              "funnel_step": "funnel_break"}[entity_type]
+    entity_type = data.draw(
+        st.sampled_from(
+            INCIDENT_TYPES
+            if rows[k].entity_name.endswith(
+                ("_to_menu_open", "_to_product_added_to_cart", "_to_order_placed", "_to_payment_successful")
+            )
+            else ("event_count",)
+        )
+    )
+    family = {
+        "event_count": "absolute_drop_in_event_count",
+        "conversion_rate": "rate_drop_from_median",
+        "funnel_step": "funnel_break",
+    }[entity_type]
     rows[k] = rows[k].model_copy(update={"entity_type": entity_type, "anomaly_type": family})
     assert_one_row_missed_and_false(seed, rows)
 
@@ -159,11 +184,12 @@ def test_a_defect_reported_without_its_segment_earns_its_share_of_the_sessions(s
         pytest.skip("no defect of a segment in this episode")
     k = named[0]
     row = rows[k]
-    bare = row.model_copy(update={"platform": None, "country": None, "app_version": None, "channel": None,
-                                  "user_type": None})
+    bare = row.model_copy(
+        update={"platform": None, "country": None, "app_version": None, "channel": None, "user_type": None}
+    )
     weights = traffic.on(row.date)
     share = weights[traffic.leaves_of(row_segment(row))].sum() / weights.sum()
-    breakdown = grade(seed, [*rows[:k], bare, *rows[k + 1:]]).breakdown
+    breakdown = grade(seed, [*rows[:k], bare, *rows[k + 1 :]]).breakdown
     assert breakdown.false_positive_count == 0 and breakdown.matched_row_count == len(rows)
     assert breakdown.score == pytest.approx(1 - (1 - share) / len(rows), abs=1e-6)
 
@@ -183,8 +209,9 @@ def test_edge_cases_an_empty_report_a_repeated_key_and_a_name_valid_only_elsewhe
     observation = env.step(MetricTrackerRlAction(classifications=[rows[0], rows[0]]))
     assert observation.status == "error" and env.state.submissions_used == 0, observation.message
     with pytest.raises(ValidationError, match="where the data are raw events, also: app_opens"):
-        MetricSubmissionRow.model_validate({**rows[0].model_dump(), "entity_type": "data_quality",
-                                            "entity_name": "app_open_to_order_placed"})
+        MetricSubmissionRow.model_validate(
+            {**rows[0].model_dump(), "entity_type": "data_quality", "entity_name": "app_open_to_order_placed"}
+        )
     graded = env.step(MetricTrackerRlAction(classifications=[]))
     assert graded.status == "graded" and graded.reward == 0.0 == env.state.episode_score
     assert graded.reward_breakdown is not None and graded.reward_breakdown.score == 0.0

@@ -44,8 +44,12 @@ def run_query(public: PublicEpisode, sql: str) -> list[dict[str, object]]:
 
 
 def test_the_sql_tool_serves_the_warehouse_tables_and_only_them(world: WarehouseWorld, public: PublicEpisode) -> None:
-    names = {row["table_name"] for row in run_query(public, "SELECT table_name FROM duckdb_tables() UNION "
-                                                              "SELECT table_name FROM information_schema.tables")}
+    names = {
+        row["table_name"]
+        for row in run_query(
+            public, "SELECT table_name FROM duckdb_tables() UNION SELECT table_name FROM information_schema.tables"
+        )
+    }
     assert names == set(world.sql_tables())
     assert not names & {"daily", "hourly", "daily_by_segment"}
     assert SANDBOX_KEY in public.memo
@@ -60,9 +64,12 @@ def test_the_nested_export_reads_the_same_in_a_worker(world: WarehouseWorld, pub
     sessions = run_query(public, "SELECT sum(sessions) AS s FROM dashboard")[0]["s"]
     assert sessions == len(counted_sessions(log).day)
     # Statements far inside the time limit even on a loaded machine (unnesting every parameter is not).
-    [row] = run_query(public, "SELECT count(*) AS n, sum(list_filter(event_params, lambda p: p.key = 'value')[1]"
-                              ".value.double_value) AS total FROM events "
-                              "WHERE list_contains(list_transform(event_params, lambda p: p.key), 'value')")
+    [row] = run_query(
+        public,
+        "SELECT count(*) AS n, sum(list_filter(event_params, lambda p: p.key = 'value')[1]"
+        ".value.double_value) AS total FROM events "
+        "WHERE list_contains(list_transform(event_params, lambda p: p.key), 'value')",
+    )
     purchases = row["n"]
     assert row["total"] == pytest.approx(float(np.nansum(log.events.value)), rel=1e-9)
     assert purchases == int((~np.isnan(log.events.value)).sum())
@@ -71,8 +78,12 @@ def test_the_nested_export_reads_the_same_in_a_worker(world: WarehouseWorld, pub
 def test_no_table_or_column_names_what_was_injected(public: PublicEpisode) -> None:
     words = ("incident", "defect", "truth", "expected", "benign", "injected", "label")
     found = " OR ".join(f"contains(lower(table_name || '.' || column_name), '{word}')" for word in words)
-    assert run_query(public, "SELECT table_name, column_name FROM duckdb_columns() "
-                             f"WHERE NOT internal AND ({found})") == []
-    dashboard = {row["column_name"] for row in run_query(
-        public, "SELECT column_name FROM duckdb_columns() WHERE table_name = 'dashboard'")}
+    assert (
+        run_query(public, f"SELECT table_name, column_name FROM duckdb_columns() WHERE NOT internal AND ({found})")
+        == []
+    )
+    dashboard = {
+        row["column_name"]
+        for row in run_query(public, "SELECT column_name FROM duckdb_columns() WHERE table_name = 'dashboard'")
+    }
     assert set(RATE_COLUMNS) <= dashboard

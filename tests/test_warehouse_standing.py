@@ -58,8 +58,9 @@ def board(log: EventLog) -> SqlTable:
 
 def _differs(before: SqlTable, after: SqlTable, segment: Segment, metric: str, days: range) -> np.ndarray:
     """(len(days),) the metric's change on the segment, date by date, from `before` to `after`."""
-    return np.array([segment_metric(after, segment, metric, d) - segment_metric(before, segment, metric, d)
-                     for d in days])
+    return np.array(
+        [segment_metric(after, segment, metric, d) - segment_metric(before, segment, metric, d) for d in days]
+    )
 
 
 def test_release_qa_is_excluded_by_the_internal_tag(plan: SegmentedPlan, log: EventLog, board: SqlTable) -> None:
@@ -83,8 +84,14 @@ def test_the_device_farm_is_excluded_by_the_test_devices_list(log: EventLog, boa
     office's country."""
     farm = [device for device in log.lists.test_devices if not _tagged(log, device)]
     assert farm, "the farm's devices carry no debug tag"
-    unlisted = dashboard(replace(log, lists=replace(log.lists, test_devices=tuple(
-        device for device in log.lists.test_devices if device not in farm))))
+    unlisted = dashboard(
+        replace(
+            log,
+            lists=replace(
+                log.lists, test_devices=tuple(device for device in log.lists.test_devices if device not in farm)
+            ),
+        )
+    )
     segment = Segment(platform="android", country=QA_COUNTRY)
     sessions = _differs(board, unlisted, segment, "sessions", range(DAYS))
     assert (sessions > 0).mean() > 0.9 and sessions.mean() >= 2 * len(farm)
@@ -96,18 +103,30 @@ def test_the_web_checkout_tests_are_excluded_by_the_test_devices_list(log: Event
     test card is declined: without the list the dashboard counts their orders on web in the office's country on those
     dates only, never a payment, so web's order-to-payment rate falls there."""
     web = log.users.platform.values.index("web")
-    devices = [d for d in log.lists.test_devices
-               if log.users.platform.codes[np.flatnonzero(log.users.device_ids == d)[0]] == web]
+    devices = [
+        d
+        for d in log.lists.test_devices
+        if log.users.platform.codes[np.flatnonzero(log.users.device_ids == d)[0]] == web
+    ]
     assert devices and not any(_tagged(log, device) for device in devices)
-    unlisted = dashboard(replace(log, lists=replace(log.lists, test_devices=tuple(
-        device for device in log.lists.test_devices if device not in devices))))
+    unlisted = dashboard(
+        replace(
+            log,
+            lists=replace(
+                log.lists, test_devices=tuple(device for device in log.lists.test_devices if device not in devices)
+            ),
+        )
+    )
     segment = Segment(platform="web", country=QA_COUNTRY)
     orders = _differs(board, unlisted, segment, "order_sessions", range(DAYS))
     runs = np.flatnonzero(orders)
     assert WEB_TEST_RUNS[0] <= len(runs) <= WEB_TEST_RUNS[1] and orders[runs].min() >= 5
     assert not _differs(board, unlisted, segment, "payment_sessions", range(DAYS)).any()
-    rate = [segment_metric(unlisted, Segment(platform="web"), "order_placed_to_payment_successful", d)
-            - segment_metric(board, Segment(platform="web"), "order_placed_to_payment_successful", d) for d in runs]
+    rate = [
+        segment_metric(unlisted, Segment(platform="web"), "order_placed_to_payment_successful", d)
+        - segment_metric(board, Segment(platform="web"), "order_placed_to_payment_successful", d)
+        for d in runs
+    ]
     assert max(rate) < -0.2
 
 
@@ -151,8 +170,9 @@ def test_the_export_ends_when_the_last_date_closes(log: EventLog, board: SqlTabl
 def _dashboard_sql(log: EventLog, sql: str) -> dict[tuple[str, str], float]:
     """Sessions by (date, country) of a dashboard statement over the log's tables."""
     tables = EpisodeTables(open_database(), log.sql_tables())
-    _, rows, _ = tables.run(f"SELECT CAST(date AS VARCHAR), country, sum(sessions) FROM ({sql}) GROUP BY ALL",
-                            0, 10_000)
+    _, rows, _ = tables.run(
+        f"SELECT CAST(date AS VARCHAR), country, sum(sessions) FROM ({sql}) GROUP BY ALL", 0, 10_000
+    )
     return {(date, country): float(sessions) for date, country, sessions in rows}
 
 

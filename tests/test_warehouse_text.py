@@ -44,9 +44,16 @@ def published_fields(kind: str) -> set[str]:
 def published_metrics(kind: str) -> set[str]:
     """The dashboard metrics a defect's row may be on, as the brief names them (a count by its report name)."""
     named = set(re.findall(r"[a-z_]+", DATA_DEFECTS[kind]["metric"]))
-    return {DASHBOARD_COUNT.get(name, name) for name in named} & {*DASHBOARD_COUNT.values(), *(
-        "app_open_to_menu_open", "menu_open_to_product_added_to_cart", "product_added_to_cart_to_order_placed",
-        "order_placed_to_payment_successful", "revenue_usd")}
+    return {DASHBOARD_COUNT.get(name, name) for name in named} & {
+        *DASHBOARD_COUNT.values(),
+        *(
+            "app_open_to_menu_open",
+            "menu_open_to_product_added_to_cart",
+            "product_added_to_cart_to_order_placed",
+            "order_placed_to_payment_successful",
+            "revenue_usd",
+        ),
+    }
 
 
 @pytest.mark.parametrize("kind", list(DEFECTS))
@@ -79,7 +86,7 @@ def test_two_or_three_defects_on_dates_no_incident_or_defect_holds_nor_their_nei
     for k, defect in enumerate(placed.defects):
         reach = set(range(min(defect.days) - 1, max(defect.days) + 2))
         assert not reach & held
-        assert not reach & {day for other in placed.defects[k + 1:] for day in other.days}
+        assert not reach & {day for other in placed.defects[k + 1 :] for day in other.days}
 
 
 def test_the_metric_names_are_the_metrics_layers_counts() -> None:
@@ -98,14 +105,19 @@ def dashboard_value(env: MetricTrackerRlEnvironment, date: str, metric: str, seg
     """A metric of the dashboard for a segment of its columns on a date, as a model reads it with the SQL tool (a
     rate: the sum of its numerator rows over the sum of its denominator rows)."""
     where = " AND ".join([f"date = DATE '{date}'", *(f"{name} = '{value}'" for name, value in segment.items())])
-    rates = {"app_open_to_menu_open": ("menu_sessions", "sessions"),
-             "menu_open_to_product_added_to_cart": ("cart_sessions", "menu_sessions"),
-             "product_added_to_cart_to_order_placed": ("order_sessions", "cart_sessions"),
-             "order_placed_to_payment_successful": ("payment_sessions", "order_sessions")}
+    rates = {
+        "app_open_to_menu_open": ("menu_sessions", "sessions"),
+        "menu_open_to_product_added_to_cart": ("cart_sessions", "menu_sessions"),
+        "product_added_to_cart_to_order_placed": ("order_sessions", "cart_sessions"),
+        "order_placed_to_payment_successful": ("payment_sessions", "order_sessions"),
+    }
     numerator, denominator = rates.get(metric, (DASHBOARD_COUNT.get(metric, metric), None))
     value = f"sum({numerator})" + (f" / sum({denominator})" if denominator else "")
-    observation = env.step(MetricTrackerRlAction(analysis_method="query", analysis_args={
-        "sql": f"SELECT {value} AS v FROM dashboard WHERE {where}"}))
+    observation = env.step(
+        MetricTrackerRlAction(
+            analysis_method="query", analysis_args={"sql": f"SELECT {value} AS v FROM dashboard WHERE {where}"}
+        )
+    )
     assert observation.status == "ok", observation.message
     return float(observation.analysis_result["rows"][0]["v"] or 0.0)
 
@@ -120,9 +132,15 @@ def test_observed_values_are_the_dashboards_as_the_sql_tool_reads_them(seed: int
     checked = 0
     for row in episode.truth.expected_rows:
         segment = {name: getattr(row, name) for name in SEGMENT_FIELDS if getattr(row, name) is not None}
-        if set(segment) - set(CELL_FIELDS) or row.entity_name not in (*DASHBOARD_COUNT, *(
-                "app_open_to_menu_open", "menu_open_to_product_added_to_cart", "product_added_to_cart_to_order_placed",
-                "order_placed_to_payment_successful")):
+        if set(segment) - set(CELL_FIELDS) or row.entity_name not in (
+            *DASHBOARD_COUNT,
+            *(
+                "app_open_to_menu_open",
+                "menu_open_to_product_added_to_cart",
+                "product_added_to_cart_to_order_placed",
+                "order_placed_to_payment_successful",
+            ),
+        ):
             continue
         assert dashboard_value(env, row.date, row.entity_name, segment) == pytest.approx(row.observed_value), row
         checked += 1
@@ -169,8 +187,12 @@ def test_a_row_exists_exactly_where_its_metric_and_baseline_have_values(seed: in
     rows = expected_rows(placed)
     assert all(np.isfinite([row.baseline, row.observed]).all() for row in rows)
     dates = sum(len(values) for values in placed.defect_values) + len(placed.incidents)
-    undefined = [value for values in placed.defect_values for value in values
-                 if not np.isfinite([value.baseline, value.observed]).all()]
+    undefined = [
+        value
+        for values in placed.defect_values
+        for value in values
+        if not np.isfinite([value.baseline, value.observed]).all()
+    ]
     assert len(rows) + len(undefined) <= dates
     if seed == 910_001:
         assert len(rows) < dates

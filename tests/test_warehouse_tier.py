@@ -85,8 +85,9 @@ def test_a_tool_over_counts_is_an_error_naming_the_valid_ones(env: MetricTracker
         observation = analysis(env, name)
         assert observation.status == "error" and observation.reward == 0.0
         assert observation.message.startswith(f"{name} is not offered at difficulty 'warehouse' (only at ")
-        assert observation.message.endswith("; the tools offered there: query, metrics_layer (and the report's "
-                                            "submission)")
+        assert observation.message.endswith(
+            "; the tools offered there: query, metrics_layer (and the report's submission)"
+        )
     unknown = analysis(env, "no_such_tool")
     assert unknown.status == "error" and "unknown analysis method 'no_such_tool'" in unknown.message
     assert "metrics_layer" in unknown.message and "compare_segments, " not in unknown.message
@@ -108,16 +109,20 @@ def test_the_sql_tool_reads_the_warehouse_tables(env: MetricTrackerRlEnvironment
 
 def test_the_metrics_layer_shows_every_section_and_says_how_many(env: MetricTrackerRlEnvironment) -> None:
     result = analysis(env, "metrics_layer").analysis_result
-    assert result["definitions"] == METRICS_LAYER and result["showing"] == f"1-{len(METRICS_LAYER)} of " \
-        f"{len(METRICS_LAYER)} sections" and "next_offset" not in result
+    assert (
+        result["definitions"] == METRICS_LAYER
+        and result["showing"] == f"1-{len(METRICS_LAYER)} of {len(METRICS_LAYER)} sections"
+        and "next_offset" not in result
+    )
     one = analysis(env, "metrics_layer", section="deduplication").analysis_result
     assert one["definitions"] == {"deduplication": METRICS_LAYER["deduplication"]}
     wrong = analysis(env, "metrics_layer", section="sessions")
     assert wrong.status == "error" and "session_date_and_segment" in wrong.message
 
 
-def test_a_short_page_of_the_metrics_layer_is_followed_to_its_end(env: MetricTrackerRlEnvironment,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_short_page_of_the_metrics_layer_is_followed_to_its_end(
+    env: MetricTrackerRlEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Paged by sections: following next_offset shows each section once, in order, each page within its budget
     unless one section alone is longer."""
     monkeypatch.setattr(metrics_layer_tool, "PAGE_CHARS", 500)
@@ -151,8 +156,11 @@ def test_a_served_warehouse_episode_answers_its_sql_tool(server_url: str) -> Non
     with MetricTrackerRlEnv(base_url=server_url, message_timeout_s=60).sync() as client:
         reset = client.reset(difficulty="warehouse", seed=4).observation
         assert reset.status == "ready" and reset.objective == WAREHOUSE_OBJECTIVE
-        step = client.step(MetricTrackerRlAction(analysis_method="query", analysis_args={
-            "sql": "SELECT count(*) AS n FROM dashboard WHERE sessions > 0"})).observation
+        step = client.step(
+            MetricTrackerRlAction(
+                analysis_method="query", analysis_args={"sql": "SELECT count(*) AS n FROM dashboard WHERE sessions > 0"}
+            )
+        ).observation
         assert step.status == "ok" and step.analysis_result["rows"][0]["n"] > 0
         layer = client.step(MetricTrackerRlAction(analysis_method="metrics_layer")).observation
         assert layer.analysis_result["definitions"] == METRICS_LAYER
@@ -167,8 +175,11 @@ def test_a_packed_table_reads_as_its_columns() -> None:
     direct, unpacked = EpisodeTables(open_database(), plain), EpisodeTables(open_database(), packed)
     try:
         for name in PACKED_TABLES:
-            for sql in (f"SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = '{name}' "
-                        "ORDER BY column_index", f"SELECT count(*) AS n, sum(hash(t)) AS h FROM {name} t"):
+            for sql in (
+                f"SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = '{name}' "
+                "ORDER BY column_index",
+                f"SELECT count(*) AS n, sum(hash(t)) AS h FROM {name} t",
+            ):
                 assert direct.run(sql, 0, 100) == unpacked.run(sql, 0, 100), (name, sql)
         events = packed["events"]
         assert isinstance(events, PackedTable) and len(events.data) < events.nbytes / 2  # the bulk, compressed
@@ -212,8 +223,10 @@ def test_the_warehouse_takes_longer_statements_than_the_counts_tiers(env: Metric
         assert opened is not None
         with pytest.raises(SqlRefused, match=f"at most {MAX_SQL_CHARS} characters"):
             sandbox_of(opened.public).run(long)
-        assert f"max {MAX_SQL_CHARS} chars" in TOOL_REGISTRY["query"].openai_schema()["function"]["parameters"][
-            "properties"]["sql"]["description"]
+        assert (
+            f"max {MAX_SQL_CHARS} chars"
+            in TOOL_REGISTRY["query"].openai_schema()["function"]["parameters"]["properties"]["sql"]["description"]
+        )
     finally:
         counts.close()
 
@@ -223,12 +236,14 @@ def test_the_warehouses_longer_statements_meet_the_same_walls(env: MetricTracker
     """A hostile text as long as the warehouse allows, nested as deep as that length lets it: refused by the
     parser's depth limit or the tree check, never a crash, and the episode's tables still answer."""
     half = (WAREHOUSE_MAX_SQL_CHARS - 20) // 2
-    sql = {"parentheses": "SELECT " + "(" * half + "1" + ")" * half,
-           "sums": "SELECT " + "+".join(["1"] * half),
-           "calls": "SELECT " + "abs(" * (half // 3) + "1" + ")" * (half // 3),
-           "subqueries": "SELECT " + "(SELECT " * (half // 5) + "1" + ")" * (half // 5),
-           "cases": "SELECT " + "CASE WHEN 1=1 THEN " * (half // 12) + "1" + " END" * (half // 12),
-           "lists": "SELECT " + "[" * half + "1" + "]" * half}[shape]
+    sql = {
+        "parentheses": "SELECT " + "(" * half + "1" + ")" * half,
+        "sums": "SELECT " + "+".join(["1"] * half),
+        "calls": "SELECT " + "abs(" * (half // 3) + "1" + ")" * (half // 3),
+        "subqueries": "SELECT " + "(SELECT " * (half // 5) + "1" + ")" * (half // 5),
+        "cases": "SELECT " + "CASE WHEN 1=1 THEN " * (half // 12) + "1" + " END" * (half // 12),
+        "lists": "SELECT " + "[" * half + "1" + "]" * half,
+    }[shape]
     assert MAX_SQL_CHARS < len(sql) <= WAREHOUSE_MAX_SQL_CHARS
     episode = env._episode  # noqa: SLF001 (what the server holds for the session)
     assert episode is not None

@@ -78,15 +78,15 @@ def test_the_dashboard_is_the_sql_over_events_with_defects(worlds: dict[int, War
 
 
 def test_a_defects_values_are_the_dashboards_against_the_metrics_layers_without_it(
-        worlds: dict[int, WarehouseWorld]) -> None:
+    worlds: dict[int, WarehouseWorld],
+) -> None:
     """Observed: the dashboard's value of the defect's metric and segment; baseline: the same with the defect
     taken out of the events (the clean log's dashboard). Every defect's last date moves its metric down."""
     for world in worlds.values():
         for defect, values in zip(world.defects, world.defect_values, strict=True):
             assert [v.day for v in values] == list(defect.days)
             assert values[-1].observed < 0.75 * values[-1].baseline, (defect, values)
-            assert values[-1].observed == segment_metric(world.dashboard, defect.segment, defect.metric,
-                                                         values[-1].day)
+            assert values[-1].observed == segment_metric(world.dashboard, defect.segment, defect.metric, values[-1].day)
 
 
 def test_every_table_of_the_episode_is_served_and_experiments_are_tagged(worlds: dict[int, WarehouseWorld]) -> None:
@@ -94,22 +94,43 @@ def test_every_table_of_the_episode_is_served_and_experiments_are_tagged(worlds:
     its dates' events, and nobody else's events do."""
     world = next(w for w in worlds.values() if w.context.experiments)
     tables = EpisodeTables(open_database(), world.sql_tables())
-    for name in ("events", "users", "dashboard", "experiments", "campaigns", "holidays", "partner_status",
-                 "releases", "experiment_assignments", "internal_accounts", "test_devices", "known_bots",
-                 "currency_rates", "tracking_changelog"):
+    for name in (
+        "events",
+        "users",
+        "dashboard",
+        "experiments",
+        "campaigns",
+        "holidays",
+        "partner_status",
+        "releases",
+        "experiment_assignments",
+        "internal_accounts",
+        "test_devices",
+        "known_bots",
+        "currency_rates",
+        "tracking_changelog",
+    ):
         tables.run(f"SELECT * FROM {name} LIMIT 1", 0, 1)
     experiment = world.context.experiments[0]
-    sql = ("SELECT count(*) FILTER (WHERE a.user_pseudo_id IS NULL), count(*) FROM events e "
-           "LEFT JOIN (SELECT DISTINCT user_pseudo_id FROM experiment_assignments WHERE experiment = $name) a "
-           "USING (user_pseudo_id) WHERE list_contains(list_transform(e.event_params, lambda p: p.key), "
-           "'experiment_variant') AND e.privacy_info.analytics_storage = 'granted' "
-           "AND e.event_date BETWEEN $start AND $end")
-    sql = (sql.replace("$name", f"'{experiment.experiment}'").replace("$start", f"DATE '{experiment.start_date}'")
-           .replace("$end", f"DATE '{experiment.end_date}'"))
+    sql = (
+        "SELECT count(*) FILTER (WHERE a.user_pseudo_id IS NULL), count(*) FROM events e "
+        "LEFT JOIN (SELECT DISTINCT user_pseudo_id FROM experiment_assignments WHERE experiment = $name) a "
+        "USING (user_pseudo_id) WHERE list_contains(list_transform(e.event_params, lambda p: p.key), "
+        "'experiment_variant') AND e.privacy_info.analytics_storage = 'granted' "
+        "AND e.event_date BETWEEN $start AND $end"
+    )
+    sql = (
+        sql.replace("$name", f"'{experiment.experiment}'")
+        .replace("$start", f"DATE '{experiment.start_date}'")
+        .replace("$end", f"DATE '{experiment.end_date}'")
+    )
     _, rows, _ = tables.run(sql, 0, 1)
     unassigned, tagged = rows[0]
-    overlapping = [e for e in world.context.experiments if e != experiment
-                   and not (e.end_date < experiment.start_date or e.start_date > experiment.end_date)]
+    overlapping = [
+        e
+        for e in world.context.experiments
+        if e != experiment and not (e.end_date < experiment.start_date or e.start_date > experiment.end_date)
+    ]
     assert tagged > 0 and (unassigned == 0 or overlapping)
 
 
@@ -124,6 +145,7 @@ def test_expected_rows_carry_the_metrics_layers_values(worlds: dict[int, Warehou
         for row in rows:
             assert 0 <= row.day < world.log.num_days and row.metric in metrics, row
             if row.family != DATA_QUALITY and row.metric in RATE_COLUMNS and not row.segment.names_daily_field:
-                assert row.observed == pytest.approx(segment_metric(world.dashboard, row.segment, row.metric,
-                                                                    row.day), nan_ok=True)
+                assert row.observed == pytest.approx(
+                    segment_metric(world.dashboard, row.segment, row.metric, row.day), nan_ok=True
+                )
         assert sum(row.family != DATA_QUALITY for row in rows) == len(world.incidents)

@@ -50,6 +50,7 @@ def test_every_font_it_names_ships_with_gradio_and_nothing_is_remote() -> None:
 def test_it_keeps_openenvs_colours_and_sizes() -> None:
     theme, _css = offline_web_theme()
     original = vars(gradio_theme.OPENENV_GRADIO_THEME)
-    differing = {name for name, value in vars(theme).items()
-                 if not name.startswith("_") and original.get(name) != value}
+    differing = {
+        name for name, value in vars(theme).items() if not name.startswith("_") and original.get(name) != value
+    }
     assert differing == {"font", "font_mono"}

@@ -43,20 +43,41 @@ def episode_observations(difficulty: str, seed: int) -> list[MetricTrackerRlObse
 
     def call(name: str, arguments: dict[str, Any]) -> None:
         action = tool_action(name, arguments)
-        found.append(env.step(action if isinstance(action, MetricTrackerRlAction)
-                              else MetricTrackerRlAction(analysis_method=name, analysis_args=arguments)))
+        found.append(
+            env.step(
+                action
+                if isinstance(action, MetricTrackerRlAction)
+                else MetricTrackerRlAction(analysis_method=name, analysis_args=arguments)
+            )
+        )
 
     for name, spec in TOOL_REGISTRY.items():
         call(name, spec.example)
     call("query", {"sql": SQL_EDGES})
     call("get_median_filter_rows", {"threshold_multiplier": 2.0, "limit": 5, "offset": 5})
     call("detect_funnel_break", {"date": "1999-01-01"})
-    call(SUBMIT_REPORT, {"rows": [{"date": "1999-01-01", "entity_type": "event_count", "entity_name": "app_opens",
-                                   "anomaly_type": "absolute_spike_in_event_count", "severity": "high",
-                                   "detection_method": "compare_count_to_median", "baseline_value": 1.0,
-                                   "observed_value": 2.0, "delta_value": 1.0}]})
-    call(SUBMIT_GENERATORS, {"generators": [{"method_name": "get_rate_drop_from_median_rows",
-                                             "threshold_multiplier": 3.0}]})
+    call(
+        SUBMIT_REPORT,
+        {
+            "rows": [
+                {
+                    "date": "1999-01-01",
+                    "entity_type": "event_count",
+                    "entity_name": "app_opens",
+                    "anomaly_type": "absolute_spike_in_event_count",
+                    "severity": "high",
+                    "detection_method": "compare_count_to_median",
+                    "baseline_value": 1.0,
+                    "observed_value": 2.0,
+                    "delta_value": 1.0,
+                }
+            ]
+        },
+    )
+    call(
+        SUBMIT_GENERATORS,
+        {"generators": [{"method_name": "get_rate_drop_from_median_rows", "threshold_multiplier": 3.0}]},
+    )
     call(SUBMIT_REPORT, {"rows": []})
     call("list_dates", {})
     found.append(env.reset(seed=seed, difficulty=difficulty, max_steps=-1))  # refused: the episode goes on
@@ -89,8 +110,9 @@ def test_the_wire_carries_no_rendered_text(difficulty: str) -> None:
     """The brief and a tool's result go as structure; the text a model reads is not sent beside it."""
     env = MetricTrackerRlEnvironment()
     reset = env.reset(seed=3, difficulty=difficulty)
-    step = env.step(MetricTrackerRlAction(analysis_method="get_median_filter_rows",
-                                          analysis_args={"threshold_multiplier": 3.0}))
+    step = env.step(
+        MetricTrackerRlAction(analysis_method="get_median_filter_rows", analysis_args={"threshold_multiplier": 3.0})
+    )
     for observation, text in ((reset, first_prompt(reset)), (step, render_observation(step))):
         message = wire_message(observation)
         assert "model_text" not in message and FIRST_PROMPT_NEXT not in message

@@ -56,19 +56,24 @@ def ended_worker(command: list[str], end: signal.Signals | None) -> WorkerProces
     return worker
 
 
-@pytest.mark.parametrize(("command", "end", "outside"), [
-    (["sleep", "30"], signal.SIGKILL, True),
-    (["sleep", "30"], signal.SIGTERM, True),
-    ([sys.executable, "-c", "import sys; sys.exit(3)"], None, False),
-    ([sys.executable, "-c", "import os; os.abort()"], None, False),
-])
-def test_only_a_signal_from_outside_counts_as_killed_from_outside(command: list[str], end: signal.Signals | None,
-                                                                  outside: bool) -> None:
+@pytest.mark.parametrize(
+    ("command", "end", "outside"),
+    [
+        (["sleep", "30"], signal.SIGKILL, True),
+        (["sleep", "30"], signal.SIGTERM, True),
+        ([sys.executable, "-c", "import sys; sys.exit(3)"], None, False),
+        ([sys.executable, "-c", "import os; os.abort()"], None, False),
+    ],
+)
+def test_only_a_signal_from_outside_counts_as_killed_from_outside(
+    command: list[str], end: signal.Signals | None, outside: bool
+) -> None:
     assert ended_worker(command, end).killed_from_outside() is outside
 
 
 def test_workers_killed_while_they_start_are_restarted_at_once_and_statements_wait_for_them(
-        own_pool: SqlPool, env: MetricTrackerRlEnvironment) -> None:
+    own_pool: SqlPool, env: MetricTrackerRlEnvironment
+) -> None:
     """Every new worker is SIGKILLed as it appears, eight times over: the statements asked meanwhile wait and
     are answered, none is refused, and the pool never backs off (it took 0.25 + 0.5 + ... s before)."""
     killed: list[int] = []
@@ -85,7 +90,8 @@ def test_workers_killed_while_they_start_are_restarted_at_once_and_statements_wa
 
 
 def test_a_statement_on_the_event_loop_waits_for_a_worker_killed_while_it_started(
-        own_pool: SqlPool, env: MetricTrackerRlEnvironment) -> None:
+    own_pool: SqlPool, env: MetricTrackerRlEnvironment
+) -> None:
     killer = threading.Thread(target=kill_new_workers, args=(own_pool.worker_pids, 4))
     killer.start()
     action = MetricTrackerRlAction(analysis_method="query", analysis_args={"sql": CHEAP})
@@ -96,7 +102,8 @@ def test_a_statement_on_the_event_loop_waits_for_a_worker_killed_while_it_starte
 
 
 def test_a_worker_that_fails_on_its_own_is_backed_off_and_a_statement_is_told_at_once_to_retry(
-        own_pool: SqlPool, env: MetricTrackerRlEnvironment, monkeypatch: pytest.MonkeyPatch) -> None:
+    own_pool: SqlPool, env: MetricTrackerRlEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A worker that cannot start (here: its module is missing, so it exits with an error) is not restarted in a
     loop, and a statement does not wait the start timeout for it; once it can start again, SQL comes back."""
     monkeypatch.setattr(worker_process, "WORKER_MODULE", "metric_tracker_rl.sql.no_such_worker")

@@ -70,7 +70,8 @@ def ok(reply: dict[str, Any]) -> bool:
 
 
 def test_fresh_addresses_that_buy_quick_standing_then_start_runaways_at_once_leave_a_victims_query_quick(
-        server: tuple[str, int]) -> None:
+    server: tuple[str, int],
+) -> None:
     """Three fresh addresses each run `SELECT 1`, then all send a runaway at the same instant (it took every
     worker, the victim's query stalled 13-17 s); then three more do the same a second later."""
     url, pid = server
@@ -78,8 +79,10 @@ def test_fresh_addresses_that_buy_quick_standing_then_start_runaways_at_once_lea
     with contextlib.ExitStack() as stack:
         victim = stack.enter_context(open_session(url, "127.0.0.4"))
         assert ok(ws_ask(victim, query(CHEAP)))
-        waves = [[stack.enter_context(open_session(url, f"127.0.1.{wave * 10 + host}")) for host in range(3)]
-                 for wave in range(2)]
+        waves = [
+            [stack.enter_context(open_session(url, f"127.0.1.{wave * 10 + host}")) for host in range(3)]
+            for wave in range(2)
+        ]
         for attackers in waves:
             for ws in attackers:
                 assert ok(ws_ask(ws, query("SELECT 1")))
@@ -95,8 +98,7 @@ def test_fresh_addresses_that_buy_quick_standing_then_start_runaways_at_once_lea
         assert max(walls) < VICTIM_BOUND_S, sorted(walls)[-5:]
 
 
-def test_a_newcomers_first_statement_is_answered_while_eight_addresses_loop_runaways(
-        server: tuple[str, int]) -> None:
+def test_a_newcomers_first_statement_is_answered_while_eight_addresses_loop_runaways(server: tuple[str, int]) -> None:
     """Eight connected addresses loop runaways (a newcomer waited 35-38 s: never seen, it counted as slow)."""
     url, pid = server
     wait_quiet(pid)
@@ -153,20 +155,28 @@ def test_an_http_tool_call_whose_client_hangs_up_stops_its_statement(server: tup
     with httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=60) as client:
         created = client.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "openenv/session/create"})
         session_id = created.json()["result"]["session_id"]
-        sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=60,
-                                        source_address=(address, 0))
-        with connect(url.replace("http", "ws", 1) + f"/ws?session_id={session_id}", sock=sock,
-                     open_timeout=60) as attached:
-            assert ws_ask(attached, {"type": "reset", "data": {"seed": 3, "difficulty": "easy"}})["type"] == \
-                "observation"
+        sock = socket.create_connection(
+            ("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=60, source_address=(address, 0)
+        )
+        with connect(
+            url.replace("http", "ws", 1) + f"/ws?session_id={session_id}", sock=sock, open_timeout=60
+        ) as attached:
+            assert (
+                ws_ask(attached, {"type": "reset", "data": {"seed": 3, "difficulty": "easy"}})["type"] == "observation"
+            )
             assert ok(ws_ask(attached, query("SELECT 1")))  # as above
-        call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-                "params": {"name": "query", "arguments": {"sql": SLOW}, "session_id": session_id}}
+        call = {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "query", "arguments": {"sql": SLOW}, "session_id": session_id},
+        }
         for _ in range(3):
             with pytest.raises(httpx.TimeoutException):
                 client.post(f"{url}/mcp", json=call, timeout=0.3)
             time.sleep(1.5)  # as above
             assert cpu_over(pid) < QUIET_CPU_S, "a statement still runs after its client hung up"
-        answered = client.post(f"{url}/mcp", json={**call, "params": {**call["params"],
-                                                                      "arguments": {"sql": "SELECT 1 AS x"}}})
+        answered = client.post(
+            f"{url}/mcp", json={**call, "params": {**call["params"], "arguments": {"sql": "SELECT 1 AS x"}}}
+        )
         assert answered.json()["result"]["is_error"] is False, answered.text

@@ -92,19 +92,27 @@ def session(server_url: str, witness: ClientConnection) -> Iterator[ClientConnec
 
 
 def row(**overrides: Any) -> dict[str, Any]:
-    base = {"date": "2026-03-10", "entity_type": "event_count", "entity_name": "app_opens",
-            "anomaly_type": "absolute_spike_in_event_count", "detection_method": "compare_count_to_median",
-            "baseline_value": 40000.0, "observed_value": 60000.0, "delta_value": 20000.0, "severity": "high"}
+    base = {
+        "date": "2026-03-10",
+        "entity_type": "event_count",
+        "entity_name": "app_opens",
+        "anomaly_type": "absolute_spike_in_event_count",
+        "detection_method": "compare_count_to_median",
+        "baseline_value": 40000.0,
+        "observed_value": 60000.0,
+        "delta_value": 20000.0,
+        "severity": "high",
+    }
     return {**base, **overrides}
 
 
 def test_invalid_json_gets_an_error_and_the_session_survives(session: ClientConnection) -> None:
-    for text in ("{not json", "", "{\"type\": \"reset\"", "\x00\x01"):
+    for text in ("{not json", "", '{"type": "reset"', "\x00\x01"):
         assert error_code(exchange(session, text)) == "INVALID_JSON"
     assert_session_works(session)
 
 
-@pytest.mark.parametrize("text", ["[1, 2]", "42", "\"reset\"", "null", "true"])
+@pytest.mark.parametrize("text", ["[1, 2]", "42", '"reset"', "null", "true"])
 def test_json_that_is_not_an_object_gets_an_error(session: ClientConnection, text: str) -> None:
     reply = exchange(session, text)
     assert error_code(reply) == "INVALID_JSON"
@@ -125,38 +133,61 @@ def test_unknown_message_types_get_an_error(session: ClientConnection, message: 
     assert_session_works(session)
 
 
-@pytest.mark.parametrize("message", [
-    {"type": "step", "data": "hello"},
-    {"type": "step", "data": None},
-    {"type": "reset", "data": [1, 2]},
-    {"type": "step", "data": {"classifications": "all of them"}},
-    {"type": "step", "data": {"classifications": [row(baseline_value="high")]}},
-    {"type": "step", "data": {"classifications": [row(severity="apocalyptic")]}},
-    {"type": "step", "data": {"payload_generators": {"method_name": "x"}}},
-    {"type": "step", "data": {"analysis_method": 12}},
-    {"type": "step", "data": {"analysis_method": "list_dates", "unknown_field": 1}},
-    {"type": "step", "data": {"analysis_method": "x" * 10_000}},
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"type": "step", "data": "hello"},
+        {"type": "step", "data": None},
+        {"type": "reset", "data": [1, 2]},
+        {"type": "step", "data": {"classifications": "all of them"}},
+        {"type": "step", "data": {"classifications": [row(baseline_value="high")]}},
+        {"type": "step", "data": {"classifications": [row(severity="apocalyptic")]}},
+        {"type": "step", "data": {"payload_generators": {"method_name": "x"}}},
+        {"type": "step", "data": {"analysis_method": 12}},
+        {"type": "step", "data": {"analysis_method": "list_dates", "unknown_field": 1}},
+        {"type": "step", "data": {"analysis_method": "x" * 10_000}},
+    ],
+)
 def test_wrong_field_types_get_a_validation_error(session: ClientConnection, message: dict[str, Any]) -> None:
     observation(exchange(session, {"type": "reset", "data": {}}))
     assert error_code(exchange(session, message)) == "VALIDATION_ERROR"
     assert_session_works(session)
 
 
-@pytest.mark.parametrize("data", [
-    {"seed": "abc"}, {"seed": -1}, {"seed": 2**80}, {"seed": True}, {"task_id": ["easy_two_spikes"]},
-    {"difficulty": "nightmare"}, {"anomaly_count": 10**9}, {"max_steps": 0}, {"anomalies": "many"},
-    {"anomalies": [{"family": "funnel_break"}] * 50}, {"no_such_setting": 1},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"seed": "abc"},
+        {"seed": -1},
+        {"seed": 2**80},
+        {"seed": True},
+        {"task_id": ["easy_two_spikes"]},
+        {"difficulty": "nightmare"},
+        {"anomaly_count": 10**9},
+        {"max_steps": 0},
+        {"anomalies": "many"},
+        {"anomalies": [{"family": "funnel_break"}] * 50},
+        {"no_such_setting": 1},
+    ],
+)
 def test_bad_reset_settings_get_an_error_observation(session: ClientConnection, data: dict[str, Any]) -> None:
     assert "reset failed" in error_observation(exchange(session, {"type": "reset", "data": data}))
     assert_session_works(session)
 
 
-@pytest.mark.parametrize("args", [
-    [1, 2], "date=2026-03-10", {"date": 20260310}, {"date": "2026-13-45"}, {"limit": 10**12},
-    {"threshold_multiplier": -1}, {"metric_names": ["app_opens"] * 1000}, {"rows": [{"a": 1}] * 1000},
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        [1, 2],
+        "date=2026-03-10",
+        {"date": 20260310},
+        {"date": "2026-13-45"},
+        {"limit": 10**12},
+        {"threshold_multiplier": -1},
+        {"metric_names": ["app_opens"] * 1000},
+        {"rows": [{"a": 1}] * 1000},
+    ],
+)
 def test_bad_tool_arguments_get_an_error_observation(session: ClientConnection, args: Any) -> None:
     observation(exchange(session, {"type": "reset", "data": {}}))
     for method in ("rows_for_date", "list_suspicious_dates", "get_median_filter_rows", "preview_submission"):
@@ -207,8 +238,10 @@ def test_nesting_within_the_limit_is_an_ordinary_bad_argument(session: ClientCon
     nested: Any = 1
     for _ in range(MAX_JSON_DEPTH - 6):
         nested = {"k": [nested]} if isinstance(nested, int) else [nested]
-    reply = exchange(session, {"type": "step", "data": {"analysis_method": "preview_submission",
-                                                        "analysis_args": {"rows": [{"x": nested}]}}})
+    reply = exchange(
+        session,
+        {"type": "step", "data": {"analysis_method": "preview_submission", "analysis_args": {"rows": [{"x": nested}]}}},
+    )
     assert observation(reply)["status"] == "ok"  # the row is reported invalid by the preview
     assert observation(reply)["analysis_result"]["issues"][0]["code"] == "invalid_row"
 
@@ -237,8 +270,11 @@ def test_non_finite_numbers_get_an_error(session: ClientConnection, literal: str
     submission = json.dumps({"type": "step", "data": {"classifications": [row(baseline_value=0.0)]}})
     reply = exchange(session, submission.replace('"baseline_value": 0.0', f'"baseline_value": {literal}'))
     assert error_code(reply) == "VALIDATION_ERROR"
-    reply = exchange(session, '{"type": "step", "data": {"analysis_method": "get_median_filter_rows", '
-                              f'"analysis_args": {{"threshold_multiplier": {literal}}}}}}}')
+    reply = exchange(
+        session,
+        '{"type": "step", "data": {"analysis_method": "get_median_filter_rows", '
+        f'"analysis_args": {{"threshold_multiplier": {literal}}}}}}}',
+    )
     assert "threshold_multiplier" in error_observation(reply)
     reply = exchange(session, f'{{"type": "reset", "data": {{"anomaly_density": {literal}}}}}')
     assert "anomaly_density" in error_observation(reply)
@@ -250,8 +286,16 @@ def test_unicode_names_get_an_error(session: ClientConnection, name: str) -> Non
     observation(exchange(session, {"type": "reset", "data": {}}))
     reply = exchange(session, {"type": "step", "data": {"analysis_method": name[:128]}})
     assert "unknown analysis method" in error_observation(reply)
-    reply = exchange(session, {"type": "step", "data": {"analysis_method": "compare_count_to_median",
-                                                        "analysis_args": {"date": "2026-03-10", "entity_name": name}}})
+    reply = exchange(
+        session,
+        {
+            "type": "step",
+            "data": {
+                "analysis_method": "compare_count_to_median",
+                "analysis_args": {"date": "2026-03-10", "entity_name": name},
+            },
+        },
+    )
     assert "entity_name" in error_observation(reply)
     reply = exchange(session, {"type": "reset", "data": {"task_id": name}})
     assert "unknown task_id" in error_observation(reply)
@@ -276,8 +320,9 @@ def test_a_step_before_reset_gets_an_error_observation(session: ClientConnection
 
 
 @pytest.mark.parametrize("settings", [{"seed": -5}, {"difficulty": "impossible"}, {"task_id": "no_such_task"}])
-def test_a_refused_reset_reports_the_live_episode_unchanged(session: ClientConnection,
-                                                             settings: dict[str, Any]) -> None:
+def test_a_refused_reset_reports_the_live_episode_unchanged(
+    session: ClientConnection, settings: dict[str, Any]
+) -> None:
     """A reset the environment refuses leaves the episode running, and its error observation shows that
     episode's true budgets (not zeros); the next step goes on from them."""
     observation(exchange(session, {"type": "reset", "data": {"task_id": "easy_two_spikes"}}))

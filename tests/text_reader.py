@@ -22,7 +22,7 @@ def _scalar(text: str) -> Any:
         return None
     if text in ("true", "false"):
         return text == "true"
-    if text[:1] in "\"[{":
+    if text[:1] in '"[{':
         return json.loads(text)
     if NUMBER.match(text):
         number = float(text)
@@ -82,7 +82,7 @@ def _parse_block(lines: list[str], position: int, depth: int) -> tuple[dict[str,
             break
         if not line.startswith(pad) or _depth(line) != depth:
             raise ViewParseError(f"line {position + 1} is indented unexpectedly: {line!r}")
-        key, separator, rest = line[len(pad):].partition(":")
+        key, separator, rest = line[len(pad) :].partition(":")
         if not separator:
             raise ViewParseError(f"line {position + 1} has no 'key:': {line!r}")
         rest = rest.removeprefix(" ")
@@ -103,13 +103,13 @@ def _parse_table(lines: list[str], position: int, depth: int, count: int) -> tup
     pad = INDENT * depth
     same: dict[str, Any] = {}
     if lines[position].startswith(pad + "same: "):
-        same = json.loads(lines[position][len(pad) + len("same: "):])
+        same = json.loads(lines[position][len(pad) + len("same: ") :])
         position += 1
-    header = lines[position][len(pad):].split(CELL_SEPARATOR)
+    header = lines[position][len(pad) :].split(CELL_SEPARATOR)
     position += 1
     rows = []
-    for line in lines[position:position + count]:
-        cells = _cells(line[len(pad):])
+    for line in lines[position : position + count]:
+        cells = _cells(line[len(pad) :])
         if len(cells) != len(header):
             raise ViewParseError(f"a table row has {len(cells)} cells for {len(header)} columns: {line!r}")
         row = dict(same)
@@ -125,6 +125,7 @@ _RANGE = re.compile(r"^(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)-(-?\d+(?:\.\d+)?(?:e[-+]?
 
 def _family_from_text(family: dict[str, Any]) -> dict[str, Any]:
     """A brief's family row as `prompt` builds it, from its text (lists joined by commas, ranges as `low-high`)."""
+
     def value_of(key: str, value: Any) -> Any:
         if key in FAMILY_LIST_COLUMNS:
             return str(value).split(",")
@@ -142,9 +143,11 @@ def read_observation(text: str) -> SeenObservation:
     """The view of the observation that `render_observation` (or `first_prompt`) wrote as `text`, read off the text
     alone: a test compares it with `seen`'s view of the observation, which must be equal."""
     value = parse(text)
-    budgets = {"steps_remaining": value.pop("steps_remaining", 0),
-               "submissions_remaining": value.pop("submissions_remaining", 0),
-               "done": bool(value.pop("episode_over", False))}
+    budgets = {
+        "steps_remaining": value.pop("steps_remaining", 0),
+        "submissions_remaining": value.pop("submissions_remaining", 0),
+        "done": bool(value.pop("episode_over", False)),
+    }
     if "benign_fluctuations" in value:  # only the brief publishes them
         value["families"] = [_family_from_text(family) for family in value.get("families", [])]
         return SeenObservation(text, "ready", config=value.get("config", {}), brief=value, **budgets)
@@ -153,6 +156,7 @@ def read_observation(text: str) -> SeenObservation:
     if "graded" in value:
         graded = value["graded"]
         feedback = Feedback(**{key: graded[key] for key in Feedback.__dataclass_fields__ if key in graded})
-        return SeenObservation(text, "graded", reward_breakdown=feedback,
-                               expected_row_count=graded.get("expected_row_count"), **budgets)
+        return SeenObservation(
+            text, "graded", reward_breakdown=feedback, expected_row_count=graded.get("expected_row_count"), **budgets
+        )
     return SeenObservation(text, "ok", analysis_result=value, **budgets)

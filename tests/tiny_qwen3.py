@@ -46,8 +46,12 @@ class ScriptedQwen3(Qwen3ForCausalLM):
     tokenizer: PreTrainedTokenizerFast | None = None
     contexts: list[str]
 
-    def generate(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None,  # type: ignore[override]
-                 **kwargs: object) -> torch.LongTensor:
+    def generate(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,  # type: ignore[override]
+        **kwargs: object,
+    ) -> torch.LongTensor:
         if self.script is None or self.tokenizer is None:
             raise RuntimeError("set script and tokenizer before generating")
         targets = []
@@ -58,8 +62,9 @@ class ScriptedQwen3(Qwen3ForCausalLM):
             turn = self.script(context, row)
             targets.append(self.tokenizer.encode(turn, add_special_tokens=False) + [self.tokenizer.eos_token_id])
         processors = LogitsProcessorList([_ForceScript(targets, input_ids.shape[1], self.tokenizer.eos_token_id)])
-        return super().generate(input_ids=input_ids, attention_mask=attention_mask, logits_processor=processors,
-                                **kwargs)
+        return super().generate(
+            input_ids=input_ids, attention_mask=attention_mask, logits_processor=processors, **kwargs
+        )
 
 
 def scripted_qwen3(tokenizer: PreTrainedTokenizerFast, script: Script, seed: int = 0) -> ScriptedQwen3:

@@ -15,8 +15,10 @@ def train_group_missing(version: tuple[int, int] | None = None) -> str | None:
     """Why the train group cannot be imported here, with the command that fixes it; None when it can."""
     major, minor = version or sys.version_info[:2]
     if (major, minor) < TRL_MIN_PYTHON:
-        return (f"TRL needs Python {TRL_MIN_PYTHON[0]}.{TRL_MIN_PYTHON[1]} or newer, this is {major}.{minor}: "
-                f"uv sync --python {TRL_MIN_PYTHON[0]}.{TRL_MIN_PYTHON[1]} --inexact --group train")
+        return (
+            f"TRL needs Python {TRL_MIN_PYTHON[0]}.{TRL_MIN_PYTHON[1]} or newer, this is {major}.{minor}: "
+            f"uv sync --python {TRL_MIN_PYTHON[0]}.{TRL_MIN_PYTHON[1]} --inexact --group train"
+        )
     if version is None and importlib.util.find_spec("trl") is None:
         return "the train group is not installed: uv sync --inexact --group train"
     return None

@@ -33,8 +33,10 @@ def tasks_completion_tokens(start: int, count: int) -> int:
     """The completion length of train tasks `start` .. `start + count`: the longest any of their tiers needs."""
     from metric_tracker_rl.catalog.task_splits import train_task
 
-    return max(completion_tokens(difficulty)
-               for difficulty in {train_task(index)["difficulty"] for index in range(start, start + count)})
+    return max(
+        completion_tokens(difficulty)
+        for difficulty in {train_task(index)["difficulty"] for index in range(start, start + count)}
+    )
 
 
 def grpo_dataset(count: int, start: int = 0) -> Dataset:
@@ -54,8 +56,9 @@ def grpo_dataset(count: int, start: int = 0) -> Dataset:
         difficulty = get_split("train").task(index)["difficulty"]
         return [{"role": "system", "content": system_prompt(difficulty)}, {"role": "user", "content": ""}]
 
-    return Dataset.from_list([{"prompt": prompt(index), "split": "train", "index": index}
-                              for index in range(start, start + count)])
+    return Dataset.from_list(
+        [{"prompt": prompt(index), "split": "train", "index": index} for index in range(start, start + count)]
+    )
 
 
 def tier_tasks(difficulty: str) -> range:
@@ -83,25 +86,30 @@ def grpo_config(output_dir: str, **overrides: Any) -> GRPOConfig:
 
     settings: dict[str, Any] = dict(
         output_dir=output_dir,
-        per_device_train_batch_size=8,          # completions per device and micro-step
-        gradient_accumulation_steps=8,          # one generation batch: 8 x 8 = 64 completions,
-        num_generations=8,                      # i.e. 8 prompts x 8 rollouts: MAX_CONCURRENT_ENVS >= 64
+        per_device_train_batch_size=8,  # completions per device and micro-step
+        gradient_accumulation_steps=8,  # one generation batch: 8 x 8 = 64 completions,
+        num_generations=8,  # i.e. 8 prompts x 8 rollouts: MAX_CONCURRENT_ENVS >= 64
         max_completion_length=DEFAULT_COMPLETION_TOKENS,  # the whole multi-turn episode (see below)
         chat_template_kwargs={"enable_thinking": False},
         learning_rate=1e-6,
         bf16=True,
-        activation_checkpointing=True,          # TRL's default, set under transformers 5's name
+        activation_checkpointing=True,  # TRL's default, set under transformers 5's name
         use_vllm=True,
         vllm_mode="colocate",
         logging_steps=1,
-        log_completions=False,                  # --log-completions: a table of every completion per step
+        log_completions=False,  # --log-completions: a table of every completion per step
         report_to="none",
     )
     return GRPOConfig(**{**settings, **overrides})
 
 
-def grpo_trainer(model: str | PreTrainedModel, args: GRPOConfig, dataset: Dataset,
-                 processing_class: PreTrainedTokenizerBase | None = None, tier: str | None = None) -> GRPOTrainer:
+def grpo_trainer(
+    model: str | PreTrainedModel,
+    args: GRPOConfig,
+    dataset: Dataset,
+    processing_class: PreTrainedTokenizerBase | None = None,
+    tier: str | None = None,
+) -> GRPOTrainer:
     """The trainer: the environment class is the tool set and, through get_reward(), the only reward. With a
     `tier`, the class of that tier's own tools (every task of the data set must be at it)."""
     from trl import GRPOTrainer
@@ -109,42 +117,70 @@ def grpo_trainer(model: str | PreTrainedModel, args: GRPOConfig, dataset: Datase
     from metric_tracker_rl.adapters.trl import MetricTrackerToolEnv
 
     environment = MetricTrackerToolEnv if tier is None else MetricTrackerToolEnv.for_tier(tier)
-    return GRPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=processing_class,
-                       environment_factory=environment)
+    return GRPOTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=processing_class,
+        environment_factory=environment,
+    )
 
 
 GENERATION = {  # --generation: how completions are generated
     "vllm-colocate": {"use_vllm": True, "vllm_mode": "colocate"},  # vLLM on the training GPU
-    "vllm-server": {"use_vllm": True, "vllm_mode": "server"},      # a `trl vllm-serve` on another GPU
-    "transformers": {"use_vllm": False},                           # plain generate(): slow, needs no vLLM
+    "vllm-server": {"use_vllm": True, "vllm_mode": "server"},  # a `trl vllm-serve` on another GPU
+    "transformers": {"use_vllm": False},  # plain generate(): slow, needs no vLLM
 }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--model", default=MODEL, help="a Hugging Face model id or a local directory")
     parser.add_argument("--tasks", type=int, default=2000, help="train-split tasks to train on")
-    parser.add_argument("--start", type=int, default=None, help="the first train-split task (default: 0, or the "
-                        "first of --tier's block)")
-    parser.add_argument("--tier", default=None, help="train one tier with its own tools, on its block of the train "
-                        f"split (a tier listed after the first block: {', '.join(own_blocks())})")
+    parser.add_argument(
+        "--start",
+        type=int,
+        default=None,
+        help="the first train-split task (default: 0, or the first of --tier's block)",
+    )
+    parser.add_argument(
+        "--tier",
+        default=None,
+        help="train one tier with its own tools, on its block of the train "
+        f"split (a tier listed after the first block: {', '.join(own_blocks())})",
+    )
     parser.add_argument("--output-dir", default="runs/grpo", help="checkpoints and logs")
     parser.add_argument("--steps", type=int, default=-1, help="optimizer steps; -1: one pass over the tasks")
     parser.add_argument("--batch-size", type=int, default=8, help="completions per device and micro-step")
     parser.add_argument("--gradient-accumulation", type=int, default=8, help="micro-steps per optimizer step")
     parser.add_argument("--num-generations", type=int, default=8, help="rollouts per prompt (the GRPO group)")
-    parser.add_argument("--max-completion-length", type=int, default=0,
-                        help="tokens of a whole episode after the prompt; 0: what the tasks' tiers need ("
-                        + ", ".join(f"{tier.name} {tier.completion_tokens}" for tier in TIERS.values()
-                                    if tier.completion_tokens != DEFAULT_COMPLETION_TOKENS)
-                        + f", every other {DEFAULT_COMPLETION_TOKENS})")
+    parser.add_argument(
+        "--max-completion-length",
+        type=int,
+        default=0,
+        help="tokens of a whole episode after the prompt; 0: what the tasks' tiers need ("
+        + ", ".join(
+            f"{tier.name} {tier.completion_tokens}"
+            for tier in TIERS.values()
+            if tier.completion_tokens != DEFAULT_COMPLETION_TOKENS
+        )
+        + f", every other {DEFAULT_COMPLETION_TOKENS})",
+    )
     parser.add_argument("--learning-rate", type=float, default=1e-6, help="the optimizer's step size")
-    parser.add_argument("--generation", choices=sorted(GENERATION), default=None,
-                        help="how completions are generated (default: vllm-colocate; transformers with --cpu)")
+    parser.add_argument(
+        "--generation",
+        choices=sorted(GENERATION),
+        default=None,
+        help="how completions are generated (default: vllm-colocate; transformers with --cpu)",
+    )
     parser.add_argument("--cpu", action="store_true", help="train on the CPU: float32, generation by transformers")
-    parser.add_argument("--log-completions", action="store_true",
-                        help="log every completion of each step as a table (long: a whole episode per row)")
+    parser.add_argument(
+        "--log-completions",
+        action="store_true",
+        help="log every completion of each step as a table (long: a whole episode per row)",
+    )
     args = parser.parse_args(argv)
     if args.cpu and args.generation not in (None, "transformers"):
         parser.error(f"--cpu generates with transformers; --generation {args.generation} needs a GPU")
@@ -162,10 +198,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """What the flags change in grpo_config's settings."""
     overrides: dict[str, Any] = {
-        "max_steps": args.steps, "per_device_train_batch_size": args.batch_size,
-        "gradient_accumulation_steps": args.gradient_accumulation, "num_generations": args.num_generations,
-        "max_completion_length": args.max_completion_length, "learning_rate": args.learning_rate,
-        "log_completions": args.log_completions, **GENERATION[args.generation],
+        "max_steps": args.steps,
+        "per_device_train_batch_size": args.batch_size,
+        "gradient_accumulation_steps": args.gradient_accumulation,
+        "num_generations": args.num_generations,
+        "max_completion_length": args.max_completion_length,
+        "learning_rate": args.learning_rate,
+        "log_completions": args.log_completions,
+        **GENERATION[args.generation],
     }
     if args.cpu:
         overrides.update(use_cpu=True, bf16=False)

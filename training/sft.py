@@ -30,8 +30,12 @@ MAX_LENGTH = max(tier.completion_tokens for tier in TIERS.values())
 
 
 def _arguments_as_text(message: dict[str, Any]) -> dict[str, Any]:
-    calls = [{**call, "function": {**call["function"], "arguments": json.dumps(call["function"]["arguments"])}}
-             if not isinstance(call["function"]["arguments"], str) else call for call in message.get("tool_calls", [])]
+    calls = [
+        {**call, "function": {**call["function"], "arguments": json.dumps(call["function"]["arguments"])}}
+        if not isinstance(call["function"]["arguments"], str)
+        else call
+        for call in message.get("tool_calls", [])
+    ]
     return {**message, "tool_calls": calls} if calls else message
 
 
@@ -49,8 +53,9 @@ def sft_dataset(paths: Sequence[str], min_score: float = 0.0) -> Dataset:
             for line in lines:
                 record = json.loads(line)
                 if (record["score"] or 0.0) >= min_score:
-                    records.append({"messages": [_arguments_as_text(m) for m in record["messages"]],
-                                    "tools": record["tools"]})
+                    records.append(
+                        {"messages": [_arguments_as_text(m) for m in record["messages"]], "tools": record["tools"]}
+                    )
     return Dataset.from_list(records, features=Features({"messages": List(Json()), "tools": List(Json())}))
 
 
@@ -63,11 +68,11 @@ def sft_config(output_dir: str, **overrides: Any) -> SFTConfig:
         per_device_train_batch_size=1,
         gradient_accumulation_steps=16,
         num_train_epochs=2,
-        max_length=MAX_LENGTH,                  # sft_trainer refuses a run that would cut a record
+        max_length=MAX_LENGTH,  # sft_trainer refuses a run that would cut a record
         assistant_only_loss=True,
         learning_rate=1e-5,
         bf16=True,
-        activation_checkpointing=True,          # gradient checkpointing, under transformers 5's name
+        activation_checkpointing=True,  # gradient checkpointing, under transformers 5's name
         logging_steps=1,
         report_to="none",
     )
@@ -78,27 +83,37 @@ class RecordsCut(ValueError):
     """Records as long as the run's max_length, or longer: TRL would cut them."""
 
 
-def sft_trainer(model: str | PreTrainedModel, args: SFTConfig, dataset: Dataset,
-                processing_class: PreTrainedTokenizerBase | None = None) -> SFTTrainer:
+def sft_trainer(
+    model: str | PreTrainedModel,
+    args: SFTConfig,
+    dataset: Dataset,
+    processing_class: PreTrainedTokenizerBase | None = None,
+) -> SFTTrainer:
     """The trainer, refused where its max_length would cut a record: TRL cuts a longer one silently, and a record
     cut before its report teaches a model to stop without one."""
     from trl import SFTTrainer
 
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processing_class)
     kept = trainer.train_dataset
-    cut = [index for index, example in enumerate(kept)
-           if args.max_length is not None and len(example["input_ids"]) >= args.max_length]
+    cut = [
+        index
+        for index, example in enumerate(kept)
+        if args.max_length is not None and len(example["input_ids"]) >= args.max_length
+    ]
     if cut or len(kept) < len(dataset):
         named = f" (records {', '.join(map(str, cut[:10]))}{' ...' if len(cut) > 10 else ''})" if cut else ""
-        raise RecordsCut(f"{len(cut) or len(dataset) - len(kept)} of {len(dataset)} records reach max_length "
-                         f"{args.max_length}{named}, where TRL cuts a record: raise --max-length, or leave the longer "
-                         "records out (the audit's run the longest)")
+        raise RecordsCut(
+            f"{len(cut) or len(dataset) - len(kept)} of {len(dataset)} records reach max_length "
+            f"{args.max_length}{named}, where TRL cuts a record: raise --max-length, or leave the longer "
+            "records out (the audit's run the longest)"
+        )
     return trainer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("records", nargs="+", help="trajectory files (inference.py --trajectories)")
     parser.add_argument("--model", default=MODEL, help="a Hugging Face model id or a local directory")
     parser.add_argument("--min-score", type=float, default=0.95, help="train only on episodes scoring this or more")
@@ -116,8 +131,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """What the flags change in sft_config's settings."""
     overrides: dict[str, Any] = {
-        "max_steps": args.steps, "num_train_epochs": args.epochs, "per_device_train_batch_size": args.batch_size,
-        "gradient_accumulation_steps": args.gradient_accumulation, "max_length": args.max_length,
+        "max_steps": args.steps,
+        "num_train_epochs": args.epochs,
+        "per_device_train_batch_size": args.batch_size,
+        "gradient_accumulation_steps": args.gradient_accumulation,
+        "max_length": args.max_length,
         "learning_rate": args.learning_rate,
     }
     if args.cpu:

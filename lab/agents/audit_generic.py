@@ -92,8 +92,12 @@ class Audit:
         first, last = dt.date.fromisoformat(window["first"]), dt.date.fromisoformat(window["last"])
         self.dates = [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
         traces: Rows = []
-        for name, sql in (("event checks", EVENT_CHECKS), ("event names", NAME_CHECKS),
-                          ("session checks", SESSION_CHECKS), ("payment checks", PAYMENT_CHECKS)):
+        for name, sql in (
+            ("event checks", EVENT_CHECKS),
+            ("event names", NAME_CHECKS),
+            ("session checks", SESSION_CHECKS),
+            ("payment checks", PAYMENT_CHECKS),
+        ):
             traces += yield (name, sql)
         defects = yield from self.defects(traces)
         incidents = yield from self.incidents(traces)
@@ -117,8 +121,9 @@ class Audit:
         traced: dict[Segment, list[str]] = {}
         for date, segment in places:
             traced.setdefault(segment, []).append(date)
-        asked = [(i, date, s.platform, s.country, s.app_version, sorted(traced[s]))
-                 for i, (date, s) in enumerate(places)]
+        asked = [
+            (i, date, s.platform, s.country, s.app_version, sorted(traced[s])) for i, (date, s) in enumerate(places)
+        ]
         rows = yield from in_parts("defect values", asked, lambda part: dashboard_values_sql(list(part)))
         values: dict[int, dict[int, tuple[float, float]]] = {}  # value, baseline
         clean: dict[int, dict[int, tuple[float, float]]] = {}  # value, the untraced dates' level
@@ -168,8 +173,11 @@ class Audit:
             start = self.day(str(row["first"]))
             offsets = numbers(row["offsets"]) if row["what"] == "experiment" else range(length)
             segment = segment_of(row)
-            found += [Finding(self.dates[start + int(d)], metric, RATE_DROP, segment, z=whole)
-                      for d in offsets if start + int(d) < len(self.dates)]
+            found += [
+                Finding(self.dates[start + int(d)], metric, RATE_DROP, segment, z=whole)
+                for d in offsets
+                if start + int(d) < len(self.dates)
+            ]
         return found
 
     def blocks(self, hours: Rows) -> list[Finding]:
@@ -196,12 +204,17 @@ class Audit:
             if -float(row["z"]) < RUN_BARS.get(len(segment_of(row).named()), 99.0):
                 continue
             start = self.day(str(row["first"]))
-            dates = self.dates[start:start + int(row["n"])]
+            dates = self.dates[start : start + int(row["n"])]
             metric = RATE_COLUMNS[int(row["k"]) - 1]
             if any(f.date in dates and f.metric == metric and overlaps(f.segment, segment) for f in [*found, *kept]):
                 continue
-            if any(a["note"] == metric and overlaps(arm_segment(a), segment) and a["first"] <= dates[-1]
-                   and a["last"] >= dates[0] for a in arms):
+            if any(
+                a["note"] == metric
+                and overlaps(arm_segment(a), segment)
+                and a["first"] <= dates[-1]
+                and a["last"] >= dates[0]
+                for a in arms
+            ):
                 continue
             kept += [Finding(d, metric, RATE_DROP, segment, z=float(row["z"])) for d in dates]
         return kept
@@ -216,10 +229,12 @@ class Audit:
         if not groups:
             return []
         keys = list(groups)
-        asked = [(g * len(self.dates) + d, date, *key[2].values(), METRICS.index(key[0]))
-                 for g, key in enumerate(keys) for d, date in enumerate(self.dates)]
-        rows = yield from in_parts("incident values", asked,
-                                   lambda part: metric_values_sql(ALL_RULES, NO_FIXES, part))
+        asked = [
+            (g * len(self.dates) + d, date, *key[2].values(), METRICS.index(key[0]))
+            for g, key in enumerate(keys)
+            for d, date in enumerate(self.dates)
+        ]
+        rows = yield from in_parts("incident values", asked, lambda part: metric_values_sql(ALL_RULES, NO_FIXES, part))
         values = {int(row["i"]): row for row in rows}
         kept: list[Finding] = []
         for g, key in enumerate(keys):
@@ -227,8 +242,10 @@ class Audit:
             departs = [_departs_below(row) for row in series]
             days = {self.day(f.date) for f in groups[key]}
             run = _grown(days, departs) if key[1] == RATE_DROP else {d for d in days if departs[d]}
-            kept += [Finding(self.dates[d], key[0], key[1], key[2], float(series[d]["peers"]),
-                             float(series[d]["value"])) for d in sorted(run)]
+            kept += [
+                Finding(self.dates[d], key[0], key[1], key[2], float(series[d]["peers"]), float(series[d]["value"]))
+                for d in sorted(run)
+            ]
         return kept
 
     # --- helpers ------------------------------------------------------------------------------------------------
@@ -239,8 +256,12 @@ class Audit:
         return 0 if date < self.dates[0] else len(self.dates) - 1
 
     def holiday(self, date: str, segment: Segment) -> bool:
-        return any(row["what"] == "holiday" and row["first"] == date
-                   and (row["country"] is None or segment.country in (None, row["country"])) for row in self.context)
+        return any(
+            row["what"] == "holiday"
+            and row["first"] == date
+            and (row["country"] is None or segment.country in (None, row["country"]))
+            for row in self.context
+        )
 
 
 def _stands_out(row: dict[str, Any]) -> bool:

@@ -28,7 +28,8 @@ _STANDING = (
     "coalesce(user_id IN (SELECT user_id FROM internal_accounts) OR device.device_id IN (SELECT device_id FROM "
     "test_devices UNION ALL SELECT device_id FROM known_bots) OR list_filter(event_params, lambda p: "
     "(p.key = 'traffic_type' AND p.value.string_value = 'internal') OR (p.key = 'debug_mode' AND "
-    "p.value.int_value = 1)) <> [], FALSE)")
+    "p.value.int_value = 1)) <> [], FALSE)"
+)
 
 
 def _flagged(shares: str, volume: str, least: int = MIN_EXCESS, excess: float = TRACE_EXCESS) -> str:
@@ -52,7 +53,8 @@ def _flagged(shares: str, volume: str, least: int = MIN_EXCESS, excess: float = 
         "SELECT CAST(date AS VARCHAR) date, p platform, c country, v app_version, what, n, vol, round(share, 3) share, "
         "round(usual, 3) usual, round(z, 1) z FROM held QUALIFY row_number() OVER (PARTITION BY date, what ORDER BY "
         "rank DESC, (p IS NOT NULL)::INT + (c IS NOT NULL)::INT "
-        f"+ (v IS NOT NULL)::INT, z DESC) = 1 ORDER BY z DESC LIMIT {TRACE_TOP}")
+        f"+ (v IS NOT NULL)::INT, z DESC) = 1 ORDER BY z DESC LIMIT {TRACE_TOP}"
+    )
 
 
 # Per event: the same event twice (user, session, name, time), an ingestion after the metrics layer's cut-off or more
@@ -76,9 +78,12 @@ EVENT_CHECKS = (
     "no_session, count(*) FILTER (odd) odd, count(*) FILTER (moved) moved, count(*) FILTER (switched) switched, "
     "count(*) FILTER (wrong_version) wrong_version, count(*) FILTER (off_date) off_date FROM e "
     f"GROUP BY date, GROUPING SETS {CUBOIDS})"
-    + _flagged("twice:twice;late:late;lagged:lagged;denied:denied;no_session:no_session;odd_name:odd;"
-               "country_moved:moved;platform_switched:switched;wrong_version:wrong_version;off_date:off_date",
-               "events"))
+    + _flagged(
+        "twice:twice;late:late;lagged:lagged;denied:denied;no_session:no_session;odd_name:odd;"
+        "country_moved:moved;platform_switched:switched;wrong_version:wrong_version;off_date:off_date",
+        "events",
+    )
+)
 
 # Per event: a name outside the usual set (one the export carries on fewer than half its dates), against all events;
 # a name's share is small beside every other check's, so its bar is a share of events of its own.
@@ -89,8 +94,8 @@ NAME_CHECKS = (
     "names AS (SELECT event_name FROM ev GROUP BY ALL HAVING count(DISTINCT date) >= "
     "(SELECT count(DISTINCT date) / 2 FROM ev)), "
     "g AS (SELECT date, p, c, v, count(*) events, count(*) FILTER (event_name NOT IN (SELECT event_name FROM names)) "
-    f"odd FROM ev GROUP BY date, GROUPING SETS {CUBOIDS})"
-    + _flagged("odd_name:odd", "events", MIN_EXCESS, NAME_EXCESS))
+    f"odd FROM ev GROUP BY date, GROUPING SETS {CUBOIDS})" + _flagged("odd_name:odd", "events", MIN_EXCESS, NAME_EXCESS)
+)
 
 # Per session (a user's session id, dated and placed by its first event): no app_open, no session_start, several
 # app_opens, a user id carried by several pseudo ids that date, a session id beyond the user's next (a gap), a device
@@ -115,8 +120,12 @@ SESSION_CHECKS = (
     f"GROUP BY date, GROUPING SETS {CUBOIDS}), "
     "g2 AS (SELECT * REPLACE (greatest(dash - sessions, 0) AS dash), greatest(sessions - coalesce(dash, 0), 0) "
     "undash FROM g)"
-    + _flagged("no_open:no_open;no_start:no_start;reopened:reopened;id_gap:gapped;shared_login:shared;idle_device:"
-               "idle;dashboard_gain:dash;dashboard_loss:undash", "sessions").replace("FROM g WHERE", "FROM g2 WHERE"))
+    + _flagged(
+        "no_open:no_open;no_start:no_start;reopened:reopened;id_gap:gapped;shared_login:shared;idle_device:"
+        "idle;dashboard_gain:dash;dashboard_loss:undash",
+        "sessions",
+    ).replace("FROM g WHERE", "FROM g2 WHERE")
+)
 
 # Per payment: its currency not the one its country pays in most, its value in USD far from its country's usual
 # (beyond a factor of three), its transaction id seen before, no order in its session.
@@ -135,9 +144,16 @@ PAYMENT_CHECKS = (
     "g AS (SELECT date, p, c, v, count(*) payments, count(*) FILTER (abroad) abroad, count(*) FILTER (odd_value) "
     "odd_value, count(*) FILTER (tx_twice) tx_twice, count(*) FILTER (unordered) unordered FROM f "
     f"GROUP BY date, GROUPING SETS {CUBOIDS})"
-    + _flagged(";".join(f"{name}:{count}" for name, count in zip(
-        PAYMENT_TRACES, ("abroad", "odd_value", "tx_twice", "unordered"), strict=True)),
-               "payments", MIN_PAYMENTS, PAYMENT_EXCESS))
+    + _flagged(
+        ";".join(
+            f"{name}:{count}"
+            for name, count in zip(PAYMENT_TRACES, ("abroad", "odd_value", "tx_twice", "unordered"), strict=True)
+        ),
+        "payments",
+        MIN_PAYMENTS,
+        PAYMENT_EXCESS,
+    )
+)
 
 
 DASHBOARD_COUNTS = ("sessions", "menu_sessions", "cart_sessions", "order_sessions", "payment_sessions")
@@ -149,6 +165,7 @@ def dashboard_values_sql(asked: list[tuple[object, ...]]) -> str:
     weekday's other dates (`usual`, the baseline rule's) and the spread of those, and their median over the dates
     without a trace (`clean`: what the record shows where nothing changed it); a rate divides the sums of its rows.
     k 0 sessions, 1 to 4 the rates, 5 revenue_usd."""
+
     def literal(value: object) -> str:
         if isinstance(value, list | tuple):
             return "[" + ", ".join(sql_literal(v) for v in value) + "]::DATE[]"
@@ -159,12 +176,14 @@ def dashboard_values_sql(asked: list[tuple[object, ...]]) -> str:
     sums = ", ".join(f"sum({c}) {c}" for c in DASHBOARD_COUNTS)
     rates = ", ".join(f"{DASHBOARD_COUNTS[k]} / nullif({DASHBOARD_COUNTS[k - 1]}, 0)" for k in range(1, 5))
     peers = "date <> on_date AND isodow(date) = isodow(on_date)"
-    return (f"WITH q(i, on_date, platform, country, app_version, traced) AS (VALUES {body}), "
-            f"v AS (SELECT i, d.date, any_value(q.on_date) on_date, any_value(traced) traced, {sums}, "
-            f"sum(revenue_usd) revenue FROM q JOIN dashboard d ON {match} GROUP BY i, d.date), "
-            "m AS (SELECT i, date, on_date, traced, unnest([0, 1, 2, 3, 4, 5]) k, "
-            f"unnest([sessions, {rates}, revenue]) value FROM v) "
-            "SELECT i, k, round(coalesce(max(value) FILTER (date = on_date), CASE WHEN k IN (0, 5) THEN 0 "
-            f"END), 4) value, round(median(value) FILTER ({peers}), 4) usual, round(1.4826 * mad(value) FILTER "
-            f"({peers}), 4) spread, round(median(value) FILTER (NOT list_contains(traced, date)), 4) clean "
-            "FROM m GROUP BY i, k ORDER BY i, k")
+    return (
+        f"WITH q(i, on_date, platform, country, app_version, traced) AS (VALUES {body}), "
+        f"v AS (SELECT i, d.date, any_value(q.on_date) on_date, any_value(traced) traced, {sums}, "
+        f"sum(revenue_usd) revenue FROM q JOIN dashboard d ON {match} GROUP BY i, d.date), "
+        "m AS (SELECT i, date, on_date, traced, unnest([0, 1, 2, 3, 4, 5]) k, "
+        f"unnest([sessions, {rates}, revenue]) value FROM v) "
+        "SELECT i, k, round(coalesce(max(value) FILTER (date = on_date), CASE WHEN k IN (0, 5) THEN 0 "
+        f"END), 4) value, round(median(value) FILTER ({peers}), 4) usual, round(1.4826 * mad(value) FILTER "
+        f"({peers}), 4) spread, round(median(value) FILTER (NOT list_contains(traced, date)), 4) clean "
+        "FROM m GROUP BY i, k ORDER BY i, k"
+    )

@@ -19,8 +19,12 @@ from metric_tracker_rl.catalog.published import COUNT_COLUMNS, FUNNEL_STEPS
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
 from metric_tracker_rl.view.observation import SeenObservation
 
-GENERATORS = ("get_median_filter_rows", "get_funnel_break_rows", "get_instrumentation_data_quality_issue_rows",
-              "get_hourly_traffic_mix_shift_rows")
+GENERATORS = (
+    "get_median_filter_rows",
+    "get_funnel_break_rows",
+    "get_instrumentation_data_quality_issue_rows",
+    "get_hourly_traffic_mix_shift_rows",
+)
 # Most specific first: data quality > hourly mix > funnel break > rate > count.
 SPECIFICITY = ("data_quality", "hourly_mix", "funnel_step", "conversion_rate", "event_count")
 # How far past a published bound a measured size may stray, as a share of the bound.
@@ -85,15 +89,27 @@ class FixedRuleAgent(Agent):
     def bot_rows(results: dict[str, list[Row]]) -> list[tuple[Row, float]]:
         """The app opens' rise on each date whose first step converted worse, sized in the bot family's unit, on
         the hourly-mix generator's app-opens row (the app-opens count row where that page does not show it)."""
-        opens = {row["date"]: row for row in results["get_median_filter_rows"]
-                 if (row["entity_type"], row["entity_name"]) == ("event_count", COUNT_COLUMNS[0])}
+        opens = {
+            row["date"]: row
+            for row in results["get_median_filter_rows"]
+            if (row["entity_type"], row["entity_name"]) == ("event_count", COUNT_COLUMNS[0])
+        }
         mixes = {row["date"]: row for row in results[MIX_GENERATOR] if row["entity_name"] == COUNT_COLUMNS[0]}
-        first_step_fell = {row["date"] for method in ("get_median_filter_rows", "get_funnel_break_rows")
-                           for row in results[method]
-                           if row["entity_name"] == FUNNEL_STEPS[0] and row["delta_value"] < 0}
-        return [(mixes.get(date) or {**row, "entity_type": "hourly_mix", "anomaly_type": BOT_FAMILY,
-                                     "detection_method": MIX_GENERATOR}, signed_share(row))
-                for date, row in opens.items() if date in first_step_fell]
+        first_step_fell = {
+            row["date"]
+            for method in ("get_median_filter_rows", "get_funnel_break_rows")
+            for row in results[method]
+            if row["entity_name"] == FUNNEL_STEPS[0] and row["delta_value"] < 0
+        }
+        return [
+            (
+                mixes.get(date)
+                or {**row, "entity_type": "hourly_mix", "anomaly_type": BOT_FAMILY, "detection_method": MIX_GENERATOR},
+                signed_share(row),
+            )
+            for date, row in opens.items()
+            if date in first_step_fell
+        ]
 
 
 register_lab_agent(FixedRuleAgent.name, FixedRuleAgent)

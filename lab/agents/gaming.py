@@ -80,11 +80,16 @@ class PoolAgent(Agent):
         self.dates = episode_dates(observation.brief)
         self.plan: list[tuple[str, MetricTrackerRlAction]] = [
             ("annotations", MetricTrackerRlAction(analysis_method="get_annotations")),
-            ("suspicious", MetricTrackerRlAction(analysis_method="list_suspicious_dates",
-                                                 analysis_args={"limit": 28})),
-        ] + [(method, MetricTrackerRlAction(analysis_method=method,
-                                            analysis_args={"threshold_multiplier": t, "limit": PAGE_ROWS}))
-             for method, t in POOL_CALLS.items()]
+            ("suspicious", MetricTrackerRlAction(analysis_method="list_suspicious_dates", analysis_args={"limit": 28})),
+        ] + [
+            (
+                method,
+                MetricTrackerRlAction(
+                    analysis_method=method, analysis_args={"threshold_multiplier": t, "limit": PAGE_ROWS}
+                ),
+            )
+            for method, t in POOL_CALLS.items()
+        ]
         self.calls = ResultKeeper()
 
     def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
@@ -246,8 +251,11 @@ class WeekdayRuleAgent(SubmitOnce):
                 best_per_weekday.setdefault(day_name, entry)
         chosen = list(best_per_weekday.values())
         count = visible_count(self.config)
-        chosen = (chosen[:count] if count is not None
-                  else [entry for entry in chosen if entry["max_abs_robust_z"] >= WEEKDAY_Z_FLOOR])
+        chosen = (
+            chosen[:count]
+            if count is not None
+            else [entry for entry in chosen if entry["max_abs_robust_z"] >= WEEKDAY_Z_FLOOR]
+        )
         return [most_specific(pool[entry["date"]]) for entry in chosen]
 
 
@@ -307,8 +315,17 @@ class FrontierNextDatePadder(FrontierExpertAgent):
         for report in reports:
             day = self.dates.index(report.date) + 1
             if report.entity_type == "conversion_rate" and day < len(self.dates) and self.dates[day] not in taken:
-                guesses.append(Report(self.dates[day], report.entity_type, report.entity_name, report.anomaly_type,
-                                      report.platform, report.country, report.app_version))
+                guesses.append(
+                    Report(
+                        self.dates[day],
+                        report.entity_type,
+                        report.entity_name,
+                        report.anomaly_type,
+                        report.platform,
+                        report.country,
+                        report.app_version,
+                    )
+                )
                 taken.add(self.dates[day])
         return sorted(reports + guesses, key=lambda r: r.date)
 
@@ -331,8 +348,11 @@ class NextDatePadderAgent(ExpertAgent):
             day = dates.index(candidate.row["date"]) + 1
             row = rates.get((candidate.row["entity_name"], dates[day])) if day < len(dates) - 1 else None
             if row is not None and dates[day] not in reported:
-                guess = {**row, "anomaly_type": candidate.row["anomaly_type"],
-                         "detection_method": candidate.row["detection_method"]}
+                guess = {
+                    **row,
+                    "anomaly_type": candidate.row["anomaly_type"],
+                    "detection_method": candidate.row["detection_method"],
+                }
                 guesses.append(Candidate(guess, "rate", 0.0))
         return report + guesses
 

@@ -52,10 +52,15 @@ class RandomAgent(Agent):
         baseline = float(self.rng.uniform(0.0, 1000.0))
         observed = float(self.rng.uniform(0.0, 1000.0))
         return MetricSubmissionRow(
-            date=str(self.rng.choice(dates)), entity_type=entity_type,
-            entity_name=str(self.rng.choice(ENTITY_NAMES[entity_type])), anomaly_type=family,
-            detection_method="show_raw_data", baseline_value=baseline, observed_value=observed,
-            delta_value=observed - baseline, severity=str(self.rng.choice(SEVERITIES)),
+            date=str(self.rng.choice(dates)),
+            entity_type=entity_type,
+            entity_name=str(self.rng.choice(ENTITY_NAMES[entity_type])),
+            anomaly_type=family,
+            detection_method="show_raw_data",
+            baseline_value=baseline,
+            observed_value=observed,
+            delta_value=observed - baseline,
+            severity=str(self.rng.choice(SEVERITIES)),
         )
 
 
@@ -74,9 +79,11 @@ class MassGeneratorsAgent(Agent):
             return None
         threshold = self.thresholds[self.attempt]
         self.attempt += 1
-        return MetricTrackerRlAction(payload_generators=[
-            PayloadGeneratorMethod(method_name=name, threshold_multiplier=threshold) for name in Z_GENERATORS
-        ])
+        return MetricTrackerRlAction(
+            payload_generators=[
+                PayloadGeneratorMethod(method_name=name, threshold_multiplier=threshold) for name in Z_GENERATORS
+            ]
+        )
 
 
 class MassGridAgent(Agent):
@@ -92,17 +99,27 @@ class MassGridAgent(Agent):
     def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
         if not self.rows or observation.submissions_remaining <= 0:
             return None
-        chunk, self.rows = self.rows[: self.rows_per_submission], self.rows[self.rows_per_submission:]
+        chunk, self.rows = self.rows[: self.rows_per_submission], self.rows[self.rows_per_submission :]
         return MetricTrackerRlAction(classifications=chunk)
 
     @staticmethod
     def _grid(dates: list[str]) -> list[MetricSubmissionRow]:
         family_of = {entity_type: family for family, entity_type in reversed(list(FAMILY_ENTITY_TYPE.items()))}
         return [
-            MetricSubmissionRow(date=date, entity_type=entity_type, entity_name=name,
-                                anomaly_type=family_of[entity_type], detection_method="show_raw_data",
-                                baseline_value=0.0, observed_value=0.0, delta_value=0.0, severity="low")
-            for date in dates for entity_type, names in ENTITY_NAMES.items() for name in names
+            MetricSubmissionRow(
+                date=date,
+                entity_type=entity_type,
+                entity_name=name,
+                anomaly_type=family_of[entity_type],
+                detection_method="show_raw_data",
+                baseline_value=0.0,
+                observed_value=0.0,
+                delta_value=0.0,
+                severity="low",
+            )
+            for date in dates
+            for entity_type, names in ENTITY_NAMES.items()
+            for name in names
         ]
 
 

@@ -125,13 +125,17 @@ class ScanAnalystAgent(SignatureReader):
             skipped += [date for date, count in per_date.items() if count >= CROWDED]
             campaigns = " OR ".join(
                 f"(country='{c['country']}' AND date BETWEEN '{c['first_date']}' AND '{c['last_date']}')"
-                for c in self.context if c["kind"] == "campaign")
-            scan += yield from self._rows(query_action(scan_sql(TWO_DIMENSION_SETS, skipped, MIN_EVENTS, FLOOR_Z,
-                                                                campaigns)))
+                for c in self.context
+                if c["kind"] == "campaign"
+            )
+            scan += yield from self._rows(
+                query_action(scan_sql(TWO_DIMENSION_SETS, skipped, MIN_EVENTS, FLOOR_Z, campaigns))
+            )
         if self.three_dimensions:
             skipped += [c.date for run in falls(candidates(scan)) for c in run]
-            scan += yield from self._rows(query_action(scan_sql(THREE_DIMENSION_SETS, sorted(set(skipped)),
-                                                                MIN_EVENTS_3D, FLOOR_Z)))
+            scan += yield from self._rows(
+                query_action(scan_sql(THREE_DIMENSION_SETS, sorted(set(skipped)), MIN_EVENTS_3D, FLOOR_Z))
+            )
         return scan
 
     # --- the scan's falls ----------------------------------------------------------------------------
@@ -152,18 +156,34 @@ class ScanAnalystAgent(SignatureReader):
                 continue
             strongest = max(run, key=lambda c: abs(c.z))
             cuboid = yield from self._localise(strongest, step)
-            dates = [c.date for c in run if cuboid is not None
-                     and not explained_by_context(cuboid, step, c.date, self.context)]
+            dates = [
+                c.date
+                for c in run
+                if cuboid is not None and not explained_by_context(cuboid, step, c.date, self.context)
+            ]
             if not dates:
                 self._note("unconfirmed" if cuboid is None else "context", run)
                 continue
-            finding = Finding("rate_drop_from_median", "conversion_rate", step, cuboid, dates,
-                              "compare_rate_to_median", abs(strongest.z))
+            finding = Finding(
+                "rate_drop_from_median",
+                "conversion_rate",
+                step,
+                cuboid,
+                dates,
+                "compare_rate_to_median",
+                abs(strongest.z),
+            )
             finding = yield from self._new_version_check(finding)
             if self.hourly_checks:
                 finding = yield from self._hourly_check(finding, strongest)
-            same = next((f for f in kept if f.entity_name == step and f.segment == finding.segment
-                         and f.family == finding.family), None)
+            same = next(
+                (
+                    f
+                    for f in kept
+                    if f.entity_name == step and f.segment == finding.segment and f.family == finding.family
+                ),
+                None,
+            )
             if same is not None:
                 same.dates = sorted(set(same.dates) | set(finding.dates))
             else:
@@ -172,34 +192,58 @@ class ScanAnalystAgent(SignatureReader):
         return kept
 
     def _note(self, reason: str, run: list[Candidate]) -> None:
-        self.notes += [{"reason": reason, "date": c.date, "step": STEP_OF_RATE[c.rate], "cuboid": c.cuboid,
-                        "z": c.z} for c in run]
+        self.notes += [
+            {"reason": reason, "date": c.date, "step": STEP_OF_RATE[c.rate], "cuboid": c.cuboid, "z": c.z} for c in run
+        ]
 
     def _new_version_check(self, finding: Finding) -> Plan:
         """A fall on a mobile platform in the first dates of its release, read by version (compare_segments by
         app_version on the rollout's half-way date, both versions well populated): where the new version fell
         beyond the noise and the old ones did not, the release broke it there, from its rollout's first date on."""
         platform = finding.segment.get("platform")
-        release = next((r for r in self.context if r["kind"] == "release" and str(r["platform"]) == platform
-                        and str(r["first_date"]) <= min(finding.dates) <= shifted(str(r["first_date"]),
-                                                                                   ROLLOUT_SEEN_WITHIN)), None)
+        release = next(
+            (
+                r
+                for r in self.context
+                if r["kind"] == "release"
+                and str(r["platform"]) == platform
+                and str(r["first_date"]) <= min(finding.dates) <= shifted(str(r["first_date"]), ROLLOUT_SEEN_WITHIN)
+            ),
+            None,
+        )
         if release is None or not self._affords():
             return finding
         first, version = str(release["first_date"]), str(release["name"])
-        rows = yield from self._rows(tool_action("compare_segments", date=shifted(first, HALF_WAY),
-                                                 metric_name=finding.entity_name, dimension="app_version",
-                                                 within=_within(finding.segment)))
+        rows = yield from self._rows(
+            tool_action(
+                "compare_segments",
+                date=shifted(first, HALF_WAY),
+                metric_name=finding.entity_name,
+                dimension="app_version",
+                within=_within(finding.segment),
+            )
+        )
         new = [row for row in rows if str(row.get("app_version")) == version]
         old = [row for row in rows if str(row.get("app_version")) != version and row.get("robust_z") is not None]
-        if not new or (new[0].get("robust_z") or 0.0) > -NEW_FELL_Z or any(row["robust_z"] <= -OLD_STAYED_Z
-                                                                            for row in old):
+        if (
+            not new
+            or (new[0].get("robust_z") or 0.0) > -NEW_FELL_Z
+            or any(row["robust_z"] <= -OLD_STAYED_Z for row in old)
+        ):
             return finding
         if narrowed(new + old, ["app_version"], self._share(new + old)) != {"app_version": version}:
             return finding  # the old versions fell too, by a comparable share (their short series hides it)
         dates = [date for date in self.dates if first <= date <= max(finding.dates)][:REGRESSION_DAYS]
-        return Finding(finding.family, finding.entity_type, finding.entity_name,
-                       {**finding.segment, "app_version": version}, dates, finding.method, finding.strength,
-                       release=True)
+        return Finding(
+            finding.family,
+            finding.entity_type,
+            finding.entity_name,
+            {**finding.segment, "app_version": version},
+            dates,
+            finding.method,
+            finding.strength,
+            release=True,
+        )
 
     @staticmethod
     def _side_effect(finding: Finding, candidate: Candidate) -> bool:
@@ -213,8 +257,7 @@ class ScanAnalystAgent(SignatureReader):
         if finding.family == "hourly_traffic_mix_shift":
             return candidate.rate == "r1"
         if finding.family == "instrumentation_data_quality_issue":
-            return any(event == finding.entity_name and candidate.rate in rates
-                       for event, rates in DUPLICATED.values())
+            return any(event == finding.entity_name and candidate.rate in rates for event, rates in DUPLICATED.values())
         return False
 
     def _localise(self, candidate: Candidate, step: str) -> Plan:
@@ -224,8 +267,15 @@ class ScanAnalystAgent(SignatureReader):
         cuboid = dict(candidate.cuboid)
         tested = list(cuboid)[:2]
         within = {k: v for k, v in cuboid.items() if k not in tested}
-        rows = yield from self._rows(tool_action("compare_segments", date=candidate.date, metric_name=step,
-                                                 dimension=",".join(tested), within=_within(within)))
+        rows = yield from self._rows(
+            tool_action(
+                "compare_segments",
+                date=candidate.date,
+                metric_name=step,
+                dimension=",".join(tested),
+                within=_within(within),
+            )
+        )
         own = next((row for row in rows if all(str(row.get(k)) == v for k, v in cuboid.items())), {})
         if (own.get("robust_z") or 0.0) > -CONFIRM_Z:
             return None
@@ -236,8 +286,15 @@ class ScanAnalystAgent(SignatureReader):
         if room <= 0 or not self._affords():
             return cuboid
         children = self._child_dimensions(candidate, cuboid)[:2]
-        rows = yield from self._rows(tool_action("compare_segments", date=candidate.date, metric_name=step,
-                                                 dimension=",".join(children), within=_within(cuboid)))
+        rows = yield from self._rows(
+            tool_action(
+                "compare_segments",
+                date=candidate.date,
+                metric_name=step,
+                dimension=",".join(children),
+                within=_within(cuboid),
+            )
+        )
         for name, value in narrowed(rows, children, self._share(rows)).items():
             if len(cuboid) < 3:
                 cuboid[name] = value
@@ -264,20 +321,38 @@ class ScanAnalystAgent(SignatureReader):
             return finding
         date = strongest.date
         if finding.entity_name == STEP_OF_RATE["r1"] and "country" in hourly:
-            value = yield from self._result(tool_action("compare_hourly_mix_to_baseline", date=date,
-                                                        entity_name="app_opens", country=hourly["country"]))
+            value = yield from self._result(
+                tool_action(
+                    "compare_hourly_mix_to_baseline", date=date, entity_name="app_opens", country=hourly["country"]
+                )
+            )
             if (value.get("delta_value") or 0.0) >= MIX_RISE:
-                return Finding("hourly_traffic_mix_shift", "hourly_mix", "app_opens",
-                               {"country": hourly["country"]}, [date], "compare_hourly_mix_to_baseline",
-                               finding.strength, {date: value})
+                return Finding(
+                    "hourly_traffic_mix_shift",
+                    "hourly_mix",
+                    "app_opens",
+                    {"country": hourly["country"]},
+                    [date],
+                    "compare_hourly_mix_to_baseline",
+                    finding.strength,
+                    {date: value},
+                )
             return finding
         if finding.entity_name not in {STEP_OF_RATE[rate] for rate in self.break_rates}:
             return finding
         result = yield from self._result(tool_action("detect_funnel_break", date=date, **hourly))
         step = next((row for row in result.get("steps", []) if row.get("step") == finding.entity_name), None)
         if broken_block(step):
-            return Finding("funnel_break", "funnel_step", finding.entity_name, hourly, [date],
-                           "detect_funnel_break", finding.strength, {date: step})
+            return Finding(
+                "funnel_break",
+                "funnel_step",
+                finding.entity_name,
+                hourly,
+                [date],
+                "detect_funnel_break",
+                finding.strength,
+                {date: step},
+            )
         return finding
 
     def _grow_runs(self, runs: list[Finding]) -> Plan:
@@ -286,11 +361,15 @@ class ScanAnalystAgent(SignatureReader):
         if not runs or not self._affords():
             return
         first, last = self.dates[0], self.dates[-1]
-        around = [[d for d in {shifted(date, step) for date in f.dates for step in range(-3, 4)} if first <= d <= last]
-                  for f in runs]
+        around = [
+            [d for d in {shifted(date, step) for date in f.dates for step in range(-3, 4)} if first <= d <= last]
+            for f in runs
+        ]
         rate_of = {step: rate for rate, step in STEP_OF_RATE.items()}
-        series = [(f"f{i}", f.segment, rate_of[f.entity_name], sorted(dates))
-                  for i, (f, dates) in enumerate(zip(runs, around, strict=True))]
+        series = [
+            (f"f{i}", f.segment, rate_of[f.entity_name], sorted(dates))
+            for i, (f, dates) in enumerate(zip(runs, around, strict=True))
+        ]
         while len(series) > 1 and len(series_sql(series)) > SQL_CHARS:  # the strongest runs that fit one statement
             series.pop()
         rows = yield from self._rows(query_action(series_sql(series)))
@@ -298,10 +377,15 @@ class ScanAnalystAgent(SignatureReader):
             finding.dates = [d for d in run_extent(rows, f"f{i}", finding.dates) if d not in self.holidays]
             for row in rows:
                 if row["id"] == f"f{i}" and row.get("obs") is not None and row.get("base") is not None:
-                    finding.values.setdefault(str(row["date"]), {
-                        "baseline_value": row["base"], "observed_value": row["obs"],
-                        "delta_value": round(row["obs"] - row["base"], 4),
-                        "severity": _severity(row["base"], row["obs"])})
+                    finding.values.setdefault(
+                        str(row["date"]),
+                        {
+                            "baseline_value": row["base"],
+                            "observed_value": row["obs"],
+                            "delta_value": round(row["obs"] - row["base"], 4),
+                            "severity": _severity(row["base"], row["obs"]),
+                        },
+                    )
 
     def _read_values(self, findings: list[Finding]) -> Plan:
         """One compare call per incident date whose values no confirming call read, while the budget lasts."""
@@ -311,8 +395,9 @@ class ScanAnalystAgent(SignatureReader):
             for date in finding.dates:
                 if self.remaining - 1 < 1:
                     return
-                value = yield from self._result(tool_action("compare_rate_to_median", date=date,
-                                                            entity_name=finding.entity_name, **finding.segment))
+                value = yield from self._result(
+                    tool_action("compare_rate_to_median", date=date, entity_name=finding.entity_name, **finding.segment)
+                )
                 if value.get("baseline_value") is not None:
                     finding.values[date] = value
 
@@ -324,15 +409,28 @@ class ScanAnalystAgent(SignatureReader):
             for date in finding.dates:
                 value = finding.values.get(date)
                 key = (date, finding.entity_type, finding.entity_name)
-                if key in keys or not value or value.get("observed_value") is None \
-                        or value.get("baseline_value") is None:
+                if (
+                    key in keys
+                    or not value
+                    or value.get("observed_value") is None
+                    or value.get("baseline_value") is None
+                ):
                     continue
                 keys.add(key)
-                rows.append(MetricSubmissionRow(
-                    date=date, entity_type=finding.entity_type, entity_name=finding.entity_name,
-                    anomaly_type=finding.family, detection_method=finding.method,
-                    baseline_value=value["baseline_value"], observed_value=value["observed_value"],
-                    delta_value=value["delta_value"], severity=value["severity"], **finding.segment))
+                rows.append(
+                    MetricSubmissionRow(
+                        date=date,
+                        entity_type=finding.entity_type,
+                        entity_name=finding.entity_name,
+                        anomaly_type=finding.family,
+                        detection_method=finding.method,
+                        baseline_value=value["baseline_value"],
+                        observed_value=value["observed_value"],
+                        delta_value=value["delta_value"],
+                        severity=value["severity"],
+                        **finding.segment,
+                    )
+                )
         return rows
 
 

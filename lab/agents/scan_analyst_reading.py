@@ -92,8 +92,11 @@ def candidates(rows: list[Row]) -> list[Candidate]:
     for (date, rate), group in by_key.items():
         group.sort(key=lambda row: -abs(row["z"]))
         top = group[0]
-        found.append(Candidate(date, rate, cuboid_of(top, SCAN_FIELDS), float(top["z"]),
-                               float(top["v"]) / float(top["med"]) - 1, group))
+        found.append(
+            Candidate(
+                date, rate, cuboid_of(top, SCAN_FIELDS), float(top["z"]), float(top["v"]) / float(top["med"]) - 1, group
+            )
+        )
     return sorted(found, key=lambda c: -abs(c.z))
 
 
@@ -103,9 +106,16 @@ def fall_runs(found: list[Candidate]) -> list[list[Candidate]]:
     steps = sorted((c for c in found if c.rate in STEP_OF_RATE and c.z < 0), key=lambda c: c.date)
     runs: list[list[Candidate]] = []
     for candidate in steps:
-        run = next((run for run in runs if run[-1].rate == candidate.rate
-                    and run[-1].date == shifted(candidate.date, -1) and nested(run[-1].cuboid, candidate.cuboid)),
-                   None)
+        run = next(
+            (
+                run
+                for run in runs
+                if run[-1].rate == candidate.rate
+                and run[-1].date == shifted(candidate.date, -1)
+                and nested(run[-1].cuboid, candidate.cuboid)
+            ),
+            None,
+        )
         if run is None:
             runs.append([candidate])
         else:
@@ -117,8 +127,9 @@ def stands_out(run: list[Candidate]) -> bool:
     """Whether a run's strongest date stands out of the noise (see SINGLE_DATE_Z)."""
     strongest = max(run, key=lambda c: abs(c.z))
     bar = SINGLE_DATE_Z if len(run) == 1 else RUN_Z
-    return abs(strongest.z) >= bar and abs(strongest.share) >= (MIN_SHARE_3D if len(strongest.cuboid) >= 3
-                                                                else MIN_SHARE)
+    return abs(strongest.z) >= bar and abs(strongest.share) >= (
+        MIN_SHARE_3D if len(strongest.cuboid) >= 3 else MIN_SHARE
+    )
 
 
 def falls(found: list[Candidate]) -> list[list[Candidate]]:
@@ -129,8 +140,9 @@ def falls(found: list[Candidate]) -> list[list[Candidate]]:
 def broken_block(step: Row | None) -> bool:
     """Whether detect_funnel_break's row of a step shows a run of MIN_BLOCK_HOURS or more broken hours."""
     runs = (step or {}).get("broken_runs") or []
-    return any(int(run["end_hour"]) - int(run["start_hour"]) >= MIN_BLOCK_HOURS for run in runs
-               if isinstance(run, dict))
+    return any(
+        int(run["end_hour"]) - int(run["start_hour"]) >= MIN_BLOCK_HOURS for run in runs if isinstance(run, dict)
+    )
 
 
 def hour_list(text: Any) -> list[int]:
@@ -193,8 +205,9 @@ def narrowed(rows: list[Row], dimensions: list[str], share: float) -> dict[str, 
         values = {str(row[dimension]) for row in rows if row.get(dimension) is not None}
         if len(values) < 2:
             continue
-        ratios = {value: _change_ratio([row for row in rows if str(row.get(dimension)) == value], share)
-                  for value in values}
+        ratios = {
+            value: _change_ratio([row for row in rows if str(row.get(dimension)) == value], share) for value in values
+        }
         top = max(ratios, key=lambda value: ratios[value])
         rest = _change_ratio([row for row in rows if str(row.get(dimension)) != top], share)
         if ratios[top] >= MOVED and rest < STAYED * ratios[top]:
@@ -207,8 +220,12 @@ def widened(rows: list[Row], cuboid: dict[str, str], share: float) -> list[str]:
     the other fields) moved with it, together, by MOVED of its change."""
     dropped = []
     for name, value in cuboid.items():
-        others = [row for row in rows if str(row.get(name)) != value and all(
-            str(row.get(other)) == kept for other, kept in cuboid.items() if other != name and other in row)]
+        others = [
+            row
+            for row in rows
+            if str(row.get(name)) != value
+            and all(str(row.get(other)) == kept for other, kept in cuboid.items() if other != name and other in row)
+        ]
         if others and _change_ratio(others, share) >= MOVED:
             dropped.append(name)
     return dropped
@@ -221,8 +238,11 @@ def explained_by_context(cuboid: dict[str, str], step: str, date: str, context: 
     for item in context:
         if not str(item["first_date"]) <= date <= str(item.get("last_date") or item["first_date"]):
             continue
-        scope = {name: str(item[name]) for name in ("platform", "country", "channel", "user_type")
-                 if item.get(name) is not None}
+        scope = {
+            name: str(item[name])
+            for name in ("platform", "country", "channel", "user_type")
+            if item.get(name) is not None
+        }
         if item["kind"] == "experiment" and item["step"] == step and nested(cuboid, scope):
             return True
         if item["kind"] == "campaign" and overlaps(cuboid, scope) and not scope.items() <= cuboid.items():
@@ -232,9 +252,12 @@ def explained_by_context(cuboid: dict[str, str], step: str, date: str, context: 
 
 def holiday_in(cuboid: dict[str, str], date: str, context: list[Row]) -> bool:
     """Whether a country's holiday (the holidays table) falls on the date inside the cuboid's traffic."""
-    return any(item["kind"] == "holiday" and str(item["first_date"]) == date
-               and (item.get("country") is None or cuboid.get("country") in (None, str(item["country"])))
-               for item in context)
+    return any(
+        item["kind"] == "holiday"
+        and str(item["first_date"]) == date
+        and (item.get("country") is None or cuboid.get("country") in (None, str(item["country"])))
+        for item in context
+    )
 
 
 def regression_dates(rows: list[Row], rate: str, release: Row, dates: list[str]) -> list[str]:
@@ -253,20 +276,24 @@ def regression_dates(rows: list[Row], rate: str, release: Row, dates: list[str])
             if old_rate > 0:
                 ratios[date] = new_rate / old_rate
     window = [date for date in dates if date >= start][:7]
-    first = next((i for i, date in enumerate(window[:REGRESSION_FIRST])
-                  if ratios.get(date, 1.0) <= REGRESSION_FALL), None)
+    first = next(
+        (i for i, date in enumerate(window[:REGRESSION_FIRST]) if ratios.get(date, 1.0) <= REGRESSION_FALL), None
+    )
     if first is None:
         return []
     last = first
     while last + 1 < len(window) and ratios.get(window[last + 1], 1.0) <= REGRESSION_KEEP:
         last += 1
-    return window[:last + 1] if last > first else []
+    return window[: last + 1] if last > first else []
 
 
 def run_extent(series: list[Row], ident: str, dates: list[str]) -> list[str]:
     """A run's dates, grown to the neighbouring dates whose fall reached RUN_EDGE of its strongest."""
-    falls_by_date = {str(row["date"]): float(row["obs"]) / float(row["base"]) - 1 for row in series
-                     if row["id"] == ident and row.get("obs") is not None and row.get("base")}
+    falls_by_date = {
+        str(row["date"]): float(row["obs"]) / float(row["base"]) - 1
+        for row in series
+        if row["id"] == ident and row.get("obs") is not None and row.get("base")
+    }
     strongest = min((falls_by_date.get(date, 0.0) for date in dates), default=0.0)
     kept = set(dates)
     for direction in (-1, 1):

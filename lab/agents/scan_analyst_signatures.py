@@ -38,8 +38,11 @@ MAX_OUTAGE_HOURS = 9  # an outage's low hours are a block of a few hours; more i
 # its day lost at least OUTAGE_SHARE of its opens and at most DAY_OVER_BLOCK times what its block lost.
 BLOCK_OPENS, OUTAGE_SHARE, DAY_OVER_BLOCK = 100, 0.05, 2.0
 # A duplicated event: the steps whose rates it moves (into it and out of it), by the scans' rate names.
-DUPLICATED = {"hm": ("menu_opens", ("r1", "r2")), "ho": ("orders_placed", ("r3", "r4")),
-              "hp": ("payment_successful", ("r4",))}
+DUPLICATED = {
+    "hm": ("menu_opens", ("r1", "r2")),
+    "ho": ("orders_placed", ("r3", "r4")),
+    "hp": ("payment_successful", ("r4",)),
+}
 
 
 def breaking_rates(brief: dict[str, Any]) -> set[str]:
@@ -114,12 +117,21 @@ class SignatureReader(Agent):
         found = []
         for (date, event), count in sorted(cells.items()):
             if count >= 3 and self._affords():
-                value = yield from self._result(tool_action("compare_count_to_median", date=date,
-                                                            entity_name=event, platform="web"))
+                value = yield from self._result(
+                    tool_action("compare_count_to_median", date=date, entity_name=event, platform="web")
+                )
                 if value.get("delta_value") is not None and value["delta_value"] > 0:
-                    found.append(Finding("instrumentation_data_quality_issue", "data_quality", event,
-                                         {"platform": "web"}, [date], "compare_count_to_median",
-                                         values={date: value}))
+                    found.append(
+                        Finding(
+                            "instrumentation_data_quality_issue",
+                            "data_quality",
+                            event,
+                            {"platform": "web"},
+                            [date],
+                            "compare_count_to_median",
+                            values={date: value},
+                        )
+                    )
         return found
 
     def _breaks(self, stops: list[Row], opens: list[Row], duplicates: list[Finding]) -> Plan:
@@ -130,23 +142,44 @@ class SignatureReader(Agent):
         for row in stops:  # every row of a date and step with a block: the grain counts its cells' stops too
             blocks[(str(row["date"]), str(row["k"]))].append(row)
         blocks = {key: rows for key, rows in blocks.items() if any(block_of(hour_list(r["hs"])) for r in rows)}
-        side_effects = {(date, rate) for f in duplicates for date in f.dates
-                        for event, rates in DUPLICATED.values() if event == f.entity_name for rate in rates}
+        side_effects = {
+            (date, rate)
+            for f in duplicates
+            for date in f.dates
+            for event, rates in DUPLICATED.values()
+            if event == f.entity_name
+            for rate in rates
+        }
         side_effects |= {(str(row["date"]), "r1") for row in opens if row["fl"] in ("bot", "high")}
         found: list[Finding] = []
         tried = 0
-        for (date, rate), rows in sorted(blocks.items(), key=lambda item: (-max(r["hrs"] for r in item[1]),
-                                                                           -max(r["n"] for r in item[1]))):
-            if (date, rate) in side_effects or rate not in self.break_rates or tried >= MOST_CONFIRMATIONS \
-                    or not self._affords():
+        for (date, rate), rows in sorted(
+            blocks.items(), key=lambda item: (-max(r["hrs"] for r in item[1]), -max(r["n"] for r in item[1]))
+        ):
+            if (
+                (date, rate) in side_effects
+                or rate not in self.break_rates
+                or tried >= MOST_CONFIRMATIONS
+                or not self._affords()
+            ):
                 continue
             segment = self._partner_scope(date, rate, rows) or hourly_segment(rows)
             tried += 1
             result = yield from self._result(tool_action("detect_funnel_break", date=date, **segment))
             step = next((row for row in result.get("steps", []) if row.get("step") == STEP_OF_RATE[rate]), None)
             if step is not None and (step.get("broken_hours") or 0) >= 2:
-                found.append(Finding("funnel_break", "funnel_step", STEP_OF_RATE[rate], segment, [date],
-                                     "detect_funnel_break", abs(step.get("robust_z") or 0.0), {date: step}))
+                found.append(
+                    Finding(
+                        "funnel_break",
+                        "funnel_step",
+                        STEP_OF_RATE[rate],
+                        segment,
+                        [date],
+                        "detect_funnel_break",
+                        abs(step.get("robust_z") or 0.0),
+                        {date: step},
+                    )
+                )
         return found
 
     def _partner_scope(self, date: str, rate: str, rows: list[Row]) -> dict[str, str]:
@@ -164,21 +197,36 @@ class SignatureReader(Agent):
         all stopped short of the menu, confirmed (and read) by compare_hourly_mix_to_baseline on the country."""
         by_date: dict[str, list[Row]] = defaultdict(list)
         for row in opens + stops:
-            if (row.get("fl") == "bot" or row.get("k") == "r1") and row.get("country") \
-                    and block_of(hour_list(row["hs"])):
+            if (
+                (row.get("fl") == "bot" or row.get("k") == "r1")
+                and row.get("country")
+                and block_of(hour_list(row["hs"]))
+            ):
                 by_date[str(row["date"])].append(row)
         found = []
         # Opens rising while they stop short of the menu, both, first; then the most hours.
-        for date, rows in sorted(by_date.items(), key=lambda item: (-len({row.get("fl") for row in item[1]}),
-                                                                     -max(r["hrs"] for r in item[1])))[:BOT_DATES]:
+        for date, rows in sorted(
+            by_date.items(),
+            key=lambda item: (-len({row.get("fl") for row in item[1]}), -max(r["hrs"] for r in item[1])),
+        )[:BOT_DATES]:
             country = str(max(rows, key=lambda row: (row.get("platform") is None, row["hrs"]))["country"])
             if not self._affords():
                 break
-            value = yield from self._result(tool_action("compare_hourly_mix_to_baseline", date=date,
-                                                        country=country, entity_name="app_opens"))
+            value = yield from self._result(
+                tool_action("compare_hourly_mix_to_baseline", date=date, country=country, entity_name="app_opens")
+            )
             if (value.get("delta_value") or 0.0) >= MIX_RISE:
-                found.append(Finding("hourly_traffic_mix_shift", "hourly_mix", "app_opens", {"country": country},
-                                     [date], "compare_hourly_mix_to_baseline", values={date: value}))
+                found.append(
+                    Finding(
+                        "hourly_traffic_mix_shift",
+                        "hourly_mix",
+                        "app_opens",
+                        {"country": country},
+                        [date],
+                        "compare_hourly_mix_to_baseline",
+                        values={date: value},
+                    )
+                )
         return found
 
     def _outages(self, opens: list[Row]) -> Plan:
@@ -188,26 +236,46 @@ class SignatureReader(Agent):
         by_date: dict[str, list[Row]] = defaultdict(list)
         for row in opens:
             hours = hour_list(row["hs"])
-            if row["fl"] == "low" and block_of(hours) and len(hours) <= MAX_OUTAGE_HOURS \
-                    and row["med"] >= BLOCK_OPENS:
+            if row["fl"] == "low" and block_of(hours) and len(hours) <= MAX_OUTAGE_HOURS and row["med"] >= BLOCK_OPENS:
                 by_date[str(row["date"])].append(row)
         found = []
         for date, rows in sorted(by_date.items(), key=lambda item: -max(r["hrs"] for r in item[1])):
             segment = hourly_segment(rows)
-            risen = any(str(row["date"]) == date and row["fl"] in ("high", "bot") and overlaps(
-                {k: str(row[k]) for k in ("platform", "country") if row.get(k)}, segment) for row in opens)
-            if risen or holiday_in(segment, date, self.context) or len(found) >= MOST_CONFIRMATIONS \
-                    or not self._affords():
+            risen = any(
+                str(row["date"]) == date
+                and row["fl"] in ("high", "bot")
+                and overlaps({k: str(row[k]) for k in ("platform", "country") if row.get(k)}, segment)
+                for row in opens
+            )
+            if (
+                risen
+                or holiday_in(segment, date, self.context)
+                or len(found) >= MOST_CONFIRMATIONS
+                or not self._affords()
+            ):
                 continue
-            block = next(row for row in rows if cuboid_of(row) == segment) if any(
-                cuboid_of(row) == segment for row in rows) else max(rows, key=lambda row: row["hrs"])
+            block = (
+                next(row for row in rows if cuboid_of(row) == segment)
+                if any(cuboid_of(row) == segment for row in rows)
+                else max(rows, key=lambda row: row["hrs"])
+            )
             lost = float(block["med"]) - float(block["a"])
-            value = yield from self._result(tool_action("compare_count_to_median", date=date,
-                                                        entity_name="app_opens", **segment))
+            value = yield from self._result(
+                tool_action("compare_count_to_median", date=date, entity_name="app_opens", **segment)
+            )
             day_lost = -(value.get("delta_value") or 0.0)
             if OUTAGE_SHARE * abs(value.get("baseline_value") or 0.0) <= day_lost <= DAY_OVER_BLOCK * lost:
-                found.append(Finding("absolute_drop_in_event_count", "event_count", "app_opens", segment, [date],
-                                     "compare_count_to_median", values={date: value}))
+                found.append(
+                    Finding(
+                        "absolute_drop_in_event_count",
+                        "event_count",
+                        "app_opens",
+                        segment,
+                        [date],
+                        "compare_count_to_median",
+                        values={date: value},
+                    )
+                )
         return found
 
     def _regressions(self, versions: list[Row], releases: list[Row]) -> Plan:
@@ -221,12 +289,27 @@ class SignatureReader(Agent):
                     continue
                 segment = {"platform": str(release["platform"]), "app_version": str(release["name"])}
                 if self._affords():
-                    rows = yield from self._rows(tool_action(
-                        "compare_segments", date=dates[-1], metric_name=step, dimension="channel,user_type",
-                        within=",".join(f"{k}={v}" for k, v in segment.items())))
+                    rows = yield from self._rows(
+                        tool_action(
+                            "compare_segments",
+                            date=dates[-1],
+                            metric_name=step,
+                            dimension="channel,user_type",
+                            within=",".join(f"{k}={v}" for k, v in segment.items()),
+                        )
+                    )
                     segment.update(narrowed(rows, ["channel", "user_type"], self._share(rows)))
-                found.append(Finding("rate_drop_from_median", "conversion_rate", step, segment, dates,
-                                     "compare_rate_to_median", release=True))
+                found.append(
+                    Finding(
+                        "rate_drop_from_median",
+                        "conversion_rate",
+                        step,
+                        segment,
+                        dates,
+                        "compare_rate_to_median",
+                        release=True,
+                    )
+                )
         return found
 
     @staticmethod
@@ -235,4 +318,3 @@ class SignatureReader(Agent):
         delta = sum((row.get("delta_value") or 0.0) * (row.get("app_open_share") or 0.0) for row in rows)
         base = sum(abs(row.get("baseline_value") or 0.0) * (row.get("app_open_share") or 0.0) for row in rows)
         return delta / base if base else -1.0
-

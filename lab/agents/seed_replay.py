@@ -19,8 +19,11 @@ def replay_config(visible: dict[str, Any]) -> dict[str, Any]:
     """Reset settings that reproduce the visible config: a named task with its seed, or the seed and difficulty
     alone; every visible setting only when the short form resolves to a different config."""
     settings = {key: visible[key] for key in RESET_KEYS if visible.get(key) not in (None, [])}
-    short = ({"task_id": settings["task_id"], "seed": settings["seed"]} if "task_id" in settings
-             else {key: settings[key] for key in ("seed", "difficulty", "scenario_family") if key in settings})
+    short = (
+        {"task_id": settings["task_id"], "seed": settings["seed"]}
+        if "task_id" in settings
+        else {key: settings[key] for key in ("seed", "difficulty", "scenario_family") if key in settings}
+    )
     if "anomalies" in settings:
         short["anomalies"] = [AnomalyRequest(**a) for a in settings["anomalies"]]
     public = resolve_episode_config(**short).public_dict()

@@ -33,19 +33,23 @@ def rule_sql(dimension: str, k: int = RULE_K) -> str:
     units = " UNION ALL ".join(
         f"SELECT date, {listed}, '{kind}' entity_type, '{name}' entity_name, "
         + (f"{num} / nullif({den}, 0) v, {den} n FROM s" if den else f"{num} v, NULL n FROM s")
-        for kind, name, num, den in RULE_ENTITIES if den or dimension != "version")
-    return (f"WITH s AS (SELECT date, {listed}, sum(app_opens) o, sum(menu_opens) m, sum(product_added_to_cart) c2, "
-            f"sum(orders_placed) p2, sum(payment_successful) y FROM daily_by_segment GROUP BY ALL), u AS ({units}), "
-            f"b AS (SELECT a.date, {', '.join(f'a.{field}' for field in fields)}, a.entity_type, a.entity_name, "
-            "any_value(a.v) observed_value, any_value(a.n) n, median(x.v) baseline_value FROM u a JOIN u x ON "
-            f"{same} AND x.entity_name = a.entity_name AND isodow(x.date) = isodow(a.date) AND x.date <> a.date "
-            "GROUP BY ALL), "
-            "d AS (SELECT *, observed_value - baseline_value delta_value, (observed_value - baseline_value) / "
-            f"sqrt(CASE WHEN n IS NULL THEN baseline_value + ({COUNT_SPREAD} * baseline_value) ^ 2 "
-            "ELSE baseline_value * greatest(1 - baseline_value, 0.02) / n + (0.02 * baseline_value) ^ 2 END) z FROM b "
-            "WHERE baseline_value > 0) "
-            f"SELECT date, {listed}, entity_type, entity_name, baseline_value, observed_value, delta_value, "
-            f"{severity_sql('abs(delta_value)')} severity, round(z, 1) z FROM d ORDER BY abs(z) DESC LIMIT {k}")
+        for kind, name, num, den in RULE_ENTITIES
+        if den or dimension != "version"
+    )
+    return (
+        f"WITH s AS (SELECT date, {listed}, sum(app_opens) o, sum(menu_opens) m, sum(product_added_to_cart) c2, "
+        f"sum(orders_placed) p2, sum(payment_successful) y FROM daily_by_segment GROUP BY ALL), u AS ({units}), "
+        f"b AS (SELECT a.date, {', '.join(f'a.{field}' for field in fields)}, a.entity_type, a.entity_name, "
+        "any_value(a.v) observed_value, any_value(a.n) n, median(x.v) baseline_value FROM u a JOIN u x ON "
+        f"{same} AND x.entity_name = a.entity_name AND isodow(x.date) = isodow(a.date) AND x.date <> a.date "
+        "GROUP BY ALL), "
+        "d AS (SELECT *, observed_value - baseline_value delta_value, (observed_value - baseline_value) / "
+        f"sqrt(CASE WHEN n IS NULL THEN baseline_value + ({COUNT_SPREAD} * baseline_value) ^ 2 "
+        "ELSE baseline_value * greatest(1 - baseline_value, 0.02) / n + (0.02 * baseline_value) ^ 2 END) z FROM b "
+        "WHERE baseline_value > 0) "
+        f"SELECT date, {listed}, entity_type, entity_name, baseline_value, observed_value, delta_value, "
+        f"{severity_sql('abs(delta_value)')} severity, round(z, 1) z FROM d ORDER BY abs(z) DESC LIMIT {k}"
+    )
 
 
 class ShortSegmentRuleAgent(Agent):
@@ -81,15 +85,26 @@ class ShortSegmentRuleAgent(Agent):
         report = []
         for row in chosen.values():
             fell = row["delta_value"] < 0
-            family = ("rate_drop_from_median" if fell else "rate_spike_from_median") \
-                if row["entity_type"] == "conversion_rate" else \
-                ("absolute_drop_in_event_count" if fell else "absolute_spike_in_event_count")
+            family = (
+                ("rate_drop_from_median" if fell else "rate_spike_from_median")
+                if row["entity_type"] == "conversion_rate"
+                else ("absolute_drop_in_event_count" if fell else "absolute_spike_in_event_count")
+            )
             method = "compare_rate_to_median" if row["entity_type"] == "conversion_rate" else "compare_count_to_median"
-            report.append(MetricSubmissionRow(
-                date=str(row["date"]), entity_type=row["entity_type"], entity_name=row["entity_name"],
-                anomaly_type=family, detection_method=method, baseline_value=row["baseline_value"],
-                observed_value=row["observed_value"], delta_value=row["delta_value"], severity=row["severity"],
-                **{field: str(row[field]) for field in SEGMENT_FIELDS if row.get(field) is not None}))
+            report.append(
+                MetricSubmissionRow(
+                    date=str(row["date"]),
+                    entity_type=row["entity_type"],
+                    entity_name=row["entity_name"],
+                    anomaly_type=family,
+                    detection_method=method,
+                    baseline_value=row["baseline_value"],
+                    observed_value=row["observed_value"],
+                    delta_value=row["delta_value"],
+                    severity=row["severity"],
+                    **{field: str(row[field]) for field in SEGMENT_FIELDS if row.get(field) is not None},
+                )
+            )
         return report
 
 

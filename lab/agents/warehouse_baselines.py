@@ -57,7 +57,8 @@ def dashboard_scan_sql(bar: float) -> str:
         " / sqrt(greatest(baseline * (1 - baseline), 0.05) / greatest(base_count, 1)) END z FROM b "
         f"WHERE baseline > 0 AND base_count >= {MIN_VOLUME}) SELECT CAST(date AS VARCHAR) date, platform, country, "
         "app_version, k, value, baseline, "
-        f"round(z, 2) z FROM z WHERE z <= -{bar} ORDER BY z LIMIT {SCAN_TOP}")
+        f"round(z, 2) z FROM z WHERE z <= -{bar} ORDER BY z LIMIT {SCAN_TOP}"
+    )
 
 
 class DashboardAnalystAgent(Agent):
@@ -119,8 +120,10 @@ def _aggregate(procedure: Any) -> Any:
     asked = [(i, f.date, *f.segment.values(), f.step) for i, f in enumerate(moved)]
     rows = yield ("aggregate values", metric_values_sql(ALL_RULES, NO_FIXES, asked))
     values = {row["i"]: row for row in rows}
-    return [replace(f, observed=_float(values.get(i, {}).get("value")), baseline=_float(values.get(i, {}).get("peers")))
-            for i, f in enumerate(moved)]
+    return [
+        replace(f, observed=_float(values.get(i, {}).get("value")), baseline=_float(values.get(i, {}).get("peers")))
+        for i, f in enumerate(moved)
+    ]
 
 
 def _float(value: Any) -> float:

@@ -67,7 +67,8 @@ CONTEXT = (
     "UNION ALL SELECT 'partner', platform, country, concat(start_hour, '-', end_hour), date, date, status "
     "FROM partner_status "
     "UNION ALL SELECT 'tracking', platform, NULL, NULL, date, NULL, change FROM tracking_changelog "
-    "UNION ALL SELECT 'window', NULL, NULL, NULL, min(date), max(date), NULL FROM dashboard ORDER BY what, first")
+    "UNION ALL SELECT 'window', NULL, NULL, NULL, min(date), max(date), NULL FROM dashboard ORDER BY what, first"
+)
 
 # The metrics layer's sessions, as its text defines them: `ev` the events with a user, `excluded` the sessions the
 # standing exclusions remove, `counted` each counted event once (ingested before the cut-off), `s` one row per
@@ -91,7 +92,8 @@ RECOUNT = (
     "(event_name = 'app_open') END AS channel, CASE WHEN sid = 1 THEN 'new' ELSE 'returning' END AS user_type, "
     "hour(make_timestamp(min(event_timestamp) FILTER (event_name = 'app_open') + 32400000000)) AS hr, "
     + ", ".join(f"bool_or(event_name = '{step}')::INT AS m{i}" for i, step in enumerate(STEPS[1:], 1))
-    + " FROM counted GROUP BY uid, sid HAVING date IS NOT NULL)")
+    + " FROM counted GROUP BY uid, sid HAVING date IS NOT NULL)"
+)
 
 
 def dip_scan(source: str, sets: str, fields: tuple[str, ...]) -> str:
@@ -109,19 +111,29 @@ def dip_scan(source: str, sets: str, fields: tuple[str, ...]) -> str:
         f"z AS (SELECT *, delta / nullif(1.4826 * median(abs(delta)) OVER (PARTITION BY {', '.join(fields)}, k), "
         "0) AS z FROM b) "
         f"SELECT CAST(date AS VARCHAR) AS date, {', '.join(fields)}, k, round(z, 1) AS z FROM z "
-        f"WHERE z <= -{DIP_Z} ORDER BY z LIMIT {SCAN_LIMIT}")
+        f"WHERE z <= -{DIP_Z} ORDER BY z LIMIT {SCAN_LIMIT}"
+    )
 
 
 DASHBOARD_SCAN = (
     "WITH s AS (SELECT date, platform, country, app_version, sessions AS c0, menu_sessions AS c1, "
     "cart_sessions AS c2, order_sessions AS c3, payment_sessions AS c4 FROM dashboard), "
-    + dip_scan("sum(c0) AS m0, sum(c1) AS m1, sum(c2) AS m2, sum(c3) AS m3, sum(c4) AS m4",
-               "(platform), (country), (platform, country), (platform, app_version)",
-               ("platform", "country", "app_version")))
-EVENTS_SCAN = (RECOUNT + ", " + dip_scan(
-    "count(*) AS m0, sum(m1) AS m1, sum(m2) AS m2, sum(m3) AS m3, sum(m4) AS m4",
-    "(channel), (user_type), (platform, channel), (platform, user_type), (country, channel), (country, user_type), "
-    "(channel, user_type)", ("platform", "country", "channel", "user_type")))
+    + dip_scan(
+        "sum(c0) AS m0, sum(c1) AS m1, sum(c2) AS m2, sum(c3) AS m3, sum(c4) AS m4",
+        "(platform), (country), (platform, country), (platform, app_version)",
+        ("platform", "country", "app_version"),
+    )
+)
+EVENTS_SCAN = (
+    RECOUNT
+    + ", "
+    + dip_scan(
+        "count(*) AS m0, sum(m1) AS m1, sum(m2) AS m2, sum(m3) AS m3, sum(m4) AS m4",
+        "(channel), (user_type), (platform, channel), (platform, user_type), (country, channel), (country, user_type), "
+        "(channel, user_type)",
+        ("platform", "country", "channel", "user_type"),
+    )
+)
 
 # A grouping's fields as text ('' where it groups over them), so the two tables join on them.
 KEYS = "coalesce(platform, '') AS platform, coalesce(country, '') AS country, coalesce(app_version, '') AS app_version"
@@ -149,23 +161,26 @@ TRACES = (
     "SELECT CAST(date AS VARCHAR) AS date, nullif(platform, '') AS platform, nullif(country, '') AS country, "
     "nullif(app_version, '') AS app_version, opens, denied, late, day_lag, no_start, idle FROM t LEFT JOIN u "
     "USING (date, platform, country, app_version) WHERE denied >= 0.5 * opens OR "
-    f"greatest(late, day_lag, no_start, idle) >= {TRACE_SHARE} * opens ORDER BY date, platform, country")
+    f"greatest(late, day_lag, no_start, idle) >= {TRACE_SHARE} * opens ORDER BY date, platform, country"
+)
 
-HOURS = (RECOUNT + ", h AS (SELECT date, hr, coalesce(platform, '') AS platform, coalesce(country, '') AS country, "
-         "count(*) AS opens, sum(m3) AS orders, sum(m4) AS paid FROM s GROUP BY date, hr, GROUPING SETS ((platform), "
-         "(country), (platform, country))), "
-         "grid AS (SELECT * FROM (SELECT DISTINCT platform, country FROM h), (SELECT DISTINCT date FROM s), "
-         "(SELECT range AS hr FROM range(24))), "
-         "z AS (SELECT date, hr, platform, country, coalesce(opens, 0) AS opens, coalesce(orders, 0) AS orders, "
-         "coalesce(paid, 0) AS paid FROM grid LEFT JOIN h USING (date, hr, platform, country)), "
-         "b AS (SELECT *, median(opens) OVER w AS usual, sum(paid) OVER w / nullif(sum(orders) OVER w, 0) AS "
-         "pay_rate FROM z WINDOW w AS (PARTITION BY platform, country, hr, isodow(date))), "
-         f"f AS (SELECT *, usual >= 8 AND opens < {HOUR_SHARE} * usual AS no_opens, orders * pay_rate >= 3 AND paid < "
-         f"{HOUR_SHARE} * orders * pay_rate AS no_pay FROM b) "
-         "SELECT CAST(date AS VARCHAR) AS date, nullif(platform, '') AS platform, nullif(country, '') AS country, "
-         "sum(no_opens::INT) AS opens_hours, "
-         "sum(no_pay::INT) AS pay_hours, min(hr) FILTER (no_opens OR no_pay) AS first_hour FROM f GROUP BY ALL "
-         "HAVING greatest(opens_hours, pay_hours) >= 3 ORDER BY greatest(opens_hours, pay_hours) DESC LIMIT 30")
+HOURS = (
+    RECOUNT + ", h AS (SELECT date, hr, coalesce(platform, '') AS platform, coalesce(country, '') AS country, "
+    "count(*) AS opens, sum(m3) AS orders, sum(m4) AS paid FROM s GROUP BY date, hr, GROUPING SETS ((platform), "
+    "(country), (platform, country))), "
+    "grid AS (SELECT * FROM (SELECT DISTINCT platform, country FROM h), (SELECT DISTINCT date FROM s), "
+    "(SELECT range AS hr FROM range(24))), "
+    "z AS (SELECT date, hr, platform, country, coalesce(opens, 0) AS opens, coalesce(orders, 0) AS orders, "
+    "coalesce(paid, 0) AS paid FROM grid LEFT JOIN h USING (date, hr, platform, country)), "
+    "b AS (SELECT *, median(opens) OVER w AS usual, sum(paid) OVER w / nullif(sum(orders) OVER w, 0) AS "
+    "pay_rate FROM z WINDOW w AS (PARTITION BY platform, country, hr, isodow(date))), "
+    f"f AS (SELECT *, usual >= 8 AND opens < {HOUR_SHARE} * usual AS no_opens, orders * pay_rate >= 3 AND paid < "
+    f"{HOUR_SHARE} * orders * pay_rate AS no_pay FROM b) "
+    "SELECT CAST(date AS VARCHAR) AS date, nullif(platform, '') AS platform, nullif(country, '') AS country, "
+    "sum(no_opens::INT) AS opens_hours, "
+    "sum(no_pay::INT) AS pay_hours, min(hr) FILTER (no_opens OR no_pay) AS first_hour FROM f GROUP BY ALL "
+    "HAVING greatest(opens_hours, pay_hours) >= 3 ORDER BY greatest(opens_hours, pay_hours) DESC LIMIT 30"
+)
 
 
 def candidate_values(asked: list[tuple[Any, ...]]) -> str:
@@ -173,19 +188,22 @@ def candidate_values(asked: list[tuple[Any, ...]]) -> str:
     the recount on its date and the three dates either side: value, the same weekday's median and the spread of
     the segment's values about their medians (1.4826 MAD over every date)."""
     body = ", ".join("(" + ", ".join(_literal(v) for v in row) + ")" for row in asked)
-    match = " AND ".join(f"(q.{f} IS NULL OR s.{f} = q.{f})" for f in
-                         ("platform", "country", "app_version", "channel", "user_type"))
-    return (RECOUNT + f", q(i, on_date, platform, country, app_version, channel, user_type, k) AS (VALUES {body}), "
-            "v AS (SELECT i, s.date, any_value(q.on_date) AS on_date, CASE any_value(q.k) WHEN 0 THEN count(*) "
-            "WHEN 1 THEN sum(m1) / count(*) WHEN 2 THEN sum(m2) / nullif(sum(m1), 0) WHEN 3 THEN sum(m3) / "
-            f"nullif(sum(m2), 0) ELSE sum(m4) / nullif(sum(m3), 0) END AS value FROM q JOIN s ON {match} "
-            "GROUP BY i, s.date), "
-            "w AS (SELECT *, median(value) OVER (PARTITION BY i, isodow(date) ROWS BETWEEN UNBOUNDED PRECEDING AND "
-            "UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) AS usual FROM v), "
-            "sp AS (SELECT *, 1.4826 * median(abs(value - usual)) OVER (PARTITION BY i) AS spread FROM w) "
-            "SELECT i, CAST(date AS VARCHAR) AS date, round(value, 4) AS value, round(usual, 4) AS usual, "
-            "round(spread, 4) AS spread FROM sp "
-            "WHERE abs(date - on_date) <= 3 ORDER BY i, date")
+    match = " AND ".join(
+        f"(q.{f} IS NULL OR s.{f} = q.{f})" for f in ("platform", "country", "app_version", "channel", "user_type")
+    )
+    return (
+        RECOUNT + f", q(i, on_date, platform, country, app_version, channel, user_type, k) AS (VALUES {body}), "
+        "v AS (SELECT i, s.date, any_value(q.on_date) AS on_date, CASE any_value(q.k) WHEN 0 THEN count(*) "
+        "WHEN 1 THEN sum(m1) / count(*) WHEN 2 THEN sum(m2) / nullif(sum(m1), 0) WHEN 3 THEN sum(m3) / "
+        f"nullif(sum(m2), 0) ELSE sum(m4) / nullif(sum(m3), 0) END AS value FROM q JOIN s ON {match} "
+        "GROUP BY i, s.date), "
+        "w AS (SELECT *, median(value) OVER (PARTITION BY i, isodow(date) ROWS BETWEEN UNBOUNDED PRECEDING AND "
+        "UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) AS usual FROM v), "
+        "sp AS (SELECT *, 1.4826 * median(abs(value - usual)) OVER (PARTITION BY i) AS spread FROM w) "
+        "SELECT i, CAST(date AS VARCHAR) AS date, round(value, 4) AS value, round(usual, 4) AS usual, "
+        "round(spread, 4) AS spread FROM sp "
+        "WHERE abs(date - on_date) <= 3 ORDER BY i, date"
+    )
 
 
 def dashboard_values(asked: list[tuple[Any, ...]]) -> str:
@@ -194,13 +212,18 @@ def dashboard_values(asked: list[tuple[Any, ...]]) -> str:
     body = ", ".join("(" + ", ".join(_literal(v) for v in row) + ")" for row in asked)
     match = " AND ".join(f"(q.{f} IS NULL OR d.{f} = q.{f})" for f in ("platform", "country", "app_version"))
     counts = ["sessions", "menu_sessions", "cart_sessions", "order_sessions", "payment_sessions"]
-    value = "CASE any_value(q.k) WHEN 0 THEN sum(sessions) " + " ".join(
-        f"WHEN {k} THEN sum({counts[k]}) / nullif(sum({counts[k - 1]}), 0)" for k in range(1, 5)) + " END"
-    return (f"WITH q(i, on_date, platform, country, app_version, k) AS (VALUES {body}), "
-            f"v AS (SELECT i, d.date, any_value(q.on_date) AS on_date, {value} AS value FROM q JOIN dashboard d ON "
-            f"{match} AND isodow(d.date) = isodow(q.on_date) GROUP BY i, d.date) "
-            "SELECT i, round(max(value) FILTER (date = on_date), 4) AS value, round(median(value) FILTER "
-            "(date <> on_date), 4) AS usual FROM v GROUP BY i ORDER BY i")
+    value = (
+        "CASE any_value(q.k) WHEN 0 THEN sum(sessions) "
+        + " ".join(f"WHEN {k} THEN sum({counts[k]}) / nullif(sum({counts[k - 1]}), 0)" for k in range(1, 5))
+        + " END"
+    )
+    return (
+        f"WITH q(i, on_date, platform, country, app_version, k) AS (VALUES {body}), "
+        f"v AS (SELECT i, d.date, any_value(q.on_date) AS on_date, {value} AS value FROM q JOIN dashboard d ON "
+        f"{match} AND isodow(d.date) = isodow(q.on_date) GROUP BY i, d.date) "
+        "SELECT i, round(max(value) FILTER (date = on_date), 4) AS value, round(median(value) FILTER "
+        "(date <> on_date), 4) AS usual FROM v GROUP BY i ORDER BY i"
+    )
 
 
 def _literal(value: Any) -> str:
@@ -249,16 +272,17 @@ class Analysis:
             date, opens, segment = str(row["date"]), float(row["opens"] or 0), _segment(row)
             if not opens:
                 continue
-            share = {name: float(row[name] or 0) / opens for name in ("denied", "late", "day_lag", "no_start",
-                                                                       "idle")}
+            share = {name: float(row[name] or 0) / opens for name in ("denied", "late", "day_lag", "no_start", "idle")}
             named = segment.named()
             if share["late"] >= TRACE_SHARE and not named:
                 found.append(Finding(date, "sessions", DATA_QUALITY, Segment(), kind="late_load"))
             if share["denied"] >= 0.5 and set(named) == {"country"}:
                 found.append(Finding(date, "sessions", DATA_QUALITY, segment, kind="consent_drop"))
             if share["day_lag"] >= TRACE_SHARE and set(named) == {"platform"}:
-                found += [Finding(d, "sessions", DATA_QUALITY, segment, kind="clock_skew")
-                          for d in (date, self.shift(date, 1))]
+                found += [
+                    Finding(d, "sessions", DATA_QUALITY, segment, kind="clock_skew")
+                    for d in (date, self.shift(date, 1))
+                ]
             if share["idle"] >= TRACE_SHARE and set(named) == {"platform", "country"}:
                 found.append(Finding(date, RATE_COLUMNS[0], DATA_QUALITY, segment, kind="bot_farm"))
             if share["no_start"] >= TRACE_SHARE and set(named) == {"platform", "app_version"}:
@@ -267,8 +291,11 @@ class Analysis:
             renamed = re.match(r"(\w+) is sent as (\w+)", str(row.get("note") or ""))
             if row["what"] == "tracking" and renamed and renamed.group(1) in STEPS[1:3]:
                 metric = RATE_COLUMNS[STEPS.index(renamed.group(1)) - 1]
-                found += [Finding(d, metric, DATA_QUALITY, Segment(platform=row["platform"]), kind="tracking")
-                          for d in self.dates if d >= str(row["first"])]
+                found += [
+                    Finding(d, metric, DATA_QUALITY, Segment(platform=row["platform"]), kind="tracking")
+                    for d in self.dates
+                    if d >= str(row["first"])
+                ]
         return [f for f in found if f.date in self.dates]
 
     def candidates(self, dips: Rows, hours: Rows, defects: list[Finding]) -> list[Finding]:
@@ -283,8 +310,9 @@ class Analysis:
                 found.append(Finding(str(row["date"]), "sessions", COUNT_DROP, segment, kind="hours"))
         for row in sorted(dips, key=lambda r: float(r["z"])):
             k = int(row["k"])
-            found.append(Finding(str(row["date"]), METRICS[k], COUNT_DROP if k == 0 else RATE_DROP, _segment(row),
-                                 kind="dip"))
+            found.append(
+                Finding(str(row["date"]), METRICS[k], COUNT_DROP if k == 0 else RATE_DROP, _segment(row), kind="dip")
+            )
         kept: list[Finding] = []
         for f in found:
             if any(d.date == f.date and overlaps(d.segment, f.segment) for d in defects) or self.explained(f):
@@ -300,8 +328,12 @@ class Analysis:
         """A holiday on the date (in its country, or everywhere), or an experiment's arm on its target step."""
         for row in self.context:
             on = str(row["first"] or "") <= f.date <= str(row["last"] or row["first"] or "")
-            if (row["what"] == "holiday" and on and f.metric == "sessions"
-                    and (row["country"] is None or row["country"] == f.segment.country)):
+            if (
+                row["what"] == "holiday"
+                and on
+                and f.metric == "sessions"
+                and (row["country"] is None or row["country"] == f.segment.country)
+            ):
                 return True
             if row["what"] == "experiment" and on and row["note"] == f.metric:
                 return True
@@ -318,7 +350,10 @@ class Analysis:
         for row in rows:
             if None not in (row["value"], row["usual"], row["spread"]):
                 series.setdefault(int(row["i"]), {})[str(row["date"])] = (
-                    float(row["value"]), float(row["usual"]), float(row["spread"]))
+                    float(row["value"]),
+                    float(row["usual"]),
+                    float(row["spread"]),
+                )
         kept = []
         for i, f in enumerate(candidates):
             days = series.get(i, {})
@@ -339,12 +374,16 @@ class Analysis:
         if not defects:
             return []
         defects = dedupe(defects)
-        asked = [(i, f.date, f.segment.platform, f.segment.country, f.segment.app_version, METRICS.index(f.metric))
-                 for i, f in enumerate(defects)]
+        asked = [
+            (i, f.date, f.segment.platform, f.segment.country, f.segment.app_version, METRICS.index(f.metric))
+            for i, f in enumerate(defects)
+        ]
         rows = yield from in_parts("defect values", asked, lambda part: dashboard_values(list(part)))
         values = {int(row["i"]): row for row in rows}
-        return [replace(f, observed=_float(values.get(i, {}).get("value")),
-                        baseline=_float(values.get(i, {}).get("usual"))) for i, f in enumerate(defects)]
+        return [
+            replace(f, observed=_float(values.get(i, {}).get("value")), baseline=_float(values.get(i, {}).get("usual")))
+            for i, f in enumerate(defects)
+        ]
 
 
 def fall(value: tuple[float, float, float] | None) -> float:

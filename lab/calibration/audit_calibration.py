@@ -39,8 +39,15 @@ from metric_tracker_rl.world.funnel import window_calendar
 ARTIFACT = Path(__file__).resolve().parents[2] / "lab" / "artifacts" / "audit_calibration.json"
 EVAL_UNTUNED_FIRST = AUDIT.calibration_seed_base + UNTUNED_FIRST_OFFSET
 TRAIN_UNTUNED_FIRST = TRAIN_SEED_BASE + 25_000  # past the listed train tasks: further train episodes
-AGENTS = ("audit_expert", "generic_auditor", "warehouse_expert", "warehouse_dashboard_analyst",
-          "warehouse_every_dip", "warehouse_all_data_quality", "null")
+AGENTS = (
+    "audit_expert",
+    "generic_auditor",
+    "warehouse_expert",
+    "warehouse_dashboard_analyst",
+    "warehouse_every_dip",
+    "warehouse_all_data_quality",
+    "null",
+)
 # The agents that play the audit only (a default run of lab/calibration/calibrate.py, over the listed tiers, leaves
 # them out).
 AUDIT_AGENTS = ("audit_expert", "generic_auditor")
@@ -61,9 +68,15 @@ def play_one(job: tuple[str, int]) -> dict[str, Any]:
     finally:
         env.close()
     rows = run.graded.submitted_rows if run.graded is not None else []
-    return {"agent": agent_name, "seed": seed, "split": mechanism_split(seed), "score": run.score,
-            "calls": run.steps, "chars": sum(map(len, message_texts(run.messages))),
-            "keys": [row_key(r.date, r.entity_type, r.entity_name) for r in rows]}
+    return {
+        "agent": agent_name,
+        "seed": seed,
+        "split": mechanism_split(seed),
+        "score": run.score,
+        "calls": run.steps,
+        "chars": sum(map(len, message_texts(run.messages))),
+        "keys": [row_key(r.date, r.entity_type, r.entity_name) for r in rows],
+    }
 
 
 def expected_by_mechanism(seed: int) -> list[tuple[str, str]]:
@@ -71,12 +84,15 @@ def expected_by_mechanism(seed: int) -> list[tuple[str, str]]:
     config = resolve_episode_config(seed=seed, difficulty="audit")
     world = build_audit_world(AUDIT, config)
     dates = window_calendar(world.log.num_days).iso_dates
-    return [(row_key(report.date, report.entity_type, report.entity_name), row.kind)
-            for row, report in ((row, row.report_row(dates)) for row in audit_rows(world, audit_mix(AUDIT)))]
+    return [
+        (row_key(report.date, report.entity_type, report.entity_name), row.kind)
+        for row, report in ((row, row.report_row(dates)) for row in audit_rows(world, audit_mix(AUDIT)))
+    ]
 
 
-def mechanism_recall(results: list[dict[str, Any]], truths: dict[int, list[tuple[str, str]]]
-                     ) -> dict[str, dict[str, Any]]:
+def mechanism_recall(
+    results: list[dict[str, Any]], truths: dict[int, list[tuple[str, str]]]
+) -> dict[str, dict[str, Any]]:
     """Per mechanism: the share of episodes that hold it, its expected rows, and each recall agent's share of
     those rows its report held."""
     hits: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
@@ -89,15 +105,21 @@ def mechanism_recall(results: list[dict[str, Any]], truths: dict[int, list[tuple
             hits[mechanism][result["agent"]].append(key in submitted)
             holding[mechanism].add(result["seed"])
     episodes = len(truths)
-    return {mechanism: {"episode_share": round(len(holding[mechanism]) / episodes, 3),
-                        "rows": len(next(iter(by_agent.values()))),
-                        **{agent: round(float(np.mean(found)), 3) for agent, found in by_agent.items()}}
-            for mechanism, by_agent in sorted(hits.items())}
+    return {
+        mechanism: {
+            "episode_share": round(len(holding[mechanism]) / episodes, 3),
+            "rows": len(next(iter(by_agent.values()))),
+            **{agent: round(float(np.mean(found)), 3) for agent, found in by_agent.items()},
+        }
+        for mechanism, by_agent in sorted(hits.items())
+    }
 
 
 def rounded(summary: dict[str, Any]) -> dict[str, Any]:
-    return {k: ([round(x, 3) for x in v] if isinstance(v, list) else round(v, 3) if isinstance(v, float) else v)
-            for k, v in summary.items()}
+    return {
+        k: ([round(x, 3) for x in v] if isinstance(v, list) else round(v, 3) if isinstance(v, float) else v)
+        for k, v in summary.items()
+    }
 
 
 def calibrate(seeds: dict[str, list[int]], agents: tuple[str, ...], workers: int) -> dict[str, Any]:
@@ -108,41 +130,54 @@ def calibrate(seeds: dict[str, list[int]], agents: tuple[str, ...], workers: int
             played.append(result)
             if n % 20 == 0 or n == len(jobs):
                 print(f"{n}/{len(jobs)} episodes played", flush=True)
-        truths = dict(zip([s for split in seeds.values() for s in split],
-                          pool.map(expected_by_mechanism, [s for split in seeds.values() for s in split]),
-                          strict=True))
+        truths = dict(
+            zip(
+                [s for split in seeds.values() for s in split],
+                pool.map(expected_by_mechanism, [s for split in seeds.values() for s in split]),
+                strict=True,
+            )
+        )
     results = [r for r in played if "failed" not in r]
     report: dict[str, Any] = {"seeds": {split: [s[0], s[-1]] for split, s in seeds.items()}, "splits": {}}
     for split, split_seeds in seeds.items():
         rows = [r for r in results if r["split"] == split]
-        by_agent = {agent: sorted((r for r in rows if r["agent"] == agent), key=lambda r: r["seed"])
-                    for agent in agents}
+        by_agent = {
+            agent: sorted((r for r in rows if r["agent"] == agent), key=lambda r: r["seed"]) for agent in agents
+        }
         report["splits"][split] = {
             "agents": {agent: rounded(summarise([r["score"] for r in plays])) for agent, plays in by_agent.items()},
-            "calls_and_chars_p50": {agent: [float(np.median([r[k] for r in plays])) for k in ("calls", "chars")]
-                                    for agent, plays in by_agent.items()},
+            "calls_and_chars_p50": {
+                agent: [float(np.median([r[k] for r in plays])) for k in ("calls", "chars")]
+                for agent, plays in by_agent.items()
+            },
             "mechanisms": mechanism_recall(rows, {s: truths[s] for s in split_seeds}),
             "calls_max": {agent: max((r["calls"] for r in plays), default=0) for agent, plays in by_agent.items()},
-            "chars_p95": {agent: float(np.percentile([r["chars"] for r in plays], 95)) if plays else 0.0
-                          for agent, plays in by_agent.items()},
+            "chars_p95": {
+                agent: float(np.percentile([r["chars"] for r in plays], 95)) if plays else 0.0
+                for agent, plays in by_agent.items()
+            },
         }
     report["failed_resets"] = sorted({(r["seed"], r["failed"]) for r in played if "failed" in r})
     return report
 
 
-AGENT_TEXT = {"audit_expert": "the audit's expert (knows every mechanism)",
-              "generic_auditor": "the generic auditor (the published text only)",
-              "warehouse_expert": "the warehouse's expert (its catalogue) played here",
-              "warehouse_dashboard_analyst": "shortcut: the dashboard only",
-              "warehouse_every_dip": "shortcut: every dip",
-              "warehouse_all_data_quality": "shortcut: everything a defect",
-              "null": "the empty report"}
+AGENT_TEXT = {
+    "audit_expert": "the audit's expert (knows every mechanism)",
+    "generic_auditor": "the generic auditor (the published text only)",
+    "warehouse_expert": "the warehouse's expert (its catalogue) played here",
+    "warehouse_dashboard_analyst": "shortcut: the dashboard only",
+    "warehouse_every_dip": "shortcut: every dip",
+    "warehouse_all_data_quality": "shortcut: everything a defect",
+    "null": "the empty report",
+}
 
 
 def calibration_table(report: dict[str, Any]) -> str:
     """Per agent, per split: mean, p5 and the 95% interval of the mean, and its calls and characters (p50)."""
-    lines = ["| agent | eval: mean (95% interval), p5 | train: mean (95% interval), p5 | calls, characters (p50) |",
-             "| --- | --- | --- | --- |"]
+    lines = [
+        "| agent | eval: mean (95% interval), p5 | train: mean (95% interval), p5 | calls, characters (p50) |",
+        "| --- | --- | --- | --- |",
+    ]
     splits = report["splits"]
     for agent in splits["eval"]["agents"]:
         cells = []
@@ -155,8 +190,10 @@ def calibration_table(report: dict[str, Any]) -> str:
     seeds = report["seeds"]
     skip = seeds["eval"][0] - EVAL_UNTUNED_FIRST
     command = "uv run python -m lab.calibration.audit_calibration" + (f" --skip {skip}" if skip else "")
-    lines.append(f"\nSeeds: eval {seeds['eval'][0]}-{seeds['eval'][1]}, train {seeds['train'][0]}-{seeds['train'][1]} "
-                 f"(untuned); `{command}`.")
+    lines.append(
+        f"\nSeeds: eval {seeds['eval'][0]}-{seeds['eval'][1]}, train {seeds['train'][0]}-{seeds['train'][1]} "
+        f"(untuned); `{command}`."
+    )
     return "\n".join(lines)
 
 
@@ -174,17 +211,21 @@ def mechanism_table(report: dict[str, Any], areas: dict[str, str], held_out: set
                 if agent in stats:
                     entry[agent].append((stats[agent], stats["rows"]))
     total = sum(episodes.values())
-    lines = ["| mechanism | area | in train | episodes | rows | expert | generic auditor | warehouse expert |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| mechanism | area | in train | episodes | rows | expert | generic auditor | warehouse expert |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for mechanism, entry in sorted(merged.items(), key=lambda item: (areas.get(item[0], "incident"), item[0])):
         recalls = []
         for agent in RECALL_AGENTS:
             pairs = entry[agent]
             rows = sum(n for _, n in pairs)
             recalls.append(f"{sum(r * n for r, n in pairs) / rows:.2f}" if rows else "-")
-        lines.append(f"| {mechanism} | {areas.get(mechanism, 'incident')} | "
-                     f"{'no' if mechanism in held_out else 'yes'} | {entry['held'] / total:.0%} | {entry['rows']} | "
-                     f"{' | '.join(recalls)} |")
+        lines.append(
+            f"| {mechanism} | {areas.get(mechanism, 'incident')} | "
+            f"{'no' if mechanism in held_out else 'yes'} | {entry['held'] / total:.0%} | {entry['rows']} | "
+            f"{' | '.join(recalls)} |"
+        )
     return "\n".join(lines)
 
 
@@ -192,15 +233,17 @@ def merged(kept: dict[str, Any], played: dict[str, Any], agents: tuple[str, ...]
     """The kept artifact with the figures of `agents` replaced by a new run's: a run of some agents (after a
     change to them alone) keeps the others' figures. The seeds must be the kept run's."""
     if kept["seeds"] != played["seeds"]:
-        raise SystemExit(f"the kept artifact's seeds {kept['seeds']} are not this run's {played['seeds']}: "
-                         "play every agent")
+        raise SystemExit(
+            f"the kept artifact's seeds {kept['seeds']} are not this run's {played['seeds']}: play every agent"
+        )
     for split, data in played["splits"].items():
         into = kept["splits"][split]
         for table in ("agents", "calls_and_chars_p50", "calls_max", "chars_p95"):
             into[table].update(data[table])
         for mechanism, stats in data["mechanisms"].items():
             into["mechanisms"].setdefault(mechanism, {}).update(
-                {k: v for k, v in stats.items() if k in agents or k not in into["mechanisms"].get(mechanism, {})})
+                {k: v for k, v in stats.items() if k in agents or k not in into["mechanisms"].get(mechanism, {})}
+            )
     kept["failed_resets"] = sorted({*map(tuple, kept["failed_resets"]), *map(tuple, played["failed_resets"])})
     return kept
 
@@ -213,8 +256,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ARTIFACT)
     args = parser.parse_args()
-    seeds = {split: list(range(first + args.skip, first + args.skip + args.seeds))
-             for split, first in (("eval", EVAL_UNTUNED_FIRST), ("train", TRAIN_UNTUNED_FIRST))}
+    seeds = {
+        split: list(range(first + args.skip, first + args.skip + args.seeds))
+        for split, first in (("eval", EVAL_UNTUNED_FIRST), ("train", TRAIN_UNTUNED_FIRST))
+    }
     agents = tuple(args.agents.split(","))
     unknown = sorted(set(agents) - set(AGENTS))
     if unknown:

@@ -61,18 +61,41 @@ HELD_OUT_SECRET = "calibration-held-out"
 # Agents that play the deep tier only (its expert, its shortcuts, the scan analyst and the parent reporter, which
 # bets on abyss's twin credit): a default run, over every listed tier, leaves them out; `--difficulties deep
 # --no-named-tasks --agents ...` runs them (lab/docs/calibration.md, the dial).
-DEEP_ONLY_AGENTS = ("deep_expert", "one_dimension_expert", "short_segment_rule", "scan_analyst", "scan_analyst_3d",
-                    "scan_analyst_hourly", "parent_reporter")
+DEEP_ONLY_AGENTS = (
+    "deep_expert",
+    "one_dimension_expert",
+    "short_segment_rule",
+    "scan_analyst",
+    "scan_analyst_3d",
+    "scan_analyst_hourly",
+    "parent_reporter",
+)
 # Agents that attack across resets: each episode they open more sessions on the same server and replay its
 # settings there (the replay oracle reads the labels through graded feedback). A default run leaves them out;
 # `--agents replay_oracle --held-out` runs them (lab/docs/calibration.md).
 REPLAYING_AGENTS = ("replay_oracle",)
 # Every other registered agent, in the order the published results list them (a default run writes them in this
 # order, so it reproduces lab/artifacts/calibration.json byte for byte, whatever order the agents registered in).
-LISTED_TIER_AGENTS = ("null", "random", "mass_generators", "mass_grid", "readme_baseline", "expert",
-                      "aggregate_only_expert", "fixed_rule", "top_k_dates", "next_date_padder",
-                      "top_k_dates_shift_aware", "top_k_dates_shift_checked", "shallow_reader", "side_effect_padder",
-                      "weekday_rule", "feedback_decoder", "scripted", "seed_replayer")
+LISTED_TIER_AGENTS = (
+    "null",
+    "random",
+    "mass_generators",
+    "mass_grid",
+    "readme_baseline",
+    "expert",
+    "aggregate_only_expert",
+    "fixed_rule",
+    "top_k_dates",
+    "next_date_padder",
+    "top_k_dates_shift_aware",
+    "top_k_dates_shift_checked",
+    "shallow_reader",
+    "side_effect_padder",
+    "weekday_rule",
+    "feedback_decoder",
+    "scripted",
+    "seed_replayer",
+)
 
 
 @dataclass(frozen=True)
@@ -85,8 +108,10 @@ def sweep(difficulty: str, seeds: int, first_offset: int = 0) -> list[EpisodeSpe
     """`seeds` episodes of one difficulty from `first_offset` (from 0, the first EVAL_SEEDS_PER_DIFFICULTY are the
     `eval` split's; see metric_tracker_rl.catalog.task_splits), grouped by difficulty with the null episodes apart."""
     episodes = (calibration_reset_kwargs(difficulty, offset) for offset in range(first_offset, first_offset + seeds))
-    return [EpisodeSpec(NULL_GROUP if kwargs.get("scenario_family") == "null" else difficulty, kwargs)
-            for kwargs in episodes]
+    return [
+        EpisodeSpec(NULL_GROUP if kwargs.get("scenario_family") == "null" else difficulty, kwargs)
+        for kwargs in episodes
+    ]
 
 
 # The difficulties and named tasks the calibration table covers: the listed tiers of counts (the eval split holds the
@@ -94,12 +119,17 @@ def sweep(difficulty: str, seeds: int, first_offset: int = 0) -> list[EpisodeSpe
 # publication last). The warehouse, whose raw events these agents do not read, has a calibration of its own
 # (lab/calibration/warehouse_calibration.py) with its own agents.
 CALIBRATED_DIFFICULTIES = tuple(name for name in DIFFICULTIES if name in COUNT_DIFFICULTIES)
-CALIBRATED_TASKS = tuple(task for task in DEFAULT_TASK_ORDER
-                         if get_task_spec(task).difficulty in CALIBRATED_DIFFICULTIES)
+CALIBRATED_TASKS = tuple(
+    task for task in DEFAULT_TASK_ORDER if get_task_spec(task).difficulty in CALIBRATED_DIFFICULTIES
+)
 
 
-def episode_plan(seeds: int, task_ids: tuple[str, ...] = CALIBRATED_TASKS,
-                 difficulties: tuple[str, ...] = CALIBRATED_DIFFICULTIES, first_offset: int = 0) -> list[EpisodeSpec]:
+def episode_plan(
+    seeds: int,
+    task_ids: tuple[str, ...] = CALIBRATED_TASKS,
+    difficulties: tuple[str, ...] = CALIBRATED_DIFFICULTIES,
+    first_offset: int = 0,
+) -> list[EpisodeSpec]:
     named = [EpisodeSpec(task_id, {"task_id": task_id}) for task_id in task_ids]
     return named + [spec for difficulty in difficulties for spec in sweep(difficulty, seeds, first_offset)]
 
@@ -133,17 +163,23 @@ def mean_interval(values: np.ndarray) -> list[float]:
 
 def summarise(scores: Iterable[float]) -> dict[str, Any]:
     values = np.asarray(list(scores), dtype=float)
-    return {"n": int(values.size), "mean": float(values.mean()), "p5": float(np.percentile(values, 5)),
-            "min": float(values.min()), "share_ge_0_9": float((values >= 0.9).mean()),
-            "mean_95": mean_interval(values)}
+    return {
+        "n": int(values.size),
+        "mean": float(values.mean()),
+        "p5": float(np.percentile(values, 5)),
+        "min": float(values.min()),
+        "share_ge_0_9": float((values >= 0.9).mean()),
+        "mean_95": mean_interval(values),
+    }
 
 
 def _scored(job: tuple[str, EpisodeSpec, str]) -> tuple[float, bool]:
     return episode_score(*job)
 
 
-def scored_in(agent_name: str, specs: list[EpisodeSpec], held_out_secret: str = "",
-              workers: int = 1) -> Iterator[tuple[float, bool]]:
+def scored_in(
+    agent_name: str, specs: list[EpisodeSpec], held_out_secret: str = "", workers: int = 1
+) -> Iterator[tuple[float, bool]]:
     """episode_score of every spec, in order; with `workers` > 1 played in that many processes (each episode is
     its own seed's, so the scores are those of one process)."""
     jobs = [(agent_name, spec, held_out_secret) for spec in specs]
@@ -154,22 +190,32 @@ def scored_in(agent_name: str, specs: list[EpisodeSpec], held_out_secret: str = 
         yield from pool.imap(_scored, jobs)
 
 
-def calibrate(agent_names: list[str], seeds: int, progress: bool = True, held_out: bool = False,
-              difficulties: tuple[str, ...] = CALIBRATED_DIFFICULTIES,
-              task_ids: tuple[str, ...] = CALIBRATED_TASKS, workers: int = 1,
-              first_offset: int = 0) -> dict[str, Any]:
+def calibrate(
+    agent_names: list[str],
+    seeds: int,
+    progress: bool = True,
+    held_out: bool = False,
+    difficulties: tuple[str, ...] = CALIBRATED_DIFFICULTIES,
+    task_ids: tuple[str, ...] = CALIBRATED_TASKS,
+    workers: int = 1,
+    first_offset: int = 0,
+) -> dict[str, Any]:
     """Every agent over the plan (each difficulty's seeds from `first_offset`); with held_out, the in-process
     environment runs with a server-side secret. With `workers` > 1 the episodes run in that many processes (each
     episode is its own seed's, so the scores are the same as in one process, gathered in plan order)."""
     plan = episode_plan(seeds, task_ids, difficulties, first_offset)
     total = len(plan) * len(agent_names)
     secret = HELD_OUT_SECRET if held_out else ""
-    results: dict[str, Any] = {"seeds_per_difficulty": seeds, "tasks": list(task_ids),
-                               "difficulties": list(difficulties), "first_offset": first_offset,
-                               "null_every": NULL_EVERY, "held_out": held_out,
-                               "reset_overrides": {name: AGENT_RESET_OVERRIDES[name] for name in agent_names
-                                                   if name in AGENT_RESET_OVERRIDES},
-                               "agents": {}}
+    results: dict[str, Any] = {
+        "seeds_per_difficulty": seeds,
+        "tasks": list(task_ids),
+        "difficulties": list(difficulties),
+        "first_offset": first_offset,
+        "null_every": NULL_EVERY,
+        "held_out": held_out,
+        "reset_overrides": {name: AGENT_RESET_OVERRIDES[name] for name in agent_names if name in AGENT_RESET_OVERRIDES},
+        "agents": {},
+    }
     done = 0
     for agent_name in agent_names:
         scores: dict[str, list[float]] = {}
@@ -231,11 +277,19 @@ def table(results: dict[str, Any], agent_names: tuple[str, ...] | None = None) -
     mean with its 95% interval and the p5 per difficulty; every agent of the results, or those listed."""
     difficulties = tuple(results.get("difficulties", CALIBRATED_DIFFICULTIES))
     named = named_task_groups(results)
-    header = ["agent", *(get_task_spec(group).task_id for group in named),
-              *(f"{d} mean [95% CI] / p5" for d in difficulties)]
-    rows = [[_agent_label(results, agent_name), *(f"{stats[group]['mean']:.3f}" for group in named),
-             *(f"{_interval(stats[d])} / {stats[d]['p5']:.3f}" for d in difficulties)]
-            for agent_name, stats in _listed(results, agent_names)]
+    header = [
+        "agent",
+        *(get_task_spec(group).task_id for group in named),
+        *(f"{d} mean [95% CI] / p5" for d in difficulties),
+    ]
+    rows = [
+        [
+            _agent_label(results, agent_name),
+            *(f"{stats[group]['mean']:.3f}" for group in named),
+            *(f"{_interval(stats[d])} / {stats[d]['p5']:.3f}" for d in difficulties),
+        ]
+        for agent_name, stats in _listed(results, agent_names)
+    ]
     return markdown_table(header, rows)
 
 
@@ -243,8 +297,10 @@ def null_table(results: dict[str, Any], agent_names: tuple[str, ...] | None = No
     """A Markdown table of each difficulty's null episodes (the right answer is an empty report): mean / min."""
     difficulties = tuple(results.get("difficulties", CALIBRATED_DIFFICULTIES))
     header = ["agent", *(f"{d} null mean / min" for d in difficulties)]
-    rows = [[_agent_label(results, agent_name), *(_null_cell(stats[null_group(d)]) for d in difficulties)]
-            for agent_name, stats in _listed(results, agent_names)]
+    rows = [
+        [_agent_label(results, agent_name), *(_null_cell(stats[null_group(d)]) for d in difficulties)]
+        for agent_name, stats in _listed(results, agent_names)
+    ]
     return markdown_table(header, rows)
 
 
@@ -252,10 +308,16 @@ def difficulty_table(results: dict[str, Any], difficulty: str) -> str:
     """A Markdown table of one difficulty's sweep: the mean with its 95% interval, p5 / min, the share of episodes
     scored at least 0.9, and the difficulty's null episodes, per agent."""
     header = ["agent", f"{difficulty} mean [95% CI]", "p5 / min", "share >= 0.9", "null mean / min"]
-    rows = [[_agent_label(results, agent_name), _interval(stats[difficulty]),
-             f"{stats[difficulty]['p5']:.3f} / {stats[difficulty]['min']:.3f}",
-             f"{stats[difficulty]['share_ge_0_9']:.3f}", _null_cell(stats[null_group(difficulty)])]
-            for agent_name, stats in results["agents"].items()]
+    rows = [
+        [
+            _agent_label(results, agent_name),
+            _interval(stats[difficulty]),
+            f"{stats[difficulty]['p5']:.3f} / {stats[difficulty]['min']:.3f}",
+            f"{stats[difficulty]['share_ge_0_9']:.3f}",
+            _null_cell(stats[null_group(difficulty)]),
+        ]
+        for agent_name, stats in results["agents"].items()
+    ]
     return markdown_table(header, rows)
 
 
@@ -272,36 +334,60 @@ def untuned_table(results: dict[str, Any], nulls: bool = False) -> str:
     untuned = results[UNTUNED]
     groups = [null_group(d) if nulls else d for d in untuned["difficulties"]]
     header = ["agent", *(f"{group} eval → untuned [95% CI]" for group in groups)]
-    rows = [[_agent_label(results, name), *(_beside(results["agents"][name][group], stats[group]) for group in groups)]
-            for name, stats in untuned["agents"].items()]
+    rows = [
+        [_agent_label(results, name), *(_beside(results["agents"][name][group], stats[group]) for group in groups)]
+        for name, stats in untuned["agents"].items()
+    ]
     return markdown_table(header, rows)
 
 
 # The shortcuts that skip the investigation, whose best per difficulty the README shows (lab/docs_blocks.py):
 # the filter on the published magnitude ranges, then the exploits of the date ranking and of the feedback.
-SHORTCUT_AGENTS = ("fixed_rule", "top_k_dates", "top_k_dates_shift_aware", "side_effect_padder", "weekday_rule",
-                   "feedback_decoder")
+SHORTCUT_AGENTS = (
+    "fixed_rule",
+    "top_k_dates",
+    "top_k_dates_shift_aware",
+    "side_effect_padder",
+    "weekday_rule",
+    "feedback_decoder",
+)
 # The reference rows docs/evaluation.md shows until a model's results exist there.
 EVALUATION_AGENTS = ("null", "random", "mass_generators", "mass_grid", "readme_baseline", "scripted", "expert")
 # The agents the README's summary shows, most capable first.
-SUMMARY_AGENTS = ("expert", "aggregate_only_expert", "fixed_rule", "shallow_reader", "scripted", "side_effect_padder",
-                  "top_k_dates_shift_aware", "weekday_rule", "feedback_decoder", "top_k_dates", "null")
+SUMMARY_AGENTS = (
+    "expert",
+    "aggregate_only_expert",
+    "fixed_rule",
+    "shallow_reader",
+    "scripted",
+    "side_effect_padder",
+    "top_k_dates_shift_aware",
+    "weekday_rule",
+    "feedback_decoder",
+    "top_k_dates",
+    "null",
+)
 
 
 def means_table(results: dict[str, Any], agent_names: tuple[str, ...] = SUMMARY_AGENTS) -> str:
     """A Markdown table of each listed agent's mean score per difficulty (the README's summary)."""
     difficulties = tuple(results.get("difficulties", CALIBRATED_DIFFICULTIES))
-    rows = [[_agent_label(results, name), *(f"{results['agents'][name][d]['mean']:.3f}" for d in difficulties)]
-            for name in agent_names]
+    rows = [
+        [_agent_label(results, name), *(f"{results['agents'][name][d]['mean']:.3f}" for d in difficulties)]
+        for name in agent_names
+    ]
     return markdown_table(["agent", *difficulties], rows)
 
 
 def rendered_tables(results: dict[str, Any]) -> dict[str, str]:
     """Every table the docs show from a results file, by what it shows."""
-    tables = {"every agent": table(results), "null episodes": null_table(results),
-              "summary (README)": means_table(results),
-              "reference rows (docs/evaluation.md)": table(results, EVALUATION_AGENTS),
-              "reference rows' null episodes (docs/evaluation.md)": null_table(results, EVALUATION_AGENTS)}
+    tables = {
+        "every agent": table(results),
+        "null episodes": null_table(results),
+        "summary (README)": means_table(results),
+        "reference rows (docs/evaluation.md)": table(results, EVALUATION_AGENTS),
+        "reference rows' null episodes (docs/evaluation.md)": null_table(results, EVALUATION_AGENTS),
+    }
     for difficulty in results.get("difficulties", CALIBRATED_DIFFICULTIES):
         tables[f"the {difficulty} sweep"] = difficulty_table(results, difficulty)
     if UNTUNED in results:
@@ -310,8 +396,9 @@ def rendered_tables(results: dict[str, Any]) -> dict[str, str]:
     return tables
 
 
-def merge_problem(previous: dict[str, Any] | None, agent_names: list[str], held_out: bool,
-                  sweep_seeds: int | None) -> str | None:
+def merge_problem(
+    previous: dict[str, Any] | None, agent_names: list[str], held_out: bool, sweep_seeds: int | None
+) -> str | None:
     """Why a run of `agent_names` (sweeping `sweep_seeds` per difficulty, None: no sweep) cannot be merged into the
     results `previous`, or None when it can."""
     if previous is None:
@@ -337,8 +424,7 @@ def merged(previous: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
         fresh = run["agents"][name]
         # A sweep's null group pools every swept tier: it is replaced only by a run that swept every one.
         keep_null = set(run["difficulties"]) != set(difficulties)
-        updated = {**stats, **{group: value for group, value in fresh.items()
-                               if group != NULL_GROUP or not keep_null}}
+        updated = {**stats, **{group: value for group, value in fresh.items() if group != NULL_GROUP or not keep_null}}
         agents[name] = {group: updated[group] for group in (*tasks, *(g for g in updated if g not in tasks))}
     return {**previous, "tasks": tasks, "difficulties": difficulties, "agents": agents}
 
@@ -353,29 +439,51 @@ def kept_with(previous: dict[str, Any], run: dict[str, Any], untuned: bool) -> d
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=200, help="episodes per difficulty (every "
-                        f"{NULL_EVERY}th is a null episode)")
+    parser.add_argument(
+        "--seeds", type=int, default=200, help=f"episodes per difficulty (every {NULL_EVERY}th is a null episode)"
+    )
     parser.add_argument("--agents", default=",".join(LISTED_TIER_AGENTS), help="comma-separated agent names")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
-    parser.add_argument("--difficulties", default=",".join(CALIBRATED_DIFFICULTIES),
-                        help="comma-separated difficulties to sweep")
+    parser.add_argument(
+        "--difficulties", default=",".join(CALIBRATED_DIFFICULTIES), help="comma-separated difficulties to sweep"
+    )
     parser.add_argument("--held-out", action="store_true", help="run the environment with a held-out secret")
-    parser.add_argument("--no-named-tasks", action="store_true", help="sweep the difficulties only (deep's own "
-                        "agents' calibration)")
-    parser.add_argument("--tasks", default=",".join(CALIBRATED_TASKS),
-                        help="comma-separated named tasks to play (default: every one at the calibrated tiers)")
+    parser.add_argument(
+        "--no-named-tasks", action="store_true", help="sweep the difficulties only (deep's own agents' calibration)"
+    )
+    parser.add_argument(
+        "--tasks",
+        default=",".join(CALIBRATED_TASKS),
+        help="comma-separated named tasks to play (default: every one at the calibrated tiers)",
+    )
     parser.add_argument("--no-sweep", action="store_true", help="play the named tasks only, no seed sweep")
-    parser.add_argument("--merge", action="store_true", help="add this run's groups to the results file at --output "
-                        "(its agents must be the file's, in held-out mode or not as the file): a new named task's "
-                        "figures without a new sweep")
-    parser.add_argument("--untuned", action="store_true", help="sweep each difficulty's untuned seeds (offsets "
-                        f"{UNTUNED_FIRST_OFFSET} on, which tuned nothing), no named task; with --merge, kept under the "
-                        f"file's {UNTUNED!r} entry beside its eval-split figures")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="add this run's groups to the results file at --output "
+        "(its agents must be the file's, in held-out mode or not as the file): a new named task's "
+        "figures without a new sweep",
+    )
+    parser.add_argument(
+        "--untuned",
+        action="store_true",
+        help="sweep each difficulty's untuned seeds (offsets "
+        f"{UNTUNED_FIRST_OFFSET} on, which tuned nothing), no named task; with --merge, kept under the "
+        f"file's {UNTUNED!r} entry beside its eval-split figures",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress line")
-    parser.add_argument("--workers", type=int, default=1, help="processes that play episodes (the machine's cores; "
-                        "the scores do not depend on it)")
-    parser.add_argument("--render", type=Path, metavar="RESULTS",
-                        help="print the tables of a results file (lab/artifacts/calibration.json); run nothing")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes that play episodes (the machine's cores; the scores do not depend on it)",
+    )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="RESULTS",
+        help="print the tables of a results file (lab/artifacts/calibration.json); run nothing",
+    )
     args = parser.parse_args(argv)
     if args.render is not None:
         for title, rendered in rendered_tables(json.loads(args.render.read_text())).items():
@@ -394,8 +502,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.seeds < NULL_EVERY:
         parser.error(f"--seeds must be at least {NULL_EVERY} so every group has episodes")
     try:
-        task_ids = () if args.no_named_tasks or args.untuned else tuple(
-            get_task_spec(name.strip()).task_id for name in args.tasks.split(",") if name.strip())
+        task_ids = (
+            ()
+            if args.no_named_tasks or args.untuned
+            else tuple(get_task_spec(name.strip()).task_id for name in args.tasks.split(",") if name.strip())
+        )
     except ValueError as exc:
         parser.error(str(exc))
     if args.no_sweep:
@@ -409,13 +520,22 @@ def main(argv: list[str] | None = None) -> None:
         problem = merge_problem(previous, agent_names, args.held_out, None if args.no_sweep else args.seeds)
         if problem:
             parser.error(problem)
-    run = calibrate(agent_names, args.seeds, progress=not args.quiet, held_out=args.held_out,
-                    difficulties=difficulties, task_ids=task_ids, workers=args.workers,
-                    first_offset=UNTUNED_FIRST_OFFSET if args.untuned else 0)
+    run = calibrate(
+        agent_names,
+        args.seeds,
+        progress=not args.quiet,
+        held_out=args.held_out,
+        difficulties=difficulties,
+        task_ids=task_ids,
+        workers=args.workers,
+        first_offset=UNTUNED_FIRST_OFFSET if args.untuned else 0,
+    )
     results = run if previous is None else kept_with(previous, run, args.untuned)
-    print(f"Calibration over {args.seeds} seeds per difficulty (standard episodes, one graded submission, unless "
-          f"marked; every {NULL_EVERY}th episode null){'; held-out mode' if args.held_out else ''}"
-          f"{'; the untuned seeds' if args.untuned else ''}; score = the sum of the episode's rewards.\n")
+    print(
+        f"Calibration over {args.seeds} seeds per difficulty (standard episodes, one graded submission, unless "
+        f"marked; every {NULL_EVERY}th episode null){'; held-out mode' if args.held_out else ''}"
+        f"{'; the untuned seeds' if args.untuned else ''}; score = the sum of the episode's rewards.\n"
+    )
     print(table(run))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")

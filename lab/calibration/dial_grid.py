@@ -39,24 +39,38 @@ PUBLISHED_GRID = Path(__file__).resolve().parents[2] / "lab" / "artifacts" / "di
 PUBLISHED_PLOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "dial_grid.svg"
 # The expert plays each tier's own procedure (frontier's at frontier, deep's at deep and abyss); the padder pads
 # frontier's; the scan analyst plays the method a capable model used at deep.
-GRID_AGENTS = ("expert", "scan_analyst", "one_dimension_expert", "short_segment_rule", "aggregate_only_expert",
-               "next_date_padder")
+GRID_AGENTS = (
+    "expert",
+    "scan_analyst",
+    "one_dimension_expert",
+    "short_segment_rule",
+    "aggregate_only_expert",
+    "next_date_padder",
+)
 Point = tuple[str, str, dict[str, Any]]  # (label, difficulty, settings)
 
 
 def one_knob_at_a_time(difficulty: str, turns: dict[str, tuple[Any, ...]]) -> tuple[Point, ...]:
     """The tier at its defaults, then each knob turned to each of its values, the others left at the defaults."""
-    return ((f"{difficulty}, defaults", difficulty, {}),
-            *((f"{difficulty}, {knob}={value}", difficulty, {knob: value})
-              for knob, values in turns.items() for value in values))
+    return (
+        (f"{difficulty}, defaults", difficulty, {}),
+        *(
+            (f"{difficulty}, {knob}={value}", difficulty, {knob: value})
+            for knob, values in turns.items()
+            for value in values
+        ),
+    )
 
 
 # frontier's tier, then deep's and abyss's dials. Each knob is turned both ways where it can be (the depth only
 # down: three is the most); abyss also turns the look-alikes per incident, which scales its leaf blips too.
 DEEP_TURNS = {"max_cuboid_depth": (1, 2), "magnitude_scale": (0.75, 1.5), "concurrency": (0, 3)}
 ABYSS_TURNS = {**DEEP_TURNS, "decoy_ratio": (0.5, 2.0)}
-POINTS: tuple[Point, ...] = (("frontier (its own tier)", "frontier", {}),
-                             *one_knob_at_a_time("deep", DEEP_TURNS), *one_knob_at_a_time("abyss", ABYSS_TURNS))
+POINTS: tuple[Point, ...] = (
+    ("frontier (its own tier)", "frontier", {}),
+    *one_knob_at_a_time("deep", DEEP_TURNS),
+    *one_knob_at_a_time("abyss", ABYSS_TURNS),
+)
 
 
 def plays_at(agent: str, difficulty: str) -> bool:
@@ -71,15 +85,20 @@ def chosen_points(names: Iterable[str]) -> tuple[Point, ...]:
     difficulties = {difficulty for _, difficulty, _ in POINTS}
     unknown = sorted(names - labels - difficulties)
     if unknown:
-        raise ValueError(f"unknown point(s) {', '.join(map(repr, unknown))}; valid: a difficulty "
-                         f"({', '.join(sorted(difficulties))}) or a label ({'; '.join(labels)})")
+        raise ValueError(
+            f"unknown point(s) {', '.join(map(repr, unknown))}; valid: a difficulty "
+            f"({', '.join(sorted(difficulties))}) or a label ({'; '.join(labels)})"
+        )
     return tuple(point for point in POINTS if point[0] in names or point[1] in names)
 
 
 def point_specs(difficulty: str, settings: dict[str, Any], seeds: int) -> list[EpisodeSpec]:
     """The point's episodes that hold an incident: the calibration sweep's, with the settings added."""
-    return [EpisodeSpec(spec.group, {**spec.reset_kwargs, **settings}) for spec in sweep(difficulty, seeds)
-            if spec.group != NULL_GROUP]
+    return [
+        EpisodeSpec(spec.group, {**spec.reset_kwargs, **settings})
+        for spec in sweep(difficulty, seeds)
+        if spec.group != NULL_GROUP
+    ]
 
 
 def dilution_share(difficulty: str, settings: dict[str, Any], seeds: int) -> float | None:
@@ -87,8 +106,9 @@ def dilution_share(difficulty: str, settings: dict[str, Any], seeds: int) -> flo
     tier's root causes are not cuboids)."""
     if not cuboid_defaults(difficulty):
         return None
-    chosen = [diluted for depth, diluted, _ in dilution_by_depth(tier_episodes(seeds, settings, difficulty))
-              if depth >= 2]
+    chosen = [
+        diluted for depth, diluted, _ in dilution_by_depth(tier_episodes(seeds, settings, difficulty)) if depth >= 2
+    ]
     return sum(chosen) / len(chosen) if chosen else None
 
 
@@ -105,8 +125,10 @@ class Timings:
 
     def table(self) -> str:
         lines = ["agent                 tier      episodes  seconds/episode"]
-        lines += [f"{agent:<21} {difficulty:<9} {count:>8}  {self.seconds[agent, difficulty] / count:>15.2f}"
-                  for (agent, difficulty), count in self.episodes.items()]
+        lines += [
+            f"{agent:<21} {difficulty:<9} {count:>8}  {self.seconds[agent, difficulty] / count:>15.2f}"
+            for (agent, difficulty), count in self.episodes.items()
+        ]
         return "\n".join(lines)
 
 
@@ -123,9 +145,15 @@ def _checked_kept(kept: dict[str, Any] | None, seeds: int) -> dict[str, dict[str
     return {point["label"]: point for point in kept["points"]}
 
 
-def run_grid(seeds: int, points: tuple[Point, ...] = POINTS, agents: tuple[str, ...] = GRID_AGENTS,
-             kept: dict[str, Any] | None = None, progress: bool = True, workers: int = 1,
-             timings: Timings | None = None) -> dict[str, Any]:
+def run_grid(
+    seeds: int,
+    points: tuple[Point, ...] = POINTS,
+    agents: tuple[str, ...] = GRID_AGENTS,
+    kept: dict[str, Any] | None = None,
+    progress: bool = True,
+    workers: int = 1,
+    timings: Timings | None = None,
+) -> dict[str, Any]:
     """Every agent of `agents` at every point of `points`; every other cell of the kept grid (if any) is copied.
     The result holds the points either has, in POINTS order, and at each point the agents either scored."""
     kept_points = _checked_kept(kept, seeds)
@@ -150,9 +178,16 @@ def run_grid(seeds: int, points: tuple[Point, ...] = POINTS, agents: tuple[str, 
             scores[agent] = float(np.mean([score for score, _ in scored_in(agent, specs, workers=workers)]))
             if timings is not None:
                 timings.add(agent, difficulty, time.perf_counter() - started, len(specs))
-        result.append({"label": label, "difficulty": difficulty, "settings": settings, "episodes": len(specs),
-                       "scores": {agent: scores[agent] for agent in GRID_AGENTS if agent in scores},
-                       "dilution": dilution_share(difficulty, settings, seeds)})
+        result.append(
+            {
+                "label": label,
+                "difficulty": difficulty,
+                "settings": settings,
+                "episodes": len(specs),
+                "scores": {agent: scores[agent] for agent in GRID_AGENTS if agent in scores},
+                "dilution": dilution_share(difficulty, settings, seeds),
+            }
+        )
     if progress:
         print(file=sys.stderr)
     scored = {agent for point in result for agent in point["scores"]}
@@ -179,8 +214,12 @@ def grid_table(grid: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     for point in grid["points"]:
         dilution = "—" if point["dilution"] is None else f"{point['dilution']:.0%}"
-        cells = [point["label"], str(point["episodes"]), dilution,
-                 *(_score_cell(point["scores"], agent) for agent in grid["agents"])]
+        cells = [
+            point["label"],
+            str(point["episodes"]),
+            dilution,
+            *(_score_cell(point["scores"], agent) for agent in grid["agents"]),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -188,18 +227,28 @@ def grid_table(grid: dict[str, Any]) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=50, help="calibration seeds per point (null ones left out)")
-    parser.add_argument("--points", nargs="+", metavar="POINT", help="play only these points: a difficulty (all "
-                        "its points) or a point's label (quoted); default: every point")
+    parser.add_argument(
+        "--points",
+        nargs="+",
+        metavar="POINT",
+        help="play only these points: a difficulty (all its points) or a point's label (quoted); default: every point",
+    )
     parser.add_argument("--agents", help=f"comma-separated: play only these agents (of {', '.join(GRID_AGENTS)})")
-    parser.add_argument("--merge", type=Path, metavar="GRID", help="take every cell this run does not play from "
-                        "this grid file (same --seeds)")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        metavar="GRID",
+        help="take every cell this run does not play from this grid file (same --seeds)",
+    )
     parser.add_argument("--output", type=Path, help="write the grid (JSON) here")
     parser.add_argument("--render", type=Path, metavar="GRID", help="print the table of a grid file; run nothing")
-    parser.add_argument("--plot", type=Path, metavar="SVG", help="also draw the grid (the run's, or --render's) as a "
-                        "line plot here")
+    parser.add_argument(
+        "--plot", type=Path, metavar="SVG", help="also draw the grid (the run's, or --render's) as a line plot here"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress line")
-    parser.add_argument("--workers", type=int, default=1, help="processes that play episodes (the scores do not "
-                        "depend on it)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes that play episodes (the scores do not depend on it)"
+    )
     return parser
 
 
@@ -220,8 +269,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         timings = Timings()
         kept = json.loads(args.merge.read_text()) if args.merge is not None else None
-        grid = run_grid(args.seeds, points, agents, kept, progress=not args.quiet, workers=args.workers,
-                        timings=timings)
+        grid = run_grid(
+            args.seeds, points, agents, kept, progress=not args.quiet, workers=args.workers, timings=timings
+        )
         print(timings.table(), file=sys.stderr)
     print(grid_table(grid))
     if args.output is not None and args.render is None:

@@ -46,16 +46,29 @@ def main() -> None:
     parser.add_argument("--setting", type=setting, action="append", default=[], help="a reset argument, name=value")
     args = parser.parse_args()
     settings = dict(args.setting)
-    result: dict[str, Any] = {"difficulty": DIFFICULTY, "seeds": args.seeds, "settings": settings,
-                              "stands_out_at": STANDS_OUT}
+    result: dict[str, Any] = {
+        "difficulty": DIFFICULTY,
+        "seeds": args.seeds,
+        "settings": settings,
+        "stands_out_at": STANDS_OUT,
+    }
     found = dilution_by_depth(episodes(args.seeds, settings))
     every = None
-    for label, depths, families in (("depth 2-3", (2, 3), every), ("depth 1", (1,), every), ("depth 2", (2,), every),
-                                    ("depth 3", (3,), every), ("depth 2-3, whole-day falls", (2, 3), WHOLE_DAY)):
-        chosen = [diluted for depth, diluted, family in found
-                  if depth in depths and (families is None or family in families)]
-        result[label] = {"incidents": len(chosen), "diluted": sum(chosen),
-                         "share": round(sum(chosen) / len(chosen), 3) if chosen else None}
+    for label, depths, families in (
+        ("depth 2-3", (2, 3), every),
+        ("depth 1", (1,), every),
+        ("depth 2", (2,), every),
+        ("depth 3", (3,), every),
+        ("depth 2-3, whole-day falls", (2, 3), WHOLE_DAY),
+    ):
+        chosen = [
+            diluted for depth, diluted, family in found if depth in depths and (families is None or family in families)
+        ]
+        result[label] = {
+            "incidents": len(chosen),
+            "diluted": sum(chosen),
+            "share": round(sum(chosen) / len(chosen), 3) if chosen else None,
+        }
     print(json.dumps(result, indent=1))
 
 

@@ -58,14 +58,20 @@ def _line(label: str, scores: list[float]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Deep's expert and scan analyst on deep with a harder mix.")
     parser.add_argument("--seeds", type=int, default=10, help="deep's calibration seeds, from its first")
-    parser.add_argument("--setting", action="append", default=[],
-                        help="dials and kinds added, e.g. confounder_share=1.0 or kinds=persistent_regression "
-                        "(repeat for several)")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        help="dials and kinds added, e.g. confounder_share=1.0 or kinds=persistent_regression (repeat for several)",
+    )
     parser.add_argument("--only-kinds", action="store_true", help="the episodes draw only the setting's kinds")
     parser.add_argument("--agents", default=",".join(AGENTS))
     args = parser.parse_args(argv)
-    episodes = [kwargs for kwargs in (calibration_reset_kwargs("deep", n) for n in range(args.seeds))
-                if kwargs.get("scenario_family") != "null"]
+    episodes = [
+        kwargs
+        for kwargs in (calibration_reset_kwargs("deep", n) for n in range(args.seeds))
+        if kwargs.get("scenario_family") != "null"
+    ]
     for name in args.agents.split(","):
         print(f"{name} on {len(episodes)} standard episodes of deep's calibration seeds")
         print(_line("deep's defaults", [episode_score(name, EpisodeSpec("deep", kw))[0] for kw in episodes]))

@@ -45,8 +45,9 @@ def token_counter() -> Callable[[str], int] | None:
     return lambda text: len(tokenizer.encode(text))
 
 
-def record_episode(agent_name: str, reset_kwargs: dict[str, Any],
-                   env: MetricTrackerRlEnvironment | None = None) -> TaskRun:
+def record_episode(
+    agent_name: str, reset_kwargs: dict[str, Any], env: MetricTrackerRlEnvironment | None = None
+) -> TaskRun:
     """One episode of an agent (the lab's or the package's) in this process, recorded as inference.py records it."""
     return recorded(make_agent(agent_name), env or MetricTrackerRlEnvironment(), reset_kwargs)
 
@@ -65,8 +66,9 @@ class Figures:
     scores: list[float]
 
 
-def measure(agent_name: str, episodes_per_difficulty: int, first_seed: int,
-            difficulties: tuple[str, ...] = DIFFICULTIES) -> tuple[dict[str, Figures], dict[str, list[int]]]:
+def measure(
+    agent_name: str, episodes_per_difficulty: int, first_seed: int, difficulties: tuple[str, ...] = DIFFICULTIES
+) -> tuple[dict[str, Figures], dict[str, list[int]]]:
     by_difficulty = {d: Figures([], [], [], 0, 0, 0, []) for d in difficulties}
     count_tokens = token_counter()
     by_tool: dict[str, list[int]] = {}
@@ -85,9 +87,12 @@ def measure(agent_name: str, episodes_per_difficulty: int, first_seed: int,
         figures.cut += cut_results(run)
         unshown = unread_submitted_rows if TIERS[difficulty].data == "events" else unseen_submitted_rows
         figures.unseen += len(unshown(run))
-        figures.submitted += sum(len(call["function"]["arguments"].get("rows", []))
-                                 for m in run.messages for call in m.get("tool_calls") or []
-                                 if call["function"]["name"] == "submit_report")
+        figures.submitted += sum(
+            len(call["function"]["arguments"].get("rows", []))
+            for m in run.messages
+            for call in m.get("tool_calls") or []
+            if call["function"]["name"] == "submit_report"
+        )
         figures.scores.append(run.score)
         for message in run.messages:
             if message["role"] == "tool":
@@ -112,14 +117,19 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown difficulty {', '.join(wrong) or '(none given)'}; valid: {', '.join(RESET_DIFFICULTIES)}")
     by_difficulty, by_tool = measure(args.agent, args.episodes_per_difficulty, args.seed, difficulties)
     print(f"{args.agent}, {args.episodes_per_difficulty} episodes per difficulty from seed {args.seed}:\n")
-    print("| difficulty | messages median / max (chars) | (tokens) | after the prompt (tokens) | results cut "
-          "| submitted rows unseen | mean score |")
+    print(
+        "| difficulty | messages median / max (chars) | (tokens) | after the prompt (tokens) | results cut "
+        "| submitted rows unseen | mean score |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for difficulty, f in by_difficulty.items():
-        tokens, completion = (f"{statistics.median(v):,.0f} / {max(v):,}" if v else "n/a"
-                              for v in (f.tokens, f.completion_tokens))
-        print(f"| {difficulty} | {statistics.median(f.chars):,.0f} / {max(f.chars):,} | {tokens} | {completion} | "
-              f"{f.cut} | {f.unseen} of {f.submitted} | {statistics.mean(f.scores):.3f} |")
+        tokens, completion = (
+            f"{statistics.median(v):,.0f} / {max(v):,}" if v else "n/a" for v in (f.tokens, f.completion_tokens)
+        )
+        print(
+            f"| {difficulty} | {statistics.median(f.chars):,.0f} / {max(f.chars):,} | {tokens} | {completion} | "
+            f"{f.cut} | {f.unseen} of {f.submitted} | {statistics.mean(f.scores):.3f} |"
+        )
     print("\n| tool | calls | chars per call (mean / max) |")
     print("| --- | --- | --- |")
     for name, sizes in sorted(by_tool.items(), key=lambda item: -statistics.mean(item[1])):
@@ -130,8 +140,10 @@ def main(argv: list[str] | None = None) -> None:
     for difficulty in difficulties:
         tools = openai_tools(difficulty)
         tokens = f", {count_tokens(json.dumps(tools)):,} tokens" if count_tokens is not None else ""
-        print(f"| {difficulty} | {len(tools)} tools, {schema_chars(difficulty):,} chars{tokens} | "
-              f"{TIERS[difficulty].tool_schema_budget:,} |")
+        print(
+            f"| {difficulty} | {len(tools)} tools, {schema_chars(difficulty):,} chars{tokens} | "
+            f"{TIERS[difficulty].tool_schema_budget:,} |"
+        )
 
 
 if __name__ == "__main__":

@@ -70,8 +70,13 @@ def played(transcript: dict[str, Any]) -> str:
     return RERUN if transcript.get("rerun") else PLAYED
 
 
-def transcript_entry(path: Path, recorded: dict[str, Any] | None, stored: dict[str, dict[str, str]],
-                     replayed: Replayer, expert: ExpertScore) -> dict[str, Any]:
+def transcript_entry(
+    path: Path,
+    recorded: dict[str, Any] | None,
+    stored: dict[str, dict[str, str]],
+    replayed: Replayer,
+    expert: ExpertScore,
+) -> dict[str, Any]:
     """One transcript's line of the artifact: what it recorded and how it was played, the regradings accepted
     since, what its replay on this version shows (which texts read before the calls changed, where they were kept)
     and the expert's score on its episode."""
@@ -79,26 +84,53 @@ def transcript_entry(path: Path, recorded: dict[str, Any] | None, stored: dict[s
     regraded = regradings(path.parent).get(path.name, [])
     settings = transcript.get("settings", {})
     file = path.relative_to(TRANSCRIPTS).as_posix() if TRANSCRIPTS in path.parents else path.name
-    entry = {"file": file, "history": HISTORY in path.parents,
-             "recorded_on": (recorded or {}).get("commit"), "difficulty": transcript["difficulty"],
-             "seed": transcript["seed"], "settings": settings, "played": played(transcript),
-             "score": transcript["score"], "calls": len(transcript["calls"]), "regradings": regraded}
+    entry = {
+        "file": file,
+        "history": HISTORY in path.parents,
+        "recorded_on": (recorded or {}).get("commit"),
+        "difficulty": transcript["difficulty"],
+        "seed": transcript["seed"],
+        "settings": settings,
+        "played": played(transcript),
+        "score": transcript["score"],
+        "calls": len(transcript["calls"]),
+        "regradings": regraded,
+    }
     if is_earlier_version(transcript["difficulty"], recorded, stored):
-        return {**entry, "replay": EARLIER_VERSION, "texts_matched": None, "changed_before_play": None,
-                "replayed_score": None, "expert_score": None}
-    result = replayed(transcript, regraded[-1]["score"] if regraded else None,
-                      kept_texts(path.parent, path.name, transcript["difficulty"]))
+        return {
+            **entry,
+            "replay": EARLIER_VERSION,
+            "texts_matched": None,
+            "changed_before_play": None,
+            "replayed_score": None,
+            "expert_score": None,
+        }
+    result = replayed(
+        transcript,
+        regraded[-1]["score"] if regraded else None,
+        kept_texts(path.parent, path.name, transcript["difficulty"]),
+    )
     changed = result.changed_before_play
-    return {**entry, "replay": result.status, "texts_matched": result.matched_texts,
-            "changed_before_play": None if changed is None else list(changed),
-            "replayed_score": round(result.replayed_score, 6),
-            "expert_score": round(expert(transcript["difficulty"], transcript["seed"], settings), 6)}
+    return {
+        **entry,
+        "replay": result.status,
+        "texts_matched": result.matched_texts,
+        "changed_before_play": None if changed is None else list(changed),
+        "replayed_score": round(result.replayed_score, 6),
+        "expert_score": round(expert(transcript["difficulty"], transcript["seed"], settings), 6),
+    }
 
 
 def _group_key(entry: dict[str, Any]) -> tuple[bool, int, str, int, str, int]:
     settings = entry["settings"]
-    return (entry["history"], DIFFICULTIES.index(entry["difficulty"]), entry["recorded_on"] or "", len(settings),
-            json.dumps(settings, sort_keys=True), PLAYED_ORDER.index(entry["played"]))
+    return (
+        entry["history"],
+        DIFFICULTIES.index(entry["difficulty"]),
+        entry["recorded_on"] or "",
+        len(settings),
+        json.dumps(settings, sort_keys=True),
+        PLAYED_ORDER.index(entry["played"]),
+    )
 
 
 def _mean(values: list[float]) -> float:
@@ -120,21 +152,35 @@ def groups(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         statuses = {status: seen.count(status) for status in STATUS_ORDER if status in seen}
         replayed = [m["replayed_score"] for m in members if m["replayed_score"] is not None]
         experts = [m["expert_score"] for m in members if m["expert_score"] is not None]
-        summary.append({"difficulty": members[0]["difficulty"], "settings": members[0]["settings"],
-                        "history": members[0]["history"], "recorded_on": members[0]["recorded_on"],
-                        "played": members[0]["played"], "episodes": len(members), "mean": _mean(scores),
-                        "min": min(scores), "max": max(scores), "calls_min": min(calls), "calls_max": max(calls),
-                        "replays": statuses,
-                        "replayed_mean": _mean(replayed) if len(replayed) == len(members) else None,
-                        "expert_mean": _mean(experts) if len(experts) == len(members) else None})
+        summary.append(
+            {
+                "difficulty": members[0]["difficulty"],
+                "settings": members[0]["settings"],
+                "history": members[0]["history"],
+                "recorded_on": members[0]["recorded_on"],
+                "played": members[0]["played"],
+                "episodes": len(members),
+                "mean": _mean(scores),
+                "min": min(scores),
+                "max": max(scores),
+                "calls_min": min(calls),
+                "calls_max": max(calls),
+                "replays": statuses,
+                "replayed_mean": _mean(replayed) if len(replayed) == len(members) else None,
+                "expert_mean": _mean(experts) if len(experts) == len(members) else None,
+            }
+        )
     return summary
 
 
 def transcript_folders() -> list[Path]:
     """The current sets' folders (the abyss set's, then each beside history/ that keeps its recording commit),
     then each earlier set's under history/."""
-    beside = sorted(path for path in TRANSCRIPTS.glob("*")
-                    if path.is_dir() and path != HISTORY and (path / RECORDED_ON.name).exists())
+    beside = sorted(
+        path
+        for path in TRANSCRIPTS.glob("*")
+        if path.is_dir() and path != HISTORY and (path / RECORDED_ON.name).exists()
+    )
     return [TRANSCRIPTS, *beside, *sorted(path for path in HISTORY.glob("*") if path.is_dir())]
 
 
@@ -151,8 +197,11 @@ def render_results(expert: ExpertScore = expert_score) -> dict[str, Any]:
 
     for folder in transcript_folders():
         recorded = recorded_on(folder)
-        entries += [transcript_entry(path, recorded, stored, replay, expert_once)
-                    for path in sorted(folder.glob("*.json")) if path.name not in RECORD_FILES]
+        entries += [
+            transcript_entry(path, recorded, stored, replay, expert_once)
+            for path in sorted(folder.glob("*.json"))
+            if path.name not in RECORD_FILES
+        ]
     return {"groups": groups(entries), "transcripts": entries}
 
 
@@ -185,20 +234,46 @@ def model_results_table(results: dict[str, Any] | None = None) -> str:
         calls = f"{group['calls_min']}" + (f"–{group['calls_max']}" if group["calls_max"] > group["calls_min"] else "")
         recorded = f"`{group['recorded_on']}`" + (" (history)" if group["history"] else "")
         expert = "–" if group["expert_mean"] is None else f"{group['expert_mean']:.3f}"
-        rows.append([recorded, group["difficulty"], _settings_text(group["settings"]), group["played"],
-                     str(group["episodes"]), f"{group['mean']:.3f}",
-                     f"{low:.3f}" if low == high else f"{low:.3f}–{high:.3f}", calls, expert,
-                     _replays_text(group["replays"], group["episodes"])])
-    return markdown_table(["recorded on", "tier", "dial settings", "played", "episodes", "mean score", "range",
-                           "calls", "expert, same episodes", "replay on this version"], rows)
+        rows.append(
+            [
+                recorded,
+                group["difficulty"],
+                _settings_text(group["settings"]),
+                group["played"],
+                str(group["episodes"]),
+                f"{group['mean']:.3f}",
+                f"{low:.3f}" if low == high else f"{low:.3f}–{high:.3f}",
+                calls,
+                expert,
+                _replays_text(group["replays"], group["episodes"]),
+            ]
+        )
+    return markdown_table(
+        [
+            "recorded on",
+            "tier",
+            "dial settings",
+            "played",
+            "episodes",
+            "mean score",
+            "range",
+            "calls",
+            "expert, same episodes",
+            "replay on this version",
+        ],
+        rows,
+    )
 
 
 def model_regradings_table(results: dict[str, Any] | None = None) -> str:
     """Every regrading kept for a transcript, from the kept artifact: the score recorded, the score before and after
     the grading change, and why (lab/docs/model_results.md)."""
     results = results or kept_results()
-    rows = [[f"`{entry['file']}`", f"{entry['score']:.6f}", f"{change['was']:.6f}", f"{change['score']:.6f}",
-             change["why"]] for entry in results["transcripts"] for change in entry["regradings"]]
+    rows = [
+        [f"`{entry['file']}`", f"{entry['score']:.6f}", f"{change['was']:.6f}", f"{change['score']:.6f}", change["why"]]
+        for entry in results["transcripts"]
+        for change in entry["regradings"]
+    ]
     return markdown_table(["transcript", "recorded", "graded before", "graded since", "why"], rows)
 
 

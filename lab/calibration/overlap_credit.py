@@ -38,8 +38,10 @@ def main() -> None:
     print("| report | rows | table, mean | overlap, mean | overlap, min | overlap, max |")
     print("| --- | --- | --- | --- | --- | --- |")
     for case in table:
-        print(f"| {case} | {len(table[case])} | {statistics.mean(table[case]):.3f} | "
-              f"{statistics.mean(overlap[case]):.3f} | {min(overlap[case]):.3f} | {max(overlap[case]):.3f} |")
+        print(
+            f"| {case} | {len(table[case])} | {statistics.mean(table[case]):.3f} | "
+            f"{statistics.mean(overlap[case]):.3f} | {min(overlap[case]):.3f} | {max(overlap[case]):.3f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -53,15 +53,17 @@ def kept_texts(folder: Path, file: str, difficulty: str) -> dict[str, str] | Non
 def brief_of(transcript: dict[str, Any]) -> str:
     """The brief the transcript's episode starts with on this version."""
     session = EpisodeSession(MetricTrackerRlEnvironment())
-    brief = session.reset(seed=transcript["seed"], difficulty=transcript["difficulty"],
-                          **transcript.get("settings", {}))
+    brief = session.reset(
+        seed=transcript["seed"], difficulty=transcript["difficulty"], **transcript.get("settings", {})
+    )
     if brief.status == "error":
         raise ValueError(f"the transcript's episode cannot start: {session.message}")
     return brief.text
 
 
-def record(folder: Path, records: frozenset[str] = frozenset({RECORD, "recorded_on.json", "regraded.json"})
-           ) -> dict[str, Any]:
+def record(
+    folder: Path, records: frozenset[str] = frozenset({RECORD, "recorded_on.json", "regraded.json"})
+) -> dict[str, Any]:
     """The record of every transcript in `folder` (its own files, not its subfolders'), as this version gives it."""
     tiers: dict[str, dict[str, str]] = {}
     briefs: dict[str, str] = {}
@@ -76,8 +78,9 @@ def record(folder: Path, records: frozenset[str] = frozenset({RECORD, "recorded_
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path, help="a transcripts' folder, on the commit its transcripts were "
-                        "recorded on")
+    parser.add_argument(
+        "folder", type=Path, help="a transcripts' folder, on the commit its transcripts were recorded on"
+    )
     args = parser.parse_args(argv)
     kept = record(args.folder)
     (args.folder / RECORD).write_text(json.dumps(kept, indent=1) + "\n", encoding="utf-8")

@@ -65,8 +65,9 @@ REGRADED_STATUS = "score as regraded"  # the score a kept regrading gives it, no
 EARLIER_VERSION = "recorded on an earlier version"  # the tier's episodes changed since the recording
 FAILURES = frozenset({SCORE_CHANGED})  # the outcomes that make the replay exit 1 (TEXTS_CHANGED too with --exact)
 # How a call the client answered after its connection died begins (lost_connection_text's, for either reason).
-LOST_CONNECTION = tuple(lost_connection_text(error).split(" (")[0] + " ("
-                        for error in (ConnectionError(), SessionLost("", GOING_AWAY)))
+LOST_CONNECTION = tuple(
+    lost_connection_text(error).split(" (")[0] + " (" for error in (ConnectionError(), SessionLost("", GOING_AWAY))
+)
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,9 @@ def load(path: Path) -> dict[str, Any]:
 
 def headed_diff(heading: str, recorded: str, replayed: str) -> str:
     """A differing text as a unified diff under `heading` (what the model read it from)."""
-    lines = list(difflib.unified_diff(recorded.splitlines(), replayed.splitlines(), "recorded", "replayed",
-                                      lineterm=""))
+    lines = list(
+        difflib.unified_diff(recorded.splitlines(), replayed.splitlines(), "recorded", "replayed", lineterm="")
+    )
     cut = [f"... {len(lines) - DIFF_LINES} more diff lines"] if len(lines) > DIFF_LINES else []
     return "\n".join([heading, *lines[:DIFF_LINES], *cut])
 
@@ -132,8 +134,9 @@ def text_diff(call_index: int, call: dict[str, Any], recorded: str, replayed: st
 def lost_at(transcript: dict[str, Any]) -> int | None:
     """The index of the call the client answered with a lost connection, None where the connection held; a
     transcript marked lost must show it."""
-    lost = next((index for index, call in enumerate(transcript["calls"])
-                 if call["text"].startswith(LOST_CONNECTION)), None)
+    lost = next(
+        (index for index, call in enumerate(transcript["calls"]) if call["text"].startswith(LOST_CONNECTION)), None
+    )
     if transcript.get("lost") and lost is None:
         raise ValueError("a transcript marked lost has no call that reads a lost connection")
     return lost
@@ -146,18 +149,21 @@ def read_changes(kept: dict[str, str], today: dict[str, str]) -> tuple[tuple[str
     return changed, "\n".join(diffs) or None
 
 
-def replay(transcript: dict[str, Any], regraded_score: float | None = None,
-           read: dict[str, str] | None = None) -> Replay:
+def replay(
+    transcript: dict[str, Any], regraded_score: float | None = None, read: dict[str, str] | None = None
+) -> Replay:
     """Play the transcript's calls on its episode, in this process, and compare what it read before them (`read`,
     where kept), each call's text and the score (the recorded one, or `regraded_score` where a kept regrading
     changed it). The calls from a lost connection on are not sent."""
     session = EpisodeSession(MetricTrackerRlEnvironment())
-    brief = session.reset(seed=transcript["seed"], difficulty=transcript["difficulty"],
-                          **transcript.get("settings", {}))
+    brief = session.reset(
+        seed=transcript["seed"], difficulty=transcript["difficulty"], **transcript.get("settings", {})
+    )
     if brief.status == "error":
         raise ValueError(f"the transcript's episode cannot start: {session.message}")
-    changed, read_difference = (None, None) if read is None else read_changes(
-        read, texts_before_play(transcript["difficulty"], brief.text))
+    changed, read_difference = (
+        (None, None) if read is None else read_changes(read, texts_before_play(transcript["difficulty"], brief.text))
+    )
     lost = lost_at(transcript)
     sent = transcript["calls"][:lost]
     matched, difference = 0, None
@@ -166,16 +172,35 @@ def replay(transcript: dict[str, Any], regraded_score: float | None = None,
         if difference is None and text != call["text"]:
             difference = text_diff(index, call, call["text"], text)
         matched += difference is None
-    return Replay(len(sent), matched, float(transcript["score"]), session.score, difference, regraded_score,
-                  changed, read_difference, None if lost is None else lost + 1)
+    return Replay(
+        len(sent),
+        matched,
+        float(transcript["score"]),
+        session.score,
+        difference,
+        regraded_score,
+        changed,
+        read_difference,
+        None if lost is None else lost + 1,
+    )
 
 
 # --- which version recorded a transcript -------------------------------------------------------------------
 
 
+# The parts of a fingerprint a model reads as text: a replay compares those texts itself (texts_read.json) and says
+# which changed, so a reworded brief leaves the tier's episodes the same episodes.
+READ_PARTS = frozenset({"task"})
+
+
 def tier_fingerprint(stored: dict[str, dict[str, str]], difficulty: str) -> str:
-    """One digest of every stored episode fingerprint of the tier: it moves whenever the tier's episodes do."""
-    tier = {label: parts for label, parts in stored.items() if label.startswith(f"{difficulty}/")}
+    """One digest of every stored episode fingerprint of the tier but its texts: it moves whenever the tier's
+    episodes (their data, incidents and expected rows) do."""
+    tier = {
+        label: {part: digest for part, digest in parts.items() if part not in READ_PARTS}
+        for label, parts in stored.items()
+        if label.startswith(f"{difficulty}/")
+    }
     if not tier:
         raise ValueError(f"no stored fingerprints for {difficulty!r}")
     return hashlib.sha256(json.dumps(tier, sort_keys=True).encode()).hexdigest()[:16]
@@ -215,8 +240,9 @@ def regraded_score(path: Path) -> float | None:
 def keep_regrading(path: Path, result: Replay, why: str) -> None:
     """Accept a changed score: add the old score, the new one and why to the folder's regraded.json."""
     kept = regradings(path.parent)
-    kept.setdefault(path.name, []).append({"was": round(result.expected_score, 6),
-                                           "score": round(result.replayed_score, 6), "why": why})
+    kept.setdefault(path.name, []).append(
+        {"was": round(result.expected_score, 6), "score": round(result.replayed_score, 6), "why": why}
+    )
     (path.parent / REGRADED).write_text(json.dumps(dict(sorted(kept.items())), indent=1) + "\n", encoding="utf-8")
 
 
@@ -262,8 +288,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", type=Path, help=f"transcripts or folders (default {TRANSCRIPTS})")
     parser.add_argument("--exact", action="store_true", help="a reworded text fails too, not only a changed score")
-    parser.add_argument("--regrade", metavar="WHY", help="accept each changed score: keep the old score, the new one "
-                        f"and WHY in the folder's {REGRADED}, which later replays hold the transcript to")
+    parser.add_argument(
+        "--regrade",
+        metavar="WHY",
+        help="accept each changed score: keep the old score, the new one "
+        f"and WHY in the folder's {REGRADED}, which later replays hold the transcript to",
+    )
     args = parser.parse_args(argv)
     failures = FAILURES | {TEXTS_CHANGED} if args.exact else FAILURES
     stored, seen = current_fingerprints(), []
@@ -276,20 +306,27 @@ def main(argv: list[str] | None = None) -> int:
             status = result.status
             print(f"{path.name}: regraded now, kept in {path.parent / REGRADED}")
         seen.append(status)
-        print(f"{path.name}: {status}: {texts_text(result)}, "
-              + score_text(status, result, regradings(path.parent).get(path.name, [])))
+        print(
+            f"{path.name}: {status}: {texts_text(result)}, "
+            + score_text(status, result, regradings(path.parent).get(path.name, []))
+        )
         if status == EARLIER_VERSION:
             print(f"  {transcript['difficulty']}'s episodes changed since the recording: differences are expected")
         for difference in result.differences if status != EARLIER_VERSION else []:
             print("  " + difference.replace("\n", "\n  "))
-    counts = ", ".join(f"{seen.count(status)} {status}" for status in
-                       (REPRODUCED, TEXTS_CHANGED, REGRADED_STATUS, SCORE_CHANGED, EARLIER_VERSION) if status in seen)
+    counts = ", ".join(
+        f"{seen.count(status)} {status}"
+        for status in (REPRODUCED, TEXTS_CHANGED, REGRADED_STATUS, SCORE_CHANGED, EARLIER_VERSION)
+        if status in seen
+    )
     failed = sum(status in failures for status in seen)
     print(f"{len(seen)} transcript(s): {counts or 'none'}; " + (f"{failed} fail" if failed else "none fails"))
     if SCORE_CHANGED in seen:
-        print("A changed score is a grading change: once it is understood, accept it with --regrade \"WHY\" on those "
-              "transcripts, then `uv run python -m lab.calibration.model_results --write` and "
-              "`uv run python -m lab.docs_blocks --write`.")
+        print(
+            'A changed score is a grading change: once it is understood, accept it with --regrade "WHY" on those '
+            "transcripts, then `uv run python -m lab.calibration.model_results --write` and "
+            "`uv run python -m lab.docs_blocks --write`."
+        )
     return 1 if failed else 0
 
 

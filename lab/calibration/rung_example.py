@@ -54,11 +54,22 @@ class Players:
 
 
 PLAYERS = {
-    "abyss": Players("deep_expert", "scan_analyst", "scan_analyst", "scan_losses", "scan analyst",
-                     "the method a capable model used on deep"),
-    "warehouse": Players("warehouse_expert", "warehouse_model_like", "model_like", "model_like_losses",
-                         "model-like analyst",
-                         "the method a capable model used on abyss, from its transcripts"),
+    "abyss": Players(
+        "deep_expert",
+        "scan_analyst",
+        "scan_analyst",
+        "scan_losses",
+        "scan analyst",
+        "the method a capable model used on deep",
+    ),
+    "warehouse": Players(
+        "warehouse_expert",
+        "warehouse_model_like",
+        "model_like",
+        "model_like_losses",
+        "model-like analyst",
+        "the method a capable model used on abyss, from its transcripts",
+    ),
 }
 
 
@@ -90,8 +101,15 @@ def recorded_play(agent_name: str, reset_kwargs: dict[str, Any]) -> dict[str, An
     play(make_agent(agent_name), session, **reset_kwargs)
     assert session.brief is not None
     settings = {key: value for key, value in reset_kwargs.items() if key not in ("seed", "difficulty")}
-    return {"difficulty": reset_kwargs["difficulty"], "seed": reset_kwargs["seed"], "settings": settings,
-            "agent": agent_name, "score": session.score, "brief": session.brief.text, "calls": session.calls}
+    return {
+        "difficulty": reset_kwargs["difficulty"],
+        "seed": reset_kwargs["seed"],
+        "settings": settings,
+        "agent": agent_name,
+        "score": session.score,
+        "brief": session.brief.text,
+        "calls": session.calls,
+    }
 
 
 def analyst_losses(analyst: str, reset_kwargs: dict[str, Any]) -> list[dict[str, Any]]:
@@ -102,8 +120,9 @@ def analyst_losses(analyst: str, reset_kwargs: dict[str, Any]) -> list[dict[str,
     out = []
     for loss in losses(session, agent, submitted):
         key = loss.detail.split(" ")[0]
-        mode, kind = ("data defect", defects[key]) if loss.kind == "other" and key in defects else (loss.mode,
-                                                                                                     loss.kind)
+        mode, kind = (
+            ("data defect", defects[key]) if loss.kind == "other" and key in defects else (loss.mode, loss.kind)
+        )
         out.append({"mode": mode, "points": round(loss.points, 4), "kind": kind, "detail": loss.detail})
     return out
 
@@ -126,17 +145,28 @@ def chosen_episode(difficulty: str, most: int) -> dict[str, Any]:
             continue
         expert = recorded_play(players.expert, reset_kwargs)
         if expert["score"] < EXPERT_AT_LEAST:
-            print(f"[{difficulty}] offset {offset} passed over: expert {expert['score']:.3f}", file=sys.stderr,
-                  flush=True)
+            print(
+                f"[{difficulty}] offset {offset} passed over: expert {expert['score']:.3f}", file=sys.stderr, flush=True
+            )
             continue
         analyst = recorded_play(players.analyst, reset_kwargs)
         if analyst["score"] <= expert["score"] - GAP:
-            print(f"[{difficulty}] offset {offset}: expert {expert['score']:.3f}, {players.name} "
-                  f"{analyst['score']:.3f}", file=sys.stderr, flush=True)
-            return {"offset": offset, "expert": expert, players.key: analyst,
-                    players.losses_key: analyst_losses(players.analyst, reset_kwargs)}
-        print(f"[{difficulty}] offset {offset} passed over: {players.name} {analyst['score']:.3f}", file=sys.stderr,
-              flush=True)
+            print(
+                f"[{difficulty}] offset {offset}: expert {expert['score']:.3f}, {players.name} {analyst['score']:.3f}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return {
+                "offset": offset,
+                "expert": expert,
+                players.key: analyst,
+                players.losses_key: analyst_losses(players.analyst, reset_kwargs),
+            }
+        print(
+            f"[{difficulty}] offset {offset} passed over: {players.name} {analyst['score']:.3f}",
+            file=sys.stderr,
+            flush=True,
+        )
     raise SystemExit(f"no episode of the first {most} fits the rule")
 
 
@@ -161,8 +191,14 @@ def render_play(play_record: dict[str, Any]) -> list[str]:
     """One play: each call in order, its arguments and the start of the text it read."""
     lines = []
     for index, call in enumerate(play_record["calls"], 1):
-        lines += [f"**{index}. `{call['tool']}`** ({len(call['text']):,} characters read)", "",
-                  _arguments(call["arguments"]), "", *_fenced(_abridged(call["text"])), ""]
+        lines += [
+            f"**{index}. `{call['tool']}`** ({len(call['text']):,} characters read)",
+            "",
+            _arguments(call["arguments"]),
+            "",
+            *_fenced(_abridged(call["text"])),
+            "",
+        ]
     return lines
 
 
@@ -172,24 +208,45 @@ def render(example: dict[str, Any]) -> str:
     players = PLAYERS[expert["difficulty"]]
     analyst, name = example[players.key], players.name
     title = f"{expert['difficulty']} calibration episode {expert['seed']}"
-    lines = [f"# One {expert['difficulty']} episode, played twice", "",
-             "<!-- Generated by lab/calibration/rung_example.py from lab/artifacts/"
-             f"{expert['difficulty']}_example.json; lab/tests/test_rung_example.py compares them. -->", "",
-             f"The {title} (seed {expert['seed']}), chosen by a rule: the first standard calibration episode in "
-             f"which the expert scores at least {EXPERT_AT_LEAST} and the {name} at least {GAP} below it. "
-             f"The expert (`{players.expert}`) scored **{expert['score']:.3f}** in {len(expert['calls'])} calls; "
-             f"the {name} (`{players.analyst}`, {players.method}) scored **{analyst['score']:.3f}** in "
-             f"{len(analyst['calls'])} calls. Each tool text is shown to its first {SHOWN_LINES} lines; the artifact "
-             "keeps every text whole, and `uv run python -m lab.calibration.replay` replays it.", "",
-             "## The brief", "", *_fenced(expert["brief"]), "",
-             f"## Where the {name} goes wrong", "",
-             "Every row that cost it points, beside the episode's truth (a debug environment's, which no agent "
-             "reads), with its share of the episode's loss:", "",
-             "| failure mode | points | incident kind | row |", "| --- | --- | --- | --- |"]
-    lines += [f"| {loss['mode']} | {loss['points']:.3f} | {loss['kind'] or '(a false row)'} | "
-              f"{loss['detail'].replace('|', '/')} |" for loss in example[players.losses_key]]
-    lines += ["", "## The expert's calls, in order", "", *render_play(expert),
-              f"## The {name}'s calls, in order", "", *render_play(analyst)]
+    lines = [
+        f"# One {expert['difficulty']} episode, played twice",
+        "",
+        "<!-- Generated by lab/calibration/rung_example.py from lab/artifacts/"
+        f"{expert['difficulty']}_example.json; lab/tests/test_rung_example.py compares them. -->",
+        "",
+        f"The {title} (seed {expert['seed']}), chosen by a rule: the first standard calibration episode in "
+        f"which the expert scores at least {EXPERT_AT_LEAST} and the {name} at least {GAP} below it. "
+        f"The expert (`{players.expert}`) scored **{expert['score']:.3f}** in {len(expert['calls'])} calls; "
+        f"the {name} (`{players.analyst}`, {players.method}) scored **{analyst['score']:.3f}** in "
+        f"{len(analyst['calls'])} calls. Each tool text is shown to its first {SHOWN_LINES} lines; the artifact "
+        "keeps every text whole, and `uv run python -m lab.calibration.replay` replays it.",
+        "",
+        "## The brief",
+        "",
+        *_fenced(expert["brief"]),
+        "",
+        f"## Where the {name} goes wrong",
+        "",
+        "Every row that cost it points, beside the episode's truth (a debug environment's, which no agent "
+        "reads), with its share of the episode's loss:",
+        "",
+        "| failure mode | points | incident kind | row |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {loss['mode']} | {loss['points']:.3f} | {loss['kind'] or '(a false row)'} | "
+        f"{loss['detail'].replace('|', '/')} |"
+        for loss in example[players.losses_key]
+    ]
+    lines += [
+        "",
+        "## The expert's calls, in order",
+        "",
+        *render_play(expert),
+        f"## The {name}'s calls, in order",
+        "",
+        *render_play(analyst),
+    ]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -198,8 +255,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--difficulty", default="abyss", choices=sorted(PLAYERS))
     parser.add_argument("--most", type=int, default=40, help="calibration offsets to try, from 0")
     parser.add_argument("--output", type=Path, default=None, help="write the example here (JSON)")
-    parser.add_argument("--write", action="store_true",
-                        help="keep the example and its page at their places (lab/artifacts, lab/docs)")
+    parser.add_argument(
+        "--write", action="store_true", help="keep the example and its page at their places (lab/artifacts, lab/docs)"
+    )
     parser.add_argument("--render", type=Path, default=None, help="print a kept example's page, run nothing")
     args = parser.parse_args(argv)
     if args.render is not None:

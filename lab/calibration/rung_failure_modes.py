@@ -39,8 +39,14 @@ from metric_tracker_rl.world.segments import Segment
 
 WEEKS_LONG = 7
 WHOLE_DAY = (0, 24)
-MODES = ("edge_of_noise", "context_out_of_scope", "deeper_than_one_level", "diluted", "same_cuboid_concurrency",
-         "weeks_long")
+MODES = (
+    "edge_of_noise",
+    "context_out_of_scope",
+    "deeper_than_one_level",
+    "diluted",
+    "same_cuboid_concurrency",
+    "weeks_long",
+)
 MODE_LABELS = {
     "edge_of_noise": "at the edge of the noise (under the scan's bars in its own cuboid)",
     "context_out_of_scope": "a context item on its dates that does not explain it",
@@ -114,7 +120,9 @@ def incident_modes(seed: int, episode: Episode) -> list[IncidentModes]:
         family = incident.rows[0].anomaly_type
         modes = set()
         whole_day = incident.records[0].hours == WHOLE_DAY and incident.rows[0].entity_type in (
-            "conversion_rate", "event_count")
+            "conversion_rate",
+            "event_count",
+        )
         if whole_day and under_the_bars(episode, incident):
             modes.add("edge_of_noise")
         if dates & busy:
@@ -123,8 +131,12 @@ def incident_modes(seed: int, episode: Episode) -> list[IncidentModes]:
             modes.add("deeper_than_one_level")
             if whole_day and not stands_out(data, incident):
                 modes.add("diluted")
-        if any(other is not incident and dates & {row.date for row in other.rows}
-               and shares_traffic(incident.segment, other.segment) for other in incidents):
+        if any(
+            other is not incident
+            and dates & {row.date for row in other.rows}
+            and shares_traffic(incident.segment, other.segment)
+            for other in incidents
+        ):
             modes.add("same_cuboid_concurrency")
         if len(dates) >= WEEKS_LONG:
             modes.add("weeks_long")
@@ -140,19 +152,27 @@ def tier_modes(difficulty: str, seeds: int) -> dict[str, object]:
         incidents += incident_modes(config.seed, build_episode(config))
     count = len(incidents)
     shares = {mode: sum(mode in i.modes for i in incidents) / max(count, 1) for mode in MODES}
-    return {"episodes": seeds, "incidents": count, "shares": shares,
-            "any": sum(bool(i.modes) for i in incidents) / max(count, 1)}
+    return {
+        "episodes": seeds,
+        "incidents": count,
+        "shares": shares,
+        "any": sum(bool(i.modes) for i in incidents) / max(count, 1),
+    }
 
 
 def render(results: dict[str, dict[str, object]]) -> str:
     """The markdown table: one row a mode, one column a tier."""
     tiers = list(results)
     lines = ["| failure mode | " + " | ".join(tiers) + " |", "| --- |" + " --- |" * len(tiers)]
-    lines.append("| incidents (episodes) | " + " | ".join(
-        f"{results[t]['incidents']} ({results[t]['episodes']})" for t in tiers) + " |")
+    lines.append(
+        "| incidents (episodes) | "
+        + " | ".join(f"{results[t]['incidents']} ({results[t]['episodes']})" for t in tiers)
+        + " |"
+    )
     for mode in MODES:
-        lines.append(f"| {MODE_LABELS[mode]} | " + " | ".join(
-            f"{results[t]['shares'][mode]:.0%}" for t in tiers) + " |")  # type: ignore[index]
+        lines.append(
+            f"| {MODE_LABELS[mode]} | " + " | ".join(f"{results[t]['shares'][mode]:.0%}" for t in tiers) + " |"
+        )  # type: ignore[index]
     lines.append("| any of them | " + " | ".join(f"{results[t]['any']:.0%}" for t in tiers) + " |")
     return "\n".join(lines) + "\n"
 

@@ -47,10 +47,16 @@ RUN_DAYS = 7  # a missed date this close to a found date of the same step and cu
 
 
 # The incident kind an injection's description names (the debug view's words), in the order they are tried.
-KIND_WORDS = (("release", "release_regression"), ("experiment", "experiment_breakage"),
-              ("payment partner", "partner_payment_failure"), ("almost stops", "payment_failure"),
-              ("bots", "country_bots"), ("outage", "segment_outage"), ("logged", "web_tracking_bug"),
-              ("falls by", "level_shift"))
+KIND_WORDS = (
+    ("release", "release_regression"),
+    ("experiment", "experiment_breakage"),
+    ("payment partner", "partner_payment_failure"),
+    ("almost stops", "payment_failure"),
+    ("bots", "country_bots"),
+    ("outage", "segment_outage"),
+    ("logged", "web_tracking_bug"),
+    ("falls by", "level_shift"),
+)
 
 
 @dataclass
@@ -115,11 +121,15 @@ def losses(session: EpisodeSession, agent: Any, submitted: list[Any]) -> list[Lo
     debug, comparison = observation.debug or {}, observation.comparison or {"rows": [], "missed": []}
     expected = debug.get("expected_rows", [])
     if not expected:
-        return [Loss("edge of noise", (1.0 - session.score) / max(len(submitted), 1), "a row on a null episode")
-                for _ in submitted]
+        return [
+            Loss("edge of noise", (1.0 - session.score) / max(len(submitted), 1), "a row on a null episode")
+            for _ in submitted
+        ]
     verdicts = {entry["row_index"]: entry for entry in comparison["rows"]}
-    rows = [(row.model_dump() if hasattr(row, "model_dump") else dict(row), verdicts.get(i, {}))
-            for i, row in enumerate(submitted)]
+    rows = [
+        (row.model_dump() if hasattr(row, "model_dump") else dict(row), verdicts.get(i, {}))
+        for i, row in enumerate(submitted)
+    ]
     matched = [(row, verdict) for row, verdict in rows if verdict.get("verdict") == "matched"]
     false = [(row, verdict) for row, verdict in rows if verdict.get("verdict") in ("not_expected", "side_effect")]
     recall = sum(float(verdict.get("quality") or 0.0) for _, verdict in matched) / len(expected)
@@ -127,10 +137,10 @@ def losses(session: EpisodeSession, agent: Any, submitted: list[Any]) -> list[Lo
     found = [(str(row["date"]), _segment(row), row["entity_name"]) for row, _ in matched]
     benign = debug.get("fluctuations", []) + debug.get("distractors", [])
     injections = debug.get("injections", [])
-    out = [_partial(row, verdict, len(expected)) for row, verdict in matched
-           if float(verdict.get("quality") or 0.0) < FULL]
-    for loss, (row, _) in zip(out, [(r, v) for r, v in matched if float(v.get("quality") or 0.0) < FULL],
-                              strict=True):
+    out = [
+        _partial(row, verdict, len(expected)) for row, verdict in matched if float(verdict.get("quality") or 0.0) < FULL
+    ]
+    for loss, (row, _) in zip(out, [(r, v) for r, v in matched if float(v.get("quality") or 0.0) < FULL], strict=True):
         loss.kind = kind_of(row, injections)
     for row in comparison["missed"]:
         out.append(_missed(row, found, getattr(agent, "notes", []), benign, false, len(expected)))
@@ -148,25 +158,37 @@ def _partial(row: dict[str, Any], verdict: dict[str, Any], expected: int) -> Los
     return Loss("other", points, f"{verdict['key']} values or family off")
 
 
-def _missed(row: dict[str, Any], found: list[tuple[str, dict[str, str], str]], notes: list[dict[str, Any]],
-            benign: list[dict[str, Any]], false: list[Any], expected: int) -> Loss:
+def _missed(
+    row: dict[str, Any],
+    found: list[tuple[str, dict[str, str], str]],
+    notes: list[dict[str, Any]],
+    benign: list[dict[str, Any]],
+    false: list[Any],
+    expected: int,
+) -> Loss:
     date, segment, step = str(row["date"]), _segment(row), row["entity_name"]
     key = f"{date}|{row['entity_type']}|{step} {segment}"
-    seen = [note for note in notes if note["date"] == date and note["step"] == step
-            and _overlaps(note["cuboid"], segment)]
+    seen = [
+        note for note in notes if note["date"] == date and note["step"] == step and _overlaps(note["cuboid"], segment)
+    ]
     reasons = {note["reason"] for note in seen}
     why = f" ({', '.join(sorted(reasons)) or 'never a candidate'})"
     if any(day == date and _overlaps(other, segment) for day, other, _ in found):
         return Loss("concurrency", 1.0 / expected, key + why)
-    if any(other_step == step and _overlaps(other, segment) and abs(_day(day) - _day(date)) <= RUN_DAYS
-           for day, other, other_step in found):
+    if any(
+        other_step == step and _overlaps(other, segment) and abs(_day(day) - _day(date)) <= RUN_DAYS
+        for day, other, other_step in found
+    ):
         return Loss("localisation", 1.0 / expected, key + " (a date of a run found on another cuboid)" + why)
     if any(f_row["date"] == date and verdict.get("verdict") == "side_effect" for f_row, verdict in false):
         return Loss("family", 1.0 / expected, key)
-    covered = any(item["kind"] in ("campaign", "experiment_effect") and _covers(item, date, segment)
-                  for item in benign)
-    if "context" in reasons or ("side effect" not in reasons and covered and row["entity_type"] == "conversion_rate"
-                                and not reasons - {"context"}):
+    covered = any(item["kind"] in ("campaign", "experiment_effect") and _covers(item, date, segment) for item in benign)
+    if "context" in reasons or (
+        "side effect" not in reasons
+        and covered
+        and row["entity_type"] == "conversion_rate"
+        and not reasons - {"context"}
+    ):
         return Loss("context", 1.0 / expected, key)
     return Loss("edge of noise", 1.0 / expected, key + why)
 
@@ -202,11 +224,15 @@ def main(argv: list[str] | None = None) -> None:
             points[loss.mode] += loss.points
             kinds[(loss.kind or "(a false row)", loss.mode)] += 1
             if args.rows:
-                print(f"{offset:>3} {session.score:.3f} {loss.mode:<17} {loss.points:.3f} {loss.kind} {loss.detail}",
-                      flush=True)
+                print(
+                    f"{offset:>3} {session.score:.3f} {loss.mode:<17} {loss.points:.3f} {loss.kind} {loss.detail}",
+                    flush=True,
+                )
     lost = sum(1 - score for score in scores)
-    print(f"{args.agent} at {args.difficulty}: {len(scores)} episodes, mean {sum(scores) / len(scores):.3f}, "
-          f"points lost {lost:.2f}")
+    print(
+        f"{args.agent} at {args.difficulty}: {len(scores)} episodes, mean {sum(scores) / len(scores):.3f}, "
+        f"points lost {lost:.2f}"
+    )
     print("| failure mode | rows | points lost | share of the loss |\n| --- | --- | --- | --- |")
     for mode, count in counts.most_common():
         print(f"| {mode} | {count} | {points[mode]:.2f} | {points[mode] / lost:.0%} |")

@@ -28,8 +28,13 @@ def transcript_episodes(folder: Path, difficulty: str) -> list[tuple[str, dict[s
     for path in sorted(folder.glob(f"{difficulty}-*.json")):
         record = json.loads(path.read_text())
         if record["difficulty"] == difficulty:
-            episodes.append((path.stem, {"seed": record["seed"], "difficulty": difficulty,
-                                         **record.get("settings", {})}, float(record["score"])))
+            episodes.append(
+                (
+                    path.stem,
+                    {"seed": record["seed"], "difficulty": difficulty, **record.get("settings", {})},
+                    float(record["score"]),
+                )
+            )
     return episodes
 
 
@@ -53,23 +58,39 @@ def _line(label: str, values: list[float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Play the scan analyst and its variations on a seed sweep (the "
-                                     "calibration's seeds) and on the episodes of the model transcripts.")
+    parser = argparse.ArgumentParser(
+        description="Play the scan analyst and its variations on a seed sweep (the "
+        "calibration's seeds) and on the episodes of the model transcripts."
+    )
     parser.add_argument("--difficulty", default="deep")
     parser.add_argument("--seeds", type=int, default=100, help="calibration seeds swept (0: none)")
-    parser.add_argument("--first-offset", type=int, default=0,
-                        help="the first calibration seed's offset (the seeds below it may have tuned an agent)")
+    parser.add_argument(
+        "--first-offset",
+        type=int,
+        default=0,
+        help="the first calibration seed's offset (the seeds below it may have tuned an agent)",
+    )
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--agents", default=",".join(variant.name for variant in VARIANTS))
-    parser.add_argument("--transcripts", type=Path, default=TRANSCRIPTS,
-                        help="a folder of model transcripts whose episodes are played too (none if missing)")
+    parser.add_argument(
+        "--transcripts",
+        type=Path,
+        default=TRANSCRIPTS,
+        help="a folder of model transcripts whose episodes are played too (none if missing)",
+    )
     parser.add_argument("--output", type=Path, help="a JSON file for every episode's score")
     args = parser.parse_args(argv)
-    sweep = [calibration_reset_kwargs(args.difficulty, offset)
-             for offset in range(args.first_offset, args.first_offset + args.seeds)]
+    sweep = [
+        calibration_reset_kwargs(args.difficulty, offset)
+        for offset in range(args.first_offset, args.first_offset + args.seeds)
+    ]
     replayed = transcript_episodes(args.transcripts, args.difficulty) if args.transcripts.is_dir() else []
-    record: dict[str, Any] = {"difficulty": args.difficulty, "seeds": args.seeds, "first_offset": args.first_offset,
-                              "agents": {}}
+    record: dict[str, Any] = {
+        "difficulty": args.difficulty,
+        "seeds": args.seeds,
+        "first_offset": args.first_offset,
+        "agents": {},
+    }
     for name in (name.strip() for name in args.agents.split(",") if name.strip()):
         swept = scores(name, sweep, args.workers)
         standard = [score for score, held in swept if held]
@@ -84,9 +105,10 @@ def main(argv: list[str] | None = None) -> None:
         if defaults:
             model = [model for _, kwargs, model in replayed if len(kwargs) == 2]
             print(_line("transcript episodes", defaults) + f"  (the model then: {sum(model) / len(model):.3f})")
-        record["agents"][name] = {"sweep": [score for score, _ in swept],
-                                  "transcripts": {episode: score for (episode, _, _), (score, _)
-                                                  in zip(replayed, replays, strict=True)}}
+        record["agents"][name] = {
+            "sweep": [score for score, _ in swept],
+            "transcripts": {episode: score for (episode, _, _), (score, _) in zip(replayed, replays, strict=True)},
+        }
     if args.output:
         args.output.write_text(json.dumps(record, indent=2) + "\n")
 

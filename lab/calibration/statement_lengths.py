@@ -33,19 +33,26 @@ def statements(calls: list[tuple[str, dict[str, Any]]]) -> list[str]:
 
 def summary(label: str, per_episode: list[list[str]], episode_chars: list[int]) -> dict[str, Any]:
     lengths = [len(sql) for episode in per_episode for sql in episode]
-    return {"source": label, "episodes": len(per_episode), "statements": len(lengths),
-            "statements_per_episode": float(np.median([len(e) for e in per_episode])),
-            "statement_chars_p50": float(np.median(lengths)) if lengths else 0.0,
-            "statement_chars_p90": float(np.percentile(lengths, 90)) if lengths else 0.0,
-            "episode_chars_p50": float(np.median(episode_chars))}
+    return {
+        "source": label,
+        "episodes": len(per_episode),
+        "statements": len(lengths),
+        "statements_per_episode": float(np.median([len(e) for e in per_episode])),
+        "statement_chars_p50": float(np.median(lengths)) if lengths else 0.0,
+        "statement_chars_p90": float(np.percentile(lengths, 90)) if lengths else 0.0,
+        "episode_chars_p50": float(np.median(episode_chars)),
+    }
 
 
 def expert_episodes(tier: str, episodes: int) -> tuple[list[list[str]], list[int]]:
     env, sent, chars = MetricTrackerRlEnvironment(), [], []
     for offset in range(episodes):
         run = record_episode(EXPERT, calibration_reset_kwargs(tier, offset), env)
-        calls = [(call["function"]["name"], call["function"]["arguments"]) for m in run.messages
-                 for call in m.get("tool_calls") or []]
+        calls = [
+            (call["function"]["name"], call["function"]["arguments"])
+            for m in run.messages
+            for call in m.get("tool_calls") or []
+        ]
         sent.append(statements([(name, args if isinstance(args, dict) else json.loads(args)) for name, args in calls]))
         chars.append(sum(map(len, message_texts(run.messages))))
     env.close()
@@ -71,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     for row in (expert, model):
         print(json.dumps(row))
     readable = expert["episode_chars_p50"] + expert["statements_per_episode"] * (
-        model["statement_chars_p50"] - expert["statement_chars_p50"])
+        model["statement_chars_p50"] - expert["statement_chars_p50"]
+    )
     print(f"the expert's median episode with statements of the model's median length: {readable:,.0f} characters")
     return 0
 

@@ -56,17 +56,27 @@ def episode_scores(env: MetricTrackerRlEnvironment, reports: list[list[Any]]) ->
     for attempt, report in enumerate(reports):
         rows = [MetricSubmissionRow.model_validate(row.model_dump()) for row in report]
         for with_twins in (False, True):
-            score = grade_submission(rows, truth.expected_rows, truth.neutral_keys, public.dates,
-                                     segment_values=public.segment_values(), leaf_traffic=overlap_traffic(episode),
-                                     methods_used=frozenset(env._methods_used),  # noqa: SLF001
-                                     twin_rows=truth.twin_rows if with_twins else ()).score
+            score = grade_submission(
+                rows,
+                truth.expected_rows,
+                truth.neutral_keys,
+                public.dates,
+                segment_values=public.segment_values(),
+                leaf_traffic=overlap_traffic(episode),
+                methods_used=frozenset(env._methods_used),  # noqa: SLF001
+                twin_rows=truth.twin_rows if with_twins else (),
+            ).score
             scores[with_twins] = max(scores[with_twins], score - RETRY_COST * attempt)
         twinned = twin_graded(rows, truth.expected_rows, truth.twin_rows, overlap_traffic(episode))
     return max(scores[False], 0.0), max(scores[True], 0.0), twinned
 
 
-def twin_graded(rows: Sequence[MetricSubmissionRow], expected_rows: Sequence[MetricSubmissionRow],
-                twin_rows: Sequence[MetricSubmissionRow], traffic: Any) -> int:
+def twin_graded(
+    rows: Sequence[MetricSubmissionRow],
+    expected_rows: Sequence[MetricSubmissionRow],
+    twin_rows: Sequence[MetricSubmissionRow],
+    traffic: Any,
+) -> int:
     """The rows on an expected key whose best truth is a twin row (their grade rose by the credit)."""
     expected = {(r.date, r.entity_type, r.entity_name): r for r in expected_rows}
     raised = 0
@@ -88,8 +98,12 @@ def compare(agents: Sequence[str], seeds: int, first_offset: int) -> dict[str, d
             without.append(before)
             with_twins.append(after)
             twinned += rows
-        results[agent] = {"episodes": seeds, "without": statistics.mean(without),
-                          "with": statistics.mean(with_twins), "twinned_rows": twinned}
+        results[agent] = {
+            "episodes": seeds,
+            "without": statistics.mean(without),
+            "with": statistics.mean(with_twins),
+            "twinned_rows": twinned,
+        }
     return results
 
 

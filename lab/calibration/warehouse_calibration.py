@@ -48,8 +48,15 @@ from metric_tracker_rl.world.funnel import window_calendar
 ARTIFACT = Path(__file__).resolve().parents[2] / "lab" / "artifacts" / "warehouse_calibration.json"
 TUNING_SEEDS = range(1, 41)  # the seeds the expert's bars were read on
 UNTUNED_FIRST = 75_000  # seeds from here tuned nothing
-AGENTS = ("warehouse_expert", "warehouse_model_like", "warehouse_dashboard_analyst", "warehouse_every_dip",
-          "warehouse_all_data_quality", "null", "warehouse_aggregate_expert")
+AGENTS = (
+    "warehouse_expert",
+    "warehouse_model_like",
+    "warehouse_dashboard_analyst",
+    "warehouse_every_dip",
+    "warehouse_all_data_quality",
+    "null",
+    "warehouse_aggregate_expert",
+)
 # The agents that play the warehouse only (a default run of lab/calibration/calibrate.py, over the listed tiers, leaves
 # them out).
 WAREHOUSE_AGENTS = tuple(agent for agent in AGENTS if agent.startswith("warehouse_"))
@@ -77,15 +84,27 @@ def play_one(job: tuple[str, str, int]) -> dict[str, Any]:
     except RuntimeError as failed:  # a reset the environment refused: left out of every figure, and listed
         return {"agent": agent_name, "rule": rule, "seed": seed, "failed": str(failed)[:200]}
     keys = [row_key(r.date, r.entity_type, r.entity_name) for a in sent for r in a.classifications or []]
-    return {"agent": agent_name, "rule": rule, "seed": seed, "score": run.score, "calls": len(sent),
-            "chars": sum(map(len, message_texts(run.messages))), "keys": keys, "report_hash": report_hash(sent),
-            "cut": cut_results(run), "unread": len(unread_submitted_rows(run))}
+    return {
+        "agent": agent_name,
+        "rule": rule,
+        "seed": seed,
+        "score": run.score,
+        "calls": len(sent),
+        "chars": sum(map(len, message_texts(run.messages))),
+        "keys": keys,
+        "report_hash": report_hash(sent),
+        "cut": cut_results(run),
+        "unread": len(unread_submitted_rows(run)),
+    }
 
 
 def report_hash(sent: list[MetricTrackerRlAction]) -> str:
     """A digest of every report the agent submitted, row by row and field by field, in order."""
-    reports = [[row.model_dump(mode="json") for row in action.classifications]
-               for action in sent if action.classifications is not None]
+    reports = [
+        [row.model_dump(mode="json") for row in action.classifications]
+        for action in sent
+        if action.classifications is not None
+    ]
     return hashlib.sha256(json.dumps(reports, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -93,8 +112,9 @@ def play_records(played: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each play as a record keeps it: who played which seed (without which rule), its score and its report's
     digest, or why its reset failed."""
     fields = ("agent", "rule", "seed", "score", "report_hash", "failed")
-    return sorted(({k: r[k] for k in fields if k in r} for r in played),
-                  key=lambda r: (r["agent"], r["rule"], r["seed"]))
+    return sorted(
+        ({k: r[k] for k in fields if k in r} for r in played), key=lambda r: (r["agent"], r["rule"], r["seed"])
+    )
 
 
 def compare_records(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> list[str]:
@@ -107,10 +127,15 @@ def compare_records(first: list[dict[str, Any]], second: list[dict[str, Any]]) -
         name = f"{agent}{' without ' + rule if rule else ''} seed {seed}"
         if a is None or b is None:
             differences.append(f"{name}: only in {'the second' if a is None else 'the first'}")
-        elif (a.get("score"), a.get("report_hash"), a.get("failed")) != (b.get("score"), b.get("report_hash"),
-                                                                         b.get("failed")):
-            differences.append(f"{name}: score {a.get('score')} vs {b.get('score')}, report "
-                               f"{a.get('report_hash')} vs {b.get('report_hash')}")
+        elif (a.get("score"), a.get("report_hash"), a.get("failed")) != (
+            b.get("score"),
+            b.get("report_hash"),
+            b.get("failed"),
+        ):
+            differences.append(
+                f"{name}: score {a.get('score')} vs {b.get('score')}, report "
+                f"{a.get('report_hash')} vs {b.get('report_hash')}"
+            )
     return differences
 
 
@@ -118,8 +143,10 @@ def compare_files(first: Path, second: Path) -> int:
     """Print whether two records agree play by play; 1 where any play differs."""
     records = [json.loads(path.read_text())["plays"] for path in (first, second)]
     differences = compare_records(*records)
-    print(f"{len(records[0])} and {len(records[1])} plays; "
-          + (f"{len(differences)} differ:" if differences else "they agree on every seed (score and report)."))
+    print(
+        f"{len(records[0])} and {len(records[1])} plays; "
+        + (f"{len(differences)} differ:" if differences else "they agree on every seed (score and report).")
+    )
     for line in differences:
         print("  " + line)
     return 1 if differences else 0
@@ -129,8 +156,10 @@ def expected_keys(config: EpisodeConfig) -> list[tuple[str, str, str]]:
     """Each expected row of a warehouse episode: its key (as a report's row names it), kind and family."""
     world = build_warehouse_world(config.tier, config)
     dates = window_calendar(world.log.num_days).iso_dates
-    return [(row_key(report.date, report.entity_type, report.entity_name), row.kind, row.family)
-            for row, report in ((row, row.report_row(dates)) for row in expected_rows(world))]
+    return [
+        (row_key(report.date, report.entity_type, report.entity_name), row.kind, row.family)
+        for row, report in ((row, row.report_row(dates)) for row in expected_rows(world))
+    ]
 
 
 def kind_recall(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -146,17 +175,26 @@ def kind_recall(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
             kinds.add(kind)
         for kind in kinds:
             carried[kind] += 1
-    return {kind: {"row_recall": round(float(np.mean(hits)), 3), "rows": len(hits),
-                   "episode_share": round(carried[kind] / len(results), 3)} for kind, hits in sorted(found.items())}
+    return {
+        kind: {
+            "row_recall": round(float(np.mean(hits)), 3),
+            "rows": len(hits),
+            "episode_share": round(carried[kind] / len(results), 3),
+        }
+        for kind, hits in sorted(found.items())
+    }
 
 
 def rounded(summary: dict[str, Any]) -> dict[str, Any]:
-    return {k: ([round(x, 3) for x in v] if isinstance(v, list) else round(v, 3) if isinstance(v, float) else v)
-            for k, v in summary.items()}
+    return {
+        k: ([round(x, 3) for x in v] if isinstance(v, list) else round(v, 3) if isinstance(v, float) else v)
+        for k, v in summary.items()
+    }
 
 
-def ablation_table(results: list[dict[str, Any]], expert: list[dict[str, Any]], ablation_seeds: list[int]
-                   ) -> dict[str, Any]:
+def ablation_table(
+    results: list[dict[str, Any]], expert: list[dict[str, Any]], ablation_seeds: list[int]
+) -> dict[str, Any]:
     """The expert's mean on the ablation seeds and, per rule, its score without that rule and the loss; empty
     without ablation seeds (a run of the expert's score alone)."""
     if not ablation_seeds:
@@ -165,8 +203,10 @@ def ablation_table(results: list[dict[str, Any]], expert: list[dict[str, Any]], 
     ablations = {}
     for rule in RULES:
         scores = [r["score"] for r in results if r["rule"] == rule]
-        ablations[rule] = {**rounded(summarise(scores)),
-                           "loss": round(float(np.mean(full_on_ablation_seeds) - np.mean(scores)), 3)}
+        ablations[rule] = {
+            **rounded(summarise(scores)),
+            "loss": round(float(np.mean(full_on_ablation_seeds) - np.mean(scores)), 3),
+        }
     return {"ablation_baseline_mean": round(float(np.mean(full_on_ablation_seeds)), 3), "ablations": ablations}
 
 
@@ -180,22 +220,33 @@ def calibrate(seeds: list[int], ablation_seeds: list[int], agents: tuple[str, ..
     by_agent = {agent: [r for r in results if r["agent"] == agent and not r["rule"]] for agent in agents}
     expert = by_agent.get(EXPERT, [])
     return {
-        "seeds": {"untuned": [seeds[0], seeds[-1]], "ablation": ablation_seeds[:1] + ablation_seeds[-1:],
-                  "tuning": [TUNING_SEEDS[0], TUNING_SEEDS[-1]]},
+        "seeds": {
+            "untuned": [seeds[0], seeds[-1]],
+            "ablation": ablation_seeds[:1] + ablation_seeds[-1:],
+            "tuning": [TUNING_SEEDS[0], TUNING_SEEDS[-1]],
+        },
         "agents": {agent: rounded(summarise([r["score"] for r in rows])) for agent, rows in by_agent.items()},
         **ablation_table(results, expert, ablation_seeds),
         "expert_kinds": kind_recall(expert),
-        "expert_calls": {"p50": float(np.percentile([r["calls"] for r in expert], 50)),
-                         "p95": float(np.percentile([r["calls"] for r in expert], 95)),
-                         "max": max(r["calls"] for r in expert)},
-        "expert_chars": {"p50": float(np.median([r["chars"] for r in expert])),
-                         "p95": float(np.percentile([r["chars"] for r in expert], 95))},
+        "expert_calls": {
+            "p50": float(np.percentile([r["calls"] for r in expert], 50)),
+            "p95": float(np.percentile([r["calls"] for r in expert], 95)),
+            "max": max(r["calls"] for r in expert),
+        },
+        "expert_chars": {
+            "p50": float(np.median([r["chars"] for r in expert])),
+            "p95": float(np.percentile([r["chars"] for r in expert], 95)),
+        },
         # Results shown cut short, and submitted rows whose numbers no earlier result showed, over all its episodes.
-        "expert_unread": {"results_cut": sum(r["cut"] for r in expert),
-                          "rows_unread": sum(r["unread"] for r in expert),
-                          "rows": sum(len(r["keys"]) for r in expert)},
-        "calls_and_chars_p50": {agent: [float(np.median([r[key] for r in rows])) if rows else None
-                                        for key in ("calls", "chars")] for agent, rows in by_agent.items()},
+        "expert_unread": {
+            "results_cut": sum(r["cut"] for r in expert),
+            "rows_unread": sum(r["unread"] for r in expert),
+            "rows": sum(len(r["keys"]) for r in expert),
+        },
+        "calls_and_chars_p50": {
+            agent: [float(np.median([r[key] for r in rows])) if rows else None for key in ("calls", "chars")]
+            for agent, rows in by_agent.items()
+        },
         "failed_resets": [{"seed": seed, "error": error} for seed, error in failed],
         "scores": {agent: [round(r["score"], 6) for r in rows] for agent, rows in by_agent.items()},
         "plays": play_records(played),
@@ -210,15 +261,22 @@ def main() -> None:
     parser.add_argument("--agents", default=",".join(AGENTS))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ARTIFACT)
-    parser.add_argument("--record", type=Path, default=None,
-                        help="also write each play's score and report digest here (for --compare)")
-    parser.add_argument("--compare", type=Path, nargs=2, default=None, metavar=("A", "B"),
-                        help="compare two records play by play, run nothing")
+    parser.add_argument(
+        "--record", type=Path, default=None, help="also write each play's score and report digest here (for --compare)"
+    )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        nargs=2,
+        default=None,
+        metavar=("A", "B"),
+        help="compare two records play by play, run nothing",
+    )
     args = parser.parse_args()
     if args.compare is not None:
         sys.exit(compare_files(*args.compare))
     seeds = list(range(args.first, args.first + args.seeds))
-    report = calibrate(seeds, seeds[:args.ablation_seeds], tuple(args.agents.split(",")), args.workers)
+    report = calibrate(seeds, seeds[: args.ablation_seeds], tuple(args.agents.split(",")), args.workers)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     plays = report.pop("plays")
     args.out.write_text(json.dumps(report, indent=1) + "\n")

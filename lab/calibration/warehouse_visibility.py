@@ -35,8 +35,7 @@ def incident_z(world: WarehouseWorld) -> list[dict[str, object]]:
         assert isinstance(column, Labels)
         labels[name] = np.array(column.values)[column.codes]
     steps = np.stack([np.asarray(board[c], dtype=float) for c in STEP_SESSION_COLUMNS], axis=1)
-    rates = {m.name: (COUNT_COLUMNS.index(m.denominator), COUNT_COLUMNS.index(m.numerator))
-             for m in CONVERSION_METRICS}
+    rates = {m.name: (COUNT_COLUMNS.index(m.denominator), COUNT_COLUMNS.index(m.numerator)) for m in CONVERSION_METRICS}
     out = []
     for incident in world.incidents:
         keep = np.ones(len(day), dtype=bool)
@@ -56,8 +55,14 @@ def incident_z(world: WarehouseWorld) -> list[dict[str, object]]:
             column = COUNT_COLUMNS.index(record.entity_name) if record.entity_name in COUNT_COLUMNS else 0
             median = float(np.median(daily[peers, column]))
             z = (daily[record.day, column] - median) / np.sqrt(max(median, 1.0))
-        out.append({"kind": incident.kind, "segment": incident.segment.label(), "metric": record.entity_name,
-                    "z": round(float(z), 2)})
+        out.append(
+            {
+                "kind": incident.kind,
+                "segment": incident.segment.label(),
+                "metric": record.entity_name,
+                "z": round(float(z), 2),
+            }
+        )
     return out
 
 
@@ -70,10 +75,21 @@ def main() -> None:
         config = resolve_episode_config(seed=SEED_BASE + index, difficulty="abyss")
         rows += incident_z(build_warehouse_world(WAREHOUSE, config))
     z = np.abs(np.array([row["z"] for row in rows], dtype=float))
-    print(json.dumps({"incident_dates": len(rows), "median_abs_z": float(np.median(z)),
-                      "share_abs_z_over_3": float(np.mean(z > 3)), "share_abs_z_over_5": float(np.mean(z > 5)),
-                      "by_kind": {kind: float(np.median([abs(float(r["z"])) for r in rows if r["kind"] == kind]))
-                                  for kind in sorted({str(r["kind"]) for r in rows})}}, indent=2))
+    print(
+        json.dumps(
+            {
+                "incident_dates": len(rows),
+                "median_abs_z": float(np.median(z)),
+                "share_abs_z_over_3": float(np.mean(z > 3)),
+                "share_abs_z_over_5": float(np.mean(z > 5)),
+                "by_kind": {
+                    kind: float(np.median([abs(float(r["z"])) for r in rows if r["kind"] == kind]))
+                    for kind in sorted({str(r["kind"]) for r in rows})
+                },
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -68,8 +68,7 @@ def cuboid_name(segment: Segment) -> str:
     return " ∧ ".join(segment.named().values())
 
 
-def series_panel(data: SegmentedData, view: Segment, row: MetricSubmissionRow, title: str,
-                 marks: list[Mark]) -> str:
+def series_panel(data: SegmentedData, view: Segment, row: MetricSubmissionRow, title: str, marks: list[Mark]) -> str:
     values, _ = daily_series(data.segment_daily(view), row.entity_type, row.entity_name)
     return line_panel_svg(list(window_calendar(data.num_days).iso_dates), [float(v) for v in values], title, marks)
 
@@ -97,10 +96,14 @@ def is_diluted(data: SegmentedData, incident: CuboidIncident) -> bool:
     """One date, three dimensions, a conversion rate: CLEAR_IN_ITS_OWN in its cuboid, under BURIED in each view
     that holds it, and shown by no one-dimension view at all (the dilution test)."""
     row = incident.rows[0]
-    return (incident.depth == 3 and len(incident.rows) == 1 and row.entity_type == "conversion_rate"
-            and z_in(data, row, incident.segment) >= CLEAR_IN_ITS_OWN
-            and all(z_in(data, row, view) < BURIED for view in holding_views(data, incident.segment))
-            and not stands_out(data, incident))
+    return (
+        incident.depth == 3
+        and len(incident.rows) == 1
+        and row.entity_type == "conversion_rate"
+        and z_in(data, row, incident.segment) >= CLEAR_IN_ITS_OWN
+        and all(z_in(data, row, view) < BURIED for view in holding_views(data, incident.segment))
+        and not stands_out(data, incident)
+    )
 
 
 def diluted_incident() -> DilutedIncident:
@@ -118,11 +121,15 @@ def cuboid_picture(chosen: DilutedIncident) -> str:
     data, row, segment = segments_of(chosen.episode), chosen.row, chosen.incident.segment
     marks = [Mark(row.date, "incident", truth=True)]
     panels = [series_panel(data, segment, row, f"{cuboid_name(segment)}: z {z_in(data, row, segment):.1f}", marks)]
-    panels += [series_panel(data, view, row, f"{view.label()}: z {z_in(data, row, view):.1f}", marks)
-               for view in holding_views(data, segment)]
-    caption = (f"deep seed {chosen.seed}: {row.entity_name} on {row.date}, in the incident's cuboid (top left)",
-               "and in each one-dimension view that holds it; each title gives the date's |z| against the",
-               f"same-weekday median (the dilution test's bar: {STANDS_OUT:g})")
+    panels += [
+        series_panel(data, view, row, f"{view.label()}: z {z_in(data, row, view):.1f}", marks)
+        for view in holding_views(data, segment)
+    ]
+    caption = (
+        f"deep seed {chosen.seed}: {row.entity_name} on {row.date}, in the incident's cuboid (top left)",
+        "and in each one-dimension view that holds it; each title gives the date's |z| against the",
+        f"same-weekday median (the dilution test's bar: {STANDS_OUT:g})",
+    )
     return tiled(panels, columns=2, caption=caption)
 
 
@@ -137,8 +144,10 @@ def running_dates(experiment: Experiment, dates: list[str]) -> list[str]:
 
 def targeted_rows(experiment: Experiment, row: MetricSubmissionRow, dates: list[str]) -> list[MetricSubmissionRow]:
     """The experiment's target step in the incident's cuboid on each date it runs, read as a row would be."""
-    return [row.model_copy(update={"entity_name": experiment.target_step, "date": date})
-            for date in running_dates(experiment, dates)]
+    return [
+        row.model_copy(update={"entity_name": experiment.target_step, "date": date})
+        for date in running_dates(experiment, dates)
+    ]
 
 
 def experiment_beside_incident() -> tuple[int, Episode, Experiment, CuboidIncident]:
@@ -151,10 +160,14 @@ def experiment_beside_incident() -> tuple[int, Episode, Experiment, CuboidIncide
             row = incident.rows[0]
             for experiment in experiments:
                 arm = Segment(experiment.platform, experiment.country, None, experiment.channel, experiment.user_type)
-                if arm.normalised() == incident.segment.normalised() and row.entity_name != experiment.target_step \
-                        and experiment.start_date <= row.date <= experiment.end_date \
-                        and any(z_in(data, targeted, arm) >= STANDS_OUT
-                                for targeted in targeted_rows(experiment, row, dates)):
+                if (
+                    arm.normalised() == incident.segment.normalised()
+                    and row.entity_name != experiment.target_step
+                    and experiment.start_date <= row.date <= experiment.end_date
+                    and any(
+                        z_in(data, targeted, arm) >= STANDS_OUT for targeted in targeted_rows(experiment, row, dates)
+                    )
+                ):
                     return seed, episode, experiment, incident
     raise AssertionError("unreachable: the seeds never end")
 
@@ -164,14 +177,28 @@ def experiment_picture(seed: int, episode: Episode, experiment: Experiment, inci
     dates marked as truth)."""
     data, row = segments_of(episode), incident.rows[0]
     targeted = targeted_rows(experiment, row, list(episode.public.dates))
-    panels = [series_panel(data, incident.segment, targeted[0], f"{experiment.target_step} (targeted)",
-                           first_labelled([each.date for each in targeted], experiment.experiment, truth=False)),
-              series_panel(data, incident.segment, row, f"{row.entity_name} (broken)",
-                           first_labelled([broken.date for broken in incident.rows], "incident", truth=True))]
-    caption = (f"deep seed {seed}: experiment {experiment.experiment}, {experiment.start_date} to "
-               f"{experiment.end_date}, in its arm {cuboid_name(incident.segment)}:",
-               "left, the step it targets moves as intended (no incident);",
-               "right, a step it does not target falls (the incident, a row a date)")
+    panels = [
+        series_panel(
+            data,
+            incident.segment,
+            targeted[0],
+            f"{experiment.target_step} (targeted)",
+            first_labelled([each.date for each in targeted], experiment.experiment, truth=False),
+        ),
+        series_panel(
+            data,
+            incident.segment,
+            row,
+            f"{row.entity_name} (broken)",
+            first_labelled([broken.date for broken in incident.rows], "incident", truth=True),
+        ),
+    ]
+    caption = (
+        f"deep seed {seed}: experiment {experiment.experiment}, {experiment.start_date} to "
+        f"{experiment.end_date}, in its arm {cuboid_name(incident.segment)}:",
+        "left, the step it targets moves as intended (no incident);",
+        "right, a step it does not target falls (the incident, a row a date)",
+    )
     return tiled(panels, columns=2, caption=caption)
 
 
@@ -198,8 +225,15 @@ def near_misses(chosen: DilutedIncident) -> list[NearMiss]:
 
     named = segment.named()
     coarser = Segment(**dict(list(named.items())[:-1]))
-    finer = max((Segment(**named, **{field: value}) for field, values in data.dimension_values().items()
-                 if field not in named and field != "app_version" for value in values), key=opens)
+    finer = max(
+        (
+            Segment(**named, **{field: value})
+            for field, values in data.dimension_values().items()
+            if field not in named and field != "app_version"
+            for value in values
+        ),
+        key=opens,
+    )
     misses = []
     for name, reported in (("exact", segment), ("one level coarser", coarser), ("one level finer", finer)):
         report = row.model_copy(update={field: getattr(reported, field) for field in SEGMENT_FIELDS})
@@ -218,9 +252,11 @@ def near_miss_picture(chosen: DilutedIncident) -> str:
     incident_opens = misses[0].traffic
     scale = (BAR_RIGHT - BAR_LEFT) / max(miss.traffic for miss in misses)
     row = chosen.row
-    caption = (f"deep seed {chosen.seed}: the cuboid picture's incident ({row.entity_name}, {row.date})",
-               "reported on three cuboids, every other field of the row right. A bar is the reported cuboid's",
-               "app opens on the date; red, the incident's part of them; the dashed outline, the incident's own.")
+    caption = (
+        f"deep seed {chosen.seed}: the cuboid picture's incident ({row.entity_name}, {row.date})",
+        "reported on three cuboids, every other field of the row right. A bar is the reported cuboid's",
+        "app opens on the date; red, the incident's part of them; the dashed outline, the incident's own.",
+    )
     top = caption_height(caption) + 8
     parts = [caption_svg(caption)]
     for number, miss in enumerate(misses):
@@ -228,25 +264,35 @@ def near_miss_picture(chosen: DilutedIncident) -> str:
         overlap = miss.assessment.overlap
         assert overlap is not None, "deep credits a segment by its overlap"
         covered = overlap.coverage * incident_opens
-        parts.append(f'<text x="{BAR_LEFT}" y="{y + 12}" font-size="12" fill="#24292f">{miss.name}: '
-                     f'{html.escape(cuboid_name(miss.reported))} · coverage {overlap.coverage:.3f} × purity '
-                     f'{overlap.purity:.3f} = segment credit {miss.assessment.segment:.3f}</text>')
-        for width, color, extra in ((miss.traffic, REPORTED_COLOR, ' fill-opacity="0.25"'),
-                                    (covered, COVERED_COLOR, ' fill-opacity="0.7"'),
-                                    (incident_opens, "none", f' stroke="{COVERED_COLOR}" stroke-dasharray="3 2"')):
-            parts.append(f'<rect x="{BAR_LEFT}" y="{y + 18}" width="{width * scale:.1f}" height="16" '
-                         f'fill="{color}"{extra}><title>{width:,.0f} app opens</title></rect>')
+        parts.append(
+            f'<text x="{BAR_LEFT}" y="{y + 12}" font-size="12" fill="#24292f">{miss.name}: '
+            f"{html.escape(cuboid_name(miss.reported))} · coverage {overlap.coverage:.3f} × purity "
+            f"{overlap.purity:.3f} = segment credit {miss.assessment.segment:.3f}</text>"
+        )
+        for width, color, extra in (
+            (miss.traffic, REPORTED_COLOR, ' fill-opacity="0.25"'),
+            (covered, COVERED_COLOR, ' fill-opacity="0.7"'),
+            (incident_opens, "none", f' stroke="{COVERED_COLOR}" stroke-dasharray="3 2"'),
+        ):
+            parts.append(
+                f'<rect x="{BAR_LEFT}" y="{y + 18}" width="{width * scale:.1f}" height="16" '
+                f'fill="{color}"{extra}><title>{width:,.0f} app opens</title></rect>'
+            )
     height = top + len(misses) * ROW_HEIGHT + 4
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {NEAR_MISS_WIDTH} {height}" '
-            f'width="{NEAR_MISS_WIDTH}" height="{height}">{"".join(parts)}</svg>\n')
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {NEAR_MISS_WIDTH} {height}" '
+        f'width="{NEAR_MISS_WIDTH}" height="{height}">{"".join(parts)}</svg>\n'
+    )
 
 
 def pictures() -> dict[str, str]:
     """Every deep picture by its file name."""
     chosen = diluted_incident()
-    return {"deep_cuboid.svg": cuboid_picture(chosen),
-            "deep_experiment_arm.svg": experiment_picture(*experiment_beside_incident()),
-            "deep_near_miss.svg": near_miss_picture(chosen)}
+    return {
+        "deep_cuboid.svg": cuboid_picture(chosen),
+        "deep_experiment_arm.svg": experiment_picture(*experiment_beside_incident()),
+        "deep_near_miss.svg": near_miss_picture(chosen),
+    }
 
 
 def main() -> None:

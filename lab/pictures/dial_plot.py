@@ -66,8 +66,11 @@ def _series_svg(points: list[dict[str, Any]], value_of: ValueOf, name: str, colo
     for run in _runs(points, value_of):
         path = " ".join(f"{_x_of(i, count):.1f},{_y_of(v):.1f}" for i, v in run)
         parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"{style}/>')
-        parts += [f'<circle cx="{_x_of(i, count):.1f}" cy="{_y_of(v):.1f}" r="3.2" fill="{color}"><title>'
-                  f'{_escaped(name)} at {_escaped(points[i]["label"])}: {v:.3f}</title></circle>' for i, v in run]
+        parts += [
+            f'<circle cx="{_x_of(i, count):.1f}" cy="{_y_of(v):.1f}" r="3.2" fill="{color}"><title>'
+            f"{_escaped(name)} at {_escaped(points[i]['label'])}: {v:.3f}</title></circle>"
+            for i, v in run
+        ]
     return parts
 
 
@@ -86,32 +89,45 @@ def _axes_svg(points: list[dict[str, Any]]) -> list[str]:
     """The frame, the score grid and its labels, each point's label, the axis titles, and each tier's panel: its
     name above its points and a divider before it."""
     count = len(points)
-    parts = [f'<rect x="{LEFT}" y="{TOP}" width="{RIGHT - LEFT}" height="{BOTTOM - TOP}" fill="none" '
-             f'stroke="{GRID_COLOR}"/>']
+    parts = [
+        f'<rect x="{LEFT}" y="{TOP}" width="{RIGHT - LEFT}" height="{BOTTOM - TOP}" fill="none" stroke="{GRID_COLOR}"/>'
+    ]
     for score in Y_TICKS:
         y = _y_of(score)
-        parts.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{RIGHT}" y2="{y:.1f}" stroke="{GRID_COLOR}"/>'
-                     f'<text x="{LEFT - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" '
-                     f'fill="{AXIS_COLOR}">{score:.2f}</text>')
+        parts.append(
+            f'<line x1="{LEFT}" y1="{y:.1f}" x2="{RIGHT}" y2="{y:.1f}" stroke="{GRID_COLOR}"/>'
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" '
+            f'fill="{AXIS_COLOR}">{score:.2f}</text>'
+        )
     for index, point in enumerate(points):
         x = _x_of(index, count)
-        parts.append(f'<text x="{x:.1f}" y="{BOTTOM + 14}" font-size="11" text-anchor="end" fill="{AXIS_COLOR}" '
-                     f'transform="rotate(-30 {x:.1f} {BOTTOM + 14})">{_escaped(point["label"])}</text>')
+        parts.append(
+            f'<text x="{x:.1f}" y="{BOTTOM + 14}" font-size="11" text-anchor="end" fill="{AXIS_COLOR}" '
+            f'transform="rotate(-30 {x:.1f} {BOTTOM + 14})">{_escaped(point["label"])}</text>'
+        )
     for difficulty, first, last in _tier_spans(points):
         if first > 0:
             x = (_x_of(first - 1, count) + _x_of(first, count)) / 2
-            parts.append(f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{BOTTOM}" stroke="{AXIS_COLOR}" '
-                         f'stroke-dasharray="2 3"/>')
+            parts.append(
+                f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{BOTTOM}" stroke="{AXIS_COLOR}" '
+                f'stroke-dasharray="2 3"/>'
+            )
         middle = (_x_of(first, count) + _x_of(last, count)) / 2
-        parts.append(f'<text x="{middle:.1f}" y="{TOP - 6}" font-size="12" font-weight="600" text-anchor="middle" '
-                     f'fill="{AXIS_COLOR}">{_escaped(difficulty)}</text>')
-    parts.append(f'<text x="{(LEFT + RIGHT) / 2}" y="{HEIGHT - 8}" font-size="12" text-anchor="middle" '
-                 f'fill="{TEXT_COLOR}">point of the dial (frontier\'s tier; deep and abyss, one knob turned from the '
-                 'tier\'s defaults)</text>')
+        parts.append(
+            f'<text x="{middle:.1f}" y="{TOP - 6}" font-size="12" font-weight="600" text-anchor="middle" '
+            f'fill="{AXIS_COLOR}">{_escaped(difficulty)}</text>'
+        )
+    parts.append(
+        f'<text x="{(LEFT + RIGHT) / 2}" y="{HEIGHT - 8}" font-size="12" text-anchor="middle" '
+        f'fill="{TEXT_COLOR}">point of the dial (frontier\'s tier; deep and abyss, one knob turned from the '
+        "tier's defaults)</text>"
+    )
     middle = (TOP + BOTTOM) / 2
     axis_title_x = LEFT - 44
-    parts.append(f'<text x="{axis_title_x}" y="{middle}" font-size="12" text-anchor="middle" fill="{TEXT_COLOR}" '
-                 f'transform="rotate(-90 {axis_title_x} {middle})">mean score (episodes with an incident)</text>')
+    parts.append(
+        f'<text x="{axis_title_x}" y="{middle}" font-size="12" text-anchor="middle" fill="{TEXT_COLOR}" '
+        f'transform="rotate(-90 {axis_title_x} {middle})">mean score (episodes with an incident)</text>'
+    )
     return parts
 
 
@@ -121,9 +137,11 @@ def _legend_svg(entries: list[tuple[str, str, str]]) -> list[str]:
     for number, (name, color, dash) in enumerate(entries):
         y = TOP + 8 + 20 * number
         style = f' stroke-dasharray="{dash}"' if dash else ""
-        parts.append(f'<line x1="{RIGHT + 16}" y1="{y}" x2="{RIGHT + 40}" y2="{y}" stroke="{color}" '
-                     f'stroke-width="2"{style}/><text x="{RIGHT + 46}" y="{y + 4}" font-size="11" '
-                     f'fill="{TEXT_COLOR}">{_escaped(name)}</text>')
+        parts.append(
+            f'<line x1="{RIGHT + 16}" y1="{y}" x2="{RIGHT + 40}" y2="{y}" stroke="{color}" '
+            f'stroke-width="2"{style}/><text x="{RIGHT + 46}" y="{y + 4}" font-size="11" '
+            f'fill="{TEXT_COLOR}">{_escaped(name)}</text>'
+        )
     return parts
 
 
@@ -141,12 +159,15 @@ def _reference_svg(grid: dict[str, Any], color: str) -> list[str]:
     if reference is None:
         return []
     points = grid["points"]
-    start = next(index for index, point in enumerate(points)
-                 if point["difficulty"] == REFERENCE_TIER and not point["settings"])
+    start = next(
+        index for index, point in enumerate(points) if point["difficulty"] == REFERENCE_TIER and not point["settings"]
+    )
     y = _y_of(reference)
-    return [f'<line x1="{_x_of(start, len(points)):.1f}" y1="{y:.1f}" x2="{RIGHT}" y2="{y:.1f}" stroke="{color}" '
-            f'stroke-width="1.5" stroke-dasharray="{REFERENCE_DASH}"><title>{REFERENCE_AGENT} at '
-            f'{REFERENCE_TIER}\'s defaults: {reference:.3f}</title></line>']
+    return [
+        f'<line x1="{_x_of(start, len(points)):.1f}" y1="{y:.1f}" x2="{RIGHT}" y2="{y:.1f}" stroke="{color}" '
+        f'stroke-width="1.5" stroke-dasharray="{REFERENCE_DASH}"><title>{REFERENCE_AGENT} at '
+        f"{REFERENCE_TIER}'s defaults: {reference:.3f}</title></line>"
+    ]
 
 
 def dial_plot_svg(grid: dict[str, Any]) -> str:
@@ -156,17 +177,20 @@ def dial_plot_svg(grid: dict[str, Any]) -> str:
     points = grid["points"]
     agents = grid["agents"]
     title = f"The dial: each agent's mean score per point ({grid['seeds']} calibration seeds a point)"
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
-             f'height="{HEIGHT}" role="img" aria-label="{_escaped(title)}" font-family="sans-serif">',
-             f'<rect width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>',
-             f'<text x="{LEFT}" y="24" font-size="14" font-weight="600" fill="{TEXT_COLOR}">{_escaped(title)}</text>',
-             *_axes_svg(points)]
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
+        f'height="{HEIGHT}" role="img" aria-label="{_escaped(title)}" font-family="sans-serif">',
+        f'<rect width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>',
+        f'<text x="{LEFT}" y="24" font-size="14" font-weight="600" fill="{TEXT_COLOR}">{_escaped(title)}</text>',
+        *_axes_svg(points),
+    ]
     target = _y_of(EXPERT_TARGET)
-    parts.append(f'<line x1="{LEFT}" y1="{target:.1f}" x2="{RIGHT}" y2="{target:.1f}" stroke="{TRUTH_COLOR}" '
-                 'stroke-width="1.5" stroke-dasharray="6 4"/>')
+    parts.append(
+        f'<line x1="{LEFT}" y1="{target:.1f}" x2="{RIGHT}" y2="{target:.1f}" stroke="{TRUTH_COLOR}" '
+        'stroke-width="1.5" stroke-dasharray="6 4"/>'
+    )
     parts += _series_svg(points, lambda point: point["dilution"], "dilution share", ANNOTATION_COLOR, "2 3")
-    colors = dict(zip(agents, (AGENT_COLORS[number % len(AGENT_COLORS)] for number in range(len(agents))),
-                      strict=True))
+    colors = dict(zip(agents, (AGENT_COLORS[number % len(AGENT_COLORS)] for number in range(len(agents))), strict=True))
     reference = reference_score(grid)
     if reference is not None:
         parts += _reference_svg(grid, colors[REFERENCE_AGENT])
@@ -175,8 +199,13 @@ def dial_plot_svg(grid: dict[str, Any]) -> str:
     entries = [(agent, color, "") for agent, color in colors.items()]
     entries.append((f"the expert's target ({EXPERT_TARGET:.2f})", TRUTH_COLOR, "6 4"))
     if reference is not None:
-        entries.append((f"{REFERENCE_AGENT} at {REFERENCE_TIER}'s defaults ({reference:.3f})",
-                        colors[REFERENCE_AGENT], REFERENCE_DASH))
+        entries.append(
+            (
+                f"{REFERENCE_AGENT} at {REFERENCE_TIER}'s defaults ({reference:.3f})",
+                colors[REFERENCE_AGENT],
+                REFERENCE_DASH,
+            )
+        )
     entries.append(("dilution share (not a score)", ANNOTATION_COLOR, "2 3"))
     parts += _legend_svg(entries)
     parts.append("</svg>")

@@ -29,8 +29,10 @@ CAPTION_LINE = 16  # a caption line's height above the panels
 
 def caption_svg(caption: tuple[str, ...]) -> str:
     """A picture's caption: a text line each, from the top left."""
-    return "".join(f'<text x="8" y="{CAPTION_LINE * (number + 1)}" font-size="12" fill="#24292f">'
-                   f'{html.escape(line)}</text>' for number, line in enumerate(caption))
+    return "".join(
+        f'<text x="8" y="{CAPTION_LINE * (number + 1)}" font-size="12" fill="#24292f">{html.escape(line)}</text>'
+        for number, line in enumerate(caption)
+    )
 
 
 def caption_height(caption: tuple[str, ...]) -> int:
@@ -44,23 +46,30 @@ def tiled(panels: list[str], columns: int, caption: tuple[str, ...] = ()) -> str
 
     def placed(panel: str, index: int) -> str:
         x, y = index % columns * PANEL_WIDTH, top + index // columns * PANEL_HEIGHT
-        return panel.replace('<svg class="panel"', f'<svg x="{x}" y="{y}" width="{PANEL_WIDTH}" '
-                             f'height="{PANEL_HEIGHT}" class="panel"', 1)
+        return panel.replace(
+            '<svg class="panel"', f'<svg x="{x}" y="{y}" width="{PANEL_WIDTH}" height="{PANEL_HEIGHT}" class="panel"', 1
+        )
+
     body = "".join(placed(panel, i) for i, panel in enumerate(panels))
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
-            f'height="{height}">{caption_svg(caption)}{body}</svg>\n')
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}">{caption_svg(caption)}{body}</svg>\n'
+    )
 
 
 def picture(seed: int, entity_type: str, entity_name: str, segment: Segment, day: int, label: str) -> str:
     world = build_world(TIERS["frontier"], resolve_episode_config(seed=seed, difficulty="frontier"))
-    aggregate, part = build_panel(world.data.segment_funnel(Segment())), \
-        build_panel(world.data.segment_funnel(segment))
+    aggregate, part = build_panel(world.data.segment_funnel(Segment())), build_panel(world.data.segment_funnel(segment))
     dates = list(world.data.segment_funnel(Segment()).dates)
     mark = [Mark(dates[day], label, truth=True)]
     k = aggregate.index(entity_type, entity_name)
-    return tiled([line_panel_svg(dates, [float(v) for v in aggregate.values[k]], f"all traffic: {entity_name}", mark),
-                  line_panel_svg(dates, [float(v) for v in part.values[k]], f"{segment.label()} (same metric)",
-                                 mark)], columns=2)
+    return tiled(
+        [
+            line_panel_svg(dates, [float(v) for v in aggregate.values[k]], f"all traffic: {entity_name}", mark),
+            line_panel_svg(dates, [float(v) for v in part.values[k]], f"{segment.label()} (same metric)", mark),
+        ],
+        columns=2,
+    )
 
 
 def pictures() -> dict[str, str]:
@@ -75,13 +84,15 @@ def pictures() -> dict[str, str]:
             if incident.kind in wanted and incident.record.continues is None:
                 wanted.discard(incident.kind)
                 record = incident.record
-                drawn[f"frontier_{incident.kind}.svg"] = picture(seed, record.entity_type, record.entity_name,
-                                                                 incident.segment, record.day, incident.kind)
+                drawn[f"frontier_{incident.kind}.svg"] = picture(
+                    seed, record.entity_type, record.entity_name, incident.segment, record.day, incident.kind
+                )
         for fluctuation in world.fluctuations:
             if fluctuation.kind in wanted:
                 wanted.discard(fluctuation.kind)
-                drawn[f"frontier_{fluctuation.kind}.svg"] = picture(seed, "conversion_rate", MIX_METRIC,
-                                                                    fluctuation.segment, fluctuation.day, "mix shift")
+                drawn[f"frontier_{fluctuation.kind}.svg"] = picture(
+                    seed, "conversion_rate", MIX_METRIC, fluctuation.segment, fluctuation.day, "mix shift"
+                )
         seed += 1
     return drawn
 

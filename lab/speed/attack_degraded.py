@@ -52,6 +52,7 @@ SHORT_ADDRESSES = [f"127.0.0.{host}" for host in range(10, 18)]
 
 # --- attacks (each in the attacker's process until its deadline, counting what it was answered) ---------------------
 
+
 def eight_addresses_short(url: str, deadline: float, answers: Counter[str]) -> None:
     """8 addresses, one session each, looping SHORT_SQL."""
     step = {"type": "step", "data": {"analysis_method": "query", "analysis_args": {"sql": SHORT_SQL}}}
@@ -70,8 +71,10 @@ def eight_addresses_short(url: str, deadline: float, answers: Counter[str]) -> N
 
 ATTACKS: dict[str, tuple[str, Callable[[str, float, Counter[str]], None]]] = {
     "fresh_address_slow_sql": attack_latency.ATTACKS["fresh_address_slow_sql"],
-    "eight_addresses_short": ("8 addresses, one session each, looping a statement of about 0.1 s of CPU",
-                              eight_addresses_short),
+    "eight_addresses_short": (
+        "8 addresses, one session each, looping a statement of about 0.1 s of CPU",
+        eight_addresses_short,
+    ),
     "debugger_tabs": debugger_attacks.ATTACKS["busy_tabs"][:2],
     "unfinished_frames": attack_latency.ATTACKS["unfinished_frames"],
     "big_frames_uvicorn": attack_latency.ATTACKS["big_frames_uvicorn"],
@@ -83,17 +86,20 @@ MEMORY_ROWS = frozenset({"unfinished_frames", "big_frames_uvicorn"})
 
 def run_victim(kind: str, url: str, seconds: float) -> dict[str, Any]:
     if kind == "page_event":
-        debugger_attacks.Page(url, debugger_attacks.VICTIM).call("select_difficulty", ["hard"],
-                                                                 debugger_attacks.new_tab())  # the page is warm
+        debugger_attacks.Page(url, debugger_attacks.VICTIM).call(
+            "select_difficulty", ["hard"], debugger_attacks.new_tab()
+        )  # the page is warm
         return {"event": debugger_attacks.cheap_event_latencies(url, seconds)}
     return attack_latency.victim(url, seconds)
 
 
 # --- orchestration ---------------------------------------------------------------------------------------------------
 
+
 def role(*arguments: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "lab.speed.attack_degraded", *arguments], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lab.speed.attack_degraded", *arguments], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
 
 
 @contextlib.contextmanager
@@ -104,25 +110,35 @@ def server(root: Path, plain_uvicorn: bool) -> Iterator[tuple[str, int]]:
     command = [sys.executable, "-m", *module, "--host", "127.0.0.1", "--port", str(port)]
     env = {**os.environ, **SERVER_ENV}
     env.pop(server_process.SECRET_VARIABLE, None)
-    with tempfile.TemporaryFile() as log, server_process.serving(command, port, env, log, cwd=root,
-                                                                 timeout_s=180) as process:
+    with (
+        tempfile.TemporaryFile() as log,
+        server_process.serving(command, port, env, log, cwd=root, timeout_s=180) as process,
+    ):
         yield f"http://127.0.0.1:{port}", process.pid
 
 
 def measure(root: Path, attack: str, seconds: float) -> dict[str, Any]:
     kind = VICTIMS.get(attack, "query")
     with load_average_sampled() as load, server(root, attack in PLAIN_UVICORN) as (url, pid):
-        idle = attack_latency.result_of(role("--role", "victim", "--victim", kind, "--url", url,
-                                             "--seconds", str(seconds)))
+        idle = attack_latency.result_of(
+            role("--role", "victim", "--victim", kind, "--url", url, "--seconds", str(seconds))
+        )
         before_mb = attack_latency.tree_rss_mb(pid)
         with attack_latency.peak_memory(pid) as peak:
             attacking = role("--role", "attacker", "--only", attack, "--url", url, "--seconds", str(seconds + 4))
             time.sleep(2)  # the attack is under way
-            under = attack_latency.result_of(role("--role", "victim", "--victim", kind, "--url", url,
-                                                  "--seconds", str(seconds)))
+            under = attack_latency.result_of(
+                role("--role", "victim", "--victim", kind, "--url", url, "--seconds", str(seconds))
+            )
             answers = attack_latency.result_of(attacking)
-        row: dict[str, Any] = {"attack": ATTACKS[attack][0], "attacker_answers": answers, "idle": idle,
-                               "under_attack": under, "peak_mb": peak["mb"], "before_mb": round(before_mb, 1)}
+        row: dict[str, Any] = {
+            "attack": ATTACKS[attack][0],
+            "attacker_answers": answers,
+            "idle": idle,
+            "under_attack": under,
+            "peak_mb": peak["mb"],
+            "before_mb": round(before_mb, 1),
+        }
         if attack in MEMORY_ROWS:
             time.sleep(SETTLE_S)
             row["after_mb"] = round(attack_latency.tree_rss_mb(pid), 1)
@@ -138,8 +154,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="each victim measurement's length")
     parser.add_argument("--server-root", type=Path, default=ROOT, help="the checkout whose server is the `after`")
     parser.add_argument("--before-root", type=Path, help="an older checkout, each row measured on it just before")
-    parser.add_argument("--column", choices=["before", "after"], default="after",
-                        help="the column --server-root's rows go to (without --before-root)")
+    parser.add_argument(
+        "--column",
+        choices=["before", "after"],
+        default="after",
+        help="the column --server-root's rows go to (without --before-root)",
+    )
     parser.add_argument("--role", choices=["victim", "attacker"], help=argparse.SUPPRESS)
     parser.add_argument("--victim", default="query", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -152,10 +172,16 @@ def main() -> None:
         ATTACKS[args.only[0]][1](args.url, time.monotonic() + args.seconds, answers)
         print(json.dumps(dict(answers)))
         return
-    columns = [("before", args.before_root), ("after", args.server_root)] if args.before_root else \
-        [(args.column, args.server_root)]
-    command = COMMAND if args.before_root is None else \
-        f"{COMMAND} --before-root <a checkout of {checkout(args.before_root.resolve())['commit']}>"
+    columns = (
+        [("before", args.before_root), ("after", args.server_root)]
+        if args.before_root
+        else [(args.column, args.server_root)]
+    )
+    command = (
+        COMMAND
+        if args.before_root is None
+        else f"{COMMAND} --before-root <a checkout of {checkout(args.before_root.resolve())['commit']}>"
+    )
     for name in args.only or list(ATTACKS):
         for column, root in columns:
             row = measure(root.resolve(), name, args.seconds)
@@ -166,11 +192,14 @@ def main() -> None:
 
 # --- the docs' table --------------------------------------------------------------------------------------------------
 
+
 def _latency(row: dict[str, Any]) -> str:
     kind = next(iter(row["idle"]))
     idle, under = row["idle"][kind], row["under_attack"][kind]
-    return (f"{idle['p50_ms']:,.0f} / {idle['p99_ms']:,.0f} → {under['p50_ms']:,.0f} / {under['p99_ms']:,.0f} "
-            f"({row['ratio_p50']:.1f}×; {idle['n']} → {under['n']} answered)")
+    return (
+        f"{idle['p50_ms']:,.0f} / {idle['p99_ms']:,.0f} → {under['p50_ms']:,.0f} / {under['p99_ms']:,.0f} "
+        f"({row['ratio_p50']:.1f}×; {idle['n']} → {under['n']} answered)"
+    )
 
 
 def _memory(row: dict[str, Any]) -> str:
@@ -203,8 +232,11 @@ def table(kept: dict[str, Any] | None = None) -> str:
     kept = kept or read_artifact(ARTIFACT)
     before, after = kept["before"], kept["after"]
     commit = commit_cells(before, after)
-    lines = ["| attack | measure | before | after |", "| --- | --- | --- | --- |",
-             f"| (the server's code: commit) | | {commit} |"]
+    lines = [
+        "| attack | measure | before | after |",
+        "| --- | --- | --- | --- |",
+        f"| (the server's code: commit) | | {commit} |",
+    ]
     for row, measure, render in TABLE:
         cells = [_cell(column, row, render) + _load(column, row) for column in (before, after)]
         lines.append(f"| {ATTACKS[row][0]} | {measure} | {cells[0]} | {cells[1]} |")

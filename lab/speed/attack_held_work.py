@@ -65,8 +65,10 @@ ATTACKERS = [f"127.0.0.{host}" for host in range(10, 18)]
 TIMEOUT_S = 300.0
 RUNAWAY = {"type": "step", "data": {"analysis_method": "query", "analysis_args": {"sql": SLOW_SQL}}}
 SELECT_1 = {"type": "step", "data": {"analysis_method": "query", "analysis_args": {"sql": "SELECT 1"}}}
-FIRST_STATEMENT = {"type": "step", "data": {"analysis_method": "query",
-                                            "analysis_args": {"sql": "SELECT count(*) AS n FROM events"}}}
+FIRST_STATEMENT = {
+    "type": "step",
+    "data": {"analysis_method": "query", "analysis_args": {"sql": "SELECT count(*) AS n FROM events"}},
+}
 SEED_BASE = 920_000  # seeds no tier's calibration or split uses
 ORPHAN_CLOSE_AFTER_S = 0.2
 NEWCOMER_FIRST_S = 5.0  # the first newcomer comes this long after the attacker left
@@ -105,6 +107,7 @@ def _counted(answers: Counter[str], action: Callable[[], None]) -> None:
 
 # --- victims ----------------------------------------------------------------------------------------------------
 
+
 def cheap_victim(url: str, seconds: float) -> dict[str, Any]:
     """A cheap query over the victim's own session, one at a time, for `seconds` after its reset (every query
     timed: the first is the one an attack already under way holds longest)."""
@@ -138,6 +141,7 @@ def reset_victim(url: str, seconds: float) -> dict[str, Any]:
 
 
 # --- attacks (each in the attacker's process; each returns what it was answered) ---------------------------------
+
 
 def orphans(url: str, seconds: float) -> dict[str, Any]:
     """8 addresses x 8 sockets: reset, a runaway statement, the socket closed 0.2 s later."""
@@ -190,6 +194,7 @@ def warehouse_resets(url: str, seconds: float) -> dict[str, Any]:
 
     def one(address: str) -> None:
         while time.monotonic() < deadline:
+
             def session() -> None:
                 with ws_from(url, address, TIMEOUT_S) as ws:
                     while time.monotonic() < deadline:
@@ -206,14 +211,29 @@ def warehouse_resets(url: str, seconds: float) -> dict[str, Any]:
 
 
 ATTACKS: dict[str, Callable[[str, float], dict[str, Any]]] = {
-    "orphans": orphans, "fast_lane": fast_lane, "warehouse_resets": warehouse_resets}
+    "orphans": orphans,
+    "fast_lane": fast_lane,
+    "warehouse_resets": warehouse_resets,
+}
 ROLES: dict[str, Callable[[str, float], dict[str, Any]]] = {
-    "victim": cheap_victim, "reset_victim": reset_victim, **ATTACKS}
+    "victim": cheap_victim,
+    "reset_victim": reset_victim,
+    **ATTACKS,
+}
 
 
 def role(name: str, url: str, seconds: float) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "lab.speed.attack_held_work", "--role", name, "--url", url,
-               "--seconds", str(seconds)]
+    command = [
+        sys.executable,
+        "-m",
+        "lab.speed.attack_held_work",
+        "--role",
+        name,
+        "--url",
+        url,
+        "--seconds",
+        str(seconds),
+    ]
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
 
 
@@ -223,6 +243,7 @@ def result_of(process: subprocess.Popen[str]) -> dict[str, Any]:
 
 
 # --- rows -------------------------------------------------------------------------------------------------------
+
 
 def newcomers(url: str, left_at: float, limit_s: float) -> dict[str, Any]:
     """`SELECT 1` from a new address each time, from NEWCOMER_FIRST_S after `left_at` until one is answered within
@@ -241,16 +262,18 @@ def newcomers(url: str, left_at: float, limit_s: float) -> dict[str, Any]:
                 answer = status(ask(ws, SELECT_1, limit_s))
         except (ConnectionClosed, OSError) as exc:
             answer = type(exc).__name__
-        probes.append({"offset_s": round(offset, 1), "wall_s": round(time.perf_counter() - start, 2),
-                       "status": answer})
+        probes.append({"offset_s": round(offset, 1), "wall_s": round(time.perf_counter() - start, 2), "status": answer})
         progress(f"newcomer {index}: {probes[-1]}")
         if probes[-1]["wall_s"] <= FREE_S and probes[-1]["status"] == "ok":
             break
         time.sleep(1.0)
     freed = probes[-1]["wall_s"] <= FREE_S and probes[-1]["status"] == "ok"
-    return {"first_wall_s": probes[0]["wall_s"], "probes": probes,
-            "free_after_s": round(probes[-1]["offset_s"] + probes[-1]["wall_s"], 1) if freed else None,
-            "free_limit_s": limit_s}
+    return {
+        "first_wall_s": probes[0]["wall_s"],
+        "probes": probes,
+        "free_after_s": round(probes[-1]["offset_s"] + probes[-1]["wall_s"], 1) if freed else None,
+        "free_limit_s": limit_s,
+    }
 
 
 def row_orphans(url: str, seconds: float) -> dict[str, Any]:
@@ -260,12 +283,12 @@ def row_orphans(url: str, seconds: float) -> dict[str, Any]:
     during = role("victim", url, seconds)
     attack = result_of(attacking)
     after = newcomers(url, attack["left_at"], FREE_LIMIT_S)
-    return {"idle": idle, "under_attack": result_of(during), "attacker_answers": attack["answers"],
-            "newcomer": after}
+    return {"idle": idle, "under_attack": result_of(during), "attacker_answers": attack["answers"], "newcomer": after}
 
 
 def row_under(victim: str, attack: str, settle_s: float) -> Callable[[str, float], dict[str, Any]]:
     """A row whose victim is measured idle, then from `settle_s` into an attack that outlasts it."""
+
     def measure(url: str, seconds: float) -> dict[str, Any]:
         idle = result_of(role(victim, url, seconds))
         attacking = role(attack, url, seconds + settle_s + 4)
@@ -316,11 +339,16 @@ def row_memory(url: str, pid: int) -> dict[str, Any]:
             thread.join()
     time.sleep(MEMORY_SETTLE_S)
     after = tree_rss_mb(pid), process_rss_mb(pid)
-    return {"sessions": MEMORY_SESSIONS, "answers": dict(answers), "before_mb": round(before[0], 1),
-            "held_mb": round(held[0], 1), "peak_mb": peak["mb"], "after_mb": round(after[0], 1),
-            "server_process_mb": {"before": round(before[1], 1), "held": round(held[1], 1),
-                                  "after": round(after[1], 1)},
-            "settle_s": MEMORY_SETTLE_S}
+    return {
+        "sessions": MEMORY_SESSIONS,
+        "answers": dict(answers),
+        "before_mb": round(before[0], 1),
+        "held_mb": round(held[0], 1),
+        "peak_mb": peak["mb"],
+        "after_mb": round(after[0], 1),
+        "server_process_mb": {"before": round(before[1], 1), "held": round(held[1], 1), "after": round(after[1], 1)},
+        "settle_s": MEMORY_SETTLE_S,
+    }
 
 
 def process_rss_mb(pid: int) -> float:
@@ -353,8 +381,12 @@ def main() -> None:
     parser.add_argument("--only", choices=ROW_NAMES, action="append", help="a row to measure (all by default)")
     parser.add_argument("--seconds", type=float, default=15.0, help="each victim measurement's length")
     parser.add_argument("--server-root", type=Path, default=ROOT, help="the checkout whose server is attacked")
-    parser.add_argument("--column", choices=["before", "after"], default="after",
-                        help="the artifact's column the rows go to (the other column, and other rows, kept)")
+    parser.add_argument(
+        "--column",
+        choices=["before", "after"],
+        default="after",
+        help="the artifact's column the rows go to (the other column, and other rows, kept)",
+    )
     parser.add_argument("--role", choices=sorted(ROLES), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -371,6 +403,7 @@ def main() -> None:
 
 
 # --- the docs' table ----------------------------------------------------------------------------------------------
+
 
 def _p50_p99(figures: dict[str, Any]) -> str:
     return "{p50:,.0f} / {p99:,.0f}".format(**figures) if figures["n"] else "none answered"
@@ -390,26 +423,41 @@ def _free_after(row: dict[str, Any]) -> str:
 
 
 TABLE: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
-    ("orphans", "victim's cheap query (an address the server has seen), p50 / p99 ms, idle → during",
-     _idle_to_under("query_ms")),
-    ("orphans", f"a newcomer's `SELECT 1`, {NEWCOMER_FIRST_S:.0f} s after the attacker left",
-     lambda row: f"{row['newcomer']['first_wall_s']:.1f} s"),
+    (
+        "orphans",
+        "victim's cheap query (an address the server has seen), p50 / p99 ms, idle → during",
+        _idle_to_under("query_ms"),
+    ),
+    (
+        "orphans",
+        f"a newcomer's `SELECT 1`, {NEWCOMER_FIRST_S:.0f} s after the attacker left",
+        lambda row: f"{row['newcomer']['first_wall_s']:.1f} s",
+    ),
     ("orphans", f"until a newcomer's `SELECT 1` answers within {FREE_S:.0f} s", _free_after),
     ("orphans", "tracebacks the server logged", lambda row: str(row["server_tracebacks"])),
     ("fast_lane", "victim's cheap query, p50 / p99 ms, idle → under attack", _idle_to_under("query_ms")),
-    ("warehouse_resets", "another visitor's frontier reset, p50 / p99 ms, idle → under attack",
-     _idle_to_under("reset_ms")),
-    ("memory", f"server and workers' resident memory: before → peak → {MEMORY_SETTLE_S:.0f} s after",
-     lambda row: f"{row['before_mb']:,.0f} → {row['peak_mb']:,.0f} → {row['after_mb']:,.0f} MB"),
-    ("memory", f"the server process alone: before → held → {MEMORY_SETTLE_S:.0f} s after",
-     lambda row: "{before:,.0f} → {held:,.0f} → {after:,.0f} MB".format(**row["server_process_mb"])),
+    (
+        "warehouse_resets",
+        "another visitor's frontier reset, p50 / p99 ms, idle → under attack",
+        _idle_to_under("reset_ms"),
+    ),
+    (
+        "memory",
+        f"server and workers' resident memory: before → peak → {MEMORY_SETTLE_S:.0f} s after",
+        lambda row: f"{row['before_mb']:,.0f} → {row['peak_mb']:,.0f} → {row['after_mb']:,.0f} MB",
+    ),
+    (
+        "memory",
+        f"the server process alone: before → held → {MEMORY_SETTLE_S:.0f} s after",
+        lambda row: "{before:,.0f} → {held:,.0f} → {after:,.0f} MB".format(**row["server_process_mb"]),
+    ),
 )
 ATTACK_NAMES = {
     "orphans": f"{len(ATTACKERS)} addresses × {SESSIONS_PER_ADDRESS} sockets: a runaway statement each, the socket "
-               f"closed {ORPHAN_CLOSE_AFTER_S} s later",
+    f"closed {ORPHAN_CLOSE_AFTER_S} s later",
     "fast_lane": f"{FAST_LANE_LOOPS} loops, each turn from a fresh address: `SELECT 1`, then a runaway",
     "warehouse_resets": f"{len(ATTACKERS)} addresses × {SESSIONS_PER_ADDRESS} sessions reset warehouse episodes, a "
-                        "first statement after each",
+    "first statement after each",
     "memory": f"{MEMORY_SESSIONS} warehouse sessions held, then closed",
 }
 
@@ -421,8 +469,17 @@ def _cell(column: dict[str, Any] | None, row: str, render: Callable[[dict[str, A
 
 def _load(column: dict[str, Any] | None) -> str:
     rows = (column or {}).get("rows", {}).values()
-    return "—" if not rows else " – ".join(f"{value:.1f}" for value in (
-        min(row["load_average"]["mean"] for row in rows), max(row["load_average"]["mean"] for row in rows)))
+    return (
+        "—"
+        if not rows
+        else " – ".join(
+            f"{value:.1f}"
+            for value in (
+                min(row["load_average"]["mean"] for row in rows),
+                max(row["load_average"]["mean"] for row in rows),
+            )
+        )
+    )
 
 
 def table(kept: dict[str, Any] | None = None) -> str:
@@ -430,8 +487,11 @@ def table(kept: dict[str, Any] | None = None) -> str:
     kept = kept or read_artifact(ARTIFACT)
     before, after = kept["before"], kept["after"]
     commit = commit_cells(before, after)
-    lines = ["| attack | measure | before | after |", "| --- | --- | --- | --- |",
-             f"| (the server's code: commit) | | {commit} |"]
+    lines = [
+        "| attack | measure | before | after |",
+        "| --- | --- | --- | --- |",
+        f"| (the server's code: commit) | | {commit} |",
+    ]
     shown = ""
     for row, measure, render in TABLE:
         name = ATTACK_NAMES[row] if row != shown else ""

@@ -47,24 +47,31 @@ ARTIFACT = ROOT / "lab" / "artifacts" / "attack_latency.json"
 ATTACKER, VICTIM = "127.0.0.2", "127.0.0.3"
 MIB = 1024 * 1024
 RESET = {"type": "reset", "data": {"task_id": "easy_two_spikes", "max_steps": 500}}
-CHEAP = {"type": "step", "data": {"analysis_method": "query",
-                                  "analysis_args": {"sql": "SELECT weekday, sum(orders_placed) AS o FROM daily "
-                                                           "GROUP BY weekday"}}}
+CHEAP = {
+    "type": "step",
+    "data": {
+        "analysis_method": "query",
+        "analysis_args": {"sql": "SELECT weekday, sum(orders_placed) AS o FROM daily GROUP BY weekday"},
+    },
+}
 SLOW_SQL = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"
 DENSE_ROWS = [{"d": 0}] * 60_000  # about 540 KB: under the 1 MiB cap
 DENSE_FRAME = json.dumps({"type": "step", "data": {"classifications": DENSE_ROWS}})
-DENSE_MCP = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                        "params": {"name": "query", "arguments": {"rows": DENSE_ROWS}}})
+DENSE_MCP = json.dumps(
+    {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "query", "arguments": {"rows": DENSE_ROWS}}}
+)
 SERVER_ENV = {"ENABLE_WEB_INTERFACE": "true", "MAX_SESSIONS_PER_CLIENT": "8", "SQL_WORKERS": "3"}
 
 
 # --- clients --------------------------------------------------------------------------------------------------
 
+
 def ws_from(url: str, source: str, path: str = "/ws") -> ClientConnection:
     port = int(url.rsplit(":", 1)[1])
     sock = socket.create_connection(("127.0.0.1", port), timeout=120, source_address=(source, 0))
-    return connect(url.replace("http", "ws", 1) + path, sock=sock, open_timeout=120, max_size=32 * MIB,
-                   ping_interval=None)  # a frozen server is measured, not given up on
+    return connect(
+        url.replace("http", "ws", 1) + path, sock=sock, open_timeout=120, max_size=32 * MIB, ping_interval=None
+    )  # a frozen server is measured, not given up on
 
 
 def http_from(url: str, source: str) -> httpx.Client:
@@ -93,8 +100,11 @@ def outcome(reply: dict[str, Any]) -> str:
 
 def percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
-    return {"p50_ms": round(statistics.median(ordered) * 1000, 2),
-            "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2), "n": len(ordered)}
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 2),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
+        "n": len(ordered),
+    }
 
 
 def victim(url: str, seconds: float) -> dict[str, Any]:
@@ -117,11 +127,15 @@ def victim(url: str, seconds: float) -> dict[str, Any]:
             assert http.get("/health").status_code == 200
             health.append(time.perf_counter() - start)
             time.sleep(0.01)
-    return {"query": percentiles(query), "health": percentiles(health),
-            "first_answer_ms": round(first_answer_s * 1000, 2)}
+    return {
+        "query": percentiles(query),
+        "health": percentiles(health),
+        "first_answer_ms": round(first_answer_s * 1000, 2),
+    }
 
 
 # --- attacks (each runs in the attacker's process until its deadline, and counts what it was answered) ---------
+
 
 def _until(deadline: float, answers: Counter[str], step: Callable[[], str]) -> None:
     while time.monotonic() < deadline:
@@ -166,8 +180,12 @@ def big_frames(url: str, deadline: float, answers: Counter[str]) -> None:
 
 def silent_sockets(url: str, deadline: float, answers: Counter[str], sockets: int = 3) -> None:
     """Sockets that send 30 steps with large replies each and never read."""
-    big = json.dumps({"type": "step", "data": {"analysis_method": "query",
-                                                "analysis_args": {"sql": "SELECT * FROM daily", "limit": 200}}})
+    big = json.dumps(
+        {
+            "type": "step",
+            "data": {"analysis_method": "query", "analysis_args": {"sql": "SELECT * FROM daily", "limit": 200}},
+        }
+    )
     with contextlib.ExitStack() as stack:
         for _ in range(sockets):
             ws = stack.enter_context(ws_from(url, ATTACKER))
@@ -192,11 +210,21 @@ def slow_sql_with_a_tab(url: str, deadline: float, answers: Counter[str]) -> Non
 
         # The page's request comes from loopback, a trusted proxy: it names the attacker's address, as a Space's
         # proxy names a browser's.
-        page = Client(f"{url}/web/", verbose=False, analytics_enabled=False, download_files=False,
-                      headers={"X-Forwarded-For": ATTACKER})
+        page = Client(
+            f"{url}/web/",
+            verbose=False,
+            analytics_enabled=False,
+            download_files=False,
+            headers={"X-Forwarded-For": ATTACKER},
+        )
         page.predict("easy_two_spikes", "", "(default)", "(default)", "", "", "app_opens", api_name="/do_reset")
-        _until(deadline, answers, lambda: "tab " + page.predict("query", json.dumps({"sql": SLOW_SQL}),
-                                                                api_name="/run_tool")[0].split(" — ")[0])
+        _until(
+            deadline,
+            answers,
+            lambda: (
+                "tab " + page.predict("query", json.dumps({"sql": SLOW_SQL}), api_name="/run_tool")[0].split(" — ")[0]
+            ),
+        )
 
     _threads([session, session, tab])
 
@@ -208,6 +236,7 @@ QUADRATIC = '{"type": "step", "data": {"x": "' + "[" * 40 + '\\"' * 32_000
 
 def quadratic_frames(url: str, deadline: float, answers: Counter[str], path: str = "/ws") -> None:
     """One socket sends the 64 KB text as frames, back to back (reconnecting when closed)."""
+
     def one() -> str:
         with ws_from(url, ATTACKER, path) as ws:
             return outcome(ask(ws, QUADRATIC))
@@ -219,6 +248,7 @@ def quadratic_posts(url: str, deadline: float, answers: Counter[str]) -> None:
     """The same text POSTed to /nope, /reset and /mcp (no session) in turn."""
     paths = ["/nope", "/reset", "/mcp"]
     with http_from(url, ATTACKER) as http:
+
         def one() -> str:
             path = paths[sum(answers.values()) % len(paths)]
             return f"{path} HTTP {http.post(path, content=QUADRATIC).status_code}"
@@ -292,11 +322,12 @@ ATTACKS: dict[str, tuple[str, Callable[[str, float, Counter[str]], None]]] = {
     "dense_mcp_post": ("the same bodies POSTed to /mcp, no session (4 at a time)", dense_posts),
     "big_frames_uvicorn": ("`uvicorn server.app:app`: 2, 8 and 15 MiB frames, reconnecting", big_frames),
     "silent_sockets": ("3 sockets send 30 large-reply steps each and never read", silent_sockets),
-    "slow_sql_with_tab": ("2 /ws sessions + 1 debugger tab of one address: slow queries back to back",
-                          slow_sql_with_a_tab),
+    "slow_sql_with_tab": (
+        "2 /ws sessions + 1 debugger tab of one address: slow queries back to back",
+        slow_sql_with_a_tab,
+    ),
     "quadratic_ws": ("1 socket: 64 KB frames of escaped quotes (an unclosed string), back to back", quadratic_frames),
-    "quadratic_mcp_ws": ("the same frames on the WebSocket /mcp",
-                         lambda u, d, a: quadratic_frames(u, d, a, "/mcp")),
+    "quadratic_mcp_ws": ("the same frames on the WebSocket /mcp", lambda u, d, a: quadratic_frames(u, d, a, "/mcp")),
     "quadratic_posts": ("the same text POSTed to /nope, /reset and /mcp (no session), back to back", quadratic_posts),
     "quadratic_uvicorn": ("`uvicorn server.app:app`: the same frames", quadratic_frames),
     "fresh_address_slow_sql": ("a fresh address for every slow statement, 3 at a time", fresh_address_slow_sql),
@@ -314,9 +345,21 @@ def attacker(url: str, attack: str, seconds: float) -> dict[str, int]:
 
 # --- orchestration ----------------------------------------------------------------------------------------------
 
+
 def role(name: str, url: str, seconds: float, attack: str = "") -> subprocess.Popen:
-    command = [sys.executable, "-m", "lab.speed.attack_latency", "--role", name, "--url", url,
-               "--seconds", str(seconds), "--only", attack or "dense_ws"]
+    command = [
+        sys.executable,
+        "-m",
+        "lab.speed.attack_latency",
+        "--role",
+        name,
+        "--url",
+        url,
+        "--seconds",
+        str(seconds),
+        "--only",
+        attack or "dense_ws",
+    ]
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
 
 
@@ -377,9 +420,14 @@ def measure(root: Path, attack: str, seconds: float) -> dict[str, Any]:
             time.sleep(2)  # the attack is under way
             under = result_of(role("victim", url, seconds))
             answers = result_of(attacking)
-    return {"attack": ATTACKS[attack][0], "attacker_answers": answers, "idle": idle, "under_attack": under,
-            "ratio_p50": {kind: round(under[kind]["p50_ms"] / idle[kind]["p50_ms"], 2) for kind in ("query", "health")},
-            "peak_server_mb": peak["mb"]}
+    return {
+        "attack": ATTACKS[attack][0],
+        "attacker_answers": answers,
+        "idle": idle,
+        "under_attack": under,
+        "ratio_p50": {kind: round(under[kind]["p50_ms"] / idle[kind]["p50_ms"], 2) for kind in ("query", "health")},
+        "peak_server_mb": peak["mb"],
+    }
 
 
 # --- admission: a Sybil fills the server -------------------------------------------------------------------------
@@ -411,8 +459,10 @@ def sybil(url: str, deadline: float, answers: Counter[str]) -> None:
                 except (ConnectionClosed, OSError) as exc:
                     answers[f"reconnect: {type(exc).__name__}"] += 1
                     continue
-                answers["reconnect: " + ("served" if reply["type"] == "observation"
-                                         else reply["data"]["message"].split(":")[0])] += 1
+                answers[
+                    "reconnect: "
+                    + ("served" if reply["type"] == "observation" else reply["data"]["message"].split(":")[0])
+                ] += 1
                 if reply["type"] == "observation":
                     held[again] = address
             time.sleep(10)
@@ -429,23 +479,34 @@ def newcomer(url: str, limit_s: float) -> dict[str, Any]:
         with ws_from(url, NEWCOMER) as ws:
             reply = first_reply(ws, RESET)
         if reply["type"] == "observation":
-            return {"first_hint_s": hints[0] if hints else None, "hints_s": hints,
-                    "served_after_s": round(time.monotonic() - start, 1)}
+            return {
+                "first_hint_s": hints[0] if hints else None,
+                "hints_s": hints,
+                "served_after_s": round(time.monotonic() - start, 1),
+            }
         hints.append(reply["data"]["retry_after_s"])
         time.sleep(hints[-1])
     return {"hints_s": hints, "served_after_s": None}
 
 
 def measure_admission(root: Path, limit_s: float) -> dict[str, Any]:
-    with (server(root, plain_uvicorn=False, extra={"ENABLE_WEB_INTERFACE": "false", "FULL_SERVER_IDLE_S": "20"})
-          as (url, pid),
-          peak_memory(pid) as peak):
+    with (
+        server(root, plain_uvicorn=False, extra={"ENABLE_WEB_INTERFACE": "false", "FULL_SERVER_IDLE_S": "20"}) as (
+            url,
+            pid,
+        ),
+        peak_memory(pid) as peak,
+    ):
         holders = role("attacker", url, limit_s, "sybil")
         time.sleep(30)  # every place is taken
         waited = newcomer(url, limit_s)
         answers = result_of(holders)
-    return {"attack": ATTACKS["sybil"][0], "newcomer": waited, "attacker_answers": answers,
-            "peak_server_mb": peak["mb"]}
+    return {
+        "attack": ATTACKS["sybil"][0],
+        "newcomer": waited,
+        "attacker_answers": answers,
+        "peak_server_mb": peak["mb"],
+    }
 
 
 def measure_row(root: Path, attack: str, seconds: float) -> dict[str, Any]:
@@ -457,8 +518,12 @@ def main() -> None:
     parser.add_argument("--only", choices=sorted(ATTACKS), action="append")
     parser.add_argument("--seconds", type=float, default=8.0, help="each measurement's length")
     parser.add_argument("--server-root", type=Path, default=ROOT, help="the checkout whose server is attacked")
-    parser.add_argument("--reference-root", type=Path, help="another checkout (an older commit) attacked the same "
-                        "way, each attack on it just before this one's: its rows go under `reference`")
+    parser.add_argument(
+        "--reference-root",
+        type=Path,
+        help="another checkout (an older commit) attacked the same "
+        "way, each attack on it just before this one's: its rows go under `reference`",
+    )
     parser.add_argument("--role", choices=["victim", "attacker"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -479,8 +544,17 @@ def main() -> None:
         print(json.dumps({attack: rows[attack]}), flush=True)
         if args.server_root.resolve() == ROOT:  # each row as it is measured, the others kept
             kept = json.loads(ARTIFACT.read_text())["rows"] if ARTIFACT.exists() else {}
-            ARTIFACT.write_text(json.dumps({"command": "uv run python -m lab.speed.attack_latency",
-                                            "seconds": args.seconds, "rows": {**kept, **rows}}, indent=2) + "\n")
+            ARTIFACT.write_text(
+                json.dumps(
+                    {
+                        "command": "uv run python -m lab.speed.attack_latency",
+                        "seconds": args.seconds,
+                        "rows": {**kept, **rows},
+                    },
+                    indent=2,
+                )
+                + "\n"
+            )
 
 
 if __name__ == "__main__":

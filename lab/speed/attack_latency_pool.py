@@ -54,8 +54,13 @@ SCENARIOS: dict[str, tuple[str, int, int]] = {
     "eight_addresses": ("slow", 1, 8),
     "query_limit_64_sessions": ("memory", 8, 8),
 }
-SERVER_ENV = {"SQL_WORKERS": "3", "MAX_CONCURRENT_ENVS": "65", "MAX_SESSIONS_PER_CLIENT": "8",
-              "ENABLE_WEB_INTERFACE": "false", "UNRESET_SESSION_GRACE_S": "600"}
+SERVER_ENV = {
+    "SQL_WORKERS": "3",
+    "MAX_CONCURRENT_ENVS": "65",
+    "MAX_SESSIONS_PER_CLIENT": "8",
+    "ENABLE_WEB_INTERFACE": "false",
+    "UNRESET_SESSION_GRACE_S": "600",
+}
 WARM_UP_S = 10.0  # after every attacking session is open: each address has run statements
 
 
@@ -64,8 +69,7 @@ WARM_UP_S = 10.0  # after every attacking session is open: each address has run 
 
 @contextlib.contextmanager
 def session(url: str, source: str) -> Iterator[ClientConnection]:
-    sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=300,
-                                    source_address=(source, 0))
+    sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=300, source_address=(source, 0))
     with connect(url.replace("http", "ws", 1) + "/ws", sock=sock, open_timeout=300) as ws:
         reset(ws)
         yield ws
@@ -160,22 +164,33 @@ def child(*arguments: str) -> list[str]:
 
 
 def victim_run(url: str, requests: int) -> dict[str, Any]:
-    result = subprocess.run(child("victim", url, str(requests)), capture_output=True, text=True, cwd=ROOT,
-                            timeout=1800, check=True)
+    result = subprocess.run(
+        child("victim", url, str(requests)), capture_output=True, text=True, cwd=ROOT, timeout=1800, check=True
+    )
     data = json.loads(result.stdout.strip().splitlines()[-1])
     ordered = sorted(data["ms"])
-    return {"p50_ms": round(statistics.median(ordered), 1),
-            "p99_ms": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1),
-            "max_ms": round(ordered[-1], 1), "n": len(ordered),
-            "not_ok": sum(status != "ok" for status in data["statuses"])}
+    return {
+        "p50_ms": round(statistics.median(ordered), 1),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1),
+        "max_ms": round(ordered[-1], 1),
+        "n": len(ordered),
+        "not_ok": sum(status != "ok" for status in data["statuses"]),
+    }
 
 
 def attack(url: str, name: str, requests: int, server: int) -> dict[str, Any]:
     query, per_address, addresses = SCENARIOS[name]
     sessions = [2, 1] if per_address == 0 else [per_address] * addresses
-    attackers = [subprocess.Popen(child("attack", url, f"127.0.0.{2 + index}", str(count), query), cwd=ROOT,
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-                 for index, count in enumerate(sessions)]
+    attackers = [
+        subprocess.Popen(
+            child("attack", url, f"127.0.0.{2 + index}", str(count), query),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for index, count in enumerate(sessions)
+    ]
     try:
         with MemorySampler(server) as memory:
             for process, count in zip(attackers, sessions, strict=True):
@@ -187,8 +202,12 @@ def attack(url: str, name: str, requests: int, server: int) -> dict[str, Any]:
         for process in attackers:
             process.kill()
             process.wait()
-    return {"request": f"{QUERIES[query]!r} looped by {sum(sessions)} sessions from {len(sessions)} addresses",
-            **latency, "peak_mb": round(memory.peak), "workers_peak_mb": round(memory.workers_peak)}
+    return {
+        "request": f"{QUERIES[query]!r} looped by {sum(sessions)} sessions from {len(sessions)} addresses",
+        **latency,
+        "peak_mb": round(memory.peak),
+        "workers_peak_mb": round(memory.workers_peak),
+    }
 
 
 def heal_time(url: str, server: int, kills: int = 6) -> dict[str, Any]:
@@ -211,16 +230,18 @@ def heal_time(url: str, server: int, kills: int = 6) -> dict[str, Any]:
         asking.join()
         while ask(ws, CHEAP)["status"] != "ok":
             time.sleep(0.05)
-        return {"request": f"SIGKILL each new SQL worker before it is ready, {kills} times",
-                "seconds_to_sql": round(time.perf_counter() - last_kill, 2), "first_reply": replies[0]}
+        return {
+            "request": f"SIGKILL each new SQL worker before it is ready, {kills} times",
+            "seconds_to_sql": round(time.perf_counter() - last_kill, 2),
+            "first_reply": replies[0],
+        }
 
 
 def measure(requests: int, only: str | None) -> dict[str, Any]:
     port = free_port()
     command = [sys.executable, "-m", "server.app", "--host", "127.0.0.1", "--port", str(port)]
     results: dict[str, Any] = {"cores": os.cpu_count(), "requests": requests, "settings": SERVER_ENV}
-    with tempfile.TemporaryFile() as log, serving(command, port, {**os.environ, **SERVER_ENV}, log,
-                                                  cwd=ROOT) as server:
+    with tempfile.TemporaryFile() as log, serving(command, port, {**os.environ, **SERVER_ENV}, log, cwd=ROOT) as server:
         url = f"http://127.0.0.1:{port}"
         with MemorySampler(server.pid) as memory:
             results["idle"] = {**victim_run(url, requests)}

@@ -102,12 +102,14 @@ def workers_cpu_s(pid: int) -> float:
 
 # --- attacks ------------------------------------------------------------------------------------------------------
 
+
 def _burst(url: str, seconds: float, stop: threading.Event) -> dict[str, Any]:
     answers: Counter[str] = Counter()
     wave = 0
     while not stop.is_set():
-        sockets = [ws_from(url, f"127.0.{10 + wave // 80}.{3 * (wave % 80) + host + 1}", TIMEOUT_S, 0.5)
-                   for host in range(3)]
+        sockets = [
+            ws_from(url, f"127.0.{10 + wave // 80}.{3 * (wave % 80) + host + 1}", TIMEOUT_S, 0.5) for host in range(3)
+        ]
         for ws in sockets:
             ask(ws, RESET, TIMEOUT_S)
             answers["quick " + status(ask(ws, SELECT_1, TIMEOUT_S))] += 1
@@ -153,15 +155,22 @@ def _http_hangup(url: str) -> dict[str, Any]:
 
     def one(address: str) -> None:
         with httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=TIMEOUT_S) as client:
-            session_id = client.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method":
-                                                         "openenv/session/create"}).json()["result"]["session_id"]
-            sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=TIMEOUT_S,
-                                            source_address=(address, 0))
-            with connect(f"{url.replace('http', 'ws', 1)}/ws?session_id={session_id}", sock=sock,
-                         open_timeout=TIMEOUT_S) as attached:
+            session_id = client.post(
+                f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "openenv/session/create"}
+            ).json()["result"]["session_id"]
+            sock = socket.create_connection(
+                ("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=TIMEOUT_S, source_address=(address, 0)
+            )
+            with connect(
+                f"{url.replace('http', 'ws', 1)}/ws?session_id={session_id}", sock=sock, open_timeout=TIMEOUT_S
+            ) as attached:
                 ask(attached, RESET, TIMEOUT_S)
-            call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-                    "params": {"name": "query", "arguments": {"sql": SLOW_SQL}, "session_id": session_id}}
+            call = {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {"name": "query", "arguments": {"sql": SLOW_SQL}, "session_id": session_id},
+            }
             for _ in range(4):
                 try:
                     client.post(f"{url}/mcp", json=call, timeout=HANG_UP_S)
@@ -175,8 +184,10 @@ def _http_hangup(url: str) -> dict[str, Any]:
 
 # --- rows -------------------------------------------------------------------------------------------------------
 
-def _under(attack: Callable[[str, float, threading.Event], dict[str, Any]]
-           ) -> Callable[[str, int, float], dict[str, Any]]:
+
+def _under(
+    attack: Callable[[str, float, threading.Event], dict[str, Any]],
+) -> Callable[[str, int, float], dict[str, Any]]:
     def measure(url: str, pid: int, seconds: float) -> dict[str, Any]:
         idle = _victim(url, seconds)
         stop, found = threading.Event(), {}
@@ -204,15 +215,21 @@ def _left(attack: Callable[[str], dict[str, Any]]) -> Callable[[str, int, float]
         time.sleep(1.0)
         newcomer = _first_select(url, "127.0.7.1")
         time.sleep(max(0.0, AFTER_S - 1.0 - newcomer))
-        return {"attacker": found, "workers_cpu_after_s": round(workers_cpu_s(pid) - left, 2),
-                "newcomer_first_s": round(newcomer, 3)}
+        return {
+            "attacker": found,
+            "workers_cpu_after_s": round(workers_cpu_s(pid) - left, 2),
+            "newcomer_first_s": round(newcomer, 3),
+        }
 
     return measure
 
 
 ROWS: dict[str, Callable[[str, int, float], dict[str, Any]]] = {
-    "burst": _under(_burst), "newcomer": _under(_looping), "padded_close": _left(_padded_close),
-    "http_hangup": _left(_http_hangup)}
+    "burst": _under(_burst),
+    "newcomer": _under(_looping),
+    "padded_close": _left(_padded_close),
+    "http_hangup": _left(_http_hangup),
+}
 
 
 def main() -> None:
@@ -226,8 +243,11 @@ def main() -> None:
     code = checkout(root)
     for name in args.only or list(ROWS):
         with load_average_sampled() as load, loopback_server(root, HELD_ENV) as served:
-            row = {**ROWS[name](served.url, served.pid, args.seconds), "server_tracebacks": served.tracebacks(),
-                   "load_average": load}
+            row = {
+                **ROWS[name](served.url, served.pid, args.seconds),
+                "server_tracebacks": served.tracebacks(),
+                "load_average": load,
+            }
         print(json.dumps({name: row}), flush=True)
         rows = (read_artifact(ARTIFACT)[args.column] or {}).get("rows", {})
         write_column(ARTIFACT, args.column, {**code, "rows": {**rows, name: row}}, COMMAND)
@@ -235,14 +255,19 @@ def main() -> None:
 
 # --- the docs' table ----------------------------------------------------------------------------------------------
 
+
 def _victim_cell(row: dict[str, Any]) -> str:
     idle, under = row["idle"]["query_ms"], row["under_attack"]["query_ms"]
-    return (f"{idle['p50']:,.0f} / {idle['max']:,.0f} → {under['p50']:,.0f} / {under['max']:,.0f} "
-            f"({idle['n']} → {under['n']} answered)")
+    return (
+        f"{idle['p50']:,.0f} / {idle['max']:,.0f} → {under['p50']:,.0f} / {under['max']:,.0f} "
+        f"({idle['n']} → {under['n']} answered)"
+    )
 
 
-AFTER_MEASURE = (f"the workers' CPU seconds after the attacker left, over the next {AFTER_S:.0f} s or until the "
-                 "newcomer below was answered")
+AFTER_MEASURE = (
+    f"the workers' CPU seconds after the attacker left, over the next {AFTER_S:.0f} s or until the "
+    "newcomer below was answered"
+)
 
 
 def _cpu_after(row: dict[str, Any]) -> str:
@@ -250,16 +275,32 @@ def _cpu_after(row: dict[str, Any]) -> str:
 
 
 TABLE: tuple[tuple[str, str, str, Callable[[dict[str, Any]], str]], ...] = (
-    ("burst", "every 4 s, three fresh addresses each run `SELECT 1`, then send a runaway at the same instant",
-     "victim's cheap query, p50 / max ms, idle → under attack", _victim_cell),
-    ("newcomer", "8 addresses loop runaways", "a fresh address's first `SELECT 1`, s (4 of them)",
-     lambda row: ", ".join(f"{wall:.2f}" for wall in row["newcomer_first_s"])),
+    (
+        "burst",
+        "every 4 s, three fresh addresses each run `SELECT 1`, then send a runaway at the same instant",
+        "victim's cheap query, p50 / max ms, idle → under attack",
+        _victim_cell,
+    ),
+    (
+        "newcomer",
+        "8 addresses loop runaways",
+        "a fresh address's first `SELECT 1`, s (4 of them)",
+        lambda row: ", ".join(f"{wall:.2f}" for wall in row["newcomer_first_s"]),
+    ),
     ("newcomer", "", "victim's cheap query, p50 / max ms, idle → under attack", _victim_cell),
-    ("padded_close", "8 addresses × 4 sockets: a runaway, a step padded with 65 KB of whitespace, the close",
-     AFTER_MEASURE, _cpu_after),
+    (
+        "padded_close",
+        "8 addresses × 4 sockets: a runaway, a step padded with 65 KB of whitespace, the close",
+        AFTER_MEASURE,
+        _cpu_after,
+    ),
     ("padded_close", "", "a newcomer's `SELECT 1`, 1 s after", lambda row: f"{row['newcomer_first_s']:.2f} s"),
-    ("http_hangup", "8 addresses × 2 HTTP sessions: 4 runaway `tools/call`s each, hung up after 0.3 s",
-     AFTER_MEASURE, _cpu_after),
+    (
+        "http_hangup",
+        "8 addresses × 2 HTTP sessions: 4 runaway `tools/call`s each, hung up after 0.3 s",
+        AFTER_MEASURE,
+        _cpu_after,
+    ),
     ("http_hangup", "", "a newcomer's `SELECT 1`, 1 s after", lambda row: f"{row['newcomer_first_s']:.2f} s"),
 )
 
@@ -275,11 +316,23 @@ def table(kept: dict[str, Any] | None = None) -> str:
 
     def load(column: dict[str, Any] | None) -> str:
         rows = (column or {}).get("rows", {}).values()
-        return "—" if not rows else " – ".join(f"{value:.1f}" for value in (
-            min(row["load_average"]["mean"] for row in rows), max(row["load_average"]["mean"] for row in rows)))
+        return (
+            "—"
+            if not rows
+            else " – ".join(
+                f"{value:.1f}"
+                for value in (
+                    min(row["load_average"]["mean"] for row in rows),
+                    max(row["load_average"]["mean"] for row in rows),
+                )
+            )
+        )
 
-    lines = ["| attack | measure | before | after |", "| --- | --- | --- | --- |",
-             f"| (the server's code: commit) | | {commit_cells(before, after)} |"]
+    lines = [
+        "| attack | measure | before | after |",
+        "| --- | --- | --- | --- |",
+        f"| (the server's code: commit) | | {commit_cells(before, after)} |",
+    ]
     for row, attack, measure, render in TABLE:
         lines.append(f"| {attack} | {measure} | {cell(before, row, render)} | {cell(after, row, render)} |")
     lines.append(f"| (load average, each row's mean) | | {load(before)} | {load(after)} |")

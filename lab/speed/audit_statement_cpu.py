@@ -73,8 +73,14 @@ def main() -> None:
     for agent, timings in spent.items():
         ms = [t for _, t in timings]
         slowest = max(timings, key=lambda item: item[1])
-        report[agent] = {"statements": len(ms), "p50_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95)),
-                         "max_ms": max(ms), "slowest": slowest[0], "budget_p50_ms": BUDGET_P50_MS}
+        report[agent] = {
+            "statements": len(ms),
+            "p50_ms": float(np.median(ms)),
+            "p95_ms": float(np.percentile(ms, 95)),
+            "max_ms": max(ms),
+            "slowest": slowest[0],
+            "budget_p50_ms": BUDGET_P50_MS,
+        }
     print(json.dumps(report, indent=1))
 
 

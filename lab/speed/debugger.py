@@ -32,16 +32,22 @@ from metric_tracker_rl.server_process import free_port, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TARGETS = {"debugger_first_ready_s": 3.0, "debugger_reset_s": 1.0}
 TIMEOUT_MS = 120_000
 RESETS_PER_RUN = 3
 
 
 def _charts_drawn(page: Any, reset_count: int) -> None:
-    page.wait_for_selector(f"#chart-counts .mt-chart[data-reset='{reset_count}']", state="attached",
-                           timeout=TIMEOUT_MS)
+    page.wait_for_selector(f"#chart-counts .mt-chart[data-reset='{reset_count}']", state="attached", timeout=TIMEOUT_MS)
 
 
 def cpu_s(pid: int) -> float:
@@ -77,8 +83,14 @@ def one_run(browser: Any, url: str, server_pid: int) -> dict[str, Any]:
         reset_busy.append(page_busy_s(cdp) - busy)
         reset_cpu.append(cpu_s(server_pid) - server_start)
     context.close()
-    return {"shell_s": shell, "first_ready_s": first_ready, "first_ready_busy": first, "reset_s": resets,
-            "reset_page_busy_s": reset_busy, "reset_server_cpu_s": reset_cpu}
+    return {
+        "shell_s": shell,
+        "first_ready_s": first_ready,
+        "first_ready_busy": first,
+        "reset_s": resets,
+        "reset_page_busy_s": reset_busy,
+        "reset_server_cpu_s": reset_cpu,
+    }
 
 
 def bench_debugger(runs: int = 5) -> dict[str, Any]:
@@ -93,26 +105,34 @@ def bench_debugger(runs: int = 5) -> dict[str, Any]:
     env = {**os.environ, "ENABLE_WEB_INTERFACE": "true", "METRIC_TRACKER_DEBUG": "0"}
     command = [sys.executable, "-m", "server.app", "--host", "127.0.0.1", "--port", str(port)]
     results = []
-    with tempfile.TemporaryFile() as log, serving(command, port, env, log, cwd=ROOT, timeout_s=180.0) as server, \
-            sync_playwright() as playwright:
+    with (
+        tempfile.TemporaryFile() as log,
+        serving(command, port, env, log, cwd=ROOT, timeout_s=180.0) as server,
+        sync_playwright() as playwright,
+    ):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         url = f"http://127.0.0.1:{port}"
         one_run(browser, url, server.pid)  # warm-up: the server's first page build is not a visit
         for index in range(runs):
             results.append(one_run(browser, url, server.pid))
-            print(f"[benchmark] debugger run {index + 1}/{runs}: first ready {results[-1]['first_ready_s']:.2f} s, "
-                  f"resets {', '.join(f'{r:.2f}' for r in results[-1]['reset_s'])} s", file=sys.stderr, flush=True)
+            print(
+                f"[benchmark] debugger run {index + 1}/{runs}: first ready {results[-1]['first_ready_s']:.2f} s, "
+                f"resets {', '.join(f'{r:.2f}' for r in results[-1]['reset_s'])} s",
+                file=sys.stderr,
+                flush=True,
+            )
         browser.close()
+
     def all_resets(key: str) -> list[float]:
         return [value for run in results for value in run[key]]
 
     return {
-        "skipped": False, "runs": results,
+        "skipped": False,
+        "runs": results,
         "shell_median_s": statistics.median(r["shell_s"] for r in results),
         "first_ready_median_s": statistics.median(r["first_ready_s"] for r in results),
         "first_ready_page_busy_median_s": statistics.median(r["first_ready_busy"]["page_busy_s"] for r in results),
-        "first_ready_server_cpu_median_s": statistics.median(r["first_ready_busy"]["server_cpu_s"]
-                                                             for r in results),
+        "first_ready_server_cpu_median_s": statistics.median(r["first_ready_busy"]["server_cpu_s"] for r in results),
         "reset_median_s": statistics.median(all_resets("reset_s")),
         "reset_page_busy_median_s": statistics.median(all_resets("reset_page_busy_s")),
         "reset_server_cpu_median_s": statistics.median(all_resets("reset_server_cpu_s")),
@@ -127,15 +147,21 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     load = ", ".join(f"{v:.1f}" for v in result["load_average"])
     first, reset = result["first_ready_median_s"], result["reset_median_s"]
     return [
-        ("debugger first load to drawn charts",
-         f"median {first:.2f} s of {len(result['runs'])} (page shell {result['shell_median_s']:.2f} s; busy: page "
-         f"{result['first_ready_page_busy_median_s']:.2f} s, server CPU {result['first_ready_server_cpu_median_s']:.2f}"
-         f" s; load average {load})",
-         f"≤ {TARGETS['debugger_first_ready_s']:g} s", first <= TARGETS["debugger_first_ready_s"]),
-        ("debugger Reset to redrawn charts",
-         f"median {reset:.2f} s of {sum(len(r['reset_s']) for r in result['runs'])} (busy: page "
-         f"{result['reset_page_busy_median_s']:.2f} s, server CPU {result['reset_server_cpu_median_s']:.2f} s)",
-         f"≤ {TARGETS['debugger_reset_s']:g} s", reset <= TARGETS["debugger_reset_s"]),
+        (
+            "debugger first load to drawn charts",
+            f"median {first:.2f} s of {len(result['runs'])} (page shell {result['shell_median_s']:.2f} s; busy: page "
+            f"{result['first_ready_page_busy_median_s']:.2f} s, server CPU "
+            f"{result['first_ready_server_cpu_median_s']:.2f} s; load average {load})",
+            f"≤ {TARGETS['debugger_first_ready_s']:g} s",
+            first <= TARGETS["debugger_first_ready_s"],
+        ),
+        (
+            "debugger Reset to redrawn charts",
+            f"median {reset:.2f} s of {sum(len(r['reset_s']) for r in result['runs'])} (busy: page "
+            f"{result['reset_page_busy_median_s']:.2f} s, server CPU {result['reset_server_cpu_median_s']:.2f} s)",
+            f"≤ {TARGETS['debugger_reset_s']:g} s",
+            reset <= TARGETS["debugger_reset_s"],
+        ),
     ]
 
 

@@ -57,8 +57,12 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACT = ROOT / "lab" / "artifacts" / "debugger_attacks.json"
 VICTIM = "127.0.0.3"
 ATTACKERS = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
-SERVER_ENV = {"ENABLE_WEB_INTERFACE": "true", "MAX_SESSIONS_PER_CLIENT": "8", "SQL_WORKERS": "3",
-              "METRIC_TRACKER_DEBUG": ""}
+SERVER_ENV = {
+    "ENABLE_WEB_INTERFACE": "true",
+    "MAX_SESSIONS_PER_CLIENT": "8",
+    "SQL_WORKERS": "3",
+    "METRIC_TRACKER_DEBUG": "",
+}
 # The reset event's inputs over the queue protocol: the tab's state first (the server holds it), then the form.
 RESET_FORM = [None, "easy_two_spikes", "", "(default)", "(default)", "", "", "app_opens"]
 ABYSS_FORM = [None, "", "", "(default)", "abyss", "", "", "app_opens"]
@@ -67,12 +71,14 @@ SETTLE_S = 75.0  # past the debugger's UNREAD_TTL_S and its next sweep
 
 # --- Gradio's queue protocol -------------------------------------------------------------------------------------
 
+
 class Page:
     """One visitor's view of the page over Gradio's queue protocol, from a chosen loopback address."""
 
     def __init__(self, url: str, source: str) -> None:
-        self.http = httpx.Client(base_url=f"{url}/web/gradio_api", timeout=120,
-                                 transport=httpx.HTTPTransport(local_address=source))
+        self.http = httpx.Client(
+            base_url=f"{url}/web/gradio_api", timeout=120, transport=httpx.HTTPTransport(local_address=source)
+        )
         config = httpx.get(f"{url}/web/config", timeout=60).json()
         self.fn_ids = {dep.get("api_name"): dep["id"] for dep in config["dependencies"]}
 
@@ -81,9 +87,16 @@ class Page:
 
     def join(self, api_name: str, data: list[Any], session_hash: str) -> httpx.Response:
         """Queue one event of a tab; the reply names the event (or refuses it)."""
-        return self.http.post("/queue/join", json={"fn_index": self.fn_ids[api_name], "data": data,
-                                                   "session_hash": session_hash, "event_data": None,
-                                                   "trigger_id": None})
+        return self.http.post(
+            "/queue/join",
+            json={
+                "fn_index": self.fn_ids[api_name],
+                "data": data,
+                "session_hash": session_hash,
+                "event_data": None,
+                "trigger_id": None,
+            },
+        )
 
     def results(self, session_hash: str) -> list[dict[str, Any]]:
         """Read the tab's messages until Gradio closes the stream; the completed events' messages."""
@@ -122,6 +135,7 @@ def status_line(message: dict[str, Any]) -> str:
 
 # --- the server and what it holds --------------------------------------------------------------------------------
 
+
 def process_counts(pid: int) -> dict[str, float]:
     """The server process's threads and open files, and its tree's RSS."""
     status = Path(f"/proc/{pid}/status").read_text()
@@ -141,6 +155,7 @@ def server(root: Path, extra: dict[str, str] | None = None) -> Iterator[tuple[st
 
 # --- the victim --------------------------------------------------------------------------------------------------
 
+
 def cheap_event_latencies(url: str, seconds: float) -> dict[str, float]:
     """Choosing a difficulty (no episode, no SQL), joined and read back, for `seconds`."""
     page, samples = Page(url, VICTIM), []
@@ -158,9 +173,17 @@ def cheap_event_latencies(url: str, seconds: float) -> dict[str, float]:
 
 # --- attacks -----------------------------------------------------------------------------------------------------
 
-def undelivered(url: str, deadline: float, answers: Counter[str], addresses: list[str] = ATTACKERS,
-                tabs: int = 7, form: list[Any] = RESET_FORM) -> None:
+
+def undelivered(
+    url: str,
+    deadline: float,
+    answers: Counter[str],
+    addresses: list[str] = ATTACKERS,
+    tabs: int = 7,
+    form: list[Any] = RESET_FORM,
+) -> None:
     """`addresses` x `tabs` tabs, each joining a reset every 0.2 s and never reading a result."""
+
     def tab(source: str) -> None:
         page, session = Page(url, source), new_tab()
         while time.monotonic() < deadline:
@@ -196,6 +219,7 @@ def refused_tabs(url: str, deadline: float, answers: Counter[str], loads: int = 
 def slow_tabs(url: str, deadline: float, answers: Counter[str], tabs: int = 42) -> None:
     """42 tabs of one address reset at once, again and again: each reset's chart reads wait for the address's SQL
     turns, holding whatever the page gives an event meanwhile."""
+
     def tab() -> None:
         page, session = Page(url, ATTACKERS[0]), new_tab()
         while time.monotonic() < deadline:
@@ -210,6 +234,7 @@ def slow_tabs(url: str, deadline: float, answers: Counter[str], tabs: int = 42) 
 
 def busy_tabs(url: str, deadline: float, answers: Counter[str], tabs: int = 16) -> None:
     """`tabs` tabs of one address, each firing the cheap page event back to back (reading each result)."""
+
     def tab() -> None:
         page, session = Page(url, ATTACKERS[0]), new_tab()
         while time.monotonic() < deadline:
@@ -238,9 +263,13 @@ def worst(url: str, deadline: float, answers: Counter[str]) -> None:
                     answers[f"ws {kind} " + outcome(json.loads(ws.recv(timeout=120)))] += 1
 
     tabs = functools.partial(undelivered, addresses=[f"127.0.0.{40 + n}" for n in range(12)], tabs=8, form=ABYSS_FORM)
-    run_threads([functools.partial(tabs, url, deadline, answers), functools.partial(silent_sockets, url, deadline,
-                                                                                    answers),
-                 *[functools.partial(session, f"127.0.0.{60 + n}") for n in range(8) for _ in range(8)]])
+    run_threads(
+        [
+            functools.partial(tabs, url, deadline, answers),
+            functools.partial(silent_sockets, url, deadline, answers),
+            *[functools.partial(session, f"127.0.0.{60 + n}") for n in range(8) for _ in range(8)],
+        ]
+    )
 
 
 def run_threads(targets: list[Callable[[], None]]) -> None:
@@ -253,15 +282,23 @@ def run_threads(targets: list[Callable[[], None]]) -> None:
 
 ATTACKS: dict[str, tuple[str, Callable[[str, float, Counter[str]], None], dict[str, str]]] = {
     "undelivered": ("3 addresses x 7 tabs fire resets and never read a result", undelivered, {}),
-    "undelivered_12": ("12 addresses x 8 tabs fire resets and never read a result",
-                       functools.partial(undelivered, addresses=[f"127.0.0.{40 + n}" for n in range(12)], tabs=8),
-                       {}),
+    "undelivered_12": (
+        "12 addresses x 8 tabs fire resets and never read a result",
+        functools.partial(undelivered, addresses=[f"127.0.0.{40 + n}" for n in range(12)], tabs=8),
+        {},
+    ),
     "refused_tabs": ("an address at its cap of 8 loads the page 150 times", refused_tabs, {}),
-    "slow_tabs": ("42 tabs of one address reset at once, again and again", slow_tabs,
-                  {"MAX_SESSIONS_PER_CLIENT": "64"}),
+    "slow_tabs": (
+        "42 tabs of one address reset at once, again and again",
+        slow_tabs,
+        {"MAX_SESSIONS_PER_CLIENT": "64"},
+    ),
     "busy_tabs": ("16 tabs of one address fire a cheap page event back to back", busy_tabs, {}),
-    "worst": ("12 addresses x 8 abyss tabs unread + 8 x 8 sessions resetting abyss + 3 sockets never reading",
-              worst, {}),
+    "worst": (
+        "12 addresses x 8 abyss tabs unread + 8 x 8 sessions resetting abyss + 3 sockets never reading",
+        worst,
+        {},
+    ),
 }
 
 
@@ -281,9 +318,17 @@ def measure(root: Path, attack: str, seconds: float) -> dict[str, Any]:
             after_counts = process_counts(process.pid)
         time.sleep(SETTLE_S)
         settled_counts = process_counts(process.pid)
-    return {"attack": label, "attacker_answers": dict(answers), "victim_event_ms": {"idle": idle, "under": under},
-            "server": {"idle": idle_counts, "after_attack": after_counts, "settled": settled_counts,
-                       "peak_tree_rss_mb": peak["mb"]}}
+    return {
+        "attack": label,
+        "attacker_answers": dict(answers),
+        "victim_event_ms": {"idle": idle, "under": under},
+        "server": {
+            "idle": idle_counts,
+            "after_attack": after_counts,
+            "settled": settled_counts,
+            "peak_tree_rss_mb": peak["mb"],
+        },
+    }
 
 
 def shutdown_with_a_tab(root: Path) -> dict[str, Any]:
@@ -322,16 +367,23 @@ def main() -> None:
     for attack in args.only or [*ATTACKS, "shutdown"]:
         row = measure_row(root, attack, args.seconds)
         if args.reference:
-            row = {"attack": row.pop("attack"), "this": row,
-                   "reference": {key: value for key, value in measure_row(args.reference.resolve(), attack,
-                                                                          args.seconds).items() if key != "attack"}}
+            row = {
+                "attack": row.pop("attack"),
+                "this": row,
+                "reference": {
+                    key: value
+                    for key, value in measure_row(args.reference.resolve(), attack, args.seconds).items()
+                    if key != "attack"
+                },
+            }
         rows[attack] = row
         print(json.dumps({attack: row}), flush=True)
     if root == ROOT:
         kept = json.loads(ARTIFACT.read_text())["rows"] if ARTIFACT.exists() else {}
         command = "uv run python -m lab.speed.debugger_attacks" + (" --reference REF" if args.reference else "")
-        ARTIFACT.write_text(json.dumps({"command": command, "seconds": args.seconds, "rows": {**kept, **rows}},
-                                       indent=2) + "\n")
+        ARTIFACT.write_text(
+            json.dumps({"command": command, "seconds": args.seconds, "rows": {**kept, **rows}}, indent=2) + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,9 @@ def _observation(reply: dict[str, Any]) -> MetricTrackerRlObservation:
     if reply.get("type") != "observation":
         raise RuntimeError(f"{reply.get('type')}: {reply.get('data')}")
     data = reply["data"]
-    return MetricTrackerRlObservation.model_validate({**data["observation"], "reward": data.get("reward"),
-                                                      "done": data.get("done", False)})
+    return MetricTrackerRlObservation.model_validate(
+        {**data["observation"], "reward": data.get("reward"), "done": data.get("done", False)}
+    )
 
 
 async def _scripted_episode(ws: Any, seed: int, difficulty: str) -> bool:
@@ -96,8 +97,10 @@ async def _window(server: Any, sessions: int, duration_s: float, real: bool) -> 
 def bench_episodes(session_counts: list[int], duration_s: float, rounds: int = 3) -> dict[str, Any]:
     """Both servers run at once; the load alternates between them in rounds (as in the step benchmark)."""
     rows = []
-    with serve(SERVER_MODULE, max(session_counts) + 8, "server_episodes") as real, \
-            serve("lab.speed.null_env", max(session_counts) + 8, "null_episodes") as null:
+    with (
+        serve(SERVER_MODULE, max(session_counts) + 8, "server_episodes") as real,
+        serve("lab.speed.null_env", max(session_counts) + 8, "null_episodes") as null,
+    ):
         for sessions in session_counts:
             totals = {"env": EpisodeCount(), "null": EpisodeCount()}
             for _ in range(rounds):
@@ -108,13 +111,22 @@ def bench_episodes(session_counts: list[int], duration_s: float, rounds: int = 3
                     totals[label].errors += counted.errors
             env, base = (totals[k].episodes / duration_s for k in ("env", "null"))
             graded_share = totals["env"].graded / max(totals["env"].episodes, 1)
-            row = {"sessions": sessions, "env_episodes_per_s": env, "null_episodes_per_s": base,
-                   "ratio": env / max(base, 1e-9), "graded_share": graded_share,
-                   "errors": len(totals["env"].errors) + len(totals["null"].errors),
-                   "first_errors": (totals["env"].errors + totals["null"].errors)[:3]}
+            row = {
+                "sessions": sessions,
+                "env_episodes_per_s": env,
+                "null_episodes_per_s": base,
+                "ratio": env / max(base, 1e-9),
+                "graded_share": graded_share,
+                "errors": len(totals["env"].errors) + len(totals["null"].errors),
+                "first_errors": (totals["env"].errors + totals["null"].errors)[:3],
+            }
             rows.append(row)
-            print(f"episodes {sessions:>3} sessions: {env:.1f}/s vs null {base:.1f}/s (ratio {row['ratio']:.2f}), "
-                  f"graded {row['graded_share']:.0%}, errors {row['errors']}", file=sys.stderr, flush=True)
+            print(
+                f"episodes {sessions:>3} sessions: {env:.1f}/s vs null {base:.1f}/s (ratio {row['ratio']:.2f}), "
+                f"graded {row['graded_share']:.0%}, errors {row['errors']}",
+                file=sys.stderr,
+                flush=True,
+            )
     return {"duration_s": duration_s, "rounds": rounds, "messages_per_episode": 1 + SCRIPTED_STEPS, "rows": rows}
 
 

@@ -58,8 +58,10 @@ def one_run(web: bool, seconds: float) -> dict[str, float]:
         time.sleep(seconds)
         cpu_after, switches_after = cpu_s(process.pid), context_switches(process.pid)
         elapsed = time.monotonic() - started
-    return {"cpu_percent": round(100 * (cpu_after - cpu_before) / elapsed, 3),
-            "wakeups_per_s": round((switches_after - switches_before) / elapsed, 1)}
+    return {
+        "cpu_percent": round(100 * (cpu_after - cpu_before) / elapsed, 3),
+        "wakeups_per_s": round((switches_after - switches_before) / elapsed, 1),
+    }
 
 
 def measure(seconds: float, runs: int) -> dict[str, Any]:
@@ -68,9 +70,11 @@ def measure(seconds: float, runs: int) -> dict[str, Any]:
         name = "with_web" if web else "without_web"
         samples = [one_run(web, seconds) for _ in range(runs)]
         print(f"{name}: {samples}", file=sys.stderr, flush=True)
-        result[name] = {"samples": samples,
-                        "cpu_percent": statistics.median(s["cpu_percent"] for s in samples),
-                        "wakeups_per_s": statistics.median(s["wakeups_per_s"] for s in samples)}
+        result[name] = {
+            "samples": samples,
+            "cpu_percent": statistics.median(s["cpu_percent"] for s in samples),
+            "wakeups_per_s": statistics.median(s["wakeups_per_s"] for s in samples),
+        }
     return result
 
 
@@ -84,8 +88,10 @@ def main(argv: list[str] | None = None) -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     for name in ("without_web", "with_web"):
-        print(f"{name:12s} cpu {result[name]['cpu_percent']:.2f}% of a core, "
-              f"{result[name]['wakeups_per_s']:.0f} wake-ups/s")
+        print(
+            f"{name:12s} cpu {result[name]['cpu_percent']:.2f}% of a core, "
+            f"{result[name]['wakeups_per_s']:.0f} wake-ups/s"
+        )
 
 
 if __name__ == "__main__":

@@ -99,8 +99,11 @@ def context_files(root: Path = ROOT) -> list[tuple[str, int]]:
     for directory, subdirectories, files in os.walk(root):
         relative = Path(directory).relative_to(root).as_posix()
         prefix = "" if relative == "." else relative + "/"
-        subdirectories[:] = [d for d in subdirectories
-                             if not excluded(prefix + d, patterns) or _may_let_back_in_under(prefix + d, patterns)]
+        subdirectories[:] = [
+            d
+            for d in subdirectories
+            if not excluded(prefix + d, patterns) or _may_let_back_in_under(prefix + d, patterns)
+        ]
         for name in files:
             path = Path(directory) / name
             if not excluded(prefix + name, patterns) and not path.is_symlink():

@@ -54,8 +54,9 @@ def import_once(statement: str) -> tuple[float, list[str]]:
 def cumulative_import_ms(statement: str) -> dict[str, float]:
     """`python -X importtime`'s cumulative milliseconds of every module `statement` loads in a fresh interpreter,
     counted where the module is first imported (so a package another one imports counts inside both)."""
-    completed = subprocess.run([sys.executable, "-X", "importtime", "-c", statement], cwd=ROOT,
-                               capture_output=True, text=True, check=True)
+    completed = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", statement], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     cumulative: dict[str, float] = {}
     for line in completed.stderr.splitlines():
         fields = line.removeprefix("import time:").split("|")
@@ -66,8 +67,11 @@ def cumulative_import_ms(statement: str) -> dict[str, float]:
 
 def heaviest_packages(statement: str, count: int) -> list[tuple[str, float]]:
     """The third-party top-level packages that cost `statement` the most, in cumulative milliseconds."""
-    packages = {name: milliseconds for name, milliseconds in cumulative_import_ms(statement).items()
-                if "." not in name and not name.startswith("_") and name not in sys.stdlib_module_names}
+    packages = {
+        name: milliseconds
+        for name, milliseconds in cumulative_import_ms(statement).items()
+        if "." not in name and not name.startswith("_") and name not in sys.stdlib_module_names
+    }
     return sorted(packages.items(), key=lambda item: -item[1])[:count]
 
 
@@ -86,8 +90,10 @@ def main() -> None:
         runs = [import_once(statement) for _ in range(args.runs)]
         median = statistics.median(seconds for seconds, _ in runs)
         loaded = ", ".join(runs[0][1]) or "neither"
-        print(f"{statement:<{width}}  {median:6.2f} s  (median of {args.runs}; openenv/gradio loaded: {loaded})",
-              flush=True)
+        print(
+            f"{statement:<{width}}  {median:6.2f} s  (median of {args.runs}; openenv/gradio loaded: {loaded})",
+            flush=True,
+        )
         if args.breakdown:
             for name, milliseconds in heaviest_packages(statement, 6):
                 print(f"{'':<{width}}    {name:<24} {milliseconds:8.0f} ms")

@@ -93,15 +93,15 @@ async def request(ws: ClientConnection, message: dict[str, Any]) -> dict[str, An
     return json.loads(await ws.recv())
 
 
-
 class StartLine:
     """Sessions connect and reset first; the measurement window opens once all of them have arrived.
 
     The server's CPU time is read when the window opens and when it closes, so connecting and resetting
     are not counted."""
 
-    def __init__(self, server: Server, sessions: int, duration_s: float,
-                 cpu_s: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self, server: Server, sessions: int, duration_s: float, cpu_s: Callable[[], float] | None = None
+    ) -> None:
         self._server = server
         self._cpu_s = cpu_s or server.cpu_s  # the CPU clock the window reads (the server process's by default)
         self._waiting = sessions

@@ -50,22 +50,29 @@ def loopback_server(root: Path, env: dict[str, str] | None = None) -> Iterator[S
     full_env.pop(server_process.SECRET_VARIABLE, None)
     with tempfile.TemporaryDirectory() as directory:
         log_path = Path(directory) / "server.log"
-        with (log_path.open("w+b") as log,
-              server_process.serving(command, port, full_env, log, cwd=root, timeout_s=180) as process):
+        with (
+            log_path.open("w+b") as log,
+            server_process.serving(command, port, full_env, log, cwd=root, timeout_s=180) as process,
+        ):
             yield Served(f"http://127.0.0.1:{port}", process.pid, log_path)
 
 
 def checkout(root: Path) -> dict[str, Any]:
     """Which code a server ran: its checkout, the commit checked out, the last commit that changed anything outside
     the lab (the server's code), and whether files outside the lab differ from it."""
+
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
 
     outside_lab = ["--", ".", ":(exclude)lab"]
-    return {"server_root": str(root), "commit": git("rev-parse", "--short", "HEAD"),
-            "code_commit": git("log", "-1", "--format=%h", *outside_lab),
-            "dirty": bool(git("status", "--porcelain", "--untracked-files=no", *outside_lab))}
+    return {
+        "server_root": str(root),
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "code_commit": git("log", "-1", "--format=%h", *outside_lab),
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no", *outside_lab)),
+    }
 
 
 @contextlib.contextmanager
@@ -108,8 +115,14 @@ def ws_from(url: str, source: str, timeout_s: float = 120.0, close_timeout_s: fl
     """A /ws connection from the loopback address `source` (another address is another client to the server)."""
     port = int(url.rsplit(":", 1)[1])
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout_s, source_address=(source, 0))
-    return connect(url.replace("http", "ws", 1) + "/ws", sock=sock, open_timeout=timeout_s, max_size=32 * MIB,
-                   ping_interval=None, close_timeout=close_timeout_s)  # a slow server is measured, not given up on
+    return connect(
+        url.replace("http", "ws", 1) + "/ws",
+        sock=sock,
+        open_timeout=timeout_s,
+        max_size=32 * MIB,
+        ping_interval=None,
+        close_timeout=close_timeout_s,
+    )  # a slow server is measured, not given up on
 
 
 def ask(ws: ClientConnection, message: dict[str, Any], timeout_s: float) -> dict[str, Any]:
@@ -129,14 +142,19 @@ def spread(samples: list[float], quantiles: tuple[int, ...], scale: float = 1.0,
     if not samples:
         return {**{f"p{q}": None for q in quantiles}, "max": None, "n": 0}
     values = np.percentile(np.asarray(samples) * scale, quantiles)
-    return {**{f"p{q}": round(float(v), digits) for q, v in zip(quantiles, values, strict=True)},
-            "max": round(max(samples) * scale, digits), "n": len(samples)}
+    return {
+        **{f"p{q}": round(float(v), digits) for q, v in zip(quantiles, values, strict=True)},
+        "max": round(max(samples) * scale, digits),
+        "n": len(samples),
+    }
 
 
 def commit_cells(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
     """A two-column table's commit cells: each column's server code, marked when its checkout had changes."""
-    return " | ".join("—" if column is None else column["code_commit"] + (" (changed)" if column["dirty"] else "")
-                      for column in (before, after))
+    return " | ".join(
+        "—" if column is None else column["code_commit"] + (" (changed)" if column["dirty"] else "")
+        for column in (before, after)
+    )
 
 
 def read_artifact(artifact: Path) -> dict[str, Any]:

@@ -54,8 +54,12 @@ CACHED_TEXT_SERVER_MODULE = "lab.speed.mcp_cached_text"
 def tool_call(i: int) -> dict[str, Any]:
     """The JSON-RPC tools/call of the i-th action of the cycle."""
     action = analysis_action(i)
-    return {"jsonrpc": "2.0", "method": "tools/call", "id": i,
-            "params": {"name": action["analysis_method"], "arguments": action["analysis_args"]}}
+    return {
+        "jsonrpc": "2.0",
+        "method": "tools/call",
+        "id": i,
+        "params": {"name": action["analysis_method"], "arguments": action["analysis_args"]},
+    }
 
 
 def rpc_problem(reply: dict[str, Any]) -> str | None:
@@ -65,8 +69,15 @@ def rpc_problem(reply: dict[str, Any]) -> str | None:
     return result["data"] if result.get("is_error") else None
 
 
-async def _ws_session(server: Server, index: int, transport: str, start: StartLine, result: LoadResult,
-                      session_id: str | None = None, http: httpx.AsyncClient | None = None) -> None:
+async def _ws_session(
+    server: Server,
+    index: int,
+    transport: str,
+    start: StartLine,
+    result: LoadResult,
+    session_id: str | None = None,
+    http: httpx.AsyncClient | None = None,
+) -> None:
     """One session's calls until the window closes. `http` set: calls go to POST /mcp with `session_id`."""
 
     async def call(ws: Any, i: int) -> str | None:
@@ -90,8 +101,7 @@ async def _ws_session(server: Server, index: int, transport: str, start: StartLi
 
 async def _http_mcp_session(server: Server, index: int, start: StartLine, result: LoadResult) -> None:
     async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
-        created = (await http.post("/mcp", json={"jsonrpc": "2.0", "method": "openenv/session/create",
-                                                 "id": 0})).json()
+        created = (await http.post("/mcp", json={"jsonrpc": "2.0", "method": "openenv/session/create", "id": 0})).json()
         if "error" in created:
             result.errors.append(f"session/create: {created['error']}")
             await start.arrive()
@@ -100,12 +110,18 @@ async def _http_mcp_session(server: Server, index: int, start: StartLine, result
         try:
             await _ws_session(server, index, "http_mcp", start, result, session_id=session_id, http=http)
         finally:
-            await http.post("/mcp", json={"jsonrpc": "2.0", "method": "openenv/session/close", "id": 1,
-                                          "params": {"session_id": session_id}})
+            await http.post(
+                "/mcp",
+                json={
+                    "jsonrpc": "2.0",
+                    "method": "openenv/session/close",
+                    "id": 1,
+                    "params": {"session_id": session_id},
+                },
+            )
 
 
-async def _load(server: Server, transport: str, sessions: int, duration_s: float
-                ) -> tuple[dict[str, Any], list[float]]:
+async def _load(server: Server, transport: str, sessions: int, duration_s: float) -> tuple[dict[str, Any], list[float]]:
     result = LoadResult()
     start = StartLine(server, sessions, duration_s)
     if transport == "http_mcp":
@@ -113,16 +129,25 @@ async def _load(server: Server, transport: str, sessions: int, duration_s: float
     else:
         runs = [_ws_session(server, i, transport, start, result) for i in range(sessions)]
     await asyncio.gather(start.watch_cpu(), *runs)
-    return ({"steps": len(result.latencies), "errors": len(result.errors), "first_errors": result.errors[:3],
-             "server_cpu_s": start.server_cpu_s, "client_cpu_s": start.client_cpu_s}, result.latencies)
+    return (
+        {
+            "steps": len(result.latencies),
+            "errors": len(result.errors),
+            "first_errors": result.errors[:3],
+            "server_cpu_s": start.server_cpu_s,
+            "client_cpu_s": start.client_cpu_s,
+        },
+        result.latencies,
+    )
 
 
 def _ratio(value: float | None, base: float | None) -> float | None:
     return value / base if value is not None and base else None
 
 
-def bench_mcp(session_counts: list[int], duration_s: float, rounds: int, warmup_s: float = 0.5,
-              server_module: str = SERVER_MODULE) -> dict[str, Any]:
+def bench_mcp(
+    session_counts: list[int], duration_s: float, rounds: int, warmup_s: float = 0.5, server_module: str = SERVER_MODULE
+) -> dict[str, Any]:
     """Per session count, each transport's latency, throughput and server CPU per call, and their ratios to the
     typed step's. `warmup_s`: one untimed round per transport first (caches, connections, the server's code)."""
     rows = []
@@ -145,15 +170,28 @@ def bench_mcp(session_counts: list[int], duration_s: float, rounds: int, warmup_
             base = row["ws_step"]
             for transport in TRANSPORTS[1:]:
                 row[f"{transport}_p50_ratio"] = statistics.median(
-                    p50 / step_p50 for p50, step_p50 in zip(round_p50s[transport], round_p50s["ws_step"], strict=True))
-                row[f"{transport}_cpu_ratio"] = _ratio(row[transport]["server_cpu_ms_per_step"],
-                                                       base["server_cpu_ms_per_step"])
+                    p50 / step_p50 for p50, step_p50 in zip(round_p50s[transport], round_p50s["ws_step"], strict=True)
+                )
+                row[f"{transport}_cpu_ratio"] = _ratio(
+                    row[transport]["server_cpu_ms_per_step"], base["server_cpu_ms_per_step"]
+                )
             rows.append(row)
-            print(f"mcp {sessions:>3} sessions: " + ", ".join(
-                f"{t} p50 {row[t]['p50_ms']:.3f} ms ({row[t]['steps_per_s']:.0f}/s, errors {row[t]['errors']})"
-                for t in TRANSPORTS), file=sys.stderr, flush=True)
-    return {"duration_s": duration_s, "rounds": rounds, "target_ratio": TARGET_RATIO, "server_module": server_module,
-            "rows": rows}
+            print(
+                f"mcp {sessions:>3} sessions: "
+                + ", ".join(
+                    f"{t} p50 {row[t]['p50_ms']:.3f} ms ({row[t]['steps_per_s']:.0f}/s, errors {row[t]['errors']})"
+                    for t in TRANSPORTS
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
+    return {
+        "duration_s": duration_s,
+        "rounds": rounds,
+        "target_ratio": TARGET_RATIO,
+        "server_module": server_module,
+        "rows": rows,
+    }
 
 
 def _shown(ratio: float | None) -> str:
@@ -161,17 +199,24 @@ def _shown(ratio: float | None) -> str:
 
 
 def table(report: dict[str, Any]) -> str:
-    lines = ["| sessions | transport | p50 ms | p99 ms | calls/s | server CPU ms/call | p50 / ws_step p50, per round "
-             "| CPU / ws_step CPU | errors |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| sessions | transport | p50 ms | p99 ms | calls/s | server CPU ms/call | p50 / ws_step p50, per round "
+        "| CPU / ws_step CPU | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for row in report["rows"]:
         for transport in TRANSPORTS:
             stats = row[transport]
-            p50_ratio, cpu_ratio = (("1.00", "1.00") if transport == "ws_step" else
-                                    (_shown(row[f"{transport}_p50_ratio"]), _shown(row[f"{transport}_cpu_ratio"])))
-            lines.append(f"| {row['sessions']} | {transport} | {stats['p50_ms']:.3f} | {stats['p99_ms']:.3f} | "
-                         f"{stats['steps_per_s']:.0f} | {stats['server_cpu_ms_per_step']:.3f} | {p50_ratio} | "
-                         f"{cpu_ratio} | {stats['errors']} |")
+            p50_ratio, cpu_ratio = (
+                ("1.00", "1.00")
+                if transport == "ws_step"
+                else (_shown(row[f"{transport}_p50_ratio"]), _shown(row[f"{transport}_cpu_ratio"]))
+            )
+            lines.append(
+                f"| {row['sessions']} | {transport} | {stats['p50_ms']:.3f} | {stats['p99_ms']:.3f} | "
+                f"{stats['steps_per_s']:.0f} | {stats['server_cpu_ms_per_step']:.3f} | {p50_ratio} | "
+                f"{cpu_ratio} | {stats['errors']} |"
+            )
     return "\n".join(lines)
 
 
@@ -181,10 +226,12 @@ def verdicts(report: dict[str, Any]) -> str:
     for row in report["rows"]:
         ratio = row["ws_mcp_p50_ratio"]
         met = "met" if ratio is not None and ratio <= report["target_ratio"] else "NOT met"
-        lines.append(f"{row['sessions']} session(s): MCP tools/call on /ws p50 {row['ws_mcp']['p50_ms']:.3f} ms, "
-                     f"typed step {row['ws_step']['p50_ms']:.3f} ms; per-round p50 ratio {_shown(ratio)}x "
-                     f"(target <= {report['target_ratio']}x: {met}), server CPU per call "
-                     f"{_shown(row['ws_mcp_cpu_ratio'])}x")
+        lines.append(
+            f"{row['sessions']} session(s): MCP tools/call on /ws p50 {row['ws_mcp']['p50_ms']:.3f} ms, "
+            f"typed step {row['ws_step']['p50_ms']:.3f} ms; per-round p50 ratio {_shown(ratio)}x "
+            f"(target <= {report['target_ratio']}x: {met}), server CPU per call "
+            f"{_shown(row['ws_mcp_cpu_ratio'])}x"
+        )
     return "\n".join(lines)
 
 
@@ -199,9 +246,19 @@ async def _in_process_cpu(calls: int) -> dict[str, float]:
     async def open_session() -> Any:
         inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        scope = {"type": "websocket", "path": "/ws", "raw_path": b"/ws", "query_string": b"", "headers": [],
-                 "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8000), "scheme": "ws", "subprotocols": [],
-                 "root_path": "", "app": app}
+        scope = {
+            "type": "websocket",
+            "path": "/ws",
+            "raw_path": b"/ws",
+            "query_string": b"",
+            "headers": [],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 8000),
+            "scheme": "ws",
+            "subprotocols": [],
+            "root_path": "",
+            "app": app,
+        }
         await inbox.put({"type": "websocket.connect"})
         asyncio.get_running_loop().create_task(app(scope, inbox.get, outbox.put))
         assert (await outbox.get())["type"] == "websocket.accept"
@@ -209,10 +266,13 @@ async def _in_process_cpu(calls: int) -> dict[str, float]:
         async def round_trip(text: str) -> None:
             await inbox.put({"type": "websocket.receive", "text": text})
             await outbox.get()
+
         return round_trip
 
-    messages = {"ws_step": lambda i: {"type": "step", "data": analysis_action(i)},
-                "ws_mcp": lambda i: {"type": "mcp", "data": tool_call(i)}}
+    messages = {
+        "ws_step": lambda i: {"type": "step", "data": analysis_action(i)},
+        "ws_mcp": lambda i: {"type": "mcp", "data": tool_call(i)},
+    }
     sessions = {transport: await open_session() for transport in messages}
     reset = json.dumps({"type": "reset", "data": {"seed": 1, "max_steps": MAX_STEPS}})
     cpu_ns: dict[str, list[int]] = {transport: [] for transport in messages}
@@ -221,7 +281,7 @@ async def _in_process_cpu(calls: int) -> dict[str, float]:
         if i % (MAX_STEPS - 1) == 0:
             for round_trip in sessions.values():
                 await round_trip(reset)
-        for transport in (messages if i % 2 else reversed(list(messages))):
+        for transport in messages if i % 2 else reversed(list(messages)):
             text = json.dumps(messages[transport](i))
             started = time.thread_time_ns()
             await sessions[transport](text)
@@ -237,18 +297,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds of untimed load per transport first")
     parser.add_argument("--json", action="store_true", help="print the report as JSON after the table")
-    parser.add_argument("--in-process", type=int, metavar="CALLS", default=0,
-                        help="instead: the server's CPU per /ws message in-process, CALLS calls per transport")
-    parser.add_argument("--cached-text", action="store_true",
-                        help="diagnostic: MCP calls reuse each tool's first text (what MCP costs apart from the text)")
+    parser.add_argument(
+        "--in-process",
+        type=int,
+        metavar="CALLS",
+        default=0,
+        help="instead: the server's CPU per /ws message in-process, CALLS calls per transport",
+    )
+    parser.add_argument(
+        "--cached-text",
+        action="store_true",
+        help="diagnostic: MCP calls reuse each tool's first text (what MCP costs apart from the text)",
+    )
     args = parser.parse_args(argv)
     if args.in_process:
         cpu = asyncio.run(_in_process_cpu(args.in_process))
-        print(f"in-process, median server CPU per /ws message: typed step {cpu['ws_step_cpu_us']:.1f} us, "
-              f"MCP tools/call {cpu['ws_mcp_cpu_us']:.1f} us ({cpu['ws_mcp_cpu_us'] / cpu['ws_step_cpu_us']:.2f}x)")
+        print(
+            f"in-process, median server CPU per /ws message: typed step {cpu['ws_step_cpu_us']:.1f} us, "
+            f"MCP tools/call {cpu['ws_mcp_cpu_us']:.1f} us ({cpu['ws_mcp_cpu_us'] / cpu['ws_step_cpu_us']:.2f}x)"
+        )
         return
-    report = bench_mcp(args.sessions, args.duration, args.rounds, args.warmup,
-                       CACHED_TEXT_SERVER_MODULE if args.cached_text else SERVER_MODULE)
+    report = bench_mcp(
+        args.sessions,
+        args.duration,
+        args.rounds,
+        args.warmup,
+        CACHED_TEXT_SERVER_MODULE if args.cached_text else SERVER_MODULE,
+    )
     if args.cached_text:
         print("cached text: every MCP call answered with its tool's first text (a diagnostic, not the product)")
     print(table(report))

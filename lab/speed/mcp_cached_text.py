@@ -22,6 +22,7 @@ def first_text_per_tool(render: Render) -> Render:
         if tool not in texts:
             texts[tool] = render(observation)
         return texts[tool]
+
     return cached
 
 

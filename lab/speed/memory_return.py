@@ -71,11 +71,15 @@ def open_session(port: int, seed: int) -> ClientConnection:
 def measure(sessions: int) -> dict[str, Any]:
     port = free_port()
     command = [sys.executable, "-m", "server.app", "--host", "127.0.0.1", "--port", str(port)]
-    settings = {**os.environ, "ENABLE_WEB_INTERFACE": "false", "SQL_WORKERS": "3",
-                "MAX_CONCURRENT_ENVS": str(sessions + 8), "MAX_SESSIONS_PER_CLIENT": str(sessions + 8)}
+    settings = {
+        **os.environ,
+        "ENABLE_WEB_INTERFACE": "false",
+        "SQL_WORKERS": "3",
+        "MAX_CONCURRENT_ENVS": str(sessions + 8),
+        "MAX_SESSIONS_PER_CLIENT": str(sessions + 8),
+    }
     results: dict[str, Any] = {"sessions": sessions, "cores": os.cpu_count(), "statement": STATEMENT}
-    with tempfile.TemporaryFile() as log, serving(command, port, settings, log, cwd=ROOT,
-                                                  timeout_s=600) as server:
+    with tempfile.TemporaryFile() as log, serving(command, port, settings, log, cwd=ROOT, timeout_s=600) as server:
         results["started"] = reading(server.pid)
         open_session(port, SEED_BASE - 1).close()  # what any first use loads: the workers, the imports
         time.sleep(2)

@@ -60,10 +60,10 @@ def build_app() -> FastAPI:
     """Same settings as the real server: MAX_CONCURRENT_ENVS, SESSION_TIMEOUT_S, ENABLE_WEB_INTERFACE (and its
     uvicorn WebSocket options: see serve_reference)."""
     settings = ServerSettings.load()
-    concurrency = ConcurrencyConfig(max_concurrent_envs=settings.max_concurrent_envs,
-                                    session_timeout=settings.session_timeout_s)
-    return create_app(NullEnvironment, NullAction, NullObservation, env_name="null_env",
-                      concurrency_config=concurrency)
+    concurrency = ConcurrencyConfig(
+        max_concurrent_envs=settings.max_concurrent_envs, session_timeout=settings.session_timeout_s
+    )
+    return create_app(NullEnvironment, NullAction, NullObservation, env_name="null_env", concurrency_config=concurrency)
 
 
 def main() -> None:

@@ -66,8 +66,11 @@ def profiled(episode: engine.EpisodeTables, sql: str, profile: Path) -> dict[str
     episode.con.execute(sql).fetchall()
     episode.con.execute("PRAGMA disable_profiling")
     report = json.loads(profile.read_text())
-    return {"bind": report["planner"]["total_time"] * 1e3, "optimize": report["optimizer"]["total_time"] * 1e3,
-            "operators_cpu": report["query"]["cpu_time"] * 1e3}
+    return {
+        "bind": report["planner"]["total_time"] * 1e3,
+        "optimize": report["optimizer"]["total_time"] * 1e3,
+        "operators_cpu": report["query"]["cpu_time"] * 1e3,
+    }
 
 
 def time_engine(queries: list[dict], repeats: int) -> list[dict[str, Any]]:
@@ -95,8 +98,12 @@ def time_engine(queries: list[dict], repeats: int) -> list[dict[str, Any]]:
                     episode.run(*run)
                     wall.append((time.perf_counter() - start) * 1e3)
                     cpu.append((time.process_time() - start_cpu) * 1e3)
-                timings[index] = {"engine_wall": min(wall), "engine_cpu": min(cpu), "digest": result_digest(result),
-                                  **profiled(profiling, arguments["sql"], Path(scratch) / "profile.json")}
+                timings[index] = {
+                    "engine_wall": min(wall),
+                    "engine_cpu": min(cpu),
+                    "digest": result_digest(result),
+                    **profiled(profiling, arguments["sql"], Path(scratch) / "profile.json"),
+                }
             episode.close()
             profiling.close()
     database.close()
@@ -107,8 +114,14 @@ def time_engine(queries: list[dict], repeats: int) -> list[dict[str, Any]]:
 def by_kind(statements: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
     """p50 and p95 of every way of timing, for each kind of statement and for all of them."""
     kinds = sorted({s["kind"] for s in statements})
-    return {kind: {way: spread([s[way] for s in statements if kind in ("all", s["kind"]) and way in s])
-                   for way in WAYS if any(way in s for s in statements)} for kind in [*kinds, "all"]}
+    return {
+        kind: {
+            way: spread([s[way] for s in statements if kind in ("all", s["kind"]) and way in s])
+            for way in WAYS
+            if any(way in s for s in statements)
+        }
+        for kind in [*kinds, "all"]
+    }
 
 
 def measure(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
@@ -119,23 +132,33 @@ def measure(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         saved = {tier: model_queries(tier) for tier in measured_tiers()}
     else:
         saved = {tier: recorded_queries(tier, args.first_offset, args.query_episodes) for tier in measured_tiers()}
-    report: dict[str, Any] = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "commit": _commit(),
-                              "command": " ".join(["python -m lab.speed.query_speed", *argv]),
-                              "duckdb": duckdb.__version__, "load_average_at_start": load_at_start,
-                              "repeats": args.repeats, "tiers": {}}
+    report: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "commit": _commit(),
+        "command": " ".join(["python -m lab.speed.query_speed", *argv]),
+        "duckdb": duckdb.__version__,
+        "load_average_at_start": load_at_start,
+        "repeats": args.repeats,
+        "tiers": {},
+    }
     for tier, queries in saved.items():
         progress(f"{tier}: {len(queries)} statements in process")
         timings = time_engine(queries, args.repeats)
         steps = np.array([time_queries(queries) for _ in range(args.step_repeats)]) if args.step_repeats else None
-        changed = [i for i, (q, t) in enumerate(zip(queries, timings, strict=True))
-                   if q.get("digest") not in (None, t["digest"])]
-        statements = [{**{k: q[k] for k in ("agent", "kind")}, **t, "step_wall": float(np.min(steps[:, i]))}
-                      if steps is not None else {**{k: q[k] for k in ("agent", "kind")}, **t}
-                      for i, (q, t) in enumerate(zip(queries, timings, strict=True))]
+        changed = [
+            i
+            for i, (q, t) in enumerate(zip(queries, timings, strict=True))
+            if q.get("digest") not in (None, t["digest"])
+        ]
+        statements = [
+            {**{k: q[k] for k in ("agent", "kind")}, **t, "step_wall": float(np.min(steps[:, i]))}
+            if steps is not None
+            else {**{k: q[k] for k in ("agent", "kind")}, **t}
+            for i, (q, t) in enumerate(zip(queries, timings, strict=True))
+        ]
         for query, timing in zip(queries, timings, strict=True):
             query.setdefault("digest", timing["digest"])
-        report["tiers"][tier] = {"statements": statements, "by_kind": by_kind(statements),
-                                 "results_changed": changed}
+        report["tiers"][tier] = {"statements": statements, "by_kind": by_kind(statements), "results_changed": changed}
     report["load_average_at_end"] = list(os.getloadavg())
     if args.save_statements is not None:
         args.save_statements.parent.mkdir(parents=True, exist_ok=True)
@@ -152,12 +175,16 @@ def table(reports: list[dict[str, Any]]) -> str:
             cells = []
             for way in WAYS:
                 values = [r["tiers"][tier]["by_kind"][kind].get(way) for r in reports]
-                cells.append(" -> ".join("-" if v is None else f"{v['p50_ms']:.1f} ({v['p95_ms']:.1f})"
-                                         for v in values))
+                cells.append(
+                    " -> ".join("-" if v is None else f"{v['p50_ms']:.1f} ({v['p95_ms']:.1f})" for v in values)
+                )
             n = next(iter(ways.values()))["n"]
             lines.append(f"| {tier} | {kind} | {n} | " + " | ".join(cells) + " |")
-    loads = "; ".join(f"{', '.join(f'{v:.1f}' for v in r['load_average_at_start'])} at the start, "
-                      f"{', '.join(f'{v:.1f}' for v in r['load_average_at_end'])} at the end" for r in reports)
+    loads = "; ".join(
+        f"{', '.join(f'{v:.1f}' for v in r['load_average_at_start'])} at the start, "
+        f"{', '.join(f'{v:.1f}' for v in r['load_average_at_end'])} at the end"
+        for r in reports
+    )
     changed = {tier: [len(r["tiers"][tier]["results_changed"]) for r in reports] for tier in first["tiers"]}
     return "\n".join(lines) + f"\n\nload average: {loads}\nresults changed against the saved statements: {changed}"
 
@@ -166,8 +193,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     chosen = parser.add_mutually_exclusive_group()
     chosen.add_argument("--statements", type=Path, help="time the statements saved in this file")
-    chosen.add_argument("--model", action="store_true",
-                        help="a capable model's statements (its deep transcripts' queries) instead of the agents'")
+    chosen.add_argument(
+        "--model",
+        action="store_true",
+        help="a capable model's statements (its deep transcripts' queries) instead of the agents'",
+    )
     parser.add_argument("--save-statements", type=Path, help="save the statements (and their results' digests)")
     parser.add_argument("--query-episodes", type=int, default=6, help="episodes per agent whose statements are timed")
     parser.add_argument("--first-offset", type=int, default=120, help="first calibration episode of each tier")

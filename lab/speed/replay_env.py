@@ -27,13 +27,15 @@ class ReplayEnvironment(MetricTrackerRlEnvironment):
         super().__init__()
         self._replies: dict[str | None, MetricTrackerRlObservation] = {}
 
-    def reset(self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
-              ) -> MetricTrackerRlObservation:
+    def reset(
+        self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
+    ) -> MetricTrackerRlObservation:
         self._replies.clear()
         return super().reset(seed=seed, episode_id=episode_id, **kwargs)
 
-    def step(self, action: MetricTrackerRlAction, timeout_s: float | None = None, **kwargs: Any
-             ) -> MetricTrackerRlObservation:
+    def step(
+        self, action: MetricTrackerRlAction, timeout_s: float | None = None, **kwargs: Any
+    ) -> MetricTrackerRlObservation:
         reply = self._replies.get(action.analysis_method)
         if reply is None:
             reply = self._replies[action.analysis_method] = super().step(action, timeout_s=timeout_s, **kwargs)
@@ -45,8 +47,9 @@ def build_app() -> FastAPI:
 
 
 def main() -> None:
-    serve_reference("lab.speed.replay_env:build_app",
-                    "Serve the step-free replay of the real server (a benchmark reference).", 8002)
+    serve_reference(
+        "lab.speed.replay_env:build_app", "Serve the step-free replay of the real server (a benchmark reference).", 8002
+    )
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ def _timed(function: Callable[..., Any], label: str, totals: Counter[str], calls
         finally:
             totals[label] += time.perf_counter_ns() - start
             calls[label] += 1
+
     return wrapper
 
 
@@ -74,8 +75,10 @@ def profile_resets(task_id: str, resets: int) -> tuple[float, list[tuple[str, fl
             setattr(module, name, function)
         for table, saved in tables:
             table.update(saved)
-    rows = [(label, totals[label] / resets / 1e6, calls[label] / resets)
-            for label in sorted(totals, key=totals.__getitem__, reverse=True)]
+    rows = [
+        (label, totals[label] / resets / 1e6, calls[label] / resets)
+        for label in sorted(totals, key=totals.__getitem__, reverse=True)
+    ]
     return elapsed / resets / 1e6, rows
 
 

@@ -40,8 +40,10 @@ def main() -> None:
     for difficulty in args.difficulties.split(","):
         reset_times(difficulty, args.resets)  # warm-up
         times, cpu = (seconds * 1e3 for seconds in reset_times(difficulty, args.resets))
-        print(f"{difficulty:>8}: reset p50 {np.median(times):6.2f} ms, p90 {np.percentile(times, 90):6.2f} ms "
-              f"(CPU p50 {np.median(cpu):6.2f} ms; {args.resets} resets)")
+        print(
+            f"{difficulty:>8}: reset p50 {np.median(times):6.2f} ms, p90 {np.percentile(times, 90):6.2f} ms "
+            f"(CPU p50 {np.median(cpu):6.2f} ms; {args.resets} resets)"
+        )
 
 
 if __name__ == "__main__":

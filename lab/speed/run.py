@@ -64,8 +64,17 @@ BLOCK_BEGIN = "<!-- rendered by `python -m lab.speed.run --render lab/artifacts/
 BLOCK_END = "<!-- rendered: end -->"
 MAX_STEPS = 500  # the largest step budget a reset accepts: fewer untimed resets inside step loops
 DATES = [d.isoformat() for d in window_dates()]
-OFFLINE_ENV_DROP = ("API_KEY", "HF_TOKEN", "OPENAI_API_KEY", "METRIC_TRACKER_URL", "BASE_URL", "IMAGE_NAME",
-                    "LOCAL_IMAGE_NAME", "API_BASE_URL", "MODEL_NAME")
+OFFLINE_ENV_DROP = (
+    "API_KEY",
+    "HF_TOKEN",
+    "OPENAI_API_KEY",
+    "METRIC_TRACKER_URL",
+    "BASE_URL",
+    "IMAGE_NAME",
+    "LOCAL_IMAGE_NAME",
+    "API_BASE_URL",
+    "MODEL_NAME",
+)
 
 TARGETS = {
     "reset_p50_ms": 1.0,  # issue target; not met in numpy (lab/docs/performance.md, "Reset today")
@@ -95,6 +104,7 @@ def wire_text(observation: Any) -> str:
 
 # --- in-process --------------------------------------------------------------------------------------
 
+
 def bench_resets(repeats: int) -> dict[str, Any]:
     env = MetricTrackerRlEnvironment()
     results = {}
@@ -110,8 +120,12 @@ def bench_resets(repeats: int) -> dict[str, Any]:
             serialise.append(time.perf_counter() - middle)
             samples.append(middle - start)
             assert observation.status == "ready", observation.message
-        results[difficulty] = {"task_id": task_id, **summary(samples),
-                               "serialise_p50_ms": summary(serialise)["p50_ms"], "message_bytes": len(text)}
+        results[difficulty] = {
+            "task_id": task_id,
+            **summary(samples),
+            "serialise_p50_ms": summary(serialise)["p50_ms"],
+            "message_bytes": len(text),
+        }
         progress(f"reset {difficulty}: p50 {results[difficulty]['p50_ms']:.2f} ms")
     return results
 
@@ -152,8 +166,12 @@ def bench_tools(repeats: int) -> dict[str, Any]:
             steps.append(after_step - before_step)
             server.append(end - start)
         steps, server = steps[1:], server[1:]  # the first call warms caches
-        results[name] = {"task_id": task_id, **summary(steps), "server_p50_ms": summary(server)["p50_ms"],
-                         "message_bytes": len(text)}
+        results[name] = {
+            "task_id": task_id,
+            **summary(steps),
+            "server_p50_ms": summary(server)["p50_ms"],
+            "message_bytes": len(text),
+        }
     worst = max(results, key=lambda n: results[n]["p50_ms"])
     progress(f"steps: {len(results)} tools, slowest p50 {results[worst]['p50_ms']:.2f} ms ({worst})")
     return results
@@ -194,6 +212,7 @@ def bench_submissions(repeats: int) -> dict[str, Any]:
 
 
 # --- WebSocket load ------------------------------------------------------------------------------------
+
 
 def analysis_action(i: int) -> dict[str, Any]:
     """A realistic investigation: calendar, ranking, comparisons, hour-level checks, one generator."""
@@ -264,23 +283,32 @@ async def timed_session(url: str, index: int, start: StartLine, result: LoadResu
             await start.arrive()
 
 
-async def _session(server: Server, index: int, make_action: Callable[[int], dict[str, Any]], start: StartLine,
-                   result: LoadResult) -> None:
+async def _session(
+    server: Server, index: int, make_action: Callable[[int], dict[str, Any]], start: StartLine, result: LoadResult
+) -> None:
     async def step(ws: Any, i: int) -> str | None:
         return step_problem(await request(ws, {"type": "step", "data": make_action(i)}))
 
     await timed_session(server.ws_url, index, start, result, step)
 
 
-async def _load(server: Server, sessions: int, duration_s: float,
-                make_action: Callable[[int], dict[str, Any]]) -> tuple[dict[str, Any], list[float]]:
+async def _load(
+    server: Server, sessions: int, duration_s: float, make_action: Callable[[int], dict[str, Any]]
+) -> tuple[dict[str, Any], list[float]]:
     """One measurement window: step counts and errors, and every step's round-trip time."""
     result = LoadResult()
     start = StartLine(server, sessions, duration_s)
-    await asyncio.gather(start.watch_cpu(), *(_session(server, i, make_action, start, result)
-                                              for i in range(sessions)))
-    return ({"steps": len(result.latencies), "errors": len(result.errors), "first_errors": result.errors[:3],
-             "server_cpu_s": start.server_cpu_s, "client_cpu_s": start.client_cpu_s}, result.latencies)
+    await asyncio.gather(start.watch_cpu(), *(_session(server, i, make_action, start, result) for i in range(sessions)))
+    return (
+        {
+            "steps": len(result.latencies),
+            "errors": len(result.errors),
+            "first_errors": result.errors[:3],
+            "server_cpu_s": start.server_cpu_s,
+            "client_cpu_s": start.client_cpu_s,
+        },
+        result.latencies,
+    )
 
 
 def _merge(rounds: list[dict[str, Any]], latencies: list[list[float]], duration_s: float) -> dict[str, Any]:
@@ -289,10 +317,16 @@ def _merge(rounds: list[dict[str, Any]], latencies: list[list[float]], duration_
     steps = sum(r["steps"] for r in rounds)
     cpu_ms_per_step = 1e3 * sum(r["server_cpu_s"] for r in rounds) / max(steps, 1)
     client_ms_per_step = 1e3 * sum(r["client_cpu_s"] for r in rounds) / max(steps, 1)
-    return {"steps": steps, "steps_per_s": steps / (duration_s * len(rounds)), "p50_ms": stats["p50_ms"],
-            "server_cpu_ms_per_step": cpu_ms_per_step, "client_cpu_ms_per_step": client_ms_per_step,
-            "p99_ms": stats["p99_ms"], "errors": sum(r["errors"] for r in rounds),
-            "first_errors": [e for r in rounds for e in r["first_errors"]][:3]}
+    return {
+        "steps": steps,
+        "steps_per_s": steps / (duration_s * len(rounds)),
+        "p50_ms": stats["p50_ms"],
+        "server_cpu_ms_per_step": cpu_ms_per_step,
+        "client_cpu_ms_per_step": client_ms_per_step,
+        "p99_ms": stats["p99_ms"],
+        "errors": sum(r["errors"] for r in rounds),
+        "first_errors": [e for r in rounds for e in r["first_errors"]][:3],
+    }
 
 
 def bench_websocket(session_counts: list[int], duration_s: float, rounds: int) -> dict[str, Any]:
@@ -301,9 +335,11 @@ def bench_websocket(session_counts: list[int], duration_s: float, rounds: int) -
     (the real server with every step's work taken out) shows the most the real server could reach."""
     max_sessions = max(session_counts) + 8
     rows = []
-    with (serve(SERVER_MODULE, max_sessions, "server_ws") as real,
-          serve("lab.speed.replay_env", max_sessions, "replay_ws") as replay,
-          serve("lab.speed.null_env", max_sessions, "null_ws") as null):
+    with (
+        serve(SERVER_MODULE, max_sessions, "server_ws") as real,
+        serve("lab.speed.replay_env", max_sessions, "replay_ws") as replay,
+        serve("lab.speed.null_env", max_sessions, "null_ws") as null,
+    ):
         servers = (("env", real, analysis_action), ("replay", replay, analysis_action), ("null", null, null_action))
         for sessions in session_counts:
             measured: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in servers}
@@ -313,22 +349,34 @@ def bench_websocket(session_counts: list[int], duration_s: float, rounds: int) -
                     outcome, samples = asyncio.run(_load(server, sessions, duration_s / rounds, make_action))
                     measured[label].append(outcome)
                     latencies[label].append(samples)
-            env, replayed, base = (_merge(measured[k], latencies[k], duration_s / rounds)
-                                   for k in ("env", "replay", "null"))
+            env, replayed, base = (
+                _merge(measured[k], latencies[k], duration_s / rounds) for k in ("env", "replay", "null")
+            )
             ratio = env["steps_per_s"] / max(base["steps_per_s"], 1e-9)
             replay_ratio = replayed["steps_per_s"] / max(base["steps_per_s"], 1e-9)
-            rows.append({"sessions": sessions, "env": env, "replay": replayed, "null": base, "ratio": ratio,
-                         "replay_ratio": replay_ratio})
-            progress(f"websocket {sessions:>3} sessions: {env['steps_per_s']:.0f} steps/s vs null "
-                     f"{base['steps_per_s']:.0f} (ratio {ratio:.2f}; step-free replay {replay_ratio:.2f}), server "
-                     f"CPU per step {env['server_cpu_ms_per_step']:.3f} vs {base['server_cpu_ms_per_step']:.3f} ms "
-                     f"(replay {replayed['server_cpu_ms_per_step']:.3f}; client {env['client_cpu_ms_per_step']:.2f} "
-                     f"vs {base['client_cpu_ms_per_step']:.2f} ms), errors {env['errors']}/{replayed['errors']}/"
-                     f"{base['errors']}")
+            rows.append(
+                {
+                    "sessions": sessions,
+                    "env": env,
+                    "replay": replayed,
+                    "null": base,
+                    "ratio": ratio,
+                    "replay_ratio": replay_ratio,
+                }
+            )
+            progress(
+                f"websocket {sessions:>3} sessions: {env['steps_per_s']:.0f} steps/s vs null "
+                f"{base['steps_per_s']:.0f} (ratio {ratio:.2f}; step-free replay {replay_ratio:.2f}), server "
+                f"CPU per step {env['server_cpu_ms_per_step']:.3f} vs {base['server_cpu_ms_per_step']:.3f} ms "
+                f"(replay {replayed['server_cpu_ms_per_step']:.3f}; client {env['client_cpu_ms_per_step']:.2f} "
+                f"vs {base['client_cpu_ms_per_step']:.2f} ms), errors {env['errors']}/{replayed['errors']}/"
+                f"{base['errors']}"
+            )
     return {"duration_s": duration_s, "rounds": rounds, "rows": rows}
 
 
 # --- memory --------------------------------------------------------------------------------------------
+
 
 async def _hold_sessions(server: Server, count: int, batch: int) -> dict[str, Any]:
     stack = contextlib.AsyncExitStack()
@@ -349,8 +397,13 @@ async def _hold_sessions(server: Server, count: int, batch: int) -> dict[str, An
             if (first // batch) % 5 == 4:
                 progress(f"memory: {min(first + batch, count)} sessions open")
         await asyncio.sleep(1.0)
-        return {"open_sessions": count - len(errors), "errors": len(errors), "first_errors": errors[:3],
-                "rss_mb": server.rss_mb(), "threads": server.threads()}
+        return {
+            "open_sessions": count - len(errors),
+            "errors": len(errors),
+            "first_errors": errors[:3],
+            "rss_mb": server.rss_mb(),
+            "threads": server.threads(),
+        }
 
 
 def bench_memory(count: int) -> dict[str, Any]:
@@ -360,18 +413,36 @@ def bench_memory(count: int) -> dict[str, Any]:
         idle_mb = server.rss_mb()
         held = asyncio.run(_hold_sessions(server, count, 50))
     per_session_mb = (held["rss_mb"] - idle_mb) / max(held["open_sessions"], 1)
-    progress(f"memory: {idle_mb:.0f} MB idle, {held['rss_mb']:.0f} MB with {held['open_sessions']} sessions "
-             f"({per_session_mb * 1024:.0f} KB each)")
-    return {"sessions": count, "idle_rss_mb": idle_mb, "held_rss_mb": held["rss_mb"],
-            "open_sessions": held["open_sessions"], "errors": held["errors"], "first_errors": held["first_errors"],
-            "threads": held["threads"], "per_session_mb": per_session_mb}
+    progress(
+        f"memory: {idle_mb:.0f} MB idle, {held['rss_mb']:.0f} MB with {held['open_sessions']} sessions "
+        f"({per_session_mb * 1024:.0f} KB each)"
+    )
+    return {
+        "sessions": count,
+        "idle_rss_mb": idle_mb,
+        "held_rss_mb": held["rss_mb"],
+        "open_sessions": held["open_sessions"],
+        "errors": held["errors"],
+        "first_errors": held["first_errors"],
+        "threads": held["threads"],
+        "per_session_mb": per_session_mb,
+    }
 
 
 # --- end to end ----------------------------------------------------------------------------------------
 
 CLIENT_IMPORT = "from metric_tracker_rl import MetricTrackerRlEnv"
-IMPORT_BREAKDOWN = ("metric_tracker_rl", "openenv.core", "openenv.core.env_server.web_interface", "gradio",
-                    "openenv.core.env_server.http_server", "fastmcp", "mcp", "pandas", "numpy")
+IMPORT_BREAKDOWN = (
+    "metric_tracker_rl",
+    "openenv.core",
+    "openenv.core.env_server.web_interface",
+    "gradio",
+    "openenv.core.env_server.http_server",
+    "fastmcp",
+    "mcp",
+    "pandas",
+    "numpy",
+)
 
 
 def bench_inference(runs: int) -> dict[str, Any]:
@@ -384,18 +455,26 @@ def bench_inference(runs: int) -> dict[str, Any]:
     walls, cpus, failures = [], [], []
     for run in range(runs):
         cpu_before, start = _children_cpu_s(), time.perf_counter()
-        completed = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True,
-                                   text=True, timeout=900)
+        completed = subprocess.run(
+            [sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
+        )
         walls.append(time.perf_counter() - start)
         cpus.append(_children_cpu_s() - cpu_before)  # the run and any process it waited for: robust to load
         ends = [line for line in completed.stdout.splitlines() if line.startswith("[END]")]
-        progress(f"inference.py offline, run {run + 1}/{runs}: {walls[-1]:.1f} s, exit code "
-                 f"{completed.returncode}, {len(ends)} [END] lines")
+        progress(
+            f"inference.py offline, run {run + 1}/{runs}: {walls[-1]:.1f} s, exit code "
+            f"{completed.returncode}, {len(ends)} [END] lines"
+        )
         if completed.returncode:
             failures.append(completed.stderr[-2000:])
-    return {"skipped": False, "wall_s": float(np.median(walls)), "runs_s": walls, "cpu_s": float(np.median(cpus)),
-            "returncode": len(failures),
-            "stderr_tail": failures[0] if failures else ""}
+    return {
+        "skipped": False,
+        "wall_s": float(np.median(walls)),
+        "runs_s": walls,
+        "cpu_s": float(np.median(cpus)),
+        "returncode": len(failures),
+        "stderr_tail": failures[0] if failures else "",
+    }
 
 
 def _children_cpu_s() -> float:
@@ -418,6 +497,7 @@ def bench_import() -> dict[str, Any]:
 
 # --- report --------------------------------------------------------------------------------------------
 
+
 def _check(value: float | None, target: float, higher_is_better: bool = False) -> str:
     if value is None:
         return "n/a"
@@ -428,11 +508,15 @@ def episodes_result(row: dict[str, Any], episodes: dict[str, Any]) -> str:
     """An episodes row's result; a window no episode finished in measured nothing, and says so instead of 0/s."""
     if row["env_episodes_per_s"] == 0:
         window = episodes.get("duration_s", 0) / max(episodes.get("rounds", 1), 1)
-        return (f"not measured: no episode finished within a {window:g} s window at this many sessions (a "
-                f"`--quick` run's windows are too short); null {row['null_episodes_per_s']:.1f}/s, "
-                f"errors {row['errors']}")
-    return (f"{row['env_episodes_per_s']:.1f}/s vs null {row['null_episodes_per_s']:.1f}/s (ratio {row['ratio']:.2f}), "
-            f"errors {row['errors']}")
+        return (
+            f"not measured: no episode finished within a {window:g} s window at this many sessions (a "
+            f"`--quick` run's windows are too short); null {row['null_episodes_per_s']:.1f}/s, "
+            f"errors {row['errors']}"
+        )
+    return (
+        f"{row['env_episodes_per_s']:.1f}/s vs null {row['null_episodes_per_s']:.1f}/s (ratio {row['ratio']:.2f}), "
+        f"errors {row['errors']}"
+    )
 
 
 def table(report: dict[str, Any]) -> str:
@@ -442,8 +526,12 @@ def table(report: dict[str, Any]) -> str:
         lines.append(f"| {name} | {result} | {target} | {verdict} |")
 
     for difficulty, row in report.get("reset", {}).items():
-        add(f"reset ({difficulty}), in-process", f"p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms",
-            f"p50 ≤ {TARGETS['reset_p50_ms']:g} ms", _check(row["p50_ms"], TARGETS["reset_p50_ms"]))
+        add(
+            f"reset ({difficulty}), in-process",
+            f"p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms",
+            f"p50 ≤ {TARGETS['reset_p50_ms']:g} ms",
+            _check(row["p50_ms"], TARGETS["reset_p50_ms"]),
+        )
     episodes = report.get("episodes", {})
     for row in episodes.get("rows", []):
         add(f"full episodes over WebSocket, {row['sessions']} session(s)", episodes_result(row, episodes))
@@ -451,58 +539,82 @@ def table(report: dict[str, Any]) -> str:
     if tools:
         p50s = {name: row["p50_ms"] for name, row in tools.items()}
         slowest = max(p50s, key=p50s.get)
-        add(f"analysis step, {len(tools)} tools, in-process",
+        add(
+            f"analysis step, {len(tools)} tools, in-process",
             f"median of tool p50s {np.median(list(p50s.values())):.2f} ms; slowest {slowest} "
             f"p50 {p50s[slowest]:.2f} ms, p99 {tools[slowest]['p99_ms']:.2f} ms",
-            f"p50 ≤ {TARGETS['analysis_step_p50_ms']:g} ms", _check(p50s[slowest], TARGETS["analysis_step_p50_ms"]))
+            f"p50 ≤ {TARGETS['analysis_step_p50_ms']:g} ms",
+            _check(p50s[slowest], TARGETS["analysis_step_p50_ms"]),
+        )
     for kind, row in report.get("submissions", {}).items():
-        add(f"graded submission ({kind}), in-process", f"p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms",
+        add(
+            f"graded submission ({kind}), in-process",
+            f"p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms",
             f"p50 ≤ {TARGETS['graded_submission_p50_ms']:g} ms",
-            _check(row["p50_ms"], TARGETS["graded_submission_p50_ms"]))
+            _check(row["p50_ms"], TARGETS["graded_submission_p50_ms"]),
+        )
     for row in report.get("websocket", {}).get("rows", []):
         env, null = row["env"], row["null"]
         verdict = _check(row["ratio"], TARGETS["ws_throughput_ratio"], higher_is_better=True)
         if env["errors"]:
             verdict = "MISSED"
         replay = row.get("replay")
-        ceiling = (f"; step-free replay {replay['steps_per_s']:.0f} steps/s, ratio {row['replay_ratio']:.2f}"
-                   if replay else "")
-        add(f"WebSocket, {row['sessions']} session(s)",
+        ceiling = (
+            f"; step-free replay {replay['steps_per_s']:.0f} steps/s, ratio {row['replay_ratio']:.2f}" if replay else ""
+        )
+        add(
+            f"WebSocket, {row['sessions']} session(s)",
             f"{env['steps_per_s']:.0f} steps/s (p50 {env['p50_ms']:.1f} ms, p99 {env['p99_ms']:.1f} ms) vs null "
             f"{null['steps_per_s']:.0f} steps/s (p50 {null['p50_ms']:.1f} ms): ratio {row['ratio']:.2f}; server "
             f"CPU/step {env['server_cpu_ms_per_step']:.3f} vs {null['server_cpu_ms_per_step']:.3f} ms{ceiling}; "
-            f"errors {env['errors']}", f"ratio ≥ {TARGETS['ws_throughput_ratio']:g}, no errors", verdict)
+            f"errors {env['errors']}",
+            f"ratio ≥ {TARGETS['ws_throughput_ratio']:g}, no errors",
+            verdict,
+        )
     memory = report.get("memory")
     if memory:
         add("server RSS, 0 sessions", f"{memory['idle_rss_mb']:.0f} MB")
-        add(f"server RSS, {memory['sessions']} sessions (reset each)",
-            f"{memory['held_rss_mb']:.0f} MB, {memory['open_sessions']} open, {memory['errors']} errors")
+        add(
+            f"server RSS, {memory['sessions']} sessions (reset each)",
+            f"{memory['held_rss_mb']:.0f} MB, {memory['open_sessions']} open, {memory['errors']} errors",
+        )
         verdict = _check(memory["per_session_mb"], TARGETS["memory_per_session_mb"])
         if memory["open_sessions"] < memory["sessions"]:
             verdict = "MISSED"
-        add("RSS per session", f"{memory['per_session_mb'] * 1024:.0f} KB",
-            f"≤ {TARGETS['memory_per_session_mb']:g} MB, all sessions held", verdict)
+        add(
+            "RSS per session",
+            f"{memory['per_session_mb'] * 1024:.0f} KB",
+            f"≤ {TARGETS['memory_per_session_mb']:g} MB, all sessions held",
+            verdict,
+        )
     imports = report.get("import")
     if imports:
-        parts = ", ".join(f"{name} {ms / 1000:.1f} s" for name, ms in imports["cumulative_ms"].items()
-                          if name != "metric_tracker_rl")
+        parts = ", ".join(
+            f"{name} {ms / 1000:.1f} s" for name, ms in imports["cumulative_ms"].items() if name != "metric_tracker_rl"
+        )
         add(f"{CLIENT_IMPORT}, fresh interpreter", f"{imports['wall_s']:.1f} s wall; -X importtime: {parts}")
     for name, result, target, met in debugger_rows(report["debugger"]) if "debugger" in report else []:
         add(name, result, target, "n/a" if met is None else "ok" if met else "MISSED")
     inference = report.get("inference")
     if inference:
         if inference["skipped"]:
-            add("offline inference.py, the named tasks", f"skipped: {inference['note']}",
-                f"≤ {TARGETS['inference_wall_s']:g} s")
+            add(
+                "offline inference.py, the named tasks",
+                f"skipped: {inference['note']}",
+                f"≤ {TARGETS['inference_wall_s']:g} s",
+            )
         else:
             verdict = _check(inference["wall_s"], TARGETS["inference_wall_s"])
             if inference["returncode"]:
                 verdict = "MISSED"
             runs = ", ".join(f"{wall:.1f}" for wall in inference["runs_s"])
-            add(f"offline inference.py, the named tasks, median of {len(inference['runs_s'])}",
+            add(
+                f"offline inference.py, the named tasks, median of {len(inference['runs_s'])}",
                 f"{inference['wall_s']:.1f} s wall, {inference['cpu_s']:.1f} s CPU (runs {runs} s; "
                 f"{inference['returncode']} failed)",
-                f"≤ {TARGETS['inference_wall_s']:g} s", verdict)
+                f"≤ {TARGETS['inference_wall_s']:g} s",
+                verdict,
+            )
     return "\n".join(lines)
 
 
@@ -511,10 +623,12 @@ def rendered_block(report: dict[str, Any]) -> str:
     settings = ", ".join(f"{name} {value}" for name, value in report["settings"].items())
     load = ", ".join(f"{value:.1f}" for value in report["load_average_at_start"])
     machine = report["machine"]
-    return (f"Measured {report['date']} at commit {report['commit']} with `{report['command']}` (sections: "
-            f"{', '.join(report['sections'])}; settings: {settings}) on {machine['cpus']} CPUs, Python "
-            f"{machine['python']}, load average {load} at the start, {report['elapsed_s']:.0f} s in all.\n\n"
-            f"{table(report)}")
+    return (
+        f"Measured {report['date']} at commit {report['commit']} with `{report['command']}` (sections: "
+        f"{', '.join(report['sections'])}; settings: {settings}) on {machine['cpus']} CPUs, Python "
+        f"{machine['python']}, load average {load} at the start, {report['elapsed_s']:.0f} s in all.\n\n"
+        f"{table(report)}"
+    )
 
 
 def replace_block(doc_text: str, block: str, marker: str = BLOCK_BEGIN) -> str:
@@ -549,21 +663,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sessions", default="1,16,64", help="concurrent WebSocket sessions to compare")
     parser.add_argument("--memory-sessions", type=int, help="sessions held for the memory run (default 1000)")
     parser.add_argument("--inference-runs", type=int, default=3, help="offline inference.py runs (median)")
-    parser.add_argument("--only", default="reset,tools,submissions,websocket,episodes,memory,import,inference,debugger",
-                        help="comma-separated sections to run")
+    parser.add_argument(
+        "--only",
+        default="reset,tools,submissions,websocket,episodes,memory,import,inference,debugger",
+        help="comma-separated sections to run",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--render", type=Path, metavar="RESULTS",
-                        help="print the text lab/docs/performance.md shows from a results file; run nothing")
-    parser.add_argument("--write-doc", action="store_true",
-                        help="with --render: write that text between lab/docs/performance.md's marker comments")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="RESULTS",
+        help="print the text lab/docs/performance.md shows from a results file; run nothing",
+    )
+    parser.add_argument(
+        "--write-doc",
+        action="store_true",
+        help="with --render: write that text between lab/docs/performance.md's marker comments",
+    )
     args = parser.parse_args(argv)
     if args.write_doc and args.render is None:
         parser.error("--write-doc needs --render RESULTS")
     if args.render is not None:
         block = rendered_block(json.loads(args.render.read_text()))
         if args.write_doc:
-            PERFORMANCE_DOC.write_text(replace_block(PERFORMANCE_DOC.read_text(encoding="utf-8"), block),
-                                       encoding="utf-8")
+            PERFORMANCE_DOC.write_text(
+                replace_block(PERFORMANCE_DOC.read_text(encoding="utf-8"), block), encoding="utf-8"
+            )
         print(block)
         return
     repeats = args.repeats or (30 if args.quick else 300)
@@ -584,8 +709,14 @@ def main(argv: list[str] | None = None) -> None:
         "load_average_at_start": list(os.getloadavg()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "targets": TARGETS,
-        "settings": {"repeats": repeats, "duration_s": duration, "rounds": args.rounds, "sessions": args.sessions,
-                     "memory_sessions": memory_sessions, "inference_runs": args.inference_runs},
+        "settings": {
+            "repeats": repeats,
+            "duration_s": duration,
+            "rounds": args.rounds,
+            "sessions": args.sessions,
+            "memory_sessions": memory_sessions,
+            "inference_runs": args.inference_runs,
+        },
     }
     started = time.perf_counter()
     if "reset" in sections:
@@ -597,7 +728,6 @@ def main(argv: list[str] | None = None) -> None:
     if "websocket" in sections:
         report["websocket"] = bench_websocket([int(s) for s in args.sessions.split(",")], duration, args.rounds)
     if "episodes" in sections:
-
         report["episodes"] = bench_episodes([int(s) for s in args.sessions.split(",")], duration, args.rounds)
     if "memory" in sections:
         report["memory"] = bench_memory(memory_sessions)

@@ -59,21 +59,32 @@ DEFAULT_OUTPUT = ROOT / "artifacts" / "rung_budgets.json"
 PUBLISHED_RESULTS = ROOT / "lab" / "artifacts" / "rung_budgets.json"
 # The deep transcripts the kept run timed: the first recorded set, kept as history beside the current one.
 MODEL_TRANSCRIPTS = ROOT / "lab" / "artifacts" / "model_transcripts" / "history" / "5c24185"
-BLOCK_MARKER = ("<!-- rendered by `python -m lab.speed.rung_budgets --render lab/artifacts/rung_budgets.json`: "
-                "begin -->")
+BLOCK_MARKER = "<!-- rendered by `python -m lab.speed.rung_budgets --render lab/artifacts/rung_budgets.json`: begin -->"
 EXPERT = "deep_expert"
 SCAN = "scan_analyst"
 FIRST_OFFSET = 120  # the first calibration episode of each tier the run measures
 SESSIONS = 64  # the expert's sessions one server holds at once: the episodes whose median length is the budget's
 MAX_STEPS = 500  # the most a reset accepts: room to replay an episode's statements several times
-BUDGETS = {"reset_p50_ms": 100.0, "query_p50_ms": 20.0, "mb_per_session": 24.0, "episode_chars": 48_000,
-           "unseen_rows": 0, "schema_chars": 12_000}
+BUDGETS = {
+    "reset_p50_ms": 100.0,
+    "query_p50_ms": 20.0,
+    "mb_per_session": 24.0,
+    "episode_chars": 48_000,
+    "unseen_rows": 0,
+    "schema_chars": 12_000,
+}
 # The audit's episode budget comes from its expert's need, as its step budget does (catalog.tiers.AUDIT_EXPERT_CALLS):
 # the expert's p95 of an eval episode's characters in the kept calibration (lab/artifacts/audit_calibration.json,
-# rounded up to a hundred), then up to the next EPISODE_CHARS_STEP. Every other rung keeps BUDGETS["episode_chars"].
+# rounded up to a hundred), then up to the next EPISODE_CHARS_STEP. The warehouse's is the rungs' budget and the
+# room its brief's exact rules take (where a defect's trace may be, what its incidents line counts, a version's
+# peers): WAREHOUSE_RULES_CHARS, rounded up to a thousand. Every other rung keeps BUDGETS["episode_chars"].
 AUDIT_EXPERT_CHARS = 92_800
 EPISODE_CHARS_STEP = 5_000
-TIER_EPISODE_CHARS = {"audit": EPISODE_CHARS_STEP * math.ceil(AUDIT_EXPERT_CHARS / EPISODE_CHARS_STEP)}
+WAREHOUSE_RULES_CHARS = 2_000
+TIER_EPISODE_CHARS = {
+    "audit": EPISODE_CHARS_STEP * math.ceil(AUDIT_EXPERT_CHARS / EPISODE_CHARS_STEP),
+    "warehouse": int(BUDGETS["episode_chars"]) + WAREHOUSE_RULES_CHARS,
+}
 
 
 def episode_chars_budget(tier: str) -> int:
@@ -89,8 +100,9 @@ def measured_tiers() -> tuple[str, ...]:
     """Deep and every segmented tier of counts after it (the rungs above, listed or being built), in the registry's
     order; a tier of raw events (the warehouse) has its own agents and budgets (lab/speed/warehouse_serving.py)."""
     names = list(TIERS)
-    return tuple(name for name in names[names.index("deep"):] if TIERS[name].data == "counts"
-                 and TIERS[name].dimensions)
+    return tuple(
+        name for name in names[names.index("deep") :] if TIERS[name].data == "counts" and TIERS[name].dimensions
+    )
 
 
 def spread(samples_ms: list[float]) -> dict[str, float]:
@@ -99,6 +111,7 @@ def spread(samples_ms: list[float]) -> dict[str, float]:
 
 
 # --- the agents' episodes ------------------------------------------------------------------------------------
+
 
 def record(agent_name: str, reset_kwargs: dict[str, Any], env: Any) -> tuple[TaskRun, list[MetricTrackerRlAction]]:
     """One episode of a reference agent on `env` (in-process or a client), recorded as inference.py records it,
@@ -127,11 +140,20 @@ def cut_context_tables(run: TaskRun) -> int:
 
 def episode_figures(run: TaskRun) -> dict[str, Any]:
     """What a model reads in one recorded episode: its characters, cut results and unseen submitted rows."""
-    submitted = sum(len(call["function"]["arguments"].get("rows", [])) for m in run.messages
-                    for call in m.get("tool_calls") or [] if call["function"]["name"] == "submit_report")
-    return {"seed": run.config.get("seed"), "chars": sum(map(len, message_texts(run.messages))),
-            "cut_results": cut_results(run) + cut_context_tables(run), "unseen_rows": len(unseen_submitted_rows(run)),
-            "submitted_rows": submitted, "score": run.score}
+    submitted = sum(
+        len(call["function"]["arguments"].get("rows", []))
+        for m in run.messages
+        for call in m.get("tool_calls") or []
+        if call["function"]["name"] == "submit_report"
+    )
+    return {
+        "seed": run.config.get("seed"),
+        "chars": sum(map(len, message_texts(run.messages))),
+        "cut_results": cut_results(run) + cut_context_tables(run),
+        "unseen_rows": len(unseen_submitted_rows(run)),
+        "submitted_rows": submitted,
+        "score": run.score,
+    }
 
 
 def query_kind(sql: str) -> str:
@@ -147,9 +169,16 @@ def query_kind(sql: str) -> str:
 
 
 def sent_queries(reset_kwargs: dict[str, Any], actions: list[MetricTrackerRlAction], agent: str) -> list[dict]:
-    return [{"agent": agent, "reset": reset_kwargs, "arguments": dict(action.analysis_args or {}),
-             "kind": query_kind(str((action.analysis_args or {}).get("sql", "")))}
-            for action in actions if action.analysis_method == "query"]
+    return [
+        {
+            "agent": agent,
+            "reset": reset_kwargs,
+            "arguments": dict(action.analysis_args or {}),
+            "kind": query_kind(str((action.analysis_args or {}).get("sql", ""))),
+        }
+        for action in actions
+        if action.analysis_method == "query"
+    ]
 
 
 def recorded_queries(tier: str, first_offset: int, episodes: int) -> list[dict]:
@@ -178,13 +207,20 @@ def model_queries(tier: str, transcripts: Path = MODEL_TRANSCRIPTS) -> list[dict
                 continue
             arguments = dict(call["arguments"])
             if env.step(MetricTrackerRlAction(analysis_method="query", analysis_args=arguments)).status == "ok":
-                queries.append({"agent": "model", "reset": reset_kwargs, "arguments": arguments,
-                                "kind": query_kind(str(arguments.get("sql", "")))})
+                queries.append(
+                    {
+                        "agent": "model",
+                        "reset": reset_kwargs,
+                        "arguments": arguments,
+                        "kind": query_kind(str(arguments.get("sql", ""))),
+                    }
+                )
     env.close()
     return queries
 
 
 # --- reset and query latency -----------------------------------------------------------------------------------
+
 
 def time_resets(env: MetricTrackerRlEnvironment, tier: str, offsets: range) -> tuple[list[float], list[float]]:
     """Wall and CPU milliseconds of each reset."""
@@ -220,8 +256,9 @@ def time_queries(queries: list[dict]) -> list[float]:
     return samples
 
 
-def bench_latency(tiers: tuple[str, ...], queries: dict[str, list[dict]], model: dict[str, list[dict]],
-                  offsets: range, repeats: int) -> dict[str, dict[str, Any]]:
+def bench_latency(
+    tiers: tuple[str, ...], queries: dict[str, list[dict]], model: dict[str, list[dict]], offsets: range, repeats: int
+) -> dict[str, dict[str, Any]]:
     """Resets, the agents' recorded queries and the model's, each repetition taking every tier in turn."""
     env = MetricTrackerRlEnvironment()
     for tier in tiers:
@@ -236,29 +273,43 @@ def bench_latency(tiers: tuple[str, ...], queries: dict[str, list[dict]], model:
             resets[tier][1].extend(cpu)
             query_ms[tier].append(time_queries(queries[tier]))
             model_ms[tier].append(time_queries(model[tier]))
-        progress(f"latency: repetition {repeat + 1}/{repeats} "
-                 + ", ".join(f"{t} reset p50 {np.median(resets[t][0]):.1f} ms" for t in tiers))
+        progress(
+            f"latency: repetition {repeat + 1}/{repeats} "
+            + ", ".join(f"{t} reset p50 {np.median(resets[t][0]):.1f} ms" for t in tiers)
+        )
     env.close()
-    return {tier: {"reset": {**spread(resets[tier][0]), "cpu_p50_ms": float(np.median(resets[tier][1]))},
-                   "query": query_figures(queries[tier], np.array(query_ms[tier]).T),
-                   "model_query": {**spread(np.ravel(model_ms[tier]).tolist()), "statements": len(model[tier])}}
-            for tier in tiers}
+    return {
+        tier: {
+            "reset": {**spread(resets[tier][0]), "cpu_p50_ms": float(np.median(resets[tier][1]))},
+            "query": query_figures(queries[tier], np.array(query_ms[tier]).T),
+            "model_query": {**spread(np.ravel(model_ms[tier]).tolist()), "statements": len(model[tier])},
+        }
+        for tier in tiers
+    }
 
 
 def query_figures(queries: list[dict], per_query: np.ndarray) -> dict[str, Any]:
     """The statements' timings (one row per statement, one column per repetition) in all, by kind and by agent."""
-    def where(field: str, value: str) -> dict[str, float]:
-        return spread([ms for query, row in zip(queries, per_query, strict=True) if query[field] == value
-                       for ms in row])
 
-    return {**spread(per_query.ravel().tolist()), "statements": len(queries),
-            "by_kind": {kind: {**where("kind", kind), "statements": sum(q["kind"] == kind for q in queries)}
-                        for kind in sorted({q["kind"] for q in queries})},
-            "by_agent": {agent: where("agent", agent) for agent in (EXPERT, SCAN)},
-            "slowest_statement_p50_ms": float(np.median(per_query, axis=1).max())}
+    def where(field: str, value: str) -> dict[str, float]:
+        return spread(
+            [ms for query, row in zip(queries, per_query, strict=True) if query[field] == value for ms in row]
+        )
+
+    return {
+        **spread(per_query.ravel().tolist()),
+        "statements": len(queries),
+        "by_kind": {
+            kind: {**where("kind", kind), "statements": sum(q["kind"] == kind for q in queries)}
+            for kind in sorted({q["kind"] for q in queries})
+        },
+        "by_agent": {agent: where("agent", agent) for agent in (EXPERT, SCAN)},
+        "slowest_statement_p50_ms": float(np.median(per_query, axis=1).max()),
+    }
 
 
 # --- the expert's sessions in one server ----------------------------------------------------------------------
+
 
 def bench_sessions(tiers: tuple[str, ...], first_offset: int, sessions: int, repeats: int) -> dict[str, Any]:
     """For each repetition and tier in turn, a fresh server holding `sessions` of the expert's episodes at once:
@@ -275,45 +326,77 @@ def bench_sessions(tiers: tuple[str, ...], first_offset: int, sessions: int, rep
             if results[tier]["runs"] and results[tier]["runs"] != figures:
                 raise RuntimeError(f"the expert's {tier} episodes differ between repetitions")
             results[tier]["runs"] = figures
-            progress(f"sessions {tier}, repetition {repeat + 1}/{repeats}: {held.mb_per_session:.2f} MB a session, "
-                     f"median episode {np.median([f['chars'] for f in figures]):,.0f} chars")
+            progress(
+                f"sessions {tier}, repetition {repeat + 1}/{repeats}: {held.mb_per_session:.2f} MB a session, "
+                f"median episode {np.median([f['chars'] for f in figures]):,.0f} chars"
+            )
     for tier in tiers:
         runs = results[tier]["runs"]
         results[tier].update(
-            memory={"p50_mb": float(np.median(results[tier]["mb_per_session"])),
-                    "max_mb": float(max(results[tier]["mb_per_session"])), "sessions": sessions},
-            episode={"median_chars": float(np.median([r["chars"] for r in runs])),
-                     "p95_chars": float(np.percentile([r["chars"] for r in runs], 95)),
-                     "max_chars": max(r["chars"] for r in runs), "episodes": len(runs),
-                     "mean_score": float(np.mean([r["score"] for r in runs]))},
-            shown={key: sum(r[key] for r in runs) for key in ("cut_results", "unseen_rows", "submitted_rows")})
+            memory={
+                "p50_mb": float(np.median(results[tier]["mb_per_session"])),
+                "max_mb": float(max(results[tier]["mb_per_session"])),
+                "sessions": sessions,
+            },
+            episode={
+                "median_chars": float(np.median([r["chars"] for r in runs])),
+                "p95_chars": float(np.percentile([r["chars"] for r in runs], 95)),
+                "max_chars": max(r["chars"] for r in runs),
+                "episodes": len(runs),
+                "mean_score": float(np.mean([r["score"] for r in runs])),
+            },
+            shown={key: sum(r[key] for r in runs) for key in ("cut_results", "unseen_rows", "submitted_rows")},
+        )
     return results
 
 
 # --- the report ---------------------------------------------------------------------------------------------
 
+
 def measure(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     """Every row for every measured tier, with what a reader needs to repeat the run: when, where, how, the load."""
     tiers = measured_tiers()
     report: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d", time.gmtime()), "commit": _commit(),
-        "command": shareable(" ".join(["python -m lab.speed.rung_budgets", *argv])), "tiers": list(tiers),
-        "load_average_at_start": list(os.getloadavg()), "budgets": BUDGETS,
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "commit": _commit(),
+        "command": shareable(" ".join(["python -m lab.speed.rung_budgets", *argv])),
+        "tiers": list(tiers),
+        "load_average_at_start": list(os.getloadavg()),
+        "budgets": BUDGETS,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "settings": {"repeats": args.repeats, "resets": args.resets, "query_episodes": args.query_episodes,
-                     "sessions": args.sessions, "session_repeats": args.session_repeats,
-                     "first_offset": args.first_offset, "expert": EXPERT, "scan": SCAN}}
+        "settings": {
+            "repeats": args.repeats,
+            "resets": args.resets,
+            "query_episodes": args.query_episodes,
+            "sessions": args.sessions,
+            "session_repeats": args.session_repeats,
+            "first_offset": args.first_offset,
+            "expert": EXPERT,
+            "scan": SCAN,
+        },
+    }
     started = time.perf_counter()
     queries = {tier: recorded_queries(tier, args.first_offset, args.query_episodes) for tier in tiers}
     model = {tier: model_queries(tier) for tier in tiers}
-    progress("recorded " + ", ".join(f"{len(q)} {t} queries ({len(model[t])} of the model's)"
-                                      for t, q in queries.items()))
-    latency = bench_latency(tiers, queries, model, range(args.first_offset, args.first_offset + args.resets),
-                            args.repeats)
+    progress(
+        "recorded " + ", ".join(f"{len(q)} {t} queries ({len(model[t])} of the model's)" for t, q in queries.items())
+    )
+    latency = bench_latency(
+        tiers, queries, model, range(args.first_offset, args.first_offset + args.resets), args.repeats
+    )
     sessions = bench_sessions(tiers, args.first_offset, args.sessions, args.session_repeats)
-    report["results"] = {tier: {**latency[tier], **sessions[tier],
-                                "schemas": {"chars": schema_chars(tier), "tools": len(openai_tools(tier)),
-                                            "tier_budget": TIERS[tier].tool_schema_budget}} for tier in tiers}
+    report["results"] = {
+        tier: {
+            **latency[tier],
+            **sessions[tier],
+            "schemas": {
+                "chars": schema_chars(tier),
+                "tools": len(openai_tools(tier)),
+                "tier_budget": TIERS[tier].tool_schema_budget,
+            },
+        }
+        for tier in tiers
+    }
     report["load_average_at_end"] = list(os.getloadavg())
     report["elapsed_s"] = time.perf_counter() - started
     return report
@@ -327,32 +410,70 @@ def table(report: dict[str, Any]) -> str:
     """The budgets table: one row per budget, one column per tier."""
     tiers, results, budgets = report["tiers"], report["results"], report["budgets"]
     rows = [
-        ("reset p50 (p95)", f"≤ {budgets['reset_p50_ms']:g} ms", "reset_p50_ms", lambda r: r["reset"]["p50_ms"],
-         lambda r: f"{r['reset']['p50_ms']:.1f} ms ({r['reset']['p95_ms']:.1f})"),
-        ("typical query p50 (p95): a capable model's statements", f"≤ {budgets['query_p50_ms']:g} ms",
-         "query_p50_ms", lambda r: r["model_query"]["p50_ms"],
-         lambda r: f"{r['model_query']['p50_ms']:.1f} ms ({r['model_query']['p95_ms']:.1f}; "
-                   f"{r['model_query']['statements']} statements)"),
-        ("the reference agents' statements p50 (p95): their scans, batched", "none (reported)", None, None,
-         lambda r: f"{r['query']['p50_ms']:.1f} ms ({r['query']['p95_ms']:.1f}; "
-                   f"{r['query']['statements']} statements)"),
-        (f"memory a session, {report['settings']['sessions']} open", f"≤ {budgets['mb_per_session']:g} MB",
-         "mb_per_session", lambda r: r["memory"]["p50_mb"],
-         lambda r: f"{r['memory']['p50_mb']:.1f} MB (max {r['memory']['max_mb']:.1f})"),
-        ("the expert's episode, median (p95)", f"≤ {budgets['episode_chars'] / 1000:g}k characters", "episode_chars",
-         lambda r: r["episode"]["median_chars"],
-         lambda r: f"{r['episode']['median_chars'] / 1000:.1f}k ({r['episode']['p95_chars'] / 1000:.1f}k)"),
-        ("results cut, submitted rows unseen", f"{budgets['unseen_rows']:g}", "unseen_rows",
-         lambda r: r["shown"]["unseen_rows"],
-         lambda r: f"{r['shown']['cut_results']} cut, {r['shown']['unseen_rows']} of "
-                   f"{r['shown']['submitted_rows']} rows unseen"),
-        ("the rung's tool schemas", f"≤ {budgets['schema_chars'] / 1000:g}k characters", "schema_chars",
-         lambda r: r["schemas"]["chars"], lambda r: f"{r['schemas']['chars']:,} ({r['schemas']['tools']} tools)"),
+        (
+            "reset p50 (p95)",
+            f"≤ {budgets['reset_p50_ms']:g} ms",
+            "reset_p50_ms",
+            lambda r: r["reset"]["p50_ms"],
+            lambda r: f"{r['reset']['p50_ms']:.1f} ms ({r['reset']['p95_ms']:.1f})",
+        ),
+        (
+            "typical query p50 (p95): a capable model's statements",
+            f"≤ {budgets['query_p50_ms']:g} ms",
+            "query_p50_ms",
+            lambda r: r["model_query"]["p50_ms"],
+            lambda r: (
+                f"{r['model_query']['p50_ms']:.1f} ms ({r['model_query']['p95_ms']:.1f}; "
+                f"{r['model_query']['statements']} statements)"
+            ),
+        ),
+        (
+            "the reference agents' statements p50 (p95): their scans, batched",
+            "none (reported)",
+            None,
+            None,
+            lambda r: (
+                f"{r['query']['p50_ms']:.1f} ms ({r['query']['p95_ms']:.1f}; {r['query']['statements']} statements)"
+            ),
+        ),
+        (
+            f"memory a session, {report['settings']['sessions']} open",
+            f"≤ {budgets['mb_per_session']:g} MB",
+            "mb_per_session",
+            lambda r: r["memory"]["p50_mb"],
+            lambda r: f"{r['memory']['p50_mb']:.1f} MB (max {r['memory']['max_mb']:.1f})",
+        ),
+        (
+            "the expert's episode, median (p95)",
+            f"≤ {budgets['episode_chars'] / 1000:g}k characters",
+            "episode_chars",
+            lambda r: r["episode"]["median_chars"],
+            lambda r: f"{r['episode']['median_chars'] / 1000:.1f}k ({r['episode']['p95_chars'] / 1000:.1f}k)",
+        ),
+        (
+            "results cut, submitted rows unseen",
+            f"{budgets['unseen_rows']:g}",
+            "unseen_rows",
+            lambda r: r["shown"]["unseen_rows"],
+            lambda r: (
+                f"{r['shown']['cut_results']} cut, {r['shown']['unseen_rows']} of "
+                f"{r['shown']['submitted_rows']} rows unseen"
+            ),
+        ),
+        (
+            "the rung's tool schemas",
+            f"≤ {budgets['schema_chars'] / 1000:g}k characters",
+            "schema_chars",
+            lambda r: r["schemas"]["chars"],
+            lambda r: f"{r['schemas']['chars']:,} ({r['schemas']['tools']} tools)",
+        ),
     ]
     lines = [f"| what | budget | {' | '.join(tiers)} |", "| --- | --- |" + " --- |" * len(tiers)]
     for name, budget_text, key, value, text in rows:
-        cells = [text(results[t]) if value is None
-                 else f"{text(results[t])} {_verdict(value(results[t]), budgets[key])}" for t in tiers]
+        cells = [
+            text(results[t]) if value is None else f"{text(results[t])} {_verdict(value(results[t]), budgets[key])}"
+            for t in tiers
+        ]
         lines.append(f"| {name} | {budget_text} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
@@ -374,10 +495,12 @@ def rendered_block(report: dict[str, Any]) -> str:
     settings = ", ".join(f"{name} {value}" for name, value in report["settings"].items())
     start, end = (", ".join(f"{v:.1f}" for v in report[f"load_average_at_{when}"]) for when in ("start", "end"))
     machine = report["machine"]
-    return (f"Measured {report['date']} at commit {report['commit']} with `{shareable(report['command'])}` "
-            f"(settings: {settings}) "
-            f"on {machine['cpus']} CPUs, Python {machine['python']}, load average {start} at the start and {end} at "
-            f"the end, {report['elapsed_s']:.0f} s in all.\n\n{table(report)}")
+    return (
+        f"Measured {report['date']} at commit {report['commit']} with `{shareable(report['command'])}` "
+        f"(settings: {settings}) "
+        f"on {machine['cpus']} CPUs, Python {machine['python']}, load average {start} at the start and {end} at "
+        f"the end, {report['elapsed_s']:.0f} s in all.\n\n{table(report)}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -56,8 +56,12 @@ class Held:
 
     def server_figures(self) -> dict[str, float]:
         """The RSS of the server and its workers, and of the server process alone, with none and all open."""
-        return {"idle_mb": self.idle_mb, "held_mb": self.held_mb, "server_process_idle_mb": self.server_idle_mb,
-                "server_process_held_mb": self.server_held_mb}
+        return {
+            "idle_mb": self.idle_mb,
+            "held_mb": self.held_mb,
+            "server_process_idle_mb": self.server_idle_mb,
+            "server_process_held_mb": self.server_held_mb,
+        }
 
 
 def hold_sessions(reset_kwargs: list[dict[str, Any]], play: Callable[[dict[str, Any], Any], TaskRun]) -> Held:
@@ -69,7 +73,9 @@ def hold_sessions(reset_kwargs: list[dict[str, Any]], play: Callable[[dict[str, 
         time.sleep(SETTLE_S)
         idle_mb, server_idle_mb = tree_rss_mb(server.pid), server.rss_mb()
         with contextlib.ExitStack() as open_sessions:
-            runs = [play(kwargs, open_sessions.enter_context(MetricTrackerRlEnv(base_url=server.url).sync()))
-                    for kwargs in reset_kwargs]
+            runs = [
+                play(kwargs, open_sessions.enter_context(MetricTrackerRlEnv(base_url=server.url).sync()))
+                for kwargs in reset_kwargs
+            ]
             time.sleep(SETTLE_S)
             return Held(idle_mb, tree_rss_mb(server.pid), server_idle_mb, server.rss_mb(), runs)

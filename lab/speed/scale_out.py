@@ -41,8 +41,12 @@ CONFIG = ROOT / "deploy" / "haproxy.cfg"
 @contextlib.contextmanager
 def replicas(count: int) -> Iterator[list[tuple[int, subprocess.Popen]]]:
     """`count` servers on free loopback ports with one shared secret; yields (port, process) pairs."""
-    env = {**os.environ, "ENABLE_WEB_INTERFACE": "false", "METRIC_TRACKER_SECRET": "benchmark-shared-secret",
-           "MAX_CONCURRENT_ENVS": "256"}
+    env = {
+        **os.environ,
+        "ENABLE_WEB_INTERFACE": "false",
+        "METRIC_TRACKER_SECRET": "benchmark-shared-secret",
+        "MAX_CONCURRENT_ENVS": "256",
+    }
     with contextlib.ExitStack() as stack:
         started = []
         for _ in range(count):
@@ -61,11 +65,14 @@ def haproxy_in_front(ports: list[int], config: Path = CONFIG) -> Iterator[tuple[
         raise RuntimeError("HAProxy is not installed: apt-get install haproxy")
     listen, stats = free_port(), free_port()
     targets = ports if len(ports) > 1 else ports * 2
-    env = {**os.environ, "LISTEN_ADDR": f"127.0.0.1:{listen}", "STATS_ADDR": f"127.0.0.1:{stats}",
-           **{f"REPLICA_{i + 1}": f"127.0.0.1:{port}" for i, port in enumerate(targets)}}
+    env = {
+        **os.environ,
+        "LISTEN_ADDR": f"127.0.0.1:{listen}",
+        "STATS_ADDR": f"127.0.0.1:{stats}",
+        **{f"REPLICA_{i + 1}": f"127.0.0.1:{port}" for i, port in enumerate(targets)},
+    }
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(["haproxy", "-db", "-f", str(config)], env=env, stdout=log,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(["haproxy", "-db", "-f", str(config)], env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             url = f"http://127.0.0.1:{listen}"
             deadline = time.monotonic() + 30
@@ -145,8 +152,11 @@ def recovery_seconds(sessions: int) -> float:
     with replicas(2) as started, haproxy_in_front([port for port, _ in started]) as (url, _):
         victim = started[0][1]
         seconds = asyncio.run(_recovery(url.replace("http://", "ws://") + "/ws", sessions, victim.kill))
-    print(f"replica killed with {sessions} sessions open: every session ran again after {seconds:.2f} s",
-          file=sys.stderr, flush=True)
+    print(
+        f"replica killed with {sessions} sessions open: every session ran again after {seconds:.2f} s",
+        file=sys.stderr,
+        flush=True,
+    )
     return seconds
 
 
@@ -158,8 +168,19 @@ def main(argv: list[str] | None = None) -> None:
     one = episodes_per_second(1, args.sessions, args.duration)
     two = episodes_per_second(2, args.sessions, args.duration)
     recovery = recovery_seconds(args.sessions)
-    print(json.dumps({"sessions": args.sessions, "duration_s": args.duration, "one_replica_per_s": one,
-                      "two_replicas_per_s": two, "ratio": two / one, "recovery_s": recovery}, indent=2))
+    print(
+        json.dumps(
+            {
+                "sessions": args.sessions,
+                "duration_s": args.duration,
+                "one_replica_per_s": one,
+                "two_replicas_per_s": two,
+                "ratio": two / one,
+                "recovery_s": recovery,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -39,27 +39,26 @@ TARGET_P50_MS = 10.0
 TARGET_MB_PER_SESSION = 8.0
 QUERIES = {
     "group_by_weekday": "SELECT weekday, avg(orders_placed) AS orders, median(app_opens) AS opens FROM daily "
-                        "GROUP BY weekday ORDER BY weekday",
+    "GROUP BY weekday ORDER BY weekday",
     "one_date_hours": "SELECT hour, app_opens, orders_placed, orders_placed / app_opens AS rate FROM hourly "
-                      "WHERE date = '2026-03-10' ORDER BY hour",
+    "WHERE date = '2026-03-10' ORDER BY hour",
     "same_weekday_median": "SELECT d.date, d.orders_placed, median(o.orders_placed) AS baseline, "
-                           "d.orders_placed / median(o.orders_placed) - 1 AS change FROM daily d JOIN daily o "
-                           "ON o.weekday = d.weekday AND o.date <> d.date GROUP BY d.date, d.orders_placed "
-                           "ORDER BY abs(change) DESC",
+    "d.orders_placed / median(o.orders_placed) - 1 AS change FROM daily d JOIN daily o "
+    "ON o.weekday = d.weekday AND o.date <> d.date GROUP BY d.date, d.orders_placed "
+    "ORDER BY abs(change) DESC",
     "refused_drop": "DROP TABLE daily",
 }
 SEGMENT_QUERIES = {
     "segment_two_dimensions": "SELECT platform, country, sum(orders_placed) / sum(app_opens) AS rate "
-                              "FROM daily_by_segment WHERE date = '2026-03-10' GROUP BY ALL ORDER BY rate",
+    "FROM daily_by_segment WHERE date = '2026-03-10' GROUP BY ALL ORDER BY rate",
     "segment_hours": "SELECT hour, sum(app_opens) AS opens FROM hourly_by_segment WHERE date = '2026-03-10' "
-                     "AND country = 'IN' GROUP BY hour ORDER BY hour",
+    "AND country = 'IN' GROUP BY hour ORDER BY hour",
     "segment_same_weekday_median": "WITH d AS (SELECT date, country, sum(orders_placed) AS o FROM daily_by_segment "
-                                   "GROUP BY ALL) SELECT a.country, a.o, median(b.o) AS base FROM d a JOIN d b ON "
-                                   "b.country = a.country AND dayofweek(b.date) = dayofweek(a.date) AND b.date <> "
-                                   "a.date WHERE a.date = '2026-03-10' GROUP BY a.country, a.o ORDER BY a.o / base",
+    "GROUP BY ALL) SELECT a.country, a.o, median(b.o) AS base FROM d a JOIN d b ON "
+    "b.country = a.country AND dayofweek(b.date) = dayofweek(a.date) AND b.date <> "
+    "a.date WHERE a.date = '2026-03-10' GROUP BY a.country, a.o ORDER BY a.o / base",
 }
-BOTH_SEGMENT_TABLES = ("SELECT (SELECT count(*) FROM daily_by_segment) + (SELECT count(*) FROM hourly_by_segment) "
-                       "AS n")
+BOTH_SEGMENT_TABLES = "SELECT (SELECT count(*) FROM daily_by_segment) + (SELECT count(*) FROM hourly_by_segment) AS n"
 # The issue's budgets for the deep tier (p50 of a typical query, MB a session); other difficulties' are above.
 TARGETS = {"deep": (20.0, 16.0)}
 
@@ -80,8 +79,11 @@ def query_action(sql: str) -> MetricTrackerRlAction:
 
 def percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
-    return {"p50_ms": 1e3 * statistics.median(ordered), "p95_ms": 1e3 * ordered[int(0.95 * (len(ordered) - 1))],
-            "n": len(ordered)}
+    return {
+        "p50_ms": 1e3 * statistics.median(ordered),
+        "p95_ms": 1e3 * ordered[int(0.95 * (len(ordered) - 1))],
+        "n": len(ordered),
+    }
 
 
 def bench_open(repeats: int, difficulty: str) -> dict[str, float]:
@@ -184,41 +186,56 @@ def bench_memory(difficulty: str) -> dict[str, float]:
     warm.close()
     gc.collect()
     closed = rss_mb() + workers_rss_mb()
-    return {"sessions": SESSIONS, "rss_empty_mb": empty, "rss_before_mb": before,
-            "reset_mb_per_session": (before - empty) / SESSIONS, "total_mb_per_session": (opened - empty) / SESSIONS,
-            "rss_open_mb": opened, "rss_closed_mb": closed, "workers_mb": workers, "workers": pool().size,
-            "mb_per_session": (opened - before) / SESSIONS}
+    return {
+        "sessions": SESSIONS,
+        "rss_empty_mb": empty,
+        "rss_before_mb": before,
+        "reset_mb_per_session": (before - empty) / SESSIONS,
+        "total_mb_per_session": (opened - empty) / SESSIONS,
+        "rss_open_mb": opened,
+        "rss_closed_mb": closed,
+        "workers_mb": workers,
+        "workers": pool().size,
+        "mb_per_session": (opened - before) / SESSIONS,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--repeats", type=int, default=300, help="calls per query (default 300)")
-    parser.add_argument("--difficulty", default="hard", help="the episodes' difficulty (default hard; frontier "
-                        "adds the segment tables)")
+    parser.add_argument(
+        "--difficulty", default="hard", help="the episodes' difficulty (default hard; frontier adds the segment tables)"
+    )
     args = parser.parse_args()
     target_ms, target_mb = TARGETS.get(args.difficulty, (TARGET_P50_MS, TARGET_MB_PER_SESSION))
     import duckdb
 
     print(f"duckdb {duckdb.__version__}")
     opening = bench_open(min(args.repeats, 50), args.difficulty)
-    print(f"first query of an episode (opens its connection, loads its tables): p50 {opening['p50_ms']:.1f} ms, "
-          f"p95 {opening['p95_ms']:.1f} ms (n={opening['n']})")
+    print(
+        f"first query of an episode (opens its connection, loads its tables): p50 {opening['p50_ms']:.1f} ms, "
+        f"p95 {opening['p95_ms']:.1f} ms (n={opening['n']})"
+    )
     print("\n| query | p50 ms | p95 ms | target |\n| --- | --- | --- | --- |")
     for name, stats in bench_latency(args.repeats, args.difficulty).items():
         verdict = "ok" if stats["p50_ms"] <= target_ms else "MISSED"
         print(f"| {name} | {stats['p50_ms']:.2f} | {stats['p95_ms']:.2f} | p50 <= {target_ms:g} ms: {verdict} |")
     memory = bench_memory(args.difficulty)
     verdict = "ok" if memory["total_mb_per_session"] <= target_mb else "MISSED"
-    print(f"\nmemory: RSS {memory['rss_before_mb']:.0f} MB with {SESSIONS} sessions reset, "
-          f"{memory['rss_open_mb']:.0f} MB after one query each, {memory['rss_closed_mb']:.0f} MB after they "
-          f"close: {memory['mb_per_session']:.2f} MB a session for its tables, "
-          f"{memory['total_mb_per_session']:.2f} MB a session in all with its episode "
-          f"(target <= {target_mb:g}: {verdict})")
+    print(
+        f"\nmemory: RSS {memory['rss_before_mb']:.0f} MB with {SESSIONS} sessions reset, "
+        f"{memory['rss_open_mb']:.0f} MB after one query each, {memory['rss_closed_mb']:.0f} MB after they "
+        f"close: {memory['mb_per_session']:.2f} MB a session for its tables, "
+        f"{memory['total_mb_per_session']:.2f} MB a session in all with its episode "
+        f"(target <= {target_mb:g}: {verdict})"
+    )
     print(f"of which the {memory['workers']} SQL workers hold {memory['workers_mb']:.0f} MB")
     overhead = bench_overhead(args.repeats, args.difficulty)
-    print(f"a worker process per query: group_by_weekday p50 {overhead['worker']['p50_ms']:.2f} ms through the "
-          f"pool, {overhead['in_process']['p50_ms']:.2f} ms by the engine in process "
-          f"(+{overhead['worker']['p50_ms'] - overhead['in_process']['p50_ms']:.2f} ms)")
+    print(
+        f"a worker process per query: group_by_weekday p50 {overhead['worker']['p50_ms']:.2f} ms through the "
+        f"pool, {overhead['in_process']['p50_ms']:.2f} ms by the engine in process "
+        f"(+{overhead['worker']['p50_ms'] - overhead['in_process']['p50_ms']:.2f} ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -40,26 +40,26 @@ ABUSE = {
     "DELETE in a CTE": "WITH x AS (DELETE FROM daily RETURNING *) SELECT * FROM x",
     "UPDATE in a CTE": "WITH x AS (UPDATE daily SET app_opens = 0 RETURNING *) SELECT * FROM x",
     "INSERT in a CTE (doubling hourly_by_segment)": "WITH x AS (INSERT INTO hourly_by_segment SELECT * FROM "
-                                                    "hourly_by_segment RETURNING 1) SELECT count(*) FROM x",
+    "hourly_by_segment RETURNING 1) SELECT count(*) FROM x",
     "UPDATE EXTENSIONS": "UPDATE EXTENSIONS",
     "levenshtein over 100k characters": f"SELECT levenshtein(s, s) AS d FROM {S100K}",
     "200-way comma join": "SELECT count(*) AS n FROM " + ", ".join(f"range(2) t{i}" for i in range(200)),
     "replace(s, 'x', s) on 20k characters": f"SELECT length(replace(s, 'x', s)) AS n FROM {S20K}",
     "list(range) over 1M rows x range(200)": "SELECT b.range AS k, list(a.range) AS l FROM range(1000000) a, "
-                                             "range(200) b GROUP BY b.range",
+    "range(200) b GROUP BY b.range",
     "lists cast to text": "SELECT list(range)::VARCHAR AS t FROM range(100000000)",
     "concatenation chain": "WITH a AS (SELECT string_agg('x', '') AS s FROM range(100000)), b AS (SELECT "
-                           "s||s||s||s||s||s||s||s||s||s AS s FROM a), c AS (SELECT s||s||s||s||s||s||s||s||s||s AS s "
-                           "FROM b), d AS (SELECT s||s||s||s||s||s||s||s||s||s AS s FROM c) SELECT length(s) AS n "
-                           "FROM d",
+    "s||s||s||s||s||s||s||s||s||s AS s FROM a), c AS (SELECT s||s||s||s||s||s||s||s||s||s AS s "
+    "FROM b), d AS (SELECT s||s||s||s||s||s||s||s||s||s AS s FROM c) SELECT length(s) AS n "
+    "FROM d",
     "recursive CTE without end": "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) "
-                                 "SELECT count(*) FROM r",
+    "SELECT count(*) FROM r",
     "duckdb_settings() rows naming a path": "SELECT name, value FROM duckdb_settings() WHERE value LIKE '%/%'",
 }
 CHEAP = "SELECT weekday, sum(orders_placed) AS o FROM daily GROUP BY weekday"
 ATTACKS = {
     "interrupted at the time limit": "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) "
-                                     "SELECT count(*) FROM r",
+    "SELECT count(*) FROM r",
     "killed at the deadline": f"SELECT levenshtein(s, s) AS d FROM {S100K}",
 }
 TARGET_RATIO = 2.0
@@ -103,18 +103,27 @@ def bench_abuse() -> list[dict[str, Any]]:
         elapsed = time.perf_counter() - start
         done.set()
         sampler.join()
-        response = (f"{observation.status}: {observation.message[7:110]}" if observation.status == "error" else
-                    f"ok: {json.dumps(observation.analysis_result['rows'])[:100]}")
-        rows.append({"case": name, "response": response, "seconds": elapsed,
-                     "server_peak_mb": peak_kb("self") / 1024, "worker_peak_mb": peaks[0] / 1024})
+        response = (
+            f"{observation.status}: {observation.message[7:110]}"
+            if observation.status == "error"
+            else f"ok: {json.dumps(observation.analysis_result['rows'])[:100]}"
+        )
+        rows.append(
+            {
+                "case": name,
+                "response": response,
+                "seconds": elapsed,
+                "server_peak_mb": peak_kb("self") / 1024,
+                "worker_peak_mb": peaks[0] / 1024,
+            }
+        )
     env.close()
     return rows
 
 
 @contextlib.contextmanager
 def session(url: str, source: str) -> Iterator[ClientConnection]:
-    sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=120,
-                                    source_address=(source, 0))
+    sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=120, source_address=(source, 0))
     with connect(url.replace("http", "ws", 1) + "/ws", sock=sock, open_timeout=120) as ws:
         reset(ws)
         yield ws
@@ -139,8 +148,11 @@ def cheap_latencies(ws: ClientConnection, requests: int) -> dict[str, float]:
         samples.append(time.perf_counter() - start)
         assert observation["status"] == "ok", observation["message"]
     ordered = sorted(samples)
-    return {"p50_ms": 1e3 * statistics.median(ordered), "p95_ms": 1e3 * ordered[int(0.95 * (len(ordered) - 1))],
-            "n": len(ordered)}
+    return {
+        "p50_ms": 1e3 * statistics.median(ordered),
+        "p95_ms": 1e3 * ordered[int(0.95 * (len(ordered) - 1))],
+        "n": len(ordered),
+    }
 
 
 def bench_starvation(requests: int) -> dict[str, dict[str, float]]:
@@ -185,16 +197,21 @@ def main() -> None:
 
     print(f"duckdb {duckdb.__version__}, {os.cpu_count()} cores")
     if args.only in (None, "abuse"):
-        print("\n| case | response | time s | server peak RSS MB | worker peak RSS MB |\n"
-              "| --- | --- | --- | --- | --- |")
+        print(
+            "\n| case | response | time s | server peak RSS MB | worker peak RSS MB |\n| --- | --- | --- | --- | --- |"
+        )
         for row in bench_abuse():
-            print(f"| {row['case']} | {row['response']} | {row['seconds']:.2f} | {row['server_peak_mb']:.0f} | "
-                  f"{row['worker_peak_mb']:.0f} |")
+            print(
+                f"| {row['case']} | {row['response']} | {row['seconds']:.2f} | {row['server_peak_mb']:.0f} | "
+                f"{row['worker_peak_mb']:.0f} |"
+            )
     if args.only in (None, "starvation"):
         results = bench_starvation(args.requests)
         idle = results["idle"]["p50_ms"]
-        print(f"\ncheap query of a second client over /ws ({CHEAP})\n\n| while | p50 ms | p95 ms | x idle p50 | "
-              "target |\n| --- | --- | --- | --- | --- |")
+        print(
+            f"\ncheap query of a second client over /ws ({CHEAP})\n\n| while | p50 ms | p95 ms | x idle p50 | "
+            "target |\n| --- | --- | --- | --- | --- |"
+        )
         for name, stats in results.items():
             ratio = stats["p50_ms"] / idle
             idle_row = name.startswith("idle")

@@ -42,16 +42,16 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "lab" / "artifacts" / "warehouse
 TYPICAL: dict[str, str] = {
     "events by name": "SELECT event_name, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC",
     "purchases by date": "SELECT event_date, count(*) FROM events WHERE event_name = 'payment_successful' "
-                         "GROUP BY 1 ORDER BY 1",
+    "GROUP BY 1 ORDER BY 1",
     "sessions by date": "SELECT event_date, count(DISTINCT (user_pseudo_id, list_filter(event_params, "
-                        "lambda p: p.key = 'session_id')[1].value.int_value)) FROM events "
-                        "WHERE event_name = 'app_open' GROUP BY 1 ORDER BY 1",
+    "lambda p: p.key = 'session_id')[1].value.int_value)) FROM events "
+    "WHERE event_name = 'app_open' GROUP BY 1 ORDER BY 1",
     "parameters by event": "SELECT event_name, p.key, count(*) FROM (SELECT event_name, unnest(event_params) AS p "
-                           "FROM events) GROUP BY ALL ORDER BY 1, 2",
+    "FROM events) GROUP BY ALL ORDER BY 1, 2",
     "segment by date": "SELECT event_date, platform, geo.country, count(*) FROM events "
-                       "WHERE event_name = 'menu_open' GROUP BY ALL ORDER BY ALL",
+    "WHERE event_name = 'menu_open' GROUP BY ALL ORDER BY ALL",
     "debug events": "SELECT event_date, count(*) FROM events WHERE list_contains(list_transform(event_params, "
-                    "lambda p: p.key), 'debug_mode') GROUP BY 1 ORDER BY 1",
+    "lambda p: p.key), 'debug_mode') GROUP BY 1 ORDER BY 1",
     "a few rows": "SELECT * FROM events WHERE event_name = 'order_placed' LIMIT 20",
 }
 
@@ -90,12 +90,18 @@ def example_statement_ms(repeats: int) -> dict[str, list[float]]:
     """Each query statement of the kept example's plays (by role: the expert, the model-like analyst), timed on
     that episode's tables (every table a model's statement may name)."""
     example = json.loads(EXAMPLE.read_text())
-    world = build_warehouse_world(WAREHOUSE, resolve_episode_config(seed=example["expert"]["seed"],
-                                                                    difficulty="warehouse"))
+    world = build_warehouse_world(
+        WAREHOUSE, resolve_episode_config(seed=example["expert"]["seed"], difficulty="warehouse")
+    )
     episode = EpisodeTables(open_database(), world.sql_tables())
-    times = {role: [statement_ms(episode, call["arguments"]["sql"], repeats)
-                    for call in example[role]["calls"] if call["tool"] == "query"]
-             for role in ("model_like", "expert")}
+    times = {
+        role: [
+            statement_ms(episode, call["arguments"]["sql"], repeats)
+            for call in example[role]["calls"]
+            if call["tool"] == "query"
+        ]
+        for role in ("model_like", "expert")
+    }
     episode.close()
     return times
 

@@ -84,8 +84,9 @@ def read_transcripts(directory: Path) -> list[Transcript]:
     for path in sorted(directory.glob("warehouse-*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
         assert data["difficulty"] == "warehouse", path
-        kept.append(Transcript(path.stem, int(data["seed"]),
-                               [(call["tool"], call["arguments"]) for call in data["calls"]]))
+        kept.append(
+            Transcript(path.stem, int(data["seed"]), [(call["tool"], call["arguments"]) for call in data["calls"]])
+        )
     if not kept:
         raise SystemExit(f"no warehouse-*.json transcripts in {directory}")
     return kept
@@ -99,6 +100,7 @@ def step_message(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- the statements' CPU time, in process --------------------------------------------------------------------
+
 
 def statement_cpu_ms(transcripts: list[Transcript]) -> dict[str, list[float | None]]:
     """Each call's CPU time in ms when it is a query (None otherwise), run by the engine on one thread on a fresh
@@ -131,9 +133,11 @@ def calls_cpu_ms(episode: Any, tool: str, arguments: dict[str, Any]) -> float | 
 
 # --- the load --------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Tally:
     """What the sessions saw, shared by their threads."""
+
     lock: threading.Lock = field(default_factory=threading.Lock)
     steps: list[dict[str, Any]] = field(default_factory=list)
     first_resets: list[float] = field(default_factory=list)  # before the load
@@ -147,13 +151,15 @@ class Tally:
 class Start:
     """The load begins once every session's first episode is open (or lost): then the busy loops start and
     `deadline` is set; no session sends a step before."""
+
     begun: threading.Event = field(default_factory=threading.Event)
     opened: int = 0
     deadline: float = math.inf
 
 
-def play(url: str, transcript: Transcript, cpu: list[float | None], start: Start, first: bool, timeout_s: float,
-         tally: Tally) -> None:
+def play(
+    url: str, transcript: Transcript, cpu: list[float | None], start: Start, first: bool, timeout_s: float, tally: Tally
+) -> None:
     """One episode of the transcript's calls on a connection of its own; a step past the deadline is not sent."""
     sent, counted, stepping = 0, not first, False
 
@@ -167,8 +173,9 @@ def play(url: str, transcript: Transcript, cpu: list[float | None], start: Start
     try:
         with ws_from(url, SESSIONS_FROM) as ws:
             began = time.perf_counter()
-            reply = observation(ask(ws, {"type": "reset", "data": {"seed": transcript.seed,
-                                                                   "difficulty": "warehouse"}}, timeout_s))
+            reply = observation(
+                ask(ws, {"type": "reset", "data": {"seed": transcript.seed, "difficulty": "warehouse"}}, timeout_s)
+            )
             with tally.lock:
                 (tally.first_resets if first else tally.resets).append(time.perf_counter() - began)
             count_opened()
@@ -189,30 +196,59 @@ def play(url: str, transcript: Transcript, cpu: list[float | None], start: Start
                     reply = observation(ask(ws, step_message(tool, arguments), timeout_s))
                 except TimeoutError:  # the step's wall time is at least the timeout: counted as that
                     with tally.lock:
-                        tally.steps.append({"transcript": transcript.name, "tool": tool, "wall_s": timeout_s,
-                                            "cpu_ms": cpu_ms, "status": "no reply", "message": ""})
+                        tally.steps.append(
+                            {
+                                "transcript": transcript.name,
+                                "tool": tool,
+                                "wall_s": timeout_s,
+                                "cpu_ms": cpu_ms,
+                                "status": "no reply",
+                                "message": "",
+                            }
+                        )
                     raise
                 wall = time.perf_counter() - began
                 sent += 1
                 with tally.lock:
-                    tally.steps.append({"transcript": transcript.name, "tool": tool, "wall_s": wall,
-                                        "cpu_ms": cpu_ms, "status": reply["status"],
-                                        "message": reply["message"][:200] if reply["status"] == "error" else ""})
+                    tally.steps.append(
+                        {
+                            "transcript": transcript.name,
+                            "tool": tool,
+                            "wall_s": wall,
+                            "cpu_ms": cpu_ms,
+                            "status": reply["status"],
+                            "message": reply["message"][:200] if reply["status"] == "error" else "",
+                        }
+                    )
         with tally.lock:
             tally.episodes["finished"] += 1
     except (TimeoutError, ConnectionClosed, OSError) as exc:
         reason = "no reply" if isinstance(exc, TimeoutError) else f"closed ({type(exc).__name__})"
         with tally.lock:
             tally.episodes["lost"] += 1
-            tally.lost.append({"transcript": transcript.name, "after_steps": sent, "reason": reason,
-                               "first": first, "at": "a step" if stepping else "the reset"})
+            tally.lost.append(
+                {
+                    "transcript": transcript.name,
+                    "after_steps": sent,
+                    "reason": reason,
+                    "first": first,
+                    "at": "a step" if stepping else "the reset",
+                }
+            )
         progress(f"lost {transcript.name} after {sent} steps: {reason}")
     finally:
         count_opened()
 
 
-def session(index: int, url: str, transcripts: list[Transcript], cpu: dict[str, list[float | None]],
-            start: Start, timeout_s: float, tally: Tally) -> None:
+def session(
+    index: int,
+    url: str,
+    transcripts: list[Transcript],
+    cpu: dict[str, list[float | None]],
+    start: Start,
+    timeout_s: float,
+    tally: Tally,
+) -> None:
     """Session `index` plays the transcripts in turn from the index-th, until the deadline."""
     for turn in itertools.count():
         if turn:
@@ -257,17 +293,33 @@ def victim(url: str, seconds: float, timeout_s: float) -> dict[str, Any]:
     return {"walls_s": walls, "failures": dict(failures)}
 
 
-def run_load(url: str, args: argparse.Namespace, transcripts: list[Transcript],
-             cpu: dict[str, list[float | None]]) -> tuple[Tally, dict[str, Any]]:
+def run_load(
+    url: str, args: argparse.Namespace, transcripts: list[Transcript], cpu: dict[str, list[float | None]]
+) -> tuple[Tally, dict[str, Any]]:
     """The victim's episode opened, then the busy loops and the sessions until every session has stopped."""
     tally = Tally()
-    command = [sys.executable, "-m", "lab.speed.warehouse_load", "--role", "victim", "--url", url,
-               "--seconds", str(args.seconds), "--message-timeout", str(args.message_timeout)]
+    command = [
+        sys.executable,
+        "-m",
+        "lab.speed.warehouse_load",
+        "--role",
+        "victim",
+        "--url",
+        url,
+        "--seconds",
+        str(args.seconds),
+        "--message-timeout",
+        str(args.message_timeout),
+    ]
     victim_process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert victim_process.stdout is not None and victim_process.stdout.readline().strip() == "ready"
     start = Start()
-    threads = [threading.Thread(target=session, args=(index, url, transcripts, cpu, start, args.message_timeout,
-                                                      tally), daemon=True) for index in range(args.sessions)]
+    threads = [
+        threading.Thread(
+            target=session, args=(index, url, transcripts, cpu, start, args.message_timeout, tally), daemon=True
+        )
+        for index in range(args.sessions)
+    ]
     for thread in threads:
         thread.start()
     while start.opened < args.sessions:
@@ -290,8 +342,7 @@ def run_load(url: str, args: argparse.Namespace, transcripts: list[Transcript],
 
 # --- the report ----------------------------------------------------------------------------------------------------
 
-LEDGER_PHASES = ("gate_wait_s", "sandbox_open_s", "worker_wait_s", "send_s", "engine_cpu_s", "reply_wait_s",
-                 "rerun_s")
+LEDGER_PHASES = ("gate_wait_s", "sandbox_open_s", "worker_wait_s", "send_s", "engine_cpu_s", "reply_wait_s", "rerun_s")
 
 
 def statement_ledger(url: str) -> dict[str, float] | None:
@@ -309,8 +360,9 @@ def where_the_time_goes(before: dict[str, float] | None, after: dict[str, float]
     explained = sum(spent[phase] for phase in LEDGER_PHASES)
     spent["event_loop_s"] = round(max(0.0, spent["step_s"] - explained), 3)
     total = spent["step_s"] or 1.0
-    spent["shares"] = {phase.removesuffix("_s"): round(spent[phase] / total, 3)
-                       for phase in (*LEDGER_PHASES, "event_loop_s")}
+    spent["shares"] = {
+        phase.removesuffix("_s"): round(spent[phase] / total, 3) for phase in (*LEDGER_PHASES, "event_loop_s")
+    }
     return spent
 
 
@@ -335,13 +387,13 @@ def figures(tally: Tally, seen: dict[str, Any], cpu: dict[str, list[float | None
         "step_bound_errors": len(bound),
         "step_bound_messages": sorted({s["message"] for s in bound})[:5],
         "wall_over_cpu": {**spread(ratios, (50, 95), digits=1), "cpu_floor_ms": CPU_FLOOR_MS},
-        "wall_over_cpu_unfloored": spread([1000 * s["wall_s"] / max(s["cpu_ms"], 0.01) for s in queries], (50, 95),
-                                          digits=1),
+        "wall_over_cpu_unfloored": spread(
+            [1000 * s["wall_s"] / max(s["cpu_ms"], 0.01) for s in queries], (50, 95), digits=1
+        ),
         "victim_sql": VICTIM_SQL,
         "victim_wall_ms": spread(seen["walls_s"], (50, 99), scale=1000, digits=1),
         "victim_failures": seen["failures"],
-        "statement_cpu_ms": {**spread(statement_ms, (50, 95), digits=1),
-                             "budget_p50_ms": STATEMENT_BUDGET_P50_MS},
+        "statement_cpu_ms": {**spread(statement_ms, (50, 95), digits=1), "budget_p50_ms": STATEMENT_BUDGET_P50_MS},
     }
 
 
@@ -350,12 +402,20 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=16, help="warehouse sessions replaying at once")
     parser.add_argument("--seconds", type=float, default=300.0, help="how long sessions start new steps")
     parser.add_argument("--busy", type=int, default=6, help="busy loops at normal priority beside the server")
-    parser.add_argument("--message-timeout", type=float, default=180.0,
-                        help="seconds a client waits for a reply before its episode counts as lost")
+    parser.add_argument(
+        "--message-timeout",
+        type=float,
+        default=180.0,
+        help="seconds a client waits for a reply before its episode counts as lost",
+    )
     parser.add_argument("--server-root", type=Path, default=ROOT, help="the checkout whose server is measured")
     parser.add_argument("--transcripts", type=Path, default=None, help="a folder of warehouse-*.json transcripts")
-    parser.add_argument("--column", choices=["before", "after"], default="after",
-                        help="the artifact's column the figures go to (the other is kept)")
+    parser.add_argument(
+        "--column",
+        choices=["before", "after"],
+        default="after",
+        help="the artifact's column the figures go to (the other is kept)",
+    )
     parser.add_argument("--role", choices=["victim"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -369,22 +429,33 @@ def main() -> None:
     root = args.server_root.resolve()
     code = checkout(root)
     with load_average_sampled() as load, loopback_server(root) as served:
-        progress(f"server of {root} at {served.url}; {args.sessions} sessions and {args.busy} busy loops for "
-                 f"{args.seconds:.0f} s")
+        progress(
+            f"server of {root} at {served.url}; {args.sessions} sessions and {args.busy} busy loops for "
+            f"{args.seconds:.0f} s"
+        )
         ledger_before = statement_ledger(served.url)
         tally, seen = run_load(served.url, args, transcripts, cpu)
         spent = where_the_time_goes(ledger_before, statement_ledger(served.url))
         tracebacks = served.tracebacks()
-    report = {**code, "sessions": args.sessions, "seconds": args.seconds, "busy_processes": args.busy,
-              "message_timeout_s": args.message_timeout, "transcripts": [t.name for t in transcripts],
-              "statements": sum(tool == "query" for t in transcripts for tool, _ in t.calls),
-              "load_average": load, "server_tracebacks": tracebacks, **figures(tally, seen, cpu),
-              "where_the_time_goes": spent}
+    report = {
+        **code,
+        "sessions": args.sessions,
+        "seconds": args.seconds,
+        "busy_processes": args.busy,
+        "message_timeout_s": args.message_timeout,
+        "transcripts": [t.name for t in transcripts],
+        "statements": sum(tool == "query" for t in transcripts for tool, _ in t.calls),
+        "load_average": load,
+        "server_tracebacks": tracebacks,
+        **figures(tally, seen, cpu),
+        "where_the_time_goes": spent,
+    }
     print(json.dumps(report, indent=2))
     write_column(ARTIFACT, args.column, report, COMMAND)
 
 
 # --- the docs' table ----------------------------------------------------------------------------------------------
+
 
 def _cell(run: dict[str, Any] | None, render: Any) -> str:
     return "—" if run is None else render(run)
@@ -392,6 +463,7 @@ def _cell(run: dict[str, Any] | None, render: Any) -> str:
 
 def _spread(keys: str, spec: str, unit: str) -> Any:
     """A spread's figures `keys` (space-separated) as "a / b unit", or "none answered" when it has no samples."""
+
     def render(figures: dict[str, Any]) -> str:
         if not figures["n"]:
             return "none answered"
@@ -405,40 +477,70 @@ def _shares(run: dict[str, Any]) -> str:
     if spent is None:
         return "not reported by this server"
     shares = spent["shares"]
-    return " / ".join(f"{100 * shares[name]:.0f}%" for name in (
-        "gate_wait", "sandbox_open", "worker_wait", "send", "engine_cpu", "reply_wait", "rerun", "event_loop"))
+    return " / ".join(
+        f"{100 * shares[name]:.0f}%"
+        for name in (
+            "gate_wait",
+            "sandbox_open",
+            "worker_wait",
+            "send",
+            "engine_cpu",
+            "reply_wait",
+            "rerun",
+            "event_loop",
+        )
+    )
 
 
 def _counts(run: dict[str, Any]) -> str:
     spent = run.get("where_the_time_goes")
-    return "not reported by this server" if spent is None else \
-        f"{spent['stopped']}; {spent['replaced']}; {spent['demotions']}"
+    return (
+        "not reported by this server"
+        if spent is None
+        else f"{spent['stopped']}; {spent['replaced']}; {spent['demotions']}"
+    )
 
 
 ROWS: tuple[tuple[str, Any], ...] = (
     ("the server's code: commit", lambda r: f"{r['code_commit']}{' (changed)' if r['dirty'] else ''}"),
-    ("sessions, busy loops, seconds of new steps", lambda r: f"{r['sessions']}, {r['busy_processes']}, "
-                                                             f"{r['seconds']:.0f} s"),
+    (
+        "sessions, busy loops, seconds of new steps",
+        lambda r: f"{r['sessions']}, {r['busy_processes']}, {r['seconds']:.0f} s",
+    ),
     ("episodes lost, of started", lambda r: f"{r['episodes']['lost']} of {r['episodes']['started']}"),
-    ("steps sent, unanswered; resets under the load, unanswered", lambda r: (
-        f"{r['step_wall_s']['n']}, {r['steps_by_status'].get('no reply', 0)}; "
-        f"{r['resets_under_load']['sent']}, {r['resets_under_load']['unanswered']}")),
-    ("a step's wall time (an unanswered one: the timeout), p50 / p95 / max",
-     lambda r: _spread("p50 p95 max", ".2f", " s")(r["step_wall_s"])),
-    ("a reset's wall time under the load, p50 / p95 / max",
-     lambda r: _spread("p50 p95 max", ".2f", " s")(r["reset_wall_s"])),
+    (
+        "steps sent, unanswered; resets under the load, unanswered",
+        lambda r: (
+            f"{r['step_wall_s']['n']}, {r['steps_by_status'].get('no reply', 0)}; "
+            f"{r['resets_under_load']['sent']}, {r['resets_under_load']['unanswered']}"
+        ),
+    ),
+    (
+        "a step's wall time (an unanswered one: the timeout), p50 / p95 / max",
+        lambda r: _spread("p50 p95 max", ".2f", " s")(r["step_wall_s"]),
+    ),
+    (
+        "a reset's wall time under the load, p50 / p95 / max",
+        lambda r: _spread("p50 p95 max", ".2f", " s")(r["reset_wall_s"]),
+    ),
     ("another session's `SELECT 1`, p50 / p99", lambda r: _spread("p50 p99", ",.0f", " ms")(r["victim_wall_ms"])),
-    (f"a statement's wall time over its CPU time (at least {CPU_FLOOR_MS:.0f} ms), p50 / p95",
-     lambda r: _spread("p50 p95", ",.0f", "×")(r["wall_over_cpu"])),
+    (
+        f"a statement's wall time over its CPU time (at least {CPU_FLOOR_MS:.0f} ms), p50 / p95",
+        lambda r: _spread("p50 p95", ",.0f", "×")(r["wall_over_cpu"]),
+    ),
     ("steps answered with the step bound's error", lambda r: str(r["step_bound_errors"])),
-    (f"a statement's CPU time, p50 / p95 / max (budget: p50 ≤ {STATEMENT_BUDGET_P50_MS:.0f} ms)",
-     lambda r: _spread("p50 p95 max", ".0f", " ms")(r["statement_cpu_ms"])),
-    ("where the server's statement steps spent their wall time: a turn at the workers / opening the episode's "
-     "tables / a worker / the hand-off / the engine's CPU / the reply beyond it / attempts run again / the event "
-     "loop", _shares),
+    (
+        f"a statement's CPU time, p50 / p95 / max (budget: p50 ≤ {STATEMENT_BUDGET_P50_MS:.0f} ms)",
+        lambda r: _spread("p50 p95 max", ".0f", " ms")(r["statement_cpu_ms"]),
+    ),
+    (
+        "where the server's statement steps spent their wall time: a turn at the workers / opening the episode's "
+        "tables / a worker / the hand-off / the engine's CPU / the reply beyond it / attempts run again / the event "
+        "loop",
+        _shares,
+    ),
     ("statements stopped for a step given up; workers replaced; turns demoted", _counts),
-    ("load average: at the start / mean during", lambda r: "{at_start:.1f} / {mean:.1f}".format(
-        **r["load_average"])),
+    ("load average: at the start / mean during", lambda r: "{at_start:.1f} / {mean:.1f}".format(**r["load_average"])),
 )
 
 
@@ -446,8 +548,7 @@ def table(kept: dict[str, Any] | None = None) -> str:
     """The docs' table of the kept run: the old code's figures beside the new code's."""
     kept = kept or read_artifact(ARTIFACT)
     lines = ["| measure | before | after |", "| --- | --- | --- |"]
-    lines += [f"| {name} | {_cell(kept['before'], render)} | {_cell(kept['after'], render)} |"
-              for name, render in ROWS]
+    lines += [f"| {name} | {_cell(kept['before'], render)} | {_cell(kept['after'], render)} |" for name, render in ROWS]
     return "\n".join(lines)
 
 

@@ -31,8 +31,10 @@ SEED_BASE = 910_000  # seeds no tier's calibration or split uses
 BUDGETS = {"reset_p50_s": 1.0, "reset_p95_s": 2.0, "mb_per_session": 32.0, "held_mb_64": 3072.0}
 # What a model's first statements read: the events (every worker that serves the episode loads its tables) and the
 # dashboard.
-PROBES = ("SELECT event_name, count(*) AS n FROM events GROUP BY 1 ORDER BY 2 DESC",
-          "SELECT date, sum(sessions) AS sessions FROM dashboard GROUP BY 1 ORDER BY 1")
+PROBES = (
+    "SELECT event_name, count(*) AS n FROM events GROUP BY 1 ORDER BY 2 DESC",
+    "SELECT date, sum(sessions) AS sessions FROM dashboard GROUP BY 1 ORDER BY 1",
+)
 
 
 def progress(message: str) -> None:
@@ -56,8 +58,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=64, help="sessions held open at once")
     parser.add_argument("--cpu-seeds", type=int, default=16, help="in-process resets whose CPU time is reported")
-    parser.add_argument("--difficulty", default="warehouse", choices=("warehouse", "audit"),
-                        help="the raw-event tier whose episodes are held")
+    parser.add_argument(
+        "--difficulty",
+        default="warehouse",
+        choices=("warehouse", "audit"),
+        help="the raw-event tier whose episodes are held",
+    )
     args = parser.parse_args()
     cpu = reset_cpu_s(args.cpu_seeds, args.difficulty)
     progress(f"in-process reset CPU p50 {np.median(cpu):.2f} s")
@@ -79,11 +85,19 @@ def main() -> None:
     held = hold_sessions(kwargs, play)
     timed = resets[1:]  # the first session's reset pays the server's first imports
     p50, p95 = (float(value) for value in np.percentile(timed, [50, 95]))
-    report = {"difficulty": args.difficulty, "sessions": args.sessions, "reset_p50_s": p50, "reset_p95_s": p95,
-              "reset_cpu_p50_s": float(np.median(cpu)), "reset_cpu_p95_s": float(np.percentile(cpu, 95)),
-              "mb_per_session": held.mb_per_session, **held.server_figures(),
-              "server_process_mb_per_session": (held.server_held_mb - held.server_idle_mb) / args.sessions,
-              "budgets": BUDGETS, "load_average": os.getloadavg()[0]}
+    report = {
+        "difficulty": args.difficulty,
+        "sessions": args.sessions,
+        "reset_p50_s": p50,
+        "reset_p95_s": p95,
+        "reset_cpu_p50_s": float(np.median(cpu)),
+        "reset_cpu_p95_s": float(np.percentile(cpu, 95)),
+        "mb_per_session": held.mb_per_session,
+        **held.server_figures(),
+        "server_process_mb_per_session": (held.server_held_mb - held.server_idle_mb) / args.sessions,
+        "budgets": BUDGETS,
+        "load_average": os.getloadavg()[0],
+    }
     print(json.dumps(report, indent=2))
 
 

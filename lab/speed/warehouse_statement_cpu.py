@@ -71,8 +71,9 @@ def decoded(array: Any) -> Any:
     if pa.types.is_dictionary(kind):
         return array.cast(kind.value_type)
     if pa.types.is_struct(kind):
-        return pa.StructArray.from_arrays([decoded(array.field(i)) for i in range(kind.num_fields)],
-                                          names=[field.name for field in kind], mask=mask)
+        return pa.StructArray.from_arrays(
+            [decoded(array.field(i)) for i in range(kind.num_fields)], names=[field.name for field in kind], mask=mask
+        )
     if pa.types.is_list(kind):
         return pa.ListArray.from_arrays(array.offsets, decoded(array.flatten()), mask=mask)
     return array
@@ -87,18 +88,25 @@ def other_form(tables: dict[str, ServedTable], form: str) -> EpisodeTables:
     events = packed.arrow()
     episode.con.unregister("events")
     if form == "decoded":
-        episode.con.register("events", episode.con.from_arrow(
-            pa.table({name: decoded(events.column(name).combine_chunks()) for name in events.column_names})))
+        episode.con.register(
+            "events",
+            episode.con.from_arrow(
+                pa.table({name: decoded(events.column(name).combine_chunks()) for name in events.column_names})
+            ),
+        )
     elif form == "one_chunk":
         episode.con.register("events", episode.con.from_arrow(events.combine_chunks()))
     elif form == "no_unread_events":
         names = pc.cast(events.column("event_name"), pa.string())
-        episode.con.register("events", episode.con.from_arrow(
-            events.filter(pc.invert(pc.is_in(names, pa.array(UNREAD_EVENTS))))))
+        episode.con.register(
+            "events", episode.con.from_arrow(events.filter(pc.invert(pc.is_in(names, pa.array(UNREAD_EVENTS)))))
+        )
     elif form.startswith("users_"):  # every event of the users whose index falls in the share
         users = events.column("user_pseudo_id").combine_chunks()
-        kept = pc.less(pc.bit_wise_and(pc.cast(users.indices, pa.int64()), 1023),
-                       int(1024 * int(form.removeprefix("users_")) / 100))
+        kept = pc.less(
+            pc.bit_wise_and(pc.cast(users.indices, pa.int64()), 1023),
+            int(1024 * int(form.removeprefix("users_")) / 100),
+        )
         episode.con.register("events", episode.con.from_arrow(events.filter(kept)))
     else:  # a DuckDB table of the episode's own connection, read through a view
         episode.con.register("events_arrow", events)
@@ -121,11 +129,20 @@ def form_times(tables: dict[str, ServedTable], statements: list[str], rounds: in
     """Each statement's median CPU time over `rounds` in each form, the forms in turn within a round."""
     forms = {"served": EpisodeTables(open_database(), tables)}
     forms["served"].view()
-    for form in ("decoded", "one_chunk", "duckdb_table", "no_unread_events",
-                 *(f"users_{round(100 * share)}" for share in USER_SHARES)):
+    for form in (
+        "decoded",
+        "one_chunk",
+        "duckdb_table",
+        "no_unread_events",
+        *(f"users_{round(100 * share)}" for share in USER_SHARES),
+    ):
         forms[form] = other_form(tables, form)
-    progress("events rows by form: " + json.dumps(
-        {form: episode.con.execute("SELECT count(*) FROM events").fetchone()[0] for form, episode in forms.items()}))
+    progress(
+        "events rows by form: "
+        + json.dumps(
+            {form: episode.con.execute("SELECT count(*) FROM events").fetchone()[0] for form, episode in forms.items()}
+        )
+    )
     for episode in forms.values():  # warm-up: plans and allocator
         for sql in statements:
             episode.con.execute(capped(sql)).fetchall()
@@ -149,8 +166,12 @@ def operator_ms(tables: dict[str, ServedTable], statements: list[str]) -> dict[s
         output = os.path.join(directory, "profile.json")
         con = duckdb.connect(":memory:", config={"threads": 1})  # a connection whose configuration is not locked
         for name, table in tables.items():  # the packed tables as served, the others as their views read
-            con.register(name, table.arrow() if isinstance(table, PackedTable)
-                         else episode.con.sql(f"SELECT * FROM {name}").to_arrow_table())
+            con.register(
+                name,
+                table.arrow()
+                if isinstance(table, PackedTable)
+                else episode.con.sql(f"SELECT * FROM {name}").to_arrow_table(),
+            )
         con.execute("PRAGMA enable_profiling = 'json'")
         con.execute(f"PRAGMA profiling_output = '{output}'")
         for sql in statements:
@@ -185,15 +206,20 @@ def threads_check(tables: dict[str, ServedTable], statements: list[str]) -> dict
     pairs = list(zip(rows[1], rows[2], strict=True))
     same = sum(one == two for one, two in pairs)
     same_set = sum(sorted(map(repr, one)) == sorted(map(repr, two)) for one, two in pairs)
-    return {"cpu_ms_1_thread": cpu[1], "cpu_ms_2_threads": cpu[2], "same_rows_in_order": same,
-            "same_rows_as_sets": same_set, "statements": len(statements)}
+    return {
+        "cpu_ms_1_thread": cpu[1],
+        "cpu_ms_2_threads": cpu[2],
+        "same_rows_in_order": same,
+        "same_rows_as_sets": same_set,
+        "statements": len(statements),
+    }
 
 
 def by_role(times: list[float], counts: dict[str, int]) -> dict[str, float]:
     """The median of a list of per-statement times, by role (the statements in ROLES order)."""
     out, start = {}, 0
     for role in ROLES:
-        out[role] = float(np.median(times[start:start + counts[role]]))
+        out[role] = float(np.median(times[start : start + counts[role]]))
         start += counts[role]
     return out
 
@@ -204,8 +230,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed runs of each statement in each form")
     args = parser.parse_args()
     example = json.loads(args.example.read_text())
-    per_role = {role: [call["arguments"]["sql"] for call in example[role]["calls"] if call["tool"] == "query"]
-                for role in ROLES}
+    per_role = {
+        role: [call["arguments"]["sql"] for call in example[role]["calls"] if call["tool"] == "query"] for role in ROLES
+    }
     counts = {role: len(per_role[role]) for role in ROLES}
     statements = [sql for role in ROLES for sql in per_role[role]]
     tables = served_tables(int(example["expert"]["seed"]))

@@ -74,9 +74,16 @@ def measure(seconds: float, every_s: float, after_s: float) -> dict[str, Any]:
     killer.join()
     env.close()
     pool.close()
-    return {"kills": len(killed), "every_s": every_s, "seconds": seconds, "after_s": after_s,
-            "during": dict(during), "after": dict(after), "start_failures_at_end": pool.start_failures,
-            "cores": os.cpu_count()}
+    return {
+        "kills": len(killed),
+        "every_s": every_s,
+        "seconds": seconds,
+        "after_s": after_s,
+        "during": dict(during),
+        "after": dict(after),
+        "start_failures_at_end": pool.start_failures,
+        "cores": os.cpu_count(),
+    }
 
 
 def main() -> None:

@@ -52,15 +52,18 @@ DEFAULT_OUTPUT = ROOT / "artifacts" / "ws_throughput.json"
 # The kept run lab/docs/performance.md shows, between this marker and the next end marker
 # (lab/tests/test_performance_doc.py).
 PUBLISHED_RESULTS = ROOT / "lab" / "artifacts" / "ws_throughput.json"
-BLOCK_MARKER = ("<!-- rendered by `python -m lab.speed.ws_throughput --render lab/artifacts/ws_throughput.json`: "
-                "begin -->")
+BLOCK_MARKER = (
+    "<!-- rendered by `python -m lab.speed.ws_throughput --render lab/artifacts/ws_throughput.json`: begin -->"
+)
 TARGET_RATIO = 0.8
 LOOP_TARGET = 2.0  # our plumbing and OpenEnv's loop, at most this many times the null environment's step
 FLOOR_TARGET = 1.3  # a SQL step in all, at most this many times its statement on a warm connection in process
 MAX_STEPS = 500  # the largest step budget a reset accepts
 RESET_MARGIN = 50  # a session with fewer steps left than this is reset between rounds, outside any window
-DEEP_SQL = ("SELECT date, platform, sum(orders_placed) AS orders, sum(payment_successful) AS payments "
-            "FROM daily_by_segment GROUP BY date, platform ORDER BY date, platform")
+DEEP_SQL = (
+    "SELECT date, platform, sum(orders_placed) AS orders, sum(payment_successful) AS payments "
+    "FROM daily_by_segment GROUP BY date, platform ORDER BY date, platform"
+)
 
 
 @dataclass(frozen=True)
@@ -71,11 +74,14 @@ class Workload:
 
 
 WORKLOADS = {
-    "hard_candidates": Workload("hard_candidates", {"difficulty": "hard"},
-                                {"analysis_method": "get_rate_drop_from_median_rows",
-                                 "analysis_args": {"threshold_multiplier": 3.0}}),
-    "deep_sql": Workload("deep_sql", {"difficulty": "deep"},
-                         {"analysis_method": "query", "analysis_args": {"sql": DEEP_SQL}}),
+    "hard_candidates": Workload(
+        "hard_candidates",
+        {"difficulty": "hard"},
+        {"analysis_method": "get_rate_drop_from_median_rows", "analysis_args": {"threshold_multiplier": 3.0}},
+    ),
+    "deep_sql": Workload(
+        "deep_sql", {"difficulty": "deep"}, {"analysis_method": "query", "analysis_args": {"sql": DEEP_SQL}}
+    ),
 }
 NULL_RESET: dict[str, Any] = {}
 NULL_STEP = {"note": "step"}
@@ -125,8 +131,7 @@ class Window:
     errors: list[str] = field(default_factory=list)
 
 
-async def _open_sessions(server: Server, count: int, reset: dict[str, Any], step: dict[str, Any]
-                         ) -> list[Session]:
+async def _open_sessions(server: Server, count: int, reset: dict[str, Any], step: dict[str, Any]) -> list[Session]:
     step_message = json.dumps({"type": "step", "data": step})
 
     async def open_one(index: int) -> Session:
@@ -166,9 +171,15 @@ async def _window(server: Server, sessions: list[Session], duration_s: float) ->
     window = Window()
     start = StartLine(server, len(sessions), duration_s, cpu_s=server.tree_cpu_s)
     await asyncio.gather(start.watch_cpu(), *(_drive(session, start, window) for session in sessions))
-    return {"steps": window.steps, "reply_bytes": window.reply_bytes, "latencies": window.latencies,
-            "errors": window.errors, "server_cpu_s": start.server_cpu_s, "process_cpu_s": start.process_cpu_s,
-            "client_cpu_s": start.client_cpu_s}
+    return {
+        "steps": window.steps,
+        "reply_bytes": window.reply_bytes,
+        "latencies": window.latencies,
+        "errors": window.errors,
+        "server_cpu_s": start.server_cpu_s,
+        "process_cpu_s": start.process_cpu_s,
+        "client_cpu_s": start.client_cpu_s,
+    }
 
 
 def _percentile(values: list[float], share: float) -> float | None:
@@ -183,23 +194,37 @@ def _merged(windows: list[dict[str, Any]], duration_s: float) -> dict[str, Any]:
     latencies = [x for w in windows for x in w["latencies"]]
     errors = [e for w in windows for e in w["errors"]]
     p50, p99 = _percentile(latencies, 0.5), _percentile(latencies, 0.99)
-    return {"steps": steps, "steps_per_s": steps / (duration_s * len(windows)),
-            "rounds_steps_per_s": [w["steps"] / duration_s for w in windows],
-            "p50_ms": None if p50 is None else p50 * 1e3, "p99_ms": None if p99 is None else p99 * 1e3,
-            "server_cpu_ms_per_step": 1e3 * sum(w["server_cpu_s"] for w in windows) / max(steps, 1),
-            "process_cpu_ms_per_step": 1e3 * sum(w["process_cpu_s"] for w in windows) / max(steps, 1),
-            "client_cpu_ms_per_step": 1e3 * sum(w["client_cpu_s"] for w in windows) / max(steps, 1),
-            "reply_bytes": sum(w["reply_bytes"] for w in windows) / max(steps, 1),
-            "errors": len(errors), "first_errors": errors[:3]}
+    return {
+        "steps": steps,
+        "steps_per_s": steps / (duration_s * len(windows)),
+        "rounds_steps_per_s": [w["steps"] / duration_s for w in windows],
+        "p50_ms": None if p50 is None else p50 * 1e3,
+        "p99_ms": None if p99 is None else p99 * 1e3,
+        "server_cpu_ms_per_step": 1e3 * sum(w["server_cpu_s"] for w in windows) / max(steps, 1),
+        "process_cpu_ms_per_step": 1e3 * sum(w["process_cpu_s"] for w in windows) / max(steps, 1),
+        "client_cpu_ms_per_step": 1e3 * sum(w["client_cpu_s"] for w in windows) / max(steps, 1),
+        "reply_bytes": sum(w["reply_bytes"] for w in windows) / max(steps, 1),
+        "errors": len(errors),
+        "first_errors": errors[:3],
+    }
 
 
-async def _compare(servers: dict[str, Server], workload: Workload, sessions: int, duration_s: float,
-                   rounds: int, timing: InProcessTiming | None = None) -> dict[str, Any]:
+async def _compare(
+    servers: dict[str, Server],
+    workload: Workload,
+    sessions: int,
+    duration_s: float,
+    rounds: int,
+    timing: InProcessTiming | None = None,
+) -> dict[str, Any]:
     """One workload at one session count: every server's sessions open, then alternating rounds, each followed by
     a slice of the in-process timing (`timing`), if any."""
-    opened = {label: await _open_sessions(server, sessions, *((NULL_RESET, NULL_STEP) if label == "null"
-                                                               else (workload.reset, workload.step)))
-              for label, server in servers.items()}
+    opened = {
+        label: await _open_sessions(
+            server, sessions, *((NULL_RESET, NULL_STEP) if label == "null" else (workload.reset, workload.step))
+        )
+        for label, server in servers.items()
+    }
     windows: dict[str, list[dict[str, Any]]] = {label: [] for label in servers}
     try:
         for _ in range(rounds):
@@ -213,11 +238,18 @@ async def _compare(servers: dict[str, Server], workload: Workload, sessions: int
     null, compared = measured["null"], [label for label in servers if label != "null"]
     for label in compared:
         # The throughput ratio the two would reach with a core each, from CPU time per step: robust to other load.
-        measured[label]["cpu_ratio"] = null["server_cpu_ms_per_step"] / max(measured[label]["server_cpu_ms_per_step"],
-                                                                           1e-9)
+        measured[label]["cpu_ratio"] = null["server_cpu_ms_per_step"] / max(
+            measured[label]["server_cpu_ms_per_step"], 1e-9
+        )
         measured[label]["ratio"] = measured[label]["steps_per_s"] / max(null["steps_per_s"], 1e-9)
-    return {"workload": workload.name, "sessions": sessions, "step": workload.step, **measured,
-            "ratio": measured["ours"]["ratio"], "cpu_ratio": measured["ours"]["cpu_ratio"]}
+    return {
+        "workload": workload.name,
+        "sessions": sessions,
+        "step": workload.step,
+        **measured,
+        "ratio": measured["ours"]["ratio"],
+        "cpu_ratio": measured["ours"]["cpu_ratio"],
+    }
 
 
 # --- where a step's CPU goes ------------------------------------------------------------------------------------
@@ -260,8 +292,10 @@ class InProcessTiming:
         self.calls: dict[str, Any] = {"tool_ms": lambda: run_tool(name, next(publics), arguments)}
         self.database = engine.open_database()
         if name == "query":
-            tables = [engine.EpisodeTables(self.database, env._playing.public.sql_tables())  # noqa: SLF001
-                      for env in self.environments]
+            tables = [
+                engine.EpisodeTables(self.database, env._playing.public.sql_tables())  # noqa: SLF001
+                for env in self.environments
+            ]
             for episode in tables:
                 episode.view()
                 episode.con.execute(arguments["sql"]).fetchall()
@@ -269,9 +303,13 @@ class InProcessTiming:
             # The served workload sends one text again and again, as a model paging a result does, so its parse
             # tree is checked once; a text the episode has not sent yet (the same statement, a comment apart) pays it.
             texts = iter(f"{arguments['sql']}\n-- {number}" for number in itertools.count())
-            self.calls.update({"floor_ms": lambda: next(floors).con.execute(arguments["sql"]).fetchall(),
-                               "engine_in_process_ms": lambda: next(engines).run(arguments["sql"], 0, 100),
-                               "engine_new_text_ms": lambda: next(new_texts).run(next(texts), 0, 100)})
+            self.calls.update(
+                {
+                    "floor_ms": lambda: next(floors).con.execute(arguments["sql"]).fetchall(),
+                    "engine_in_process_ms": lambda: next(engines).run(arguments["sql"], 0, 100),
+                    "engine_new_text_ms": lambda: next(new_texts).run(next(texts), 0, 100),
+                }
+            )
         self.slices: dict[str, list[float]] = {figure: [] for figure in self.calls}
 
     def time_slice(self, slices: int) -> None:
@@ -298,39 +336,52 @@ def step_costs(row: dict[str, Any], in_process: dict[str, float | None]) -> dict
     engine_ms = ours["server_cpu_ms_per_step"] - ours["process_cpu_ms_per_step"]
     plumbing = ours["process_cpu_ms_per_step"] - tool - openenv
     floor = in_process.get("floor_ms")
-    return {"workload": row["workload"], "openenv_ms": openenv, "tool_ms": tool, "engine_ms": engine_ms,
-            "plumbing_ms": plumbing, "total_ms": ours["server_cpu_ms_per_step"], "floor_ms": floor,
-            "engine_in_process_ms": in_process.get("engine_in_process_ms"),
-            "engine_new_text_ms": in_process.get("engine_new_text_ms"),
-            "loop_ratio": (plumbing + openenv) / max(openenv, 1e-9),
-            "floor_ratio": None if floor is None else ours["server_cpu_ms_per_step"] / max(floor, 1e-9)}
+    return {
+        "workload": row["workload"],
+        "openenv_ms": openenv,
+        "tool_ms": tool,
+        "engine_ms": engine_ms,
+        "plumbing_ms": plumbing,
+        "total_ms": ours["server_cpu_ms_per_step"],
+        "floor_ms": floor,
+        "engine_in_process_ms": in_process.get("engine_in_process_ms"),
+        "engine_new_text_ms": in_process.get("engine_new_text_ms"),
+        "loop_ratio": (plumbing + openenv) / max(openenv, 1e-9),
+        "floor_ratio": None if floor is None else ours["server_cpu_ms_per_step"] / max(floor, 1e-9),
+    }
 
 
 def cost_table(costs: list[dict[str, Any]]) -> str:
     def ms(value: float | None) -> str:
         return "–" if value is None else f"{value:.3f}"
 
-    lines = ["| workload | OpenEnv's loop, ms | our plumbing, ms | tool's own work, ms | engine (SQL workers), ms "
-             f"| step in all, ms | in-process floor, ms | plumbing + OpenEnv ÷ null (≤ {LOOP_TARGET:g}) "
-             f"| step ÷ floor (≤ {FLOOR_TARGET:g}) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| workload | OpenEnv's loop, ms | our plumbing, ms | tool's own work, ms | engine (SQL workers), ms "
+        f"| step in all, ms | in-process floor, ms | plumbing + OpenEnv ÷ null (≤ {LOOP_TARGET:g}) "
+        f"| step ÷ floor (≤ {FLOOR_TARGET:g}) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for cost in costs:
         floor_ratio = "–" if cost["floor_ratio"] is None else f"{cost['floor_ratio']:.2f}"
-        lines.append(f"| {cost['workload']} | {ms(cost['openenv_ms'])} | {ms(cost['plumbing_ms'])} | "
-                     f"{ms(cost['tool_ms'])} | {ms(cost['engine_ms'])} | {ms(cost['total_ms'])} | "
-                     f"{ms(cost['floor_ms'])} | {cost['loop_ratio']:.2f} | {floor_ratio} |")
+        lines.append(
+            f"| {cost['workload']} | {ms(cost['openenv_ms'])} | {ms(cost['plumbing_ms'])} | "
+            f"{ms(cost['tool_ms'])} | {ms(cost['engine_ms'])} | {ms(cost['total_ms'])} | "
+            f"{ms(cost['floor_ms'])} | {cost['loop_ratio']:.2f} | {floor_ratio} |"
+        )
     return "\n".join(lines)
 
 
-def measure(workloads: list[str], session_counts: list[int], duration_s: float, rounds: int,
-            baseline_tree: Path | None) -> list[dict[str, Any]]:
+def measure(
+    workloads: list[str], session_counts: list[int], duration_s: float, rounds: int, baseline_tree: Path | None
+) -> list[dict[str, Any]]:
     max_sessions = max(session_counts) + 8
     rows = []
     with contextlib.ExitStack() as stack:
         servers = {"ours": stack.enter_context(serve(SERVER_MODULE, max_sessions, "ws_throughput_ours"))}
         if baseline_tree is not None:
-            servers["baseline"] = stack.enter_context(serve(SERVER_MODULE, max_sessions, "ws_throughput_baseline",
-                                                            tree=baseline_tree))
+            servers["baseline"] = stack.enter_context(
+                serve(SERVER_MODULE, max_sessions, "ws_throughput_baseline", tree=baseline_tree)
+            )
         servers["null"] = stack.enter_context(serve("lab.speed.null_env", max_sessions, "ws_throughput_null"))
         for name in workloads:
             # The in-process figures are timed between the rounds of the largest session count.
@@ -338,8 +389,9 @@ def measure(workloads: list[str], session_counts: list[int], duration_s: float, 
             try:
                 for sessions in session_counts:
                     largest = sessions == max(session_counts)
-                    row = asyncio.run(_compare(servers, WORKLOADS[name], sessions, duration_s, rounds,
-                                               timing if largest else None))
+                    row = asyncio.run(
+                        _compare(servers, WORKLOADS[name], sessions, duration_s, rounds, timing if largest else None)
+                    )
                     if largest:
                         row["in_process"] = timing.costs()
                     rows.append(row)
@@ -351,31 +403,40 @@ def measure(workloads: list[str], session_counts: list[int], duration_s: float, 
 
 def _summary(row: dict[str, Any]) -> str:
     null = row["null"]
-    said = [f"{row['workload']}, {row['sessions']} sessions: null {null['steps_per_s']:.0f} steps/s, CPU per step "
-            f"{null['server_cpu_ms_per_step']:.3f} ms"]
+    said = [
+        f"{row['workload']}, {row['sessions']} sessions: null {null['steps_per_s']:.0f} steps/s, CPU per step "
+        f"{null['server_cpu_ms_per_step']:.3f} ms"
+    ]
     for label in ("ours", "baseline"):
         if label in row:
             measured = row[label]
-            said.append(f"{label} {measured['steps_per_s']:.0f} steps/s (ratio {measured['ratio']:.2f}), CPU per step "
-                        f"{measured['server_cpu_ms_per_step']:.3f} ms (CPU ratio {measured['cpu_ratio']:.2f}), reply "
-                        f"{measured['reply_bytes']:.0f} bytes, errors {measured['errors']}")
+            said.append(
+                f"{label} {measured['steps_per_s']:.0f} steps/s (ratio {measured['ratio']:.2f}), CPU per step "
+                f"{measured['server_cpu_ms_per_step']:.3f} ms (CPU ratio {measured['cpu_ratio']:.2f}), reply "
+                f"{measured['reply_bytes']:.0f} bytes, errors {measured['errors']}"
+            )
     return "; ".join(said)
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     labels = [label for label in ("ours", "baseline") if any(label in row for row in rows)]
-    lines = ["| workload | sessions | server | steps/s (null) | ratio | CPU/step, ms (null) | CPU ratio | reply bytes "
-             "| p50 ms (null) | errors |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| workload | sessions | server | steps/s (null) | ratio | CPU/step, ms (null) | CPU ratio | reply bytes "
+        "| p50 ms (null) | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for row in rows:
         null = row["null"]
         for label in labels:
             measured = row[label]
-            lines.append(f"| {row['workload']} | {row['sessions']} | {label} | {measured['steps_per_s']:.0f} "
-                         f"({null['steps_per_s']:.0f}) | {measured['ratio']:.2f} | "
-                         f"{measured['server_cpu_ms_per_step']:.3f} ({null['server_cpu_ms_per_step']:.3f}) | "
-                         f"{measured['cpu_ratio']:.2f} | {measured['reply_bytes']:.0f} | "
-                         f"{measured['p50_ms'] or 0:.1f} ({null['p50_ms'] or 0:.1f}) | "
-                         f"{measured['errors'] + null['errors']} |")
+            lines.append(
+                f"| {row['workload']} | {row['sessions']} | {label} | {measured['steps_per_s']:.0f} "
+                f"({null['steps_per_s']:.0f}) | {measured['ratio']:.2f} | "
+                f"{measured['server_cpu_ms_per_step']:.3f} ({null['server_cpu_ms_per_step']:.3f}) | "
+                f"{measured['cpu_ratio']:.2f} | {measured['reply_bytes']:.0f} | "
+                f"{measured['p50_ms'] or 0:.1f} ({null['p50_ms'] or 0:.1f}) | "
+                f"{measured['errors'] + null['errors']} |"
+            )
     return "\n".join(lines)
 
 
@@ -394,33 +455,40 @@ def rendered_block(report: dict[str, Any]) -> str:
     load = ", ".join(f"{value:.1f}" for value in report["load_average_at_start"])
     baseline = report.get("baseline")
     against = f"; baseline: the package at commit {baseline['commit']}" if baseline else ""
-    return (f"Measured {report['date']} at commit {report['commit']} with `{report['command']}` (settings: "
-            f"{settings}{against}) on {report['machine']['cpus']} CPUs, Python {report['machine']['python']}, load "
-            f"average {load} at the start, {report['elapsed_s']:.0f} s in all. Target: ratio ≥ "
-            f"{report['target_ratio']:g}.\n\n{report['table']}{_costs_text(report)}")
+    return (
+        f"Measured {report['date']} at commit {report['commit']} with `{report['command']}` (settings: "
+        f"{settings}{against}) on {report['machine']['cpus']} CPUs, Python {report['machine']['python']}, load "
+        f"average {load} at the start, {report['elapsed_s']:.0f} s in all. Target: ratio ≥ "
+        f"{report['target_ratio']:g}.\n\n{report['table']}{_costs_text(report)}"
+    )
 
 
 def _costs_text(report: dict[str, Any]) -> str:
     if "cost_table" not in report:
         return ""
-    return ("\n\nWhere a step's server CPU goes, in milliseconds per step at the largest session count: OpenEnv's "
-            "loop is the null environment's whole step; the tool's own work is its function timed in this process "
-            f"(a statement's: the SQL pool's client side) once warm, over the sessions' episodes in turn as the "
-            f"server steps them, {IN_PROCESS_STEPS} calls in slices, one after each served round, taken in turn with "
-            "the other in-process figures (each the median slice's); the engine is the SQL workers' CPU; our "
-            "plumbing is what "
-            "the server process spends beyond the tool and OpenEnv's loop. The floor is the statement on a warm "
-            "DuckDB connection in this process over the same episodes' views in turn, executed and fetched with "
-            f"none of the engine's checks.{_new_text_sentence(report)}\n\n{report['cost_table']}")
+    return (
+        "\n\nWhere a step's server CPU goes, in milliseconds per step at the largest session count: OpenEnv's "
+        "loop is the null environment's whole step; the tool's own work is its function timed in this process "
+        f"(a statement's: the SQL pool's client side) once warm, over the sessions' episodes in turn as the "
+        f"server steps them, {IN_PROCESS_STEPS} calls in slices, one after each served round, taken in turn with "
+        "the other in-process figures (each the median slice's); the engine is the SQL workers' CPU; our "
+        "plumbing is what "
+        "the server process spends beyond the tool and OpenEnv's loop. The floor is the statement on a warm "
+        "DuckDB connection in this process over the same episodes' views in turn, executed and fetched with "
+        f"none of the engine's checks.{_new_text_sentence(report)}\n\n{report['cost_table']}"
+    )
 
 
 def _new_text_sentence(report: dict[str, Any]) -> str:
     """What the engine's checks cost a statement text not sent before, beside the served workload's repeated one."""
     found = [cost for cost in report["costs"] if cost.get("engine_new_text_ms") is not None]
-    return "".join(f" The {cost['workload']} workload sends one text again and again, as a model paging a result "
-                   "does, so the engine parses and checks it once; in this process the engine runs it in "
-                   f"{cost['engine_in_process_ms']:.3f} ms, and a text it has not seen yet (the same statement, a "
-                   f"comment apart) in {cost['engine_new_text_ms']:.3f} ms." for cost in found)
+    return "".join(
+        f" The {cost['workload']} workload sends one text again and again, as a model paging a result "
+        "does, so the engine parses and checks it once; in this process the engine runs it in "
+        f"{cost['engine_in_process_ms']:.3f} ms, and a text it has not seen yet (the same statement, a "
+        f"comment apart) in {cost['engine_new_text_ms']:.3f} ms."
+        for cost in found
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -431,10 +499,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds the duration is split into")
     parser.add_argument("--baseline-tree", type=Path, help="another checkout whose server runs beside ours")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--render", type=Path, metavar="RESULTS",
-                        help="print the text lab/docs/performance.md shows from a results file; run nothing")
-    parser.add_argument("--write-doc", action="store_true",
-                        help="with --render: write that text between lab/docs/performance.md's marker comments")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="RESULTS",
+        help="print the text lab/docs/performance.md shows from a results file; run nothing",
+    )
+    parser.add_argument(
+        "--write-doc",
+        action="store_true",
+        help="with --render: write that text between lab/docs/performance.md's marker comments",
+    )
     args = parser.parse_args(argv)
     if args.write_doc and args.render is None:
         parser.error("--write-doc needs --render RESULTS")
@@ -447,17 +522,27 @@ def main(argv: list[str] | None = None) -> None:
         return
     started = time.perf_counter()
     report: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d", time.gmtime()), "commit": _commit(),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "commit": _commit(),
         "command": " ".join(["python -m lab.speed.ws_throughput", *(argv if argv is not None else sys.argv[1:])]),
         "load_average_at_start": list(os.getloadavg()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "settings": {"sessions": args.sessions, "workloads": args.workloads, "duration_s": args.duration,
-                     "rounds": args.rounds},
+        "settings": {
+            "sessions": args.sessions,
+            "workloads": args.workloads,
+            "duration_s": args.duration,
+            "rounds": args.rounds,
+        },
         "baseline": None if args.baseline_tree is None else _checkout(args.baseline_tree.resolve()),
         "target_ratio": TARGET_RATIO,
     }
-    report["rows"] = measure(args.workloads.split(","), [int(s) for s in args.sessions.split(",")], args.duration,
-                             args.rounds, None if args.baseline_tree is None else args.baseline_tree.resolve())
+    report["rows"] = measure(
+        args.workloads.split(","),
+        [int(s) for s in args.sessions.split(",")],
+        args.duration,
+        args.rounds,
+        None if args.baseline_tree is None else args.baseline_tree.resolve(),
+    )
     report["table"] = table(report["rows"])
     largest = {row["workload"]: row for row in report["rows"]}  # the largest session count's row of each
     report["costs"] = [step_costs(row, row["in_process"]) for row in largest.values()]

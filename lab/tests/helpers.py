@@ -27,7 +27,7 @@ def markdown_table_with_header(text: str, header: str) -> str | None:
     for number, line in enumerate(lines):
         if line == header:
             rows = [header]
-            for following in lines[number + 1:]:
+            for following in lines[number + 1 :]:
                 if not following.startswith("|"):
                     break
                 rows.append(following)

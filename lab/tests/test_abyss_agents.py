@@ -24,9 +24,14 @@ def test_the_abyss_experts_median_episode_fits_the_message_budget() -> None:
     """The budget's own episodes (lab.speed.rung_budgets: one per session, from its first offset): the characters
     of the messages a model reads and writes, median over them."""
     env = MetricTrackerRlEnvironment()
-    chars = [sum(map(len, message_texts(record_episode("deep_expert", calibration_reset_kwargs(ABYSS, offset), env)
-                                        .messages)))
-             for offset in range(rung_budgets.FIRST_OFFSET, rung_budgets.FIRST_OFFSET + rung_budgets.SESSIONS)]
+    chars = [
+        sum(
+            map(
+                len, message_texts(record_episode("deep_expert", calibration_reset_kwargs(ABYSS, offset), env).messages)
+            )
+        )
+        for offset in range(rung_budgets.FIRST_OFFSET, rung_budgets.FIRST_OFFSET + rung_budgets.SESSIONS)
+    ]
     env.close()
     assert statistics.median(chars) <= rung_budgets.BUDGETS["episode_chars"], statistics.median(chars)
 

@@ -36,8 +36,9 @@ def mean(kept: dict[str, Any], agent: str) -> float:
 def test_the_sweep_ran_on_the_untuned_seeds_of_abyss(kept: dict[str, Any]) -> None:
     assert kept["difficulties"] == [ABYSS] and kept["first_offset"] == UNTUNED_FIRST_OFFSET
     assert kept["seeds_per_difficulty"] == EVAL_SEEDS_PER_DIFFICULTY and not kept["held_out"]
-    assert {*SCANS, *ONE_DIMENSION, *SHORTCUT_AGENTS, "expert", "aggregate_only_expert", PARENT_REPORTER} \
-        <= set(kept["agents"])
+    assert {*SCANS, *ONE_DIMENSION, *SHORTCUT_AGENTS, "expert", "aggregate_only_expert", PARENT_REPORTER} <= set(
+        kept["agents"]
+    )
 
 
 def test_ranking_by_z_stays_under_half_in_every_scan_variation(kept: dict[str, Any]) -> None:

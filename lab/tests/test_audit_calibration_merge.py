@@ -14,11 +14,13 @@ from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, TRAIN_TASK_CO
 
 
 def _report(seeds: dict[str, list[int]], agents: dict[str, float]) -> dict[str, Any]:
-    split = {"agents": {a: {"mean": m} for a, m in agents.items()},
-             "calls_and_chars_p50": {a: [10.0, 1000.0 * m] for a, m in agents.items()},
-             "calls_max": {a: 12 for a in agents},
-             "chars_p95": {a: 2000.0 * m for a, m in agents.items()},
-             "mechanisms": {"bot_farm": {"episode_share": 0.2, "rows": 5, **dict(agents.items())}}}
+    split = {
+        "agents": {a: {"mean": m} for a, m in agents.items()},
+        "calls_and_chars_p50": {a: [10.0, 1000.0 * m] for a, m in agents.items()},
+        "calls_max": {a: 12 for a in agents},
+        "chars_p95": {a: 2000.0 * m for a, m in agents.items()},
+        "mechanisms": {"bot_farm": {"episode_share": 0.2, "rows": 5, **dict(agents.items())}},
+    }
     return {"seeds": seeds, "splits": {"eval": split, "train": copy.deepcopy(split)}, "failed_resets": []}
 
 
@@ -34,8 +36,12 @@ def test_a_partial_run_replaces_its_agents_and_keeps_the_others() -> None:
         assert data["agents"] == {"audit_expert": {"mean": 0.9}, "generic_auditor": {"mean": 0.3}}
         assert data["calls_and_chars_p50"]["audit_expert"] == [10.0, 900.0]
         assert data["chars_p95"]["generic_auditor"] == 600.0
-        assert data["mechanisms"]["bot_farm"] == {"episode_share": 0.2, "rows": 5, "audit_expert": 0.9,
-                                                  "generic_auditor": 0.3}
+        assert data["mechanisms"]["bot_farm"] == {
+            "episode_share": 0.2,
+            "rows": 5,
+            "audit_expert": 0.9,
+            "generic_auditor": 0.3,
+        }
 
 
 def test_a_partial_run_over_other_seeds_is_refused() -> None:

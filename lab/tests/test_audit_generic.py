@@ -21,8 +21,13 @@ from metric_tracker_rl.sql.sandbox import WAREHOUSE_MAX_SQL_CHARS
 AGENT_MODULES = ("audit_generic.py", "audit_generic_sql.py")
 AGENTS_DIR = Path(__file__).resolve().parents[1] / "agents"
 # What the auditor may not know: how episodes are drawn and how they are graded.
-FORBIDDEN = ("metric_tracker_rl.generation", "metric_tracker_rl.grading", "metric_tracker_rl.agents.warehouse_traces",
-             "metric_tracker_rl.agents.warehouse_expert", "metric_tracker_rl.agents.audit_finders")
+FORBIDDEN = (
+    "metric_tracker_rl.generation",
+    "metric_tracker_rl.grading",
+    "metric_tracker_rl.agents.warehouse_traces",
+    "metric_tracker_rl.agents.warehouse_expert",
+    "metric_tracker_rl.agents.audit_finders",
+)
 
 
 def _play(seed: int) -> tuple[list[MetricTrackerRlAction], list[MetricTrackerRlObservation]]:
@@ -37,8 +42,13 @@ def _play(seed: int) -> tuple[list[MetricTrackerRlAction], list[MetricTrackerRlO
     return sent, seen
 
 
-@pytest.mark.parametrize("seed", [AUDIT.calibration_seed_base + UNTUNED_FIRST_OFFSET + 1,
-                                  pytest.param(TRAIN_SEED_BASE + 20_001, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "seed",
+    [
+        AUDIT.calibration_seed_base + UNTUNED_FIRST_OFFSET + 1,
+        pytest.param(TRAIN_SEED_BASE + 20_001, marks=pytest.mark.slow),
+    ],
+)
 def test_plays_an_audit_episode_within_its_budget(seed: int) -> None:
     sent, seen = _play(seed)
     assert len(sent) <= AUDIT.max_steps

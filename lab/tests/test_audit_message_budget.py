@@ -31,4 +31,5 @@ def test_the_audits_message_budget_is_set_from_its_experts_p95() -> None:
 
 def test_every_other_rung_keeps_the_rungs_budget() -> None:
     assert {name: episode_chars_budget(name) for name in TIERS if name != "audit"} == {
-        name: BUDGETS["episode_chars"] for name in TIERS if name != "audit"}
+        name: BUDGETS["episode_chars"] for name in TIERS if name != "audit"
+    }

@@ -70,16 +70,22 @@ def test_the_null_episode_sends_as_many_messages_as_the_scripted_agents() -> Non
 
 
 def test_reset_profile_reports_each_stage_and_removes_its_timers() -> None:
-    before = [getattr(module, name) for module, name, _ in STAGES] + [dict(aggregate.FLUCTUATIONS),
-                                                                      dict(aggregate.DISTRACTORS)]
+    before = [getattr(module, name) for module, name, _ in STAGES] + [
+        dict(aggregate.FLUCTUATIONS),
+        dict(aggregate.DISTRACTORS),
+    ]
     total, rows = profile_resets("hard_mixed_multi", resets=3)
     calls = {label: per_reset for label, _, per_reset in rows}
-    expected = ({"draw counts", "metric panel", "baseline plan", "ground truth"}
-                | {f"fluctuation: {kind}" for kind in HARD_MIX.fluctuations}
-                | {f"distractor: {kind}" for kind in HARD_MIX.distractors})
+    expected = (
+        {"draw counts", "metric panel", "baseline plan", "ground truth"}
+        | {f"fluctuation: {kind}" for kind in HARD_MIX.fluctuations}
+        | {f"distractor: {kind}" for kind in HARD_MIX.distractors}
+    )
     assert expected <= set(calls)
     assert calls["draw counts"] == calls["metric panel"] == 1.0  # one of each per reset
     assert all(0 < ms < total for label, ms, _ in rows if not label.startswith(" "))  # a stage is part of a reset
-    after = [getattr(module, name) for module, name, _ in STAGES] + [dict(aggregate.FLUCTUATIONS),
-                                                                     dict(aggregate.DISTRACTORS)]
+    after = [getattr(module, name) for module, name, _ in STAGES] + [
+        dict(aggregate.FLUCTUATIONS),
+        dict(aggregate.DISTRACTORS),
+    ]
     assert after == before

@@ -67,44 +67,80 @@ REPLAYER = "seed_replayer"
 # The one agent that may rebuild the episode from its seed: replaying the public generator is its exploit.
 REPLAY_MODULES = ("metric_tracker_rl.generation", "metric_tracker_rl.catalog.tasks")
 # The package's reference agents and the calibration's exploits (lab/agents/).
-AGENT_DIRS = (Path(__file__).resolve().parents[2] / "metric_tracker_rl" / "agents",
-              Path(__file__).resolve().parents[2] / "lab" / "agents")
-FORBIDDEN_MODULES = ("server", "metric_tracker_rl.generation", "metric_tracker_rl.grading",
-                     "metric_tracker_rl.catalog.tasks", "metric_tracker_rl.analysis_tools",
-                     "metric_tracker_rl.world.daily_panel", "metric_tracker_rl.world.funnel")
+AGENT_DIRS = (
+    Path(__file__).resolve().parents[2] / "metric_tracker_rl" / "agents",
+    Path(__file__).resolve().parents[2] / "lab" / "agents",
+)
+FORBIDDEN_MODULES = (
+    "server",
+    "metric_tracker_rl.generation",
+    "metric_tracker_rl.grading",
+    "metric_tracker_rl.catalog.tasks",
+    "metric_tracker_rl.analysis_tools",
+    "metric_tracker_rl.world.daily_panel",
+    "metric_tracker_rl.world.funnel",
+)
 
 
 @pytest.fixture(scope="module")
 def results() -> dict:
-    return calibrate([name for name in LISTED_TIER_AGENTS
-                      if name not in (*GAMING_AGENTS, *SHALLOW_AGENTS, FIXED_RULE, NEXT_DATE_PADDER, REPLAYER)], SEEDS,
-                     progress=False, difficulties=DIFFICULTIES)["agents"]
+    return calibrate(
+        [
+            name
+            for name in LISTED_TIER_AGENTS
+            if name not in (*GAMING_AGENTS, *SHALLOW_AGENTS, FIXED_RULE, NEXT_DATE_PADDER, REPLAYER)
+        ],
+        SEEDS,
+        progress=False,
+        difficulties=DIFFICULTIES,
+    )["agents"]
 
 
 @pytest.fixture(scope="module")
 def target_sweep() -> dict:
     """The expert (one submission) and the gaming agents on the larger sweep the targets are read on (a
     test that uses it is slow: see conftest)."""
-    return calibrate(["expert", *GAMING_AGENTS, *SHALLOW_AGENTS, FIXED_RULE, NEXT_DATE_PADDER, REPLAYER], TARGET_SEEDS,
-                     progress=False, difficulties=DIFFICULTIES)["agents"]
+    return calibrate(
+        ["expert", *GAMING_AGENTS, *SHALLOW_AGENTS, FIXED_RULE, NEXT_DATE_PADDER, REPLAYER],
+        TARGET_SEEDS,
+        progress=False,
+        difficulties=DIFFICULTIES,
+    )["agents"]
 
 
 def test_every_reference_agent_is_registered() -> None:
-    assert {"null", "random", "mass_generators", "mass_grid", "readme_baseline", "expert", *GAMING_AGENTS,
-            *SHALLOW_AGENTS, FIXED_RULE, NEXT_DATE_PADDER, REPLAYER} <= set(known_agents())
+    assert {
+        "null",
+        "random",
+        "mass_generators",
+        "mass_grid",
+        "readme_baseline",
+        "expert",
+        *GAMING_AGENTS,
+        *SHALLOW_AGENTS,
+        FIXED_RULE,
+        NEXT_DATE_PADDER,
+        REPLAYER,
+    } <= set(known_agents())
 
 
 def test_a_default_run_plays_every_registered_agent_but_deeps_own() -> None:
     assert sorted(known_agents()) == sorted(
-        [*LISTED_TIER_AGENTS, *DEEP_ONLY_AGENTS, *REPLAYING_AGENTS, *WAREHOUSE_AGENTS, *AUDIT_AGENTS])
+        [*LISTED_TIER_AGENTS, *DEEP_ONLY_AGENTS, *REPLAYING_AGENTS, *WAREHOUSE_AGENTS, *AUDIT_AGENTS]
+    )
 
 
 def test_agents_read_only_public_modules() -> None:
     for path in (path for directory in AGENT_DIRS for path in directory.rglob("*.py")):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             for name in names:
                 if path.name == "seed_replay.py" and name.startswith(REPLAY_MODULES):
                     continue
@@ -168,16 +204,21 @@ def _single_tool_best(task_id: str, method: str) -> float:
     if method == "get_rows_with_abs_diff_from_median_gt":  # metric units, so it cannot be a payload generator
         for threshold in np.geomspace(1e-4, 1e5, 28):
             env.reset(task_id=task_id)
-            rows = env.step(MetricTrackerRlAction(analysis_method=method,
-                                                  analysis_args={"threshold": float(threshold),
-                                                                 "limit": MAX_PAGE_ROWS})).analysis_result
+            rows = env.step(
+                MetricTrackerRlAction(
+                    analysis_method=method, analysis_args={"threshold": float(threshold), "limit": MAX_PAGE_ROWS}
+                )
+            ).analysis_result
             if rows["row_count"] and rows["next_offset"] is None:  # every row on one page
                 best = max(best, env.step(MetricTrackerRlAction(classifications=rows["rows"])).reward)
         return best
     for threshold in np.geomspace(0.1, 40, 24):
         env.reset(task_id=task_id)
-        observation = env.step(MetricTrackerRlAction(payload_generators=[
-            {"method_name": method, "threshold_multiplier": float(threshold)}]))
+        observation = env.step(
+            MetricTrackerRlAction(
+                payload_generators=[{"method_name": method, "threshold_multiplier": float(threshold)}]
+            )
+        )
         if observation.status == "graded":
             best = max(best, observation.reward)
     return best
@@ -218,21 +259,49 @@ def test_an_untuned_run_is_kept_beside_the_eval_figures(tmp_path: Path) -> None:
     """`--untuned --merge` sweeps each tier from UNTUNED_FIRST_OFFSET and keeps the run under the file's untuned
     entry; the eval figures stay as they were, and a later untuned run of one tier replaces that tier only."""
     output = tmp_path / "calibration.json"
-    main(["--seeds", "10", "--agents", "null,random", "--difficulties", "easy,medium", "--no-named-tasks",
-          "--output", str(output), "--quiet"])
+    main(
+        [
+            "--seeds",
+            "10",
+            "--agents",
+            "null,random",
+            "--difficulties",
+            "easy,medium",
+            "--no-named-tasks",
+            "--output",
+            str(output),
+            "--quiet",
+        ]
+    )
     kept = json.loads(output.read_text())
-    main(["--seeds", "10", "--agents", "null,random", "--difficulties", "easy,medium", "--untuned", "--merge",
-          "--output", str(output), "--quiet"])
+    main(
+        [
+            "--seeds",
+            "10",
+            "--agents",
+            "null,random",
+            "--difficulties",
+            "easy,medium",
+            "--untuned",
+            "--merge",
+            "--output",
+            str(output),
+            "--quiet",
+        ]
+    )
     data = json.loads(output.read_text())
     assert {key: value for key, value in data.items() if key != UNTUNED} == kept
     untuned = data[UNTUNED]
     assert untuned["first_offset"] == UNTUNED_FIRST_OFFSET and untuned["tasks"] == []
-    assert [spec.reset_kwargs["seed"] for spec in episode_plan(10, (), ("easy",), UNTUNED_FIRST_OFFSET)] == \
-        list(range(10_000 + UNTUNED_FIRST_OFFSET, 10_010 + UNTUNED_FIRST_OFFSET))  # easy's base is 10,000
+    assert [spec.reset_kwargs["seed"] for spec in episode_plan(10, (), ("easy",), UNTUNED_FIRST_OFFSET)] == list(
+        range(10_000 + UNTUNED_FIRST_OFFSET, 10_010 + UNTUNED_FIRST_OFFSET)
+    )  # easy's base is 10,000
     assert untuned["agents"]["null"]["easy null"]["mean"] == 1.0
-    redone = {**untuned, "difficulties": ["medium"],
-              "agents": {name: {"medium": {**groups["medium"], "mean": 0.5}}
-                         for name, groups in untuned["agents"].items()}}
+    redone = {
+        **untuned,
+        "difficulties": ["medium"],
+        "agents": {name: {"medium": {**groups["medium"], "mean": 0.5}} for name, groups in untuned["agents"].items()},
+    }
     both = kept_with(data, redone, untuned=True)
     assert both[UNTUNED]["agents"]["random"]["medium"]["mean"] == 0.5
     assert both[UNTUNED]["agents"]["random"]["easy"] == untuned["agents"]["random"]["easy"]
@@ -250,8 +319,9 @@ def test_the_mean_interval_is_a_fixed_bootstrap_around_the_mean() -> None:
 def test_seed_replay_rebuilds_open_episodes_only(target_sweep: dict) -> None:
     for group, stats in target_sweep[REPLAYER].items():
         assert stats["min"] == 1.0, group
-    held_out = calibrate([REPLAYER], SEEDS, progress=False, held_out=True,
-                         difficulties=DIFFICULTIES)["agents"][REPLAYER]
+    held_out = calibrate([REPLAYER], SEEDS, progress=False, held_out=True, difficulties=DIFFICULTIES)["agents"][
+        REPLAYER
+    ]
     for difficulty in DIFFICULTIES:
         assert held_out[difficulty]["mean"] <= 0.05, difficulty
 
@@ -270,8 +340,7 @@ def test_the_replay_oracle_reads_open_episodes_and_nothing_in_held_out_mode(monk
     monkeypatch.setattr(secrets, "token_hex", lambda nbytes=16: f"{next(nonces):0{2 * nbytes}x}")
     [oracle] = REPLAYING_AGENTS
     open_run = calibrate([oracle], ORACLE_SEEDS, progress=False, difficulties=DIFFICULTIES, task_ids=())
-    held_out = calibrate([oracle], ORACLE_SEEDS, progress=False, held_out=True, difficulties=DIFFICULTIES,
-                         task_ids=())
+    held_out = calibrate([oracle], ORACLE_SEEDS, progress=False, held_out=True, difficulties=DIFFICULTIES, task_ids=())
     assert max(open_run["agents"][oracle][difficulty]["mean"] for difficulty in DIFFICULTIES) >= 0.5
     for difficulty in DIFFICULTIES:
         assert held_out["agents"][oracle][difficulty]["mean"] <= 0.05, difficulty
@@ -343,22 +412,26 @@ def test_shallow_reading_earns_partial_credit_well_below_the_expert(target_sweep
     expert = target_sweep["expert"][difficulty]["mean"]
     for agent in SHALLOW_AGENTS:
         assert 0.3 <= target_sweep[agent][difficulty]["mean"] <= expert - 0.25, agent
-    assert target_sweep["top_k_dates_shift_checked"][difficulty]["mean"] <= \
-        target_sweep["shallow_reader"][difficulty]["mean"] + 0.05
-
-
+    assert (
+        target_sweep["top_k_dates_shift_checked"][difficulty]["mean"]
+        <= target_sweep["shallow_reader"][difficulty]["mean"] + 0.05
+    )
 
 
 def published_tables() -> list[tuple[str, str]]:
     """(doc, rendered table) of every calibration table the docs show, rendered from the kept results file."""
     results = json.loads(PUBLISHED_RESULTS.read_text())
-    return [("lab/docs/calibration.md", table(results)), ("lab/docs/calibration.md", null_table(results)),
-            ("lab/docs/calibration.md", untuned_table(results)),
-            ("lab/docs/calibration.md", untuned_table(results, nulls=True)),
-            ("lab/docs/calibration.md", difficulty_table(results, "frontier")),
-            ("lab/docs/calibration.md", difficulty_table(results, "deep")),
-            ("README.md", means_table(results)), ("docs/evaluation.md", table(results, EVALUATION_AGENTS)),
-            ("docs/evaluation.md", null_table(results, EVALUATION_AGENTS))]
+    return [
+        ("lab/docs/calibration.md", table(results)),
+        ("lab/docs/calibration.md", null_table(results)),
+        ("lab/docs/calibration.md", untuned_table(results)),
+        ("lab/docs/calibration.md", untuned_table(results, nulls=True)),
+        ("lab/docs/calibration.md", difficulty_table(results, "frontier")),
+        ("lab/docs/calibration.md", difficulty_table(results, "deep")),
+        ("README.md", means_table(results)),
+        ("docs/evaluation.md", table(results, EVALUATION_AGENTS)),
+        ("docs/evaluation.md", null_table(results, EVALUATION_AGENTS)),
+    ]
 
 
 @pytest.mark.parametrize(("doc", "rendered"), published_tables(), ids=lambda v: v if v.endswith(".md") else "")
@@ -375,14 +448,17 @@ def test_the_kept_results_cover_every_agent_and_difficulty() -> None:
     assert tuple(results["agents"]) == LISTED_TIER_AGENTS and results["seeds_per_difficulty"] == 200
     assert results["difficulties"] == list(CALIBRATED_DIFFICULTIES)
     tier_nulls = {null_group(difficulty) for difficulty in CALIBRATED_DIFFICULTIES}
-    assert all(set(stats) == {*named_task_groups(results), *CALIBRATED_DIFFICULTIES, NULL_GROUP, *tier_nulls}
-               for stats in results["agents"].values())
+    assert all(
+        set(stats) == {*named_task_groups(results), *CALIBRATED_DIFFICULTIES, NULL_GROUP, *tier_nulls}
+        for stats in results["agents"].values()
+    )
     untuned = results[UNTUNED]
     assert (untuned["first_offset"], untuned["seeds_per_difficulty"]) == (UNTUNED_FIRST_OFFSET, 200)
     assert tuple(untuned["agents"]) == LISTED_TIER_AGENTS
     assert untuned["difficulties"] == list(CALIBRATED_DIFFICULTIES)
-    assert all(set(stats) == {*CALIBRATED_DIFFICULTIES, NULL_GROUP, *tier_nulls}
-               for stats in untuned["agents"].values())
+    assert all(
+        set(stats) == {*CALIBRATED_DIFFICULTIES, NULL_GROUP, *tier_nulls} for stats in untuned["agents"].values()
+    )
 
 
 def test_the_table_check_catches_an_edited_number() -> None:
@@ -396,11 +472,19 @@ def test_the_table_check_catches_an_edited_number() -> None:
 def test_a_new_named_tasks_figures_merge_into_the_kept_results() -> None:
     """`--tasks X --no-sweep --merge` adds task X's column to every agent and keeps every other figure."""
     kept = json.loads(PUBLISHED_RESULTS.read_text())
-    without = {**kept, "tasks": kept["tasks"][:-1],
-               "agents": {name: {group: stats for group, stats in groups.items() if group != kept["tasks"][-1]}
-                          for name, groups in kept["agents"].items()}}
-    run = {"tasks": kept["tasks"][-1:], "difficulties": [],
-           "agents": {name: {kept["tasks"][-1]: groups[kept["tasks"][-1]]} for name, groups in kept["agents"].items()}}
+    without = {
+        **kept,
+        "tasks": kept["tasks"][:-1],
+        "agents": {
+            name: {group: stats for group, stats in groups.items() if group != kept["tasks"][-1]}
+            for name, groups in kept["agents"].items()
+        },
+    }
+    run = {
+        "tasks": kept["tasks"][-1:],
+        "difficulties": [],
+        "agents": {name: {kept["tasks"][-1]: groups[kept["tasks"][-1]]} for name, groups in kept["agents"].items()},
+    }
     assert merged(without, run) == kept
     assert table(merged(without, run)) == table(kept)
     assert merge_problem(without, list(kept["agents"]), False, None) is None

@@ -30,8 +30,7 @@ from metric_tracker_rl import server_process
 
 pytestmark = pytest.mark.slow  # starts server processes
 
-SLOW_SQL = json.dumps({"sql": "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) "
-                              "FROM r"})
+SLOW_SQL = json.dumps({"sql": "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"})
 HEAP_ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
 CHROMIUM = "/usr/bin/chromium"
 DRAIN_S = 2
@@ -43,8 +42,15 @@ EXIT_AFTER_SERVING_S = 0.75
 def debugger_server(log: IO[bytes] | None = None, **extra: str) -> Iterator[tuple[str, subprocess.Popen]]:
     """A server with the debugger on, its output into `log` (a temporary file by default)."""
     port = server_process.free_port()
-    env = {**os.environ, "ENABLE_WEB_INTERFACE": "true", "METRIC_TRACKER_DEBUG": "", "MAX_SESSIONS_PER_CLIENT": "3",
-           "SQL_WORKERS": "2", "METRIC_TRACKER_DRAIN_S": str(DRAIN_S), **extra}
+    env = {
+        **os.environ,
+        "ENABLE_WEB_INTERFACE": "true",
+        "METRIC_TRACKER_DEBUG": "",
+        "MAX_SESSIONS_PER_CLIENT": "3",
+        "SQL_WORKERS": "2",
+        "METRIC_TRACKER_DRAIN_S": str(DRAIN_S),
+        **extra,
+    }
     env.pop("METRIC_TRACKER_SELF_URL", None)
     command = [sys.executable, "-m", "server.app", "--host", "127.0.0.1", "--port", str(port)]
     with contextlib.ExitStack() as stack:
@@ -160,8 +166,7 @@ def test_a_server_with_a_tab_open_stops_promptly(tmp_path: Path) -> None:
     (no teardown of the interpreter's heap after its last line)."""
     sync_api = pytest.importorskip("playwright.sync_api")
     log_path = tmp_path / "server.log"
-    with (log_path.open("wb") as log, debugger_server(log) as (url, server),
-          sync_api.sync_playwright() as playwright):
+    with log_path.open("wb") as log, debugger_server(log) as (url, server), sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page()
         page.goto(f"{url}/web/")

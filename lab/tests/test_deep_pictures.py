@@ -49,16 +49,19 @@ def test_the_experiments_incident_is_in_its_arm_on_another_step() -> None:
     assert experiment.target_step != incident.rows[0].entity_name
     assert all(experiment.start_date <= row.date <= experiment.end_date for row in incident.rows)
     # The intended effect is no incident: no row reports the target step in the arm while the experiment runs.
-    assert not [row for row in episode.truth.expected_rows if row.entity_name == experiment.target_step
-                and row_segment(row).normalised() == incident.segment.normalised()
-                and experiment.start_date <= row.date <= experiment.end_date]
+    assert not [
+        row
+        for row in episode.truth.expected_rows
+        if row.entity_name == experiment.target_step
+        and row_segment(row).normalised() == incident.segment.normalised()
+        and experiment.start_date <= row.date <= experiment.end_date
+    ]
 
 
 def test_the_near_misses_are_one_level_off_and_credited_by_their_overlap(chosen: DilutedIncident) -> None:
     exact, coarser, finer = near_misses(chosen)
     truth = chosen.incident.segment
-    assert (segment_match(coarser.reported, truth), segment_match(finer.reported, truth)) == ("parent",
-                                                                                              "over_specific")
+    assert (segment_match(coarser.reported, truth), segment_match(finer.reported, truth)) == ("parent", "over_specific")
     assert exact.assessment.segment == 1.0
     assert coarser.assessment.overlap is not None and coarser.assessment.overlap.coverage == 1.0
     assert finer.assessment.overlap is not None and finer.assessment.overlap.purity == 1.0

@@ -21,8 +21,10 @@ SHORTCUTS = ("one_dimension_expert", "short_segment_rule", "aggregate_only_exper
 @pytest.fixture(scope="module")
 def records() -> dict[str, list]:
     """The expert's and each shortcut's records of the first EPISODES episodes of the deep sweep."""
-    return {agent: [record_episode(agent, calibration_reset_kwargs("deep", offset)) for offset in range(EPISODES)]
-            for agent in ("deep_expert", *SHORTCUTS)}
+    return {
+        agent: [record_episode(agent, calibration_reset_kwargs("deep", offset)) for offset in range(EPISODES)]
+        for agent in ("deep_expert", *SHORTCUTS)
+    }
 
 
 @pytest.mark.slow
@@ -44,8 +46,12 @@ def test_shortcuts_run_at_deep(agent: str) -> None:
 
 def test_short_rule_reads_one_group_by_per_dimension_and_no_hours() -> None:
     run = record_episode("short_segment_rule", calibration_reset_kwargs("deep", 1))
-    queries = [call["function"]["arguments"]["sql"] for message in run.messages
-               for call in message.get("tool_calls") or [] if call["function"]["name"] == "query"]
+    queries = [
+        call["function"]["arguments"]["sql"]
+        for message in run.messages
+        for call in message.get("tool_calls") or []
+        if call["function"]["name"] == "query"
+    ]
     assert len(queries) == len(SEARCH_DIMENSIONS)
     assert not any("hourly" in sql for sql in queries)
 

@@ -28,8 +28,9 @@ from metric_tracker_rl.catalog.tiers import TIERS
 
 def test_the_docs_grid_is_the_kept_artifact_rendered() -> None:
     rendered = grid_table(json.loads(PUBLISHED_GRID.read_text()))
-    shown = markdown_table_with_header((ROOT / "lab" / "docs" / "calibration.md").read_text(encoding="utf-8"),
-                               rendered.splitlines()[0])
+    shown = markdown_table_with_header(
+        (ROOT / "lab" / "docs" / "calibration.md").read_text(encoding="utf-8"), rendered.splitlines()[0]
+    )
     assert shown == rendered
 
 
@@ -61,7 +62,7 @@ def test_every_point_of_a_rung_above_deep_is_at_least_as_hard_for_the_scan_analy
     reference = reference_score(grid)
     assert reference is not None
     # The rungs of counts above deep (a tier of raw events has its own agents: the scan analyst reads counts).
-    above = [name for name in list(TIERS)[list(TIERS).index(REFERENCE_TIER) + 1:] if TIERS[name].data == "counts"]
+    above = [name for name in list(TIERS)[list(TIERS).index(REFERENCE_TIER) + 1 :] if TIERS[name].data == "counts"]
     rung_points = [point for point in grid["points"] if point["difficulty"] in above]
     assert {point["difficulty"] for point in rung_points} == set(above)
     harder = {point["label"]: point["scores"][REFERENCE_AGENT] for point in rung_points}
@@ -85,8 +86,9 @@ def test_a_merge_that_plays_nothing_keeps_the_grid_as_it_was() -> None:
 @pytest.mark.slow
 def test_a_merged_rerun_of_one_cell_reproduces_the_kept_grid() -> None:
     grid = json.loads(PUBLISHED_GRID.read_text())
-    rerun = run_grid(grid["seeds"], points=chosen_points(["frontier"]), agents=("aggregate_only_expert",), kept=grid,
-                     progress=False)
+    rerun = run_grid(
+        grid["seeds"], points=chosen_points(["frontier"]), agents=("aggregate_only_expert",), kept=grid, progress=False
+    )
     assert rerun == grid
 
 
@@ -99,8 +101,10 @@ def test_an_edited_number_fails_the_comparison() -> None:
 
 def test_the_kept_plot_is_the_kept_artifact_drawn() -> None:
     drawn = dial_plot_svg(json.loads(PUBLISHED_GRID.read_text()))
-    assert PUBLISHED_PLOT.read_text() == drawn, ("redraw with `uv run python -m lab.calibration.dial_grid --render "
-                                                 "lab/artifacts/dial_grid.json --plot docs/images/dial_grid.svg`")
+    assert PUBLISHED_PLOT.read_text() == drawn, (
+        "redraw with `uv run python -m lab.calibration.dial_grid --render "
+        "lab/artifacts/dial_grid.json --plot docs/images/dial_grid.svg`"
+    )
 
 
 def test_the_plot_names_every_agent_point_and_the_target() -> None:
@@ -113,8 +117,12 @@ def test_the_plot_names_every_agent_point_and_the_target() -> None:
     legend = f"{REFERENCE_AGENT} at {REFERENCE_TIER}'s defaults ({reference_score(grid):.3f})"
     assert f">{html.escape(legend, quote=True)}</text>" in svg
     # One dot per score the grid holds, each titled with its value; a missing score draws none.
-    scores = [(agent, point["label"], score) for point in grid["points"] for agent, score in point["scores"].items()
-              if score is not None]
+    scores = [
+        (agent, point["label"], score)
+        for point in grid["points"]
+        for agent, score in point["scores"].items()
+        if score is not None
+    ]
     assert all(f"<title>{agent} at {label}: {score:.3f}</title>" in svg for agent, label, score in scores)
     assert svg.count("<circle") == len(scores) + sum(point["dilution"] is not None for point in grid["points"])
 

@@ -35,9 +35,14 @@ def test_a_listed_tier_the_calibration_lacks_names_the_runs_that_add_it() -> Non
     results = docs_blocks.calibration_results()
     docs_blocks.check_calibrated(results)
     dropped = results["difficulties"][-1]
-    lacking = {**results, "difficulties": results["difficulties"][:-1],
-               "agents": {name: {group: stats for group, stats in groups.items() if group != dropped}
-                          for name, groups in results["agents"].items()}}
+    lacking = {
+        **results,
+        "difficulties": results["difficulties"][:-1],
+        "agents": {
+            name: {group: stats for group, stats in groups.items() if group != dropped}
+            for name, groups in results["agents"].items()
+        },
+    }
     with pytest.raises(docs_blocks.MissingCalibration) as missing:
         docs_blocks.tiers_at_a_glance(lacking)
     message = str(missing.value)
@@ -64,8 +69,9 @@ def test_the_best_shortcut_follows_the_results() -> None:
     results = docs_blocks.calibration_results()
     for difficulty in results["difficulties"]:
         best = max(results["agents"][name][difficulty]["mean"] for name in SHORTCUT_AGENTS)
-        row = next(line for line in docs_blocks.best_shortcuts(results).splitlines()
-                   if line.startswith(f"| {difficulty} |"))
+        row = next(
+            line for line in docs_blocks.best_shortcuts(results).splitlines() if line.startswith(f"| {difficulty} |")
+        )
         assert row.split(" | ")[2] == f"{best:.3f}", row
     changed = copy.deepcopy(results)
     changed["agents"]["weekday_rule"]["hard"]["mean"] = 0.77
@@ -80,8 +86,9 @@ def test_the_expert_targets_say_where_they_are_missed() -> None:
         assert f"{difficulty} ({stats['mean']:.3f}, {stats['share_ge_0_9']:.3f})" in on_untuned
     for difficulty in results["difficulties"]:
         stats = results["agents"]["expert"][difficulty]
-        met = (stats["mean"] >= docs_blocks.EXPERT_MEAN_TARGET
-               and stats["share_ge_0_9"] >= docs_blocks.EXPERT_SHARE_TARGET)
+        met = (
+            stats["mean"] >= docs_blocks.EXPERT_MEAN_TARGET and stats["share_ge_0_9"] >= docs_blocks.EXPERT_SHARE_TARGET
+        )
         figures = f"{difficulty} ({stats['mean']:.3f}, {stats['share_ge_0_9']:.3f})"
         where = text.index(figures)
         assert (where < text.find("not met on") or "not met on" not in text) == met, (difficulty, text)
@@ -98,7 +105,8 @@ def test_the_exploit_ceilings_name_an_exploit_above_its_own() -> None:
     for name, difficulty, ceiling in docs_blocks.EXPLOIT_CEILINGS:
         assert f"`{name}` at most {ceiling:g} on" in text
         assert (f"`{name}` on {difficulty} (" in text.partition("above it")[2]) == (
-            results["agents"][name][difficulty]["mean"] > ceiling)
+            results["agents"][name][difficulty]["mean"] > ceiling
+        )
     changed = copy.deepcopy(results)
     changed["untuned"]["agents"]["fixed_rule"]["hard"]["mean"] = 0.65
     assert "on the untuned seeds, above it: `fixed_rule` on hard (0.650)" in docs_blocks.exploit_ceilings(changed)
@@ -126,7 +134,8 @@ def test_the_untuned_differences_are_the_means_outside_the_untuned_intervals() -
     results["untuned"]["agents"]["expert"]["frontier"]["mean"] = 0.55
     shown = results["agents"]["expert"]["frontier"]["mean"]
     assert docs_blocks.untuned_differences(results).endswith(
-        f"): `expert` on frontier ({shown:.3f} against 0.550 [0.500, 0.600]).")
+        f"): `expert` on frontier ({shown:.3f} against 0.550 [0.500, 0.600])."
+    )
     results["agents"]["null"]["easy"]["mean"] = 0.004  # outside [0, 0] but within LISTED_GAP: noise, not listed
     results["untuned"]["agents"]["null"]["easy"]["mean_95"] = [0.0, 0.0]
     assert "`null`" not in docs_blocks.untuned_differences(results)
@@ -170,31 +179,120 @@ def test_the_tiers_table_follows_the_results_and_marks_old_recordings() -> None:
     results = copy.deepcopy(docs_blocks.calibration_results())
     results["agents"]["expert"]["hard"]["mean"] = 0.5
     results["agents"]["weekday_rule"]["hard"]["mean"] = 0.45
-    models = {"groups": [
-        {"difficulty": "deep", "settings": {}, "episodes": 2, "mean": 0.9, "history": False, "recorded_on": "new",
-         "replays": {"reproduced": 1, "score reproduced, texts changed": 1}, "replayed_mean": 0.9},
-        {"difficulty": "frontier", "settings": {}, "episodes": 3, "mean": 0.75, "history": False,
-         "recorded_on": "new", "replays": {"reproduced": 2, "score changed": 1}, "replayed_mean": 0.8},
-        {"difficulty": "abyss", "settings": {"concurrency": 3}, "episodes": 1, "mean": 0.1, "history": False,
-         "recorded_on": "new", "replays": {"reproduced": 1}, "replayed_mean": 0.1},
-        {"difficulty": "deep", "settings": {}, "episodes": 2, "mean": 0.5, "history": True, "recorded_on": "old",
-         "replays": {"recorded on an earlier version": 2}, "replayed_mean": None},
-        {"difficulty": "hard", "settings": {}, "episodes": 4, "mean": 0.6, "history": True, "recorded_on": "old",
-         "replays": {"reproduced": 4}, "replayed_mean": 0.6},
-        {"difficulty": "medium", "settings": {}, "episodes": 2, "mean": 0.7, "history": True, "recorded_on": "old",
-         "replays": {"recorded on an earlier version": 2}, "replayed_mean": None},
-        {"difficulty": "warehouse", "settings": {}, "episodes": 3, "mean": 0.7, "history": False,
-         "recorded_on": "new", "replays": {"reproduced": 3}, "replayed_mean": 0.7},
-        {"difficulty": "warehouse", "settings": {}, "episodes": 1, "mean": 0.8, "history": False,
-         "recorded_on": "new", "replays": {"reproduced": 1}, "replayed_mean": 0.8, "played": RERUN},
-        {"difficulty": "warehouse", "settings": {}, "episodes": 2, "mean": 0.0, "history": False,
-         "recorded_on": "new", "replays": {"reproduced": 2}, "replayed_mean": 0.0, "played": LOST},
-        {"difficulty": "warehouse", "settings": {}, "episodes": 5, "mean": 0.0, "history": True,
-         "recorded_on": "old", "replays": {"reproduced": 5}, "replayed_mean": 0.0, "played": LOST}]}
+    models = {
+        "groups": [
+            {
+                "difficulty": "deep",
+                "settings": {},
+                "episodes": 2,
+                "mean": 0.9,
+                "history": False,
+                "recorded_on": "new",
+                "replays": {"reproduced": 1, "score reproduced, texts changed": 1},
+                "replayed_mean": 0.9,
+            },
+            {
+                "difficulty": "frontier",
+                "settings": {},
+                "episodes": 3,
+                "mean": 0.75,
+                "history": False,
+                "recorded_on": "new",
+                "replays": {"reproduced": 2, "score changed": 1},
+                "replayed_mean": 0.8,
+            },
+            {
+                "difficulty": "abyss",
+                "settings": {"concurrency": 3},
+                "episodes": 1,
+                "mean": 0.1,
+                "history": False,
+                "recorded_on": "new",
+                "replays": {"reproduced": 1},
+                "replayed_mean": 0.1,
+            },
+            {
+                "difficulty": "deep",
+                "settings": {},
+                "episodes": 2,
+                "mean": 0.5,
+                "history": True,
+                "recorded_on": "old",
+                "replays": {"recorded on an earlier version": 2},
+                "replayed_mean": None,
+            },
+            {
+                "difficulty": "hard",
+                "settings": {},
+                "episodes": 4,
+                "mean": 0.6,
+                "history": True,
+                "recorded_on": "old",
+                "replays": {"reproduced": 4},
+                "replayed_mean": 0.6,
+            },
+            {
+                "difficulty": "medium",
+                "settings": {},
+                "episodes": 2,
+                "mean": 0.7,
+                "history": True,
+                "recorded_on": "old",
+                "replays": {"recorded on an earlier version": 2},
+                "replayed_mean": None,
+            },
+            {
+                "difficulty": "warehouse",
+                "settings": {},
+                "episodes": 3,
+                "mean": 0.7,
+                "history": False,
+                "recorded_on": "new",
+                "replays": {"reproduced": 3},
+                "replayed_mean": 0.7,
+            },
+            {
+                "difficulty": "warehouse",
+                "settings": {},
+                "episodes": 1,
+                "mean": 0.8,
+                "history": False,
+                "recorded_on": "new",
+                "replays": {"reproduced": 1},
+                "replayed_mean": 0.8,
+                "played": RERUN,
+            },
+            {
+                "difficulty": "warehouse",
+                "settings": {},
+                "episodes": 2,
+                "mean": 0.0,
+                "history": False,
+                "recorded_on": "new",
+                "replays": {"reproduced": 2},
+                "replayed_mean": 0.0,
+                "played": LOST,
+            },
+            {
+                "difficulty": "warehouse",
+                "settings": {},
+                "episodes": 5,
+                "mean": 0.0,
+                "history": True,
+                "recorded_on": "old",
+                "replays": {"reproduced": 5},
+                "replayed_mean": 0.0,
+                "played": LOST,
+            },
+        ]
+    }
     for group in models["groups"]:
         group.setdefault("played", PLAYED)
-    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")
-            for line in docs_blocks.tiers_at_a_glance(results, models).splitlines() if line.startswith("| ")}
+    rows = {
+        line.split(" | ")[0].strip("| "): line.split(" | ")
+        for line in docs_blocks.tiers_at_a_glance(results, models).splitlines()
+        if line.startswith("| ")
+    }
     assert rows["hard"][6:8] == ["0.500", "0.450 (`weekday_rule`)"]
     assert rows["deep"][-1] == "0.900 (2 episodes) |"  # the current set's, whose scores replay
     assert rows["frontier"][-1] == "0.800 (3 episodes, graded on this version; 0.750 as recorded) |"  # regraded

@@ -32,8 +32,12 @@ def longest() -> dict[str, tuple[int, int]]:
         schemas = count(json.dumps(openai_tools(difficulty)))
         completions, records = [], []
         for seed in SEEDS:
-            tokens = [count(text) for text in message_texts(record_episode(
-                "expert", {"difficulty": difficulty, "seed": seed}, env).messages)]
+            tokens = [
+                count(text)
+                for text in message_texts(
+                    record_episode("expert", {"difficulty": difficulty, "seed": seed}, env).messages
+                )
+            ]
             completions.append(sum(tokens[PROMPT_MESSAGES:]))
             records.append(sum(tokens) + schemas)
         figures[difficulty] = max(completions), max(records)

@@ -21,15 +21,27 @@ from metric_tracker_rl.catalog.dimensions import COUNTRIES
 from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
 
 SEEDS = 10  # the first ten episodes of the frontier sweep (the tenth is a null episode)
-GAMING = ("top_k_dates", "top_k_dates_shift_aware", "side_effect_padder", "weekday_rule", "mass_generators",
-          "readme_baseline", "scripted", "fixed_rule")
+GAMING = (
+    "top_k_dates",
+    "top_k_dates_shift_aware",
+    "side_effect_padder",
+    "weekday_rule",
+    "mass_generators",
+    "readme_baseline",
+    "scripted",
+    "fixed_rule",
+)
 MESSAGE_CHARS = 48_000  # an expert episode's messages, median (the model view's budget)
 
 
 @pytest.fixture(scope="module")
 def sweep() -> dict:
-    return calibrate(["expert", "aggregate_only_expert", "next_date_padder", *GAMING], SEEDS, progress=False,
-                     difficulties=("frontier",))["agents"]
+    return calibrate(
+        ["expert", "aggregate_only_expert", "next_date_padder", *GAMING],
+        SEEDS,
+        progress=False,
+        difficulties=("frontier",),
+    )["agents"]
 
 
 @pytest.mark.slow
@@ -68,10 +80,15 @@ def test_expert_record_shows_what_it_submits() -> None:
 
 
 reports = st.builds(
-    Report, date=st.dates().map(lambda d: d.isoformat()), entity_type=st.sampled_from(["conversion_rate"]),
-    entity_name=st.sampled_from([name for name, _, _ in STEPS]), anomaly_type=st.just("rate_drop_from_median"),
-    platform=st.sampled_from([None, "ios", "android", "web"]), country=st.sampled_from([None, *COUNTRIES]),
-    app_version=st.sampled_from([None, "6.30", "6.31"]))
+    Report,
+    date=st.dates().map(lambda d: d.isoformat()),
+    entity_type=st.sampled_from(["conversion_rate"]),
+    entity_name=st.sampled_from([name for name, _, _ in STEPS]),
+    anomaly_type=st.just("rate_drop_from_median"),
+    platform=st.sampled_from([None, "ios", "android", "web"]),
+    country=st.sampled_from([None, *COUNTRIES]),
+    app_version=st.sampled_from([None, "6.30", "6.31"]),
+)
 
 
 @given(st.lists(reports, max_size=40))

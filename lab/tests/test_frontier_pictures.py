@@ -19,6 +19,9 @@ def test_the_kept_pictures_are_todays() -> None:
 
 
 def test_a_picture_names_versions_in_three_parts_as_the_data_does() -> None:
-    shown = {version for path in (ROOT / OUTPUT).glob("frontier_*.svg")
-             for version in re.findall(r"app_version=([\d.]+)", path.read_text())}
+    shown = {
+        version
+        for path in (ROOT / OUTPUT).glob("frontier_*.svg")
+        for version in re.findall(r"app_version=([\d.]+)", path.read_text())
+    }
     assert shown and all(re.fullmatch(r"\d+\.\d+\.\d+", version) for version in shown), shown

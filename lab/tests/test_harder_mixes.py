@@ -38,8 +38,16 @@ assert DEEP.segmented is not None
 # Scratch tiers: deep drawing only the weeks-long kinds (and level shifts, so some incidents come before them), and
 # deep with every dial of the mixes on.
 PERSISTENT = replace(DEEP, segmented=replace(DEEP.segmented, incident_kinds=("level_shift", *HARDER_KINDS)))
-CROWDED = replace(DEEP, segmented=replace(DEEP.segmented, confounder_share=1.0, same_cuboid_concurrency=2,
-                                          effect_beside_incident=2, falling_effect_share=1.0))
+CROWDED = replace(
+    DEEP,
+    segmented=replace(
+        DEEP.segmented,
+        confounder_share=1.0,
+        same_cuboid_concurrency=2,
+        effect_beside_incident=2,
+        falling_effect_share=1.0,
+    ),
+)
 SEEDS = st.integers(0, 10**6)
 FEW = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -52,10 +60,6 @@ def episode(tier: Tier, seed: int) -> Episode:
 @cache
 def world(tier: Tier, seed: int) -> DrawnWorld:
     return build_world(tier, resolve_episode_config(seed=seed, difficulty="deep"))
-
-
-
-
 
 
 def cuboid_rate(daily: pd.DataFrame, segment: Segment, metric: str) -> np.ndarray:
@@ -80,8 +84,9 @@ def test_a_persistent_incidents_rows_are_its_cuboids_data_against_the_dates_befo
     persistent = [r for r in built.truth.injections if isinstance(r, ChangePointRecord)]
     assert persistent  # three to six incidents of three kinds: one at least is weeks long
     for change_point, step in {(r.change_point, r.entity_name) for r in persistent}:
-        run = sorted((r for r in persistent if (r.change_point, r.entity_name) == (change_point, step)),
-                     key=lambda r: r.day)
+        run = sorted(
+            (r for r in persistent if (r.change_point, r.entity_name) == (change_point, step)), key=lambda r: r.day
+        )
         assert [r.day for r in run] == list(range(change_point, change_point + len(run)))  # every date, one row
         assert len(run) >= 14 or run[-1].day == len(dates) - 1  # two weeks at least, unless the window ends
         assert change_point >= 21  # three weeks of peers before it
@@ -91,7 +96,7 @@ def test_a_persistent_incidents_rows_are_its_cuboids_data_against_the_dates_befo
         falls = []
         for record in run:
             row = rows[dates[record.day], record.entity_name]
-            baseline = np.nanmedian(rate[record.day % 7:change_point:7])
+            baseline = np.nanmedian(rate[record.day % 7 : change_point : 7])
             assert row.observed_value == pytest.approx(rate[record.day], rel=1e-9)
             assert row.baseline_value == pytest.approx(baseline, rel=1e-9)
             assert row.delta_value == pytest.approx(rate[record.day] - baseline, rel=1e-9, abs=1e-12)
@@ -153,15 +158,23 @@ def test_the_crowded_mix_places_what_its_dials_ask() -> None:
         seconds = [i for i in incidents if "second incident in the same cuboid" in i.record.description]
         assert 1 <= len(seconds) <= 2
         for second in seconds:
-            hosts = [i for i in incidents if i is not second and i.record.day == second.record.day
-                     and i.segment == second.segment]
+            hosts = [
+                i
+                for i in incidents
+                if i is not second and i.record.day == second.record.day and i.segment == second.segment
+            ]
             assert hosts and all(h.record.entity_name != second.record.entity_name for h in hosts)
         beside = [f for f in drawn.fluctuations if "beside an incident" in f.description]
         sorts |= {type(row).__name__ for f in beside for row in f.context}
         arms = [f for f in beside if isinstance(f.context[0], Experiment)]
-        assert any(any({k: v for k, v in i.segment.named().items() if k != "app_version"} == f.segment.named()
-                       and f.context[0].start_date <= dates[i.record.day] <= f.context[0].end_date
-                       for i in incidents) for f in arms)
+        assert any(
+            any(
+                {k: v for k, v in i.segment.named().items() if k != "app_version"} == f.segment.named()
+                and f.context[0].start_date <= dates[i.record.day] <= f.context[0].end_date
+                for i in incidents
+            )
+            for f in arms
+        )
     assert sorts == {"Experiment", "Holiday", "Campaign"}
 
 
@@ -172,18 +185,25 @@ def test_a_falling_effect_share_of_one_makes_every_intended_effect_a_fall() -> N
 
 # --- the deep expert on weeks-long incidents ----------------------------------------------------------------------
 
+
 def test_a_run_is_the_stretch_that_fell_most_consistently() -> None:
     assert change_points._run("l....LLLL_LLLLLLLL_LLLl.L..L.l...ll") == (5, 22)  # it ends at the fix
     assert change_points._run(".......lLLLLLLLLLLLL.....l..l...l..") == (7, 19)  # a gradual decline's ramp
     assert change_points._run("..LLLLL...........") is None  # a week at most: a level shift's or an experiment's
     # The incident's cuboid, a child that fell as far (the ripple), and a parent that diluted it.
     dates = "....LLLLLLLLLLLL...."
-    rows = [{"key": "android|GB|referral|*", "step": 4, "strength": -289, "fall": -0.5, "dates": dates},
-            {"key": "android|GB|referral|new", "step": 4, "strength": -150, "fall": -0.52, "dates": dates},
-            {"key": "*|GB|*|*", "step": 4, "strength": -90, "fall": -0.1, "dates": dates}]
+    rows = [
+        {"key": "android|GB|referral|*", "step": 4, "strength": -289, "fall": -0.5, "dates": dates},
+        {"key": "android|GB|referral|new", "step": 4, "strength": -150, "fall": -0.52, "dates": dates},
+        {"key": "*|GB|*|*", "step": 4, "strength": -90, "fall": -0.1, "dates": dates},
+    ]
     (run,) = change_points.runs(rows)
-    assert (run.segment, run.step, run.first, run.last) == (("android", "GB", "referral", None),
-                                                            "order_placed_to_payment_successful", 25, 36)
+    assert (run.segment, run.step, run.first, run.last) == (
+        ("android", "GB", "referral", None),
+        "order_placed_to_payment_successful",
+        25,
+        36,
+    )
 
 
 def test_only_a_brief_listing_a_change_point_kind_asks_for_the_change_point_scan() -> None:

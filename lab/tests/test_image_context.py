@@ -18,10 +18,19 @@ MAX_CONTEXT_BYTES = 5_000_000
 SPACE_UID = 1000  # the user a Hugging Face Space runs its image as
 
 
-@pytest.mark.parametrize(("path", "left_out"), [
-    ("a.py", True), ("keep/x.py", False), ("keep/sub/__pycache__/x.pyc", True), ("keep/sub/y.pyc", True),
-    ("keep", False), ("other/keep/x.py", True), ("docs/a.md", True), ("docs/keep.md", False),
-])
+@pytest.mark.parametrize(
+    ("path", "left_out"),
+    [
+        ("a.py", True),
+        ("keep/x.py", False),
+        ("keep/sub/__pycache__/x.pyc", True),
+        ("keep/sub/y.pyc", True),
+        ("keep", False),
+        ("other/keep/x.py", True),
+        ("docs/a.md", True),
+        ("docs/keep.md", False),
+    ],
+)
 def test_the_patterns_apply_as_docker_applies_them(path: str, left_out: bool) -> None:
     patterns = parse_dockerignore("# a comment\n*\n!keep\n**/__pycache__\n**/*.pyc\n\n!docs/keep.md\n")
     assert excluded(path, patterns) is left_out
@@ -44,13 +53,21 @@ def test_the_dependencies_are_synced_from_the_lock_file_before_the_source_is_cop
     syncs = [i for i, (kind, arguments) in enumerate(INSTRUCTIONS) if kind == "RUN" and "uv sync" in arguments]
     assert len(syncs) == 2 and "--no-install-project" in INSTRUCTIONS[syncs[0]][1]
     assert "--no-install-project" not in INSTRUCTIONS[syncs[1]][1]
-    copied_first = {path for i, (kind, arguments) in enumerate(INSTRUCTIONS[: syncs[0]]) if kind == "COPY"
-                    for path in copied_files(arguments, CONTEXT)}
+    copied_first = {
+        path
+        for i, (kind, arguments) in enumerate(INSTRUCTIONS[: syncs[0]])
+        if kind == "COPY"
+        for path in copied_files(arguments, CONTEXT)
+    }
     assert copied_first == {"pyproject.toml", "uv.lock"}
-    copied_later = {path for kind, arguments in INSTRUCTIONS[syncs[0]:] if kind == "COPY"
-                    for path in copied_files(arguments, CONTEXT)}
+    copied_later = {
+        path
+        for kind, arguments in INSTRUCTIONS[syncs[0] :]
+        if kind == "COPY"
+        for path in copied_files(arguments, CONTEXT)
+    }
     assert any(Path(path).parts[0] == "metric_tracker_rl" for path in copied_later)
-    assert all(kind != "COPY" for kind in kinds[syncs[1]:])  # nothing copied after the last sync
+    assert all(kind != "COPY" for kind in kinds[syncs[1] :])  # nothing copied after the last sync
     user = kinds.index("USER")
     assert INSTRUCTIONS[user][1] == str(SPACE_UID) and syncs[1] < user < kinds.index("CMD")
     assert "RUN" not in kinds[user:]  # as root only what builds the image

@@ -19,8 +19,10 @@ def test_no_lab_agent_is_in_the_packages_registry() -> None:
 
 
 def test_importing_the_package_registers_no_lab_agent_and_imports_no_lab_module() -> None:
-    probe = ("import sys, metric_tracker_rl, metric_tracker_rl.agents as agents; "
-             "print(sorted(agents.AGENTS)); print(any(name.split('.')[0] == 'lab' for name in sys.modules))")
+    probe = (
+        "import sys, metric_tracker_rl, metric_tracker_rl.agents as agents; "
+        "print(sorted(agents.AGENTS)); print(any(name.split('.')[0] == 'lab' for name in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[0] == str(sorted(AGENTS)) and out[1] == "False"
 

@@ -46,10 +46,17 @@ def test_the_cached_text_diagnostic_reuses_each_tools_first_text_and_renders_not
     cached = first_text_per_tool(counting_render)
     env = MetricTrackerRlEnvironment()
     env.reset(seed=3, difficulty="easy")
-    calls = [("rows_for_date", {"date": "2026-03-10"}), ("rows_for_date", {"date": "2026-03-11"}),
-             ("get_annotations", {}), ("no_such_tool", {}), ("rows_for_date", {"date": "2026-03-12"})]
-    texts = [cached(env.step(MetricTrackerRlAction(analysis_method=name, analysis_args=arguments)))
-             for name, arguments in calls]
+    calls = [
+        ("rows_for_date", {"date": "2026-03-10"}),
+        ("rows_for_date", {"date": "2026-03-11"}),
+        ("get_annotations", {}),
+        ("no_such_tool", {}),
+        ("rows_for_date", {"date": "2026-03-12"}),
+    ]
+    texts = [
+        cached(env.step(MetricTrackerRlAction(analysis_method=name, analysis_args=arguments)))
+        for name, arguments in calls
+    ]
     assert len(rendered) == 3  # rows_for_date, get_annotations, and the error of the unknown tool
     assert texts[0] == texts[1] == texts[4] == rendered[0] and "2026-03-10" in texts[0]
     assert texts[2] == rendered[1] and texts[3] == rendered[2] and texts[3].startswith("error:")

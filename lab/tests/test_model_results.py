@@ -20,22 +20,29 @@ from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
 RESULTS = model_results.kept_results()
 ENTRIES = {entry["file"]: entry for entry in RESULTS["transcripts"]}
-REPLAYABLE = sorted((entry for entry in RESULTS["transcripts"]
-                     if entry["replay"] != replay.EARLIER_VERSION and entry["played"] != model_results.LOST),
-                    key=lambda entry: entry["calls"])
+REPLAYABLE = sorted(
+    (
+        entry
+        for entry in RESULTS["transcripts"]
+        if entry["replay"] != replay.EARLIER_VERSION and entry["played"] != model_results.LOST
+    ),
+    key=lambda entry: entry["calls"],
+)
 WAREHOUSE, AUDIT = replay.TRANSCRIPTS / "warehouse", replay.TRANSCRIPTS / "audit"
 
 
 def test_every_transcript_is_in_the_results_and_every_episode_in_the_table() -> None:
-    files = [path.relative_to(replay.TRANSCRIPTS).as_posix()
-             for path in replay.transcript_paths([replay.TRANSCRIPTS])]
+    files = [path.relative_to(replay.TRANSCRIPTS).as_posix() for path in replay.transcript_paths([replay.TRANSCRIPTS])]
     assert len(files) == 15 + 21 + 12 + 10 and sorted(ENTRIES) == sorted(files)
     assert sum(group["episodes"] for group in RESULTS["groups"]) == len(files)
     assert RESULTS["groups"] == model_results.groups(RESULTS["transcripts"])
     for entry in RESULTS["transcripts"]:
         recorded = replay.load(replay.TRANSCRIPTS / entry["file"])
-        assert (entry["score"], entry["calls"], entry["seed"]) == (recorded["score"], len(recorded["calls"]),
-                                                                   recorded["seed"])
+        assert (entry["score"], entry["calls"], entry["seed"]) == (
+            recorded["score"],
+            len(recorded["calls"]),
+            recorded["seed"],
+        )
         assert entry["history"] == entry["file"].startswith("history/")
 
 
@@ -59,18 +66,21 @@ def test_the_current_set_replays_and_is_what_the_readme_shows() -> None:
     assert current and all(entry["replay"] != replay.EARLIER_VERSION for entry in current)
     assert {entry["difficulty"] for entry in current} == {"deep", "abyss", "warehouse", "audit"}
     for difficulty in {entry["difficulty"] for entry in current}:
-        mine = [entry for entry in current if entry["difficulty"] == difficulty
-                and entry["played"] == model_results.PLAYED]
+        mine = [
+            entry for entry in current if entry["difficulty"] == difficulty and entry["played"] == model_results.PLAYED
+        ]
         recorded = sum(entry["score"] for entry in mine) / len(mine)
         replayed = sum(entry["replayed_score"] for entry in mine) / len(mine)
         shown = _model_result(difficulty, RESULTS)
         if all(entry["replay"] in (replay.REPRODUCED, replay.TEXTS_CHANGED) for entry in mine):
             assert shown.startswith(f"{recorded:.3f} ({len(mine)} episodes")
         else:
-            assert shown.startswith(f"{replayed:.3f} ({len(mine)} episodes, graded on this version; {recorded:.3f} "
-                                    "as recorded")
-        lost = [entry for entry in current if entry["difficulty"] == difficulty
-                and entry["played"] == model_results.LOST]
+            assert shown.startswith(
+                f"{replayed:.3f} ({len(mine)} episodes, graded on this version; {recorded:.3f} as recorded"
+            )
+        lost = [
+            entry for entry in current if entry["difficulty"] == difficulty and entry["played"] == model_results.LOST
+        ]
         assert (f"; {len(lost)} lost: 0.000" in shown) == bool(lost)  # a lost episode is never hidden
     stale = copy.deepcopy(RESULTS)
     for group in stale["groups"]:
@@ -91,18 +101,36 @@ def test_a_tier_digest_moves_with_its_own_fingerprints_only() -> None:
     assert not replay.is_earlier_version("frontier", None, moved)  # a folder that keeps no record replays as is
 
 
+def test_a_reworded_brief_leaves_the_tiers_episodes_the_same_episodes() -> None:
+    """The brief's text is a fingerprint part the replay compares itself (naming what changed): rewording it keeps
+    a tier's transcripts replayed, where a change to its data marks them recorded on an earlier version."""
+    stored = replay.current_fingerprints()
+    reworded = copy.deepcopy(stored)
+    for label in reworded:
+        if label.startswith("audit/"):
+            reworded[label]["task"] = "f" * 16
+    assert replay.tier_fingerprint(reworded, "audit") == replay.tier_fingerprint(stored, "audit")
+    recorded = {"tier_fingerprints": {"audit": replay.tier_fingerprint(stored, "audit")}}
+    assert not replay.is_earlier_version("audit", recorded, reworded)
+
+
 @pytest.mark.skipif(not REPLAYABLE, reason="every tier changed since the recording")
 def test_a_transcript_replays_as_the_results_say() -> None:
     entry = REPLAYABLE[0]
     path = replay.TRANSCRIPTS / entry["file"]
-    result = replay.replay(replay.load(path), None, read_before_play.kept_texts(path.parent, path.name,
-                                                                                 entry["difficulty"]))
+    result = replay.replay(
+        replay.load(path), None, read_before_play.kept_texts(path.parent, path.name, entry["difficulty"])
+    )
     assert (result.status, result.matched_texts, round(result.replayed_score, 6)) == (
-        entry["replay"], entry["texts_matched"], entry["replayed_score"])
+        entry["replay"],
+        entry["texts_matched"],
+        entry["replayed_score"],
+    )
 
 
 def test_a_reworded_text_with_its_score_reproduced_is_no_failure_but_fails_exact(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """What a change to a brief's wording leaves: the diff is printed, the run exits 0, and 1 with --exact."""
     entry = REPLAYABLE[0]
     transcript = as_played_today(entry)
@@ -125,8 +153,9 @@ def as_played_today(entry: dict) -> dict:
 def played_today(transcript: dict) -> tuple[dict, str]:
     """The transcript with the texts and score this version gives its calls, and the brief it starts with."""
     session = EpisodeSession(MetricTrackerRlEnvironment())
-    brief = session.reset(seed=transcript["seed"], difficulty=transcript["difficulty"],
-                          **transcript.get("settings", {}))
+    brief = session.reset(
+        seed=transcript["seed"], difficulty=transcript["difficulty"], **transcript.get("settings", {})
+    )
     for call in transcript["calls"]:
         call["text"] = session.call(call["tool"], call["arguments"])
     transcript["score"] = session.score
@@ -173,7 +202,8 @@ def test_no_kept_transcript_fails_its_replay_and_every_regrading_is_in_the_table
 
 
 def test_a_changed_score_is_accepted_with_a_reason_and_then_replays_as_regraded(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A grading change says what it does to each kept transcript: the replay fails, naming both scores and how to
     accept them; --regrade keeps the old score, the new one and why beside the transcript, which keeps its
     recorded score, and later replays pass while they score what was kept, and fail again when the score moves."""
@@ -195,8 +225,9 @@ def test_a_changed_score_is_accepted_with_a_reason_and_then_replays_as_regraded(
     assert f"regraded {today - 0.25:.6f} -> {today:.6f}: a test's grading change" in out
     assert path.read_text(encoding="utf-8") == recorded  # the transcript keeps what was recorded
     kept = json.loads((tmp_path / replay.REGRADED).read_text(encoding="utf-8"))
-    assert kept == {"moved.json": [{"was": round(today - 0.25, 6), "score": round(today, 6),
-                                    "why": "a test's grading change"}]}
+    assert kept == {
+        "moved.json": [{"was": round(today - 0.25, 6), "score": round(today, 6), "why": "a test's grading change"}]
+    }
     assert replay.transcript_paths([tmp_path]) == [path]  # the record is no transcript
     assert replay.main([str(path)]) == 0
     assert f"1 transcript(s): 1 {replay.REGRADED_STATUS}; none fails" in capsys.readouterr().out
@@ -227,10 +258,14 @@ def test_the_kept_results_are_what_the_replays_give() -> None:
         fields = {key: (before.get(key), value) for key, value in entry.items() if before.get(key) != value}
         if fields:
             result = replay.replay(replay.load(replay.TRANSCRIPTS / entry["file"]))
-            moved.append(f"{entry['file']}: {fields}; replayed again: {result.matched_texts} texts matched, "
-                         f"first difference:\n{result.first_difference}")
-    raise AssertionError("run `uv run python -m lab.calibration.model_results --write` if the change is meant; "
-                         + ("\n".join(moved) or "the groups moved"))
+            moved.append(
+                f"{entry['file']}: {fields}; replayed again: {result.matched_texts} texts matched, "
+                f"first difference:\n{result.first_difference}"
+            )
+    raise AssertionError(
+        "run `uv run python -m lab.calibration.model_results --write` if the change is meant; "
+        + ("\n".join(moved) or "the groups moved")
+    )
 
 
 def test_a_run_recorded_as_a_transcript_replays(tmp_path: Path) -> None:
@@ -241,10 +276,18 @@ def test_a_run_recorded_as_a_transcript_replays(tmp_path: Path) -> None:
     run.reset(env, seed=3, difficulty="easy")
     run.act(env, MetricTrackerRlAction(analysis_method="list_suspicious_dates", analysis_args={"limit": 3}))
     run.act(env, MetricTrackerRlAction(classifications=[]))
-    run.messages.append({"role": "assistant", "content": "", "tool_calls": [
-        {"id": "late", "type": "function", "function": {"name": "task_overview", "arguments": "{}"}}]})
-    run.messages.append({"role": "tool", "tool_call_id": "late", "name": "task_overview",
-                         "content": SKIPPED_AFTER_GRADING})
+    run.messages.append(
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"id": "late", "type": "function", "function": {"name": "task_overview", "arguments": "{}"}}
+            ],
+        }
+    )
+    run.messages.append(
+        {"role": "tool", "tool_call_id": "late", "name": "task_overview", "content": SKIPPED_AFTER_GRADING}
+    )
     record = replay_record(run, {"seed": 3, "difficulty": "easy"})
     assert (record["difficulty"], record["seed"], record["settings"]) == ("easy", 3, {})
     assert [call["tool"] for call in record["calls"]] == ["list_suspicious_dates", "submit_report"]
@@ -269,10 +312,16 @@ def test_a_lost_episode_replays_its_calls_before_the_loss_and_is_a_row_of_its_ow
     assert result.first_difference is None and result.status == replay.REPRODUCED
     entry = ENTRIES[f"warehouse/{LOST_FILE}"]
     assert entry["played"] == model_results.LOST and entry["score"] == entry["replayed_score"] == 0
-    rows = {group["played"]: group for group in RESULTS["groups"]
-            if group["difficulty"] == "warehouse" and not group["history"]}
+    rows = {
+        group["played"]: group
+        for group in RESULTS["groups"]
+        if group["difficulty"] == "warehouse" and not group["history"]
+    }
     assert {played: group["episodes"] for played, group in rows.items()} == {
-        model_results.PLAYED: 6, model_results.RERUN: 2, model_results.LOST: 4}
+        model_results.PLAYED: 6,
+        model_results.RERUN: 2,
+        model_results.LOST: 4,
+    }
     assert rows[model_results.LOST]["mean"] == 0 and rows[model_results.LOST]["expert_mean"] > 0
     table = model_results.model_results_table(RESULTS)
     assert f"| warehouse | defaults | {model_results.LOST} | 4 | 0.000 | 0.000 |" in table
@@ -292,8 +341,11 @@ def test_every_transcript_of_a_folder_that_keeps_what_was_read_has_its_brief_kep
         assert files and sorted(kept["briefs"]) == sorted(files)
         assert set(kept["tiers"]) == {folder.name}
         assert list(kept["tiers"][folder.name]) == [read_before_play.SYSTEM_PROMPT, read_before_play.TOOL_SCHEMAS]
-        assert all(entry["changed_before_play"] is not None for entry in RESULTS["transcripts"]
-                   if entry["file"].startswith(f"{folder.name}/"))
+        assert all(
+            entry["changed_before_play"] is not None
+            for entry in RESULTS["transcripts"]
+            if entry["file"].startswith(f"{folder.name}/")
+        )
 
 
 def kept_as_today(folder: Path, transcript: dict, brief: str) -> Path:
@@ -305,7 +357,8 @@ def kept_as_today(folder: Path, transcript: dict, brief: str) -> Path:
     record = {"tiers": {difficulty: read_before_play.tier_texts(difficulty)}, "briefs": {path.name: brief}}
     (folder / read_before_play.RECORD).write_text(json.dumps(record), encoding="utf-8")
     assert read_before_play.kept_texts(folder, path.name, difficulty) == read_before_play.texts_before_play(
-        difficulty, brief)
+        difficulty, brief
+    )
     return path
 
 
@@ -313,7 +366,7 @@ def edit_kept(folder: Path, difficulty: str, brief_line: str | None = None, tool
     """Change one line of the kept brief, or one word of the kept tool schemas, as a rewording since would."""
     record = json.loads((folder / read_before_play.RECORD).read_text(encoding="utf-8"))
     if brief_line is not None:
-        (file, brief), = record["briefs"].items()
+        ((file, brief),) = record["briefs"].items()
         lines = brief.splitlines()
         lines[3] = brief_line
         record["briefs"][file] = "\n".join(lines)
@@ -324,7 +377,8 @@ def edit_kept(folder: Path, difficulty: str, brief_line: str | None = None, tool
 
 
 def test_a_changed_brief_line_is_named_with_its_diff_and_the_recorded_score_kept(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """What a rewording of a brief's line leaves on a kept transcript (one warehouse episode, its report only): the
     replay names the text that changed before the calls with its first differing line, keeps the recorded score
     beside the replayed one, and exits 0 (1 with --exact)."""
@@ -350,7 +404,8 @@ def reported_alone(folder: Path) -> tuple[Path, dict]:
 
 @pytest.mark.slow  # three replays of a warehouse report (about 1 s each under load)
 def test_a_changed_brief_with_a_moved_score_keeps_the_score_history(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A rewording that comes with a grading change: the replay names the brief's change and fails on the score,
     saying both; --regrade keeps the score recorded, the score before and the score since, and later replays name
     the brief's change and pass, the transcript itself untouched."""
@@ -369,14 +424,17 @@ def test_a_changed_brief_with_a_moved_score_keeps_the_score_history(
     assert replay.main([str(path)]) == 0
     out = capsys.readouterr().out
     assert f"{path.name}: {replay.REGRADED_STATUS}: 1/1 texts (changed before the calls: the brief)" in out
-    assert (f"score {today:.6f} (recorded {today - 0.25:.6f}; regraded {today - 0.25:.6f} -> {today:.6f}: the grader "
-            "follows the reworded rule)") in out
+    assert (
+        f"score {today:.6f} (recorded {today - 0.25:.6f}; regraded {today - 0.25:.6f} -> {today:.6f}: the grader "
+        "follows the reworded rule)"
+    ) in out
     assert path.read_text(encoding="utf-8") == recorded
 
 
 @pytest.mark.slow  # replays a whole audit episode (28 calls, about 5 s) and reads what it read before them
 def test_a_reworded_tool_and_brief_keep_the_audit_score_and_its_history(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A whole audit transcript whose kept brief and tool description read differently from today's: the replay
     names both with their diffs (the tool schemas first, as read), matches every call, and the artifact's line keeps
     the score recorded beside the score the replay gives."""
@@ -385,12 +443,12 @@ def test_a_reworded_tool_and_brief_keep_the_audit_score_and_its_history(
     edit_kept(tmp_path, "audit", brief_line="a line the model read then", tool_text="One SQLite SELECT")
     assert replay.main([str(path)]) == 0
     out = capsys.readouterr().out
-    assert (f"{path.name}: {replay.TEXTS_CHANGED}: 28/28 texts (changed before the calls: the tool schemas, the "
-            "brief)") in out
+    assert (
+        f"{path.name}: {replay.TEXTS_CHANGED}: 28/28 texts (changed before the calls: the tool schemas, the brief)"
+    ) in out
     assert "before the calls: the tool schemas" in out and "One SQLite SELECT" in out
     assert "before the calls: the brief" in out and "-a line the model read then" in out
-    entry = model_results.transcript_entry(path, None, replay.current_fingerprints(), replay.replay,
-                                           lambda *_: 0.5)
+    entry = model_results.transcript_entry(path, None, replay.current_fingerprints(), replay.replay, lambda *_: 0.5)
     assert (entry["score"], entry["replayed_score"]) == (transcript["score"], round(transcript["score"], 6))
     assert entry["changed_before_play"] == [read_before_play.TOOL_SCHEMAS, read_before_play.BRIEF]
     assert entry["replay"] == replay.TEXTS_CHANGED and entry["texts_matched"] == 28

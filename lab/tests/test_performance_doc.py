@@ -71,8 +71,11 @@ def test_an_episodes_window_that_no_episode_finished_says_it_measured_nothing(ke
     assert "| 0.0/s vs null" not in rendered_block(kept_run)
 
 
-KEPT_RUNS = sorted(path for path in (Path(__file__).resolve().parents[1] / "artifacts").glob("*.json")
-                   if isinstance(json.loads(path.read_text(encoding="utf-8")).get("command"), str))
+KEPT_RUNS = sorted(
+    path
+    for path in (Path(__file__).resolve().parents[1] / "artifacts").glob("*.json")
+    if isinstance(json.loads(path.read_text(encoding="utf-8")).get("command"), str)
+)
 
 
 @pytest.mark.parametrize("artifact", KEPT_RUNS, ids=[path.stem for path in KEPT_RUNS])
@@ -83,4 +86,3 @@ def test_a_kept_runs_command_is_one_a_reader_can_run_today(artifact: Path) -> No
     assert module.startswith("lab.") and importlib.util.find_spec(module) is not None, module
     if "--output" in words:
         assert words[words.index("--output") + 1] == f"lab/artifacts/{artifact.name}"
-

@@ -9,14 +9,18 @@ import lab.speed.query_speed as query_speed
 from lab.speed.query_speed import by_kind, table, time_engine
 from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
 
-STATEMENTS = ("SELECT platform, count(*) n FROM daily_by_segment GROUP BY platform ORDER BY platform",
-              "SELECT hour, sum(app_opens) a FROM hourly_by_segment GROUP BY hour ORDER BY hour")
+STATEMENTS = (
+    "SELECT platform, count(*) n FROM daily_by_segment GROUP BY platform ORDER BY platform",
+    "SELECT hour, sum(app_opens) a FROM hourly_by_segment GROUP BY hour ORDER BY hour",
+)
 
 
 def queries() -> list[dict]:
     reset = calibration_reset_kwargs("deep", 120)
-    return [{"agent": "test", "kind": kind, "reset": reset, "arguments": {"sql": sql}}
-            for kind, sql in zip(("cuboid scan", "hourly scan"), STATEMENTS, strict=True)]
+    return [
+        {"agent": "test", "kind": kind, "reset": reset, "arguments": {"sql": sql}}
+        for kind, sql in zip(("cuboid scan", "hourly scan"), STATEMENTS, strict=True)
+    ]
 
 
 def test_each_statement_gets_every_phase_and_a_digest_of_its_result() -> None:
@@ -30,8 +34,11 @@ def test_each_statement_gets_every_phase_and_a_digest_of_its_result() -> None:
 
 def test_the_table_puts_two_runs_side_by_side_by_kind() -> None:
     statements = [{"kind": "cuboid scan", "engine_cpu": 10.0}, {"kind": "hourly scan", "engine_cpu": 30.0}]
-    report = {"tiers": {"deep": {"by_kind": by_kind(statements), "results_changed": []}},
-              "load_average_at_start": [1.0, 1.0, 1.0], "load_average_at_end": [2.0, 2.0, 2.0]}
+    report = {
+        "tiers": {"deep": {"by_kind": by_kind(statements), "results_changed": []}},
+        "load_average_at_start": [1.0, 1.0, 1.0],
+        "load_average_at_end": [2.0, 2.0, 2.0],
+    }
     assert report["tiers"]["deep"]["by_kind"]["all"]["engine_cpu"]["p50_ms"] == 20.0
     text = table([report, report])
     assert "| deep | cuboid scan | 1 | - -> - | 10.0 (10.0) -> 10.0 (10.0) |" in text

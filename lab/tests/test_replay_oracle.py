@@ -27,8 +27,9 @@ def test_the_replay_oracle_reads_an_open_server_and_nothing_of_a_held_out_one(mo
 
     def oracle_score(secret: str) -> float:
         agent = ReplayOracleAgent(server=lambda: EpisodeSession(MetricTrackerRlEnvironment(held_out_secret=secret)))
-        return play(agent, EpisodeSession(MetricTrackerRlEnvironment(held_out_secret=secret)),
-                    task_id="medium_mixed_three").score
+        return play(
+            agent, EpisodeSession(MetricTrackerRlEnvironment(held_out_secret=secret)), task_id="medium_mixed_three"
+        ).score
 
     assert oracle_score("") >= 0.5  # open mode: the hits it read are incidents of the episode it plays
     held_out = [oracle_score(SECRET) for _ in range(ORACLE_PLAYS)]

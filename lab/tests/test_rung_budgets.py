@@ -61,7 +61,8 @@ def test_the_kept_run_says_how_and_under_what_load_it_was_measured(kept_run: dic
     assert rung_budgets.shareable(kept_run["command"]) in rendered and "load average" in rendered
     assert not re.search(r"\s/\S", rendered.split("\n")[0]), "a machine's own path in the doc"
     assert rung_budgets.shareable(f"python -m x --output /elsewhere/a.json --n 3 {ROOT}/docs/b.json") == (
-        "python -m x --output a.json --n 3 docs/b.json")
+        "python -m x --output a.json --n 3 docs/b.json"
+    )
 
 
 def test_the_timed_queries_are_the_statements_the_scan_analyst_sent() -> None:
@@ -69,8 +70,12 @@ def test_the_timed_queries_are_the_statements_the_scan_analyst_sent() -> None:
     env = MetricTrackerRlEnvironment()
     run, actions = record(rung_budgets.SCAN, reset_kwargs, env)
     queries = sent_queries(reset_kwargs, actions, rung_budgets.SCAN)
-    sent = [call["function"]["arguments"]["sql"] for message in run.messages
-            for call in message.get("tool_calls") or [] if call["function"]["name"] == "query"]
+    sent = [
+        call["function"]["arguments"]["sql"]
+        for message in run.messages
+        for call in message.get("tool_calls") or []
+        if call["function"]["name"] == "query"
+    ]
     assert [query["arguments"]["sql"] for query in queries] == sent
     assert {"cuboid scan", "hourly scan"} <= {query["kind"] for query in queries}
     assert len(time_queries(queries)) == len(queries)  # each replayed on its episode, and answered
@@ -79,15 +84,20 @@ def test_the_timed_queries_are_the_statements_the_scan_analyst_sent() -> None:
 
 def test_query_kinds() -> None:
     assert query_kind("SELECT hour FROM hourly_by_segment") == "hourly scan"
-    assert query_kind("SELECT 1 FROM daily_by_segment GROUP BY grouping sets ((date), (date, platform))") == \
-        "cuboid scan"
+    assert (
+        query_kind("SELECT 1 FROM daily_by_segment GROUP BY grouping sets ((date), (date, platform))") == "cuboid scan"
+    )
     assert query_kind("WITH f(k) AS (VALUES (0)) SELECT * FROM f") == "candidate read"
     assert query_kind("SELECT * FROM experiments") == "other read"
 
 
 def test_tree_rss_counts_the_processes_under_a_process() -> None:
-    child = subprocess.Popen([sys.executable, "-c", "import sys; held = b'x' * (64 << 20); print('ready', flush=True); "
-                              "sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; held = b'x' * (64 << 20); print('ready', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
         assert tree_rss_mb(child.pid) > 64

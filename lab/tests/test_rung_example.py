@@ -24,7 +24,8 @@ def _example(difficulty: str) -> dict[str, Any]:
 def test_the_page_is_what_the_kept_example_renders(difficulty: str) -> None:
     assert page_path(difficulty).read_text() == render(_example(difficulty)), (
         f"run: uv run python -m lab.calibration.rung_example --render lab/artifacts/{difficulty}_example.json "
-        f"> lab/docs/{difficulty}_episode.md")
+        f"> lab/docs/{difficulty}_episode.md"
+    )
 
 
 @pytest.mark.parametrize("difficulty", TIERS)
@@ -35,13 +36,13 @@ def test_the_episode_fits_the_rule_that_chose_it(difficulty: str) -> None:
     assert expert["seed"] == analyst["seed"] and expert["difficulty"] == analyst["difficulty"] == difficulty
     assert expert["score"] >= EXPERT_AT_LEAST and analyst["score"] <= expert["score"] - GAP
     assert example[players.losses_key], f"the page says where the {players.name} goes wrong"
-    assert sum(loss["points"] for loss in example[players.losses_key]) == pytest.approx(1 - analyst["score"],
-                                                                                        abs=0.02)
+    assert sum(loss["points"] for loss in example[players.losses_key]) == pytest.approx(1 - analyst["score"], abs=0.02)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("difficulty", "role"), [(tier, role) for tier in TIERS
-                                                  for role in ("expert", PLAYERS[tier].key)])
+@pytest.mark.parametrize(
+    ("difficulty", "role"), [(tier, role) for tier in TIERS for role in ("expert", PLAYERS[tier].key)]
+)
 def test_each_play_replays_to_the_same_texts_and_score(difficulty: str, role: str) -> None:
     play = _example(difficulty)[role]
     result = replay(play)

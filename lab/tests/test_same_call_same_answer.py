@@ -72,16 +72,25 @@ def replayable() -> list[Path]:
     stored, found = replay.current_fingerprints(), []
     for folder in FOLDERS:
         recorded = replay.recorded_on(folder)
-        found += [path for path in sorted(folder.glob("*.json")) if path.name not in replay.RECORD_FILES
-                  and not replay.is_earlier_version(replay.load(path)["difficulty"], recorded, stored)]
+        found += [
+            path
+            for path in sorted(folder.glob("*.json"))
+            if path.name not in replay.RECORD_FILES
+            and not replay.is_earlier_version(replay.load(path)["difficulty"], recorded, stored)
+        ]
     return found
 
 
 def expert_episode(env: MetricTrackerRlEnvironment, seed: int) -> tuple[list[str], float]:
     """Every text the expert read on an abyss episode, and its score."""
     run = TaskRun("expert")
-    run_episode(make_agent("expert"), lambda **kw: run.reset(env, **kw), lambda action: run.act(env, action),
-                seed=seed, difficulty="abyss")
+    run_episode(
+        make_agent("expert"),
+        lambda **kw: run.reset(env, **kw),
+        lambda action: run.act(env, action),
+        seed=seed,
+        difficulty="abyss",
+    )
     return [str(message.get("content")) for message in run.messages], run.score
 
 
@@ -131,8 +140,7 @@ def test_every_text_and_score_is_the_same_idle_beside_busy_processes_and_beside_
     # reference for every text, here and below.
     current = {path.name for path in CURRENT.glob("*.json") if path.name not in replay.RECORD_FILES}
     assert len(current) == 15 and current <= idle.keys()
-    graded = {entry["file"]: entry["replayed_score"] for entry in kept_results()["transcripts"]
-              if not entry["history"]}
+    graded = {entry["file"]: entry["replayed_score"] for entry in kept_results()["transcripts"] if not entry["history"]}
     for name in current:
         _, replayed, _ = idle[name]
         assert abs(replayed - graded[name]) <= replay.SCORE_TOLERANCE, name

@@ -62,16 +62,29 @@ def test_a_block_of_hours_sits_together_across_midnight_and_ignores_a_stray_hour
 
 
 def _row(platform: str, user_type: str, share: float, change: float) -> dict[str, object]:
-    return {"platform": platform, "user_type": user_type, "app_open_share": share, "baseline_value": 0.5,
-            "delta_value": 0.5 * change}
+    return {
+        "platform": platform,
+        "user_type": user_type,
+        "app_open_share": share,
+        "baseline_value": 0.5,
+        "delta_value": 0.5 * change,
+    }
 
 
 def test_a_breakdown_narrows_a_cuboid_only_where_the_rest_stayed_put() -> None:
-    confined = [_row("web", "new", 0.1, -0.5), _row("web", "returning", 0.2, -0.5),
-                _row("ios", "new", 0.3, -0.02), _row("ios", "returning", 0.4, 0.01)]
+    confined = [
+        _row("web", "new", 0.1, -0.5),
+        _row("web", "returning", 0.2, -0.5),
+        _row("ios", "new", 0.3, -0.02),
+        _row("ios", "returning", 0.4, 0.01),
+    ]
     assert narrowed(confined, ["platform", "user_type"], -0.16) == {"platform": "web"}
-    rippled = [_row("web", "new", 0.1, -0.5), _row("web", "returning", 0.2, -0.3),
-               _row("ios", "new", 0.3, -0.3), _row("ios", "returning", 0.4, -0.3)]
+    rippled = [
+        _row("web", "new", 0.1, -0.5),
+        _row("web", "returning", 0.2, -0.3),
+        _row("ios", "new", 0.3, -0.3),
+        _row("ios", "returning", 0.4, -0.3),
+    ]
     assert narrowed(rippled, ["platform", "user_type"], -0.32) == {}
 
 
@@ -83,15 +96,23 @@ def test_siblings_that_fell_as_far_widen_the_cuboid() -> None:
 
 
 def test_an_experiment_explains_only_its_target_step_inside_its_arm_and_dates() -> None:
-    experiment = {"kind": "experiment", "platform": "android", "country": None, "channel": None,
-                  "user_type": "returning", "step": "menu_open_to_product_added_to_cart",
-                  "first_date": "2026-03-23", "last_date": "2026-03-26"}
+    experiment = {
+        "kind": "experiment",
+        "platform": "android",
+        "country": None,
+        "channel": None,
+        "user_type": "returning",
+        "step": "menu_open_to_product_added_to_cart",
+        "first_date": "2026-03-23",
+        "last_date": "2026-03-26",
+    }
     arm = {"platform": "android", "user_type": "returning"}
     assert explained_by_context(arm, "menu_open_to_product_added_to_cart", "2026-03-24", [experiment])
     assert not explained_by_context(arm, "app_open_to_menu_open", "2026-03-24", [experiment])  # a step it breaks
     assert not explained_by_context(arm, "menu_open_to_product_added_to_cart", "2026-03-27", [experiment])
-    assert not explained_by_context({"platform": "ios"}, "menu_open_to_product_added_to_cart", "2026-03-24",
-                                    [experiment])
+    assert not explained_by_context(
+        {"platform": "ios"}, "menu_open_to_product_added_to_cart", "2026-03-24", [experiment]
+    )
 
 
 @pytest.mark.slow

@@ -19,8 +19,7 @@ ABYSS = "abyss"
 TRANSCRIPTS = ROOT / "lab" / "artifacts" / "model_transcripts"
 SEED_868080 = 868_080
 FIELDS = ("platform", "country", "app_version", "channel", "user_type")
-PROPERTIES = settings(max_examples=120, deadline=None, derandomize=True,
-                      suppress_health_check=[HealthCheck.too_slow])
+PROPERTIES = settings(max_examples=120, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _transcript_report() -> list[dict[str, Any]]:
@@ -40,16 +39,27 @@ def test_seed_868080s_report_on_the_two_field_parent_is_credited_where_that_date
     result = env.step(MetricTrackerRlAction(classifications=_transcript_report()))
     assert result.comparison is not None and result.reward == result.episode_score
     assert result.reward > 0.85, result.message
-    credit = {row["key"][:10]: row["segment_credit"] for row in result.comparison["rows"]
-              if row["key"].endswith("order_placed_to_payment_successful") and row["key"].startswith("2026-04-1")}
+    credit = {
+        row["key"][:10]: row["segment_credit"]
+        for row in result.comparison["rows"]
+        if row["key"].endswith("order_placed_to_payment_successful") and row["key"].startswith("2026-04-1")
+    }
     assert credit["2026-04-14"] == 1.0 and credit["2026-04-13"] < 0.7
     episode = env._episode  # noqa: SLF001  (the test reads the truth it graded against)
     assert episode is not None
     parent = Segment(country="MX", channel="referral")
-    twin = next(t for t in episode.truth.twin_rows if row_segment(t) == parent and t.date == "2026-04-14"
-                and t.entity_name == "order_placed_to_payment_successful")
-    reported = next(row for row in _transcript_report() if row["date"] == "2026-04-14" and row.get("channel")
-                    and row["entity_name"] == "order_placed_to_payment_successful")
+    twin = next(
+        t
+        for t in episode.truth.twin_rows
+        if row_segment(t) == parent and t.date == "2026-04-14" and t.entity_name == "order_placed_to_payment_successful"
+    )
+    reported = next(
+        row
+        for row in _transcript_report()
+        if row["date"] == "2026-04-14"
+        and row.get("channel")
+        and row["entity_name"] == "order_placed_to_payment_successful"
+    )
     assert abs(twin.observed_value - reported["observed_value"]) < 1e-4  # the model's own figure from the data
 
 

@@ -48,12 +48,17 @@ def test_the_step_budget_is_the_tiers_own_and_the_brief_states_it() -> None:
     assert f"max_steps: {WAREHOUSE.max_steps}" in text and f"steps_remaining: {WAREHOUSE.max_steps}" in text
 
 
-@pytest.mark.parametrize(("shared", "replacements", "warehouse"), [
-    (BASELINE_RULE, BASELINE_REPLACED, WAREHOUSE_BASELINE_RULE),
-    (SEVERITY_RULE, SEVERITY_REPLACED, WAREHOUSE_SEVERITY_RULE),
-    (GRADING_RULE, GRADING_REPLACED, WAREHOUSE_GRADING_RULE)])
-def test_each_shortened_rule_finds_the_phrase_it_shortens(shared: str, replacements: dict[str, str],
-                                                          warehouse: str) -> None:
+@pytest.mark.parametrize(
+    ("shared", "replacements", "warehouse"),
+    [
+        (BASELINE_RULE, BASELINE_REPLACED, WAREHOUSE_BASELINE_RULE),
+        (SEVERITY_RULE, SEVERITY_REPLACED, WAREHOUSE_SEVERITY_RULE),
+        (GRADING_RULE, GRADING_REPLACED, WAREHOUSE_GRADING_RULE),
+    ],
+)
+def test_each_shortened_rule_finds_the_phrase_it_shortens(
+    shared: str, replacements: dict[str, str], warehouse: str
+) -> None:
     """A change of the shared text cannot leave the warehouse's rule silently unshortened (or stale)."""
     for old, new in replacements.items():
         assert old in shared, old
@@ -63,8 +68,31 @@ def test_each_shortened_rule_finds_the_phrase_it_shortens(shared: str, replaceme
 
 # Statement-like text: words, numbers, operators, parentheses, commas, whitespace runs and text literals (which may
 # hold any of them, quotes doubled).
-_TOKEN = st.sampled_from(["SELECT", "a", "b1", "AS", "x", "(", ")", ",", "=", "-", "UNION ALL", "WITH", "FROM",
-                          "t", "2.5", "*", "  ", " ", "\n", "'it''s ( a, b )'", "'  '"])
+_TOKEN = st.sampled_from(
+    [
+        "SELECT",
+        "a",
+        "b1",
+        "AS",
+        "x",
+        "(",
+        ")",
+        ",",
+        "=",
+        "-",
+        "UNION ALL",
+        "WITH",
+        "FROM",
+        "t",
+        "2.5",
+        "*",
+        "  ",
+        " ",
+        "\n",
+        "'it''s ( a, b )'",
+        "'  '",
+    ]
+)
 
 
 @given(st.lists(_TOKEN, max_size=60))
@@ -86,7 +114,7 @@ def expert_runs() -> list:
 @pytest.mark.slow  # plays forty expert episodes
 def test_the_warehouse_experts_median_episode_fits_the_message_budget(expert_runs: list) -> None:
     chars = [sum(map(len, message_texts(run.messages))) for run in expert_runs]
-    assert statistics.median(chars) <= rung_budgets.BUDGETS["episode_chars"], chars
+    assert statistics.median(chars) <= rung_budgets.episode_chars_budget("warehouse"), chars
 
 
 @pytest.mark.slow
@@ -104,12 +132,17 @@ def test_the_expert_reads_every_page_and_every_number_it_submits(expert_runs: li
     assert [row for run in expert_runs for row in unread_submitted_rows(run)] == []
 
 
-@pytest.mark.parametrize(("field", "change"), [("observed_value", 1.01), ("baseline_value", 0.99),
-                                               ("delta_value", 1.5)])
+@pytest.mark.parametrize(
+    ("field", "change"), [("observed_value", 1.01), ("baseline_value", 0.99), ("delta_value", 1.5)]
+)
 def test_the_unread_row_check_can_fail(first_run: Any, field: str, change: float) -> None:
     """A number the results never showed, or a delta that is not the difference of the two read values."""
-    submission = next(call for m in first_run.messages for call in m.get("tool_calls") or []
-                      if call["function"]["name"] == "submit_report")
+    submission = next(
+        call
+        for m in first_run.messages
+        for call in m.get("tool_calls") or []
+        if call["function"]["name"] == "submit_report"
+    )
     row = next(row for row in submission["function"]["arguments"]["rows"] if row["delta_value"])
     assert unread_submitted_rows(first_run) == []
     read = row[field]

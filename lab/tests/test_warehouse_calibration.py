@@ -38,8 +38,17 @@ def test_the_artifact_names_its_seed_sets_and_every_rule() -> None:
     report = _artifact()
     tuned, untuned = report["seeds"]["tuning"], report["seeds"]["untuned"]
     assert tuned[1] < untuned[0], "the untuned seeds are not the tuning seeds"
-    assert set(report["ablations"]) == {"time_zone", "session", "deduplication", "internal_traffic", "debug_events",
-                                        "bots", "late_events", "currency", "consent"}
+    assert set(report["ablations"]) == {
+        "time_zone",
+        "session",
+        "deduplication",
+        "internal_traffic",
+        "debug_events",
+        "bots",
+        "late_events",
+        "currency",
+        "consent",
+    }
     assert report["agents"]["warehouse_expert"]["n"] == len(report["scores"]["warehouse_expert"])
 
 
@@ -60,21 +69,35 @@ def test_a_run_without_ablation_seeds_reports_the_expert_alone() -> None:
 
 
 def test_two_records_agree_only_where_every_play_scored_and_reported_the_same() -> None:
-    first = [{"agent": EXPERT, "rule": "", "seed": seed, "score": 0.5 + seed / 100, "report_hash": f"h{seed}"}
-             for seed in (1, 2, 3)]
+    first = [
+        {"agent": EXPERT, "rule": "", "seed": seed, "score": 0.5 + seed / 100, "report_hash": f"h{seed}"}
+        for seed in (1, 2, 3)
+    ]
     assert compare_records(first, [dict(play) for play in reversed(first)]) == []
     second = [dict(play) for play in first]
     second[0]["report_hash"] = "other"  # the same score from another report still differs
     second[1]["score"] = 0.1
     differences = compare_records(first, second[:2] + [{**second[2], "rule": "currency"}])
     assert [line.split(":")[0] for line in differences] == [
-        f"{EXPERT} seed 1", f"{EXPERT} seed 2", f"{EXPERT} seed 3", f"{EXPERT} without currency seed 3"]
+        f"{EXPERT} seed 1",
+        f"{EXPERT} seed 2",
+        f"{EXPERT} seed 3",
+        f"{EXPERT} without currency seed 3",
+    ]
 
 
 def test_a_play_keeps_a_digest_of_the_rows_it_submitted() -> None:
-    row = {"date": "2026-01-05", "entity_type": "conversion_rate", "entity_name": "app_open_to_menu_open",
-           "anomaly_type": "rate_drop_from_median", "detection_method": "query", "baseline_value": 0.5,
-           "observed_value": 0.4, "delta_value": -0.1, "severity": "medium"}
+    row = {
+        "date": "2026-01-05",
+        "entity_type": "conversion_rate",
+        "entity_name": "app_open_to_menu_open",
+        "anomaly_type": "rate_drop_from_median",
+        "detection_method": "query",
+        "baseline_value": 0.5,
+        "observed_value": 0.4,
+        "delta_value": -0.1,
+        "severity": "medium",
+    }
     report = [MetricTrackerRlAction(classifications=[MetricSubmissionRow.model_validate(row)])]
     moved = {**row, "observed_value": 0.41, "delta_value": -0.09}
     changed = [MetricTrackerRlAction(classifications=[MetricSubmissionRow.model_validate(moved)])]
@@ -93,6 +116,5 @@ def test_the_kept_calibration_meets_the_rungs_bars() -> None:
     assert agents[EXPERT]["mean_95"][0] >= 0.9
     assert min(rule["loss"] for rule in report["ablations"].values()) >= 0.1, report["ablations"]
     assert agents["warehouse_dashboard_analyst"]["mean"] <= 0.4
-    assert max(agents[agent]["mean"] for agent in ("warehouse_every_dip", "warehouse_all_data_quality",
-                                                    "null")) <= 0.3
+    assert max(agents[agent]["mean"] for agent in ("warehouse_every_dip", "warehouse_all_data_quality", "null")) <= 0.3
     assert agents["warehouse_aggregate_expert"]["mean"] <= 0.2

@@ -9,8 +9,11 @@ from lab.speed import ws_throughput
 
 
 def served(process_ms: float, tree_ms: float, null_ms: float) -> dict:
-    return {"workload": "deep_sql", "ours": {"process_cpu_ms_per_step": process_ms, "server_cpu_ms_per_step": tree_ms},
-            "null": {"server_cpu_ms_per_step": null_ms}}
+    return {
+        "workload": "deep_sql",
+        "ours": {"process_cpu_ms_per_step": process_ms, "server_cpu_ms_per_step": tree_ms},
+        "null": {"server_cpu_ms_per_step": null_ms},
+    }
 
 
 def test_the_parts_add_up_to_the_served_step() -> None:

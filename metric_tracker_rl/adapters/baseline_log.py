@@ -38,14 +38,19 @@ def log_start(task: str, model: str) -> None:
 
 
 def log_step(step: int, action: str, reward: float, done: bool, error: str | None) -> None:
-    print(f"[STEP] step={step} action={action} reward={open_interval(reward):.2f} done={str(done).lower()} "
-          f"error={one_line(error) if error else 'null'}", flush=True)
+    print(
+        f"[STEP] step={step} action={action} reward={open_interval(reward):.2f} done={str(done).lower()} "
+        f"error={one_line(error) if error else 'null'}",
+        flush=True,
+    )
 
 
 def log_end(success: bool, steps: int, score: float, rewards: list[float]) -> None:
     rewards_text = ",".join(f"{open_interval(r):.2f}" for r in rewards)
-    print(f"[END] success={str(success).lower()} steps={steps} score={open_interval(score):.2f} "
-          f"rewards={rewards_text}", flush=True)
+    print(
+        f"[END] success={str(success).lower()} steps={steps} score={open_interval(score):.2f} rewards={rewards_text}",
+        flush=True,
+    )
 
 
 def log_action(step: int, action: MetricTrackerRlAction, reward: float, done: bool, error: str | None) -> None:
@@ -57,12 +62,16 @@ def log_refused(task: str, call: dict[str, Any]) -> None:
     """A [REFUSED] line on stderr for a tool call answered without an environment step (unknown tool, malformed
     arguments, an invalid submission): stdout's format has one line per step, so the call is shown beside it."""
     action = one_line(f"{call['tool']}({call['arguments'] or ''})")[:ACTION_CHARS]
-    print(f"[REFUSED] task={task} after_step={call['after_step']} action={action} "
-          f"error={one_line(call['error'])[:300]}", file=sys.stderr, flush=True)
+    print(
+        f"[REFUSED] task={task} after_step={call['after_step']} action={action} error={one_line(call['error'])[:300]}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
-def log_fallback(reason: str, step: int, action: MetricTrackerRlAction, reward: float, done: bool,
-                 error: str | None) -> None:
+def log_fallback(
+    reason: str, step: int, action: MetricTrackerRlAction, reward: float, done: bool, error: str | None
+) -> None:
     """The empty report submitted for an agent that submitted none, logged with the reason in its error field."""
     log_action(step, action, reward, done, error or reason)
 
@@ -98,19 +107,27 @@ def summary_table(results: list[TaskResult]) -> str:
     """The run's scores; a task without a graded report of the agent's is marked in its row and counted below, as
     are the tool calls refused without a step."""
     lines = [f"{'task':<24} {'score':>6} {'steps':>6} {'refused':>7} {'seconds':>8}  report"]
-    lines += [f"{r.task_id:<24} {r.score:>6.3f} {r.steps:>6} {len(r.refused_calls):>7} {r.seconds:>8.2f}  "
-              + r.report() for r in results]
+    lines += [
+        f"{r.task_id:<24} {r.score:>6.3f} {r.steps:>6} {len(r.refused_calls):>7} {r.seconds:>8.2f}  " + r.report()
+        for r in results
+    ]
     refused = sum(len(r.refused_calls) for r in results)
     if results:
-        lines.append(f"{'mean':<24} {sum(r.score for r in results) / len(results):>6.3f} "
-                     f"{sum(r.steps for r in results):>6} {refused:>7} {sum(r.seconds for r in results):>8.2f}")
+        lines.append(
+            f"{'mean':<24} {sum(r.score for r in results) / len(results):>6.3f} "
+            f"{sum(r.steps for r in results):>6} {refused:>7} {sum(r.seconds for r in results):>8.2f}"
+        )
     if fallbacks := sum(r.fallback is not None for r in results):
-        lines.append(f"[WARN] {fallbacks} of {len(results)} task(s) ended without a report of the agent's (graded "
-                     "on an empty fallback report, or none when the step budget ran out): their scores are not the "
-                     "agent's work")
+        lines.append(
+            f"[WARN] {fallbacks} of {len(results)} task(s) ended without a report of the agent's (graded "
+            "on an empty fallback report, or none when the step budget ran out): their scores are not the "
+            "agent's work"
+        )
     if failed := sum(r.report().startswith("FAILED") for r in results):
-        lines.append(f"[WARN] {failed} of {len(results)} task(s) failed before a report was graded (the [ERROR] "
-                     "lines above): they score 0")
+        lines.append(
+            f"[WARN] {failed} of {len(results)} task(s) failed before a report was graded (the [ERROR] "
+            "lines above): they score 0"
+        )
     if refused:
         lines.append(f"[WARN] {refused} tool call(s) were refused without a step (the [REFUSED] lines above)")
     return "\n".join(lines)
@@ -119,5 +136,9 @@ def summary_table(results: list[TaskResult]) -> str:
 def show_progress(done: int, total: int, mean_score: float) -> None:
     """A progress bar on stderr (stdout carries only the log lines)."""
     filled = 30 * done // total
-    print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} episodes, mean score {mean_score:.3f}",
-          end="\n" if done == total else "", file=sys.stderr, flush=True)
+    print(
+        f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} episodes, mean score {mean_score:.3f}",
+        end="\n" if done == total else "",
+        file=sys.stderr,
+        flush=True,
+    )

@@ -44,8 +44,9 @@ class McpSession(ResourceSession):
 
     def __init__(self, base_url: str, reset_kwargs: dict[str, Any], timeout_s: float = 180.0) -> None:
         # Entered as a context manager (websockets' supported way to hold a connection); close() leaves it.
-        self._socket: ClientConnection = connect(base_url.rstrip("/").replace("http", "ws", 1) + "/ws",
-                                                 max_size=MAX_MESSAGE_BYTES, open_timeout=timeout_s).__enter__()
+        self._socket: ClientConnection = connect(
+            base_url.rstrip("/").replace("http", "ws", 1) + "/ws", max_size=MAX_MESSAGE_BYTES, open_timeout=timeout_s
+        ).__enter__()
         self._timeout_s = timeout_s
         self._ids = itertools.count(1)
         self._score = 0.0
@@ -57,8 +58,10 @@ class McpSession(ResourceSession):
                 raise McpSessionError(f"reset {reset_kwargs} failed: {observation.message}")
             self._brief = first_prompt(observation)
             listed = self._rpc("tools/list", {})
-            self._tools = [Tool(name=t["name"], description=t["description"], input_schema=t["inputSchema"])
-                           for t in listed["tools"]]
+            self._tools = [
+                Tool(name=t["name"], description=t["description"], input_schema=t["inputSchema"])
+                for t in listed["tools"]
+            ]
         except BaseException:
             self.close()
             raise
@@ -72,8 +75,9 @@ class McpSession(ResourceSession):
 
     def _rpc(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         request_id = next(self._ids)
-        data = self._send({"type": "mcp", "data": {"jsonrpc": "2.0", "method": method, "params": params,
-                                                   "id": request_id}})["data"]
+        data = self._send(
+            {"type": "mcp", "data": {"jsonrpc": "2.0", "method": method, "params": params, "id": request_id}}
+        )["data"]
         if "error" in data:
             raise McpSessionError(f"{method} failed: {data['error']}")
         return data["result"]
@@ -92,12 +96,16 @@ class McpSession(ResourceSession):
             self._score = float(outcome["episode_score"])
         self._done = bool(outcome["done"])
         text = result["data"]
-        return ToolResult(data=text, done=self._done, metadata={"reward": self._score},
-                          error=text if result["is_error"] else None)
+        return ToolResult(
+            data=text, done=self._done, metadata={"reward": self._score}, error=text if result["is_error"] else None
+        )
 
     def verify(self, transcript: list[Message], final_state: Any | None = None) -> VerifyResult:
-        return VerifyResult(env_reward=self._score, done=self._done, metrics={"tool_messages": sum(
-            1 for message in transcript if message.get("role") == "tool")})
+        return VerifyResult(
+            env_reward=self._score,
+            done=self._done,
+            metrics={"tool_messages": sum(1 for message in transcript if message.get("role") == "tool")},
+        )
 
     def close(self) -> None:
         self._socket.close()
@@ -108,8 +116,7 @@ class McpSessionFactory(ResourceSessionFactory[McpSession]):
     `seed` and `difficulty`, ...; other keys are ignored) laid over `reset_defaults`; `seed` applies when the task
     sets none."""
 
-    def __init__(self, base_url: str, reset_defaults: dict[str, Any] | None = None, timeout_s: float = 180.0
-                 ) -> None:
+    def __init__(self, base_url: str, reset_defaults: dict[str, Any] | None = None, timeout_s: float = 180.0) -> None:
         self._base_url = base_url
         self._defaults = dict(reset_defaults or {})
         self._timeout_s = timeout_s

@@ -38,14 +38,22 @@ class ScriptedChatModel:
         offered = {tool["function"]["name"] for tool in request.get("tools") or []}
         if name not in offered:
             raise LookupError(f"turn {turn}: tool {name!r} is not offered; offered: {sorted(offered)}")
-        call = {"id": f"call_{turn}", "type": "function",
-                "function": {"name": name, "arguments": json.dumps(arguments)}}
+        call = {
+            "id": f"call_{turn}",
+            "type": "function",
+            "function": {"name": name, "arguments": json.dumps(arguments)},
+        }
         return {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls"
 
     def completion(self, message: dict[str, Any], finish_reason: str) -> dict[str, Any]:
-        return {"id": "chatcmpl-scripted", "object": "chat.completion", "created": 0, "model": self.model,
-                "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
-                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+        return {
+            "id": "chatcmpl-scripted",
+            "object": "chat.completion",
+            "created": 0,
+            "model": self.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
 
     def chunks(self, message: dict[str, Any], finish_reason: str) -> Iterator[dict[str, Any]]:
         base = {"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "created": 0, "model": self.model}
@@ -90,8 +98,10 @@ def _handler(model: ScriptedChatModel) -> type[BaseHTTPRequestHandler]:
             if not request.get("stream"):
                 self._send(200, json.dumps(model.completion(message, finish_reason)).encode(), "application/json")
                 return
-            events = b"".join(f"data: {json.dumps(chunk)}\n\n".encode()
-                              for chunk in model.chunks(message, finish_reason)) + b"data: [DONE]\n\n"
+            events = (
+                b"".join(f"data: {json.dumps(chunk)}\n\n".encode() for chunk in model.chunks(message, finish_reason))
+                + b"data: [DONE]\n\n"
+            )
             self._send(200, events, "text/event-stream")
 
     return Handler

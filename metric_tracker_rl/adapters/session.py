@@ -115,8 +115,11 @@ class _Bookkeeping:
     def _stepped(self, result: Any) -> Step:
         observation, reward, done = _answer(result)
         before, self.observation = self.observation, observation
-        if observation.status == "error" and before is not None \
-                and observation.steps_remaining == before.steps_remaining:
+        if (
+            observation.status == "error"
+            and before is not None
+            and observation.steps_remaining == before.steps_remaining
+        ):
             return Step(observation, reward, done, used=False)  # refused before it ran: no step used
         self.steps += 1
         self.rewards.append(reward)

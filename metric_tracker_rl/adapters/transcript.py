@@ -63,8 +63,10 @@ class TaskRun:
         if self.session.brief_observation is None:
             raise RuntimeError(" ".join(self.session.message.split()))
         difficulty = self.session.brief_observation.config.get("difficulty")
-        self.messages = [{"role": "system", "content": system_prompt(difficulty)},
-                         {"role": "user", "content": brief.text}]
+        self.messages = [
+            {"role": "system", "content": system_prompt(difficulty)},
+            {"role": "user", "content": brief.text},
+        ]
         self.results, self.refused = {}, []
         return self.session.brief_observation
 
@@ -93,8 +95,13 @@ class TaskRun:
         """A step taken by an agent that sends actions: the transcript shows it as a tool call and its result."""
         name, arguments = action_tool_call(action)
         call_id = f"call_{sum(message['role'] == 'tool' for message in self.messages) + 1}"
-        self.messages.append({"role": "assistant", "content": "", "tool_calls": [
-            {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}]})
+        self.messages.append(
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [{"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}],
+            }
+        )
         step = self.step(env, action)  # the agent reads the step's view next: the text is the view's
         self.results[call_id] = step
         self.messages.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": step.seen.text})
@@ -117,11 +124,20 @@ class TaskRun:
         """The episode as one SFT-ready JSONL record: the chat, the tools its tier offered, the score and the
         config."""
         breakdown = self.graded.reward_breakdown if self.graded is not None else None
-        return {"messages": [sft_message(m) for m in self.messages],
-                "tools": openai_tools(self.config.get("difficulty")), "task": self.label, "agent": agent,
-                "model": model, "reset": reset_kwargs, "config": self.config,
-                "score": self.score, "rewards": self.rewards, "steps": self.steps,
-                "reward_breakdown": breakdown.model_dump() if breakdown is not None else None, "error": error}
+        return {
+            "messages": [sft_message(m) for m in self.messages],
+            "tools": openai_tools(self.config.get("difficulty")),
+            "task": self.label,
+            "agent": agent,
+            "model": model,
+            "reset": reset_kwargs,
+            "config": self.config,
+            "score": self.score,
+            "rewards": self.rewards,
+            "steps": self.steps,
+            "reward_breakdown": breakdown.model_dump() if breakdown is not None else None,
+            "error": error,
+        }
 
 
 def replay_record(run: TaskRun, reset_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -137,8 +153,13 @@ def replay_record(run: TaskRun, reset_kwargs: dict[str, Any]) -> dict[str, Any]:
             tool, arguments = called[message["tool_call_id"]]
             calls.append({"tool": tool, "arguments": arguments, "text": message["content"]})
     settings = {key: value for key, value in reset_kwargs.items() if key not in ("seed", "difficulty")}
-    return {"difficulty": run.config["difficulty"], "seed": run.config["seed"], "settings": settings,
-            "score": run.session.score, "calls": calls}
+    return {
+        "difficulty": run.config["difficulty"],
+        "seed": run.config["seed"],
+        "settings": settings,
+        "score": run.session.score,
+        "calls": calls,
+    }
 
 
 # --- what a record shows -------------------------------------------------------------------------------
@@ -219,8 +240,9 @@ def _read_row(row: dict[str, Any], shown: set[float]) -> bool:
         baseline, observed, delta = (float(row[field]) for field in ROW_NUMBER_FIELDS)
     except (KeyError, TypeError, ValueError):
         return False
-    return ({round(baseline, REPORT_DIGITS), round(observed, REPORT_DIGITS)} <= shown
-            and abs(observed - baseline - delta) <= 1.5 * 10 ** -REPORT_DIGITS)  # each of the three rounded
+    return {round(baseline, REPORT_DIGITS), round(observed, REPORT_DIGITS)} <= shown and abs(
+        observed - baseline - delta
+    ) <= 1.5 * 10**-REPORT_DIGITS  # each of the three rounded
 
 
 def _page(run: TaskRun, message: dict[str, Any]) -> tuple[int, int] | None:
@@ -250,8 +272,11 @@ def cut_results(run: TaskRun) -> int:
         offset = int(arguments.pop("offset", 0) or 0)
         return function["name"], json.dumps(arguments, sort_keys=True, default=str), offset
 
-    read = [paged_from(calls[m["tool_call_id"]]) for m in run.messages
-            if m["role"] == "tool" and m.get("tool_call_id") in calls]
+    read = [
+        paged_from(calls[m["tool_call_id"]])
+        for m in run.messages
+        if m["role"] == "tool" and m.get("tool_call_id") in calls
+    ]
     cut = 0
     for message in run.messages:
         page = _page(run, message)

@@ -118,8 +118,9 @@ def _tool_method(tool: ModelTool, owner: str = "MetricTrackerToolEnv") -> Callab
             continue  # kept for the wire API, not offered to models (see tool_schemas.model_schema)
         annotation = _plain_annotation(field.annotation)
         default = inspect.Parameter.empty if field.is_required() else field.get_default(call_default_factory=True)
-        parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                            annotation=annotation))
+        parameters.append(
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+        )
         annotations[name] = annotation
         lines.append(f"    {name}: {_argument_description(field, name, offered[name])}")
     annotations["return"] = str
@@ -176,9 +177,12 @@ class MetricTrackerToolEnv:
         self._url = (settings.server_url or DEFAULT_SERVER_URL).rstrip("/")
         self._reset_defaults = settings.reset_defaults
         self._retry_deadline_s = settings.retry_deadline_s
-        self._client = MetricTrackerRlEnv(base_url=self._url, connect_timeout_s=settings.connect_timeout_s,
-                                          message_timeout_s=settings.message_timeout_s,
-                                          resume_sessions=settings.resume_sessions).sync()
+        self._client = MetricTrackerRlEnv(
+            base_url=self._url,
+            connect_timeout_s=settings.connect_timeout_s,
+            message_timeout_s=settings.message_timeout_s,
+            resume_sessions=settings.resume_sessions,
+        ).sync()
         self._session = EpisodeSession(_OneSession(self._client))
 
     def reset(self, **row: Any) -> str:
@@ -189,14 +193,20 @@ class MetricTrackerToolEnv:
             settings["difficulty"] = self.difficulty
         # TRL keeps instances between batches: the server may have reaped an idle session meanwhile, or be
         # restarting. A reset that raised would end the training step, so it waits for the server instead.
-        brief = reset_until_served(lambda: self._session.reset(**settings), self._client.disconnect, self._url,
-                                   deadline_s=self._retry_deadline_s)
+        brief = reset_until_served(
+            lambda: self._session.reset(**settings),
+            self._client.disconnect,
+            self._url,
+            deadline_s=self._retry_deadline_s,
+        )
         if brief.status == "error":
             raise ValueError(f"the dataset row {settings} cannot start an episode: {self._session.message}")
         started = brief.config.get("difficulty")
         if self.difficulty is not None and started != self.difficulty:
-            raise ValueError(f"the dataset row {settings} starts a {started} episode, but this class offers the "
-                             f"{self.difficulty} tier's tools: use MetricTrackerToolEnv.for_tier({started!r})")
+            raise ValueError(
+                f"the dataset row {settings} starts a {started} episode, but this class offers the "
+                f"{self.difficulty} tier's tools: use MetricTrackerToolEnv.for_tier({started!r})"
+            )
         return brief.text
 
     def get_reward(self) -> float:
@@ -247,8 +257,12 @@ def _tier_class(difficulty: str) -> type[MetricTrackerToolEnv]:
     """MetricTrackerToolEnv with `difficulty`'s tool methods in place of the default ones."""
     name = f"MetricTrackerToolEnv_{difficulty}"
     tools = model_tools(difficulty)
-    members: dict[str, Any] = {"difficulty": difficulty, "__qualname__": name, "__module__": __name__,
-                               "__doc__": f"{MetricTrackerToolEnv.__doc__} Tools: the {difficulty} tier's."}
+    members: dict[str, Any] = {
+        "difficulty": difficulty,
+        "__qualname__": name,
+        "__module__": __name__,
+        "__doc__": f"{MetricTrackerToolEnv.__doc__} Tools: the {difficulty} tier's.",
+    }
     for tool in model_tools():
         members[tool.name] = _NotOffered()
     for tool in tools:

@@ -73,7 +73,7 @@ def dashboard_metric(metric: str) -> str:
     denominator's; a count or the revenue: its sum, 0 over none)."""
     if metric in RATE_COLUMNS:
         step = RATE_COLUMNS.index(metric)
-        return (f"sum(t.{STEP_SESSION_COLUMNS[step + 1]}) / nullif(sum(t.{STEP_SESSION_COLUMNS[step]}), 0)")
+        return f"sum(t.{STEP_SESSION_COLUMNS[step + 1]}) / nullif(sum(t.{STEP_SESSION_COLUMNS[step]}), 0)"
     return f"coalesce(sum(t.{metric}), 0)"
 
 
@@ -83,13 +83,15 @@ def dashboard_values_sql(asked: Sequence[tuple[object, ...]]) -> str:
     a value skipped."""
     cases = " ".join(f"WHEN '{m}' THEN {dashboard_metric(m)}" for m in ("sessions", *RATE_COLUMNS, REVENUE))
     match = " AND ".join(f"(q.{f} IS NULL OR t.{f} = q.{f})" for f in DASHBOARD_FIELDS)
-    return (f"WITH {wanted_values(asked, 'i, on_date, platform, app_version, country, metric')}, "
-            "days AS (SELECT DISTINCT date FROM dashboard), "
-            f"by_date AS (SELECT q.i, d.date, any_value(q.on_date) on_date, CASE any_value(q.metric) {cases} END "
-            f"value FROM q JOIN days d ON isodow(d.date) = isodow(q.on_date) LEFT JOIN dashboard t ON t.date = "
-            f"d.date AND {match} GROUP BY q.i, d.date) "
-            "SELECT i, max(value) FILTER (date = on_date) value, median(value) FILTER (date <> on_date) peers "
-            "FROM by_date GROUP BY i ORDER BY i")
+    return (
+        f"WITH {wanted_values(asked, 'i, on_date, platform, app_version, country, metric')}, "
+        "days AS (SELECT DISTINCT date FROM dashboard), "
+        f"by_date AS (SELECT q.i, d.date, any_value(q.on_date) on_date, CASE any_value(q.metric) {cases} END "
+        f"value FROM q JOIN days d ON isodow(d.date) = isodow(q.on_date) LEFT JOIN dashboard t ON t.date = "
+        f"d.date AND {match} GROUP BY q.i, d.date) "
+        "SELECT i, max(value) FILTER (date = on_date) value, median(value) FILTER (date <> on_date) peers "
+        "FROM by_date GROUP BY i ORDER BY i"
+    )
 
 
 def observed(finding: Finding, row: Mapping[str, object]) -> float:
@@ -111,18 +113,23 @@ class AuditInvestigation(Investigation):
     def run(self) -> Generator[Statement, Rows, list[Finding]]:
         found = yield from super().run()
         known = [f for f in found if f.anomaly_type == DATA_QUALITY]
-        flagged_defects = [f for f in self.flagged if f.anomaly_type == DATA_QUALITY
-                           and f.date not in {d.date for d in known}]
+        flagged_defects = [
+            f for f in self.flagged if f.anomaly_type == DATA_QUALITY and f.date not in {d.date for d in known}
+        ]
         chosen = yield from self.most_moved(flagged_defects)
         defects = [*known, *chosen]
         # A defect that lasts weeks takes its segment's baseline of its metric and the next step's with it: no
         # fall or rise of those there on its dates is read as users'.
         lasting = [d for d in defects if sum(e.segment == d.segment for e in defects) >= LASTING_DATES]
-        candidates = [f for f in self.without_echoes(self.by_precedence(found, self.flagged), defects)
-                      if not any(d.date == f.date and overlaps(d.segment, f.segment) for d in defects)
-                      and not any(d.date == f.date and overlaps(d.segment, f.segment) and f.step in (d.step, d.step + 1)
-                                  for d in lasting)
-                      and not (f.kind in self.finder_kinds() and self.intended(f))]
+        candidates = [
+            f
+            for f in self.without_echoes(self.by_precedence(found, self.flagged), defects)
+            if not any(d.date == f.date and overlaps(d.segment, f.segment) for d in defects)
+            and not any(
+                d.date == f.date and overlaps(d.segment, f.segment) and f.step in (d.step, d.step + 1) for d in lasting
+            )
+            and not (f.kind in self.finder_kinds() and self.intended(f))
+        ]
         incidents = dedupe(candidates)
         incidents += yield from self.second_incident(incidents)
         defects = yield from self.dashboard_values(dedupe(defects))
@@ -144,8 +151,9 @@ class AuditInvestigation(Investigation):
                 continue
             beyond = {f.date for f in run if min(abs(self.day(f.date) - h) for h in held) > 1}
             kept = beyond if len(beyond) >= ECHO_KEPT else set()
-            dropped |= {(f.date, f.metric, f.segment) for f in run
-                        if f.date not in kept and self.day(f.date) not in held}
+            dropped |= {
+                (f.date, f.metric, f.segment) for f in run if f.date not in kept and self.day(f.date) not in held
+            }
         return [f for f in incidents if f.kind != "level_shift" or (f.date, f.metric, f.segment) not in dropped]
 
     def runs_of(self, findings: list[Finding]) -> list[list[Finding]]:
@@ -153,8 +161,11 @@ class AuditInvestigation(Investigation):
         runs: list[list[Finding]] = []
         for f in sorted(findings, key=lambda f: (f.metric, str(f.segment.values()), f.date)):
             last = runs[-1][-1] if runs else None
-            if (last is not None and (last.metric, last.segment) == (f.metric, f.segment)
-                    and self.day(f.date) == self.day(last.date) + 1):
+            if (
+                last is not None
+                and (last.metric, last.segment) == (f.metric, f.segment)
+                and self.day(f.date) == self.day(last.date) + 1
+            ):
                 runs[-1].append(f)
             else:
                 runs.append([f])
@@ -180,8 +191,11 @@ class AuditInvestigation(Investigation):
         if block.date not in self.dates:
             return None
         index = self.dates.index(block.date)
-        run = {self.day(f.date): f for f in days
-               if f.metric == block.metric and f.segment == block.segment and f.date in self.dates}
+        run = {
+            self.day(f.date): f
+            for f in days
+            if f.metric == block.metric and f.segment == block.segment and f.date in self.dates
+        }
         if not ({index - 1, index + 1} <= run.keys() or index in run and {index - 1, index + 1} & run.keys()):
             return None
         return replace(run.get(index) or run[index - 1], date=block.date)
@@ -221,8 +235,10 @@ class AuditInvestigation(Investigation):
     def second_known(self, found: list[Finding]) -> bool:
         """Whether the scans already found the tier's second incident: a fall of one date alone (no date beside it
         in its metric and segment) on a date another incident holds, on another step."""
-        return any(len(run) == 1 and any(g.date == run[0].date and g.metric != run[0].metric for g in found)
-                   for run in self.runs_of([f for f in found if f.kind == "level_shift"]))
+        return any(
+            len(run) == 1 and any(g.date == run[0].date and g.metric != run[0].metric for g in found)
+            for run in self.runs_of([f for f in found if f.kind == "level_shift"])
+        )
 
     def takes_every_step(self, finding: Finding) -> bool:
         """A payment failure takes every step up to payment; the audit's other blocks of stopped hours their own
@@ -237,7 +253,7 @@ class AuditInvestigation(Investigation):
         valued = yield from super().defect_values(expanded, fixes)
         chosen = []
         for i in range(len(found)):
-            options = valued[i * len(DEFECT_METRICS):(i + 1) * len(DEFECT_METRICS)]
+            options = valued[i * len(DEFECT_METRICS) : (i + 1) * len(DEFECT_METRICS)]
             first = next((o for o in options if departs(o.observed, o.baseline)), None)
             if first is not None:
                 chosen.append(first)
@@ -248,14 +264,22 @@ class AuditInvestigation(Investigation):
         flag one date (two defects never share one), the row whose metric departs most from its baseline in the
         dashboard; a version's counts follow its rollout, so there its finder's row stands. A flag another one
         explains (EXPLAINED_BY) is left out first."""
-        flagged = [f for f in flagged if not any(
-            g.kind == EXPLAINED_BY.get(f.kind) and g.date == f.date and g.segment.platform == f.segment.platform
-            for g in flagged)]
+        flagged = [
+            f
+            for f in flagged
+            if not any(
+                g.kind == EXPLAINED_BY.get(f.kind) and g.date == f.date and g.segment.platform == f.segment.platform
+                for g in flagged
+            )
+        ]
         valued = yield from self.dashboard_values(dedupe(flagged))
         best: dict[str, tuple[float, Finding]] = {}
         for finding in valued:
-            move = math.inf if finding.segment.app_version is not None else relative_move(finding.observed,
-                                                                                          finding.baseline)
+            move = (
+                math.inf
+                if finding.segment.app_version is not None
+                else relative_move(finding.observed, finding.baseline)
+            )
             if move > best.get(finding.date, (-1.0, finding))[0]:
                 best[finding.date] = (move, finding)
         return [finding for _, finding in best.values()]
@@ -266,9 +290,13 @@ class AuditInvestigation(Investigation):
     def intended(self, finding: Finding) -> bool:
         """Whether an experiment running on the finding's date targets its step in an arm overlapping its segment:
         the experiment's intended effect, a benign change the brief names."""
-        return any(row["what"] == "experiment" and str(row["first"]) <= finding.date <= str(row["last"])
-                   and row["note"] == finding.metric and overlaps(arm_segment(row), finding.segment)
-                   for row in self.context)
+        return any(
+            row["what"] == "experiment"
+            and str(row["first"]) <= finding.date <= str(row["last"])
+            and row["note"] == finding.metric
+            and overlaps(arm_segment(row), finding.segment)
+            for row in self.context
+        )
 
     def from_finders(self, rows: Rows) -> list[Finding]:
         families = {finder.name: finder.family for finder in self.finders}
@@ -277,9 +305,13 @@ class AuditInvestigation(Investigation):
             date = str(row["date"])
             if date not in self.dates:
                 continue
-            segment = Segment(platform=row.get("platform"), country=row.get("country"),
-                              app_version=row.get("app_version"), channel=row.get("channel"),
-                              user_type=row.get("user_type")).normalised()
+            segment = Segment(
+                platform=row.get("platform"),
+                country=row.get("country"),
+                app_version=row.get("app_version"),
+                channel=row.get("channel"),
+                user_type=row.get("user_type"),
+            ).normalised()
             what = str(row.get("what"))
             family = families.get(what, "") or DATA_QUALITY
             out.append(Finding(date, str(row["metric"]), family, segment, kind=what))
@@ -289,12 +321,20 @@ class AuditInvestigation(Investigation):
         """Each defect row's values as the dashboard shows them."""
         if not found:
             return []
-        asked = [(i, f.date, f.segment.platform, f.segment.app_version, f.segment.country, f.metric)
-                 for i, f in enumerate(found)]
+        asked = [
+            (i, f.date, f.segment.platform, f.segment.app_version, f.segment.country, f.metric)
+            for i, f in enumerate(found)
+        ]
         rows = yield from in_parts("dashboard values", asked, dashboard_values_sql)
         values = {row["i"]: row for row in rows}
-        return [replace(f, observed=number_or_nan(values.get(i, {}).get("value")),
-                        baseline=number_or_nan(values.get(i, {}).get("peers"))) for i, f in enumerate(found)]
+        return [
+            replace(
+                f,
+                observed=number_or_nan(values.get(i, {}).get("value")),
+                baseline=number_or_nan(values.get(i, {}).get("peers")),
+            )
+            for i, f in enumerate(found)
+        ]
 
     def values_of_new(self, found: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
         """The incident rows' values: those the warehouse's procedure read keep theirs; the finders' are read as
@@ -303,11 +343,12 @@ class AuditInvestigation(Investigation):
         if not unread:
             return found
         asked = [(i, f.date, *f.segment.values(), f.step) for i, f in enumerate(unread)]
-        rows = yield from in_parts("incident values", asked,
-                                   lambda part: metric_values_sql(self.rules, NO_FIXES, part))
+        rows = yield from in_parts("incident values", asked, lambda part: metric_values_sql(self.rules, NO_FIXES, part))
         values = {row["i"]: row for row in rows}
-        read = [replace(f, observed=observed(f, values.get(i, {})),
-                        baseline=number_or_nan(values.get(i, {}).get("peers"))) for i, f in enumerate(unread)]
+        read = [
+            replace(f, observed=observed(f, values.get(i, {})), baseline=number_or_nan(values.get(i, {}).get("peers")))
+            for i, f in enumerate(unread)
+        ]
         return [f for f in found if not math.isnan(f.observed)] + read
 
 
@@ -328,8 +369,15 @@ class AuditExpertAgent(WarehouseExpertAgent):
         held_out = set(AUDIT_HELD_OUT_KINDS) | set(AUDIT_HELD_OUT_DEFECTS)
         train = SPLIT_NOTE["train"] in observation.text
         finders = tuple(f for f in self.finders if not (train and f.name in held_out))
-        return AuditInvestigation(self.rules, CONCURRENCY, narrowed_releases=True, payments_rest=True,
-                                  platform_break_z=PLATFORM_BREAK_Z, siblings=True, finders=finders)
+        return AuditInvestigation(
+            self.rules,
+            CONCURRENCY,
+            narrowed_releases=True,
+            payments_rest=True,
+            platform_break_z=PLATFORM_BREAK_Z,
+            siblings=True,
+            finders=finders,
+        )
 
 
 register_agent(AuditExpertAgent.name, AuditExpertAgent)

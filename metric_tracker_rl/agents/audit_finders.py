@@ -62,9 +62,9 @@ def over_sessions(sql: str) -> tuple[bool, str] | None:
     for hours in (True, False):
         prefix = sessions_cte(hours=hours)
         if sql.startswith(prefix + ", "):
-            return hours, "WITH " + sql[len(prefix) + 2:]
+            return hours, "WITH " + sql[len(prefix) + 2 :]
         if sql.startswith(prefix + " "):
-            return hours, sql[len(prefix) + 1:]
+            return hours, sql[len(prefix) + 1 :]
     return None
 
 

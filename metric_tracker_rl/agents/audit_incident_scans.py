@@ -22,8 +22,10 @@ ALIASES = {"platform": "p", "country": "c", "channel": "h", "user_type": "u"}
 SPREAD = 0.06  # a segment's conversion (or sessions) varies from date to date by about this share, beyond sampling
 
 
-SEGMENT = ("nullif(p, '') platform, NULL app_version, nullif(c, '') country, nullif(h, '') channel, "
-           "nullif(u, '') user_type")  # a finding's segment columns, from a segment's keys
+SEGMENT = (
+    "nullif(p, '') platform, NULL app_version, nullif(c, '') country, nullif(h, '') channel, "
+    "nullif(u, '') user_type"
+)  # a finding's segment columns, from a segment's keys
 
 
 def _sessions(step: int | None, only: str = "TRUE", part: str | None = None) -> str:
@@ -33,8 +35,7 @@ def _sessions(step: int | None, only: str = "TRUE", part: str | None = None) -> 
     d, n = ("m0", "m0") if step is None else (f"m{step}", f"m{step + 1}")
     if part is not None:
         n = f"({part})::INT"
-    return (", l AS (SELECT date, platform p0, country c0, channel h0, user_type u0, "
-            f"{d} d, {n} n FROM s WHERE {only})")
+    return f", l AS (SELECT date, platform p0, country c0, channel h0, user_type u0, {d} d, {n} n FROM s WHERE {only})"
 
 
 def _grouped(sets: Sequence[Sequence[str]], hours: bool = False, by_step: bool = False) -> str:
@@ -44,13 +45,24 @@ def _grouped(sets: Sequence[Sequence[str]], hours: bool = False, by_step: bool =
     used = {ALIASES[f] for fields in sets for f in fields}
     keys = ", ".join(f"coalesce({a}0, '') {a}" if a in used else f"'' {a}" for a in "pchu")
     also = ("hr, " if hours else "") + ("k, " if by_step else "")  # grouped by these too
-    return (f", g AS (SELECT date, {also}{keys}, sum(n) n, sum(d) d FROM l "
-            f"GROUP BY date, {also}GROUPING SETS ({grouping}))")
+    return (
+        f", g AS (SELECT date, {also}{keys}, sum(n) n, sum(d) d FROM l GROUP BY date, {also}GROUPING SETS ({grouping}))"
+    )
 
 
-def daily_scan(what: str, step: int | None, sets: Sequence[Sequence[str]], direction: int, share: float, z: float,
-               run: int = 1, least: float = 10.0, only: str = "TRUE", grow: float | None = None,
-               part: str | None = None) -> str:
+def daily_scan(
+    what: str,
+    step: int | None,
+    sets: Sequence[Sequence[str]],
+    direction: int,
+    share: float,
+    z: float,
+    run: int = 1,
+    least: float = 10.0,
+    only: str = "TRUE",
+    grow: float | None = None,
+    part: str | None = None,
+) -> str:
     """Per date and segment of `sets`: a step's conversion (`step`: 0 the menu step .. 3 payment) or, with None,
     the sessions, against the same weekday's other dates (their pooled rate, or mean sessions), read over `run`
     consecutive dates ending on it; each date of a run whose residual passes `z` in `direction` (-1 a fall) and
@@ -71,38 +83,51 @@ def daily_scan(what: str, step: int | None, sets: Sequence[Sequence[str]], direc
         variance = "e * greatest(1 - e / nullif(d, 0), 0.05)"
     sign = "" if direction > 0 else "-"
     own = share if run == 1 else share / 2  # a date of a run moves by half the run's share at least
-    return (sessions_cte() + _sessions(step, only, part)
-            + _grouped(sets) + ", grid AS (SELECT k.*, t.date FROM (SELECT DISTINCT p, c, h, u FROM g) k CROSS JOIN "
-            "(SELECT DISTINCT date FROM g) t), "
-            "z AS (SELECT grid.*, coalesce(n, 0) n, coalesce(d, 0) d FROM grid LEFT JOIN g USING (date, p, c, h, u)), "
-            f"x AS (SELECT *, {expected} e FROM z WINDOW w AS (PARTITION BY p, c, h, u, isodow(date))), "
-            f"y AS (SELECT *, {variance} v FROM x WHERE e >= {least}), "
-            f"r AS (SELECT *, sum(n - e) OVER o rr, sum(e) OVER o re, sum(v + ({SPREAD} * e) ^ 2) OVER o rv, "
-            f"count(*) OVER o rn FROM y WINDOW o AS (PARTITION BY p, c, h, u ORDER BY date RANGE BETWEEN "
-            f"INTERVAL {run - 1} DAY PRECEDING AND CURRENT ROW)), "
-            f"hit AS (SELECT date last, p, c, h, u FROM r WHERE rn = {run} AND {sign}rr / sqrt(rv) >= {z} "
-            f"AND {sign}rr >= {share} * re), "
-            f"days AS (SELECT DISTINCT y.date, y.p, y.c, y.h, y.u FROM hit JOIN y ON y.p = hit.p AND y.c = hit.c "
-            f"AND y.h = hit.h AND y.u = hit.u AND y.date BETWEEN hit.last - {run - 1} AND hit.last "
-            f"WHERE {sign}(y.n - y.e) >= {own:g} * y.e)" + ("" if grow is None else _grown(sign, share, grow, variance))
-            + " " + _select(metric, what, "days" if grow is None else "grown"))
+    return (
+        sessions_cte()
+        + _sessions(step, only, part)
+        + _grouped(sets)
+        + ", grid AS (SELECT k.*, t.date FROM (SELECT DISTINCT p, c, h, u FROM g) k CROSS JOIN "
+        "(SELECT DISTINCT date FROM g) t), "
+        "z AS (SELECT grid.*, coalesce(n, 0) n, coalesce(d, 0) d FROM grid LEFT JOIN g USING (date, p, c, h, u)), "
+        f"x AS (SELECT *, {expected} e FROM z WINDOW w AS (PARTITION BY p, c, h, u, isodow(date))), "
+        f"y AS (SELECT *, {variance} v FROM x WHERE e >= {least}), "
+        f"r AS (SELECT *, sum(n - e) OVER o rr, sum(e) OVER o re, sum(v + ({SPREAD} * e) ^ 2) OVER o rv, "
+        f"count(*) OVER o rn FROM y WINDOW o AS (PARTITION BY p, c, h, u ORDER BY date RANGE BETWEEN "
+        f"INTERVAL {run - 1} DAY PRECEDING AND CURRENT ROW)), "
+        f"hit AS (SELECT date last, p, c, h, u FROM r WHERE rn = {run} AND {sign}rr / sqrt(rv) >= {z} "
+        f"AND {sign}rr >= {share} * re), "
+        f"days AS (SELECT DISTINCT y.date, y.p, y.c, y.h, y.u FROM hit JOIN y ON y.p = hit.p AND y.c = hit.c "
+        f"AND y.h = hit.h AND y.u = hit.u AND y.date BETWEEN hit.last - {run - 1} AND hit.last "
+        f"WHERE {sign}(y.n - y.e) >= {own:g} * y.e)"
+        + ("" if grow is None else _grown(sign, share, grow, variance))
+        + " "
+        + _select(metric, what, "days" if grow is None else "grown")
+    )
 
 
 def _grown(sign: str, share: float, z: float, variance: str) -> str:
     """After daily_scan's `days`: `grown`, its dates and those beside them that pass `z` and `share` (read down to
     a few expected conversions), one date out at a time, two at most."""
-    near = ("SELECT b.date, b.p, b.c, b.h, b.u FROM {0} a JOIN near b ON b.p = a.p AND b.c = a.c AND b.h = a.h "
-            "AND b.u = a.u AND abs(b.date - a.date) = 1")
-    return (f", near AS (SELECT date, p, c, h, u FROM x WHERE e >= 3 AND {sign}(n - e) >= {share} * e AND "
-            f"{sign}(n - e) / sqrt({variance} + ({SPREAD} * e) ^ 2) >= {z}), "
-            f"one AS (SELECT * FROM days UNION {near.format('days')}), "
-            f"grown AS (SELECT * FROM one UNION {near.format('one')})")
+    near = (
+        "SELECT b.date, b.p, b.c, b.h, b.u FROM {0} a JOIN near b ON b.p = a.p AND b.c = a.c AND b.h = a.h "
+        "AND b.u = a.u AND abs(b.date - a.date) = 1"
+    )
+    return (
+        f", near AS (SELECT date, p, c, h, u FROM x WHERE e >= 3 AND {sign}(n - e) >= {share} * e AND "
+        f"{sign}(n - e) / sqrt({variance} + ({SPREAD} * e) ^ 2) >= {z}), "
+        f"one AS (SELECT * FROM days UNION {near.format('days')}), "
+        f"grown AS (SELECT * FROM one UNION {near.format('one')})"
+    )
 
 
 def _select(metric: str, what: str, source: str = "days") -> str:
     """The findings of `source` (date, p, c, h, u), one per date and segment, in FINDING_COLUMNS' order."""
-    return (f"SELECT DISTINCT strftime(date, '%Y-%m-%d') date, {SEGMENT}, '{metric}' metric, '{what}' what "
-            f"FROM {source} ORDER BY ALL")
+    return (
+        f"SELECT DISTINCT strftime(date, '%Y-%m-%d') date, {SEGMENT}, '{metric}' metric, '{what}' what "
+        f"FROM {source} ORDER BY ALL"
+    )
+
 
 # The rest of an outage's date converts as usual (a fall of the whole day is no block of hours): at least this
 # share of what it would.
@@ -116,31 +141,40 @@ def hour_scan(what: str, step: int, sets: Sequence[Sequence[str]], share: float,
     block whose conversions are at most `share` of that expected and fall beyond `z` (the signed root of the
     binomial likelihood ratio: a few sessions an hour are far from normal), while the date's other hours convert
     at REST_SHARE of their expected at least, is a finding on its date."""
-    frames = ", ".join(f"x{length} AS (PARTITION BY p, c, h, u, date ORDER BY hr ROWS BETWEEN CURRENT ROW AND "
-                       f"{length - 1} FOLLOWING)" for length in BLOCKS)
-    sums = ", ".join("[" + ", ".join(f"sum({x}) OVER x{length}" for length in BLOCKS) + f"] {name}"
-                     for x, name in (("n", "ln"), ("d", "ld"), ("q * d", "le")))
-    return (sessions_cte(hours=True)
-            + f", l AS (SELECT date, hr, platform p0, country c0, channel h0, user_type u0, m{step} d, m{step + 1} n "
-            "FROM s)" + _grouped(sets, hours=True)
-            + ", grid AS (SELECT k.*, t.date, hr FROM (SELECT DISTINCT p, c, h, u FROM g) k CROSS JOIN "
-            "(SELECT DISTINCT date FROM g) t CROSS JOIN (SELECT range hr FROM range(24))), "
-            "z AS (SELECT grid.*, coalesce(n, 0) n, coalesce(d, 0) d FROM grid "
-            "LEFT JOIN g USING (date, hr, p, c, h, u)), "
-            "q AS (SELECT *, least((sum(n) OVER v - sum(n) OVER t) / nullif(sum(d) OVER v - sum(d) OVER t, 0), 0.98) q "
-            "FROM z WINDOW v AS (PARTITION BY p, c, h, u, isodow(date)), t AS (PARTITION BY p, c, h, u, date)), "
-            f"b AS (SELECT date, p, c, h, u, {sums}, sum(n) OVER t dn, sum(q * d) OVER t de FROM q "
-            f"WINDOW {frames}, t AS (PARTITION BY p, c, h, u, date)), "
-            "k AS (SELECT date, p, c, h, u, dn, de, unnest(ln) n, unnest(ld) d, unnest(le) e FROM b), "
-            f"days AS (SELECT DISTINCT date, p, c, h, u FROM k WHERE e > 0 AND n <= {share} * e "
-            f"AND dn - n >= {REST_SHARE} * (de - e) AND {_binomial_z('n', 'd', 'e')} <= -{z}) "
-            + _select(RATE_COLUMNS[step], what))
+    frames = ", ".join(
+        f"x{length} AS (PARTITION BY p, c, h, u, date ORDER BY hr ROWS BETWEEN CURRENT ROW AND {length - 1} FOLLOWING)"
+        for length in BLOCKS
+    )
+    sums = ", ".join(
+        "[" + ", ".join(f"sum({x}) OVER x{length}" for length in BLOCKS) + f"] {name}"
+        for x, name in (("n", "ln"), ("d", "ld"), ("q * d", "le"))
+    )
+    return (
+        sessions_cte(hours=True)
+        + f", l AS (SELECT date, hr, platform p0, country c0, channel h0, user_type u0, m{step} d, m{step + 1} n "
+        "FROM s)"
+        + _grouped(sets, hours=True)
+        + ", grid AS (SELECT k.*, t.date, hr FROM (SELECT DISTINCT p, c, h, u FROM g) k CROSS JOIN "
+        "(SELECT DISTINCT date FROM g) t CROSS JOIN (SELECT range hr FROM range(24))), "
+        "z AS (SELECT grid.*, coalesce(n, 0) n, coalesce(d, 0) d FROM grid "
+        "LEFT JOIN g USING (date, hr, p, c, h, u)), "
+        "q AS (SELECT *, least((sum(n) OVER v - sum(n) OVER t) / nullif(sum(d) OVER v - sum(d) OVER t, 0), 0.98) q "
+        "FROM z WINDOW v AS (PARTITION BY p, c, h, u, isodow(date)), t AS (PARTITION BY p, c, h, u, date)), "
+        f"b AS (SELECT date, p, c, h, u, {sums}, sum(n) OVER t dn, sum(q * d) OVER t de FROM q "
+        f"WINDOW {frames}, t AS (PARTITION BY p, c, h, u, date)), "
+        "k AS (SELECT date, p, c, h, u, dn, de, unnest(ln) n, unnest(ld) d, unnest(le) e FROM b), "
+        f"days AS (SELECT DISTINCT date, p, c, h, u FROM k WHERE e > 0 AND n <= {share} * e "
+        f"AND dn - n >= {REST_SHARE} * (de - e) AND {_binomial_z('n', 'd', 'e')} <= -{z}) "
+        + _select(RATE_COLUMNS[step], what)
+    )
 
 
 def _binomial_z(n: str, d: str, e: str) -> str:
     """The signed root of the likelihood ratio of `n` conversions of `d` arrivals against `e` expected."""
-    return (f"-sqrt(2 * (coalesce({n} * ln(nullif({n}, 0) / {e}), 0) + coalesce(({d} - {n}) * "
-            f"ln(nullif({d} - {n}, 0) / ({d} - {e})), 0)))")
+    return (
+        f"-sqrt(2 * (coalesce({n} * ln(nullif({n}, 0) / {e}), 0) + coalesce(({d} - {n}) * "
+        f"ln(nullif({d} - {n}, 0) / ({d} - {e})), 0)))"
+    )
 
 
 # The segments each finder searches: the kind of segment its mechanism holds (the expert knows them).
@@ -163,33 +197,65 @@ def both(first: str, second: str) -> str:
 
 
 FINDERS: tuple[Finder, ...] = (
-    Finder("checkout_outage_hours", hour_scan("checkout_outage_hours", 2, COUNTRY, 0.25, 4.5),
-           kind="incident", family="funnel_break"),
-    Finder("onboarding_break", daily_scan("onboarding_break", 0, (("platform", "user_type"),), -1, 0.4, 3.5,
-                                          only="user_type = 'new'"),
-           kind="incident", family="rate_drop_from_median"),
-    Finder("paid_channel_stop", daily_scan("paid_channel_stop", None, (("country", "channel"),), -1, 0.6, 5.0, run=2,
-                                           grow=2.5),
-           kind="incident", family="absolute_drop_in_event_count"),
-    Finder("price_rise", daily_scan("price_rise", 2, COUNTRY, -1, 0.4, 4.0, run=3), kind="incident",
-           family="rate_drop_from_median"),
-    Finder("promo_surge", daily_scan("promo_surge", 1, COUNTRY, 1, 0.35, 4.0, least=15.0, grow=2.5), kind="incident",
-           family="rate_spike_from_median"),
+    Finder(
+        "checkout_outage_hours",
+        hour_scan("checkout_outage_hours", 2, COUNTRY, 0.25, 4.5),
+        kind="incident",
+        family="funnel_break",
+    ),
+    Finder(
+        "onboarding_break",
+        daily_scan("onboarding_break", 0, (("platform", "user_type"),), -1, 0.4, 3.5, only="user_type = 'new'"),
+        kind="incident",
+        family="rate_drop_from_median",
+    ),
+    Finder(
+        "paid_channel_stop",
+        daily_scan("paid_channel_stop", None, (("country", "channel"),), -1, 0.6, 5.0, run=2, grow=2.5),
+        kind="incident",
+        family="absolute_drop_in_event_count",
+    ),
+    Finder(
+        "price_rise",
+        daily_scan("price_rise", 2, COUNTRY, -1, 0.4, 4.0, run=3),
+        kind="incident",
+        family="rate_drop_from_median",
+    ),
+    Finder(
+        "promo_surge",
+        daily_scan("promo_surge", 1, COUNTRY, 1, 0.35, 4.0, least=15.0, grow=2.5),
+        kind="incident",
+        family="rate_spike_from_median",
+    ),
     # A store's wave of installs: organic new users' sessions on a platform in a country rise far, and their share
     # of its sessions rises too (a demand swing or a mix shift brings every user alike, so the share holds however
     # far the sessions rise; where other users' sessions fell, the share rises with no more newcomers).
-    Finder("store_feature", both(NEWCOMERS_RISE, NEWCOMERS_SHARE), kind="incident",
-           family="absolute_spike_in_event_count"),
-    Finder("search_outage_hours", hour_scan("search_outage_hours", 1, PLATFORM, 0.25, 4.5),
-           kind="incident", family="funnel_break"),
+    Finder(
+        "store_feature", both(NEWCOMERS_RISE, NEWCOMERS_SHARE), kind="incident", family="absolute_spike_in_event_count"
+    ),
+    Finder(
+        "search_outage_hours",
+        hour_scan("search_outage_hours", 1, PLATFORM, 0.25, 4.5),
+        kind="incident",
+        family="funnel_break",
+    ),
 )
 
 
 # Cuboids of one or two fields a second incident on a date may hold (no app version: a version's falls are its
 # release's).
-CUBOIDS = (("platform",), ("country",), ("channel",), ("user_type",), ("platform", "country"),
-           ("platform", "channel"), ("platform", "user_type"), ("country", "channel"), ("country", "user_type"),
-           ("channel", "user_type"))
+CUBOIDS = (
+    ("platform",),
+    ("country",),
+    ("channel",),
+    ("user_type",),
+    ("platform", "country"),
+    ("platform", "channel"),
+    ("platform", "user_type"),
+    ("country", "channel"),
+    ("country", "user_type"),
+    ("channel", "user_type"),
+)
 HOST_LEAST = 8  # a cuboid's arrivals at the step on the date, at the least (an outage earlier leaves fewer)
 HOST_TOP = 20
 
@@ -199,14 +265,20 @@ def host_falls_sql(free: Mapping[str, Sequence[int]], fall: float) -> str:
     of CUBOIDS against the same weekday's other dates (pooled), where it fell by `fall` of its expected at least:
     the HOST_TOP strongest falls, each with z, its relative fall over its sampling noise and a date's usual spread
     (SPREAD)."""
-    listed = " OR ".join(f"date = DATE '{d}' AND k IN ({', '.join(map(str, steps))})"
-                         for d, steps in sorted(free.items()) if steps) or "FALSE"
-    return (sessions_cte() + ", l AS (SELECT date, platform p0, country c0, channel h0, user_type u0, k, "
-            "[m0, m1, m2, m3][k] d, [m1, m2, m3, m4][k] n FROM s, range(1, 5) t(k))"
-            + _grouped(CUBOIDS, by_step=True)
-            + ", x AS (SELECT *, d * (sum(n) OVER w - n) / nullif(sum(d) OVER w - d, 0) e FROM g "
-            "WINDOW w AS (PARTITION BY k, p, c, h, u, isodow(date))) "
-            f"SELECT strftime(date, '%Y-%m-%d') date, k, {SEGMENT}, "
-            f"round((n - e) / e / sqrt(greatest(d - e, 0.05 * d) / (d * e) + {SPREAD} ^ 2), 2) z FROM x "
-            f"WHERE ({listed}) AND d >= {HOST_LEAST} AND e > 0 AND n <= {1 - fall:g} * e "
-            f"ORDER BY z LIMIT {HOST_TOP}")
+    listed = (
+        " OR ".join(
+            f"date = DATE '{d}' AND k IN ({', '.join(map(str, steps))})" for d, steps in sorted(free.items()) if steps
+        )
+        or "FALSE"
+    )
+    return (
+        sessions_cte() + ", l AS (SELECT date, platform p0, country c0, channel h0, user_type u0, k, "
+        "[m0, m1, m2, m3][k] d, [m1, m2, m3, m4][k] n FROM s, range(1, 5) t(k))"
+        + _grouped(CUBOIDS, by_step=True)
+        + ", x AS (SELECT *, d * (sum(n) OVER w - n) / nullif(sum(d) OVER w - d, 0) e FROM g "
+        "WINDOW w AS (PARTITION BY k, p, c, h, u, isodow(date))) "
+        f"SELECT strftime(date, '%Y-%m-%d') date, k, {SEGMENT}, "
+        f"round((n - e) / e / sqrt(greatest(d - e, 0.05 * d) / (d * e) + {SPREAD} ^ 2), 2) z FROM x "
+        f"WHERE ({listed}) AND d >= {HOST_LEAST} AND e > 0 AND n <= {1 - fall:g} * e "
+        f"ORDER BY z LIMIT {HOST_TOP}"
+    )

@@ -80,8 +80,13 @@ def play(agent: Agent, session: EpisodeSession, max_actions: int = 200, **reset_
     return session
 
 
-def run_episode(agent: Agent, reset: Callable[..., Any], step: Callable[[MetricTrackerRlAction], Any],
-                max_actions: int = 200, **reset_kwargs: Any) -> list[Any]:
+def run_episode(
+    agent: Agent,
+    reset: Callable[..., Any],
+    step: Callable[[MetricTrackerRlAction], Any],
+    max_actions: int = 200,
+    **reset_kwargs: Any,
+) -> list[Any]:
     """`play` over synchronous reset/step callables (a client's, or ones that record a transcript), which return
     a StepResult or an observation. Returns the step results, in order."""
     results: list[Any] = []
@@ -94,8 +99,12 @@ def run_episode(agent: Agent, reset: Callable[..., Any], step: Callable[[MetricT
     return results
 
 
-def _drive(agent: Agent, view: SeenObservation, step: Callable[[MetricTrackerRlAction], SeenObservation | None],
-           max_actions: int) -> None:
+def _drive(
+    agent: Agent,
+    view: SeenObservation,
+    step: Callable[[MetricTrackerRlAction], SeenObservation | None],
+    max_actions: int,
+) -> None:
     """The driver's loop: `step` returns the next view, or None once the episode is done."""
     agent.begin(view)
     for _ in range(max_actions):

@@ -107,8 +107,9 @@ CONCURRENT_READ = 3  # the strongest falls of the search for a second incident w
 # time in a hundred (and two blips there far more rarely: only one leaf is weighed).
 CONCURRENT_BLIP_ODDS = -4.0
 # The releases query: each release once, its platform, version and first date (all the expert reads of them).
-RELEASES_SQL = ("SELECT DISTINCT platform, app_version, rollout_start FROM releases "
-                "ORDER BY platform DESC, rollout_start")
+RELEASES_SQL = (
+    "SELECT DISTINCT platform, app_version, rollout_start FROM releases ORDER BY platform DESC, rollout_start"
+)
 KEPT_AT_MOST = 1.0  # a cell pair's low block is an outage only if the other hours gained less than its loss
 
 
@@ -140,12 +141,18 @@ class DeepExpertAgent(FrontierExpertAgent):
         # Where the leaf check runs, the rows of the count scan, the shape statement and the narrowed scans name
         # their date by its days after the window's first (undated reads it back).
         self.day_zero = self.dates[0] if self.leaf_check else None
-        scans = [] if self.narrow_scans else [(f"scan {steps}", query_action(scan_sql(steps, self.max_dims)))
-                                              for steps in SCAN_GROUPS]
+        scans = (
+            []
+            if self.narrow_scans
+            else [(f"scan {steps}", query_action(scan_sql(steps, self.max_dims))) for steps in SCAN_GROUPS]
+        )
         # Each release once, by a query on the releases table where the leaf check runs (abyss): all the expert
         # reads of it, in get_releases' order (each mobile platform's releases by date, ios first).
-        releases = query_action(RELEASES_SQL) if self.leaf_check else \
-            MetricTrackerRlAction(analysis_method="get_releases", analysis_args={})
+        releases = (
+            query_action(RELEASES_SQL)
+            if self.leaf_check
+            else MetricTrackerRlAction(analysis_method="get_releases", analysis_args={})
+        )
         self.plan = [
             ("releases", releases),
             # The hours of each platform, each country and (where searched) each platform and country together.
@@ -161,8 +168,13 @@ class DeepExpertAgent(FrontierExpertAgent):
         # Where the brief also publishes that a date may carry a one-date level shift beside another incident (the
         # `concurrency` setting of a mixed episode), a second round looks for it (expert_core/concurrency.py).
         config = observation.config
-        self.concurrent_most = int(config.get("concurrency") or 0) if self.leaf_check and config.get(
-            "scenario_family") == "mixed" and "level_shift" in str(observation.brief.get("segments", {})) else 0
+        self.concurrent_most = (
+            int(config.get("concurrency") or 0)
+            if self.leaf_check
+            and config.get("scenario_family") == "mixed"
+            and "level_shift" in str(observation.brief.get("segments", {}))
+            else 0
+        )
         self.first_reports: list[Report] | None = None
         self.concurrent_found: list[dict[str, Any]] | None = None
         self.concurrent_bar = 0.0
@@ -171,8 +183,10 @@ class DeepExpertAgent(FrontierExpertAgent):
         if self.narrow_scans:  # the three tables in one query (context_tables parts its rows)
             self.plan.append(("context", query_action(CONTEXT_SQL)))
         elif "context_tables" in observation.brief.get("segments", {}):
-            self.plan += [(table, MetricTrackerRlAction(analysis_method="get_context", analysis_args={"table": table}))
-                          for table in EXPLAINING_TABLES]
+            self.plan += [
+                (table, MetricTrackerRlAction(analysis_method="get_context", analysis_args={"table": table}))
+                for table in EXPLAINING_TABLES
+            ]
         # Weeks-long falls, where the brief lists a kind graded against the dates before its change point.
         self.change_point_runs: list[change_points.Run] = []
         if change_points.definitions_name_change_points(observation.brief):
@@ -195,9 +209,13 @@ class DeepExpertAgent(FrontierExpertAgent):
         if "context" in self.results:
             self.results.update(context_tables(self.results.pop("context")))
         if self.narrow_scans and f"scan {SCAN_GROUPS[0]}" not in self.results:
-            self.plan += [(f"scan {steps}", query_action(scan_sql(steps, self.max_dims, self.results["experiments"],
-                                                                        self.day_zero)))
-                          for steps in SCAN_GROUPS]
+            self.plan += [
+                (
+                    f"scan {steps}",
+                    query_action(scan_sql(steps, self.max_dims, self.results["experiments"], self.day_zero)),
+                )
+                for steps in SCAN_GROUPS
+            ]
             return True
         by_key: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for steps in SCAN_GROUPS:
@@ -207,10 +225,18 @@ class DeepExpertAgent(FrontierExpertAgent):
                     by_key[(str(row["date"]), step)].append(row)
         self.localised = [{**localise(rows), "entity_name": step} for (_, step), rows in sorted(by_key.items())]
         experiments = self.results["experiments"]
-        self.beyond_arms = {(str(row["date"]), row["entity_name"], segment_of(row)) for row in self.localised
-                            if beyond_arms(experiments, row, by_key[(str(row["date"]), row["entity_name"])])}
-        self.localised = [row for row in self.localised if not self._explained(Report(
-            str(row["date"]), "conversion_rate", row["entity_name"], "", *segment_of(row)))]
+        self.beyond_arms = {
+            (str(row["date"]), row["entity_name"], segment_of(row))
+            for row in self.localised
+            if beyond_arms(experiments, row, by_key[(str(row["date"]), row["entity_name"])])
+        }
+        self.localised = [
+            row
+            for row in self.localised
+            if not self._explained(
+                Report(str(row["date"]), "conversion_rate", row["entity_name"], "", *segment_of(row))
+            )
+        ]
         opens: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in (undated(row, self.dates) for row in self.results["scan app_opens"]):
             if row.get("z") is not None and str(row["date"]) not in self.holidays:
@@ -221,8 +247,9 @@ class DeepExpertAgent(FrontierExpertAgent):
         if falls:
             self.plan.append(("shape", query_action(shape_sql(falls, self.leaf_check, self.day_zero))))
         series_z = SERIES_POOLED_Z if self.leaf_check else SCAN_Z
-        self.series_of = sorted((row for row in self.localised if row["change"] < 0 and row["z"] <= -series_z),
-                                key=lambda row: row["z"])[:SERIES_MOST]
+        self.series_of = sorted(
+            (row for row in self.localised if row["change"] < 0 and row["z"] <= -series_z), key=lambda row: row["z"]
+        )[:SERIES_MOST]
         if self.series_of:
             lasting = run_sql if self.narrow_scans else series_sql  # the same runs in fewer characters
             self.plan.append(("series", query_action(lasting(self.series_of))))
@@ -257,11 +284,14 @@ class DeepExpertAgent(FrontierExpertAgent):
             return bool(hosts)
         if self.concurrent_found is None:
             taken = {(r.date, r.entity_name) for r in self.first_reports}
-            self.concurrent_found = [row for row in concurrency.candidates(self.results["concurrent"],
-                                                                           self.concurrent_bar)
-                                     if (row["date"], row["entity_name"]) not in taken][:CONCURRENT_READ]
-            self.plan += [("concurrent leaves", query_action(sql))
-                          for sql in leaves_queries(self.concurrent_found, SQL_CHARS)]
+            self.concurrent_found = [
+                row
+                for row in concurrency.candidates(self.results["concurrent"], self.concurrent_bar)
+                if (row["date"], row["entity_name"]) not in taken
+            ][:CONCURRENT_READ]
+            self.plan += [
+                ("concurrent leaves", query_action(sql)) for sql in leaves_queries(self.concurrent_found, SQL_CHARS)
+            ]
             return bool(self.plan)
         return False
 
@@ -275,8 +305,11 @@ class DeepExpertAgent(FrontierExpertAgent):
     def _drop_blips(self) -> None:
         """The falls one leaf carried (the leaf check) leave the localised falls (and grow no run: _lasting)."""
         blips = {int(row["k"]) for row in self.results["leaves"] if is_blip(row)}
-        self.blips = {(str(row["date"]), row["entity_name"], segment_of(row))
-                      for k, row in enumerate(self.leaf_falls) if k in blips}
+        self.blips = {
+            (str(row["date"]), row["entity_name"], segment_of(row))
+            for k, row in enumerate(self.leaf_falls)
+            if k in blips
+        }
 
         def kept(row: dict[str, Any]) -> bool:
             return (str(row["date"]), row["entity_name"], segment_of(row)) not in self.blips
@@ -288,8 +321,11 @@ class DeepExpertAgent(FrontierExpertAgent):
         platform: a regression falls by the same share every date, and one date's blip alone can carry the pooled
         sum past its bar."""
         blipped = {(date, step, segment[0]) for date, step, segment in self.blips}
-        runs = {(r.entity_name, r.platform, r.app_version) for r in pooled
-                if (r.date, r.entity_name, r.platform) in blipped or (r.date, r.entity_name, None) in blipped}
+        runs = {
+            (r.entity_name, r.platform, r.app_version)
+            for r in pooled
+            if (r.date, r.entity_name, r.platform) in blipped or (r.date, r.entity_name, None) in blipped
+        }
         return [r for r in pooled if (r.entity_name, r.platform, r.app_version) not in runs]
 
     def _lasting(self) -> list[dict[str, Any]]:
@@ -312,8 +348,9 @@ class DeepExpertAgent(FrontierExpertAgent):
                 while other is not None and other in fell[k]:
                     date = self.dates[other]
                     if (date, source["entity_name"]) not in taken:
-                        added.append({**source, "date": date, "change": fell[k][other]["change"],
-                                      "z": fell[k][other]["z"]})
+                        added.append(
+                            {**source, "date": date, "change": fell[k][other]["change"], "z": fell[k][other]["z"]}
+                        )
                         taken.add((date, source["entity_name"]))
                     other += direction
         return added
@@ -350,11 +387,16 @@ class DeepExpertAgent(FrontierExpertAgent):
         classify.narrow_regressions(self, regressions)
         if self.leaf_check:  # the rollouts' pooled regressions, where no date of their step was found alone
             found = {(r.date, r.entity_name) for r in regressions.values()}
-            pooled = self._without_blips(pooled_regressions(self.results["rollouts"], self.results["releases"],
-                                                            self.dates))
+            pooled = self._without_blips(
+                pooled_regressions(self.results["rollouts"], self.results["releases"], self.dates)
+            )
             regressions.update({f"{r.date} {r.entity_name}": r for r in pooled if (r.date, r.entity_name) not in found})
-        reports = [*hourly.values(), *duplicates.values(), *regressions.values(),
-                   *classify.cell_breaks(self, hourly, self.localised)]
+        reports = [
+            *hourly.values(),
+            *duplicates.values(),
+            *regressions.values(),
+            *classify.cell_breaks(self, hourly, self.localised),
+        ]
         return reports, duplicates
 
     @staticmethod
@@ -362,27 +404,49 @@ class DeepExpertAgent(FrontierExpertAgent):
         """The (date, step) keys the signatures explain: their own, and around an event logged twice, which moves
         the step into it up and the step out of it down."""
         return {(r.date, r.entity_name) for r in reports} | {
-            (r.date, step) for r in duplicates.values() for step, num, den in STEPS
-            if r.entity_name in (STEP_INTO_EVENT.get(step), EVENT_OF[den])}
+            (r.date, step)
+            for r in duplicates.values()
+            for step, num, den in STEPS
+            if r.entity_name in (STEP_INTO_EVENT.get(step), EVENT_OF[den])
+        }
 
     def _hour_blocks(self) -> tuple[set[tuple[str, str]], dict[tuple[str, str], float]]:
         """The (date, step) falls that sit in a block of hours, and every shaped fall's share in its block. A break
         lasts hours: its fall sits in a block of them, on a date whose neighbours did not fall on that step (a level
         shift's run), unless nearly all of it sits there."""
         day_of = {date: day for day, date in enumerate(self.dates)}
-        fell = {(day_of.get(str(row["date"])), row["entity_name"]) for row in self.results["rates"]
-                if row["change"] < 0}
+        fell = {
+            (day_of.get(str(row["date"])), row["entity_name"]) for row in self.results["rates"] if row["change"] < 0
+        }
         shape = shaped_rows([undated(row, self.dates) for row in self.results["shape"]])
-        blocks = {(str(row["date"]), row["entity_name"]) for row in shape
-                  if row.get("block_share") is not None and (row["block_share"] >= SURE_BLOCK_SHARE or (
-                      row["block_share"] >= BLOCK_SHARE and not any(
-                          (day_of.get(str(row["date"]), -9) + step, row["entity_name"]) in fell for step in (-1, 1))))}
-        shaped_share = {(str(row["date"]), row["entity_name"]): row["block_share"] for row in shape
-                        if row.get("block_share") is not None}
+        blocks = {
+            (str(row["date"]), row["entity_name"])
+            for row in shape
+            if row.get("block_share") is not None
+            and (
+                row["block_share"] >= SURE_BLOCK_SHARE
+                or (
+                    row["block_share"] >= BLOCK_SHARE
+                    and not any(
+                        (day_of.get(str(row["date"]), -9) + step, row["entity_name"]) in fell for step in (-1, 1)
+                    )
+                )
+            )
+        }
+        shaped_share = {
+            (str(row["date"]), row["entity_name"]): row["block_share"]
+            for row in shape
+            if row.get("block_share") is not None
+        }
         return blocks, shaped_share
 
-    def _rate_breaks(self, reports: list[Report], explained_keys: set[tuple[str, str]],
-                     blocks: set[tuple[str, str]], shaped_share: dict[tuple[str, str], float]) -> list[dict[str, Any]]:
+    def _rate_breaks(
+        self,
+        reports: list[Report],
+        explained_keys: set[tuple[str, str]],
+        blocks: set[tuple[str, str]],
+        shaped_share: dict[tuple[str, str], float],
+    ) -> list[dict[str, Any]]:
         """Add to `reports` a funnel break for each unexplained rate fall in a block of hours; return the falls
         left (neither explained nor a break)."""
         rest = []
@@ -407,24 +471,35 @@ class DeepExpertAgent(FrontierExpertAgent):
         an outage (diluted there), and whose other hours did not gain the opens lost (a small cell's timing shift
         moves its evening into hours too quiet to count as risen): the outage of that cell pair."""
         outage_dates = {r.date for r in reports if r.entity_name == "app_opens"}
-        cells = [row for row in self.results["cell hours"] if str(row["date"]) not in outage_dates
-                 and row["n_low"] >= 2 and row["n_high"] <= 1 and classify.one_block(str(row["low_hours"]))
-                 and (row.get("kept") is None or row["kept"] < KEPT_AT_MOST)]
+        cells = [
+            row
+            for row in self.results["cell hours"]
+            if str(row["date"]) not in outage_dates
+            and row["n_low"] >= 2
+            and row["n_high"] <= 1
+            and classify.one_block(str(row["low_hours"]))
+            and (row.get("kept") is None or row["kept"] < KEPT_AT_MOST)
+        ]
         outages = []
         for date in sorted({str(row["date"]) for row in cells}):
             top = max((row for row in cells if str(row["date"]) == date), key=lambda row: row["n_low"])
-            outages.append(Report(date, "event_count", "app_opens", "absolute_drop_in_event_count",
-                                  top["platform"], top["country"]))
+            outages.append(
+                Report(
+                    date, "event_count", "app_opens", "absolute_drop_in_event_count", top["platform"], top["country"]
+                )
+            )
         return outages
 
     def _cuboid_outages(self, reports: list[Report], shaped_share: dict[tuple[str, str], float]) -> list[Report]:
         """Opens lost in a block of hours of a cuboid no hourly scan named: an outage (a demand swing lasts the
         day)."""
         outage_dates = {r.date for r in reports if r.entity_name == "app_opens"}
-        return [Report(str(row["date"]), "event_count", "app_opens", "absolute_drop_in_event_count",
-                       *segment_of(row)) for row in self.count_falls
-                if shaped_share.get((str(row["date"]), "app_opens"), 0.0) >= SURE_BLOCK_SHARE
-                and str(row["date"]) not in outage_dates]
+        return [
+            Report(str(row["date"]), "event_count", "app_opens", "absolute_drop_in_event_count", *segment_of(row))
+            for row in self.count_falls
+            if shaped_share.get((str(row["date"]), "app_opens"), 0.0) >= SURE_BLOCK_SHARE
+            and str(row["date"]) not in outage_dates
+        ]
 
     def _single_date_shifts(self, reports: list[Report], rest: list[dict[str, Any]]) -> list[Report]:
         """A fall on one date only, strong and all day, is a level shift too (at deep some last a single date). The
@@ -437,11 +512,15 @@ class DeepExpertAgent(FrontierExpertAgent):
         def single_z(date: str) -> float:
             return SINGLE_DATE_POOLED_Z if self.leaf_check and date in found_dates else SINGLE_DATE_Z
 
-        return [Report(str(row["date"]), "conversion_rate", row["entity_name"], "rate_drop_from_median",
-                       *segment_of(row)) for row in rest
-                if row["z"] <= -single_z(str(row["date"])) and (str(row["date"]), row["entity_name"]) not in taken
-                and row["entity_name"] != STEPS[0][0]  # a first step's fall on one date is bots
-                and str(row["date"]) not in self.holidays and row.get("app_version") is None]
+        return [
+            Report(str(row["date"]), "conversion_rate", row["entity_name"], "rate_drop_from_median", *segment_of(row))
+            for row in rest
+            if row["z"] <= -single_z(str(row["date"]))
+            and (str(row["date"]), row["entity_name"]) not in taken
+            and row["entity_name"] != STEPS[0][0]  # a first step's fall on one date is bots
+            and str(row["date"]) not in self.holidays
+            and row.get("app_version") is None
+        ]
 
     def _with_change_points(self, reports: list[Report]) -> list[Report]:
         """Each weeks-long fall the change-point scan found, as a row on every date of its run in its cuboid, in
@@ -449,21 +528,24 @@ class DeepExpertAgent(FrontierExpertAgent):
         taken over); none where the brief lists no such kind."""
         self.change_point_runs = change_points.runs(self.results["change points"])
         for run in self.change_point_runs:
-            dates = set(self.dates[run.first:run.last + 1])
+            dates = set(self.dates[run.first : run.last + 1])
             reports = [r for r in reports if not (r.entity_name == run.step and r.date in dates)]
             segment = change_points.run_segment(run)
-            reports += [Report(date, "conversion_rate", run.step, "rate_drop_from_median", **segment)
-                        for date in sorted(dates)]
+            reports += [
+                Report(date, "conversion_rate", run.step, "rate_drop_from_median", **segment) for date in sorted(dates)
+            ]
         return reports
 
     def _values_queries(self, daily: list[Report]) -> list[str]:
         """The published rule's values, a weeks-long run's read against the dates before its change point."""
-        in_runs = {(date, run.step) for run in self.change_point_runs for date in self.dates[run.first:run.last + 1]}
+        in_runs = {(date, run.step) for run in self.change_point_runs for date in self.dates[run.first : run.last + 1]}
         rest = [r for r in daily if (r.date, r.entity_name) not in in_runs]
-        sent = values_queries(rest, self.fields, lambda sql: len(compact(sql)), labelled=True) if self.leaf_check else \
-            super()._values_queries(rest)
-        return [*sent,
-                *(change_points.values_sql(run, self.dates) for run in self.change_point_runs)]
+        sent = (
+            values_queries(rest, self.fields, lambda sql: len(compact(sql)), labelled=True)
+            if self.leaf_check
+            else super()._values_queries(rest)
+        )
+        return [*sent, *(change_points.values_sql(run, self.dates) for run in self.change_point_runs)]
 
     def _values_rows(self) -> list[dict[str, Any]]:
         """The values rows, a labelled segment (abyss's) read back into its fields."""

@@ -163,8 +163,7 @@ class ExpertAgent(Agent):
         smallest_bots, _ = magnitude_bounds(brief, "hourly_traffic_mix_shift")
         self.bot_opens_share = EFFECT_SHARE * smallest_bots
         self.bot_rate_drop_share = EFFECT_SHARE * smallest_bots / (1 + smallest_bots)
-        self.rate_incident_share = EFFECT_SHARE * min(magnitude_bounds(brief, family)[0]
-                                                           for family in RATE_FAMILIES)
+        self.rate_incident_share = EFFECT_SHARE * min(magnitude_bounds(brief, family)[0] for family in RATE_FAMILIES)
         # Where the brief publishes audience swings, the steps they move together (a rate incident moves one).
         self.audience_steps = tuple(bounds.get("audience_swing_steps", ()))
         self.plan: list[tuple[str, MetricTrackerRlAction]] = [
@@ -191,9 +190,16 @@ class ExpertAgent(Agent):
             return None
         if self.report is None and not self.plan:
             self.report = self._first_report()
-            self.plan = [(f"confirm/{i}", _analysis(CONFIRMATION_TOOL[c.row["entity_type"]], date=c.row["date"],
-                                                    entity_name=c.row["entity_name"]))
-                         for i, c in enumerate(self.report) if c.group in ("rate", "count")]
+            self.plan = [
+                (
+                    f"confirm/{i}",
+                    _analysis(
+                        CONFIRMATION_TOOL[c.row["entity_type"]], date=c.row["date"], entity_name=c.row["entity_name"]
+                    ),
+                )
+                for i, c in enumerate(self.report)
+                if c.group in ("rate", "count")
+            ]
         if self.plan:
             self.waiting, action = self.plan.pop(0)
             return action
@@ -210,14 +216,14 @@ class ExpertAgent(Agent):
         # standout event (if it is one of them) comes first.
         events = sorted(MIX_EVENTS, key=lambda event: event != strongest_signal(focus)[1])
         for event in events:
-            self.plan.append((f"mix_std/{event}", _analysis("compare_hourly_mix_to_baseline", date=focus["date"],
-                                                            entity_name=event)))
+            self.plan.append(
+                (f"mix_std/{event}", _analysis("compare_hourly_mix_to_baseline", date=focus["date"], entity_name=event))
+            )
         self.plan.append(("spread", _analysis("get_metric_std_dev_from_median")))
         kinds = [strongest_signal(e)[0] for e in unexplained]
         pointed = [GENERATOR_FOR_ENTITY_TYPE[kind] for kind in kinds if kind in GENERATOR_FOR_ENTITY_TYPE]
         for method in sorted(POOL_THRESHOLDS, key=lambda m: pointed.index(m) if m in pointed else len(pointed)):
-            self.plan.append((method, _analysis(method, threshold_multiplier=POOL_THRESHOLDS[method],
-                                                limit=PAGE_ROWS)))
+            self.plan.append((method, _analysis(method, threshold_multiplier=POOL_THRESHOLDS[method], limit=PAGE_ROWS)))
         self.plan.append(("raw", _analysis("show_raw_data", limit=len(self.dates))))  # every date's values
 
     def _read_daily_values(self) -> None:
@@ -229,17 +235,24 @@ class ExpertAgent(Agent):
             for name in names:
                 series = [values[date].get(name) for date in self.dates]
                 for day, date in enumerate(self.dates):
-                    references = [series[p] for p in same_weekday_peers(day, len(self.dates))
-                                  if series[p] is not None]
+                    references = [series[p] for p in same_weekday_peers(day, len(self.dates)) if series[p] is not None]
                     if series[day] is None or not references:
                         continue
                     baseline = float(np.median(references))
                     delta = series[day] - baseline
                     if delta:
-                        rows.append({"date": date, "entity_type": entity_type, "entity_name": name,
-                                     "anomaly_type": DIRECTIONAL_FAMILIES[(entity_type, 1 if delta > 0 else -1)],
-                                     "detection_method": CONFIRMATION_TOOL[entity_type], "baseline_value": baseline,
-                                     "observed_value": series[day], "delta_value": delta})
+                        rows.append(
+                            {
+                                "date": date,
+                                "entity_type": entity_type,
+                                "entity_name": name,
+                                "anomaly_type": DIRECTIONAL_FAMILIES[(entity_type, 1 if delta > 0 else -1)],
+                                "detection_method": CONFIRMATION_TOOL[entity_type],
+                                "baseline_value": baseline,
+                                "observed_value": series[day],
+                                "delta_value": delta,
+                            }
+                        )
             self.results[table] = {"rows": rows}
 
     # --- evidence ----------------------------------------------------------------------------------
@@ -248,8 +261,11 @@ class ExpertAgent(Agent):
         spreads: dict[tuple[str, str], float] = {}
         # Dates with decisive hour-level evidence of an incident (a step that stopped, an impossible count), or whose
         # audience changed, would widen the spread of the rates they move: the spread is measured on the other dates.
-        busy = set(explained) | self._audience_dates() | {row["date"] for method in HOUR_EVIDENCE_METHODS
-                                                          for row in self.results[method]["rows"]}
+        busy = (
+            set(explained)
+            | self._audience_dates()
+            | {row["date"] for method in HOUR_EVIDENCE_METHODS for row in self.results[method]["rows"]}
+        )
         for metric in self.results["spread"]["metrics"]:
             spreads[("metric", metric["metric"])] = metric["robust_std_from_baseline"]
         # Where every date's delta is at hand, a higher quantile of |delta| estimates the spread more stably than
@@ -293,13 +309,20 @@ class ExpertAgent(Agent):
             clearly worse (a count incident keeps conversion, a funnel break or a rate drop keeps the opens).
             Returns the strength of that evidence, or None."""
             opens, rate = volume.get(date), first_step.get(date)
-            if (opens is None or rate is None or signed_share(opens) < self.bot_opens_share
-                    or signed_share(rate) > -self.bot_rate_drop_share):
+            if (
+                opens is None
+                or rate is None
+                or signed_share(opens) < self.bot_opens_share
+                or signed_share(rate) > -self.bot_rate_drop_share
+            ):
                 return None
             return 1.0 + abs(self._z(rate, spreads)) / FAMILY_THRESHOLDS["rate"]
 
-        bots = {date: strength for date, event in mix
-                if event == "app_opens" and (strength := bot_evidence(date)) is not None}
+        bots = {
+            date: strength
+            for date, event in mix
+            if event == "app_opens" and (strength := bot_evidence(date)) is not None
+        }
         for row in self.results["get_funnel_break_rows"]["rows"]:
             group = "funnel_break"
             if row["entity_name"] == FUNNEL_STEPS[0] and row["date"] in bots:
@@ -323,16 +346,18 @@ class ExpertAgent(Agent):
             if row["entity_name"] == FUNNEL_STEPS[0] and row["date"] in bots:
                 continue  # the first step's fall is the bots' side effect
             # A move under half the smallest published rate magnitude is noise, however large its z.
-            if (row["delta_value"] < 0 or row["entity_name"] in SPIKE_STEPS) \
-                    and relative_move(row) >= self.rate_incident_share:
+            if (row["delta_value"] < 0 or row["entity_name"] in SPIKE_STEPS) and relative_move(
+                row
+            ) >= self.rate_incident_share:
                 add(row, "rate", daily=True)
         for row in self.results["counts"]["rows"]:
             # The day's volume against the published bounds: a count incident clears the gap above the largest
             # demand swing by many daily-noise widths, whatever else widened the count's spread this window. Where
             # no gap is published, only a volume move that also moved every event's hours is an incident.
             if self.count_needs_hours and not all(
-                    (row["date"], event) in mix and mix[(row["date"], event)]["delta_value"] >= self.hours_moved_share
-                    for event in MIX_EVENTS):
+                (row["date"], event) in mix and mix[(row["date"], event)]["delta_value"] >= self.hours_moved_share
+                for event in MIX_EVENTS
+            ):
                 continue
             add(row, "count", relative_move(row) / self.volume_incident_share, daily=True)
 
@@ -355,8 +380,9 @@ class ExpertAgent(Agent):
                 moves[key] = moves.get(key, 0) + 1
         return {date for (date, _), count in moves.items() if count >= 2}
 
-    def _discount_peer_echoes(self, ranked: list[Candidate], explained: set[str],
-                              spreads: dict[tuple[str, str], float]) -> list[Candidate]:
+    def _discount_peer_echoes(
+        self, ranked: list[Candidate], explained: set[str], spreads: dict[tuple[str, str], float]
+    ) -> list[Candidate]:
         """Re-rate daily-value candidates against their clean same-weekday peers only.
 
         Perturbed dates may share a weekday: a quiet date whose peers include an explained date and an incident
@@ -366,15 +392,20 @@ class ExpertAgent(Agent):
         there, so the median is a quiet date); with one left, that date; with none, the published baseline.
         """
         dates = self.dates
-        observed = {(r["entity_name"], r["date"]): r["observed_value"]
-                    for r in self.results["rates"]["rows"] + self.results["counts"]["rows"]}
+        observed = {
+            (r["entity_name"], r["date"]): r["observed_value"]
+            for r in self.results["rates"]["rows"] + self.results["counts"]["rows"]
+        }
         perturbed, rerated = set(explained) | self._audience_dates(), []  # an audience swing moved its steps too
         for candidate in ranked:
             row = candidate.row
             if candidate.daily:
                 day = dates.index(row["date"])
-                clean = [observed[(row["entity_name"], dates[d])] for d in range(day % 7, len(dates), 7)
-                         if d != day and dates[d] not in perturbed and (row["entity_name"], dates[d]) in observed]
+                clean = [
+                    observed[(row["entity_name"], dates[d])]
+                    for d in range(day % 7, len(dates), 7)
+                    if d != day and dates[d] not in perturbed and (row["entity_name"], dates[d]) in observed
+                ]
                 if clean and len(clean) < 3:
                     reference = clean + [row["observed_value"]] if len(clean) >= 2 else clean
                     baseline = float(np.median(reference))
@@ -400,9 +431,22 @@ class ExpertAgent(Agent):
             row = candidate.row
             confirmed = self.results.get(f"confirm/{i}")
             if confirmed is not None:  # the row as the comparison tool shows it
-                row = {**{key: confirmed[key] for key in ("date", "entity_type", "entity_name", "baseline_value",
-                                                          "observed_value", "delta_value", "severity")},
-                       "anomaly_type": row["anomaly_type"], "detection_method": row["detection_method"]}
+                row = {
+                    **{
+                        key: confirmed[key]
+                        for key in (
+                            "date",
+                            "entity_type",
+                            "entity_name",
+                            "baseline_value",
+                            "observed_value",
+                            "delta_value",
+                            "severity",
+                        )
+                    },
+                    "anomaly_type": row["anomaly_type"],
+                    "detection_method": row["detection_method"],
+                }
             rows.append(MetricSubmissionRow(**row))
         return MetricTrackerRlAction(classifications=rows)
 

@@ -98,8 +98,9 @@ class FrontierExpertAgent(Agent):
             self.waiting = self.plan.pop(0)
             return self.waiting[1]
         self.submitted = True
-        return MetricTrackerRlAction(classifications=submitted_rows(
-            self.report or [], self._values_rows(), self.fields, self.segment_blind))
+        return MetricTrackerRlAction(
+            classifications=submitted_rows(self.report or [], self._values_rows(), self.fields, self.segment_blind)
+        )
 
     def _values_rows(self) -> list[dict[str, Any]]:
         """The values calls' rows, a field per segment dimension."""

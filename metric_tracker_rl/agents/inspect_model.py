@@ -36,15 +36,21 @@ DONE_TEXT = "The agent has nothing more to do."
 class AgentModel(ModelAPI):
     """One registered agent per episode, asked for one action per model turn."""
 
-    def __init__(self, model_name: str, base_url: str | None = None, api_key: str | None = None,
-                 config: GenerateConfig | None = None) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        config: GenerateConfig | None = None,
+    ) -> None:
         super().__init__(model_name, base_url, api_key, [], config or GenerateConfig())
         if model_name not in AGENTS:
             raise ValueError(f"no agent {model_name!r}: --model {PROVIDER}/NAME takes one of {', '.join(AGENTS)}")
         self.agents: WeakKeyDictionary[Episode, tuple[Agent, SeenObservation | None]] = WeakKeyDictionary()
 
-    async def generate(self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice,
-                       config: GenerateConfig) -> ModelOutput:
+    async def generate(
+        self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice, config: GenerateConfig
+    ) -> ModelOutput:
         episode = PLAYING.get()
         if episode is None or episode.latest is None:
             raise RuntimeError(f"{PROVIDER}/{self.model_name} plays only the metric_tracker_rl task's episodes")

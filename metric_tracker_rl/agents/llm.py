@@ -23,11 +23,18 @@ from metric_tracker_rl.view.tool_schemas import openai_tools, tool_action
 
 NO_KEY = "none"  # what the OpenAI client sends when no key is set: an endpoint without authentication ignores it
 # HTTP statuses after which further model calls cannot succeed in this run.
-FATAL_MODEL_STATUSES = {401: "the API key was rejected", 402: "the provider's credits are exhausted",
-                        403: "the key may not use this model or endpoint", 404: "the model or endpoint was not found"}
-STATUS_HINTS = {401: "check API_KEY / HF_TOKEN / OPENAI_API_KEY",
-                402: "add credits, or switch API_BASE_URL / MODEL_NAME / the key",
-                403: "check the key's permissions", 404: "check API_BASE_URL and MODEL_NAME"}
+FATAL_MODEL_STATUSES = {
+    401: "the API key was rejected",
+    402: "the provider's credits are exhausted",
+    403: "the key may not use this model or endpoint",
+    404: "the model or endpoint was not found",
+}
+STATUS_HINTS = {
+    401: "check API_KEY / HF_TOKEN / OPENAI_API_KEY",
+    402: "add credits, or switch API_BASE_URL / MODEL_NAME / the key",
+    403: "check the key's permissions",
+    404: "check API_BASE_URL and MODEL_NAME",
+}
 
 
 class ModelError(Exception):
@@ -39,21 +46,28 @@ class ModelError(Exception):
 def describe_status_error(exc: APIStatusError, api_base_url: str) -> str:
     reason = FATAL_MODEL_STATUSES.get(exc.status_code, "the request failed")
     hint = STATUS_HINTS.get(exc.status_code, "retry later or switch provider")
-    return (f"model call to {api_base_url} failed with HTTP {exc.status_code} ({reason}; {hint}): "
-            f"{one_line(exc.message)[:300]}")
+    return (
+        f"model call to {api_base_url} failed with HTTP {exc.status_code} ({reason}; {hint}): "
+        f"{one_line(exc.message)[:300]}"
+    )
 
 
 def openai_client(settings: ClientSettings) -> OpenAI:
-    return OpenAI(base_url=settings.api_base_url, api_key=settings.api_key or NO_KEY,
-                  timeout=settings.model_timeout_s, max_retries=settings.model_max_retries)
+    return OpenAI(
+        base_url=settings.api_base_url,
+        api_key=settings.api_key or NO_KEY,
+        timeout=settings.model_timeout_s,
+        max_retries=settings.model_max_retries,
+    )
 
 
 class OpenAiChat:
     """A `ChatSession` over an OpenAI-compatible endpoint and a synchronous environment client; the messages are
     the TaskRun's transcript. Tool mistakes come back to the model as text and never cost an env step."""
 
-    def __init__(self, client: OpenAI, settings: ClientSettings, tools: list[dict[str, Any]], env: Any,
-                 run: TaskRun) -> None:
+    def __init__(
+        self, client: OpenAI, settings: ClientSettings, tools: list[dict[str, Any]], env: Any, run: TaskRun
+    ) -> None:
         self.client, self.settings, self.tools, self.env, self.run = client, settings, tools, env, run
         self.calls: list[Any] = []
 
@@ -65,9 +79,14 @@ class OpenAiChat:
         self.calls = message.tool_calls or []
         turn: dict[str, Any] = {"role": "assistant", "content": message.content or ""}
         if self.calls:
-            turn["tool_calls"] = [{"id": c.id, "type": "function",
-                                   "function": {"name": c.function.name, "arguments": c.function.arguments}}
-                                  for c in self.calls]
+            turn["tool_calls"] = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.function.name, "arguments": c.function.arguments},
+                }
+                for c in self.calls
+            ]
         self.run.messages.append(turn)
         return bool(self.calls)
 
@@ -77,8 +96,9 @@ class OpenAiChat:
                 content = SKIPPED_AFTER_GRADING
             else:
                 content = self.execute(call.function.name, call.function.arguments)
-            self.run.messages.append({"role": "tool", "tool_call_id": call.id, "name": call.function.name,
-                                      "content": content})
+            self.run.messages.append(
+                {"role": "tool", "tool_call_id": call.id, "name": call.function.name, "content": content}
+            )
 
     def add_user_message(self, text: str) -> None:
         self.run.messages.append({"role": "user", "content": text})
@@ -88,12 +108,17 @@ class OpenAiChat:
         try:
             # The transcript and the tool schemas are plain dicts in OpenAI's chat format.
             completion = self.client.chat.completions.create(
-                model=settings.model_name, messages=cast(list[ChatCompletionMessageParam], self.run.messages),
-                tools=cast(list[ChatCompletionToolParam], self.tools), tool_choice="auto",
-                temperature=settings.temperature, max_tokens=settings.max_tokens)
+                model=settings.model_name,
+                messages=cast(list[ChatCompletionMessageParam], self.run.messages),
+                tools=cast(list[ChatCompletionToolParam], self.tools),
+                tool_choice="auto",
+                temperature=settings.temperature,
+                max_tokens=settings.max_tokens,
+            )
         except APIStatusError as exc:
-            raise ModelError(describe_status_error(exc, settings.api_base_url),
-                             fatal=exc.status_code in FATAL_MODEL_STATUSES) from exc
+            raise ModelError(
+                describe_status_error(exc, settings.api_base_url), fatal=exc.status_code in FATAL_MODEL_STATUSES
+            ) from exc
         except APIConnectionError as exc:
             raise ModelError(f"could not reach the model at {settings.api_base_url}: {exc}", fatal=False) from exc
         except OpenAIError as exc:

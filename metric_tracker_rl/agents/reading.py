@@ -56,8 +56,10 @@ def magnitude_bounds(brief: dict[str, Any], family: str) -> tuple[float, float]:
     """A family's published magnitude range over every difficulty (the brief's `families` table)."""
     row = next(row for row in brief["families"] if row["family"] == family)
     if not all(difficulty in row for difficulty in AGGREGATE_DIFFICULTIES):
-        raise ValueError("the brief publishes no magnitude ranges (difficulty frontier publishes none): this agent "
-                         "reads the aggregate tiers' brief only")
+        raise ValueError(
+            "the brief publishes no magnitude ranges (difficulty frontier publishes none): this agent "
+            "reads the aggregate tiers' brief only"
+        )
     ranges = [row[difficulty] for difficulty in AGGREGATE_DIFFICULTIES]
     return float(min(low for low, _ in ranges)), float(max(high for _, high in ranges))
 
@@ -69,6 +71,7 @@ SUSPICIOUS_KINDS = ("conversion_rate", "event_count", "hourly_mix")
 def strongest_signal(entry: dict[str, Any]) -> tuple[str, str]:
     """The (entity_type, entity_name) behind a list_suspicious_dates entry's max_abs_robust_z: the kind whose
     strongest entity moved most (|z| for counts and rates, the rise for an hourly mix)."""
+
     def strength(kind: str) -> float:
         z = entry.get(f"{kind}_z") or 0.0
         return max(z, 0.0) if kind == "hourly_mix" else abs(z)

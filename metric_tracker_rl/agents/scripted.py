@@ -38,14 +38,20 @@ class ScriptedAgent(Agent):
         self.threshold = threshold
 
     def begin(self, observation: SeenObservation) -> None:
-        self.root_entities = {row["family"]: set(row["root_cause_entities"])
-                              for row in observation.brief["families"]}
+        self.root_entities = {row["family"]: set(row["root_cause_entities"]) for row in observation.brief["families"]}
         difficulty = observation.config.get("difficulty")
         offered = {tool.name for tool in model_tools(difficulty if isinstance(difficulty, str) else None)}
         self.calls: list[tuple[str, str, dict[str, Any]]] = [
-            call for call in [("annotations", "get_annotations", {}), *(
-                (name, name, {"threshold_multiplier": self.threshold, "limit": PAGE_ROWS})
-                for name in GENERATOR_ORDER)] if call[1] in offered]
+            call
+            for call in [
+                ("annotations", "get_annotations", {}),
+                *(
+                    (name, name, {"threshold_multiplier": self.threshold, "limit": PAGE_ROWS})
+                    for name in GENERATOR_ORDER
+                ),
+            ]
+            if call[1] in offered
+        ]
         self.kept = ResultKeeper()
 
     def act(self, observation: SeenObservation) -> MetricTrackerRlAction | None:
@@ -60,11 +66,13 @@ class ScriptedAgent(Agent):
         first_per_date: dict[str, dict[str, Any]] = {}
         for method in GENERATOR_ORDER:  # the most specific family first, each strongest first
             for row in self.kept.results.get(method, {}).get("rows", []):
-                if row["date"] not in annotated \
-                        and row["entity_name"] in self.root_entities.get(row["anomaly_type"], ()):
+                if row["date"] not in annotated and row["entity_name"] in self.root_entities.get(
+                    row["anomaly_type"], ()
+                ):
                     first_per_date.setdefault(row["date"], row)
-        return MetricTrackerRlAction(classifications=[MetricSubmissionRow.model_validate(row)
-                                                      for row in first_per_date.values()])
+        return MetricTrackerRlAction(
+            classifications=[MetricSubmissionRow.model_validate(row) for row in first_per_date.values()]
+        )
 
 
 register_agent("scripted", ScriptedAgent)

@@ -84,8 +84,10 @@ def narrowing(row: dict[str, Any]) -> bool:
 def remainder(whole: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
     """A test of the whole less its part, date by date (both read from the same first date on; the part may stop
     earlier, so the remainder stops there too)."""
-    return {name: [a - b for a, b in zip(numbers(whole[name]), numbers(part[name]), strict=False)]
-            for name in ("r", "e", "w")}
+    return {
+        name: [a - b for a, b in zip(numbers(whole[name]), numbers(part[name]), strict=False)]
+        for name in ("r", "e", "w")
+    }
 
 
 # The bar of a single date's fall where the brief places a concurrent incident, by the fields its cuboid names.
@@ -120,9 +122,10 @@ class Investigation:
         first, last = dt.date.fromisoformat(window["first"]), dt.date.fromisoformat(window["last"])
         self.dates = [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
         found = yield ("traces", traces_sql(self.rules))
-        traces, sessions, purchases = ([row for row in found if row["what"] in kinds]
-                                       for kinds in (("skew", "late", "consent"), ("retry", "bot"),
-                                                     ("resend", "currency")))
+        traces, sessions, purchases = (
+            [row for row in found if row["what"] in kinds]
+            for kinds in (("skew", "late", "consent"), ("retry", "bot"), ("resend", "currency"))
+        )
         defects, fixes = self.defects(traces, sessions)
         defects, fixes = self.purchase_defects(purchases, defects, fixes)
         defects = dedupe(defects)
@@ -143,21 +146,31 @@ class Investigation:
                 continue
             if row["what"] == "skew":  # stamped a day early: the date before gains what the date loses
                 segment = Segment(platform=row["platform"])
-                found += [Finding(d, "sessions", DATA_QUALITY, segment, kind="clock_skew")
-                          for d in (date, self.shift(date, 1)) if d in self.dates]
+                found += [
+                    Finding(d, "sessions", DATA_QUALITY, segment, kind="clock_skew")
+                    for d in (date, self.shift(date, 1))
+                    if d in self.dates
+                ]
                 fixes = replace(fixes, skewed=True)
             elif row["what"] == "late":
                 found.append(Finding(date, "sessions", DATA_QUALITY, Segment(), kind="late_load"))
                 fixes = replace(fixes, late_loaded=True)
             elif row["what"] == "consent":
-                found.append(Finding(date, "sessions", DATA_QUALITY, Segment(country=row["country"]),
-                                     kind="consent_drop"))
+                found.append(
+                    Finding(date, "sessions", DATA_QUALITY, Segment(country=row["country"]), kind="consent_drop")
+                )
         bots: list[str] = []
         for row in sessions:
             if row["what"] == "retry":
-                found.append(Finding(str(row["first"]), RATE_COLUMNS[0], DATA_QUALITY,
-                                     Segment(platform=row["platform"], app_version=row["app_version"]).normalised(),
-                                     kind="retry_duplicates"))
+                found.append(
+                    Finding(
+                        str(row["first"]),
+                        RATE_COLUMNS[0],
+                        DATA_QUALITY,
+                        Segment(platform=row["platform"], app_version=row["app_version"]).normalised(),
+                        kind="retry_duplicates",
+                    )
+                )
                 fixes = replace(fixes, retried=True)
             elif row["what"] == "bot":
                 bots.append(str(row["detail"]))
@@ -168,9 +181,17 @@ class Investigation:
                 recorded = str(row["note"]).split(" is sent as ")
                 if len(recorded) == 2 and recorded[0] in METRIC_OF_EVENT:
                     fixes = replace(fixes, renamed=(*fixes.renamed, (recorded[1], recorded[0])))
-                    found += [Finding(d, METRIC_OF_EVENT[recorded[0]], DATA_QUALITY,
-                                      Segment(platform=row["platform"]), kind="tracking_stopped")
-                              for d in self.dates if d >= str(row["first"])]
+                    found += [
+                        Finding(
+                            d,
+                            METRIC_OF_EVENT[recorded[0]],
+                            DATA_QUALITY,
+                            Segment(platform=row["platform"]),
+                            kind="tracking_stopped",
+                        )
+                        for d in self.dates
+                        if d >= str(row["first"])
+                    ]
         return found, fixes
 
     def purchase_defects(self, purchases: Rows, found: list[Finding], fixes: Fixes) -> tuple[list[Finding], Fixes]:
@@ -180,16 +201,33 @@ class Investigation:
         for row in purchases:
             date = str(row["first"])
             if row["what"] == "resend":
-                found.append(Finding(date, REVENUE, DATA_QUALITY, Segment(platform=row["platform"],
-                                                                          app_version=row["app_version"]).normalised(),
-                                     kind="transaction_retries"))
+                found.append(
+                    Finding(
+                        date,
+                        REVENUE,
+                        DATA_QUALITY,
+                        Segment(platform=row["platform"], app_version=row["app_version"]).normalised(),
+                        kind="transaction_retries",
+                    )
+                )
                 fixes = replace(fixes, resent=True)
             elif row["what"] == "currency":
-                found.append(Finding(date, REVENUE, DATA_QUALITY, Segment(platform=row["platform"],
-                                                                          country=row["country"]).normalised(),
-                                     kind="currency_mislabel"))
-                fixes = replace(fixes, mislabelled=(*fixes.mislabelled, (date, row["platform"], row["country"],
-                                                                         row["detail"], row["meant"])))
+                found.append(
+                    Finding(
+                        date,
+                        REVENUE,
+                        DATA_QUALITY,
+                        Segment(platform=row["platform"], country=row["country"]).normalised(),
+                        kind="currency_mislabel",
+                    )
+                )
+                fixes = replace(
+                    fixes,
+                    mislabelled=(
+                        *fixes.mislabelled,
+                        (date, row["platform"], row["country"], row["detail"], row["meant"]),
+                    ),
+                )
         return found, fixes
 
     def bot_rows(self, sessions: Rows) -> list[Finding]:
@@ -199,9 +237,12 @@ class Investigation:
             if row["what"] == "bot":
                 dates = farms.setdefault((row["platform"], row["country"]), set())
                 day = self.day(str(row["first"]))
-                dates.update(self.dates[day:self.day(str(row["last"])) + 1])
-        return [Finding(d, RATE_COLUMNS[0], DATA_QUALITY, Segment(platform=p, country=c).normalised(),
-                        kind="bot_farm") for (p, c), dates in farms.items() for d in sorted(dates)]
+                dates.update(self.dates[day : self.day(str(row["last"])) + 1])
+        return [
+            Finding(d, RATE_COLUMNS[0], DATA_QUALITY, Segment(platform=p, country=c).normalised(), kind="bot_farm")
+            for (p, c), dates in farms.items()
+            for d in sorted(dates)
+        ]
 
     def shift(self, date: str, days: int) -> str:
         return (dt.date.fromisoformat(date) + dt.timedelta(days=days)).isoformat()
@@ -212,25 +253,34 @@ class Investigation:
         if not found:
             return []
         asked = [(i, f.date, *f.segment.values(), f.step) for i, f in enumerate(found)]
-        rows = yield from in_parts("defect values", asked,
-                                   lambda part: defect_values_sql(self.rules, fixes, part))
+        rows = yield from in_parts("defect values", asked, lambda part: defect_values_sql(self.rules, fixes, part))
         observed = {row["i"]: row["observed"] for row in rows}
-        baseline: dict[int, Any] = {row["i"]: row["denied"] if found[row["i"]].kind == "consent_drop" else row["value"]
-                                    for row in rows if found[row["i"]].metric != REVENUE}
-        revenue = [(i, f.date, f.segment.platform, f.segment.country, f.segment.app_version)
-                   for i, f in enumerate(found) if f.metric == REVENUE]
+        baseline: dict[int, Any] = {
+            row["i"]: row["denied"] if found[row["i"]].kind == "consent_drop" else row["value"]
+            for row in rows
+            if found[row["i"]].metric != REVENUE
+        }
+        revenue = [
+            (i, f.date, f.segment.platform, f.segment.country, f.segment.app_version)
+            for i, f in enumerate(found)
+            if f.metric == REVENUE
+        ]
         if revenue:
-            rows = yield from in_parts("revenue baselines", revenue,
-                                       lambda part: revenue_values_sql(self.rules, fixes, part))
+            rows = yield from in_parts(
+                "revenue baselines", revenue, lambda part: revenue_values_sql(self.rules, fixes, part)
+            )
             baseline.update({row["i"]: row["value"] for row in rows})
-        return [replace(f, observed=number_or_nan(observed.get(i)), baseline=number_or_nan(baseline.get(i)))
-                for i, f in enumerate(found)]
+        return [
+            replace(f, observed=number_or_nan(observed.get(i)), baseline=number_or_nan(baseline.get(i)))
+            for i, f in enumerate(found)
+        ]
 
     # --- business incidents ------------------------------------------------------------------------------------
 
     def incidents(self, fixes: Fixes, defects: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
-        sql = context_tests_and_hours_sql(self.rules, fixes, 2.5, self.narrowed_releases, self.payments_rest,
-                                          self.platform_break_z)
+        sql = context_tests_and_hours_sql(
+            self.rules, fixes, 2.5, self.narrowed_releases, self.payments_rest, self.platform_break_z
+        )
         rows = yield ("releases, experiments and hours", sql)
         tests = [row for row in rows if row["what"] not in HOURS_WHAT]
         # by what, strongest first, as the hours' part orders them
@@ -240,8 +290,11 @@ class Investigation:
         breaks = [row for row in hours if row["what"] == "payments"]
         outages = [row for row in hours if row["what"] == "outage"]
         found += self.strongest_each_date(breaks, PAYMENT_STEP, FUNNEL_BREAK, "payment_failure")
-        found += [f for f in self.strongest_each_date(outages, 0, COUNT_DROP, "segment_outage")
-                  if not any(d.step == 0 and d.date == f.date for d in defects) and not self.holiday(f)]
+        found += [
+            f
+            for f in self.strongest_each_date(outages, 0, COUNT_DROP, "segment_outage")
+            if not any(d.step == 0 and d.date == f.date for d in defects) and not self.holiday(f)
+        ]
         # the dates whose single-date falls the run scan reads: where the brief places a second incident
         hosts = [f.date for f in [*releases, *found]] if self.concurrency else []
         runs = yield ("runs", run_scan_sql(self.rules, fixes, (0, 1, 2, 3), RUN_Z, hosts, self.siblings))
@@ -255,9 +308,15 @@ class Investigation:
         on a step that date's incidents and experiments leave alone, in a cuboid that keeps one of the incident's
         values and agrees with it on every field both name. The strongest such fall of one date the run scan read,
         where it stands out."""
-        alone = [f for f in found if f.kind == "level_shift" and not any(
-            g.kind == "level_shift" and g.metric == f.metric and g.segment == f.segment and g.date != f.date
-            for g in found)]
+        alone = [
+            f
+            for f in found
+            if f.kind == "level_shift"
+            and not any(
+                g.kind == "level_shift" and g.metric == f.metric and g.segment == f.segment and g.date != f.date
+                for g in found
+            )
+        ]
         if not self.concurrency or alone:
             return []  # none, or one found already (a level shift lasts two dates or more unless concurrent)
         kept = []
@@ -269,17 +328,21 @@ class Investigation:
             if hosts:
                 wide = widened(row)
                 segment = wide if any(kept_by(wide, host) for host in hosts) else segment
-                kept.append(Finding(date, RATE_COLUMNS[row["k"] - 1], RATE_DROP, segment, kind="level_shift",
-                                    z=row["z"]))
-        return kept[:self.concurrency]
+                kept.append(
+                    Finding(date, RATE_COLUMNS[row["k"] - 1], RATE_DROP, segment, kind="level_shift", z=row["z"])
+                )
+        return kept[: self.concurrency]
 
     def taken(self, date: str, found: list[Finding]) -> set[int]:
         """The steps (1 to 4) a date's incidents name, up to a payment failure's, and its experiments' targets."""
         steps = {f.step for f in found if f.date == date and f.step > 0}
         if any(f.date == date and self.takes_every_step(f) for f in found):
             steps |= set(range(1, PAYMENT_STEP + 1))
-        return steps | {RATE_COLUMNS.index(row["note"]) + 1 for row in self.context if row["what"] == "experiment"
-                        and row["first"] <= date <= row["last"] and row["note"] in RATE_COLUMNS}
+        return steps | {
+            RATE_COLUMNS.index(row["note"]) + 1
+            for row in self.context
+            if row["what"] == "experiment" and row["first"] <= date <= row["last"] and row["note"] in RATE_COLUMNS
+        }
 
     def takes_every_step(self, finding: Finding) -> bool:
         """Whether an incident takes every step of its date up to payment: here a funnel break, which is a payment
@@ -292,18 +355,25 @@ class Investigation:
         its version echoes)."""
         kept = []
         for finding in releases:
-            wider = any(RATE_COLUMNS[row["k"] - 1] == finding.metric and row["z"] < finding.z
-                        and overlaps(segment_of(row), finding.segment)
-                        and finding.date in self.dates[self.day(str(row["first"])):][:row["n"]] for row in runs)
+            wider = any(
+                RATE_COLUMNS[row["k"] - 1] == finding.metric
+                and row["z"] < finding.z
+                and overlaps(segment_of(row), finding.segment)
+                and finding.date in self.dates[self.day(str(row["first"])) :][: row["n"]]
+                for row in runs
+            )
             if not wider:
                 kept.append(finding)
         return kept
 
     def holiday(self, finding: Finding) -> bool:
         """A holiday in the finding's country (or everywhere) on its date moves traffic as people do."""
-        return any(row["what"] == "holiday" and row["first"] == finding.date
-                   and (row["country"] is None or finding.segment.country in (None, row["country"]))
-                   for row in self.context)
+        return any(
+            row["what"] == "holiday"
+            and row["first"] == finding.date
+            and (row["country"] is None or finding.segment.country in (None, row["country"]))
+            for row in self.context
+        )
 
     def releases(self, tests: Rows) -> list[Finding]:
         """Per release, its version's strongest pooled fall over its first three to six dates, when beyond RELEASE_Z
@@ -322,9 +392,17 @@ class Investigation:
         for z, row, length in best.values():
             z, row = self.narrowed(z, row, length, tests)
             first = self.day(str(row["first"]))
-            found += [Finding(self.dates[d], RATE_COLUMNS[row["k"] - 1], RATE_DROP, segment_of(row),
-                              kind="release_regression", z=z)
-                      for d in range(first, min(first + length, len(self.dates)))]
+            found += [
+                Finding(
+                    self.dates[d],
+                    RATE_COLUMNS[row["k"] - 1],
+                    RATE_DROP,
+                    segment_of(row),
+                    kind="release_regression",
+                    z=z,
+                )
+                for d in range(first, min(first + length, len(self.dates)))
+            ]
         return found
 
     def narrowed(self, z: float, row: dict[str, Any], length: int, tests: Rows) -> tuple[float, dict[str, Any]]:
@@ -334,15 +412,26 @@ class Investigation:
         part's (its count stands NARROWED_SAME_Z above a fall of the part's share): a build that broke for them
         alone. Else the version's."""
         for part in tests:
-            if (part["what"] != "release" or part["detail"] != row["detail"] or part["k"] != row["k"]
-                    or not narrowing(part) or str(part["first"]) != str(row["first"])):
+            if (
+                part["what"] != "release"
+                or part["detail"] != row["detail"]
+                or part["k"] != row["k"]
+                or not narrowing(part)
+                or str(part["first"]) != str(row["first"])
+            ):
                 continue
             own, rest = pooled_z(part, length), remainder(row, part)
             fall = sum(numbers(part["r"])[:length]) / max(sum(numbers(part["e"])[:length]), 1e-9)
             as_part = {**rest, "r": [r - fall * e for r, e in zip(rest["r"], rest["e"], strict=True)]}
             alone, unlike = pooled_z(rest, length), pooled_z(as_part, length)
-            if (own is not None and own < z and alone is not None and alone > -NARROWED_REST_Z
-                    and unlike is not None and unlike >= NARROWED_SAME_Z):
+            if (
+                own is not None
+                and own < z
+                and alone is not None
+                and alone > -NARROWED_REST_Z
+                and unlike is not None
+                and unlike >= NARROWED_SAME_Z
+            ):
                 z, row = own, part
         return z, row
 
@@ -351,8 +440,11 @@ class Investigation:
         when beyond EXPERIMENT_Z: a row on each of its dates."""
         best: dict[str, tuple[float, dict[str, Any]]] = {}
         # An experiment by its arm and first date: the context names no experiment, its tests no arm's text.
-        targets = {(arm_segment(row).normalised(), str(row["first"])): row["note"] for row in self.context
-                   if row["what"] == "experiment"}
+        targets = {
+            (arm_segment(row).normalised(), str(row["first"])): row["note"]
+            for row in self.context
+            if row["what"] == "experiment"
+        }
         for row in tests:
             if row["what"] != "experiment":
                 continue
@@ -366,8 +458,16 @@ class Investigation:
         found = []
         for _, row in best.values():
             first = self.day(str(row["first"]))
-            found += [Finding(self.dates[first + int(d)], RATE_COLUMNS[row["k"] - 1], RATE_DROP, segment_of(row),
-                              kind="experiment_breakage") for d in numbers(row["offsets"])]
+            found += [
+                Finding(
+                    self.dates[first + int(d)],
+                    RATE_COLUMNS[row["k"] - 1],
+                    RATE_DROP,
+                    segment_of(row),
+                    kind="experiment_breakage",
+                )
+                for d in numbers(row["offsets"])
+            ]
         return found
 
     def strongest_each_date(self, rows: Rows, step: int, family: str, kind: str) -> list[Finding]:
@@ -391,14 +491,23 @@ class Investigation:
                 continue
             segment = widened(row)
             first = self.day(str(row["first"]))
-            dates = self.dates[first:first + row["n"]]
+            dates = self.dates[first : first + row["n"]]
             metric = RATE_COLUMNS[row["k"] - 1]
-            if any(f.date in dates and overlaps(f.segment, segment)
-                   and (f.metric == metric or (f.step == 0 and f.anomaly_type == DATA_QUALITY))
-                   and not (f.kind == "payment_failure" and row["n"] > 1) for f in taken):
+            if any(
+                f.date in dates
+                and overlaps(f.segment, segment)
+                and (f.metric == metric or (f.step == 0 and f.anomaly_type == DATA_QUALITY))
+                and not (f.kind == "payment_failure" and row["n"] > 1)
+                for f in taken
+            ):
                 continue  # (a fall of payments over several dates is more than a block of hours)
-            if any(a["note"] == metric and overlaps(arm_segment(a), segment) and a["first"] <= dates[-1]
-                   and a["last"] >= dates[0] for a in arms):
+            if any(
+                a["note"] == metric
+                and overlaps(arm_segment(a), segment)
+                and a["first"] <= dates[-1]
+                and a["last"] >= dates[0]
+                for a in arms
+            ):
                 continue  # an experiment's intended effect on its target step
             new = [Finding(d, metric, RATE_DROP, segment, kind="level_shift") for d in dates]
             kept += new
@@ -413,16 +522,21 @@ class Investigation:
         if not found:
             return []
         asked = [(i, f.date, *f.segment.values(), f.step) for i, f in enumerate(found)]
-        rows = yield from in_parts("incident values", asked,
-                                   lambda part: metric_values_sql(self.rules, Fixes(), part))
+        rows = yield from in_parts("incident values", asked, lambda part: metric_values_sql(self.rules, Fixes(), part))
         values = {row["i"]: row for row in rows}
-        return [replace(f, observed=number_or_nan(values.get(i, {}).get("value")),
-                        baseline=number_or_nan(values.get(i, {}).get("peers"))) for i, f in enumerate(found)]
+        return [
+            replace(
+                f,
+                observed=number_or_nan(values.get(i, {}).get("value")),
+                baseline=number_or_nan(values.get(i, {}).get("peers")),
+            )
+            for i, f in enumerate(found)
+        ]
 
 
-
-def investigate(run_sql: Callable[[str], Rows], rules: frozenset[str] = ALL_RULES,
-                log: list[Statement] | None = None) -> list[Finding]:
+def investigate(
+    run_sql: Callable[[str], Rows], rules: frozenset[str] = ALL_RULES, log: list[Statement] | None = None
+) -> list[Finding]:
     """Play the procedure against a function that runs a statement and returns its rows (all of them)."""
     procedure = Investigation(rules).run()
     try:

@@ -61,7 +61,6 @@ def overlaps(a: Segment, b: Segment) -> bool:
     return all(x is None or y is None or x == y for x, y in zip(a.values(), b.values(), strict=True))
 
 
-
 def widened(row: dict[str, Any]) -> Segment:
     """A run's cuboid, or its parent where the fall ripples through the rest of the parent (the scan's `wider`: the
     parent's value, which names its field)."""
@@ -73,12 +72,13 @@ def widened(row: dict[str, Any]) -> Segment:
 def within_shift(finding: Finding, shifts: list[Finding]) -> bool:
     """A payment failure on a date of a level shift of payments in an overlapping cuboid: that shift's date."""
     return finding.kind == "payment_failure" and any(
-        s.date == finding.date and s.metric == finding.metric and overlaps(s.segment, finding.segment)
-        for s in shifts)
+        s.date == finding.date and s.metric == finding.metric and overlaps(s.segment, finding.segment) for s in shifts
+    )
 
 
-def in_parts(name: str, asked: Sequence[tuple[Any, ...]], build: Callable[[Sequence[tuple[Any, ...]]], str]
-             ) -> Generator[Statement, Rows, Rows]:
+def in_parts(
+    name: str, asked: Sequence[tuple[Any, ...]], build: Callable[[Sequence[tuple[Any, ...]]], str]
+) -> Generator[Statement, Rows, Rows]:
     """The rows of a statement over a list of rows asked for, sent in as few parts as keep each statement within
     the query tool's length (a long list, such as every date after a tracking deploy, takes two or more)."""
     rows: Rows = []
@@ -100,8 +100,12 @@ def sent_text(sql: str) -> str:
 def kept_by(segment: Segment, host: Segment) -> bool:
     """A concurrent incident's cuboid: it keeps one of its host's values (an app version aside) and agrees with it
     on every field both name."""
-    fields = ((segment.platform, host.platform), (segment.country, host.country), (segment.channel, host.channel),
-              (segment.user_type, host.user_type))
+    fields = (
+        (segment.platform, host.platform),
+        (segment.country, host.country),
+        (segment.channel, host.channel),
+        (segment.user_type, host.user_type),
+    )
     return any(a is not None and a == b for a, b in fields) and overlaps(segment, host)
 
 
@@ -122,7 +126,7 @@ def pooled_z(row: dict[str, Any], length: int) -> float | None:
     if len(lists[0]) < length:
         return None
     residual, spread = sum(lists[0]), sum(lists[2])
-    variance = spread + SPREAD ** 2 * sum(e * e for e in lists[1])  # each date's spread its own
+    variance = spread + SPREAD**2 * sum(e * e for e in lists[1])  # each date's spread its own
     return residual / math.sqrt(variance) if variance > 0 else None
 
 
@@ -159,7 +163,14 @@ def report_row(finding: Finding) -> MetricSubmissionRow:
     baseline = 0.0 if math.isnan(finding.baseline) else finding.baseline
     observed = 0.0 if math.isnan(finding.observed) else finding.observed
     return MetricSubmissionRow(
-        date=finding.date, entity_type=entity_type, entity_name=COUNT_OF_DASHBOARD.get(finding.metric, finding.metric),
-        anomaly_type=family, detection_method="query", baseline_value=round(baseline, 4),
-        observed_value=round(observed, 4), delta_value=round(observed - baseline, 4),
-        severity=severity_for(entity_type, baseline, observed), **finding.segment.normalised().named())
+        date=finding.date,
+        entity_type=entity_type,
+        entity_name=COUNT_OF_DASHBOARD.get(finding.metric, finding.metric),
+        anomaly_type=family,
+        detection_method="query",
+        baseline_value=round(baseline, 4),
+        observed_value=round(observed, 4),
+        delta_value=round(observed - baseline, 4),
+        severity=severity_for(entity_type, baseline, observed),
+        **finding.segment.normalised().named(),
+    )

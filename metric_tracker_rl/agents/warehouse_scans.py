@@ -10,8 +10,13 @@ from collections.abc import Iterable, Sequence
 from metric_tracker_rl.agents.warehouse_sql import Fixes, next_date, sessions_cte, sql_literal, step_unnest
 
 # The searched dimensions (scan aliases): an app version is named with its platform.
-DIMENSIONS: dict[str, tuple[str, ...]] = {"platform": ("p",), "country": ("c",), "channel": ("h",),
-                                          "user_type": ("u",), "version": ("p", "v")}
+DIMENSIONS: dict[str, tuple[str, ...]] = {
+    "platform": ("p",),
+    "country": ("c",),
+    "channel": ("h",),
+    "user_type": ("u",),
+    "version": ("p", "v"),
+}
 ALIASES = {"p": "platform", "c": "country", "v": "app_version", "h": "channel", "u": "user_type"}
 
 
@@ -41,20 +46,26 @@ def residuals_ctes(steps: Iterable[int], versions: bool = True, sets: list[tuple
     window = "WINDOW w AS (PARTITION BY k, p, c, h, u, isodow(date))"
 
     def grouped(where: str = "", having: str = "") -> str:
-        return (f"g AS (SELECT date, k, {named}, sum(n - q * d) r, sum(q * d) e, "
-                f"sum(greatest(q * (1 - q), 0.1 * q) * d) w FROM j {where}GROUP BY date, k, GROUPING SETS ({grouping})"
-                f"{having})")
+        return (
+            f"g AS (SELECT date, k, {named}, sum(n - q * d) r, sum(q * d) e, "
+            f"sum(greatest(q * (1 - q), 0.1 * q) * d) w FROM j {where}GROUP BY date, k, GROUPING SETS ({grouping})"
+            f"{having})"
+        )
 
     if "v" not in used:  # the leaves are the baseline's own cells
-        return (f", l AS (SELECT date, platform p, country c, channel h, user_type u, {step_unnest(steps)} FROM s), "
-                "lv AS (SELECT date, k, p, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL), "
-                f"j AS (SELECT *, {baseline} FROM lv {window}), " + grouped(where="WHERE q IS NOT NULL "))
-    return (f", l AS (SELECT date, platform p, app_version v, country c, channel h, user_type u, {step_unnest(steps)} "
-            "FROM s), lv AS (SELECT date, k, p, v, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL), "
-            "t0 AS (SELECT date, k, p, c, h, u, sum(n) n, sum(d) d FROM lv GROUP BY ALL), "
-            f"b AS (SELECT date, k, p, c, h, u, {baseline} FROM t0 {window}), "
-            "j AS (SELECT lv.*, q FROM lv JOIN b USING (date, k, p, c, h, u) WHERE q IS NOT NULL), "
-            + grouped(having=" HAVING NOT (p = 'web' AND v IS NOT NULL)"))
+        return (
+            f", l AS (SELECT date, platform p, country c, channel h, user_type u, {step_unnest(steps)} FROM s), "
+            "lv AS (SELECT date, k, p, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL), "
+            f"j AS (SELECT *, {baseline} FROM lv {window}), " + grouped(where="WHERE q IS NOT NULL ")
+        )
+    return (
+        f", l AS (SELECT date, platform p, app_version v, country c, channel h, user_type u, {step_unnest(steps)} "
+        "FROM s), lv AS (SELECT date, k, p, v, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL), "
+        "t0 AS (SELECT date, k, p, c, h, u, sum(n) n, sum(d) d FROM lv GROUP BY ALL), "
+        f"b AS (SELECT date, k, p, c, h, u, {baseline} FROM t0 {window}), "
+        "j AS (SELECT lv.*, q FROM lv JOIN b USING (date, k, p, c, h, u) WHERE q IS NOT NULL), "
+        + grouped(having=" HAVING NOT (p = 'web' AND v IS NOT NULL)")
+    )
 
 
 SPREAD = 0.04  # a cuboid's conversion varies from date to date by about this share of it, beyond sampling
@@ -77,12 +88,20 @@ def pooled_sql() -> str:
     """After `y` (lists by date of a cuboid's last RUN_DAYS dates) and `n` (a run's length): the run's residual rs,
     expected es and variance vs pooled over its last n dates: each date's spread of conversion is its own, so the
     variances add (a run's weaker first and last dates add to its evidence)."""
-    return (f"list_sum(rl[-n:]) rs, list_sum(el[-n:]) es, list_sum(wl[-n:]) + {SPREAD ** 2:g} * "
-            "list_sum(list_transform(el[-n:], lambda x: x * x)) vs")
+    return (
+        f"list_sum(rl[-n:]) rs, list_sum(el[-n:]) es, list_sum(wl[-n:]) + {SPREAD**2:g} * "
+        "list_sum(list_transform(el[-n:], lambda x: x * x)) vs"
+    )
 
 
-def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], bars: dict[int, float],
-                 hosts: Sequence[str] = (), siblings: bool = False) -> str:
+def run_scan_sql(
+    rules: frozenset[str],
+    fixes: Fixes,
+    steps: tuple[int, ...],
+    bars: dict[int, float],
+    hosts: Sequence[str] = (),
+    siblings: bool = False,
+) -> str:
     """Per step and cuboid of one or two fields (no app version: a version's falls are the releases'), its falls
     pooled over one to RUN_DAYS consecutive dates (scaled by the cuboid's own spread of a date's z over the window,
     where wider than the model's) beyond the bar of a cuboid naming so many fields (`bars`), and the falls of a
@@ -95,24 +114,32 @@ def run_scan_sql(rules: frozenset[str], fixes: Fixes, steps: tuple[int, ...], ba
     sets = [s for s in cuboid_sets(2) if "v" not in s]
     bar = f"CASE {named_fields()} " + " ".join(f"WHEN {named} THEN {z:g}" for named, z in sorted(bars.items())) + " END"
     same = " AND ".join(f"coalesce(a.{x} = b.{x}, TRUE)" for x in "pchu")  # a field either leaves open: any value
-    listed = "".join(f"first = {sql_literal(a)} OR " if a == b else f"first BETWEEN {sql_literal(a)} AND '{b}' OR "
-                     for a, b in date_runs(hosts))
-    return (sessions_cte(rules, fixes) + residuals_ctes(steps, sets=sets)
-            + ", y AS (SELECT *, list(r) OVER x rl, list(e) OVER x el, list(w) OVER x wl, list(date) OVER x dl, "
-            f"greatest(1, 1.4826 * mad({z_of('r', 'e', 'w')}) OVER (PARTITION BY k, p, c, h, u)) sd "
-            f"FROM g WINDOW x AS (PARTITION BY k, p, c, h, u ORDER BY date ROWS {RUN_DAYS - 1} PRECEDING)), "
-            f"runs AS (SELECT k, p, c, h, u, dl[-n] first, date last, n, {pooled_sql()}, rs / sqrt(vs) / sd z "
-            f"FROM y, range(1, {RUN_DAYS + 1}) t(n) WHERE len(rl) >= n AND date - dl[-n] = n - 1 "
-            f"AND es >= {MIN_EXPECTED}), "
-            f"clear AS (SELECT * FROM runs a WHERE z <= -({bar}) OR n = 1 AND z <= -{HOST_Z:g} AND ({listed}"
-            f"EXISTS (SELECT 1 FROM runs b WHERE b.n > 1 AND b.z <= -{min(bars.values()):g} AND a.first BETWEEN "
-            "b.first AND b.last))), "
-            "top AS (SELECT *, row_number() OVER (ORDER BY z) i FROM clear a WHERE NOT EXISTS (SELECT 1 FROM clear b "
-            "WHERE b.k = a.k AND b.z < a.z AND "
-            f"b.first <= a.last AND a.first <= b.last AND {same}) ORDER BY z LIMIT {RUN_TOP}), {_ripple()} "
-            + (_sibling(bars[1]) if siblings else
-               "SELECT k, p platform, c country, h channel, u user_type, first, n, round(z, 2) z, wider "
-               "FROM top LEFT JOIN wide USING (i) ORDER BY z"))
+    listed = "".join(
+        f"first = {sql_literal(a)} OR " if a == b else f"first BETWEEN {sql_literal(a)} AND '{b}' OR "
+        for a, b in date_runs(hosts)
+    )
+    return (
+        sessions_cte(rules, fixes)
+        + residuals_ctes(steps, sets=sets)
+        + ", y AS (SELECT *, list(r) OVER x rl, list(e) OVER x el, list(w) OVER x wl, list(date) OVER x dl, "
+        f"greatest(1, 1.4826 * mad({z_of('r', 'e', 'w')}) OVER (PARTITION BY k, p, c, h, u)) sd "
+        f"FROM g WINDOW x AS (PARTITION BY k, p, c, h, u ORDER BY date ROWS {RUN_DAYS - 1} PRECEDING)), "
+        f"runs AS (SELECT k, p, c, h, u, dl[-n] first, date last, n, {pooled_sql()}, rs / sqrt(vs) / sd z "
+        f"FROM y, range(1, {RUN_DAYS + 1}) t(n) WHERE len(rl) >= n AND date - dl[-n] = n - 1 "
+        f"AND es >= {MIN_EXPECTED}), "
+        f"clear AS (SELECT * FROM runs a WHERE z <= -({bar}) OR n = 1 AND z <= -{HOST_Z:g} AND ({listed}"
+        f"EXISTS (SELECT 1 FROM runs b WHERE b.n > 1 AND b.z <= -{min(bars.values()):g} AND a.first BETWEEN "
+        "b.first AND b.last))), "
+        "top AS (SELECT *, row_number() OVER (ORDER BY z) i FROM clear a WHERE NOT EXISTS (SELECT 1 FROM clear b "
+        "WHERE b.k = a.k AND b.z < a.z AND "
+        f"b.first <= a.last AND a.first <= b.last AND {same}) ORDER BY z LIMIT {RUN_TOP}), {_ripple()} "
+        + (
+            _sibling(bars[1])
+            if siblings
+            else "SELECT k, p platform, c country, h channel, u user_type, first, n, round(z, 2) z, wider "
+            "FROM top LEFT JOIN wide USING (i) ORDER BY z"
+        )
+    )
 
 
 SIBLING_Z = 2.0  # the part of a run's cuboid outside its sibling's fell beyond this z (or did not)
@@ -128,15 +155,17 @@ def _sibling(bar: float) -> str:
     both = " AND ".join(f"ab.{x} IS NOT DISTINCT FROM coalesce(t.{x}, b.{x})" for x in "pchu")
     apart = " AND ".join(f"(t.{x} IS NULL OR b.{x} IS NULL)" for x in "pchu")
     runs = "ON {0}.k = t.k AND {0}.last = t.last AND {0}.n = t.n"
-    return (f", sib AS (SELECT t.i, b.p, b.c, b.h, b.u, (b.rs - ab.rs) / sqrt(greatest(b.vs - ab.vs, 1)) bz, "
-            f"(t.rs - ab.rs) / sqrt(greatest(t.vs - ab.vs, 1)) tz FROM top t JOIN runs b {runs.format('b')} "
-            f"JOIN runs ab {runs.format('ab')} WHERE {named_fields('t.')} = 1 AND {named_fields('b.')} = 1 AND {apart} "
-            f"AND {named_fields('ab.')} = 2 AND {both} AND b.z <= -{bar:g}), "
-            f"swap AS (SELECT i, arg_min([p, c, h, u], bz) s FROM sib WHERE bz <= -{SIBLING_Z:g} "
-            f"AND tz > -{SIBLING_Z:g} GROUP BY i) "
-            "SELECT k, " + ", ".join(f"CASE WHEN s IS NULL THEN {x} ELSE s[{i}] END {ALIASES[x]}"
-                                     for i, x in enumerate("pchu", 1))
-            + ", first, n, round(z, 2) z, wider FROM top LEFT JOIN wide USING (i) LEFT JOIN swap USING (i) ORDER BY z")
+    return (
+        f", sib AS (SELECT t.i, b.p, b.c, b.h, b.u, (b.rs - ab.rs) / sqrt(greatest(b.vs - ab.vs, 1)) bz, "
+        f"(t.rs - ab.rs) / sqrt(greatest(t.vs - ab.vs, 1)) tz FROM top t JOIN runs b {runs.format('b')} "
+        f"JOIN runs ab {runs.format('ab')} WHERE {named_fields('t.')} = 1 AND {named_fields('b.')} = 1 AND {apart} "
+        f"AND {named_fields('ab.')} = 2 AND {both} AND b.z <= -{bar:g}), "
+        f"swap AS (SELECT i, arg_min([p, c, h, u], bz) s FROM sib WHERE bz <= -{SIBLING_Z:g} "
+        f"AND tz > -{SIBLING_Z:g} GROUP BY i) "
+        "SELECT k, "
+        + ", ".join(f"CASE WHEN s IS NULL THEN {x} ELSE s[{i}] END {ALIASES[x]}" for i, x in enumerate("pchu", 1))
+        + ", first, n, round(z, 2) z, wider FROM top LEFT JOIN wide USING (i) LEFT JOIN swap USING (i) ORDER BY z"
+    )
 
 
 RIPPLE_Z, RIPPLE_SHARE = 2.0, 0.5  # the rest of a parent fell beyond this z, by this share of the run's own fall
@@ -149,12 +178,14 @@ def _ripple() -> str:
     strongest in a part of its cuboid by chance belongs to the whole). Of two such parents, the one whose rest fell
     further. The rest's variance is the parent's less the run's (no smaller than its own)."""
     parent = " AND ".join(f"(o.{y} IS NULL OR o.{y} = t.{y})" for y in "pchu")
-    return ("rest AS (SELECT i, coalesce(o.p, o.c, o.h, o.u) x, o.rs - t.rs r, o.es - t.es e, o.vs - t.vs v, "
-            f"t.rs / t.es own FROM top t JOIN runs o ON o.k = t.k AND o.last = t.last AND o.n = t.n AND {parent} "
-            "WHERE o.es > t.es), "
-            "wide AS (SELECT i, arg_min(x, r / sqrt(v)) wider FROM rest "
-            f"WHERE r / sqrt(v) <= -{RIPPLE_Z:g} AND (r / e <= {RIPPLE_SHARE:g} * own "
-            "OR abs(r / e - own) <= 2 * sqrt(v) / e) GROUP BY ALL)")
+    return (
+        "rest AS (SELECT i, coalesce(o.p, o.c, o.h, o.u) x, o.rs - t.rs r, o.es - t.es e, o.vs - t.vs v, "
+        f"t.rs / t.es own FROM top t JOIN runs o ON o.k = t.k AND o.last = t.last AND o.n = t.n AND {parent} "
+        "WHERE o.es > t.es), "
+        "wide AS (SELECT i, arg_min(x, r / sqrt(v)) wider FROM rest "
+        f"WHERE r / sqrt(v) <= -{RIPPLE_Z:g} AND (r / e <= {RIPPLE_SHARE:g} * own "
+        "OR abs(r / e - own) <= 2 * sqrt(v) / e) GROUP BY ALL)"
+    )
 
 
 def date_runs(dates: Iterable[str]) -> list[tuple[str, str]]:
@@ -182,17 +213,22 @@ def _context_tests(floor: float, narrowed: bool = False) -> tuple[str, str]:
     sets += [("p", "v", "c"), ("p", "v", "h"), ("p", "v", "u")] if narrowed else []
     same = " AND ".join(f"g.{a} IS NOT DISTINCT FROM a.{a}" for a in "pchu")
     first = [f"sum({x}) FILTER (dd < {FIRST_DATES})" for x in "rew"]  # a regression's shortest run
-    ctes = (residuals_ctes(range(4), sets=sets)
-            + ", rel AS (SELECT platform p, app_version v, min(rollout_start) f FROM releases GROUP BY ALL), "
-            "a AS (SELECT experiment, platform p, country c, channel h, user_type u, target_step, start_date f, "
-            "end_date l FROM experiments), t AS (SELECT 'release' what, rel.v detail, g.date - rel.f dd, g.* "
-            f"FROM g JOIN rel USING (p, v) WHERE g.k >= 3 AND g.date BETWEEN rel.f AND rel.f + {CONTEXT_DATES - 1} "
-            "UNION ALL SELECT 'experiment', a.experiment, g.date - a.f, g.* FROM g JOIN a ON " + same
-            + " AND g.v IS NULL AND g.date BETWEEN a.f AND a.l)")
-    select = ("SELECT what, detail, k, p platform, c country, v app_version, h channel, u user_type, min(date) first, "
-              "list(round(r, 1) ORDER BY dd) r, list(round(e, 1) ORDER BY dd) e, list(round(w, 1) ORDER BY dd) w, "
-              "list(dd ORDER BY dd) FILTER (what = 'experiment') offsets FROM t GROUP BY ALL "
-              f"HAVING least({z_of('sum(r)', 'sum(e)', 'sum(w)')}, {z_of(*first)}) <= -{floor} ORDER BY ALL")
+    ctes = (
+        residuals_ctes(range(4), sets=sets)
+        + ", rel AS (SELECT platform p, app_version v, min(rollout_start) f FROM releases GROUP BY ALL), "
+        "a AS (SELECT experiment, platform p, country c, channel h, user_type u, target_step, start_date f, "
+        "end_date l FROM experiments), t AS (SELECT 'release' what, rel.v detail, g.date - rel.f dd, g.* "
+        f"FROM g JOIN rel USING (p, v) WHERE g.k >= 3 AND g.date BETWEEN rel.f AND rel.f + {CONTEXT_DATES - 1} "
+        "UNION ALL SELECT 'experiment', a.experiment, g.date - a.f, g.* FROM g JOIN a ON "
+        + same
+        + " AND g.v IS NULL AND g.date BETWEEN a.f AND a.l)"
+    )
+    select = (
+        "SELECT what, detail, k, p platform, c country, v app_version, h channel, u user_type, min(date) first, "
+        "list(round(r, 1) ORDER BY dd) r, list(round(e, 1) ORDER BY dd) e, list(round(w, 1) ORDER BY dd) w, "
+        "list(dd ORDER BY dd) FILTER (what = 'experiment') offsets FROM t GROUP BY ALL "
+        f"HAVING least({z_of('sum(r)', 'sum(e)', 'sum(w)')}, {z_of(*first)}) <= -{floor} ORDER BY ALL"
+    )
     return ctes, select
 
 
@@ -207,12 +243,12 @@ def poisson_z(o: str, b: str) -> str:
     return f"-sqrt(2 * (coalesce({o} * ln(nullif({o}, 0) / {b}), 0) + {b} - {o}))"
 
 
-
-
 def binomial_z(n: str, d: str, e: str) -> str:
     """The signed root of the likelihood ratio of `n` conversions of `d` arrivals against `e` expected."""
-    return (f"-sqrt(2 * (coalesce({n} * ln(nullif({n}, 0) / {e}), 0) + coalesce(({d} - {n}) * ln(nullif({d} - {n}, 0) "
-            f"/ ({d} - {e})), 0)))")
+    return (
+        f"-sqrt(2 * (coalesce({n} * ln(nullif({n}, 0) / {e}), 0) + coalesce(({d} - {n}) * ln(nullif({d} - {n}, 0) "
+        f"/ ({d} - {e})), 0)))"
+    )
 
 
 OUTAGE_Z, BREAK_Z = 5.5, 5.5
@@ -238,50 +274,63 @@ def _hours(payments_rest: bool = False, platform_break_z: float | None = None) -
 
     Each row: what, its date (first, as the tests name theirs), cuboid, z; by what, strongest first."""
     cuboid = "nullif(p, '') platform, nullif(c, '') country"
-    both = ", ".join(f"[sum({x}) OVER x, sum({x}) OVER l] {name}"
-                     for x, name in (("o", "lo"), ("b", "lb"), ("n", "ln"), ("d", "ld"), ("q * d", "le")))
-    rests = ("sum(n) OVER y dayn, sum(q * d) OVER y daye, sum(n) OVER m mn, sum(q * d) OVER m me, "
-             if payments_rest else "")
+    both = ", ".join(
+        f"[sum({x}) OVER x, sum({x}) OVER l] {name}"
+        for x, name in (("o", "lo"), ("b", "lb"), ("n", "ln"), ("d", "ld"), ("q * d", "le"))
+    )
+    rests = (
+        "sum(n) OVER y dayn, sum(q * d) OVER y daye, sum(n) OVER m mn, sum(q * d) OVER m me, " if payments_rest else ""
+    )
     rest = f" AND dayn - mn >= {REST_SHARE} * (daye - me)" if payments_rest else ""
     bar = f"bz <= -{BREAK_Z}"
     if platform_break_z is not None:
         bar = f"({bar} OR c = '' AND bn = 0 AND bz <= -{platform_break_z:g})"
-    ctes = (", hh AS (SELECT date, hr, coalesce(platform, '') p, "
-            "coalesce(country, '') c, count(*) o, sum(m4) n, sum(m3) d FROM s "
-            "GROUP BY date, hr, GROUPING SETS ((platform), (country), (platform, country))), "
-            "grid AS (SELECT * FROM (SELECT DISTINCT p, c FROM hh) CROSS JOIN (SELECT DISTINCT date FROM s) "
-            "CROSS JOIN (SELECT range hr FROM range(24))), "
-            "z AS (SELECT grid.*, coalesce(o, 0) o, coalesce(n, 0) n, coalesce(d, 0) d FROM grid LEFT JOIN hh "
-            "USING (p, c, date, hr)), "
-            "bb AS (SELECT *, (sum(o) OVER w - o) / (count(*) OVER w - 1) b, "
-            "least((sum(n) OVER v - sum(n) OVER u) / nullif(sum(d) OVER v - sum(d) OVER u, 0), 0.95) q FROM z "
-            "WINDOW w AS (PARTITION BY p, c, isodow(date), hr), v AS (PARTITION BY p, c, isodow(date)), "
-            "u AS (PARTITION BY p, c, date)), "
-            "blk AS (SELECT *, sum(o) OVER y dayo, sum(b) OVER y dayb, sum(o) OVER m mo, sum(b) OVER m mb, "
-            f"{rests}{both} "
-            f"FROM bb WINDOW x AS (PARTITION BY p, c, date ORDER BY hr ROWS {BLOCK - 1} PRECEDING), "
-            f"m AS (PARTITION BY p, c, date ORDER BY hr ROWS BETWEEN {LONGEST_BLOCK - 1} PRECEDING AND "
-            f"{LONGEST_BLOCK - BLOCK} FOLLOWING), l AS (PARTITION BY p, c, date ORDER BY hr ROWS "
-            f"{LONGEST_BLOCK - 1} PRECEDING), y AS (PARTITION BY p, c, date)), "
-            "bl AS (SELECT *, unnest(lo) bo, unnest(lb) bbk, unnest(ln) bn, unnest(ld) bd, unnest(le) be FROM blk "
-            f"WHERE hr >= {BLOCK - 1}), "
-            f"zz AS (SELECT *, CASE WHEN bo <= {OUTAGE_RATIO} * bbk THEN {poisson_z('bo', 'bbk')} END oz, "
-            f"CASE WHEN bn <= {BREAK_RATIO} * be THEN {binomial_z('bn', 'bd', 'be')} END bz FROM bl), "
-            f"hit AS (SELECT 'outage' what, *, oz v FROM zz WHERE oz <= -{OUTAGE_Z} "
-            f"AND dayb - dayo >= 0.5 * (bbk - bo) AND dayo - mo >= {REST_SHARE} * (dayb - mb) "
-            "UNION ALL SELECT 'payments', *, bz FROM zz "
-            f"WHERE {bar}{rest})")
-    select = (f"SELECT * FROM (SELECT what, date first, {cuboid}, round(v, 2) z FROM hit "
-              "QUALIFY row_number() OVER (PARTITION BY what, p, c, date ORDER BY v) = 1) "
-              f"QUALIFY row_number() OVER (PARTITION BY what ORDER BY z) <= {HOURS_TOP} ORDER BY what, z")
+    ctes = (
+        ", hh AS (SELECT date, hr, coalesce(platform, '') p, "
+        "coalesce(country, '') c, count(*) o, sum(m4) n, sum(m3) d FROM s "
+        "GROUP BY date, hr, GROUPING SETS ((platform), (country), (platform, country))), "
+        "grid AS (SELECT * FROM (SELECT DISTINCT p, c FROM hh) CROSS JOIN (SELECT DISTINCT date FROM s) "
+        "CROSS JOIN (SELECT range hr FROM range(24))), "
+        "z AS (SELECT grid.*, coalesce(o, 0) o, coalesce(n, 0) n, coalesce(d, 0) d FROM grid LEFT JOIN hh "
+        "USING (p, c, date, hr)), "
+        "bb AS (SELECT *, (sum(o) OVER w - o) / (count(*) OVER w - 1) b, "
+        "least((sum(n) OVER v - sum(n) OVER u) / nullif(sum(d) OVER v - sum(d) OVER u, 0), 0.95) q FROM z "
+        "WINDOW w AS (PARTITION BY p, c, isodow(date), hr), v AS (PARTITION BY p, c, isodow(date)), "
+        "u AS (PARTITION BY p, c, date)), "
+        "blk AS (SELECT *, sum(o) OVER y dayo, sum(b) OVER y dayb, sum(o) OVER m mo, sum(b) OVER m mb, "
+        f"{rests}{both} "
+        f"FROM bb WINDOW x AS (PARTITION BY p, c, date ORDER BY hr ROWS {BLOCK - 1} PRECEDING), "
+        f"m AS (PARTITION BY p, c, date ORDER BY hr ROWS BETWEEN {LONGEST_BLOCK - 1} PRECEDING AND "
+        f"{LONGEST_BLOCK - BLOCK} FOLLOWING), l AS (PARTITION BY p, c, date ORDER BY hr ROWS "
+        f"{LONGEST_BLOCK - 1} PRECEDING), y AS (PARTITION BY p, c, date)), "
+        "bl AS (SELECT *, unnest(lo) bo, unnest(lb) bbk, unnest(ln) bn, unnest(ld) bd, unnest(le) be FROM blk "
+        f"WHERE hr >= {BLOCK - 1}), "
+        f"zz AS (SELECT *, CASE WHEN bo <= {OUTAGE_RATIO} * bbk THEN {poisson_z('bo', 'bbk')} END oz, "
+        f"CASE WHEN bn <= {BREAK_RATIO} * be THEN {binomial_z('bn', 'bd', 'be')} END bz FROM bl), "
+        f"hit AS (SELECT 'outage' what, *, oz v FROM zz WHERE oz <= -{OUTAGE_Z} "
+        f"AND dayb - dayo >= 0.5 * (bbk - bo) AND dayo - mo >= {REST_SHARE} * (dayb - mb) "
+        "UNION ALL SELECT 'payments', *, bz FROM zz "
+        f"WHERE {bar}{rest})"
+    )
+    select = (
+        f"SELECT * FROM (SELECT what, date first, {cuboid}, round(v, 2) z FROM hit "
+        "QUALIFY row_number() OVER (PARTITION BY what, p, c, date ORDER BY v) = 1) "
+        f"QUALIFY row_number() OVER (PARTITION BY what ORDER BY z) <= {HOURS_TOP} ORDER BY what, z"
+    )
     return ctes, select
 
 
 HOURS_WHAT = ("outage", "payments")  # the rows of context_tests_and_hours_sql that are the hours'
 
 
-def context_tests_and_hours_sql(rules: frozenset[str], fixes: Fixes, floor: float, narrowed: bool = False,
-                                payments_rest: bool = False, platform_break_z: float | None = None) -> str:
+def context_tests_and_hours_sql(
+    rules: frozenset[str],
+    fixes: Fixes,
+    floor: float,
+    narrowed: bool = False,
+    payments_rest: bool = False,
+    platform_break_z: float | None = None,
+) -> str:
     """The releases' and experiments' tests (_context_tests: what 'release' or 'experiment'; `narrowed`, see there)
     and the blocks of hours that collapsed (_hours: what 'outage' or 'payments') in one statement over the same
     sessions, each part with its own order (the hours' date named `first` like the tests', so their rows share every

@@ -18,8 +18,17 @@ from metric_tracker_rl.world.events import REPORTING_UTC_OFFSET_HOURS
 from metric_tracker_rl.world.metrics_layer import FUNNEL_STEP_NAMES, LATE_CUTOFF_DAYS
 
 # The metrics layer's rules, each a clause of the sessions' statement (an ablation leaves one out).
-RULES: tuple[str, ...] = ("time_zone", "session", "deduplication", "internal_traffic", "debug_events", "bots",
-                          "late_events", "currency", "consent")
+RULES: tuple[str, ...] = (
+    "time_zone",
+    "session",
+    "deduplication",
+    "internal_traffic",
+    "debug_events",
+    "bots",
+    "late_events",
+    "currency",
+    "consent",
+)
 ALL_RULES = frozenset(RULES)
 OFFSET_US = REPORTING_UTC_OFFSET_HOURS * 3600 * 1_000_000
 SEGMENT_COLUMNS = ("platform", "country", "app_version", "channel", "user_type")
@@ -83,8 +92,9 @@ def lag_within(days: int) -> str:
     return f"{LAG} BETWEEN {days * DAY_US} AND {days * DAY_US + HOUR_US}"
 
 
-def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, purchases: bool = False,
-               stamped: bool = False) -> str:
+def events_cte(
+    rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, purchases: bool = False, stamped: bool = False
+) -> str:
     """`e`: the events a session is built from, one row each (its repeats once where de-duplication applies), with
     whether it counts (`ok`: ingested before the cut-off) and whether it excludes its session (`x`); where
     `purchases`, a payment's time, transaction id, value and currency too (t, tx, val, cur); where `stamped`, each
@@ -99,19 +109,33 @@ def events_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, purch
     session = param("session_id", "int_value")
     user = "user_pseudo_id" if "session" in rules else "NULL"
     # `d`: the reporting date, named earlier in the same select list (DuckDB reads an alias defined to its left).
-    cutoff = (f"ingestion_timestamp < epoch_us((d + {LATE_CUTOFF_DAYS})::TIMESTAMP) - {OFFSET_US}"
-              if "late_events" in rules else "TRUE")
+    cutoff = (
+        f"ingestion_timestamp < epoch_us((d + {LATE_CUTOFF_DAYS})::TIMESTAMP) - {OFFSET_US}"
+        if "late_events" in rules
+        else "TRUE"
+    )
     if fixes.late_loaded:
         cutoff = f"({cutoff} OR {lag_within(3)})"
     consent = "WHERE privacy_info.analytics_storage = 'granted'" if "consent" in rules else ""
     # Read on every event; only a payment's are used (its repeats grouped by name, its purchases by payment_successful).
-    paid = ", ".join(f"{param(key, kind)} {alias}"
-                     for key, kind, alias in (("transaction_id", "string_value", "tx"),
-                                              ("value", "double_value", "val"),
-                                              ("currency", "string_value", "cur"))) + ", " if purchases else ""
-    select = (f"SELECT {user} u, {session} s, {name} n, {date} d, {stamp}platform, "
-              f"app_info.version v, geo.country c, traffic_source.medium m, {paid}{cutoff} ok, "
-              f"{_excluded(rules)} x FROM events {consent}")
+    paid = (
+        ", ".join(
+            f"{param(key, kind)} {alias}"
+            for key, kind, alias in (
+                ("transaction_id", "string_value", "tx"),
+                ("value", "double_value", "val"),
+                ("currency", "string_value", "cur"),
+            )
+        )
+        + ", "
+        if purchases
+        else ""
+    )
+    select = (
+        f"SELECT {user} u, {session} s, {name} n, {date} d, {stamp}platform, "
+        f"app_info.version v, geo.country c, traffic_source.medium m, {paid}{cutoff} ok, "
+        f"{_excluded(rules)} x FROM events {consent}"
+    )
     if "deduplication" in rules:
         # A repeat is a copy of its event: its platform, version, country and medium (m) are the first's.
         kept = "any_value(tx) tx, any_value(val) val, any_value(cur) cur, " if purchases else ""
@@ -144,18 +168,26 @@ def sessions_cte(rules: frozenset[str] = ALL_RULES, fixes: Fixes = NO_FIXES, hou
     columns = [f"min(d) FILTER ({OPENED}) date", "min(platform) platform", "min(c) country"]
     if hours:
         columns.append(f"CAST(((min(t) FILTER ({OPENED}) + {OFFSET_US}) // {HOUR_US}) % 24 AS INT) hr")
-    columns += [f"min(v) FILTER ({OPENED}) app_version", f"{CHANNEL_OF_MEDIUM} channel",
-                "CASE WHEN s = 1 THEN 'new' ELSE 'returning' END user_type", *steps]
-    return (f"WITH {events_cte(rules, fixes, stamped=hours)}, s AS (SELECT {', '.join(columns)} "
-            f"FROM e GROUP BY u, s HAVING {counted_session(fixes)})")
+    columns += [
+        f"min(v) FILTER ({OPENED}) app_version",
+        f"{CHANNEL_OF_MEDIUM} channel",
+        "CASE WHEN s = 1 THEN 'new' ELSE 'returning' END user_type",
+        *steps,
+    ]
+    return (
+        f"WITH {events_cte(rules, fixes, stamped=hours)}, s AS (SELECT {', '.join(columns)} "
+        f"FROM e GROUP BY u, s HAVING {counted_session(fixes)})"
+    )
 
 
 def step_unnest(steps: Iterable[int]) -> str:
     """The columns k (the step's number, 1 to 4: RATE_COLUMNS' position plus one), n (sessions reaching the step's
     later event) and d (those reaching its earlier one) of one row per session and step."""
     steps = list(steps)
-    return (f"unnest([{', '.join(str(k + 1) for k in steps)}]) k, "
-            f"unnest([{', '.join(f'm{k + 1}' for k in steps)}]) n, unnest([{', '.join(f'm{k}' for k in steps)}]) d")
+    return (
+        f"unnest([{', '.join(str(k + 1) for k in steps)}]) k, "
+        f"unnest([{', '.join(f'm{k + 1}' for k in steps)}]) n, unnest([{', '.join(f'm{k}' for k in steps)}]) d"
+    )
 
 
 def sql_text(value: object) -> str:
@@ -172,7 +204,9 @@ CONTEXT_SQL = (
     "end_date, target_step FROM experiments "
     "UNION ALL SELECT 'holiday', NULL, country, name, date, date, NULL FROM holidays "
     "UNION ALL SELECT 'tracking', platform, NULL, NULL, date, NULL, change FROM tracking_changelog "
-    "ORDER BY what, first")
+    "ORDER BY what, first"
+)
+
 
 def wanted_values(rows: Sequence[tuple[object, ...]], columns: str) -> str:
     """The rows asked for (i, on_date, the rest of `columns`) as the common table `q(columns)`, written as runs: a
@@ -185,12 +219,19 @@ def wanted_values(rows: Sequence[tuple[object, ...]], columns: str) -> str:
             last[0].append(i)
         else:
             runs.append(([i], str(date), tuple(rest)))
-    body = ", ".join("(" + ", ".join(["[" + ", ".join(map(str, run)) + "]", sql_literal(first, typed=not n),
-                                      *(sql_literal(v) for v in rest)]) + ")"
-                     for n, (run, first, rest) in enumerate(runs))
+    body = ", ".join(
+        "("
+        + ", ".join(
+            ["[" + ", ".join(map(str, run)) + "]", sql_literal(first, typed=not n), *(sql_literal(v) for v in rest)]
+        )
+        + ")"
+        for n, (run, first, rest) in enumerate(runs)
+    )
     names = [name.strip() for name in columns.split(",")]
-    return (f"qr({columns}) AS (VALUES {body}), q AS (SELECT unnest({names[0]}) {names[0]}, "
-            f"{names[1]} + (generate_subscripts({names[0]}, 1) - 1)::INT {names[1]}, {', '.join(names[2:])} FROM qr)")
+    return (
+        f"qr({columns}) AS (VALUES {body}), q AS (SELECT unnest({names[0]}) {names[0]}, "
+        f"{names[1]} + (generate_subscripts({names[0]}, 1) - 1)::INT {names[1]}, {', '.join(names[2:])} FROM qr)"
+    )
 
 
 def next_date(first: str, days: int) -> str:
@@ -212,15 +253,19 @@ def metric_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple
     """For each row asked (i, date, platform, country, app_version, channel, user_type, k: the metric's step, 0 for
     sessions), its segment's metric by the metrics layer on its date (`value`) and the median over the same
     weekday's other dates (`peers`): a count counts sessions, a rate divides sums."""
-    metric = ("CASE WHEN any_value(q.k) = 0 THEN count(*) ELSE sum(list_extract([m1, m2, m3, m4], q.k)) / "
-              "nullif(sum(list_extract([m0, m1, m2, m3], q.k)), 0) END")
+    metric = (
+        "CASE WHEN any_value(q.k) = 0 THEN count(*) ELSE sum(list_extract([m1, m2, m3, m4], q.k)) / "
+        "nullif(sum(list_extract([m0, m1, m2, m3], q.k)), 0) END"
+    )
     match = " AND ".join(f"(q.{f} IS NULL OR s.{f} = q.{f})" for f in SEGMENT_COLUMNS)
     columns = "i, on_date, " + ", ".join(SEGMENT_COLUMNS) + ", k"
-    return (f"{sessions_cte(rules, fixes)}, {wanted_values(asked, columns)}, "
-            f"by_date AS (SELECT i, s.date, any_value(q.on_date) on_date, {metric} value FROM q JOIN s ON {match} "
-            "AND isodow(s.date) = isodow(q.on_date) GROUP BY i, s.date) "
-            "SELECT i, max(value) FILTER (date = on_date) value, median(value) FILTER (date <> on_date) peers "
-            "FROM by_date GROUP BY i ORDER BY i")
+    return (
+        f"{sessions_cte(rules, fixes)}, {wanted_values(asked, columns)}, "
+        f"by_date AS (SELECT i, s.date, any_value(q.on_date) on_date, {metric} value FROM q JOIN s ON {match} "
+        "AND isodow(s.date) = isodow(q.on_date) GROUP BY i, s.date) "
+        "SELECT i, max(value) FILTER (date = on_date) value, median(value) FILTER (date <> on_date) peers "
+        "FROM by_date GROUP BY i ORDER BY i"
+    )
 
 
 REVENUE_STEP = -1  # k of revenue_usd where a row asks for a step (0 sessions, 1 to 4 the rates)

@@ -33,13 +33,15 @@ def _event_traces(rules: frozenset[str]) -> str:
     all events ingested three days after it (a late load), and a country's app_opens without consent (cookieless
     pings)."""
     date = reporting_date(rules)
-    return (f"SELECT 'skew' what, {date} first, NULL last, platform, NULL app_version, NULL country, NULL detail, "
-            f"NULL meant, count(*) FILTER ({lag_within(1)}) k FROM events GROUP BY ALL HAVING k > {TRACE_SHARE} * "
-            f"count(*) UNION ALL SELECT 'late', {date}, NULL, NULL, NULL, NULL, NULL, NULL, count(*) FILTER "
-            f"({lag_within(3)}) k FROM events GROUP BY ALL HAVING k > {TRACE_SHARE} * count(*) "
-            f"UNION ALL SELECT 'consent', {date}, NULL, NULL, NULL, geo.country, NULL, NULL, count(*) FILTER "
-            f"({DENIED}) k FROM events WHERE event_name = 'app_open' GROUP BY ALL HAVING k > {CONSENT_SHARE} * "
-            "count(*)")
+    return (
+        f"SELECT 'skew' what, {date} first, NULL last, platform, NULL app_version, NULL country, NULL detail, "
+        f"NULL meant, count(*) FILTER ({lag_within(1)}) k FROM events GROUP BY ALL HAVING k > {TRACE_SHARE} * "
+        f"count(*) UNION ALL SELECT 'late', {date}, NULL, NULL, NULL, NULL, NULL, NULL, count(*) FILTER "
+        f"({lag_within(3)}) k FROM events GROUP BY ALL HAVING k > {TRACE_SHARE} * count(*) "
+        f"UNION ALL SELECT 'consent', {date}, NULL, NULL, NULL, geo.country, NULL, NULL, count(*) FILTER "
+        f"({DENIED}) k FROM events WHERE event_name = 'app_open' GROUP BY ALL HAVING k > {CONSENT_SHARE} * "
+        "count(*)"
+    )
 
 
 RETRY_MIN = 5  # sessions of a version on a date with an app_open and no session_start (an SDK re-sent it)
@@ -50,12 +52,14 @@ def _session_traces() -> str:
     """After `k`: per date and app version, counted sessions with no session_start (an app_open re-sent under a
     new session id), and each unlisted web device whose many sessions all stopped at the open (a bot: the brief's
     bot farms open web sessions)."""
-    return ("SELECT 'retry', date, NULL, platform, app_version, NULL, NULL, NULL, count(*) "
-            f"FROM k WHERE NOT started GROUP BY ALL HAVING count(*) >= {RETRY_MIN} "
-            "UNION ALL SELECT 'bot', min(date), max(date), min(platform), NULL, "
-            f"min(country), u, NULL, count(*) FROM k WHERE platform = 'web' GROUP BY u HAVING count(*) >= {BOT_MIN} "
-            "AND NOT bool_or(menu) "
-            f"AND count(*) >= {BOT_PER_DAY} * count(DISTINCT date)")
+    return (
+        "SELECT 'retry', date, NULL, platform, app_version, NULL, NULL, NULL, count(*) "
+        f"FROM k WHERE NOT started GROUP BY ALL HAVING count(*) >= {RETRY_MIN} "
+        "UNION ALL SELECT 'bot', min(date), max(date), min(platform), NULL, "
+        f"min(country), u, NULL, count(*) FROM k WHERE platform = 'web' GROUP BY u HAVING count(*) >= {BOT_MIN} "
+        "AND NOT bool_or(menu) "
+        f"AND count(*) >= {BOT_PER_DAY} * count(DISTINCT date)"
+    )
 
 
 MISLABEL_MIN = 1  # purchases of a date in a currency neither their country's nor USD
@@ -65,8 +69,10 @@ def _counted_keys(fixes: Fixes, steps: bool = False) -> str:
     """After events_cte: `k`, each counted session's key (u, s) with its date, platform, country and app version;
     where `steps`, whether it sent a session_start (started) and reached the menu (menu)."""
     started = ", bool_or(n = 'session_start') started, bool_or(n = 'menu_open') menu" if steps else ""
-    return (f"k AS (SELECT u, s, min(d) FILTER ({OPENED}) date, min(platform) platform, min(c) country, "
-            f"min(v) FILTER ({OPENED}) app_version{started} FROM e GROUP BY u, s HAVING {counted_session(fixes)})")
+    return (
+        f"k AS (SELECT u, s, min(d) FILTER ({OPENED}) date, min(platform) platform, min(c) country, "
+        f"min(v) FILTER ({OPENED}) app_version{started} FROM e GROUP BY u, s HAVING {counted_session(fixes)})"
+    )
 
 
 def _purchases(rules: frozenset[str], fixes: Fixes) -> str:
@@ -74,8 +80,10 @@ def _purchases(rules: frozenset[str], fixes: Fixes) -> str:
     payment event) with its session's segment, value, currency (`cur`, the meant one where mislabelled) and the
     payment's reporting date (pd)."""
     if "deduplication" in rules:
-        paid = ("SELECT u, s, tx, arg_min(val, t) val, arg_min(cur, t) cur, arg_min(d, t) pd, min(t) t FROM e "
-                "WHERE n = 'payment_successful' AND ok GROUP BY u, s, tx")
+        paid = (
+            "SELECT u, s, tx, arg_min(val, t) val, arg_min(cur, t) cur, arg_min(d, t) pd, min(t) t FROM e "
+            "WHERE n = 'payment_successful' AND ok GROUP BY u, s, tx"
+        )
     else:
         paid = "SELECT u, s, tx, val, cur, d pd, t FROM e WHERE n = 'payment_successful' AND ok"
     if fixes.resent:
@@ -83,11 +91,16 @@ def _purchases(rules: frozenset[str], fixes: Fixes) -> str:
     dates: dict[tuple[str, ...], list[str]] = {}
     for date, *where in fixes.mislabelled:  # one clause per mislabel, naming its dates
         dates.setdefault(tuple(where), []).append(f"DATE '{date}'")
-    meant = " ".join(f"WHEN k.date IN ({', '.join(days)}) AND k.platform = '{platform}' AND k.country = '{country}' "
-                     f"AND p.cur = '{sent}' THEN '{right}'" for (platform, country, sent, right), days in dates.items())
+    meant = " ".join(
+        f"WHEN k.date IN ({', '.join(days)}) AND k.platform = '{platform}' AND k.country = '{country}' "
+        f"AND p.cur = '{sent}' THEN '{right}'"
+        for (platform, country, sent, right), days in dates.items()
+    )
     currency = f"CASE {meant} ELSE p.cur END" if meant else "p.cur"
-    return (f"p AS ({paid}), pk AS (SELECT k.date, k.platform, k.country, k.app_version, k.u, k.s, p.tx, p.val, "
-            f"{currency} cur, p.pd FROM k JOIN p ON k.u IS NOT DISTINCT FROM p.u AND k.s IS NOT DISTINCT FROM p.s)")
+    return (
+        f"p AS ({paid}), pk AS (SELECT k.date, k.platform, k.country, k.app_version, k.u, k.s, p.tx, p.val, "
+        f"{currency} cur, p.pd FROM k JOIN p ON k.u IS NOT DISTINCT FROM p.u AND k.s IS NOT DISTINCT FROM p.s)"
+    )
 
 
 def traces_sql(rules: frozenset[str] = ALL_RULES) -> str:
@@ -98,17 +111,27 @@ def traces_sql(rules: frozenset[str] = ALL_RULES) -> str:
     a currency neither their country's usual one (the one most of its purchases carry) nor USD, when they are most
     of the rest (currency: the one sent in detail, the usual one in meant)."""
     count = "count(DISTINCT tx)" if "deduplication" in rules else "count(*)"
-    resend = ("UNION ALL SELECT 'resend', date, NULL, platform, app_version, NULL, NULL, NULL, "
-              f"count(*) k FROM (SELECT date, platform, app_version FROM pk "
-              f"GROUP BY date, platform, app_version, u, s HAVING {count} >= 2) GROUP BY ALL HAVING k >= {RETRY_MIN} ")
-    mislabel = ("UNION ALL SELECT 'currency', date, NULL, platform, NULL, country, "
-                "mode(cur) FILTER (cur NOT IN (usual, 'USD')), any_value(usual), "
-                "count(*) FILTER (cur NOT IN (usual, 'USD')) k FROM pk JOIN (SELECT country, mode(cur) usual FROM pk "
-                f"GROUP BY country) USING (country) GROUP BY date, platform, country HAVING k >= {MISLABEL_MIN} AND "
-                "k > 0.5 * count(*) FILTER (cur <> 'USD') ") if "currency" in rules else ""
-    return (f"WITH {events_cte(rules, purchases=True)}, {_counted_keys(NO_FIXES, steps=True)}, "
-            f"{_purchases(rules, NO_FIXES)} {_event_traces(rules)} UNION ALL {_session_traces()} "
-            f"{resend}{mislabel}ORDER BY ALL")
+    resend = (
+        "UNION ALL SELECT 'resend', date, NULL, platform, app_version, NULL, NULL, NULL, "
+        f"count(*) k FROM (SELECT date, platform, app_version FROM pk "
+        f"GROUP BY date, platform, app_version, u, s HAVING {count} >= 2) GROUP BY ALL HAVING k >= {RETRY_MIN} "
+    )
+    mislabel = (
+        (
+            "UNION ALL SELECT 'currency', date, NULL, platform, NULL, country, "
+            "mode(cur) FILTER (cur NOT IN (usual, 'USD')), any_value(usual), "
+            "count(*) FILTER (cur NOT IN (usual, 'USD')) k FROM pk JOIN (SELECT country, mode(cur) usual FROM pk "
+            f"GROUP BY country) USING (country) GROUP BY date, platform, country HAVING k >= {MISLABEL_MIN} AND "
+            "k > 0.5 * count(*) FILTER (cur <> 'USD') "
+        )
+        if "currency" in rules
+        else ""
+    )
+    return (
+        f"WITH {events_cte(rules, purchases=True)}, {_counted_keys(NO_FIXES, steps=True)}, "
+        f"{_purchases(rules, NO_FIXES)} {_event_traces(rules)} UNION ALL {_session_traces()} "
+        f"{resend}{mislabel}ORDER BY ALL"
+    )
 
 
 def revenue_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple[object, ...]]) -> str:
@@ -118,10 +141,12 @@ def revenue_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tupl
     usd = "p.val / r.units_per_usd" if "currency" in rules else "p.val"
     rates = "LEFT JOIN currency_rates r ON r.currency = p.cur AND r.date = p.pd" if "currency" in rules else ""
     match = " AND ".join(f"(q.{f} IS NULL OR p.{f} = q.{f})" for f in ("platform", "country", "app_version"))
-    return (f"WITH {events_cte(rules, fixes, purchases=True)}, {_counted_keys(fixes)}, {_purchases(rules, fixes)}, "
-            f"{wanted_values(asked, 'i, on_date, platform, country, app_version')} "
-            f"SELECT i, coalesce(sum({usd}), 0) value FROM q LEFT JOIN (pk p {rates}) ON p.date = q.on_date AND "
-            f"{match} GROUP BY i ORDER BY i")
+    return (
+        f"WITH {events_cte(rules, fixes, purchases=True)}, {_counted_keys(fixes)}, {_purchases(rules, fixes)}, "
+        f"{wanted_values(asked, 'i, on_date, platform, country, app_version')} "
+        f"SELECT i, coalesce(sum({usd}), 0) value FROM q LEFT JOIN (pk p {rates}) ON p.date = q.on_date AND "
+        f"{match} GROUP BY i ORDER BY i"
+    )
 
 
 def defect_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple[object, ...]]) -> str:
@@ -130,22 +155,26 @@ def defect_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple
     REVENUE_STEP), the metrics layer's with the faults undone (`value`: a count counts sessions, a rate divides
     sums) and, where a row asks for a country's sessions (a consent drop's), the sessions its app_opens without
     consent stand for (`denied`, see _denied)."""
-    metric = ("CASE WHEN any_value(q.k) = 0 THEN count(*) ELSE sum(list_extract([m1, m2, m3, m4], q.k)) / "
-              "nullif(sum(list_extract([m0, m1, m2, m3], q.k)), 0) END")
+    metric = (
+        "CASE WHEN any_value(q.k) = 0 THEN count(*) ELSE sum(list_extract([m1, m2, m3, m4], q.k)) / "
+        "nullif(sum(list_extract([m0, m1, m2, m3], q.k)), 0) END"
+    )
     match = " AND ".join(f"(q.{f} IS NULL OR s.{f} = q.{f})" for f in SEGMENT_COLUMNS)
     columns = ("sessions", "menu_sessions", "cart_sessions", "order_sessions", "payment_sessions")
     listed = "[" + ", ".join(f"sum({c})" for c in columns) + "]"
     board = " AND ".join(f"(q.{f} IS NULL OR d.{f} = q.{f})" for f in ("platform", "country", "app_version"))
     wanted = wanted_values(asked, "i, on_date, " + ", ".join(SEGMENT_COLUMNS) + ", k")
     consent = any(row[-1] == 0 and row[3] is not None for row in asked)
-    return (f"{sessions_cte(rules, fixes)}, {wanted}, "
-            f"o AS (SELECT i, any_value(k) k, {listed} n, sum(d.revenue_usd) r FROM q LEFT JOIN dashboard d ON "
-            f"d.date = q.on_date AND {board} GROUP BY i), "
-            f"m AS (SELECT i, {metric} value FROM q JOIN s ON {match} AND s.date = q.on_date GROUP BY i)"
-            f"{', ' + _denied(rules) if consent else ''} "
-            f"SELECT i, CASE WHEN k = {REVENUE_STEP} THEN coalesce(r, 0) WHEN k = 0 THEN coalesce(n[1], 0) "
-            f"ELSE n[k + 1] / nullif(n[k], 0) END observed, value, {'denied' if consent else 'NULL denied'} "
-            f"FROM o LEFT JOIN m USING (i) {'LEFT JOIN c USING (i) ' if consent else ''}ORDER BY i")
+    return (
+        f"{sessions_cte(rules, fixes)}, {wanted}, "
+        f"o AS (SELECT i, any_value(k) k, {listed} n, sum(d.revenue_usd) r FROM q LEFT JOIN dashboard d ON "
+        f"d.date = q.on_date AND {board} GROUP BY i), "
+        f"m AS (SELECT i, {metric} value FROM q JOIN s ON {match} AND s.date = q.on_date GROUP BY i)"
+        f"{', ' + _denied(rules) if consent else ''} "
+        f"SELECT i, CASE WHEN k = {REVENUE_STEP} THEN coalesce(r, 0) WHEN k = 0 THEN coalesce(n[1], 0) "
+        f"ELSE n[k + 1] / nullif(n[k], 0) END observed, value, {'denied' if consent else 'NULL denied'} "
+        f"FROM o LEFT JOIN m USING (i) {'LEFT JOIN c USING (i) ' if consent else ''}ORDER BY i"
+    )
 
 
 def _denied(rules: frozenset[str]) -> str:
@@ -156,10 +185,12 @@ def _denied(rules: frozenset[str]) -> str:
     is traffic the rules exclude)."""
     date = reporting_date(rules)
     cutoff = f"ingestion_timestamp < epoch_us(CAST({date} + {LATE_CUTOFF_DAYS} AS TIMESTAMP)) - {OFFSET_US}"
-    return (f"dn AS (SELECT {date} date, geo.country country, count(DISTINCT event_timestamp) FILTER ({DENIED}) k, "
-            f"count(DISTINCT event_timestamp) FILTER (NOT {DENIED}) a FROM events WHERE event_name = 'app_open' "
-            f"AND {cutoff} GROUP BY ALL), sc AS (SELECT date, country, count(*) n FROM s GROUP BY ALL), "
-            "c AS (SELECT i, coalesce(sum(n) FILTER (dn.date = on_date), 0) + (max(dn.k) FILTER (dn.date = on_date) "
-            "- median(dn.k) FILTER (dn.date <> on_date)) * sum(n) FILTER (dn.date <> on_date) / sum(a) FILTER "
-            "(dn.date <> on_date) denied FROM q JOIN dn ON dn.country = q.country AND isodow(dn.date) = "
-            "isodow(q.on_date) LEFT JOIN sc ON sc.date = dn.date AND sc.country = dn.country WHERE q.k = 0 GROUP BY i)")
+    return (
+        f"dn AS (SELECT {date} date, geo.country country, count(DISTINCT event_timestamp) FILTER ({DENIED}) k, "
+        f"count(DISTINCT event_timestamp) FILTER (NOT {DENIED}) a FROM events WHERE event_name = 'app_open' "
+        f"AND {cutoff} GROUP BY ALL), sc AS (SELECT date, country, count(*) n FROM s GROUP BY ALL), "
+        "c AS (SELECT i, coalesce(sum(n) FILTER (dn.date = on_date), 0) + (max(dn.k) FILTER (dn.date = on_date) "
+        "- median(dn.k) FILTER (dn.date <> on_date)) * sum(n) FILTER (dn.date <> on_date) / sum(a) FILTER "
+        "(dn.date <> on_date) denied FROM q JOIN dn ON dn.country = q.country AND isodow(dn.date) = "
+        "isodow(q.on_date) LEFT JOIN sc ON sc.date = dn.date AND sc.country = dn.country WHERE q.k = 0 GROUP BY i)"
+    )

@@ -19,5 +19,13 @@ def available_analysis_methods() -> list[ToolSpec]:
     return list(TOOL_REGISTRY.values())
 
 
-__all__ = ["GENERATOR_NAMES", "MAX_RESULT_ROWS", "TOOL_REGISTRY", "ToolOutcome", "ToolSpec",
-           "available_analysis_methods", "generate_rows", "run_tool"]
+__all__ = [
+    "GENERATOR_NAMES",
+    "MAX_RESULT_ROWS",
+    "TOOL_REGISTRY",
+    "ToolOutcome",
+    "ToolSpec",
+    "available_analysis_methods",
+    "generate_rows",
+    "run_tool",
+]

@@ -132,20 +132,23 @@ def _threshold(default: float) -> Any:
 
 class AnyMetricArgs(MetricSelection):
     metrics = COUNT_COLUMNS + CONVERSION_METRIC_NAMES
-    metric_name: str | None = Field(default=None, description="One count or conversion metric",
-                                    json_schema_extra=HIDDEN_FROM_MODELS)
+    metric_name: str | None = Field(
+        default=None, description="One count or conversion metric", json_schema_extra=HIDDEN_FROM_MODELS
+    )
 
 
 class RateSelection(MetricSelection):
     metrics = CONVERSION_METRIC_NAMES
-    metric_name: str | None = Field(default=None, description="One conversion metric",
-                                    json_schema_extra=HIDDEN_FROM_MODELS)
+    metric_name: str | None = Field(
+        default=None, description="One conversion metric", json_schema_extra=HIDDEN_FROM_MODELS
+    )
 
 
 class CountSelection(MetricSelection):
     metrics = COUNT_COLUMNS
-    metric_name: str | None = Field(default=None, description="One event count column",
-                                    json_schema_extra=HIDDEN_FROM_MODELS)
+    metric_name: str | None = Field(
+        default=None, description="One event count column", json_schema_extra=HIDDEN_FROM_MODELS
+    )
 
 
 class AnyMetricThreshold(AnyMetricArgs, PageArgs):

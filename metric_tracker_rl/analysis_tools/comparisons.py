@@ -23,24 +23,32 @@ from metric_tracker_rl.world.daily_panel import (
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 BROKEN_HOUR_RATIO = 0.3  # a step is broken in an hour converting below 30% of its median hour that day
-BROKEN_HOUR_RULE = (f"an hour is broken when the step converts below {BROKEN_HOUR_RATIO:.0%} of the date's median "
-                    f"hourly rate for that step (hours with < {MIN_HOURLY_DENOMINATOR} events at the earlier step are "
-                    "not judged); broken_runs are [start_hour, end_hour): end_hour is exclusive, the first hour "
-                    "after the run")
+BROKEN_HOUR_RULE = (
+    f"an hour is broken when the step converts below {BROKEN_HOUR_RATIO:.0%} of the date's median "
+    f"hourly rate for that step (hours with < {MIN_HOURLY_DENOMINATOR} events at the earlier step are "
+    "not judged); broken_runs are [start_hour, end_hour): end_hour is exclusive, the first hour "
+    "after the run"
+)
 
 
-def comparison(episode: PublicEpisode, panel: MetricPanel, entity_type: str, entity_name: str,
-               date: str) -> dict[str, Any]:
+def comparison(
+    episode: PublicEpisode, panel: MetricPanel, entity_type: str, entity_name: str, date: str
+) -> dict[str, Any]:
     """One entity on one date in `panel` (the episode's, or a segment's), with its baseline dates' values."""
     dates = episode.data.dates
     day = episode.data.date_index(date)
     k = panel.index(entity_type, entity_name)
     values = panel.entity_lists(k)[0]
     return {
-        "date": date, "weekday": episode.data.weekdays[day], "entity_type": entity_type, "entity_name": entity_name,
+        "date": date,
+        "weekday": episode.data.weekdays[day],
+        "entity_type": entity_type,
+        "entity_name": entity_name,
         **panel.row(entity_type, entity_name, day),
-        "baseline_dates": [{"date": dates[p], "value": values[p] if math.isfinite(values[p]) else None}
-                           for p in same_weekday_peer_lists(len(dates))[day]],
+        "baseline_dates": [
+            {"date": dates[p], "value": values[p] if math.isfinite(values[p]) else None}
+            for p in same_weekday_peer_lists(len(dates))[day]
+        ],
         "robust_std": float(panel.spread[k]),
     }
 

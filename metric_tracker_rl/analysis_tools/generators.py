@@ -38,15 +38,23 @@ from metric_tracker_rl.world.public_episode import PublicEpisode
 MIN_FLAGGED_HOURS = 2  # a family generator's hour-level check flags a date on this many hours or more
 
 
-def candidate_row(episode: PublicEpisode, entity_type: str, entity_name: str, day: int, anomaly_type: str,
-                  method: str) -> dict[str, Any]:
+def candidate_row(
+    episode: PublicEpisode, entity_type: str, entity_name: str, day: int, anomaly_type: str, method: str
+) -> dict[str, Any]:
     """A submission row, with its |robust z| as the evidence that orders a generator's result."""
-    baseline, observed, delta, z, severity = episode.panel.numbers(episode.panel.index(entity_type, entity_name),
-                                                                   day)
-    return {"date": episode.data.dates[day], "entity_type": entity_type, "entity_name": entity_name,
-            "anomaly_type": anomaly_type, "detection_method": method, "baseline_value": baseline,
-            "observed_value": observed, "delta_value": delta, "severity": severity,
-            STRENGTH: abs(z) if z is not None else 0.0}
+    baseline, observed, delta, z, severity = episode.panel.numbers(episode.panel.index(entity_type, entity_name), day)
+    return {
+        "date": episode.data.dates[day],
+        "entity_type": entity_type,
+        "entity_name": entity_name,
+        "anomaly_type": anomaly_type,
+        "detection_method": method,
+        "baseline_value": baseline,
+        "observed_value": observed,
+        "delta_value": delta,
+        "severity": severity,
+        STRENGTH: abs(z) if z is not None else 0.0,
+    }
 
 
 # A family generator's rows share their entity type and anomaly type; every generator stamps its own name.
@@ -61,11 +69,18 @@ def page_of(args: Any) -> dict[str, Any]:
     return {key: value for key, value in args.model_dump().items() if key in offered and value is not None}
 
 
-def register_generator(name: str, description: str, args_model: type, example: dict[str, Any], *,
-                       kept_for: str = "",
-                       constant_columns: frozenset[str] = SCAN_CONSTANTS) -> Callable[[RowsFunction], RowsFunction]:
+def register_generator(
+    name: str,
+    description: str,
+    args_model: type,
+    example: dict[str, Any],
+    *,
+    kept_for: str = "",
+    constant_columns: frozenset[str] = SCAN_CONSTANTS,
+) -> Callable[[RowsFunction], RowsFunction]:
     """Register a function that lists every candidate row as the generator tool `name`, paged strongest first (a
     generator reads the counts' daily numbers)."""
+
     def decorator(rows_of: RowsFunction) -> RowsFunction:
         def tool(episode: PublicEpisode, args: Any) -> dict[str, Any]:
             result = page(strongest_first(rows_of(episode, args)), args.offset, args.limit)
@@ -73,9 +88,19 @@ def register_generator(name: str, description: str, args_model: type, example: d
                 result["page_of"] = page_of(args)
             return result
 
-        register_tool(name, description, args_model, reads=(COUNTS,), kept_for=kept_for, kind="generator",
-                      example=example, constant_columns=constant_columns, rows_of=rows_of)(tool)
+        register_tool(
+            name,
+            description,
+            args_model,
+            reads=(COUNTS,),
+            kept_for=kept_for,
+            kind="generator",
+            example=example,
+            constant_columns=constant_columns,
+            rows_of=rows_of,
+        )(tool)
         return rows_of
+
     return decorator
 
 
@@ -109,12 +134,16 @@ class DeviationIndex:
         return zip(self.rows[:count].tolist(), self.days[:count].tolist(), self.rises[:count].tolist(), strict=True)
 
 
-DEVIATION_INDEXES = {(score, direction): functools.partial(DeviationIndex.build, score=score, direction=direction)
-                     for score in ("z", "delta") for direction in (-1, 0, 1)}
+DEVIATION_INDEXES = {
+    (score, direction): functools.partial(DeviationIndex.build, score=score, direction=direction)
+    for score in ("z", "delta")
+    for direction in (-1, 0, 1)
+}
 
 
-def deviation_rows(episode: PublicEpisode, args: MetricSelection, method: str, direction: int,
-                    score: str, threshold: float) -> list[dict[str, Any]]:
+def deviation_rows(
+    episode: PublicEpisode, args: MetricSelection, method: str, direction: int, score: str, threshold: float
+) -> list[dict[str, Any]]:
     """Rows for every selected metric and date whose z (or |delta|) passes the threshold in the direction."""
     panel = episode.panel
     selected = {panel.index("event_count" if m in COUNT_COLUMNS else "conversion_rate", m) for m in args.selected()}
@@ -127,10 +156,12 @@ def deviation_rows(episode: PublicEpisode, args: MetricSelection, method: str, d
     return rows
 
 
-def register_deviation_generator(name: str, description: str, args_model: type, direction: int, *,
-                                 kept_for: str = "") -> None:
+def register_deviation_generator(
+    name: str, description: str, args_model: type, direction: int, *, kept_for: str = ""
+) -> None:
     """Register a robust-z scan of the selected metrics as the generator `name`: values beyond the threshold below
     (direction -1), above (1) or either way (0) their baseline."""
+
     def generator(episode: PublicEpisode, args: Any) -> list[dict[str, Any]]:
         return deviation_rows(episode, args, name, direction, "z", args.threshold_multiplier)
 
@@ -140,16 +171,21 @@ def register_deviation_generator(name: str, description: str, args_model: type, 
 # What keeps the one-direction scans: each is a family's canonical detection method (its expected rows name it),
 # so it stays valid in generator submissions and as a row's detection method; a model's get_median_filter_rows types
 # each row by its direction.
-DIRECTIONAL_SCAN = (f"{REFERENCE_API}, and the detection method of its family's expected rows (valid in generator "
-                    "submissions); a model runs get_median_filter_rows, which types each row by its direction")
+DIRECTIONAL_SCAN = (
+    f"{REFERENCE_API}, and the detection method of its family's expected rows (valid in generator "
+    "submissions); a model runs get_median_filter_rows, which types each row by its direction"
+)
 
 
-def flagged_rows(episode: PublicEpisode, entity_type: str, names: tuple[str, ...], passes: np.ndarray,
-                 anomaly_type: str, method: str) -> list[dict[str, Any]]:
+def flagged_rows(
+    episode: PublicEpisode, entity_type: str, names: tuple[str, ...], passes: np.ndarray, anomaly_type: str, method: str
+) -> list[dict[str, Any]]:
     """passes: (len(names), D) bool."""
     name_hits, day_hits = np.nonzero(passes)
-    return [candidate_row(episode, entity_type, names[i], day, anomaly_type, method)
-            for i, day in zip(name_hits.tolist(), day_hits.tolist(), strict=True)]
+    return [
+        candidate_row(episode, entity_type, names[i], day, anomaly_type, method)
+        for i, day in zip(name_hits.tolist(), day_hits.tolist(), strict=True)
+    ]
 
 
 def robust_z(episode: PublicEpisode, entity_type: str, names: tuple[str, ...]) -> np.ndarray:
@@ -161,8 +197,9 @@ def robust_z(episode: PublicEpisode, entity_type: str, names: tuple[str, ...]) -
 def generator_names(*, offered: bool = False) -> tuple[str, ...]:
     """The generators, in registration order (only those a model is offered: the others answer the same question
     on a metric selection, and stay valid in a generator submission sent through the wire API)."""
-    return tuple(name for name, spec in TOOL_REGISTRY.items()
-                 if spec.kind == "generator" and (spec.offered or not offered))
+    return tuple(
+        name for name, spec in TOOL_REGISTRY.items() if spec.kind == "generator" and (spec.offered or not offered)
+    )
 
 
 def submission_arguments(name: str) -> list[str]:
@@ -182,8 +219,9 @@ def generator_arguments(method: PayloadGeneratorMethod) -> Any:
         return spec.args_model.model_validate(method.tool_arguments())
     except ValidationError as exc:
         takes = ", ".join(submission_arguments(name)) or "no argument"
-        raise ToolError(f"{name}: {describe_validation_error(exc)}. In a submission it takes method_name and "
-                        f"{takes}") from None
+        raise ToolError(
+            f"{name}: {describe_validation_error(exc)}. In a submission it takes method_name and {takes}"
+        ) from None
 
 
 def generate_rows(episode: PublicEpisode, methods: list[PayloadGeneratorMethod]) -> tuple[list[dict], list[str]]:

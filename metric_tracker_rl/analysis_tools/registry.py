@@ -105,8 +105,7 @@ class ToolSpec:
         and counts against each one's schema budget (view.tool_schemas.model_tools)."""
         if self.kept_for:
             return ()
-        return tuple(name for name in self.answers_at
-                     if self.offered_only_at is None or name in self.offered_only_at)
+        return tuple(name for name in self.answers_at if self.offered_only_at is None or name in self.offered_only_at)
 
     @property
     def offered(self) -> bool:
@@ -122,13 +121,19 @@ class ToolSpec:
         return schema
 
     def openai_schema(self) -> dict[str, Any]:
-        return {"type": "function",
-                "function": {"name": self.name, "description": self.description,
-                             "parameters": self.parameters_schema()}}
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters_schema()},
+        }
 
     def info(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "kind": self.kind,
-                "parameters": self.parameters_schema(), "example": self.example}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "kind": self.kind,
+            "parameters": self.parameters_schema(),
+            "example": self.example,
+        }
 
 
 # In registration order (the order a model's tool list shows); register_tool and unregister_tool are the only
@@ -144,23 +149,29 @@ def _tiers(argument: str, names: Collection[str]) -> tuple[str, ...]:
     return tuple(check_choice(argument, name, EVERY_TIER) for name in names)
 
 
-def register_tool(name: str, description: str, args_model: type[BaseModel], *,
-                  reads: Collection[Holding],
-                  kept_for: str = "",
-                  offered_at: Collection[str] | None = None,
-                  kind: Literal["analysis", "generator"] = "analysis",
-                  example: dict[str, Any] | None = None,
-                  constant_columns: frozenset[str] = frozenset(),
-                  rows_of: RowsFunction | None = None,
-                  variants: tuple[ToolVariant, ...] = ()) -> Callable[[ToolFunction], ToolFunction]:
+def register_tool(
+    name: str,
+    description: str,
+    args_model: type[BaseModel],
+    *,
+    reads: Collection[Holding],
+    kept_for: str = "",
+    offered_at: Collection[str] | None = None,
+    kind: Literal["analysis", "generator"] = "analysis",
+    example: dict[str, Any] | None = None,
+    constant_columns: frozenset[str] = frozenset(),
+    rows_of: RowsFunction | None = None,
+    variants: tuple[ToolVariant, ...] = (),
+) -> Callable[[ToolFunction], ToolFunction]:
     """Register a tool that reads `reads` of an episode, offered to the models of every tier of that data (or of
     those `offered_at` names, where it would not fit every such tier's schema budget), or to none when `kept_for`
     says what else needs it (a tool nothing needs is removed, not hidden)."""
     holdings = frozenset(cast(Holding, check_choice("reads", holding, HOLDINGS)) for holding in reads)
     only = None if offered_at is None else _tiers("offered_at", offered_at)
     if kept_for.strip() and only is not None:
-        raise ValueError(f"tool {name!r} is either offered (at the tiers offered_at names) or kept for another "
-                         "caller (kept_for)")
+        raise ValueError(
+            f"tool {name!r} is either offered (at the tiers offered_at names) or kept for another caller (kept_for)"
+        )
     args_model.model_validate(example or {})  # an example that does not validate is a programming error
 
     def decorator(func: ToolFunction) -> ToolFunction:
@@ -168,9 +179,24 @@ def register_tool(name: str, description: str, args_model: type[BaseModel], *,
             _tiers("variants", variant.tiers)
             if set(variant.args_model.model_fields) != set(args_model.model_fields):
                 raise ValueError(f"tool {name!r}: a variant takes the tool's own arguments")
-        add_tool(ToolSpec(name, description, args_model, func, kind, example or {}, holdings, kept_for.strip(),
-                          only, constant_columns, rows_of, variants))
+        add_tool(
+            ToolSpec(
+                name,
+                description,
+                args_model,
+                func,
+                kind,
+                example or {},
+                holdings,
+                kept_for.strip(),
+                only,
+                constant_columns,
+                rows_of,
+                variants,
+            )
+        )
         return func
+
     return decorator
 
 
@@ -219,16 +245,23 @@ def strongest_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def page(rows: list[dict[str, Any]], offset: int, limit: int) -> dict[str, Any]:
     """One page of a long result: the rows from `offset`, how many there are in all, and where the next page
     starts (None on the last page), so that nothing is left out without saying so."""
-    shown = rows[offset:offset + limit]
+    shown = rows[offset : offset + limit]
     following = offset + len(shown)
-    return {"row_count": len(rows), "offset": offset, "rows": shown,
-            "next_offset": following if following < len(rows) else None}
+    return {
+        "row_count": len(rows),
+        "offset": offset,
+        "rows": shown,
+        "next_offset": following if following < len(rows) else None,
+    }
 
 
 def offered_fields(model: type[BaseModel]) -> list[str]:
     """The fields of an argument model that a model's schema offers (not those kept only for the wire API)."""
-    return [name for name, field in model.model_fields.items()
-            if not (isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("hidden_from_models"))]
+    return [
+        name
+        for name, field in model.model_fields.items()
+        if not (isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("hidden_from_models"))
+    ]
 
 
 def format_validation_error(spec: ToolSpec, exc: ValidationError) -> str:
@@ -278,12 +311,15 @@ def not_offered_error(name: str, tier: str | None, tools: Mapping[str, ToolSpec]
     if spec is None or tier is None or tier in spec.answers_at:
         return None
     offered = [other.name for other in tools.values() if tier in other.offered_at]
-    return (f"{name} is not offered at difficulty {tier!r} (only at {', '.join(spec.offered_at or spec.answers_at)}); "
-            f"the tools offered there: {', '.join(offered)} (and the report's submission)")
+    return (
+        f"{name} is not offered at difficulty {tier!r} (only at {', '.join(spec.offered_at or spec.answers_at)}); "
+        f"the tools offered there: {', '.join(offered)} (and the report's submission)"
+    )
 
 
-def episode_arguments(name: str, episode: PublicEpisode, arguments: Any,
-                      tools: Mapping[str, ToolSpec] = TOOL_REGISTRY) -> BaseModel:
+def episode_arguments(
+    name: str, episode: PublicEpisode, arguments: Any, tools: Mapping[str, ToolSpec] = TOOL_REGISTRY
+) -> BaseModel:
     """A tool's arguments as `run_tool` checks them for `episode` (`tools` already those of its tier); ToolError."""
     token = EPISODE_WINDOW.set(episode.dates)  # a date argument must be one of this episode's
     try:
@@ -292,8 +328,9 @@ def episode_arguments(name: str, episode: PublicEpisode, arguments: Any,
         EPISODE_WINDOW.reset(token)
 
 
-def run_tool(name: str, episode: PublicEpisode, arguments: Any,
-             tools: Mapping[str, ToolSpec] = TOOL_REGISTRY) -> ToolOutcome:
+def run_tool(
+    name: str, episode: PublicEpisode, arguments: Any, tools: Mapping[str, ToolSpec] = TOOL_REGISTRY
+) -> ToolOutcome:
     """Validate and run one tool of `tools` (a scratch registry can add a new family's generator). Agent mistakes
     become error outcomes that name the valid options."""
     refusal = not_offered_error(name, episode.task.get("config", {}).get("difficulty"), tools)

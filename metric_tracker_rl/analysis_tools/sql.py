@@ -34,15 +34,22 @@ COLUMN_GROUPS: dict[str, tuple[str, ...]] = {"<counts>": COUNT_COLUMNS, "<rates>
 # (deep adds channel and user_type), and the brief lists them.
 DIMENSIONS_GROUP = "<dimensions>"
 DIMENSION_TABLE = "daily_by_segment"
-GROUP_MEMBERS_TEXT = {"<counts>": ", ".join(COUNT_COLUMNS), "<rates>": "the brief's conversion_metrics by name",
-                      DIMENSIONS_GROUP: "the brief's segments.dimensions"}
+GROUP_MEMBERS_TEXT = {
+    "<counts>": ", ".join(COUNT_COLUMNS),
+    "<rates>": "the brief's conversion_metrics by name",
+    DIMENSIONS_GROUP: "the brief's segments.dimensions",
+}
 
 
 def episode_table_columns(segmented: bool) -> dict[str, tuple[str, ...]]:
     """Each table the SQL tool loads and its columns, read off the tables of an episode with no date (and, with
     segments, no cell): every episode of the kind has the same."""
-    data = FunnelData(dates=(), weekdays=(), weekend=np.zeros(0, dtype=bool),
-                      hourly=np.zeros((0, HOURS, len(COUNT_COLUMNS)), dtype=np.int64))
+    data = FunnelData(
+        dates=(),
+        weekdays=(),
+        weekend=np.zeros(0, dtype=bool),
+        hourly=np.zeros((0, HOURS, len(COUNT_COLUMNS)), dtype=np.int64),
+    )
     segments = SegmentedData(CellLayout((), (), ()), (), np.zeros((0, 0, HOURS, len(COUNT_COLUMNS)), dtype=np.int64))
     return {name: tuple(table) for name, table in sql_tables_of(data, (), segments if segmented else None).items()}
 
@@ -58,11 +65,13 @@ def _columns_text(name: str, columns: tuple[str, ...]) -> str:
 
 def limits_text(max_sql_chars: int) -> str:
     """The limits a query meets, and how its cells read (cut text, NaN and its order)."""
-    return (f"One DuckDB SELECT (max {max_sql_chars} chars, {TIME_LIMIT_S:g} s CPU; past a busy server's step bound, "
-            f"{DEFAULT_STEP_TIMEOUT_S:g} s, an error using no step); a result over {ROW_CAP} rows is "
-            "refused before paging (limit pages it, caps nothing: use SQL LIMIT). Text over "
-            f"{MAX_CELL_CHARS} chars is cut there: {CUT_MARK.format(length='N')}. x/0 is Infinity, 0/0 NaN, shown "
-            "so; NaN sorts above every number (first under DESC).")
+    return (
+        f"One DuckDB SELECT (max {max_sql_chars} chars, {TIME_LIMIT_S:g} s CPU; past a busy server's step bound, "
+        f"{DEFAULT_STEP_TIMEOUT_S:g} s, an error using no step); a result over {ROW_CAP} rows is "
+        "refused before paging (limit pages it, caps nothing: use SQL LIMIT). Text over "
+        f"{MAX_CELL_CHARS} chars is cut there: {CUT_MARK.format(length='N')}. x/0 is Infinity, 0/0 NaN, shown "
+        "so; NaN sorts above every number (first under DESC)."
+    )
 
 
 def sql_description() -> str:
@@ -70,8 +79,9 @@ def sql_description() -> str:
     then every table with its columns (those of the segmented world marked as such), written from the tables
     themselves."""
     everywhere = episode_table_columns(segmented=False)
-    frontier = {name: columns for name, columns in episode_table_columns(segmented=True).items()
-                if name not in everywhere}
+    frontier = {
+        name: columns for name, columns in episode_table_columns(segmented=True).items() if name not in everywhere
+    }
 
     def listed(tables: dict[str, tuple[str, ...]]) -> str:
         return "; ".join(f"{name}({_columns_text(name, columns)})" for name, columns in tables.items())
@@ -86,9 +96,11 @@ SQL_DESCRIPTION = sql_description()
 def warehouse_sql_description() -> str:
     """The `sql` argument's description at the warehouse: the same limits but its own statement length, its tables
     by name (the brief says what each holds) and how to list their columns."""
-    return (f"{limits_text(WAREHOUSE_MAX_SQL_CHARS)} Tables: {', '.join(WAREHOUSE_TABLES)}. "
-            f"Columns: {SCHEMA_LISTING}; nested: list_filter(event_params, lambda p: p.key = 'session_id')[1]"
-            ".value.int_value, device.device_id.")
+    return (
+        f"{limits_text(WAREHOUSE_MAX_SQL_CHARS)} Tables: {', '.join(WAREHOUSE_TABLES)}. "
+        f"Columns: {SCHEMA_LISTING}; nested: list_filter(event_params, lambda p: p.key = 'session_id')[1]"
+        ".value.int_value, device.device_id."
+    )
 
 
 WAREHOUSE_SQL_DESCRIPTION = warehouse_sql_description()
@@ -103,6 +115,7 @@ def sandbox_of(episode: PublicEpisode) -> SqlSandbox:
             episode.memo.pop(SANDBOX_KEY)
             sandbox.close()
         limit = episode.source.max_sql_chars
-        sandbox = episode.memo[SANDBOX_KEY] = SqlSandbox(episode.sql_tables(),
-                                                         MAX_SQL_CHARS if limit is None else limit)
+        sandbox = episode.memo[SANDBOX_KEY] = SqlSandbox(
+            episode.sql_tables(), MAX_SQL_CHARS if limit is None else limit
+        )
     return sandbox

@@ -19,8 +19,11 @@ from typing import Literal
 EntityType = Literal["conversion_rate", "event_count", "funnel_step", "hourly_mix", "data_quality"]
 
 # Scans over every count and rate whose rows may show any of the four deviation families.
-DEVIATION_SCANS: tuple[str, ...] = ("get_median_filter_rows", "get_rows_with_abs_diff_from_median_gt",
-                                    "get_metric_std_dev_from_median")
+DEVIATION_SCANS: tuple[str, ...] = (
+    "get_median_filter_rows",
+    "get_rows_with_abs_diff_from_median_gt",
+    "get_metric_std_dev_from_median",
+)
 # A segment's daily count or rate against its baseline (frontier): it shows every family a daily value reveals.
 SEGMENT_BREAKDOWN = "compare_segments"
 
@@ -92,44 +95,77 @@ class FamilyCatalog:
         return tuple(family.name for family in self.families if family.shiftable)
 
 
-PUBLISHED_FAMILIES = FamilyCatalog((
-    FamilyDescription("rate_drop_from_median", "conversion_rate",
-                      "One funnel step converts worse all day (a price rise, a slow page, a broken release), on one "
-                      "date or on several in a row; the counts after it fall with it, and end-to-end rates through "
-                      "it move as side effects.",
-                      "get_rate_drop_from_median_rows",
-                      ("compare_rate_to_median", SEGMENT_BREAKDOWN, *DEVIATION_SCANS), direction=-1, shiftable=True),
-    FamilyDescription("rate_spike_from_median", "conversion_rate",
-                      "One funnel step converts better all day (a promotion, an auto-add bug); the counts after it "
-                      "rise with it, and end-to-end rates through it move as side effects.",
-                      "get_rate_spike_from_median_rows",
-                      ("compare_rate_to_median", SEGMENT_BREAKDOWN, *DEVIATION_SCANS), direction=1, shiftable=True),
-    FamilyDescription("absolute_drop_in_event_count", "event_count",
-                      "Fewer people open the app, all day or during an outage of a few hours in which the traffic "
-                      "collapses; those who come convert as usual, so every count falls together and no rate moves.",
-                      "get_absolute_drop_in_event_count_rows",
-                      ("compare_count_to_median", SEGMENT_BREAKDOWN, *DEVIATION_SCANS), direction=-1, shiftable=True),
-    FamilyDescription("absolute_spike_in_event_count", "event_count",
-                      "Extra real users arrive unannounced (all day or in a burst of hours) and convert as usual, so "
-                      "every count rises together and no rate moves.",
-                      "get_absolute_spike_in_event_count_rows",
-                      ("compare_count_to_median", SEGMENT_BREAKDOWN, *DEVIATION_SCANS), direction=1, shiftable=True),
-    FamilyDescription("funnel_break", "funnel_step",
-                      "One step almost stops converting for a block of hours while the steps before it arrive as "
-                      "usual (with segments the payment step: payments failing; on one funnel any step); the step's "
-                      "daily rate falls as a side effect.",
-                      "get_funnel_break_rows", ("detect_funnel_break", "hourly_rows_for_date", SEGMENT_BREAKDOWN),
-                      shiftable=True),
-    FamilyDescription("hourly_traffic_mix_shift", "hourly_mix",
-                      "Non-converting app opens (bots, a scraper) arrive in a block of hours and never reach the "
-                      "menu: the hour-of-day mix of app opens shifts; the app-open count and every rate out of app "
-                      "opens move as side effects, the later counts do not.",
-                      "get_hourly_traffic_mix_shift_rows", ("compare_hourly_mix_to_baseline", "hourly_rows_for_date")),
-    FamilyDescription("instrumentation_data_quality_issue", "data_quality",
-                      "A client logs one event more than once from some hour of the day on, so its count exceeds the "
-                      "step before it (impossible in a real funnel); only that count and the rates and steps touching "
-                      "it move.",
-                      "get_instrumentation_data_quality_issue_rows",
-                      # check_impossible_counts confirms the duplicates; compare_count_to_median gives the row's values.
-                      ("check_impossible_counts", "compare_count_to_median", SEGMENT_BREAKDOWN)),
-))
+PUBLISHED_FAMILIES = FamilyCatalog(
+    (
+        FamilyDescription(
+            "rate_drop_from_median",
+            "conversion_rate",
+            "One funnel step converts worse all day (a price rise, a slow page, a broken release), on one "
+            "date or on several in a row; the counts after it fall with it, and end-to-end rates through "
+            "it move as side effects.",
+            "get_rate_drop_from_median_rows",
+            ("compare_rate_to_median", SEGMENT_BREAKDOWN, *DEVIATION_SCANS),
+            direction=-1,
+            shiftable=True,
+        ),
+        FamilyDescription(
+            "rate_spike_from_median",
+            "conversion_rate",
+            "One funnel step converts better all day (a promotion, an auto-add bug); the counts after it "
+            "rise with it, and end-to-end rates through it move as side effects.",
+            "get_rate_spike_from_median_rows",
+            ("compare_rate_to_median", SEGMENT_BREAKDOWN, *DEVIATION_SCANS),
+            direction=1,
+            shiftable=True,
+        ),
+        FamilyDescription(
+            "absolute_drop_in_event_count",
+            "event_count",
+            "Fewer people open the app, all day or during an outage of a few hours in which the traffic "
+            "collapses; those who come convert as usual, so every count falls together and no rate moves.",
+            "get_absolute_drop_in_event_count_rows",
+            ("compare_count_to_median", SEGMENT_BREAKDOWN, *DEVIATION_SCANS),
+            direction=-1,
+            shiftable=True,
+        ),
+        FamilyDescription(
+            "absolute_spike_in_event_count",
+            "event_count",
+            "Extra real users arrive unannounced (all day or in a burst of hours) and convert as usual, so "
+            "every count rises together and no rate moves.",
+            "get_absolute_spike_in_event_count_rows",
+            ("compare_count_to_median", SEGMENT_BREAKDOWN, *DEVIATION_SCANS),
+            direction=1,
+            shiftable=True,
+        ),
+        FamilyDescription(
+            "funnel_break",
+            "funnel_step",
+            "One step almost stops converting for a block of hours while the steps before it arrive as "
+            "usual (with segments the payment step: payments failing; on one funnel any step); the step's "
+            "daily rate falls as a side effect.",
+            "get_funnel_break_rows",
+            ("detect_funnel_break", "hourly_rows_for_date", SEGMENT_BREAKDOWN),
+            shiftable=True,
+        ),
+        FamilyDescription(
+            "hourly_traffic_mix_shift",
+            "hourly_mix",
+            "Non-converting app opens (bots, a scraper) arrive in a block of hours and never reach the "
+            "menu: the hour-of-day mix of app opens shifts; the app-open count and every rate out of app "
+            "opens move as side effects, the later counts do not.",
+            "get_hourly_traffic_mix_shift_rows",
+            ("compare_hourly_mix_to_baseline", "hourly_rows_for_date"),
+        ),
+        FamilyDescription(
+            "instrumentation_data_quality_issue",
+            "data_quality",
+            "A client logs one event more than once from some hour of the day on, so its count exceeds the "
+            "step before it (impossible in a real funnel); only that count and the rates and steps touching "
+            "it move.",
+            "get_instrumentation_data_quality_issue_rows",
+            # check_impossible_counts confirms the duplicates; compare_count_to_median gives the row's values.
+            ("check_impossible_counts", "compare_count_to_median", SEGMENT_BREAKDOWN),
+        ),
+    )
+)

@@ -30,6 +30,8 @@ from metric_tracker_rl.catalog.published import (
 )
 
 MAX_GENERATOR_CALLS = 20  # generator calls in one payload: bounds the work of a single step
+
+
 # The bounds of a robust-z threshold (threshold_multiplier), shared by the tools and generator submissions.
 class FieldBounds(TypedDict):
     """A numeric field's bounds, as pydantic's Field takes them."""
@@ -92,10 +94,16 @@ class MetricSubmissionRow(_Strict):
             # sends validation errors as JSON (OpenEnv's step handlers) can serialise them.
             more = [name for name in ENTITY_NAMES_AT_SOME_TIER[self.entity_type] if name not in valid]
             elsewhere = f" (where the data are raw events, also: {', '.join(more)})" if more else ""
-            raise PydanticCustomError("entity_not_of_type", "entity_name '{entity_name}' is not valid for "
-                                      "entity_type '{entity_type}'; valid: {valid}{elsewhere}",
-                                      {"entity_name": self.entity_name, "entity_type": self.entity_type,
-                                       "valid": ", ".join(valid), "elsewhere": elsewhere})
+            raise PydanticCustomError(
+                "entity_not_of_type",
+                "entity_name '{entity_name}' is not valid for entity_type '{entity_type}'; valid: {valid}{elsewhere}",
+                {
+                    "entity_name": self.entity_name,
+                    "entity_type": self.entity_type,
+                    "valid": ", ".join(valid),
+                    "elsewhere": elsewhere,
+                },
+            )
         return self
 
 
@@ -106,22 +114,28 @@ def submission_row_type(anomaly_types: tuple[str, ...]) -> type[MetricSubmission
     if anomaly_types == ANOMALY_TYPES:
         return MetricSubmissionRow
     names: Any = Literal[anomaly_types]  # a type built at run time from the catalog's names
-    return create_model("MetricSubmissionRow", __base__=MetricSubmissionRow,
-                        anomaly_type=(names, Field(description="Anomaly family")))
+    return create_model(
+        "MetricSubmissionRow", __base__=MetricSubmissionRow, anomaly_type=(names, Field(description="Anomaly family"))
+    )
 
 
 class PayloadGeneratorMethod(_Strict):
     """A generator call that the server runs to build submission rows (see the get_*_rows tools)."""
 
     method_name: str = Field(description="A `get_*_rows` tool", max_length=128)
-    metric_name: str | None = Field(default=None, description="One metric to scan", max_length=128,
-                                    json_schema_extra=HIDDEN_FROM_MODELS)
+    metric_name: str | None = Field(
+        default=None, description="One metric to scan", max_length=128, json_schema_extra=HIDDEN_FROM_MODELS
+    )
     metric_names: list[str] | None = Field(default=None, description="Several metrics to scan", max_length=64)
-    threshold_multiplier: float | None = Field(default=None, description="Robust-z threshold",
-                                               gt=THRESHOLD_MULTIPLIER_BOUNDS["gt"],
-                                               le=THRESHOLD_MULTIPLIER_BOUNDS["le"])
-    threshold: float | None = Field(default=None, ge=0, description="get_rows_with_abs_diff_from_median_gt's "
-                                    "threshold, in the metric's own units")
+    threshold_multiplier: float | None = Field(
+        default=None,
+        description="Robust-z threshold",
+        gt=THRESHOLD_MULTIPLIER_BOUNDS["gt"],
+        le=THRESHOLD_MULTIPLIER_BOUNDS["le"],
+    )
+    threshold: float | None = Field(
+        default=None, ge=0, description="get_rows_with_abs_diff_from_median_gt's threshold, in the metric's own units"
+    )
 
     def tool_arguments(self) -> dict[str, Any]:
         return self.model_dump(exclude={"method_name"}, exclude_none=True)
@@ -141,33 +155,45 @@ class RewardBreakdown(BaseModel):
     because exact per-component sums over two submissions would decode the answer."""
 
     score: float = Field(description="This submission's absolute score: recall_quality * precision, in [0, 1]")
-    recall_quality: float | None = Field(default=None, description="Sum of per-row quality over expected rows / "
-                                                                   "expected row count")
+    recall_quality: float | None = Field(
+        default=None, description="Sum of per-row quality over expected rows / expected row count"
+    )
     precision: float | None = Field(default=None, description="(matched + 1) / (matched + false positives + 1)")
     recall: float | None = Field(default=None, description="Share of expected rows whose key was reported")
-    anomaly_type_accuracy: float | None = Field(default=None,
-                                                description="Share of expected rows reported with the right type")
-    detection_method_accuracy: float | None = Field(default=None,
-                                                    description="Share of expected rows with an accepted method")
-    value_accuracy: float | None = Field(default=None,
-                                         description="Share of expected baseline/observed/delta values in tolerance")
+    anomaly_type_accuracy: float | None = Field(
+        default=None, description="Share of expected rows reported with the right type"
+    )
+    detection_method_accuracy: float | None = Field(
+        default=None, description="Share of expected rows with an accepted method"
+    )
+    value_accuracy: float | None = Field(
+        default=None, description="Share of expected baseline/observed/delta values in tolerance"
+    )
     severity_accuracy: float | None = Field(default=None, description="Share of expected rows with the right severity")
-    segment_accuracy: float | None = Field(default=None, description="Segment credit averaged over expected rows "
-                                           "(frontier only: 1 exact, partial for a parent, 0 for the aggregate)")
+    segment_accuracy: float | None = Field(
+        default=None,
+        description="Segment credit averaged over expected rows "
+        "(frontier only: 1 exact, partial for a parent, 0 for the aggregate)",
+    )
     submitted_row_count: int = Field(description="Rows submitted")
     matched_row_count: int = Field(description="Distinct expected keys reported")
-    false_positive_count: int = Field(description="Rows not on an expected key: side-effect rows included, and "
-                                                  "duplicates and invalid rows")
-    neutral_row_count: int | None = Field(default=None, description="Of the false positives, rows on side-effect "
-                                                                    "keys of an injected incident")
+    false_positive_count: int = Field(
+        description="Rows not on an expected key: side-effect rows included, and duplicates and invalid rows"
+    )
+    neutral_row_count: int | None = Field(
+        default=None, description="Of the false positives, rows on side-effect keys of an injected incident"
+    )
     duplicate_row_count: int | None = Field(default=None, description="Rows repeating an earlier key")
     invalid_row_count: int | None = Field(default=None, description="Rows with an unknown date or entity")
 
     def coarse(self) -> RewardBreakdown:
         """The feedback of a submission that is not the episode's last: the score and the row counts only."""
-        return RewardBreakdown(score=self.score, submitted_row_count=self.submitted_row_count,
-                               matched_row_count=self.matched_row_count,
-                               false_positive_count=self.false_positive_count)
+        return RewardBreakdown(
+            score=self.score,
+            submitted_row_count=self.submitted_row_count,
+            matched_row_count=self.matched_row_count,
+            false_positive_count=self.false_positive_count,
+        )
 
 
 class TaskInfo(BaseModel):
@@ -199,8 +225,11 @@ class AnalysisMethodInfo(BaseModel):
     kind: Literal["analysis", "generator"] = Field(description="generators return candidate submission rows")
     parameters: dict[str, Any] = Field(description="JSON schema of the arguments")
     example: dict[str, Any] = Field(description="A valid example call's arguments")
-    offered: bool = Field(True, description="Offered to models at the episode's tier (its tool list); else kept "
-                                            "for clients of the wire API, which call it by name")
+    offered: bool = Field(
+        True,
+        description="Offered to models at the episode's tier (its tool list); else kept "
+        "for clients of the wire API, which call it by name",
+    )
 
 
 class AnomalyRequest(_Strict):

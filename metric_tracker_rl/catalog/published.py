@@ -89,12 +89,15 @@ ENTITY_NAMES: dict[str, tuple[str, ...]] = {
 RAW_EVENT_DATA_QUALITY_NAMES: tuple[str, ...] = (*COUNT_COLUMNS, *FUNNEL_STEPS, "revenue_usd")
 RAW_EVENT_ENTITY_NAMES: dict[str, tuple[str, ...]] = {**ENTITY_NAMES, "data_quality": RAW_EVENT_DATA_QUALITY_NAMES}
 # The names a report row may name where an episode's data are counts or raw events (tiers.Tier.data).
-ENTITY_NAMES_BY_DATA: dict[DataKind, dict[str, tuple[str, ...]]] = {COUNTS: ENTITY_NAMES,
-                                                                    EVENTS: RAW_EVENT_ENTITY_NAMES}
+ENTITY_NAMES_BY_DATA: dict[DataKind, dict[str, tuple[str, ...]]] = {
+    COUNTS: ENTITY_NAMES,
+    EVENTS: RAW_EVENT_ENTITY_NAMES,
+}
 # The names valid at some tier, each type's names of counts first.
 ENTITY_NAMES_AT_SOME_TIER: dict[str, tuple[str, ...]] = {
     entity_type: tuple(dict.fromkeys(name for names in ENTITY_NAMES_BY_DATA.values() for name in names[entity_type]))
-    for entity_type in ENTITY_NAMES}
+    for entity_type in ENTITY_NAMES
+}
 ENTITY_VALUE_DEFINITIONS: dict[str, str] = {
     "conversion_rate": "daily numerator count / daily denominator count",
     "event_count": "daily event count",
@@ -129,14 +132,21 @@ if not set(FAMILY_ENTITY_TYPE.values()) <= set(ENTITY_TYPES):
 # --- grading (grader.py applies it; the tools publish it) ----------------------------------------------
 
 # A matched row's quality: its key, then each field right (values: a third each for baseline, observed, delta).
-QUALITY_WEIGHTS: dict[str, float] = {"key": 0.35, "anomaly_type": 0.25, "detection_method": 0.10, "values": 0.20,
-                                     "severity": 0.10}
+QUALITY_WEIGHTS: dict[str, float] = {
+    "key": 0.35,
+    "anomaly_type": 0.25,
+    "detection_method": 0.10,
+    "values": 0.20,
+    "severity": 0.10,
+}
 # Methods accepted for every family, but only from an episode that used them (ran at least one successful call):
 # a row found with SQL may say `query`, and claiming it costs the query step it stands for.
 METHODS_ACCEPTED_WHEN_USED: frozenset[str] = frozenset({"query"})
 # Which detection_method earns the credit: the grading rule and the report row's schema say it in these words.
-DETECTION_METHOD_RULE = (f"one of its family's detection_methods, or {' or '.join(sorted(METHODS_ACCEPTED_WHEN_USED))}"
-                         " once the episode ran it")
+DETECTION_METHOD_RULE = (
+    f"one of its family's detection_methods, or {' or '.join(sorted(METHODS_ACCEPTED_WHEN_USED))}"
+    " once the episode ran it"
+)
 # The listed tiers with segments, where a row's quality is multiplied by its segment credit.
 SEGMENTED_TIERS: tuple[str, ...] = tuple(name for name, tier in TIERS.items() if tier.listed and tier.dimensions)
 RELATIVE_TOLERANCE = 0.02  # of the expected value (of the expected baseline for a delta)
@@ -151,8 +161,12 @@ GRADING_RULE = (
     " an invalid row included. So report each incident on its root-cause key, one row per date it lasts. One graded"
     " submission by default; it ends the episode, and its result then lists every submitted row's verdict and the "
     "expected keys no row reported."
-).format(tolerance=RELATIVE_TOLERANCE, method_rule=DETECTION_METHOD_RULE, segmented=", ".join(SEGMENTED_TIERS),
-         **QUALITY_WEIGHTS)
+).format(
+    tolerance=RELATIVE_TOLERANCE,
+    method_rule=DETECTION_METHOD_RULE,
+    segmented=", ".join(SEGMENTED_TIERS),
+    **QUALITY_WEIGHTS,
+)
 
 # The segment credit where a tier's config says `overlap` (deep; grader.segment_overlap applies it). Published in
 # task_overview's grading entry and the brief's segments at such a tier; frontier keeps its table.
@@ -219,9 +233,10 @@ def severity_indices(entity_type: str, baseline: np.ndarray, observed: np.ndarra
 # How a version's baseline reads its peers: the rule every segment's follows, its dates whatever the version's traffic
 # (a property test holds the truth's baselines to it, tests/test_text_truth.py).
 VERSION_PEERS = (
-    "A version's peers are the same dates, whatever its traffic on them (get_releases): before its rollout its "
-    "counts are 0, each a peer like any other, and its rates have no value, so are skipped; after it is replaced, "
-    "its counts and rates are peers however small.")
+    "A version's peers are those dates whatever its traffic (get_releases): before its rollout its counts are 0 "
+    "and are peers, its rates have no value and are skipped; once it is replaced, its counts and rates are peers "
+    "however small."
+)
 BASELINE_RULE = (
     "baseline_value = median of the entity's value on the same weekday in the other weeks of the window, the date "
     "excluded (three peers in four weeks, seven in eight: see baseline_dates); a peer without a value is skipped (a "
@@ -239,7 +254,7 @@ ANNOTATION_MEANINGS: dict[str, str] = {
     "public_holiday": "explains a day of lower, weekend-like traffic",
     "data_freshness": "explains the date's incomplete counts (late-arriving data)",
     "release": "an app version shipped; at this difficulty no incident comes from a release, but one may fall on a "
-               "release's date: judge that date like any other",
+    "release's date: judge that date like any other",
 }
 
 
@@ -273,8 +288,10 @@ COUNT_INCIDENT_MIN_SHARE = 0.28
 # a count incident there is confined to a block of hours, so it moves every event's hour-of-day mix as well.
 # Each tier's config (tiers.py) says whether its swings overlap.
 OVERLAPPING_DEMAND_SWING_SHARE: dict[str, tuple[float, float]] = {
-    tier.name: tier.aggregate.overlapping_demand_swing_share for tier in TIERS.values()
-    if tier.aggregate is not None and tier.aggregate.overlapping_demand_swing_share is not None}
+    tier.name: tier.aggregate.overlapping_demand_swing_share
+    for tier in TIERS.values()
+    if tier.aggregate is not None and tier.aggregate.overlapping_demand_swing_share is not None
+}
 # On those difficulties the day's audience may differ too (a school holiday, a big match): every one of the first
 # AUDIENCE_SWING_STEPS funnel steps converts better or worse together, by a relative share in AUDIENCE_SWING_SHARE,
 # as far as a rate incident moves its one step. Not an incident: a rate incident moves one step alone.
@@ -291,19 +308,27 @@ def fluctuation_bounds(difficulty: str) -> dict[str, list[float] | list[int] | l
     """The benign fluctuations' bounds an episode of this difficulty publishes; the gap between demand swings and
     count incidents only where there is one."""
     bounds: dict[str, list[float] | list[int] | list[str] | float | str] = {
-        "demand_swing_share": list(demand_swing_share(difficulty)), "timing_shift_hours": list(TIMING_SHIFT_HOURS)}
-    meaning = ("demand_swing_share: of the day's expected volume, every event and hour together; timing_shift_hours: "
-               "every event's hours, earlier or later")
+        "demand_swing_share": list(demand_swing_share(difficulty)),
+        "timing_shift_hours": list(TIMING_SHIFT_HOURS),
+    }
+    meaning = (
+        "demand_swing_share: of the day's expected volume, every event and hour together; timing_shift_hours: "
+        "every event's hours, earlier or later"
+    )
     if difficulty in OVERLAPPING_DEMAND_SWING_SHARE:
         bounds["audience_swing_share"] = list(AUDIENCE_SWING_SHARE)
         bounds["audience_swing_steps"] = list(FUNNEL_STEPS[:AUDIENCE_SWING_STEPS])
-        meaning += ("; audience_swing_share: a relative change of the conversion probability of every one of the "
-                    "audience_swing_steps together, all in the same direction")
+        meaning += (
+            "; audience_swing_share: a relative change of the conversion probability of every one of the "
+            "audience_swing_steps together, all in the same direction"
+        )
     else:
         bounds["count_incident_min_share"] = COUNT_INCIDENT_MIN_SHARE
         meaning += "; count_incident_min_share: the least share of the day's volume a count incident moves"
-    bounds["meaning"] = meaning + (". These bound what was injected: a day's observed values add sampling noise, "
-                                   "so an observed change can go a little past its bound.")
+    bounds["meaning"] = meaning + (
+        ". These bound what was injected: a day's observed values add sampling noise, "
+        "so an observed change can go a little past its bound."
+    )
     return bounds
 
 
@@ -334,30 +359,30 @@ SCENARIO_FAMILIES: tuple[str, ...] = (*ANOMALY_TYPES, "mixed", "null")
 # What each knob of a visible config means (the brief's config_meaning shows those an episode's config shows).
 CONFIG_MEANINGS: dict[str, str] = {
     "scenario_family": "mixed: incidents of any family (with segments, of the incident_kinds); a family's name: "
-                       "that family only",
+    "that family only",
     "anomalies": "the incidents the reset asked for (family, date, entity, magnitude)",
     "incident_kinds": "the kinds drawn from, in turn",
     "decoy_ratio": "benign look-alikes per incident (at least 2 unless 0), each on its own dates, as many as fit",
     "dimensions": "the fields a segment may name",
     "max_cuboid_depth": "the most fields a segment names, a version with its platform counting once; "
-                        "partner_payment_failure and experiment_breakage may name 2 at any setting",
+    "partner_payment_failure and experiment_breakage may name 2 at any setting",
     "magnitude_scale": "every kind's default size range times this",
     "concurrency": "a count, not a switch: how many incidents (of the incident count, at most all but one; 0: none) "
-                   "are second incidents, each a level_shift of one date on another incident's date (mixed episodes "
-                   "with level_shift), on a step that date's incidents and experiments leave alone, in a segment "
-                   "that keeps one of that incident's field values and agrees with it on every field both name; "
-                   "with no step free, a segment_outage on a date of its own",
+    "are second incidents, each a level_shift of one date on another incident's date (mixed episodes "
+    "with level_shift), on a step that date's incidents and experiments leave alone, in a segment "
+    "that keeps one of that incident's field values and agrees with it on every field both name; "
+    "with no step free, a segment_outage on a date of its own",
     "note_share": "the share of partner_payment_failures with a partner_status notice",
     "standard": "true: the tier's defaults but the seed (as published scores use)",
     "held_out": "true: seeded with a server secret, so its seed cannot rebuild it",
 }
 # Where the data are raw events a null episode of the defaults is standard too (no shown setting tells it apart).
-STANDARD_WITH_NULL = ("true: the tier's defaults but the seed, or a null episode of them (no business incident), as "
-                      "published scores use")
+STANDARD_WITH_NULL = "true: the tier's defaults but the seed (a null episode's too), as published scores use"
 # Shown config keys that need no meaning: their name says it, or a brief entry does (incidents, steps_remaining,
 # submissions_remaining).
-CONFIG_SELF_EXPLAINED: frozenset[str] = frozenset({"seed", "task_id", "difficulty", "anomaly_count",
-                                                   "anomaly_count_range", "max_steps", "max_submissions"})
+CONFIG_SELF_EXPLAINED: frozenset[str] = frozenset(
+    {"seed", "task_id", "difficulty", "anomaly_count", "anomaly_count_range", "max_steps", "max_submissions"}
+)
 
 
 def config_meaning(config: Mapping[str, Any]) -> dict[str, str]:
@@ -370,8 +395,10 @@ def config_meaning(config: Mapping[str, Any]) -> dict[str, str]:
     if "decoy_ratio" in meanings and tier is not None and tier.segmented is not None:
         meanings["decoy_ratio"] += f" ({tier.perturbed_per_weekday} held dates a weekday at most)"
         if tier.segmented.leaf_blips:
-            meanings["decoy_ratio"] += (f"; plus {tier.segmented.leaf_blips:g} leaf_blips per incident times this "
-                                        "on dates still free, none if none is")
+            meanings["decoy_ratio"] += (
+                f"; plus {tier.segmented.leaf_blips:g} leaf_blips per incident times this "
+                "on dates still free, none if none is"
+            )
     return meanings
 
 
@@ -394,5 +421,7 @@ def incident_count_statement(config: Mapping[str, Any]) -> str:
 
 # Where the data are raw events, the incidents line counts business incidents (injected: what users did) only.
 DEFECTS_NOT_COUNTED = "data defects are not counted here"
-INCIDENT_ROWS = {False: "an incident of several dates has a row on each",
-                 True: "an incident has a row on each date that is a finding of it (findings), so it may have none"}
+INCIDENT_ROWS = {
+    False: "an incident of several dates has a row on each",
+    True: "an incident has a row on each date that is a finding of it (findings), so it may have none",
+}

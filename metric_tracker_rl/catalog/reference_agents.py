@@ -4,5 +4,12 @@ registry (`metric_tracker_rl.agents.AGENTS`) holds exactly these; a test keeps t
 
 from __future__ import annotations
 
-REFERENCE_AGENTS: tuple[str, ...] = ("null", "scripted", "expert", "deep_expert", "warehouse_expert", "audit_expert",
-                                     "readme_baseline")
+REFERENCE_AGENTS: tuple[str, ...] = (
+    "null",
+    "scripted",
+    "expert",
+    "deep_expert",
+    "warehouse_expert",
+    "audit_expert",
+    "readme_baseline",
+)

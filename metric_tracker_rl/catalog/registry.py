@@ -121,7 +121,6 @@ class Registry(Mapping[str, T], Generic[T]):
         return f"Registry({self.what!r}: {', '.join(self._entries)})"
 
 
-
 def derived_from(*registries: Registry[Any]) -> Callable[[Callable[[], R]], Callable[[], R]]:
     """Cache what a function without arguments builds from `registries`, and build it again on the first call after
     any of them changed, so that nothing built from a registry outlives an entry or misses one."""
@@ -140,6 +139,7 @@ def derived_from(*registries: Registry[Any]) -> Callable[[Callable[[], R]], Call
 
         cached.__doc__, cached.__name__ = build.__doc__, build.__name__
         return cached
+
     return decorator
 
 

@@ -40,7 +40,7 @@ def secret_words(secret: str) -> tuple[int, ...]:
     if not secret:
         return ()
     digest = hashlib.sha256(secret.encode("utf-8")).digest()
-    return tuple(int.from_bytes(digest[i:i + 4], "little") for i in range(0, len(digest), 4))
+    return tuple(int.from_bytes(digest[i : i + 4], "little") for i in range(0, len(digest), 4))
 
 
 @dataclass(frozen=True)

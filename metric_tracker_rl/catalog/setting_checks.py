@@ -15,13 +15,17 @@ from metric_tracker_rl.catalog.validation import describe_validation_error
 
 def checked_anomalies(raw: Any, limit: int, difficulty: str) -> tuple[AnomalyRequest, ...]:
     if not isinstance(raw, (list, tuple)) or len(raw) > limit:
-        raise ValueError(f"anomalies must be a list of at most {limit} anomaly objects for difficulty "
-                         f"{difficulty!r}, each with family, date, optional entity_name and magnitude")
+        raise ValueError(
+            f"anomalies must be a list of at most {limit} anomaly objects for difficulty "
+            f"{difficulty!r}, each with family, date, optional entity_name and magnitude"
+        )
     try:
         return tuple(a if isinstance(a, AnomalyRequest) else AnomalyRequest.model_validate(a) for a in raw)
     except ValidationError as exc:
-        raise ValueError(f"invalid anomalies entry: {describe_validation_error(exc, limit=1)}; fields: family, "
-                         "date, entity_name, magnitude") from None
+        raise ValueError(
+            f"invalid anomalies entry: {describe_validation_error(exc, limit=1)}; fields: family, "
+            "date, entity_name, magnitude"
+        ) from None
 
 
 def checked_incident_kinds(raw: Any, tier: Tier, family: str) -> tuple[str, ...]:
@@ -46,8 +50,10 @@ def checked_incident_kinds(raw: Any, tier: Tier, family: str) -> tuple[str, ...]
 def check_kinds_family(family: str) -> None:
     """Choosing incident kinds is for a mixed scenario (or a null one, which draws none)."""
     if family not in ("mixed", "null"):
-        raise ValueError("incident_kinds chooses among the kinds of a mixed scenario; use scenario_family "
-                         f"'mixed' with it, not {family!r}")
+        raise ValueError(
+            "incident_kinds chooses among the kinds of a mixed scenario; use scenario_family "
+            f"'mixed' with it, not {family!r}"
+        )
 
 
 def int_in(name: str, value: Any, low: int, high: int) -> int:
@@ -59,7 +65,11 @@ def int_in(name: str, value: Any, low: int, high: int) -> int:
 
 
 def number_in(name: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not low <= value <= high:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
         raise ValueError(f"{name} must be a number between {low:g} and {high:g}, got {value!r}")
     return float(value)

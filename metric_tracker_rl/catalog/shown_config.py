@@ -54,7 +54,8 @@ def incident_line(config: Mapping[str, Any]) -> str:
     tier = TIERS[str(difficulty)]
     assert tier.count_range is not None, "a tier of raw events draws its count from a range"
     low, high = tier.count_range
-    return (f"business incidents: none in a null episode (one in {NULL_EVERY} of the eval split's calibration "
-            f"tasks, no train task), otherwise between {low} and {high}, drawn per episode, unless the reset or its "
-            f"named task sets anomaly_count (at most {tier.max_incidents}); {INCIDENT_ROWS[tier.hides_mechanisms]}; "
-            f"{DEFECTS_NOT_COUNTED}")
+    return (
+        f"between {low} and {high} business incidents, drawn per episode, or the anomaly_count its reset or named "
+        f"task sets (at most {tier.max_incidents}); none in a null episode (one in {NULL_EVERY} eval calibration "
+        f"tasks, no train task); {INCIDENT_ROWS[tier.hides_mechanisms]}; {DEFECTS_NOT_COUNTED}"
+    )

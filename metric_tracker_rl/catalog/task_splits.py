@@ -32,6 +32,7 @@ TRAIN_SEED_BASE = 1_000_000
 @dataclass(frozen=True)
 class TrainBlock:
     """`count` consecutive train tasks whose difficulties cycle over `difficulties` in turn."""
+
     count: int
     difficulties: tuple[str, ...]
 
@@ -76,8 +77,7 @@ def train_task(index: int, schedule: tuple[TrainBlock, ...] = TRAIN_SCHEDULE) ->
     for block in schedule if index >= 0 else ():
         if index < first + block.count:
             offset = index - first
-            return {"seed": TRAIN_SEED_BASE + index,
-                    "difficulty": block.difficulties[offset % len(block.difficulties)]}
+            return {"seed": TRAIN_SEED_BASE + index, "difficulty": block.difficulties[offset % len(block.difficulties)]}
         first += block.count
     raise TaskIndexError(f"index must be an integer from 0 to {first - 1} for split 'train', got {index!r}")
 
@@ -102,6 +102,7 @@ def calibration_reset_kwargs(difficulty: str, offset: int) -> dict[str, Any]:
 @dataclass(frozen=True)
 class EvalBlock:
     """Consecutive eval tasks: named tasks in order, or one difficulty's calibration sweep."""
+
     task_ids: tuple[str, ...] = ()
     sweep: str | None = None
 
@@ -118,8 +119,9 @@ class EvalBlock:
 # sweep, in TIERS's order. A published block is never edited nor reordered, since an evaluator's recorded task
 # indices would then name other episodes: to append a named task, first write the derived sweeps out here.
 PUBLISHED_EVAL_BLOCKS: tuple[EvalBlock, ...] = (
-    EvalBlock(task_ids=("easy_two_spikes", "medium_mixed_three", "hard_mixed_multi", "frontier_segments",
-                        "deep_cuboids")),
+    EvalBlock(
+        task_ids=("easy_two_spikes", "medium_mixed_three", "hard_mixed_multi", "frontier_segments", "deep_cuboids")
+    ),
     *(EvalBlock(sweep=difficulty) for difficulty in ("easy", "medium", "hard", "frontier", "deep", "abyss")),
     EvalBlock(task_ids=("abyss_faint_cuboids",)),
     EvalBlock(sweep="warehouse"),
@@ -149,8 +151,9 @@ class Split:
 
     def task(self, index: int) -> dict[str, Any]:
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.size():
-            raise TaskIndexError(f"index must be an integer from 0 to {self.size() - 1} for split {self.name!r}, "
-                                 f"got {index!r}")
+            raise TaskIndexError(
+                f"index must be an integer from 0 to {self.size() - 1} for split {self.name!r}, got {index!r}"
+            )
         if self.kind == "train":
             return train_task(index)
         for block in EVAL_SCHEDULE:
@@ -161,8 +164,6 @@ class Split:
 
     def descriptor(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.kind, "num_tasks": self.size(), "description": self.description}
-
-
 
 
 def _schedule_in_words() -> str:
@@ -180,8 +181,11 @@ def _eval_in_words() -> str:
     for block in EVAL_SCHEDULE:
         last = first + block.size() - 1
         span = f"task {first}" if first == last else f"tasks {first} to {last}"
-        what = (f"{EVAL_SEEDS_PER_DIFFICULTY} calibration seeds of {block.sweep}" if block.sweep is not None
-                else "the named task" + ("s " if len(block.task_ids) > 1 else " ") + ", ".join(block.task_ids))
+        what = (
+            f"{EVAL_SEEDS_PER_DIFFICULTY} calibration seeds of {block.sweep}"
+            if block.sweep is not None
+            else "the named task" + ("s " if len(block.task_ids) > 1 else " ") + ", ".join(block.task_ids)
+        )
         parts.append(f"{span}: {what}")
         first = last + 1
     return "; ".join(parts)
@@ -190,15 +194,21 @@ def _eval_in_words() -> str:
 SPLITS: dict[str, Split] = {
     split.name: split
     for split in (
-        Split("train", "train",
-              f"Standard seeded episodes: task i is seed {TRAIN_SEED_BASE} + i; {_schedule_in_words()}. Each "
-              "task is the reset arguments that start it; any seed from "
-              f"{TRAIN_SEED_BASE + TRAIN_TASK_COUNT} on is a further training episode."),
-        Split("eval", "test",
-              f"{_eval_in_words()}: a difficulty's calibration seeds start at "
-              + ", ".join(f"{name} {tier.calibration_seed_base}" for name, tier in TIERS.items())
-              + f", and every {NULL_EVERY}th episode has no incident. No seed is shared "
-              "with train. Scored deployments serve it in held-out mode (METRIC_TRACKER_SECRET set)."),
+        Split(
+            "train",
+            "train",
+            f"Standard seeded episodes: task i is seed {TRAIN_SEED_BASE} + i; {_schedule_in_words()}. Each "
+            "task is the reset arguments that start it; any seed from "
+            f"{TRAIN_SEED_BASE + TRAIN_TASK_COUNT} on is a further training episode.",
+        ),
+        Split(
+            "eval",
+            "test",
+            f"{_eval_in_words()}: a difficulty's calibration seeds start at "
+            + ", ".join(f"{name} {tier.calibration_seed_base}" for name, tier in TIERS.items())
+            + f", and every {NULL_EVERY}th episode has no incident. No seed is shared "
+            "with train. Scored deployments serve it in held-out mode (METRIC_TRACKER_SECRET set).",
+        ),
     )
 }
 
@@ -226,8 +236,10 @@ def split_task_arguments(kwargs: dict[str, Any]) -> dict[str, Any]:
     passed = sorted(key for key, value in kwargs.items() if value is not None)
     if set(passed) != {"split", "index"}:
         valid = ", ".join(f"{name} (index 0 to {split.size() - 1})" for name, split in SPLITS.items())
-        raise ValueError("split and index select a task of the Task API and go together, with no other reset "
-                         f"argument (got {', '.join(passed) or 'none set'}); valid splits: {valid}")
+        raise ValueError(
+            "split and index select a task of the Task API and go together, with no other reset "
+            f"argument (got {', '.join(passed) or 'none set'}); valid splits: {valid}"
+        )
     try:
         return get_split(kwargs["split"]).task(kwargs["index"])
     except IndexError as exc:

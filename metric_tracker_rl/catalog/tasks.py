@@ -27,9 +27,26 @@ CUSTOM_FAMILY = "custom"  # the scenario of a reset that lists its own anomalies
 # Under a curriculum budget, the k-th graded submission is credited its score minus RETRY_COST * (k - 1): a retry
 # that improves the report still pays, probing submissions to read the feedback do not.
 RETRY_COST = 0.25
-RESET_KEYS = ("task_id", "seed", "scenario_family", "difficulty", "anomaly_density", "anomaly_count",
-              "anomalies", "max_steps", "max_submissions", "incident_kinds", "decoy_ratio", "dimensions",
-              "max_cuboid_depth", "magnitude_scale", "concurrency", "note_share", "split", "index")
+RESET_KEYS = (
+    "task_id",
+    "seed",
+    "scenario_family",
+    "difficulty",
+    "anomaly_density",
+    "anomaly_count",
+    "anomalies",
+    "max_steps",
+    "max_submissions",
+    "incident_kinds",
+    "decoy_ratio",
+    "dimensions",
+    "max_cuboid_depth",
+    "magnitude_scale",
+    "concurrency",
+    "note_share",
+    "split",
+    "index",
+)
 # The segmented tiers' curriculum knobs (reset arguments valid there only): which kinds of segment incident an
 # episode draws from (empty: the tier's kinds) and benign look-alikes per incident (default: the tier's).
 SEGMENT_KNOBS = ("incident_kinds", "decoy_ratio")
@@ -46,9 +63,15 @@ MAX_CONCURRENCY = 3
 # Every curriculum knob a client can set on each episode it plays (inference.py's flags, Inspect's -T parameters),
 # with the kind of value reset takes: a segmented tier's two, then a cuboid tier's dial. Setting one makes the
 # episodes non-standard; reset refuses it at a tier where it does not apply.
-DIAL_KNOBS: dict[str, type] = {"incident_kinds": list, "decoy_ratio": float, "dimensions": list,
-                               "max_cuboid_depth": int, "magnitude_scale": float, "concurrency": int,
-                               "note_share": float}
+DIAL_KNOBS: dict[str, type] = {
+    "incident_kinds": list,
+    "decoy_ratio": float,
+    "dimensions": list,
+    "max_cuboid_depth": int,
+    "magnitude_scale": float,
+    "concurrency": int,
+    "note_share": float,
+}
 
 
 @dataclass(frozen=True)
@@ -131,12 +154,15 @@ class EpisodeConfig:
         (`generation.build_episode`). A held-out episode cannot be rebuilt without the server's secret, which the
         visible config never holds: that is a ValueError, as is a field this class does not have."""
         if visible.get("held_out"):
-            raise ValueError("a held-out episode (held_out: true) cannot be rebuilt: the server's secret is part "
-                             "of its seed and is never shown")
+            raise ValueError(
+                "a held-out episode (held_out: true) cannot be rebuilt: the server's secret is part "
+                "of its seed and is never shown"
+            )
         unknown = set(visible) - set(_PUBLIC_FIELDS) - {"held_out"}
         if unknown:
-            raise ValueError(f"unknown config field(s) {', '.join(sorted(unknown))}; "
-                             f"valid: {', '.join(_PUBLIC_FIELDS)}")
+            raise ValueError(
+                f"unknown config field(s) {', '.join(sorted(unknown))}; valid: {', '.join(_PUBLIC_FIELDS)}"
+            )
         data = {name: value for name, value in visible.items() if name not in ("held_out", "difficulty")}
         if data.get("anomaly_count_range") is not None:
             data["anomaly_count_range"] = tuple(data["anomaly_count_range"])
@@ -148,8 +174,9 @@ class EpisodeConfig:
 
 
 # The visible config's fields: the tier shows as its name, where the tier field stands.
-_PUBLIC_FIELDS = tuple("difficulty" if f.name == "tier" else f.name for f in fields(EpisodeConfig)
-                       if f.name != "secret")
+_PUBLIC_FIELDS = tuple(
+    "difficulty" if f.name == "tier" else f.name for f in fields(EpisodeConfig) if f.name != "secret"
+)
 
 
 def _is_segmented(tier: Tier) -> bool:
@@ -158,8 +185,7 @@ def _is_segmented(tier: Tier) -> bool:
 
 
 # The settings that name or size what can go wrong: a tier that hides its mechanisms neither takes nor shows them.
-MECHANISM_KNOBS = ("incident_kinds", "decoy_ratio", "max_cuboid_depth", "magnitude_scale", "concurrency",
-                   "note_share")
+MECHANISM_KNOBS = ("incident_kinds", "decoy_ratio", "max_cuboid_depth", "magnitude_scale", "concurrency", "note_share")
 
 
 def _is_cuboid(tier: Tier) -> bool:
@@ -196,21 +222,33 @@ def _cuboid_dial(config: EpisodeConfig, tier: Tier) -> dict[str, Any]:
     """A cuboid tier's dial (CUBOID_KNOBS), checked."""
     fields = tier_fields(tier)
     raw = config.dimensions
-    if not isinstance(raw, (list, tuple)) or not all(isinstance(name, str) for name in raw) \
-            or "platform" not in raw or set(raw) - set(fields) or len(set(raw)) != len(raw):
-        raise ValueError(f"dimensions must be a list of distinct dimensions of {tier.name!r} that includes "
-                         f"platform; valid: {', '.join(fields)}; got {raw!r}")
+    if (
+        not isinstance(raw, (list, tuple))
+        or not all(isinstance(name, str) for name in raw)
+        or "platform" not in raw
+        or set(raw) - set(fields)
+        or len(set(raw)) != len(raw)
+    ):
+        raise ValueError(
+            f"dimensions must be a list of distinct dimensions of {tier.name!r} that includes "
+            f"platform; valid: {', '.join(fields)}; got {raw!r}"
+        )
     dimensions = tuple(name for name in fields if name in raw)
     free = [name for name in dimensions if name != "app_version"]
     depth = int_in("max_cuboid_depth", config.max_cuboid_depth, 1, MAX_CUBOID_DEPTH)
     if depth > len(free):
-        raise ValueError(f"max_cuboid_depth {depth} needs at least {depth} dimensions besides app_version in play; "
-                         f"dimensions has {len(free)} ({', '.join(free)})")
+        raise ValueError(
+            f"max_cuboid_depth {depth} needs at least {depth} dimensions besides app_version in play; "
+            f"dimensions has {len(free)} ({', '.join(free)})"
+        )
     low, high = MAGNITUDE_SCALE_RANGE
-    return {"dimensions": dimensions, "max_cuboid_depth": depth,
-            "magnitude_scale": number_in("magnitude_scale", config.magnitude_scale, low, high),
-            "concurrency": int_in("concurrency", config.concurrency, 0, MAX_CONCURRENCY),
-            "note_share": number_in("note_share", config.note_share, 0.0, 1.0)}
+    return {
+        "dimensions": dimensions,
+        "max_cuboid_depth": depth,
+        "magnitude_scale": number_in("magnitude_scale", config.magnitude_scale, low, high),
+        "concurrency": int_in("concurrency", config.concurrency, 0, MAX_CONCURRENCY),
+        "note_share": number_in("note_share", config.note_share, 0.0, 1.0),
+    }
 
 
 def incident_count(config: EpisodeConfig) -> int:
@@ -225,9 +263,14 @@ def incident_count(config: EpisodeConfig) -> int:
 def tier_config(tier: Tier, **settings: Any) -> EpisodeConfig:
     """A mixed episode at a tier's defaults (density, steps, submissions, decoy ratio, dial), with `settings` set."""
     defaults: dict[str, Any] = {
-        "seed": 0, "scenario_family": "mixed", "tier": tier, "anomaly_density": tier.default_density,
-        "max_steps": tier.max_steps, "max_submissions": tier.max_submissions,
-        "decoy_ratio": DEFAULT_DECOY_RATIO if tier.segmented is None else tier.segmented.decoy_ratio}
+        "seed": 0,
+        "scenario_family": "mixed",
+        "tier": tier,
+        "anomaly_density": tier.default_density,
+        "max_steps": tier.max_steps,
+        "max_submissions": tier.max_submissions,
+        "decoy_ratio": DEFAULT_DECOY_RATIO if tier.segmented is None else tier.segmented.decoy_ratio,
+    }
     return EpisodeConfig(**{**defaults, **_dial_defaults(tier), **settings})
 
 
@@ -240,8 +283,13 @@ def _dial_defaults(tier: Tier) -> dict[str, Any]:
     mix = tier.segmented
     if mix is None or not mix.cuboid_root_causes:
         return {}
-    return {"dimensions": tier_fields(tier), "max_cuboid_depth": mix.max_cuboid_depth,
-            "magnitude_scale": mix.magnitude_scale, "concurrency": mix.concurrency, "note_share": mix.note_share}
+    return {
+        "dimensions": tier_fields(tier),
+        "max_cuboid_depth": mix.max_cuboid_depth,
+        "magnitude_scale": mix.magnitude_scale,
+        "concurrency": mix.concurrency,
+        "note_share": mix.note_share,
+    }
 
 
 def tier_fields(tier: Tier) -> tuple[str, ...]:
@@ -270,8 +318,13 @@ TASKS: dict[str, TaskSpec] = {
             "Two conversion-rate spikes hide in four weeks of funnel data. Report each one with its date, "
             "metric, baseline, observed value, delta and severity; nothing else.",
             GRADER_NAME,
-            tier_config(TIERS["easy"], seed=101, scenario_family="rate_spike_from_median", anomaly_count=2,
-                        task_id="easy_two_spikes"),
+            tier_config(
+                TIERS["easy"],
+                seed=101,
+                scenario_family="rate_spike_from_median",
+                anomaly_count=2,
+                task_id="easy_two_spikes",
+            ),
         ),
         TaskSpec(
             "medium_mixed_three",
@@ -279,8 +332,9 @@ TASKS: dict[str, TaskSpec] = {
             "unannotated shifts in timing, one of them on an incident's date. Report the incidents (once per date "
             "when one lasts two dates), classify each family correctly and leave the explained and benign days out.",
             GRADER_NAME,
-            tier_config(TIERS["medium"], seed=202, scenario_family="mixed", anomaly_count=3,
-                        task_id="medium_mixed_three"),
+            tier_config(
+                TIERS["medium"], seed=202, scenario_family="mixed", anomaly_count=3, task_id="medium_mixed_three"
+            ),
         ),
         TaskSpec(
             "hard_mixed_multi",
@@ -299,8 +353,9 @@ TASKS: dict[str, TaskSpec] = {
             "segments and one segment's swings in demand or timing are benign. Report each incident once per date "
             "on the segment it is confined to.",
             GRADER_NAME,
-            tier_config(TIERS["frontier"], seed=404, scenario_family="mixed", anomaly_count=4,
-                        task_id="frontier_segments"),
+            tier_config(
+                TIERS["frontier"], seed=404, scenario_family="mixed", anomaly_count=4, task_id="frontier_segments"
+            ),
         ),
         TaskSpec(
             "deep_cuboids",
@@ -321,8 +376,9 @@ TASKS: dict[str, TaskSpec] = {
             "and the explained effects of the context tables. Report each incident once per date on the "
             "combination it is confined to.",
             GRADER_NAME,
-            tier_config(TIERS["abyss"], seed=606, scenario_family="mixed", anomaly_count=4,
-                        task_id="abyss_faint_cuboids"),
+            tier_config(
+                TIERS["abyss"], seed=606, scenario_family="mixed", anomaly_count=4, task_id="abyss_faint_cuboids"
+            ),
         ),
         TaskSpec(
             "warehouse_raw_events",
@@ -332,8 +388,9 @@ TASKS: dict[str, TaskSpec] = {
             "what is real from what is the data. Report each incident once per date on the segment it is confined "
             "to, and each data defect on the dashboard metric it corrupts.",
             GRADER_NAME,
-            tier_config(TIERS["warehouse"], seed=709, scenario_family="mixed", anomaly_count=4,
-                        task_id="warehouse_raw_events"),
+            tier_config(
+                TIERS["warehouse"], seed=709, scenario_family="mixed", anomaly_count=4, task_id="warehouse_raw_events"
+            ),
         ),
     )
 }
@@ -401,14 +458,21 @@ def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
     else:
         base = _difficulty_default(_tier_named(overrides.get("difficulty", "medium")))
     tier = _tier_named(overrides.get("difficulty", base.difficulty))
-    family = check_name_in_any_case("scenario_family", overrides.get("scenario_family", base.scenario_family),
-                                    SCENARIO_FAMILIES)
+    family = check_name_in_any_case(
+        "scenario_family", overrides.get("scenario_family", base.scenario_family), SCENARIO_FAMILIES
+    )
     _check_knobs_apply(overrides, tier)
     settings = {name: overrides[name] for name in _PLAIN_SETTINGS if name in overrides}
     if "anomalies" in overrides:
         family = CUSTOM_FAMILY
-    config = replace(base, tier=tier, scenario_family=family, **_count_settings(overrides, base, tier, family),
-                     **_knob_settings(overrides, base, tier), **settings)
+    config = replace(
+        base,
+        tier=tier,
+        scenario_family=family,
+        **_count_settings(overrides, base, tier, family),
+        **_knob_settings(overrides, base, tier),
+        **settings,
+    )
     if "incident_kinds" in overrides:  # naming them all is still naming them
         check_kinds_family(family)
     reference = base if base.task_id is not None else _difficulty_default(tier)
@@ -424,8 +488,10 @@ def _check_task_tier(task_id: str, difficulty: object) -> None:
     hybrid (one tier's brief over another's data), so it is refused."""
     own = TASKS[task_id].difficulty
     if difficulty is not None and _tier_named(difficulty).name != own:
-        raise ValueError(f"task {task_id} is at difficulty {own!r}, not {difficulty!r}: drop difficulty, or drop "
-                         f"task_id for a seeded episode at {difficulty!r}")
+        raise ValueError(
+            f"task {task_id} is at difficulty {own!r}, not {difficulty!r}: drop difficulty, or drop "
+            f"task_id for a seeded episode at {difficulty!r}"
+        )
 
 
 def _tier_named(name: object) -> Tier:
@@ -439,16 +505,23 @@ def _check_knobs_apply(overrides: dict[str, Any], tier: Tier) -> None:
     that names or sizes one, so the message names it for `dimensions` only."""
     given = [name for name in MECHANISM_KNOBS if name in overrides]
     if given and tier.hides_mechanisms:
-        raise ValueError(f"{', '.join(given)} cannot be set at difficulty {tier.name!r}: it draws its mechanisms "
-                         "itself and names none; set seed, scenario_family, anomaly_count or max_steps")
+        raise ValueError(
+            f"{', '.join(given)} cannot be set at difficulty {tier.name!r}: it draws its mechanisms "
+            "itself and names none; set seed, scenario_family, anomaly_count or max_steps"
+        )
     for knobs, separator, applies in ((SEGMENT_KNOBS, " and ", _is_segmented), (CUBOID_KNOBS, ", ", _is_cuboid)):
         given = [name for name in knobs if name in overrides]
         if given and not applies(tier):
             names_mechanism = any(name in MECHANISM_KNOBS for name in given)
-            where = " or ".join(repr(name) for name, other in TIERS.items() if applies(other) and other.listed
-                                and not (names_mechanism and other.hides_mechanisms))
-            raise ValueError(f"{separator.join(given)} appl{'y' if len(given) > 1 else 'ies'} at difficulty {where} "
-                             f"only, not {tier.name!r}")
+            where = " or ".join(
+                repr(name)
+                for name, other in TIERS.items()
+                if applies(other) and other.listed and not (names_mechanism and other.hides_mechanisms)
+            )
+            raise ValueError(
+                f"{separator.join(given)} appl{'y' if len(given) > 1 else 'ies'} at difficulty {where} "
+                f"only, not {tier.name!r}"
+            )
 
 
 def _count_settings(overrides: dict[str, Any], base: EpisodeConfig, tier: Tier, family: str) -> dict[str, Any]:
@@ -478,10 +551,16 @@ def _knob_settings(overrides: dict[str, Any], base: EpisodeConfig, tier: Tier) -
     """A segmented tier's knobs and a cuboid tier's dial: as given, else the base config's at its own tier, else
     the tier's defaults."""
     same_tier = base.tier == tier
-    knobs: dict[str, Any] = {"incident_kinds": base.incident_kinds, "decoy_ratio": base.decoy_ratio} \
-        if _is_segmented(tier) else {"incident_kinds": (), "decoy_ratio": DEFAULT_DECOY_RATIO}
-    dial = {name: getattr(base, name) for name in CUBOID_KNOBS} if same_tier and _is_cuboid(tier) \
+    knobs: dict[str, Any] = (
+        {"incident_kinds": base.incident_kinds, "decoy_ratio": base.decoy_ratio}
+        if _is_segmented(tier)
+        else {"incident_kinds": (), "decoy_ratio": DEFAULT_DECOY_RATIO}
+    )
+    dial = (
+        {name: getattr(base, name) for name in CUBOID_KNOBS}
+        if same_tier and _is_cuboid(tier)
         else _dial_defaults(tier) or {name: getattr(EpisodeConfig, name) for name in CUBOID_KNOBS}
+    )
     given = {name: overrides[name] for name in (*SEGMENT_KNOBS, *CUBOID_KNOBS) if name in overrides}
     return {**knobs, **dial, **given}
 
@@ -490,13 +569,19 @@ def _difficulty_default(tier: Tier) -> EpisodeConfig:
     """The settings of a seeded reset that names only a difficulty (and perhaps a seed)."""
     if tier.count_range is not None:
         return tier_config(tier, anomaly_count=None, anomaly_count_range=tier.count_range)
-    return tier_config(tier, anomaly_count=min(tier.max_incidents,
-                                               max(1, round(tier.default_density * tier.window_days))))
+    return tier_config(
+        tier, anomaly_count=min(tier.max_incidents, max(1, round(tier.default_density * tier.window_days)))
+    )
 
 
 def task_catalog() -> list[dict[str, Any]]:
     return [
-        {"task_id": t.task_id, "difficulty": t.difficulty, "objective": t.objective,
-         "grader_name": t.grader_name, "config": t.config.public_dict()}
+        {
+            "task_id": t.task_id,
+            "difficulty": t.difficulty,
+            "objective": t.objective,
+            "grader_name": t.grader_name,
+            "config": t.config.public_dict(),
+        }
         for t in TASKS.values()
     ]

@@ -228,13 +228,15 @@ class AuditMix(WarehouseMix):
     clear_concurrency: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        unknown = (set(self.held_out_kinds) - set(self.incident_kinds)) | (set(self.held_out_defects)
-                                                                           - set(self.defects))
+        unknown = (set(self.held_out_kinds) - set(self.incident_kinds)) | (
+            set(self.held_out_defects) - set(self.defects)
+        )
         if unknown:
             raise ValueError(f"held-out mechanisms must be among the mix's own: {sorted(unknown)}")
         if not 0 < self.margin < 1 or not 1 <= self.defect_count[0] <= self.defect_count[1]:
-            raise ValueError(f"a margin in (0, 1) and a defect count range of at least one: {self.margin}, "
-                             f"{self.defect_count}")
+            raise ValueError(
+                f"a margin in (0, 1) and a defect count range of at least one: {self.margin}, {self.defect_count}"
+            )
         if self.listed_defects < 0:
             raise ValueError(f"listed_defects must be at least 0, got {self.listed_defects}")
 
@@ -245,8 +247,10 @@ class AuditMix(WarehouseMix):
             raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
         if split == "eval":
             return self.incident_kinds, self.defects
-        return (tuple(k for k in self.incident_kinds if k not in self.held_out_kinds),
-                tuple(d for d in self.defects if d not in self.held_out_defects))
+        return (
+            tuple(k for k in self.incident_kinds if k not in self.held_out_kinds),
+            tuple(d for d in self.defects if d not in self.held_out_defects),
+        )
 
 
 @dataclass(frozen=True)
@@ -340,14 +344,33 @@ class Tier:
 
 AGGREGATE_PER_WEEKDAY = 2  # of a weekday's three same-weekday peers in four weeks, at most one is perturbed
 
-DEEP_MIX = SegmentedMix(dimensions=("platform", "country_wide", "app_version", "channel", "user_type"),
-                        max_incidents=8,
-                        incident_kinds=("release_regression", "payment_failure", "web_tracking_bug", "country_bots",
-                                        "segment_outage", "level_shift", "partner_payment_failure",
-                                        "experiment_breakage"),
-                        benign_kinds=("mix_shift", "segment_demand_swing", "segment_timing_shift",
-                                      "experiment_effect", "country_holiday", "campaign"),
-                        segment_credit="overlap", max_cuboid_depth=3, concurrency=1, context=True, note_share=0.5)
+DEEP_MIX = SegmentedMix(
+    dimensions=("platform", "country_wide", "app_version", "channel", "user_type"),
+    max_incidents=8,
+    incident_kinds=(
+        "release_regression",
+        "payment_failure",
+        "web_tracking_bug",
+        "country_bots",
+        "segment_outage",
+        "level_shift",
+        "partner_payment_failure",
+        "experiment_breakage",
+    ),
+    benign_kinds=(
+        "mix_shift",
+        "segment_demand_swing",
+        "segment_timing_shift",
+        "experiment_effect",
+        "country_holiday",
+        "campaign",
+    ),
+    segment_credit="overlap",
+    max_cuboid_depth=3,
+    concurrency=1,
+    context=True,
+    note_share=0.5,
+)
 
 # Under this expected z, the traffic between two segments one field apart could not show an all-day incident's fall
 # (realised, it falls under 2 one time in six): at abyss a row on either is credited as the incident's own.
@@ -358,8 +381,16 @@ TWIN_Z = 3.0
 ABYSS_KINDS = tuple(kind for kind in DEEP_MIX.incident_kinds if kind not in ("web_tracking_bug", "country_bots"))
 
 # The data defects the warehouse draws: those its brief lists (world/warehouse_brief.py), by name.
-WAREHOUSE_DEFECTS = ("retry_duplicates", "tracking_stopped", "consent_drop", "bot_farm", "clock_skew", "late_load",
-                     "transaction_retries", "currency_mislabel")
+WAREHOUSE_DEFECTS = (
+    "retry_duplicates",
+    "tracking_stopped",
+    "consent_drop",
+    "bot_farm",
+    "clock_skew",
+    "late_load",
+    "transaction_retries",
+    "currency_mislabel",
+)
 WAREHOUSE_SAMPLE_RATE = 1 / 48  # the share of the world's sessions a warehouse export holds
 # The warehouse's step budget, from its expert's need: its most calls in an episode (lab/tests/test_warehouse_budget.py
 # holds the expert to it), two and a half times over, rounded up to five: room for a model's reading of columns,
@@ -376,69 +407,184 @@ AUDIT_MAX_STEPS = 5 * math.ceil(AUDIT_EXPERT_CALLS * 2.5 / 5)
 # defect registered (generation/defects/). The held-out ones are drawn in the eval split only. A fall
 # that lasts for weeks (persistent_regression, gradual_decline) is left out: the published baseline, the same
 # weekday's median over the window, takes such a fall into itself, so its rows would say nothing.
-AUDIT_KINDS = (*ABYSS_KINDS, "checkout_outage_hours", "onboarding_break", "paid_channel_stop", "price_rise",
-               "promo_surge", "store_feature", "search_outage_hours")
+AUDIT_KINDS = (
+    *ABYSS_KINDS,
+    "checkout_outage_hours",
+    "onboarding_break",
+    "paid_channel_stop",
+    "price_rise",
+    "promo_surge",
+    "store_feature",
+    "search_outage_hours",
+)
 AUDIT_HELD_OUT_KINDS = ("price_rise",)
-AUDIT_DEFECTS = (*WAREHOUSE_DEFECTS, "session_id_reset", "pseudo_id_rotation", "client_sampling", "truncated_batches",
-                 "background_opens", "cookie_reset", "debug_build", "batch_replay", "ingestion_gap",
-                 "device_clock_ahead", "missing_rate_rows", "minor_units", "untagged_load_test",
-                 "event_renamed_silently")
+AUDIT_DEFECTS = (
+    *WAREHOUSE_DEFECTS,
+    "session_id_reset",
+    "pseudo_id_rotation",
+    "client_sampling",
+    "truncated_batches",
+    "background_opens",
+    "cookie_reset",
+    "debug_build",
+    "batch_replay",
+    "ingestion_gap",
+    "device_clock_ahead",
+    "missing_rate_rows",
+    "minor_units",
+    "untagged_load_test",
+    "event_renamed_silently",
+)
 # No held-out defect is one of the warehouse's: an eval episode's first defect is one no published text lists.
 AUDIT_HELD_OUT_DEFECTS = ("client_sampling", "cookie_reset", "missing_rate_rows", "device_clock_ahead", "minor_units")
 
 # The tiers by name, in publication order (the order of the brief's and the splits' difficulty lists).
-TIERS: Registry[Tier] = Registry("tier", (
-    Tier("easy", window_days=28, default_density=0.07, count_range=None,
-         perturbed_per_weekday=AGGREGATE_PER_WEEKDAY, calibration_seed_base=10_000, aggregate=AggregateMix(),
-         tool_schema_budget=AGGREGATE_TOOL_SCHEMA_BUDGET),
-    Tier("medium", window_days=28, default_density=0.1, count_range=(1, 4),
-         perturbed_per_weekday=AGGREGATE_PER_WEEKDAY, calibration_seed_base=20_000,
-         tool_schema_budget=AGGREGATE_TOOL_SCHEMA_BUDGET,
-         aggregate=AggregateMix(distractors=("marketing_campaign", LATE_DATA), fluctuations=("timing_shift",),
-                                incident_timing_shifts=1, multi_day_probability=0.3)),
-    Tier("hard", window_days=28, default_density=0.14, count_range=(2, 5),
-         perturbed_per_weekday=AGGREGATE_PER_WEEKDAY, calibration_seed_base=30_000,
-         tool_schema_budget=AGGREGATE_TOOL_SCHEMA_BUDGET,
-         aggregate=AggregateMix(distractors=("marketing_campaign", LATE_DATA, "public_holiday"),
-                                fluctuations=("timing_shift", "demand_swing", "audience_swing", "audience_swing"),
-                                incident_timing_shifts=2, multi_day_probability=0.5,
-                                overlapping_demand_swing_share=(0.15, 0.40))),
-    # Eight weeks: a same-weekday baseline has seven peers, so three perturbed dates on a weekday leave it clean.
-    Tier("frontier", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
-         calibration_seed_base=40_000,
-         segmented=SegmentedMix(dimensions=("platform", "country", "app_version"), max_incidents=8,
-                                incident_kinds=("release_regression", "payment_failure", "web_tracking_bug",
-                                                "country_bots", "segment_outage", "level_shift"),
-                                benign_kinds=("mix_shift", "segment_demand_swing", "segment_timing_shift"))),
-    # Five dimensions: eight countries, and each cell's days split by acquisition channel and user type. Root
-    # causes are cuboids of one to three dimensions, one date carries two overlapping incidents, and context tables
-    # with the kinds that need them.
-    Tier("deep", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
-         calibration_seed_base=50_000, segmented=DEEP_MIX, completion_tokens=LONG_COMPLETION_TOKENS),
-    # Deep's world at the edge of the noise: every all-day cuboid incident stands at an expected z of 5.5 to 6.5 in
-    # its own data (under the noise model the brief publishes), root causes name two fields or more where that deep
-    # a segment is clear, benign blips confined to one leaf light up their parents, and the kinds a whole platform
-    # or country carries by construction (a web tracking bug, a country's bots) are left to deep. Listed last, so
-    # the eval split's earlier indices keep naming their episodes; its named task is appended to that split too.
-    Tier("abyss", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
-         calibration_seed_base=60_000, completion_tokens=LONG_COMPLETION_TOKENS,
-         segmented=extended(DEEP_MIX, AbyssMix, incident_kinds=ABYSS_KINDS, own_z=(5.5, 6.5), leaf_blips=5.0,
-                            min_cuboid_depth=2, noise_model=True, twin_z=TWIN_Z)),
-    # The warehouse: abyss's kinds in deep's world, seen as a raw event export (a sample of the world's sessions:
-    # WAREHOUSE_SAMPLE_RATE of the expected opens, so the kinds size their incidents for that sample's z-scores),
-    # its side tables, a metrics layer and a dashboard, with data defects beside the incidents. Listed last, after
-    # abyss, so that no earlier train or eval task moves.
-    Tier("warehouse", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
-         calibration_seed_base=70_000, max_steps=WAREHOUSE_MAX_STEPS, completion_tokens=LONG_COMPLETION_TOKENS,
-         segmented=extended(DEEP_MIX, WarehouseMix, incident_kinds=ABYSS_KINDS,
-                            observed_share=WAREHOUSE_SAMPLE_RATE, defects=WAREHOUSE_DEFECTS)),
-    # The audit: the warehouse's world and data, more ways for them to go wrong, and no catalogue of those ways in
-    # any text. Listed last, after the warehouse, so that no earlier train or eval task moves.
-    Tier("audit", window_days=56, default_density=0.08, count_range=(3, 6), perturbed_per_weekday=3,
-         calibration_seed_base=80_000, max_steps=AUDIT_MAX_STEPS, completion_tokens=AUDIT_COMPLETION_TOKENS,
-         segmented=extended(DEEP_MIX, AuditMix, incident_kinds=AUDIT_KINDS, observed_share=WAREHOUSE_SAMPLE_RATE,
-                            defects=AUDIT_DEFECTS, held_out_kinds=AUDIT_HELD_OUT_KINDS,
-                            held_out_defects=AUDIT_HELD_OUT_DEFECTS)),
-))
+TIERS: Registry[Tier] = Registry(
+    "tier",
+    (
+        Tier(
+            "easy",
+            window_days=28,
+            default_density=0.07,
+            count_range=None,
+            perturbed_per_weekday=AGGREGATE_PER_WEEKDAY,
+            calibration_seed_base=10_000,
+            aggregate=AggregateMix(),
+            tool_schema_budget=AGGREGATE_TOOL_SCHEMA_BUDGET,
+        ),
+        Tier(
+            "medium",
+            window_days=28,
+            default_density=0.1,
+            count_range=(1, 4),
+            perturbed_per_weekday=AGGREGATE_PER_WEEKDAY,
+            calibration_seed_base=20_000,
+            tool_schema_budget=AGGREGATE_TOOL_SCHEMA_BUDGET,
+            aggregate=AggregateMix(
+                distractors=("marketing_campaign", LATE_DATA),
+                fluctuations=("timing_shift",),
+                incident_timing_shifts=1,
+                multi_day_probability=0.3,
+            ),
+        ),
+        Tier(
+            "hard",
+            window_days=28,
+            default_density=0.14,
+            count_range=(2, 5),
+            perturbed_per_weekday=AGGREGATE_PER_WEEKDAY,
+            calibration_seed_base=30_000,
+            tool_schema_budget=AGGREGATE_TOOL_SCHEMA_BUDGET,
+            aggregate=AggregateMix(
+                distractors=("marketing_campaign", LATE_DATA, "public_holiday"),
+                fluctuations=("timing_shift", "demand_swing", "audience_swing", "audience_swing"),
+                incident_timing_shifts=2,
+                multi_day_probability=0.5,
+                overlapping_demand_swing_share=(0.15, 0.40),
+            ),
+        ),
+        # Eight weeks: a same-weekday baseline has seven peers, so three perturbed dates on a weekday leave it clean.
+        Tier(
+            "frontier",
+            window_days=56,
+            default_density=0.08,
+            count_range=(3, 6),
+            perturbed_per_weekday=3,
+            calibration_seed_base=40_000,
+            segmented=SegmentedMix(
+                dimensions=("platform", "country", "app_version"),
+                max_incidents=8,
+                incident_kinds=(
+                    "release_regression",
+                    "payment_failure",
+                    "web_tracking_bug",
+                    "country_bots",
+                    "segment_outage",
+                    "level_shift",
+                ),
+                benign_kinds=("mix_shift", "segment_demand_swing", "segment_timing_shift"),
+            ),
+        ),
+        # Five dimensions: eight countries, and each cell's days split by acquisition channel and user type. Root
+        # causes are cuboids of one to three dimensions, one date carries two overlapping incidents, and context tables
+        # with the kinds that need them.
+        Tier(
+            "deep",
+            window_days=56,
+            default_density=0.08,
+            count_range=(3, 6),
+            perturbed_per_weekday=3,
+            calibration_seed_base=50_000,
+            segmented=DEEP_MIX,
+            completion_tokens=LONG_COMPLETION_TOKENS,
+        ),
+        # Deep's world at the edge of the noise: every all-day cuboid incident stands at an expected z of 5.5 to 6.5 in
+        # its own data (under the noise model the brief publishes), root causes name two fields or more where that deep
+        # a segment is clear, benign blips confined to one leaf light up their parents, and the kinds a whole platform
+        # or country carries by construction (a web tracking bug, a country's bots) are left to deep. Listed last, so
+        # the eval split's earlier indices keep naming their episodes; its named task is appended to that split too.
+        Tier(
+            "abyss",
+            window_days=56,
+            default_density=0.08,
+            count_range=(3, 6),
+            perturbed_per_weekday=3,
+            calibration_seed_base=60_000,
+            completion_tokens=LONG_COMPLETION_TOKENS,
+            segmented=extended(
+                DEEP_MIX,
+                AbyssMix,
+                incident_kinds=ABYSS_KINDS,
+                own_z=(5.5, 6.5),
+                leaf_blips=5.0,
+                min_cuboid_depth=2,
+                noise_model=True,
+                twin_z=TWIN_Z,
+            ),
+        ),
+        # The warehouse: abyss's kinds in deep's world, seen as a raw event export (a sample of the world's sessions:
+        # WAREHOUSE_SAMPLE_RATE of the expected opens, so the kinds size their incidents for that sample's z-scores),
+        # its side tables, a metrics layer and a dashboard, with data defects beside the incidents. Listed last, after
+        # abyss, so that no earlier train or eval task moves.
+        Tier(
+            "warehouse",
+            window_days=56,
+            default_density=0.08,
+            count_range=(3, 6),
+            perturbed_per_weekday=3,
+            calibration_seed_base=70_000,
+            max_steps=WAREHOUSE_MAX_STEPS,
+            completion_tokens=LONG_COMPLETION_TOKENS,
+            segmented=extended(
+                DEEP_MIX,
+                WarehouseMix,
+                incident_kinds=ABYSS_KINDS,
+                observed_share=WAREHOUSE_SAMPLE_RATE,
+                defects=WAREHOUSE_DEFECTS,
+            ),
+        ),
+        # The audit: the warehouse's world and data, more ways for them to go wrong, and no catalogue of those ways in
+        # any text. Listed last, after the warehouse, so that no earlier train or eval task moves.
+        Tier(
+            "audit",
+            window_days=56,
+            default_density=0.08,
+            count_range=(3, 6),
+            perturbed_per_weekday=3,
+            calibration_seed_base=80_000,
+            max_steps=AUDIT_MAX_STEPS,
+            completion_tokens=AUDIT_COMPLETION_TOKENS,
+            segmented=extended(
+                DEEP_MIX,
+                AuditMix,
+                incident_kinds=AUDIT_KINDS,
+                observed_share=WAREHOUSE_SAMPLE_RATE,
+                defects=AUDIT_DEFECTS,
+                held_out_kinds=AUDIT_HELD_OUT_KINDS,
+                held_out_defects=AUDIT_HELD_OUT_DEFECTS,
+            ),
+        ),
+    ),
+)
 WAREHOUSE = TIERS["warehouse"]
 AUDIT = TIERS["audit"]

@@ -29,8 +29,9 @@ ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # The entity names of the episode whose rows are being checked (validate_rows reads it): those of its data
 # (published.ENTITY_NAMES_BY_DATA: a raw event export's data_quality rows name its dashboard's metrics). Set with
 # `entity_names_of`.
-EPISODE_ENTITY_NAMES: ContextVar[Mapping[str, tuple[str, ...]]] = ContextVar("episode_entity_names",
-                                                                             default=ENTITY_NAMES)
+EPISODE_ENTITY_NAMES: ContextVar[Mapping[str, tuple[str, ...]]] = ContextVar(
+    "episode_entity_names", default=ENTITY_NAMES
+)
 
 
 def entity_names_at(difficulty: str) -> Mapping[str, tuple[str, ...]]:
@@ -55,15 +56,19 @@ def date_problem(value: str, window: Sequence[str]) -> str | None:
     if value in window:
         return None
     if not ISO_DATE.match(value):
-        return (f"date {value!r} is not in YYYY-MM-DD format; write dates as YYYY-MM-DD, e.g. {window[0]} "
-                f"(valid dates are {window[0]} .. {window[-1]})")
+        return (
+            f"date {value!r} is not in YYYY-MM-DD format; write dates as YYYY-MM-DD, e.g. {window[0]} "
+            f"(valid dates are {window[0]} .. {window[-1]})"
+        )
     return f"date {value!r} is not in the episode window; valid dates are {window[0]} .. {window[-1]} (YYYY-MM-DD)"
 
 
 SEGMENT_FIELDS: tuple[str, ...] = ("platform", "country", "app_version", "channel", "user_type")
 _SEGMENTED_LISTED = [d for d in DIFFICULTIES if d in SEGMENTED_DIFFICULTIES]
-NO_SEGMENTS = ("this episode's funnel has no segments (difficulties "
-               f"{', '.join(_SEGMENTED_LISTED[:-1])} and {_SEGMENTED_LISTED[-1]} have)")
+NO_SEGMENTS = (
+    "this episode's funnel has no segments (difficulties "
+    f"{', '.join(_SEGMENTED_LISTED[:-1])} and {_SEGMENTED_LISTED[-1]} have)"
+)
 
 
 def segment_problem(named: Mapping[str, str], segment_values: Mapping[str, Sequence[str]] | None) -> str | None:
@@ -72,10 +77,11 @@ def segment_problem(named: Mapping[str, str], segment_values: Mapping[str, Seque
     value must be one of the episode's."""
     for name, value in named.items():
         if segment_values is None:
-            return (f"{name} {value!r}: {NO_SEGMENTS}; name none of {', '.join(SEGMENT_FIELDS)}")
+            return f"{name} {value!r}: {NO_SEGMENTS}; name none of {', '.join(SEGMENT_FIELDS)}"
         if name not in segment_values:
-            return (f"{name} {value!r}: this episode has no {name} dimension; its dimensions: "
-                    f"{', '.join(segment_values)}")
+            return (
+                f"{name} {value!r}: this episode has no {name} dimension; its dimensions: {', '.join(segment_values)}"
+            )
         if value not in segment_values[name]:
             return f"{name} {value!r} is not a value of this episode; valid: {', '.join(segment_values[name])}"
     return None
@@ -87,8 +93,11 @@ def segment_issue(row: MetricSubmissionRow, segment_values: Mapping[str, Sequenc
     return segment_problem(named, segment_values)
 
 
-def validate_rows(rows: Sequence[MetricSubmissionRow], valid_dates: Iterable[str],
-                  segment_values: Mapping[str, Sequence[str]] | None = None) -> dict[int, SubmissionIssue]:
+def validate_rows(
+    rows: Sequence[MetricSubmissionRow],
+    valid_dates: Iterable[str],
+    segment_values: Mapping[str, Sequence[str]] | None = None,
+) -> dict[int, SubmissionIssue]:
     """Per-row issues that need no truth: unknown dates, entities or segment values, and repeated keys.
     `segment_values` lists each dimension's values of a segmented episode (None: the episode has no segments)."""
     dates = tuple(sorted(valid_dates))
@@ -102,9 +111,11 @@ def validate_rows(rows: Sequence[MetricSubmissionRow], valid_dates: Iterable[str
             continue
         if row.entity_name not in names[row.entity_type]:
             issues[i] = SubmissionIssue(
-                row_index=i, code="invalid_row",
+                row_index=i,
+                code="invalid_row",
                 message=f"entity_name {row.entity_name!r} is not valid for entity_type {row.entity_type!r}; "
-                        f"valid: {', '.join(names[row.entity_type])}")
+                f"valid: {', '.join(names[row.entity_type])}",
+            )
             continue
         problem = segment_issue(row, segment_values)
         if problem is not None:
@@ -112,8 +123,9 @@ def validate_rows(rows: Sequence[MetricSubmissionRow], valid_dates: Iterable[str
             continue
         key = row_key(row.date, row.entity_type, row.entity_name)
         if key in first_index:
-            issues[i] = SubmissionIssue(row_index=i, code="duplicate_row",
-                                        message=f"repeats the key of row {first_index[key]}")
+            issues[i] = SubmissionIssue(
+                row_index=i, code="duplicate_row", message=f"repeats the key of row {first_index[key]}"
+            )
         else:
             first_index[key] = i
     return issues

@@ -22,11 +22,13 @@ class PlayableEnvironment(Protocol):
     """What the check plays: the environment's side of OpenEnv's interface (the server's MetricTrackerRlEnvironment,
     a subclass, a configured class)."""
 
-    def reset(self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
-              ) -> MetricTrackerRlObservation: ...
+    def reset(
+        self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
+    ) -> MetricTrackerRlObservation: ...
 
-    def step(self, action: MetricTrackerRlAction, timeout_s: float | None = None, **kwargs: Any
-             ) -> MetricTrackerRlObservation: ...
+    def step(
+        self, action: MetricTrackerRlAction, timeout_s: float | None = None, **kwargs: Any
+    ) -> MetricTrackerRlObservation: ...
 
     @property
     def state(self) -> MetricTrackerRlState: ...
@@ -60,16 +62,26 @@ def check_tier(make_env: EnvironmentMaker, tier: str, seeds: Sequence[int] = (0,
     for seed in seeds:
         with_truth, plain = play(make_env(debug=True), tier, seed), play(make_env(), tier, seed)
         where = f"{subject} seed {seed}"
-        require(plain.texts == with_truth.texts, "seeding", where, "the same episode from the same seed",
-                _first_difference(plain.texts, with_truth.texts))
+        require(
+            plain.texts == with_truth.texts,
+            "seeding",
+            where,
+            "the same episode from the same seed",
+            _first_difference(plain.texts, with_truth.texts),
+        )
         truth = with_truth.observations[0].debug
         require(truth is not None, "truth wall", where, "the truth in the observations of make_env(debug=True)")
         check_truth_wall(plain, labels(truth or {}), where)
         check_errors_are_observations(plain, where)
         plays[seed] = plain.texts
     distinct = set(plays.values())
-    require(len(distinct) == len(plays), "seeding", subject, "a different episode from each seed",
-            f"seeds {sorted(plays)} gave {len(distinct)} distinct episode(s)")
+    require(
+        len(distinct) == len(plays),
+        "seeding",
+        subject,
+        "a different episode from each seed",
+        f"seeds {sorted(plays)} gave {len(distinct)} distinct episode(s)",
+    )
 
 
 def check_tool_list(tier: str) -> int:
@@ -88,10 +100,12 @@ def probe_actions(tier: str) -> list[MetricTrackerRlAction]:
     and the first tool with an argument it lacks; then the first tool again."""
     answering = [spec for spec in TOOL_REGISTRY.values() if tier in spec.answers_at]
     first = answering[0]
-    return [*(MetricTrackerRlAction(analysis_method=spec.name, analysis_args=spec.example) for spec in answering),
-            MetricTrackerRlAction(analysis_method=UNKNOWN_TOOL),
-            MetricTrackerRlAction(analysis_method=first.name, analysis_args={**first.example, "not_an_argument": 1}),
-            MetricTrackerRlAction(analysis_method=first.name, analysis_args=first.example)]
+    return [
+        *(MetricTrackerRlAction(analysis_method=spec.name, analysis_args=spec.example) for spec in answering),
+        MetricTrackerRlAction(analysis_method=UNKNOWN_TOOL),
+        MetricTrackerRlAction(analysis_method=first.name, analysis_args={**first.example, "not_an_argument": 1}),
+        MetricTrackerRlAction(analysis_method=first.name, analysis_args=first.example),
+    ]
 
 
 def play(env: PlayableEnvironment, tier: str, seed: int) -> Played:
@@ -121,8 +135,9 @@ def labels(truth: dict[str, Any]) -> list[str]:
 def check_truth_wall(played: Played, truth: list[str], where: str) -> None:
     """No label in any observation, error or the state; and no observation carries the debug payload."""
     for observation in played.observations:
-        require(observation.debug is None, "truth wall", where, "no debug payload outside debug mode",
-                observation.debug)
+        require(
+            observation.debug is None, "truth wall", where, "no debug payload outside debug mode", observation.debug
+        )
     for index, text in enumerate(played.texts):
         leaked = [label for label in truth if label in text]
         require(not leaked, "truth wall", f"{where} message {index}", "no label in what a client reads", leaked)
@@ -132,16 +147,34 @@ def check_errors_are_observations(played: Played, where: str) -> None:
     """The mistakes of the probe are error observations naming what is valid, and the episode goes on; a bad reset
     is one too, and leaves the episode as it was."""
     unknown, wrong, retried, bad_reset = played.observations[-4:]
-    require(unknown.status == "error" and "valid" in unknown.message.lower(), "errors as observations",
-            f"{where} calling {UNKNOWN_TOOL!r}", "an error observation listing the valid tools", unknown.message)
-    require(wrong.status == "error" and "valid arguments" in wrong.message.lower(), "errors as observations",
-            f"{where} with an argument the tool lacks", "an error observation naming the valid arguments",
-            wrong.message)
-    require(retried.status == "ok" and not retried.done, "errors as observations", where,
-            "the episode going on after its mistakes", f"{retried.status}: {retried.message}")
-    require(bad_reset.status == "error" and bad_reset.steps_remaining == retried.steps_remaining,
-            "errors as observations", f"{where} reset with seed -1", "an error observation, the episode unchanged",
-            f"{bad_reset.status}: {bad_reset.message}")
+    require(
+        unknown.status == "error" and "valid" in unknown.message.lower(),
+        "errors as observations",
+        f"{where} calling {UNKNOWN_TOOL!r}",
+        "an error observation listing the valid tools",
+        unknown.message,
+    )
+    require(
+        wrong.status == "error" and "valid arguments" in wrong.message.lower(),
+        "errors as observations",
+        f"{where} with an argument the tool lacks",
+        "an error observation naming the valid arguments",
+        wrong.message,
+    )
+    require(
+        retried.status == "ok" and not retried.done,
+        "errors as observations",
+        where,
+        "the episode going on after its mistakes",
+        f"{retried.status}: {retried.message}",
+    )
+    require(
+        bad_reset.status == "error" and bad_reset.steps_remaining == retried.steps_remaining,
+        "errors as observations",
+        f"{where} reset with seed -1",
+        "an error observation, the episode unchanged",
+        f"{bad_reset.status}: {bad_reset.message}",
+    )
 
 
 def _first_difference(first: Sequence[str], second: Sequence[str]) -> str:

@@ -54,11 +54,21 @@ def check_tool(name: str, tools: Mapping[str, ToolSpec] = TOOL_REGISTRY, seed: i
         before = digest(episode)
         answer = check_answers(spec, tools, episode, subject, tier)
         check_errors_are_observations(spec, tools, episode, subject)
-        require(digest(episode) == before, "read-only", subject, "the episode's data unchanged by its calls",
-                "the episode changed")
+        require(
+            digest(episode) == before,
+            "read-only",
+            subject,
+            "the episode's data unchanged by its calls",
+            "the episode changed",
+        )
         again = run_tool(name, twin, spec.example, tools)
-        require(again == answer, "deterministic", subject,
-                f"the same answer on another build of seed {seed} at {tier}", _difference(answer, again))
+        require(
+            again == answer,
+            "deterministic",
+            subject,
+            f"the same answer on another build of seed {seed} at {tier}",
+            _difference(answer, again),
+        )
     check_silent_tiers(spec, tools, seed, subject)
 
 
@@ -71,24 +81,52 @@ def check_schema(spec: ToolSpec, subject: str) -> None:
     """The wire schema is the argument model's: the same fields, the same required ones, nothing else taken, an
     example that validates; and the model refuses an argument it does not have."""
     schema = spec.openai_schema()
-    require(schema["function"]["name"] == spec.name, "schema", subject, "the schema named as the tool",
-            schema["function"]["name"])
+    require(
+        schema["function"]["name"] == spec.name,
+        "schema",
+        subject,
+        "the schema named as the tool",
+        schema["function"]["name"],
+    )
     parameters = schema["function"]["parameters"]
     fields = spec.args_model.model_fields
     required = sorted(name for name, field in fields.items() if field.is_required())
     require(parameters.get("type") == "object", "schema", subject, "an object of arguments", parameters.get("type"))
-    require(set(parameters.get("properties", {})) == set(fields), "schema", subject,
-            f"one property per field of {spec.args_model.__name__}: {sorted(fields)}",
-            sorted(parameters.get("properties", {})))
-    require(sorted(parameters.get("required", [])) == required, "schema", subject,
-            f"required arguments {required}", sorted(parameters.get("required", [])))
-    require(parameters.get("additionalProperties") is False, "schema", subject, "additionalProperties false",
-            parameters.get("additionalProperties"))
-    require(_validates(spec.args_model, spec.example), "schema", subject, "an example its argument model takes",
-            spec.example)
-    require(not _validates(spec.args_model, {**spec.example, UNKNOWN_ARGUMENT: 1}), "schema", subject,
-            "an argument model that refuses arguments it does not have (extra='forbid')",
-            f"{spec.args_model.__name__} took {UNKNOWN_ARGUMENT!r}")
+    require(
+        set(parameters.get("properties", {})) == set(fields),
+        "schema",
+        subject,
+        f"one property per field of {spec.args_model.__name__}: {sorted(fields)}",
+        sorted(parameters.get("properties", {})),
+    )
+    require(
+        sorted(parameters.get("required", [])) == required,
+        "schema",
+        subject,
+        f"required arguments {required}",
+        sorted(parameters.get("required", [])),
+    )
+    require(
+        parameters.get("additionalProperties") is False,
+        "schema",
+        subject,
+        "additionalProperties false",
+        parameters.get("additionalProperties"),
+    )
+    require(
+        _validates(spec.args_model, spec.example),
+        "schema",
+        subject,
+        "an example its argument model takes",
+        spec.example,
+    )
+    require(
+        not _validates(spec.args_model, {**spec.example, UNKNOWN_ARGUMENT: 1}),
+        "schema",
+        subject,
+        "an argument model that refuses arguments it does not have (extra='forbid')",
+        f"{spec.args_model.__name__} took {UNKNOWN_ARGUMENT!r}",
+    )
     json.dumps(parameters)  # a schema is JSON: anything else raises here
 
 
@@ -112,17 +150,31 @@ def check_model_text(spec: ToolSpec, subject: str) -> None:
     low, high = DESCRIPTION_CHARS
     for tier in spec.offered_at:
         tool = offered_tool(spec, tier)
-        require(low <= len(tool.description) <= high, "description", f"{subject} at {tier}",
-                f"a description of {low} to {high} characters", f"{len(tool.description)}: {tool.description!r}")
+        require(
+            low <= len(tool.description) <= high,
+            "description",
+            f"{subject} at {tier}",
+            f"a description of {low} to {high} characters",
+            f"{len(tool.description)}: {tool.description!r}",
+        )
         properties = tool.parameters.get("properties", {})
         for field, prop in properties.items():
-            require("anyOf" not in prop and "title" not in prop, "model text", f"{subject} at {tier}",
-                    f"argument {field!r} as one plain type, untitled", prop)
+            require(
+                "anyOf" not in prop and "title" not in prop,
+                "model text",
+                f"{subject} at {tier}",
+                f"argument {field!r} as one plain type, untitled",
+                prop,
+            )
         if spec.kind == "generator":
             limit = properties.get("limit", {})
-            require("offset" in properties and limit.get("maximum") == MAX_PAGE_ROWS, "paging",
-                    f"{subject} at {tier}", f"a generator's limit (at most {MAX_PAGE_ROWS}) and offset",
-                    sorted(properties))
+            require(
+                "offset" in properties and limit.get("maximum") == MAX_PAGE_ROWS,
+                "paging",
+                f"{subject} at {tier}",
+                f"a generator's limit (at most {MAX_PAGE_ROWS}) and offset",
+                sorted(properties),
+            )
 
 
 def check_schema_budget(spec: ToolSpec, subject: str) -> None:
@@ -133,42 +185,63 @@ def check_schema_budget(spec: ToolSpec, subject: str) -> None:
         replaced = _chars(offered_tool(listed, tier)) if listed is not None and tier in listed.offered_at else 0
         size = schema_chars(tier) - replaced + _chars(offered_tool(spec, tier))
         budget = TIERS[tier].tool_schema_budget
-        require(size <= budget, "schema budget", f"{subject} at {tier}",
-                f"the tier's tool list within {budget} characters", f"{size} with this tool")
+        require(
+            size <= budget,
+            "schema budget",
+            f"{subject} at {tier}",
+            f"the tier's tool list within {budget} characters",
+            f"{size} with this tool",
+        )
 
 
 def _chars(tool: ModelTool) -> int:
     return len(json.dumps(tool.openai_schema()))
 
 
-def check_answers(spec: ToolSpec, tools: Mapping[str, ToolSpec], episode: PublicEpisode, subject: str,
-                  tier: str) -> ToolOutcome:
+def check_answers(
+    spec: ToolSpec, tools: Mapping[str, ToolSpec], episode: PublicEpisode, subject: str, tier: str
+) -> ToolOutcome:
     """The example answers at a tier the tool answers at, in plain JSON; the same call twice, the same answer."""
     outcome = _call(spec.name, episode, spec.example, tools, subject)
     require(outcome.ok, "answers", f"{subject} at {tier}", f"its example {spec.example} to answer", outcome.error)
     assert outcome.result is not None
-    require(outcome.result.get("method") == spec.name, "answers", subject, "a result that names its tool",
-            outcome.result.get("method"))
+    require(
+        outcome.result.get("method") == spec.name,
+        "answers",
+        subject,
+        "a result that names its tool",
+        outcome.result.get("method"),
+    )
     check_plain_json(outcome.result, subject)
     again = _call(spec.name, episode, spec.example, tools, subject)
     require(again == outcome, "deterministic", subject, "the same answer to the same call", _difference(outcome, again))
     return outcome
 
 
-def check_errors_are_observations(spec: ToolSpec, tools: Mapping[str, ToolSpec], episode: PublicEpisode,
-                                  subject: str) -> None:
+def check_errors_are_observations(
+    spec: ToolSpec, tools: Mapping[str, ToolSpec], episode: PublicEpisode, subject: str
+) -> None:
     """Mistaken calls are error outcomes the agent reads, never exceptions: an argument the tool lacks gets the
     valid arguments named, and an unknown name in a text argument gets the valid values named."""
     wrong = _call(spec.name, episode, {**spec.example, UNKNOWN_ARGUMENT: 1}, tools, subject)
     fields = offered_fields(spec.args_model)
-    require(not wrong.ok and bool(wrong.error) and all(field in (wrong.error or "") for field in fields),
-            "errors as observations", subject, f"an error naming the valid arguments {fields}", wrong.error)
+    require(
+        not wrong.ok and bool(wrong.error) and all(field in (wrong.error or "") for field in fields),
+        "errors as observations",
+        subject,
+        f"an error naming the valid arguments {fields}",
+        wrong.error,
+    )
     for field in _text_fields(spec):
         outcome = _call(spec.name, episode, {**spec.example, field: UNKNOWN_VALUE}, tools, subject)
         error = (outcome.error or "").lower()
-        require(outcome.ok or "valid" in error or "allowed" in error, "errors as observations",
-                f"{subject} given {field}={UNKNOWN_VALUE!r}", "an answer, or an error that lists the valid values",
-                outcome.error)
+        require(
+            outcome.ok or "valid" in error or "allowed" in error,
+            "errors as observations",
+            f"{subject} given {field}={UNKNOWN_VALUE!r}",
+            "an answer, or an error that lists the valid values",
+            outcome.error,
+        )
 
 
 def _text_fields(spec: ToolSpec) -> list[str]:
@@ -176,15 +249,19 @@ def _text_fields(spec: ToolSpec) -> list[str]:
     return [field for field, value in spec.example.items() if isinstance(value, str)]
 
 
-def _call(name: str, episode: PublicEpisode, arguments: dict[str, Any], tools: Mapping[str, ToolSpec],
-          subject: str) -> ToolOutcome:
+def _call(
+    name: str, episode: PublicEpisode, arguments: dict[str, Any], tools: Mapping[str, ToolSpec], subject: str
+) -> ToolOutcome:
     """One call; an exception out of the tool fails the check that errors are observations."""
     try:
         return run_tool(name, episode, arguments, tools)
     except Exception as exc:  # the failure being checked for: a tool must not raise
-        raise CheckFailed("errors as observations", f"{subject} called with {arguments}",
-                          "an outcome (a ToolError becomes an error observation)",
-                          f"{type(exc).__name__}: {exc}") from exc
+        raise CheckFailed(
+            "errors as observations",
+            f"{subject} called with {arguments}",
+            "an outcome (a ToolError becomes an error observation)",
+            f"{type(exc).__name__}: {exc}",
+        ) from exc
 
 
 def check_silent_tiers(spec: ToolSpec, tools: Mapping[str, ToolSpec], seed: int, subject: str) -> None:
@@ -195,8 +272,13 @@ def check_silent_tiers(spec: ToolSpec, tools: Mapping[str, ToolSpec], seed: int,
     episode = refusing_episode(silent[0], seed)
     refused = _call(spec.name, episode, spec.example, tools, subject)
     episode.close()  # whatever the call opened
-    require(not refused.ok and bool(refused.error), "answers only where registered", f"{subject} at {silent[0]}",
-            "an error observation at a tier it does not answer at", refused)
+    require(
+        not refused.ok and bool(refused.error),
+        "answers only where registered",
+        f"{subject} at {silent[0]}",
+        "an error observation at a tier it does not answer at",
+        refused,
+    )
 
 
 def check_plain_json(value: object, where: str) -> None:
@@ -213,11 +295,17 @@ def check_plain_json(value: object, where: str) -> None:
     elif isinstance(value, float) and kind is float:
         require(math.isfinite(value), "plain JSON", where, "a finite number", value)
     else:
-        require(kind in (str, int, bool, type(None)), "plain JSON", where,
-                "str, int, float, bool, None, list or dict", kind.__name__)
+        require(
+            kind in (str, int, bool, type(None)),
+            "plain JSON",
+            where,
+            "str, int, float, bool, None, list or dict",
+            kind.__name__,
+        )
 
 
 def _difference(first: ToolOutcome, second: ToolOutcome) -> str:
     def shown(outcome: ToolOutcome) -> str:
         return json.dumps(outcome.result or outcome.error, default=repr)[:140]
+
     return f"{shown(first)} then {shown(second)}"

@@ -139,6 +139,7 @@ def close_confirmed(reply: dict[str, Any]) -> bool:
 
 # --- the Task API ---------------------------------------------------------------------------------------------
 
+
 def task_index_cause(exc: BaseException) -> BaseException | None:
     """The IndexError behind OpenEnv's bare `HTTPException(400, "Invalid task index")`: its Task API routes raise
     that `from` the provider's error, so the reason is the exception's `__cause__`."""
@@ -146,6 +147,7 @@ def task_index_cause(exc: BaseException) -> BaseException | None:
 
 
 # --- the /web page's theme ------------------------------------------------------------------------------------
+
 
 def openenv_web_theme() -> tuple[gr.themes.Base, str]:
     """OpenEnv's own Gradio theme and CSS (`gradio_theme.OPENENV_GRADIO_THEME` and `OPENENV_GRADIO_CSS`)."""

@@ -58,16 +58,20 @@ def _marketing_campaign(plan: FunnelPlan, day: int, rng: np.random.Generator) ->
     plan.traffic[day, start:end] += extra * weights
     plan.step_rates[day, start:end, 0] *= 0.93  # campaign clicks browse a little less
     name = str(rng.choice(CAMPAIGN_NAMES))
-    note = (f"Marketing push campaign '{name}' sent to all users at {start:02d}:00; expect a burst of app "
-            f"opens until about {end:02d}:00.")
+    note = (
+        f"Marketing push campaign '{name}' sent to all users at {start:02d}:00; expect a burst of app "
+        f"opens until about {end:02d}:00."
+    )
     return "marketing_campaign", note
 
 
 def _incomplete_last_day(plan: FunnelPlan, day: int, rng: np.random.Generator) -> tuple[str, str]:
     cutoff = int(rng.integers(15, 21))
     plan.ingested_fraction[day, cutoff:] = rng.uniform(0.0, 0.15, 24 - cutoff)
-    note = (f"Data freshness: events for this date after about {cutoff:02d}:00 have not fully arrived yet "
-            "(late-arriving data); the date's totals are incomplete.")
+    note = (
+        f"Data freshness: events for this date after about {cutoff:02d}:00 have not fully arrived yet "
+        "(late-arriving data); the date's totals are incomplete."
+    )
     return "data_freshness", note
 
 
@@ -87,11 +91,14 @@ DISTRACTORS = {
 
 # --- benign fluctuations: unannotated days that move within published bounds, never incidents ----------
 
+
 def _demand_swing(plan: FunnelPlan, day: int, rng: np.random.Generator, difficulty: str) -> str:
     share = float(rng.uniform(*demand_swing_share(difficulty))) * (1 if rng.random() < 0.5 else -1)
     plan.traffic[day] *= 1.0 + share
-    return (f"demand {'rose' if share > 0 else 'fell'} by {abs(share):.0%} all day (weather, a local event): "
-            "every event and hour together, conversion unchanged")
+    return (
+        f"demand {'rose' if share > 0 else 'fell'} by {abs(share):.0%} all day (weather, a local event): "
+        "every event and hour together, conversion unchanged"
+    )
 
 
 def _roll_hours(values: np.ndarray, hours: int) -> np.ndarray:
@@ -105,9 +112,11 @@ def _timing_shift(plan: FunnelPlan, day: int, rng: np.random.Generator, difficul
     # The day's sessions keep their behaviour and just happen at other hours: traffic and conversion move together.
     plan.traffic[day] = _roll_hours(plan.traffic[day], hours)
     plan.step_rates[day] = _roll_hours(plan.step_rates[day], hours)
-    return (f"people used the app about {abs(hours)} hour{'s' * (abs(hours) > 1)} "
-            f"{'later' if hours > 0 else 'earlier'} than usual: the hour-of-day curve moved, daily totals and "
-            "conversion did not")
+    return (
+        f"people used the app about {abs(hours)} hour{'s' * (abs(hours) > 1)} "
+        f"{'later' if hours > 0 else 'earlier'} than usual: the hour-of-day curve moved, daily totals and "
+        "conversion did not"
+    )
 
 
 def _audience_swing(plan: FunnelPlan, day: int, rng: np.random.Generator, difficulty: str) -> str:  # noqa: ARG001
@@ -115,14 +124,17 @@ def _audience_swing(plan: FunnelPlan, day: int, rng: np.random.Generator, diffic
     share = float(rng.uniform(*AUDIENCE_SWING_SHARE)) * (1 if rng.random() < 0.5 else -1)
     steps = slice(0, AUDIENCE_SWING_STEPS)
     plan.step_rates[day, :, steps] = np.minimum(plan.step_rates[day, :, steps] * (1.0 + share), MAX_STEP_RATE)
-    return (f"a different audience: the first {AUDIENCE_SWING_STEPS} funnel steps all converted about "
-            f"{abs(share):.0%} {'better' if share > 0 else 'worse'} than usual, together, all day")
+    return (
+        f"a different audience: the first {AUDIENCE_SWING_STEPS} funnel steps all converted about "
+        f"{abs(share):.0%} {'better' if share > 0 else 'worse'} than usual, together, all day"
+    )
 
 
 FLUCTUATIONS = {"demand_swing": _demand_swing, "timing_shift": _timing_shift, "audience_swing": _audience_swing}
 
 
 # --- scheduling ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Planned:
@@ -148,8 +160,9 @@ def _pick(options: Sequence[T], rng: np.random.Generator) -> T:
     return options[int(rng.integers(len(options)))]
 
 
-def _draw_day(num_days: int, taken: set[int], reserved_weekday: int | None, limit: int,
-              rng: np.random.Generator) -> int:
+def _draw_day(
+    num_days: int, taken: set[int], reserved_weekday: int | None, limit: int, rng: np.random.Generator
+) -> int:
     """A uniformly drawn open date: perturbations share weekdays as chance has it, within the limit."""
     return _pick(_open_days(num_days, taken, reserved_weekday, limit), rng)
 
@@ -164,9 +177,15 @@ def _family_sequence(config: EpisodeConfig, rng: np.random.Generator, families: 
     return [config.scenario_family] * count
 
 
-def _plan_anomalies(config: EpisodeConfig, tier: Tier, dates: list[str], taken: set[int],
-                    reserved_weekday: int | None, rng: np.random.Generator, families: FamilyRegistry
-                    ) -> list[_Planned]:
+def _plan_anomalies(
+    config: EpisodeConfig,
+    tier: Tier,
+    dates: list[str],
+    taken: set[int],
+    reserved_weekday: int | None,
+    rng: np.random.Generator,
+    families: FamilyRegistry,
+) -> list[_Planned]:
     if config.anomalies:
         return [_Planned(a.family, dates.index(a.date), a.entity_name or "", a.magnitude) for a in config.anomalies]
     mix = _mix(tier)
@@ -183,15 +202,19 @@ def _plan_anomalies(config: EpisodeConfig, tier: Tier, dates: list[str], taken: 
     # if that date is still open.
     for first in list(planned):
         goes_on = rng.random() < mix.multi_day_probability
-        if goes_on and families[first.family].persists and \
-                first.day + 1 in _open_days(len(dates), taken, reserved_weekday, tier.perturbed_per_weekday):
+        if (
+            goes_on
+            and families[first.family].persists
+            and first.day + 1 in _open_days(len(dates), taken, reserved_weekday, tier.perturbed_per_weekday)
+        ):
             taken.add(first.day + 1)
             planned.append(_Planned(first.family, first.day + 1, first.entity_name, None, continues=first.day))
     return sorted(planned, key=lambda p: p.day)
 
 
-def _shifted_incident_days(config: EpisodeConfig, tier: Tier, planned: list[_Planned], rng: np.random.Generator,
-                           families: FamilyRegistry) -> set[int]:
+def _shifted_incident_days(
+    config: EpisodeConfig, tier: Tier, planned: list[_Planned], rng: np.random.Generator, families: FamilyRegistry
+) -> set[int]:
     """Incident dates that also get a timing shift: drawn among the first dates of shiftable incidents."""
     if config.anomalies:
         return set()
@@ -228,29 +251,39 @@ def validate_custom_anomalies(tier: Tier, config: EpisodeConfig, dates: list[str
             raise ValueError(f"{where}: unknown family {request.family!r}; valid: {', '.join(families)}")
         family = families[request.family]
         if request.date not in dates[:-1]:
-            raise ValueError(f"{where}: date must be one of {dates[0]} .. {dates[-2]} (the last date is kept "
-                             f"for data-freshness notes), got {request.date!r}")
+            raise ValueError(
+                f"{where}: date must be one of {dates[0]} .. {dates[-2]} (the last date is kept "
+                f"for data-freshness notes), got {request.date!r}"
+            )
         day = dates.index(request.date)
         weekday = day % 7
         if weekday == reserved_weekday:
-            raise ValueError(f"{where}: on {config.difficulty} the latest date's weekday is kept for its "
-                             "late-arriving data, so its same-weekday baseline stays clean; choose another weekday")
+            raise ValueError(
+                f"{where}: on {config.difficulty} the latest date's weekday is kept for its "
+                "late-arriving data, so its same-weekday baseline stays clean; choose another weekday"
+            )
         if day in days:
             raise ValueError(f"{where}: {request.date} already holds a custom anomaly; one per date")
         if per_weekday[weekday] >= limit:
             same = ", ".join(dates[d] for d in sorted(days) if d % 7 == weekday)
-            raise ValueError(f"{where}: at most {limit} anomalies may share a weekday (so each "
-                             f"same-weekday baseline has at most one perturbed peer); {same} already use "
-                             f"{request.date}'s weekday; choose another weekday")
+            raise ValueError(
+                f"{where}: at most {limit} anomalies may share a weekday (so each "
+                f"same-weekday baseline has at most one perturbed peer); {same} already use "
+                f"{request.date}'s weekday; choose another weekday"
+            )
         per_weekday[weekday] += 1
         days.add(day)
         if request.entity_name is not None and request.entity_name not in family.entity_names:
-            raise ValueError(f"{where}: entity_name {request.entity_name!r} is not valid for {request.family}; "
-                             f"valid: {', '.join(family.entity_names)}")
+            raise ValueError(
+                f"{where}: entity_name {request.entity_name!r} is not valid for {request.family}; "
+                f"valid: {', '.join(family.entity_names)}"
+            )
         low, high = family.magnitude_bounds
         if request.magnitude is not None and not low <= request.magnitude <= high:
-            raise ValueError(f"{where}: magnitude for {request.family} ({family.magnitude_meaning}) must be "
-                             f"between {low} and {high}, got {request.magnitude}")
+            raise ValueError(
+                f"{where}: magnitude for {request.family} ({family.magnitude_meaning}) must be "
+                f"between {low} and {high}, got {request.magnitude}"
+            )
 
 
 @dataclass(frozen=True)
@@ -287,14 +320,18 @@ def _schedule(tier: Tier, config: EpisodeConfig, dates: list[str], families: Fam
     return _Schedule(distractor_days, fluctuation_days, incidents)
 
 
-def _inject_incidents(plan: FunnelPlan, tier: Tier, config: EpisodeConfig, planned_incidents: list[_Planned],
-                      families: FamilyRegistry, dates: list[str]
-                      ) -> tuple[list[InjectionRecord], list[DistractorRecord]]:
+def _inject_incidents(
+    plan: FunnelPlan,
+    tier: Tier,
+    config: EpisodeConfig,
+    planned_incidents: list[_Planned],
+    families: FamilyRegistry,
+    dates: list[str],
+) -> tuple[list[InjectionRecord], list[DistractorRecord]]:
     """Each planned incident's injection (a date that continues an incident keeps its magnitude), and the timing
     shifts drawn onto some incident dates (the day's sessions move first; the incident happens on top of them)."""
     key = config.key
-    shifted_days = _shifted_incident_days(config, tier, planned_incidents, derive_rng(key, "incident-timing"),
-                                          families)
+    shifted_days = _shifted_incident_days(config, tier, planned_incidents, derive_rng(key, "incident-timing"), families)
     shifts: list[DistractorRecord] = []
     injections: list[InjectionRecord] = []
     by_day: dict[int, InjectionRecord] = {}
@@ -313,15 +350,19 @@ def _inject_incidents(plan: FunnelPlan, tier: Tier, config: EpisodeConfig, plann
             magnitude = family.draw_magnitude(config.difficulty, rng)
         record = family.inject(plan, planned.day, entity, magnitude, rng, config.difficulty)
         if planned.continues is not None:
-            record = replace(record, continues=planned.continues,
-                             description=f"continues from {dates[planned.continues]}: {record.description}")
+            record = replace(
+                record,
+                continues=planned.continues,
+                description=f"continues from {dates[planned.continues]}: {record.description}",
+            )
         by_day[planned.day] = record
         injections.append(record)
     return injections, shifts
 
 
-def _calendar(plan: FunnelPlan, config: EpisodeConfig, schedule: _Schedule, dates: list[str]
-              ) -> tuple[list[Annotation], list[DistractorRecord]]:
+def _calendar(
+    plan: FunnelPlan, config: EpisodeConfig, schedule: _Schedule, dates: list[str]
+) -> tuple[list[Annotation], list[DistractorRecord]]:
     """The distractors on their dates, each with its annotation, and a routine release note on any date: realistic
     calendar noise that says nothing about the labels."""
     key = config.key
@@ -333,8 +374,11 @@ def _calendar(plan: FunnelPlan, config: EpisodeConfig, schedule: _Schedule, date
         distractors.append(DistractorRecord(kind, day, note))
     notes_rng = derive_rng(key, "annotations")
     release_day = int(notes_rng.integers(0, plan.num_days))
-    annotations.append(Annotation(dates[release_day], "release",
-                                  f"App release 5.{int(notes_rng.integers(10, 40))}.0 reached 100% of users."))
+    annotations.append(
+        Annotation(
+            dates[release_day], "release", f"App release 5.{int(notes_rng.integers(10, 40))}.0 reached 100% of users."
+        )
+    )
     annotations.sort(key=lambda a: (a.date, a.kind))
     return annotations, distractors
 
@@ -354,8 +398,10 @@ def build_aggregate_episode(tier: Tier, config: EpisodeConfig, families: FamilyR
         fluctuations.append(DistractorRecord(kind, day, FLUCTUATIONS[kind](plan, day, rng, config.difficulty)))
     annotations, distractors = _calendar(plan, config, schedule, dates)
     data = draw_counts(plan, config.key)
-    public = PublicEpisode(Counts(data, build_panel(data), tuple(annotations)),
-                           visible_task(config, AGGREGATE_OBJECTIVE))
-    truth = build_ground_truth([(record, Segment()) for record in injections], public, families, distractors,
-                               fluctuations)
+    public = PublicEpisode(
+        Counts(data, build_panel(data), tuple(annotations)), visible_task(config, AGGREGATE_OBJECTIVE)
+    )
+    truth = build_ground_truth(
+        [(record, Segment()) for record in injections], public, families, distractors, fluctuations
+    )
     return Episode(config, public, truth)

@@ -52,8 +52,10 @@ def cuboid_incidents(episode: Episode) -> list[CuboidIncident]:
         segment = Segment(**{name: getattr(row, name, None) for name in SEGMENT_FIELDS})
         first = record.day if record.continues is None else record.continues
         groups.setdefault((first, row.entity_name, segment), []).append((row, record))
-    return [CuboidIncident(segment, tuple(row for row, _ in dates), tuple(record for _, record in dates))
-            for (_, _, segment), dates in groups.items()]
+    return [
+        CuboidIncident(segment, tuple(row for row, _ in dates), tuple(record for _, record in dates))
+        for (_, _, segment), dates in groups.items()
+    ]
 
 
 def one_dimension_views(data: SegmentedData) -> list[Segment]:
@@ -61,8 +63,9 @@ def one_dimension_views(data: SegmentedData) -> list[Segment]:
     views = []
     for name, values in data.dimension_values().items():
         if name == "app_version":
-            views += [Segment(p, None, v) for p in data.layout.values_of("platform")
-                      for v in data.layout.platform_versions(p)]
+            views += [
+                Segment(p, None, v) for p in data.layout.values_of("platform") for v in data.layout.platform_versions(p)
+            ]
         else:
             views += [Segment(**{name: value}) for value in values]
     return views
@@ -101,8 +104,10 @@ def stands_out(data: SegmentedData, incident: CuboidIncident) -> bool:
     (as the short segment rule reads them)."""
     views = [view for view in one_dimension_views(data) if holds_part_of(view, incident.segment)]
     count_views = [view for view in views if view.app_version is None]
-    return any(largest_one_dimension_z(data, row, views if row.entity_type != "event_count" else count_views)
-               >= STANDS_OUT for row in incident.rows)
+    return any(
+        largest_one_dimension_z(data, row, views if row.entity_type != "event_count" else count_views) >= STANDS_OUT
+        for row in incident.rows
+    )
 
 
 def dilution_by_depth(episodes: Iterable[Episode]) -> list[tuple[int, bool, str]]:

@@ -29,7 +29,8 @@ AGGREGATE_OBJECTIVE = (
     "value, delta, severity). Days explained by the calendar and side effects of an incident are not incidents, nor "
     "are unannotated swings in demand or timing within their published bounds (a timing shift may also fall on an "
     "incident's date). An incident that lasts several dates is reported once per date. Some episodes contain no "
-    "incident: then submit an empty report.")
+    "incident: then submit an empty report."
+)
 
 
 def visible_task(config: EpisodeConfig, tier_objective: str) -> dict[str, object]:
@@ -87,14 +88,17 @@ SEGMENTED_OBJECTIVE = (
     "delta and severity, and its platform / country / app_version; omit a field that covers all its values). "
     "Holidays are annotated; releases are annotated and sometimes break the new version. Traffic moving between "
     "segments, swings in one segment's demand or timing, and side effects are not incidents. An incident that "
-    "lasts several dates is reported once per date. Some episodes contain no incident: then submit an empty report.")
+    "lasts several dates is reported once per date. Some episodes contain no incident: then submit an empty report."
+)
 
 
 # What a tier with context tables says instead of "Holidays are annotated;": the holidays of every country are
 # annotated (and listed with a null country), a single country's are listed only.
-CONTEXT_OBJECTIVE = ("Context tables (get_context) list experiments, campaigns, holidays by country, releases and "
-                     "payment partners' notices. Holidays of every country are annotated, a single country's are in "
-                     "the holidays table only;")
+CONTEXT_OBJECTIVE = (
+    "Context tables (get_context) list experiments, campaigns, holidays by country, releases and "
+    "payment partners' notices. Holidays of every country are annotated, a single country's are in "
+    "the holidays table only;"
+)
 
 
 def segmented_objective(tier: Tier) -> str:
@@ -105,8 +109,8 @@ def segmented_objective(tier: Tier) -> str:
         return SEGMENTED_OBJECTIVE
     named = [name.replace("_", " ") for name in fields]
     objective = SEGMENTED_OBJECTIVE.replace(
-        "platform, country and app version", f"{', '.join(named[:-1])} and {named[-1]}").replace(
-        "platform / country / app_version", " / ".join(fields))
+        "platform, country and app version", f"{', '.join(named[:-1])} and {named[-1]}"
+    ).replace("platform / country / app_version", " / ".join(fields))
     if tier.segmented is not None and tier.segmented.context:
         objective = objective.replace("Holidays are annotated;", CONTEXT_OBJECTIVE)
     return objective
@@ -120,8 +124,9 @@ def daily_series(daily: np.ndarray, entity_type: str, entity_name: str) -> tuple
         values = daily[:, COUNT_COLUMNS.index(entity_name)].astype(float)
     elif entity_type in ("conversion_rate", "funnel_step"):
         metric = CONVERSION_BY_NAME[entity_name]
-        values = count_ratio(daily[:, COUNT_COLUMNS.index(metric.numerator)],
-                             daily[:, COUNT_COLUMNS.index(metric.denominator)])
+        values = count_ratio(
+            daily[:, COUNT_COLUMNS.index(metric.numerator)], daily[:, COUNT_COLUMNS.index(metric.denominator)]
+        )
     else:
         raise ValueError(f"{entity_type} has no daily series: an incident of it names cells only")
     return values, peer_median(values, same_weekday_peers(len(values)))
@@ -130,15 +135,19 @@ def daily_series(daily: np.ndarray, entity_type: str, entity_name: str) -> tuple
 def change_point_baseline(values: np.ndarray, day: int, change_point: int) -> float:
     """A persistent incident's baseline on `day`: the median of `values` on the same weekday over the dates before
     its change point (a date without a value skipped; NaN when none has one)."""
-    peers = values[day % 7:change_point:7]
+    peers = values[day % 7 : change_point : 7]
     peers = peers[~np.isnan(peers)]
     return float(np.median(peers)) if len(peers) else float("nan")
 
 
-def build_ground_truth(incidents: Sequence[tuple[InjectionRecord, Segment]], public: PublicEpisode,
-                       families: FamilyRegistry, distractors: Sequence[DistractorRecord] = (),
-                       fluctuations: Sequence[DistractorRecord] = (),
-                       twins: Sequence[tuple[Segment, ...]] = ()) -> GroundTruth:
+def build_ground_truth(
+    incidents: Sequence[tuple[InjectionRecord, Segment]],
+    public: PublicEpisode,
+    families: FamilyRegistry,
+    distractors: Sequence[DistractorRecord] = (),
+    fluctuations: Sequence[DistractorRecord] = (),
+    twins: Sequence[tuple[Segment, ...]] = (),
+) -> GroundTruth:
     """The truth of every tier, from the injection records alone: each incident's row is keyed on its record and
     names its segment (the aggregate is the segment of all values), and its numbers are read back from that
     segment's final public data with the published baseline rule. `twins` (aligned with `incidents`, or empty):
@@ -147,17 +156,32 @@ def build_ground_truth(incidents: Sequence[tuple[InjectionRecord, Segment]], pub
     panels: dict[Segment, MetricPanel] = {Segment(): public.panel}
     row_type = submission_row_type(families.published.names)
     rows = [_truth_row(record, segment, public, families, panels, row_type) for record, segment in incidents]
-    twin_rows = [_truth_row(record, twin, public, families, panels, row_type)
-                 for (record, _), segments in zip(incidents, twins, strict=bool(twins)) for twin in segments
-                 if all(np.isfinite(_truth_values(record, twin.normalised(), public, panels)))]
+    twin_rows = [
+        _truth_row(record, twin, public, families, panels, row_type)
+        for (record, _), segments in zip(incidents, twins, strict=bool(twins))
+        for twin in segments
+        if all(np.isfinite(_truth_values(record, twin.normalised(), public, panels)))
+    ]
     neutral = {row_key(public.dates[record.day], t, n) for record, _ in incidents for t, n in record.neutral}
     expected = {row_key(r.date, r.entity_type, r.entity_name) for r in rows}
-    return GroundTruth(tuple(rows), frozenset(neutral - expected), tuple(record for record, _ in incidents),
-                       tuple(distractors), tuple(fluctuations), twin_rows=tuple(twin_rows))
+    return GroundTruth(
+        tuple(rows),
+        frozenset(neutral - expected),
+        tuple(record for record, _ in incidents),
+        tuple(distractors),
+        tuple(fluctuations),
+        twin_rows=tuple(twin_rows),
+    )
 
 
-def _truth_row(record: InjectionRecord, incident_segment: Segment, public: PublicEpisode, families: FamilyRegistry,
-               panels: dict[Segment, MetricPanel], row_type: type[MetricSubmissionRow]) -> MetricSubmissionRow:
+def _truth_row(
+    record: InjectionRecord,
+    incident_segment: Segment,
+    public: PublicEpisode,
+    families: FamilyRegistry,
+    panels: dict[Segment, MetricPanel],
+    row_type: type[MetricSubmissionRow],
+) -> MetricSubmissionRow:
     """The row of an incident's date on a segment, its numbers read back from that segment's public data
     (`panels`: the segments' panels built so far, kept for the next row)."""
     segment = incident_segment.normalised()
@@ -166,21 +190,27 @@ def _truth_row(record: InjectionRecord, incident_segment: Segment, public: Publi
     baseline, observed = _truth_values(record, segment, public, panels)
     scope = {} if segment.is_aggregate else {**dict.fromkeys(CELL_FIELDS), **segment.named()}
     return row_type(
-        date=public.dates[record.day], entity_type=record.entity_type, entity_name=record.entity_name,
-        anomaly_type=record.family, detection_method=family.generator,
-        baseline_value=baseline, observed_value=observed, delta_value=observed - baseline,
-        severity=severity_for(record.entity_type, baseline, observed), **scope,
+        date=public.dates[record.day],
+        entity_type=record.entity_type,
+        entity_name=record.entity_name,
+        anomaly_type=record.family,
+        detection_method=family.generator,
+        baseline_value=baseline,
+        observed_value=observed,
+        delta_value=observed - baseline,
+        severity=severity_for(record.entity_type, baseline, observed),
+        **scope,
     )
 
 
-def _truth_values(record: InjectionRecord, segment: Segment, public: PublicEpisode,
-                  panels: dict[Segment, MetricPanel]) -> tuple[float, float]:
+def _truth_values(
+    record: InjectionRecord, segment: Segment, public: PublicEpisode, panels: dict[Segment, MetricPanel]
+) -> tuple[float, float]:
     """(baseline, observed) of a record's entity on its date in a (normalised) segment's public data, by the
     published baseline rule (a persistent incident's: the same weekday before its change point)."""
     if segment.names_daily_field:  # a cuboid finer than a cell: its daily counts are all there is
         assert public.segments is not None, "a segment incident needs segmented data"
-        values, baselines = daily_series(public.segments.segment_daily(segment), record.entity_type,
-                                         record.entity_name)
+        values, baselines = daily_series(public.segments.segment_daily(segment), record.entity_type, record.entity_name)
         observed, baseline = float(values[record.day]), float(baselines[record.day])
     else:
         panel = panels.get(segment)
@@ -193,6 +223,5 @@ def _truth_values(record: InjectionRecord, segment: Segment, public: PublicEpiso
     if isinstance(record, ChangePointRecord):  # the same weekday before the change point, from the same data
         assert public.segments is not None, "a persistent incident needs segmented data"
         values, _ = daily_series(public.segments.segment_daily(segment), record.entity_type, record.entity_name)
-        observed, baseline = float(values[record.day]), change_point_baseline(values, record.day,
-                                                                              record.change_point)
+        observed, baseline = float(values[record.day]), change_point_baseline(values, record.day, record.change_point)
     return baseline, observed

@@ -57,17 +57,18 @@ def second_incidents(world: SegmentWorld, incidents: Sequence[SegmentIncident], 
         magnitude = kind.draw_magnitude(world, rng)
         reach = world.plan.leaf_reach([day])
         z = own_z(world, reach, host.segment, [day], step_index(entity), magnitude)
-        boost = min(scale_factor(z, world, kind.magnitude_bounds[0] / magnitude),
-                    kind.largest_fall(world) / magnitude)
+        boost = min(scale_factor(z, world, kind.magnitude_bounds[0] / magnitude), kind.largest_fall(world) / magnitude)
         used.add(day)
         hosts.add(incident)
-        out += kind.step_drop_over_dates(world, host.segment, [day], entity, [magnitude * boost],
-                                         "a second incident in the same cuboid")
+        out += kind.step_drop_over_dates(
+            world, host.segment, [day], entity, [magnitude * boost], "a second incident in the same cuboid"
+        )
     return out
 
 
-def effects_beside(world: SegmentWorld, incidents: Sequence[SegmentIncident],
-                   fluctuations: Sequence[SegmentFluctuation], count: int) -> list[SegmentFluctuation]:
+def effects_beside(
+    world: SegmentWorld, incidents: Sequence[SegmentIncident], fluctuations: Sequence[SegmentFluctuation], count: int
+) -> list[SegmentFluctuation]:
     """Up to `count` experiments, each with its arm on an incident's own cuboid (its fields but a version) over
     its first date, targeting another step (cart or checkout) that explains no incident on its dates."""
     rng = derive_rng(world.key, "effect-beside")

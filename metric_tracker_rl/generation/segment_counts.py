@@ -59,12 +59,18 @@ def draw_segmented_counts(plan: SegmentedPlan, key: EpisodeKey) -> SegmentedData
     if drawn is None or daily_reach is None:
         return SegmentedData(layout=plan.layout, releases=plan.releases, hourly=hourly)
     assert plan.split is not None
-    return SegmentedData(layout=plan.layout, releases=plan.releases, hourly=hourly, split=plan.split,
-                         leaf_daily=split_leaves(plan, daily_reach, drawn, day_sums(hourly), key))
+    return SegmentedData(
+        layout=plan.layout,
+        releases=plan.releases,
+        hourly=hourly,
+        split=plan.split,
+        leaf_daily=split_leaves(plan, daily_reach, drawn, day_sums(hourly), key),
+    )
 
 
-def split_leaves(plan: SegmentedPlan, cell_reach: np.ndarray, drawn: np.ndarray, final: np.ndarray,
-                 key: EpisodeKey) -> np.ndarray:
+def split_leaves(
+    plan: SegmentedPlan, cell_reach: np.ndarray, drawn: np.ndarray, final: np.ndarray, key: EpisodeKey
+) -> np.ndarray:
     """(S x K, D, 5) daily counts of the leaves, summing to their cell's `final` daily counts.
 
     Independent Poisson counts, given their sum, are multinomial in proportion to their means: so each cell's

@@ -83,10 +83,15 @@ class SegmentedPlan:
 
     def cell_plan(self, cell: int) -> FunnelPlan:
         """A FunnelPlan whose arrays are views of one cell: an injector's edits land in this plan."""
-        return _CellPlan(dates=list(window_calendar(self.num_days).dates), traffic=self.traffic[cell],
-                          step_rates=self.step_rates[cell], extra_opens=self.extra_opens[cell],
-                          duplicate_factor=self.duplicate_factor[cell], hour_shift=self.hour_shift[cell],
-                          ingested_fraction=self.ingested_fraction[cell])
+        return _CellPlan(
+            dates=list(window_calendar(self.num_days).dates),
+            traffic=self.traffic[cell],
+            step_rates=self.step_rates[cell],
+            extra_opens=self.extra_opens[cell],
+            duplicate_factor=self.duplicate_factor[cell],
+            hour_shift=self.hour_shift[cell],
+            ingested_fraction=self.ingested_fraction[cell],
+        )
 
     def cells(self, segment: Segment) -> np.ndarray:
         """The positions of the segment's cells."""
@@ -125,8 +130,11 @@ class Calendar:
         self.per_weekday = [0] * 7
 
     def free(self, day: int) -> bool:
-        return (0 <= day < self.num_days - 1 and day not in self.taken
-                and self.per_weekday[day % 7] < self.per_weekday_limit)
+        return (
+            0 <= day < self.num_days - 1
+            and day not in self.taken
+            and self.per_weekday[day % 7] < self.per_weekday_limit
+        )
 
     def take(self, day: int) -> None:
         self.taken.add(day)
@@ -140,7 +148,7 @@ class Calendar:
     def draw(self, rng: np.random.Generator, length: int = 1) -> int | None:
         """A first date of `length` free consecutive dates, drawn uniformly (None when none is left)."""
         free = [self.free(day) for day in range(self.num_days + length)]
-        starts = [d for d in range(self.num_days) if all(free[d:d + length])]
+        starts = [d for d in range(self.num_days) if all(free[d : d + length])]
         if not starts:
             return None
         start = starts[int(rng.integers(len(starts)))]
@@ -211,13 +219,17 @@ class SegmentWorld:
         options = tuple(Segment(**{name: pick(self.plan.layout.values_of(name), rng)}) for name in order)
         return pick(options, rng)
 
-    def inject_family(self, segment: Segment, family: str, day: int, entity: str, magnitude: float,
-                      stream: str) -> InjectionRecord:
+    def inject_family(
+        self, segment: Segment, family: str, day: int, entity: str, magnitude: float, stream: str
+    ) -> InjectionRecord:
         """Run a family's injector on every cell of a segment, each from a fresh copy of one stream, so every cell
         gets the same hours and factors; the first cell's record stands for the segment."""
-        records = [FAMILY_REGISTRY[family].inject(self.plan.cell_plan(int(cell)), day, entity, magnitude,
-                                                  derive_rng(self.key, stream, day), self.tier)
-                   for cell in self.plan.cells(segment)]
+        records = [
+            FAMILY_REGISTRY[family].inject(
+                self.plan.cell_plan(int(cell)), day, entity, magnitude, derive_rng(self.key, stream, day), self.tier
+            )
+            for cell in self.plan.cells(segment)
+        ]
         return records[0]
 
     def live_version(self, platform: str, day: int) -> str | None:
@@ -237,8 +249,9 @@ class SegmentWorld:
 
     # --- leaf-aware edits: a segment of any of the five fields -------------------------------------------
 
-    def scale_step(self, segment: Segment, day: int, step: int, factor: float,
-                   hours: tuple[int, int] | None = None) -> None:
+    def scale_step(
+        self, segment: Segment, day: int, step: int, factor: float, hours: tuple[int, int] | None = None
+    ) -> None:
         """Funnel step `step` (0 menu .. 3 payment) of the segment's traffic on `day` converts `factor` times as
         well, in hours [start, end) or all day. A segment of cell fields only edits its cells' step rates (exactly
         what a cell-level injector does); a segment naming a daily-only field scales each of its cells' step rate
@@ -276,8 +289,9 @@ class SegmentWorld:
         plan.traffic[cells, day, window] *= (1.0 - (1.0 - factor) * affected)[:, None]
         self._retarget_leaves(cells, day, window, leaves, factor, before, first_event=0)
 
-    def _edit_target(self, segment: Segment, hours: tuple[int, int] | None
-                     ) -> tuple[np.ndarray, slice, np.ndarray | None]:
+    def _edit_target(
+        self, segment: Segment, hours: tuple[int, int] | None
+    ) -> tuple[np.ndarray, slice, np.ndarray | None]:
         """The segment's cells, the hours as a slice, and its leaves (None: it names no daily-only field)."""
         window = slice(None) if hours is None else slice(*hours)
         cells = self.plan.cells(segment.cell_part())
@@ -300,8 +314,16 @@ class SegmentWorld:
             reach[..., step + 1] = reach[..., step] * rates[..., step]
         return reach
 
-    def _retarget_leaves(self, cells: np.ndarray, day: int, window: slice, leaves: np.ndarray, factor: float,
-                         before: np.ndarray, first_event: int) -> None:
+    def _retarget_leaves(
+        self,
+        cells: np.ndarray,
+        day: int,
+        window: slice,
+        leaves: np.ndarray,
+        factor: float,
+        before: np.ndarray,
+        first_event: int,
+    ) -> None:
         """After a cell edit, set the leaves' shares and reach factors so that each affected leaf's expected daily
         reach of every event from `first_event` on is its old one times the hour-weighted effect (1 - (1 - factor)
         x the share of the cell's reach of that event in the window) and every other leaf's is unchanged. A
@@ -311,18 +333,20 @@ class SegmentWorld:
         assert plan.leaf_shares is not None and plan.leaf_reach_factors is not None
         old_daily = before.sum(axis=1)  # (n, 5)
         new_daily = self.hourly_reach(cells, day).sum(axis=1)
-        in_window = np.divide(before[:, window].sum(axis=1), old_daily, out=np.zeros_like(old_daily),
-                              where=old_daily > 0)
+        in_window = np.divide(
+            before[:, window].sum(axis=1), old_daily, out=np.zeros_like(old_daily), where=old_daily > 0
+        )
         effect = np.where(np.arange(N_EVENTS) >= first_event, 1.0 - (1.0 - factor) * in_window, 1.0)  # (n, 5)
         shares = plan.leaf_shares[cells, :, day]  # (n, K)
         target = shares[..., None] * plan.leaf_reach_factors[cells, :, day] * old_daily[:, None]  # (n, K, 5)
         target[:, leaves] *= effect[:, None]
-        new_shares = np.divide(target[..., 0], new_daily[:, None, 0], out=shares.copy(),
-                               where=new_daily[:, None, 0] > 0)
+        new_shares = np.divide(
+            target[..., 0], new_daily[:, None, 0], out=shares.copy(), where=new_daily[:, None, 0] > 0
+        )
         denominator = new_shares[..., None] * new_daily[:, None]
-        plan.leaf_reach_factors[cells, :, day] = np.divide(target, denominator,
-                                                           out=plan.leaf_reach_factors[cells, :, day],
-                                                           where=denominator > 0)
+        plan.leaf_reach_factors[cells, :, day] = np.divide(
+            target, denominator, out=plan.leaf_reach_factors[cells, :, day], where=denominator > 0
+        )
         plan.leaf_shares[cells, :, day] = new_shares
 
 
@@ -369,11 +393,16 @@ def segmented_plan(key: EpisodeKey, num_days: int, world: World) -> SegmentedPla
     step_rates = plan.step_rates[None] * rate_factor[:, :, None, :]
     np.minimum(step_rates, 0.995, out=step_rates)
     cells = layout.size
-    segmented = SegmentedPlan(layout=layout, releases=releases, traffic=traffic, step_rates=step_rates,
-                              extra_opens=np.zeros((cells, num_days, HOURS)),
-                              duplicate_factor=np.ones((cells, num_days, HOURS, N_EVENTS)),
-                              hour_shift=np.zeros((cells, num_days), dtype=np.int64),
-                              ingested_fraction=np.ones((cells, num_days, HOURS)))
+    segmented = SegmentedPlan(
+        layout=layout,
+        releases=releases,
+        traffic=traffic,
+        step_rates=step_rates,
+        extra_opens=np.zeros((cells, num_days, HOURS)),
+        duplicate_factor=np.ones((cells, num_days, HOURS, N_EVENTS)),
+        hour_shift=np.zeros((cells, num_days), dtype=np.int64),
+        ingested_fraction=np.ones((cells, num_days, HOURS)),
+    )
     if world.daily:
         add_leaves(segmented, world.leaf_split, key)
     return segmented

@@ -135,9 +135,12 @@ def incident_kinds(tier: Tier, config: EpisodeConfig, rng: np.random.Generator) 
 # The families the kinds of the listed tiers that publish their kinds report. The kinds of a tier being built or
 # of one that names none (the audit's promotion, a rate spike) leave every other tier's single-family scenarios to
 # the family's own injector, so listing such a tier changes no other tier's episodes.
-LISTED_KIND_FAMILIES = frozenset(KIND_FAMILY[kind] for tier in TIERS.values()
-                                 if tier.listed and tier.segmented and not tier.hides_mechanisms
-                                 for kind in tier.incident_kinds)
+LISTED_KIND_FAMILIES = frozenset(
+    KIND_FAMILY[kind]
+    for tier in TIERS.values()
+    if tier.listed and tier.segmented and not tier.hides_mechanisms
+    for kind in tier.incident_kinds
+)
 
 
 def _family_on_segment(tier: Tier, config: EpisodeConfig) -> FamilyOnSegment:
@@ -147,8 +150,10 @@ def _family_on_segment(tier: Tier, config: EpisodeConfig) -> FamilyOnSegment:
     family = config.scenario_family
     if family in LISTED_KIND_FAMILIES:
         drawn = sorted({KIND_FAMILY[kind] for kind in _eligible_kinds(tier, replace(config, scenario_family="mixed"))})
-        raise ValueError(f"scenario_family {family!r} is not drawn at difficulty {tier.name!r} with these settings: "
-                         f"its incidents are reported as {', '.join(drawn)}; use one of those, 'mixed' or 'null'")
+        raise ValueError(
+            f"scenario_family {family!r} is not drawn at difficulty {tier.name!r} with these settings: "
+            f"its incidents are reported as {', '.join(drawn)}; use one of those, 'mixed' or 'null'"
+        )
     return FamilyOnSegment(family)
 
 
@@ -157,9 +162,12 @@ def _eligible_kinds(tier: Tier, config: EpisodeConfig) -> list[str]:
     registry's, so registering a kind changes no episode), of the scenario's family, whose segment's fields are in
     play."""
     in_play = set(config.dimensions) if _segmented(tier).cuboid_root_causes else None
-    return [k for k in config.incident_kinds or tier.incident_kinds
-            if (config.scenario_family == "mixed" or KIND_FAMILY[k] == config.scenario_family)
-            and (in_play is None or set(INCIDENT_KIND_REGISTRY[k].requires_fields) <= in_play)]
+    return [
+        k
+        for k in config.incident_kinds or tier.incident_kinds
+        if (config.scenario_family == "mixed" or KIND_FAMILY[k] == config.scenario_family)
+        and (in_play is None or set(INCIDENT_KIND_REGISTRY[k].requires_fields) <= in_play)
+    ]
 
 
 def episode_kinds(tier: Tier, config: EpisodeConfig) -> tuple[IncidentKind, ...]:
@@ -199,8 +207,9 @@ def concurrent_incidents(world: SegmentWorld, incidents: list[SegmentIncident], 
             used.add(host.record.day)
             out.append(second)
     for index in range(dates - len(out)):
-        out += INCIDENT_KIND_REGISTRY[FALLBACK_KIND].place(world, f"deep-concurrency/{index}",
-                                                           derive_rng(world.key, "deep-concurrency-fallback", index))
+        out += INCIDENT_KIND_REGISTRY[FALLBACK_KIND].place(
+            world, f"deep-concurrency/{index}", derive_rng(world.key, "deep-concurrency-fallback", index)
+        )
     return out
 
 
@@ -210,9 +219,12 @@ def decoy_count(decoy_ratio: float, incidents: int) -> int:
     return 0 if decoy_ratio == 0 else max(2, round(decoy_ratio * incidents))
 
 
-
-def context_tables(world: SegmentWorld, incidents: list[SegmentIncident], fluctuations: list[SegmentFluctuation],
-                   dates: tuple[str, ...]) -> ContextTables:
+def context_tables(
+    world: SegmentWorld,
+    incidents: list[SegmentIncident],
+    fluctuations: list[SegmentFluctuation],
+    dates: tuple[str, ...],
+) -> ContextTables:
     """The context rows the kinds placed, the calendar's holidays (every country), and partner notices on dates
     and countries no incident touches, with the same status as every other notice (stream "context-notices")."""
     placed_kinds: list[SegmentIncident | SegmentFluctuation] = [*incidents, *fluctuations]
@@ -229,8 +241,17 @@ def context_tables(world: SegmentWorld, incidents: list[SegmentIncident], fluctu
         # As long, as placed and on the same segments as a partner's failure: a notice says nothing of its effect.
         low, high = INCIDENT_KIND_REGISTRY["partner_payment_failure"].magnitude_range
         start, end = draw_window(rng, int(rng.integers(round(low), round(high) + 1)), earliest=9, latest_end=22)
-        rows.append(PartnerNotice(partner_of(segment.country), segment.platform, segment.country, dates[day], start,
-                                  end, PARTNER_NOTICE_STATUS))
+        rows.append(
+            PartnerNotice(
+                partner_of(segment.country),
+                segment.platform,
+                segment.country,
+                dates[day],
+                start,
+                end,
+                PARTNER_NOTICE_STATUS,
+            )
+        )
     return ContextTables.of(rows)
 
 
@@ -244,13 +265,23 @@ def _kind_world(tier: Tier, config: EpisodeConfig, plan: SegmentedPlan) -> Segme
     """What the tier's kinds act on: its magnitude scale, and its cuboid dial and notes' share where it has them,
     as the reset sets them, and the z-score its cuboid incidents are drawn at."""
     mix = _segmented(tier)
-    cuboids = (CuboidDial(config.dimensions, config.max_cuboid_depth, mix.min_cuboid_depth)
-               if mix.cuboid_root_causes else None)
-    return SegmentWorld(plan, Calendar(plan.num_days, tier.perturbed_per_weekday), config.key, tier.name,
-                        mix.magnitude_scale if cuboids is None else config.magnitude_scale, cuboids,
-                        config.note_share if mix.context else 0.0, own_z=mix.own_z, observed_share=mix.observed_share,
-                        falling_effect_share=mix.falling_effect_share, raise_unclear=mix.raise_unclear,
-                        clear_concurrency=mix.clear_concurrency)
+    cuboids = (
+        CuboidDial(config.dimensions, config.max_cuboid_depth, mix.min_cuboid_depth) if mix.cuboid_root_causes else None
+    )
+    return SegmentWorld(
+        plan,
+        Calendar(plan.num_days, tier.perturbed_per_weekday),
+        config.key,
+        tier.name,
+        mix.magnitude_scale if cuboids is None else config.magnitude_scale,
+        cuboids,
+        config.note_share if mix.context else 0.0,
+        own_z=mix.own_z,
+        observed_share=mix.observed_share,
+        falling_effect_share=mix.falling_effect_share,
+        raise_unclear=mix.raise_unclear,
+        clear_concurrency=mix.clear_concurrency,
+    )
 
 
 def _place_incidents(tier: Tier, config: EpisodeConfig, world: SegmentWorld) -> tuple[list[SegmentIncident], int]:
@@ -259,11 +290,14 @@ def _place_incidents(tier: Tier, config: EpisodeConfig, world: SegmentWorld) -> 
     key = config.key
     kinds = incident_kinds(tier, config, derive_rng(key, "frontier-schedule"))
     concurrent = 0
-    if world.cuboids is not None and config.scenario_family == "mixed" \
-            and CONCURRENT_KIND in (config.incident_kinds or tier.incident_kinds):
+    if (
+        world.cuboids is not None
+        and config.scenario_family == "mixed"
+        and CONCURRENT_KIND in (config.incident_kinds or tier.incident_kinds)
+    ):
         concurrent = min(config.concurrency, max(len(kinds) - 1, 0))
     incidents: list[SegmentIncident] = []
-    scheduled = list(enumerate(kinds[:len(kinds) - concurrent]))
+    scheduled = list(enumerate(kinds[: len(kinds) - concurrent]))
     for index, kind in [(i, k) for i, k in scheduled if not k.deferred]:
         incidents += _place_one(world, kind, index, key)
     if concurrent:
@@ -273,8 +307,9 @@ def _place_incidents(tier: Tier, config: EpisodeConfig, world: SegmentWorld) -> 
     # Kinds whose weeks of dates are not the calendar's go last, clear of every key placed so far.
     iso_dates = window_calendar(world.plan.num_days).iso_dates
     for index, kind in [(i, k) for i, k in scheduled if k.deferred]:
-        world.busy_entities = {day: date_entities(incidents, day, iso_dates)
-                               for day in {i.record.day for i in incidents}}
+        world.busy_entities = {
+            day: date_entities(incidents, day, iso_dates) for day in {i.record.day for i in incidents}
+        }
         incidents += _place_one(world, kind, index, key)
     return incidents, len(kinds)
 
@@ -284,8 +319,9 @@ def _place_one(world: SegmentWorld, kind: IncidentKind, index: int, key: Episode
     stream = f"frontier-incident/{index}"
     placed = kind.place(world, stream, derive_rng(key, "frontier-incident", index))
     if not placed:  # no room for this kind: the fallback always fits
-        placed = INCIDENT_KIND_REGISTRY[FALLBACK_KIND].place(world, stream,
-                                                             derive_rng(key, "frontier-incident-fallback", index))
+        placed = INCIDENT_KIND_REGISTRY[FALLBACK_KIND].place(
+            world, stream, derive_rng(key, "frontier-incident-fallback", index)
+        )
     return placed
 
 
@@ -305,8 +341,10 @@ def place_world(tier: Tier, config: EpisodeConfig) -> PlacedWorld:
     (tiers.py) sets them."""
     mix = _segmented(tier)
     if config.anomalies:
-        raise ValueError(f"custom anomalies are not available at difficulty {tier.name!r}; use scenario_family "
-                         "and anomaly_count, or another difficulty")
+        raise ValueError(
+            f"custom anomalies are not available at difficulty {tier.name!r}; use scenario_family "
+            "and anomaly_count, or another difficulty"
+        )
     key = config.key
     plan = segmented_plan(key, tier.window_days, world_of(tier.dimensions))
     world = _kind_world(tier, config, plan)
@@ -342,13 +380,22 @@ def build_world(tier: Tier, config: EpisodeConfig) -> DrawnWorld:
     dates = window_calendar(plan.num_days).iso_dates
     if mix.context:
         data = replace(data, context=context_tables(world, incidents, fluctuations, dates))
-    notes = [Annotation(dates[day], "public_holiday", f"Public holiday ({name}): lower traffic with a weekend-like "
-                        "daily pattern.") for day, name in holiday_days(plan.num_days).items()]
+    notes = [
+        Annotation(
+            dates[day], "public_holiday", f"Public holiday ({name}): lower traffic with a weekend-like daily pattern."
+        )
+        for day, name in holiday_days(plan.num_days).items()
+    ]
     for release in plan.releases:
-        notes.append(Annotation(dates[release.start_day], "release",
-                                f"App release {release.version} started a staged rollout on {release.platform}: "
-                                f"{', '.join(f'{s:.0%}' for s in ROLLOUT_STAGES)} of its users on consecutive "
-                                "days (see get_releases)."))
+        notes.append(
+            Annotation(
+                dates[release.start_day],
+                "release",
+                f"App release {release.version} started a staged rollout on {release.platform}: "
+                f"{', '.join(f'{s:.0%}' for s in ROLLOUT_STAGES)} of its users on consecutive "
+                "days (see get_releases).",
+            )
+        )
     notes.sort(key=lambda a: (a.date, a.kind, a.note))
     ordered = tuple(sorted(incidents, key=lambda i: i.record.day))
     twins = () if mix.twin_z is None else incident_twins(world, ordered, tuple(data.dimension_values()), mix.twin_z)
@@ -361,12 +408,20 @@ def build_segmented_episode(tier: Tier, config: EpisodeConfig) -> Episode:
     world = build_world(tier, config)
     data = world.data
     calendar = window_calendar(data.num_days)
-    aggregate = FunnelData(dates=calendar.iso_dates, weekdays=calendar.weekday_names, weekend=calendar.weekend,
-                           hourly=data.hourly.sum(axis=0))
-    public = PublicEpisode(Counts(aggregate, build_panel(aggregate), world.annotations, segments=data),
-                           visible_task(config, segmented_objective(tier)))
-    fluctuations = [DistractorRecord(f.kind, f.day, f"{f.segment.label()}: {f.description}")
-                    for f in world.fluctuations]
-    truth = build_ground_truth([(i.record, i.segment) for i in world.incidents], public, FAMILY_REGISTRY, (),
-                               fluctuations, twins=world.twins)
+    aggregate = FunnelData(
+        dates=calendar.iso_dates,
+        weekdays=calendar.weekday_names,
+        weekend=calendar.weekend,
+        hourly=data.hourly.sum(axis=0),
+    )
+    public = PublicEpisode(
+        Counts(aggregate, build_panel(aggregate), world.annotations, segments=data),
+        visible_task(config, segmented_objective(tier)),
+    )
+    fluctuations = [
+        DistractorRecord(f.kind, f.day, f"{f.segment.label()}: {f.description}") for f in world.fluctuations
+    ]
+    truth = build_ground_truth(
+        [(i.record, i.segment) for i in world.incidents], public, FAMILY_REGISTRY, (), fluctuations, twins=world.twins
+    )
     return Episode(config, public, truth)

@@ -29,15 +29,23 @@ def one_field_apart(segment: Segment, fields: tuple[str, ...], world: SegmentWor
     """Every segment one field from `segment`, once each: it with one named field left out (a version's platform
     stays: the version is the field), or with one more field named, any of that field's values."""
     named = segment.named()
-    coarser = [Segment(**{f: v for f, v in named.items() if f != field}) for field in named
-               if not (field == "platform" and "app_version" in named)]
-    finer = [Segment(**named, **{field: value}) for field in fields if field not in named
-             for value in field_values(world, field)]
+    coarser = [
+        Segment(**{f: v for f, v in named.items() if f != field})
+        for field in named
+        if not (field == "platform" and "app_version" in named)
+    ]
+    finer = [
+        Segment(**named, **{field: value})
+        for field in fields
+        if field not in named
+        for value in field_values(world, field)
+    ]
     return list(dict.fromkeys(other.normalised() for other in (*coarser, *finer)))
 
 
-def slice_sd(world: SegmentWorld, reach: np.ndarray, slice_mask: np.ndarray, step: int, fall: float,
-             fallen: bool) -> float:
+def slice_sd(
+    world: SegmentWorld, reach: np.ndarray, slice_mask: np.ndarray, step: int, fall: float, fallen: bool
+) -> float:
     """The relative sd of step `step`'s conversion in the leaves of `slice_mask` on one date (`reach`: the plan's
     (S, K, 5) expected counts that date), by the published sizing: sqrt((1 - p) / (p n) + LEAF_RATE_SPREAD^2 / L
     + COMMON_RATE_SPREAD^2), n its arrivals at the step, p its conversion without the incident's `fall` (`fallen`:
@@ -49,12 +57,14 @@ def slice_sd(world: SegmentWorld, reach: np.ndarray, slice_mask: np.ndarray, ste
     rate = float(mine[:, step + 1].sum()) / arrivals
     rate = min(rate / (1.0 - fall) if fallen else rate, 1.0)
     units = int((mine[:, step] > 0).sum())
-    return float(np.sqrt((1.0 - rate) / max(rate * arrivals, 1e-9) + LEAF_RATE_SPREAD ** 2 / units
-                         + COMMON_RATE_SPREAD ** 2))
+    return float(
+        np.sqrt((1.0 - rate) / max(rate * arrivals, 1e-9) + LEAF_RATE_SPREAD**2 / units + COMMON_RATE_SPREAD**2)
+    )
 
 
-def twin_segments(world: SegmentWorld, incident: SegmentIncident, fields: tuple[str, ...],
-                  twin_z: float) -> tuple[Segment, ...]:
+def twin_segments(
+    world: SegmentWorld, incident: SegmentIncident, fields: tuple[str, ...], twin_z: float
+) -> tuple[Segment, ...]:
     """The segments one field from the incident's that share its traffic at its step on its date and whose slice
     between them would show its fall that date at an expected z under `twin_z`. None for an incident of hours or of
     counts (the published sizing is an all-day conversion's)."""
@@ -77,7 +87,8 @@ def twin_segments(world: SegmentWorld, incident: SegmentIncident, fields: tuple[
     return tuple(twins)
 
 
-def incident_twins(world: SegmentWorld, incidents: Sequence[SegmentIncident], fields: tuple[str, ...],
-                   twin_z: float) -> tuple[tuple[Segment, ...], ...]:
+def incident_twins(
+    world: SegmentWorld, incidents: Sequence[SegmentIncident], fields: tuple[str, ...], twin_z: float
+) -> tuple[tuple[Segment, ...], ...]:
     """Each incident date's twin segments, aligned with `incidents`."""
     return tuple(twin_segments(world, incident, fields, twin_z) for incident in incidents)

@@ -65,8 +65,14 @@ from metric_tracker_rl.catalog.published import (
 from metric_tracker_rl.catalog.validation import validate_rows
 from metric_tracker_rl.world.segments import SEGMENT_FIELDS, Segment, SegmentedData
 
-SEGMENT_CREDIT = {"exact": 1.0, "parent": 0.5, "wrong_version": 0.25, "over_specific": 0.25, "aggregate": 0.0,
-                  "wrong": 0.0}
+SEGMENT_CREDIT = {
+    "exact": 1.0,
+    "parent": 0.5,
+    "wrong_version": 0.25,
+    "over_specific": 0.25,
+    "aggregate": 0.0,
+    "wrong": 0.0,
+}
 
 
 def row_segment(row: MetricSubmissionRow) -> Segment:
@@ -85,10 +91,18 @@ def segment_match(submitted: Segment, expected: Segment) -> str:
         return "parent"
     if all(true is None or named == true for named, true in pairs):
         return "over_specific"
-    others = [(named, true) for name, named, true in zip(SEGMENT_FIELDS, row.values(), truth.values(), strict=True)
-              if name not in ("platform", "app_version")]
-    if row.platform is not None and row.platform == truth.platform and all(n in (None, t) for n, t in others) \
-            and row.app_version is not None and row.app_version != truth.app_version:
+    others = [
+        (named, true)
+        for name, named, true in zip(SEGMENT_FIELDS, row.values(), truth.values(), strict=True)
+        if name not in ("platform", "app_version")
+    ]
+    if (
+        row.platform is not None
+        and row.platform == truth.platform
+        and all(n in (None, t) for n, t in others)
+        and row.app_version is not None
+        and row.app_version != truth.app_version
+    ):
         return "wrong_version"
     return "wrong"
 
@@ -127,8 +141,9 @@ class SegmentOverlap:
         return self.coverage * self.purity
 
 
-def segment_overlap(reported: Segment, incident: Segment, weights: np.ndarray,
-                    leaves_of: Callable[[Segment], np.ndarray]) -> SegmentOverlap:
+def segment_overlap(
+    reported: Segment, incident: Segment, weights: np.ndarray, leaves_of: Callable[[Segment], np.ndarray]
+) -> SegmentOverlap:
     """The traffic overlap of two cuboids under `weights` ((L,) per leaf, >= 0). Sums are exactly rounded
     (math.fsum), so two cuboids that hold the same leaves with traffic meet at exactly 1, whatever else they name.
     An incident without traffic (never drawn) is matched only by a report without traffic."""
@@ -153,9 +168,14 @@ class RowAssessment:
     @property
     def quality(self) -> float:
         w = QUALITY_WEIGHTS
-        return self.segment * min(1.0, w["key"] + w["anomaly_type"] * self.anomaly_type
-                                  + w["detection_method"] * self.detection_method
-                                  + w["values"] * self.values_in_tolerance / 3 + w["severity"] * self.severity)
+        return self.segment * min(
+            1.0,
+            w["key"]
+            + w["anomaly_type"] * self.anomaly_type
+            + w["detection_method"] * self.detection_method
+            + w["values"] * self.values_in_tolerance / 3
+            + w["severity"] * self.severity,
+        )
 
 
 @dataclass(frozen=True)
@@ -167,22 +187,28 @@ class GradeResult:
         return self.breakdown.score
 
 
-def within_tolerance(submitted: float, expected: float, scale: float, *,
-                     relative_tolerance: float = RELATIVE_TOLERANCE) -> bool:
+def within_tolerance(
+    submitted: float, expected: float, scale: float, *, relative_tolerance: float = RELATIVE_TOLERANCE
+) -> bool:
     return abs(submitted - expected) <= relative_tolerance * max(abs(scale), 1e-9)
 
 
-def accepted_methods(anomaly_type: str, methods_used: frozenset[str] = frozenset(),
-                     families: FamilyCatalog = PUBLISHED_FAMILIES) -> frozenset[str]:
+def accepted_methods(
+    anomaly_type: str, methods_used: frozenset[str] = frozenset(), families: FamilyCatalog = PUBLISHED_FAMILIES
+) -> frozenset[str]:
     """The detection methods that earn a family's method credit in an episode that ran `methods_used`."""
     return families[anomaly_type].accepted_methods | (METHODS_ACCEPTED_WHEN_USED & methods_used)
 
 
-def assess_row(row: MetricSubmissionRow, expected: MetricSubmissionRow, *,
-               segment_credit: Mapping[str, float] = SEGMENT_CREDIT,
-               leaf_traffic: LeafTraffic | None = None,
-               families: FamilyCatalog = PUBLISHED_FAMILIES,
-               methods_used: frozenset[str] = frozenset()) -> RowAssessment:
+def assess_row(
+    row: MetricSubmissionRow,
+    expected: MetricSubmissionRow,
+    *,
+    segment_credit: Mapping[str, float] = SEGMENT_CREDIT,
+    leaf_traffic: LeafTraffic | None = None,
+    families: FamilyCatalog = PUBLISHED_FAMILIES,
+    methods_used: frozenset[str] = frozenset(),
+) -> RowAssessment:
     """How far a row on an expected key is right; `families` tells which detection methods each family accepts,
     `methods_used` which methods the episode ran (see accepted_methods). With `leaf_traffic` the segment credit is
     the overlap on the expected row's date, else the `segment_credit` table's verdict."""
@@ -190,8 +216,9 @@ def assess_row(row: MetricSubmissionRow, expected: MetricSubmissionRow, *,
     if leaf_traffic is None:
         segment = segment_credit[segment_match(row_segment(row), row_segment(expected))]
     else:
-        overlap = segment_overlap(row_segment(row), row_segment(expected), leaf_traffic.on(expected.date),
-                                  leaf_traffic.leaves_of)
+        overlap = segment_overlap(
+            row_segment(row), row_segment(expected), leaf_traffic.on(expected.date), leaf_traffic.leaves_of
+        )
         segment = overlap.credit
     values = (
         within_tolerance(row.baseline_value, expected.baseline_value, expected.baseline_value)
@@ -219,14 +246,19 @@ class RowVerdict:
     assessment: RowAssessment | None  # set for a row on an expected key (even a duplicate: its worst row counts)
 
 
-def judge_rows(rows: Sequence[MetricSubmissionRow], expected: Mapping[str, MetricSubmissionRow],
-               neutral_keys: frozenset[str], valid_dates: Iterable[str], *,
-               segment_values: Mapping[str, Sequence[str]] | None = None,
-               segment_credit: Mapping[str, float] = SEGMENT_CREDIT,
-               leaf_traffic: LeafTraffic | None = None,
-               families: FamilyCatalog = PUBLISHED_FAMILIES,
-               methods_used: frozenset[str] = frozenset(),
-               twin_rows: Sequence[MetricSubmissionRow] = ()) -> list[RowVerdict]:
+def judge_rows(
+    rows: Sequence[MetricSubmissionRow],
+    expected: Mapping[str, MetricSubmissionRow],
+    neutral_keys: frozenset[str],
+    valid_dates: Iterable[str],
+    *,
+    segment_values: Mapping[str, Sequence[str]] | None = None,
+    segment_credit: Mapping[str, float] = SEGMENT_CREDIT,
+    leaf_traffic: LeafTraffic | None = None,
+    families: FamilyCatalog = PUBLISHED_FAMILIES,
+    methods_used: frozenset[str] = frozenset(),
+    twin_rows: Sequence[MetricSubmissionRow] = (),
+) -> list[RowVerdict]:
     """Every submitted row's verdict: the one pass that both the score and the row-by-row review read."""
     issues = validate_rows(rows, valid_dates, segment_values)
     verdicts = []
@@ -234,38 +266,69 @@ def judge_rows(rows: Sequence[MetricSubmissionRow], expected: Mapping[str, Metri
         key = row_key(row.date, row.entity_type, row.entity_name)
         assessment = None
         if key in expected and not (i in issues and issues[i].code == "invalid_row"):  # e.g. an unknown segment
-            assessment = max((assess_row(row, truth, segment_credit=segment_credit, leaf_traffic=leaf_traffic,
-                                         families=families, methods_used=methods_used)
-                              for truth in truths_of(row, expected[key], twin_rows)), key=lambda a: a.quality)
-        verdict = (issues[i].code if i in issues else "side_effect" if key in neutral_keys
-                   else "matched" if key in expected else "not_expected")
+            assessment = max(
+                (
+                    assess_row(
+                        row,
+                        truth,
+                        segment_credit=segment_credit,
+                        leaf_traffic=leaf_traffic,
+                        families=families,
+                        methods_used=methods_used,
+                    )
+                    for truth in truths_of(row, expected[key], twin_rows)
+                ),
+                key=lambda a: a.quality,
+            )
+        verdict = (
+            issues[i].code
+            if i in issues
+            else "side_effect"
+            if key in neutral_keys
+            else "matched"
+            if key in expected
+            else "not_expected"
+        )
         verdicts.append(RowVerdict(i, key, verdict, assessment))
     return verdicts
 
 
-def truths_of(row: MetricSubmissionRow, expected: MetricSubmissionRow,
-              twin_rows: Sequence[MetricSubmissionRow]) -> list[MetricSubmissionRow]:
+def truths_of(
+    row: MetricSubmissionRow, expected: MetricSubmissionRow, twin_rows: Sequence[MetricSubmissionRow]
+) -> list[MetricSubmissionRow]:
     """What a row on an expected key may be graded against (the best counts): the expected row, and the twin row
     of that key on the row's own segment where there is one (a segment the data cannot tell from the incident's,
     credited as its own). A twin only adds a truth, so it never lowers a grade."""
     reported = row_segment(row).normalised()
     key = row_key(expected.date, expected.entity_type, expected.entity_name)
-    return [expected, *(twin for twin in twin_rows if row_key(twin.date, twin.entity_type, twin.entity_name) == key
-                        and row_segment(twin).normalised() == reported)]
+    return [
+        expected,
+        *(
+            twin
+            for twin in twin_rows
+            if row_key(twin.date, twin.entity_type, twin.entity_name) == key
+            and row_segment(twin).normalised() == reported
+        ),
+    ]
 
 
 def _expected_by_key(expected_rows: Sequence[MetricSubmissionRow]) -> dict[str, MetricSubmissionRow]:
     return {row_key(r.date, r.entity_type, r.entity_name): r for r in expected_rows}
 
 
-def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequence[MetricSubmissionRow],
-                     neutral_keys: frozenset[str], valid_dates: Iterable[str], *,
-                     segment_values: Mapping[str, Sequence[str]] | None = None,
-                     segment_credit: Mapping[str, float] = SEGMENT_CREDIT,
-                     leaf_traffic: LeafTraffic | None = None,
-                     families: FamilyCatalog = PUBLISHED_FAMILIES,
-                     methods_used: frozenset[str] = frozenset(),
-                     twin_rows: Sequence[MetricSubmissionRow] = ()) -> GradeResult:
+def grade_submission(
+    rows: Sequence[MetricSubmissionRow],
+    expected_rows: Sequence[MetricSubmissionRow],
+    neutral_keys: frozenset[str],
+    valid_dates: Iterable[str],
+    *,
+    segment_values: Mapping[str, Sequence[str]] | None = None,
+    segment_credit: Mapping[str, float] = SEGMENT_CREDIT,
+    leaf_traffic: LeafTraffic | None = None,
+    families: FamilyCatalog = PUBLISHED_FAMILIES,
+    methods_used: frozenset[str] = frozenset(),
+    twin_rows: Sequence[MetricSubmissionRow] = (),
+) -> GradeResult:
     """Score a report against the expected rows. `segment_values` lists each dimension's values of a segmented
     episode (None: no segments, and a row naming one is invalid); `leaf_traffic` makes the segment credit the
     overlap (a tier with segment_credit="overlap"; None: the `segment_credit` table); `families` publishes the
@@ -273,14 +336,24 @@ def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequenc
     ran successfully (see accepted_methods); `twin_rows` the truth's rows on segments the data cannot tell from
     their incident's (see truths_of)."""
     expected = _expected_by_key(expected_rows)
-    verdicts = judge_rows(rows, expected, neutral_keys, valid_dates, segment_values=segment_values,
-                          segment_credit=segment_credit, leaf_traffic=leaf_traffic, families=families,
-                          methods_used=methods_used, twin_rows=twin_rows)
+    verdicts = judge_rows(
+        rows,
+        expected,
+        neutral_keys,
+        valid_dates,
+        segment_values=segment_values,
+        segment_credit=segment_credit,
+        leaf_traffic=leaf_traffic,
+        families=families,
+        methods_used=methods_used,
+        twin_rows=twin_rows,
+    )
     worst: dict[str, RowAssessment] = {}
     for judged in verdicts:
         if judged.assessment is not None:
-            worst[judged.key] = min(worst.get(judged.key, judged.assessment), judged.assessment,
-                                    key=lambda a: a.quality)
+            worst[judged.key] = min(
+                worst.get(judged.key, judged.assessment), judged.assessment, key=lambda a: a.quality
+            )
     neutral = sum(judged.verdict == "side_effect" for judged in verdicts)
     false_positives = sum(judged.verdict not in ("matched", "side_effect") for judged in verdicts)
     n_expected = len(expected)
@@ -298,7 +371,8 @@ def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequenc
         detection_method_accuracy=round(share(sum(a.detection_method for a in worst.values())), 6),
         value_accuracy=round(share(sum(a.values_in_tolerance for a in worst.values()) / 3), 6),
         severity_accuracy=round(share(sum(a.severity for a in worst.values())), 6),
-        segment_accuracy=round(share(sum(a.segment for a in worst.values())), 6) if segment_values is not None
+        segment_accuracy=round(share(sum(a.segment for a in worst.values())), 6)
+        if segment_values is not None
         else None,
         submitted_row_count=len(rows),
         matched_row_count=matched,
@@ -310,33 +384,49 @@ def grade_submission(rows: Sequence[MetricSubmissionRow], expected_rows: Sequenc
     return GradeResult(breakdown)
 
 
-def graded_comparison(rows: Sequence[MetricSubmissionRow], expected_rows: Sequence[MetricSubmissionRow],
-                      neutral_keys: frozenset[str], valid_dates: Iterable[str], *,
-                      segment_values: Mapping[str, Sequence[str]] | None = None,
-                      leaf_traffic: LeafTraffic | None = None,
-                      methods_used: frozenset[str] = frozenset(),
-                      twin_rows: Sequence[MetricSubmissionRow] = ()) -> dict[str, Any]:
+def graded_comparison(
+    rows: Sequence[MetricSubmissionRow],
+    expected_rows: Sequence[MetricSubmissionRow],
+    neutral_keys: frozenset[str],
+    valid_dates: Iterable[str],
+    *,
+    segment_values: Mapping[str, Sequence[str]] | None = None,
+    leaf_traffic: LeafTraffic | None = None,
+    methods_used: frozenset[str] = frozenset(),
+    twin_rows: Sequence[MetricSubmissionRow] = (),
+) -> dict[str, Any]:
     """The grade row by row, for a person or a trainer reviewing a finished episode: each submitted row's verdict
     (`matched` with which fields were right and its quality, `side_effect` (a neutral row), `not_expected`, or the
     validation issue that made it a false positive) and the expected rows no row reported. It is the answer
     itself, so the environment shows it only after the episode is over and never in held-out mode. Where the
     credit is the overlap (`leaf_traffic`), a matched row also shows its coverage and purity."""
     expected = _expected_by_key(expected_rows)
-    verdicts = judge_rows(rows, expected, neutral_keys, valid_dates, segment_values=segment_values,
-                          leaf_traffic=leaf_traffic, methods_used=methods_used, twin_rows=twin_rows)
+    verdicts = judge_rows(
+        rows,
+        expected,
+        neutral_keys,
+        valid_dates,
+        segment_values=segment_values,
+        leaf_traffic=leaf_traffic,
+        methods_used=methods_used,
+        twin_rows=twin_rows,
+    )
     entries: list[dict[str, Any]] = []
     for judged in verdicts:
         entry: dict[str, Any] = {"row_index": judged.row_index, "key": judged.key, "verdict": judged.verdict}
         assessment = judged.assessment
         if judged.verdict == "matched" and assessment is not None:
-            entry.update(anomaly_type_ok=assessment.anomaly_type, detection_method_ok=assessment.detection_method,
-                         values_in_tolerance=assessment.values_in_tolerance, severity_ok=assessment.severity,
-                         quality=round(assessment.quality, 6))
+            entry.update(
+                anomaly_type_ok=assessment.anomaly_type,
+                detection_method_ok=assessment.detection_method,
+                values_in_tolerance=assessment.values_in_tolerance,
+                severity_ok=assessment.severity,
+                quality=round(assessment.quality, 6),
+            )
             if segment_values is not None:
                 entry["segment_credit"] = round(assessment.segment, 6)
             if assessment.overlap is not None:
-                entry.update(coverage=round(assessment.overlap.coverage, 6),
-                             purity=round(assessment.overlap.purity, 6))
+                entry.update(coverage=round(assessment.overlap.coverage, 6), purity=round(assessment.overlap.purity, 6))
         entries.append(entry)
     reported = {judged.key for judged in verdicts if judged.verdict == "matched"}
     missed = [row.model_dump() for key, row in expected.items() if key not in reported]

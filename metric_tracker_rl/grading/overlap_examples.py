@@ -37,16 +37,23 @@ def example_traffic() -> LeafTraffic:
     world = world_of(TIERS["deep"].dimensions)
     layout = cell_layout(31, world.country.values)
     split = LeafSplit(world.daily)
-    version_share = {version: share for platform in ("ios", "android")
-                     for version, share in zip(layout.platform_versions(platform), EXAMPLE_VERSION_SHARES,
-                                               strict=True)} | {"web": 1.0}
-    cells = np.array([PLATFORM_SHARE[p] * world.country.share[c] * version_share[v]
-                      for p, c, v in zip(layout.platforms, layout.countries, layout.versions, strict=True)])
+    version_share = {
+        version: share
+        for platform in ("ios", "android")
+        for version, share in zip(layout.platform_versions(platform), EXAMPLE_VERSION_SHARES, strict=True)
+    } | {"web": 1.0}
+    cells = np.array(
+        [
+            PLATFORM_SHARE[p] * world.country.share[c] * version_share[v]
+            for p, c, v in zip(layout.platforms, layout.countries, layout.versions, strict=True)
+        ]
+    )
     opens = EXAMPLE_OPENS * np.outer(cells, split.shares()).reshape(-1)
     leaf_daily = np.zeros((len(opens), 1, len(COUNT_COLUMNS)))
     leaf_daily[:, 0, COUNT_COLUMNS.index("app_opens")] = opens
-    segments = SegmentedData(layout, (), np.zeros((layout.size, 1, 24, len(COUNT_COLUMNS))), split=split,
-                             leaf_daily=leaf_daily)
+    segments = SegmentedData(
+        layout, (), np.zeros((layout.size, 1, 24, len(COUNT_COLUMNS))), split=split, leaf_daily=leaf_daily
+    )
     return leaf_traffic_of(segments, (EXAMPLE_DATE,))
 
 
@@ -68,8 +75,9 @@ NEAR_MISSES: tuple[NearMiss, ...] = (
     NearMiss("parent cuboid, 1 of its 3 dims", THREE_DIMS, Segment(user_type="new")),
     NearMiss("child cuboid (one more dim)", THREE_DIMS, Segment("android", "IN", "6.32.0", user_type="new")),
     NearMiss("child cuboid (one more dim)", THREE_DIMS, Segment("android", "IN", channel="organic", user_type="new")),
-    NearMiss("overlapping, neither inside the other", THREE_DIMS, Segment("android", channel="paid_social",
-                                                                           user_type="new")),
+    NearMiss(
+        "overlapping, neither inside the other", THREE_DIMS, Segment("android", channel="paid_social", user_type="new")
+    ),
     NearMiss("sibling (one value wrong)", THREE_DIMS, Segment("android", "IN", user_type="returning")),
     NearMiss("sibling (one value wrong)", THREE_DIMS, Segment("android", "BR", user_type="new")),
     NearMiss("aggregate (no segment)", THREE_DIMS, Segment()),
@@ -88,29 +96,36 @@ def near_miss_overlaps(traffic: LeafTraffic | None = None) -> list[tuple[NearMis
     """Every near miss with its overlap under the example's traffic."""
     traffic = traffic or example_traffic()
     weights = traffic.on(EXAMPLE_DATE)
-    return [(miss, segment_overlap(miss.reported, miss.incident, weights, traffic.leaves_of))
-            for miss in NEAR_MISSES]
+    return [(miss, segment_overlap(miss.reported, miss.incident, weights, traffic.leaves_of)) for miss in NEAR_MISSES]
 
 
 def near_miss_table() -> str:
     """The docs' near-miss table: coverage, purity and credit of each case, and frontier's table verdict for it."""
-    lines = ["| incident | reported | case | coverage | purity | credit | frontier's table verdict |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| incident | reported | case | coverage | purity | credit | frontier's table verdict |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for miss, overlap in near_miss_overlaps():
-        lines.append(f"| {miss.incident.label()} | {miss.reported.label()} | {miss.case} | {overlap.coverage:.3f} "
-                     f"| {overlap.purity:.3f} | {overlap.credit:.3f} | {segment_match(miss.reported, miss.incident)} |")
+        lines.append(
+            f"| {miss.incident.label()} | {miss.reported.label()} | {miss.case} | {overlap.coverage:.3f} "
+            f"| {overlap.purity:.3f} | {overlap.credit:.3f} | {segment_match(miss.reported, miss.incident)} |"
+        )
     return "\n".join(lines)
 
 
 def example_statement() -> str:
     """The example's traffic in a sentence (the docs quote it above the table)."""
-    shares = "; ".join(f"{d.field} " + ", ".join(f"{v} {d.share[v]:g}" for v in d.values)
-                       for d in (DIMENSIONS["platform"], DIMENSIONS["country_wide"], DIMENSIONS["channel"],
-                                 DIMENSIONS["user_type"]))
-    versions = ", ".join(f"{v} {s:g}" for v, s in zip(("6.31.0", "6.32.0", "6.33.0"), EXAMPLE_VERSION_SHARES,
-                                                       strict=True))
-    return (f"T = app opens on one date, each leaf's the product of its values' shares: {shares}; on ios and "
-            f"android, app_version {versions}.")
+    shares = "; ".join(
+        f"{d.field} " + ", ".join(f"{v} {d.share[v]:g}" for v in d.values)
+        for d in (DIMENSIONS["platform"], DIMENSIONS["country_wide"], DIMENSIONS["channel"], DIMENSIONS["user_type"])
+    )
+    versions = ", ".join(
+        f"{v} {s:g}" for v, s in zip(("6.31.0", "6.32.0", "6.33.0"), EXAMPLE_VERSION_SHARES, strict=True)
+    )
+    return (
+        f"T = app opens on one date, each leaf's the product of its values' shares: {shares}; on ios and "
+        f"android, app_version {versions}."
+    )
 
 
 if __name__ == "__main__":

@@ -18,8 +18,9 @@ APP_FACTORY = "metric_tracker_rl.serving.app:build_app"
 ENV_NAME = "metric_tracker_rl"
 
 
-def build_app(environment: type[MetricTrackerRlEnvironment] | None = None,
-              settings: ServerSettings | None = None) -> FastAPI:
+def build_app(
+    environment: type[MetricTrackerRlEnvironment] | None = None, settings: ServerSettings | None = None
+) -> FastAPI:
     """`settings` default to `ServerSettings.load()`: read once per process, here or in `main` (docs/settings.md).
     `environment` replaces the environment class (the benchmark's reference servers use it). Every way of
     starting the server (`uv run server`, `python -m server.app`, `uvicorn server.app:app`, the image) builds
@@ -42,11 +43,18 @@ def build_app(environment: type[MetricTrackerRlEnvironment] | None = None,
 
     settings = settings or ServerSettings.load()
     configure_step_bound(settings.step_timeout_s)
-    concurrency = ConcurrencyConfig(max_concurrent_envs=settings.max_concurrent_envs,
-                                    session_timeout=settings.session_timeout_s)
+    concurrency = ConcurrencyConfig(
+        max_concurrent_envs=settings.max_concurrent_envs, session_timeout=settings.session_timeout_s
+    )
     environment = environment or environment_factory(debug=settings.debug, held_out_secret=settings.held_out_secret)
-    app = create_fastapi_app(environment, MetricTrackerRlAction, MetricTrackerRlObservation, env_name=ENV_NAME,
-                             concurrency_config=concurrency, state_cls=MetricTrackerRlState)
+    app = create_fastapi_app(
+        environment,
+        MetricTrackerRlAction,
+        MetricTrackerRlObservation,
+        env_name=ENV_NAME,
+        concurrency_config=concurrency,
+        state_cls=MetricTrackerRlState,
+    )
     if settings.enable_web_interface:
         # OpenEnv's create_app reads the same variable but defaults to off; the debugger is on by default here.
         # It is mounted on its own, not through OpenEnv's web interface, which shares one environment (debugger.mount).
@@ -65,8 +73,11 @@ def websocket_options() -> dict[str, Any]:
     compressing each one cost about a fifth of the server's CPU per step."""
     from metric_tracker_rl.serving.hardening import MAX_MESSAGE_BYTES
 
-    return {"ws_max_size": MAX_MESSAGE_BYTES, "ws_per_message_deflate": False,
-            "ws": "metric_tracker_rl.serving.unfinished_frames:BoundedWebSocketProtocol"}
+    return {
+        "ws_max_size": MAX_MESSAGE_BYTES,
+        "ws_per_message_deflate": False,
+        "ws": "metric_tracker_rl.serving.unfinished_frames:BoundedWebSocketProtocol",
+    }
 
 
 def __getattr__(name: str) -> FastAPI:
@@ -79,21 +90,31 @@ def __getattr__(name: str) -> FastAPI:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Serve the metric_tracker_rl environment (the API, and the "
-                                     "debugger at /web). Settings: docs/settings.md.",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description="Serve the metric_tracker_rl environment (the API, and the "
+        "debugger at /web). Settings: docs/settings.md.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     try:
         environment_settings = ServerSettings.load()
     except SettingsError as exc:
         parser.exit(2, f"error: {exc}\n")
     parser.add_argument("--host", default=environment_settings.host, help="address to listen on (HOST)")
     parser.add_argument("--port", type=int, default=environment_settings.port, help="port (PORT)")
-    parser.add_argument("--workers", type=int, default=environment_settings.workers,
-                        help="server processes (WORKERS); each holds its own sessions")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=environment_settings.workers,
+        help="server processes (WORKERS); each holds its own sessions",
+    )
     parser.add_argument("--no-web", action="store_true", help="serve the API without the /web debugger")
-    parser.add_argument("--log-level", default=environment_settings.log_level, type=str.lower,
-                        choices=("critical", "error", "warning", "info", "debug"),
-                        help="log level (LOG_LEVEL); successful /health and /ready probes are never logged")
+    parser.add_argument(
+        "--log-level",
+        default=environment_settings.log_level,
+        type=str.lower,
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="log level (LOG_LEVEL); successful /health and /ready probes are never logged",
+    )
     args = parser.parse_args(argv)
     overrides = {"host": args.host, "port": args.port, "workers": args.workers, "log_level": args.log_level}
     if args.no_web:
@@ -104,8 +125,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(2, f"error: {exc}\n")
     problem = port_in_use(settings.host, settings.port)
     if problem:
-        parser.exit(1, f"error: cannot listen on {settings.host}:{settings.port} ({problem}): stop what holds it, "
-                       f"or choose another port with --port N (or PORT=N)\n")
+        parser.exit(
+            1,
+            f"error: cannot listen on {settings.host}:{settings.port} ({problem}): stop what holds it, "
+            f"or choose another port with --port N (or PORT=N)\n",
+        )
     print(serving_banner(settings.host, settings.port, settings.enable_web_interface), flush=True)
 
     from metric_tracker_rl.serving.process import serve_with_drain
@@ -138,8 +162,10 @@ def serving_banner(host: str, port: int, web: bool) -> str:
     shown = "localhost" if host in ("0.0.0.0", "::", "") else host
     base = f"http://{shown}:{port}"
     debugger = f"the debugger at {base}/web/, " if web else ""
-    return (f"metric_tracker_rl: serving {debugger}the API at {base} (WebSocket {base.replace('http', 'ws', 1)}/ws, "
-            f"schemas {base}/schema, health {base}/health)")
+    return (
+        f"metric_tracker_rl: serving {debugger}the API at {base} (WebSocket {base.replace('http', 'ws', 1)}/ws, "
+        f"schemas {base}/schema, health {base}/health)"
+    )
 
 
 if __name__ == "__main__":

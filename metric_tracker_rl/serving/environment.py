@@ -114,8 +114,11 @@ def _refused(message: str) -> dict[str, Any]:
     return {**_error(message), REFUSED: True}
 
 
-class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
-                                 Environment[MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState]):
+class MetricTrackerRlEnvironment(
+    McpToolSurface,
+    TaskProviderMixin,
+    Environment[MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState],
+):
     SUPPORTS_CONCURRENT_SESSIONS = True
 
     def __init__(self, *, debug: bool = False, held_out_secret: str = "") -> None:
@@ -146,8 +149,9 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
 
     # --- OpenEnv interface -------------------------------------------------------------------------
 
-    def reset(self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
-              ) -> MetricTrackerRlObservation:
+    def reset(
+        self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
+    ) -> MetricTrackerRlObservation:
         try:
             if "secret" in kwargs:  # the server's own argument, never a client's: unknown like any other
                 raise ValueError(f"unknown reset argument(s) secret; valid: {', '.join(RESET_KEYS)}")
@@ -158,14 +162,19 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
             # (none yet, or the last one over), no budget is left: the observation says so, as on a fresh session.
             if self._episode is None or self._done:
                 over = "" if self._episode is None else " (the last one is over)"
-                return MetricTrackerRlObservation(status="error", reward=0.0, done=False,
-                                                  message=f"reset failed: {exc} No episode is active{over}: reset "
-                                                          "with valid settings to start one.",
-                                                  available_tasks=catalogs()["available_tasks"])
-            return self._observation(status="error", reward=0.0,
-                                     message=f"reset failed: {exc} The current episode is unchanged and goes on (its "
-                                             "budgets below).",
-                                     available_tasks=catalogs()["available_tasks"])
+                return MetricTrackerRlObservation(
+                    status="error",
+                    reward=0.0,
+                    done=False,
+                    message=f"reset failed: {exc} No episode is active{over}: reset with valid settings to start one.",
+                    available_tasks=catalogs()["available_tasks"],
+                )
+            return self._observation(
+                status="error",
+                reward=0.0,
+                message=f"reset failed: {exc} The current episode is unchanged and goes on (its budgets below).",
+                available_tasks=catalogs()["available_tasks"],
+            )
         if self._episode is not None and self._episode.public.holds_resources():
             # The old episode's SQL database: destroying one takes 10-40 ms, which reset (on the event loop)
             # leaves to a release thread.
@@ -180,14 +189,19 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         self._answered = None
         self.rubric.reset()
         return self._observation(
-            status="ready", reward=None, message=f"Episode ready: {episode.public.task['objective']}",
-            instruction=instruction_for(config.difficulty), config=episode.public.task["config"],
+            status="ready",
+            reward=None,
+            message=f"Episode ready: {episode.public.task['objective']}",
+            instruction=instruction_for(config.difficulty),
+            config=episode.public.task["config"],
             **published_facts(episode),
-            **episode_catalogs(config.tier), available_methods=tier_methods(config.difficulty),
+            **episode_catalogs(config.tier),
+            available_methods=tier_methods(config.difficulty),
         )
 
-    async def reset_async(self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
-                          ) -> MetricTrackerRlObservation:
+    async def reset_async(
+        self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
+    ) -> MetricTrackerRlObservation:
         """Both transports await this: the episode is built on a thread, in its client's turn (`reset_turns`,
         weighed by what the reset asks to build), after the session's running step."""
         kind = f"{kwargs.get('difficulty')}/{kwargs.get('task_id')}"[:200]  # what decides a build's cost
@@ -202,8 +216,9 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
             return ""
         return f"{self._held_out_secret}\n{secrets.token_hex(16)}"
 
-    def step(self, action: MetricTrackerRlAction, timeout_s: float | None = None, **kwargs: Any
-             ) -> MetricTrackerRlObservation:
+    def step(
+        self, action: MetricTrackerRlAction, timeout_s: float | None = None, **kwargs: Any
+    ) -> MetricTrackerRlObservation:
         if isinstance(action, MCP_ACTIONS):  # MCP tool discovery and calls (metric_tracker_rl.serving.mcp_surface)
             return self.mcp_step(action)
         with self._step_lock:
@@ -218,11 +233,17 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
     def _step_alone(self, action: MetricTrackerRlAction) -> MetricTrackerRlObservation:
         """One step, with no other step of this session running (the caller holds the step lock)."""
         if self._episode is None:
-            return MetricTrackerRlObservation(status="error", reward=0.0, done=False, instruction=INSTRUCTION,
-                                              message=NO_EPISODE_OVER_HTTP if STATELESS_STEP.get() else NO_EPISODE)
+            return MetricTrackerRlObservation(
+                status="error",
+                reward=0.0,
+                done=False,
+                instruction=INSTRUCTION,
+                message=NO_EPISODE_OVER_HTTP if STATELESS_STEP.get() else NO_EPISODE,
+            )
         if self._done:
-            return self._observation(status="error", reward=0.0,
-                                     message="The episode is over; call reset to start a new one.")
+            return self._observation(
+                status="error", reward=0.0, message="The episode is over; call reset to start a new one."
+            )
         fields = self._act(action)
         if fields.pop(REFUSED, False):
             return self._observation(**fields)  # nothing ran: no step used
@@ -236,8 +257,9 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
             self.rubric(action, observation)
         return observation
 
-    async def step_async(self, action: MetricTrackerRlAction, timeout_s: float | None = None, **kwargs: Any
-                         ) -> MetricTrackerRlObservation:
+    async def step_async(
+        self, action: MetricTrackerRlAction, timeout_s: float | None = None, **kwargs: Any
+    ) -> MetricTrackerRlObservation:
         """The WebSocket endpoint awaits this. An analysis call is a fraction of a millisecond of CPU work, less
         than handing it to a worker thread costs (and with the GIL, threads add no parallelism), so it runs on
         the event loop. Calls whose cost grows with the request (submissions, merged generator calls, previews
@@ -252,8 +274,9 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         outcome = await within_bound(self._step_in_turn(action, timeout_s, **kwargs), step_bound_s())
         return self._given_up(outcome) if isinstance(outcome, GivenUp) else outcome
 
-    async def _step_in_turn(self, action: MetricTrackerRlAction, timeout_s: float | None, **kwargs: Any
-                            ) -> MetricTrackerRlObservation:
+    async def _step_in_turn(
+        self, action: MetricTrackerRlAction, timeout_s: float | None, **kwargs: Any
+    ) -> MetricTrackerRlObservation:
         async with self._session_turn():
             return await self._step_async_alone(action, timeout_s, **kwargs)
 
@@ -265,8 +288,9 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
             self._async_step_lock = (loop, asyncio.Lock())
         return self._async_step_lock[1]
 
-    async def _step_async_alone(self, action: MetricTrackerRlAction, timeout_s: float | None, **kwargs: Any
-                                ) -> MetricTrackerRlObservation:
+    async def _step_async_alone(
+        self, action: MetricTrackerRlAction, timeout_s: float | None, **kwargs: Any
+    ) -> MetricTrackerRlObservation:
         answered = self._answered
         if action.step_id is not None and answered is not None and answered[0] == action.step_id:
             return answered[1]  # sent again after a lost connection (see `step`): not run a second time
@@ -278,8 +302,9 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         # Cheap and bounded by its own work; once on its thread it finishes, and a step given up meanwhile answers it.
         return await uncancelled(asyncio.to_thread(self.step, action, timeout_s=timeout_s, **kwargs))
 
-    async def _statement_step(self, action: MetricTrackerRlAction, timeout_s: float | None, **kwargs: Any
-                              ) -> MetricTrackerRlObservation:
+    async def _statement_step(
+        self, action: MetricTrackerRlAction, timeout_s: float | None, **kwargs: Any
+    ) -> MetricTrackerRlObservation:
         """A statement waits for its client's turn at the SQL workers (sql.fair_gate): one client's slow queries
         hold up neither another client's nor anyone's submissions. The event loop awaits the worker's reply, then
         the step reads it (cheap work, on the loop like any analysis call). An episode's first statement opens its
@@ -306,9 +331,11 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         nothing; the observation is built all the same for the transport to drop.)"""
         seconds = self._statement_waits.seconds
         waited = f" It waited {seconds:.0f} s of that for a SQL worker." if seconds else ""
-        message = (f"This step was not run: the server could not finish it within its step time bound of "
-                   f"{outcome.bound_s:g} s (STEP_TIMEOUT_S) because it is busy.{waited} No step was used and the "
-                   "episode goes on: send the step again, or a cheaper statement (filter or aggregate earlier).")
+        message = (
+            f"This step was not run: the server could not finish it within its step time bound of "
+            f"{outcome.bound_s:g} s (STEP_TIMEOUT_S) because it is busy.{waited} No step was used and the "
+            "episode goes on: send the step again, or a cheaper statement (filter or aggregate earlier)."
+        )
         if self._episode is None:
             return MetricTrackerRlObservation(status="error", reward=0.0, done=False, message=message)
         return self._observation(**_error(message))
@@ -345,19 +372,24 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
 
     @property
     def state(self) -> MetricTrackerRlState:
-        return MetricTrackerRlState(episode_id=self._episode_id, step_count=self._steps,
-                                    task_id=self._episode.config.task_id if self._episode else None,
-                                    submissions_used=self._submissions, done=self._done, last_score=self._last_score,
-                                    episode_score=self._episode_score if self._episode else None)
+        return MetricTrackerRlState(
+            episode_id=self._episode_id,
+            step_count=self._steps,
+            task_id=self._episode.config.task_id if self._episode else None,
+            submissions_used=self._submissions,
+            done=self._done,
+            last_score=self._last_score,
+            episode_score=self._episode_score if self._episode else None,
+        )
 
     def get_metadata(self) -> EnvironmentMetadata:
         held_out = "on" if self._held_out_secret else "off"
         return EnvironmentMetadata(
             name="metric_tracker_rl",
             description="Investigate a seeded synthetic product funnel with read-only analysis tools and submit "
-                        "an anomaly report that a deterministic grader scores. "
-                        f"Held-out mode: {held_out} (when on, episodes cannot be rebuilt from their seed with the "
-                        "public package).",
+            "an anomaly report that a deterministic grader scores. "
+            f"Held-out mode: {held_out} (when on, episodes cannot be rebuilt from their seed with the "
+            "public package).",
             version=__version__,
         )
 
@@ -368,18 +400,29 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         method, classifications, generators = action.analysis_method, action.classifications, action.payload_generators
         if method is not None and classifications is None and generators is None:
             return self._analysis(method, action.analysis_args)
-        modes = [name for name, value in (("analysis_method", method), ("classifications", classifications),
-                                          ("payload_generators", generators)) if value is not None]
+        modes = [
+            name
+            for name, value in (
+                ("analysis_method", method),
+                ("classifications", classifications),
+                ("payload_generators", generators),
+            )
+            if value is not None
+        ]
         if len(modes) != 1:
             found = ", ".join(modes) if modes else "none"
-            return _refused(f"An action needs exactly one of analysis_method, classifications or payload_generators "
-                          f"(found: {found}). Use classifications=[] to submit an empty report.")
+            return _refused(
+                f"An action needs exactly one of analysis_method, classifications or payload_generators "
+                f"(found: {found}). Use classifications=[] to submit an empty report."
+            )
         if classifications is not None:
             with entity_names_of(self._playing.config.difficulty):
                 return self._submit(list(classifications), generated=False)
         if COUNTS not in self._playing.public.holds:  # the generators read counts
-            return _refused("Generator calls read the count tables, which this episode does not have (its data are "
-                          "raw events): submit rows (classifications) instead; no submission used.")
+            return _refused(
+                "Generator calls read the count tables, which this episode does not have (its data are "
+                "raw events): submit rows (classifications) instead; no submission used."
+            )
         rows, errors = generate_rows(self._playing.public, list(generators or []))
         if errors:
             return _refused("Payload generators failed (no submission used): " + " | ".join(errors))
@@ -396,20 +439,33 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         """Grade a report. Rows that are invalid without any truth are refused first, using no submission. The
         reward is the improvement over the best earlier score, so an episode's rewards sum to its score."""
         if len(rows) > MAX_SUBMISSION_ROWS:
-            return _refused(f"A submission may hold at most {MAX_SUBMISSION_ROWS} rows, got {len(rows)} (no submission "
-                          "used). Report incidents, not every candidate.")
+            return _refused(
+                f"A submission may hold at most {MAX_SUBMISSION_ROWS} rows, got {len(rows)} (no submission "
+                "used). Report incidents, not every candidate."
+            )
         episode = self._playing
         issues = validate_rows(rows, episode.public.dates, episode.public.segment_values())
         if issues:
             listed = "; ".join(f"row {i}: {issue.message}" for i, issue in sorted(issues.items()))
-            return {**_refused(f"Submission refused, no submission used: {len(issues)} invalid row(s): {listed}. "
-                             "Fix or drop them and submit again."),
-                    "submission_issues": [issues[i] for i in sorted(issues)]}
+            return {
+                **_refused(
+                    f"Submission refused, no submission used: {len(issues)} invalid row(s): {listed}. "
+                    "Fix or drop them and submit again."
+                ),
+                "submission_issues": [issues[i] for i in sorted(issues)],
+            }
         methods_used = frozenset(self._methods_used)
         traffic = overlap_traffic(episode)
-        result = grade_submission(rows, episode.truth.expected_rows, episode.truth.neutral_keys,
-                                  episode.public.dates, segment_values=episode.public.segment_values(),
-                                  leaf_traffic=traffic, methods_used=methods_used, twin_rows=episode.truth.twin_rows)
+        result = grade_submission(
+            rows,
+            episode.truth.expected_rows,
+            episode.truth.neutral_keys,
+            episode.public.dates,
+            segment_values=episode.public.segment_values(),
+            leaf_traffic=traffic,
+            methods_used=methods_used,
+            twin_rows=episode.truth.twin_rows,
+        )
         self._submissions += 1
         self._last_score = result.score
         credited = max(0.0, result.score - RETRY_COST * (self._submissions - 1))
@@ -420,32 +476,48 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
             self._done = True
         breakdown = result.breakdown
         if self._done:
-            message = (f"Graded {breakdown.submitted_row_count} row(s): {breakdown.matched_row_count} of "
-                       f"{len(episode.truth.expected_rows)} expected row(s) found, "
-                       f"{breakdown.false_positive_count} false positive(s) (of which {breakdown.neutral_row_count} "
-                       f"on side-effect keys). Score {result.score:.4f}{_retry_note(self._submissions)}; episode score "
-                       f"{self._episode_score:.4f}. "
-                       "The episode is over.")
-            final = {"reward_breakdown": breakdown, "expected_row_count": len(episode.truth.expected_rows),
-                     "correct_row_count": breakdown.matched_row_count}
+            message = (
+                f"Graded {breakdown.submitted_row_count} row(s): {breakdown.matched_row_count} of "
+                f"{len(episode.truth.expected_rows)} expected row(s) found, "
+                f"{breakdown.false_positive_count} false positive(s) (of which {breakdown.neutral_row_count} "
+                f"on side-effect keys). Score {result.score:.4f}{_retry_note(self._submissions)}; episode score "
+                f"{self._episode_score:.4f}. "
+                "The episode is over."
+            )
+            final = {
+                "reward_breakdown": breakdown,
+                "expected_row_count": len(episode.truth.expected_rows),
+                "correct_row_count": breakdown.matched_row_count,
+            }
             if not episode.config.held_out:  # an open episode is public anyway; a held-out one may come back
-                final["comparison"] = graded_comparison(rows, episode.truth.expected_rows, episode.truth.neutral_keys,
-                                                        episode.public.dates,
-                                                        segment_values=episode.public.segment_values(),
-                                                        leaf_traffic=traffic, methods_used=methods_used,
-                                                        twin_rows=episode.truth.twin_rows)
+                final["comparison"] = graded_comparison(
+                    rows,
+                    episode.truth.expected_rows,
+                    episode.truth.neutral_keys,
+                    episode.public.dates,
+                    segment_values=episode.public.segment_values(),
+                    leaf_traffic=traffic,
+                    methods_used=methods_used,
+                    twin_rows=episode.truth.twin_rows,
+                )
         else:
             # Not the last submission: only the score and the row counts (see RewardBreakdown).
-            message = (f"Graded {breakdown.submitted_row_count} row(s): {breakdown.matched_row_count} on expected "
-                       f"keys, {breakdown.false_positive_count} false positive(s). Score {result.score:.4f}"
-                       f"{_retry_note(self._submissions)}; episode score {self._episode_score:.4f}. {left} "
-                       f"submission(s) left; each retry costs {RETRY_COST} of its score.")
+            message = (
+                f"Graded {breakdown.submitted_row_count} row(s): {breakdown.matched_row_count} on expected "
+                f"keys, {breakdown.false_positive_count} false positive(s). Score {result.score:.4f}"
+                f"{_retry_note(self._submissions)}; episode score {self._episode_score:.4f}. {left} "
+                f"submission(s) left; each retry costs {RETRY_COST} of its score."
+            )
             final = {"reward_breakdown": breakdown.coarse(), "correct_row_count": breakdown.matched_row_count}
         return {
-            "status": "graded", "reward": round(reward, 6), "message": message,
-            "generated_rows": rows if generated else [], "submitted_rows": rows,
+            "status": "graded",
+            "reward": round(reward, 6),
+            "message": message,
+            "generated_rows": rows if generated else [],
+            "submitted_rows": rows,
             "submission_preview": {"row_count": len(rows), "issue_count": 0},
-            "submission_issues": [], **final,
+            "submission_issues": [],
+            **final,
         }
 
     def _observation(self, **fields: Any) -> MetricTrackerRlObservation:
@@ -453,9 +525,13 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         catalogs come with the reset observation (they stay the same for the whole episode)."""
         config = self._playing.config
         return MetricTrackerRlObservation(
-            task_id=config.task_id, steps_remaining=config.max_steps - self._steps,
-            submissions_remaining=config.max_submissions - self._submissions, episode_score=self._episode_score,
-            done=self._done, debug=self._debug_payload() if self._debug else None, **fields,
+            task_id=config.task_id,
+            steps_remaining=config.max_steps - self._steps,
+            submissions_remaining=config.max_submissions - self._submissions,
+            episode_score=self._episode_score,
+            done=self._done,
+            debug=self._debug_payload() if self._debug else None,
+            **fields,
         )
 
     def _debug_payload(self) -> dict[str, Any]:
@@ -464,13 +540,24 @@ class MetricTrackerRlEnvironment(McpToolSurface, TaskProviderMixin,
         return {
             "expected_rows": [row.model_dump() for row in truth.expected_rows],
             "neutral_keys": sorted(truth.neutral_keys),
-            "injections": [{"family": r.family, "date": dates[r.day], "entity_type": r.entity_type,
-                            "entity_name": r.entity_name, "magnitude": r.magnitude, "hours": list(r.hours),
-                            "description": r.description} for r in truth.injections],
-            "distractors": [{"kind": d.kind, "date": dates[d.day], "description": d.description}
-                            for d in truth.distractors],
-            "fluctuations": [{"kind": f.kind, "date": dates[f.day], "description": f.description}
-                             for f in truth.fluctuations],
+            "injections": [
+                {
+                    "family": r.family,
+                    "date": dates[r.day],
+                    "entity_type": r.entity_type,
+                    "entity_name": r.entity_name,
+                    "magnitude": r.magnitude,
+                    "hours": list(r.hours),
+                    "description": r.description,
+                }
+                for r in truth.injections
+            ],
+            "distractors": [
+                {"kind": d.kind, "date": dates[d.day], "description": d.description} for d in truth.distractors
+            ],
+            "fluctuations": [
+                {"kind": f.kind, "date": dates[f.day], "description": f.description} for f in truth.fluctuations
+            ],
         }
 
 
@@ -485,5 +572,6 @@ def environment_factory(*, debug: bool = False, held_out_secret: str = "") -> ty
             super().__init__(debug=debug, held_out_secret=held_out_secret)
 
     ConfiguredEnvironment.__name__ = ConfiguredEnvironment.__qualname__ = (
-        "DebugMetricTrackerRlEnvironment" if debug else "HeldOutMetricTrackerRlEnvironment")
+        "DebugMetricTrackerRlEnvironment" if debug else "HeldOutMetricTrackerRlEnvironment"
+    )
     return ConfiguredEnvironment

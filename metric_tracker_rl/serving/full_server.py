@@ -109,6 +109,8 @@ class FullServerRule:
         return chosen, most >= mine + 2
 
     def refusal(self, wait_s: float) -> str:
-        return (f"The server is full, and a session of this client was closed for a waiting client (it did no work "
-                f"for a while, or this client held more places): its place goes to them. Retry in about "
-                f"{wait_s:.0f} s.")
+        return (
+            f"The server is full, and a session of this client was closed for a waiting client (it did no work "
+            f"for a while, or this client held more places): its place goes to them. Retry in about "
+            f"{wait_s:.0f} s."
+        )

@@ -61,7 +61,6 @@ NOT_UTF8 = "The request body is not valid UTF-8 text; send JSON as UTF-8."
 JSON_RPC_PARSE_ERROR = -32700
 
 
-
 def _is_unicode(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -146,8 +145,13 @@ class WebSocketFrameGuard:
                 content = message.get("text") or message.get("bytes") or ""
                 if frame_size(content) > MAX_MESSAGE_BYTES:  # received and decoded already: charged, not counted
                     PARSE_BUDGET.charge(client, len(content) * BYTE_COST_S)
-                    await send({"type": "websocket.close", "code": MESSAGE_TOO_BIG,
-                                "reason": f"message over {MAX_MESSAGE_BYTES} bytes"})
+                    await send(
+                        {
+                            "type": "websocket.close",
+                            "code": MESSAGE_TOO_BIG,
+                            "reason": f"message over {MAX_MESSAGE_BYTES} bytes",
+                        }
+                    )
                     release_soon()  # megabytes of frame and text, freed in the middle of the heap
                     return {"type": "websocket.disconnect", "code": MESSAGE_TOO_BIG}
                 PARSE_BUDGET.charge(client, parse_cost_s(content))
@@ -166,8 +170,13 @@ class WebSocketFrameGuard:
 async def json_response(send: Send, status: int, payload: Any) -> None:
     """A whole JSON response (`payload` as JSON; bytes as they are)."""
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -179,8 +188,12 @@ class BodyTooSlow(TimeoutError):
     """A request body that did not arrive whole within BODY_DEADLINE_S."""
 
 
-async def read_body(receive: Receive, limit: int | None = None, deadline_s: float | None = None,
-                    on_chunk: Callable[[int], None] | None = None) -> bytes | None:
+async def read_body(
+    receive: Receive,
+    limit: int | None = None,
+    deadline_s: float | None = None,
+    on_chunk: Callable[[int], None] | None = None,
+) -> bytes | None:
     """A request's whole body, or None when the client left; BodyTooLarge past `limit` bytes, BodyTooSlow when it
     has not all arrived `deadline_s` after the first call. `on_chunk` is told each chunk's size as it arrives."""
     chunks, size = [], 0
@@ -256,8 +269,14 @@ async def bounded_body(receive: Receive, send: Send, client: str) -> bytes | Non
         whole = body is not None
         return body
     except BodyTooLarge:
-        await json_response(send, 413, {"detail": f"request body over {MAX_MESSAGE_BYTES} bytes, or this client's "
-                                        f"unfinished bodies over {UNFINISHED_BYTES_PER_CLIENT} bytes together"})
+        await json_response(
+            send,
+            413,
+            {
+                "detail": f"request body over {MAX_MESSAGE_BYTES} bytes, or this client's "
+                f"unfinished bodies over {UNFINISHED_BYTES_PER_CLIENT} bytes together"
+            },
+        )
         return None
     except BodyTooSlow:
         await json_response(send, 408, {"detail": f"request body not received whole within {BODY_DEADLINE_S:g} s"})
@@ -315,8 +334,9 @@ def text_problem(body: bytes) -> str | None:
 async def _refuse_text(scope: Scope, send: Send, problem: str) -> None:
     """Answer a body that is not valid Unicode text: a JSON-RPC parse error on /mcp, a 400 elsewhere."""
     if scope.get("path") == "/mcp":
-        await json_response(send, 200, {"jsonrpc": "2.0", "id": None,
-                                        "error": {"code": JSON_RPC_PARSE_ERROR, "message": problem}})
+        await json_response(
+            send, 200, {"jsonrpc": "2.0", "id": None, "error": {"code": JSON_RPC_PARSE_ERROR, "message": problem}}
+        )
     else:
         await json_response(send, 400, {"detail": problem})
 

@@ -64,8 +64,9 @@ def from_this_machine(scope: Scope) -> bool:
     """Whether a request comes from the server's own machine: its peer the loopback address, with no forwarding
     header (a proxy on the machine passes other clients' requests on)."""
     host = (scope.get("client") or ("", 0))[0]
-    return host in LOOPBACK_HOSTS and not any(name.lower() in FORWARDING_HEADERS
-                                              for name, _ in scope.get("headers", []))
+    return host in LOOPBACK_HOSTS and not any(
+        name.lower() in FORWARDING_HEADERS for name, _ in scope.get("headers", [])
+    )
 
 
 @dataclass(eq=False)
@@ -103,8 +104,12 @@ class Lifecycle:
             except Exception:  # noqa: BLE001 - the sessions are closed whatever else failed to stop
                 logger.exception("draining: a part of the server failed to stop")
         left = self.steps_in_flight()
-        logger.warning("draining: closing %d session(s) with code %d (%d step(s) still in flight)",
-                       len(self.sessions), GOING_AWAY, left)
+        logger.warning(
+            "draining: closing %d session(s) with code %d (%d step(s) still in flight)",
+            len(self.sessions),
+            GOING_AWAY,
+            left,
+        )
         for session in list(self.sessions):
             try:
                 await session.send({"type": "websocket.close", "code": GOING_AWAY, "reason": STOPPING_REASON})
@@ -141,8 +146,13 @@ class DrainAware:
         if from_this_machine(scope):
             report["statements"] = ledger.snapshot()
         body = json.dumps(report).encode()
-        await send({"type": "http.response.start", "status": 503 if draining else 200,
-                    "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503 if draining else 200,
+                "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-store")],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def _json_rpc_while_draining(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -160,8 +170,13 @@ class DrainAware:
         if self.lifecycle.draining:
             await receive()  # websocket.connect
             if "websocket.http.response" in scope.get("extensions", {}):  # refuse with a 503 that says why
-                await send({"type": "websocket.http.response.start", "status": 503,
-                            "headers": [(b"content-type", b"text/plain")]})
+                await send(
+                    {
+                        "type": "websocket.http.response.start",
+                        "status": 503,
+                        "headers": [(b"content-type", b"text/plain")],
+                    }
+                )
                 await send({"type": "websocket.http.response.body", "body": STOPPING_REASON.encode()})
             else:
                 await send({"type": "websocket.close", "code": GOING_AWAY, "reason": STOPPING_REASON})

@@ -17,9 +17,17 @@ from metric_tracker_rl.settings import ClientSettings
 
 
 @contextlib.contextmanager
-def local_server(*, in_process: bool = False, held_out_secret: str = "", env: dict[str, str] | None = None,
-                 workers: int = 1, module: str = SERVER_MODULE, cwd: Path | None = None,
-                 timeout_s: float = 120.0, port: int = 0) -> Iterator[str]:
+def local_server(
+    *,
+    in_process: bool = False,
+    held_out_secret: str = "",
+    env: dict[str, str] | None = None,
+    workers: int = 1,
+    module: str = SERVER_MODULE,
+    cwd: Path | None = None,
+    timeout_s: float = 120.0,
+    port: int = 0,
+) -> Iterator[str]:
     """A standard-mode server (no debugger, no debug mode) on a loopback port (`port`, or a free one when 0); yields
     its URL, stops it on exit.
 
@@ -31,8 +39,15 @@ def local_server(*, in_process: bool = False, held_out_secret: str = "", env: di
         with _server_thread(held_out_secret, timeout_s, port) as url:
             yield url
         return
-    with child_server(held_out_secret=held_out_secret, env=env, workers=workers, module=module, cwd=cwd,
-                      timeout_s=timeout_s, port=port) as url:
+    with child_server(
+        held_out_secret=held_out_secret,
+        env=env,
+        workers=workers,
+        module=module,
+        cwd=cwd,
+        timeout_s=timeout_s,
+        port=port,
+    ) as url:
         yield url
 
 
@@ -48,12 +63,12 @@ def _server_thread(held_out_secret: str, timeout_s: float, port: int) -> Iterato
     try:
         listener = socket.create_server(("127.0.0.1", port))
     except OSError as exc:
-        raise RuntimeError(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}): choose another port, or 0 for a "
-                           "free one") from exc
+        raise RuntimeError(
+            f"cannot listen on 127.0.0.1:{port} ({exc.strerror}): choose another port, or 0 for a free one"
+        ) from exc
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     server = uvicorn.Server(uvicorn.Config(build_app(settings=settings), log_level="warning", **websocket_options()))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="environment-server",
-                              daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="environment-server", daemon=True)
     thread.start()
     try:
         deadline = time.monotonic() + timeout_s
@@ -76,8 +91,9 @@ def environment_server(settings: ClientSettings, port: int = 0) -> contextlib.Ab
         return contextlib.nullcontext(settings.server_url.rstrip("/"))
     if settings.image_name:
         return _docker_server(settings.image_name, settings.server_start_timeout_s, port)
-    return _noted(local_server(in_process=True, timeout_s=settings.server_start_timeout_s, port=port),
-                  "in this process")
+    return _noted(
+        local_server(in_process=True, timeout_s=settings.server_start_timeout_s, port=port), "in this process"
+    )
 
 
 @contextlib.contextmanager
@@ -95,8 +111,10 @@ def _docker_server(image: str, start_timeout_s: float, port: int) -> Iterator[st
     try:
         provider = LocalDockerProvider()
     except RuntimeError as exc:
-        raise RuntimeError(f"cannot start image {image!r}: {exc} Set METRIC_TRACKER_URL to use a running server, "
-                           "or unset LOCAL_IMAGE_NAME / IMAGE_NAME to start a local server process.") from exc
+        raise RuntimeError(
+            f"cannot start image {image!r}: {exc} Set METRIC_TRACKER_URL to use a running server, "
+            "or unset LOCAL_IMAGE_NAME / IMAGE_NAME to start a local server process."
+        ) from exc
     try:
         url = provider.start_container(image, port=port or None)
         print(f"[INFO] started container from {image} at {url}", file=sys.stderr, flush=True)

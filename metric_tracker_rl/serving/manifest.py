@@ -66,8 +66,13 @@ def manifest_text() -> str:
 def main(argv: list[str]) -> int:
     """Write openenv.yaml into the directory given (the repository's root by default)."""
     parser = argparse.ArgumentParser(description="Write openenv.yaml from the package's version and tiers.")
-    parser.add_argument("root", nargs="?", type=Path, default=Path(__file__).resolve().parents[2],
-                        help="the directory openenv.yaml is written into (default: the repository's root)")
+    parser.add_argument(
+        "root",
+        nargs="?",
+        type=Path,
+        default=Path(__file__).resolve().parents[2],
+        help="the directory openenv.yaml is written into (default: the repository's root)",
+    )
     root = parser.parse_args(argv).root
     if not root.is_dir():
         parser.error(f"{root} is not a directory")

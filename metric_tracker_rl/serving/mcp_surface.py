@@ -58,16 +58,17 @@ NO_EPISODE = (
 def mcp_tools(difficulty: str | None = None) -> list[Tool]:
     """The tools a model is offered at `difficulty` (None: before a reset, every tool some listed tier offers), as MCP
     tools (read from the registry at every call, so none is missed)."""
-    tools = [Tool(name=tool.name, description=tool.description, input_schema=tool.parameters)
-             for tool in model_tools(difficulty)]
+    tools = [
+        Tool(name=tool.name, description=tool.description, input_schema=tool.parameters)
+        for tool in model_tools(difficulty)
+    ]
     reserved = RESERVED_TOOL_NAMES & {tool.name for tool in tools}
     if reserved:
         raise RuntimeError(f"tools {sorted(reserved)} use names OpenEnv reserves for the step API")
     return tools
 
 
-def tool_result(text: str, *, is_error: bool, reward: float, done: bool, episode_score: float | None
-                ) -> dict[str, Any]:
+def tool_result(text: str, *, is_error: bool, reward: float, done: bool, episode_score: float | None) -> dict[str, Any]:
     """A tools/call result in the shape OpenEnv serialises a FastMCP tool result to; `episode_score` is the
     server's score of the episode so far (None without an episode), which a harness reports as it is."""
     return {
@@ -88,8 +89,11 @@ def without_null_options(name: str, arguments: Any) -> Any:
     if spec is None or not isinstance(arguments, dict):
         return arguments
     fields = spec.args_model.model_fields
-    return {key: value for key, value in arguments.items()
-            if value is not None or key not in fields or fields[key].is_required()}
+    return {
+        key: value
+        for key, value in arguments.items()
+        if value is not None or key not in fields or fields[key].is_required()
+    }
 
 
 class _SessionToolClient:
@@ -102,8 +106,10 @@ class _SessionToolClient:
         return True  # nothing to connect: the tools run in the session's environment
 
     async def list_tools(self) -> list[dict[str, Any]]:
-        return [{"name": tool.name, "description": tool.description, "inputSchema": tool.input_schema}
-                for tool in mcp_tools(self._environment.episode_difficulty)]
+        return [
+            {"name": tool.name, "description": tool.description, "inputSchema": tool.input_schema}
+            for tool in mcp_tools(self._environment.episode_difficulty)
+        ]
 
     async def call_tool(self, name: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
         return await self._environment.call_tool_async(name, arguments or {})
@@ -115,9 +121,11 @@ class McpToolSurface:
     The environment's `step` and `step_async` hand `MCP_ACTIONS` to `mcp_step` / `mcp_step_async`."""
 
     if TYPE_CHECKING:
+
         def step(self, action: Any, timeout_s: float | None = None, **kwargs: Any) -> MetricTrackerRlObservation: ...
-        async def step_async(self, action: Any, timeout_s: float | None = None, **kwargs: Any
-                             ) -> MetricTrackerRlObservation: ...
+        async def step_async(
+            self, action: Any, timeout_s: float | None = None, **kwargs: Any
+        ) -> MetricTrackerRlObservation: ...
         @property
         def state(self) -> Any: ...
         @property
@@ -171,10 +179,13 @@ class McpToolSurface:
 
 def _answer(observation: MetricTrackerRlObservation) -> dict[str, Any]:
     """The result of a call the typed step ran: the text every harness shows, the step's reward and done."""
-    return tool_result(render_observation(observation),
-                       is_error=observation.status == "error",
-                       reward=float(observation.reward or 0.0), done=observation.done,
-                       episode_score=observation.episode_score)
+    return tool_result(
+        render_observation(observation),
+        is_error=observation.status == "error",
+        reward=float(observation.reward or 0.0),
+        done=observation.done,
+        episode_score=observation.episode_score,
+    )
 
 
 def _call_observation(name: Any, result: dict[str, Any]) -> CallToolObservation:

@@ -105,15 +105,17 @@ def structure_problem(text: str | bytes) -> StructureProblem | None:
     """Why `text` must not be parsed (too many values, nested too deeply, a number too long), or None. Never
     parses it."""
     if has_long_number(text):
-        return StructureProblem(f"Message holds a number of more than {len(_LONG_NUMBER) - 1} digits.",
-                                too_large=False)
+        return StructureProblem(f"Message holds a number of more than {len(_LONG_NUMBER) - 1} digits.", too_large=False)
     if value_count(text) <= MAX_JSON_ELEMENTS and bracket_count(text) <= MAX_JSON_DEPTH:
         return None
     structure = outside_strings(text)
     values = value_count(structure)
     if values > MAX_JSON_ELEMENTS:
-        return StructureProblem(f"Message holds too many JSON values (about {values}; at most {MAX_JSON_ELEMENTS}): "
-                                "send fewer rows or arguments.", too_large=True)
+        return StructureProblem(
+            f"Message holds too many JSON values (about {values}; at most {MAX_JSON_ELEMENTS}): "
+            "send fewer rows or arguments.",
+            too_large=True,
+        )
     if nesting_depth(structure) > MAX_JSON_DEPTH:
         return StructureProblem(f"Message nests too deeply (at most {MAX_JSON_DEPTH} levels).", too_large=False)
     return None
@@ -143,8 +145,9 @@ class ParseBudget:
         now = time.monotonic()
         self._balance[client] = (self.balance(client, now) - cost_s, now)
         if len(self._balance) > REMEMBERED_CLIENTS:
-            self._balance = {name: entry for name, entry in self._balance.items()
-                             if self.balance(name, now) < self.burst_s}
+            self._balance = {
+                name: entry for name, entry in self._balance.items() if self.balance(name, now) < self.burst_s
+            }
 
     def delay_s(self, client: str) -> float:
         """How long `client` must wait before its next message is read (0 when it is not in debt)."""

@@ -27,9 +27,18 @@ if TYPE_CHECKING:
 def serve_with_drain(app: str | Callable[[], Any], settings: ServerSettings, **options: Any) -> None:
     """`uvicorn.run(app, factory=True, ...)` with DrainingServer in every worker process. `app` is the factory, or
     with several workers its import string (each worker process imports it)."""
-    config = uvicorn.Config(app, factory=True, host=settings.host, port=settings.port, workers=settings.workers,
-                            forwarded_allow_ips=settings.trusted_proxies(), log_level=settings.log_level,
-                            log_config=log_config(), timeout_graceful_shutdown=CLOSE_AFTER_DRAIN_S, **options)
+    config = uvicorn.Config(
+        app,
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        forwarded_allow_ips=settings.trusted_proxies(),
+        log_level=settings.log_level,
+        log_config=log_config(),
+        timeout_graceful_shutdown=CLOSE_AFTER_DRAIN_S,
+        **options,
+    )
     if settings.workers > 1:
         DrainingSupervisor(config, sockets=[config.bind_socket()]).run()
     else:

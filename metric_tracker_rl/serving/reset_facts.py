@@ -45,10 +45,12 @@ def instruction_for(difficulty: str) -> str:
     if difficulty not in RAW_EVENT_DIFFICULTIES:
         return INSTRUCTION
     tools = ", ".join(method.name for method in tier_methods(difficulty))
-    return (f"Investigate the raw events with analysis calls (analysis_method + analysis_args; the tools here: "
-            f"{tools}) and submit an anomaly report as rows (classifications); this tier has "
-            "no generator calls. Report each incident once, as a row with the fields the brief's report format "
-            "lists; an empty report (classifications=[]) reports no incident. " + _STEPS_AND_GRADING)
+    return (
+        f"Investigate the raw events with analysis calls (analysis_method + analysis_args; the tools here: "
+        f"{tools}) and submit an anomaly report as rows (classifications); this tier has "
+        "no generator calls. Report each incident once, as a row with the fields the brief's report format "
+        "lists; an empty report (classifications=[]) reports no incident. " + _STEPS_AND_GRADING
+    )
 
 
 def tier_methods(difficulty: str) -> list[AnalysisMethodInfo]:
@@ -60,11 +62,18 @@ def tier_methods(difficulty: str) -> list[AnalysisMethodInfo]:
 
 @derived_from(TOOL_REGISTRY)
 def _methods_by_tier() -> dict[str, list[AnalysisMethodInfo]]:
-    return {difficulty: [AnalysisMethodInfo(**replace(spec, description=description, args_model=args_model).info(),
-                                            offered=difficulty in spec.offered_at)
-                         for spec in available_analysis_methods() if difficulty in spec.answers_at
-                         for description, args_model in [spec.read_at(difficulty)]]
-            for difficulty in TIERS}
+    return {
+        difficulty: [
+            AnalysisMethodInfo(
+                **replace(spec, description=description, args_model=args_model).info(),
+                offered=difficulty in spec.offered_at,
+            )
+            for spec in available_analysis_methods()
+            if difficulty in spec.answers_at
+            for description, args_model in [spec.read_at(difficulty)]
+        ]
+        for difficulty in TIERS
+    }
 
 
 @derived_from(TOOL_REGISTRY, FAMILY_REGISTRY)
@@ -75,8 +84,8 @@ def catalogs() -> dict[str, Any]:
         "available_synthetic_generator_methods": [family.spec() for family in FAMILY_REGISTRY.values()],
         "available_tasks": [TaskInfo(**task) for task in task_catalog()],
         "conversion_metric_definitions": [
-            ConversionMetricDefinition(name=m.name, numerator=m.numerator, denominator=m.denominator,
-                                       formula=m.formula) for m in CONVERSION_METRICS
+            ConversionMetricDefinition(name=m.name, numerator=m.numerator, denominator=m.denominator, formula=m.formula)
+            for m in CONVERSION_METRICS
         ],
     }
 
@@ -96,19 +105,35 @@ def published_facts(episode: Episode) -> dict[str, Any]:
     tier = episode.config.tier
     segmented = tier.segmented is not None
     if tier.hides_mechanisms:  # the rules of a finding, no kind and no defect named
-        return {"objective": episode.public.task["objective"],
-                "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
-                "benign_fluctuations": BENIGN_CHANGES, "segments": audit_brief(tier.dimensions)}
-    kinds = kinds_brief([KindText(kind.name, kind.family, tier_wording(kind.definition, difficulty), kind.count_all_day)
-                         for kind in episode_kinds(tier, _kinds_config(episode.config))]) if segmented else {}
-    if tier.data == EVENTS:
-        return {"objective": episode.public.task["objective"],
-                "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
-                "benign_fluctuations": BENIGN_CHANGES, "segments": {**warehouse_brief(tier.dimensions), **kinds}}
-    return {"objective": episode.public.task["objective"],
+        return {
+            "objective": episode.public.task["objective"],
             "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
-            "benign_fluctuations": benign_brief(difficulty) if segmented else fluctuation_bounds(difficulty),
-            "segments": {**segmented_brief(difficulty, episode.config.note_share), **kinds} if segmented else None}
+            "benign_fluctuations": BENIGN_CHANGES,
+            "segments": audit_brief(tier.dimensions),
+        }
+    kinds = (
+        kinds_brief(
+            [
+                KindText(kind.name, kind.family, tier_wording(kind.definition, difficulty), kind.count_all_day)
+                for kind in episode_kinds(tier, _kinds_config(episode.config))
+            ]
+        )
+        if segmented
+        else {}
+    )
+    if tier.data == EVENTS:
+        return {
+            "objective": episode.public.task["objective"],
+            "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
+            "benign_fluctuations": BENIGN_CHANGES,
+            "segments": {**warehouse_brief(tier.dimensions), **kinds},
+        }
+    return {
+        "objective": episode.public.task["objective"],
+        "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
+        "benign_fluctuations": benign_brief(difficulty) if segmented else fluctuation_bounds(difficulty),
+        "segments": {**segmented_brief(difficulty, episode.config.note_share), **kinds} if segmented else None,
+    }
 
 
 def _kinds_config(config: EpisodeConfig) -> EpisodeConfig:

@@ -93,8 +93,10 @@ class TakeTurns:
 
     def _hand_on(self) -> None:
         while self.waiting:
-            client = min(self.waiting, key=lambda name: self.spent.get(name, self.virtual)
-                         + self.estimate(self.waiting[name][0][1]))
+            client = min(
+                self.waiting,
+                key=lambda name: self.spent.get(name, self.virtual) + self.estimate(self.waiting[name][0][1]),
+            )
             queue = self.waiting[client]
             future, _ = queue.pop(0)
             if not queue:

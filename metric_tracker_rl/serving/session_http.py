@@ -78,10 +78,20 @@ class HttpSessions(SessionPlaces):
             session_id = params.get("session_id")
         replay = replaying(body, receive)
         if session_id is not None and not isinstance(session_id, str):
-            await json_response(send, 200, json.dumps({
-                "jsonrpc": "2.0", "id": json_safe(request_id),
-                "error": {"code": INVALID_PARAMS, "message": "params.session_id must be a string: the id that "
-                          f"{CREATE_METHOD} answered."}}).encode())
+            await json_response(
+                send,
+                200,
+                json.dumps(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": json_safe(request_id),
+                        "error": {
+                            "code": INVALID_PARAMS,
+                            "message": f"params.session_id must be a string: the id that {CREATE_METHOD} answered.",
+                        },
+                    }
+                ).encode(),
+            )
             return
         if method == CREATE_METHOD:
             refused = await self.admission(client)
@@ -113,8 +123,7 @@ class HttpSessions(SessionPlaces):
         finally:
             session.working, session.last_work_at = False, time.monotonic()
 
-    async def forwarded(self, scope: Scope, receive: Receive, send: Send,
-                        inspect: Callable[[Any], None]) -> None:
+    async def forwarded(self, scope: Scope, receive: Receive, send: Send, inspect: Callable[[Any], None]) -> None:
         """Pass the request on; hand its JSON reply to `inspect` (which may change it) before the client gets it."""
         start: Message | None = None
         chunks: list[bytes] = []
@@ -185,12 +194,24 @@ class HttpSessions(SessionPlaces):
     async def close_http_session(self, session: TrackedSession) -> None:
         """`openenv/session/close` through the whole app, as a client would send it (this middleware then forgets
         the session as for any close)."""
-        body = json.dumps({"jsonrpc": "2.0", "id": "reaper", "method": CLOSE_METHOD,
-                           "params": {"session_id": session.session_id}}).encode()
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-                 "scheme": "http", "path": MCP_PATH, "raw_path": MCP_PATH.encode(), "query_string": b"",
-                 "root_path": "", "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 0), SERVER_OWN: True,
-                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]}
+        body = json.dumps(
+            {"jsonrpc": "2.0", "id": "reaper", "method": CLOSE_METHOD, "params": {"session_id": session.session_id}}
+        ).encode()
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": MCP_PATH,
+            "raw_path": MCP_PATH.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "client": ("127.0.0.1", 0),
+            "server": ("127.0.0.1", 0),
+            SERVER_OWN: True,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
 
         async def discard(message: Message) -> None:
             del message

@@ -104,8 +104,11 @@ def telling_own_id(send: Send, wrapped: bool, told: Callable[[str], None]) -> Se
 
     async def telling(message: Message) -> None:
         text = message.get("text") if message["type"] == "websocket.send" else None
-        if isinstance(text, str) and '"session_id"' in text and (len(text) <= CREATED_REPLY_MAX_CHARS
-                                                                 or CREATED_RESULT.search(text) is not None):
+        if (
+            isinstance(text, str)
+            and '"session_id"' in text
+            and (len(text) <= CREATED_REPLY_MAX_CHARS or CREATED_RESULT.search(text) is not None)
+        ):
             own_id = created_id(text, wrapped)
             if own_id is not None:
                 told(own_id)

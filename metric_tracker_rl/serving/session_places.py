@@ -23,16 +23,18 @@ def ws_error(message: str, code: str, **data: Any) -> str:
 
 
 def json_rpc_error(request_id: Any, message: str, **data: Any) -> str:
-    return json.dumps({"jsonrpc": "2.0", "id": request_id,
-                       "error": {"code": SERVER_ERROR, "message": message, "data": data}})
+    return json.dumps(
+        {"jsonrpc": "2.0", "id": request_id, "error": {"code": SERVER_ERROR, "message": message, "data": data}}
+    )
 
 
 class SessionPlaces:
     """The open sessions and the places they hold; `per_client` None: no cap beyond the server-wide one
     (`capacity`)."""
 
-    def __init__(self, per_client: int | None, unreset_grace_s: float, idle_timeout_s: float, capacity: int,
-                 full_idle_s: float) -> None:
+    def __init__(
+        self, per_client: int | None, unreset_grace_s: float, idle_timeout_s: float, capacity: int, full_idle_s: float
+    ) -> None:
         self.per_client = per_client
         self.unreset_grace_s = unreset_grace_s
         self.idle_timeout_s = idle_timeout_s
@@ -105,21 +107,29 @@ class SessionPlaces:
     def reserved_refusal(self, reservation: Reservation) -> tuple[str, dict[str, Any]]:
         assert reservation.victim.yield_at is not None
         retry_after_s = max(1, math.ceil(reservation.victim.yield_at - time.monotonic() + CLOSE_MARGIN_S))
-        text = (f"The server is full. A place is being made for this client: the session that did no work for the "
-                f"longest, of a client holding the most places, is closed in about {retry_after_s} s and its place is "
-                f"kept for this client for {RESERVATION_HOLD_S:g} s after that. Retry in about {retry_after_s} s.")
+        text = (
+            f"The server is full. A place is being made for this client: the session that did no work for the "
+            f"longest, of a client holding the most places, is closed in about {retry_after_s} s and its place is "
+            f"kept for this client for {RESERVATION_HOLD_S:g} s after that. Retry in about {retry_after_s} s."
+        )
         return text, {"code": CAPACITY_CODE, "retry_after_s": retry_after_s}
 
     def per_client_refusal(self, held: list[TrackedSession]) -> tuple[str, dict[str, Any]]:
         retry_after_s = self.retry_after_s(held)
-        text = (f"Per-client session capacity reached: this client already holds {len(held)} open sessions, the most "
-                f"one client may hold (MAX_SESSIONS_PER_CLIENT={self.per_client}; WebSocket and HTTP sessions count "
-                f"alike). Close one of them, or retry in about {retry_after_s} s, when the first of them is closed "
-                "for inactivity. A trainer that needs more at once (a GRPO run holds one session per rollout it "
-                "generates) runs its own server with MAX_SESSIONS_PER_CLIENT and MAX_CONCURRENT_ENVS raised: see "
-                "docs/training.md.")
-        return text, {"code": CAPACITY_CODE, "active_sessions": len(held), "max_sessions": self.per_client,
-                      "retry_after_s": retry_after_s}
+        text = (
+            f"Per-client session capacity reached: this client already holds {len(held)} open sessions, the most "
+            f"one client may hold (MAX_SESSIONS_PER_CLIENT={self.per_client}; WebSocket and HTTP sessions count "
+            f"alike). Close one of them, or retry in about {retry_after_s} s, when the first of them is closed "
+            "for inactivity. A trainer that needs more at once (a GRPO run holds one session per rollout it "
+            "generates) runs its own server with MAX_SESSIONS_PER_CLIENT and MAX_CONCURRENT_ENVS raised: see "
+            "docs/training.md."
+        )
+        return text, {
+            "code": CAPACITY_CODE,
+            "active_sessions": len(held),
+            "max_sessions": self.per_client,
+            "retry_after_s": retry_after_s,
+        }
 
     def add_retry_hint(self, holder: dict[str, Any], data: dict[str, Any], refused: TrackedSession | None) -> None:
         """Annotate OpenEnv's server-wide capacity error: `data` gets the code and `retry_after_s`, `holder`'s
@@ -131,20 +141,28 @@ class SessionPlaces:
 
     def closing_notice(self, session: TrackedSession, transport: str) -> str:
         if session.yield_at is not None:
-            text = ("Session closed: the server is full and a client holding fewer places was waiting. This client "
-                    "held the most places, and this session had done no reset, step or tool call for the longest, "
-                    "so its place went to that client. Connect again later and reset to start a new episode.")
+            text = (
+                "Session closed: the server is full and a client holding fewer places was waiting. This client "
+                "held the most places, and this session had done no reset, step or tool call for the longest, "
+                "so its place went to that client. Connect again later and reset to start a new episode."
+            )
         elif self.closed_while_full(session, time.monotonic()):
-            text = (f"Session closed: the server is full, and this session did no reset, step or tool call for "
-                    f"{self.full_rule.full_idle_s:g} s (FULL_SERVER_IDLE_S), so its place went to a waiting client. "
-                    "Connect again later and reset to start a new episode.")
+            text = (
+                f"Session closed: the server is full, and this session did no reset, step or tool call for "
+                f"{self.full_rule.full_idle_s:g} s (FULL_SERVER_IDLE_S), so its place went to a waiting client. "
+                "Connect again later and reset to start a new episode."
+            )
         elif not session.used:
             what, then = ("reset", "send a reset message first") if transport == "ws" else ("request", "send one")
-            text = (f"Session closed: no {what} within {self.unreset_grace_s:g} s of its creation "
-                    f"(UNRESET_SESSION_GRACE_S). Connect again and {then}.")
+            text = (
+                f"Session closed: no {what} within {self.unreset_grace_s:g} s of its creation "
+                f"(UNRESET_SESSION_GRACE_S). Connect again and {then}."
+            )
         else:
-            text = (f"Session closed: no message for {self.idle_timeout_s:g} s (SESSION_TIMEOUT_S), so its episode "
-                    "is gone. Connect again and reset to start a new one.")
+            text = (
+                f"Session closed: no message for {self.idle_timeout_s:g} s (SESSION_TIMEOUT_S), so its episode "
+                "is gone. Connect again and reset to start a new one."
+            )
         code = SESSION_ERROR_CODE
         return json_rpc_error(None, text, code=code) if transport == "mcp" else ws_error(text, code)
 

@@ -91,9 +91,12 @@ class DroppedReplies:
         now = self.clock()
         if self.logged_at is None or now - self.logged_at >= DROPPED_LOG_EVERY_S:
             self.logged_at = now
-            logger.warning("%d repl%s met a socket its client had closed, and %s dropped (this is logged at most "
-                           "once a minute)", self.count, "y" if self.count == 1 else "ies",
-                           "was" if self.count == 1 else "were")
+            logger.warning(
+                "%d repl%s met a socket its client had closed, and %s dropped (this is logged at most once a minute)",
+                self.count,
+                "y" if self.count == 1 else "ies",
+                "was" if self.count == 1 else "were",
+            )
 
     def guard(self, send: Send) -> Send:
         """`send`, dropping what follows once a send found the client gone (the server's error for it is
@@ -121,8 +124,16 @@ class SessionLimits(HttpSessions):
     `server` is the whole app: an HTTP session that has to be closed is closed through it, with the same
     JSON-RPC request a client would send, so OpenEnv frees it as it frees any other."""
 
-    def __init__(self, app: ASGIApp, per_client: int | None, unreset_grace_s: float, idle_timeout_s: float,
-                 server: ASGIApp, capacity: int, full_idle_s: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        per_client: int | None,
+        unreset_grace_s: float,
+        idle_timeout_s: float,
+        server: ASGIApp,
+        capacity: int,
+        full_idle_s: float,
+    ) -> None:
         """`per_client` None: no cap beyond the server-wide one (`capacity`), whose error OpenEnv sends (annotated
         here)."""
         super().__init__(per_client, unreset_grace_s, idle_timeout_s, capacity, full_idle_s)
@@ -143,8 +154,9 @@ class SessionLimits(HttpSessions):
             return None
         victim, at_once = chosen
         now = time.monotonic()
-        victim.yield_at = now if at_once else now + min(self.full_rule.full_idle_s,
-                                                        max(self.seconds_until_closed(victim, now), 0.0))
+        victim.yield_at = (
+            now if at_once else now + min(self.full_rule.full_idle_s, max(self.seconds_until_closed(victim, now), 0.0))
+        )
         reservation = Reservation(victim, victim.yield_at + RESERVATION_HOLD_S)
         self.reservations[client] = reservation
         self.start_reaper()
@@ -155,7 +167,6 @@ class SessionLimits(HttpSessions):
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(victim.gone.wait(), EVICTION_WAIT_S)
         return None
-
 
     # --- dispatch -----------------------------------------------------------------------------------------
 
@@ -205,13 +216,15 @@ class SessionLimits(HttpSessions):
         use = is_reset if transport == "ws" else any_message
         try:
             async with watched(receive) as read_ahead:  # its steps end with it (`step_bound`)
-                await self.app(scope, self.tracking_receive(session, read_ahead, send, use, transport),
-                               self.annotating_send(session, send, transport))
+                await self.app(
+                    scope,
+                    self.tracking_receive(session, read_ahead, send, use, transport),
+                    self.annotating_send(session, send, transport),
+                )
         finally:
             self.forget(session)
 
-    async def attached_socket(self, scope: Scope, receive: Receive, send: Send,
-                              session: TrackedSession | None) -> None:
+    async def attached_socket(self, scope: Scope, receive: Receive, send: Send, session: TrackedSession | None) -> None:
         """A /ws socket on an HTTP session: it creates nothing, and its reset and messages are the session's use."""
         if session is None or session.attached:  # OpenEnv answers an unknown or already attached session itself
             await self.app(scope, receive, send)
@@ -233,8 +246,9 @@ class SessionLimits(HttpSessions):
             elif session.session_id in self.http_sessions:
                 self.schedule_close_check(session)
 
-    async def refuse_socket(self, receive: Receive, send: Send, transport: str, text: str,
-                            data: dict[str, Any]) -> None:
+    async def refuse_socket(
+        self, receive: Receive, send: Send, transport: str, text: str, data: dict[str, Any]
+    ) -> None:
         message = await receive()
         if message["type"] != "websocket.connect":
             return
@@ -243,8 +257,9 @@ class SessionLimits(HttpSessions):
         await send({"type": "websocket.send", "text": reply})
         await send({"type": "websocket.close", "code": TRY_AGAIN_LATER})
 
-    def tracking_receive(self, session: TrackedSession, receive: Receive, send: Send,
-                         use: Callable[[str | None], bool], transport: str) -> Receive:
+    def tracking_receive(
+        self, session: TrackedSession, receive: Receive, send: Send, use: Callable[[str | None], bool], transport: str
+    ) -> Receive:
         """The socket's receive, closing the session when it stays silent past its time (see the module docstring)."""
 
         async def tracked() -> Message:
@@ -357,7 +372,6 @@ class SessionLimits(HttpSessions):
         wake(session)  # the app sees its client leave now, whether or not the client answers the close
 
 
-
 def answered(session: TrackedSession, message: Message) -> None:
     """A reply sent on a working session answers its work: its clock on a full server starts again."""
     if message["type"] == "websocket.send" and session.working:
@@ -371,7 +385,13 @@ def limit_sessions(app: FastAPI, settings: ServerSettings) -> FastAPI:
     per_client = settings.max_sessions_per_client
     if per_client is not None and per_client >= settings.max_concurrent_envs:
         per_client = None  # a cap at the server's own limit caps nothing
-    app.add_middleware(SessionLimits, per_client=per_client, unreset_grace_s=settings.unreset_session_grace_s,
-                       idle_timeout_s=settings.session_timeout_s, server=app,
-                       capacity=settings.max_concurrent_envs, full_idle_s=settings.full_server_idle_s)
+    app.add_middleware(
+        SessionLimits,
+        per_client=per_client,
+        unreset_grace_s=settings.unreset_session_grace_s,
+        idle_timeout_s=settings.session_timeout_s,
+        server=app,
+        capacity=settings.max_concurrent_envs,
+        full_idle_s=settings.full_server_idle_s,
+    )
     return app

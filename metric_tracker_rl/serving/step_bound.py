@@ -160,8 +160,9 @@ async def within_bound(work: Coroutine[Any, Any, T], bound_s: float) -> T | Give
     connection = CONNECTION.get()
     closed = None if connection is None else asyncio.ensure_future(connection.closed.wait())
     try:
-        done, _ = await asyncio.wait({task} if closed is None else {task, closed}, timeout=bound_s,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {task} if closed is None else {task, closed}, timeout=bound_s, return_when=asyncio.FIRST_COMPLETED
+        )
     except asyncio.CancelledError:
         giving_up[0] = True
         task.cancel()

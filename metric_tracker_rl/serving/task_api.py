@@ -26,8 +26,9 @@ from metric_tracker_rl.compat.openenv import task_index_cause
 
 TASK_API_TAG = "Task API"
 NOT_FOUND = {"description": "Unknown environment name (see /list_environments) or split (`detail` lists the splits)"}
-BAD_INDEX = {"description": "The body is not valid JSON, or the index is outside the split (`detail` gives the "
-                            "valid range)"}
+BAD_INDEX = {
+    "description": "The body is not valid JSON, or the index is outside the split (`detail` gives the valid range)"
+}
 
 
 async def _unknown_split(request: Request, exc: Exception) -> Response:

@@ -105,8 +105,10 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
                 UNFINISHED.add(client, unfinished + queued)
             except BodyTooLarge:
                 UNFINISHED.release(client, unfinished + queued)
-                self.refuse(MESSAGE_TOO_BIG, f"unfinished frames of this client over {UNFINISHED_BYTES_PER_CLIENT} "
-                                             "bytes together")
+                self.refuse(
+                    MESSAGE_TOO_BIG,
+                    f"unfinished frames of this client over {UNFINISHED_BYTES_PER_CLIENT} bytes together",
+                )
                 return
             self.charged = unfinished + queued
         if unfinished:

@@ -30,9 +30,17 @@ def column_names(names: list[str]) -> list[str]:
 def page_cells(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
     """Each row's cells as cell() gives them; the cells it gives back unchanged (whole numbers, booleans, nulls,
     finite floats and text within MAX_CELL_CHARS: most of a page) are kept without a call."""
-    return [[value if (kind := type(value)) in _PLAIN_CELLS
-             or (kind is float and value - value == 0.0)  # finite: inf - inf and NaN - NaN are NaN
-             or (kind is str and len(value) <= MAX_CELL_CHARS) else cell(value) for value in row] for row in rows]
+    return [
+        [
+            value
+            if (kind := type(value)) in _PLAIN_CELLS
+            or (kind is float and value - value == 0.0)  # finite: inf - inf and NaN - NaN are NaN
+            or (kind is str and len(value) <= MAX_CELL_CHARS)
+            else cell(value)
+            for value in row
+        ]
+        for row in rows
+    ]
 
 
 def cell(value: Any) -> Any:

@@ -44,8 +44,10 @@ CACHE_MB = 256  # address space a worker may hold for episodes' tables
 # A worker's resident memory once started (Python, DuckDB, NumPy, pandas; measured about 150 MB): with CACHE_MB
 # and QUERY_MB, what one worker may hold at most, which the declared memory (openenv.yaml) must cover.
 WORKER_START_MB = 160
-MEMORY_MESSAGE = (f"the query needed more memory than a query may use ({MEMORY_LIMIT_MB} MB in the engine, "
-                  f"{QUERY_MB} MB in all) and was stopped; aggregate or filter earlier.")
+MEMORY_MESSAGE = (
+    f"the query needed more memory than a query may use ({MEMORY_LIMIT_MB} MB in the engine, "
+    f"{QUERY_MB} MB in all) and was stopped; aggregate or filter earlier."
+)
 TIME_MESSAGE = f"the query ran past the {TIME_LIMIT_S:g} s time limit and was stopped; aggregate or filter earlier."
 ROW_CAP = 5000  # rows a result may have (pages are cut from them)
 MAX_COLUMNS = 64
@@ -72,14 +74,26 @@ SET_AFTER_CONNECT = ("secret_directory", "enable_external_access", "lock_configu
 # Settings that not every supported DuckDB knows (1.5 has no async_threads; 2.0 starts 8 I/O threads per database).
 OPTIONAL_CONFIG: dict[str, Any] = {"async_threads": 0}
 # Table functions a SELECT may call: generators and read-only views of the database's own catalog.
-ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "duckdb_databases", "duckdb_schemas",
-                                     "duckdb_tables", "duckdb_columns", "duckdb_settings", "duckdb_functions",
-                                     "pragma_table_info"})
+ALLOWED_TABLE_FUNCTIONS = frozenset(
+    {
+        "range",
+        "generate_series",
+        "unnest",
+        "duckdb_databases",
+        "duckdb_schemas",
+        "duckdb_tables",
+        "duckdb_columns",
+        "duckdb_settings",
+        "duckdb_functions",
+        "pragma_table_info",
+    }
+)
 # The catalog's views and functions that show the engine rather than the episode: the definitions of the tables'
 # views (which name the worker's internal objects) and the engine's version. The tables and their columns are
 # listed by what LISTING names.
-INTERNAL_CATALOG = frozenset({"duckdb_views", "sqlite_master", "sqlite_schema", "sqlite_temp_master",
-                              "sqlite_temp_schema", "views", "pg_views"})
+INTERNAL_CATALOG = frozenset(
+    {"duckdb_views", "sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_temp_schema", "views", "pg_views"}
+)
 INTERNAL_FUNCTIONS = frozenset({"version"})
 LISTING = "SHOW TABLES or information_schema.tables lists the tables, duckdb_columns() their columns"
 GENERATORS = frozenset({"range", "generate_series", "unnest"})
@@ -87,16 +101,44 @@ GENERATORS = frozenset({"range", "generate_series", "unnest"})
 DENIED_FUNCTIONS = frozenset({"sleep_ms", "pg_sleep", "write_log", "setseed", "nextval", "currval", "setval"})
 # Functions whose value is not the data's: the clock, chance, or the worker's own counters (which connection,
 # query or transaction of its life this is). The same statement must give the same answer at any time, in any worker.
-UNREPEATABLE_FUNCTIONS = frozenset({"random", "uuid", "gen_random_uuid", "uuidv4", "uuidv7", "now", "today",
-                                    "get_current_time", "get_current_timestamp", "transaction_timestamp",
-                                    "current_localtime", "current_localtimestamp", "current_query_id",
-                                    "current_transaction_id", "current_connection_id", "txid_current"})
+UNREPEATABLE_FUNCTIONS = frozenset(
+    {
+        "random",
+        "uuid",
+        "gen_random_uuid",
+        "uuidv4",
+        "uuidv7",
+        "now",
+        "today",
+        "get_current_time",
+        "get_current_timestamp",
+        "transaction_timestamp",
+        "current_localtime",
+        "current_localtimestamp",
+        "current_query_id",
+        "current_transaction_id",
+        "current_connection_id",
+        "txid_current",
+    }
+)
 # The clock's keywords, which the parser reads as a column of that name.
 CLOCK_KEYWORDS = frozenset({"current_date", "current_time", "current_timestamp", "localtime", "localtimestamp"})
 # Scalar functions that build one value as large as an argument asks (a list of a billion numbers, a string padded
 # to a gigabyte). The worker's limits stop them anyway; refusing them first says why and costs no worker.
-DENIED_VALUE_BUILDERS = frozenset({"range", "generate_series", "repeat", "lpad", "rpad", "list_resize",
-                                   "array_resize", "bitstring", "printf", "format"})
+DENIED_VALUE_BUILDERS = frozenset(
+    {
+        "range",
+        "generate_series",
+        "repeat",
+        "lpad",
+        "rpad",
+        "list_resize",
+        "array_resize",
+        "bitstring",
+        "printf",
+        "format",
+    }
+)
 # Parse-tree nodes that write. A DELETE, UPDATE or INSERT inside a SELECT (in a CTE: DELETE_QUERY_NODE, ...) is
 # refused by name before it reaches the binder, which would refuse it too: the tables are views.
 WRITING_NODES = frozenset({"INSERT_NODE", "UPDATE_NODE", "DELETE_NODE"})
@@ -144,8 +186,10 @@ class EpisodeTables:
         self._tables = dict(tables)
         self._viewed: set[str] = set()
         self.schema = {name: list(columns) for name, columns in tables.items()}
-        self.allowed = (f"Allowed: one read-only SELECT (or WITH ... SELECT) statement over the tables "
-                        f"{', '.join(self.schema)}; no files, network, extensions or settings.")
+        self.allowed = (
+            f"Allowed: one read-only SELECT (or WITH ... SELECT) statement over the tables "
+            f"{', '.join(self.schema)}; no files, network, extensions or settings."
+        )
         self._watch_lock = threading.Lock()
         self._running = False
         self._checked_texts: OrderedDict[str, str] = OrderedDict()  # text -> its one statement, as DuckDB split it
@@ -186,8 +230,9 @@ class EpisodeTables:
         except duckdb.Error as exc:
             raise self._refusal(exc) from None
         except (ValueError, OverflowError) as exc:  # a value Python cannot hold (a date past year 9999, ...)
-            raise Refusal(f"a value of the result cannot be shown ({exc}); CAST it to VARCHAR. "
-                          f"{self.allowed}") from None
+            raise Refusal(
+                f"a value of the result cannot be shown ({exc}); CAST it to VARCHAR. {self.allowed}"
+            ) from None
 
     # --- the walls -----------------------------------------------------------------------------------
 
@@ -226,8 +271,9 @@ class EpisodeTables:
         try:
             parsed = json.loads(tree)
         except RecursionError:  # Python's JSON reader recurses: a tree deeper than the interpreter allows
-            raise Refusal(f"the query is nested too deeply (functions or subqueries hundreds of levels deep). "
-                          f"{self.allowed}") from None
+            raise Refusal(
+                f"the query is nested too deeply (functions or subqueries hundreds of levels deep). {self.allowed}"
+            ) from None
         self.view(self._check_tree(parsed))
         return statement.query
 
@@ -248,8 +294,9 @@ class EpisodeTables:
             kind = node.get("type")
             if isinstance(kind, str) and (kind.endswith("_QUERY_NODE") or kind in WRITING_NODES):
                 verb = str(kind).split("_")[0]
-                raise Refusal(f"{article(verb)} {verb} inside a query is not allowed: the tables are read-only. "
-                              f"{self.allowed}")
+                raise Refusal(
+                    f"{article(verb)} {verb} inside a query is not allowed: the tables are read-only. {self.allowed}"
+                )
             if kind == "SHOW_REF":
                 named = None
             _check_repeatable(node, self.allowed)
@@ -263,24 +310,34 @@ class EpisodeTables:
                 if table_function not in GENERATORS:  # the catalog's own functions list the tables
                     named = None
                 if table_function not in ALLOWED_TABLE_FUNCTIONS:
-                    raise Refusal(f"table function {table_function}() is not allowed; table functions allowed: "
-                                  f"{', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))}. {self.allowed}")
+                    raise Refusal(
+                        f"table function {table_function}() is not allowed; table functions allowed: "
+                        f"{', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))}. {self.allowed}"
+                    )
                 # its arguments are checked like any expression; the call itself is a table function, not a value
-                stack.extend(value for key, value in function.items() if key != "function_name"
-                             and isinstance(value, (dict, list)))
-                stack.extend(value for key, value in node.items() if key != "function"
-                             and isinstance(value, (dict, list)))
+                stack.extend(
+                    value
+                    for key, value in function.items()
+                    if key != "function_name" and isinstance(value, (dict, list))
+                )
+                stack.extend(
+                    value for key, value in node.items() if key != "function" and isinstance(value, (dict, list))
+                )
                 continue
             if kind == "BASE_TABLE" and any(mark in str(node.get("table_name", "")) for mark in _PATH_MARKS):
-                raise Refusal(f"{node['table_name']!r} reads a file or URL; no file or network access. "
-                              f"{self.tables_text()}. {self.allowed}")
+                raise Refusal(
+                    f"{node['table_name']!r} reads a file or URL; no file or network access. "
+                    f"{self.tables_text()}. {self.allowed}"
+                )
             name = node.get("function_name")
             if isinstance(name, str) and name.lower() in DENIED_FUNCTIONS:
                 raise Refusal(f"function {name.lower()}() is not allowed (it waits or changes state). {self.allowed}")
             if isinstance(name, str) and name.lower() in DENIED_VALUE_BUILDERS:
-                raise Refusal(f"function {name.lower()}() is not allowed as a value (it builds one as large as its "
-                              "argument asks, past the time and memory limits); range() and generate_series() "
-                              f"work as tables: SELECT ... FROM range(n). {self.allowed}")
+                raise Refusal(
+                    f"function {name.lower()}() is not allowed as a value (it builds one as large as its "
+                    "argument asks, past the time and memory limits); range() and generate_series() "
+                    f"work as tables: SELECT ... FROM range(n). {self.allowed}"
+                )
             stack.extend(value for value in node.values() if isinstance(value, (dict, list)))
         return named
 
@@ -299,11 +356,12 @@ class EpisodeTables:
             name, shown = str(node.get("function_name", "")).lower(), "{}()"
         internal = INTERNAL_FUNCTIONS if kind == "FUNCTION" else INTERNAL_CATALOG
         if name in internal and name not in self.schema:
-            raise Refusal(f"{shown.format(name)} is not allowed: it shows the SQL engine, not the episode's data; "
-                          f"{LISTING}. {self.allowed}")
+            raise Refusal(
+                f"{shown.format(name)} is not allowed: it shows the SQL engine, not the episode's data; "
+                f"{LISTING}. {self.allowed}"
+            )
 
-    def _execute(self, statement: str, offset: int, limit: int
-                 ) -> tuple[list[str], list[list[Any]], int]:
+    def _execute(self, statement: str, offset: int, limit: int) -> tuple[list[str], list[list[Any]], int]:
         """The engine itself cuts the result at ROW_CAP + 1 rows (a LIMIT on top of the statement), so no more rows
         than that ever reach Python; only the page's cells are converted to JSON values."""
         with self._watch_lock:
@@ -321,9 +379,11 @@ class EpisodeTables:
             raise Refusal(f"the result has {len(columns)} columns; at most {MAX_COLUMNS} columns.")
         count = len(fetched)
         if count > ROW_CAP:
-            raise Refusal(f"the result has more than {ROW_CAP} rows; narrow it with WHERE, GROUP BY or LIMIT "
-                          "(pages of a result come from the limit and offset arguments).")
-        return column_names(columns), page_cells(fetched[offset:offset + limit]), count
+            raise Refusal(
+                f"the result has more than {ROW_CAP} rows; narrow it with WHERE, GROUP BY or LIMIT "
+                "(pages of a result come from the limit and offset arguments)."
+            )
+        return column_names(columns), page_cells(fetched[offset : offset + limit]), count
 
     def _refusal(self, exc: duckdb.Error) -> Refusal:
         if isinstance(exc, duckdb.InterruptException):
@@ -333,8 +393,9 @@ class EpisodeTables:
         if isinstance(exc, duckdb.PermissionException):
             return Refusal(f"no file, network or extension access. {self.tables_text()}. {self.allowed}")
         if isinstance(exc, (duckdb.InternalException, duckdb.FatalException)):
-            return Refusal("the query failed inside the SQL engine; the engine was restarted, try another query.",
-                           restart=True)
+            return Refusal(
+                "the query failed inside the SQL engine; the engine was restarted, try another query.", restart=True
+            )
         if isinstance(exc, (duckdb.CatalogException, duckdb.BinderException)):
             text = self._own_suggestion(first_lines(exc))
             return Refusal(f"{text}{'' if text.endswith('?') else '.'} {self.tables_text()}.")
@@ -358,15 +419,24 @@ def _check_repeatable(node: dict[str, Any], allowed: str) -> None:
     without a seed (one with a seed draws the same rows every time: the engine runs on one thread)."""
     name = node.get("function_name")
     columns = node.get("column_names") if node.get("class") == "COLUMN_REF" else None
-    word = (str(name).lower() if isinstance(name, str)
-            else str(columns[0]).lower() if isinstance(columns, list) and len(columns) == 1 else "")
+    word = (
+        str(name).lower()
+        if isinstance(name, str)
+        else str(columns[0]).lower()
+        if isinstance(columns, list) and len(columns) == 1
+        else ""
+    )
     if word in UNREPEATABLE_FUNCTIONS or (columns is not None and word in CLOCK_KEYWORDS):
-        raise Refusal(f"{word}{'()' if name else ''} is not allowed: its value depends on the clock or on chance, "
-                      f"not on the data, and the same query must give the same answer. {allowed}")
+        raise Refusal(
+            f"{word}{'()' if name else ''} is not allowed: its value depends on the clock or on chance, "
+            f"not on the data, and the same query must give the same answer. {allowed}"
+        )
     sample = node.get("sample")
     if isinstance(sample, dict) and not sample.get("repeatable"):
-        raise Refusal("a sample is allowed with a seed only (USING SAMPLE 10% (bernoulli, 42), TABLESAMPLE 10% "
-                      f"(bernoulli, 42)), so that the same query draws the same rows. {allowed}")
+        raise Refusal(
+            "a sample is allowed with a seed only (USING SAMPLE 10% (bernoulli, 42), TABLESAMPLE 10% "
+            f"(bernoulli, 42)), so that the same query draws the same rows. {allowed}"
+        )
 
 
 def _quoted(name: str) -> str:

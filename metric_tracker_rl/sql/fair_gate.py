@@ -93,8 +93,11 @@ class FairGate:
                 else:
                     self._withdraw(client, future)
                 raise
-        check = None if held.slow or self.slots == 1 else \
-            asyncio.get_running_loop().call_later(QUICK_S, self._turned_slow, held)
+        check = (
+            None
+            if held.slow or self.slots == 1
+            else asyncio.get_running_loop().call_later(QUICK_S, self._turned_slow, held)
+        )
         try:
             yield held
         finally:
@@ -125,8 +128,12 @@ class FairGate:
 
     def _slow_turns(self, besides: Turn | None = None) -> int:
         """Running turns that count as slow (demoted ones are on their way out), `besides` not counted."""
-        return sum(1 for turns in self.held.values() for turn in turns
-                   if turn is not besides and turn.slow and not turn.demoted.is_set())
+        return sum(
+            1
+            for turns in self.held.values()
+            for turn in turns
+            if turn is not besides and turn.slow and not turn.demoted.is_set()
+        )
 
     def _turned_slow(self, held: Turn) -> None:
         """QUICK_S into a turn granted as quick: its statement is slow now; if every other worker runs a slow one,
@@ -168,8 +175,13 @@ class FairGate:
         now = self.clock()
         for name in [name for name, until in self.slow_until.items() if until <= now]:
             del self.slow_until[name]
-        for name in [name for name, used in self.used.items() if name not in self.held and name not in self.waiting
-                     and (used <= self.virtual or self.last_turn.get(name, now) <= now - SLOW_MEMORY_S)]:
+        for name in [
+            name
+            for name, used in self.used.items()
+            if name not in self.held
+            and name not in self.waiting
+            and (used <= self.virtual or self.last_turn.get(name, now) <= now - SLOW_MEMORY_S)
+        ]:
             del self.used[name]
             self.last_turn.pop(name, None)
 

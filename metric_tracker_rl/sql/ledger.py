@@ -59,8 +59,7 @@ def record(**amounts: float) -> None:
 def snapshot() -> dict[str, float]:
     """The ledger's sums so far, seconds rounded to the millisecond."""
     with _LOCK:
-        return {name: round(value, 3) if isinstance(value, float) else value
-                for name, value in asdict(_LEDGER).items()}
+        return {name: round(value, 3) if isinstance(value, float) else value for name, value in asdict(_LEDGER).items()}
 
 
 def record_attempt(waited_s: float, sent_s: float, replied_s: float, cpu_s: float | None) -> None:

@@ -78,8 +78,9 @@ class SqlPool:
         self.stopped = 0  # statements stopped in their worker for a caller that gave up (the worker kept)
         self._draining: set[asyncio.Task[None]] = set()  # the stops under way (a reference, so none is collected)
 
-    def run(self, key: int, tables: Callable[[], Mapping[str, ServedTable]], sql: str, offset: int,
-            limit: int) -> tuple[Any, ...]:
+    def run(
+        self, key: int, tables: Callable[[], Mapping[str, ServedTable]], sql: str, offset: int, limit: int
+    ) -> tuple[Any, ...]:
         """The worker's reply to one statement over episode `key` (`tables()` gives its tables when the worker
         lacks them). Raises WorkerFailed when the worker had to be killed or died; a fresh one replaces it. A
         worker found gone before it received the statement (killed from outside) passes it to another."""
@@ -97,8 +98,9 @@ class SqlPool:
         with self._condition:
             return self._busy
 
-    def _run_once(self, key: int, tables: Callable[[], Mapping[str, ServedTable]], sql: str, offset: int,
-                  limit: int) -> tuple[Any, ...]:
+    def _run_once(
+        self, key: int, tables: Callable[[], Mapping[str, ServedTable]], sql: str, offset: int, limit: int
+    ) -> tuple[Any, ...]:
         worker = self._take(key)
         healthy = False
         try:
@@ -109,8 +111,9 @@ class SqlPool:
         finally:
             self._give_back(worker, healthy)
 
-    async def run_async(self, key: int, tables: Callable[[], Mapping[str, ServedTable]], sql: str, offset: int,
-                        limit: int) -> tuple[tuple[Any, ...], float]:
+    async def run_async(
+        self, key: int, tables: Callable[[], Mapping[str, ServedTable]], sql: str, offset: int, limit: int
+    ) -> tuple[tuple[Any, ...], float]:
         """`run` for the event loop, and the seconds the statement held its worker (`worker_process.spent_by`): no
         thread waits for a worker or its reply. A statement that sends its episode's tables (megabytes down the
         pipe) writes them from a thread."""
@@ -122,8 +125,9 @@ class SqlPool:
                     raise
         raise WorkerFailed(timed_out=False)
 
-    async def _run_once_async(self, key: int, tables: Callable[[], Mapping[str, ServedTable]], sql: str,
-                              offset: int, limit: int) -> tuple[tuple[Any, ...], float]:
+    async def _run_once_async(
+        self, key: int, tables: Callable[[], Mapping[str, ServedTable]], sql: str, offset: int, limit: int
+    ) -> tuple[tuple[Any, ...], float]:
         """One try on one worker. Cancelled (the step was given up: its connection closed or its bound passed; or
         its turn demoted), the statement is stopped in its worker, which serves the next one as soon as it answers
         (`_drain`); the cancelled call returns once the worker is free again, so its caller's turn at the gate lasts
@@ -154,8 +158,12 @@ class SqlPool:
                 raise
             spent = spent_by(worker, began, cpu_began)
             cpu_now = worker.cpu_seconds()
-            ledger.record_attempt(began - asked, sent - began, time.monotonic() - sent,
-                                  None if cpu_now is None or cpu_began is None else cpu_now - cpu_began)
+            ledger.record_attempt(
+                began - asked,
+                sent - began,
+                time.monotonic() - sent,
+                None if cpu_now is None or cpu_began is None else cpu_now - cpu_began,
+            )
             healthy = not reply[-1]
             return reply, spent
         finally:
@@ -185,8 +193,15 @@ class SqlPool:
         task.add_done_callback(self._draining.discard)
         return task
 
-    def _request(self, worker: WorkerProcess, key: int, tables: Callable[[], Mapping[str, ServedTable]], sql: str,
-                 offset: int, limit: int) -> tuple[tuple[Any, ...], float]:
+    def _request(
+        self,
+        worker: WorkerProcess,
+        key: int,
+        tables: Callable[[], Mapping[str, ServedTable]],
+        sql: str,
+        offset: int,
+        limit: int,
+    ) -> tuple[tuple[Any, ...], float]:
         """The request for a statement over episode `key` (with its tables, where `worker` lacks them) and its
         deadline; notes what the worker holds after it."""
         with self._condition:  # `forget` changes what a worker holds from other threads
@@ -401,9 +416,15 @@ def start_backoff(failures: int) -> float:
 
 
 def _table_bytes(tables: Mapping[str, ServedTable]) -> int:
-    return sum(table.nbytes if isinstance(table, PackedTable) else sum(
-        getattr(column, "nbytes", 0) or getattr(getattr(column, "codes", None), "nbytes", 0)
-        for column in table.values()) for table in tables.values())
+    return sum(
+        table.nbytes
+        if isinstance(table, PackedTable)
+        else sum(
+            getattr(column, "nbytes", 0) or getattr(getattr(column, "codes", None), "nbytes", 0)
+            for column in table.values()
+        )
+        for table in tables.values()
+    )
 
 
 _POOL: SqlPool | None = None

@@ -42,8 +42,20 @@ from metric_tracker_rl.sql.engine import (
     TIME_MESSAGE,
 )
 
-__all__ = ["CONFIG", "CUT_MARK", "MAX_CELL_CHARS", "MAX_COLUMNS", "MAX_SQL_CHARS", "MEMORY_LIMIT_MB", "ROW_CAP",
-           "TIME_LIMIT_S", "WAREHOUSE_MAX_SQL_CHARS", "SqlRefused", "SqlResult", "SqlSandbox"]
+__all__ = [
+    "CONFIG",
+    "CUT_MARK",
+    "MAX_CELL_CHARS",
+    "MAX_COLUMNS",
+    "MAX_SQL_CHARS",
+    "MEMORY_LIMIT_MB",
+    "ROW_CAP",
+    "TIME_LIMIT_S",
+    "WAREHOUSE_MAX_SQL_CHARS",
+    "SqlRefused",
+    "SqlResult",
+    "SqlSandbox",
+]
 
 MAX_SQL_CHARS = 4000
 # At the warehouse a statement rebuilds sessions from raw events before it counts anything, so it is longer.
@@ -51,12 +63,15 @@ WAREHOUSE_MAX_SQL_CHARS = 8000
 _ALLOWED_CONTROL = frozenset("\t\n\r")
 # The characters a SQL text may not hold: every control character but the allowed ones, and DEL (one regex search
 # instead of a Python test per character, at every statement).
-_FORBIDDEN_CHARACTER = re.compile("[" + "".join(re.escape(chr(code)) for code in [*range(32), 127]
-                                                if chr(code) not in _ALLOWED_CONTROL) + "]")
+_FORBIDDEN_CHARACTER = re.compile(
+    "[" + "".join(re.escape(chr(code)) for code in [*range(32), 127] if chr(code) not in _ALLOWED_CONTROL) + "]"
+)
 _KEYS = itertools.count(1)
 STALLED_TRIES = 2  # runs of a statement stopped in wall time with CPU time to spare, before its time limit is said
-NOT_READY_MESSAGE = ("no SQL worker is ready: the server is starting its SQL workers again after a failure. Retry "
-                     "this query in a few seconds; the episode is unchanged.")
+NOT_READY_MESSAGE = (
+    "no SQL worker is ready: the server is starting its SQL workers again after a failure. Retry "
+    "this query in a few seconds; the episode is unchanged."
+)
 
 
 class SqlRefused(ValueError):
@@ -82,8 +97,10 @@ class SqlSandbox:
         self.max_sql_chars = max_sql_chars
         self.key = next(_KEYS)
         self.schema = {name: list(columns) for name, columns in tables.items()}
-        self.allowed = (f"Allowed: one read-only SELECT (or WITH ... SELECT) statement over the tables "
-                        f"{', '.join(self.schema)}; no files, network, extensions or settings.")
+        self.allowed = (
+            f"Allowed: one read-only SELECT (or WITH ... SELECT) statement over the tables "
+            f"{', '.join(self.schema)}; no files, network, extensions or settings."
+        )
         self.closed = False
         # (sql, offset, limit) and the outcome `prefetch` got for them: a reply, or the refusal to raise
         self._prefetched: tuple[tuple[str, int, int], tuple[Any, ...] | SqlRefused] | None = None
@@ -140,12 +157,14 @@ class SqlSandbox:
     def _check_text(self, sql: str) -> None:
         """The checks of a text before any worker sees it (the sandbox's first wall)."""
         if len(sql) > self.max_sql_chars:
-            raise SqlRefused(f"the SQL text has {len(sql)} characters; at most {self.max_sql_chars} characters. "
-                             f"{self.allowed}")
+            raise SqlRefused(
+                f"the SQL text has {len(sql)} characters; at most {self.max_sql_chars} characters. {self.allowed}"
+            )
         bad = _FORBIDDEN_CHARACTER.search(sql)
         if bad is not None:
-            raise SqlRefused(f"the SQL text holds a control character (code {ord(bad.group())}); write plain text. "
-                             f"{self.allowed}")
+            raise SqlRefused(
+                f"the SQL text holds a control character (code {ord(bad.group())}); write plain text. {self.allowed}"
+            )
         if self.closed:
             raise SqlRefused("the SQL connection of this episode is closed; reset to start a new episode")
 

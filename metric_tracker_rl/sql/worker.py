@@ -93,9 +93,13 @@ class Watchdog:
     and at SLOW_AFTER_S after the start of the statement it watches (then finding it ended, or another running),
     never at a statement's end; a burst of quick statements wakes it about once per SLOW_AFTER_S."""
 
-    def __init__(self, time_limit_s: float, cpu_clock: Callable[[], float] = time.process_time,
-                 wall_clock: Callable[[], float] = time.monotonic,
-                 queued_clock: Callable[[int], float | None] = thread_queued_s) -> None:
+    def __init__(
+        self,
+        time_limit_s: float,
+        cpu_clock: Callable[[], float] = time.process_time,
+        wall_clock: Callable[[], float] = time.monotonic,
+        queued_clock: Callable[[int], float | None] = thread_queued_s,
+    ) -> None:
         self.time_limit_s = time_limit_s
         self.cpu_clock, self.wall_clock, self.queued_clock = cpu_clock, wall_clock, queued_clock
         self.queued_start: float | None = None  # the statement's thread's wait for a core at SLOW_AFTER_S
@@ -248,9 +252,15 @@ def _forget(episodes: dict[int, EpisodeTables], keys: list[int]) -> None:
         trim()
 
 
-def _serve_requests(requests: BinaryIO, replies: BinaryIO, database: DuckDBPyConnection,
-                    episodes: dict[int, EpisodeTables], runner: StatementThread, watchdog: Watchdog,
-                    retire: tuple[int, int]) -> None:
+def _serve_requests(
+    requests: BinaryIO,
+    replies: BinaryIO,
+    database: DuckDBPyConnection,
+    episodes: dict[int, EpisodeTables],
+    runner: StatementThread,
+    watchdog: Watchdog,
+    retire: tuple[int, int],
+) -> None:
     """Answer statements until the requests end or a reply says this worker retires or restarts. `retire`: the
     address space past which a statement's reply retires it, and the resident memory past which one that holds no
     episode after a forget does."""
@@ -273,8 +283,14 @@ def _serve_requests(requests: BinaryIO, replies: BinaryIO, database: DuckDBPyCon
         _forget(episodes, forget)
         replied: list[tuple[Any, ...]] = []
 
-        def answer(key: int = key, tables: Any = tables, sql: str = sql, offset: int = offset,
-                   limit_rows: int = limit_rows, replied: list[tuple[Any, ...]] = replied) -> None:
+        def answer(
+            key: int = key,
+            tables: Any = tables,
+            sql: str = sql,
+            offset: int = offset,
+            limit_rows: int = limit_rows,
+            replied: list[tuple[Any, ...]] = replied,
+        ) -> None:
             try:
                 if tables is not None:
                     episodes.pop(key, None)
@@ -292,8 +308,13 @@ def _serve_requests(requests: BinaryIO, replies: BinaryIO, database: DuckDBPyCon
                 replied.append(("refused", MEMORY_MESSAGE, True))
             except Exception as exc:  # any other failure of the driver is the agent's query's, never the server's
                 traceback.print_exc(file=sys.stderr)
-                replied.append(("refused", f"the SQL engine could not run this statement ({type(exc).__name__}: "
-                                           f"{str(exc)[:200]})", True))
+                replied.append(
+                    (
+                        "refused",
+                        f"the SQL engine could not run this statement ({type(exc).__name__}: {str(exc)[:200]})",
+                        True,
+                    )
+                )
 
         try:
             runner.run(answer)

@@ -63,9 +63,14 @@ class Overdue:
     the system does not tell), or WALL_BACKSTOP times it in wall time less its threads' wait for a core (`queued`,
     by thread; empty where not reported). Without CPU time, the deadline is wall time."""
 
-    def __init__(self, deadline_s: float, cpu: Callable[[], float | None],
-                 queued: Callable[[], Mapping[int, float]], wall: Callable[[], float] = time.monotonic,
-                 cpu_start: float | None = None) -> None:
+    def __init__(
+        self,
+        deadline_s: float,
+        cpu: Callable[[], float | None],
+        queued: Callable[[], Mapping[int, float]],
+        wall: Callable[[], float] = time.monotonic,
+        cpu_start: float | None = None,
+    ) -> None:
         """`cpu_start`: the worker's CPU time when the statement was sent, where read then (else read now)."""
         self.deadline_s, self.cpu, self.queued, self.wall = deadline_s, cpu, queued, wall
         self.cpu_start = cpu() if cpu_start is None else cpu_start
@@ -87,15 +92,26 @@ class Overdue:
 class WorkerProcess:
     def __init__(self) -> None:
         # Nothing of the server's environment but what Python needs: no secret reaches a process that runs SQL.
-        inherited = {name: os.environ[name] for name in ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV", "SYSTEMROOT")
-                     if name in os.environ}
-        environment = {**inherited, "MALLOC_ARENA_MAX": "2", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-                       "HOME": "/", "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT,
-                                                                               os.environ.get("PYTHONPATH")]))}
-        self.process = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(QUERY_MB),
-                                         str(CACHE_MB), str(IDLE_SLACK_MB)], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE,
-                                        env=environment, cwd="/")
+        inherited = {
+            name: os.environ[name]
+            for name in ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV", "SYSTEMROOT")
+            if name in os.environ
+        }
+        environment = {
+            **inherited,
+            "MALLOC_ARENA_MAX": "2",
+            "OMP_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "HOME": "/",
+            "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")])),
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", WORKER_MODULE, str(QUERY_MB), str(CACHE_MB), str(IDLE_SLACK_MB)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=environment,
+            cwd="/",
+        )
         if self.process.stdin is None or self.process.stdout is None:
             raise RuntimeError("a SQL worker is started with pipes to its stdin and stdout")
         self.requests: IO[bytes] = self.process.stdin
@@ -156,8 +172,9 @@ class WorkerProcess:
         def past_deadline() -> bool:  # watched from the first poll that finds no reply, as in `_reply`
             nonlocal overdue
             if overdue is None:
-                overdue = Overdue(deadline_s, self.cpu_seconds, lambda: process_queued_s(self.process.pid),
-                                  cpu_start=cpu_start)
+                overdue = Overdue(
+                    deadline_s, self.cpu_seconds, lambda: process_queued_s(self.process.pid), cpu_start=cpu_start
+                )
             return overdue()
 
         return await self._await_reply(past_deadline, lambda: overdue is not None and overdue.stalled)
@@ -243,8 +260,9 @@ class WorkerProcess:
                         return reply
                     continue
                 if overdue is None:
-                    overdue = Overdue(deadline_s, self.cpu_seconds, lambda: process_queued_s(self.process.pid),
-                                      cpu_start=cpu_start)
+                    overdue = Overdue(
+                        deadline_s, self.cpu_seconds, lambda: process_queued_s(self.process.pid), cpu_start=cpu_start
+                    )
                 if overdue():
                     self.kill()
                     raise WorkerFailed(timed_out=True, stalled=overdue.stalled)
@@ -311,7 +329,6 @@ class WorkerProcess:
     @property
     def alive(self) -> bool:
         return self.process.poll() is None
-
 
 
 def spent_by(worker: WorkerProcess, began: float, cpu_began: float | None) -> float:

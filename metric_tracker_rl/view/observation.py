@@ -41,8 +41,15 @@ def _graded_view(observation: MetricTrackerRlObservation) -> dict[str, Any]:
     if observation.submission_issues:
         graded["submission_issues"] = [issue.model_dump() for issue in observation.submission_issues]
     if observation.comparison is not None:  # the episode is over: why the score is what it is, row by row
-        graded["verdicts"] = [{"row": entry["row_index"], "key": entry["key"], "verdict": entry["verdict"],
-                               "quality": entry.get("quality")} for entry in observation.comparison["rows"]]
+        graded["verdicts"] = [
+            {
+                "row": entry["row_index"],
+                "key": entry["key"],
+                "verdict": entry["verdict"],
+                "quality": entry.get("quality"),
+            }
+            for entry in observation.comparison["rows"]
+        ]
         graded["missed"] = [_missed_key(row) for row in observation.comparison["missed"]]
     return graded
 
@@ -129,9 +136,18 @@ def _feedback(graded: dict[str, Any]) -> Feedback:
 
 def _rounded_brief(data: dict[str, Any]) -> dict[str, Any]:
     """The brief's data at the precision its text shows (a magnitude range is shown whole, as `low-high`)."""
-    return {key: [dict(render.rounded({k: v for k, v in family.items() if k not in DIFFICULTIES}),
-                       **{k: v for k, v in family.items() if k in DIFFICULTIES}) for family in value]
-            if key == "families" else render.rounded(value) for key, value in data.items()}
+    return {
+        key: [
+            dict(
+                render.rounded({k: v for k, v in family.items() if k not in DIFFICULTIES}),
+                **{k: v for k, v in family.items() if k in DIFFICULTIES},
+            )
+            for family in value
+        ]
+        if key == "families"
+        else render.rounded(value)
+        for key, value in data.items()
+    }
 
 
 def seen(observation: MetricTrackerRlObservation) -> SeenObservation:
@@ -154,6 +170,11 @@ def _step_view(text: str, status: str, value: dict[str, Any], budgets: dict[str,
         return SeenObservation(text, "error", **budgets)
     if status == "graded":
         graded = value["graded"]
-        return SeenObservation(text, "graded", reward_breakdown=_feedback(graded),
-                               expected_row_count=graded.get("expected_row_count"), **budgets)
+        return SeenObservation(
+            text,
+            "graded",
+            reward_breakdown=_feedback(graded),
+            expected_row_count=graded.get("expected_row_count"),
+            **budgets,
+        )
     return SeenObservation(text, "ok", analysis_result=value, **budgets)

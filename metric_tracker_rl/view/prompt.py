@@ -51,14 +51,17 @@ COUNT_SEGMENTED_TIERS: tuple[str, ...] = tuple(name for name in difficulties_hol
 def segment_arguments() -> str:
     """The fields a segment-scoped tool takes at each tier with segments: the cell fields everywhere, and each
     tier's daily-only ones there (which no hourly count has)."""
-    extra = {name: [f for f in world_of(TIERS[name].dimensions).fields if f not in CELL_FIELDS]
-             for name in COUNT_SEGMENTED_TIERS}
+    extra = {
+        name: [f for f in world_of(TIERS[name].dimensions).fields if f not in CELL_FIELDS]
+        for name in COUNT_SEGMENTED_TIERS
+    }
     tiers_by_fields: dict[tuple[str, ...], list[str]] = {}
     for name, fields in extra.items():
         if fields:
             tiers_by_fields.setdefault(tuple(fields), []).append(name)
-    said = _list(CELL_FIELDS) + "".join(f", at {_list(names)} also {_list(fields)}"
-                                        for fields, names in tiers_by_fields.items())
+    said = _list(CELL_FIELDS) + "".join(
+        f", at {_list(names)} also {_list(fields)}" for fields, names in tiers_by_fields.items()
+    )
     daily = sorted({f for fields in extra.values() for f in fields})
     return said + (f" (hourly data has no {' or '.join(daily)})" if daily else "")
 
@@ -69,19 +72,21 @@ _TOOLS = textwrap.fill(
     f"or hourly_rows_for_date. All of these read the whole funnel. With segments ({', '.join(COUNT_SEGMENTED_TIERS)}) "
     "every incident is confined to a segment and may barely show there: find it with compare_segments or query, "
     f"then read its row with the confirming tools' arguments that name its segment: {segment_arguments()}.",
-    width=110, initial_indent="- ", subsequent_indent="  ", break_on_hyphens=False)
+    width=110,
+    initial_indent="- ",
+    subsequent_indent="  ",
+    break_on_hyphens=False,
+)
 SYSTEM_PROMPT = SYSTEM_PROMPT.format(tools=_TOOLS)
 # Each kind of data's system prompt, and how a brief of counts (brief_data) becomes its brief.
 SYSTEM_PROMPTS: dict[DataKind, str] = {COUNTS: SYSTEM_PROMPT, EVENTS: WAREHOUSE_SYSTEM_PROMPT}
-BRIEF_OF_DATA: dict[DataKind, Callable[[dict[str, Any]], dict[str, Any]]] = {COUNTS: dict,
-                                                                             EVENTS: warehouse_brief_data}
+BRIEF_OF_DATA: dict[DataKind, Callable[[dict[str, Any]], dict[str, Any]]] = {COUNTS: dict, EVENTS: warehouse_brief_data}
 
 
 def data_of(difficulty: object) -> DataKind:
     """What the data of an episode of `difficulty` are (counts for a name no tier has)."""
     tier = TIERS.get(str(difficulty))
     return COUNTS if tier is None else tier.data
-
 
 
 def _config_view(config: dict[str, Any], kinds_listed: bool = False) -> dict[str, Any]:
@@ -100,13 +105,17 @@ def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
     families = []
     for spec in observation.available_synthetic_generator_methods:
         magnitude = spec["magnitude"]
-        families.append({"family": spec["family"], "entity_type": spec["entity_type"],
-                         "root_cause_entities": list(spec["entity_names"]),
-                         "definition": spec["description"],
-                         "detection_methods": list(spec["detection_methods"]),
-                         "magnitude": magnitude["meaning"],
-                         **{difficulty: (low, high) for difficulty, (low, high) in
-                            magnitude["by_difficulty"].items()}})
+        families.append(
+            {
+                "family": spec["family"],
+                "entity_type": spec["entity_type"],
+                "root_cause_entities": list(spec["entity_names"]),
+                "definition": spec["description"],
+                "detection_methods": list(spec["detection_methods"]),
+                "magnitude": magnitude["meaning"],
+                **{difficulty: (low, high) for difficulty, (low, high) in magnitude["by_difficulty"].items()},
+            }
+        )
     if observation.objective is None or observation.window is None:
         raise ValueError("a brief needs a reset observation that carries the episode's objective and window")
     shown: dict[str, Any] = {"objective": observation.objective}
@@ -115,28 +124,34 @@ def brief_data(observation: MetricTrackerRlObservation) -> dict[str, Any]:
     window = observation.window
     drawn = drawn_families(observation.segments)
     config = _config_view(observation.config, kinds_listed=drawn is not None)
-    shown.update({
-        "config": config,
-        "config_meaning": config_meaning(config),
-        "incidents": incident_line(observation.config),
-        "window": {"first_date": window.first_date, "last_date": window.last_date, "days": window.days},
-        "steps_remaining": observation.steps_remaining,
-        "submissions_remaining": observation.submissions_remaining,
-        "conversion_metrics": [{"metric": d.name, "formula": d.formula}
-                               for d in observation.conversion_metric_definitions],
-        # Where each family's incident is reported (every other key it moves is a side effect), and how large
-        # its incidents are at each difficulty.
-        "families": families,
-        "benign_fluctuations": observation.benign_fluctuations,
-        "calendar_note_kinds": _note_kinds(observation),
-    })
+    shown.update(
+        {
+            "config": config,
+            "config_meaning": config_meaning(config),
+            "incidents": incident_line(observation.config),
+            "window": {"first_date": window.first_date, "last_date": window.last_date, "days": window.days},
+            "steps_remaining": observation.steps_remaining,
+            "submissions_remaining": observation.submissions_remaining,
+            "conversion_metrics": [
+                {"metric": d.name, "formula": d.formula} for d in observation.conversion_metric_definitions
+            ],
+            # Where each family's incident is reported (every other key it moves is a side effect), and how large
+            # its incidents are at each difficulty.
+            "families": families,
+            "benign_fluctuations": observation.benign_fluctuations,
+            "calendar_note_kinds": _note_kinds(observation),
+        }
+    )
     if observation.segments is not None:
         # No magnitude is published with segments (the other tiers' ranges would be a threshold to read off, and
         # its meaning alone says nothing). Where the brief lists the episode's incident kinds, only the families
         # they are reported as.
         hidden = {*TIERS, "magnitude"}  # a family's per-tier entries and its magnitude
-        shown["families"] = [{k: v for k, v in family.items() if k not in hidden} for family in families
-                             if drawn is None or family["family"] in drawn]
+        shown["families"] = [
+            {k: v for k, v in family.items() if k not in hidden}
+            for family in families
+            if drawn is None or family["family"] in drawn
+        ]
         shown["segments"] = observation.segments
     difficulty = observation.config.get("difficulty")
     tier = TIERS.get(str(difficulty))
@@ -150,8 +165,10 @@ def _note_kinds(observation: MetricTrackerRlObservation) -> dict[str, str]:
     difficulty = str(observation.config.get("difficulty"))
     if observation.segments is None:
         return dict(ANNOTATION_MEANINGS)
-    return {**{kind: ANNOTATION_MEANINGS[kind] for kind in SEGMENTED_NOTE_KINDS},
-            "release": tier_wording(RELEASE_MEANING, difficulty)}
+    return {
+        **{kind: ANNOTATION_MEANINGS[kind] for kind in SEGMENTED_NOTE_KINDS},
+        "release": tier_wording(RELEASE_MEANING, difficulty),
+    }
 
 
 def system_prompt(difficulty: str | None) -> str:
@@ -165,9 +182,14 @@ FAMILY_LIST_COLUMNS = ("root_cause_entities", "detection_methods")
 
 def _family_text(family: dict[str, Any]) -> dict[str, Any]:
     """A brief's family row as its text shows it: lists joined by commas, ranges as `low-high`."""
-    return {key: ",".join(value) if key in FAMILY_LIST_COLUMNS
-            else f"{value[0]}-{value[1]}" if key in DIFFICULTIES else value
-            for key, value in family.items()}
+    return {
+        key: ",".join(value)
+        if key in FAMILY_LIST_COLUMNS
+        else f"{value[0]}-{value[1]}"
+        if key in DIFFICULTIES
+        else value
+        for key, value in family.items()
+    }
 
 
 def _brief_text(data: dict[str, Any]) -> dict[str, Any]:

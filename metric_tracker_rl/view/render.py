@@ -32,7 +32,7 @@ CELL_SEPARATOR = " | "
 INDENT = "  "
 TABLE_HEAD = re.compile(r"^(\d+)(?: of (\d+))? rows?$")
 NUMBER = re.compile(r"^-?\d+(?:\.\d+)?(?:e[-+]?\d+)?$")
-_WHOLE_FROM = 10 ** SIGNIFICANT_DIGITS // 10  # at 1000 and above, the unit is finer than 4 significant digits
+_WHOLE_FROM = 10**SIGNIFICANT_DIGITS // 10  # at 1000 and above, the unit is finer than 4 significant digits
 _FLOAT_FORMAT = f".{SIGNIFICANT_DIGITS}g"
 _FAST_FLOAT_FROM = 1e-4  # the fast path's floor: far above the subnormal floats, whose 4 digits read differently
 _CACHED_STRING_CHARS = 64
@@ -72,8 +72,17 @@ def rounded(value: Any) -> Any:
 
 
 def _needs_quotes(text: str) -> bool:
-    return (text == "" or text != text.strip() or text in ("null", "true", "false") or bool(NUMBER.match(text))
-            or text[0] in "[{" or '"' in text or "|" in text or "\n" in text or TABLE_HEAD.match(text) is not None)
+    return (
+        text == ""
+        or text != text.strip()
+        or text in ("null", "true", "false")
+        or bool(NUMBER.match(text))
+        or text[0] in "[{"
+        or '"' in text
+        or "|" in text
+        or "\n" in text
+        or TABLE_HEAD.match(text) is not None
+    )
 
 
 def _string_text(text: str) -> str:
@@ -132,8 +141,9 @@ def _is_table(value: Any) -> bool:
 Shared = dict[str, frozenset[str]]  # table key -> the columns declared constant in it
 
 
-def _table_lines(key: str, rows: list[dict[str, Any]], depth: int, total: int | None,
-                 constant: frozenset[str] = frozenset()) -> list[str]:
+def _table_lines(
+    key: str, rows: list[dict[str, Any]], depth: int, total: int | None, constant: frozenset[str] = frozenset()
+) -> list[str]:
     pad = INDENT * depth
     first_columns = rows[0].keys()
     columns_seen = dict.fromkeys(first_columns)
@@ -145,8 +155,14 @@ def _table_lines(key: str, rows: list[dict[str, Any]], depth: int, total: int | 
     columns = list(columns_seen)
     same = {column: rows[0].get(column) for column in columns if column in constant}
     # Equal and of one type: False == 0 in Python, but the text writes `false` and `0`.
-    varying = [column for column in same if any(column not in row or row[column] != same[column]
-                                                or type(row[column]) is not type(same[column]) for row in rows)]
+    varying = [
+        column
+        for column in same
+        if any(
+            column not in row or row[column] != same[column] or type(row[column]) is not type(same[column])
+            for row in rows
+        )
+    ]
     if varying:
         raise ValueError(f"columns {varying} of table {key!r} are declared constant but vary")
     shown = [column for column in columns if column not in same]
@@ -193,8 +209,11 @@ def render(value: dict[str, Any], totals: dict[str, int] | None = None, shared: 
     for key, item in value.items():
         if key in totals and isinstance(item, list) and all(isinstance(row, dict) for row in item):
             shown = f"0 of {totals[key]}" if totals[key] else "0"
-            lines += (_table_lines(key, item, 0, totals[key], shared.get(key, frozenset())) if item
-                      else [f"{key}: {shown} rows"])
+            lines += (
+                _table_lines(key, item, 0, totals[key], shared.get(key, frozenset()))
+                if item
+                else [f"{key}: {shown} rows"]
+            )
         else:
             lines += _lines({key: item}, 0, shared)
     return "\n".join(lines)

@@ -33,6 +33,7 @@ from metric_tracker_rl.models import (
 SUBMIT_REPORT = "submit_report"
 SUBMIT_GENERATORS = "submit_generators"
 
+
 class _SubmissionArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -43,8 +44,8 @@ class SubmitReportArgs(_SubmissionArgs):
 
 class SubmitGeneratorsArgs(_SubmissionArgs):
     generators: list[PayloadGeneratorMethod] = Field(
-        max_length=MAX_GENERATOR_CALLS,
-        description="Generator calls: a `get_*_rows` tool and its arguments")
+        max_length=MAX_GENERATOR_CALLS, description="Generator calls: a `get_*_rows` tool and its arguments"
+    )
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,10 @@ class ModelTool:
     reads: frozenset[Holding] = frozenset()  # what of an episode it reads (a submission tool: what its rows come from)
 
     def openai_schema(self) -> dict[str, Any]:
-        return {"type": "function",
-                "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
 
 
 # Schema keywords a model does not need in order to call a tool well. Every numeric bound the validator enforces
@@ -79,8 +82,9 @@ def model_schema(schema: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(node, dict):
             return node
         if "$ref" in node:
-            return compact({**definitions[node["$ref"].rsplit("/", 1)[-1]],
-                            **{k: v for k, v in node.items() if k != "$ref"}})
+            return compact(
+                {**definitions[node["$ref"].rsplit("/", 1)[-1]], **{k: v for k, v in node.items() if k != "$ref"}}
+            )
         variants = node.get("anyOf")
         if variants is not None and {"type": "null"} in variants and node.get("default", ...) is None:
             others = [variant for variant in variants if variant != {"type": "null"}]
@@ -90,8 +94,11 @@ def model_schema(schema: dict[str, Any]) -> dict[str, Any]:
         for key, value in node.items():
             if key in _UNREAD_KEYWORDS or key == "$defs":
                 continue
-            out[key] = ({name: compact(prop) for name, prop in value.items() if not prop.get("hidden_from_models")}
-                        if key == "properties" else compact(value))
+            out[key] = (
+                {name: compact(prop) for name, prop in value.items() if not prop.get("hidden_from_models")}
+                if key == "properties"
+                else compact(value)
+            )
         return out
 
     return compact(schema)
@@ -106,15 +113,22 @@ def _without_item_descriptions(node: Any) -> Any:
     model copies them from, so names and types say it all (but for _DESCRIBED_ITEM_FIELDS)."""
     if isinstance(node, dict):
         described = node.get("properties", {})
-        return {key: {name: value if name in _DESCRIBED_ITEM_FIELDS else _without_item_descriptions(value)
-                      for name, value in described.items()} if key == "properties"
-                else _without_item_descriptions(value)
-                for key, value in node.items() if key != "description"}
+        return {
+            key: {
+                name: value if name in _DESCRIBED_ITEM_FIELDS else _without_item_descriptions(value)
+                for name, value in described.items()
+            }
+            if key == "properties"
+            else _without_item_descriptions(value)
+            for key, value in node.items()
+            if key != "description"
+        }
     return node
 
 
-def _submission_tool(name: str, description: str, args_model: type[BaseModel],
-                     reads: frozenset[Holding] = frozenset()) -> ModelTool:
+def _submission_tool(
+    name: str, description: str, args_model: type[BaseModel], reads: frozenset[Holding] = frozenset()
+) -> ModelTool:
     schema = model_schema(args_model.model_json_schema())
     for prop in schema["properties"].values():
         prop["items"] = _without_item_descriptions(prop["items"])
@@ -123,12 +137,16 @@ def _submission_tool(name: str, description: str, args_model: type[BaseModel],
 
 SUBMISSION_TOOLS: dict[str, ModelTool] = {
     SUBMIT_REPORT: _submission_tool(
-        SUBMIT_REPORT, "Submit the anomaly report for grading: one row per incident and date, on its root-cause "
-        "key.",
-        SubmitReportArgs),
+        SUBMIT_REPORT,
+        "Submit the anomaly report for grading: one row per incident and date, on its root-cause key.",
+        SubmitReportArgs,
+    ),
     SUBMIT_GENERATORS: _submission_tool(
-        SUBMIT_GENERATORS, "Submit generator calls as the report: their merged rows (first per key) are graded.",
-        SubmitGeneratorsArgs, frozenset({COUNTS})),  # the generators read counts
+        SUBMIT_GENERATORS,
+        "Submit generator calls as the report: their merged rows (first per key) are graded.",
+        SubmitGeneratorsArgs,
+        frozenset({COUNTS}),
+    ),  # the generators read counts
 }
 
 
@@ -137,11 +155,20 @@ def model_tools(difficulty: str | None = None) -> list[ModelTool]:
     tools. With no difficulty, every tool some tier offers: the list of a client that fixes its tools before a
     reset picks the tier (the TRL class's methods, MCP's tools/list)."""
     if difficulty is None:
-        return [*(_model_tool(spec.name, *spec.read_at(None)) for spec in available_analysis_methods()
-                  if _offered_to_clients(spec.offered_at)), *SUBMISSION_TOOLS.values()]
+        return [
+            *(
+                _model_tool(spec.name, *spec.read_at(None))
+                for spec in available_analysis_methods()
+                if _offered_to_clients(spec.offered_at)
+            ),
+            *SUBMISSION_TOOLS.values(),
+        ]
     data = TIERS[check_choice("difficulty", difficulty, RESET_DIFFICULTIES)].data
-    registry = [_model_tool(spec.name, *spec.read_at(difficulty)) for spec in available_analysis_methods()
-                if difficulty in spec.offered_at]
+    registry = [
+        _model_tool(spec.name, *spec.read_at(difficulty))
+        for spec in available_analysis_methods()
+        if difficulty in spec.offered_at
+    ]
     return [*registry, *(tool for tool in SUBMISSION_TOOLS.values() if reads_data_of(tool.reads, data))]
 
 
@@ -169,8 +196,9 @@ def schema_chars(difficulty: str | None = None) -> int:
 # --- tool calls <-> actions ---------------------------------------------------------------------------
 
 
-def tool_action(name: str, arguments: str | dict[str, Any] | None,
-                difficulty: str | None = None) -> MetricTrackerRlAction | str:
+def tool_action(
+    name: str, arguments: str | dict[str, Any] | None, difficulty: str | None = None
+) -> MetricTrackerRlAction | str:
     """The action of one tool call, or an error string that says what is valid (nothing is sent then).
 
     `arguments` is the call's JSON text (as OpenAI returns it) or the parsed object (as TRL passes it). Analysis
@@ -185,8 +213,10 @@ def tool_action(name: str, arguments: str | dict[str, Any] | None,
         try:
             arguments = json.loads(arguments or "{}")
         except json.JSONDecodeError as exc:
-            return (f"error: the arguments of {name} are not valid JSON ({exc.msg} at position {exc.pos}); "
-                    "call the tool again with one JSON object that matches its schema")
+            return (
+                f"error: the arguments of {name} are not valid JSON ({exc.msg} at position {exc.pos}); "
+                "call the tool again with one JSON object that matches its schema"
+            )
     if not isinstance(arguments, dict):
         return f"error: the arguments of {name} must be a JSON object"
     if tool is None:
@@ -195,8 +225,10 @@ def tool_action(name: str, arguments: str | dict[str, Any] | None,
     try:
         submission = tool.args_model.model_validate(arguments)
     except ValidationError as exc:
-        return (f"error: invalid {key} for {name}: {describe_validation_error(exc)}. {_item_fields(tool)}. "
-                "Nothing was submitted.")
+        return (
+            f"error: invalid {key} for {name}: {describe_validation_error(exc)}. {_item_fields(tool)}. "
+            "Nothing was submitted."
+        )
     if isinstance(submission, SubmitReportArgs):
         return MetricTrackerRlAction(classifications=submission.rows)
     if not isinstance(submission, SubmitGeneratorsArgs):

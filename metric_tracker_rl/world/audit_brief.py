@@ -31,7 +31,8 @@ AUDIT_OBJECTIVE = (
     "Audit eight weeks of a food-ordering app's raw analytics events: find every business incident and every data "
     "defect, and report each finding as the findings rule says. A business incident changes what users do; a data "
     "defect only what is recorded. Every number is the metrics layer's (metrics_layer). Benign changes are not "
-    "reported. No list of what can go wrong is given. Some episodes contain no business incident.")
+    "reported. No list of what can go wrong is given. Some episodes contain no business incident."
+)
 
 
 def relative_move(value: float, reference: float) -> float:
@@ -50,9 +51,10 @@ def departs(value: float, reference: float, margin: float = MARGIN) -> bool:
     return relative_move(value, reference) > margin
 
 
-SPLIT_NOTE = {"train": "This episode is in the train split.",
-              "eval": "This episode is in the eval split: it may hold ways of going wrong that no train episode "
-                      "holds."}
+SPLIT_NOTE = {
+    "train": "This episode is in the train split.",
+    "eval": "This episode is in the eval split: it may hold ways of going wrong that no train episode holds.",
+}
 
 
 def audit_objective(split: str) -> str:
@@ -67,15 +69,18 @@ SEGMENT_RULE = (
     "The segment that holds a defect is named by each of platform, app_version and country that every session it "
     "applies to shares, and by no other field: a defect of one app version names its platform and app_version, one "
     "of a whole platform its platform alone, one of a country on every platform its country alone, one of all "
-    "traffic no field (a row on another segment earns the overlap credit: grading).")
+    "traffic no field (a row on another segment earns the overlap credit: grading)."
+)
 # Which segment a business incident's row names, as the truth's records hold it (tests/test_audit_tier.py checks every
 # incident row of a seed sweep against it).
 INCIDENT_SEGMENT_FIELDS = ("platform", "app_version", "country", "channel", "user_type")
 INCIDENT_SEGMENT_RULE = (
-    "The segment that holds a business incident is named by each of " + ", ".join(INCIDENT_SEGMENT_FIELDS[:-1])
+    "The segment that holds a business incident is named by each of "
+    + ", ".join(INCIDENT_SEGMENT_FIELDS[:-1])
     + f" and {INCIDENT_SEGMENT_FIELDS[-1]} that every session it changed shares, and by no other field; but a count "
     "spike's row (absolute_spike_in_event_count) names no app_version, channel or user_type, whichever its extra "
-    "sessions arrive as.")
+    "sessions arrive as."
+)
 FINDINGS_RULE = (
     f"A finding is a date, a metric and a segment; 'departs' means by more than {MARGIN:.0%} of the value it is "
     "compared with. A business incident (users did something else) is a finding on each date where the metric it "
@@ -83,7 +88,8 @@ FINDINGS_RULE = (
     "holds the change: one row per such date. A data defect (only the record changed) is a finding on each date it "
     "covers where, in the segment that holds the defect, a dashboard metric departs from the metrics layer's value "
     "over the events as they would have been recorded without the defect: one row per such date, on the first "
-    "metric that departs of " + ", ".join(DEFECT_METRICS) + ". " + INCIDENT_SEGMENT_RULE + " " + SEGMENT_RULE)
+    "metric that departs of " + ", ".join(DEFECT_METRICS) + ". " + INCIDENT_SEGMENT_RULE + " " + SEGMENT_RULE
+)
 VALUES_RULE = (
     "Every row's values are what the data show, never a repair: observed_value the metrics layer's value of the "
     "metric in the row's segment on its date (the dashboard's where the dashboard has the segment: "
@@ -91,7 +97,8 @@ VALUES_RULE = (
     + "; a rate is its numerator rows' sum over its denominator rows'), baseline_value by baseline_rule over the "
     "same values on the other dates, delta_value and severity by their rules; detection_method query. A defect's row "
     f"has entity_type data_quality, entity_name its metric and anomaly_type {DEFECT_FAMILY}. A date whose metric "
-    "has no value in the segment or no baseline is no row.")
+    "has no value in the segment or no baseline is no row."
+)
 
 
 def audit_brief(dimensions: tuple[str, ...]) -> dict[str, object]:
@@ -112,26 +119,52 @@ def audit_brief(dimensions: tuple[str, ...]) -> dict[str, object]:
 
 
 # A move of sessions that every channel, user type and hour of a whole platform or country share is a benign change.
-NOT_UNIFORM = ("a move shared alike by every channel, user type and hour of a whole platform or country is not one "
-               "(benign_fluctuations)")
+NOT_UNIFORM = (
+    "a move shared alike by every channel, user type and hour of a whole platform or country is not one "
+    "(benign_fluctuations)"
+)
 # The families a finding is reported as, each defined by what the data show (never by a cause): how a row names
 # its anomaly_type and root-cause entity.
 AUDIT_FAMILIES: tuple[dict[str, Any], ...] = (
-    {"family": "absolute_drop_in_event_count", "entity_type": "event_count", "root_cause_entities": ["app_opens"],
-     "definition": "fewer sessions arrive (all day or for some hours) and those who come convert as before: "
-                   "app_opens departs downward, no rate does; " + NOT_UNIFORM},
-    {"family": "absolute_spike_in_event_count", "entity_type": "event_count", "root_cause_entities": ["app_opens"],
-     "definition": "more sessions arrive and convert as before: app_opens departs upward, no rate does; "
-                   + NOT_UNIFORM},
-    {"family": "funnel_break", "entity_type": "funnel_step", "root_cause_entities": list(FUNNEL_STEPS),
-     "definition": "a step almost stops converting for some hours of the date while the sessions before it "
-                   "arrive as usual; its daily rate departs as a consequence"},
-    {"family": "rate_drop_from_median", "entity_type": "conversion_rate",
-     "root_cause_entities": list(FUNNEL_STEPS), "definition": "a step converts worse all day"},
-    {"family": "rate_spike_from_median", "entity_type": "conversion_rate",
-     "root_cause_entities": list(FUNNEL_STEPS), "definition": "a step converts better all day"},
-    {"family": DEFECT_FAMILY, "entity_type": "data_quality",
-     "root_cause_entities": list(DEFECT_METRICS), "definition": "a data defect: see findings"},
+    {
+        "family": "absolute_drop_in_event_count",
+        "entity_type": "event_count",
+        "root_cause_entities": ["app_opens"],
+        "definition": "fewer sessions arrive (all day or for some hours) and those who come convert as before: "
+        "app_opens departs downward, no rate does; " + NOT_UNIFORM,
+    },
+    {
+        "family": "absolute_spike_in_event_count",
+        "entity_type": "event_count",
+        "root_cause_entities": ["app_opens"],
+        "definition": "more sessions arrive and convert as before: app_opens departs upward, no rate does; "
+        + NOT_UNIFORM,
+    },
+    {
+        "family": "funnel_break",
+        "entity_type": "funnel_step",
+        "root_cause_entities": list(FUNNEL_STEPS),
+        "definition": "a step almost stops converting for some hours of the date while the sessions before it "
+        "arrive as usual; its daily rate departs as a consequence",
+    },
+    {
+        "family": "rate_drop_from_median",
+        "entity_type": "conversion_rate",
+        "root_cause_entities": list(FUNNEL_STEPS),
+        "definition": "a step converts worse all day",
+    },
+    {
+        "family": "rate_spike_from_median",
+        "entity_type": "conversion_rate",
+        "root_cause_entities": list(FUNNEL_STEPS),
+        "definition": "a step converts better all day",
+    },
+    {
+        "family": DEFECT_FAMILY,
+        "entity_type": "data_quality",
+        "root_cause_entities": list(DEFECT_METRICS),
+        "definition": "a data defect: see findings",
+    },
 )
 # The settings an audit episode shows: none that would name or size a mechanism.
 AUDIT_CONFIG_SHOWN = ("seed", "scenario_family", "difficulty", "task_id", "max_steps", "standard", "held_out")
@@ -144,5 +177,9 @@ def audit_brief_data(shown: dict[str, Any]) -> dict[str, Any]:
     data = warehouse_brief_data(shown)
     config = {key: value for key, value in data["config"].items() if key in AUDIT_CONFIG_SHOWN}
     meaning = {key: text for key, text in config_meaning(config).items() if key != "scenario_family"}
-    return {**{key: value for key, value in data.items() if key != "calendar_note_kinds"}, "config": config,
-            "config_meaning": meaning, "families": [dict(family) for family in AUDIT_FAMILIES]}
+    return {
+        **{key: value for key, value in data.items() if key != "calendar_note_kinds"},
+        "config": config,
+        "config_meaning": meaning,
+        "families": [dict(family) for family in AUDIT_FAMILIES],
+    }

@@ -27,19 +27,21 @@ from metric_tracker_rl.sql.columns import SqlTable
 # The tables get_context reads and the SQL tool holds, in publication order (releases are SegmentedData's).
 CONTEXT_TABLES: tuple[str, ...] = ("experiments", "campaigns", "holidays", "releases", "partner_status")
 # How a model reads them, and what each table holds (the brief publishes these).
-CONTEXT_READING = ("get_context(table) shows one; the query tool holds each under the same name and columns. A "
-                   "null field covers every value of its dimension")
+CONTEXT_READING = (
+    "get_context(table) shows one; the query tool holds each under the same name and columns. A "
+    "null field covers every value of its dimension"
+)
 CONTEXT_MEANINGS: dict[str, str] = {
     "experiments": "each experiment's treatment arm (the fields it names), the funnel step its change targets, "
-                   "and its first and last dates. Its intended effect on that step in that arm, a rise or a fall, is "
-                   "not an incident; a step it does not target breaking in its arm is one",
+    "and its first and last dates. Its intended effect on that step in that arm, a rise or a fall, is "
+    "not an incident; a step it does not target breaking in its arm is one",
     "campaigns": "marketing campaigns by channel and country and their dates: they bring more, lower-intent "
-                 "traffic from that channel in that country, whose own conversion stays as it was",
+    "traffic from that channel in that country, whose own conversion stays as it was",
     "holidays": "public holidays by country: lower traffic with a weekend-like daily pattern in that country",
     "releases": "each mobile release's rollout share of its platform's users by date",
     "partner_status": "the payment partners' status notices by platform and country, with their hours (end "
-                      "exclusive): a partner_payment_failure has one with its platform, country and hours {noted} "
-                      "(note_share), a payment_failure never; up to {empty} more per episode match no incident",
+    "exclusive): a partner_payment_failure has one with its platform, country and hours {noted} "
+    "(note_share), a payment_failure never; up to {empty} more per episode match no incident",
 }
 # The notices per episode that match no incident: this many are drawn, inclusive (one that would fall on a date
 # and country an incident touches is dropped).
@@ -58,8 +60,12 @@ def share_in_words(share: float) -> str:
 
 def context_meanings(note_share: float) -> dict[str, str]:
     """What each table holds, for an episode whose partner failures get a notice with chance `note_share`."""
-    return {**CONTEXT_MEANINGS, "partner_status": CONTEXT_MEANINGS["partner_status"].format(
-        noted=share_in_words(note_share), empty=EMPTY_NOTICES[1])}
+    return {
+        **CONTEXT_MEANINGS,
+        "partner_status": CONTEXT_MEANINGS["partner_status"].format(
+            noted=share_in_words(note_share), empty=EMPTY_NOTICES[1]
+        ),
+    }
 
 
 @dataclass(frozen=True)
@@ -102,8 +108,12 @@ class PartnerNotice:
 
 
 ContextRow = Experiment | Campaign | Holiday | PartnerNotice
-ROW_TYPES: dict[str, type] = {"experiments": Experiment, "campaigns": Campaign, "holidays": Holiday,
-                              "partner_status": PartnerNotice}
+ROW_TYPES: dict[str, type] = {
+    "experiments": Experiment,
+    "campaigns": Campaign,
+    "holidays": Holiday,
+    "partner_status": PartnerNotice,
+}
 _DATE_COLUMNS = frozenset({"start_date", "end_date", "date"})
 _INT_COLUMNS = frozenset({"start_hour", "end_hour"})
 
@@ -142,7 +152,8 @@ class ContextTables:
 def _order(row: Any) -> tuple[str, ...]:
     values = asdict(row)
     return tuple(str(values[name]) for name in ("start_date", "date") if name in values) + tuple(
-        str(value) for value in values.values())
+        str(value) for value in values.values()
+    )
 
 
 def _columns(row_type: type, rows: Sequence[Any]) -> SqlTable:
@@ -160,14 +171,21 @@ def _columns(row_type: type, rows: Sequence[Any]) -> SqlTable:
 
 # Each country's payment partner (fictional names), and the one status every notice carries: a notice never says
 # whether it had an effect.
-PAYMENT_PARTNERS: dict[str, str] = {"US": "CardRail", "GB": "CardRail", "DE": "SepaLink", "FR": "SepaLink",
-                                    "BR": "PixGate", "IN": "UpiHub", "JP": "KonbiniPay", "MX": "OxxoNet"}
+PAYMENT_PARTNERS: dict[str, str] = {
+    "US": "CardRail",
+    "GB": "CardRail",
+    "DE": "SepaLink",
+    "FR": "SepaLink",
+    "BR": "PixGate",
+    "IN": "UpiHub",
+    "JP": "KonbiniPay",
+    "MX": "OxxoNet",
+}
 PARTNER_NOTICE_STATUS = "degraded: elevated payment errors reported"
 
 
 def partner_of(country: str) -> str:
     return PAYMENT_PARTNERS[country]
-
 
 
 # What the partner status log holds at deep's defaults (its draw: partner_payment_failure and EMPTY_NOTICES): about

@@ -38,8 +38,9 @@ def safe_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 def count_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """safe_ratio of counts (whole numbers, so a positive denominator is at least 1): the same values, with the
     division done only where the denominator is positive."""
-    ratio: np.ndarray = np.divide(numerator, denominator, out=np.full(np.shape(numerator), np.nan),
-                                  where=denominator > 0)
+    ratio: np.ndarray = np.divide(
+        numerator, denominator, out=np.full(np.shape(numerator), np.nan), where=denominator > 0
+    )
     return ratio
 
 
@@ -84,8 +85,9 @@ def nanmedian_last_axis(values: np.ndarray) -> np.ndarray:
     ordered = np.sort(values, axis=-1)
     size = ordered.shape[-1]
     if size and not np.isnan(ordered[..., -1]).any():  # NaN sorts last: no NaN anywhere
-        middle: np.ndarray = ordered[..., size // 2] if size % 2 else \
-            (ordered[..., size // 2 - 1] + ordered[..., size // 2]) / 2
+        middle: np.ndarray = (
+            ordered[..., size // 2] if size % 2 else (ordered[..., size // 2 - 1] + ordered[..., size // 2]) / 2
+        )
         return middle
     count = np.count_nonzero(~np.isnan(ordered), axis=-1)[..., None]
     last = size - 1
@@ -183,7 +185,8 @@ class MetricPanel:
     _positions: dict[tuple[str, str], int] = field(init=False, repr=False, compare=False)
     # Each entity's plain lists, converted on first use (see entity_lists).
     _entity_lists: dict[int, tuple[list[float], list[float], list[float], list[str | None]]] = field(
-        init=False, repr=False, compare=False)
+        init=False, repr=False, compare=False
+    )
 
     def index(self, entity_type: str, entity_name: str) -> int:
         return self._positions[(entity_type, entity_name)]
@@ -198,8 +201,13 @@ class MetricPanel:
         if severity[day] is None:
             return None, None, None, None, None
         z_value = z[day]
-        return (baseline[day], observed[day], observed[day] - baseline[day],
-                z_value if math.isfinite(z_value) else None, severity[day])
+        return (
+            baseline[day],
+            observed[day],
+            observed[day] - baseline[day],
+            z_value if math.isfinite(z_value) else None,
+            severity[day],
+        )
 
     def entity_lists(self, k: int) -> tuple[list[float], list[float], list[float], list[str | None]]:
         """Entity k's values, baselines, z-scores and severities (None where not finite) as plain lists.
@@ -212,8 +220,9 @@ class MetricPanel:
             finite = np.isfinite(values) & np.isfinite(baseline)
             # The published rule over the whole series at once (non-finite dates get no severity).
             labels = severity_indices(self.keys[k][0], np.where(finite, baseline, 0.0), np.where(finite, values, 0.0))
-            severity: list[str | None] = [SEVERITIES[i] if ok else None
-                                          for i, ok in zip(labels.tolist(), finite.tolist(), strict=True)]
+            severity: list[str | None] = [
+                SEVERITIES[i] if ok else None for i, ok in zip(labels.tolist(), finite.tolist(), strict=True)
+            ]
             lists = self._entity_lists[k] = (values.tolist(), baseline.tolist(), self.z[k].tolist(), severity)
         return lists
 

@@ -28,10 +28,20 @@ MICROS_PER_SECOND = 1_000_000
 MICROS_PER_DAY = 86_400 * MICROS_PER_SECOND
 
 # The five funnel events, then the everyday events around them (codes are positions in this tuple).
-FUNNEL_EVENT_NAMES: tuple[str, ...] = ("app_open", "menu_open", "product_added_to_cart", "order_placed",
-                                       "payment_successful")
-EVERYDAY_EVENT_NAMES: tuple[str, ...] = ("first_open", "session_start", "screen_view", "user_engagement",
-                                         "app_exception")
+FUNNEL_EVENT_NAMES: tuple[str, ...] = (
+    "app_open",
+    "menu_open",
+    "product_added_to_cart",
+    "order_placed",
+    "payment_successful",
+)
+EVERYDAY_EVENT_NAMES: tuple[str, ...] = (
+    "first_open",
+    "session_start",
+    "screen_view",
+    "user_engagement",
+    "app_exception",
+)
 # Names a tracking deploy may give an event in place of its own (tracking_changelog says which, where and when).
 RENAMED_EVENTS: dict[str, str] = {"menu_open": "menu_view", "product_added_to_cart": "add_to_cart"}
 EVENT_NAMES: tuple[str, ...] = FUNNEL_EVENT_NAMES + EVERYDAY_EVENT_NAMES + tuple(RENAMED_EVENTS.values())
@@ -58,16 +68,30 @@ INTERNAL_TRAFFIC = "internal"
 CONSENT_VALUES: tuple[str, ...] = ("granted", "denied")
 
 # Each country's currency (a price is recorded in it; the metrics layer converts to USD).
-COUNTRY_CURRENCY: dict[str, str] = {"US": "USD", "GB": "GBP", "DE": "EUR", "FR": "EUR", "BR": "BRL", "IN": "INR",
-                                    "JP": "JPY", "MX": "MXN"}
+COUNTRY_CURRENCY: dict[str, str] = {
+    "US": "USD",
+    "GB": "GBP",
+    "DE": "EUR",
+    "FR": "EUR",
+    "BR": "BRL",
+    "IN": "INR",
+    "JP": "JPY",
+    "MX": "MXN",
+}
 CURRENCIES: tuple[str, ...] = tuple(dict.fromkeys(COUNTRY_CURRENCY.values()))
 # How each channel is recorded as a traffic source: (source, medium).
-CHANNEL_SOURCES: dict[str, tuple[str, str]] = {"organic": ("google", "organic"), "paid_search": ("google", "cpc"),
-                                              "paid_social": ("instagram", "paid_social"),
-                                              "referral": ("partner_blog", "referral")}
+CHANNEL_SOURCES: dict[str, tuple[str, str]] = {
+    "organic": ("google", "organic"),
+    "paid_search": ("google", "cpc"),
+    "paid_social": ("instagram", "paid_social"),
+    "referral": ("partner_blog", "referral"),
+}
 # Each platform's device category and operating system as the device record names them.
-PLATFORM_DEVICE: dict[str, tuple[str, str]] = {"ios": ("mobile", "iOS"), "android": ("mobile", "Android"),
-                                               "web": ("desktop", "Web")}
+PLATFORM_DEVICE: dict[str, tuple[str, str]] = {
+    "ios": ("mobile", "iOS"),
+    "android": ("mobile", "Android"),
+    "web": ("desktop", "Web"),
+}
 
 
 def day_start_micros(day: int) -> int:
@@ -97,16 +121,20 @@ class Users:
 
     def then(self, other: Users) -> Users:
         """These users followed by `other`'s (their labels share values)."""
+
         def labels(mine: Labels, theirs: Labels) -> Labels:
             assert mine.values == theirs.values
             return Labels(np.concatenate([mine.codes, theirs.codes]), mine.values)
 
-        return Users(pseudo_ids=np.concatenate([self.pseudo_ids, other.pseudo_ids]),
-                     login_ids=np.concatenate([self.login_ids, other.login_ids]),
-                     device_ids=np.concatenate([self.device_ids, other.device_ids]),
-                     platform=labels(self.platform, other.platform), country=labels(self.country, other.country),
-                     channel=labels(self.channel, other.channel),
-                     first_touch_day=np.concatenate([self.first_touch_day, other.first_touch_day]))
+        return Users(
+            pseudo_ids=np.concatenate([self.pseudo_ids, other.pseudo_ids]),
+            login_ids=np.concatenate([self.login_ids, other.login_ids]),
+            device_ids=np.concatenate([self.device_ids, other.device_ids]),
+            platform=labels(self.platform, other.platform),
+            country=labels(self.country, other.country),
+            channel=labels(self.channel, other.channel),
+            first_touch_day=np.concatenate([self.first_touch_day, other.first_touch_day]),
+        )
 
 
 @dataclass(frozen=True)
@@ -192,32 +220,44 @@ class EventLog:
         """`events` (the nested export), `users`, the reference lists and `currency_rates`, as the SQL tool's
         columns."""
         lists = self.lists
-        return {"events": self._events_table(), "users": self._users_table(),
-                "internal_accounts": {"user_id": np.array(lists.internal_accounts, dtype=object)},
-                "test_devices": {"device_id": np.array(lists.test_devices, dtype=object)},
-                "known_bots": {"device_id": np.array(lists.known_bots, dtype=object)},
-                "currency_rates": self._rates_table(),
-                "tracking_changelog": {
-                    "date": np.datetime64(WINDOW_START, "D") + np.array([c.day for c in self.changelog],
-                                                                         dtype="timedelta64[D]"),
-                    "platform": np.array([c.platform for c in self.changelog], dtype=object),
-                    "change": np.array([c.change for c in self.changelog], dtype=object)}}
+        return {
+            "events": self._events_table(),
+            "users": self._users_table(),
+            "internal_accounts": {"user_id": np.array(lists.internal_accounts, dtype=object)},
+            "test_devices": {"device_id": np.array(lists.test_devices, dtype=object)},
+            "known_bots": {"device_id": np.array(lists.known_bots, dtype=object)},
+            "currency_rates": self._rates_table(),
+            "tracking_changelog": {
+                "date": np.datetime64(WINDOW_START, "D")
+                + np.array([c.day for c in self.changelog], dtype="timedelta64[D]"),
+                "platform": np.array([c.platform for c in self.changelog], dtype=object),
+                "change": np.array([c.change for c in self.changelog], dtype=object),
+            },
+        }
 
     def _rates_table(self) -> SqlTable:
         """One row per currency and date with a rate (NaN in `units_per_usd`: the load has no row for it)."""
         days = self.num_days
         rates = self.units_per_usd.reshape(-1)
         loaded = ~np.isnan(rates)
-        return {"currency": Labels(np.repeat(np.arange(len(CURRENCIES), dtype=np.int8), days)[loaded], CURRENCIES),
-                "date": np.tile(np.datetime64(WINDOW_START, "D") + np.arange(days).astype("timedelta64[D]"),
-                                len(CURRENCIES))[loaded],
-                "units_per_usd": rates[loaded]}
+        return {
+            "currency": Labels(np.repeat(np.arange(len(CURRENCIES), dtype=np.int8), days)[loaded], CURRENCIES),
+            "date": np.tile(
+                np.datetime64(WINDOW_START, "D") + np.arange(days).astype("timedelta64[D]"), len(CURRENCIES)
+            )[loaded],
+            "units_per_usd": rates[loaded],
+        }
 
     def _users_table(self) -> SqlTable:
         users = self.users
         first = np.datetime64(WINDOW_START, "D") + users.first_touch_day.astype("timedelta64[D]")
-        return {"user_pseudo_id": users.pseudo_ids, "first_touch_date": first, "country": users.country,
-                "platform": users.platform, "channel": users.channel}
+        return {
+            "user_pseudo_id": users.pseudo_ids,
+            "first_touch_date": first,
+            "country": users.country,
+            "platform": users.platform,
+            "channel": users.channel,
+        }
 
     def _events_table(self) -> SqlTable:
         import pyarrow as pa
@@ -228,7 +268,8 @@ class EventLog:
         day = reporting_day(events.timestamp_us)  # a date before or after the window is a skewed clock's
         first_day = int(day.min(initial=0))
         dates = np.datetime64(WINDOW_START, "D") + np.arange(first_day, int(day.max(initial=0)) + 1).astype(
-            "timedelta64[D]")
+            "timedelta64[D]"
+        )
         country = users.country.codes[user]
         platform = users.platform.codes[user]
         channel = users.channel.codes[user]
@@ -240,25 +281,52 @@ class EventLog:
             "event_params": Nested(_params(events, sessions.session_id, denied)),
             "user_pseudo_id": Nested(_dictionary(*_pseudo_ids(events, user, denied, users.pseudo_ids))),
             "user_id": Nested(_dictionary(np.where(denied, -1, user), users.login_ids)),
-            "device": Nested(pa.StructArray.from_arrays(
-                [_dictionary(platform, np.array([PLATFORM_DEVICE[p][0] for p in platforms], dtype=object)),
-                 _dictionary(platform, np.array([PLATFORM_DEVICE[p][1] for p in platforms], dtype=object)),
-                 _dictionary(np.where(denied, -1, user), users.device_ids)],
-                names=["category", "operating_system", "device_id"])),
-            "geo": Nested(pa.StructArray.from_arrays([_dictionary(country, np.array(users.country.values,
-                                                                                   dtype=object))],
-                                                     names=["country"])),
-            "app_info": Nested(pa.StructArray.from_arrays(
-                [_dictionary(sessions.app_version.codes[events.session],
-                             np.array(sessions.app_version.values, dtype=object))], names=["version"])),
-            "traffic_source": Nested(pa.StructArray.from_arrays(
-                [_dictionary(channel, np.array([CHANNEL_SOURCES[c][0] for c in users.channel.values], dtype=object)),
-                 _dictionary(channel, np.array([CHANNEL_SOURCES[c][1] for c in users.channel.values], dtype=object))],
-                names=["source", "medium"])),
+            "device": Nested(
+                pa.StructArray.from_arrays(
+                    [
+                        _dictionary(platform, np.array([PLATFORM_DEVICE[p][0] for p in platforms], dtype=object)),
+                        _dictionary(platform, np.array([PLATFORM_DEVICE[p][1] for p in platforms], dtype=object)),
+                        _dictionary(np.where(denied, -1, user), users.device_ids),
+                    ],
+                    names=["category", "operating_system", "device_id"],
+                )
+            ),
+            "geo": Nested(
+                pa.StructArray.from_arrays(
+                    [_dictionary(country, np.array(users.country.values, dtype=object))], names=["country"]
+                )
+            ),
+            "app_info": Nested(
+                pa.StructArray.from_arrays(
+                    [
+                        _dictionary(
+                            sessions.app_version.codes[events.session],
+                            np.array(sessions.app_version.values, dtype=object),
+                        )
+                    ],
+                    names=["version"],
+                )
+            ),
+            "traffic_source": Nested(
+                pa.StructArray.from_arrays(
+                    [
+                        _dictionary(
+                            channel, np.array([CHANNEL_SOURCES[c][0] for c in users.channel.values], dtype=object)
+                        ),
+                        _dictionary(
+                            channel, np.array([CHANNEL_SOURCES[c][1] for c in users.channel.values], dtype=object)
+                        ),
+                    ],
+                    names=["source", "medium"],
+                )
+            ),
             "platform": Labels(platform, platforms),
-            "privacy_info": Nested(pa.StructArray.from_arrays(
-                [_dictionary(denied.astype(np.int8), np.array(CONSENT_VALUES, dtype=object))],
-                names=["analytics_storage"])),
+            "privacy_info": Nested(
+                pa.StructArray.from_arrays(
+                    [_dictionary(denied.astype(np.int8), np.array(CONSENT_VALUES, dtype=object))],
+                    names=["analytics_storage"],
+                )
+            ),
             "ingestion_timestamp": events.ingested_us,
         }
 
@@ -278,15 +346,18 @@ def _dictionary(codes: np.ndarray, values: np.ndarray) -> Any:
     return pa.DictionaryArray.from_arrays(indices, dictionary)
 
 
-def _pseudo_ids(events: Events, user: np.ndarray, denied: np.ndarray, pseudo_ids: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
+def _pseudo_ids(
+    events: Events, user: np.ndarray, denied: np.ndarray, pseudo_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Each event's user_pseudo_id as codes into its values: its user's, or for an event without consent a
     cookieless ping's random id of its own (a number and the event's second, as the SDK writes one), the same for
     an event and its repeats."""
     rows = np.flatnonzero(denied)
-    mixed = (events.session[rows].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-             + events.timestamp_us[rows].astype(np.uint64) * np.uint64(0xBF58476D1CE4E5B9)
-             + events.name[rows].astype(np.uint64))
+    mixed = (
+        events.session[rows].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        + events.timestamp_us[rows].astype(np.uint64) * np.uint64(0xBF58476D1CE4E5B9)
+        + events.name[rows].astype(np.uint64)
+    )
     number = (mixed >> np.uint64(20)) % np.uint64(10**9) + np.uint64(10**9)
     seconds = events.timestamp_us[rows] // MICROS_PER_SECOND
     pairs, code = np.unique(np.stack([number.astype(np.int64), seconds], axis=1), axis=0, return_inverse=True)
@@ -311,16 +382,18 @@ def _params(events: Events, session_id: np.ndarray, denied: np.ndarray) -> Any:
     import pyarrow as pa
 
     has_value = ~np.isnan(events.value)
-    present = np.column_stack([
-        ~denied,  # session_id: an event without consent carries no identifier
-        events.engagement_msec >= 0,
-        events.transaction >= 0,
-        has_value,
-        has_value,  # currency beside value
-        events.debug,
-        events.internal,
-        events.variant >= 0,
-    ])
+    present = np.column_stack(
+        [
+            ~denied,  # session_id: an event without consent carries no identifier
+            events.engagement_msec >= 0,
+            events.transaction >= 0,
+            has_value,
+            has_value,  # currency beside value
+            events.debug,
+            events.internal,
+            events.variant >= 0,
+        ]
+    )
     counts = present.sum(axis=1)
     offsets = np.zeros(len(counts) + 1, dtype=np.int32)
     np.cumsum(counts, out=offsets[1:])
@@ -337,7 +410,8 @@ def _params(events: Events, session_id: np.ndarray, denied: np.ndarray) -> Any:
     at = {name: key == keys.index(name) for name in keys}
     int_codes[at["session_id"]] = events.session[row[at["session_id"]]]
     engagement, int_codes[at["engagement_time_msec"]] = np.unique(
-        events.engagement_msec[row[at["engagement_time_msec"]]], return_inverse=True)
+        events.engagement_msec[row[at["engagement_time_msec"]]], return_inverse=True
+    )
     int_codes[at["engagement_time_msec"]] += len(session_id)
     int_codes[at["debug_mode"]] = len(session_id) + len(engagement)
     int_values = np.concatenate([session_id, engagement.astype(np.int64), [1]])
@@ -350,8 +424,12 @@ def _params(events: Events, session_id: np.ndarray, denied: np.ndarray) -> Any:
     texts[at["transaction_id"]] = len(text_values) + inverse
     text_values += [f"T{number:09d}" for number in unique]
     value = pa.StructArray.from_arrays(
-        [_dictionary(texts, np.array(text_values, dtype=object)), _dictionary(int_codes, int_values),
-         _dictionary_of_numbers(doubles, at["value"])], names=["string_value", "int_value", "double_value"])
-    pairs = pa.StructArray.from_arrays([_dictionary(key, np.array(keys, dtype=object)), value],
-                                       names=["key", "value"])
+        [
+            _dictionary(texts, np.array(text_values, dtype=object)),
+            _dictionary(int_codes, int_values),
+            _dictionary_of_numbers(doubles, at["value"]),
+        ],
+        names=["string_value", "int_value", "double_value"],
+    )
+    pairs = pa.StructArray.from_arrays([_dictionary(key, np.array(keys, dtype=object)), value], names=["key", "value"])
     return pa.ListArray.from_arrays(pa.array(offsets), pairs)

@@ -52,8 +52,7 @@ def _hour_curve(peaks: list[tuple[float, float, float]], floor: float) -> np.nda
 
 # A food-ordering app: lunch and dinner peaks on weekdays; later, broader days on weekends.
 WEEKDAY_HOUR_SHARE = _hour_curve([(8.0, 1.2, 0.25), (12.5, 1.3, 0.9), (19.5, 1.6, 1.2)], floor=0.03)
-WEEKEND_HOUR_SHARE = _hour_curve([(11.5, 2.0, 0.7), (14.0, 2.0, 0.4), (20.0, 2.0, 1.0), (23.5, 1.5, 0.3)],
-                                 floor=0.05)
+WEEKEND_HOUR_SHARE = _hour_curve([(11.5, 2.0, 0.7), (14.0, 2.0, 0.4), (20.0, 2.0, 1.0), (23.5, 1.5, 0.3)], floor=0.05)
 # Late-night sessions browse more and buy less.
 HOUR_RATE_FACTORS = np.where((np.arange(HOURS) < 6) | (np.arange(HOURS) >= 23), 0.9, 1.0)
 
@@ -76,8 +75,9 @@ def window_calendar(num_days: int = NUM_DAYS) -> Calendar:
     weekend = weekday_index >= 5
     for array in (weekday_index, weekend):
         array.setflags(write=False)
-    return Calendar(dates, tuple(d.isoformat() for d in dates), tuple(d.strftime("%A") for d in dates),
-                    weekday_index, weekend)
+    return Calendar(
+        dates, tuple(d.isoformat() for d in dates), tuple(d.strftime("%A") for d in dates), weekday_index, weekend
+    )
 
 
 def window_dates(num_days: int = NUM_DAYS) -> list[dt.date]:
@@ -143,8 +143,13 @@ class Seasonality:
 def seasonality(num_days: int = NUM_DAYS) -> Seasonality:
     calendar = window_calendar(num_days)
     weekend = calendar.weekend[:, None]
-    noise_scale = np.concatenate([np.full(num_days, DAY_NOISE_SIGMA), np.full(num_days * HOURS, HOUR_NOISE_SIGMA),
-                                  np.full(num_days * N_STEPS, RATE_NOISE_SIGMA)])
+    noise_scale = np.concatenate(
+        [
+            np.full(num_days, DAY_NOISE_SIGMA),
+            np.full(num_days * HOURS, HOUR_NOISE_SIGMA),
+            np.full(num_days * N_STEPS, RATE_NOISE_SIGMA),
+        ]
+    )
     parts = Seasonality(
         daily_profile=WEEKDAY_FACTORS[calendar.weekday_index] * (1.0 + DAILY_TREND * np.arange(num_days)),
         hour_share=np.where(weekend, WEEKEND_HOUR_SHARE, WEEKDAY_HOUR_SHARE),
@@ -232,12 +237,12 @@ def draw_counts(plan: FunnelPlan, key: EpisodeKey) -> FunnelData:
     redrawn = _days_where((means != plan.initial_stage_means).any(axis=(1, 2)))
     # Whole-plan checks first: most plans hold no extra opens, duplicates or lost events at all.
     extra = _days_where(plan.extra_opens.any(axis=1)) if plan.extra_opens.any() else set()
-    surplus = _days_where((plan.duplicate_factor != 1.0).any(axis=(1, 2))) if (plan.duplicate_factor != 1.0).any() \
-        else set()
+    surplus = (
+        _days_where((plan.duplicate_factor != 1.0).any(axis=(1, 2))) if (plan.duplicate_factor != 1.0).any() else set()
+    )
     loss = _days_where((plan.ingested_fraction < 1.0).any(axis=1)) if (plan.ingested_fraction < 1.0).any() else set()
     shifted = _days_where(plan.hour_shift != 0)
-    date_rngs = {day: derive_rng(key, "funnel-draw", day)
-                 for day in sorted(redrawn | extra | surplus | loss | shifted)}
+    date_rngs = {day: derive_rng(key, "funnel-draw", day) for day in sorted(redrawn | extra | surplus | loss | shifted)}
     for day in sorted(redrawn):
         stops[day] = date_rngs[day].poisson(means[day])
     hourly = stops  # each event's count is the sum of the stops at it and after it
@@ -256,5 +261,6 @@ def draw_counts(plan: FunnelPlan, key: EpisodeKey) -> FunnelData:
     calendar = window_calendar(plan.num_days)
     if tuple(plan.dates) != calendar.dates:
         raise ValueError("a funnel plan covers the window's dates, in order")
-    return FunnelData(dates=calendar.iso_dates, weekdays=calendar.weekday_names, weekend=calendar.weekend,
-                      hourly=hourly)
+    return FunnelData(
+        dates=calendar.iso_dates, weekdays=calendar.weekday_names, weekend=calendar.weekend, hourly=hourly
+    )

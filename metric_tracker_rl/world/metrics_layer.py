@@ -25,56 +25,67 @@ from metric_tracker_rl.world.events import (
 from metric_tracker_rl.world.funnel import WINDOW_START
 from metric_tracker_rl.world.segments import Segment
 
-FUNNEL_STEP_NAMES: tuple[str, ...] = ("app_open", "menu_open", "product_added_to_cart", "order_placed",
-                                      "payment_successful")
-STEP_SESSION_COLUMNS: tuple[str, ...] = ("sessions", "menu_sessions", "cart_sessions", "order_sessions",
-                                         "payment_sessions")
-RATE_COLUMNS: tuple[str, ...] = tuple(f"{a}_to_{b}" for a, b in zip(FUNNEL_STEP_NAMES, FUNNEL_STEP_NAMES[1:],
-                                                                     strict=False))
+FUNNEL_STEP_NAMES: tuple[str, ...] = (
+    "app_open",
+    "menu_open",
+    "product_added_to_cart",
+    "order_placed",
+    "payment_successful",
+)
+STEP_SESSION_COLUMNS: tuple[str, ...] = (
+    "sessions",
+    "menu_sessions",
+    "cart_sessions",
+    "order_sessions",
+    "payment_sessions",
+)
+RATE_COLUMNS: tuple[str, ...] = tuple(
+    f"{a}_to_{b}" for a, b in zip(FUNNEL_STEP_NAMES, FUNNEL_STEP_NAMES[1:], strict=False)
+)
 SEGMENT_COLUMNS: tuple[str, ...] = ("platform", "app_version", "country")
 LATE_CUTOFF_DAYS = 2  # an event counts if ingested before the start of the second date after its own
 
 # The definitions, in the order an analyst applies them (a tool returns them; the brief points to it).
 METRICS_LAYER: dict[str, str] = {
     "reporting_date": f"the date of an event in the reporting time zone, {REPORTING_TIME_ZONE} (UTC+"
-                      f"{REPORTING_UTC_OFFSET_HOURS}, no daylight saving time): events.event_date. "
-                      "event_timestamp is UTC, in microseconds since 1970-01-01.",
+    f"{REPORTING_UTC_OFFSET_HOURS}, no daylight saving time): events.event_date. "
+    "event_timestamp is UTC, in microseconds since 1970-01-01.",
     "session": "the pair (user_pseudo_id, the session_id parameter). A session_id numbers a user's sessions "
-               "(1, 2, ...), so alone it does not name a session. Events whose privacy_info.analytics_storage is "
-               "'denied' belong to no session: without consent the app sends cookieless pings, each under a random "
-               "user_pseudo_id of its own, with no session_id, user_id or device id.",
+    "(1, 2, ...), so alone it does not name a session. Events whose privacy_info.analytics_storage is "
+    "'denied' belong to no session: without consent the app sends cookieless pings, each under a random "
+    "user_pseudo_id of its own, with no session_id, user_id or device id.",
     "session_date_and_segment": "a session is counted on the reporting date of its app_open event, in the "
-                                "segment of that event: platform, app_info.version (app_version) and "
-                                "geo.country (country). A session with no counted app_open is not counted.",
+    "segment of that event: platform, app_info.version (app_version) and "
+    "geo.country (country). A session with no counted app_open is not counted.",
     "step_reached": "a counted session reaches a funnel step (menu_open, product_added_to_cart, order_placed, "
-                    "payment_successful) when it has at least one counted event of that name, whatever its date.",
+    "payment_successful) when it has at least one counted event of that name, whatever its date.",
     "rates": "each step's rate is the counted sessions reaching the next step over those reaching this one, by "
-             "date and segment: app_open_to_menu_open = menu_sessions / sessions, "
-             "menu_open_to_product_added_to_cart = cart_sessions / menu_sessions, "
-             "product_added_to_cart_to_order_placed = order_sessions / cart_sessions, "
-             "order_placed_to_payment_successful = payment_sessions / order_sessions (NULL over zero).",
+    "date and segment: app_open_to_menu_open = menu_sessions / sessions, "
+    "menu_open_to_product_added_to_cart = cart_sessions / menu_sessions, "
+    "product_added_to_cart_to_order_placed = order_sessions / cart_sessions, "
+    "order_placed_to_payment_successful = payment_sessions / order_sessions (NULL over zero).",
     "standing_exclusions": "a session is excluded, all its events, when any of its events carries the parameter "
-                           "traffic_type = 'internal' or debug_mode = 1, when its user_id is in "
-                           "internal_accounts, or when its device.device_id is in test_devices (tagged or not) "
-                           "or known_bots.",
+    "traffic_type = 'internal' or debug_mode = 1, when its user_id is in "
+    "internal_accounts, or when its device.device_id is in test_devices (tagged or not) "
+    "or known_bots.",
     "deduplication": "an event sent twice is recorded twice with the same user_pseudo_id, session_id, "
-                     "event_name and event_timestamp: count it once. A purchase is one transaction_id: "
-                     "purchases counts distinct transaction_ids of counted payment_successful events (a payment "
-                     "SDK that missed its acknowledgement sends payment_successful again, the same transaction_id "
-                     "seconds later), and revenue_usd each once, at its first event.",
+    "event_name and event_timestamp: count it once. A purchase is one transaction_id: "
+    "purchases counts distinct transaction_ids of counted payment_successful events (a payment "
+    "SDK that missed its acknowledgement sends payment_successful again, the same transaction_id "
+    "seconds later), and revenue_usd each once, at its first event.",
     "currency": "value is in the currency of its currency parameter (its country's, or USD for a card billed in "
-                "dollars); revenue_usd sums each purchase's value "
-                "divided by currency_rates.units_per_usd for that currency on the payment's reporting date.",
+    "dollars); revenue_usd sums each purchase's value "
+    "divided by currency_rates.units_per_usd for that currency on the payment's reporting date.",
     "late_events": f"an event counts only if its ingestion_timestamp is before 00:00 ({REPORTING_TIME_ZONE}) of "
-                   f"the {LATE_CUTOFF_DAYS}nd date after its reporting date (the dashboard closes a date a day "
-                   "after it ends); a later one is left out for good. The export ends when the last date closes.",
+    f"the {LATE_CUTOFF_DAYS}nd date after its reporting date (the dashboard closes a date a day "
+    "after it ends); a later one is left out for good. The export ends when the last date closes.",
     "session_channel_and_user_type": "a session's channel is the traffic_source.medium of its app_open, named "
-                                     "organic (organic), paid_search (cpc), paid_social (paid_social) or referral "
-                                     "(referral); it is new when its session_id is 1 (its user's first session), "
-                                     "returning otherwise. The dashboard does not split by them; the events do.",
+    "organic (organic), paid_search (cpc), paid_social (paid_social) or referral "
+    "(referral); it is new when its session_id is 1 (its user's first session), "
+    "returning otherwise. The dashboard does not split by them; the events do.",
     "dashboard": "one row per reporting date and segment (platform, app_version, country) with counted sessions: "
-                 "sessions, menu_sessions, cart_sessions, order_sessions, payment_sessions, the four rates, "
-                 "purchases and revenue_usd.",
+    "sessions, menu_sessions, cart_sessions, order_sessions, payment_sessions, the four rates, "
+    "purchases and revenue_usd.",
 }
 
 # The pipeline over the SQL tool's tables, as an analyst would write it (a test holds `dashboard` to it).
@@ -146,9 +157,11 @@ def counted_events(log: EventLog) -> np.ndarray:
     rows = np.flatnonzero(~excluded_sessions(log)[events.session] & (events.ingested_us < cutoff))
     # The log keeps an event's repeats beside it (sorted by session, time and name): a repeat follows its first.
     repeat = np.zeros(len(rows), dtype=bool)
-    repeat[1:] = ((events.session[rows][1:] == events.session[rows][:-1])
-                  & (events.timestamp_us[rows][1:] == events.timestamp_us[rows][:-1])
-                  & (events.name[rows][1:] == events.name[rows][:-1]))
+    repeat[1:] = (
+        (events.session[rows][1:] == events.session[rows][:-1])
+        & (events.timestamp_us[rows][1:] == events.timestamp_us[rows][:-1])
+        & (events.name[rows][1:] == events.name[rows][:-1])
+    )
     once = np.zeros(len(events), dtype=bool)
     once[rows[~repeat]] = True
     return once
@@ -175,9 +188,12 @@ class CountedSessions:
         user_type."""
         keep = np.ones(len(self.day), dtype=bool)
         users = log.users
-        columns = {"platform": (self.platform, users.platform.values),
-                   "app_version": (self.version, log.sessions.app_version.values),
-                   "country": (self.country, users.country.values), "channel": (self.channel, users.channel.values)}
+        columns = {
+            "platform": (self.platform, users.platform.values),
+            "app_version": (self.version, log.sessions.app_version.values),
+            "country": (self.country, users.country.values),
+            "channel": (self.channel, users.channel.values),
+        }
         for name, value in segment.normalised().named().items():
             if name == "user_type":
                 keep &= self.new == (value == "new")
@@ -212,10 +228,17 @@ def counted_sessions(log: EventLog) -> CountedSessions:
     np.add.at(revenue, events.session[paid], events.value[paid] / rate)
     live = np.flatnonzero(open_day < never)
     user = sessions.user[live]
-    return CountedSessions(day=open_day[live], platform=users.platform.codes[user],
-                           version=sessions.app_version.codes[live], country=users.country.codes[user],
-                           channel=users.channel.codes[user], new=sessions.session_id[live] == 1,
-                           reached=reached[live], purchases=purchases[live], revenue=revenue[live])
+    return CountedSessions(
+        day=open_day[live],
+        platform=users.platform.codes[user],
+        version=sessions.app_version.codes[live],
+        country=users.country.codes[user],
+        channel=users.channel.codes[user],
+        new=sessions.session_id[live] == 1,
+        reached=reached[live],
+        purchases=purchases[live],
+        revenue=revenue[live],
+    )
 
 
 def dashboard(log: EventLog) -> SqlTable:
@@ -224,15 +247,17 @@ def dashboard(log: EventLog) -> SqlTable:
     sessions, users = log.sessions, log.users
     counted = counted_sessions(log)
     sizes = (len(users.platform.values), len(sessions.app_version.values), len(users.country.values))
-    group = ((counted.day * sizes[0] + _rank(users.platform.values)[counted.platform]) * sizes[1]
-             + _rank(sessions.app_version.values)[counted.version]) * sizes[2] + _rank(users.country.values)[
-        counted.country]
+    group = (
+        (counted.day * sizes[0] + _rank(users.platform.values)[counted.platform]) * sizes[1]
+        + _rank(sessions.app_version.values)[counted.version]
+    ) * sizes[2] + _rank(users.country.values)[counted.country]
     unique, row = np.unique(group, return_inverse=True)
     keys = np.stack(np.unravel_index(unique, (log.num_days, *sizes)), axis=1)
     row = row.reshape(-1)
     rows = len(keys)
-    counts = np.stack([np.bincount(row, counted.reached[:, step], rows) for step in range(len(FUNNEL_STEP_NAMES))],
-                      axis=1).astype(np.int64)
+    counts = np.stack(
+        [np.bincount(row, counted.reached[:, step], rows) for step in range(len(FUNNEL_STEP_NAMES))], axis=1
+    ).astype(np.int64)
     counts[:, 0] = np.bincount(row, minlength=rows)
     table: SqlTable = {
         "date": np.datetime64(WINDOW_START, "D") + keys[:, 0].astype("timedelta64[D]"),
@@ -262,7 +287,7 @@ def segment_metric(board: SqlTable, segment: Segment, metric: str, day: int) -> 
     """A dashboard metric of a segment (any of platform, app_version and country; the rest summed) on one date,
     by the metrics layer: a count is the sum of its rows, a rate the sum of its numerator over the sum of its
     denominator (NaN over zero)."""
-    keep = (board["date"] == np.datetime64(WINDOW_START, "D") + np.timedelta64(day, "D"))
+    keep = board["date"] == np.datetime64(WINDOW_START, "D") + np.timedelta64(day, "D")
     for name, value in segment.normalised().named().items():
         column = board[name]
         assert isinstance(column, Labels), f"{name} is not a dashboard segment column"

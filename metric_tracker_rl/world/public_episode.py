@@ -32,9 +32,11 @@ def hourly_grain_problem(segment: Segment) -> str:
     traffic, and a result scoped to a channel would be read as that channel's own hours."""
     daily = " or ".join(name for name in segment.named() if name not in CELL_FIELDS)
     cells = f"{', '.join(CELL_FIELDS[:-1])} and {CELL_FIELDS[-1]}"
-    return (f"{segment.label()}: hourly counts exist per ({', '.join(CELL_FIELDS)}) cell only, not per {daily}, so "
-            f"this tool takes {cells}; a segment's days by {daily}: compare_rate_to_median, compare_count_to_median, "
-            "compare_segments, or daily_by_segment in query")
+    return (
+        f"{segment.label()}: hourly counts exist per ({', '.join(CELL_FIELDS)}) cell only, not per {daily}, so "
+        f"this tool takes {cells}; a segment's days by {daily}: compare_rate_to_median, compare_count_to_median, "
+        "compare_segments, or daily_by_segment in query"
+    )
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,8 @@ class PublicEpisode:
             frame = pd.DataFrame(data.daily, columns=list(COUNT_COLUMNS))
             for metric in CONVERSION_METRICS:
                 frame[metric.name] = frame[metric.numerator] / frame[metric.denominator].where(
-                    frame[metric.denominator] > 0)
+                    frame[metric.denominator] > 0
+                )
             frame.insert(0, "weekend", data.weekend)
             frame.insert(0, "weekday", list(data.weekdays))
             frame.insert(0, "date", list(data.dates))
@@ -216,8 +219,9 @@ class PublicEpisode:
         assert self.segments is not None
         segment = segment.normalised()
         if not self.segments.leaf_mask(segment).any():
-            raise ValueError(f"no traffic cell matches {segment.label()}: a version belongs to one platform "
-                             "(get_releases)")
+            raise ValueError(
+                f"no traffic cell matches {segment.label()}: a version belongs to one platform (get_releases)"
+            )
         return self.segments.segment_daily(segment)
 
     def segment_panel(self, segment: Segment) -> MetricPanel:
@@ -266,8 +270,9 @@ class PublicEpisode:
                 value.close()
 
 
-def sql_tables_of(data: FunnelData, annotations: Sequence[Annotation], segments: SegmentedData | None
-                  ) -> dict[str, SqlTable]:
+def sql_tables_of(
+    data: FunnelData, annotations: Sequence[Annotation], segments: SegmentedData | None
+) -> dict[str, SqlTable]:
     """The tables the SQL tool may query, as columns built fresh from the arrays (the sandbox copies them into
     its database): `daily` (date, weekday, weekend, the five counts), `hourly` (date, hour, the five counts) and
     `annotations` (date, kind, note); with segments (frontier) also the segment tables
@@ -275,14 +280,23 @@ def sql_tables_of(data: FunnelData, annotations: Sequence[Annotation], segments:
     DATE; text as VARCHAR), so the query tool's description is read off the tables of an empty episode. Another
     table becomes queryable by adding it here."""
     dates = np.array(data.dates, dtype="datetime64[D]")
-    daily: SqlTable = {"date": dates, "weekday": np.array(data.weekdays, dtype=object), "weekend": data.weekend,
-                       **{column: data.daily[:, i] for i, column in enumerate(COUNT_COLUMNS)}}
+    daily: SqlTable = {
+        "date": dates,
+        "weekday": np.array(data.weekdays, dtype=object),
+        "weekend": data.weekend,
+        **{column: data.daily[:, i] for i, column in enumerate(COUNT_COLUMNS)},
+    }
     counts = data.hourly.reshape(-1, len(COUNT_COLUMNS))
-    hourly: SqlTable = {"date": np.repeat(dates, HOURS), "hour": np.tile(np.arange(HOURS), len(dates)),
-                        **{column: counts[:, i] for i, column in enumerate(COUNT_COLUMNS)}}
-    notes: SqlTable = {"date": np.array([a.date for a in annotations], dtype="datetime64[D]"),
-                       "kind": np.array([a.kind for a in annotations], dtype=object),
-                       "note": np.array([a.note for a in annotations], dtype=object)}
+    hourly: SqlTable = {
+        "date": np.repeat(dates, HOURS),
+        "hour": np.tile(np.arange(HOURS), len(dates)),
+        **{column: counts[:, i] for i, column in enumerate(COUNT_COLUMNS)},
+    }
+    notes: SqlTable = {
+        "date": np.array([a.date for a in annotations], dtype="datetime64[D]"),
+        "kind": np.array([a.kind for a in annotations], dtype=object),
+        "note": np.array([a.note for a in annotations], dtype=object),
+    }
     tables = {"daily": daily, "hourly": hourly, "annotations": notes}
     if segments is not None:  # frontier: the segmented tables and the releases
         tables.update(segments.sql_tables())

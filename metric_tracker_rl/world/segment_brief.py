@@ -116,20 +116,21 @@ def sizing_sd() -> str:
     """The relative sd of a segment's conversion at a step on a date that an all-day incident is sized against (as
     kinds/cuboid.own_z computes it): its binomial noise, its leaves' own rate noise averaged over them, and the
     shared layer's."""
-    leaf = SEGMENT_RATE_SIGMA ** 2 + LEAF_RATE_SIGMA ** 2
-    return f"sqrt((1 - p) / (p * n) + {leaf:.4g} / L + {RATE_NOISE_SIGMA ** 2:.4g})"
+    leaf = SEGMENT_RATE_SIGMA**2 + LEAF_RATE_SIGMA**2
+    return f"sqrt((1 - p) / (p * n) + {leaf:.4g} / L + {RATE_NOISE_SIGMA**2:.4g})"
 
 
 def depth_text(min_depth: int, twin_credit: bool) -> str:
     """How many fields a deeper tier's root cause names: its floor, how often one more (kinds/cuboid.draw_depth
     draws the depth in proportion to itself), that the data need not settle a field, and where the tier credits
     segments its data cannot tell apart (`twin_credit`), where that rule is published."""
-    return (f" A level_shift's, release_regression's, payment_failure's or segment_outage's segment names at least "
-            f"{min_depth} fields (max_cuboid_depth if fewer) wherever one "
-            "of that depth stands out as far on its dates, fewer otherwise; a level_shift or release_regression "
-            f"names {min_depth + 1} about {min_depth + 1} times in {2 * min_depth + 1} where allowed, whether or not "
-            + ("the data can tell it (see task_overview's grading)." if twin_credit
-               else "the data can tell that field."))
+    return (
+        f" A level_shift's, release_regression's, payment_failure's or segment_outage's segment names at least "
+        f"{min_depth} fields (max_cuboid_depth if fewer) wherever one "
+        "of that depth stands out as far on its dates, fewer otherwise; a level_shift or release_regression "
+        f"names {min_depth + 1} about {min_depth + 1} times in {2 * min_depth + 1} where allowed, whether or not "
+        + ("the data can tell it (see task_overview's grading)." if twin_credit else "the data can tell that field.")
+    )
 
 
 def incident_shape(own_z: tuple[float, float], min_depth: int = 1, twin_credit: bool = False) -> str:
@@ -173,14 +174,19 @@ def segmented_brief(difficulty: str, note_share: float | None = None) -> dict[st
     but for the share of partner failures with a notice, the episode's `note_share`; None: the tier's)."""
     tier = TIERS[difficulty]
     world = world_of(tier.dimensions)
-    versions = (f"{WEB_VERSION} on web; on ios and android the version live at the window's start and "
-                f"{RELEASES_PER_PLATFORM} releases per platform (get_releases)")
+    versions = (
+        f"{WEB_VERSION} on web; on ios and android the version live at the window's start and "
+        f"{RELEASES_PER_PLATFORM} releases per platform (get_releases)"
+    )
     if not world.daily:
         return {
-            "dimensions": {"platform": ",".join(PLATFORMS), "country": ",".join(world.country.values),
-                           "app_version": versions},
+            "dimensions": {
+                "platform": ",".join(PLATFORMS),
+                "country": ",".join(world.country.values),
+                "app_version": versions,
+            },
             "traffic_split": "every count exists per (platform, country, app_version) cell; the aggregate funnel "
-                             "the other tools read is their sum",
+            "the other tools read is their sum",
             "conversion": "web, BR and IN convert lower than the rest",
             "holidays": ", ".join(f"{date} {name}" for date, name in HOLIDAYS.items()),
             # What a release means is the brief's calendar_note_kinds.release, once.
@@ -188,22 +194,35 @@ def segmented_brief(difficulty: str, note_share: float | None = None) -> dict[st
         }
     daily = [dimension.field for dimension in world.daily]
     return {
-        "dimensions": {"platform": ",".join(PLATFORMS), "country": ",".join(world.country.values),
-                       "app_version": versions, **{d.field: ",".join(d.values) for d in world.daily}},
+        "dimensions": {
+            "platform": ",".join(PLATFORMS),
+            "country": ",".join(world.country.values),
+            "app_version": versions,
+            **{d.field: ",".join(d.values) for d in world.daily},
+        },
         "traffic_split": f"hourly counts exist per (platform, country, app_version) cell (hourly_by_segment); daily "
-                         f"counts per cell and {' and '.join(daily)} (daily_by_segment, a column per dimension); the "
-                         "aggregate funnel the other tools read is their sum",
+        f"counts per cell and {' and '.join(daily)} (daily_by_segment, a column per dimension); the "
+        "aggregate funnel the other tools read is their sum",
         "hourly_evidence": HOURLY_EVIDENCE_GRAIN,
         "conversion": "; ".join(f"{d.field}: {d.profile}" for d in world.dimensions),
         "holidays": ", ".join(f"{date} {name}" for date, name in HOLIDAYS.items()),
         # What a release means is the brief's calendar_note_kinds.release, once.
         "reporting": _reporting(difficulty, world),
-        **({"context_tables": context_brief(tier.segmented.note_share if note_share is None else note_share)}
-           if tier.segmented is not None and tier.segmented.context else {}),
-        **({"noise_model": noise_model(),
-            "incident_shape": incident_shape(tier.segmented.own_z, tier.segmented.min_cuboid_depth,
-                                             tier.segmented.twin_z is not None)}
-           if tier.segmented is not None and tier.segmented.noise_model else {}),
+        **(
+            {"context_tables": context_brief(tier.segmented.note_share if note_share is None else note_share)}
+            if tier.segmented is not None and tier.segmented.context
+            else {}
+        ),
+        **(
+            {
+                "noise_model": noise_model(),
+                "incident_shape": incident_shape(
+                    tier.segmented.own_z, tier.segmented.min_cuboid_depth, tier.segmented.twin_z is not None
+                ),
+            }
+            if tier.segmented is not None and tier.segmented.noise_model
+            else {}
+        ),
     }
 
 
@@ -227,12 +246,19 @@ def kinds_brief(kinds: Sequence[KindText]) -> dict[str, object]:
     counts = [kind.name for kind in kinds if FAMILY_ENTITY_TYPE[kind.family] == "event_count"]
     note = "Every incident is one of incident_kinds, reported as its family (the families table lists those only)."
     if not any(kind.count_all_day for kind in kinds):
-        note += (" No incident moves a segment's counts together all day" + (
-            f" ({' and '.join(counts)} {'is a block' if len(counts) == 1 else 'are blocks'} of hours)"
-            if counts else "") + ": that is a benign demand swing.")
-    return {"incident_kinds": [{"kind": kind.name, "family": kind.family, "definition": kind.definition}
-                               for kind in kinds],
-            "families_drawn": note}
+        note += (
+            " No incident moves a segment's counts together all day"
+            + (
+                f" ({' and '.join(counts)} {'is a block' if len(counts) == 1 else 'are blocks'} of hours)"
+                if counts
+                else ""
+            )
+            + ": that is a benign demand swing."
+        )
+    return {
+        "incident_kinds": [{"kind": kind.name, "family": kind.family, "definition": kind.definition} for kind in kinds],
+        "families_drawn": note,
+    }
 
 
 def drawn_families(segments: Mapping[str, object] | None) -> tuple[str, ...] | None:
@@ -250,15 +276,18 @@ def _reporting(difficulty: str, world: World) -> str:
     if TIERS[difficulty].segment_credit == "overlap":
         return OVERLAP_REPORTING.format(difficulty=difficulty, fields=", ".join(world.fields))
     return SEGMENT_REPORTING.replace("At frontier", f"At {difficulty}").replace(
-        "platform, country and/or app_version", f"platform, country, {', '.join(world.fields[2:])}")
+        "platform, country and/or app_version", f"platform, country, {', '.join(world.fields[2:])}"
+    )
 
 
 def context_brief(note_share: float) -> dict[str, str]:
     """Each context table a model reads (get_context, or the query tool under the same name): its columns, read
     off the tables of an empty episode, and what it holds in an episode of this `note_share`."""
-    empty = SegmentedData(CellLayout((), (), ()), (), np.zeros((0, 0, HOURS, len(COUNT_COLUMNS)), dtype=np.int64),
-                          context=ContextTables())
+    empty = SegmentedData(
+        CellLayout((), (), ()), (), np.zeros((0, 0, HOURS, len(COUNT_COLUMNS)), dtype=np.int64), context=ContextTables()
+    )
     tables = empty.sql_tables()
-    return {"reading": CONTEXT_READING,
-            **{name: f"({', '.join(tables[name])}): {meaning}"
-               for name, meaning in context_meanings(note_share).items()}}
+    return {
+        "reading": CONTEXT_READING,
+        **{name: f"({', '.join(tables[name])}): {meaning}" for name, meaning in context_meanings(note_share).items()},
+    }

@@ -85,8 +85,10 @@ def world_of(dimensions: tuple[str, ...]) -> World:
     chosen = [DIMENSIONS[name] for name in dimensions]
     cells = [d for d in chosen if d.hourly]
     if [d.field for d in cells] != list(CELL_FIELDS) or len(set(map(id, chosen))) != len(chosen):
-        raise ValueError(f"a segmented tier names platform, one country dimension and app_version, in that order, "
-                         f"then daily-only dimensions; got {dimensions}")
+        raise ValueError(
+            f"a segmented tier names platform, one country dimension and app_version, in that order, "
+            f"then daily-only dimensions; got {dimensions}"
+        )
     return World(cells[1], tuple(d for d in chosen if not d.hourly))
 
 
@@ -116,7 +118,7 @@ class Release:
         share = np.zeros(num_days)
         for offset, stage in enumerate(ROLLOUT_STAGES):
             if self.start_day + offset < num_days:
-                share[self.start_day + offset:] = stage
+                share[self.start_day + offset :] = stage
         return share
 
 
@@ -131,8 +133,9 @@ class Segment:
     user_type: str | None = None
 
     def label(self) -> str:
-        parts = [f"{name}={value}" for name, value in zip(SEGMENT_FIELDS, self.values(), strict=True)
-                 if value is not None]
+        parts = [
+            f"{name}={value}" for name, value in zip(SEGMENT_FIELDS, self.values(), strict=True) if value is not None
+        ]
         return ", ".join(parts) or "all traffic"
 
     def values(self) -> tuple[str | None, ...]:
@@ -184,8 +187,11 @@ class CellLayout:
             assert not segment.names_daily_field, f"{segment.label()} is finer than a cell"
             cells = segment.normalised()
             keep = np.ones(self.size, dtype=bool)
-            for wanted, values in ((cells.platform, self.platforms), (cells.country, self.countries),
-                                   (cells.app_version, self.versions)):
+            for wanted, values in (
+                (cells.platform, self.platforms),
+                (cells.country, self.countries),
+                (cells.app_version, self.versions),
+            ):
                 if wanted is not None:
                     keep &= np.array([value == wanted for value in values])
             keep.setflags(write=False)
@@ -219,21 +225,30 @@ class LeafSplit:
 
     def shares(self) -> np.ndarray:
         """(K,) expected share of a cell's traffic in each leaf."""
-        return np.array([np.prod([d.share[v] for d, v in zip(self.dimensions, combo, strict=True)])
-                         for combo in self.combinations])
+        return np.array(
+            [np.prod([d.share[v] for d, v in zip(self.dimensions, combo, strict=True)]) for combo in self.combinations]
+        )
 
     def rate_factors(self) -> np.ndarray:
         """(K, 4) each leaf's factors on its cell's step rates."""
-        return np.array([np.prod([d.rate_factors[v] for d, v in zip(self.dimensions, combo, strict=True)], axis=0)
-                         for combo in self.combinations])
+        return np.array(
+            [
+                np.prod([d.rate_factors[v] for d, v in zip(self.dimensions, combo, strict=True)], axis=0)
+                for combo in self.combinations
+            ]
+        )
 
     def mask(self, segment: Segment) -> np.ndarray:
         """(K,) bool, read-only: the combinations inside a segment's daily-only fields."""
         keep = self._masks.get(segment)
         if keep is None:
             named = segment.named()
-            keep = np.array([all(named.get(d.field) in (None, v) for d, v in zip(self.dimensions, combo, strict=True))
-                             for combo in self.combinations])
+            keep = np.array(
+                [
+                    all(named.get(d.field) in (None, v) for d, v in zip(self.dimensions, combo, strict=True))
+                    for combo in self.combinations
+                ]
+            )
             keep.setflags(write=False)
             self._masks[segment] = keep
         return keep
@@ -317,14 +332,20 @@ class SegmentedData:
         """The funnel of one segment (the sum of its cells), as the aggregate tools read a funnel. Hourly counts
         exist per cell only: a segment that names a daily-only dimension is a ValueError."""
         if segment.names_daily_field:
-            raise ValueError(f"{segment.label()}: hourly counts exist per {', '.join(CELL_FIELDS)} only; read its "
-                             "days with compare_segments or daily_by_segment")
+            raise ValueError(
+                f"{segment.label()}: hourly counts exist per {', '.join(CELL_FIELDS)} only; read its "
+                "days with compare_segments or daily_by_segment"
+            )
         mask = self.layout.mask(segment)
         if not mask.any():
             raise ValueError(f"no traffic cell matches {segment.label()}")
         calendar = window_calendar(self.num_days)
-        return FunnelData(dates=calendar.iso_dates, weekdays=calendar.weekday_names, weekend=calendar.weekend,
-                          hourly=self.hourly[mask].sum(axis=0))
+        return FunnelData(
+            dates=calendar.iso_dates,
+            weekdays=calendar.weekday_names,
+            weekend=calendar.weekend,
+            hourly=self.hourly[mask].sum(axis=0),
+        )
 
     def release_rows(self) -> list[dict[str, Any]]:
         """One row per release and date from its start: the share of the platform's users it was offered."""
@@ -333,9 +354,15 @@ class SegmentedData:
         for release in self.releases:
             offered = release.offered_share(self.num_days)
             for day in range(release.start_day, self.num_days):
-                rows.append({"platform": release.platform, "app_version": release.version,
-                             "rollout_start": dates[release.start_day], "date": dates[day],
-                             "rollout_share": float(offered[day])})
+                rows.append(
+                    {
+                        "platform": release.platform,
+                        "app_version": release.version,
+                        "rollout_start": dates[release.start_day],
+                        "date": dates[day],
+                        "rollout_share": float(offered[day]),
+                    }
+                )
         return rows
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -344,8 +371,11 @@ class SegmentedData:
 
         calendar = window_calendar(self.num_days)
         cells, days = self.layout.size, self.num_days
-        keys = {"platform": np.repeat(self.layout.platforms, days), "country": np.repeat(self.layout.countries, days),
-                "app_version": np.repeat(self.layout.versions, days)}
+        keys = {
+            "platform": np.repeat(self.layout.platforms, days),
+            "country": np.repeat(self.layout.countries, days),
+            "app_version": np.repeat(self.layout.versions, days),
+        }
         leaf_keys = {name: np.repeat(values, days) for name, values in self._leaf_columns().items()}
         leaves = len(self.leaves)
         daily = pd.DataFrame({"date": np.tile(calendar.iso_dates, leaves), **leaf_keys})
@@ -353,16 +383,21 @@ class SegmentedData:
             daily[column] = self.leaves[..., position].reshape(-1)
         for metric in CONVERSION_METRICS:
             daily[metric.name] = daily[metric.numerator] / daily[metric.denominator].where(
-                daily[metric.denominator] > 0)
-        hourly = pd.DataFrame({"date": np.tile(np.repeat(calendar.iso_dates, HOURS), cells),
-                               "hour": np.tile(np.arange(HOURS), cells * days),
-                               **{name: np.repeat(values, HOURS) for name, values in keys.items()}})
+                daily[metric.denominator] > 0
+            )
+        hourly = pd.DataFrame(
+            {
+                "date": np.tile(np.repeat(calendar.iso_dates, HOURS), cells),
+                "hour": np.tile(np.arange(HOURS), cells * days),
+                **{name: np.repeat(values, HOURS) for name, values in keys.items()},
+            }
+        )
         for position, column in enumerate(COUNT_COLUMNS):
             hourly[column] = self.hourly[..., position].reshape(-1)
-        releases = pd.DataFrame(self.release_rows(), columns=["platform", "app_version", "rollout_start", "date",
-                                                               "rollout_share"])
+        releases = pd.DataFrame(
+            self.release_rows(), columns=["platform", "app_version", "rollout_start", "date", "rollout_share"]
+        )
         return {"daily_by_segment": daily, "hourly_by_segment": hourly, "releases": releases}
-
 
     def sql_tables(self) -> dict[str, SqlTable]:
         """The same tables as `tables`, as the SQL tool's columns built straight from the arrays: dates as
@@ -372,33 +407,42 @@ class SegmentedData:
         cells, days = self.layout.size, self.num_days
         leaves = len(self.leaves)
         dates = np.arange(days).astype("timedelta64[D]") + np.datetime64(WINDOW_START, "D")
-        cell_codes = {name: self._dimension_codes(name, column)
-                      for name, column in zip(CELL_FIELDS, self._cell_columns(), strict=True)}
+        cell_codes = {
+            name: self._dimension_codes(name, column)
+            for name, column in zip(CELL_FIELDS, self._cell_columns(), strict=True)
+        }
         leaf_codes = {name: self._dimension_codes(name, column) for name, column in self._leaf_columns().items()}
 
         def keys(codes: dict[str, tuple[np.ndarray, tuple[str, ...]]], repeat: int) -> dict[str, Labels]:
             return {name: Labels(np.repeat(code, repeat), values) for name, (code, values) in codes.items()}
 
         counts = self.leaves.reshape(leaves * days, len(COUNT_COLUMNS))
-        daily: SqlTable = {"date": np.tile(dates, leaves), **keys(leaf_codes, days),
-                           **{column: counts[:, i].astype(np.int32) for i, column in enumerate(COUNT_COLUMNS)}}
+        daily: SqlTable = {
+            "date": np.tile(dates, leaves),
+            **keys(leaf_codes, days),
+            **{column: counts[:, i].astype(np.int32) for i, column in enumerate(COUNT_COLUMNS)},
+        }
         for metric in CONVERSION_METRICS:
             numerator = counts[:, COUNT_COLUMNS.index(metric.numerator)].astype(float)
             denominator = counts[:, COUNT_COLUMNS.index(metric.denominator)]
-            daily[metric.name] = np.divide(numerator, denominator, out=np.full(len(counts), np.nan),
-                                           where=denominator > 0)
+            daily[metric.name] = np.divide(
+                numerator, denominator, out=np.full(len(counts), np.nan), where=denominator > 0
+            )
         counts = self.hourly.reshape(cells * days * HOURS, len(COUNT_COLUMNS))
-        hourly: SqlTable = {"date": np.tile(np.repeat(dates, HOURS), cells),
-                            "hour": np.tile(np.arange(HOURS, dtype=np.int32), cells * days),
-                            **keys(cell_codes, days * HOURS),
-                            **{column: counts[:, i].astype(np.int32) for i, column in enumerate(COUNT_COLUMNS)}}
+        hourly: SqlTable = {
+            "date": np.tile(np.repeat(dates, HOURS), cells),
+            "hour": np.tile(np.arange(HOURS, dtype=np.int32), cells * days),
+            **keys(cell_codes, days * HOURS),
+            **{column: counts[:, i].astype(np.int32) for i, column in enumerate(COUNT_COLUMNS)},
+        }
         rows = self.release_rows()
         releases: SqlTable = {
             "platform": np.array([row["platform"] for row in rows], dtype=object),
             "app_version": np.array([row["app_version"] for row in rows], dtype=object),
             "rollout_start": np.array([row["rollout_start"] for row in rows], dtype="datetime64[D]"),
             "date": np.array([row["date"] for row in rows], dtype="datetime64[D]"),
-            "rollout_share": np.array([row["rollout_share"] for row in rows], dtype=float)}
+            "rollout_share": np.array([row["rollout_share"] for row in rows], dtype=float),
+        }
         tables = {"daily_by_segment": daily, "hourly_by_segment": hourly, "releases": releases}
         if self.context is not None:  # a tier with context (deep): its other context tables
             tables.update(self.context.sql_tables())

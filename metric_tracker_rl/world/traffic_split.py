@@ -72,16 +72,22 @@ def version_shares(layout: CellLayout, releases: tuple[Release, ...], num_days: 
             per_version[position] = adopted
             per_version[:position] *= 1.0 - adopted
         for position, version in enumerate(versions):
-            cells = np.array([p == platform and v == version
-                              for p, v in zip(layout.platforms, layout.versions, strict=True)])
+            cells = np.array(
+                [p == platform and v == version for p, v in zip(layout.platforms, layout.versions, strict=True)]
+            )
             shares[cells] = per_version[position]
     return shares
 
 
 def cell_mix(layout: CellLayout, country: Dimension = DIMENSIONS["country"]) -> tuple[np.ndarray, np.ndarray]:
     """(S,) expected share of traffic of each cell's platform and country, and (S, 4) its conversion factors."""
-    share = np.array([PLATFORM_SHARE[p] * country.share[c] for p, c in zip(layout.platforms, layout.countries,
-                                                                             strict=True)])
-    factors = np.array([np.multiply(PLATFORM_RATE_FACTORS[p], country.rate_factors[c])
-                        for p, c in zip(layout.platforms, layout.countries, strict=True)])
+    share = np.array(
+        [PLATFORM_SHARE[p] * country.share[c] for p, c in zip(layout.platforms, layout.countries, strict=True)]
+    )
+    factors = np.array(
+        [
+            np.multiply(PLATFORM_RATE_FACTORS[p], country.rate_factors[c])
+            for p, c in zip(layout.platforms, layout.countries, strict=True)
+        ]
+    )
     return share, factors

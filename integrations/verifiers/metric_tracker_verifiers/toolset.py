@@ -52,11 +52,12 @@ class MetricTrackerToolset(Toolset[SharedToolsetConfig, EpisodeState]):
         # In the rollout's session: its episode's tier's tools, with their descriptions and limits there.
         session = {"session_id": self.state.session_id} if self.state.session_id else {}
         result = await mcp_request(self.state.base_url, "tools/list", session, self.state.request_timeout_s)
-        return [Tool(name=tool["name"], description=tool.get("description"), input_schema=tool["inputSchema"])
-                for tool in result["tools"]]
+        return [
+            Tool(name=tool["name"], description=tool.get("description"), input_schema=tool["inputSchema"])
+            for tool in result["tools"]
+        ]
 
-    async def call_tool(self, name: str, arguments: dict[str, Any], context: Context | None = None
-                        ) -> CallToolResult:
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Context | None = None) -> CallToolResult:
         params = {"name": name, "arguments": arguments or {}, "session_id": self.state.session_id}
         result = await mcp_request(self.state.base_url, "tools/call", params, self.state.request_timeout_s)
         outcome = result.get("structured_content") or {}

@@ -47,8 +47,11 @@ def checked_difficulties(names: Sequence[str]) -> list[str]:
 
 
 def sweep_samples(difficulties: Sequence[str], seeds: int, offset: int) -> list[Sample]:
-    return [seeded_sample(difficulty, calibration_reset_kwargs(difficulty, index))
-            for difficulty in checked_difficulties(difficulties) for index in range(offset, offset + seeds)]
+    return [
+        seeded_sample(difficulty, calibration_reset_kwargs(difficulty, index))
+        for difficulty in checked_difficulties(difficulties)
+        for index in range(offset, offset + seeds)
+    ]
 
 
 def seeded_sample(difficulty: str, reset_kwargs: dict[str, Any]) -> Sample:
@@ -65,12 +68,16 @@ def tier_sample(difficulty: str, reset_kwargs: dict[str, Any]) -> Sample:
 
 
 def episode_sample(sample_id: str, objective: str, reset_kwargs: dict[str, Any], difficulty: str) -> Sample:
-    return Sample(id=sample_id, input=objective,
-                  metadata={"reset_kwargs": reset_kwargs, "difficulty": difficulty})
+    return Sample(id=sample_id, input=objective, metadata={"reset_kwargs": reset_kwargs, "difficulty": difficulty})
 
 
-def episode_dataset(tasks: str | Sequence[str] | None, difficulties: str | Sequence[str] | None, seeds: int,
-                    offset: int = 0, knobs: dict[str, Any] | None = None) -> MemoryDataset:
+def episode_dataset(
+    tasks: str | Sequence[str] | None,
+    difficulties: str | Sequence[str] | None,
+    seeds: int,
+    offset: int = 0,
+    knobs: dict[str, Any] | None = None,
+) -> MemoryDataset:
     """Named tasks (every one of DEFAULT_TASK_ORDER unless `tasks` names some) and, with `seeds` > 0, a sweep
     over `difficulties` (every difficulty unless named). A sweep alone leaves the named tasks out unless `tasks`
     names them; `difficulties` without a sweep chooses the named tasks at them. `knobs` (DIAL_KNOBS, unset ones
@@ -85,13 +92,16 @@ def episode_dataset(tasks: str | Sequence[str] | None, difficulties: str | Seque
     if chosen is not None and seeds == 0:
         chosen = checked_difficulties(chosen)
         if task_ids is None:  # each difficulty's own episodes: a tier with no named task, its sweep's first
-            samples = [tier_sample(difficulty, episode) for difficulty in chosen
-                       for episode in tier_episodes(difficulty)]
+            samples = [
+                tier_sample(difficulty, episode) for difficulty in chosen for episode in tier_episodes(difficulty)
+            ]
             task_ids = []
         for task_id in task_ids:
             if get_task_spec(task_id).difficulty not in chosen:
-                raise ValueError(f"task {task_id} is at difficulty {get_task_spec(task_id).difficulty}, not "
-                                 f"{', '.join(chosen)}: drop difficulty, or set seeds for a sweep of it")
+                raise ValueError(
+                    f"task {task_id} is at difficulty {get_task_spec(task_id).difficulty}, not "
+                    f"{', '.join(chosen)}: drop difficulty, or set seeds for a sweep of it"
+                )
     if task_ids is None:
         task_ids = [] if seeds > 0 else list(DEFAULT_TASK_ORDER)
     samples += named_task_samples(task_ids)
@@ -115,4 +125,3 @@ def with_knobs(sample: Sample, knobs: dict[str, Any]) -> Sample:
     except ValueError as exc:
         raise ValueError(f"{sample.id}: {exc}") from None
     return episode_sample(str(sample.id), str(sample.input), reset_kwargs, metadata["difficulty"])
-

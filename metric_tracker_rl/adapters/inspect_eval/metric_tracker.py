@@ -54,9 +54,15 @@ def metric_tracker(
       note_share: the share of partner payment failures with a partner_status notice.
     A knob set makes every episode non-standard; one that a sample's tier does not take is an error naming it.
     """
-    knobs = {"incident_kinds": incident_kinds, "decoy_ratio": decoy_ratio, "dimensions": dimensions,
-             "max_cuboid_depth": max_cuboid_depth, "magnitude_scale": magnitude_scale, "concurrency": concurrency,
-             "note_share": note_share}
+    knobs = {
+        "incident_kinds": incident_kinds,
+        "decoy_ratio": decoy_ratio,
+        "dimensions": dimensions,
+        "max_cuboid_depth": max_cuboid_depth,
+        "magnitude_scale": magnitude_scale,
+        "concurrency": concurrency,
+        "note_share": note_share,
+    }
     return Task(
         dataset=episode_dataset(tasks, difficulty, seeds, offset, knobs),
         solver=episode_agent(base_url=base_url, held_out=held_out, max_turns=max_turns, port=port),

@@ -18,9 +18,18 @@ def episode_score() -> Scorer:
             explanation = record.last_message
         else:
             explanation = f"nothing was graded in {len(record.rewards)} steps: the score is 0"
-        return Score(value=value, explanation=explanation,
-                     metadata={"reward_breakdown": record.reward_breakdown, "rewards": record.rewards,
-                               "steps": len(record.rewards), "graded_submissions": record.graded_submissions,
-                               "done": record.done, "reset_kwargs": record.reset_kwargs, "config": record.config})
+        return Score(
+            value=value,
+            explanation=explanation,
+            metadata={
+                "reward_breakdown": record.reward_breakdown,
+                "rewards": record.rewards,
+                "steps": len(record.rewards),
+                "graded_submissions": record.graded_submissions,
+                "done": record.done,
+                "reset_kwargs": record.reset_kwargs,
+                "config": record.config,
+            },
+        )
 
     return score

@@ -75,6 +75,6 @@ class StopLocalServers(Hooks):
 
 
 async def server_url(base_url: str | None, held_out: bool, settings: ClientSettings, port: int = 0) -> str:
-    return configured_url(base_url, settings) or await LOCAL_SERVERS.url(held_out, settings.server_start_timeout_s,
-                                                                         port)
-
+    return configured_url(base_url, settings) or await LOCAL_SERVERS.url(
+        held_out, settings.server_start_timeout_s, port
+    )

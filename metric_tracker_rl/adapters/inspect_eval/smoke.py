@@ -23,11 +23,15 @@ def submits_an_empty_report(*_: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--tasks", default="easy_two_spikes", help="comma-separated task ids")
-    parser.add_argument("--log-dir", default=None,
-                        help="where Inspect writes its log (default: a temporary directory, removed after the check)")
+    parser.add_argument(
+        "--log-dir",
+        default=None,
+        help="where Inspect writes its log (default: a temporary directory, removed after the check)",
+    )
     args = parser.parse_args(argv)
     if args.log_dir is not None:
         return smoke(args.tasks, args.log_dir, keep=True)
@@ -42,9 +46,12 @@ def smoke(tasks: str, log_dir: str, keep: bool) -> int:
     from metric_tracker_rl.adapters.inspect_eval.metric_tracker import metric_tracker
 
     # The task itself, not its registered name: from the checkout, that name reads as a directory path.
-    [log] = inspect_eval(metric_tracker(tasks=tasks),
-                         model=get_model(MOCK_MODEL, custom_outputs=submits_an_empty_report),
-                         log_dir=log_dir, display="none")
+    [log] = inspect_eval(
+        metric_tracker(tasks=tasks),
+        model=get_model(MOCK_MODEL, custom_outputs=submits_an_empty_report),
+        log_dir=log_dir,
+        display="none",
+    )
     samples = log.samples or []
     where = log.location if keep else "not kept (--log-dir keeps it)"
     print(f"inspect smoke: status={log.status} samples={len(samples)} log={where}")

@@ -46,13 +46,16 @@ def require_held_out(config: dict, url: str) -> None:
     """A held-out eval must run on a server that says it serves held-out episodes (else scores would be
     comparable to nothing)."""
     if config.get("held_out") is not True:
-        raise RuntimeError(f"the server at {url} does not serve held-out episodes (its reset config has no "
-                           "held_out: true); start it with METRIC_TRACKER_SECRET set, or run without held_out")
+        raise RuntimeError(
+            f"the server at {url} does not serve held-out episodes (its reset config has no "
+            "held_out: true); start it with METRIC_TRACKER_SECRET set, or run without held_out"
+        )
 
 
 @solver
-def episode_agent(base_url: str | None = None, held_out: bool = False, max_turns: int | None = None,
-                  port: int = 0) -> Solver:
+def episode_agent(
+    base_url: str | None = None, held_out: bool = False, max_turns: int | None = None, port: int = 0
+) -> Solver:
     """Run one episode per sample with the model choosing every action through tool calls.
 
     Args:
@@ -67,20 +70,29 @@ def episode_agent(base_url: str | None = None, held_out: bool = False, max_turns
         settings = ClientSettings.load()
         url = await server_url(base_url, held_out, settings, port)
         record = state.store_as(EpisodeRecord)
-        env = MetricTrackerRlEnv(base_url=url, connect_timeout_s=settings.connect_timeout_s,
-                                 message_timeout_s=settings.message_timeout_s,
-                                 resume_sessions=settings.resume_sessions)
+        env = MetricTrackerRlEnv(
+            base_url=url,
+            connect_timeout_s=settings.connect_timeout_s,
+            message_timeout_s=settings.message_timeout_s,
+            resume_sessions=settings.resume_sessions,
+        )
         try:
             episode = Episode(env, record)
             PLAYING.set(episode)
             # The session opens with the first reset, which waits out a server restart (see reconnect).
-            observation = await areset_until_served(lambda: episode.reset(state.metadata["reset_kwargs"]),
-                                                    env.disconnect, url, deadline_s=settings.retry_deadline_s)
+            observation = await areset_until_served(
+                lambda: episode.reset(state.metadata["reset_kwargs"]),
+                env.disconnect,
+                url,
+                deadline_s=settings.retry_deadline_s,
+            )
             if held_out:
                 require_held_out(observation.config, url)
             state.tools = episode_tools(episode)
-            state.messages = [ChatMessageSystem(content=system_prompt(observation.config.get("difficulty"))),
-                              ChatMessageUser(content=first_prompt(observation))]
+            state.messages = [
+                ChatMessageSystem(content=system_prompt(observation.config.get("difficulty"))),
+                ChatMessageUser(content=first_prompt(observation)),
+            ]
             turns = max_turns or turn_budget(observation.steps_remaining)
             await chat_loop(InspectChat(state, get_model(), episode), turns)
         finally:

@@ -17,8 +17,10 @@ def tool_params(parameters: dict[str, Any]) -> ToolParams:
     """The model-facing schema (definitions already inlined by view.tool_schemas) as Inspect's tool parameters. Inspect
     requires a description of every parameter: one the schema leaves without (a segment field, whose name says
     what it is) is described by its name, as the TRL class describes it."""
-    properties = {name: {"description": name, **prop} if not prop.get("description") else prop
-                  for name, prop in parameters.get("properties", {}).items()}
+    properties = {
+        name: {"description": name, **prop} if not prop.get("description") else prop
+        for name, prop in parameters.get("properties", {}).items()
+    }
     return ToolParams.model_validate({**parameters, "properties": properties})
 
 

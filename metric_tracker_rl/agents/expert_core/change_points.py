@@ -53,32 +53,39 @@ def scan_sql(first_date: str, num_days: int) -> str:
     """The scan of step 1 of the module docstring: one row per cuboid and step with MIN_LOW dates beyond LOW_Z
     (its key, step number 1-4, the summed z of those dates, and each date from CLEAN_DAYS on as a letter: L beyond
     LOW_Z, l beyond RAMP_Z, . neither, _ too few arrivals to read)."""
-    sets = ", ".join("(" + ", ".join(ALIAS[f] for f in combo) + ")"
-                     for size in (1, 2, 3) for combo in itertools.combinations(FIELDS, size))
-    steps = " UNION ALL ".join(f"SELECT d, key, {k + 1} k, {EVENT_OF[num]} n, {EVENT_OF[den]} e FROM g"
-                               for k, (_, num, den) in enumerate(STEPS))
+    sets = ", ".join(
+        "(" + ", ".join(ALIAS[f] for f in combo) + ")"
+        for size in (1, 2, 3)
+        for combo in itertools.combinations(FIELDS, size)
+    )
+    steps = " UNION ALL ".join(
+        f"SELECT d, key, {k + 1} k, {EVENT_OF[num]} n, {EVENT_OF[den]} e FROM g"
+        for k, (_, num, den) in enumerate(STEPS)
+    )
     key = " || '|' || ".join(f"coalesce({ALIAS[f]}, '*')" for f in FIELDS)
     sums = ", ".join(f"sum({column}) {column}" for column in EVENT_OF.values())
-    return (f"WITH l AS (SELECT date - DATE '{first_date}' d, platform p, country c, channel h, user_type u, "
-            f"{', '.join(EVENT_OF.values())} FROM daily_by_segment), "
-            f"g AS (SELECT d, {key} key, {sums} FROM l GROUP BY d, GROUPING SETS ({sets})), "
-            f"s AS ({steps}), r AS (SELECT *, n / e v FROM s WHERE e >= {MIN_ARRIVALS}), "
-            f"b AS (SELECT key, k, d % 7 w, median(v) bv FROM r WHERE d < {CLEAN_DAYS} GROUP BY ALL), "
-            "x AS (SELECT r.*, bv, v / bv - 1 x FROM r JOIN b ON r.key = b.key AND r.k = b.k AND r.d % 7 = b.w "
-            "WHERE bv > 0), "
-            f"m AS (SELECT key, k, greatest(1.4826 * median(abs(x)) FILTER (x <> 0), {NOISE_FLOOR}) sd FROM x "
-            f"WHERE d < {CLEAN_DAYS} GROUP BY ALL), "
-            "z AS (SELECT x.key, x.k, x.d, x.x, x / sqrt(sd ^ 2 + greatest(1 - bv, 0.01) / (bv * e)) z FROM x "
-            "JOIN m USING (key, k)), "
-            f"t AS (SELECT key, k, count(*) FILTER (d >= {CLEAN_DAYS} AND z <= -{LOW_Z}) low, "
-            f"round(sum(z) FILTER (d >= {CLEAN_DAYS} AND z <= -{LOW_Z})) strength, "
-            f"round(median(x) FILTER (d >= {CLEAN_DAYS} AND z <= -{LOW_Z}), 3) fall FROM z GROUP BY ALL "
-            f"HAVING low >= {MIN_LOW} ORDER BY strength LIMIT {TOP}), "
-            f"a AS (SELECT t.*, range d FROM t CROSS JOIN range({CLEAN_DAYS}, {num_days})) "
-            "SELECT a.key, a.k step, any_value(strength) strength, any_value(fall) fall, "
-            f"string_agg(CASE WHEN z IS NULL THEN '_' WHEN z <= -{LOW_Z} THEN 'L' WHEN z <= -{RAMP_Z} THEN 'l' "
-            "ELSE '.' END, '' ORDER BY a.d) dates "
-            "FROM a LEFT JOIN z USING (key, k, d) GROUP BY a.key, a.k ORDER BY strength")
+    return (
+        f"WITH l AS (SELECT date - DATE '{first_date}' d, platform p, country c, channel h, user_type u, "
+        f"{', '.join(EVENT_OF.values())} FROM daily_by_segment), "
+        f"g AS (SELECT d, {key} key, {sums} FROM l GROUP BY d, GROUPING SETS ({sets})), "
+        f"s AS ({steps}), r AS (SELECT *, n / e v FROM s WHERE e >= {MIN_ARRIVALS}), "
+        f"b AS (SELECT key, k, d % 7 w, median(v) bv FROM r WHERE d < {CLEAN_DAYS} GROUP BY ALL), "
+        "x AS (SELECT r.*, bv, v / bv - 1 x FROM r JOIN b ON r.key = b.key AND r.k = b.k AND r.d % 7 = b.w "
+        "WHERE bv > 0), "
+        f"m AS (SELECT key, k, greatest(1.4826 * median(abs(x)) FILTER (x <> 0), {NOISE_FLOOR}) sd FROM x "
+        f"WHERE d < {CLEAN_DAYS} GROUP BY ALL), "
+        "z AS (SELECT x.key, x.k, x.d, x.x, x / sqrt(sd ^ 2 + greatest(1 - bv, 0.01) / (bv * e)) z FROM x "
+        "JOIN m USING (key, k)), "
+        f"t AS (SELECT key, k, count(*) FILTER (d >= {CLEAN_DAYS} AND z <= -{LOW_Z}) low, "
+        f"round(sum(z) FILTER (d >= {CLEAN_DAYS} AND z <= -{LOW_Z})) strength, "
+        f"round(median(x) FILTER (d >= {CLEAN_DAYS} AND z <= -{LOW_Z}), 3) fall FROM z GROUP BY ALL "
+        f"HAVING low >= {MIN_LOW} ORDER BY strength LIMIT {TOP}), "
+        f"a AS (SELECT t.*, range d FROM t CROSS JOIN range({CLEAN_DAYS}, {num_days})) "
+        "SELECT a.key, a.k step, any_value(strength) strength, any_value(fall) fall, "
+        f"string_agg(CASE WHEN z IS NULL THEN '_' WHEN z <= -{LOW_Z} THEN 'L' WHEN z <= -{RAMP_Z} THEN 'l' "
+        "ELSE '.' END, '' ORDER BY a.d) dates "
+        "FROM a LEFT JOIN z USING (key, k, d) GROUP BY a.key, a.k ORDER BY strength"
+    )
 
 
 @dataclass(frozen=True)
@@ -108,8 +115,12 @@ def runs(rows: list[dict[str, Any]]) -> list[Run]:
     chosen = []
     for candidates in found.values():
         strongest, fall = min(candidates, key=lambda pair: pair[0].strength)
-        rippled = [run for run, other in candidates if other <= RIPPLE_SHARE * fall
-                   and all(mine in (None, theirs) for mine, theirs in zip(run.segment, strongest.segment, strict=True))]
+        rippled = [
+            run
+            for run, other in candidates
+            if other <= RIPPLE_SHARE * fall
+            and all(mine in (None, theirs) for mine, theirs in zip(run.segment, strongest.segment, strict=True))
+        ]
         chosen.append(min(rippled, key=lambda run: (sum(v is not None for v in run.segment), run.strength)))
     return chosen
 
@@ -143,10 +154,12 @@ def values_sql(run: Run, dates: list[str]) -> str:
     inside = " AND ".join(f"{field} = {sql_text(value)}" for field, value in segment.items() if value is not None)
     columns = ", ".join(f"{sql_text(value)} {field}" for field, value in segment.items())
     severity = severity_sql("abs(observed_value - baseline_value)")
-    return (f"WITH r AS (SELECT date, sum({num}) / nullif(sum({den}), 0) v FROM daily_by_segment WHERE {inside} "
-            "GROUP BY date), "
-            f"e AS (SELECT x.date, {columns}, 'conversion_rate' entity_type, '{run.step}' entity_name, "
-            "median(y.v) baseline_value, any_value(x.v) observed_value FROM r x JOIN r y ON isodow(y.date) = "
-            f"isodow(x.date) AND y.date < DATE '{dates[run.first]}' WHERE x.date BETWEEN DATE '{dates[run.first]}' "
-            f"AND DATE '{dates[run.last]}' GROUP BY ALL) "
-            f"SELECT *, observed_value - baseline_value delta_value, {severity} severity FROM e ORDER BY date")
+    return (
+        f"WITH r AS (SELECT date, sum({num}) / nullif(sum({den}), 0) v FROM daily_by_segment WHERE {inside} "
+        "GROUP BY date), "
+        f"e AS (SELECT x.date, {columns}, 'conversion_rate' entity_type, '{run.step}' entity_name, "
+        "median(y.v) baseline_value, any_value(x.v) observed_value FROM r x JOIN r y ON isodow(y.date) = "
+        f"isodow(x.date) AND y.date < DATE '{dates[run.first]}' WHERE x.date BETWEEN DATE '{dates[run.first]}' "
+        f"AND DATE '{dates[run.last]}' GROUP BY ALL) "
+        f"SELECT *, observed_value - baseline_value delta_value, {severity} severity FROM e ORDER BY date"
+    )

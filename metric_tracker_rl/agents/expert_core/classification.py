@@ -61,13 +61,17 @@ def consecutive_runs(days: Iterable[int]) -> list[list[int]]:
 
 # --- the frontier's signatures: at most one event a date, the first that explains it ----------------------------
 
+
 def funnel_breaks(evidence: Evidence, reports: dict[str, Report]) -> None:
     """Hours in which a step nearly stopped: a funnel break on that version, or on the whole platform when its
     other versions stopped in the same hours or had no traffic to show it."""
     # A block of hours whose app opens surged (none fell) brings opens that never reach the menu: their first
     # step "stops" as a side effect, while a break leaves the opens as they were.
-    surged = {str(row["date"]) for row in evidence.results["hours"]
-              if row["n_high"] >= 2 and row["n_low"] <= 1 and one_block(str(row["high_hours"]))}
+    surged = {
+        str(row["date"])
+        for row in evidence.results["hours"]
+        if row["n_high"] >= 2 and row["n_low"] <= 1 and one_block(str(row["high_hours"]))
+    }
     by_date: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in evidence.results["stops"]:
         if not (row["entity_name"] == STEPS[0][0] and str(row["date"]) in surged):
@@ -80,8 +84,15 @@ def funnel_breaks(evidence: Evidence, reports: dict[str, Report]) -> None:
         # not one version's.
         others = top.get("others")
         whole = not isinstance(others, (int, float)) or others < OTHERS_STOPPED
-        reports[date] = Report(date, "funnel_step", top["entity_name"], "funnel_break", top.get("platform"),
-                               None, None if whole else top.get("app_version"))
+        reports[date] = Report(
+            date,
+            "funnel_step",
+            top["entity_name"],
+            "funnel_break",
+            top.get("platform"),
+            None,
+            None if whole else top.get("app_version"),
+        )
 
 
 def outages(evidence: Evidence, reports: dict[str, Report]) -> None:
@@ -94,8 +105,14 @@ def outages(evidence: Evidence, reports: dict[str, Report]) -> None:
         collapsed = [r for r in rows if r["n_low"] >= 2 and r["n_high"] <= 1 and one_block(str(r["low_hours"]))]
         if collapsed and date not in reports:
             top = max(collapsed, key=lambda r: r["n_low"])
-            reports[date] = Report(date, "event_count", "app_opens", "absolute_drop_in_event_count",
-                                   top.get("platform"), top.get("country"))
+            reports[date] = Report(
+                date,
+                "event_count",
+                "app_opens",
+                "absolute_drop_in_event_count",
+                top.get("platform"),
+                top.get("country"),
+            )
 
 
 def duplicate_events(evidence: Evidence, reports: dict[str, Report]) -> None:
@@ -104,10 +121,10 @@ def duplicate_events(evidence: Evidence, reports: dict[str, Report]) -> None:
     for row in evidence.results["rates"]:
         event = STEP_INTO_EVENT.get(row["entity_name"])
         on_web = row.get("platform") == "web" or evidence.segment_blind
-        if event and on_web and row["date"] not in reports and share(row) >= DUPLICATE_RISE \
-                and row["z"] >= STRONG_Z:
-            reports[row["date"]] = Report(row["date"], "data_quality", event,
-                                          "instrumentation_data_quality_issue", row.get("platform"))
+        if event and on_web and row["date"] not in reports and share(row) >= DUPLICATE_RISE and row["z"] >= STRONG_Z:
+            reports[row["date"]] = Report(
+                row["date"], "data_quality", event, "instrumentation_data_quality_issue", row.get("platform")
+            )
 
 
 def release_regressions(evidence: Evidence, reports: dict[str, Report], seen_within: int) -> None:
@@ -140,16 +157,20 @@ def release_regressions(evidence: Evidence, reports: dict[str, Report], seen_wit
                 last += 1
             # In its first three dates the new version carries half of the platform at most: a platform that fell
             # about as far as the version then fell as a whole (a level shift that began with the rollout).
-            whole = [shares[step].get(day, 0.0) <= PLATFORM_ALONG * version_share[step][day]
-                     for day in range(start, start + 3) if day in version_share[step]]
+            whole = [
+                shares[step].get(day, 0.0) <= PLATFORM_ALONG * version_share[step][day]
+                for day in range(start, start + 3)
+                if day in version_share[step]
+            ]
             # A regression: several dates (or one first seen two or more dates into the rollout, its earlier
             # dates too thin to show it), on the new version alone.
             if (last - first < 1 and first - start <= 1) or any(whole):
                 continue
             for day in range(start, last + 1):
                 date = evidence.dates[day]
-                reports.setdefault(date, Report(date, "conversion_rate", step, "rate_drop_from_median",
-                                                platform, None, version))
+                reports.setdefault(
+                    date, Report(date, "conversion_rate", step, "rate_drop_from_median", platform, None, version)
+                )
 
 
 def rate_runs(evidence: Evidence, reports: dict[str, Report]) -> None:
@@ -158,8 +179,12 @@ def rate_runs(evidence: Evidence, reports: dict[str, Report]) -> None:
     (opens that never go further); a level shift lasts several dates."""
     falls: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for row in evidence.results["rates"]:
-        if share(row) < 0 and row["date"] not in reports and row["date"] not in evidence.holidays \
-                and row.get("app_version") is None:
+        if (
+            share(row) < 0
+            and row["date"] not in reports
+            and row["date"] not in evidence.holidays
+            and row.get("app_version") is None
+        ):
             falls[row["entity_name"]][row["date"]].append(row)
     day_of = {date: day for day, date in enumerate(evidence.dates)}
     for step, by_date in falls.items():
@@ -184,8 +209,8 @@ def rate_runs(evidence: Evidence, reports: dict[str, Report]) -> None:
 
 # --- deep's: a cuboid's own signatures --------------------------------------------------------------------------
 
-def cell_breaks(evidence: Evidence, hourly: dict[str, Report],
-                localised: list[dict[str, Any]] | None) -> list[Report]:
+
+def cell_breaks(evidence: Evidence, hourly: dict[str, Report], localised: list[dict[str, Any]] | None) -> list[Report]:
     """A step that stopped for a block of hours in a platform and country together, on a date no version-wide
     break or outage was read and on a date and step the daily scan did not localise (too diluted in the day to
     show there): that cell pair's funnel break (the largest block of each date and step)."""
@@ -200,26 +225,34 @@ def cell_breaks(evidence: Evidence, hourly: dict[str, Report],
             continue
         if key not in best or row["expected"] > best[key]["expected"]:
             best[key] = row
-    return [Report(date, "funnel_step", step, "funnel_break", row["platform"], row["country"])
-            for (date, step), row in sorted(best.items())]
+    return [
+        Report(date, "funnel_step", step, "funnel_break", row["platform"], row["country"])
+        for (date, step), row in sorted(best.items())
+    ]
 
 
 def narrow_regressions(evidence: Evidence, regressions: dict[str, Report]) -> None:
     """A release regression may be confined to part of its version (a country, channel or user type): each
     run takes the cuboid its strongest date localised inside that version, on every date of the run."""
     for report in list(regressions.values()):
-        rows = [row for row in evidence.results["rates"] if row["entity_name"] == report.entity_name
-                and row.get("platform") == report.platform and str(row.get("app_version")) == report.app_version
-                and any(r.entity_name == report.entity_name and r.date == str(row["date"])
-                        for r in regressions.values())]
+        rows = [
+            row
+            for row in evidence.results["rates"]
+            if row["entity_name"] == report.entity_name
+            and row.get("platform") == report.platform
+            and str(row.get("app_version")) == report.app_version
+            and any(r.entity_name == report.entity_name and r.date == str(row["date"]) for r in regressions.values())
+        ]
         if not rows:
             continue
         segment = segment_of(min(rows, key=lambda row: row["z"]))
         for date, other in list(regressions.items()):
-            if other.entity_name == report.entity_name and other.platform == report.platform and \
-                    other.app_version == report.app_version:
-                regressions[date] = Report(date, other.entity_type, other.entity_name, other.anomaly_type,
-                                           *segment)
+            if (
+                other.entity_name == report.entity_name
+                and other.platform == report.platform
+                and other.app_version == report.app_version
+            ):
+                regressions[date] = Report(date, other.entity_type, other.entity_name, other.anomaly_type, *segment)
 
 
 def pooled(by_day: dict[int, list[dict[str, Any]]], days: list[int]) -> float:
@@ -240,8 +273,12 @@ def cuboid_runs(evidence: Evidence, pooled_z: float | None = None) -> list[Repor
     falls: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     day_of = {date: day for day, date in enumerate(evidence.dates)}
     for row in evidence.results["rates"]:
-        if share(row) < 0 and row["date"] not in evidence.holidays and row.get("app_version") is None \
-                and str(row["date"]) in day_of:
+        if (
+            share(row) < 0
+            and row["date"] not in evidence.holidays
+            and row.get("app_version") is None
+            and str(row["date"]) in day_of
+        ):
             falls[row["entity_name"]][day_of[str(row["date"])]].append(row)
     reports = []
     for step, by_day in falls.items():
@@ -252,16 +289,26 @@ def cuboid_runs(evidence: Evidence, pooled_z: float | None = None) -> list[Repor
                 continue
             segment = segment_of(strongest)
             arm = Report("", "", "", "", *segment)
-            days = [day for day in run if any(nested(Report("", "", "", "", *segment_of(row)), asdict(arm))
-                                              for row in by_day[day])]
+            days = [
+                day
+                for day in run
+                if any(nested(Report("", "", "", "", *segment_of(row)), asdict(arm)) for row in by_day[day])
+            ]
             if len(days) == 1 and step == STEPS[0][0]:
                 bots = segment == (None, segment[1], None, None, None) and segment[1] is not None
                 date = evidence.dates[days[0]]
-                reports.append(Report(date, "hourly_mix", "app_opens", "hourly_traffic_mix_shift", *segment) if bots
-                               else Report(date, "conversion_rate", step, "rate_drop_from_median", *segment))
-            elif len(days) > 1 and (strongest["z"] <= -RUN_STRONG_Z or sum(
-                    row["z"] <= -SCAN_Z for day in days for row in by_day[day]) >= 2 or (
-                    pooled_z is not None and pooled(by_day, days) <= -pooled_z)):
-                reports += [Report(evidence.dates[day], "conversion_rate", step, "rate_drop_from_median", *segment)
-                            for day in days]
+                reports.append(
+                    Report(date, "hourly_mix", "app_opens", "hourly_traffic_mix_shift", *segment)
+                    if bots
+                    else Report(date, "conversion_rate", step, "rate_drop_from_median", *segment)
+                )
+            elif len(days) > 1 and (
+                strongest["z"] <= -RUN_STRONG_Z
+                or sum(row["z"] <= -SCAN_Z for day in days for row in by_day[day]) >= 2
+                or (pooled_z is not None and pooled(by_day, days) <= -pooled_z)
+            ):
+                reports += [
+                    Report(evidence.dates[day], "conversion_rate", step, "rate_drop_from_median", *segment)
+                    for day in days
+                ]
     return reports

@@ -57,13 +57,18 @@ def already_found(reports: list[Report]) -> bool:
 def tested(hosts: list[tuple[str, int, tuple[str | None, ...]]], values: dict[str, list[str]]) -> int:
     """How many cells the search tests at most: per date, every step no host of it names, every cuboid of one to
     three of FIELDS (`values`: each field's values, as the brief lists them) that overlaps a host of that date."""
-    cuboids = [dict(zip(fields, chosen, strict=True)) for fields in cuboid_sets(3) if "app_version" not in fields
-               for chosen in itertools.product(*(values[field] for field in fields))]
+    cuboids = [
+        dict(zip(fields, chosen, strict=True))
+        for fields in cuboid_sets(3)
+        if "app_version" not in fields
+        for chosen in itertools.product(*(values[field] for field in fields))
+    ]
     total = 0
     for date in sorted({host[0] for host in hosts}):
         mine = [dict(zip(FIELDS, segment, strict=True)) for day, _, segment in hosts if day == date]
-        overlapping = sum(any(all(host[f] in (None, v) for f, v in cuboid.items()) for host in mine)
-                          for cuboid in cuboids)
+        overlapping = sum(
+            any(all(host[f] in (None, v) for f, v in cuboid.items()) for host in mine) for cuboid in cuboids
+        )
         total += overlapping * (len(STEP_NAMES) - len({step for day, step, _ in hosts if day == date and step}))
     return total
 
@@ -76,32 +81,36 @@ def bar(tests: int) -> float:
 def concurrent_sql(hosts: list[tuple[str, int, tuple[str | None, ...]]], past: float) -> str:
     """Per date and step of the search (see the module docstring) whose strongest fall passed `past` (the bar):
     its TOP strongest falls (their cuboid, change, z, residual r and expected conversions e)."""
-    wanted = ", ".join(f"({'DATE ' if k == 0 else ''}'{date}', {step}, "
-                       + ", ".join(sql_text(v, k == 0) for v in segment) + ")"
-                       for k, (date, step, segment) in enumerate(hosts))
-    sets = ", ".join("(" + ", ".join(ALIAS[f] for f in fields) + ")" for fields in cuboid_sets(3)
-                     if "app_version" not in fields)
+    wanted = ", ".join(
+        f"({'DATE ' if k == 0 else ''}'{date}', {step}, " + ", ".join(sql_text(v, k == 0) for v in segment) + ")"
+        for k, (date, step, segment) in enumerate(hosts)
+    )
+    sets = ", ".join(
+        "(" + ", ".join(ALIAS[f] for f in fields) + ")" for fields in cuboid_sets(3) if "app_version" not in fields
+    )
     overlap = " AND ".join(f"(f.{a} IS NULL OR z.{a} IS NULL OR f.{a} = z.{a})" for a in ALIAS.values())
     numbers = ", ".join(str(number) for number in STEP_NAMES)
     nums = ", ".join(EVENT_OF[num] for _, num, _ in STEPS)
     dens = ", ".join(EVENT_OF[den] for _, _, den in STEPS)
-    return (f"WITH f(date, hs, p, c, h, u) AS (VALUES {wanted}), "
-            "l AS (SELECT date, platform p, country c, channel h, user_type u, "
-            f"unnest([{numbers}]) k, unnest([{nums}]) n, unnest([{dens}]) d FROM daily_by_segment), "
-            "t AS (SELECT date, k, p, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL), "
-            "q AS (SELECT *, median(n / d) FILTER (d > 0) OVER (PARTITION BY k, p, c, h, u, isodow(date) "
-            "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) q FROM t), "
-            "g AS (SELECT date, k, p, c, h, u, sum(n - q * d) r, sum(q * d) e, "
-            f"sum(greatest(q * (1 - q), {RATE_FLOOR} * q) * d + ({LEAF_SPREAD} * q * d) ^ 2) w FROM q "
-            f"WHERE date IN (SELECT date FROM f) GROUP BY date, k, GROUPING SETS ({sets})), "
-            f"z AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({CUBOID_SPREAD} * e) ^ 2) z FROM g "
-            f"WHERE e >= {MIN_EXPECTED}), "
-            "s AS (SELECT * FROM z WHERE NOT EXISTS (SELECT 1 FROM f WHERE f.date = z.date AND f.hs = z.k) "
-            f"AND EXISTS (SELECT 1 FROM f WHERE f.date = z.date AND {overlap})) "
-            "SELECT date, k step, p platform, c country, h channel, u user_type, round(r / e, 3) change, "
-            "round(z, 1) z, round(r) r, round(e) e FROM s "
-            f"QUALIFY min(z) OVER (PARTITION BY date, k) <= -{past:.2f} AND "
-            f"row_number() OVER (PARTITION BY date, k ORDER BY z) <= {TOP} ORDER BY date, k, z")
+    return (
+        f"WITH f(date, hs, p, c, h, u) AS (VALUES {wanted}), "
+        "l AS (SELECT date, platform p, country c, channel h, user_type u, "
+        f"unnest([{numbers}]) k, unnest([{nums}]) n, unnest([{dens}]) d FROM daily_by_segment), "
+        "t AS (SELECT date, k, p, c, h, u, sum(n) n, sum(d) d FROM l GROUP BY ALL), "
+        "q AS (SELECT *, median(n / d) FILTER (d > 0) OVER (PARTITION BY k, p, c, h, u, isodow(date) "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW) q FROM t), "
+        "g AS (SELECT date, k, p, c, h, u, sum(n - q * d) r, sum(q * d) e, "
+        f"sum(greatest(q * (1 - q), {RATE_FLOOR} * q) * d + ({LEAF_SPREAD} * q * d) ^ 2) w FROM q "
+        f"WHERE date IN (SELECT date FROM f) GROUP BY date, k, GROUPING SETS ({sets})), "
+        f"z AS (SELECT *, r / sqrt({BASELINE_NOISE} * w + ({CUBOID_SPREAD} * e) ^ 2) z FROM g "
+        f"WHERE e >= {MIN_EXPECTED}), "
+        "s AS (SELECT * FROM z WHERE NOT EXISTS (SELECT 1 FROM f WHERE f.date = z.date AND f.hs = z.k) "
+        f"AND EXISTS (SELECT 1 FROM f WHERE f.date = z.date AND {overlap})) "
+        "SELECT date, k step, p platform, c country, h channel, u user_type, round(r / e, 3) change, "
+        "round(z, 1) z, round(r) r, round(e) e FROM s "
+        f"QUALIFY min(z) OVER (PARTITION BY date, k) <= -{past:.2f} AND "
+        f"row_number() OVER (PARTITION BY date, k ORDER BY z) <= {TOP} ORDER BY date, k, z"
+    )
 
 
 def candidates(rows: list[dict[str, Any]], past: float) -> list[dict[str, Any]]:
@@ -111,8 +120,10 @@ def candidates(rows: list[dict[str, Any]], past: float) -> list[dict[str, Any]]:
     for row in rows:
         if row.get("z") is not None and row.get("change") is not None and row.get("r") is not None:
             by_key[(str(row["date"]), int(row["step"]))].append({**row, "app_version": None})
-    found = [{**row, "date": str(row["date"]), "entity_name": STEP_NAMES[int(row["step"])]}
-             for row in map(localise, by_key.values())]
+    found = [
+        {**row, "date": str(row["date"]), "entity_name": STEP_NAMES[int(row["step"])]}
+        for row in map(localise, by_key.values())
+    ]
     return sorted((row for row in found if row["z"] <= -past and row["change"] < 0), key=lambda row: row["z"])
 
 
@@ -122,6 +133,7 @@ def concurrent_falls(found: list[dict[str, Any]], blips: set[int], most: int) ->
     reports: list[Report] = []
     for k, row in enumerate(found):
         if k not in blips and len(reports) < most and all(report.date != row["date"] for report in reports):
-            reports.append(Report(row["date"], "conversion_rate", row["entity_name"], "rate_drop_from_median",
-                                  *segment_of(row)))
+            reports.append(
+                Report(row["date"], "conversion_rate", row["entity_name"], "rate_drop_from_median", *segment_of(row))
+            )
     return reports

@@ -41,7 +41,7 @@ def leaves_queries(falls: list[dict[str, Any]], most_chars: int) -> list[str]:
     first = 0
     while first < len(falls):
         last = first + 1
-        while last < len(falls) and len(compact(leaves_sql(falls[first:last + 1], first))) <= most_chars:
+        while last < len(falls) and len(compact(leaves_sql(falls[first : last + 1], first))) <= most_chars:
             last += 1
         statements.append(compact(leaves_sql(falls[first:last], first)))
         first = last
@@ -53,14 +53,17 @@ def leaves_sql(falls: list[dict[str, Any]], first_k: int = 0) -> str:
     its cuboid's leaves on its date, summed, those of the leaf that fell furthest in its own noise (top_r, top_e,
     top_w), and of the two that fell furthest together (two_r, two_e, two_w); `leaves`, how many leaves held
     conversions."""
+
     def summed(prefix: str, filtered: str = "") -> str:
         return ", ".join(f"round(sum({v}){filtered}, 1) {prefix}{v}" for v in "rew")
 
-    return (numbered_leaves(falls, on_its_date=True, first_k=first_k)
-            + f"t AS (SELECT *, row_number() OVER (PARTITION BY k ORDER BY r / sqrt({BASELINE_NOISE} * w + "
-            f"({LEAF_SPREAD} * e) ^ 2)) i FROM x WHERE e > 0) "
-            f"SELECT k, count(*) leaves, {summed('')}, {summed('top_', ' FILTER (i = 1)')}, "
-            f"{summed('two_', ' FILTER (i <= 2)')} FROM t GROUP BY k ORDER BY k")
+    return (
+        numbered_leaves(falls, on_its_date=True, first_k=first_k)
+        + f"t AS (SELECT *, row_number() OVER (PARTITION BY k ORDER BY r / sqrt({BASELINE_NOISE} * w + "
+        f"({LEAF_SPREAD} * e) ^ 2)) i FROM x WHERE e > 0) "
+        f"SELECT k, count(*) leaves, {summed('')}, {summed('top_', ' FILTER (i = 1)')}, "
+        f"{summed('two_', ' FILTER (i <= 2)')} FROM t GROUP BY k ORDER BY k"
+    )
 
 
 def is_blip(row: dict[str, Any], odds: float = BLIP_ODDS, pair_odds: float | None = PAIR_ODDS) -> bool:
@@ -84,10 +87,10 @@ def _carried(row: dict[str, Any], prefix: str, odds: float, power: float = 0.0) 
     top_r, top_w = float(row[prefix + "r"]), float(row[prefix + "w"])
     top_change, rest_change = top_r / top_e, (float(row["r"]) - top_r) / rest_e
     spread = math.hypot(LEAF_SPREAD, CELL_SPREAD)
-    top_var = (BASELINE_NOISE * top_w + (spread * top_e) ** 2) / top_e ** 2
-    rest_var = (BASELINE_NOISE * (float(row["w"]) - top_w) + (spread * rest_e) ** 2) / rest_e ** 2
-    if top_change ** 2 < power ** 2 * rest_var:
+    top_var = (BASELINE_NOISE * top_w + (spread * top_e) ** 2) / top_e**2
+    rest_var = (BASELINE_NOISE * (float(row["w"]) - top_w) + (spread * rest_e) ** 2) / rest_e**2
+    if top_change**2 < power**2 * rest_var:
         return False
-    unchanged = rest_change ** 2 / rest_var
+    unchanged = rest_change**2 / rest_var
     alike = (rest_change - top_change) ** 2 / (rest_var + top_var)
     return unchanged - alike < odds

@@ -53,11 +53,13 @@ def localise(candidates: list[dict[str, Any]]) -> dict[str, Any]:
             rest_var = (row["r"] / row["z"]) ** 2 - (best["r"] / best["z"]) ** 2
             if rest_e <= 0 or rest_var <= 0:
                 continue
-            rest_z, rest_change = rest_r / rest_var ** 0.5, rest_r / rest_e
+            rest_z, rest_change = rest_r / rest_var**0.5, rest_r / rest_e
             # The rest moved the same way beyond its noise, by a comparable share (or one its noise cannot tell
             # from the cuboid's own).
-            comparable = rest_change / best["change"] >= RIPPLE_SHARE or \
-                abs(rest_change - best["change"]) <= 2 * rest_var ** 0.5 / rest_e
+            comparable = (
+                rest_change / best["change"] >= RIPPLE_SHARE
+                or abs(rest_change - best["change"]) <= 2 * rest_var**0.5 / rest_e
+            )
             if rest_z * best["z"] > 0 and abs(rest_z) >= RIPPLE_Z and comparable:
                 rippled.append(row)
         if not rippled:
@@ -70,5 +72,6 @@ def nested(report: Report, arm: dict[str, Any]) -> bool:
     field the other names, with the same values)."""
     named = {field: getattr(report, field) for field in ARM_FIELDS if getattr(report, field) is not None}
     arm_named = {field: arm[field] for field in ARM_FIELDS if arm.get(field) is not None}
-    return all(named.get(field) == value for field, value in arm_named.items()) or \
-        all(arm_named.get(field) == value for field, value in named.items())
+    return all(named.get(field) == value for field, value in arm_named.items()) or all(
+        arm_named.get(field) == value for field, value in named.items()
+    )

@@ -12,8 +12,12 @@ from metric_tracker_rl.catalog.tiers import COUNTS
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 
-@register_tool("compare_count_to_median", "One count on one date against its same-weekday baseline: confirms a "
-               "count candidate.", DateCountArgs, reads=(COUNTS,),
-               example={"date": "2026-03-10", "entity_name": "app_opens"})
+@register_tool(
+    "compare_count_to_median",
+    "One count on one date against its same-weekday baseline: confirms a count candidate.",
+    DateCountArgs,
+    reads=(COUNTS,),
+    example={"date": "2026-03-10", "entity_name": "app_opens"},
+)
 def compare_count_to_median(episode: PublicEpisode, args: DateCountArgs) -> dict[str, Any]:
     return comparison(episode, scoped_panel(episode, args), "event_count", args.entity_name, args.date)

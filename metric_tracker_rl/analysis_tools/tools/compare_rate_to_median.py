@@ -12,8 +12,12 @@ from metric_tracker_rl.catalog.tiers import COUNTS
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 
-@register_tool("compare_rate_to_median", "One rate on one date against its same-weekday baseline: confirms a "
-               "rate candidate.", DateRateArgs, reads=(COUNTS,),
-               example={"date": "2026-03-10", "entity_name": "app_open_to_order_placed"})
+@register_tool(
+    "compare_rate_to_median",
+    "One rate on one date against its same-weekday baseline: confirms a rate candidate.",
+    DateRateArgs,
+    reads=(COUNTS,),
+    example={"date": "2026-03-10", "entity_name": "app_open_to_order_placed"},
+)
 def compare_rate_to_median(episode: PublicEpisode, args: DateRateArgs) -> dict[str, Any]:
     return comparison(episode, scoped_panel(episode, args), "conversion_rate", args.entity_name, args.date)

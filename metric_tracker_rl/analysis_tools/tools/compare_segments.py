@@ -99,8 +99,9 @@ def _breakdown(episode: PublicEpisode, args: SegmentBreakdownArgs) -> list[Segme
     versions = {p: data.layout.platform_versions(p) for p in values["platform"]}
     if "app_version" in cuboid and cuboid["app_version"] not in versions.get(cuboid.get("platform", ""), ()):
         valid = ", ".join(f"platform={p},app_version={v}" for p, labels in versions.items() for v in labels)
-        raise ToolError("within names an app_version with its platform (the same label ships on ios and android);"
-                        f" valid: {valid}")
+        raise ToolError(
+            f"within names an app_version with its platform (the same label ships on ios and android); valid: {valid}"
+        )
     choices: list[list[dict[str, str]]] = []
     for name in grouped:
         if name == "app_version":  # a version is a version of one platform: its row names both
@@ -118,10 +119,13 @@ def _breakdown(episode: PublicEpisode, args: SegmentBreakdownArgs) -> list[Segme
 
 
 # Offered where there are segments: elsewhere a call answers that the tier does not offer it, naming the tier's tools.
-@register_tool("compare_segments", "Segments only: a metric on a date per value of 1-2 dimensions in a cuboid, "
-               "vs baseline.", SegmentBreakdownArgs, reads=(SEGMENTS,),
-               example={"metric_name": "order_placed_to_payment_successful", "date": "2026-03-10",
-                        "dimension": "platform"})
+@register_tool(
+    "compare_segments",
+    "Segments only: a metric on a date per value of 1-2 dimensions in a cuboid, vs baseline.",
+    SegmentBreakdownArgs,
+    reads=(SEGMENTS,),
+    example={"metric_name": "order_placed_to_payment_successful", "date": "2026-03-10", "dimension": "platform"},
+)
 def compare_segments(episode: PublicEpisode, args: SegmentBreakdownArgs) -> dict[str, Any]:
     data = segments_of(episode)
     segments = _breakdown(episode, args)
@@ -139,11 +143,17 @@ def compare_segments(episode: PublicEpisode, args: SegmentBreakdownArgs) -> dict
         observed, base = values[g, day], baseline[g, day]
         known = np.isfinite(observed) and np.isfinite(base)
         z = (observed - base) / spread[g] if known and spread[g] > 0 else np.nan
-        rows.append({**segment.named(),
-                     "app_open_share": round(float(opens[g]) / total, 4),
-                     "baseline_value": finite_or_none(base), "observed_value": finite_or_none(observed),
-                     "delta_value": finite_or_none(observed - base), "robust_z": finite_or_none(z),
-                     "severity": severity_for(entity_type, float(base), float(observed)) if known else None})
+        rows.append(
+            {
+                **segment.named(),
+                "app_open_share": round(float(opens[g]) / total, 4),
+                "baseline_value": finite_or_none(base),
+                "observed_value": finite_or_none(observed),
+                "delta_value": finite_or_none(observed - base),
+                "robust_z": finite_or_none(z),
+                "severity": severity_for(entity_type, float(base), float(observed)) if known else None,
+            }
+        )
     result: dict[str, Any] = {"metric_name": args.metric_name, "date": args.date, "rows": rows}
     if args.within:
         result["within"] = args.within  # app_open_share is each row's share of the cuboid's opens

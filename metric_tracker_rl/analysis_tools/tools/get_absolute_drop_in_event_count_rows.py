@@ -7,5 +7,9 @@ from metric_tracker_rl.analysis_tools.arguments import CountThreshold
 from metric_tracker_rl.analysis_tools.generators import DIRECTIONAL_SCAN, register_deviation_generator
 
 register_deviation_generator(
-    "get_absolute_drop_in_event_count_rows", "Candidate count-drop rows: event counts whose robust z-score is "
-    "below -threshold_multiplier.", CountThreshold, -1, kept_for=DIRECTIONAL_SCAN)
+    "get_absolute_drop_in_event_count_rows",
+    "Candidate count-drop rows: event counts whose robust z-score is below -threshold_multiplier.",
+    CountThreshold,
+    -1,
+    kept_for=DIRECTIONAL_SCAN,
+)

@@ -26,8 +26,9 @@ class ContextArgs(ToolArgs):
 
 # Offered where there are context tables: elsewhere a call answers that the tier does not offer it, naming the
 # tier's tools.
-@register_tool("get_context", "A context table the brief lists.", ContextArgs,
-               reads=(CONTEXT,), example={"table": "experiments"})
+@register_tool(
+    "get_context", "A context table the brief lists.", ContextArgs, reads=(CONTEXT,), example={"table": "experiments"}
+)
 def get_context(episode: PublicEpisode, args: ContextArgs) -> dict[str, Any]:
     data = segments_of(episode)
     if data.context is None:

@@ -19,11 +19,22 @@ from metric_tracker_rl.catalog.published import FUNNEL_STEPS
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 
-@register_generator("get_funnel_break_rows", "Candidate funnel breaks: steps under -threshold z in "
-                    f"{MIN_FLAGGED_HOURS}+ hours (bot opens sink app_open_to_menu_open too).", FamilyThreshold,
-                    {"threshold_multiplier": 3.0}, constant_columns=FAMILY_CONSTANTS)
+@register_generator(
+    "get_funnel_break_rows",
+    "Candidate funnel breaks: steps under -threshold z in "
+    f"{MIN_FLAGGED_HOURS}+ hours (bot opens sink app_open_to_menu_open too).",
+    FamilyThreshold,
+    {"threshold_multiplier": 3.0},
+    constant_columns=FAMILY_CONSTANTS,
+)
 def get_funnel_break_rows(episode: PublicEpisode, args: FamilyThreshold) -> list[dict[str, Any]]:
     broken = derived(episode, broken_hour_flags).counts  # (steps, D)
     sinks = robust_z(episode, "funnel_step", FUNNEL_STEPS) < -args.threshold_multiplier
-    return flagged_rows(episode, "funnel_step", FUNNEL_STEPS, (broken >= MIN_FLAGGED_HOURS) & sinks, "funnel_break",
-                        "get_funnel_break_rows")
+    return flagged_rows(
+        episode,
+        "funnel_step",
+        FUNNEL_STEPS,
+        (broken >= MIN_FLAGGED_HOURS) & sinks,
+        "funnel_break",
+        "get_funnel_break_rows",
+    )

@@ -27,11 +27,14 @@ def _weekday_positions(weekdays: tuple[str, ...]) -> tuple[tuple[str, ...], np.n
     return names, positions
 
 
-@register_tool("get_metric_median", "Median of metrics over the window, overall and per weekday.",
-               AnyMetricArgs, example={"metric_name": "app_opens"},
-               reads=(COUNTS,),
-               kept_for=f"{REFERENCE_API} and the debugger; get_metric_std_dev_from_median gives a model the same "
-                        "medians")
+@register_tool(
+    "get_metric_median",
+    "Median of metrics over the window, overall and per weekday.",
+    AnyMetricArgs,
+    example={"metric_name": "app_opens"},
+    reads=(COUNTS,),
+    kept_for=f"{REFERENCE_API} and the debugger; get_metric_std_dev_from_median gives a model the same medians",
+)
 def get_metric_median(episode: PublicEpisode, args: AnyMetricArgs) -> dict[str, Any]:
     weekdays, padded = _weekday_positions(episode.data.weekdays)
     metrics = args.selected()
@@ -39,7 +42,15 @@ def get_metric_median(episode: PublicEpisode, args: AnyMetricArgs) -> dict[str, 
     # One sort for every metric and weekday: padding is NaN, which the median skips like a missing value.
     by_weekday = nanmedian_last_axis(np.where(padded >= 0, series[:, padded], np.nan)).tolist()  # (M, weekdays)
     overall = nanmedian_last_axis(series).tolist()
-    return {"metrics": [{"metric": metric, "median": finite_or_none(median),
-                         "median_by_weekday": {w: m if math.isfinite(m) else None
-                                               for w, m in zip(weekdays, medians, strict=True)}}
-                        for metric, median, medians in zip(metrics, overall, by_weekday, strict=True)]}
+    return {
+        "metrics": [
+            {
+                "metric": metric,
+                "median": finite_or_none(median),
+                "median_by_weekday": {
+                    w: m if math.isfinite(m) else None for w, m in zip(weekdays, medians, strict=True)
+                },
+            }
+            for metric, median, medians in zip(metrics, overall, by_weekday, strict=True)
+        ]
+    }

@@ -15,8 +15,13 @@ from metric_tracker_rl.world.daily_panel import safe_ratio
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 
-@register_tool("hourly_rows_for_date", "One date's hourly counts and step conversions.", ScopedDateArgs,
-               reads=(COUNTS,), example={"date": "2026-03-10"})
+@register_tool(
+    "hourly_rows_for_date",
+    "One date's hourly counts and step conversions.",
+    ScopedDateArgs,
+    reads=(COUNTS,),
+    example={"date": "2026-03-10"},
+)
 def hourly_rows_for_date(episode: PublicEpisode, args: ScopedDateArgs) -> dict[str, Any]:
     day = episode.data.date_index(args.date)
     hourly = episode.data.hourly[day]

@@ -25,11 +25,15 @@ class LimitArgs(ToolArgs):
     offset: int = Field(default=0, ge=0, le=LONGEST_WINDOW_DAYS - 1, description="Rank of the first date")
 
 
-@register_tool("list_suspicious_dates", "Dates by largest |robust z|, each kind's strongest shown; hourly mixes "
-               "rank by rises only, null if none rose.", LimitArgs, reads=(COUNTS,))
+@register_tool(
+    "list_suspicious_dates",
+    "Dates by largest |robust z|, each kind's strongest shown; hourly mixes rank by rises only, null if none rose.",
+    LimitArgs,
+    reads=(COUNTS,),
+)
 def list_suspicious_dates(episode: PublicEpisode, args: LimitArgs) -> dict[str, Any]:
     ranking = derived(episode, suspicious_date_ranking)
-    return {"dates": [dict(entry) for entry in ranking[args.offset:args.offset + args.limit]]}
+    return {"dates": [dict(entry) for entry in ranking[args.offset : args.offset + args.limit]]}
 
 
 def suspicious_date_ranking(episode: PublicEpisode) -> list[dict[str, Any]]:
@@ -47,8 +51,10 @@ def suspicious_date_ranking(episode: PublicEpisode) -> list[dict[str, Any]]:
         scores = np.maximum(scores, strength.max(axis=0))
         shown = (strength.max(axis=0) > 0).tolist() if kind in ONE_SIDED_KINDS else [True] * len(scores)
         chosen = [rows[i] if rose else None for i, rose in zip(best.tolist(), shown, strict=True)]
-        strongest[kind] = ([None if k is None else panel.keys[k][1] for k in chosen],
-                           [None if k is None else finite_or_none(panel.z[k, day]) for day, k in enumerate(chosen)])
+        strongest[kind] = (
+            [None if k is None else panel.keys[k][1] for k in chosen],
+            [None if k is None else finite_or_none(panel.z[k, day]) for day, k in enumerate(chosen)],
+        )
     ranking = []
     for day in np.argsort(-scores, kind="stable").tolist():
         entry: dict[str, Any] = {"date": episode.data.dates[day], "max_abs_robust_z": float(scores[day])}

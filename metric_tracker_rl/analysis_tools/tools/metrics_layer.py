@@ -24,21 +24,27 @@ class MetricsLayerArgs(ToolArgs):
     offset: int = Field(default=0, ge=0, le=len(SECTIONS) - 1, description="A next_offset")
 
 
-@register_tool("metrics_layer", "The metrics layer: the exact definition of every reported number; by section.",
-               MetricsLayerArgs, reads=(EVENTS,))
+@register_tool(
+    "metrics_layer",
+    "The metrics layer: the exact definition of every reported number; by section.",
+    MetricsLayerArgs,
+    reads=(EVENTS,),
+)
 def metrics_layer(episode: PublicEpisode, args: MetricsLayerArgs) -> dict[str, Any]:
     if args.section is not None:
         return {"showing": f"1 of {len(SECTIONS)} sections", "definitions": {args.section: METRICS_LAYER[args.section]}}
     shown: dict[str, str] = {}
     budget = PAGE_CHARS
-    for name in SECTIONS[args.offset:]:
+    for name in SECTIONS[args.offset :]:
         budget -= len(name) + len(METRICS_LAYER[name])
         if budget < 0 and shown:
             break
         shown[name] = METRICS_LAYER[name]
     following = args.offset + len(shown)
-    result: dict[str, Any] = {"showing": f"{args.offset + 1}-{following} of {len(SECTIONS)} sections",
-                              "definitions": shown}
+    result: dict[str, Any] = {
+        "showing": f"{args.offset + 1}-{following} of {len(SECTIONS)} sections",
+        "definitions": shown,
+    }
     if following < len(SECTIONS):
         result["next_offset"] = following
     return result

@@ -16,18 +16,27 @@ from metric_tracker_rl.world.public_episode import PublicEpisode
 
 
 class PayloadArgs(PageArgs):
-    generator_methods: list[PayloadGeneratorMethod] = Field(min_length=1, max_length=MAX_GENERATOR_CALLS,
-                                                            description="Generator calls to run and merge")
+    generator_methods: list[PayloadGeneratorMethod] = Field(
+        min_length=1, max_length=MAX_GENERATOR_CALLS, description="Generator calls to run and merge"
+    )
 
 
-@register_tool("payload_generator", "Run several generator calls and merge their rows into one candidate "
-               "payload (a preview: nothing is graded).", PayloadArgs,
-               reads=(COUNTS,),
-               kept_for=f"{REFERENCE_API} and the debugger; a model's submit_generators grades the merged rows "
-                        "itself",
-               example={"generator_methods": [{"method_name": "get_rate_drop_from_median_rows",
-                                               "metric_name": "app_open_to_order_placed",
-                                               "threshold_multiplier": 3.0}]})
+@register_tool(
+    "payload_generator",
+    "Run several generator calls and merge their rows into one candidate payload (a preview: nothing is graded).",
+    PayloadArgs,
+    reads=(COUNTS,),
+    kept_for=f"{REFERENCE_API} and the debugger; a model's submit_generators grades the merged rows itself",
+    example={
+        "generator_methods": [
+            {
+                "method_name": "get_rate_drop_from_median_rows",
+                "metric_name": "app_open_to_order_placed",
+                "threshold_multiplier": 3.0,
+            }
+        ]
+    },
+)
 def payload_generator(episode: PublicEpisode, args: PayloadArgs) -> dict[str, Any]:
     rows, errors = generate_rows(episode, args.generator_methods)
     return {**page(rows, args.offset, args.limit), "errors": errors}

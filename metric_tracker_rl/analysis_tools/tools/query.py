@@ -42,14 +42,19 @@ class WarehouseQueryArgs(StatementArgs):
 
 # At a tier of raw events the same tool reads the episode's own tables (PublicEpisode.sql_tables), and says so. No
 # description names a tier: each is read at every tier that offers it (tests/test_text_truth.py).
-WAREHOUSE_QUERY = ToolVariant(RAW_EVENT_TIERS, "Read-only SQL over the raw events, side tables and dashboard; paged.",
-                              WarehouseQueryArgs)
+WAREHOUSE_QUERY = ToolVariant(
+    RAW_EVENT_TIERS, "Read-only SQL over the raw events, side tables and dashboard; paged.", WarehouseQueryArgs
+)
 
 
-@register_tool("query", "Read-only SQL over the counts, notes and any context tables the brief lists; paged.",
-               QueryArgs,
-               reads=(), variants=(WAREHOUSE_QUERY,),
-               example={"sql": "SELECT weekday, avg(orders_placed) AS orders FROM daily GROUP BY weekday"})
+@register_tool(
+    "query",
+    "Read-only SQL over the counts, notes and any context tables the brief lists; paged.",
+    QueryArgs,
+    reads=(),
+    variants=(WAREHOUSE_QUERY,),
+    example={"sql": "SELECT weekday, avg(orders_placed) AS orders FROM daily GROUP BY weekday"},
+)
 def query(episode: PublicEpisode, args: QueryArgs) -> dict[str, Any]:
     try:
         result = sandbox_of(episode).run(args.sql, args.offset, args.limit)
@@ -62,8 +67,12 @@ def query(episode: PublicEpisode, args: QueryArgs) -> dict[str, Any]:
             break
         kept += 1
     following = args.offset + kept
-    shown: dict[str, Any] = {"row_count": result.row_count, "offset": args.offset, "rows": result.rows[:kept],
-                             "next_offset": following if following < result.row_count else None}
+    shown: dict[str, Any] = {
+        "row_count": result.row_count,
+        "offset": args.offset,
+        "rows": result.rows[:kept],
+        "next_offset": following if following < result.row_count else None,
+    }
     if not kept:
         shown["columns"] = result.columns
     return shown

@@ -11,10 +11,14 @@ from metric_tracker_rl.catalog.tiers import COUNTS
 from metric_tracker_rl.world.public_episode import PublicEpisode
 
 
-@register_tool("rows_for_date", "Daily event counts and conversion rates of one date.", DailyScopedDateArgs,
-               example={"date": "2026-03-10"},
-               reads=(COUNTS,),
-               kept_for=f"{REFERENCE_API} and the debugger; a model reads a date's daily row with show_raw_data")
+@register_tool(
+    "rows_for_date",
+    "Daily event counts and conversion rates of one date.",
+    DailyScopedDateArgs,
+    example={"date": "2026-03-10"},
+    reads=(COUNTS,),
+    kept_for=f"{REFERENCE_API} and the debugger; a model reads a date's daily row with show_raw_data",
+)
 def rows_for_date(episode: PublicEpisode, args: DailyScopedDateArgs) -> dict[str, Any]:
     try:
         daily = episode.segment_daily(args.segment())

@@ -19,8 +19,7 @@ class RawDataArgs(ToolArgs):
     offset: int = Field(default=0, ge=0, le=LONGEST_WINDOW_DAYS - 1, description="First date's index")
 
 
-@register_tool("show_raw_data", "Daily counts and conversion rates from a date on.", RawDataArgs,
-               reads=(COUNTS,))
+@register_tool("show_raw_data", "Daily counts and conversion rates from a date on.", RawDataArgs, reads=(COUNTS,))
 def show_raw_data(episode: PublicEpisode, args: RawDataArgs) -> dict[str, Any]:
     days = range(args.offset, min(args.offset + args.limit, len(episode.data.dates)))
     return {"rows": [daily_row(episode, d) for d in days], "total_rows": len(episode.data.dates)}

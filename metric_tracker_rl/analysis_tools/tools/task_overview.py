@@ -30,17 +30,22 @@ def grading_rule(difficulty: str) -> str:
         return GRADING_RULE
     twin_z = tier.segmented.twin_z
     twins = "" if twin_z is None else f" {TWIN_CREDIT_RULE.format(twin_z=twin_z)}"
-    return f"{GRADING_RULE} At {difficulty} every row may name a segment, and its quality is multiplied by its " \
-           f"segment credit. {OVERLAP_CREDIT_RULE}{twins}"
+    return (
+        f"{GRADING_RULE} At {difficulty} every row may name a segment, and its quality is multiplied by its "
+        f"segment credit. {OVERLAP_CREDIT_RULE}{twins}"
+    )
 
 
-@register_tool("task_overview", "Rules the brief leaves out: entity values, baseline, severity, grading.", NoArgs,
-               reads=(COUNTS,))
+@register_tool(
+    "task_overview", "Rules the brief leaves out: entity values, baseline, severity, grading.", NoArgs, reads=(COUNTS,)
+)
 def task_overview(episode: PublicEpisode, args: NoArgs) -> dict[str, Any]:
     """What the brief does not already say (it carries the objective, config, window and families)."""
     return {
-        "entities": [{"entity_type": t, "entity_names": ",".join(n), "value": ENTITY_VALUE_DEFINITIONS[t]}
-                     for t, n in ENTITY_NAMES.items()],
+        "entities": [
+            {"entity_type": t, "entity_names": ",".join(n), "value": ENTITY_VALUE_DEFINITIONS[t]}
+            for t, n in ENTITY_NAMES.items()
+        ],
         "row_fields": list(MetricSubmissionRow.model_fields),
         "baseline_rule": BASELINE_RULE,
         "severity_rule": SEVERITY_RULE,

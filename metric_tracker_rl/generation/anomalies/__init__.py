@@ -19,5 +19,11 @@ from metric_tracker_rl.generation.anomalies.base import (
     register_family,
 )
 
-__all__ = ["FAMILY_REGISTRY", "AnomalyFamily", "ChangePointRecord", "FamilyRegistry", "InjectionRecord",
-           "register_family"]
+__all__ = [
+    "FAMILY_REGISTRY",
+    "AnomalyFamily",
+    "ChangePointRecord",
+    "FamilyRegistry",
+    "InjectionRecord",
+    "register_family",
+]

@@ -89,8 +89,9 @@ class AnomalyFamily(ABC):
         return float(rng.uniform(low, high))
 
     @abstractmethod
-    def inject(self, plan: FunnelPlan, day: int, entity_name: str, magnitude: float,
-               rng: np.random.Generator, difficulty: str) -> InjectionRecord:
+    def inject(
+        self, plan: FunnelPlan, day: int, entity_name: str, magnitude: float, rng: np.random.Generator, difficulty: str
+    ) -> InjectionRecord:
         """Edit the plan; `difficulty` is the episode's (a family's shape may depend on it, as its ranges do)."""
 
     def spec(self) -> dict:
@@ -101,8 +102,12 @@ class AnomalyFamily(ABC):
             "entity_names": list(self.entity_names),
             "description": self.description,
             "detection_methods": list(self.public.detection_methods),
-            "magnitude": {"meaning": self.magnitude_meaning, "min": low, "max": high,
-                          "by_difficulty": {d: list(self.magnitude_ranges[d]) for d in AGGREGATE_DIFFICULTIES}},
+            "magnitude": {
+                "meaning": self.magnitude_meaning,
+                "min": low,
+                "max": high,
+                "by_difficulty": {d: list(self.magnitude_ranges[d]) for d in AGGREGATE_DIFFICULTIES},
+            },
         }
 
 
@@ -133,6 +138,7 @@ def register_family(family: AnomalyFamily, registry: FamilyRegistry = FAMILY_REG
 
 
 # --- side-effect helpers: which other keys an edit to the plan moves mechanically ------------------
+
 
 def step_index(step_name: str) -> int:
     return FUNNEL_STEPS.index(step_name)

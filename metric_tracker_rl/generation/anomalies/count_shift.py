@@ -29,8 +29,9 @@ class CountShiftFamily(AnomalyFamily):
 
     entity_names = ("app_opens",)
 
-    def inject(self, plan: FunnelPlan, day: int, entity_name: str, magnitude: float,
-               rng: np.random.Generator, difficulty: str) -> InjectionRecord:
+    def inject(
+        self, plan: FunnelPlan, day: int, entity_name: str, magnitude: float, rng: np.random.Generator, difficulty: str
+    ) -> InjectionRecord:
         neutral = counts_from(1)
         segmented = TIERS[difficulty].segmented is not None
         chance = self.segment_partial_day_probability if segmented else self.partial_day_probability[difficulty]
@@ -55,9 +56,13 @@ class CountShiftFamily(AnomalyFamily):
             where = "all day"
         verb = "rise" if self.direction > 0 else "fall"
         return InjectionRecord(
-            family=self.name, day=day, entity_type=self.entity_type, entity_name=entity_name,
-            magnitude=magnitude, hours=(start, end),
+            family=self.name,
+            day=day,
+            entity_type=self.entity_type,
+            entity_name=entity_name,
+            magnitude=magnitude,
+            hours=(start, end),
             description=f"app opens {verb} by about {magnitude:.0%} of the day's volume {where}; "
-                        "conversion is unchanged",
+            "conversion is unchanged",
             neutral=frozenset(neutral),
         )

@@ -25,16 +25,25 @@ class FunnelBreak(AnomalyFamily):
     magnitude_meaning = "hours in which the step nearly stops converting"
     magnitude_ranges = {"easy": (6.0, 9.0), "medium": (4.0, 6.0), "hard": (3.0, 4.5)}
 
-    def inject(self, plan: FunnelPlan, day: int, entity_name: str, magnitude: float,
-               rng: np.random.Generator, difficulty: str) -> InjectionRecord:
+    def inject(
+        self, plan: FunnelPlan, day: int, entity_name: str, magnitude: float, rng: np.random.Generator, difficulty: str
+    ) -> InjectionRecord:
         step = step_index(entity_name)
         start, end = draw_window(rng, round(magnitude), earliest=9, latest_end=22)
         plan.step_rates[day, start:end, step] *= rng.uniform(0.0, 0.08, end - start)
-        neutral = ({("conversion_rate", entity_name)} | rates_through_step(step) | counts_from(step + 1)
-                   | hourly_mix_from(step + 1))
+        neutral = (
+            {("conversion_rate", entity_name)}
+            | rates_through_step(step)
+            | counts_from(step + 1)
+            | hourly_mix_from(step + 1)
+        )
         return InjectionRecord(
-            family=self.name, day=day, entity_type=self.entity_type, entity_name=entity_name,
-            magnitude=float(end - start), hours=(start, end),
+            family=self.name,
+            day=day,
+            entity_type=self.entity_type,
+            entity_name=entity_name,
+            magnitude=float(end - start),
+            hours=(start, end),
             description=f"{entity_name} almost stops converting between {start:02d}:00 and {end:02d}:00",
             neutral=frozenset(neutral),
         )

@@ -21,17 +21,22 @@ class HourlyTrafficMixShift(AnomalyFamily):
     magnitude_meaning = "extra non-converting opens as a share of the day's normal volume"
     magnitude_ranges = {"easy": (0.5, 0.8), "medium": (0.32, 0.5), "hard": (0.22, 0.32)}
 
-    def inject(self, plan: FunnelPlan, day: int, entity_name: str, magnitude: float,
-               rng: np.random.Generator, difficulty: str) -> InjectionRecord:
+    def inject(
+        self, plan: FunnelPlan, day: int, entity_name: str, magnitude: float, rng: np.random.Generator, difficulty: str
+    ) -> InjectionRecord:
         start, end = draw_window(rng, int(rng.integers(3, 6)), earliest=0, latest_end=24)
         weights = rng.uniform(0.6, 1.4, end - start)
         plan.extra_opens[day, start:end] += magnitude * plan.traffic[day].sum() * weights / weights.sum()
         neutral = {("event_count", "app_opens")} | rates_touching("app_opens")
         return InjectionRecord(
-            family=self.name, day=day, entity_type=self.entity_type, entity_name=entity_name,
-            magnitude=magnitude, hours=(start, end),
+            family=self.name,
+            day=day,
+            entity_type=self.entity_type,
+            entity_name=entity_name,
+            magnitude=magnitude,
+            hours=(start, end),
             description=f"non-converting opens worth {magnitude:.0%} of the day's volume "
-                        f"between {start:02d}:00 and {end:02d}:00",
+            f"between {start:02d}:00 and {end:02d}:00",
             neutral=frozenset(neutral),
         )
 

@@ -18,8 +18,9 @@ class InstrumentationDataQualityIssue(AnomalyFamily):
     magnitude_meaning = "extra copies logged per real event (1.0 = every event logged twice)"
     magnitude_ranges = {"easy": (1.3, 1.8), "medium": (1.2, 1.6), "hard": (1.2, 1.5)}
 
-    def inject(self, plan: FunnelPlan, day: int, entity_name: str, magnitude: float,
-               rng: np.random.Generator, difficulty: str) -> InjectionRecord:
+    def inject(
+        self, plan: FunnelPlan, day: int, entity_name: str, magnitude: float, rng: np.random.Generator, difficulty: str
+    ) -> InjectionRecord:
         event = COUNT_COLUMNS.index(entity_name)
         start = int(rng.integers(0, 7))
         plan.duplicate_factor[day, start:, event] *= 1.0 + magnitude
@@ -28,8 +29,12 @@ class InstrumentationDataQualityIssue(AnomalyFamily):
         if start > 0:
             neutral.add(("hourly_mix", entity_name))
         return InjectionRecord(
-            family=self.name, day=day, entity_type=self.entity_type, entity_name=entity_name,
-            magnitude=magnitude, hours=(start, HOURS),
+            family=self.name,
+            day=day,
+            entity_type=self.entity_type,
+            entity_name=entity_name,
+            magnitude=magnitude,
+            hours=(start, HOURS),
             description=f"{entity_name} logged {1 + magnitude:.1f}x from {start:02d}:00 to the end of the day",
             neutral=frozenset(neutral),
         )

@@ -63,8 +63,17 @@ def defect_rows(world: WarehouseWorld, margin: float) -> list[ExpectedRow]:
             if metric is None:
                 continue
             baseline = peer_median(recorded[metric], same_weekday_peers(num_days))[day]
-            rows.append(ExpectedRow(record.kind, DATA_QUALITY, day, metric, record.segment.normalised(),
-                                    float(baseline), float(recorded[metric][day])))
+            rows.append(
+                ExpectedRow(
+                    record.kind,
+                    DATA_QUALITY,
+                    day,
+                    metric,
+                    record.segment.normalised(),
+                    float(baseline),
+                    float(recorded[metric][day]),
+                )
+            )
     return [row for row in rows if math.isfinite(row.baseline) and math.isfinite(row.observed)]
 
 
@@ -73,8 +82,11 @@ def audit_rows(world: WarehouseWorld, mix: AuditMix, counted: CountedSessions | 
     rule: the audit publishes one for every row), and its defects'. `counted`: the world's counted sessions, when
     the caller has them."""
     counted = counted_sessions(world.log) if counted is None else counted
-    incidents = [row for row in incident_rows(world, counted, change_points=False)
-                 if departs(row.observed, row.baseline, mix.margin)]
+    incidents = [
+        row
+        for row in incident_rows(world, counted, change_points=False)
+        if departs(row.observed, row.baseline, mix.margin)
+    ]
     rows = incidents + defect_rows(world, mix.margin)
     return sorted(rows, key=lambda row: (row.day, row.metric, row.segment.label()))
 

@@ -33,6 +33,11 @@ def build_audit_world(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
     drawn_tier = replace(tier, segmented=replace(mix, incident_kinds=kinds, held_out_kinds=()))
     first = tuple(d for d in mix.held_out_defects if d in defects) if split == "eval" else ()
     listed = warehouse_mix(WAREHOUSE).defects  # the mechanisms the warehouse's brief lists
-    draw = DefectDraw(defect_edits(defects), mix.defect_count, first, rationed=frozenset(defects) & set(listed),
-                      ration=mix.listed_defects)
+    draw = DefectDraw(
+        defect_edits(defects),
+        mix.defect_count,
+        first,
+        rationed=frozenset(defects) & set(listed),
+        ration=mix.listed_defects,
+    )
     return build_warehouse_world(drawn_tier, config, draw)

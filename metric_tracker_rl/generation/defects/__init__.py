@@ -39,5 +39,13 @@ def check_defect_tiers(tiers: Registry[Tier]) -> None:
 
 check_defect_tiers(TIERS)
 
-__all__ = ["AREAS", "DEFECT_REGISTRY", "Defect", "DefectMechanism", "DefectRecord", "check_defect_tiers",
-           "defect_edits", "register_defect"]
+__all__ = [
+    "AREAS",
+    "DEFECT_REGISTRY",
+    "Defect",
+    "DefectMechanism",
+    "DefectRecord",
+    "check_defect_tiers",
+    "defect_edits",
+    "register_defect",
+]

@@ -30,8 +30,12 @@ class SessionPlaces:
     @classmethod
     def of(cls, log: EventLog) -> SessionPlaces:
         users, sessions = log.users, log.sessions
-        return cls(log.session_days(), users.platform.codes[sessions.user], users.country.codes[sessions.user],
-                   sessions.app_version.codes)
+        return cls(
+            log.session_days(),
+            users.platform.codes[sessions.user],
+            users.country.codes[sessions.user],
+            sessions.app_version.codes,
+        )
 
 
 def span(rng: np.random.Generator, log: EventLog, lengths: tuple[int, int], earliest: int = 7) -> tuple[int, ...]:
@@ -45,8 +49,15 @@ def appended(log: EventLog, events: Events) -> EventLog:
     """The log with the events of sessions added after its own: they go after its events, grouped by session in
     time order (an event's repeats beside it), so the log stays in that order without sorting it again."""
     added = events.take(np.lexsort((events.name, events.timestamp_us, events.session)))
-    return replace(log, events=Events(**{name: np.concatenate([getattr(log.events, name), getattr(added, name)])
-                                         for name in Events.__dataclass_fields__}))
+    return replace(
+        log,
+        events=Events(
+            **{
+                name: np.concatenate([getattr(log.events, name), getattr(added, name)])
+                for name in Events.__dataclass_fields__
+            }
+        ),
+    )
 
 
 def merged(events: Events, added: Events) -> Events:
@@ -62,18 +73,22 @@ def merged(events: Events, added: Events) -> Events:
     order = np.argsort(key(added), kind="stable")
     added = added.take(order)
     at = np.searchsorted(key(events), key(added), side="right")
-    return Events(**{name: np.insert(getattr(events, name), at, getattr(added, name))
-                     for name in Events.__dataclass_fields__})
+    return Events(
+        **{name: np.insert(getattr(events, name), at, getattr(added, name)) for name in Events.__dataclass_fields__}
+    )
 
 
 def with_sessions(log: EventLog, sessions: Sessions) -> Sessions:
     """The log's sessions followed by `sessions`."""
     mine = log.sessions
-    return Sessions(user=np.concatenate([mine.user, sessions.user]),
-                    session_id=np.concatenate([mine.session_id, sessions.session_id]),
-                    app_version=Labels(np.concatenate([mine.app_version.codes, sessions.app_version.codes]),
-                                       mine.app_version.values),
-                    consent_denied=np.concatenate([mine.consent_denied, sessions.consent_denied]))
+    return Sessions(
+        user=np.concatenate([mine.user, sessions.user]),
+        session_id=np.concatenate([mine.session_id, sessions.session_id]),
+        app_version=Labels(
+            np.concatenate([mine.app_version.codes, sessions.app_version.codes]), mine.app_version.values
+        ),
+        consent_denied=np.concatenate([mine.consent_denied, sessions.consent_denied]),
+    )
 
 
 def with_idle_sessions(log: EventLog, user: np.ndarray, start_us: np.ndarray, version: int) -> EventLog:
@@ -88,25 +103,36 @@ def with_idle_sessions(log: EventLog, user: np.ndarray, start_us: np.ndarray, ve
     ranked = user[order]
     first = np.r_[0, np.flatnonzero(ranked[1:] != ranked[:-1]) + 1] if len(user) else np.zeros(0, dtype=np.int64)
     numbers[order] = np.arange(len(user)) - np.repeat(first, np.diff(np.r_[first, len(user)])) + 1
-    added = Sessions(user=user.astype(np.int32), session_id=highest[user] + numbers,
-                     app_version=Labels(np.full(len(user), version, dtype=np.int8), sessions.app_version.values),
-                     consent_denied=np.zeros(len(user), dtype=bool))
+    added = Sessions(
+        user=user.astype(np.int32),
+        session_id=highest[user] + numbers,
+        app_version=Labels(np.full(len(user), version, dtype=np.int8), sessions.app_version.values),
+        consent_denied=np.zeros(len(user), dtype=bool),
+    )
     names = [event_code(name) for name in ("session_start", "app_open", "user_engagement")]
     session = np.repeat(len(sessions.user) + np.arange(len(user)), len(names)).astype(np.int32)
     timestamp = np.repeat(start_us, len(names)) + np.tile(np.array([0, 1000, 400_000]), len(user))
     count = len(session)
     engagement = np.where(np.tile(np.arange(len(names)) == 2, len(user)), 400, -1).astype(np.int32)
-    made = Events(session=session, name=np.tile(np.array(names, dtype=np.int8), len(user)), timestamp_us=timestamp,
-                  ingested_us=timestamp + 30 * MICROS_PER_SECOND, engagement_msec=engagement,
-                  transaction=np.full(count, -1, dtype=np.int64), value=np.full(count, np.nan),
-                  currency=np.full(count, -1, dtype=np.int8),
-                  debug=np.zeros(count, dtype=bool), internal=np.zeros(count, dtype=bool),
-                  variant=np.full(count, -1, dtype=np.int8))
+    made = Events(
+        session=session,
+        name=np.tile(np.array(names, dtype=np.int8), len(user)),
+        timestamp_us=timestamp,
+        ingested_us=timestamp + 30 * MICROS_PER_SECOND,
+        engagement_msec=engagement,
+        transaction=np.full(count, -1, dtype=np.int64),
+        value=np.full(count, np.nan),
+        currency=np.full(count, -1, dtype=np.int8),
+        debug=np.zeros(count, dtype=bool),
+        internal=np.zeros(count, dtype=bool),
+        variant=np.full(count, -1, dtype=np.int8),
+    )
     return appended(replace(log, sessions=with_sessions(log, added)), made)
 
 
-def mobile_version_span(log: EventLog, places: SessionPlaces, rng: np.random.Generator
-                         ) -> tuple[int, tuple[int, ...], np.ndarray, int]:
+def mobile_version_span(
+    log: EventLog, places: SessionPlaces, rng: np.random.Generator
+) -> tuple[int, tuple[int, ...], np.ndarray, int]:
     """A mobile platform, two to four dates, the mask of its sessions on them, and the version most of those run:
     where an app version's SDK misbehaves."""
     platform = log.users.platform.values.index(str(rng.choice(["ios", "android"])))

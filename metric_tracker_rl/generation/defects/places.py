@@ -26,8 +26,9 @@ def hour_block(rng: np.random.Generator, day: int, hours: tuple[int, int]) -> tu
 def counted_purchases(log: EventLog, places: SessionPlaces) -> np.ndarray:
     """(E,) positions of the payment events the metrics layer counts (each repeat left out)."""
     events = log.events
-    return np.flatnonzero(counted_events(log) & (events.name == event_code("payment_successful"))
-                          & (places.day[events.session] >= 0))
+    return np.flatnonzero(
+        counted_events(log) & (events.name == event_code("payment_successful")) & (places.day[events.session] >= 0)
+    )
 
 
 def fewest_on(counts: np.ndarray, days: tuple[int, ...]) -> np.ndarray:

@@ -23,10 +23,28 @@ from metric_tracker_rl.generation.kinds.base import (
 from metric_tracker_rl.generation.kinds.family_on_segment import FamilyOnSegment
 
 LISTING = (
-    "release_regression", "payment_failure", "web_tracking_bug", "country_bots", "segment_outage", "level_shift",
-    "mix_shift", "segment_demand_swing", "segment_timing_shift", "partner_payment_failure", "experiment_effect",
-    "experiment_breakage", "country_holiday", "campaign", "persistent_regression", "leaf_blip",
-    "checkout_outage_hours", "onboarding_break", "paid_channel_stop", "price_rise", "promo_surge", "store_feature",
+    "release_regression",
+    "payment_failure",
+    "web_tracking_bug",
+    "country_bots",
+    "segment_outage",
+    "level_shift",
+    "mix_shift",
+    "segment_demand_swing",
+    "segment_timing_shift",
+    "partner_payment_failure",
+    "experiment_effect",
+    "experiment_breakage",
+    "country_holiday",
+    "campaign",
+    "persistent_regression",
+    "leaf_blip",
+    "checkout_outage_hours",
+    "onboarding_break",
+    "paid_channel_stop",
+    "price_rise",
+    "promo_surge",
+    "store_feature",
     "search_outage_hours",
 )
 import_package_modules(__name__, __path__, LISTING)
@@ -39,7 +57,9 @@ def check_tiers(tiers: Registry[Tier]) -> None:
         if tier.segmented is None:
             continue
         registries: tuple[tuple[tuple[str, ...], Registry[IncidentKind] | Registry[BenignKind]], ...] = (
-            (tier.incident_kinds, INCIDENT_KIND_REGISTRY), (tier.benign_kinds, BENIGN_KIND_REGISTRY))
+            (tier.incident_kinds, INCIDENT_KIND_REGISTRY),
+            (tier.benign_kinds, BENIGN_KIND_REGISTRY),
+        )
         for names, registry in registries:
             unknown = set(names) - set(registry)
             if unknown:
@@ -53,6 +73,18 @@ check_tiers(TIERS)
 # The family each incident kind is reported as.
 KIND_FAMILY: dict[str, str] = {name: kind.family for name, kind in INCIDENT_KIND_REGISTRY.items()}
 
-__all__ = ["BENIGN_KIND_REGISTRY", "INCIDENT_KIND_REGISTRY", "KIND_FAMILY", "BenignKind", "FamilyOnSegment",
-           "IncidentKind", "SegmentFluctuation", "SegmentIncident", "check_kind", "check_tiers", "date_entities",
-           "register_benign_kind", "register_incident_kind"]
+__all__ = [
+    "BENIGN_KIND_REGISTRY",
+    "INCIDENT_KIND_REGISTRY",
+    "KIND_FAMILY",
+    "BenignKind",
+    "FamilyOnSegment",
+    "IncidentKind",
+    "SegmentFluctuation",
+    "SegmentIncident",
+    "check_kind",
+    "check_tiers",
+    "date_entities",
+    "register_benign_kind",
+    "register_incident_kind",
+]

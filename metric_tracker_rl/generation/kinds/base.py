@@ -63,8 +63,10 @@ class _Kind(ABC):
     def magnitude_range_at(self, scale: float) -> tuple[float, float]:
         """The range a tier with this magnitude scale draws from (the default range at scale 1)."""
         low, high = self.magnitude_bounds
-        return (min(max(self.magnitude_range[0] * scale, low), high),
-                min(max(self.magnitude_range[1] * scale, low), high))
+        return (
+            min(max(self.magnitude_range[0] * scale, low), high),
+            min(max(self.magnitude_range[1] * scale, low), high),
+        )
 
     def draw_magnitude(self, world: SegmentWorld, rng: np.random.Generator) -> float:
         return float(rng.uniform(*self.magnitude_range_at(world.magnitude_scale)))
@@ -94,11 +96,19 @@ class IncidentKind(_Kind):
         """Take dates from the calendar and edit the plan; [] when the calendar has no room. `stream` names the
         random stream of the per-cell injections (derived per date)."""
 
-    def record(self, day: int, entity_name: str, magnitude: float, hours: tuple[int, int], description: str,
-               neutral: set[EntityKey]) -> InjectionRecord:
+    def record(
+        self,
+        day: int,
+        entity_name: str,
+        magnitude: float,
+        hours: tuple[int, int],
+        description: str,
+        neutral: set[EntityKey],
+    ) -> InjectionRecord:
         """The truth record of a date this kind's own mechanism (not a family's injector) perturbed."""
-        return InjectionRecord(self.family, day, self.entity_type, entity_name, magnitude, hours, description,
-                               frozenset(neutral))
+        return InjectionRecord(
+            self.family, day, self.entity_type, entity_name, magnitude, hours, description, frozenset(neutral)
+        )
 
     def incident(self, record: InjectionRecord, segment: Segment) -> SegmentIncident:
         if record.family != self.family:
@@ -110,8 +120,16 @@ class IncidentKind(_Kind):
         continues = days[0] if record.day != days[0] else None
         return self.incident(replace(record, continues=continues), segment)
 
-    def over_dates(self, world: SegmentWorld, segment: Segment, days: list[int], entity: str, magnitude: float,
-                   stream: str, describe: str | None = None) -> list[SegmentIncident]:
+    def over_dates(
+        self,
+        world: SegmentWorld,
+        segment: Segment,
+        days: list[int],
+        entity: str,
+        magnitude: float,
+        stream: str,
+        describe: str | None = None,
+    ) -> list[SegmentIncident]:
         """The family's injector on the segment's cells on each of `days`, one incident date each: a date after the
         first continues it. `describe` prefixes every date's description."""
         out = []
@@ -128,8 +146,9 @@ class IncidentKind(_Kind):
         high = self.magnitude_range_at(world.magnitude_scale)[1]
         return min(max(MAX_FALL * world.magnitude_scale, high), self.magnitude_bounds[1])
 
-    def clear_in_segment(self, world: SegmentWorld, segment: Segment, days: Sequence[int], step: int,
-                         magnitude: float, largest: float) -> float:
+    def clear_in_segment(
+        self, world: SegmentWorld, segment: Segment, days: Sequence[int], step: int, magnitude: float, largest: float
+    ) -> float:
         """A drawn change of `step`'s conversion in a segment of fixed fields, raised to be clear in the segment's
         own data on each of `days` (the tier's own-z floor) or lowered to stand out no more than its ceiling, as a
         cuboid root cause's is (cuboid.scale_factor); never past `largest`."""
@@ -137,8 +156,15 @@ class IncidentKind(_Kind):
         z = own_z(world, world.plan.leaf_reach(dates), segment, dates, step, magnitude)
         return min(magnitude * scale_factor(z, world, self.magnitude_bounds[0] / magnitude), largest)
 
-    def step_drop_over_dates(self, world: SegmentWorld, segment: Segment, days: list[int], entity: str,
-                             magnitudes: list[float], describe: str | None = None) -> list[SegmentIncident]:
+    def step_drop_over_dates(
+        self,
+        world: SegmentWorld,
+        segment: Segment,
+        days: list[int],
+        entity: str,
+        magnitudes: list[float],
+        describe: str | None = None,
+    ) -> list[SegmentIncident]:
         """A funnel step (the entity) falls by each date's magnitude in the segment, all day: a segment of any
         fields, through SegmentWorld.scale_step. One row per date, a date after the first continuing it."""
         step = step_index(entity)
@@ -147,8 +173,9 @@ class IncidentKind(_Kind):
         for day, magnitude in zip(days, magnitudes, strict=True):
             world.scale_step(segment, day, step, 1.0 - magnitude)
             what = f"{entity} falls by {magnitude:.0%} for the whole day in {segment.label()}"
-            record = self.record(day, entity, magnitude, full_day(), what if describe is None else
-                                 f"{describe}: {what}", neutral)
+            record = self.record(
+                day, entity, magnitude, full_day(), what if describe is None else f"{describe}: {what}", neutral
+            )
             out.append(self.run_incident(record, segment, days))
         return out
 
@@ -172,21 +199,27 @@ class BenignKind(_Kind):
         return SegmentFluctuation(self.name, day, segment, description, self.keeps_conversion)
 
 
-def date_entities(incidents: Sequence[SegmentIncident], day: int, iso_dates: tuple[str, ...],
-                  context: Sequence[ContextRow] = ()) -> set[str]:
+def date_entities(
+    incidents: Sequence[SegmentIncident], day: int, iso_dates: tuple[str, ...], context: Sequence[ContextRow] = ()
+) -> set[str]:
     """The entities a second incident on `day` must not take: those the date's incidents report, the rates they
     move as a side effect (a second incident's numbers there would carry the first's), an experiment's target step
     on its dates (its intended effect there would read as the second's own; `context`: rows placed besides the
     incidents'), and the steps up to a break's (its hours are read by the arrivals at its step: a fall before it
     would thin them out)."""
     same_day = [i.record for i in incidents if i.record.day == day]
-    taken = {r.entity_name for r in same_day} | {name for r in same_day for kind, name in r.neutral
-                                                  if kind == "conversion_rate"}
+    taken = {r.entity_name for r in same_day} | {
+        name for r in same_day for kind, name in r.neutral if kind == "conversion_rate"
+    }
     date = iso_dates[day]
-    taken |= {row.target_step for row in [*(row for i in incidents for row in i.context), *context]
-              if isinstance(row, Experiment) and row.start_date <= date <= row.end_date}
-    taken |= {step for r in same_day if r.family == "funnel_break"
-              for step in FUNNEL_STEPS[:step_index(r.entity_name) + 1]}
+    taken |= {
+        row.target_step
+        for row in [*(row for i in incidents for row in i.context), *context]
+        if isinstance(row, Experiment) and row.start_date <= date <= row.end_date
+    }
+    taken |= {
+        step for r in same_day if r.family == "funnel_break" for step in FUNNEL_STEPS[: step_index(r.entity_name) + 1]
+    }
     return taken
 
 
@@ -195,8 +228,9 @@ def check_kind(kind: _Kind) -> None:
     published family to be reported as (the registries below run it on every kind they take)."""
     low, high = kind.magnitude_bounds
     if not low <= kind.magnitude_range[0] <= kind.magnitude_range[1] <= high:
-        raise ValueError(f"{kind.name!r}: magnitude range {kind.magnitude_range} must lie within its bounds "
-                         f"{kind.magnitude_bounds}")
+        raise ValueError(
+            f"{kind.name!r}: magnitude range {kind.magnitude_range} must lie within its bounds {kind.magnitude_bounds}"
+        )
     if isinstance(kind, IncidentKind):
         _check_reporting(kind)
 
@@ -217,8 +251,9 @@ INCIDENT_KIND_REGISTRY: Registry[IncidentKind] = Registry("incident kind", check
 BENIGN_KIND_REGISTRY: Registry[BenignKind] = Registry("benign kind", check=check_kind)
 
 
-def register_incident_kind(kind: IncidentKind,
-                           registry: Registry[IncidentKind] = INCIDENT_KIND_REGISTRY) -> IncidentKind:
+def register_incident_kind(
+    kind: IncidentKind, registry: Registry[IncidentKind] = INCIDENT_KIND_REGISTRY
+) -> IncidentKind:
     return registry.register(kind)
 
 

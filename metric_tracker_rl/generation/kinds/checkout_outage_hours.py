@@ -26,8 +26,10 @@ class CheckoutOutageHours(StepStopHours):
     definition = "orders almost stop being placed for a block of hours in one country, on every platform"
 
     def what(self, segment: Segment, entity: str, start: int, end: int) -> str:
-        return (f"checkout is down in {segment.label()}: {entity} almost stops between {start:02d}:00 and "
-                f"{end:02d}:00 on every platform")
+        return (
+            f"checkout is down in {segment.label()}: {entity} almost stops between {start:02d}:00 and "
+            f"{end:02d}:00 on every platform"
+        )
 
 
 register_incident_kind(CheckoutOutageHours())

@@ -17,8 +17,9 @@ class CountryBots(IncidentKind):
     family = "hourly_traffic_mix_shift"
     entity_names = ("app_opens",)
     requires_fields = ("country",)
-    description = ("the mix-shift injector on the country's cells: extra opens in a block of hours that never reach "
-                   "the menu")
+    description = (
+        "the mix-shift injector on the country's cells: extra opens in a block of hours that never reach the menu"
+    )
     segment_meaning = "one country"
     definition = "bots add opens that never reach the menu in a block of hours, in one country"
     magnitude_meaning = "extra opens as a share of the country's opens that day"
@@ -31,8 +32,9 @@ class CountryBots(IncidentKind):
             return []
         segment = Segment(country=pick(world.plan.layout.values_of("country"), rng))
         share = self.draw_magnitude(world, rng)
-        return self.over_dates(world, segment, [day], self.entity_names[0], share, stream,
-                               f"bots from {segment.country}")
+        return self.over_dates(
+            world, segment, [day], self.entity_names[0], share, stream, f"bots from {segment.country}"
+        )
 
 
 register_incident_kind(CountryBots())

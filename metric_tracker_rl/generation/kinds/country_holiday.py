@@ -17,8 +17,10 @@ class CountryHoliday(BenignKind):
     segment_meaning = "one country"
     magnitude_meaning = "relative fall of the country's traffic over the day"
     magnitude_range = (0.15, 0.35)
-    description = (f"traffic falls {100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} with a weekend-like "
-                   "daily pattern; the holidays table lists it")
+    description = (
+        f"traffic falls {100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} with a weekend-like "
+        "daily pattern; the holidays table lists it"
+    )
     magnitude_bounds = (0.0, 0.9)
     keeps_conversion = False  # the weekend's hours weigh late-night sessions, which convert a little lower
     needs_context = True
@@ -39,8 +41,9 @@ class CountryHoliday(BenignKind):
         country = fluctuation.segment.country
         assert country is not None
         holiday = Holiday(date, country, f"{country} public holiday")
-        return SegmentFluctuation(self.name, fluctuation.day, fluctuation.segment, fluctuation.description,
-                                  self.keeps_conversion, (holiday,))
+        return SegmentFluctuation(
+            self.name, fluctuation.day, fluctuation.segment, fluctuation.description, self.keeps_conversion, (holiday,)
+        )
 
 
 register_benign_kind(CountryHoliday())

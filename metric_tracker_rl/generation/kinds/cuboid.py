@@ -80,8 +80,11 @@ class CuboidRule:
 
     def fields(self, world: SegmentWorld, base: Segment) -> tuple[str, ...]:
         """The fields a cuboid on `base` may add in this world."""
-        return tuple(f for f in self.may_name if f in dial(world).fields and f not in base.named()
-                     and (f in CELL_FIELDS or not self.hourly))
+        return tuple(
+            f
+            for f in self.may_name
+            if f in dial(world).fields and f not in base.named() and (f in CELL_FIELDS or not self.hourly)
+        )
 
 
 def dial(world: SegmentWorld) -> CuboidDial:
@@ -108,8 +111,15 @@ def leaf_mask(world: SegmentWorld, segment: Segment) -> np.ndarray:
     return mask
 
 
-def own_z(world: SegmentWorld, reach: np.ndarray, segment: Segment, days: list[int], event: int,
-          change: float, hours: tuple[int, int] | None = None) -> float:
+def own_z(
+    world: SegmentWorld,
+    reach: np.ndarray,
+    segment: Segment,
+    days: list[int],
+    event: int,
+    change: float,
+    hours: tuple[int, int] | None = None,
+) -> float:
     """Expected z-score of a relative `change` of the segment's metric on the weakest of `days`: the step from
     event `event` to the next (a conversion) or, with event -1, its app opens (a count). `reach` is the plan's
     leaf_reach() (on `days` at least) before the incident. With `hours` (an hourly incident, `change` its effect in
@@ -135,14 +145,14 @@ def own_z(world: SegmentWorld, reach: np.ndarray, segment: Segment, days: list[i
         if event < 0:
             opens = float(mine[:, at, 0].sum())
             units = max(int((mine[:, at, 0] > 0).sum()), 1)
-            relative_sd = np.sqrt(1.0 / max(opens, 1e-9) + LEAF_TRAFFIC_SPREAD ** 2 / units
-                                  + COMMON_TRAFFIC_SPREAD ** 2)
+            relative_sd = np.sqrt(1.0 / max(opens, 1e-9) + LEAF_TRAFFIC_SPREAD**2 / units + COMMON_TRAFFIC_SPREAD**2)
         else:
             arrivals = float(mine[:, at, event].sum())
             rate = min(float(mine[:, at, event + 1].sum()) / max(arrivals, 1e-9), 1.0)
             units = max(int((mine[:, at, event] > 0).sum()), 1)
-            relative_sd = np.sqrt((1.0 - rate) / max(rate * arrivals, 1e-9) + LEAF_RATE_SPREAD ** 2 / units
-                                  + COMMON_RATE_SPREAD ** 2)
+            relative_sd = np.sqrt(
+                (1.0 - rate) / max(rate * arrivals, 1e-9) + LEAF_RATE_SPREAD**2 / units + COMMON_RATE_SPREAD**2
+            )
         weakest = min(weakest, abs(change) / relative_sd)
     return float(weakest)
 
@@ -155,24 +165,35 @@ def block_readable(world: SegmentWorld, segment: Segment, day: int, hours: tuple
     return _readable(hour_arrivals(world, segment, day, event), hours)
 
 
-def readable_placements(world: SegmentWorld, segments: list[Segment], day: int, length: int, shortest: int,
-                        event: int, within: tuple[int, int]) -> list[tuple[Segment, tuple[int, int]]]:
+def readable_placements(
+    world: SegmentWorld,
+    segments: list[Segment],
+    day: int,
+    length: int,
+    shortest: int,
+    event: int,
+    within: tuple[int, int],
+) -> list[tuple[Segment, tuple[int, int]]]:
     """Every segment of `segments` and block of `length` hours inside `within` that reads hour by hour on `day`;
     where none does (a weekday's afternoon lull is quiet in a small segment, and a block longer than the day's
     other busy hours cannot be told from the day's typical hour), those of the longest block that does, no shorter
     than `shortest` ([] when none)."""
     arrivals = [(segment, hour_arrivals(world, segment, day, event)) for segment in segments]
     for hours in range(length, shortest - 1, -1):
-        placements = [(segment, block) for segment, counts in arrivals
-                      for block in _readable_blocks(counts, hours, within)]
+        placements = [
+            (segment, block) for segment, counts in arrivals for block in _readable_blocks(counts, hours, within)
+        ]
         if placements:
             return placements
     return []
 
 
 def _readable_blocks(arrivals: np.ndarray, length: int, within: tuple[int, int]) -> list[tuple[int, int]]:
-    return [(start, start + length) for start in range(within[0], within[1] - length + 1)
-            if _readable(arrivals, (start, start + length))]
+    return [
+        (start, start + length)
+        for start in range(within[0], within[1] - length + 1)
+        if _readable(arrivals, (start, start + length))
+    ]
 
 
 def hour_arrivals(world: SegmentWorld, segment: Segment, day: int, event: int) -> np.ndarray:
@@ -188,8 +209,7 @@ def _readable(arrivals: np.ndarray, hours: tuple[int, int]) -> bool:
     return bool(enough[inside].all() and enough[~inside].sum() >= inside.sum())
 
 
-def enough_data(reach: np.ndarray, mask: np.ndarray, days: list[int], event: int,
-                least: float = MIN_EXPECTED) -> bool:
+def enough_data(reach: np.ndarray, mask: np.ndarray, days: list[int], event: int, least: float = MIN_EXPECTED) -> bool:
     """Whether the leaves in `mask` expect at least `least` arrivals at `event` on each of `days` (a cuboid too
     thin has dates with no value at all)."""
     return _each_date_holds(reach[:, :, days, event][mask], least)
@@ -232,9 +252,17 @@ def draw_depth(world: SegmentWorld, rng: np.random.Generator, base: Segment) -> 
     return int(rng.choice(depths, p=weights / weights.sum()))
 
 
-def draw_cuboid(world: SegmentWorld, rng: np.random.Generator, rule: CuboidRule, days: list[int],
-                reach: np.ndarray, clear: Callable[[Segment], float], base: Segment = ALL_TRAFFIC,
-                max_boost: float = 1.0, min_boost: float = 1.0) -> tuple[Segment, float]:
+def draw_cuboid(
+    world: SegmentWorld,
+    rng: np.random.Generator,
+    rule: CuboidRule,
+    days: list[int],
+    reach: np.ndarray,
+    clear: Callable[[Segment], float],
+    base: Segment = ALL_TRAFFIC,
+    max_boost: float = 1.0,
+    min_boost: float = 1.0,
+) -> tuple[Segment, float]:
     """A cuboid for an incident on `days` (see the module's docstring) and the factor its magnitude is scaled by:
     `clear(segment)` is its expected z-score in its own data at the drawn magnitude, and a kind whose z-score is
     linear in its magnitude may allow raising it up to `max_boost` times so that a small cuboid is clear, and
@@ -245,11 +273,12 @@ def draw_cuboid(world: SegmentWorld, rng: np.random.Generator, rule: CuboidRule,
     opens = reach[:, :, days, 0].sum(axis=-1)
     view_z = cache(clear)  # the one-dimension views recur across candidates
     for depth in range(draw_depth(world, rng, base), 0, -1):  # a shallower cuboid when none of a depth is clear
-        candidates = [_one_cuboid(world, rng, base, fields, depth - cuboid_depth(base), rule.needs_one_of)
-                      for _ in range(CANDIDATES)]
+        candidates = [
+            _one_cuboid(world, rng, base, fields, depth - cuboid_depth(base), rule.needs_one_of)
+            for _ in range(CANDIDATES)
+        ]
         boosts = [scale_factor(clear(segment), world, min_boost, rule.hourly) for segment in candidates]
-        clear_ones = [(segment, boost) for segment, boost in zip(candidates, boosts, strict=True)
-                      if boost <= max_boost]
+        clear_ones = [(segment, boost) for segment, boost in zip(candidates, boosts, strict=True) if boost <= max_boost]
         if clear_ones:
             return min(clear_ones, key=lambda pair: parent_z(world, opens, pair[0], view_z) * pair[1])
     if world.raise_unclear:
@@ -258,9 +287,16 @@ def draw_cuboid(world: SegmentWorld, rng: np.random.Generator, rule: CuboidRule,
     return (base if base.named() else _clearest(world, rng, fields, rule.needs_one_of, clear)), 1.0
 
 
-def _raised(world: SegmentWorld, rng: np.random.Generator, fields: tuple[str, ...], needs_one_of: tuple[str, ...],
-            clear: Callable[[Segment], float], base: Segment, max_boost: float, hourly: bool
-            ) -> tuple[Segment, float]:
+def _raised(
+    world: SegmentWorld,
+    rng: np.random.Generator,
+    fields: tuple[str, ...],
+    needs_one_of: tuple[str, ...],
+    clear: Callable[[Segment], float],
+    base: Segment,
+    max_boost: float,
+    hourly: bool,
+) -> tuple[Segment, float]:
     """Where no drawn cuboid is clear (world.raise_unclear): the base, or a one-dimension cuboid drawn among every
     one that is clear at the kind's largest change (the clearest where none is), its change raised to the floor
     as far as that allows."""
@@ -288,14 +324,25 @@ def scale_factor(z: float, world: SegmentWorld, min_boost: float, hourly: bool =
     return max(min(1.0, ceiling / z), min_boost)
 
 
-def _clearest(world: SegmentWorld, rng: np.random.Generator, fields: tuple[str, ...], needs_one_of: tuple[str, ...],
-              clear: Callable[[Segment], float]) -> Segment:
+def _clearest(
+    world: SegmentWorld,
+    rng: np.random.Generator,
+    fields: tuple[str, ...],
+    needs_one_of: tuple[str, ...],
+    clear: Callable[[Segment], float],
+) -> Segment:
     candidates = [_one_cuboid(world, rng, ALL_TRAFFIC, fields, 1, needs_one_of) for _ in range(CANDIDATES)]
     return max(candidates, key=clear)
 
 
-def _one_cuboid(world: SegmentWorld, rng: np.random.Generator, base: Segment, fields: tuple[str, ...], extra: int,
-                needs_one_of: tuple[str, ...]) -> Segment:
+def _one_cuboid(
+    world: SegmentWorld,
+    rng: np.random.Generator,
+    base: Segment,
+    fields: tuple[str, ...],
+    extra: int,
+    needs_one_of: tuple[str, ...],
+) -> Segment:
     """The base plus `extra` fields drawn from `fields` (one of `needs_one_of` among them, when the base has
     none), each with a value drawn uniformly."""
     extra = min(extra, len(fields))

@@ -50,12 +50,18 @@ def cell_arms(world: SegmentWorld) -> list[Segment]:
     carries MIN_ARM_SHARE of the traffic and names only fields the reset's dimensions allow."""
     countries = world.plan.layout.values_of("country")
     traffic = world.plan.traffic.sum(axis=(1, 2))
-    candidates = [*(Segment(platform=p) for p in PLATFORMS), *(Segment(country=c) for c in countries),
-                  *(Segment(p, c) for p in PLATFORMS for c in countries)]
+    candidates = [
+        *(Segment(platform=p) for p in PLATFORMS),
+        *(Segment(country=c) for c in countries),
+        *(Segment(p, c) for p in PLATFORMS for c in countries),
+    ]
     # A reset's dimensions bound a root cause's fields where the tier's root causes are cuboids.
     in_play = set(SEGMENT_FIELDS if world.cuboids is None else world.cuboids.fields)
-    return [s for s in candidates if traffic[world.plan.cells(s)].sum() >= MIN_ARM_SHARE * traffic.sum()
-            and set(s.named()) <= in_play]
+    return [
+        s
+        for s in candidates
+        if traffic[world.plan.cells(s)].sum() >= MIN_ARM_SHARE * traffic.sum() and set(s.named()) <= in_play
+    ]
 
 
 def leaf_arms(world: SegmentWorld) -> list[Segment]:
@@ -63,14 +69,19 @@ def leaf_arms(world: SegmentWorld) -> list[Segment]:
     type."""
     split = world.plan.split
     assert split is not None, "an experiment on a channel or user type needs the leaves"
-    firsts = [*(Segment(platform=p) for p in PLATFORMS),
-              *(Segment(country=c) for c in world.plan.layout.values_of("country"))]
-    return [Segment(**{**first.named(), dimension.field: value})
-            for first in firsts for dimension in split.dimensions for value in dimension.values]
+    firsts = [
+        *(Segment(platform=p) for p in PLATFORMS),
+        *(Segment(country=c) for c in world.plan.layout.values_of("country")),
+    ]
+    return [
+        Segment(**{**first.named(), dimension.field: value})
+        for first in firsts
+        for dimension in split.dimensions
+        for value in dimension.values
+    ]
 
 
-def draw_experiment(world: SegmentWorld, rng: np.random.Generator, cells_only: bool = False
-                    ) -> DrawnExperiment | None:
+def draw_experiment(world: SegmentWorld, rng: np.random.Generator, cells_only: bool = False) -> DrawnExperiment | None:
     """An experiment's arm, dates (taken from the calendar), targeted step and intended effect; None when the
     calendar has no room."""
     days = world.calendar.draw_run(rng, RUN_DAYS)
@@ -79,11 +90,20 @@ def draw_experiment(world: SegmentWorld, rng: np.random.Generator, cells_only: b
     arm = experiment_arm(world, rng, cells_only)
     step = pick(TARGET_STEPS, rng)
     # Either way, half the time; a tier's falling_effect_share makes that share of the rises falls instead.
-    effect = float(rng.uniform(*INTENDED_EFFECT)) * (1 if rng.random() < 0.5 * (1.0 - world.falling_effect_share)
-                                                     else -1)
+    effect = float(rng.uniform(*INTENDED_EFFECT)) * (
+        1 if rng.random() < 0.5 * (1.0 - world.falling_effect_share) else -1
+    )
     dates = window_calendar(world.plan.num_days).iso_dates
-    row = Experiment(f"exp_{int(rng.integers(1000, 10000))}", arm.platform, arm.country, arm.channel, arm.user_type,
-                     FUNNEL_STEPS[step], dates[days[0]], dates[days[-1]])
+    row = Experiment(
+        f"exp_{int(rng.integers(1000, 10000))}",
+        arm.platform,
+        arm.country,
+        arm.channel,
+        arm.user_type,
+        FUNNEL_STEPS[step],
+        dates[days[0]],
+        dates[days[-1]],
+    )
     return DrawnExperiment(row, arm, days, step, effect)
 
 
@@ -97,9 +117,11 @@ class ExperimentEffect(BenignKind):
     segment_meaning = "an experiment's treatment arm (a platform or country, with a channel or user type)"
     magnitude_meaning = "relative change of the targeted step, either way"
     magnitude_range = INTENDED_EFFECT
-    description = (f"its targeted step (cart or checkout) converts {100 * INTENDED_EFFECT[0]:.0f}-"
-                   f"{INTENDED_EFFECT[1]:.0%} better or worse while it runs ({RUN_DAYS[0]}-{RUN_DAYS[1]} dates); "
-                   "the experiments table lists it")
+    description = (
+        f"its targeted step (cart or checkout) converts {100 * INTENDED_EFFECT[0]:.0f}-"
+        f"{INTENDED_EFFECT[1]:.0%} better or worse while it runs ({RUN_DAYS[0]}-{RUN_DAYS[1]} dates); "
+        "the experiments table lists it"
+    )
     magnitude_bounds = (0.0, 0.5)
     keeps_conversion = False
     needs_context = True
@@ -111,9 +133,14 @@ class ExperimentEffect(BenignKind):
         apply_intended_effect(world, experiment)
         row = experiment.row
         return SegmentFluctuation(
-            self.name, experiment.days[0], experiment.arm,
+            self.name,
+            experiment.days[0],
+            experiment.arm,
             f"experiment {row.experiment} changes {row.target_step} by {experiment.effect:+.0%} in its arm from "
-            f"{row.start_date} to {row.end_date}, as intended", self.keeps_conversion, (row,))
+            f"{row.start_date} to {row.end_date}, as intended",
+            self.keeps_conversion,
+            (row,),
+        )
 
 
 register_benign_kind(ExperimentEffect())

@@ -26,8 +26,10 @@ class LeafBlip(BenignKind):
     segment_meaning = "one leaf: one value of every dimension"
     magnitude_meaning = "relative fall of one step's conversion in the leaf, on one date"
     magnitude_range = (0.5, 0.9)
-    description = (f"one step converts {100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} worse for one date "
-                   "in a single leaf; every segment holding the leaf shows it, diluted")
+    description = (
+        f"one step converts {100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} worse for one date "
+        "in a single leaf; every segment holding the leaf shows it, diluted"
+    )
     magnitude_bounds = (0.0, 0.95)
     keeps_conversion = False
 
@@ -42,8 +44,13 @@ class LeafBlip(BenignKind):
         leaf = self._leaf(world, day, step, rng)
         fall = self.draw_magnitude(world, rng)
         world.scale_step(leaf, day, step, 1.0 - fall)
-        return SegmentFluctuation(self.name, day, leaf, f"{FUNNEL_STEPS[step]} fell by {fall:.0%} for the day in this "
-                                  "leaf only", keeps_conversion=False)
+        return SegmentFluctuation(
+            self.name,
+            day,
+            leaf,
+            f"{FUNNEL_STEPS[step]} fell by {fall:.0%} for the day in this leaf only",
+            keeps_conversion=False,
+        )
 
     @staticmethod
     def _leaf(world: SegmentWorld, day: int, step: int, rng: np.random.Generator) -> Segment:
@@ -53,9 +60,10 @@ class LeafBlip(BenignKind):
         assert plan.split is not None, "a leaf blip needs a world with leaves"
         assert plan.leaf_shares is not None and plan.leaf_reach_factors is not None
         cell_reach = world.hourly_reach(np.arange(plan.layout.size), day)[..., step].sum(axis=1)  # (S,)
-        arrivals = (plan.leaf_shares[:, :, day] * plan.leaf_reach_factors[:, :, day, step]
-                    * cell_reach[:, None]).ravel()  # (S x K,): as plan.leaf_reach reads them
-        weights = arrivals ** 2
+        arrivals = (
+            plan.leaf_shares[:, :, day] * plan.leaf_reach_factors[:, :, day, step] * cell_reach[:, None]
+        ).ravel()  # (S x K,): as plan.leaf_reach reads them
+        weights = arrivals**2
         chosen = int(rng.choice(arrivals.size, p=weights / weights.sum()))
         cell, leaf = divmod(chosen, plan.split.size)
         layout = plan.layout

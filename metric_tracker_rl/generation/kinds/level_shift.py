@@ -31,13 +31,17 @@ class LevelShift(IncidentKind):
     segment_meaning = "one platform or country"
     magnitude_meaning = "relative fall of the step's conversion in the segment"
     magnitude_range = (0.22, 0.45)
-    description = (f"a {100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} lower step for {DAYS[0]}-{DAYS[1]} "
-                   "dates until a fix: it contaminates no same-weekday peer of its own dates, but a second one on the "
-                   "same weekday would")
+    description = (
+        f"a {100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} lower step for {DAYS[0]}-{DAYS[1]} "
+        "dates until a fix: it contaminates no same-weekday peer of its own dates, but a second one on the "
+        "same weekday would"
+    )
     magnitude_bounds = (0.0, 0.95)
-    definition = (f"a step converts worse all day in a segment for {DAYS[0]}-{DAYS[1]} dates in a row until a fix "
-                  f"(at deep {ROLLOUT_RAMP[0]:g} of the full fall on its first date, {ROLLOUT_RAMP[2]:g} on "
-                  "its last, all of it between)")
+    definition = (
+        f"a step converts worse all day in a segment for {DAYS[0]}-{DAYS[1]} dates in a row until a fix "
+        f"(at deep {ROLLOUT_RAMP[0]:g} of the full fall on its first date, {ROLLOUT_RAMP[2]:g} on "
+        "its last, all of it between)"
+    )
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
         days = world.calendar.draw_run(rng, DAYS)
@@ -56,15 +60,22 @@ class LevelShift(IncidentKind):
         shares = ramp(len(days))
         step = step_index(entity)
         reach = world.plan.leaf_reach(days)
-        segment, boost = draw_cuboid(world, rng, CUBOID_RULE, days, reach,
-                                     lambda s: own_z(world, reach, s, days, step, magnitude * min(shares)),
-                                     max_boost=self.largest_fall(world) / magnitude,
-                                     min_boost=self.magnitude_bounds[0] / magnitude)
+        segment, boost = draw_cuboid(
+            world,
+            rng,
+            CUBOID_RULE,
+            days,
+            reach,
+            lambda s: own_z(world, reach, s, days, step, magnitude * min(shares)),
+            max_boost=self.largest_fall(world) / magnitude,
+            min_boost=self.magnitude_bounds[0] / magnitude,
+        )
         magnitude *= boost
         return self.step_drop_over_dates(world, segment, days, entity, [magnitude * share for share in shares])
 
-    def place_concurrent(self, world: SegmentWorld, host: SegmentIncident, taken: set[str],
-                         rng: np.random.Generator) -> SegmentIncident | None:
+    def place_concurrent(
+        self, world: SegmentWorld, host: SegmentIncident, taken: set[str], rng: np.random.Generator
+    ) -> SegmentIncident | None:
         """A second incident on the host's date, in a cuboid overlapping the host's (it keeps one of the host's
         values and agrees with every field both name), on a step none of `taken` (the date's entities) names; one
         date. None when every step is taken, or (world.clear_concurrency) when it would not be clear in its own
@@ -79,12 +90,17 @@ class LevelShift(IncidentKind):
         named = {f: v for f, v in host.segment.named().items() if f != "app_version"} or {"platform": "web"}
         field = pick(tuple(named), rng)
         reach = world.plan.leaf_reach([day])
-        segment, boost = draw_cuboid(world, rng, CUBOID_RULE, [day], reach,
-                                     lambda s: own_z(world, reach, agree(s, host.segment), [day], step,
-                                                     magnitude),
-                                     base=Segment(**{field: named[field]}),
-                                     max_boost=self.largest_fall(world) / magnitude,
-                                     min_boost=self.magnitude_bounds[0] / magnitude)
+        segment, boost = draw_cuboid(
+            world,
+            rng,
+            CUBOID_RULE,
+            [day],
+            reach,
+            lambda s: own_z(world, reach, agree(s, host.segment), [day], step, magnitude),
+            base=Segment(**{field: named[field]}),
+            max_boost=self.largest_fall(world) / magnitude,
+            min_boost=self.magnitude_bounds[0] / magnitude,
+        )
         segment = agree(segment, host.segment)
         if world.clear_concurrency and own_z(world, reach, segment, [day], step, magnitude * boost) < world.own_z[0]:
             return None

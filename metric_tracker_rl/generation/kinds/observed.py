@@ -19,18 +19,23 @@ def daily_arrivals(world: SegmentWorld, segment: Segment, days: Sequence[int], e
     return reach[leaf_mask(world, segment)][:, list(days), event].sum(axis=0) * world.observed_share
 
 
-def holding(world: SegmentWorld, segments: Sequence[Segment], days: Sequence[int], event: int,
-            least: float) -> list[Segment]:
+def holding(
+    world: SegmentWorld, segments: Sequence[Segment], days: Sequence[int], event: int, least: float
+) -> list[Segment]:
     """The segments whose sample expects at least `least` arrivals at `event` on every one of `days`."""
     return [segment for segment in segments if daily_arrivals(world, segment, days, event).min() >= least]
 
 
-def hour_blocks(world: SegmentWorld, segment: Segment, day: int, length: int, event: int, within: tuple[int, int],
-                least: float) -> list[tuple[int, int]]:
+def hour_blocks(
+    world: SegmentWorld, segment: Segment, day: int, length: int, event: int, within: tuple[int, int], least: float
+) -> list[tuple[int, int]]:
     """The blocks of `length` hours inside `within` whose sample expects at least `least` arrivals at `event`."""
     arrivals = hour_arrivals(world, segment, day, event)
-    return [(start, start + length) for start in range(within[0], within[1] - length + 1)
-            if arrivals[start:start + length].sum() >= least]
+    return [
+        (start, start + length)
+        for start in range(within[0], within[1] - length + 1)
+        if arrivals[start : start + length].sum() >= least
+    ]
 
 
 def has_leaves(world: SegmentWorld) -> bool:
@@ -38,8 +43,14 @@ def has_leaves(world: SegmentWorld) -> bool:
     return world.plan.split is not None
 
 
-def observed_run(world: SegmentWorld, rng: np.random.Generator, lengths: tuple[int, int],
-                 segments: Sequence[Segment], event: int, least: float) -> tuple[list[int], Segment] | None:
+def observed_run(
+    world: SegmentWorld,
+    rng: np.random.Generator,
+    lengths: tuple[int, int],
+    segments: Sequence[Segment],
+    event: int,
+    least: float,
+) -> tuple[list[int], Segment] | None:
     """A run of dates of a drawn length and, drawn among `segments`, one whose sample expects at least `least`
     arrivals at `event` on each of them (None: no leaves, no room in the calendar, or no such segment)."""
     if not has_leaves(world):

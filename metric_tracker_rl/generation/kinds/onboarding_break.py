@@ -26,8 +26,10 @@ class OnboardingBreak(IncidentKind):
     magnitude_meaning = "relative fall of new users' first step on the platform"
     magnitude_range = (0.6, 0.85)
     magnitude_bounds = (0.0, 0.95)
-    description = (f"new users' first step falls {100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} for "
-                   f"{DAYS[0]}-{DAYS[1]} dates")
+    description = (
+        f"new users' first step falls {100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} for "
+        f"{DAYS[0]}-{DAYS[1]} dates"
+    )
     definition = "new users on one platform stop getting past the app's first screen for a few dates"
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
@@ -37,8 +39,14 @@ class OnboardingBreak(IncidentKind):
             return []
         days, segment = run
         magnitude = self.draw_magnitude(world, rng)
-        return self.step_drop_over_dates(world, segment, days, self.entity_names[0], [magnitude] * len(days),
-                                         f"onboarding breaks for {segment.label()}")
+        return self.step_drop_over_dates(
+            world,
+            segment,
+            days,
+            self.entity_names[0],
+            [magnitude] * len(days),
+            f"onboarding breaks for {segment.label()}",
+        )
 
 
 register_incident_kind(OnboardingBreak())

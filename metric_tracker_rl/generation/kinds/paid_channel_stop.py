@@ -29,13 +29,18 @@ class PaidChannelStop(IncidentKind):
     magnitude_meaning = "share of the channel's opens in the country lost"
     magnitude_range = (0.8, 0.95)
     magnitude_bounds = (0.05, 0.99)
-    description = (f"{100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} of a paid channel's opens in a country "
-                   f"lost all day for {DAYS[0]}-{DAYS[1]} dates")
+    description = (
+        f"{100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} of a paid channel's opens in a country "
+        f"lost all day for {DAYS[0]}-{DAYS[1]} dates"
+    )
     definition = "a paid channel's traffic in one country stops for a few dates; those who come convert as usual"
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
-        segments = [Segment(country=country, channel=channel) for country in world.plan.layout.values_of("country")
-                    for channel in PAID_CHANNELS]
+        segments = [
+            Segment(country=country, channel=channel)
+            for country in world.plan.layout.values_of("country")
+            for channel in PAID_CHANNELS
+        ]
         run = observed_run(world, rng, DAYS, segments, 0, LEAST_OPENS)
         if run is None:
             return []
@@ -44,9 +49,15 @@ class PaidChannelStop(IncidentKind):
         out = []
         for day in days:
             world.scale_traffic(segment, day, 1.0 - drop)
-            record = self.record(day, self.entity_names[0], drop, full_day(),
-                                 f"{segment.label()} loses {drop:.0%} of its app opens all day (its ads stopped); "
-                                 "conversion is unchanged", counts_from(1))
+            record = self.record(
+                day,
+                self.entity_names[0],
+                drop,
+                full_day(),
+                f"{segment.label()} loses {drop:.0%} of its app opens all day (its ads stopped); "
+                "conversion is unchanged",
+                counts_from(1),
+            )
             out.append(self.run_incident(record, segment, days))
         return out
 

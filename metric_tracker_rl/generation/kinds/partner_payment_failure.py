@@ -49,10 +49,13 @@ class PartnerPaymentFailure(PaymentFailure):
 
     name = "partner_payment_failure"
     segment_meaning = "one country, on all platforms or one, where that carries 8% of the traffic"
-    description = (f"a block of {PaymentFailure.magnitude_range[0]:.0f}-{PaymentFailure.magnitude_range[1]:.0f} "
-                   "hours; the partner status log has a notice with its hours for some")
-    definition = ("a payment partner fails: payments almost stop for a block of hours in one country, on all "
-                  "platforms or one")
+    description = (
+        f"a block of {PaymentFailure.magnitude_range[0]:.0f}-{PaymentFailure.magnitude_range[1]:.0f} "
+        "hours; the partner status log has a notice with its hours for some"
+    )
+    definition = (
+        "a payment partner fails: payments almost stop for a block of hours in one country, on all platforms or one"
+    )
     needs_context = True
     requires_fields = ("country",)
 
@@ -61,8 +64,7 @@ class PartnerPaymentFailure(PaymentFailure):
         if day is None:
             return []
         segments, length = partner_segments(world), round(self.draw_magnitude(world, rng))
-        placements = readable_placements(world, segments, day, length, self.shortest_block(), PAYMENT_STEP,
-                                         HOUR_WINDOW)
+        placements = readable_placements(world, segments, day, length, self.shortest_block(), PAYMENT_STEP, HOUR_WINDOW)
         if not placements and world.raise_unclear:  # a sample: no hour reads alone; where a whole block does
             placements = self.clear_blocks(world, segments, day, draw_window(rng, length, *HOUR_WINDOW))
         if not placements:
@@ -73,18 +75,29 @@ class PartnerPaymentFailure(PaymentFailure):
         incident = self.stop_payments(world, segment, day, hours, rng, f"payment partner {partner_of(country)} fails")
         if rng.random() < world.note_share:
             start, end = hours
-            notice = PartnerNotice(partner_of(country), platform, country, window_calendar(world.plan.num_days)
-                                   .iso_dates[day], start, end, PARTNER_NOTICE_STATUS)
+            notice = PartnerNotice(
+                partner_of(country),
+                platform,
+                country,
+                window_calendar(world.plan.num_days).iso_dates[day],
+                start,
+                end,
+                PARTNER_NOTICE_STATUS,
+            )
             incident = replace(incident, context=(notice,))
         return [incident]
 
-    def clear_blocks(self, world: SegmentWorld, segments: list[Segment], day: int, hours: tuple[int, int]
-                     ) -> list[tuple[Segment, tuple[int, int]]]:
+    def clear_blocks(
+        self, world: SegmentWorld, segments: list[Segment], day: int, hours: tuple[int, int]
+    ) -> list[tuple[Segment, tuple[int, int]]]:
         """Each segment with its block grown until it expects CLEAR_BLOCK_ORDERS orders, where the kind's longest
         block can (a smaller partner's segment cannot show a stop in the sample)."""
         grown = [(segment, self.widened(world, segment, day, hours)) for segment in segments]
-        return [(segment, (start, end)) for segment, (start, end) in grown
-                if hour_arrivals(world, segment, day, PAYMENT_STEP)[start:end].sum() >= CLEAR_BLOCK_ORDERS]
+        return [
+            (segment, (start, end))
+            for segment, (start, end) in grown
+            if hour_arrivals(world, segment, day, PAYMENT_STEP)[start:end].sum() >= CLEAR_BLOCK_ORDERS
+        ]
 
 
 register_incident_kind(PartnerPaymentFailure())

@@ -39,8 +39,10 @@ class PaymentFailure(IncidentKind):
     magnitude_meaning = "hours in which payments nearly stop"
     magnitude_range = (3.0, 7.0)
     description = f"a block of {magnitude_range[0]:.0f}-{magnitude_range[1]:.0f} hours"
-    definition = ("payments almost stop for a block of hours on a mobile platform's live version (or the platform), "
-                  "at deep perhaps in one country")
+    definition = (
+        "payments almost stop for a block of hours on a mobile platform's live version (or the platform), "
+        "at deep perhaps in one country"
+    )
     magnitude_bounds = (1.0, 13.0)  # the funnel break's window fits 09:00 to 22:00
 
     def draw_magnitude(self, world: SegmentWorld, rng: np.random.Generator) -> float:
@@ -60,21 +62,29 @@ class PaymentFailure(IncidentKind):
             return self._place_cuboid(world, base, day, hours, rng)
         return self.over_dates(world, segment, [day], self.entity_names[0], hours, stream)
 
-    def _place_cuboid(self, world: SegmentWorld, base: Segment, day: int, hours: float, rng: np.random.Generator
-                      ) -> list[SegmentIncident]:
+    def _place_cuboid(
+        self, world: SegmentWorld, base: Segment, day: int, hours: float, rng: np.random.Generator
+    ) -> list[SegmentIncident]:
         start, end = draw_window(rng, round(hours), *HOUR_WINDOW)
         if not block_readable(world, base, day, (start, end), PAYMENT_STEP):  # too long to read even there
-            placements = readable_placements(world, [base], day, round(hours) - 1, self.shortest_block(),
-                                             PAYMENT_STEP, HOUR_WINDOW)
+            placements = readable_placements(
+                world, [base], day, round(hours) - 1, self.shortest_block(), PAYMENT_STEP, HOUR_WINDOW
+            )
             if placements:
                 _, (start, end) = pick(placements, rng)
         if world.raise_unclear:
             start, end = self.widened(world, base, day, (start, end))
         reach = world.plan.leaf_reach([day])
         fall = 1.0 - max(RESIDUAL)
-        segment, _ = draw_cuboid(world, rng, CUBOID_RULE, [day], reach,
-                                 lambda s: own_z(world, reach, s, [day], PAYMENT_STEP, fall, (start, end)),
-                                 base=base)
+        segment, _ = draw_cuboid(
+            world,
+            rng,
+            CUBOID_RULE,
+            [day],
+            reach,
+            lambda s: own_z(world, reach, s, [day], PAYMENT_STEP, fall, (start, end)),
+            base=base,
+        )
         return [self.stop_payments(world, segment, day, (start, end), rng)]
 
     def widened(self, world: SegmentWorld, segment: Segment, day: int, hours: tuple[int, int]) -> tuple[int, int]:
@@ -94,19 +104,30 @@ class PaymentFailure(IncidentKind):
         """The fewest hours a block is shortened to where a longer one would not read hour by hour."""
         return max(1, round(self.magnitude_bounds[0]))
 
-    def stop_payments(self, world: SegmentWorld, segment: Segment, day: int, hours: tuple[int, int],
-                      rng: np.random.Generator, describe: str | None = None) -> SegmentIncident:
+    def stop_payments(
+        self,
+        world: SegmentWorld,
+        segment: Segment,
+        day: int,
+        hours: tuple[int, int],
+        rng: np.random.Generator,
+        describe: str | None = None,
+    ) -> SegmentIncident:
         """Payments in a segment of cells nearly stop in `hours` of `day` (a share drawn from RESIDUAL still
         succeeds); `describe` prefixes the description."""
         start, end = hours
         world.scale_step(segment, day, PAYMENT_STEP, float(rng.uniform(*RESIDUAL)), hours)
         entity = self.entity_names[0]
-        neutral = ({("conversion_rate", entity)} | rates_through_step(PAYMENT_STEP) | counts_from(PAYMENT_STEP + 1)
-                   | hourly_mix_from(PAYMENT_STEP + 1))
-        what = (f"{entity} almost stops converting between {start:02d}:00 and {end:02d}:00 in "
-                f"{segment.label()}")
-        record = self.record(day, entity, float(end - start), hours,
-                             what if describe is None else f"{describe}: {what}", neutral)
+        neutral = (
+            {("conversion_rate", entity)}
+            | rates_through_step(PAYMENT_STEP)
+            | counts_from(PAYMENT_STEP + 1)
+            | hourly_mix_from(PAYMENT_STEP + 1)
+        )
+        what = f"{entity} almost stops converting between {start:02d}:00 and {end:02d}:00 in {segment.label()}"
+        record = self.record(
+            day, entity, float(end - start), hours, what if describe is None else f"{describe}: {what}", neutral
+        )
         return self.incident(record, segment)
 
 

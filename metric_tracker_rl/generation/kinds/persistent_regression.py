@@ -30,9 +30,11 @@ PERSISTENT_DATES = (14, 35)  # two to five weeks, inclusive, cut short by the wi
 BASELINE_WEEKS = 3  # the change point leaves this many weeks before it, so every weekday has three peers
 RAMP_DATES = (10, 16)  # a gradual decline reaches its full fall over this many dates, inclusive
 CUBOID_RULE = CuboidRule()
-BASELINE_RULE = (f"its change point (its first date) lies at least {BASELINE_WEEKS} weeks into the window; each "
-                 "date's baseline_value is the median of the same weekday over the dates before its change point, "
-                 "not over the whole window; one row per date")
+BASELINE_RULE = (
+    f"its change point (its first date) lies at least {BASELINE_WEEKS} weeks into the window; each "
+    "date's baseline_value is the median of the same weekday over the dates before its change point, "
+    "not over the whole window; one row per date"
+)
 
 
 class PersistentRegression(IncidentKind):
@@ -43,11 +45,15 @@ class PersistentRegression(IncidentKind):
     magnitude_meaning = "relative fall of the step's conversion in the cuboid"
     magnitude_range = (0.2, 0.4)
     magnitude_bounds = (0.0, 0.95)
-    description = (f"a step converts {100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} worse from a change "
-                   f"point for {PERSISTENT_DATES[0] // 7}-{PERSISTENT_DATES[1] // 7} weeks until a fix (or to the "
-                   "window's end)")
-    definition = (f"a step converts worse all day in a segment from a change point for {PERSISTENT_DATES[0] // 7}-"
-                  f"{PERSISTENT_DATES[1] // 7} weeks until a fix ships (or to the window's end); {BASELINE_RULE}")
+    description = (
+        f"a step converts {100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} worse from a change "
+        f"point for {PERSISTENT_DATES[0] // 7}-{PERSISTENT_DATES[1] // 7} weeks until a fix (or to the "
+        "window's end)"
+    )
+    definition = (
+        f"a step converts worse all day in a segment from a change point for {PERSISTENT_DATES[0] // 7}-"
+        f"{PERSISTENT_DATES[1] // 7} weeks until a fix ships (or to the window's end); {BASELINE_RULE}"
+    )
     deferred = True
     ramp_dates: tuple[int, int] | None = None  # the dates a decline takes to reach its full fall (None: at once)
 
@@ -57,20 +63,29 @@ class PersistentRegression(IncidentKind):
         if entity is None:
             return []
         magnitude = self.draw_magnitude(world, rng)
-        shares = fall_shares(len(days), None if self.ramp_dates is None else
-                             int(rng.integers(self.ramp_dates[0], self.ramp_dates[1] + 1)))
+        shares = fall_shares(
+            len(days),
+            None if self.ramp_dates is None else int(rng.integers(self.ramp_dates[0], self.ramp_dates[1] + 1)),
+        )
         # Judged on the dates of its largest fall (a gradual decline cut by the window's end may not reach it all).
         judged = [day for day, share in zip(days, shares, strict=True) if share == max(shares)]
         step = step_index(entity)
         reach = world.plan.leaf_reach(judged)
-        segment, boost = draw_cuboid(world, rng, CUBOID_RULE, judged, reach,
-                                     lambda s: own_z(world, reach, s, judged, step, magnitude * max(shares)),
-                                     max_boost=self.largest_fall(world) / magnitude,
-                                     min_boost=self.magnitude_bounds[0] / magnitude)
+        segment, boost = draw_cuboid(
+            world,
+            rng,
+            CUBOID_RULE,
+            judged,
+            reach,
+            lambda s: own_z(world, reach, s, judged, step, magnitude * max(shares)),
+            max_boost=self.largest_fall(world) / magnitude,
+            min_boost=self.magnitude_bounds[0] / magnitude,
+        )
         magnitude *= boost
         world.calendar.hold(days)  # no benign change of the calendar's lands on its dates
-        incidents = self.step_drop_over_dates(world, segment, days, entity, [magnitude * s for s in shares],
-                                              self.name.replace("_", " "))
+        incidents = self.step_drop_over_dates(
+            world, segment, days, entity, [magnitude * s for s in shares], self.name.replace("_", " ")
+        )
         return [replace(i, record=ChangePointRecord.of(i.record, days[0])) for i in incidents]
 
 
@@ -78,13 +93,17 @@ class GradualDecline(PersistentRegression):
     name = "gradual_decline"
     magnitude_meaning = "relative fall of the step's conversion in the cuboid once the decline is complete"
     magnitude_range = (0.25, 0.45)
-    description = (f"a step declines evenly over {RAMP_DATES[0]}-{RAMP_DATES[1]} dates to "
-                   f"{100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} worse from a change point, then stays "
-                   "there until a fix (or to the window's end)")
-    definition = (f"a step's conversion in a segment declines evenly from a change point over {RAMP_DATES[0]}-"
-                  f"{RAMP_DATES[1]} dates (the change point's date already a step down), then stays down until a fix "
-                  f"ships (or to the window's end), {PERSISTENT_DATES[0] // 7}-{PERSISTENT_DATES[1] // 7} weeks in "
-                  f"all; {BASELINE_RULE}")
+    description = (
+        f"a step declines evenly over {RAMP_DATES[0]}-{RAMP_DATES[1]} dates to "
+        f"{100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} worse from a change point, then stays "
+        "there until a fix (or to the window's end)"
+    )
+    definition = (
+        f"a step's conversion in a segment declines evenly from a change point over {RAMP_DATES[0]}-"
+        f"{RAMP_DATES[1]} dates (the change point's date already a step down), then stays down until a fix "
+        f"ships (or to the window's end), {PERSISTENT_DATES[0] // 7}-{PERSISTENT_DATES[1] // 7} weeks in "
+        f"all; {BASELINE_RULE}"
+    )
     ramp_dates = RAMP_DATES
 
 

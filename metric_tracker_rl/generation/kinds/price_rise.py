@@ -29,8 +29,10 @@ class PriceRise(IncidentKind):
     magnitude_meaning = "relative fall of the order step in the country"
     magnitude_range = (0.4, 0.55)
     magnitude_bounds = (0.0, 0.95)
-    description = (f"the order step falls {100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} in a country for "
-                   f"{DAYS[0]}-{DAYS[1]} dates")
+    description = (
+        f"the order step falls {100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} in a country for "
+        f"{DAYS[0]}-{DAYS[1]} dates"
+    )
     definition = "fewer carts become orders in one country for several dates in a row, until a price is rolled back"
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
@@ -44,10 +46,12 @@ class PriceRise(IncidentKind):
         if not options:
             return []
         segment = pick(options, rng)
-        magnitude = self.clear_in_segment(world, segment, days, ORDER_STEP, self.draw_magnitude(world, rng),
-                                          self.largest_fall(world))
-        return self.step_drop_over_dates(world, segment, days, self.entity_names[0], [magnitude] * len(days),
-                                         f"a price rises in {segment.label()}")
+        magnitude = self.clear_in_segment(
+            world, segment, days, ORDER_STEP, self.draw_magnitude(world, rng), self.largest_fall(world)
+        )
+        return self.step_drop_over_dates(
+            world, segment, days, self.entity_names[0], [magnitude] * len(days), f"a price rises in {segment.label()}"
+        )
 
     def _run(self, world: SegmentWorld, rng: np.random.Generator) -> list[int]:
         """A run of the drawn length, or the longest shorter one the calendar still holds (no shorter than DAYS)."""

@@ -30,8 +30,10 @@ class PromoSurge(IncidentKind):
     magnitude_meaning = "relative rise of the add-to-cart step in the country"
     magnitude_range = (0.7, 1.1)
     magnitude_bounds = (0.0, 3.0)
-    description = (f"the add-to-cart step rises {100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} in a country "
-                   f"for {DAYS[0]}-{DAYS[1]} dates")
+    description = (
+        f"the add-to-cart step rises {100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} in a country "
+        f"for {DAYS[0]}-{DAYS[1]} dates"
+    )
     definition = "more menu visitors add to cart in one country for a few dates (a promotion)"
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
@@ -50,9 +52,14 @@ class PromoSurge(IncidentKind):
             highest = float(world.plan.step_rates[cells, day, :, step].max())
             factor = min(1.0 + lift, HIGHEST_RATE / max(highest, 1e-9))
             world.scale_step(segment, day, step, factor)
-            record = self.record(day, entity, factor - 1.0, full_day(),
-                                 f"a promotion in {segment.label()}: {entity} rises by {factor - 1.0:.0%} all day",
-                                 neutral)
+            record = self.record(
+                day,
+                entity,
+                factor - 1.0,
+                full_day(),
+                f"a promotion in {segment.label()}: {entity} rises by {factor - 1.0:.0%} all day",
+                neutral,
+            )
             out.append(self.run_incident(record, segment, days))
         return out
 

@@ -26,8 +26,10 @@ class ReleaseRegression(IncidentKind):
     magnitude_meaning = "relative fall of the step's conversion on the new version"
     magnitude_range = (0.25, 0.55)
     definition = "a release breaks a step calendar_note_kinds.release names, on its new version"
-    description = (f"from the rollout's first date until a fix ({DAYS[0]}-{DAYS[1]} dates, one row each); the "
-                   "aggregate's drop grows with the rollout")
+    description = (
+        f"from the rollout's first date until a fix ({DAYS[0]}-{DAYS[1]} dates, one row each); the "
+        "aggregate's drop grows with the rollout"
+    )
     magnitude_bounds = (0.0, 0.95)
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
@@ -43,23 +45,53 @@ class ReleaseRegression(IncidentKind):
         magnitude = self.draw_magnitude(world, rng)
         if world.cuboids is not None:  # the tier's root causes are cuboids
             return self._place_cuboid(world, release.platform, release.version, days, entity, magnitude, rng)
-        return self.over_dates(world, Segment(release.platform, None, release.version), days, entity, magnitude,
-                               stream, f"release {release.version} on {release.platform} breaks {entity} on the new "
-                                       f"version (drop {magnitude:.0%}) until a fix")
+        return self.over_dates(
+            world,
+            Segment(release.platform, None, release.version),
+            days,
+            entity,
+            magnitude,
+            stream,
+            f"release {release.version} on {release.platform} breaks {entity} on the new "
+            f"version (drop {magnitude:.0%}) until a fix",
+        )
 
-    def _place_cuboid(self, world: SegmentWorld, platform: str, version: str, days: list[int], entity: str,
-                      magnitude: float, rng: np.random.Generator) -> list[SegmentIncident]:
+    def _place_cuboid(
+        self,
+        world: SegmentWorld,
+        platform: str,
+        version: str,
+        days: list[int],
+        entity: str,
+        magnitude: float,
+        rng: np.random.Generator,
+    ) -> list[SegmentIncident]:
         """The release's version, narrowed to a cuboid clear on the run's last date (its rollout's widest)."""
         reach = world.plan.leaf_reach(days)
         step = step_index(entity)
-        segment, boost = draw_cuboid(world, rng, CUBOID_RULE, days, reach,
-                                     lambda s: own_z(world, reach, s, days[-1:], step, magnitude)
-                                     if enough_data(reach, leaf_mask(world, s), days, step) else 0.0,
-                                     base=Segment(platform, None, version),
-                                     max_boost=self.largest_fall(world) / magnitude,
-                                     min_boost=self.magnitude_bounds[0] / magnitude)
-        return self.step_drop_over_dates(world, segment, days, entity, [magnitude * boost] * len(days),
-                                         f"release {version} on {platform} breaks {entity}")
+        segment, boost = draw_cuboid(
+            world,
+            rng,
+            CUBOID_RULE,
+            days,
+            reach,
+            lambda s: (
+                own_z(world, reach, s, days[-1:], step, magnitude)
+                if enough_data(reach, leaf_mask(world, s), days, step)
+                else 0.0
+            ),
+            base=Segment(platform, None, version),
+            max_boost=self.largest_fall(world) / magnitude,
+            min_boost=self.magnitude_bounds[0] / magnitude,
+        )
+        return self.step_drop_over_dates(
+            world,
+            segment,
+            days,
+            entity,
+            [magnitude * boost] * len(days),
+            f"release {version} on {platform} breaks {entity}",
+        )
 
 
 register_incident_kind(ReleaseRegression())

@@ -27,8 +27,10 @@ class SearchOutageHours(StepStopHours):
     definition = "adding to the cart almost stops for a block of hours on one platform, in every country"
 
     def what(self, segment: Segment, entity: str, start: int, end: int) -> str:
-        return (f"the menu's search is down on {segment.label()}: {entity} almost stops between {start:02d}:00 and "
-                f"{end:02d}:00 in every country")
+        return (
+            f"the menu's search is down on {segment.label()}: {entity} almost stops between {start:02d}:00 and "
+            f"{end:02d}:00 in every country"
+        )
 
 
 register_incident_kind(SearchOutageHours())

@@ -25,8 +25,10 @@ class SegmentOutage(IncidentKind):
     magnitude_range = (0.6, 0.9)
     description = f"{100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} of the opens lost in a block of hours"
     magnitude_bounds = (0.05, 0.95)
-    definition = ("a platform's or a country's opens collapse for a block of hours (at deep, a platform's in one "
-                  "country perhaps); conversion is unchanged")
+    definition = (
+        "a platform's or a country's opens collapse for a block of hours (at deep, a platform's in one "
+        "country perhaps); conversion is unchanged"
+    )
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
         """`stream` is unused: the outage edits the cells' traffic itself, from `rng`."""
@@ -42,28 +44,47 @@ class SegmentOutage(IncidentKind):
         drop = self.draw_magnitude(world, rng)
         lost = drop * traffic[cells, day, start:end].sum() / traffic[cells, day].sum()
         traffic[cells, day, start:end] *= 1.0 - drop
-        record = self.record(day, self.entity_names[0], float(lost), (start, end),
-                             f"{segment.label()} loses {drop:.0%} of its app opens between {start:02d}:00 and "
-                             f"{end:02d}:00 (an outage); conversion is unchanged", counts_from(1) | hourly_mix_from(0))
+        record = self.record(
+            day,
+            self.entity_names[0],
+            float(lost),
+            (start, end),
+            f"{segment.label()} loses {drop:.0%} of its app opens between {start:02d}:00 and "
+            f"{end:02d}:00 (an outage); conversion is unchanged",
+            counts_from(1) | hourly_mix_from(0),
+        )
         return [self.incident(record, segment)]
 
-    def _place_cuboid(self, world: SegmentWorld, day: int, hours: tuple[int, int], rng: np.random.Generator
-                      ) -> list[SegmentIncident]:
+    def _place_cuboid(
+        self, world: SegmentWorld, day: int, hours: tuple[int, int], rng: np.random.Generator
+    ) -> list[SegmentIncident]:
         drop = self.draw_magnitude(world, rng)
         plan = world.plan
         reach = plan.leaf_reach([day])
-        segment, boost = draw_cuboid(world, rng, CUBOID_RULE, [day], reach,
-                                     lambda s: own_z(world, reach, s, [day], -1, drop, hours),
-                                     max_boost=self.magnitude_bounds[1] / drop,
-                                     min_boost=self.magnitude_bounds[0] / drop)
+        segment, boost = draw_cuboid(
+            world,
+            rng,
+            CUBOID_RULE,
+            [day],
+            reach,
+            lambda s: own_z(world, reach, s, [day], -1, drop, hours),
+            max_boost=self.magnitude_bounds[1] / drop,
+            min_boost=self.magnitude_bounds[0] / drop,
+        )
         drop *= boost
         before = float(reach[leaf_mask(world, segment)][:, day, 0].sum())
         world.scale_traffic(segment, day, 1.0 - drop, hours)
         after = float(plan.leaf_reach([day])[leaf_mask(world, segment)][:, day, 0].sum())
         start, end = hours
-        record = self.record(day, self.entity_names[0], 1.0 - after / before, hours,
-                             f"{segment.label()} loses {drop:.0%} of its app opens between {start:02d}:00 and "
-                             f"{end:02d}:00 (an outage); conversion is unchanged", counts_from(1) | hourly_mix_from(0))
+        record = self.record(
+            day,
+            self.entity_names[0],
+            1.0 - after / before,
+            hours,
+            f"{segment.label()} loses {drop:.0%} of its app opens between {start:02d}:00 and "
+            f"{end:02d}:00 (an outage); conversion is unchanged",
+            counts_from(1) | hourly_mix_from(0),
+        )
         return [self.incident(record, segment)]
 
 

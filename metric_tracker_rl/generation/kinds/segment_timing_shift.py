@@ -14,8 +14,10 @@ class SegmentTimingShift(BenignKind):
     segment_meaning = "one platform or country"
     magnitude_meaning = "hours earlier or later"
     magnitude_range = (1.0, 3.0)
-    description = (f"uses the app {magnitude_range[0]:.0f}-{magnitude_range[1]:.0f} hours earlier or later; totals and "
-                   "conversion unchanged")
+    description = (
+        f"uses the app {magnitude_range[0]:.0f}-{magnitude_range[1]:.0f} hours earlier or later; totals and "
+        "conversion unchanged"
+    )
     magnitude_bounds = (1.0, 12.0)
 
     def draw_magnitude(self, world: SegmentWorld, rng: np.random.Generator) -> float:
@@ -30,8 +32,10 @@ class SegmentTimingShift(BenignKind):
         plan = world.plan
         plan.traffic[cells, day] = np.roll(plan.traffic[cells, day], hours, axis=1)
         plan.step_rates[cells, day] = np.roll(plan.step_rates[cells, day], hours, axis=1)
-        return segment, (f"{segment.label()} used the app about {abs(hours)} hour(s) "
-                         f"{'later' if hours > 0 else 'earlier'} than usual; totals and conversion unchanged")
+        return segment, (
+            f"{segment.label()} used the app about {abs(hours)} hour(s) "
+            f"{'later' if hours > 0 else 'earlier'} than usual; totals and conversion unchanged"
+        )
 
 
 register_benign_kind(SegmentTimingShift())

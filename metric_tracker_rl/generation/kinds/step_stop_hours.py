@@ -49,31 +49,41 @@ class StepStopHours(IncidentKind):
         segment, hours = pick(placements, rng)
         return [self.stop(world, segment, day, hours, rng)]
 
-    def _placements(self, world: SegmentWorld, day: int, length: int, longest: int
-                    ) -> list[tuple[Segment, tuple[int, int]]]:
+    def _placements(
+        self, world: SegmentWorld, day: int, length: int, longest: int
+    ) -> list[tuple[Segment, tuple[int, int]]]:
         """Every value of the field and block of `length` hours that shows the stop; where none does, those of the
         shortest longer block that does (up to `longest`)."""
         segments = [Segment(**{self.field: value}) for value in world.plan.layout.values_of(self.field)]
         arrivals = self.step + 1  # the event whose arrivals the step converts into
         for hours in range(length, longest + 1):
-            placements = [(segment, block) for segment in segments
-                          for block in hour_blocks(world, segment, day, hours, arrivals, HOUR_WINDOW,
-                                                   self.clear_block)
-                          if _day_share(world, segment, day, block, arrivals) >= LEAST_DAY_SHARE]
+            placements = [
+                (segment, block)
+                for segment in segments
+                for block in hour_blocks(world, segment, day, hours, arrivals, HOUR_WINDOW, self.clear_block)
+                if _day_share(world, segment, day, block, arrivals) >= LEAST_DAY_SHARE
+            ]
             if placements:
                 return placements
         return []
 
-    def stop(self, world: SegmentWorld, segment: Segment, day: int, hours: tuple[int, int],
-             rng: np.random.Generator) -> SegmentIncident:
+    def stop(
+        self, world: SegmentWorld, segment: Segment, day: int, hours: tuple[int, int], rng: np.random.Generator
+    ) -> SegmentIncident:
         start, end = hours
         world.scale_step(segment, day, self.step, float(rng.uniform(*RESIDUAL)), hours)
         entity = self.entity_names[0]
         arrivals = self.step + 1
-        neutral = ({("conversion_rate", entity)} | rates_through_step(self.step) | counts_from(arrivals)
-                   | hourly_mix_from(arrivals))
-        return self.incident(self.record(day, entity, float(end - start), hours,
-                                         self.what(segment, entity, start, end), neutral), segment)
+        neutral = (
+            {("conversion_rate", entity)}
+            | rates_through_step(self.step)
+            | counts_from(arrivals)
+            | hourly_mix_from(arrivals)
+        )
+        return self.incident(
+            self.record(day, entity, float(end - start), hours, self.what(segment, entity, start, end), neutral),
+            segment,
+        )
 
 
 def _day_share(world: SegmentWorld, segment: Segment, day: int, hours: tuple[int, int], event: int) -> float:

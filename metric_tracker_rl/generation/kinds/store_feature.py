@@ -34,10 +34,14 @@ class StoreFeature(IncidentKind):
     magnitude_meaning = "relative rise of the segment's opens, carried by its organic new users"
     magnitude_range = (0.7, 1.4)
     magnitude_bounds = (0.05, 4.0)
-    description = (f"{100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} more opens all day on a mobile platform "
-                   f"in a country for {DAYS[0]}-{DAYS[1]} dates, from organic new users who convert as usual")
-    definition = ("a wave of new users from an app store's feature arrives on one mobile platform in one country for "
-                  "a date or two; they convert as new users do")
+    description = (
+        f"{100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} more opens all day on a mobile platform "
+        f"in a country for {DAYS[0]}-{DAYS[1]} dates, from organic new users who convert as usual"
+    )
+    definition = (
+        "a wave of new users from an app store's feature arrives on one mobile platform in one country for "
+        "a date or two; they convert as new users do"
+    )
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
         """`stream` is unused: the surge edits the leaves' traffic itself, from `rng`."""
@@ -47,10 +51,17 @@ class StoreFeature(IncidentKind):
         if not days:
             return []
         rise = self.draw_magnitude(world, rng)
-        segments = [Segment(platform=p, country=c) for p in world.plan.layout.values_of("platform") if p in MOBILE
-                    for c in world.plan.layout.values_of("country")]
-        options = [s for s in holding(world, segments, days, 0, LEAST_OPENS)
-                   if 1.0 + rise / _newcomer_share(world, s, days).min() <= MOST_FACTOR]
+        segments = [
+            Segment(platform=p, country=c)
+            for p in world.plan.layout.values_of("platform")
+            if p in MOBILE
+            for c in world.plan.layout.values_of("country")
+        ]
+        options = [
+            s
+            for s in holding(world, segments, days, 0, LEAST_OPENS)
+            if 1.0 + rise / _newcomer_share(world, s, days).min() <= MOST_FACTOR
+        ]
         if not options:
             return []
         segment = pick(options, rng)
@@ -59,9 +70,15 @@ class StoreFeature(IncidentKind):
         out = []
         for day, share in zip(days, _newcomer_share(world, segment, days), strict=True):
             world.scale_traffic(newcomers, day, 1.0 + rise / share)
-            record = self.record(day, self.entity_names[0], rise, full_day(),
-                                 f"an app store features the app in {segment.label()}: {rise:.0%} more opens all day, "
-                                 "from organic new users who convert as usual", neutral)
+            record = self.record(
+                day,
+                self.entity_names[0],
+                rise,
+                full_day(),
+                f"an app store features the app in {segment.label()}: {rise:.0%} more opens all day, "
+                "from organic new users who convert as usual",
+                neutral,
+            )
             out.append(self.run_incident(record, segment, days))
         return out
 

@@ -23,11 +23,14 @@ class WebTrackingBug(IncidentKind):
     # Enough copies that the event outnumbers its step (the family's definition).
     magnitude_meaning = "extra copies logged per real event"
     magnitude_range = (0.9, 1.6)
-    description = (f"an event logged {1 + magnitude_range[0]:.1f}-{1 + magnitude_range[1]:.1f} times from some hour "
-                   f"on, {DAYS[0]}-{DAYS[1]} dates")
+    description = (
+        f"an event logged {1 + magnitude_range[0]:.1f}-{1 + magnitude_range[1]:.1f} times from some hour "
+        f"on, {DAYS[0]}-{DAYS[1]} dates"
+    )
     magnitude_bounds = (0.9, 4.0)
-    definition = (f"web logs one event more than once from some hour on, {DAYS[0]}-{DAYS[1]} dates in a row, on all "
-                  "of web")
+    definition = (
+        f"web logs one event more than once from some hour on, {DAYS[0]}-{DAYS[1]} dates in a row, on all of web"
+    )
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
         days = world.calendar.draw_run(rng, DAYS)

@@ -61,5 +61,4 @@ def known_bot_surge(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, 
     return _surge(log, rng, user, "known_bot_surge", f"known bot {device}")
 
 
-BENIGN_CHANGES: dict[str, BenignChange] = {change.__name__: change for change in (internal_load_test,
-                                                                                  known_bot_surge)}
+BENIGN_CHANGES: dict[str, BenignChange] = {change.__name__: change for change in (internal_load_test, known_bot_surge)}

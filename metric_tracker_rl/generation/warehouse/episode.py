@@ -23,15 +23,17 @@ def build_warehouse_episode(tier: Tier, config: EpisodeConfig) -> Episode:
     and its truth."""
     world = build_warehouse_world(tier, config)
     calendar = window_calendar(world.log.num_days)
-    return Episode(config, public_warehouse(world, config, WAREHOUSE_OBJECTIVE),
-                   warehouse_truth(world, calendar.iso_dates))
+    return Episode(
+        config, public_warehouse(world, config, WAREHOUSE_OBJECTIVE), warehouse_truth(world, calendar.iso_dates)
+    )
 
 
 def public_warehouse(world: WarehouseWorld, config: EpisodeConfig, objective: str) -> PublicEpisode:
     """What a warehouse world shows: its tables for the SQL tool (those that grow with the traffic packed: what an
     open episode holds of them until a worker reads them), its dimensions for report rows, and its task."""
     calendar = window_calendar(world.log.num_days)
-    tables: dict[str, ServedTable] = {name: pack_table(table) if name in PACKED_TABLES else table
-                                      for name, table in world.sql_tables().items()}
+    tables: dict[str, ServedTable] = {
+        name: pack_table(table) if name in PACKED_TABLES else table for name, table in world.sql_tables().items()
+    }
     events = Events(calendar, tables, world.dimension_values, WAREHOUSE_MAX_SQL_CHARS)
     return PublicEpisode(events, visible_task(config, objective))

@@ -57,45 +57,63 @@ BASKET_USD = (3.1, 0.45)  # log-normal basket value in USD: mu, sigma of its log
 ITEM_SHARE = 0.4  # an item added to the cart is worth this share of the basket
 RATE_DRIFT = 0.004  # daily standard deviation of a currency's log rate
 FOREIGN_CURRENCY_SHARE = 0.1  # of sessions outside the US: paid by a card billed in US dollars
-USD_RATES: dict[str, float] = {"USD": 1.0, "GBP": 0.79, "EUR": 0.92, "BRL": 5.0, "INR": 83.0, "JPY": 150.0,
-                               "MXN": 17.0}
+USD_RATES: dict[str, float] = {"USD": 1.0, "GBP": 0.79, "EUR": 0.92, "BRL": 5.0, "INR": 83.0, "JPY": 150.0, "MXN": 17.0}
 
 # A session's events in order: one column each (screen views take MAX_SCREEN_VIEWS); absent ones are skipped.
-SESSION_LAYOUT: tuple[str, ...] = ("first_open", "session_start", "app_open",
-                                   *("screen_view",) * MAX_SCREEN_VIEWS,
-                                   "menu_open", "product_added_to_cart", "order_placed", "payment_successful",
-                                   "app_exception", "user_engagement")
-_FUNNEL_COLUMNS = [SESSION_LAYOUT.index(name) for name in ("menu_open", "product_added_to_cart", "order_placed",
-                                                          "payment_successful")]
+SESSION_LAYOUT: tuple[str, ...] = (
+    "first_open",
+    "session_start",
+    "app_open",
+    *("screen_view",) * MAX_SCREEN_VIEWS,
+    "menu_open",
+    "product_added_to_cart",
+    "order_placed",
+    "payment_successful",
+    "app_exception",
+    "user_engagement",
+)
+_FUNNEL_COLUMNS = [
+    SESSION_LAYOUT.index(name) for name in ("menu_open", "product_added_to_cart", "order_placed", "payment_successful")
+]
 
 
 def draw_event_log(plan: SegmentedPlan, key: EpisodeKey, sample_rate: float = SAMPLE_RATE) -> EventLog:
     """The episode's users, sessions and events, drawn from the plan as it stands (after the kinds' edits), with
     the standing traffic the metrics layer's rules exclude (standing.py)."""
-    assert plan.split is not None and plan.leaf_shares is not None and plan.leaf_reach_factors is not None, \
+    assert plan.split is not None and plan.leaf_shares is not None and plan.leaf_reach_factors is not None, (
         "the warehouse draws from a world with channel and user type"
+    )
     world, users = _world_sessions(plan, key, sample_rate)
     extra, extra_users, lists = standing_sessions(plan, key, users.channel.values)
     draw = world.then(extra, len(users.pseudo_ids))
     users = users.then(extra_users)
     rng = derive_rng(key, "warehouse-sessions")
-    start_us = (day_start_micros(0) + draw.day.astype(np.int64) * 86_400 * MICROS_PER_SECOND
-                + ((draw.hour * 3600 + rng.random(len(draw)) * 3600) * MICROS_PER_SECOND).astype(np.int64))
+    start_us = (
+        day_start_micros(0)
+        + draw.day.astype(np.int64) * 86_400 * MICROS_PER_SECOND
+        + ((draw.hour * 3600 + rng.random(len(draw)) * 3600) * MICROS_PER_SECOND).astype(np.int64)
+    )
     layout = plan.layout
     versions = layout.values_of("app_version")
     version_code = np.array([versions.index(v) for v in layout.versions], dtype=np.int8)
-    denied_share = np.array([CONSENT_DENIED_SHARE.get(country, CONSENT_DENIED_ELSEWHERE)
-                             for country in layout.countries])
+    denied_share = np.array(
+        [CONSENT_DENIED_SHARE.get(country, CONSENT_DENIED_ELSEWHERE) for country in layout.countries]
+    )
     # A returning user's sessions before the window count too: its first here is numbered after them.
     earlier = np.where(users.first_touch_day >= 0, 0, rng.integers(1, PRIOR_SESSIONS_MAX + 1, len(users.pseudo_ids)))
-    sessions = Sessions(user=draw.user, session_id=_session_numbers(draw.user, start_us) + earlier[draw.user],
-                        app_version=Labels(version_code[draw.cell], versions),
-                        consent_denied=(rng.random(len(draw)) < denied_share[draw.cell]) & (draw.kind == 0))
+    sessions = Sessions(
+        user=draw.user,
+        session_id=_session_numbers(draw.user, start_us) + earlier[draw.user],
+        app_version=Labels(version_code[draw.cell], versions),
+        consent_denied=(rng.random(len(draw)) < denied_share[draw.cell]) & (draw.kind == 0),
+    )
     rates = _currency_rates(key, plan.num_days)
-    currency = _paid_currency(key, np.array([CURRENCIES.index(COUNTRY_CURRENCY[c]) for c in layout.countries])[
-        draw.cell])
-    events = flag_standing_events(_events(key, draw.new, draw.depth, start_us, currency, rates[currency, draw.day]),
-                                  draw.kind, key)
+    currency = _paid_currency(
+        key, np.array([CURRENCIES.index(COUNTRY_CURRENCY[c]) for c in layout.countries])[draw.cell]
+    )
+    events = flag_standing_events(
+        _events(key, draw.new, draw.depth, start_us, currency, rates[currency, draw.day]), draw.kind, key
+    )
     mobile = np.array([platform != "web" for platform in layout.platforms])[draw.cell]
     events = standing_repeats(events, np.array([OFFLINE_SHARE[p] for p in layout.platforms])[draw.cell], key)
     events = resent_purchases(events, mobile, key)
@@ -152,8 +170,9 @@ def _world_sessions(plan: SegmentedPlan, key: EpisodeKey, sample_rate: float) ->
     return SessionDraw(cell, channel, new, day, hour, depth, user, kind), users
 
 
-def _session_places(plan: SegmentedPlan, key: EpisodeKey, sample_rate: float
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _session_places(
+    plan: SegmentedPlan, key: EpisodeKey, sample_rate: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(N,) each session's cell, leaf, date and hour: Poisson around the sampled expected opens of every leaf and
     hour, in (cell, leaf, date, hour) order."""
     assert plan.leaf_shares is not None
@@ -164,8 +183,9 @@ def _session_places(plan: SegmentedPlan, key: EpisodeKey, sample_rate: float
     return cell, leaf, day, hour
 
 
-def _steps_reached(plan: SegmentedPlan, key: EpisodeKey, cell: np.ndarray, leaf: np.ndarray, day: np.ndarray,
-                   hour: np.ndarray) -> np.ndarray:
+def _steps_reached(
+    plan: SegmentedPlan, key: EpisodeKey, cell: np.ndarray, leaf: np.ndarray, day: np.ndarray, hour: np.ndarray
+) -> np.ndarray:
     """(N,) funnel steps each session reaches past its open (0 to 4): each step at its cell's rate that hour
     times its leaf's factor on that step."""
     assert plan.leaf_reach_factors is not None
@@ -176,8 +196,15 @@ def _steps_reached(plan: SegmentedPlan, key: EpisodeKey, cell: np.ndarray, leaf:
     return depth
 
 
-def _users(plan: SegmentedPlan, key: EpisodeKey, cell: np.ndarray, channel: np.ndarray,
-           channel_values: tuple[str, ...], new: np.ndarray, day: np.ndarray) -> tuple[Users, np.ndarray]:
+def _users(
+    plan: SegmentedPlan,
+    key: EpisodeKey,
+    cell: np.ndarray,
+    channel: np.ndarray,
+    channel_values: tuple[str, ...],
+    new: np.ndarray,
+    day: np.ndarray,
+) -> tuple[Users, np.ndarray]:
     """The users and each session's user: a new user's session is its first (its own user); a returning
     session's user is drawn from a pool of its platform, country and channel, sized for SESSIONS_PER_RETURNING_USER
     sessions each in the window."""
@@ -187,27 +214,42 @@ def _users(plan: SegmentedPlan, key: EpisodeKey, cell: np.ndarray, channel: np.n
     country_of = np.array([countries.index(c) for c in layout.countries])[cell]
     group = (platform_of * len(countries) + country_of) * len(channel_values) + channel
     rng = derive_rng(key, "warehouse-users")
-    pools = np.maximum(1, np.round(np.bincount(group[~new], minlength=group.max() + 1)
-                                   / SESSIONS_PER_RETURNING_USER)).astype(np.int64)
+    pools = np.maximum(
+        1, np.round(np.bincount(group[~new], minlength=group.max() + 1) / SESSIONS_PER_RETURNING_USER)
+    ).astype(np.int64)
     member = np.where(new, np.arange(len(cell)), (rng.random(len(cell)) * pools[group]).astype(np.int64))
     identity = (new.astype(np.int64) * (group.max() + 1) + group) * len(cell) + member
     _, first, user = np.unique(identity, return_index=True, return_inverse=True)
     user = user.reshape(-1).astype(np.int32)
     count = len(first)
     first_touch = np.where(new[first], day[first], -rng.integers(1, 365, count)).astype(np.int16)
-    touch_s = (day_start_micros(0) // MICROS_PER_SECOND + first_touch.astype(np.int64) * 86_400
-               + rng.integers(0, 86_400, count))
+    touch_s = (
+        day_start_micros(0) // MICROS_PER_SECOND
+        + first_touch.astype(np.int64) * 86_400
+        + rng.integers(0, 86_400, count)
+    )
     logged_in = ~new[first] & (rng.random(count) < LOGGED_IN_SHARE)
     pseudo, logins, devices = draw_identities(rng, touch_s, logged_in)
-    users = Users(pseudo_ids=pseudo, login_ids=logins, device_ids=devices,
-                  platform=Labels(platform_of[first].astype(np.int8), platforms),
-                  country=Labels(country_of[first].astype(np.int8), countries),
-                  channel=Labels(channel[first].astype(np.int8), channel_values), first_touch_day=first_touch)
+    users = Users(
+        pseudo_ids=pseudo,
+        login_ids=logins,
+        device_ids=devices,
+        platform=Labels(platform_of[first].astype(np.int8), platforms),
+        country=Labels(country_of[first].astype(np.int8), countries),
+        channel=Labels(channel[first].astype(np.int8), channel_values),
+        first_touch_day=first_touch,
+    )
     return users, user
 
 
-def _events(key: EpisodeKey, new: np.ndarray, depth: np.ndarray, start_us: np.ndarray, currency: np.ndarray,
-            units_per_usd: np.ndarray) -> Events:
+def _events(
+    key: EpisodeKey,
+    new: np.ndarray,
+    depth: np.ndarray,
+    start_us: np.ndarray,
+    currency: np.ndarray,
+    units_per_usd: np.ndarray,
+) -> Events:
     """Every session's events in SESSION_LAYOUT order, with their times, ingestion times and parameters."""
     rng = derive_rng(key, "warehouse-events")
     sessions, width = len(new), len(SESSION_LAYOUT)
@@ -215,7 +257,7 @@ def _events(key: EpisodeKey, new: np.ndarray, depth: np.ndarray, start_us: np.nd
     present[:, 0] = new
     present[:, 1:3] = True
     views = np.minimum(rng.poisson(SCREEN_VIEWS_MEAN, sessions), MAX_SCREEN_VIEWS)
-    present[:, 3:3 + MAX_SCREEN_VIEWS] = np.arange(MAX_SCREEN_VIEWS) < views[:, None]
+    present[:, 3 : 3 + MAX_SCREEN_VIEWS] = np.arange(MAX_SCREEN_VIEWS) < views[:, None]
     present[:, _FUNNEL_COLUMNS] = np.arange(N_STEPS) < depth[:, None]
     present[:, -2] = rng.random(sessions) < EXCEPTION_SHARE
     present[:, -1] = True
@@ -241,9 +283,16 @@ def _events(key: EpisodeKey, new: np.ndarray, depth: np.ndarray, start_us: np.nd
     value[purchase] = np.round(local[session[purchase]], 2)
     numbers = rng.permutation(sessions).astype(np.int64) + 1
     transaction = np.where(purchase, numbers[session], -1)
-    return Events(session=session.astype(np.int32), name=names, timestamp_us=timestamp, ingested_us=ingested,
-                  engagement_msec=engagement, transaction=transaction, value=value,
-                  currency=np.where(np.isnan(value), -1, currency[session]).astype(np.int8),
-                  debug=np.zeros(count, dtype=bool), internal=np.zeros(count, dtype=bool),
-                  variant=np.full(count, -1, dtype=np.int8))
-
+    return Events(
+        session=session.astype(np.int32),
+        name=names,
+        timestamp_us=timestamp,
+        ingested_us=ingested,
+        engagement_msec=engagement,
+        transaction=transaction,
+        value=value,
+        currency=np.where(np.isnan(value), -1, currency[session]).astype(np.int8),
+        debug=np.zeros(count, dtype=bool),
+        internal=np.zeros(count, dtype=bool),
+        variant=np.full(count, -1, dtype=np.int8),
+    )

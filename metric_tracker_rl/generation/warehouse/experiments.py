@@ -26,8 +26,11 @@ def arm_users(log: EventLog, experiment: Experiment) -> np.ndarray:
     """(U,) bool: the users of an experiment's arm (its named fields; None covers every value)."""
     users = log.users
     keep = np.ones(len(users.pseudo_ids), dtype=bool)
-    for labels, wanted in ((users.platform, experiment.platform), (users.country, experiment.country),
-                           (users.channel, experiment.channel)):
+    for labels, wanted in (
+        (users.platform, experiment.platform),
+        (users.country, experiment.country),
+        (users.channel, experiment.channel),
+    ):
         if wanted is not None:
             keep &= labels.codes == (labels.values.index(wanted) if wanted in labels.values else -1)
     if experiment.user_type is not None:
@@ -58,8 +61,10 @@ def assign_experiments(log: EventLog, experiments: tuple[Experiment, ...]) -> tu
         first_days.append(first[who])
     who = np.concatenate(assigned) if assigned else np.zeros(0, dtype=np.int64)
     when = np.concatenate(first_days) if first_days else np.zeros(0, dtype=np.int64)
-    table: SqlTable = {"experiment": np.array(names, dtype=object),
-                       "user_pseudo_id": log.users.pseudo_ids[who].astype(object),
-                       "variant": np.full(len(who), VARIANTS[TREATMENT], dtype=object),
-                       "assigned_date": np.datetime64(WINDOW_START, "D") + when.astype("timedelta64[D]")}
+    table: SqlTable = {
+        "experiment": np.array(names, dtype=object),
+        "user_pseudo_id": log.users.pseudo_ids[who].astype(object),
+        "variant": np.full(len(who), VARIANTS[TREATMENT], dtype=object),
+        "assigned_date": np.datetime64(WINDOW_START, "D") + when.astype("timedelta64[D]"),
+    }
     return replace(log, events=replace(events, variant=variant)), table

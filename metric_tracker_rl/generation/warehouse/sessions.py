@@ -27,7 +27,9 @@ class SessionDraw:
 
     def then(self, other: SessionDraw, users_before: int) -> SessionDraw:
         """These sessions followed by `other`'s, whose users come after `users_before` users."""
-        joined = {name: np.concatenate([getattr(self, name), getattr(other, name)])
-                  for name in SessionDraw.__dataclass_fields__}
-        joined["user"][len(self):] += users_before
+        joined = {
+            name: np.concatenate([getattr(self, name), getattr(other, name)])
+            for name in SessionDraw.__dataclass_fields__
+        }
+        joined["user"][len(self) :] += users_before
         return SessionDraw(**joined)

@@ -58,8 +58,12 @@ STANDING_SOURCES: tuple[StandingSource, ...] = (
 )
 RELEASE_QA = "release_qa"  # office QA on each new mobile version's first dates (all tagged internal)
 WEB_CHECKOUT_TESTS = "web_checkout_tests"  # the web checkout suite on listed test devices (untagged)
-SESSION_KINDS: tuple[str, ...] = ("world", *(source.kind for source in STANDING_SOURCES), RELEASE_QA,
-                                  WEB_CHECKOUT_TESTS)
+SESSION_KINDS: tuple[str, ...] = (
+    "world",
+    *(source.kind for source in STANDING_SOURCES),
+    RELEASE_QA,
+    WEB_CHECKOUT_TESTS,
+)
 INTERNAL_KINDS = ("internal_account", "office", RELEASE_QA)  # their tagged events carry traffic_type = internal
 # Their tagged events carry debug_mode = 1.
 DEBUG_KINDS = ("test_device", "developer_device", "device_farm", WEB_CHECKOUT_TESTS)
@@ -85,8 +89,9 @@ RESENT_PURCHASE_SHARE = 0.3
 RESEND_DELAY_S = (2.0, 30.0)
 
 
-def standing_sessions(plan: SegmentedPlan, key: EpisodeKey, channel_values: tuple[str, ...]
-                      ) -> tuple[SessionDraw, Users, ReferenceLists]:
+def standing_sessions(
+    plan: SegmentedPlan, key: EpisodeKey, channel_values: tuple[str, ...]
+) -> tuple[SessionDraw, Users, ReferenceLists]:
     """The standing sources' sessions (users numbered from 0), their users, and the reference lists."""
 
     rng = derive_rng(key, "warehouse-standing")
@@ -105,9 +110,16 @@ def standing_sessions(plan: SegmentedPlan, key: EpisodeKey, channel_values: tupl
         hour = rng.integers(9, 18, len(day)) if source.working_hours else rng.integers(0, HOURS, len(day))
         full = rng.random(len(day)) < source.full_funnel_share
         depth = np.where(full, N_STEPS, rng.integers(0, N_STEPS, len(day)))
-        parts.append({"cell": _busiest_cells(plan, source.platform, source.country, day), "day": day, "hour": hour,
-                      "depth": depth if source.full_funnel_share else np.zeros(len(day), dtype=np.int64),
-                      "user": first_user + identity, "kind": np.full(len(day), position, dtype=np.int8)})
+        parts.append(
+            {
+                "cell": _busiest_cells(plan, source.platform, source.country, day),
+                "day": day,
+                "hour": hour,
+                "depth": depth if source.full_funnel_share else np.zeros(len(day), dtype=np.int64),
+                "user": first_user + identity,
+                "kind": np.full(len(day), position, dtype=np.int8),
+            }
+        )
         user_platform += [platforms.index(source.platform)] * source.identities
         user_country += [countries.index(source.country)] * source.identities
         logged += [source.logged_in] * source.identities
@@ -126,29 +138,43 @@ def standing_sessions(plan: SegmentedPlan, key: EpisodeKey, channel_values: tupl
     logged += [False] * WEB_TEST_DEVICES
     joined = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
     sessions = len(joined["day"])
-    draw = SessionDraw(cell=joined["cell"], channel=np.zeros(sessions, dtype=np.int64),
-                       new=np.zeros(sessions, dtype=bool), day=joined["day"], hour=joined["hour"],
-                       depth=joined["depth"], user=joined["user"], kind=joined["kind"])
+    draw = SessionDraw(
+        cell=joined["cell"],
+        channel=np.zeros(sessions, dtype=np.int64),
+        new=np.zeros(sessions, dtype=bool),
+        day=joined["day"],
+        hour=joined["hour"],
+        depth=joined["depth"],
+        user=joined["user"],
+        kind=joined["kind"],
+    )
     count = len(user_platform)
     first_touch = -rng.integers(30, 365, count).astype(np.int16)
     touch_s = day_start_micros(0) // MICROS_PER_SECOND + first_touch.astype(np.int64) * 86_400
     pseudo, logins, devices = draw_identities(rng, touch_s, np.array(logged))
-    users = Users(pseudo_ids=pseudo, login_ids=logins, device_ids=devices,
-                  platform=Labels(np.array(user_platform, dtype=np.int8), platforms),
-                  country=Labels(np.array(user_country, dtype=np.int8), countries),
-                  channel=Labels(np.zeros(count, dtype=np.int8), channel_values),
-                  first_touch_day=first_touch)
-    lists = ReferenceLists(internal_accounts=tuple(str(users.login_ids[u]) for u in listed["internal_accounts"]),
-                           test_devices=tuple(str(users.device_ids[u]) for u in listed["test_devices"]),
-                           known_bots=tuple(str(users.device_ids[u]) for u in listed["known_bots"]))
+    users = Users(
+        pseudo_ids=pseudo,
+        login_ids=logins,
+        device_ids=devices,
+        platform=Labels(np.array(user_platform, dtype=np.int8), platforms),
+        country=Labels(np.array(user_country, dtype=np.int8), countries),
+        channel=Labels(np.zeros(count, dtype=np.int8), channel_values),
+        first_touch_day=first_touch,
+    )
+    lists = ReferenceLists(
+        internal_accounts=tuple(str(users.login_ids[u]) for u in listed["internal_accounts"]),
+        test_devices=tuple(str(users.device_ids[u]) for u in listed["test_devices"]),
+        known_bots=tuple(str(users.device_ids[u]) for u in listed["known_bots"]),
+    )
     return draw, users, lists
 
 
 QA_COUNTRY = "JP"  # the office's
 
 
-def _release_checks(plan: SegmentedPlan, rng: np.random.Generator, first_user: int
-                    ) -> tuple[dict[str, np.ndarray], list[str]]:
+def _release_checks(
+    plan: SegmentedPlan, rng: np.random.Generator, first_user: int
+) -> tuple[dict[str, np.ndarray], list[str]]:
     """QA's sessions on each mobile release's version in the office's country over its first QA_DAYS dates (each
     an order placed and not paid), and each tester's platform (QA_TESTERS per mobile platform)."""
     from metric_tracker_rl.world.segments import Segment
@@ -162,28 +188,46 @@ def _release_checks(plan: SegmentedPlan, rng: np.random.Generator, first_user: i
         tester, at = np.nonzero(counts)
         tester, at = np.repeat(tester, counts[tester, at]), np.repeat(at, counts[tester, at])
         user = first_user + platforms.index(release.platform) * QA_TESTERS + tester
-        parts.append({"cell": np.full(len(at), cell), "day": days[at], "hour": rng.integers(9, 18, len(at)),
-                      "depth": np.full(len(at), QA_DEPTH), "user": user,
-                      "kind": np.full(len(at), SESSION_KINDS.index(RELEASE_QA), dtype=np.int8)})
-    joined = {name: np.concatenate([part[name] for part in parts]).astype(parts[0][name].dtype)
-              for name in parts[0]} if parts else {}
+        parts.append(
+            {
+                "cell": np.full(len(at), cell),
+                "day": days[at],
+                "hour": rng.integers(9, 18, len(at)),
+                "depth": np.full(len(at), QA_DEPTH),
+                "user": user,
+                "kind": np.full(len(at), SESSION_KINDS.index(RELEASE_QA), dtype=np.int8),
+            }
+        )
+    joined = (
+        {name: np.concatenate([part[name] for part in parts]).astype(parts[0][name].dtype) for name in parts[0]}
+        if parts
+        else {}
+    )
     return joined, [platform for platform in platforms for _ in range(QA_TESTERS)]
 
 
 def _web_checkout_tests(plan: SegmentedPlan, rng: np.random.Generator, first_user: int) -> dict[str, np.ndarray]:
     """The web checkout suite's sessions: on WEB_TEST_RUNS dates, each of its devices' orders in one block of
     office hours, each stopping at the order (the test card is declined)."""
-    runs = np.sort(rng.choice(np.arange(1, plan.num_days), int(rng.integers(WEB_TEST_RUNS[0], WEB_TEST_RUNS[1] + 1)),
-                              replace=False))
+    runs = np.sort(
+        rng.choice(
+            np.arange(1, plan.num_days), int(rng.integers(WEB_TEST_RUNS[0], WEB_TEST_RUNS[1] + 1)), replace=False
+        )
+    )
     counts = rng.poisson(WEB_TESTS_PER_DEVICE, (WEB_TEST_DEVICES, len(runs)))
     device, run = np.nonzero(counts)
     device, run = np.repeat(device, counts[device, run]), np.repeat(run, counts[device, run])
     start = rng.integers(9, 18 - WEB_TEST_HOURS + 1, len(runs))[run]
     day = runs[run]
     kind = np.full(len(day), SESSION_KINDS.index(WEB_CHECKOUT_TESTS), dtype=np.int8)
-    return {"cell": _busiest_cells(plan, "web", QA_COUNTRY, day), "day": day,
-            "hour": start + rng.integers(0, WEB_TEST_HOURS, len(day)), "depth": np.full(len(day), QA_DEPTH),
-            "user": first_user + device, "kind": kind}
+    return {
+        "cell": _busiest_cells(plan, "web", QA_COUNTRY, day),
+        "day": day,
+        "hour": start + rng.integers(0, WEB_TEST_HOURS, len(day)),
+        "depth": np.full(len(day), QA_DEPTH),
+        "user": first_user + device,
+        "kind": kind,
+    }
 
 
 def _busiest_cells(plan: SegmentedPlan, platform: str, country: str, days: np.ndarray) -> np.ndarray:
@@ -206,8 +250,13 @@ def flag_standing_events(events: Events, session_kind: np.ndarray, key: EpisodeK
     tagged = derive_rng(key, "warehouse-tags").random(len(kind)) < tagged_share
     internal = np.isin(kind, [SESSION_KINDS.index(k) for k in INTERNAL_KINDS]) & tagged
     debug = np.isin(kind, [SESSION_KINDS.index(k) for k in DEBUG_KINDS]) & tagged
-    return Events(**{**{name: getattr(events, name) for name in Events.__dataclass_fields__},
-                     "internal": internal, "debug": debug})
+    return Events(
+        **{
+            **{name: getattr(events, name) for name in Events.__dataclass_fields__},
+            "internal": internal,
+            "debug": debug,
+        }
+    )
 
 
 def standing_repeats(events: Events, offline_share: np.ndarray, key: EpisodeKey) -> Events:
@@ -225,13 +274,15 @@ def standing_repeats(events: Events, offline_share: np.ndarray, key: EpisodeKey)
     late = offline[events.session] & (position >= offline_from[events.session])
     delay_s = np.where(late, rng.uniform(*LATE_DAYS, sessions)[events.session] * 86_400, 0.0)
     ingested = events.ingested_us + (delay_s * MICROS_PER_SECOND).astype(np.int64)
-    delayed = Events(**{**{name: getattr(events, name) for name in Events.__dataclass_fields__},
-                        "ingested_us": ingested})
+    delayed = Events(
+        **{**{name: getattr(events, name) for name in Events.__dataclass_fields__}, "ingested_us": ingested}
+    )
     again = delayed.take(repeated)
     resent = again.ingested_us + (rng.uniform(5, 600, len(repeated)) * MICROS_PER_SECOND).astype(np.int64)
     again = Events(**{**{name: getattr(again, name) for name in Events.__dataclass_fields__}, "ingested_us": resent})
-    return Events(**{name: np.concatenate([getattr(delayed, name), getattr(again, name)])
-                     for name in Events.__dataclass_fields__})
+    return Events(
+        **{name: np.concatenate([getattr(delayed, name), getattr(again, name)]) for name in Events.__dataclass_fields__}
+    )
 
 
 def resent_purchases(events: Events, mobile: np.ndarray, key: EpisodeKey) -> Events:
@@ -243,7 +294,13 @@ def resent_purchases(events: Events, mobile: np.ndarray, key: EpisodeKey) -> Eve
     paid = np.flatnonzero((events.name == event_code("payment_successful")) & mobile[events.session])
     resent = events.take(paid[rng.random(len(paid)) < RESENT_PURCHASE_SHARE])
     delay = (rng.uniform(*RESEND_DELAY_S, len(resent)) * MICROS_PER_SECOND).astype(np.int64)
-    resent = Events(**{**{name: getattr(resent, name) for name in Events.__dataclass_fields__},
-                       "timestamp_us": resent.timestamp_us + delay, "ingested_us": resent.ingested_us + delay})
-    return Events(**{name: np.concatenate([getattr(events, name), getattr(resent, name)])
-                     for name in Events.__dataclass_fields__})
+    resent = Events(
+        **{
+            **{name: getattr(resent, name) for name in Events.__dataclass_fields__},
+            "timestamp_us": resent.timestamp_us + delay,
+            "ingested_us": resent.ingested_us + delay,
+        }
+    )
+    return Events(
+        **{name: np.concatenate([getattr(events, name), getattr(resent, name)]) for name in Events.__dataclass_fields__}
+    )

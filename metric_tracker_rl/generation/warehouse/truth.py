@@ -73,11 +73,17 @@ class ExpectedRow:
         family = DEFECT_FAMILY if self.family == DATA_QUALITY else self.family
         segment = self.segment.normalised()
         return MetricSubmissionRow(
-            date=dates[self.day], entity_type=entity_type, entity_name=entity_name, anomaly_type=family,
-            detection_method=PUBLISHED_FAMILIES[family].generator, baseline_value=self.baseline,
-            observed_value=self.observed, delta_value=self.delta,
+            date=dates[self.day],
+            entity_type=entity_type,
+            entity_name=entity_name,
+            anomaly_type=family,
+            detection_method=PUBLISHED_FAMILIES[family].generator,
+            baseline_value=self.baseline,
+            observed_value=self.observed,
+            delta_value=self.delta,
             severity=severity_for(entity_type, self.baseline, self.observed),
-            **({} if segment.is_aggregate else {**dict.fromkeys(CELL_FIELDS), **segment.named()}))
+            **({} if segment.is_aggregate else {**dict.fromkeys(CELL_FIELDS), **segment.named()}),
+        )
 
 
 def expected_rows(world: WarehouseWorld, counted: CountedSessions | None = None) -> list[ExpectedRow]:
@@ -87,8 +93,12 @@ def expected_rows(world: WarehouseWorld, counted: CountedSessions | None = None)
     counted = counted_sessions(world.log) if counted is None else counted
     rows = incident_rows(world, counted)
     for defect, values in zip(world.defects, world.defect_values, strict=True):
-        rows += [ExpectedRow(defect.kind, DATA_QUALITY, value.day, defect.metric, defect.segment, value.baseline,
-                             value.observed) for value in values]
+        rows += [
+            ExpectedRow(
+                defect.kind, DATA_QUALITY, value.day, defect.metric, defect.segment, value.baseline, value.observed
+            )
+            for value in values
+        ]
     rows = [row for row in rows if math.isfinite(row.baseline) and math.isfinite(row.observed)]
     return sorted(rows, key=lambda row: (row.day, row.metric, row.segment.label()))
 
@@ -96,20 +106,29 @@ def expected_rows(world: WarehouseWorld, counted: CountedSessions | None = None)
 def incident_rows(world: WarehouseWorld, counted: CountedSessions, change_points: bool = True) -> list[ExpectedRow]:
     """Each incident date's row, its values the metrics layer's; a lasting incident's baseline read from before its
     change point where `change_points` (else by the same weekday's other dates, as every other row's)."""
-    return [_incident_row(world, counted, incident.kind, incident.record, incident.segment, change_points)
-            for incident in world.incidents]
+    return [
+        _incident_row(world, counted, incident.kind, incident.record, incident.segment, change_points)
+        for incident in world.incidents
+    ]
 
 
-def _incident_row(world: WarehouseWorld, counted: CountedSessions, kind: str, record: InjectionRecord,
-                  segment: Segment, change_points: bool) -> ExpectedRow:
+def _incident_row(
+    world: WarehouseWorld,
+    counted: CountedSessions,
+    kind: str,
+    record: InjectionRecord,
+    segment: Segment,
+    change_points: bool,
+) -> ExpectedRow:
     counts = segment_sessions(world.log, counted, segment)
     values, baselines = daily_series(counts, record.entity_type, record.entity_name)
     baseline = float(baselines[record.day])
     if change_points and isinstance(record, ChangePointRecord):
         baseline = change_point_baseline(values, record.day, record.change_point)
     metric = DASHBOARD_COUNT.get(record.entity_name, record.entity_name)
-    return ExpectedRow(kind, record.family, record.day, metric, segment.normalised(), baseline,
-                       float(values[record.day]))
+    return ExpectedRow(
+        kind, record.family, record.day, metric, segment.normalised(), baseline, float(values[record.day])
+    )
 
 
 def warehouse_truth(world: WarehouseWorld, dates: tuple[str, ...]) -> GroundTruth:
@@ -118,8 +137,9 @@ def warehouse_truth(world: WarehouseWorld, dates: tuple[str, ...]) -> GroundTrut
     return truth_of(world, expected_rows(world, counted), dates, counted)
 
 
-def truth_of(world: WarehouseWorld, expected: list[ExpectedRow], dates: tuple[str, ...],
-             counted: CountedSessions) -> GroundTruth:
+def truth_of(
+    world: WarehouseWorld, expected: list[ExpectedRow], dates: tuple[str, ...], counted: CountedSessions
+) -> GroundTruth:
     """The grader's truth of a raw-event world that expects `expected`: those rows as report rows, the side-effect
     keys of its incidents (less any expected key), its benign changes (look-alikes and bursts, for the record), and
     T of the overlap credit (each leaf's counted sessions by date)."""
@@ -128,21 +148,31 @@ def truth_of(world: WarehouseWorld, expected: list[ExpectedRow], dates: tuple[st
     neutral = {row_key(dates[i.record.day], t, n) for i in world.incidents for t, n in i.record.neutral} - keys
     benign = [DistractorRecord(f.kind, f.day, f"{f.segment.label()}: {f.description}") for f in world.fluctuations]
     benign += [DistractorRecord(b.kind, b.day, f"{b.segment.label()}: {b.description}") for b in world.benign]
-    return GroundTruth(tuple(rows), frozenset(neutral), tuple(i.record for i in world.incidents), (),
-                       tuple(sorted(benign, key=lambda record: record.day)), leaf_sessions(world, counted))
+    return GroundTruth(
+        tuple(rows),
+        frozenset(neutral),
+        tuple(i.record for i in world.incidents),
+        (),
+        tuple(sorted(benign, key=lambda record: record.day)),
+        leaf_sessions(world, counted),
+    )
 
 
-def leaf_sessions(world: WarehouseWorld, counted: CountedSessions | None = None
-                  ) -> tuple[np.ndarray, Callable[[Segment], np.ndarray]]:
+def leaf_sessions(
+    world: WarehouseWorld, counted: CountedSessions | None = None
+) -> tuple[np.ndarray, Callable[[Segment], np.ndarray]]:
     """(L, D) the metrics layer's counted sessions of each leaf (one value of every dimension a row may name) by
     date, over the events as recorded, and the (L,) mask of the leaves inside a segment."""
     log = world.log
     counted = counted_sessions(log) if counted is None else counted
     users, sessions = log.users, log.sessions
-    fields = {"platform": (counted.platform, users.platform.values),
-              "app_version": (counted.version, sessions.app_version.values),
-              "country": (counted.country, users.country.values), "channel": (counted.channel, users.channel.values),
-              "user_type": (np.where(counted.new, 0, 1), ("new", "returning"))}
+    fields = {
+        "platform": (counted.platform, users.platform.values),
+        "app_version": (counted.version, sessions.app_version.values),
+        "country": (counted.country, users.country.values),
+        "channel": (counted.channel, users.channel.values),
+        "user_type": (np.where(counted.new, 0, 1), ("new", "returning")),
+    }
     codes = np.stack([np.asarray(code, dtype=np.int64) for code, _ in fields.values()], axis=1)
     leaves, leaf = np.unique(codes, axis=0, return_inverse=True)
     opens = np.zeros((len(leaves), log.num_days))

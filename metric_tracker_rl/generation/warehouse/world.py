@@ -87,8 +87,10 @@ class DefectDraw:
 
     def __post_init__(self) -> None:
         if self.ration < 0 or not self.rationed <= set(self.mechanisms):
-            raise ValueError(f"a ration of at least 0 over mechanisms the draw holds: {self.ration}, "
-                             f"{sorted(self.rationed - set(self.mechanisms))}")
+            raise ValueError(
+                f"a ration of at least 0 over mechanisms the draw holds: {self.ration}, "
+                f"{sorted(self.rationed - set(self.mechanisms))}"
+            )
 
     def allows(self, kind: str, placed: Sequence[DefectRecord]) -> bool:
         """Whether a defect of `kind` may join those placed: a rationed one only while its group's ration lasts."""
@@ -115,12 +117,29 @@ def build_warehouse_world(tier: Tier, config: EpisodeConfig, draw: DefectDraw | 
     context = context_tables(placed.world, placed.incidents, placed.fluctuations, dates)
     log, assignments = assign_experiments(log, context.experiments)
     board, before = dashboard(log), dashboard(clean)
-    values = tuple(tuple(DefectValues(day, segment_metric(before, d.segment, d.metric, day),
-                                      segment_metric(board, d.segment, d.metric, day)) for day in d.days)
-                   for d in defects)
-    return WarehouseWorld(log, board, tuple(sorted(placed.incidents, key=lambda i: i.record.day)),
-                          tuple(placed.fluctuations), tuple(defects), values, tuple(benign), before, context,
-                          placed.plan.releases, assignments, _dimension_values(placed.plan))
+    values = tuple(
+        tuple(
+            DefectValues(
+                day, segment_metric(before, d.segment, d.metric, day), segment_metric(board, d.segment, d.metric, day)
+            )
+            for day in d.days
+        )
+        for d in defects
+    )
+    return WarehouseWorld(
+        log,
+        board,
+        tuple(sorted(placed.incidents, key=lambda i: i.record.day)),
+        tuple(placed.fluctuations),
+        tuple(defects),
+        values,
+        tuple(benign),
+        before,
+        context,
+        placed.plan.releases,
+        assignments,
+        _dimension_values(placed.plan),
+    )
 
 
 def warehouse_mix(tier: Tier) -> WarehouseMix:
@@ -130,8 +149,9 @@ def warehouse_mix(tier: Tier) -> WarehouseMix:
     return mix
 
 
-def _edit_defects(log: EventLog, key: EpisodeKey, rng: np.random.Generator, draw: DefectDraw, held: set[int]
-                  ) -> tuple[EventLog, list[DefectRecord]]:
+def _edit_defects(
+    log: EventLog, key: EpisodeKey, rng: np.random.Generator, draw: DefectDraw, held: set[int]
+) -> tuple[EventLog, list[DefectRecord]]:
     """The log with its defects edited in, each on dates clear of `held` (the incidents' and the other defects', a
     day's margin each side), and their records. The mechanisms go in a drawn order (the first from
     `draw.first_from` where it names any), each placed if its dates can be and its ration allows (one that cannot
@@ -148,8 +168,9 @@ def _edit_defects(log: EventLog, key: EpisodeKey, rng: np.random.Generator, draw
         if not draw.allows(kind, defects):
             continue
         for attempt in range(DEFECT_ATTEMPTS):
-            edited, record = draw.mechanisms[kind](log, derive_rng(key, "warehouse-defect",
-                                                                   index * DEFECT_ATTEMPTS + attempt))
+            edited, record = draw.mechanisms[kind](
+                log, derive_rng(key, "warehouse-defect", index * DEFECT_ATTEMPTS + attempt)
+            )
             reach = set(range(min(record.days) - 1, max(record.days) + 2))  # a day's margin each side
             if not reach & held:
                 log = edited
@@ -171,8 +192,10 @@ def _release_table(releases: tuple[Release, ...], num_days: int) -> SqlTable:
     """One row per mobile release and date from its start: the share of its platform's users offered it."""
     rows = [(release, day) for release in releases for day in range(release.start_day, num_days)]
     start = np.datetime64(WINDOW_START, "D")
-    return {"platform": np.array([r.platform for r, _ in rows], dtype=object),
-            "app_version": np.array([r.version for r, _ in rows], dtype=object),
-            "rollout_start": start + np.array([r.start_day for r, _ in rows], dtype="timedelta64[D]"),
-            "date": start + np.array([day for _, day in rows], dtype="timedelta64[D]"),
-            "rollout_share": np.array([r.offered_share(num_days)[day] for r, day in rows], dtype=float)}
+    return {
+        "platform": np.array([r.platform for r, _ in rows], dtype=object),
+        "app_version": np.array([r.version for r, _ in rows], dtype=object),
+        "rollout_start": start + np.array([r.start_day for r, _ in rows], dtype="timedelta64[D]"),
+        "date": start + np.array([day for _, day in rows], dtype="timedelta64[D]"),
+        "rollout_share": np.array([r.offered_share(num_days)[day] for r, day in rows], dtype=float),
+    }

@@ -28,8 +28,13 @@ def _literal(value: str) -> str:
 
 def dimension_values_query(fields: tuple[str, ...]) -> str:
     """One query listing every value of each dimension column the episode has (field, value), in order."""
-    return " UNION ALL ".join(f"SELECT DISTINCT '{field}' AS dimension, CAST({field} AS VARCHAR) AS value "
-                              f"FROM {SEGMENT_TABLE}" for field in fields) + " ORDER BY dimension, value"
+    return (
+        " UNION ALL ".join(
+            f"SELECT DISTINCT '{field}' AS dimension, CAST({field} AS VARCHAR) AS value FROM {SEGMENT_TABLE}"
+            for field in fields
+        )
+        + " ORDER BY dimension, value"
+    )
 
 
 def dimension_values(rows: list[dict[str, Any]], fields: tuple[str, ...]) -> dict[str, list[str]]:
@@ -57,8 +62,11 @@ def cuboid_query(cuboid: Mapping[str, str]) -> str:
     """The cuboid's daily counts (every count column, summed over its leaves), one row per date."""
     where = " AND ".join(f"{field} = {_literal(value)}" for field, value in cuboid.items())
     sums = ", ".join(f"sum({column}) AS {column}" for column in COUNT_COLUMNS)
-    return (f"SELECT date, {sums} FROM {SEGMENT_TABLE}" + (f" WHERE {where}" if where else "")
-            + " GROUP BY date ORDER BY date")
+    return (
+        f"SELECT date, {sums} FROM {SEGMENT_TABLE}"
+        + (f" WHERE {where}" if where else "")
+        + " GROUP BY date ORDER BY date"
+    )
 
 
 def cuboid_series(rows: list[dict[str, Any]], metric: str) -> tuple[list[str], list[float], list[float]]:

@@ -93,12 +93,16 @@ class VisitorQueue(QuietQueue):
 
     def admission_refusal(self, session_hash: str, address: str) -> str | None:
         if self.waiting(session_hash) >= WAITING_PER_TAB:
-            return (f"This tab has {WAITING_PER_TAB} events queued, running or with results not yet read: read "
-                    "them (or wait a minute) before sending more.")
+            return (
+                f"This tab has {WAITING_PER_TAB} events queued, running or with results not yet read: read "
+                "them (or wait a minute) before sending more."
+            )
         tabs = {tab for tab in self.pending_event_ids_session if self.waiting(tab) and self.owners.get(tab) == address}
         if session_hash not in tabs and len(tabs) >= TABS_PER_ADDRESS:
-            return (f"Your address has {TABS_PER_ADDRESS} tabs with events queued, running or unread: read their "
-                    "results or close some before opening more.")
+            return (
+                f"Your address has {TABS_PER_ADDRESS} tabs with events queued, running or unread: read their "
+                "results or close some before opening more."
+            )
         return None
 
     async def push(self, body: Any, request: Any, username: str | None) -> Any:
@@ -194,8 +198,9 @@ class VisitorQueue(QuietQueue):
             return_free_memory()
 
 
-def bound_visitors(blocks: gr.Blocks, sweepers: list[Callable[[float], object]],
-                   close_tab: Callable[[str], object]) -> gr.Blocks:
+def bound_visitors(
+    blocks: gr.Blocks, sweepers: list[Callable[[float], object]], close_tab: Callable[[str], object]
+) -> gr.Blocks:
     """Make `blocks`' queue a VisitorQueue (after `quiet_when_idle`: the instance keeps its state). Each of
     `sweepers` is called with the monotonic time every SWEEP_EVERY_S, in a thread (the page's idle tabs);
     `close_tab` closes the episode of a tab, by its session hash, that left its results unread."""

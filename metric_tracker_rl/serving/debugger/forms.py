@@ -26,6 +26,7 @@ LINE_COLOR = "#1a7f37"
 
 # --- numbers on the page -----------------------------------------------------------------------------
 
+
 def format_number(value: Any) -> Any:
     """A number as the page shows it: whole numbers as integers, others to four significant digits (one
     decimal from 100 up). The grader's tolerance is 2 %, so a rounded payload value still grades the same;
@@ -46,6 +47,7 @@ def rounded(frame: pd.DataFrame) -> pd.DataFrame:
 
 # --- reset controls --------------------------------------------------------------------------------
 
+
 def _number(name: str, text: str | None, kind: type) -> int | float | None:
     if text is None or not str(text).strip():
         return None
@@ -55,10 +57,17 @@ def _number(name: str, text: str | None, kind: type) -> int | float | None:
         raise ValueError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {text!r}") from None
 
 
-def reset_kwargs(task_id: str | None, seed: str | None, scenario_family: str | None, difficulty: str | None,
-                 anomaly_density: str | None, anomaly_count: str | None) -> dict[str, Any]:
+def reset_kwargs(
+    task_id: str | None,
+    seed: str | None,
+    scenario_family: str | None,
+    difficulty: str | None,
+    anomaly_density: str | None,
+    anomaly_count: str | None,
+) -> dict[str, Any]:
     """Reset keyword arguments from the form: blank fields and "(default)" choices are left to the server,
     which validates the rest and names the valid choices."""
+
     def chosen(value: str | None) -> str | None:
         return value if value and value != DEFAULT_CHOICE else None
 
@@ -73,19 +82,28 @@ def reset_kwargs(task_id: str | None, seed: str | None, scenario_family: str | N
     return {k: v for k, v in values.items() if v is not None}
 
 
-def status_markdown(observation: MetricTrackerRlObservation | None, config: dict[str, Any],
-                    error: str | None = None, heading: str = "error") -> str:
+def status_markdown(
+    observation: MetricTrackerRlObservation | None,
+    config: dict[str, Any],
+    error: str | None = None,
+    heading: str = "error",
+) -> str:
     """One glance at the episode: status, message, its config (from the reset), budgets and the latest score.
     A page-side `error` (bad JSON, a lost session) replaces the first line and keeps the episode's lines."""
     if observation is None:
         return f"**{heading}** — {error}" if error else "No episode: press Reset."
     setting = episode_setting(config)
-    lines = [f"**{heading}** — {error}" if error else f"**{observation.status}** — {observation.message}"
-             f"{preview_summary(observation)}"]
+    lines = [
+        f"**{heading}** — {error}"
+        if error
+        else f"**{observation.status}** — {observation.message}{preview_summary(observation)}"
+    ]
     if setting:
         lines.append(f"Episode: {setting}")
-    lines.append(f"Steps left: {observation.steps_remaining} · submissions left: "
-                 f"{observation.submissions_remaining}" + (" · **episode over**" if observation.done else ""))
+    lines.append(
+        f"Steps left: {observation.steps_remaining} · submissions left: "
+        f"{observation.submissions_remaining}" + (" · **episode over**" if observation.done else "")
+    )
     if observation.reward_breakdown is not None:
         lines.append(f"Last score: **{observation.reward_breakdown.score:.4f}**")
     return "\n\n".join(lines)
@@ -94,8 +112,9 @@ def status_markdown(observation: MetricTrackerRlObservation | None, config: dict
 def episode_setting(config: dict[str, Any]) -> str:
     """The status's episode line: what the episode is and how many incidents it holds, as its tier sets them (a
     count, or the range it is drawn from; anomaly_density only ever sets the count, so it is not shown)."""
-    setting = [f"{k}={config[k]}" for k in ("task_id", "seed", "scenario_family", "difficulty")
-               if config.get(k) is not None]
+    setting = [
+        f"{k}={config[k]}" for k in ("task_id", "seed", "scenario_family", "difficulty") if config.get(k) is not None
+    ]
     drawn = config.get("anomaly_count_range")
     if config.get("anomaly_count") is not None:
         setting.append(f"anomaly_count={config['anomaly_count']}")
@@ -110,8 +129,10 @@ def preview_summary(observation: MetricTrackerRlObservation) -> str:
     result = observation.analysis_result or {}
     if observation.status != "ok" or result.get("method") != "preview_submission":
         return ""
-    return (f" {result['valid_row_count']} row(s) valid of {result['row_count']}, {len(result['issues'])} "
-            "issue(s); used a step, no submission.")
+    return (
+        f" {result['valid_row_count']} row(s) valid of {result['row_count']}, {len(result['issues'])} "
+        "issue(s); used a step, no submission."
+    )
 
 
 def submit_label(observation: MetricTrackerRlObservation | None) -> str:
@@ -126,11 +147,14 @@ def submit_label(observation: MetricTrackerRlObservation | None) -> str:
     return f"Submit report (uses 1 of {left} graded submissions left)"
 
 
-EMPTY_REPORT_WARNING = ("The payload is empty: submitting it grades an empty report (score 0) and uses a graded "
-                        "submission. Press **Submit the empty report** to do it anyway, or add rows first.")
+EMPTY_REPORT_WARNING = (
+    "The payload is empty: submitting it grades an empty report (score 0) and uses a graded "
+    "submission. Press **Submit the empty report** to do it anyway, or add rows first."
+)
 
 
 # --- tool forms -------------------------------------------------------------------------------------
+
 
 def default_arguments(method: dict[str, Any]) -> dict[str, Any]:
     """Arguments to prefill a tool's form: the schema's non-null defaults, overridden by the tool's example."""
@@ -163,8 +187,9 @@ def describe_method(method: dict[str, Any]) -> str:
     for name, prop in properties.items():
         default = "" if "default" not in prop else json.dumps(prop["default"])
         description = str(prop.get("description", "")).replace("|", "\\|")
-        table.append(f"| `{name}` | {_schema_type(prop)} | {'yes' if name in required else 'no'} | {default} | "
-                     f"{description} |")
+        table.append(
+            f"| `{name}` | {_schema_type(prop)} | {'yes' if name in required else 'no'} | {default} | {description} |"
+        )
     lines.append("\n".join(table))
     return "\n\n".join(lines)
 
@@ -176,10 +201,11 @@ def parse_arguments(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"the arguments are not valid JSON: {exc.msg.lower()} at line {exc.lineno}, column "
-                         f"{exc.colno}") from None
+        raise ValueError(
+            f"the arguments are not valid JSON: {exc.msg.lower()} at line {exc.lineno}, column {exc.colno}"
+        ) from None
     if not isinstance(value, dict):
-        raise ValueError("tool arguments must be a JSON object, e.g. {\"date\": \"2026-03-10\"}")
+        raise ValueError('tool arguments must be a JSON object, e.g. {"date": "2026-03-10"}')
     return value
 
 
@@ -211,13 +237,15 @@ def result_table(result: dict[str, Any] | None) -> pd.DataFrame:
 
 # --- payload builder ----------------------------------------------------------------------------------
 
+
 def empty_payload() -> pd.DataFrame:
     return pd.DataFrame(columns=list(SUBMISSION_COLUMNS))
 
 
 def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and pd.isna(value)) or (isinstance(value, str)
-                                                                             and not value.strip())
+    return (
+        value is None or (isinstance(value, float) and pd.isna(value)) or (isinstance(value, str) and not value.strip())
+    )
 
 
 def rows_from_frame(frame: pd.DataFrame | None) -> list[dict[str, Any]]:
@@ -274,8 +302,17 @@ def issues_table(issues: list[Any]) -> pd.DataFrame:
     return pd.DataFrame(records, columns=["row_index", "code", "message"])
 
 
-COMPARISON_COLUMNS = ["row", "date", "entity_type", "entity_name", "verdict", "anomaly_type", "detection_method",
-                      "values in tolerance", "severity"]
+COMPARISON_COLUMNS = [
+    "row",
+    "date",
+    "entity_type",
+    "entity_name",
+    "verdict",
+    "anomaly_type",
+    "detection_method",
+    "values in tolerance",
+    "severity",
+]
 
 
 def comparison_table(observation: MetricTrackerRlObservation | None) -> pd.DataFrame:
@@ -288,14 +325,33 @@ def comparison_table(observation: MetricTrackerRlObservation | None) -> pd.DataF
     for entry in comparison["rows"]:
         date, entity_type, entity_name = entry["key"].split("|")
         matched = entry["verdict"] == "matched"
-        records.append([str(entry["row_index"]), date, entity_type, entity_name, entry["verdict"].replace("_", " "),
-                        _mark(entry.get("anomaly_type_ok")) if matched else "",
-                        _mark(entry.get("detection_method_ok")) if matched else "",
-                        f"{entry['values_in_tolerance']}/3" if matched else "",
-                        _mark(entry.get("severity_ok")) if matched else ""])
+        records.append(
+            [
+                str(entry["row_index"]),
+                date,
+                entity_type,
+                entity_name,
+                entry["verdict"].replace("_", " "),
+                _mark(entry.get("anomaly_type_ok")) if matched else "",
+                _mark(entry.get("detection_method_ok")) if matched else "",
+                f"{entry['values_in_tolerance']}/3" if matched else "",
+                _mark(entry.get("severity_ok")) if matched else "",
+            ]
+        )
     for row in comparison["missed"]:
-        records.append(["missed", row["date"], row["entity_type"], row["entity_name"],
-                        f"missed: {row['anomaly_type']}", "", "", "", row["severity"]])
+        records.append(
+            [
+                "missed",
+                row["date"],
+                row["entity_type"],
+                row["entity_name"],
+                f"missed: {row['anomaly_type']}",
+                "",
+                "",
+                "",
+                row["severity"],
+            ]
+        )
     return pd.DataFrame(records, columns=COMPARISON_COLUMNS)
 
 

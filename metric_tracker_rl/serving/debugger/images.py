@@ -22,11 +22,11 @@ def png_bytes(pixels: Sequence[Sequence[tuple[int, ...]]]) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", len(pixels[0]), len(pixels), 8, 6 if channels == 4 else 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9))
-            + chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
 
 
 # --- favicon ------------------------------------------------------------------------------------------
+
 
 def favicon_ico(size: int = 32) -> bytes:
     """A small .ico (one PNG inside) of a rising green line on white: the tab's icon, drawn here so that no

@@ -46,9 +46,11 @@ WEB_PATH = "/web"
 SERVER_ERROR = 500
 UPLOAD_SUFFIXES = ("/gradio_api/upload", "/upload")
 SHARED_EPISODE_PATHS = ("/web/reset", "/web/step", "/web/state")
-NO_SHARED_EPISODE = ("This server has no shared /web episode: every visitor plays their own, the debugger page at "
-                     "/web/ in a browser, or a program over the WebSocket /ws (reset, step and state messages; see "
-                     "/docs).")
+NO_SHARED_EPISODE = (
+    "This server has no shared /web episode: every visitor plays their own, the debugger page at "
+    "/web/ in a browser, or a program over the WebSocket /ws (reset, step and state messages; see "
+    "/docs)."
+)
 HEARTBEAT = "/gradio_api/heartbeat/"
 RESULT_STREAM = "/gradio_api/queue/data"
 CANCEL = "/gradio_api/cancel"
@@ -91,8 +93,9 @@ class GuardsThePage:
             if message["type"] == "http.response.start" and message.get("status") == SERVER_ERROR:
                 failed = True
                 logger.warning("the debugger page failed on %s %s", scope.get("method"), path)
-                await json_response(send, 400, {"detail": "The debugger page cannot handle this request: send "
-                                                          "what the page sends."})
+                await json_response(
+                    send, 400, {"detail": "The debugger page cannot handle this request: send what the page sends."}
+                )
             elif not failed:
                 await send(message)
 
@@ -149,8 +152,17 @@ def mount_debugger(app: FastAPI, name: str, self_url: str | None) -> FastAPI:
     add_favicon(app)
     theme, css = offline_web_theme()
     blocks, close_tabs = build_debugger(name, TITLE_PREFIX + name, self_url)
-    gr.mount_gradio_app(app, blocks, path=WEB_PATH, theme=theme, css=css, run_history=False,
-                        footer_links=["api", "gradio", "settings"], mcp_server=False, max_file_size=0)
+    gr.mount_gradio_app(
+        app,
+        blocks,
+        path=WEB_PATH,
+        theme=theme,
+        css=css,
+        run_history=False,
+        footer_links=["api", "gradio", "settings"],
+        mcp_server=False,
+        max_file_size=0,
+    )
     queue = blocks._queue
     assert isinstance(queue, VisitorQueue)  # noqa: S101 - build_debugger installs it
     app.add_middleware(GuardsThePage, owner_refusal=queue.owner_refusal)

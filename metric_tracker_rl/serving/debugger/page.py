@@ -58,7 +58,6 @@ def add_favicon(app: Any) -> None:
     app.add_api_route("/favicon.ico", favicon, include_in_schema=False)
 
 
-
 def build_debugger(name: str, title: str, self_url: str | None) -> tuple[gr.Blocks, Callable[[], None]]:
     """The page. Every event runs as soon as it arrives, within its visitor's bounds (event_queue): a tab's
     events take turns through its own `TabSession`, and a tab that is still busy is told so at once. With it, the
@@ -68,8 +67,9 @@ def build_debugger(name: str, title: str, self_url: str | None) -> tuple[gr.Bloc
         page.wire(demo)
     demo.queue(default_concurrency_limit=None)
     demo.state_session_capacity = STATE_SESSIONS
-    queue_bounded = bound_visitors(quiet_when_idle(demo), sweepers=[page.open_tabs.close_idle],
-                                   close_tab=page.open_tabs.close)
+    queue_bounded = bound_visitors(
+        quiet_when_idle(demo), sweepers=[page.open_tabs.close_idle], close_tab=page.open_tabs.close
+    )
     return queue_bounded, page.open_tabs.close_all
 
 
@@ -93,9 +93,11 @@ class DebuggerPage:
         self.open_tabs = OpenTabs()
         self.new_tab_lock = threading.Lock()
         self.state = gr.State(None, delete_callback=CloseTab())
-        gr.Markdown(f"# {name} debugger\n"
-                    "Reset an episode, read the charts, run analysis tools, build and submit a report. "
-                    "This tab has its own episode on the server's WebSocket API.")
+        gr.Markdown(
+            f"# {name} debugger\n"
+            "Reset an episode, read the charts, run analysis tools, build and submit a report. "
+            "This tab has its own episode on the server's WebSocket API."
+        )
         self.form = layout.reset_form()
         with gr.Tabs():
             self.charts = layout.charts_tab()
@@ -127,51 +129,99 @@ class DebuggerPage:
 
     def error_update(self, current: TabSession, exc: Exception) -> dict[Any, Any]:
         """The error on the first line of the status; the episode and budget lines stay."""
-        return {self.state: current, self.form.status: forms.status_markdown(current.observation, current.config,
-                                                                              str(exc))}
+        return {
+            self.state: current,
+            self.form.status: forms.status_markdown(current.observation, current.config, str(exc)),
+        }
 
     # --- reset --------------------------------------------------------------------------------------
 
-    def do_reset(self, current: TabSession | None, task_id: str, seed_value: str, family_value: str,
-                 difficulty_value: str, density_value: str, count_value: str, column: str,
-                 request: gr.Request) -> dict[Any, Any]:
+    def do_reset(
+        self,
+        current: TabSession | None,
+        task_id: str,
+        seed_value: str,
+        family_value: str,
+        difficulty_value: str,
+        density_value: str,
+        count_value: str,
+        column: str,
+        request: gr.Request,
+    ) -> dict[Any, Any]:
         current = self.session_for(current, request)
         try:
-            kwargs = forms.reset_kwargs(task_id, seed_value, family_value, difficulty_value, density_value,
-                                        count_value)
+            kwargs = forms.reset_kwargs(task_id, seed_value, family_value, difficulty_value, density_value, count_value)
             observation = current.reset(**kwargs)
         except (ValueError, DebuggerError) as exc:
             return self.error_update(current, exc)
         if observation.status == "error":
             return {self.state: current, self.form.status: forms.status_markdown(observation, current.config)}
-        return {self.state: current, self.form.status: forms.status_markdown(observation, current.config),
-                **self.reset_charts(current, observation, column), **self.reset_tools(current),
-                **self.reset_payload(observation), **self.reset_episode(observation),
-                **self.cuboid_controls(current, observation)}
+        return {
+            self.state: current,
+            self.form.status: forms.status_markdown(observation, current.config),
+            **self.reset_charts(current, observation, column),
+            **self.reset_tools(current),
+            **self.reset_payload(observation),
+            **self.reset_episode(observation),
+            **self.cuboid_controls(current, observation),
+        }
 
     def reset_outputs(self) -> list[Any]:
         """Every component a reset updates, in the order `wire` hands them to gradio."""
         charts_tab, cuboid, tools, payload, truth = self.charts, self.cuboid, self.tools, self.payload, self.truth
-        return [self.state, self.form.status, charts_tab.counts, charts_tab.rates, charts_tab.heatmap,
-                charts_tab.funnel, charts_tab.date, tools.name, tools.help, tools.args, tools.table, tools.json,
-                payload.generator_name, payload.generator_args, payload.payload, payload.preview_table,
-                payload.breakdown, payload.issues, payload.comparison, payload.submit_button, payload.confirm_button,
-                self.episode.instruction, self.episode.definitions, truth.panel, truth.expected, truth.injections,
-                cuboid.note, cuboid.chart, cuboid.context_rows, cuboid.context_table, cuboid.context_panel,
-                *cuboid.fields]
+        return [
+            self.state,
+            self.form.status,
+            charts_tab.counts,
+            charts_tab.rates,
+            charts_tab.heatmap,
+            charts_tab.funnel,
+            charts_tab.date,
+            tools.name,
+            tools.help,
+            tools.args,
+            tools.table,
+            tools.json,
+            payload.generator_name,
+            payload.generator_args,
+            payload.payload,
+            payload.preview_table,
+            payload.breakdown,
+            payload.issues,
+            payload.comparison,
+            payload.submit_button,
+            payload.confirm_button,
+            self.episode.instruction,
+            self.episode.definitions,
+            truth.panel,
+            truth.expected,
+            truth.injections,
+            cuboid.note,
+            cuboid.chart,
+            cuboid.context_rows,
+            cuboid.context_table,
+            cuboid.context_panel,
+            *cuboid.fields,
+        ]
 
-    def reset_charts(self, current: TabSession, observation: MetricTrackerRlObservation,
-                     column: str) -> dict[Any, Any]:
+    def reset_charts(self, current: TabSession, observation: MetricTrackerRlObservation, column: str) -> dict[Any, Any]:
         data = current.charts
         if data is None:  # a reset reads the charts or raises, but in held-out mode
             note = f"<p>{layout.HELD_OUT_NOTE}</p>"
-            return {self.charts.counts: note, self.charts.rates: "", self.charts.heatmap: "", self.charts.funnel: "",
-                    self.charts.date: gr.update(choices=[], value=None)}
+            return {
+                self.charts.counts: note,
+                self.charts.rates: "",
+                self.charts.heatmap: "",
+                self.charts.funnel: "",
+                self.charts.date: gr.update(choices=[], value=None),
+            }
         marks = charts.marks_for(data.annotations, observation.debug)
-        return {self.charts.counts: charts.daily_counts_svg(data, marks, current.resets),
-                self.charts.rates: charts.conversion_svg(data, marks, current.resets),
-                self.charts.date: gr.update(choices=data.dates, value=data.dates[-1]),
-                **self.chart_updates(current, data.dates[-1], column)}
+        return {
+            self.charts.counts: charts.daily_counts_svg(data, marks, current.resets),
+            self.charts.rates: charts.conversion_svg(data, marks, current.resets),
+            self.charts.date: gr.update(choices=data.dates, value=data.dates[-1]),
+            **self.chart_updates(current, data.dates[-1], column),
+        }
 
     def reset_tools(self, current: TabSession) -> dict[Any, Any]:
         """The tool and generator pickers, each on its first method (the tier's tools: the warehouse has its SQL tool
@@ -179,32 +229,40 @@ class DebuggerPage:
         tools = [name for name, m in current.methods.items() if m["kind"] == "analysis"]
         generators = [name for name, m in current.methods.items() if m["kind"] == "generator"]
         first = generators[0] if generators else None
-        return {self.tools.name: gr.update(choices=tools, value=tools[0]),
-                self.tools.help: forms.describe_method(current.methods[tools[0]]),
-                self.tools.args: json.dumps(forms.default_arguments(current.methods[tools[0]]), indent=2),
-                self.tools.table: forms.EMPTY_RESULT, self.tools.json: None,
-                self.payload.generator_name: gr.update(choices=generators, value=first),
-                self.payload.generator_args: json.dumps(forms.default_arguments(current.methods[first]), indent=2)
-                if first else "{}"}
+        return {
+            self.tools.name: gr.update(choices=tools, value=tools[0]),
+            self.tools.help: forms.describe_method(current.methods[tools[0]]),
+            self.tools.args: json.dumps(forms.default_arguments(current.methods[tools[0]]), indent=2),
+            self.tools.table: forms.EMPTY_RESULT,
+            self.tools.json: None,
+            self.payload.generator_name: gr.update(choices=generators, value=first),
+            self.payload.generator_args: json.dumps(forms.default_arguments(current.methods[first]), indent=2)
+            if first
+            else "{}",
+        }
 
     def reset_payload(self, observation: MetricTrackerRlObservation) -> dict[Any, Any]:
         payload = self.payload
-        return {payload.payload: forms.empty_payload(), payload.preview_table: forms.issues_table([]),
-                payload.breakdown: forms.EMPTY_BREAKDOWN, payload.issues: forms.issues_table([]),
-                payload.comparison: forms.comparison_table(None),
-                payload.submit_button: forms.submit_label(observation),
-                payload.confirm_button: gr.update(visible=False)}
+        return {
+            payload.payload: forms.empty_payload(),
+            payload.preview_table: forms.issues_table([]),
+            payload.breakdown: forms.EMPTY_BREAKDOWN,
+            payload.issues: forms.issues_table([]),
+            payload.comparison: forms.comparison_table(None),
+            payload.submit_button: forms.submit_label(observation),
+            payload.confirm_button: gr.update(visible=False),
+        }
 
     def reset_episode(self, observation: MetricTrackerRlObservation) -> dict[Any, Any]:
         """The instruction and definitions, and the ground truth where the server is in debug mode."""
         debug = observation.debug
-        return {self.episode.instruction: observation.instruction,
-                self.episode.definitions: pd.DataFrame([d.model_dump()
-                                                        for d in observation.conversion_metric_definitions]),
-                self.truth.panel: gr.update(visible=debug is not None),
-                self.truth.expected: charts.expected_rows_table(debug),
-                self.truth.injections: None if debug is None else {k: v for k, v in debug.items()
-                                                                   if k != "expected_rows"}}
+        return {
+            self.episode.instruction: observation.instruction,
+            self.episode.definitions: pd.DataFrame([d.model_dump() for d in observation.conversion_metric_definitions]),
+            self.truth.panel: gr.update(visible=debug is not None),
+            self.truth.expected: charts.expected_rows_table(debug),
+            self.truth.injections: None if debug is None else {k: v for k, v in debug.items() if k != "expected_rows"},
+        }
 
     def select_difficulty(self, difficulty_value: str) -> dict[Any, Any]:
         """Choosing a difficulty selects its first named task (or none: the difficulty's own defaults)."""
@@ -219,8 +277,10 @@ class DebuggerPage:
             return {}
         marks = charts.marks_for(data.annotations, current.observation.debug if current.observation else None)
         date = date if date in data.dates else data.dates[-1]
-        return {self.charts.heatmap: charts.hourly_heatmap_svg(data, column, marks, current.resets),
-                self.charts.funnel: charts.funnel_svg(data, date, marks, current.resets)}
+        return {
+            self.charts.heatmap: charts.hourly_heatmap_svg(data, column, marks, current.resets),
+            self.charts.funnel: charts.funnel_svg(data, date, marks, current.resets),
+        }
 
     def do_charts(self, current: TabSession | None, date: str | None, column: str) -> dict[Any, Any]:
         return self.chart_updates(current, date, column) if current is not None else {}
@@ -232,13 +292,16 @@ class DebuggerPage:
         tables = cuboids.context_tables(observation.segments)
         updates: dict[Any, Any] = {
             cuboid.note: self.cuboid_note(current),
-            cuboid.chart: "", cuboid.context_rows: forms.EMPTY_RESULT,
+            cuboid.chart: "",
+            cuboid.context_rows: forms.EMPTY_RESULT,
             cuboid.context_panel: gr.update(visible=bool(tables)),
-            cuboid.context_table: gr.update(choices=tables, value=tables[0] if tables else None)}
+            cuboid.context_table: gr.update(choices=tables, value=tables[0] if tables else None),
+        }
         for field, dropdown in zip(SEGMENT_FIELDS, cuboid.fields, strict=True):
             values = current.dimensions.get(field)
-            updates[dropdown] = gr.update(choices=[cuboids.ALL_VALUES, *(values or [])],
-                                          value=cuboids.ALL_VALUES, visible=values is not None)
+            updates[dropdown] = gr.update(
+                choices=[cuboids.ALL_VALUES, *(values or [])], value=cuboids.ALL_VALUES, visible=values is not None
+            )
         return updates
 
     @staticmethod
@@ -262,12 +325,15 @@ class DebuggerPage:
         except (*CONNECTION_ERRORS, RuntimeError, ValueError) as exc:
             return {self.cuboid.note: f"The cuboid could not be read: {exc}"}
         data = current.charts
-        marks = charts.marks_for(data.annotations if data else [],
-                                 current.observation.debug if current.observation else None)
-        return {self.cuboid.note: layout.CUBOID_NOTE,
-                self.cuboid.chart: charts.baseline_chart_svg(dates, observed, baseline, metric,
-                                                             cuboids.cuboid_title(cuboid, metric), marks,
-                                                             current.resets)}
+        marks = charts.marks_for(
+            data.annotations if data else [], current.observation.debug if current.observation else None
+        )
+        return {
+            self.cuboid.note: layout.CUBOID_NOTE,
+            self.cuboid.chart: charts.baseline_chart_svg(
+                dates, observed, baseline, metric, cuboids.cuboid_title(cuboid, metric), marks, current.resets
+            ),
+        }
 
     def read_context(self, current: TabSession | None, table: str | None) -> dict[Any, Any]:
         if current is None or current.observation is None:
@@ -289,89 +355,147 @@ class DebuggerPage:
     def select_generator(self, current: TabSession | None, name: str | None) -> str:
         return self.select_method(current, name)[1]
 
-    def stepped(self, current: TabSession | None, request: gr.Request,
-                build_action: Callable[[], MetricTrackerRlAction],
-                view: Callable[[MetricTrackerRlObservation], dict[Any, Any]]) -> dict[Any, Any]:
+    def stepped(
+        self,
+        current: TabSession | None,
+        request: gr.Request,
+        build_action: Callable[[], MetricTrackerRlAction],
+        view: Callable[[MetricTrackerRlObservation], dict[Any, Any]],
+    ) -> dict[Any, Any]:
         """One step of the tab's episode: the status line plus the outputs `view` derives from it."""
         current = self.session_for(current, request)
         try:
             observation = current.step(build_action())
         except (ValueError, DebuggerError) as exc:
             return self.error_update(current, exc)
-        return {self.state: current, self.form.status: forms.status_markdown(observation, current.config),
-                self.payload.submit_button: forms.submit_label(observation), **view(observation)}
+        return {
+            self.state: current,
+            self.form.status: forms.status_markdown(observation, current.config),
+            self.payload.submit_button: forms.submit_label(observation),
+            **view(observation),
+        }
 
     def run_tool(self, current: TabSession | None, name: str, args_text: str, request: gr.Request) -> dict[Any, Any]:
-        return self.stepped(current, request, _tool_call(name, args_text),
-                            lambda o: {self.tools.table: forms.result_table(o.analysis_result),
-                                       self.tools.json: o.analysis_result})
+        return self.stepped(
+            current,
+            request,
+            _tool_call(name, args_text),
+            lambda o: {self.tools.table: forms.result_table(o.analysis_result), self.tools.json: o.analysis_result},
+        )
 
-    def generate(self, current: TabSession | None, name: str, args_text: str, rows: pd.DataFrame,
-                 request: gr.Request) -> dict[Any, Any]:
-        return self.stepped(current, request, _tool_call(name, args_text),
-                            lambda o: {self.payload.payload: forms.merge_rows(
-                                rows, (o.analysis_result or {}).get("rows", []))})
+    def generate(
+        self, current: TabSession | None, name: str, args_text: str, rows: pd.DataFrame, request: gr.Request
+    ) -> dict[Any, Any]:
+        return self.stepped(
+            current,
+            request,
+            _tool_call(name, args_text),
+            lambda o: {self.payload.payload: forms.merge_rows(rows, (o.analysis_result or {}).get("rows", []))},
+        )
 
     def preview(self, current: TabSession | None, rows: pd.DataFrame, request: gr.Request) -> dict[Any, Any]:
         """Preview issues replace the last graded breakdown, which described other rows."""
         payload = self.payload
         return self.stepped(
-            current, request,
-            lambda: MetricTrackerRlAction(analysis_method="preview_submission",
-                                          analysis_args={"rows": forms.rows_from_frame(rows)}),
-            lambda o: {payload.preview_table: forms.issues_table((o.analysis_result or {}).get("issues", [])),
-                       payload.breakdown: forms.EMPTY_BREAKDOWN, payload.issues: forms.issues_table([])})
+            current,
+            request,
+            lambda: MetricTrackerRlAction(
+                analysis_method="preview_submission", analysis_args={"rows": forms.rows_from_frame(rows)}
+            ),
+            lambda o: {
+                payload.preview_table: forms.issues_table((o.analysis_result or {}).get("issues", [])),
+                payload.breakdown: forms.EMPTY_BREAKDOWN,
+                payload.issues: forms.issues_table([]),
+            },
+        )
 
     def grade(self, current: TabSession | None, rows: pd.DataFrame, request: gr.Request) -> dict[Any, Any]:
         payload = self.payload
-        return self.stepped(current, request,
-                            lambda: MetricTrackerRlAction(classifications=forms.rows_from_frame(rows)),
-                            lambda o: {payload.breakdown: forms.breakdown_table(o),
-                                       payload.issues: forms.issues_table(o.submission_issues),
-                                       payload.comparison: forms.comparison_table(o),
-                                       payload.preview_table: forms.issues_table([]),
-                                       payload.confirm_button: gr.update(visible=False)})
+        return self.stepped(
+            current,
+            request,
+            lambda: MetricTrackerRlAction(classifications=forms.rows_from_frame(rows)),
+            lambda o: {
+                payload.breakdown: forms.breakdown_table(o),
+                payload.issues: forms.issues_table(o.submission_issues),
+                payload.comparison: forms.comparison_table(o),
+                payload.preview_table: forms.issues_table([]),
+                payload.confirm_button: gr.update(visible=False),
+            },
+        )
 
     def submit(self, current: TabSession | None, rows: pd.DataFrame, request: gr.Request) -> dict[Any, Any]:
         """An empty payload is graded only after a second, explicit press."""
         if forms.rows_from_frame(rows) or current is None or current.observation is None:
             return self.grade(current, rows, request)
-        return {self.state: current,
-                self.form.status: forms.status_markdown(current.observation, current.config,
-                                                        forms.EMPTY_REPORT_WARNING, heading="confirm"),
-                self.payload.confirm_button: gr.update(visible=True)}
+        return {
+            self.state: current,
+            self.form.status: forms.status_markdown(
+                current.observation, current.config, forms.EMPTY_REPORT_WARNING, heading="confirm"
+            ),
+            self.payload.confirm_button: gr.update(visible=True),
+        }
 
     # --- events ---------------------------------------------------------------------------------------
 
     def wire(self, demo: gr.Blocks) -> None:
         """Connect every control of the page to its handler."""
-        state, form, chart, cuboid, tools, payload = (self.state, self.form, self.charts, self.cuboid, self.tools,
-                                                      self.payload)
-        reset_inputs = [state, form.task, form.seed, form.family, form.difficulty, form.density, form.count,
-                        chart.heat_column]
+        state, form, chart, cuboid, tools, payload = (
+            self.state,
+            self.form,
+            self.charts,
+            self.cuboid,
+            self.tools,
+            self.payload,
+        )
+        reset_inputs = [
+            state,
+            form.task,
+            form.seed,
+            form.family,
+            form.difficulty,
+            form.density,
+            form.count,
+            chart.heat_column,
+        ]
         reset_outputs = self.reset_outputs()
-        graded_outputs = [state, form.status, payload.submit_button, payload.breakdown, payload.issues,
-                          payload.comparison, payload.preview_table, payload.confirm_button]
+        graded_outputs = [
+            state,
+            form.status,
+            payload.submit_button,
+            payload.breakdown,
+            payload.issues,
+            payload.comparison,
+            payload.preview_table,
+            payload.confirm_button,
+        ]
         demo.load(self.do_reset, reset_inputs, reset_outputs)
         form.difficulty.input(self.select_difficulty, [form.difficulty], [form.task])
         cuboid.button.click(self.chart_cuboid, [state, cuboid.metric, *cuboid.fields], [cuboid.note, cuboid.chart])
-        cuboid.context_button.click(self.read_context, [state, cuboid.context_table],
-                                    [cuboid.note, cuboid.context_rows])
+        cuboid.context_button.click(
+            self.read_context, [state, cuboid.context_table], [cuboid.note, cuboid.context_rows]
+        )
         form.button.click(self.do_reset, reset_inputs, reset_outputs)
         chart.date.input(self.do_charts, [state, chart.date, chart.heat_column], [chart.heatmap, chart.funnel])
         chart.heat_column.input(self.do_charts, [state, chart.date, chart.heat_column], [chart.heatmap, chart.funnel])
         tools.name.input(self.select_method, [state, tools.name], [tools.help, tools.args])
-        payload.generator_name.input(self.select_generator, [state, payload.generator_name],
-                                     [payload.generator_args])
-        tools.run_button.click(self.run_tool, [state, tools.name, tools.args],
-                               [state, form.status, payload.submit_button, tools.table, tools.json])
-        payload.generate_button.click(self.generate, [state, payload.generator_name, payload.generator_args,
-                                                      payload.payload],
-                                      [state, form.status, payload.submit_button, payload.payload])
+        payload.generator_name.input(self.select_generator, [state, payload.generator_name], [payload.generator_args])
+        tools.run_button.click(
+            self.run_tool,
+            [state, tools.name, tools.args],
+            [state, form.status, payload.submit_button, tools.table, tools.json],
+        )
+        payload.generate_button.click(
+            self.generate,
+            [state, payload.generator_name, payload.generator_args, payload.payload],
+            [state, form.status, payload.submit_button, payload.payload],
+        )
         payload.clear_button.click(forms.empty_payload, None, [payload.payload])
-        payload.preview_button.click(self.preview, [state, payload.payload],
-                                     [state, form.status, payload.submit_button, payload.preview_table,
-                                      payload.breakdown, payload.issues])
+        payload.preview_button.click(
+            self.preview,
+            [state, payload.payload],
+            [state, form.status, payload.submit_button, payload.preview_table, payload.breakdown, payload.issues],
+        )
         payload.submit_button.click(self.submit, [state, payload.payload], graded_outputs)
         payload.confirm_button.click(self.grade, [state, payload.payload], graded_outputs)
         demo.unload(self.close_tab)

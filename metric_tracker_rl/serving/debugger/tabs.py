@@ -116,8 +116,7 @@ class TabSession:
                 # The server restarted or reaped the idle session: its episode is gone.
                 self._drop_client()
                 self.observation = None
-                raise DebuggerError(f"the session with the server ended ({exc}); press Reset to start again") \
-                    from exc
+                raise DebuggerError(f"the session with the server ended ({exc}); press Reset to start again") from exc
             except RuntimeError as exc:  # an error reply: the session stays open, unless it was refused
                 if not self._socket_open() or (method == "reset" and self.observation is None):
                     self._drop_client()  # a refused or failed first reset leaves nothing to keep (nor a thread)
@@ -148,8 +147,11 @@ class TabSession:
                     self.charts = charts.read_chart_data(read, self.raw_events)
                     # The cuboid page reads the count tables a tier of raw events does not have.
                     fields = () if self.raw_events else cuboids.episode_fields(observation.segments)
-                    self.dimensions = cuboids.dimension_values(
-                        query_rows(read, cuboids.dimension_values_query(fields)), fields) if fields else {}
+                    self.dimensions = (
+                        cuboids.dimension_values(query_rows(read, cuboids.dimension_values_query(fields)), fields)
+                        if fields
+                        else {}
+                    )
             except (*CONNECTION_ERRORS, RuntimeError) as exc:
                 raise DebuggerError(f"the episode is ready but its charts could not be read: {exc}") from exc
             self.resets += 1
@@ -224,8 +226,8 @@ class OpenTabs:
                 return
             self.tabs[session_hash] = tab
             same_address = [h for h, t in self.tabs.items() if t.forwarded_for == tab.forwarded_for]
-            closing = same_address[:max(len(same_address) - TABS_PER_ADDRESS, 0)]
-            closing += list(self.tabs)[:max(len(self.tabs) - len(closing) - OPEN_TABS, 0)]
+            closing = same_address[: max(len(same_address) - TABS_PER_ADDRESS, 0)]
+            closing += list(self.tabs)[: max(len(self.tabs) - len(closing) - OPEN_TABS, 0)]
             leaving = [self.tabs.pop(h) for h in dict.fromkeys(closing)]
         for old in leaving:
             old.close()
@@ -256,8 +258,11 @@ def query_rows(read: Callable[[MetricTrackerRlAction], MetricTrackerRlObservatio
     rows: list[dict[str, Any]] = []
     offset: int | None = 0
     while offset is not None:
-        observation = read(MetricTrackerRlAction(analysis_method="query", analysis_args={
-            "sql": sql, "limit": QUERY_PAGE_ROWS, "offset": offset}))
+        observation = read(
+            MetricTrackerRlAction(
+                analysis_method="query", analysis_args={"sql": sql, "limit": QUERY_PAGE_ROWS, "offset": offset}
+            )
+        )
         if observation.status != "ok" or observation.analysis_result is None:
             raise RuntimeError(f"query failed: {observation.message}")
         rows += observation.analysis_result["rows"]

@@ -19,8 +19,9 @@ ACTIVE_DAYS = 28  # a user a push reaches: one with a session in this many dates
 SPREAD_S = 600  # woken sessions start within this many seconds of the send
 
 
-def _woken(rng: np.random.Generator, places: SessionPlaces, log: EventLog, reach: np.ndarray, day: int
-           ) -> tuple[np.ndarray, np.ndarray]:
+def _woken(
+    rng: np.random.Generator, places: SessionPlaces, log: EventLog, reach: np.ndarray, day: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The users a push on `day` wakes (recently active ones in `reach`, a mask of sessions) and the app version
     each runs (its latest session's)."""
     sessions = log.sessions
@@ -47,12 +48,21 @@ def background_opens(log: EventLog, rng: np.random.Generator) -> tuple[EventLog,
     hour = int(rng.integers(8, 22))
     woken = [(day, *_woken(rng, places, log, reach, day)) for day in days]
     for day, user, version in woken:
-        start = (day_start_micros(day) + hour * 3600 * MICROS_PER_SECOND
-                 + rng.integers(0, SPREAD_S * MICROS_PER_SECOND, len(user)))
+        start = (
+            day_start_micros(day)
+            + hour * 3600 * MICROS_PER_SECOND
+            + rng.integers(0, SPREAD_S * MICROS_PER_SECOND, len(user))
+        )
         for code in np.unique(version):
             log = with_idle_sessions(log, user[version == code], start[version == code], int(code))
-    segment = Segment(platform=users.platform.values[platform],
-                      country=users.country.values[country] if country is not None else None)
+    segment = Segment(
+        platform=users.platform.values[platform], country=users.country.values[country] if country is not None else None
+    )
     count = sum(len(user) for _, user, _ in woken)
-    return log, DefectRecord("background_opens", days, segment, "sessions",
-                             f"{segment.label()}: a silent push woke {count} apps that logged a session each")
+    return log, DefectRecord(
+        "background_opens",
+        days,
+        segment,
+        "sessions",
+        f"{segment.label()}: a silent push woke {count} apps that logged a session each",
+    )

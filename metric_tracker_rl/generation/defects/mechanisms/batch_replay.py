@@ -28,19 +28,34 @@ def batch_replay(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, Def
     (day,) = span(rng, log, (1, 1))
     start, end = hour_block(rng, day, REPLAY_HOURS)
     events, sessions = log.events, log.sessions
-    replayed = np.flatnonzero((log.users.platform.codes[sessions.user[events.session]] == platform)
-                              & (events.ingested_us >= start) & (events.ingested_us < end)
-                              & (reporting_day(events.timestamp_us) == day) & ~sessions.consent_denied[events.session])
+    replayed = np.flatnonzero(
+        (log.users.platform.codes[sessions.user[events.session]] == platform)
+        & (events.ingested_us >= start)
+        & (events.ingested_us < end)
+        & (reporting_day(events.timestamp_us) == day)
+        & ~sessions.consent_denied[events.session]
+    )
     source, new_of = np.unique(events.session[replayed], return_inverse=True)
-    added = Sessions(user=sessions.user[source], session_id=sessions.session_id[source] + REPLAY_SESSION_OFFSET,
-                     app_version=Labels(sessions.app_version.codes[source], sessions.app_version.values),
-                     consent_denied=np.zeros(len(source), dtype=bool))
+    added = Sessions(
+        user=sessions.user[source],
+        session_id=sessions.session_id[source] + REPLAY_SESSION_OFFSET,
+        app_version=Labels(sessions.app_version.codes[source], sessions.app_version.values),
+        consent_denied=np.zeros(len(source), dtype=bool),
+    )
     delay = int(rng.uniform(*REPLAY_DELAY_HOURS) * HOUR_US)
     again = events.take(replayed)
-    again = replace(again, session=(len(sessions.user) + new_of.reshape(-1)).astype(np.int32),
-                    ingested_us=again.ingested_us + (end - start) + delay)
+    again = replace(
+        again,
+        session=(len(sessions.user) + new_of.reshape(-1)).astype(np.int32),
+        ingested_us=again.ingested_us + (end - start) + delay,
+    )
     log = appended(replace(log, sessions=with_sessions(log, added)), again)
     segment = Segment(platform=platforms[platform])
-    return log, DefectRecord("batch_replay", (day,), segment, "sessions",
-                             f"{segment.label()}: {len(replayed)} events of {(end - start) // HOUR_US} hours were "
-                             "ingested again under new session ids")
+    return log, DefectRecord(
+        "batch_replay",
+        (day,),
+        segment,
+        "sessions",
+        f"{segment.label()}: {len(replayed)} events of {(end - start) // HOUR_US} hours were "
+        "ingested again under new session ids",
+    )

@@ -23,8 +23,10 @@ def bot_farm(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectR
     platform = users.platform.values.index("web")
     country = int(rng.integers(len(users.country.values)))
     days = span(rng, log, (2, 3))
-    own = np.bincount(places.day[(places.platform == platform) & (places.country == country) & (places.day >= 0)],
-                      minlength=log.num_days)
+    own = np.bincount(
+        places.day[(places.platform == platform) & (places.country == country) & (places.day >= 0)],
+        minlength=log.num_days,
+    )
     per_day = rng.poisson(BOT_SESSION_SHARE * own[list(days)])
     bots = 3
     day = np.repeat(days, per_day)
@@ -32,12 +34,22 @@ def bot_farm(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectR
     start = day_start_micros(0) + day * DAY_US + rng.integers(0, DAY_US, len(day))
     touch_s = (day_start_micros(days[0]) // MICROS_PER_SECOND) + np.zeros(bots, dtype=np.int64)
     pseudo, logins, devices = draw_identities(rng, touch_s, np.zeros(bots, dtype=bool))
-    farm = Users(pseudo, logins, devices, Labels(np.full(bots, platform, dtype=np.int8), users.platform.values),
-                 Labels(np.full(bots, country, dtype=np.int8), users.country.values),
-                 Labels(np.zeros(bots, dtype=np.int8), users.channel.values),
-                 np.full(bots, days[0], dtype=np.int16))
+    farm = Users(
+        pseudo,
+        logins,
+        devices,
+        Labels(np.full(bots, platform, dtype=np.int8), users.platform.values),
+        Labels(np.full(bots, country, dtype=np.int8), users.country.values),
+        Labels(np.zeros(bots, dtype=np.int8), users.channel.values),
+        np.full(bots, days[0], dtype=np.int16),
+    )
     log = replace(log, users=users.then(farm))
     log = with_idle_sessions(log, user, start, log.sessions.app_version.values.index("web"))
     segment = Segment(platform="web", country=users.country.values[country])
-    return log, DefectRecord("bot_farm", days, segment, "app_open_to_menu_open",
-                             f"{segment.label()}: {bots} unlisted devices opened {len(day)} sessions that did nothing")
+    return log, DefectRecord(
+        "bot_farm",
+        days,
+        segment,
+        "app_open_to_menu_open",
+        f"{segment.label()}: {bots} unlisted devices opened {len(day)} sessions that did nothing",
+    )

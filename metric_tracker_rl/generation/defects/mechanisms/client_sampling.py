@@ -23,8 +23,13 @@ def client_sampling(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, 
     kept = rng.uniform(*KEPT_SHARE)
     dropped = on_platform & (places.version == version) & (rng.random(len(places.day)) >= kept)
     log = without_sessions(log, dropped)
-    segment = Segment(platform=log.users.platform.values[platform],
-                      app_version=log.sessions.app_version.values[version])
-    return log, DefectRecord("client_sampling", days, segment, "sessions",
-                             f"{segment.label()}: the SDK sampled its sessions, sending {kept:.0%}; "
-                             f"{int(dropped.sum())} were never sent")
+    segment = Segment(
+        platform=log.users.platform.values[platform], app_version=log.sessions.app_version.values[version]
+    )
+    return log, DefectRecord(
+        "client_sampling",
+        days,
+        segment,
+        "sessions",
+        f"{segment.label()}: the SDK sampled its sessions, sending {kept:.0%}; {int(dropped.sum())} were never sent",
+    )

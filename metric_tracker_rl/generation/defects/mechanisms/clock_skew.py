@@ -24,5 +24,10 @@ def clock_skew(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, Defec
     moved = skewed[events.session]
     log = replace(log, events=replace(events, timestamp_us=events.timestamp_us - np.where(moved, DAY_US, 0)))
     segment = Segment(platform=platforms[platform])
-    return log, DefectRecord("clock_skew", (day - 1, day), segment, "sessions",
-                             f"{segment.label()}: devices stamped {int(skewed.sum())} sessions a day early")
+    return log, DefectRecord(
+        "clock_skew",
+        (day - 1, day),
+        segment,
+        "sessions",
+        f"{segment.label()}: devices stamped {int(skewed.sum())} sessions a day early",
+    )

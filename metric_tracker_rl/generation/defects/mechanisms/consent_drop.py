@@ -22,5 +22,10 @@ def consent_drop(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, Def
     denied = log.sessions.consent_denied | ((places.country == country) & np.isin(places.day, days))
     log = replace(log, sessions=replace(log.sessions, consent_denied=denied))
     segment = Segment(country=countries[country])
-    return log, DefectRecord("consent_drop", days, segment, "sessions",
-                             f"{segment.label()}: a consent banner change denied analytics storage to every session")
+    return log, DefectRecord(
+        "consent_drop",
+        days,
+        segment,
+        "sessions",
+        f"{segment.label()}: a consent banner change denied analytics storage to every session",
+    )

@@ -27,13 +27,23 @@ def cookie_reset(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, Def
     days = span(rng, log, (2, 4))
     sessions, events = log.sessions, log.events
     opened_at = first_time_of(log, event_code("app_open"))
-    reset = ((places.platform == web) & np.isin(places.day, days) & ~sessions.consent_denied
-             & (opened_at < np.iinfo(np.int64).max))
+    reset = (
+        (places.platform == web)
+        & np.isin(places.day, days)
+        & ~sessions.consent_denied
+        & (opened_at < np.iinfo(np.int64).max)
+    )
     rows = np.flatnonzero(reset[events.session] & (events.timestamp_us > opened_at[events.session]))
     runs, group = np.unique(repeat_runs(events)[rows], return_inverse=True)  # an event and its repeats: one id
-    log, clones = with_fresh_ids(log, rng, sessions.user[events.session[runs]], events.timestamp_us[runs],
-                                 keep_login=False)
+    log, clones = with_fresh_ids(
+        log, rng, sessions.user[events.session[runs]], events.timestamp_us[runs], keep_login=False
+    )
     log = moved_to_new_sessions(log, rows, group.reshape(-1), clones, np.ones(len(runs), dtype=np.int64))
     segment = Segment(platform="web")
-    return log, DefectRecord("cookie_reset", days, segment, "app_open_to_menu_open",
-                             f"{segment.label()}: {len(runs)} page events were sent under fresh pseudonymous ids")
+    return log, DefectRecord(
+        "cookie_reset",
+        days,
+        segment,
+        "app_open_to_menu_open",
+        f"{segment.label()}: {len(runs)} page events were sent under fresh pseudonymous ids",
+    )

@@ -26,22 +26,39 @@ def currency_mislabel(log: EventLog, rng: np.random.Generator) -> tuple[EventLog
     events = log.events
     local = np.array([CURRENCIES.index(COUNTRY_CURRENCY[c]) for c in users.country.values])[places.country]
     # Purchases the metrics layer counts: a segment with none on a date would show no change there.
-    paid = np.flatnonzero(counted_events(log) & (events.name == event_code("payment_successful"))
-                          & (events.currency == local[events.session]) & np.isin(places.day, days)[events.session])
+    paid = np.flatnonzero(
+        counted_events(log)
+        & (events.name == event_code("payment_successful"))
+        & (events.currency == local[events.session])
+        & np.isin(places.day, days)[events.session]
+    )
     counts = np.zeros((len(users.platform.values), len(users.country.values), log.num_days), dtype=np.int64)
-    np.add.at(counts, (places.platform[events.session[paid]], places.country[events.session[paid]],
-                       places.day[events.session[paid]]), 1)
+    np.add.at(
+        counts,
+        (places.platform[events.session[paid]], places.country[events.session[paid]], places.day[events.session[paid]]),
+        1,
+    )
     # A mobile app's, in a country whose currency is neither the label's nor USD, with purchases on every date.
-    candidates = [(p, c) for p, name in enumerate(users.platform.values) if name != "web"
-                  for c, country in enumerate(users.country.values)
-                  if COUNTRY_CURRENCY[country] not in (MISLABEL, "USD")]
+    candidates = [
+        (p, c)
+        for p, name in enumerate(users.platform.values)
+        if name != "web"
+        for c, country in enumerate(users.country.values)
+        if COUNTRY_CURRENCY[country] not in (MISLABEL, "USD")
+    ]
     enough = [pc for pc in candidates if counts[pc[0], pc[1], list(days)].min() >= MISLABEL_MIN_PURCHASES]
     pool = enough or [max(candidates, key=lambda pc: int(counts[pc[0], pc[1], list(days)].min()))]
     platform, country = pool[int(rng.integers(len(pool)))]
     touched = ((places.platform == platform) & (places.country == country) & np.isin(places.day, days))[
-        events.session] & (events.currency == local[events.session])
+        events.session
+    ] & (events.currency == local[events.session])
     currency = np.where(touched, CURRENCIES.index(MISLABEL), events.currency).astype(np.int8)
     log = replace(log, events=replace(events, currency=currency))
     segment = Segment(platform=users.platform.values[platform], country=users.country.values[country])
-    return log, DefectRecord("currency_mislabel", days, segment, "revenue_usd",
-                             f"{segment.label()}: the app labelled {int(touched.sum())} values {MISLABEL}")
+    return log, DefectRecord(
+        "currency_mislabel",
+        days,
+        segment,
+        "revenue_usd",
+        f"{segment.label()}: the app labelled {int(touched.sum())} values {MISLABEL}",
+    )

@@ -26,8 +26,13 @@ def debug_build(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, Defe
     events = log.events
     debug = events.debug | flagged[events.session]
     log = replace(log, events=replace(events, debug=debug))
-    segment = Segment(platform=log.users.platform.values[platform],
-                      app_version=log.sessions.app_version.values[version])
-    return log, DefectRecord("debug_build", days, segment, "sessions",
-                             f"{segment.label()}: a rebuild with the debug flag on sent {int(flagged.sum())} "
-                             "sessions as debug traffic")
+    segment = Segment(
+        platform=log.users.platform.values[platform], app_version=log.sessions.app_version.values[version]
+    )
+    return log, DefectRecord(
+        "debug_build",
+        days,
+        segment,
+        "sessions",
+        f"{segment.label()}: a rebuild with the debug flag on sent {int(flagged.sum())} sessions as debug traffic",
+    )

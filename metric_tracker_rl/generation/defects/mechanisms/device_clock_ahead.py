@@ -29,5 +29,10 @@ def device_clock_ahead(log: EventLog, rng: np.random.Generator) -> tuple[EventLo
     shift = np.where(ahead[events.session], hours * HOUR_US, 0)
     log = replace(log, events=replace(events, timestamp_us=events.timestamp_us + shift))
     segment = Segment(platform=platforms[platform])
-    return log, DefectRecord("device_clock_ahead", (day, day + 1), segment, "sessions",
-                             f"{segment.label()}: devices stamped {int(ahead.sum())} sessions {hours} hours ahead")
+    return log, DefectRecord(
+        "device_clock_ahead",
+        (day, day + 1),
+        segment,
+        "sessions",
+        f"{segment.label()}: devices stamped {int(ahead.sum())} sessions {hours} hours ahead",
+    )

@@ -38,8 +38,13 @@ def event_renamed_silently(log: EventLog, rng: np.random.Generator) -> tuple[Eve
     renamed = (on_platform & (places.version == version))[events.session] & (events.name == event_code(old))
     names = np.where(renamed, event_code(RENAMED_EVENTS[old]), events.name).astype(np.int8)
     log = replace(log, events=replace(events, name=names))
-    segment = Segment(platform=log.users.platform.values[platform],
-                      app_version=log.sessions.app_version.values[version])
-    return log, DefectRecord("event_renamed_silently", days, segment, STEP_OF_EVENT[old],
-                             f"{segment.label()}: the release sent {int(renamed.sum())} {old} events as "
-                             f"{RENAMED_EVENTS[old]}")
+    segment = Segment(
+        platform=log.users.platform.values[platform], app_version=log.sessions.app_version.values[version]
+    )
+    return log, DefectRecord(
+        "event_renamed_silently",
+        days,
+        segment,
+        STEP_OF_EVENT[old],
+        f"{segment.label()}: the release sent {int(renamed.sum())} {old} events as {RENAMED_EVENTS[old]}",
+    )

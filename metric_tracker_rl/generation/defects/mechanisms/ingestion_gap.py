@@ -26,10 +26,18 @@ def ingestion_gap(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, De
     (day,) = span(rng, log, (1, 1))
     start, end = hour_block(rng, day, GAP_HOURS)
     events = log.events
-    lost = ((log.users.platform.codes[log.sessions.user[events.session]] == platform)
-            & (events.ingested_us >= start) & (events.ingested_us < end) & (reporting_day(events.timestamp_us) == day))
+    lost = (
+        (log.users.platform.codes[log.sessions.user[events.session]] == platform)
+        & (events.ingested_us >= start)
+        & (events.ingested_us < end)
+        & (reporting_day(events.timestamp_us) == day)
+    )
     log = replace(log, events=events.take(~lost))
     segment = Segment(platform=platforms[platform])
-    return log, DefectRecord("ingestion_gap", (day,), segment, "sessions",
-                             f"{segment.label()}: {int(lost.sum())} events of {(end - start) // HOUR_US} hours were "
-                             "never ingested")
+    return log, DefectRecord(
+        "ingestion_gap",
+        (day,),
+        segment,
+        "sessions",
+        f"{segment.label()}: {int(lost.sum())} events of {(end - start) // HOUR_US} hours were never ingested",
+    )

@@ -22,5 +22,10 @@ def late_load(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, Defect
     late = (reporting_day(events.timestamp_us) == day) & (rng.random(len(events)) < LATE_LOAD_SHARE)
     delay = np.where(late, LATE_LOAD_DELAY_DAYS * DAY_US, 0)
     log = replace(log, events=replace(events, ingested_us=events.ingested_us + delay))
-    return log, DefectRecord("late_load", (day,), Segment(), "sessions",
-                             f"a load of {int(late.sum())} events was ingested {LATE_LOAD_DELAY_DAYS} days late")
+    return log, DefectRecord(
+        "late_load",
+        (day,),
+        Segment(),
+        "sessions",
+        f"a load of {int(late.sum())} events was ingested {LATE_LOAD_DELAY_DAYS} days late",
+    )

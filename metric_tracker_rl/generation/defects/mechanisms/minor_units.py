@@ -37,9 +37,15 @@ def minor_units(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, Defe
     at, version = (int(code) for code in pool[int(rng.integers(len(pool)))])
     platform = mobile[at]
     touched = ((places.platform == platform) & (places.version == version) & np.isin(places.day, days))[
-        events.session] & ~np.isnan(events.value)
+        events.session
+    ] & ~np.isnan(events.value)
     value = np.where(touched, np.round(events.value * MINOR_UNITS_PER_UNIT), events.value)
     log = replace(log, events=replace(events, value=value))
     segment = Segment(platform=log.users.platform.values[platform], app_version=versions[version])
-    return log, DefectRecord("minor_units", days, segment, "revenue_usd",
-                             f"{segment.label()}: the app sent {int(touched.sum())} values in minor units")
+    return log, DefectRecord(
+        "minor_units",
+        days,
+        segment,
+        "revenue_usd",
+        f"{segment.label()}: the app sent {int(touched.sum())} values in minor units",
+    )

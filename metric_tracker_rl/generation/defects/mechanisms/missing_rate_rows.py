@@ -27,8 +27,11 @@ def missing_rate_rows(log: EventLog, rng: np.random.Generator) -> tuple[EventLog
     countries = log.users.country.values
     # A currency one country alone pays in (not USD, which every country's foreign cards pay in).
     payers = list(COUNTRY_CURRENCY.values())
-    own = [c for c, country in enumerate(countries)
-           if COUNTRY_CURRENCY[country] != "USD" and payers.count(COUNTRY_CURRENCY[country]) == 1]
+    own = [
+        c
+        for c, country in enumerate(countries)
+        if COUNTRY_CURRENCY[country] != "USD" and payers.count(COUNTRY_CURRENCY[country]) == 1
+    ]
     local = np.array([CURRENCIES.index(COUNTRY_CURRENCY[country]) for country in countries])
     paid = counted_purchases(log, places)
     paid = paid[events.currency[paid] == local[places.country[events.session[paid]]]]
@@ -44,6 +47,10 @@ def missing_rate_rows(log: EventLog, rng: np.random.Generator) -> tuple[EventLog
     rates[currency, list(days)] = np.nan  # no row: the table builder leaves it out
     log = replace(log, units_per_usd=rates)
     segment = Segment(country=countries[country])
-    return log, DefectRecord("missing_rate_rows", days, segment, "revenue_usd",
-                             f"{segment.label()}: currency_rates has no {CURRENCIES[currency]} row on {len(days)} "
-                             "dates")
+    return log, DefectRecord(
+        "missing_rate_rows",
+        days,
+        segment,
+        "revenue_usd",
+        f"{segment.label()}: currency_rates has no {CURRENCIES[currency]} row on {len(days)} dates",
+    )

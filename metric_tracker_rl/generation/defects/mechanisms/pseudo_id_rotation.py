@@ -28,14 +28,23 @@ def pseudo_id_rotation(log: EventLog, rng: np.random.Generator) -> tuple[EventLo
     sessions, events = log.sessions, log.events
     logged_in = np.array([login is not None for login in log.users.login_ids])[sessions.user]
     opened_at = first_time_of(log, event_code("app_open"))
-    rotated = ((places.platform == platform) & np.isin(places.day, days) & logged_in & ~sessions.consent_denied
-               & (opened_at < np.iinfo(np.int64).max))
+    rotated = (
+        (places.platform == platform)
+        & np.isin(places.day, days)
+        & logged_in
+        & ~sessions.consent_denied
+        & (opened_at < np.iinfo(np.int64).max)
+    )
     rows = np.flatnonzero(rotated[events.session] & (events.timestamp_us > opened_at[events.session]))
     cut = np.unique(events.session[rows])
     log, clones = with_fresh_ids(log, rng, sessions.user[cut], opened_at[cut], keep_login=True)
     group = np.searchsorted(cut, events.session[rows])
     log = moved_to_new_sessions(log, rows, group, clones, np.ones(len(cut), dtype=np.int64))
     segment = Segment(platform=platforms[platform])
-    return log, DefectRecord("pseudo_id_rotation", days, segment, "app_open_to_menu_open",
-                             f"{segment.label()}: signing in gave {len(cut)} sessions a new pseudonymous id after "
-                             "their app_open")
+    return log, DefectRecord(
+        "pseudo_id_rotation",
+        days,
+        segment,
+        "app_open_to_menu_open",
+        f"{segment.label()}: signing in gave {len(cut)} sessions a new pseudonymous id after their app_open",
+    )

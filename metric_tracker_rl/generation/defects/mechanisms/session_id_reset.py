@@ -45,8 +45,13 @@ def session_id_reset(log: EventLog, rng: np.random.Generator) -> tuple[EventLog,
     sessions, events = log.sessions, log.events
     menu_at = first_time_of(log, event_code("menu_open"))
     share = rng.uniform(*BACKGROUNDED_SHARE)
-    split = (on_platform & (places.version == version) & ~sessions.consent_denied
-             & (menu_at < np.iinfo(np.int64).max) & (rng.random(len(places.day)) < share))
+    split = (
+        on_platform
+        & (places.version == version)
+        & ~sessions.consent_denied
+        & (menu_at < np.iinfo(np.int64).max)
+        & (rng.random(len(places.day)) < share)
+    )
     rows = np.flatnonzero(split[events.session] & (events.timestamp_us >= menu_at[events.session]))
     cut = np.flatnonzero(split)
     numbers = renumbered(sessions.user, sessions.session_id, split)
@@ -54,6 +59,11 @@ def session_id_reset(log: EventLog, rng: np.random.Generator) -> tuple[EventLog,
     group = np.searchsorted(cut, events.session[rows])
     log = moved_to_new_sessions(log, rows, group, sessions.user[cut], numbers[cut] + 1)
     segment = Segment(platform=log.users.platform.values[platform], app_version=sessions.app_version.values[version])
-    return log, DefectRecord("session_id_reset", days, segment, "app_open_to_menu_open",
-                             f"{segment.label()}: the SDK started a new session id in {len(cut)} sessions when the "
-                             "app came back from the background")
+    return log, DefectRecord(
+        "session_id_reset",
+        days,
+        segment,
+        "app_open_to_menu_open",
+        f"{segment.label()}: the SDK started a new session id in {len(cut)} sessions when the "
+        "app came back from the background",
+    )

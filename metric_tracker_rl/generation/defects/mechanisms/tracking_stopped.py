@@ -27,5 +27,10 @@ def tracking_stopped(log: EventLog, rng: np.random.Generator) -> tuple[EventLog,
     change = TrackingChange(start, platforms[platform], f"{old} is sent as {RENAMED_EVENTS[old]}")
     log = replace(log, events=replace(events, name=names), changelog=(*log.changelog, change))
     segment = Segment(platform=platforms[platform])
-    return log, DefectRecord("tracking_stopped", tuple(range(start, log.num_days)), segment, STEP_OF_EVENT[old],
-                             f"{segment.label()}: from a tracking deploy, {change.change}")
+    return log, DefectRecord(
+        "tracking_stopped",
+        tuple(range(start, log.num_days)),
+        segment,
+        STEP_OF_EVENT[old],
+        f"{segment.label()}: from a tracking deploy, {change.change}",
+    )

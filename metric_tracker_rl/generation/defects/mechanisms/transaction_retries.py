@@ -25,12 +25,23 @@ def transaction_retries(log: EventLog, rng: np.random.Generator) -> tuple[EventL
     paid = paid[np.unique(events.transaction[paid], return_index=True)[1]]  # each purchase once
     again = events.take(paid)
     delay = (rng.uniform(3, 40, len(paid)) * MICROS_PER_SECOND).astype(np.int64)
-    again = replace(again, transaction=again.transaction + RETRY_TRANSACTION_OFFSET,
-                    timestamp_us=again.timestamp_us + delay, ingested_us=again.ingested_us + delay)
+    again = replace(
+        again,
+        transaction=again.transaction + RETRY_TRANSACTION_OFFSET,
+        timestamp_us=again.timestamp_us + delay,
+        ingested_us=again.ingested_us + delay,
+    )
     log = replace(log, events=merged(events, again))
-    segment = Segment(platform=log.users.platform.values[platform],
-                      app_version=log.sessions.app_version.values[version])
-    return log, DefectRecord("transaction_retries", days, segment, "revenue_usd",
-                             f"{segment.label()}: the payment SDK re-sent {len(paid)} purchases under new "
-                             "transaction ids")
+    segment = Segment(
+        platform=log.users.platform.values[platform], app_version=log.sessions.app_version.values[version]
+    )
+    return log, DefectRecord(
+        "transaction_retries",
+        days,
+        segment,
+        "revenue_usd",
+        f"{segment.label()}: the payment SDK re-sent {len(paid)} purchases under new transaction ids",
+    )
+
+
 MISLABEL_MIN_PURCHASES = 2  # a mislabelled segment's counted purchases in its own currency on each of its dates

@@ -39,6 +39,10 @@ def truncated_batches(log: EventLog, rng: np.random.Generator) -> tuple[EventLog
     lost = cut[log.events.session] & (event_positions(log) >= limit)
     log = replace(log, events=log.events.take(~lost))
     segment = Segment(platform=platforms[platform])
-    return log, DefectRecord("truncated_batches", days, segment, "order_placed_to_payment_successful",
-                             f"{segment.label()}: a payload limit cut {int(lost.sum())} events from the end of "
-                             f"sessions longer than {limit}")
+    return log, DefectRecord(
+        "truncated_batches",
+        days,
+        segment,
+        "order_placed_to_payment_successful",
+        f"{segment.label()}: a payload limit cut {int(lost.sum())} events from the end of sessions longer than {limit}",
+    )

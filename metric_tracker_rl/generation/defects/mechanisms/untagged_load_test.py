@@ -31,8 +31,15 @@ LOAD_DEVICES = (2, 4)
 LOAD_SHARE = (0.5, 1.0)  # test sessions per date, as a share of the segment's own
 LOAD_MIN_SESSIONS = 40  # per date, however small the segment
 LOAD_HOURS = 3  # the test's block of hours each date
-SCRIPT = ("session_start", "app_open", "menu_open", "product_added_to_cart", "order_placed", "payment_successful",
-          "user_engagement")
+SCRIPT = (
+    "session_start",
+    "app_open",
+    "menu_open",
+    "product_added_to_cart",
+    "order_placed",
+    "payment_successful",
+    "user_engagement",
+)
 SCRIPT_GAPS_S = np.array([0.0, 0.001, 2.0, 4.0, 6.0, 9.0, 10.0])  # a scripted session's events, from its start
 BASKET_UNITS = 20.0  # the test basket's price in US dollars (its country's currency at a round rate)
 TRANSACTION_BASE = 2 * 10**9  # the test's transaction ids: above any real one
@@ -55,22 +62,32 @@ def untagged_load_test(log: EventLog, rng: np.random.Generator) -> tuple[EventLo
     user = len(users.pseudo_ids) + rng.integers(0, devices, len(day))
     touch_s = np.full(devices, day_start_micros(days[0]) // MICROS_PER_SECOND)
     pseudo, logins, device_ids = draw_identities(rng, touch_s, np.zeros(devices, dtype=bool))
-    testers = Users(pseudo, logins, device_ids,
-                    Labels(np.full(devices, platform, dtype=np.int8), users.platform.values),
-                    Labels(np.full(devices, country, dtype=np.int8), users.country.values),
-                    Labels(np.zeros(devices, dtype=np.int8), users.channel.values),
-                    np.full(devices, days[0], dtype=np.int16))
+    testers = Users(
+        pseudo,
+        logins,
+        device_ids,
+        Labels(np.full(devices, platform, dtype=np.int8), users.platform.values),
+        Labels(np.full(devices, country, dtype=np.int8), users.country.values),
+        Labels(np.zeros(devices, dtype=np.int8), users.channel.values),
+        np.full(devices, days[0], dtype=np.int16),
+    )
     versions = places.version[inside]
     version = int(np.bincount(versions).argmax()) if len(versions) else 0
     log = replace(log, users=users.then(testers))
     log = _with_scripted_sessions(log, user, start, version, country)
     segment = Segment(platform=users.platform.values[platform], country=users.country.values[country])
-    return log, DefectRecord("untagged_load_test", days, segment, "sessions",
-                             f"{segment.label()}: {devices} unlisted devices ran {len(day)} scripted checkouts")
+    return log, DefectRecord(
+        "untagged_load_test",
+        days,
+        segment,
+        "sessions",
+        f"{segment.label()}: {devices} unlisted devices ran {len(day)} scripted checkouts",
+    )
 
 
-def _with_scripted_sessions(log: EventLog, user: np.ndarray, start_us: np.ndarray, version: int, country: int
-                            ) -> EventLog:
+def _with_scripted_sessions(
+    log: EventLog, user: np.ndarray, start_us: np.ndarray, version: int, country: int
+) -> EventLog:
     """The log with one scripted checkout per entry of `user` (users new to the log), from `start_us`: numbered
     from 1 per user in time order, each the same basket in the country's currency."""
     count = len(user)
@@ -80,9 +97,12 @@ def _with_scripted_sessions(log: EventLog, user: np.ndarray, start_us: np.ndarra
     numbers = np.empty(count, dtype=np.int64)
     numbers[order] = np.arange(count) - np.repeat(first, np.diff(np.r_[first, count])) + 1
     sessions = log.sessions
-    added = Sessions(user=user.astype(np.int32), session_id=numbers,
-                     app_version=Labels(np.full(count, version, dtype=np.int8), sessions.app_version.values),
-                     consent_denied=np.zeros(count, dtype=bool))
+    added = Sessions(
+        user=user.astype(np.int32),
+        session_id=numbers,
+        app_version=Labels(np.full(count, version, dtype=np.int8), sessions.app_version.values),
+        consent_denied=np.zeros(count, dtype=bool),
+    )
     width = len(SCRIPT)
     name = np.tile(np.array([event_code(n) for n in SCRIPT], dtype=np.int8), count)
     timestamp = np.repeat(start_us, width) + np.tile((SCRIPT_GAPS_S * MICROS_PER_SECOND).astype(np.int64), count)
@@ -91,11 +111,17 @@ def _with_scripted_sessions(log: EventLog, user: np.ndarray, start_us: np.ndarra
     column = np.tile(np.arange(width), count)
     value = np.select([column == 3, (column == 4) | (column == 5)], [round(price / 2, 2), price], np.nan)
     transaction = np.where((column == 4) | (column == 5), TRANSACTION_BASE + np.repeat(np.arange(count), width), -1)
-    events = Events(session=np.repeat(len(sessions.user) + np.arange(count), width).astype(np.int32), name=name,
-                    timestamp_us=timestamp, ingested_us=timestamp + 20 * MICROS_PER_SECOND,
-                    engagement_msec=np.where(column == width - 1, 10_000, -1).astype(np.int32),
-                    transaction=transaction.astype(np.int64), value=value,
-                    currency=np.where(np.isnan(value), -1, currency).astype(np.int8),
-                    debug=np.zeros(count * width, dtype=bool), internal=np.zeros(count * width, dtype=bool),
-                    variant=np.full(count * width, -1, dtype=np.int8))
+    events = Events(
+        session=np.repeat(len(sessions.user) + np.arange(count), width).astype(np.int32),
+        name=name,
+        timestamp_us=timestamp,
+        ingested_us=timestamp + 20 * MICROS_PER_SECOND,
+        engagement_msec=np.where(column == width - 1, 10_000, -1).astype(np.int32),
+        transaction=transaction.astype(np.int64),
+        value=value,
+        currency=np.where(np.isnan(value), -1, currency).astype(np.int8),
+        debug=np.zeros(count * width, dtype=bool),
+        internal=np.zeros(count * width, dtype=bool),
+        variant=np.full(count * width, -1, dtype=np.int8),
+    )
     return appended(replace(log, sessions=with_sessions(log, added)), events)
