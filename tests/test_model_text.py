@@ -27,6 +27,7 @@ from metric_tracker_rl.catalog.published import (
     ENTITY_NAMES,
     ENTITY_VALUE_DEFINITIONS,
     FUNNEL_STEPS,
+    RAW_EVENT_DIFFICULTIES,
     RESET_DIFFICULTIES,
     SEGMENTED_DIFFICULTIES,
 )
@@ -414,9 +415,11 @@ def test_the_brief_states_what_may_be_inferred_about_the_count_and_it_holds(seed
 def test_a_named_tasks_brief_states_its_exact_count(task_id: str) -> None:
     env, observation = _env(task_id=task_id)
     count = env._episode.truth.incident_count  # noqa: SLF001 (the truth, to check the published statement)
-    assert re.match(
-        rf"exactly {count}( business incidents)?;", read_observation(first_prompt(observation)).brief["incidents"]
-    )
+    line = read_observation(first_prompt(observation)).brief["incidents"]
+    if TASKS[task_id].difficulty in RAW_EVENT_DIFFICULTIES:  # the tier's one rule; the task sets the count it shows
+        assert "its reset or named task sets" in line and TASKS[task_id].config.anomaly_count == count
+    else:
+        assert re.match(rf"exactly {count};", line)
 
 
 # --- 13. paging -------------------------------------------------------------------------------------

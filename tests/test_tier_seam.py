@@ -132,9 +132,9 @@ def test_a_tool_of_the_other_data_is_no_tool_of_an_episode() -> None:
 # What names the warehouse, its raw events or the events data kind in code.
 WAREHOUSE_NAME = re.compile(r"[Ww]arehouse|WAREHOUSE|raw_event|RAW_EVENT|^EVENTS$|^Events$")
 OWN_FOLDERS = ("generation/warehouse/", "generation/defects/", "world/warehouse", "agents/warehouse", "sql/")
-# The generator's dispatch, the reset's facts and instruction, the brief's incident line, and the debugger's charts,
-# cuboid page and tab (which read no count tables at a tier of raw events).
-MOST_CHECKS = 8
+# The generator's dispatch, the reset's facts and instruction, the brief's incident line and the config it shows,
+# and the debugger's charts, cuboid page and tab (which read no count tables at a tier of raw events).
+MOST_CHECKS = 9
 
 
 def _names(node: ast.AST) -> set[str]:

@@ -116,7 +116,7 @@ def docs_tool_example(section: str = "## Writing a tool") -> str:
 
 def test_the_docs_example_is_one_module_named_as_its_tool() -> None:
     code = docs_tool_example()
-    [name] = re.findall(r'@register_tool\("(\w+)"', code)
+    [name] = re.findall(r'@register_tool\(\s*"(\w+)"', code)
     assert f"`metric_tracker_rl/analysis_tools/tools/{name}.py`:" in (ROOT / "docs" / "tools.md").read_text()
     assert ast.get_docstring(ast.parse(code))  # a module says why it is there
 
