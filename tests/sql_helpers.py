@@ -12,6 +12,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from conftest import ROOT
@@ -108,3 +109,18 @@ PUBLIC_TABLES = {"daily", "hourly", "annotations"}
 
 def public_episode(seed: int = 3, difficulty: str = "medium") -> PublicEpisode:
     return reset_episode(seed=seed, difficulty=difficulty).public
+
+
+def worker_children(parent: int) -> list[int]:
+    """The SQL worker processes of `parent` (read from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError):
+            if (
+                int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent
+                and b"metric_tracker_rl.sql.worker" in (entry / "cmdline").read_bytes()
+            ):
+                found.append(int(entry.name))
+    return found

@@ -201,9 +201,14 @@ def test_the_audit_by_difficulty_runs_through_the_inspect_command_line(tmp_path:
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        # no PYTHONPATH at the checkout: the package is installed editable, and a stray `*.egg-info` a build left
+        # there would be found first, without the editable install's direct_url.json, so Inspect would register
+        # the task without its `metric_tracker_rl/` namespace ("No inspect tasks were found")
+        env={key: value for key, value in os.environ.items() if key != "PYTHONPATH"},
     )
-    assert completed.returncode == 0 and "Traceback" not in completed.stderr, completed.stderr[-2000:]
+    assert completed.returncode == 0 and "Traceback" not in completed.stderr, (
+        completed.stdout[-2000:] + completed.stderr[-2000:]
+    )
     [log] = [read_eval_log(str(path)) for path in tmp_path.glob("*.eval")]
     assert log.status == "success" and [s.id for s in log.samples or []] == ["audit_80000"]
 

@@ -16,7 +16,6 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sql_helpers import (
@@ -29,6 +28,7 @@ from sql_helpers import (
     server_process,
     sql_step,
     started,
+    worker_children,
     ws_ask,
 )
 from websockets.sync.client import ClientConnection
@@ -183,21 +183,6 @@ def test_workers_killed_before_they_are_ready_are_replaced_and_sql_comes_back(ow
 
 
 # --- over a real server --------------------------------------------------------------------------------------
-
-
-def worker_children(parent: int) -> list[int]:
-    """The SQL worker processes of `parent` (read from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, IndexError):
-            if (
-                int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent
-                and b"metric_tracker_rl.sql.worker" in (entry / "cmdline").read_bytes()
-            ):
-                found.append(int(entry.name))
-    return found
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """A session's id opens nothing for another client, in process (the servers' tests in test_session_binding.py check
-it on the wire): a foreign id goes on as a stand-in no session has, the stand-in is named back in every answer
-(a socket's frames, an HTTP body with its length set again), and a socket learns its own id from OpenEnv's answer."""
+it on the wire): an id not its client's (another's, or none) goes on as a stand-in no session has, the stand-in is
+named back in every answer (a socket's frames, an HTTP body with its length set again), and a socket learns its own
+id from OpenEnv's answer."""
 
 from __future__ import annotations
 
@@ -67,12 +68,14 @@ def foreign_to_me() -> ForeignSessions:
     return ForeignSessions(http, {"socket-theirs": THEIRS, "socket-mine": MINE}, MINE)
 
 
-def test_only_another_clients_sessions_are_foreign() -> None:
+def test_only_the_clients_own_sessions_are_not_foreign() -> None:
+    """Another client's id and an id no session has take one path (a stand-in); the client's own id does not."""
     foreign = foreign_to_me()
-    assert "http-theirs" in foreign and "socket-theirs" in foreign
-    assert "http-mine" not in foreign and "socket-mine" not in foreign and "unknown" not in foreign
-    assert 7 not in foreign and bool(foreign)
-    assert not ForeignSessions({"a": TrackedSession(client=MINE, transport="http")}, {"b": MINE}, MINE)
+    assert foreign.not_own("http-theirs") and foreign.not_own("socket-theirs") and foreign.not_own("unknown")
+    assert not foreign.not_own("http-mine") and not foreign.not_own("socket-mine")
+    assert not foreign.not_own(7) and not foreign.not_own("") and not foreign.not_own(None)
+    mine_only = ForeignSessions({"a": TrackedSession(client=MINE, transport="http")}, {"b": MINE}, MINE)
+    assert not mine_only.not_own("a") and not mine_only.not_own("b") and mine_only.not_own("c")
 
 
 # Only an id some session has gets a stand-in, and OpenEnv's ids are UUIDs: text that JSON writes as it is.
@@ -139,18 +142,21 @@ def test_a_post_naming_a_foreign_session_carries_a_stand_in_and_its_new_length()
 
 
 @pytest.mark.parametrize("wrapped", [False, True])
-def test_a_socket_frame_naming_a_foreign_session_is_renamed_and_others_pass_as_they_came(wrapped: bool) -> None:
+def test_a_socket_frame_naming_a_session_not_its_clients_is_renamed_and_others_pass_as_they_came(wrapped: bool) -> None:
     def frame(session_id: str) -> str:
         request = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"session_id": session_id}}
         return json.dumps({"type": "mcp", "data": request} if wrapped else request)
 
     stand_ins = StandIns()
-    untouched = [frame("socket-mine"), frame("unknown"), "not json {", '{"type": "reset", "data": {}}']
-    received = received_through([frame("http-theirs"), *untouched], foreign_to_me(), stand_ins, wrapped)
-    assert received[1:] == untouched
-    renamed = json.loads(received[0])
-    params = (renamed["data"] if wrapped else renamed)["params"]
-    assert stand_ins.named[params["session_id"]] == "http-theirs"
+    not_own = ["http-theirs", "socket-theirs", "unknown"]  # another client's, or no session's: one path
+    untouched = [frame("socket-mine"), frame("http-mine"), "not json {", '{"type": "reset", "data": {}}']
+    received = received_through([*map(frame, not_own), *untouched], foreign_to_me(), stand_ins, wrapped)
+    assert received[len(not_own) :] == untouched
+    for named, text in zip(not_own, received, strict=False):
+        renamed = json.loads(text)
+        params = (renamed["data"] if wrapped else renamed)["params"]
+        assert params["session_id"] != named and stand_ins.named[params["session_id"]] == named
+    assert sorted(stand_ins.named.values()) == sorted(not_own)
 
 
 def test_a_wrapped_frame_is_read_only_inside_its_mcp_envelope() -> None:
