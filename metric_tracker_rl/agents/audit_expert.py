@@ -23,6 +23,7 @@ from metric_tracker_rl.agents.audit_incident_scans import FINDERS as INCIDENT_FI
 from metric_tracker_rl.agents.audit_incident_scans import host_falls_sql
 from metric_tracker_rl.agents.audit_traces_pipeline import FINDERS as PIPELINE_FINDERS
 from metric_tracker_rl.agents.audit_traces_recording import FINDERS as RECORDING_FINDERS
+from metric_tracker_rl.agents.audit_traces_sanity import FINDERS as SANITY_FINDERS
 from metric_tracker_rl.agents.base import register_agent
 from metric_tracker_rl.agents.warehouse_expert import PAYMENT_STEP, Investigation, WarehouseExpertAgent
 from metric_tracker_rl.agents.warehouse_findings import (
@@ -48,8 +49,8 @@ from metric_tracker_rl.world.audit_brief import SPLIT_NOTE, departs, relative_mo
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS, STEP_SESSION_COLUMNS
 from metric_tracker_rl.world.segments import Segment
 
-# Every finder the package has: the recording faults', the pipeline's, then the incidents'.
-ALL_FINDERS: tuple[Finder, ...] = (*RECORDING_FINDERS, *PIPELINE_FINDERS, *INCIDENT_FINDERS)
+# Every finder the package has: the recording faults', the pipeline's, the sanity checks', then the incidents'.
+ALL_FINDERS: tuple[Finder, ...] = (*RECORDING_FINDERS, *PIPELINE_FINDERS, *SANITY_FINDERS, *INCIDENT_FINDERS)
 # The metrics a defect's row may name, in the order a tie goes (the brief's, with sessions for app_opens).
 DEFECT_METRICS = ("sessions", *RATE_COLUMNS, REVENUE)
 DASHBOARD_FIELDS = ("platform", "app_version", "country")

@@ -434,9 +434,23 @@ AUDIT_DEFECTS = (
     "minor_units",
     "untagged_load_test",
     "event_renamed_silently",
+    "inverted_rate",
+    "menu_prefire",
+    "purchase_double_fire",
+    "stamped_behind",
 )
 # No held-out defect is one of the warehouse's: an eval episode's first defect is one no published text lists.
-AUDIT_HELD_OUT_DEFECTS = ("client_sampling", "cookie_reset", "missing_rate_rows", "device_clock_ahead", "minor_units")
+AUDIT_HELD_OUT_DEFECTS = (
+    "client_sampling",
+    "cookie_reset",
+    "missing_rate_rows",
+    "device_clock_ahead",
+    "minor_units",
+    "inverted_rate",
+    "menu_prefire",
+    "purchase_double_fire",
+    "stamped_behind",
+)
 
 # The tiers by name, in publication order (the order of the brief's and the splits' difficulty lists).
 TIERS: Registry[Tier] = Registry(

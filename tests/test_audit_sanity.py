@@ -1,0 +1,176 @@
+"""The audit's held-out faults that an analyst's sanity checks catch (generation/defects/mechanisms/<name>.py) and
+their finders (agents/audit_traces_sanity.py): each leaves its trace where its docstring says, moves the dashboard
+on its record's segment and dates past the margin and nowhere else, its rows follow the published rules, and its
+finder finds its dates and segment on a log with it and nothing on the same log without it; the audit's expert
+recovers each over a sweep of eval episodes."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from metric_tracker_rl.agents.audit_finders import FINDING_COLUMNS, Finder
+from metric_tracker_rl.agents.audit_traces_sanity import FINDERS
+from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
+from metric_tracker_rl.catalog.tiers import AUDIT_DEFECTS, AUDIT_HELD_OUT_DEFECTS, DEEP_MIX, WAREHOUSE_DEFECTS
+from metric_tracker_rl.generation.audit.truth import AUDIT_METRICS
+from metric_tracker_rl.generation.defects import DEFECT_REGISTRY, DefectRecord
+from metric_tracker_rl.generation.segment_plan import segmented_plan
+from metric_tracker_rl.generation.warehouse.benign import BENIGN_CHANGES
+from metric_tracker_rl.generation.warehouse.events import draw_event_log
+from metric_tracker_rl.sql.columns import SqlTable
+from metric_tracker_rl.sql.engine import EpisodeTables, open_database
+from metric_tracker_rl.world.audit_brief import relative_move
+from metric_tracker_rl.world.events import EventLog
+from metric_tracker_rl.world.funnel import WINDOW_START
+from metric_tracker_rl.world.metrics_layer import dashboard, segment_metric
+from metric_tracker_rl.world.segments import world_of
+
+SEEDS = (11, 12)
+AREAS = {"inverted_rate": "join", "menu_prefire": "sdk", "purchase_double_fire": "sdk", "stamped_behind": "time"}
+# Where each fault's trace is: the one table of the export it changes.
+TRACE = {
+    "inverted_rate": "currency_rates",
+    "menu_prefire": "events",
+    "purchase_double_fire": "events",
+    "stamped_behind": "events",
+}
+MARGIN = 0.1  # the audit's
+FINDER = {finder.name: finder for finder in FINDERS}
+
+
+@pytest.fixture(scope="module")
+def logs() -> dict[int, EventLog]:
+    """Each seed's clean log with the benign bursts the standing rules exclude (what a finder must not flag)."""
+    out = {}
+    for seed in SEEDS:
+        key = EpisodeKey.of(seed)
+        log = draw_event_log(segmented_plan(key, 56, world_of(DEEP_MIX.dimensions)), key)
+        for index, change in enumerate(BENIGN_CHANGES.values()):
+            log, _ = change(log, derive_rng(key, "test-audit-benign", index))
+        out[seed] = log
+    return out
+
+
+@pytest.fixture(scope="module")
+def edited(logs: dict[int, EventLog]) -> dict[tuple[str, int], tuple[EventLog, DefectRecord]]:
+    return {
+        (name, seed): DEFECT_REGISTRY[name].apply(logs[seed], derive_rng(EpisodeKey.of(seed), "test-sanity", i))
+        for seed in SEEDS
+        for i, name in enumerate(AREAS)
+    }
+
+
+def _found(log: EventLog, finder: Finder) -> list[dict[str, Any]]:
+    columns, rows, _ = EpisodeTables(open_database(), log.sql_tables()).run(finder.sql, 0, 5000)
+    assert tuple(columns) == FINDING_COLUMNS
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def _iso(day: int) -> str:
+    return str(np.datetime64(WINDOW_START, "D") + np.timedelta64(day, "D"))
+
+
+def _changed_tables(clean: EventLog, broken: EventLog) -> set[str]:
+    before, after = clean.sql_tables(), broken.sql_tables()
+    return {
+        name
+        for name in before
+        if set(before[name]) != set(after[name])
+        or any(len(before[name][c]) != len(after[name][c]) for c in before[name])
+        or any(not np.array_equal(_plain(before[name][c]), _plain(after[name][c])) for c in before[name])
+    }
+
+
+def _plain(column: Any) -> np.ndarray:
+    array = getattr(column, "codes", None)
+    if array is not None:
+        return np.asarray(array)
+    inner = getattr(column, "array", None)
+    return np.asarray(inner.to_pylist() if inner is not None else column, dtype=object)
+
+
+@pytest.mark.parametrize("name", list(AREAS))
+def test_each_fault_is_registered_in_its_area_held_out_and_no_warehouse_fault(name: str) -> None:
+    assert DEFECT_REGISTRY[name].area == AREAS[name]
+    assert name in AUDIT_DEFECTS and name in AUDIT_HELD_OUT_DEFECTS and name not in WAREHOUSE_DEFECTS
+    assert FINDER[name].kind == "defect"
+
+
+@pytest.mark.parametrize("name", list(AREAS))
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_fault_leaves_its_trace_in_its_table_alone(
+    logs: dict[int, EventLog], edited: dict[tuple[str, int], tuple[EventLog, DefectRecord]], name: str, seed: int
+) -> None:
+    assert _changed_tables(logs[seed], edited[name, seed][0]) == {TRACE[name]}
+
+
+@pytest.mark.parametrize("name", list(AREAS))
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_fault_moves_its_segment_past_the_margin_on_its_dates_and_nothing_else(
+    logs: dict[int, EventLog], edited: dict[tuple[str, int], tuple[EventLog, DefectRecord]], name: str, seed: int
+) -> None:
+    clean = logs[seed]
+    broken, record = edited[name, seed]
+    assert record.kind == name and record.days and all(6 <= day < clean.num_days - 1 for day in record.days)
+    events = broken.events  # still grouped by session, in time order (the de-duplication reads it so)
+    assert (np.lexsort((events.timestamp_us, events.session)) == np.arange(len(events))).all()
+    before, after = dashboard(clean), dashboard(broken)
+    for day in record.days:
+        moves = [
+            relative_move(segment_metric(after, record.segment, m, day), segment_metric(before, record.segment, m, day))
+            for m in AUDIT_METRICS
+        ]
+        assert max(moves) > MARGIN, (record, day, moves)
+    reach = range(min(record.days) - 1, max(record.days) + 1)
+    was, now = _board_rows(before), _board_rows(after)
+    named = record.segment.normalised().named()
+    for key in set(was) | set(now):
+        inside = all(
+            dict(zip(("platform", "app_version", "country"), key[1:], strict=True))[f] == v for f, v in named.items()
+        )
+        if not (inside and key[0] in reach):
+            assert was.get(key) == now.get(key), (record, key)
+
+
+def _board_rows(board: SqlTable) -> dict[tuple[object, ...], tuple[float, ...]]:
+    days = (np.asarray(board["date"]) - np.datetime64(WINDOW_START, "D")).astype(int).tolist()
+    keys = [days] + [[board[n].values[c] for c in board[n].codes] for n in ("platform", "app_version", "country")]  # type: ignore[union-attr]
+    numbers = [
+        np.nan_to_num(np.asarray(c, dtype=float), nan=-1.0)
+        for n, c in board.items()
+        if n not in ("date", "platform", "app_version", "country")
+    ]
+    return {key: tuple(float(column[i]) for column in numbers) for i, key in enumerate(zip(*keys, strict=True))}
+
+
+@pytest.mark.parametrize("name", list(AREAS))
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_finder_finds_its_fault_on_its_dates_and_segment(
+    edited: dict[tuple[str, int], tuple[EventLog, DefectRecord]], name: str, seed: int
+) -> None:
+    broken, record = edited[name, seed]
+    rows = _found(broken, FINDER[name])
+    named = record.segment.normalised().named()
+    for day in record.days:
+        assert any(
+            row["date"] == _iso(day)
+            and row["what"] == name
+            and all(row[f] == named.get(f) for f in ("platform", "app_version", "country"))
+            for row in rows
+        ), (record, day, rows)
+    assert {row["date"] for row in rows} <= {_iso(day) for day in record.days}, (record, rows)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_no_sanity_finder_flags_a_clean_log(logs: dict[int, EventLog], seed: int) -> None:
+    tables = EpisodeTables(open_database(), logs[seed].sql_tables())
+    for finder in FINDERS:
+        tables.run(finder.sql, 0, 5000)  # the tables' views made
+        started = time.process_time()
+        _, rows, _ = tables.run(finder.sql, 0, 5000)
+        assert time.process_time() - started < 0.3, finder.name
+        assert rows == [], (finder.name, rows[:3])
