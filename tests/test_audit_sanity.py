@@ -12,20 +12,27 @@ from typing import Any
 import numpy as np
 import pytest
 
+from metric_tracker_rl.adapters.session import EpisodeSession
+from metric_tracker_rl.agents import make_agent, play
 from metric_tracker_rl.agents.audit_finders import FINDING_COLUMNS, Finder
 from metric_tracker_rl.agents.audit_traces_sanity import FINDERS
+from metric_tracker_rl.catalog.published import row_key
 from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
-from metric_tracker_rl.catalog.tiers import AUDIT_DEFECTS, AUDIT_HELD_OUT_DEFECTS, DEEP_MIX, WAREHOUSE_DEFECTS
-from metric_tracker_rl.generation.audit.truth import AUDIT_METRICS
+from metric_tracker_rl.catalog.task_splits import mechanism_split
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_DEFECTS, AUDIT_HELD_OUT_DEFECTS, DEEP_MIX, WAREHOUSE_DEFECTS
+from metric_tracker_rl.generation.audit.truth import AUDIT_METRICS, audit_rows
+from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
 from metric_tracker_rl.generation.defects import DEFECT_REGISTRY, DefectRecord
 from metric_tracker_rl.generation.segment_plan import segmented_plan
 from metric_tracker_rl.generation.warehouse.benign import BENIGN_CHANGES
 from metric_tracker_rl.generation.warehouse.events import draw_event_log
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.sql.columns import SqlTable
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
 from metric_tracker_rl.world.audit_brief import relative_move
 from metric_tracker_rl.world.events import EventLog
-from metric_tracker_rl.world.funnel import WINDOW_START
+from metric_tracker_rl.world.funnel import WINDOW_START, window_calendar
 from metric_tracker_rl.world.metrics_layer import dashboard, segment_metric
 from metric_tracker_rl.world.segments import world_of
 
@@ -174,3 +181,47 @@ def test_no_sanity_finder_flags_a_clean_log(logs: dict[int, EventLog], seed: int
         _, rows, _ = tables.run(finder.sql, 0, 5000)
         assert time.process_time() - started < 0.3, finder.name
         assert rows == [], (finder.name, rows[:3])
+
+
+SWEEP = range(100, 124)  # eval seeds (below the train split's base)
+PER_MECHANISM = 3  # the sweep's episodes of each fault the expert plays
+EXPERT_RECALL = 0.8  # of each fault's expected rows over those episodes
+
+
+def _expert_recall(seeds: range) -> dict[str, tuple[int, int]]:
+    """Per fault of this module's: (its expected rows the expert reported, its expected rows) over the first
+    PER_MECHANISM eval episodes of `seeds` that hold it, the expert playing each through the tools."""
+    found: dict[str, tuple[int, int]] = {}
+    played = 0
+    for seed in seeds:
+        assert mechanism_split(seed) == "eval"
+        world = build_audit_world(AUDIT, resolve_episode_config(seed=seed, difficulty="audit"))
+        holds = {d.kind for d in world.defects} & set(AREAS)
+        if not holds or all(found.get(name, (0, 0, 0))[2] >= PER_MECHANISM for name in holds):
+            continue
+        dates = window_calendar(world.log.num_days).iso_dates
+        expected = [
+            (row.kind, row_key(report.date, report.entity_type, report.entity_name))
+            for row, report in ((row, row.report_row(dates)) for row in audit_rows(world, audit_mix(AUDIT)))
+            if row.kind in holds
+        ]
+        session = play(
+            make_agent("audit_expert"), EpisodeSession(MetricTrackerRlEnvironment()), difficulty="audit", seed=seed
+        )
+        assert session.graded is not None
+        reported = {row_key(r.date, r.entity_type, r.entity_name) for r in session.graded.submitted_rows}
+        played += 1
+        for name in holds:
+            hit, rows, episodes = found.get(name, (0, 0, 0))
+            mine = [key for kind, key in expected if kind == name]
+            found[name] = (hit + sum(key in reported for key in mine), rows + len(mine), episodes + 1)
+    return {name: (hit, rows) for name, (hit, rows, _) in found.items()}
+
+
+@pytest.mark.slow
+def test_the_expert_recovers_each_fault_from_the_data_over_a_sweep_of_eval_episodes() -> None:
+    recall = _expert_recall(SWEEP)
+    assert set(recall) == set(AREAS), recall
+    print({name: f"{hit}/{rows}" for name, (hit, rows) in recall.items()})
+    for name, (hit, rows) in recall.items():
+        assert rows and hit >= EXPERT_RECALL * rows, (name, hit, rows)
