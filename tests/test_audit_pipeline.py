@@ -193,7 +193,7 @@ def test_a_missing_rate_row_is_left_out_of_the_table_and_drops_its_purchases_as_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seeds", [range(1, 29), range(1_000_000, 1_000_030)])
+@pytest.mark.parametrize("seeds", [range(1, 36), range(1_000_000, 1_000_030)])
 def test_in_audit_episodes_each_finder_flags_its_faults_dates_and_no_others(seeds: range) -> None:
     """Over a sweep of audit worlds (incidents, the other faults, benign bursts and experiments in them), a finder's
     rows cover each date of a fault of its own mechanism, and lie only on dates some mechanism holds (a day's margin

@@ -225,3 +225,28 @@ def test_the_expert_recovers_each_fault_from_the_data_over_a_sweep_of_eval_episo
     print({name: f"{hit}/{rows}" for name, (hit, rows) in recall.items()})
     for name, (hit, rows) in recall.items():
         assert rows and hit >= EXPERT_RECALL * rows, (name, hit, rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seeds", [range(1, 36), range(1_000_000, 1_000_030)])
+def test_in_audit_episodes_each_sanity_finder_flags_its_faults_dates_and_no_others(seeds: range) -> None:
+    """Over a sweep of audit worlds (incidents, the other faults, benign bursts and experiments in them), a finder's
+    rows cover each date of a fault of its own mechanism and lie only on dates some mechanism holds (a day's margin
+    each side); the train split's worlds, which hold none of these faults, leave every finder silent."""
+    for seed in seeds:
+        world = build_audit_world(AUDIT, resolve_episode_config(seed=seed, difficulty="audit"))
+        tables = EpisodeTables(open_database(), world.sql_tables())
+        held = {
+            _iso(near)
+            for day in [
+                *(d for defect in world.defects for d in defect.days),
+                *(incident.record.day for incident in world.incidents),
+            ]
+            for near in (day - 1, day, day + 1)
+        }
+        for finder in FINDERS:
+            columns, rows, _ = tables.run(finder.sql, 0, 5000)
+            dates = {row[columns.index("date")] for row in rows}
+            own = {_iso(day) for defect in world.defects if defect.kind == finder.name for day in defect.days}
+            assert own <= dates <= held | own, (seed, finder.name, sorted(own - dates), sorted(dates - held))
+            assert mechanism_split(seed) == "eval" or not dates, (seed, finder.name)

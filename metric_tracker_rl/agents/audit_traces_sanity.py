@@ -7,8 +7,9 @@ statement over the export and its side tables (audit_finders.py states the contr
   users take seconds;
 - purchase_double_fire: an app version whose paying sessions nearly all log one value twice, seconds apart, under
   two transaction ids (each id first logged seconds apart: a payment's own resends keep its id);
-- stamped_behind: an app version's events ingested half a day after the time they are stamped with, where events
-  arrive within minutes or, late, days after.
+- stamped_behind: an app version's events ingested half a day after the time they are stamped with, nearly all of
+  them a whole number of hours and a few minutes, and none of them also ingested on time (a batch ingested again
+  hours later is), where events arrive within minutes or, late, days after.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ OFF_RATE = 3.0  # a rate this many times its currency's median (either way)
 PREFIRE_US, PREFIRE_MIN, PREFIRE_SHARE = 1_000_000, 10, 0.5  # a menu_open within a second: sessions, their share
 DOUBLE_US, DOUBLE_MIN, DOUBLE_SHARE = 10_000_000, 3, 0.5  # one value twice within seconds: sessions, their share
 BEHIND_US = (9 * 3_600_000_000, 15 * 3_600_000_000)  # an event ingested this long after its stamp
-BEHIND_MIN = 20  # such events of a date and app version
+HOUR_US = 3_600_000_000
+# Such events of a date and app version, nearly all of them a whole number of hours late, give or take the
+# minutes an event takes to arrive (a batch ingested again hours later arrives at one time, whatever its stamps).
+BEHIND_MIN, WHOLE_HOURS_SHARE, WHOLE_HOUR_SLACK_US = 20, 0.8, 15 * 60_000_000
 
 INVERTED_RATE = Finder(
     "inverted_rate",
@@ -69,9 +73,14 @@ PURCHASE_DOUBLE_FIRE = Finder(
 STAMPED_BEHIND = Finder(
     "stamped_behind",
     (
-        f"SELECT {_finding('event_date', SESSIONS, 'stamped_behind', 'platform', 'app_info.version')} FROM events "
-        f"WHERE ingestion_timestamp - event_timestamp BETWEEN {BEHIND_US[0]} AND {BEHIND_US[1]} "
-        f"GROUP BY event_date, platform, app_info.version HAVING count(*) >= {BEHIND_MIN} ORDER BY ALL"
+        "WITH b AS (SELECT user_pseudo_id u, event_name n, event_timestamp t, event_date d, platform p, "
+        "app_info.version v, ingestion_timestamp - event_timestamp lag FROM events "
+        f"WHERE ingestion_timestamp - event_timestamp BETWEEN {BEHIND_US[0]} AND {BEHIND_US[1]}), "
+        "e AS (SELECT * FROM b ANTI JOIN events x ON x.user_pseudo_id = b.u AND x.event_name = b.n "
+        f"AND x.event_timestamp = b.t AND x.ingestion_timestamp - x.event_timestamp < {BEHIND_US[0]}) "
+        f"SELECT {_finding('d', SESSIONS, 'stamped_behind', 'p', 'v')} FROM e GROUP BY d, p, v "
+        f"HAVING count(*) FILTER (lag % {HOUR_US} < {WHOLE_HOUR_SLACK_US}) >= greatest({BEHIND_MIN}, "
+        f"{WHOLE_HOURS_SHARE} * count(*)) ORDER BY ALL"
     ),
 )
 
