@@ -28,7 +28,7 @@ from metric_tracker_rl.generation.segment_plan import segmented_plan
 from metric_tracker_rl.generation.warehouse.benign import BENIGN_CHANGES
 from metric_tracker_rl.generation.warehouse.events import draw_event_log
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.sql.columns import SqlTable
+from metric_tracker_rl.sql.columns import Labels, Nested, SqlTable
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
 from metric_tracker_rl.world.audit_brief import relative_move
 from metric_tracker_rl.world.events import EventLog
@@ -87,17 +87,23 @@ def _changed_tables(clean: EventLog, broken: EventLog) -> set[str]:
         name
         for name in before
         if set(before[name]) != set(after[name])
-        or any(len(before[name][c]) != len(after[name][c]) for c in before[name])
-        or any(not np.array_equal(_plain(before[name][c]), _plain(after[name][c])) for c in before[name])
+        or not all(_same(before[name][c], after[name][c]) for c in before[name])
     }
 
 
-def _plain(column: Any) -> np.ndarray:
-    array = getattr(column, "codes", None)
-    if array is not None:
-        return np.asarray(array)
-    inner = getattr(column, "array", None)
-    return np.asarray(inner.to_pylist() if inner is not None else column, dtype=object)
+def _same(a: Any, b: Any) -> bool:
+    """Two columns hold the same values (a nested one compared whole, a labelled one by its texts)."""
+    if isinstance(a, Nested) or isinstance(b, Nested):
+        return isinstance(a, Nested) and isinstance(b, Nested) and a.array.equals(b.array)
+    if isinstance(a, Labels) or isinstance(b, Labels):
+        return (
+            isinstance(a, Labels)
+            and isinstance(b, Labels)
+            and len(a) == len(b)
+            and np.array_equal(np.asarray(a.values, dtype=object)[a.codes], np.asarray(b.values, dtype=object)[b.codes])
+        )
+    left, right = np.asarray(a), np.asarray(b)
+    return left.shape == right.shape and bool(np.array_equal(left, right, equal_nan=left.dtype.kind == "f"))
 
 
 @pytest.mark.parametrize("name", list(AREAS))
