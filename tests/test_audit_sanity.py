@@ -256,3 +256,33 @@ def test_in_audit_episodes_each_sanity_finder_flags_its_faults_dates_and_no_othe
             own = {_iso(day) for defect in world.defects if defect.kind == finder.name for day in defect.days}
             assert own <= dates <= held | own, (seed, finder.name, sorted(own - dates), sorted(dates - held))
             assert mechanism_split(seed) == "eval" or not dates, (seed, finder.name)
+
+
+def _rule_baseline(values: list[float], day: int) -> float:
+    """The published baseline rule: the median of the other same-weekday dates' values, a date without a value
+    skipped (a version's 0 before its rollout is a value), the mean of the middle two of an even number."""
+    peers = sorted(v for d, v in enumerate(values) if d % 7 == day % 7 and d != day and not np.isnan(v))
+    middle = len(peers) // 2
+    return float("nan") if not peers else peers[middle] if len(peers) % 2 else (peers[middle - 1] + peers[middle]) / 2
+
+
+@pytest.mark.slow
+def test_each_faults_rows_follow_the_segment_and_baseline_rules_over_a_sweep_of_eval_episodes() -> None:
+    """Each expected row of these faults names its record's segment (a version with its platform), lies on one of
+    its record's dates, departs from the value without the fault by more than the margin, and has the baseline the
+    published rule gives over the dashboard's values on every date of the window."""
+    seen: set[str] = set()
+    for seed in SWEEP:
+        world = build_audit_world(AUDIT, resolve_episode_config(seed=seed, difficulty="audit"))
+        records = {d.kind: d for d in world.defects if d.kind in AREAS}
+        for row in (r for r in audit_rows(world, audit_mix(AUDIT)) if r.kind in records):
+            record = records[row.kind]
+            named = row.segment.named()
+            assert row.segment == record.segment.normalised() and ("app_version" not in named or "platform" in named)
+            assert row.day in record.days
+            clean = segment_metric(world.clean_dashboard, row.segment, row.metric, row.day)
+            assert relative_move(row.observed, clean) > MARGIN, row
+            series = [segment_metric(world.dashboard, row.segment, row.metric, d) for d in range(world.log.num_days)]
+            assert row.baseline == pytest.approx(_rule_baseline(series, row.day), rel=1e-9), row
+            seen.add(row.kind)
+    assert seen == set(AREAS)
