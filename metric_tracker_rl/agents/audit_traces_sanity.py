@@ -21,8 +21,8 @@ MENU_RATE = "'app_open_to_menu_open'"  # a finding's metric, as SQL text
 OFF_RATE = 3.0  # a rate this many times its currency's median (either way)
 PREFIRE_US, PREFIRE_MIN, PREFIRE_SHARE = 1_000_000, 10, 0.5  # a menu_open within a second: sessions, their share
 DOUBLE_US, DOUBLE_MIN, DOUBLE_SHARE = 10_000_000, 3, 0.5  # one value twice within seconds: sessions, their share
-BEHIND_US = (9 * 3_600_000_000, 15 * 3_600_000_000)  # an event ingested this long after its stamp
 HOUR_US = 3_600_000_000
+BEHIND_US = (9 * HOUR_US, 15 * HOUR_US)  # an event ingested this long after its stamp
 # Such events of a date and app version, nearly all of them a whole number of hours late, give or take the
 # minutes an event takes to arrive (a batch ingested again hours later arrives at one time, whatever its stamps).
 BEHIND_MIN, WHOLE_HOURS_SHARE, WHOLE_HOUR_SLACK_US = 20, 0.8, 15 * 60_000_000
