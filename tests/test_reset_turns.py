@@ -8,7 +8,7 @@ import asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metric_tracker_rl.serving.reset_turns import TakeTurns
+from metric_tracker_rl.serving.reset_turns import BuildLanes, TakeTurns
 
 
 class FakeClock:
@@ -86,3 +86,37 @@ def test_every_turn_is_granted_once_and_the_turns_end_idle(requests: list[tuple[
     order, turns = asyncio.run(play())
     assert sorted(order) == sorted(client for client, _ in requests)
     assert not turns.busy and not turns.waiting
+
+
+def test_a_kind_known_to_be_cheap_builds_beside_an_expensive_build_under_way() -> None:
+    """The light lane: a frontier reset is granted while a warehouse build holds the heavy lane; an unknown kind,
+    like an expensive one, waits for it."""
+
+    async def play() -> tuple[list[str], bool]:
+        clock, order = FakeClock(), []
+        lanes = BuildLanes(clock)
+        lanes.costs.update({"frontier": 0.02, "warehouse": 0.5})
+        held = asyncio.Event()
+
+        async def heavy() -> None:
+            async with lanes.turn("flood", "warehouse"):
+                order.append("warehouse")
+                await held.wait()
+
+        async def ask(kind: str) -> None:
+            async with lanes.turn("visitor", kind) as thread:
+                order.append(kind)
+                assert thread is not None
+
+        flood = asyncio.ensure_future(heavy())
+        await asyncio.sleep(0)
+        await asyncio.wait_for(ask("frontier"), timeout=1)  # granted at once
+        unknown = asyncio.ensure_future(ask("made-up kind"))
+        await asyncio.sleep(0.01)
+        waited = not unknown.done()
+        held.set()
+        await asyncio.gather(flood, unknown)
+        return order, waited
+
+    order, unknown_waited = asyncio.run(play())
+    assert order == ["warehouse", "frontier", "made-up kind"] and unknown_waited

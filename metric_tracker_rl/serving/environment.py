@@ -203,10 +203,10 @@ class MetricTrackerRlEnvironment(
         self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
     ) -> MetricTrackerRlObservation:
         """Both transports await this: the episode is built on a thread, in its client's turn (`reset_turns`,
-        weighed by what the reset asks to build), after the session's running step."""
+        weighed by what the reset asks to build, in the lane of its kind's cost), after the session's running step."""
         kind = f"{kwargs.get('difficulty')}/{kwargs.get('task_id')}"[:200]  # what decides a build's cost
-        async with self._session_turn(), reset_turns().turn(CLIENT.get(), kind):
-            return await in_build_thread(self.reset, seed, episode_id, **kwargs)
+        async with self._session_turn(), reset_turns().turn(CLIENT.get(), kind) as lane_thread:
+            return await in_build_thread(self.reset, seed, episode_id, executor=lane_thread, **kwargs)
 
     def _episode_secret(self) -> str:
         """What the next episode's random streams mix in: nothing in open mode; in held-out mode the server's secret

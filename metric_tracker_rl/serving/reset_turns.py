@@ -9,6 +9,11 @@ first on that count, its cost estimated from the builds of its kind so far (`kin
 decides what is built; an unknown kind is counted as the most expensive one known). A build's cost is its measured
 wall time on the builds' thread. The builds run at the server's own priority: fairness among our own builds is
 kept here, never bought with priority against the rest of the machine.
+
+Builds go in two lanes, each with its own thread and its own turns: a kind whose builds are known to be cheap (at
+most LIGHT_BUILD_S) in the light lane, every other kind (unknown kinds too) in the heavy one. So a cheap reset never
+waits for an expensive build under way, only for the cheap builds queued in its own lane by clients that have
+used less; a flood of expensive builds from any number of addresses queues behind itself.
 """
 
 from __future__ import annotations
@@ -20,32 +25,35 @@ import functools
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
 _BUILDS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="episode-build")
+_LIGHT_BUILDS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="episode-build-light")
+LIGHT_BUILD_S = 0.1  # a kind whose running cost estimate is at most this builds in the light lane
 KINDS_KEPT = 256  # build kinds whose cost is remembered (a kind is client text: the table stays bounded)
 COST_WEIGHT = 0.3  # of a new build in its kind's running estimate
 
 
-async def in_build_thread(build: Callable[..., T], *args: object, **kwargs: object) -> T:
-    """`build(*args, **kwargs)` on the builds' thread, in the caller's context (as `asyncio.to_thread` would run it)."""
+async def in_build_thread(build: Callable[..., T], *args: object, executor: Executor = _BUILDS, **kwargs: object) -> T:
+    """`build(*args, **kwargs)` on a builds' thread (the heavy lane's unless named), in the caller's context (as
+    `asyncio.to_thread` would run it)."""
     call = functools.partial(contextvars.copy_context().run, build, *args, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(_BUILDS, call)
+    return await asyncio.get_running_loop().run_in_executor(executor, call)
 
 
 class TakeTurns:
     """One holder at a time; among waiting builds, the one that would finish first on its client's count of seconds
     goes next (see the module docstring); each client's own builds in the order it asked."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, costs: dict[str, float] | None = None) -> None:
         self.clock = clock
         self.busy = False
         self.waiting: dict[str, list[tuple[asyncio.Future[None], str]]] = {}
         self.spent: dict[str, float] = {}  # seconds of turns, per client, from where it joined
         self.virtual = 0.0  # where the build served last started: where a newcomer starts
-        self.costs: dict[str, float] = {}  # kind -> its builds' running cost estimate
+        self.costs: dict[str, float] = {} if costs is None else costs  # kind -> its builds' running cost estimate
 
     @contextlib.asynccontextmanager
     async def turn(self, client: str, kind: str = "") -> AsyncIterator[None]:
@@ -111,13 +119,33 @@ class TakeTurns:
             del self.spent[name]
 
 
-_TURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TakeTurns] = weakref.WeakKeyDictionary()
+class BuildLanes:
+    """The heavy and the light lane's turns, sharing what each kind's builds cost."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.costs: dict[str, float] = {}
+        self.heavy = TakeTurns(clock, self.costs)
+        self.light = TakeTurns(clock, self.costs)
+
+    def is_light(self, kind: str) -> bool:
+        known = self.costs.get(kind)
+        return known is not None and known <= LIGHT_BUILD_S
+
+    @contextlib.asynccontextmanager
+    async def turn(self, client: str, kind: str = "") -> AsyncIterator[Executor]:
+        """A turn in the lane of `kind`'s known cost; yields the thread its build runs on."""
+        lane, executor = (self.light, _LIGHT_BUILDS) if self.is_light(kind) else (self.heavy, _BUILDS)
+        async with lane.turn(client, kind):
+            yield executor
 
 
-def reset_turns() -> TakeTurns:
+_TURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BuildLanes] = weakref.WeakKeyDictionary()
+
+
+def reset_turns() -> BuildLanes:
     """The running event loop's turns at building episodes."""
     loop = asyncio.get_running_loop()
     found = _TURNS.get(loop)
     if found is None:
-        found = _TURNS[loop] = TakeTurns()
+        found = _TURNS[loop] = BuildLanes()
     return found
