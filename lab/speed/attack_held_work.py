@@ -16,7 +16,7 @@ by itself. Rows (idle → under attack; the victim's cheap query is lab.speed.at
   FREE_S: how long the workers stayed held. The server's logged tracebacks are counted.
 - fast_lane: 6 loops, each turn from a fresh address: `SELECT 1`, then a runaway; the victim's cheap query.
 - warehouse_resets: 8 addresses x 8 sessions reset warehouse episodes back to back, each followed by a first
-  statement (which ships the tables to a worker); another visitor's frontier reset.
+  statement (which ships the tables to a worker); another visitor's frontier reset. audit_resets: the same at the audit.
 - memory: the server's resident memory with its workers before, at the peak and 60 s after 39 warehouse sessions
   (reset, a first statement, held) closed.
 
@@ -185,8 +185,9 @@ def fast_lane(url: str, seconds: float) -> dict[str, Any]:
     return {"answers": dict(answers), "addresses": next(hosts)}
 
 
-def warehouse_resets(url: str, seconds: float) -> dict[str, Any]:
-    """8 addresses x 8 sessions: a warehouse reset of a fresh seed, then a first statement, back to back."""
+def warehouse_resets(url: str, seconds: float, difficulty: str = "warehouse") -> dict[str, Any]:
+    """8 addresses x 8 sessions: a reset of a fresh seed (a warehouse one unless named), then a first statement,
+    back to back."""
     answers: Counter[str] = Counter()
     deadline = time.monotonic() + seconds
     seeds = itertools.count(SEED_BASE)
@@ -200,7 +201,7 @@ def warehouse_resets(url: str, seconds: float) -> dict[str, Any]:
                     while time.monotonic() < deadline:
                         with lock:
                             seed = next(seeds)
-                        reset = {"type": "reset", "data": {"difficulty": "warehouse", "seed": seed}}
+                        reset = {"type": "reset", "data": {"difficulty": difficulty, "seed": seed}}
                         answers["reset " + status(ask(ws, reset, TIMEOUT_S))] += 1
                         answers["first statement " + status(ask(ws, FIRST_STATEMENT, TIMEOUT_S))] += 1
 
@@ -214,6 +215,7 @@ ATTACKS: dict[str, Callable[[str, float], dict[str, Any]]] = {
     "orphans": orphans,
     "fast_lane": fast_lane,
     "warehouse_resets": warehouse_resets,
+    "audit_resets": functools.partial(warehouse_resets, difficulty="audit"),
 }
 ROLES: dict[str, Callable[[str, float], dict[str, Any]]] = {
     "victim": cheap_victim,
@@ -372,6 +374,7 @@ ROWS: dict[str, Callable[[str, float], dict[str, Any]]] = {
     "orphans": row_orphans,
     "fast_lane": row_under("victim", "fast_lane", settle_s=2),
     "warehouse_resets": row_under("reset_victim", "warehouse_resets", settle_s=5),
+    "audit_resets": row_under("reset_victim", "audit_resets", settle_s=5),
 }
 ROW_NAMES = (*ROWS, "memory")
 
@@ -441,6 +444,7 @@ TABLE: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
         "another visitor's frontier reset, p50 / p99 ms, idle → under attack",
         _idle_to_under("reset_ms"),
     ),
+    ("audit_resets", "another visitor's frontier reset, p50 / p99 ms, idle → under attack", _idle_to_under("reset_ms")),
     (
         "memory",
         f"server and workers' resident memory: before → peak → {MEMORY_SETTLE_S:.0f} s after",
@@ -458,6 +462,8 @@ ATTACK_NAMES = {
     "fast_lane": f"{FAST_LANE_LOOPS} loops, each turn from a fresh address: `SELECT 1`, then a runaway",
     "warehouse_resets": f"{len(ATTACKERS)} addresses × {SESSIONS_PER_ADDRESS} sessions reset warehouse episodes, a "
     "first statement after each",
+    "audit_resets": f"{len(ATTACKERS)} addresses × {SESSIONS_PER_ADDRESS} sessions reset audit episodes, a first "
+    "statement after each",
     "memory": f"{MEMORY_SESSIONS} warehouse sessions held, then closed",
 }
 
