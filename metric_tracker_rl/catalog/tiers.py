@@ -416,8 +416,11 @@ AUDIT_KINDS = (
     "promo_surge",
     "store_feature",
     "search_outage_hours",
+    "push_delivery_lapse",
+    "stored_card_challenge",
+    "member_checkout_discount",
 )
-AUDIT_HELD_OUT_KINDS = ("price_rise",)
+AUDIT_HELD_OUT_KINDS = ("price_rise", "stored_card_challenge", "member_checkout_discount")
 AUDIT_DEFECTS = (
     *WAREHOUSE_DEFECTS,
     "session_id_reset",
