@@ -1,0 +1,63 @@
+"""The audit's incident kinds in narrow segments (one user type of a platform or country): each leaves its move in
+the events of its own segment and not in the rest of its platform or country, and its rows name exactly that
+segment, one per injected date, each past the published margin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_HELD_OUT_KINDS, AUDIT_KINDS
+from metric_tracker_rl.generation.audit.truth import audit_rows
+from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
+from metric_tracker_rl.world.audit_brief import departs
+from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS, counted_sessions, segment_sessions
+from metric_tracker_rl.world.segments import Segment
+
+NARROW = ("push_delivery_lapse", "stored_card_challenge", "member_checkout_discount")
+OFFSETS = (7, 8, 12, 13, 15, 33)  # eval calibration offsets that hold each of them
+
+
+def test_the_narrow_kinds_join_the_audit_two_of_them_held_out() -> None:
+    assert set(NARROW) <= set(AUDIT_KINDS)
+    assert len(set(NARROW) & set(AUDIT_HELD_OUT_KINDS)) >= 2 and len(set(AUDIT_HELD_OUT_KINDS)) >= 3
+
+
+@pytest.mark.slow
+def _pooled_move(counts: np.ndarray, records: list[Any]) -> float:
+    """The relative move of a segment's measure (its opens, or its step's conversion) pooled over the records'
+    dates, against the same pooled over every other date."""
+    days = np.zeros(len(counts), dtype=bool)
+    days[[r.day for r in records]] = True
+    name = records[0].entity_name
+    if name == "app_opens":
+        return float(counts[days, 0].mean() / counts[~days, 0].mean() - 1)
+    step = RATE_COLUMNS.index(name)
+    rate = counts[:, step + 1].astype(float), counts[:, step].astype(float)
+    return float((rate[0][days].sum() / rate[1][days].sum()) / (rate[0][~days].sum() / rate[1][~days].sum()) - 1)
+
+
+def test_each_narrow_kind_moves_its_own_segment_and_not_the_other_user_type() -> None:
+    seen = set()
+    for offset in OFFSETS:
+        world = build_audit_world(AUDIT, resolve_episode_config(**calibration_reset_kwargs("audit", offset)))
+        counted = counted_sessions(world.log)
+        rows = audit_rows(world, audit_mix(AUDIT), counted)
+        runs: dict[tuple[str, Segment], list[Any]] = {}
+        for incident in (i for i in world.incidents if i.kind in NARROW):
+            seen.add(incident.kind)
+            segment = incident.segment.normalised()
+            assert set(segment.named()) - {"platform", "country"} == {"user_type"}
+            ours = [r for r in rows if r.kind == incident.kind and r.day == incident.record.day]
+            assert [r.segment for r in ours] == [segment]
+            assert departs(ours[0].observed, ours[0].baseline, audit_mix(AUDIT).margin)
+            runs.setdefault((incident.kind, segment), []).append(incident.record)
+        for (kind, segment), records in runs.items():
+            other = segment_sessions(world.log, counted, Segment(**{**segment.named(), "user_type": "new"}))
+            mine = segment_sessions(world.log, counted, segment)
+            assert abs(_pooled_move(other, records)) < abs(_pooled_move(mine, records)) / 2, (kind, segment)
+    assert seen == set(NARROW)
