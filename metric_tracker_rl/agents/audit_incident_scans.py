@@ -258,7 +258,7 @@ FINDERS: tuple[Finder, ...] = (
     ),
     Finder(
         "member_checkout_discount",
-        daily_scan("member_checkout_discount", 2, COUNTRY_USERS, 1, 0.3, 4.0, least=8.0, grow=2.5, only=RETURNING),
+        daily_scan("member_checkout_discount", 2, COUNTRY_USERS, 1, 0.3, 3.3, least=8.0, grow=2.5, only=RETURNING),
         kind="incident",
         family="rate_spike_from_median",
     ),
