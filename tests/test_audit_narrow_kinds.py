@@ -17,6 +17,7 @@ from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_worl
 from metric_tracker_rl.world.audit_brief import departs
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS, counted_sessions, segment_sessions
 from metric_tracker_rl.world.segments import Segment
+from tests.test_audit_incidents import FINDER, _log_tables, covered, findings
 
 NARROW = ("push_delivery_lapse", "stored_card_challenge", "member_checkout_discount")
 OFFSETS = (7, 8, 12, 13, 15, 33)  # eval calibration offsets that hold each of them
@@ -27,7 +28,6 @@ def test_the_narrow_kinds_join_the_audit_two_of_them_held_out() -> None:
     assert len(set(NARROW) & set(AUDIT_HELD_OUT_KINDS)) >= 2 and len(set(AUDIT_HELD_OUT_KINDS)) >= 3
 
 
-@pytest.mark.slow
 def _pooled_move(counts: np.ndarray, records: list[Any]) -> float:
     """The relative move of a segment's measure (its opens, or its step's conversion) pooled over the records'
     dates, against the same pooled over every other date."""
@@ -41,6 +41,7 @@ def _pooled_move(counts: np.ndarray, records: list[Any]) -> float:
     return float((rate[0][days].sum() / rate[1][days].sum()) / (rate[0][~days].sum() / rate[1][~days].sum()) - 1)
 
 
+@pytest.mark.slow
 def test_each_narrow_kind_moves_its_own_segment_and_not_the_other_user_type() -> None:
     seen = set()
     for offset in OFFSETS:
@@ -61,3 +62,23 @@ def test_each_narrow_kind_moves_its_own_segment_and_not_the_other_user_type() ->
             mine = segment_sessions(world.log, counted, segment)
             assert abs(_pooled_move(other, records)) < abs(_pooled_move(mine, records)) / 2, (kind, segment)
     assert seen == set(NARROW)
+
+
+SWEEP = (1, 2, 3, 4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", NARROW)
+def test_the_expert_finds_each_narrow_kind_from_the_tables_over_a_seed_sweep(kind: str) -> None:
+    """The expert's finder, reading the episode's tables alone, names every date of the kind's run in a segment
+    that holds the injected one, over a few seeds; on the same worlds without it, it finds nothing."""
+    dates = found = 0
+    for seed in SWEEP:
+        tables, incidents = _log_tables(seed, kind, False)
+        mine = [i for i in incidents if i.kind == kind]
+        assert mine, (kind, seed)
+        hits = findings(FINDER[kind], tables)
+        dates += len(mine)
+        found += sum(covered(incident, hits) for incident in mine)
+        assert findings(FINDER[kind], _log_tables(seed, None, False)[0]) == [], (kind, seed)
+    assert found / dates >= 0.9, (kind, found, dates)
