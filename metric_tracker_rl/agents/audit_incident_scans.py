@@ -187,6 +187,7 @@ NEWCOMERS_SHARE = daily_scan("store_feature", None, PLATFORM_COUNTRY, 1, 0.3, 3.
 
 
 RETURNING = "user_type = 'returning'"
+MOBILE_RETURNING = f"{RETURNING} AND platform IN ('ios', 'android')"  # the users push notifications reach
 PLATFORM_USERS, COUNTRY_USERS = (("platform", "user_type"),), (("country", "user_type"),)
 
 
@@ -246,7 +247,7 @@ FINDERS: tuple[Finder, ...] = (
     # Narrow segments: one user type of a platform or country, read from that user type's sessions alone.
     Finder(
         "push_delivery_lapse",
-        daily_scan("push_delivery_lapse", None, PLATFORM_USERS, -1, 0.3, 4.0, run=2, grow=2.5, only=RETURNING),
+        daily_scan("push_delivery_lapse", None, PLATFORM_USERS, -1, 0.3, 4.0, run=2, grow=2.5, only=MOBILE_RETURNING),
         kind="incident",
         family="absolute_drop_in_event_count",
     ),
@@ -257,8 +258,8 @@ FINDERS: tuple[Finder, ...] = (
         family="rate_drop_from_median",
     ),
     Finder(
-        "member_checkout_discount",
-        daily_scan("member_checkout_discount", 2, COUNTRY_USERS, 1, 0.3, 3.3, least=8.0, grow=2.5, only=RETURNING),
+        "member_price_sale",
+        daily_scan("member_price_sale", 1, COUNTRY_USERS, 1, 0.3, 3.5, least=8.0, grow=2.5, only=RETURNING),
         kind="incident",
         family="rate_spike_from_median",
     ),

@@ -418,9 +418,9 @@ AUDIT_KINDS = (
     "search_outage_hours",
     "push_delivery_lapse",
     "stored_card_challenge",
-    "member_checkout_discount",
+    "member_price_sale",
 )
-AUDIT_HELD_OUT_KINDS = ("price_rise", "stored_card_challenge", "member_checkout_discount")
+AUDIT_HELD_OUT_KINDS = ("price_rise", "stored_card_challenge", "member_price_sale")
 AUDIT_DEFECTS = (
     *WAREHOUSE_DEFECTS,
     "session_id_reset",

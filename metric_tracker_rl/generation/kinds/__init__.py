@@ -48,7 +48,7 @@ LISTING = (
     "search_outage_hours",
     "push_delivery_lapse",
     "stored_card_challenge",
-    "member_checkout_discount",
+    "member_price_sale",
 )
 import_package_modules(__name__, __path__, LISTING)
 
