@@ -253,13 +253,13 @@ FINDERS: tuple[Finder, ...] = (
     ),
     Finder(
         "stored_card_challenge",
-        daily_scan("stored_card_challenge", 3, COUNTRY_USERS, -1, 0.3, 4.0, run=2, least=5.0, only=RETURNING),
+        daily_scan("stored_card_challenge", 3, COUNTRY_USERS, -1, 0.35, 4.5, run=2, least=5.0, only=RETURNING),
         kind="incident",
         family="rate_drop_from_median",
     ),
     Finder(
         "member_price_sale",
-        daily_scan("member_price_sale", 1, COUNTRY_USERS, 1, 0.3, 3.5, least=8.0, grow=2.5, only=RETURNING),
+        daily_scan("member_price_sale", 1, COUNTRY_USERS, 1, 0.35, 4.0, least=15.0, grow=2.5, only=RETURNING),
         kind="incident",
         family="rate_spike_from_median",
     ),
