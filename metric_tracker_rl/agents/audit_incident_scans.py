@@ -186,6 +186,11 @@ NEWCOMERS_RISE = daily_scan("store_feature", None, PLATFORM_COUNTRY, 1, 1.5, 6.0
 NEWCOMERS_SHARE = daily_scan("store_feature", None, PLATFORM_COUNTRY, 1, 0.3, 3.0, least=3.0, part=ORGANIC_NEW)
 
 
+RETURNING = "user_type = 'returning'"
+MOBILE_RETURNING = f"{RETURNING} AND platform IN ('ios', 'android')"  # the users push notifications reach
+PLATFORM_USERS, COUNTRY_USERS = (("platform", "user_type"),), (("country", "user_type"),)
+
+
 def both(first: str, second: str) -> str:
     """The findings two daily scans both return (each one per date and segment, named alike), over one reading of
     the sessions."""
@@ -238,6 +243,25 @@ FINDERS: tuple[Finder, ...] = (
         hour_scan("search_outage_hours", 1, PLATFORM, 0.25, 4.5),
         kind="incident",
         family="funnel_break",
+    ),
+    # Narrow segments: one user type of a platform or country, read from that user type's sessions alone.
+    Finder(
+        "push_delivery_lapse",
+        daily_scan("push_delivery_lapse", None, PLATFORM_USERS, -1, 0.3, 4.0, run=2, grow=2.5, only=MOBILE_RETURNING),
+        kind="incident",
+        family="absolute_drop_in_event_count",
+    ),
+    Finder(
+        "stored_card_challenge",
+        daily_scan("stored_card_challenge", 3, COUNTRY_USERS, -1, 0.35, 4.5, run=2, least=5.0, only=RETURNING),
+        kind="incident",
+        family="rate_drop_from_median",
+    ),
+    Finder(
+        "member_price_sale",
+        daily_scan("member_price_sale", 1, COUNTRY_USERS, 1, 0.35, 4.0, least=15.0, grow=2.5, only=RETURNING),
+        kind="incident",
+        family="rate_spike_from_median",
     ),
 )
 

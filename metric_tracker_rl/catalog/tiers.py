@@ -416,8 +416,11 @@ AUDIT_KINDS = (
     "promo_surge",
     "store_feature",
     "search_outage_hours",
+    "push_delivery_lapse",
+    "stored_card_challenge",
+    "member_price_sale",
 )
-AUDIT_HELD_OUT_KINDS = ("price_rise",)
+AUDIT_HELD_OUT_KINDS = ("price_rise", "stored_card_challenge", "member_price_sale")
 AUDIT_DEFECTS = (
     *WAREHOUSE_DEFECTS,
     "session_id_reset",

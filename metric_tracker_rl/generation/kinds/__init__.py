@@ -46,6 +46,9 @@ LISTING = (
     "promo_surge",
     "store_feature",
     "search_outage_hours",
+    "push_delivery_lapse",
+    "stored_card_challenge",
+    "member_price_sale",
 )
 import_package_modules(__name__, __path__, LISTING)
 
