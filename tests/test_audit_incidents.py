@@ -15,10 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metric_tracker_rl.agents.audit_finders import FINDING_COLUMNS, Finder
 from metric_tracker_rl.agents.audit_incident_scans import FINDERS
 from metric_tracker_rl.catalog.seeding import derive_rng
-from metric_tracker_rl.catalog.tasks import EpisodeConfig, resolve_episode_config
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_HELD_OUT_KINDS, AUDIT_KINDS, TIERS
 from metric_tracker_rl.generation.anomalies.base import step_index
 from metric_tracker_rl.generation.audit.truth import audit_rows
@@ -27,14 +26,9 @@ from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY, SegmentIn
 from metric_tracker_rl.generation.kinds.cuboid import leaf_mask, own_z
 from metric_tracker_rl.generation.segment_plan import SegmentedPlan
 from metric_tracker_rl.generation.segmented import PlacedWorld, place_world
-from metric_tracker_rl.generation.warehouse.benign import BENIGN_CHANGES
-from metric_tracker_rl.generation.warehouse.events import draw_event_log
 from metric_tracker_rl.generation.warehouse.world import WarehouseWorld
-from metric_tracker_rl.sql.columns import SqlTable
-from metric_tracker_rl.sql.engine import EpisodeTables, open_database
-from metric_tracker_rl.world.funnel import window_calendar
-from metric_tracker_rl.world.metrics_layer import dashboard
 from metric_tracker_rl.world.segments import Segment
+from tests.audit_incident_helpers import ALL_KINDS_TIER, DATES, FINDER, covered, episode_config, findings, log_tables
 
 KINDS = (
     "checkout_outage_hours",
@@ -45,12 +39,6 @@ KINDS = (
     "store_feature",
     "search_outage_hours",
 )
-FINDER = {finder.name: finder for finder in FINDERS}
-DATES = window_calendar(56).iso_dates
-# Every kind draws in the eval split (seeds below 1,000,000), where the held-out ones are drawn too.
-ALL_KINDS_TIER = replace(AUDIT, segmented=replace(audit_mix(AUDIT), held_out_kinds=()))
-
-Finding = tuple[str, Segment]
 
 
 def test_the_kinds_are_the_audits_only_and_one_is_held_out() -> None:
@@ -61,60 +49,17 @@ def test_the_kinds_are_the_audits_only_and_one_is_held_out() -> None:
     assert all(len(finder.sql) <= 8000 for finder in FINDERS)
 
 
-def _config(seed: int, kind: str | None, count: int) -> EpisodeConfig:
-    """An audit episode's settings with `count` incidents of `kind` alone (None: no incident): the audit's reset
-    takes no setting that names a mechanism, so the test sets the config's field itself."""
-    if kind is None:
-        return resolve_episode_config(seed=seed, difficulty="audit", scenario_family="null")
-    return replace(resolve_episode_config(seed=seed, difficulty="audit", anomaly_count=count), incident_kinds=(kind,))
-
-
-@cache
-def _log_tables(seed: int, kind: str | None, decoys: bool) -> tuple[dict[str, SqlTable], tuple[SegmentIncident, ...]]:
-    """The tables of an audit world's events with `kind` alone placed (None: no incident) and the warehouse's
-    benign bursts of standing traffic, with (`decoys`) or without benign look-alikes; and its incidents."""
-    config = _config(seed, None, 0) if kind is None else _config(seed, kind, 1)
-    config = config if decoys else replace(config, decoy_ratio=0.0)
-    placed = place_world(ALL_KINDS_TIER, config)
-    log = draw_event_log(placed.plan, config.key)
-    for index, name in enumerate(BENIGN_CHANGES):
-        log, _ = BENIGN_CHANGES[name](log, derive_rng(config.key, "test-benign", index))
-    tables = log.sql_tables()
-    tables["dashboard"] = dashboard(log)
-    return tables, tuple(placed.incidents)
-
-
-def findings(finder: Finder, tables: dict[str, SqlTable]) -> list[Finding]:
-    columns, rows, _ = EpisodeTables(open_database(), tables).run(finder.sql, 0, 5000)
-    assert tuple(columns) == FINDING_COLUMNS
-    assert {row[-1] for row in rows} <= {finder.name}
-    return [
-        (row[0], Segment(**{f: v for f, v in zip(columns[1:6], row[1:6], strict=True) if v is not None}))
-        for row in rows
-    ]
-
-
-def holds(finding: Segment, root: Segment) -> bool:
-    """Whether a finding's segment holds the root cause's (it names no field the root cause does not agree on)."""
-    named = root.named()
-    return all(named.get(field) == value for field, value in finding.named().items())
-
-
-def covered(incident: SegmentIncident, found: list[Finding]) -> bool:
-    return any(date == DATES[incident.record.day] and holds(segment, incident.segment) for date, segment in found)
-
-
 # The edit loop checks the first kind; the others are slow.
 @pytest.mark.parametrize(
     "kind", [pytest.param(kind, marks=() if index == 0 else pytest.mark.slow) for index, kind in enumerate(KINDS)]
 )
 def test_the_finder_finds_the_kinds_trace_and_nothing_on_the_world_without_it(kind: str) -> None:
-    tables, incidents = _log_tables(1, kind, False)
+    tables, incidents = log_tables(1, kind, False)
     mine = [i for i in incidents if i.kind == kind]
     assert mine, f"{kind} did not place"
     found = findings(FINDER[kind], tables)
     assert covered(mine[0], found), (kind, [(DATES[i.record.day], i.segment.label()) for i in mine], found)
-    assert findings(FINDER[kind], _log_tables(1, None, False)[0]) == []
+    assert findings(FINDER[kind], log_tables(1, None, False)[0]) == []
 
 
 @pytest.mark.slow
@@ -123,7 +68,7 @@ def test_the_finder_is_quiet_beside_benign_look_alikes(kind: str) -> None:
     """On worlds with no incident but the tier's benign look-alikes (campaigns, demand swings, mix shifts,
     experiments' effects, holidays) and the standing traffic's bursts, no finder returns a row."""
     for seed in (1, 2):
-        assert findings(FINDER[kind], _log_tables(seed, None, True)[0]) == [], seed
+        assert findings(FINDER[kind], log_tables(seed, None, True)[0]) == [], seed
 
 
 SWEEP = range(12)
@@ -156,7 +101,7 @@ def _held(world: WarehouseWorld) -> set[str]:
 def test_in_audit_episodes_the_kind_places_passes_the_margin_and_is_found(kind: str) -> None:
     placed = dates = kept = found = stray = 0
     for seed in SWEEP:
-        config = _config(seed, kind, 2)
+        config = episode_config(seed, kind, 2)
         world = build_audit_world(AUDIT, config)
         mine = [i for i in world.incidents if i.kind == kind]
         placed += bool(mine)
@@ -182,7 +127,7 @@ def test_in_audit_episodes_the_kind_places_passes_the_margin_and_is_found(kind: 
 
 def _edited_alone(kind: str, seed: int) -> tuple[PlacedWorld, SegmentedPlan, list[SegmentIncident]]:
     """An audit world with nothing placed, a copy of its plan, and the kind's incidents placed on it."""
-    config = replace(_config(seed, None, 0), decoy_ratio=0.0)
+    config = replace(episode_config(seed, None, 0), decoy_ratio=0.0)
     placed = place_world(ALL_KINDS_TIER, config)
     before = deepcopy(placed.plan)
     incidents = INCIDENT_KIND_REGISTRY[kind].place(placed.world, "test", derive_rng(config.key, "test-kind"))
@@ -229,7 +174,7 @@ def test_a_search_outage_stops_the_cart_step_on_its_platform_in_its_hours_alone(
 
 @cache
 def _placed_world(seed: int) -> PlacedWorld:
-    return place_world(ALL_KINDS_TIER, replace(_config(seed, None, 0), decoy_ratio=0.0))
+    return place_world(ALL_KINDS_TIER, replace(episode_config(seed, None, 0), decoy_ratio=0.0))
 
 
 @settings(max_examples=25, deadline=None)

@@ -17,7 +17,7 @@ from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_worl
 from metric_tracker_rl.world.audit_brief import departs
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS, counted_sessions, segment_sessions
 from metric_tracker_rl.world.segments import Segment
-from tests.test_audit_incidents import FINDER, _log_tables, covered, findings
+from tests.audit_incident_helpers import FINDER, covered, findings, log_tables
 
 NARROW = ("push_delivery_lapse", "stored_card_challenge", "member_price_sale")
 OFFSETS = (7, 8, 12, 13, 15, 33)  # eval calibration offsets that hold each of them
@@ -83,11 +83,11 @@ def test_the_expert_finds_each_narrow_kind_from_the_tables_over_a_seed_sweep(kin
     that holds the injected one, over a few seeds; on the same worlds without it, it finds nothing."""
     dates = found = 0
     for seed in SWEEP:
-        tables, incidents = _log_tables(seed, kind, False)
+        tables, incidents = log_tables(seed, kind, False)
         mine = [i for i in incidents if i.kind == kind]
         assert mine, (kind, seed)
         hits = findings(FINDER[kind], tables)
         dates += len(mine)
         found += sum(covered(incident, hits) for incident in mine)
-        assert findings(FINDER[kind], _log_tables(seed, None, False)[0]) == [], (kind, seed)
+        assert findings(FINDER[kind], log_tables(seed, None, False)[0]) == [], (kind, seed)
     assert found / dates >= 0.9, (kind, found, dates)
