@@ -22,8 +22,9 @@ from metric_tracker_rl.generation.warehouse.episode import PACKED_TABLES
 from metric_tracker_rl.generation.warehouse.world import build_warehouse_world
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.sql.columns import PackedTable
-from metric_tracker_rl.sql.engine import EpisodeTables, open_database, pack_table
+from metric_tracker_rl.sql.engine import EpisodeTables, open_database
 from metric_tracker_rl.sql.sandbox import MAX_SQL_CHARS, WAREHOUSE_MAX_SQL_CHARS, SqlRefused
+from metric_tracker_rl.sql.table_views import pack_table
 from metric_tracker_rl.view.tool_schemas import model_tools, openai_tools, schema_chars
 from metric_tracker_rl.world.metrics_layer import METRICS_LAYER
 from metric_tracker_rl.world.public_episode import Events

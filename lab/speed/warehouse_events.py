@@ -32,7 +32,8 @@ import numpy as np
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.catalog.tiers import WAREHOUSE
 from metric_tracker_rl.generation.warehouse.world import build_warehouse_world
-from metric_tracker_rl.sql.engine import EpisodeTables, _arrow_table, open_database
+from metric_tracker_rl.sql.engine import EpisodeTables, open_database
+from metric_tracker_rl.sql.table_views import arrow_table
 from metric_tracker_rl.world.events import EventLog
 from metric_tracker_rl.world.metrics_layer import DASHBOARD_SQL
 
@@ -140,7 +141,7 @@ def main() -> None:
     after = resident_mb()
     log, tables, _ = build(SEED_BASE)
     flat = sum(getattr(log.events, name).nbytes for name in log.events.__dataclass_fields__)
-    arrow = _arrow_table(tables["events"]).nbytes
+    arrow = arrow_table(tables["events"]).nbytes
     report = {
         "events_per_episode": len(log.events),
         "build_s": {"p50": float(np.median(builds)), "p95": float(np.percentile(builds, 95))},

@@ -48,7 +48,7 @@ SqlTable = dict[str, SqlColumn]
 
 @dataclass(frozen=True)
 class PackedTable:
-    """A table held as compressed Arrow IPC (engine.pack_table): a large table an open episode keeps for the SQL
+    """A table held as compressed Arrow IPC (table_views.pack_table): a large table an open episode keeps for the SQL
     tool (the warehouse's events) costs a third of its columns' bytes until a worker reads it. Its columns' names
     iterate like a table's; `nbytes` is what it takes unpacked (what the worker pool counts against a worker's
     cache); a worker unpacks it when a statement first names it."""

@@ -29,10 +29,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import duckdb
-import numpy as np
 
 from metric_tracker_rl.sql.cells import column_names, page_cells
-from metric_tracker_rl.sql.columns import Labels, Nested, PackedTable, ServedTable, SqlColumn, SqlTable
+from metric_tracker_rl.sql.columns import Nested, PackedTable, ServedTable
+from metric_tracker_rl.sql.table_views import arrow_table, literal, stored_columns, stored_source
 
 # CPU seconds a statement may use. Its CPU time for the same work varies with the machine and its load (seen from
 # 0.6 to 1.1 s for one statement of a capable model's, whose heaviest take about 0.9 s here): four times the
@@ -167,7 +167,7 @@ def open_database() -> duckdb.DuckDBPyConnection:
         database = duckdb.connect(":memory:", config=at_connect)
     for name in SET_AFTER_CONNECT:
         value = CONFIG[name]
-        database.execute(f"SET {name} = {_literal(value) if isinstance(value, str) else str(value).lower()}")
+        database.execute(f"SET {name} = {literal(value) if isinstance(value, str) else str(value).lower()}")
     return database
 
 
@@ -204,10 +204,10 @@ class EpisodeTables:
                 if isinstance(table, PackedTable):
                     self.con.register(name, self.con.from_arrow(table.arrow()))
                 elif any(isinstance(column, Nested) for column in table.values()):
-                    self.con.register(name, self.con.from_arrow(_arrow_table(table)))
+                    self.con.register(name, self.con.from_arrow(arrow_table(table)))
                 else:
-                    frame = pd.DataFrame(_source(table), copy=False)
-                    self.con.register(name, self.con.from_df(frame).project(_stored_columns(table)))
+                    frame = pd.DataFrame(stored_source(table), copy=False)
+                    self.con.register(name, self.con.from_df(frame).project(stored_columns(table)))
                 self._viewed.add(name)
 
     def close(self) -> None:
@@ -267,7 +267,7 @@ class EpisodeTables:
             named = "" if verb == name else f" ({verb} ...)"
             raise Refusal(f"{article(name)} {name} statement{named} is not allowed. {self.allowed}")
         # The text as a literal, not a parameter: a prepared statement's binding costs more than the parse.
-        tree = self.con.execute(f"SELECT json_serialize_sql({_literal(statement.query)})").fetchall()[0][0]
+        tree = self.con.execute(f"SELECT json_serialize_sql({literal(statement.query)})").fetchall()[0][0]
         try:
             parsed = json.loads(tree)
         except RecursionError:  # Python's JSON reader recurses: a tree deeper than the interpreter allows
@@ -437,85 +437,6 @@ def _check_repeatable(node: dict[str, Any], allowed: str) -> None:
             "a sample is allowed with a seed only (USING SAMPLE 10% (bernoulli, 42), TABLESAMPLE 10% "
             f"(bernoulli, 42)), so that the same query draws the same rows. {allowed}"
         )
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _source(table: Mapping[str, SqlColumn]) -> dict[str, np.ndarray]:
-    """The arrays DuckDB scans for a table: Labels as their codes, dates in seconds (DuckDB's NumPy scan does not
-    read datetime64[D])."""
-    arrays = {}
-    for name, column in table.items():
-        if isinstance(column, Nested):
-            raise TypeError(f"column {name!r} is nested: its table is served through Arrow (_arrow_table)")
-        if isinstance(column, Labels):
-            arrays[name] = column.codes
-        elif column.dtype.kind == "M":
-            arrays[name] = column.astype("datetime64[s]")
-        else:
-            arrays[name] = column
-    return arrays
-
-
-def _arrow_table(table: Mapping[str, SqlColumn]) -> Any:
-    """A table with nested columns as one Arrow table DuckDB scans in place: Nested as they are, Labels as
-    dictionary arrays (VARCHAR), dates as date32 (DATE), text as strings, numbers and booleans as they are."""
-    import pyarrow as pa
-
-    arrays = {}
-    for name, column in table.items():
-        if isinstance(column, Nested):
-            arrays[name] = column.array
-        elif isinstance(column, Labels):
-            arrays[name] = pa.DictionaryArray.from_arrays(column.codes, pa.array(column.values, pa.string()))
-        elif column.dtype.kind == "M":
-            arrays[name] = pa.array(column.astype("datetime64[D]"), pa.date32())
-        elif column.dtype.kind in "OU":
-            arrays[name] = pa.array(column, pa.string())
-        else:
-            arrays[name] = pa.array(column)
-    return pa.table(arrays)
-
-
-PACK_CODEC = "zstd"
-PACK_CHUNK_ROWS = 1 << 16
-
-
-def pack_table(table: SqlTable) -> PackedTable:
-    """A table as compressed Arrow IPC (read back by PackedTable.arrow as _arrow_table makes it)."""
-    import pyarrow as pa
-
-    arrow = _arrow_table(table)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, arrow.schema, options=pa.ipc.IpcWriteOptions(compression=PACK_CODEC)) as writer:
-        writer.write_table(arrow, max_chunksize=PACK_CHUNK_ROWS)
-    return PackedTable(sink.getvalue().to_pybytes(), tuple(table), int(arrow.nbytes))  # exactly its size
-
-
-def _stored_columns(table: Mapping[str, SqlColumn]) -> str:
-    """The view's select list: dates as DATE (the tables are by day, and by integer hour), text as VARCHAR (Labels
-    decoded inside DuckDB); numbers and booleans as they are."""
-    columns = []
-    for name, column in table.items():
-        quoted = _quoted(name)
-        if isinstance(column, Nested):
-            raise TypeError(f"column {name!r} is nested: its table is served through Arrow (_arrow_table)")
-        if isinstance(column, Labels):  # a CASE: cheaper in DuckDB than indexing a list literal
-            cases = " ".join(f"WHEN {code} THEN {_literal(value)}" for code, value in enumerate(column.values))
-            columns.append(f"CAST(CASE {quoted} {cases} END AS VARCHAR) AS {quoted}")
-        elif column.dtype.kind == "M":
-            columns.append(f"CAST({quoted} AS DATE) AS {quoted}")
-        elif column.dtype.kind in "OU":
-            columns.append(f"CAST({quoted} AS VARCHAR) AS {quoted}")
-        else:
-            columns.append(quoted)
-    return ", ".join(columns)
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def first_lines(exc: Exception, limit: int = 400) -> str:

@@ -9,8 +9,8 @@ from metric_tracker_rl.generation.episode import Episode, visible_task
 from metric_tracker_rl.generation.warehouse.truth import warehouse_truth
 from metric_tracker_rl.generation.warehouse.world import WarehouseWorld, build_warehouse_world
 from metric_tracker_rl.sql.columns import ServedTable
-from metric_tracker_rl.sql.engine import pack_table
 from metric_tracker_rl.sql.sandbox import WAREHOUSE_MAX_SQL_CHARS
+from metric_tracker_rl.sql.table_views import pack_table
 from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.public_episode import Events, PublicEpisode
 from metric_tracker_rl.world.warehouse_brief import WAREHOUSE_OBJECTIVE
