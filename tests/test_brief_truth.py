@@ -32,7 +32,8 @@ from metric_tracker_rl.generation.kinds.cuboid import cuboid_depth
 from metric_tracker_rl.generation.segmented import episode_kinds
 from metric_tracker_rl.grading.grader import accepted_methods, grade_submission
 from metric_tracker_rl.models import MetricSubmissionRow
-from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment, overlap_traffic
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.serving.report_step import overlap_traffic
 from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt, segment_arguments
 from metric_tracker_rl.view.tool_schemas import openai_tools
 from metric_tracker_rl.world.context import EMPTY_NOTICES, share_in_words

@@ -14,7 +14,8 @@ from metric_tracker_rl.catalog.tasks import RETRY_COST
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.episode import GroundTruth
 from metric_tracker_rl.models import MetricSubmissionRow, PayloadGeneratorMethod
-from metric_tracker_rl.serving.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.serving.report_step import MAX_SUBMISSION_ROWS
 from metric_tracker_rl.view.observation import render_observation
 
 EMPTY_REPORT = MetricTrackerRlAction(classifications=[])

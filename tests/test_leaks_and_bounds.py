@@ -27,7 +27,8 @@ from metric_tracker_rl.catalog.published import (
     row_key,
 )
 from metric_tracker_rl.models import MAX_GENERATOR_CALLS, MetricSubmissionRow, PayloadGeneratorMethod
-from metric_tracker_rl.serving.environment import MAX_SUBMISSION_ROWS, MetricTrackerRlEnvironment
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.serving.report_step import MAX_SUBMISSION_ROWS
 
 MAX_RESULT_BYTES = 256 * 1024  # documented bound on one serialized observation after a tool call
 SWEEP = [

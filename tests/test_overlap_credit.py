@@ -38,7 +38,8 @@ from metric_tracker_rl.grading.overlap_examples import (
     near_miss_table,
 )
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
-from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment, overlap_traffic
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.serving.report_step import overlap_traffic
 from metric_tracker_rl.world.segment_brief import segmented_brief
 from metric_tracker_rl.world.segments import SEGMENT_FIELDS, Segment
 

@@ -22,7 +22,8 @@ from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.generation.warehouse.truth import COUNT_OF_DASHBOARD, expected_rows
 from metric_tracker_rl.generation.warehouse.world import build_warehouse_world
 from metric_tracker_rl.grading.grader import GradeResult, grade_submission, row_segment
-from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment, overlap_traffic
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.serving.report_step import overlap_traffic
 from metric_tracker_rl.world.warehouse_brief import DATA_DEFECTS, DEFECT_FAMILY, KIND_RULE
 
 SEEDS = (4, 11, 23)

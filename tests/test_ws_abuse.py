@@ -19,9 +19,9 @@ from reliability_support import INTERNALS, record
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from metric_tracker_rl.serving.environment import MAX_SUBMISSION_ROWS
 from metric_tracker_rl.serving.hardening import MAX_JSON_DEPTH, MAX_MESSAGE_BYTES
 from metric_tracker_rl.serving.message_cost import MAX_JSON_ELEMENTS
+from metric_tracker_rl.serving.report_step import MAX_SUBMISSION_ROWS
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
 

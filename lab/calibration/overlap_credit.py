@@ -15,7 +15,7 @@ import statistics
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.grading.grader import SEGMENT_CREDIT, row_segment, segment_match, segment_overlap
-from metric_tracker_rl.serving.environment import overlap_traffic
+from metric_tracker_rl.serving.report_step import overlap_traffic
 from metric_tracker_rl.world.segments import Segment
 
 

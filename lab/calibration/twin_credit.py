@@ -24,9 +24,11 @@ import lab.agents  # noqa: F401  (registers the calibration's exploit agents)
 from lab.agents.registry import make_agent
 from metric_tracker_rl.agents.base import run_episode
 from metric_tracker_rl.catalog.task_splits import UNTUNED_FIRST_OFFSET, calibration_reset_kwargs
+from metric_tracker_rl.catalog.tasks import RETRY_COST
 from metric_tracker_rl.grading.grader import assess_row, grade_submission, truths_of
 from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction
-from metric_tracker_rl.serving.environment import RETRY_COST, MetricTrackerRlEnvironment, overlap_traffic
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.serving.report_step import overlap_traffic
 
 DIFFICULTY = "abyss"
 

@@ -26,12 +26,11 @@ from metric_tracker_rl.analysis_tools import generate_rows, run_tool
 from metric_tracker_rl.analysis_tools.sql import sandbox_of
 from metric_tracker_rl.analysis_tools.tools.query import needs_sandbox, open_statement
 from metric_tracker_rl.catalog.task_splits import TaskProviderMixin
-from metric_tracker_rl.catalog.tasks import RESET_KEYS, RETRY_COST, resolve_episode_config
+from metric_tracker_rl.catalog.tasks import RESET_KEYS, resolve_episode_config
 from metric_tracker_rl.catalog.tiers import COUNTS
-from metric_tracker_rl.catalog.validation import entity_names_of, validate_rows
+from metric_tracker_rl.catalog.validation import entity_names_of
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.episode import Episode
-from metric_tracker_rl.grading.grader import LeafTraffic, grade_submission, graded_comparison, leaf_traffic_of
 from metric_tracker_rl.models import (
     MetricSubmissionRow,
     MetricTrackerRlAction,
@@ -40,6 +39,15 @@ from metric_tracker_rl.models import (
 )
 from metric_tracker_rl.serving.mcp_surface import MCP_ACTIONS, McpToolSurface
 from metric_tracker_rl.serving.memory_release import release_soon
+from metric_tracker_rl.serving.report_step import (
+    REFUSED,
+    Graded,
+    debug_payload,
+    error_fields,
+    grade_report,
+    refused_fields,
+    refused_report,
+)
 from metric_tracker_rl.serving.reset_facts import (
     INSTRUCTION,
     catalogs,
@@ -55,7 +63,6 @@ from metric_tracker_rl.serving.step_bound import GivenUp, step_bound_s, uncancel
 from metric_tracker_rl.sql import ledger
 from metric_tracker_rl.sql.pool import CLIENT
 
-MAX_SUBMISSION_ROWS = 200
 # Analysis tools whose cost grows with the request: they take a worker thread (see step_async). A SQL query waits
 # for a SQL worker process, up to its time limit, on threads of its own (metric_tracker_rl.sql.pool).
 THREADED_TOOLS = frozenset({"payload_generator", "preview_submission", "query"})
@@ -77,41 +84,6 @@ NO_EPISODE = (
 # True while the server runs a stateless HTTP /step request (set by metric_tracker_rl.serving.hardening): its
 # environment was built for that one request, which is what a step without an episode then has to say.
 STATELESS_STEP: ContextVar[bool] = ContextVar("stateless_step", default=False)
-
-
-def overlap_traffic(episode: Episode) -> LeafTraffic | None:
-    """T of the overlap credit, from the episode's public counts, where its tier credits segments by overlap
-    (tiers.py: deep); None where the grader keeps frontier's table."""
-    if episode.config.tier.segment_credit != "overlap":
-        return None
-    if episode.truth.segment_traffic is not None:  # the warehouse: its leaves' counted sessions
-        return LeafTraffic(tuple(episode.public.dates), *episode.truth.segment_traffic)
-    segments = episode.public.segments
-    return None if segments is None else leaf_traffic_of(segments, episode.public.dates)
-
-
-def _retry_note(submission: int) -> str:
-    """How a retry's score was credited (nothing to say about the first submission)."""
-    if submission <= 1:
-        return ""
-    cost = RETRY_COST * (submission - 1)
-    return f" (credited {cost:g} less as submission {submission})"
-
-
-def _error(message: str) -> dict[str, Any]:
-    """Observation fields of an error a tool answered after it ran: no reward, nothing used but the step."""
-    return {"status": "error", "reward": 0.0, "message": message}
-
-
-# The key `_act` sets on the fields of a call refused before anything ran; `_step_alone` takes it out.
-REFUSED = "refused"
-
-
-def _refused(message: str) -> dict[str, Any]:
-    """Observation fields of a call refused before anything ran (docs/tools.md, "Which calls cost a step"): no
-    tool of the tier by that name, arguments its checks refuse, a report whose rows are refused before grading, an
-    action that is not one call. It uses no step and no submission, whatever the transport."""
-    return {**_error(message), REFUSED: True}
 
 
 class MetricTrackerRlEnvironment(
@@ -338,7 +310,7 @@ class MetricTrackerRlEnvironment(
         )
         if self._episode is None:
             return MetricTrackerRlObservation(status="error", reward=0.0, done=False, message=message)
-        return self._observation(**_error(message))
+        return self._observation(**error_fields(message))
 
     def close(self) -> None:
         """OpenEnv calls this when the session ends: release what the episode's tools opened, and soon the
@@ -411,7 +383,7 @@ class MetricTrackerRlEnvironment(
         ]
         if len(modes) != 1:
             found = ", ".join(modes) if modes else "none"
-            return _refused(
+            return refused_fields(
                 f"An action needs exactly one of analysis_method, classifications or payload_generators "
                 f"(found: {found}). Use classifications=[] to submit an empty report."
             )
@@ -419,106 +391,34 @@ class MetricTrackerRlEnvironment(
             with entity_names_of(self._playing.config.difficulty):
                 return self._submit(list(classifications), generated=False)
         if COUNTS not in self._playing.public.holds:  # the generators read counts
-            return _refused(
+            return refused_fields(
                 "Generator calls read the count tables, which this episode does not have (its data are "
                 "raw events): submit rows (classifications) instead; no submission used."
             )
         rows, errors = generate_rows(self._playing.public, list(generators or []))
         if errors:
-            return _refused("Payload generators failed (no submission used): " + " | ".join(errors))
+            return refused_fields("Payload generators failed (no submission used): " + " | ".join(errors))
         return self._submit([MetricSubmissionRow(**row) for row in rows], generated=True)
 
     def _analysis(self, method: str, arguments: dict[str, Any]) -> dict[str, Any]:
         outcome = run_tool(method, self._playing.public, arguments)
         if not outcome.ok:
-            return (_refused if outcome.refused else _error)(outcome.error or f"{method} failed.")
+            return (refused_fields if outcome.refused else error_fields)(outcome.error or f"{method} failed.")
         self._methods_used.add(method)
         return {"status": "ok", "reward": 0.0, "message": f"{method} ran.", "analysis_result": outcome.result}
 
     def _submit(self, rows: list[MetricSubmissionRow], *, generated: bool) -> dict[str, Any]:
-        """Grade a report. Rows that are invalid without any truth are refused first, using no submission. The
-        reward is the improvement over the best earlier score, so an episode's rewards sum to its score."""
-        if len(rows) > MAX_SUBMISSION_ROWS:
-            return _refused(
-                f"A submission may hold at most {MAX_SUBMISSION_ROWS} rows, got {len(rows)} (no submission "
-                "used). Report incidents, not every candidate."
-            )
+        """Grade a report (report_step): rows invalid without any truth are refused first, using no submission."""
         episode = self._playing
-        issues = validate_rows(rows, episode.public.dates, episode.public.segment_values())
-        if issues:
-            listed = "; ".join(f"row {i}: {issue.message}" for i, issue in sorted(issues.items()))
-            return {
-                **_refused(
-                    f"Submission refused, no submission used: {len(issues)} invalid row(s): {listed}. "
-                    "Fix or drop them and submit again."
-                ),
-                "submission_issues": [issues[i] for i in sorted(issues)],
-            }
-        methods_used = frozenset(self._methods_used)
-        traffic = overlap_traffic(episode)
-        result = grade_submission(
-            rows,
-            episode.truth.expected_rows,
-            episode.truth.neutral_keys,
-            episode.public.dates,
-            segment_values=episode.public.segment_values(),
-            leaf_traffic=traffic,
-            methods_used=methods_used,
-            twin_rows=episode.truth.twin_rows,
-        )
-        self._submissions += 1
-        self._last_score = result.score
-        credited = max(0.0, result.score - RETRY_COST * (self._submissions - 1))
-        reward = max(0.0, credited - self._episode_score)
-        self._episode_score = max(self._episode_score, credited)
-        left = episode.config.max_submissions - self._submissions
-        if result.score >= 1.0 or left <= 0:
-            self._done = True
-        breakdown = result.breakdown
-        if self._done:
-            message = (
-                f"Graded {breakdown.submitted_row_count} row(s): {breakdown.matched_row_count} of "
-                f"{len(episode.truth.expected_rows)} expected row(s) found, "
-                f"{breakdown.false_positive_count} false positive(s) (of which {breakdown.neutral_row_count} "
-                f"on side-effect keys). Score {result.score:.4f}{_retry_note(self._submissions)}; episode score "
-                f"{self._episode_score:.4f}. "
-                "The episode is over."
-            )
-            final = {
-                "reward_breakdown": breakdown,
-                "expected_row_count": len(episode.truth.expected_rows),
-                "correct_row_count": breakdown.matched_row_count,
-            }
-            if not episode.config.held_out:  # an open episode is public anyway; a held-out one may come back
-                final["comparison"] = graded_comparison(
-                    rows,
-                    episode.truth.expected_rows,
-                    episode.truth.neutral_keys,
-                    episode.public.dates,
-                    segment_values=episode.public.segment_values(),
-                    leaf_traffic=traffic,
-                    methods_used=methods_used,
-                    twin_rows=episode.truth.twin_rows,
-                )
-        else:
-            # Not the last submission: only the score and the row counts (see RewardBreakdown).
-            message = (
-                f"Graded {breakdown.submitted_row_count} row(s): {breakdown.matched_row_count} on expected "
-                f"keys, {breakdown.false_positive_count} false positive(s). Score {result.score:.4f}"
-                f"{_retry_note(self._submissions)}; episode score {self._episode_score:.4f}. {left} "
-                f"submission(s) left; each retry costs {RETRY_COST} of its score."
-            )
-            final = {"reward_breakdown": breakdown.coarse(), "correct_row_count": breakdown.matched_row_count}
-        return {
-            "status": "graded",
-            "reward": round(reward, 6),
-            "message": message,
-            "generated_rows": rows if generated else [],
-            "submitted_rows": rows,
-            "submission_preview": {"row_count": len(rows), "issue_count": 0},
-            "submission_issues": [],
-            **final,
-        }
+        refused = refused_report(rows, episode)
+        if refused is not None:
+            return refused
+        before = Graded(self._submissions, 0.0, self._episode_score, 0.0, False, 0)
+        fields = grade_report(rows, episode, frozenset(self._methods_used), before)
+        after: Graded = fields.pop("graded")
+        self._submissions, self._last_score, self._episode_score = after.submission, after.score, after.episode_score
+        self._done = after.done
+        return {**fields, "generated_rows": rows if generated else []}
 
     def _observation(self, **fields: Any) -> MetricTrackerRlObservation:
         """Step observations carry only what a step changes; the instruction, the visible config and the
@@ -530,35 +430,9 @@ class MetricTrackerRlEnvironment(
             submissions_remaining=config.max_submissions - self._submissions,
             episode_score=self._episode_score,
             done=self._done,
-            debug=self._debug_payload() if self._debug else None,
+            debug=debug_payload(self._playing) if self._debug else None,
             **fields,
         )
-
-    def _debug_payload(self) -> dict[str, Any]:
-        truth = self._playing.truth
-        dates = self._playing.public.dates
-        return {
-            "expected_rows": [row.model_dump() for row in truth.expected_rows],
-            "neutral_keys": sorted(truth.neutral_keys),
-            "injections": [
-                {
-                    "family": r.family,
-                    "date": dates[r.day],
-                    "entity_type": r.entity_type,
-                    "entity_name": r.entity_name,
-                    "magnitude": r.magnitude,
-                    "hours": list(r.hours),
-                    "description": r.description,
-                }
-                for r in truth.injections
-            ],
-            "distractors": [
-                {"kind": d.kind, "date": dates[d.day], "description": d.description} for d in truth.distractors
-            ],
-            "fluctuations": [
-                {"kind": f.kind, "date": dates[f.day], "description": f.description} for f in truth.fluctuations
-            ],
-        }
 
 
 def environment_factory(*, debug: bool = False, held_out_secret: str = "") -> type[MetricTrackerRlEnvironment]:
