@@ -304,25 +304,7 @@ class ExpertAgent(Agent):
         mix = {(r["date"], r["entity_name"]): r for r in self.results["get_hourly_traffic_mix_shift_rows"]["rows"]}
         first_step = {r["date"]: r for r in self.results["rates"]["rows"] if r["entity_name"] == FUNNEL_STEPS[0]}
 
-        def bot_evidence(date: str) -> float | None:
-            """Opens that never convert were added: many more opens than usual while the first step converts
-            clearly worse (a count incident keeps conversion, a funnel break or a rate drop keeps the opens).
-            Returns the strength of that evidence, or None."""
-            opens, rate = volume.get(date), first_step.get(date)
-            if (
-                opens is None
-                or rate is None
-                or signed_share(opens) < self.bot_opens_share
-                or signed_share(rate) > -self.bot_rate_drop_share
-            ):
-                return None
-            return 1.0 + abs(self._z(rate, spreads)) / FAMILY_THRESHOLDS["rate"]
-
-        bots = {
-            date: strength
-            for date, event in mix
-            if event == "app_opens" and (strength := bot_evidence(date)) is not None
-        }
+        bots = self._bot_dates(volume, first_step, mix, spreads)
         for row in self.results["get_funnel_break_rows"]["rows"]:
             group = "funnel_break"
             if row["entity_name"] == FUNNEL_STEPS[0] and row["date"] in bots:
@@ -361,13 +343,31 @@ class ExpertAgent(Agent):
                 continue
             add(row, "count", relative_move(row) / self.volume_incident_share, daily=True)
 
-        ranked = []
-        for groups in by_date.values():
-            best = [max(groups[group], key=lambda c: c.strength) for group in PRIORITY if group in groups]
-            # The most specific family whose evidence clears its threshold explains the date; below every
-            # threshold, the strongest evidence stays in the pool for refinement.
-            ranked.append(next((c for c in best if c.strength >= 1.0), max(best, key=lambda c: c.strength)))
-        return self._discount_peer_echoes(sorted(ranked, key=lambda c: -c.strength), explained, spreads)
+        return self._discount_peer_echoes(_best_of_each_date(by_date), explained, spreads)
+
+    def _bot_dates(
+        self,
+        volume: dict[str, dict[str, Any]],
+        first_step: dict[str, dict[str, Any]],
+        mix: dict[tuple[str, str], dict[str, Any]],
+        spreads: dict[tuple[str, str], float],
+    ) -> dict[str, float]:
+        """The dates where opens that never convert were added, with the strength of that evidence: many more opens
+        than usual while the first step converts clearly worse (a count incident keeps conversion, a funnel break
+        or a rate drop keeps the opens)."""
+        bots = {}
+        for date, event in mix:
+            opens, rate = volume.get(date), first_step.get(date)
+            if (
+                event != "app_opens"
+                or opens is None
+                or rate is None
+                or signed_share(opens) < self.bot_opens_share
+                or signed_share(rate) > -self.bot_rate_drop_share
+            ):
+                continue
+            bots[date] = 1.0 + abs(self._z(rate, spreads)) / FAMILY_THRESHOLDS["rate"]
+        return bots
 
     def _audience_dates(self) -> set[str]:
         """Dates where two or more of the published audience-swing steps moved the same way, each by at least half
@@ -452,3 +452,13 @@ class ExpertAgent(Agent):
 
 
 register_agent(ExpertAgent.name, ExpertAgent)
+
+
+def _best_of_each_date(by_date: dict[str, dict[str, list[Candidate]]]) -> list[Candidate]:
+    """One candidate per date, strongest first: the most specific family whose evidence clears its threshold
+    explains the date; below every threshold, the strongest evidence stays in the pool for refinement."""
+    ranked = []
+    for groups in by_date.values():
+        best = [max(groups[group], key=lambda c: c.strength) for group in PRIORITY if group in groups]
+        ranked.append(next((c for c in best if c.strength >= 1.0), max(best, key=lambda c: c.strength)))
+    return sorted(ranked, key=lambda c: -c.strength)
