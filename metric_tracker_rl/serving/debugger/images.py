@@ -1,5 +1,5 @@
 """Small images drawn in code, so the debugger ships no image files and fetches none: a PNG encoder (the
-hourly heatmap's pixels) and the favicon in its ICO container.
+hourly heatmap's pixels) and the favicon in its ICO container, served at /favicon.ico.
 """
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Sequence
+from typing import Any
 
 
 def hex_rgb(color: str) -> tuple[int, int, int]:
@@ -47,3 +48,15 @@ def favicon_ico(size: int = 32) -> bytes:
     header = struct.pack("<HHH", 0, 1, 1)
     entry = struct.pack("<BBBBHHII", size, size, 0, 0, 1, 32, len(png), len(header) + 16)
     return header + entry + png
+
+
+def add_favicon(app: Any) -> None:
+    """Serve the tab icon at /favicon.ico (browsers ask for it on every site) instead of a 404."""
+    from fastapi.responses import Response
+
+    icon = favicon_ico()
+
+    async def favicon() -> Response:
+        return Response(icon, media_type="image/x-icon", headers={"Cache-Control": "public, max-age=86400"})
+
+    app.add_api_route("/favicon.ico", favicon, include_in_schema=False)

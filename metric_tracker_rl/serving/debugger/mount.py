@@ -133,8 +133,9 @@ def mount_debugger(app: FastAPI, name: str, self_url: str | None) -> FastAPI:
     from starlette.routing import Mount
 
     from metric_tracker_rl.serving.debugger.event_queue import VisitorQueue
+    from metric_tracker_rl.serving.debugger.images import add_favicon
     from metric_tracker_rl.serving.debugger.memory import limit_arenas
-    from metric_tracker_rl.serving.debugger.page import add_favicon, build_debugger
+    from metric_tracker_rl.serving.debugger.page import build_debugger
 
     limit_arenas()  # before the page's threads start (memory.py)
     from metric_tracker_rl.serving.debugger.theme import offline_web_theme

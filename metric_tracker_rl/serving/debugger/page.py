@@ -22,7 +22,7 @@ from metric_tracker_rl import NAMED_TASK_ORDER, MetricTrackerRlAction
 from metric_tracker_rl.catalog.published import RAW_EVENT_DIFFICULTIES
 from metric_tracker_rl.catalog.tasks import TASKS
 from metric_tracker_rl.models import MetricTrackerRlObservation
-from metric_tracker_rl.serving.debugger import charts, forms, images, layout
+from metric_tracker_rl.serving.debugger import charts, forms, layout
 from metric_tracker_rl.serving.debugger import cuboid as cuboids
 from metric_tracker_rl.serving.debugger.event_queue import bound_visitors
 from metric_tracker_rl.serving.debugger.quiet_queue import quiet_when_idle
@@ -45,18 +45,6 @@ STATE_SESSIONS = 512
 def debugger_theme() -> dict[str, Any]:
     """The page's look in one place: keyword arguments for `gr.Blocks` (nothing here loads from outside)."""
     return {"analytics_enabled": False, "fill_width": True}
-
-
-def add_favicon(app: Any) -> None:
-    """Serve the tab icon at /favicon.ico (browsers ask for it on every site) instead of a 404."""
-    from fastapi.responses import Response
-
-    icon = images.favicon_ico()
-
-    async def favicon() -> Response:
-        return Response(icon, media_type="image/x-icon", headers={"Cache-Control": "public, max-age=86400"})
-
-    app.add_api_route("/favicon.ico", favicon, include_in_schema=False)
 
 
 def build_debugger(name: str, title: str, self_url: str | None) -> tuple[gr.Blocks, Callable[[], None]]:
