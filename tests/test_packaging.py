@@ -42,6 +42,14 @@ def test_readme_front_matter_describes_a_docker_space() -> None:
     assert front["base_path"] == "/web"
 
 
+def test_the_readmes_opening_names_every_listed_difficulty() -> None:
+    from metric_tracker_rl.catalog.published import DIFFICULTIES
+
+    opening = (ROOT / "README.md").read_text(encoding="utf-8").split("## Quick start")[0]
+    missing = [name for name in DIFFICULTIES if name not in opening]
+    assert missing == [], f"the README's first paragraph leaves out {missing}"
+
+
 def test_openenv_manifest_points_at_the_app() -> None:
     manifest = yaml.safe_load((ROOT / "openenv.yaml").read_text())
     assert manifest["name"] == "metric_tracker_rl"
