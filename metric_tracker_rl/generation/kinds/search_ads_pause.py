@@ -1,0 +1,69 @@
+"""An app-store search ad campaign stops in one country for two to four dates: its budget ran out or the campaign
+was paused, as with Apple Search Ads, which places ads in the App Store's search and so reaches iPhone users alone.
+Fewer people arrive, all day, from paid search on iOS in that country; those who still come (a saved link, an ad
+seen before) convert as usual, paid search on the other platforms and every other channel carry on.
+
+It is reported as an absolute drop of app_opens on the country's paid search on iOS, one row per date. The country
+is drawn among those whose sample expects enough of those opens each date (LEAST_OPENS)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metric_tracker_rl.generation.anomalies.base import counts_from, full_day
+from metric_tracker_rl.generation.kinds.base import IncidentKind, SegmentIncident, register_incident_kind
+from metric_tracker_rl.generation.kinds.observed import observed_run
+from metric_tracker_rl.generation.segment_plan import SegmentWorld
+from metric_tracker_rl.world.segments import Segment
+
+DAYS = (2, 4)
+STORE_PLATFORM, STORE_CHANNEL = "ios", "paid_search"  # the app store's search ads reach this platform alone
+LEAST_OPENS = 12.0  # the segment's opens the sample expects on each date, at the least
+
+
+class SearchAdsPause(IncidentKind):
+    name = "search_ads_pause"
+    family = "absolute_drop_in_event_count"
+    entity_names = ("app_opens",)
+    requires_fields = ("platform", "country", "channel")
+    count_all_day = True
+    segment_meaning = "paid search on one platform in one country"
+    magnitude_meaning = "share of the segment's opens lost"
+    magnitude_range = (0.8, 0.95)
+    magnitude_bounds = (0.05, 0.99)
+    description = (
+        f"{100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} of paid search opens on one platform in a "
+        f"country lost all day for {DAYS[0]}-{DAYS[1]} dates"
+    )
+    definition = "an app store's search ads stop in one country for a few dates; those who come convert as usual"
+
+    def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
+        """`stream` is unused: the loss edits the leaves' traffic itself."""
+        if STORE_PLATFORM not in world.plan.layout.values_of("platform"):
+            return []
+        segments = [
+            Segment(platform=STORE_PLATFORM, country=country, channel=STORE_CHANNEL)
+            for country in world.plan.layout.values_of("country")
+        ]
+        run = observed_run(world, rng, DAYS, segments, 0, LEAST_OPENS)
+        if run is None:
+            return []
+        days, segment = run
+        drop = self.draw_magnitude(world, rng)
+        out = []
+        for day in days:
+            world.scale_traffic(segment, day, 1.0 - drop)
+            record = self.record(
+                day,
+                self.entity_names[0],
+                drop,
+                full_day(),
+                f"{segment.label()} loses {drop:.0%} of its app opens all day (its search ads stopped); "
+                "conversion is unchanged",
+                counts_from(1),
+            )
+            out.append(self.run_incident(record, segment, days))
+        return out
+
+
+register_incident_kind(SearchAdsPause())
