@@ -1,4 +1,4 @@
-"""One platform's app signs its users out in one country for one to three dates: the country's data region moved
+"""One platform's app signs its users out in one country for two to four dates: the country's data region moved
 its accounts (a residency migration) or rotated the keys its session tokens are signed with, and that platform's
 app cannot refresh a token issued before, so a returning user who opens it lands on the sign-in screen, and many
 leave there (a forgotten password, no time now) before they reach the menu. New users, who have no session to lose,
@@ -18,9 +18,9 @@ from metric_tracker_rl.generation.kinds.observed import observed_run
 from metric_tracker_rl.generation.segment_plan import SegmentWorld
 from metric_tracker_rl.world.segments import Segment
 
-DAYS = (1, 3)
+DAYS = (2, 4)
 MENU_STEP = 0  # app_open -> menu_open
-LEAST_OPENS = 15.0  # returning users' opens the sample expects on the platform in the country each date, at the least
+LEAST_OPENS = 25.0  # returning users' opens the sample expects on the platform in the country each date, at the least
 
 
 class RegionalSignOut(IncidentKind):

@@ -1,10 +1,11 @@
-"""An app-store search ad campaign stops in one country for two to four dates: its budget ran out or the campaign
-was paused, as with Apple Search Ads, which places ads in the App Store's search and so reaches iPhone users alone.
-Fewer people arrive, all day, from paid search on iOS in that country; those who still come (a saved link, an ad
-seen before) convert as usual, paid search on the other platforms and every other channel carry on.
+"""An app store's search ad campaign stops in one country for two to four dates: its budget ran out or the
+campaign was paused. Such ads show in one store's search and so reach one platform's users alone (Apple Search Ads
+in the App Store, Google's app campaigns in Google Play). Fewer people arrive, all day, from paid search on that
+platform in that country; those who still come (a saved link, an ad seen before) convert as usual, and paid search
+on the other platforms and every other channel carry on.
 
-It is reported as an absolute drop of app_opens on the country's paid search on iOS, one row per date. The country
-is drawn among those whose sample expects enough of those opens each date (LEAST_OPENS)."""
+It is reported as an absolute drop of app_opens on the country's paid search on the platform, one row per date. The
+platform and country are drawn among those whose sample expects enough of those opens each date (LEAST_OPENS)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from metric_tracker_rl.generation.segment_plan import SegmentWorld
 from metric_tracker_rl.world.segments import Segment
 
 DAYS = (2, 4)
-STORE_PLATFORM, STORE_CHANNEL = "ios", "paid_search"  # the app store's search ads reach this platform alone
-LEAST_OPENS = 12.0  # the segment's opens the sample expects on each date, at the least
+STORE_PLATFORMS = ("ios", "android")  # each has an app store whose search ads reach its users alone
+STORE_CHANNEL = "paid_search"
+LEAST_OPENS = 16.0  # the segment's opens the sample expects on each date, at the least
 
 
 class SearchAdsPause(IncidentKind):
@@ -29,7 +31,7 @@ class SearchAdsPause(IncidentKind):
     count_all_day = True
     segment_meaning = "paid search on one platform in one country"
     magnitude_meaning = "share of the segment's opens lost"
-    magnitude_range = (0.8, 0.95)
+    magnitude_range = (0.85, 0.97)
     magnitude_bounds = (0.05, 0.99)
     description = (
         f"{100 * magnitude_range[0]:.0f}-{magnitude_range[1]:.0%} of paid search opens on one platform in a "
@@ -39,11 +41,12 @@ class SearchAdsPause(IncidentKind):
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
         """`stream` is unused: the loss edits the leaves' traffic itself."""
-        if STORE_PLATFORM not in world.plan.layout.values_of("platform"):
-            return []
+        layout = world.plan.layout
         segments = [
-            Segment(platform=STORE_PLATFORM, country=country, channel=STORE_CHANNEL)
-            for country in world.plan.layout.values_of("country")
+            Segment(platform=platform, country=country, channel=STORE_CHANNEL)
+            for platform in layout.values_of("platform")
+            if platform in STORE_PLATFORMS
+            for country in layout.values_of("country")
         ]
         run = observed_run(world, rng, DAYS, segments, 0, LEAST_OPENS)
         if run is None:
