@@ -1,6 +1,6 @@
 """An app store's search ad campaign stops in one country for two to four dates: its budget ran out or the
-campaign was paused. Such ads show in one store's search and so reach one platform's users alone (Apple Search Ads
-in the App Store, Google's app campaigns in Google Play). Fewer people arrive, all day, from paid search on that
+campaign was paused. Such ads show in one store's search and so reach one platform's users alone (Apple's in the App
+Store, Google Play's in its store). Fewer people arrive, all day, from paid search on that
 platform in that country; those who still come (a saved link, an ad seen before) convert as usual, and paid search
 on the other platforms and every other channel carry on.
 
