@@ -241,7 +241,9 @@ def test_both_returns_the_dates_and_segments_two_daily_scans_share() -> None:
 
 # The mechanisms the audit drew from last: a case found in an episode of the mix before them is rebuilt with that mix,
 # the same seed giving the same world, where no episode of today's mix holds it.
-NEWEST_KINDS = frozenset({"push_delivery_lapse", "stored_card_challenge", "member_price_sale"})
+NEWEST_KINDS = frozenset(
+    {"push_delivery_lapse", "stored_card_challenge", "member_price_sale", "search_ads_pause", "regional_sign_out"}
+)
 NEWEST_DEFECTS = frozenset({"inverted_rate", "menu_prefire", "purchase_double_fire", "stamped_behind"})
 
 

@@ -189,6 +189,9 @@ NEWCOMERS_SHARE = daily_scan("store_feature", None, PLATFORM_COUNTRY, 1, 0.3, 3.
 RETURNING = "user_type = 'returning'"
 MOBILE_RETURNING = f"{RETURNING} AND platform IN ('ios', 'android')"  # the users push notifications reach
 PLATFORM_USERS, COUNTRY_USERS = (("platform", "user_type"),), (("country", "user_type"),)
+# Three fields: every platform's channels in every country, and every platform's user types in every country.
+PLATFORM_COUNTRY_CHANNEL = (("platform", "country", "channel"),)
+PLATFORM_COUNTRY_USERS = (("platform", "country", "user_type"),)
 
 
 def both(first: str, second: str) -> str:
@@ -262,6 +265,21 @@ FINDERS: tuple[Finder, ...] = (
         daily_scan("member_price_sale", 1, COUNTRY_USERS, 1, 0.35, 4.0, least=15.0, grow=2.5, only=RETURNING),
         kind="incident",
         family="rate_spike_from_median",
+    ),
+    # Three fields, read from every session: a run of dates whose sessions (or menu step) fell far in one
+    # platform's channel or user type in one country. Listed last, so a wider segment's finding on the date and
+    # metric goes first (dedupe keeps the first).
+    Finder(
+        "search_ads_pause",
+        daily_scan("search_ads_pause", None, PLATFORM_COUNTRY_CHANNEL, -1, 0.6, 4.0, run=2, grow=2.5, least=5.0),
+        kind="incident",
+        family="absolute_drop_in_event_count",
+    ),
+    Finder(
+        "regional_sign_out",
+        daily_scan("regional_sign_out", 0, PLATFORM_COUNTRY_USERS, -1, 0.3, 4.5, run=2, grow=2.5, least=8.0),
+        kind="incident",
+        family="rate_drop_from_median",
     ),
 )
 

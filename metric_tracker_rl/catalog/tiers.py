@@ -419,8 +419,10 @@ AUDIT_KINDS = (
     "push_delivery_lapse",
     "stored_card_challenge",
     "member_price_sale",
+    "search_ads_pause",
+    "regional_sign_out",
 )
-AUDIT_HELD_OUT_KINDS = ("price_rise", "stored_card_challenge", "member_price_sale")
+AUDIT_HELD_OUT_KINDS = ("price_rise", "stored_card_challenge", "member_price_sale", "regional_sign_out")
 AUDIT_DEFECTS = (
     *WAREHOUSE_DEFECTS,
     "session_id_reset",
