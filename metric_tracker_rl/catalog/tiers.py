@@ -17,17 +17,34 @@ What a tier's episodes hold (`Tier.holds`: counts, segments, context tables or e
 package reads: a tool declares what it reads (analysis_tools/registry.py), and a tier offers the tools its episodes
 can answer.
 
-A new tier is one more entry in TIERS. This module imports nothing of the project but the registry: the catalog (on
-the tools' side of the truth wall) derives its difficulty names and windows from it, and the generators read the
-rest.
+A new tier is one more entry in TIERS. This module imports nothing of the project but the registry and the mixes
+(catalog/mixes.py: each mix type and what an episode holds): the catalog (on the tools' side of the truth wall)
+derives its difficulty names and windows from it, and the generators read the rest.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Final, Literal, TypeVar
+from dataclasses import dataclass
+from typing import Literal
 
+from metric_tracker_rl.catalog.mixes import (
+    CLEAR_OWN_Z,
+    CONTEXT,
+    COUNTS,
+    DATA_OF,
+    EVENTS,
+    SEGMENTS,
+    AbyssMix,
+    AggregateMix,
+    AuditMix,
+    DataKind,
+    Holding,
+    Mix,
+    SegmentedMix,
+    WarehouseMix,
+    extended,
+)
 from metric_tracker_rl.catalog.registry import Registry
 
 DEFAULT_MAX_STEPS = 40
@@ -44,213 +61,7 @@ AUDIT_COMPLETION_TOKENS = 65_536
 # is about 48,000), so their tool lists may take more of a model's context.
 AGGREGATE_TOOL_SCHEMA_BUDGET = 13_000
 WEEKDAYS = 7
-# The expected z-score in its own data a cuboid incident is drawn at, floor and ceiling: deep's for every incident,
-# and at any tier for an incident of hours (generation/kinds/cuboid.py).
-CLEAR_OWN_Z: tuple[float, float] = (7.5, 8.0)
 LATE_DATA = "incomplete_last_day"  # the distractor that takes the latest date (and keeps its weekday clean)
-
-# What an episode's public data hold: the words a tier's `holds` and a tool's `reads` share.
-Holding = Literal["counts", "segments", "context", "events"]
-# counts: the funnel's daily and hourly counts, their daily numbers and the calendar notes; segments: the counts of
-# every segment and the releases; context: the context tables (experiments, campaigns, the partners' status log);
-# events: a raw event export (its tables, its metrics layer and its dashboard).
-COUNTS: Final[Literal["counts"]] = "counts"
-SEGMENTS: Final[Literal["segments"]] = "segments"
-CONTEXT: Final[Literal["context"]] = "context"
-EVENTS: Final[Literal["events"]] = "events"
-# What an episode's data are: counts, or a raw event export; and the kind each holding is of.
-DataKind = Literal["counts", "events"]
-DATA_OF: dict[Holding, DataKind] = {COUNTS: COUNTS, SEGMENTS: COUNTS, CONTEXT: COUNTS, EVENTS: EVENTS}
-
-
-@dataclass(frozen=True)
-class AggregateMix:
-    """What the aggregate generator puts in a tier's single funnel besides incidents of the published families.
-
-    `distractors`: annotated explained days (generation/aggregate.py's DISTRACTORS), one each. `fluctuations`:
-    unannotated benign days (its FLUCTUATIONS), one per entry. `incident_timing_shifts`: incident dates that also
-    get a timing shift, at most. `multi_day_probability`: chance that an incident of a family that can persist goes
-    on the next date. `overlapping_demand_swing_share`: where demand swings reach into the count incidents' sizes,
-    their range (and then the tier publishes audience swings instead of a gap; None: the published default, clear of
-    them)."""
-
-    distractors: tuple[str, ...] = ()
-    fluctuations: tuple[str, ...] = ()
-    incident_timing_shifts: int = 0
-    multi_day_probability: float = 0.0
-    overlapping_demand_swing_share: tuple[float, float] | None = None
-    data: ClassVar[DataKind] = COUNTS
-
-    @property
-    def holds(self) -> frozenset[Holding]:
-        """One funnel's counts and its calendar notes."""
-        return frozenset({COUNTS})
-
-
-@dataclass(frozen=True)
-class SegmentedMix:
-    """What the segmented generator builds for a tier.
-
-    `dimensions`: the keys of dimensions.DIMENSIONS that split traffic: platform, a country dimension and app_version
-    make the cells (hourly counts), any others split each cell's days into leaves. `incident_kinds` and
-    `benign_kinds`: the registered kinds the tier draws from, named here so that registering a kind changes no
-    tier's episodes; incidents in a shuffled cycle that starts from this order, look-alikes uniformly.
-    `decoy_ratio`: benign look-alikes per incident by default (a reset may set another). `magnitude_scale`: every
-    kind's default magnitude range times this. `max_incidents`: the most a reset may ask for (persistent incidents
-    cover several dates each). `segment_credit`: how a matched row's segment is credited (grader.py): `table`,
-    frontier's published verdicts (exact 1, parent 0.5, ...), kept so its figures stay reproducible; `overlap`, the
-    traffic-weighted overlap of the reported cuboid with the incident's (coverage x purity), for any cuboid of any
-    of the tier's dimensions. `context`: the episode has context tables (metric_tracker_rl/world/context.py), and
-    the kinds that need them may be drawn.
-
-    Root causes as cuboids (the dial of a reset, defaults here; 0 depth: every kind keeps its fixed segments, as at
-    frontier, and a reset may not set these): `max_cuboid_depth`, the most dimensions a root cause names;
-    `concurrency`, the dates that carry a second incident in an overlapping cuboid; `note_share`, the share of
-    partner payment failures with a notice in the partner status log; `own_z`, the expected z-score in its own data
-    an all-day cuboid incident is drawn at (kinds/cuboid.py; one of hours keeps deep's): a weaker one is raised to
-    the first, a stronger one lowered to the second times the magnitude scale (never below the first); `leaf_blips`,
-    benign falls confined to one leaf (the leaf_blip kind) per incident drawn, times the reset's decoy_ratio, on top
-    of the look-alikes (at least two where positive: segmented.decoy_count); `noise_model`, the brief publishes how
-    counts are drawn and what an incident does to its segment's leaves, at what z (world/segment_brief.py);
-    `min_cuboid_depth`, the fewest dimensions a drawn cuboid's depth starts from (a shallower one where none that
-    deep is clear: kinds/cuboid.py). A tier's own fields are its mix's type's: AbyssMix's `twin_z`, WarehouseMix's
-    `observed_share` and `raise_unclear`.
-
-    Harder mixes (0 leaves a tier's episodes as they were): `confounder_share`, the share of incidents that get
-    one or two context items overlapping their dates that do not explain them (generation/confounders.py, a tier
-    with context); `same_cuboid_concurrency`, the dates that carry a second incident in the very cuboid of one
-    already placed, on another step; `effect_beside_incident`, the incidents that get an experiment whose intended
-    effect moves another step in their own cuboid on their date (generation/same_cuboid.py);
-    `falling_effect_share`, the share of experiments whose intended effect would rise that fall instead (so a
-    benign experiment looks like an incident until its arm is read in scope, and a breakage sits beside a fall)."""
-
-    dimensions: tuple[str, ...]
-    max_incidents: int
-    incident_kinds: tuple[str, ...]
-    benign_kinds: tuple[str, ...]
-    decoy_ratio: float = 1.0
-    magnitude_scale: float = 1.0
-    segment_credit: Literal["table", "overlap"] = "table"
-    context: bool = False
-    max_cuboid_depth: int = 0
-    concurrency: int = 0
-    note_share: float = 0.0
-    confounder_share: float = 0.0
-    same_cuboid_concurrency: int = 0
-    effect_beside_incident: int = 0
-    falling_effect_share: float = 0.0
-    own_z: tuple[float, float] = CLEAR_OWN_Z
-    leaf_blips: float = 0.0
-    noise_model: bool = False
-    min_cuboid_depth: int = 1
-    # The share of the world's traffic the episode's data hold, whose z-scores a kind sizes its incidents by, and
-    # whether a kind raises an unclear cuboid: WarehouseMix's fields (every count and no raise where data are counts).
-    observed_share: ClassVar[float] = 1.0
-    raise_unclear: ClassVar[bool] = False
-    # Whether a date's second incident is placed only where it is clear in its own data (AuditMix's): where the
-    # host's cuboid is too thin for it, the next host is tried.
-    clear_concurrency: ClassVar[bool] = False
-    # Under what expected z two segments one field apart are credited alike: AbyssMix's field (None: never).
-    twin_z: ClassVar[float | None] = None
-    data: ClassVar[DataKind] = COUNTS
-
-    @property
-    def cuboid_root_causes(self) -> bool:
-        """Whether root causes are cuboids a reset's dial shapes (deep); else every kind keeps its own fixed
-        segments (frontier)."""
-        return self.max_cuboid_depth > 0
-
-    @property
-    def holds(self) -> frozenset[Holding]:
-        """The whole funnel's counts, every segment's and the releases, and the context tables where it has them."""
-        return frozenset({COUNTS, SEGMENTS, *([CONTEXT] if self.context else [])})
-
-
-Mix = TypeVar("Mix", bound=SegmentedMix)
-
-
-def extended(mix: SegmentedMix, kind: type[Mix], **changes: Any) -> Mix:
-    """`mix` as a mix of `kind` (a segmented mix with a tier's own fields), with `changes`."""
-    return kind(**{**{f.name: getattr(mix, f.name) for f in fields(mix)}, **changes})
-
-
-@dataclass(frozen=True, kw_only=True)
-class AbyssMix(SegmentedMix):
-    """A segmented mix at the edge of the noise (abyss). `twin_z`: the expected z under which the slice between two
-    segments one field apart could not show an all-day incident's fall, so that a row on either is credited as the
-    incident's own (generation/twins.py)."""
-
-    twin_z: float  # type: ignore[misc]  # a field here; one value for every other segmented mix
-
-
-@dataclass(frozen=True, kw_only=True)
-class WarehouseMix(SegmentedMix):
-    """The warehouse: the segmented world its fields draw, published as a raw event export with its side tables,
-    metrics layer and dashboard (generation/warehouse/), data defects drawn beside the incidents, and no counts.
-
-    `observed_share`: the share of the world's traffic the export holds (its sample of sessions), whose z-scores a
-    kind sizes its incidents by. `raise_unclear`: where no cuboid a kind draws is clear at its largest change (a
-    sample leaves most too thin), a one-dimension cuboid that is clear at that change is drawn among all of them
-    (the clearest where none is) and its change raised to the own-z floor, as far as the largest allows (False: the
-    base or the clearest of a few, unraised). `defects`: the registered data-defect mechanisms it draws from
-    (generation/defects/), in the order an episode's shuffle of them starts from."""
-
-    observed_share: float  # type: ignore[misc]  # a field here; one value for every other segmented mix
-    raise_unclear: bool = True  # type: ignore[misc]
-    defects: tuple[str, ...]
-    data: ClassVar[DataKind] = EVENTS
-
-    @property
-    def holds(self) -> frozenset[Holding]:
-        """The export's tables and metrics layer: no counts, so no tool over counts answers there."""
-        return frozenset({EVENTS})
-
-
-@dataclass(frozen=True, kw_only=True)
-class AuditMix(WarehouseMix):
-    """The audit: the warehouse's world and data with more ways for them to go wrong than its text lists, and a
-    brief that publishes the rules of a finding but no mechanism (world/audit_brief.py).
-
-    `defect_count`: how many of its `defects` an episode draws (inclusive); `held_out_kinds` and `held_out_defects`:
-    the incident kinds and defect mechanisms an episode of the train split never holds (the split follows the seed:
-    task_splits.mechanism_split), so the eval split measures whether an agent finds what no training episode showed
-    it; `margin`: the relative move that makes a date and segment a finding (world/audit_brief.py states it);
-    `listed_defects`: how many of an episode's defects at most are mechanisms the warehouse's brief lists (a listed
-    mechanism is a query to a reader of that brief, which this tier is not built to reward). Its second incidents
-    are clear in their own data, as every other incident of the tier (`clear_concurrency`): a sample leaves many
-    hosts' cuboids too thin for one."""
-
-    held_out_kinds: tuple[str, ...] = ()
-    held_out_defects: tuple[str, ...] = ()
-    defect_count: tuple[int, int] = (2, 4)
-    margin: float = 0.1
-    listed_defects: int = 1
-    clear_concurrency: ClassVar[bool] = True
-
-    def __post_init__(self) -> None:
-        unknown = (set(self.held_out_kinds) - set(self.incident_kinds)) | (
-            set(self.held_out_defects) - set(self.defects)
-        )
-        if unknown:
-            raise ValueError(f"held-out mechanisms must be among the mix's own: {sorted(unknown)}")
-        if not 0 < self.margin < 1 or not 1 <= self.defect_count[0] <= self.defect_count[1]:
-            raise ValueError(
-                f"a margin in (0, 1) and a defect count range of at least one: {self.margin}, {self.defect_count}"
-            )
-        if self.listed_defects < 0:
-            raise ValueError(f"listed_defects must be at least 0, got {self.listed_defects}")
-
-    def drawn(self, split: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """The incident kinds and defect mechanisms an episode of `split` draws from: all of them in the eval
-        split, all but the held-out ones in the train split."""
-        if split not in ("train", "eval"):
-            raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
-        if split == "eval":
-            return self.incident_kinds, self.defects
-        return (
-            tuple(k for k in self.incident_kinds if k not in self.held_out_kinds),
-            tuple(d for d in self.defects if d not in self.held_out_defects),
-        )
 
 
 @dataclass(frozen=True)
@@ -607,3 +418,50 @@ TIERS: Registry[Tier] = Registry(
 )
 WAREHOUSE = TIERS["warehouse"]
 AUDIT = TIERS["audit"]
+
+# The catalog's public names: its own, and the mixes' (catalog/mixes.py) that it re-exports, so a caller imports
+# what a tier draws and what it holds from here.
+__all__ = [
+    "DEFAULT_MAX_STEPS",
+    "DEFAULT_MAX_SUBMISSIONS",
+    "DEFAULT_TOOL_SCHEMA_BUDGET",
+    "DEFAULT_COMPLETION_TOKENS",
+    "LONG_COMPLETION_TOKENS",
+    "AUDIT_COMPLETION_TOKENS",
+    "AGGREGATE_TOOL_SCHEMA_BUDGET",
+    "WEEKDAYS",
+    "LATE_DATA",
+    "Tier",
+    "AGGREGATE_PER_WEEKDAY",
+    "DEEP_MIX",
+    "TWIN_Z",
+    "ABYSS_KINDS",
+    "WAREHOUSE_DEFECTS",
+    "WAREHOUSE_SAMPLE_RATE",
+    "WAREHOUSE_EXPERT_CALLS",
+    "WAREHOUSE_MAX_STEPS",
+    "AUDIT_EXPERT_CALLS",
+    "AUDIT_MAX_STEPS",
+    "AUDIT_KINDS",
+    "AUDIT_HELD_OUT_KINDS",
+    "AUDIT_DEFECTS",
+    "AUDIT_HELD_OUT_DEFECTS",
+    "TIERS",
+    "WAREHOUSE",
+    "AUDIT",
+    "CLEAR_OWN_Z",
+    "CONTEXT",
+    "COUNTS",
+    "DATA_OF",
+    "EVENTS",
+    "SEGMENTS",
+    "AbyssMix",
+    "AggregateMix",
+    "AuditMix",
+    "DataKind",
+    "Holding",
+    "Mix",
+    "SegmentedMix",
+    "WarehouseMix",
+    "extended",
+]
