@@ -71,6 +71,7 @@ def test_every_package_finder_has_a_name_of_its_own() -> None:
     assert all(len(sent_text(sql)) <= WAREHOUSE_MAX_SQL_CHARS for _, sql in batched_sql(ALL_FINDERS))
 
 
+@pytest.mark.slow  # every finder run twice over an audit world
 def test_a_batch_reads_the_sessions_once_and_returns_what_each_finder_returns_alone() -> None:
     world = build_audit_world(AUDIT, resolve_episode_config(seed=AUDIT.calibration_seed_base + 4, difficulty="audit"))
     tables = EpisodeTables(open_database(), world.sql_tables())

@@ -6,12 +6,14 @@ with them."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sweep_helpers import Lazy, first_fast
 
 from metric_tracker_rl.agents.audit_finders import FINDING_COLUMNS
 from metric_tracker_rl.agents.audit_traces_recording import FINDERS
@@ -37,32 +39,35 @@ MECHANISMS = {finder.name: finder for finder in FINDERS}
 MARGIN = audit_mix(AUDIT).margin
 
 
-@pytest.fixture(scope="module")
-def logs() -> dict[int, EventLog]:
-    out = {}
-    for seed in SEEDS:
-        key = EpisodeKey.of(seed)
-        out[seed] = draw_event_log(segmented_plan(key, 56, world_of(DEEP_MIX.dimensions)), key)
-    return out
+def _log(seed: int) -> EventLog:
+    key = EpisodeKey.of(seed)
+    return draw_event_log(segmented_plan(key, 56, world_of(DEEP_MIX.dimensions)), key)
 
 
 @pytest.fixture(scope="module")
-def edited(logs: dict[int, EventLog]) -> dict[tuple[str, int], tuple[EventLog, DefectRecord]]:
-    return {
-        (name, seed): DEFECT_REGISTRY[name].apply(log, derive_rng(EpisodeKey.of(seed), "test-recording", i))
-        for seed, log in logs.items()
-        for i, name in enumerate(MECHANISMS)
-    }
+def logs() -> Lazy[int, EventLog]:
+    return Lazy(SEEDS, _log)
 
 
 @pytest.fixture(scope="module")
-def clean_boards(logs: dict[int, EventLog]) -> dict[int, SqlTable]:
-    return {seed: dashboard(log) for seed, log in logs.items()}
+def edited(logs: Lazy[int, EventLog]) -> Lazy[tuple[str, int], tuple[EventLog, DefectRecord]]:
+    index = {name: i for i, name in enumerate(MECHANISMS)}
+    return Lazy(
+        [(name, seed) for seed in SEEDS for name in MECHANISMS],
+        lambda k: DEFECT_REGISTRY[k[0]].apply(
+            logs[k[1]], derive_rng(EpisodeKey.of(k[1]), "test-recording", index[k[0]])
+        ),
+    )
 
 
 @pytest.fixture(scope="module")
-def clean_tables(logs: dict[int, EventLog]) -> dict[int, EpisodeTables]:
-    return {seed: _tables(log) for seed, log in logs.items()}
+def clean_boards(logs: Lazy[int, EventLog]) -> Lazy[int, SqlTable]:
+    return Lazy(SEEDS, lambda seed: dashboard(logs[seed]))
+
+
+@pytest.fixture(scope="module")
+def clean_tables(logs: Lazy[int, EventLog]) -> Lazy[int, EpisodeTables]:
+    return Lazy(SEEDS, lambda seed: _tables(logs[seed]))
 
 
 def _tables(log: EventLog) -> EpisodeTables:
@@ -96,10 +101,10 @@ def _inside(segment: Segment, platform: str, version: str, country: str) -> bool
 
 
 @pytest.mark.parametrize("name", list(MECHANISMS))
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", first_fast(SEEDS))
 def test_a_fault_moves_its_segment_past_the_margin_on_its_dates_and_nothing_else(
-    clean_boards: dict[int, SqlTable],
-    edited: dict[tuple[str, int], tuple[EventLog, DefectRecord]],
+    clean_boards: Mapping[int, SqlTable],
+    edited: Mapping[tuple[str, int], tuple[EventLog, DefectRecord]],
     name: str,
     seed: int,
 ) -> None:
@@ -126,10 +131,10 @@ def test_a_fault_moves_its_segment_past_the_margin_on_its_dates_and_nothing_else
 
 
 @pytest.mark.parametrize("name", list(MECHANISMS))
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", first_fast(SEEDS))
 def test_a_finder_names_its_faults_dates_and_segment_and_nothing_on_clean_logs(
-    edited: dict[tuple[str, int], tuple[EventLog, DefectRecord]],
-    clean_tables: dict[int, EpisodeTables],
+    edited: Mapping[tuple[str, int], tuple[EventLog, DefectRecord]],
+    clean_tables: Mapping[int, EpisodeTables],
     name: str,
     seed: int,
 ) -> None:

@@ -49,6 +49,7 @@ def probe(*argv: str) -> tuple[dict[str, object], str]:
     return json.loads(completed.stdout.strip().splitlines()[-1]), completed.stderr
 
 
+@pytest.mark.slow  # a subprocess per case (the usage checks themselves run in process: tests/test_inference.py)
 @pytest.mark.parametrize(
     ("argv", "code", "says"),
     [

@@ -912,6 +912,7 @@ def process_gone(pid: int) -> bool:
         return True
 
 
+@pytest.mark.slow  # kills and restarts SQL workers (tests/test_worker_kills.py's fast tests guard the pool's healing)
 def test_a_worker_killed_from_outside_costs_no_query(env: MetricTrackerRlEnvironment) -> None:
     """A worker that died while idle (the kernel's OOM killer, an operator) is replaced; the statement that finds
     it gone goes to another worker and succeeds."""

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from sweep_helpers import first_fast
 
 from metric_tracker_rl import MetricTrackerRlAction
 from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow
@@ -63,7 +64,7 @@ def defects_and_incidents(seed: int) -> tuple[list[int], list[int]]:
     return defects, [i for i, row in enumerate(rows) if row.entity_type != "data_quality"]
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", first_fast(SEEDS))
 def test_the_expected_rows_are_the_injected_incidents_and_defects(seed: int) -> None:
     """Keys from the records alone: each defect's dates on its metric (as a report names it) and segment, each
     incident's record; a defect's row names the data quality family; its observed value is the dashboard's."""
@@ -106,7 +107,7 @@ def test_a_data_quality_row_names_what_the_warehouse_publishes_and_only_there() 
     assert set(RAW_EVENT_DATA_QUALITY_NAMES) >= {"app_opens", "app_open_to_menu_open"}
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", first_fast(SEEDS))
 def test_the_perfect_report_scores_one_and_its_reward_is_its_score(seed: int) -> None:
     env = MetricTrackerRlEnvironment()
     env.reset(difficulty="warehouse", seed=seed)
@@ -172,7 +173,7 @@ def test_any_subset_of_the_truth_scores_its_share(seed: int, data: st.DataObject
     assert breakdown.false_positive_count == 0
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", first_fast(SEEDS))
 def test_a_defect_reported_without_its_segment_earns_its_share_of_the_sessions(seed: int) -> None:
     """The overlap credit at the warehouse: T is each leaf's counted sessions on the row's date; a row with no
     segment for a segment's defect earns T(I) / T(all), matched all the same (no false positive)."""

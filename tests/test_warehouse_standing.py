@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from sweep_helpers import first_fast
 
 from metric_tracker_rl.catalog.seeding import EpisodeKey
 from metric_tracker_rl.catalog.tiers import DEEP_MIX
@@ -36,7 +37,7 @@ from metric_tracker_rl.world.segments import Segment, world_of
 DAYS = 56
 
 
-@pytest.fixture(scope="module", params=[3, 11])
+@pytest.fixture(scope="module", params=first_fast([3, 11]))
 def seed(request: pytest.FixtureRequest) -> int:
     return int(request.param)
 
