@@ -49,7 +49,7 @@ from lab.calibration.warehouse_calibration import EXPERT as WAREHOUSE_EXPERT
 from lab.calibration.warehouse_calibration import SHORTCUTS as WAREHOUSE_SHORTCUTS
 from lab.calibration.warehouse_calibration import TUNING_SEEDS as WAREHOUSE_TUNING_SEEDS
 from lab.speed.attack_degraded import table as attack_degraded_table
-from lab.speed.attack_held_work import table as attack_held_work_table
+from lab.speed.attack_held_work_table import table as attack_held_work_table
 from lab.speed.attack_requesters import table as attack_requesters_table
 from lab.speed.runaway_stop import table as runaway_stop_table
 from lab.speed.warehouse_load import table as warehouse_load_table

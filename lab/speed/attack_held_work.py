@@ -17,11 +17,13 @@ by itself. Rows (idle → under attack; the victim's cheap query is lab.speed.at
 - fast_lane: 6 loops, each turn from a fresh address: `SELECT 1`, then a runaway; the victim's cheap query.
 - warehouse_resets: 8 addresses x 8 sessions reset warehouse episodes back to back, each followed by a first
   statement (which ships the tables to a worker); another visitor's frontier reset. audit_resets: the same at the audit.
+- debugger_audit_resets: 8 addresses x 4 tabs of the /web debugger reset audit episodes back to back; the same
+  victim.
 - memory: the server's resident memory with its workers before, at the peak and 60 s after 39 warehouse sessions
   (reset, a first statement, held) closed.
 
-It writes lab/artifacts/attack_held_work.json, each row into --column. Run it on a quiet machine: it is a
-measurement, not a test.
+It writes lab/artifacts/attack_held_work.json, each row into --column (attack_held_work_table.py renders it for the
+docs). Run it on a quiet machine: it is a measurement, not a test.
 """
 
 from __future__ import annotations
@@ -47,7 +49,6 @@ from lab.speed.loopback_server import (
     ROOT,
     ask,
     checkout,
-    commit_cells,
     load_average_sampled,
     loopback_server,
     observation,
@@ -78,6 +79,7 @@ MEMORY_SESSIONS = 39
 SESSIONS_PER_ADDRESS = 8  # the image's cap of sessions a client
 FAST_LANE_LOOPS = 6
 MEMORY_SETTLE_S = 60.0
+DEBUGGER_TABS = 4  # a tab holds a session, and its reset a second one for the charts: within the cap of 8
 
 
 def progress(message: str) -> None:
@@ -211,11 +213,41 @@ def warehouse_resets(url: str, seconds: float, difficulty: str = "warehouse") ->
     return {"answers": dict(answers)}
 
 
+def debugger_audit_resets(url: str, seconds: float) -> dict[str, Any]:
+    """8 addresses x DEBUGGER_TABS tabs of the /web debugger, each resetting audit episodes of fresh seeds back to
+    back over Gradio's queue, reading each result (as a person's tab does)."""
+    from lab.speed.debugger_attacks import Page, new_tab, status_line  # httpx: the attacker's process alone
+
+    answers: Counter[str] = Counter()
+    deadline = time.monotonic() + seconds
+    seeds = itertools.count(SEED_BASE + 20_000)
+    lock = threading.Lock()
+
+    def tab(address: str) -> None:
+        page, session = Page(url, address), new_tab()
+        try:
+            while time.monotonic() < deadline:
+                with lock:
+                    seed = next(seeds)
+                form = [None, "(default)", str(seed), "(default)", "audit", "", "", "app_opens"]
+                reply = page.call("do_reset", form, session)
+                answer = status_line(reply)
+                answers[answer.split(" — ")[0] if reply.get("success") else "failed: " + answer] += 1
+                if answer.startswith("refused"):
+                    time.sleep(0.5)
+        finally:
+            page.close()
+
+    _threads([functools.partial(tab, address) for address in ATTACKERS for _ in range(DEBUGGER_TABS)])
+    return {"answers": dict(answers)}
+
+
 ATTACKS: dict[str, Callable[[str, float], dict[str, Any]]] = {
     "orphans": orphans,
     "fast_lane": fast_lane,
     "warehouse_resets": warehouse_resets,
     "audit_resets": functools.partial(warehouse_resets, difficulty="audit"),
+    "debugger_audit_resets": debugger_audit_resets,
 }
 ROLES: dict[str, Callable[[str, float], dict[str, Any]]] = {
     "victim": cheap_victim,
@@ -375,6 +407,7 @@ ROWS: dict[str, Callable[[str, float], dict[str, Any]]] = {
     "fast_lane": row_under("victim", "fast_lane", settle_s=2),
     "warehouse_resets": row_under("reset_victim", "warehouse_resets", settle_s=5),
     "audit_resets": row_under("reset_victim", "audit_resets", settle_s=5),
+    "debugger_audit_resets": row_under("reset_victim", "debugger_audit_resets", settle_s=5),
 }
 ROW_NAMES = (*ROWS, "memory")
 
@@ -403,108 +436,6 @@ def main() -> None:
         print(json.dumps({name: row}), flush=True)
         rows = (read_artifact(ARTIFACT)[args.column] or {}).get("rows", {})
         write_column(ARTIFACT, args.column, {**code, "rows": {**rows, name: row}}, COMMAND)
-
-
-# --- the docs' table ----------------------------------------------------------------------------------------------
-
-
-def _p50_p99(figures: dict[str, Any]) -> str:
-    return "{p50:,.0f} / {p99:,.0f}".format(**figures) if figures["n"] else "none answered"
-
-
-def _idle_to_under(key: str) -> Callable[[dict[str, Any]], str]:
-    def render(row: dict[str, Any]) -> str:
-        idle, under = row["idle"][key], row["under_attack"][key]
-        return f"{_p50_p99(idle)} → {_p50_p99(under)} ({idle['n']} → {under['n']} answered)"
-
-    return render
-
-
-def _free_after(row: dict[str, Any]) -> str:
-    after = row["newcomer"]["free_after_s"]
-    return f"{after:.0f} s" if after is not None else f"over {row['newcomer']['free_limit_s']:.0f} s"
-
-
-TABLE: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
-    (
-        "orphans",
-        "victim's cheap query (an address the server has seen), p50 / p99 ms, idle → during",
-        _idle_to_under("query_ms"),
-    ),
-    (
-        "orphans",
-        f"a newcomer's `SELECT 1`, {NEWCOMER_FIRST_S:.0f} s after the attacker left",
-        lambda row: f"{row['newcomer']['first_wall_s']:.1f} s",
-    ),
-    ("orphans", f"until a newcomer's `SELECT 1` answers within {FREE_S:.0f} s", _free_after),
-    ("orphans", "tracebacks the server logged", lambda row: str(row["server_tracebacks"])),
-    ("fast_lane", "victim's cheap query, p50 / p99 ms, idle → under attack", _idle_to_under("query_ms")),
-    (
-        "warehouse_resets",
-        "another visitor's frontier reset, p50 / p99 ms, idle → under attack",
-        _idle_to_under("reset_ms"),
-    ),
-    ("audit_resets", "another visitor's frontier reset, p50 / p99 ms, idle → under attack", _idle_to_under("reset_ms")),
-    (
-        "memory",
-        f"server and workers' resident memory: before → peak → {MEMORY_SETTLE_S:.0f} s after",
-        lambda row: f"{row['before_mb']:,.0f} → {row['peak_mb']:,.0f} → {row['after_mb']:,.0f} MB",
-    ),
-    (
-        "memory",
-        f"the server process alone: before → held → {MEMORY_SETTLE_S:.0f} s after",
-        lambda row: "{before:,.0f} → {held:,.0f} → {after:,.0f} MB".format(**row["server_process_mb"]),
-    ),
-)
-ATTACK_NAMES = {
-    "orphans": f"{len(ATTACKERS)} addresses × {SESSIONS_PER_ADDRESS} sockets: a runaway statement each, the socket "
-    f"closed {ORPHAN_CLOSE_AFTER_S} s later",
-    "fast_lane": f"{FAST_LANE_LOOPS} loops, each turn from a fresh address: `SELECT 1`, then a runaway",
-    "warehouse_resets": f"{len(ATTACKERS)} addresses × {SESSIONS_PER_ADDRESS} sessions reset warehouse episodes, a "
-    "first statement after each",
-    "audit_resets": f"{len(ATTACKERS)} addresses × {SESSIONS_PER_ADDRESS} sessions reset audit episodes, a first "
-    "statement after each",
-    "memory": f"{MEMORY_SESSIONS} warehouse sessions held, then closed",
-}
-
-
-def _cell(column: dict[str, Any] | None, row: str, render: Callable[[dict[str, Any]], str]) -> str:
-    kept = (column or {}).get("rows", {}).get(row)
-    return "—" if kept is None else render(kept)
-
-
-def _load(column: dict[str, Any] | None) -> str:
-    rows = (column or {}).get("rows", {}).values()
-    return (
-        "—"
-        if not rows
-        else " – ".join(
-            f"{value:.1f}"
-            for value in (
-                min(row["load_average"]["mean"] for row in rows),
-                max(row["load_average"]["mean"] for row in rows),
-            )
-        )
-    )
-
-
-def table(kept: dict[str, Any] | None = None) -> str:
-    """The docs' table of the kept runs: the old code's figures beside the new code's."""
-    kept = kept or read_artifact(ARTIFACT)
-    before, after = kept["before"], kept["after"]
-    commit = commit_cells(before, after)
-    lines = [
-        "| attack | measure | before | after |",
-        "| --- | --- | --- | --- |",
-        f"| (the server's code: commit) | | {commit} |",
-    ]
-    shown = ""
-    for row, measure, render in TABLE:
-        name = ATTACK_NAMES[row] if row != shown else ""
-        shown = row
-        lines.append(f"| {name} | {measure} | {_cell(before, row, render)} | {_cell(after, row, render)} |")
-    lines.append(f"| (load average, each row's mean) | | {_load(before)} | {_load(after)} |")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

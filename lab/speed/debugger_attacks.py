@@ -65,7 +65,7 @@ SERVER_ENV = {
 }
 # The reset event's inputs over the queue protocol: the tab's state first (the server holds it), then the form.
 RESET_FORM = [None, "easy_two_spikes", "", "(default)", "(default)", "", "", "app_opens"]
-ABYSS_FORM = [None, "", "", "(default)", "abyss", "", "", "app_opens"]
+ABYSS_FORM = [None, "(default)", "", "(default)", "abyss", "", "", "app_opens"]  # no named task: the tier's
 SETTLE_S = 75.0  # past the debugger's UNREAD_TTL_S and its next sweep
 
 

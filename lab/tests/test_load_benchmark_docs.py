@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lab import docs_blocks
-from lab.speed import attack_held_work, warehouse_load
+from lab.speed import attack_held_work, attack_held_work_table, warehouse_load
 from lab.speed.loopback_server import read_artifact, spread, write_column
 from lab.tests.helpers import ROOT
 
@@ -43,26 +43,26 @@ def test_the_held_work_table_is_the_kept_runs_with_every_row_before() -> None:
     before = kept["before"]
     assert before is not None and not before["dirty"]
     assert set(before["rows"]) == set(attack_held_work.ROW_NAMES)
-    assert _block("attack-held-work") == attack_held_work.table(kept)
-    cells = _before_cells(attack_held_work.table(kept))
+    assert _block("attack-held-work") == attack_held_work_table.table(kept)
+    cells = _before_cells(attack_held_work_table.table(kept))
     assert "—" not in cells
     memory = before["rows"]["memory"]
     assert f"{memory['before_mb']:,.0f} → {memory['peak_mb']:,.0f} → {memory['after_mb']:,.0f} MB" in cells
 
 
 def test_a_run_on_the_new_code_fills_the_after_column_and_keeps_the_before(tmp_path: Path) -> None:
-    for module in (warehouse_load, attack_held_work):
+    for module, render in ((warehouse_load, warehouse_load.table), (attack_held_work, attack_held_work_table.table)):
         kept = read_artifact(module.ARTIFACT)
         artifact = tmp_path / module.ARTIFACT.name
         write_column(artifact, "before", kept["before"], "the command")
-        empty = module.table(read_artifact(artifact))
+        empty = render(read_artifact(artifact))
         assert all(line.endswith("| — |") for line in empty.splitlines()[2:]), empty
         after = copy.deepcopy(kept["before"])
         after["code_commit"] = "abc1234"
         write_column(artifact, "after", after, "the command")
         both = read_artifact(artifact)
         assert both["before"] == kept["before"] and both["after"]["code_commit"] == "abc1234"
-        table = module.table(both)
+        table = render(both)
         assert "abc1234" in table and "—" not in table
         assert json.loads(artifact.read_text(encoding="utf-8"))["command"] == "the command"
 
