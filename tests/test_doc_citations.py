@@ -17,6 +17,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("metric_tracker_rl", "lab", "server")
 # Paths that are not this checkout's: another project's file, and the module docs/tools.md has a reader write.
@@ -291,6 +293,7 @@ def source_spans(path: Path) -> Iterator[str]:
     yield from BARE.findall(SPAN.sub("", prose))
 
 
+@pytest.mark.slow  # imports every cited module (the debugger's Gradio, Inspect, TRL)
 def test_every_cited_path_and_name_exists() -> None:
     missing = []
     for path in DOCS:
@@ -317,6 +320,7 @@ def test_a_link_resolves_from_its_page_and_not_from_the_repository() -> None:
     assert broken_link("../../outside.md", page) == "broken link ../../outside.md"
 
 
+@pytest.mark.slow  # imports every cited module (the debugger's Gradio, Inspect, TRL)
 def test_the_check_finds_a_missing_file_and_a_name_cited_where_it_is_not() -> None:
     citing = ROOT / "docs" / "spaces.md"
     assert problems("tests/test_twin_credit.py", citing) is None
