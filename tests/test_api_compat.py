@@ -73,10 +73,10 @@ def test_task_specs_hold_the_values_the_reference_script_reports() -> None:
     """The reference script plays DEFAULT_TASK_ORDER and reports each task's difficulty, objective and
     grader_name beside its score: they must be the task's own, not just strings. The difficulty is the one its
     episode is played at, the objective the one the episode states, and grader_name imports to the function the
-    environment grades with. An unknown id is a ValueError naming the valid ones."""
+    environment's report step grades with. An unknown id is a ValueError naming the valid ones."""
     import importlib
 
-    from metric_tracker_rl.serving import environment
+    from metric_tracker_rl.serving import environment, report_step
 
     assert [get_task_spec(task_id).difficulty for task_id in DEFAULT_TASK_ORDER[:3]] == ["easy", "medium", "hard"]
     for task_id in DEFAULT_TASK_ORDER:
@@ -87,7 +87,7 @@ def test_task_specs_hold_the_values_the_reference_script_reports() -> None:
         assert spec.objective and spec.objective in observation.message
         assert reset_episode(task_id=task_id).public.task["objective"] == spec.objective
         module, _, name = spec.grader_name.rpartition(".")
-        assert getattr(importlib.import_module(module), name) is environment.grade_submission
+        assert getattr(importlib.import_module(module), name) is report_step.grade_submission
     with pytest.raises(ValueError, match=DEFAULT_TASK_ORDER[0]):
         get_task_spec("no_such_task")
 
