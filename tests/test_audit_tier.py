@@ -140,7 +140,14 @@ def test_the_split_follows_the_seed_and_is_published() -> None:
         MIX.drawn("test")
 
 
-@pytest.mark.parametrize("seed", [*EVAL_SEEDS, *TRAIN_SEEDS])
+@pytest.mark.parametrize(
+    "seed",
+    [
+        EVAL_SEEDS[0],
+        TRAIN_SEEDS[0],
+        *(pytest.param(s, marks=pytest.mark.slow) for s in (EVAL_SEEDS[1], TRAIN_SEEDS[1])),
+    ],
+)
 def test_what_an_episode_holds_is_its_splits(seed: int) -> None:
     world = build_audit_world(AUDIT, resolve_episode_config(seed=seed, difficulty="audit"))
     held = {d.kind for d in world.defects} | {i.kind for i in world.incidents}

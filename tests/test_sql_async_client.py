@@ -92,6 +92,7 @@ def test_a_reply_is_read_whole_however_its_bytes_arrive(cuts: list[int], size: i
     assert answers[-1] == reply and all(answer is None for answer in answers[:-1])
 
 
+@pytest.mark.slow  # kills and restarts a SQL worker (tests/test_worker_kills.py's fast tests guard the healing)
 def test_a_worker_past_its_deadline_on_the_loop_is_killed_and_replaced(
     sandbox: SqlSandbox, own_pool: SqlPool, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -158,13 +158,16 @@ def test_a_task_and_a_difficulty_that_disagree_are_refused_naming_the_tasks_tier
     assert obs.status == "error" and f"is at difficulty {own!r}" in obs.message
 
 
-# The warehouse's episodes take a second each to build: its sweep is slow, and a few of its seeds are checked below.
+# A sweep of seeds until every count is drawn: the edit loop runs it at the first tier of counts, the full suite at
+# every tier (the raw-event tiers' episodes take a second each; a few of their seeds are checked below).
+SWEPT_COUNT_TIERS = [name for name, tier in sorted(TIERS.items()) if tier.count_range is not None]
+
+
 @pytest.mark.parametrize(
     "difficulty",
     [
-        pytest.param(name, marks=[pytest.mark.slow] if tier.data == "events" else [])
-        for name, tier in sorted(TIERS.items())
-        if tier.count_range is not None
+        pytest.param(name, marks=[] if name == SWEPT_COUNT_TIERS[0] else [pytest.mark.slow])
+        for name in SWEPT_COUNT_TIERS
     ],
 )
 def test_seeded_resets_show_the_count_range_and_draw_every_count_in_it(difficulty: str) -> None:
