@@ -50,15 +50,18 @@ def warehouse_tables() -> Mapping[str, ServedTable]:
     return episode.public.sql_tables()
 
 
+def cpu_of(pid: int) -> float:
+    """The CPU seconds process `pid` has used so far (user and system, from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def workers_cpu(pool: sql_pool.SqlPool) -> float:
-    """The CPU seconds every worker of the pool has used so far."""
+    """The CPU seconds every live worker of the pool has used so far."""
     total = 0.0
     for pid in pool.worker_pids():
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        with contextlib.suppress(OSError):  # a worker that just exited
+            total += cpu_of(pid)
     return total
 
 
@@ -98,11 +101,6 @@ async def interrupts(tables: Mapping[str, ServedTable], runs: int, after_s: floa
         return shapes
     finally:
         pool.close()
-
-
-def cpu_of(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def worker_starts(starts: int) -> dict[str, float]:

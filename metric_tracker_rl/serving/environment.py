@@ -41,7 +41,6 @@ from metric_tracker_rl.serving.mcp_surface import MCP_ACTIONS, McpToolSurface
 from metric_tracker_rl.serving.memory_release import release_soon
 from metric_tracker_rl.serving.report_step import (
     REFUSED,
-    Graded,
     debug_payload,
     error_fields,
     grade_report,
@@ -413,9 +412,9 @@ class MetricTrackerRlEnvironment(
         refused = refused_report(rows, episode)
         if refused is not None:
             return refused
-        before = Graded(self._submissions, 0.0, self._episode_score, 0.0, False, 0)
-        fields = grade_report(rows, episode, frozenset(self._methods_used), before)
-        after: Graded = fields.pop("graded")
+        fields, after = grade_report(
+            rows, episode, frozenset(self._methods_used), self._submissions, self._episode_score
+        )
         self._submissions, self._last_score, self._episode_score = after.submission, after.score, after.episode_score
         self._done = after.done
         return {**fields, "generated_rows": rows if generated else []}

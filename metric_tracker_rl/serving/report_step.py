@@ -79,7 +79,6 @@ class Graded:
     episode_score: float
     reward: float
     done: bool
-    left: int
 
 
 def _grading_arguments(episode: Episode, methods_used: frozenset[str]) -> dict[str, Any]:
@@ -96,23 +95,26 @@ def _grading_arguments(episode: Episode, methods_used: frozenset[str]) -> dict[s
 
 
 def grade_report(
-    rows: list[MetricSubmissionRow], episode: Episode, methods_used: frozenset[str], graded: Graded
-) -> dict[str, Any]:
-    """The fields of a graded report's step. `graded` holds the episode's bookkeeping before this submission
-    (its number so far, its best credited score); the fields carry the new values as `Graded` under "graded"."""
+    rows: list[MetricSubmissionRow],
+    episode: Episode,
+    methods_used: frozenset[str],
+    submissions: int,
+    best_credited: float,
+) -> tuple[dict[str, Any], Graded]:
+    """The fields of a graded report's step, and the episode's bookkeeping after it, given its submissions so far
+    and its best credited score before this one."""
     arguments = _grading_arguments(episode, methods_used)
     result = grade_submission(rows, **arguments)
-    submission = graded.submission + 1
+    submission = submissions + 1
     credited = max(0.0, result.score - RETRY_COST * (submission - 1))
-    episode_score = max(graded.episode_score, credited)
+    episode_score = max(best_credited, credited)
     left = episode.config.max_submissions - submission
     after = Graded(
         submission,
         result.score,
         episode_score,
-        max(0.0, credited - graded.episode_score),
+        max(0.0, credited - best_credited),
         result.score >= 1.0 or left <= 0,
-        left,
     )
     breakdown = result.breakdown
     expected = len(episode.truth.expected_rows)
@@ -139,16 +141,16 @@ def grade_report(
             f"submission(s) left; each retry costs {RETRY_COST} of its score."
         )
         final = {"reward_breakdown": breakdown.coarse(), "correct_row_count": breakdown.matched_row_count}
-    return {
+    fields = {
         "status": "graded",
         "reward": round(after.reward, 6),
         "message": message,
         "submitted_rows": rows,
         "submission_preview": {"row_count": len(rows), "issue_count": 0},
         "submission_issues": [],
-        "graded": after,
         **final,
     }
+    return fields, after
 
 
 def debug_payload(episode: Episode) -> dict[str, Any]:
