@@ -180,7 +180,9 @@ class AuditMix(WarehouseMix):
     task_splits.mechanism_split), so the eval split measures whether an agent finds what no training episode showed
     it; `margin`: the relative move that makes a date and segment a finding (world/audit_brief.py states it);
     `listed_defects`: how many of an episode's defects at most are mechanisms the warehouse's brief lists (a listed
-    mechanism is a query to a reader of that brief, which this tier is not built to reward). Its second incidents
+    mechanism is a query to a reader of that brief, which this tier is not built to reward); `defect_overlap_share`:
+    the share of episodes in which a defect lands on an incident's date in a segment sharing its traffic, as real
+    failures coincide (each row still follows the rules with the other present). Its second incidents
     are clear in their own data, as every other incident of the tier (`clear_concurrency`): a sample leaves many
     hosts' cuboids too thin for one."""
 
@@ -189,6 +191,7 @@ class AuditMix(WarehouseMix):
     defect_count: tuple[int, int] = (2, 4)
     margin: float = 0.1
     listed_defects: int = 1
+    defect_overlap_share: float = 0.5
     clear_concurrency: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
@@ -203,6 +206,8 @@ class AuditMix(WarehouseMix):
             )
         if self.listed_defects < 0:
             raise ValueError(f"listed_defects must be at least 0, got {self.listed_defects}")
+        if not 0 <= self.defect_overlap_share <= 1:
+            raise ValueError(f"defect_overlap_share must be in [0, 1], got {self.defect_overlap_share}")
 
     def drawn(self, split: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The incident kinds and defect mechanisms an episode of `split` draws from: all of them in the eval

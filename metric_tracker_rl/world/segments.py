@@ -166,6 +166,13 @@ class Segment:
         return all(value is None for value in self.values())
 
 
+def segments_meet(first: Segment, second: Segment) -> bool:
+    """Whether two segments share cells: no field that both name holds different values in them (a version is
+    always named with its platform, and web's with none)."""
+    one, other = first.normalised().named(), second.normalised().named()
+    return all(other[field] == value for field, value in one.items() if field in other)
+
+
 @dataclass(frozen=True)
 class CellLayout:
     """The cells of an episode: every (platform, version, country), mobile versions oldest first."""

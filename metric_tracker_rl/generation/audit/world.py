@@ -39,5 +39,6 @@ def build_audit_world(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
         first,
         rationed=frozenset(defects) & set(listed),
         ration=mix.listed_defects,
+        overlap_share=mix.defect_overlap_share,
     )
     return build_warehouse_world(drawn_tier, config, draw)

@@ -6,6 +6,9 @@ that)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -38,10 +41,29 @@ class SessionPlaces:
         )
 
 
+_COVERED_DAY: ContextVar[int | None] = ContextVar("covered_day", default=None)
+
+
+@contextmanager
+def covering(day: int) -> Iterator[None]:
+    """Within it, a span drawn (span) covers `day` where its length and bounds let it: how placement puts a defect
+    on a date something else already holds (an incident's). The draw takes the same random numbers either way."""
+    token = _COVERED_DAY.set(day)
+    try:
+        yield
+    finally:
+        _COVERED_DAY.reset(token)
+
+
 def span(rng: np.random.Generator, log: EventLog, lengths: tuple[int, int], earliest: int = 7) -> tuple[int, ...]:
-    """Consecutive dates of a drawn length, clear of the window's first week and last days."""
+    """Consecutive dates of a drawn length, clear of the window's first week and last days (and covering the day
+    `covering` names, where one is named and the bounds allow it)."""
     length = int(rng.integers(lengths[0], lengths[1] + 1))
-    start = int(rng.integers(earliest, log.num_days - length - 2))
+    low, high = earliest, log.num_days - length - 2
+    day = _COVERED_DAY.get()
+    if day is not None and max(low, day - length + 1) < min(high, day + 1):
+        low, high = max(low, day - length + 1), min(high, day + 1)
+    start = int(rng.integers(low, high))
     return tuple(range(start, start + length))
 
 

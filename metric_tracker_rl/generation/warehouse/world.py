@@ -15,6 +15,7 @@ from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.catalog.tasks import EpisodeConfig
 from metric_tracker_rl.catalog.tiers import Tier, WarehouseMix
 from metric_tracker_rl.generation.defects import Defect, DefectRecord, defect_edits
+from metric_tracker_rl.generation.defects.log_edits import covering
 from metric_tracker_rl.generation.kinds import SegmentFluctuation, SegmentIncident
 from metric_tracker_rl.generation.segment_plan import SegmentedPlan
 from metric_tracker_rl.generation.segmented import context_tables, place_world
@@ -26,7 +27,7 @@ from metric_tracker_rl.world.context import ContextTables
 from metric_tracker_rl.world.events import EventLog
 from metric_tracker_rl.world.funnel import WINDOW_START, window_calendar
 from metric_tracker_rl.world.metrics_layer import dashboard, segment_metric
-from metric_tracker_rl.world.segments import CELL_FIELDS, Release
+from metric_tracker_rl.world.segments import CELL_FIELDS, Release, segments_meet
 
 DEFECT_COUNT = (2, 3)  # data defects per episode, inclusive
 DEFECT_ATTEMPTS = 8  # draws of a defect's dates before it is left out
@@ -77,13 +78,15 @@ class WarehouseWorld:
 class DefectDraw:
     """What an episode's data defects are drawn from: the mechanisms by name, how many (inclusive), those of
     which the first is drawn (none: the first comes from all of them, as every later one does), and a group of them
-    (`rationed`) of which an episode holds at most `ration`."""
+    (`rationed`) of which an episode holds at most `ration`, and the share of episodes (`overlap_share`) in which one
+    defect is placed on an incident's date and in a segment that shares traffic with the incident's."""
 
     mechanisms: Mapping[str, Defect]
     count: tuple[int, int] = DEFECT_COUNT
     first_from: tuple[str, ...] = ()
     rationed: frozenset[str] = frozenset()
     ration: int = 0
+    overlap_share: float = 0.0
 
     def __post_init__(self) -> None:
         if self.ration < 0 or not self.rationed <= set(self.mechanisms):
@@ -91,6 +94,8 @@ class DefectDraw:
                 f"a ration of at least 0 over mechanisms the draw holds: {self.ration}, "
                 f"{sorted(self.rationed - set(self.mechanisms))}"
             )
+        if not 0 <= self.overlap_share <= 1:
+            raise ValueError(f"overlap_share must be in [0, 1], got {self.overlap_share}")
 
     def allows(self, kind: str, placed: Sequence[DefectRecord]) -> bool:
         """Whether a defect of `kind` may join those placed: a rationed one only while its group's ration lasts."""
@@ -105,9 +110,8 @@ def build_warehouse_world(tier: Tier, config: EpisodeConfig, draw: DefectDraw | 
     placed = place_world(tier, config)
     key = config.key
     log = clean = draw_event_log(placed.plan, key)
-    held = {incident.record.day for incident in placed.incidents}  # one per date of an incident
     rng = derive_rng(key, "warehouse-defects")
-    log, defects = _edit_defects(log, key, rng, draw, held)
+    log, defects = _edit_defects(log, key, rng, draw, placed.incidents)
     benign: list[BenignRecord] = []
     for index in range(int(rng.integers(BENIGN_COUNT[0], BENIGN_COUNT[1] + 1))):
         change = BENIGN_CHANGES[str(rng.choice(list(BENIGN_CHANGES)))]
@@ -150,34 +154,75 @@ def warehouse_mix(tier: Tier) -> WarehouseMix:
 
 
 def _edit_defects(
-    log: EventLog, key: EpisodeKey, rng: np.random.Generator, draw: DefectDraw, held: set[int]
+    log: EventLog, key: EpisodeKey, rng: np.random.Generator, draw: DefectDraw, incidents: Sequence[SegmentIncident]
 ) -> tuple[EventLog, list[DefectRecord]]:
-    """The log with its defects edited in, each on dates clear of `held` (the incidents' and the other defects', a
-    day's margin each side), and their records. The mechanisms go in a drawn order (the first from
+    """The log with its defects edited in, and their records. The mechanisms go in a drawn order (the first from
     `draw.first_from` where it names any), each placed if its dates can be and its ration allows (one that cannot
-    makes way for the next), until the drawn count are."""
+    makes way for the next), until the drawn count are. Each defect's dates (with a day's margin each side) stay
+    clear of the other defects' and of the incidents'; but in a drawn share of episodes (`draw.overlap_share`, a
+    stream of its own) the first defect that can be is placed on an incident's date, in a segment sharing its
+    traffic (overlapping_defect)."""
     count = int(rng.integers(draw.count[0], draw.count[1] + 1))
     kinds = [str(kind) for kind in rng.permutation(list(draw.mechanisms))]
     if draw.first_from:
         first = str(rng.choice(list(draw.first_from)))
         kinds = [first, *(kind for kind in kinds if kind != first)]
+    steer = derive_rng(key, "defect-overlap")
+    overlap = bool(incidents) and steer.random() < draw.overlap_share
+    incident_days = {incident.record.day for incident in incidents}
     defects: list[DefectRecord] = []
+    held: set[int] = set()  # the defects' dates, a day's margin each side
     for index, kind in enumerate(kinds):
         if len(defects) == count:
             break
         if not draw.allows(kind, defects):
             continue
-        for attempt in range(DEFECT_ATTEMPTS):
+        placed = overlapping_defect(log, key, steer, draw.mechanisms[kind], index, incidents, held) if overlap else None
+        for attempt in range(0 if placed else DEFECT_ATTEMPTS):
             edited, record = draw.mechanisms[kind](
                 log, derive_rng(key, "warehouse-defect", index * DEFECT_ATTEMPTS + attempt)
             )
-            reach = set(range(min(record.days) - 1, max(record.days) + 2))  # a day's margin each side
-            if not reach & held:
-                log = edited
-                defects.append(record)
-                held |= reach
+            if not _reach(record) & (held | incident_days):
+                placed = edited, record
                 break
+        if placed:
+            log, record = placed
+            defects.append(record)
+            held |= _reach(record)
+            overlap = overlap and not overlaps_incident(record, incidents)
     return log, defects
+
+
+def _reach(record: DefectRecord) -> set[int]:
+    return set(range(min(record.days) - 1, max(record.days) + 2))
+
+
+def overlapping_defect(
+    log: EventLog,
+    key: EpisodeKey,
+    steer: np.random.Generator,
+    defect: Defect,
+    index: int,
+    incidents: Sequence[SegmentIncident],
+    held: set[int],
+) -> tuple[EventLog, DefectRecord] | None:
+    """The log with `defect` edited in on a drawn incident's date (its span drawn to cover it) and the defect's
+    record, where one of DEFECT_ATTEMPTS draws lands clear of the other defects' dates and shares a date and
+    traffic with an incident (overlaps_incident); None where none does."""
+    for attempt in range(DEFECT_ATTEMPTS):
+        target = incidents[int(steer.integers(len(incidents)))]
+        with covering(target.record.day):
+            edited, record = defect(log, derive_rng(key, "overlapping-defect", index * DEFECT_ATTEMPTS + attempt))
+        if not _reach(record) & held and overlaps_incident(record, incidents):
+            return edited, record
+    return None
+
+
+def overlaps_incident(record: DefectRecord, incidents: Sequence[SegmentIncident]) -> bool:
+    """Whether the defect covers a date of an incident whose segment shares traffic with its own."""
+    return any(
+        incident.record.day in record.days and segments_meet(incident.segment, record.segment) for incident in incidents
+    )
 
 
 def _dimension_values(plan: SegmentedPlan) -> dict[str, list[str]]:
