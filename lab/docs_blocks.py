@@ -25,6 +25,7 @@ from lab.calibration.audit_calibration import ARTIFACT as AUDIT_RESULTS
 from lab.calibration.audit_calibration import EXPERT as AUDIT_EXPERT
 from lab.calibration.audit_calibration import SHORTCUTS as AUDIT_SHORTCUTS
 from lab.calibration.audit_calibration import calibration_table as audit_calibration_table
+from lab.calibration.audit_calibration import interaction_table as audit_interaction_table
 from lab.calibration.audit_calibration import mechanism_table as audit_mechanism_table
 from lab.calibration.calibrate import (
     CALIBRATED_DIFFICULTIES,
@@ -509,6 +510,12 @@ def audit_mechanisms() -> str:
     )
 
 
+def audit_interactions() -> str:
+    """Per interaction of the audit and split: its share of episodes, its rows and the recall of the expert, the
+    generic auditor and the warehouse's expert (lab/artifacts/audit_calibration.json)."""
+    return audit_interaction_table(json.loads(AUDIT_RESULTS.read_text(encoding="utf-8")))
+
+
 @dataclass(frozen=True)
 class Block:
     name: str
@@ -538,6 +545,7 @@ BLOCKS: tuple[Block, ...] = (
     Block("runaway-stop", "lab/docs/attacks.md", runaway_stop_table),
     Block("audit-calibration", "lab/docs/audit.md", audit_calibration),
     Block("audit-mechanisms", "lab/docs/audit.md", audit_mechanisms),
+    Block("audit-interactions", "lab/docs/audit.md", audit_interactions),
 )
 
 

@@ -33,8 +33,10 @@ from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.catalog.tiers import AUDIT
 from metric_tracker_rl.generation.audit.truth import audit_rows
 from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
+from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.world.funnel import window_calendar
+from metric_tracker_rl.world.segments import segments_meet
 
 ARTIFACT = Path(__file__).resolve().parents[2] / "lab" / "artifacts" / "audit_calibration.json"
 EVAL_UNTUNED_FIRST = AUDIT.calibration_seed_base + UNTUNED_FIRST_OFFSET
@@ -90,6 +92,42 @@ def expected_by_mechanism(seed: int) -> list[tuple[str, str]]:
     ]
 
 
+INTERACTIONS = {
+    "defect_on_incident": "a data defect on an incident's date, in a segment sharing its traffic",
+    "one_segment_two_incidents": "two incidents in one segment on one date",
+}
+
+
+def expected_by_interaction(seed: int) -> list[tuple[str, str]]:
+    """Each expected row of an audit episode that is part of an interaction: its key and the interaction (one row
+    may be part of both: it is listed under each). Read from what was injected, never shown to an agent."""
+    config = resolve_episode_config(seed=seed, difficulty="audit")
+    world = build_audit_world(AUDIT, config)
+    dates = window_calendar(world.log.num_days).iso_dates
+    incidents = world.incidents
+    out = []
+    for row in audit_rows(world, audit_mix(AUDIT)):
+        report = row.report_row(dates)
+        key = row_key(report.date, report.entity_type, report.entity_name)
+        mine = [i for i in incidents if i.kind == row.kind and i.record.day == row.day]
+        if row.family == DATA_QUALITY:
+            defect = next(d for d in world.defects if d.kind == row.kind and row.day in d.days)
+            on_incident = any(i.record.day == row.day and segments_meet(i.segment, defect.segment) for i in incidents)
+        else:
+            on_incident = any(
+                row.day in d.days and any(segments_meet(i.segment, d.segment) for i in mine) for d in world.defects
+            )
+        if on_incident:
+            out.append((key, "defect_on_incident"))
+        segment = row.segment
+        if (
+            row.family != DATA_QUALITY
+            and sum(i.record.day == row.day and i.segment.normalised() == segment for i in incidents) >= 2
+        ):
+            out.append((key, "one_segment_two_incidents"))
+    return out
+
+
 def mechanism_recall(
     results: list[dict[str, Any]], truths: dict[int, list[tuple[str, str]]]
 ) -> dict[str, dict[str, Any]]:
@@ -130,13 +168,9 @@ def calibrate(seeds: dict[str, list[int]], agents: tuple[str, ...], workers: int
             played.append(result)
             if n % 20 == 0 or n == len(jobs):
                 print(f"{n}/{len(jobs)} episodes played", flush=True)
-        truths = dict(
-            zip(
-                [s for split in seeds.values() for s in split],
-                pool.map(expected_by_mechanism, [s for split in seeds.values() for s in split]),
-                strict=True,
-            )
-        )
+        every = [s for split in seeds.values() for s in split]
+        truths = dict(zip(every, pool.map(expected_by_mechanism, every), strict=True))
+        together = dict(zip(every, pool.map(expected_by_interaction, every), strict=True))
     results = [r for r in played if "failed" not in r]
     report: dict[str, Any] = {"seeds": {split: [s[0], s[-1]] for split, s in seeds.items()}, "splits": {}}
     for split, split_seeds in seeds.items():
@@ -151,6 +185,7 @@ def calibrate(seeds: dict[str, list[int]], agents: tuple[str, ...], workers: int
                 for agent, plays in by_agent.items()
             },
             "mechanisms": mechanism_recall(rows, {s: truths[s] for s in split_seeds}),
+            "interactions": mechanism_recall(rows, {s: together[s] for s in split_seeds}),
             "calls_max": {agent: max((r["calls"] for r in plays), default=0) for agent, plays in by_agent.items()},
             "chars_p95": {
                 agent: float(np.percentile([r["chars"] for r in plays], 95)) if plays else 0.0
@@ -229,6 +264,24 @@ def mechanism_table(report: dict[str, Any], areas: dict[str, str], held_out: set
     return "\n".join(lines)
 
 
+def interaction_table(report: dict[str, Any]) -> str:
+    """Per interaction and split: the share of episodes holding it, its expected rows (those of both findings) and
+    the recall of the expert, the generic auditor and the warehouse's expert on them."""
+    lines = [
+        "| interaction | split | episodes | rows | expert | generic auditor | warehouse expert |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, text in INTERACTIONS.items():
+        for split in ("eval", "train"):
+            stats = report["splits"][split].get("interactions", {}).get(name)
+            if stats is None:
+                lines.append(f"| {text} | {split} | 0% | 0 | - | - | - |")
+                continue
+            recalls = " | ".join(f"{stats[a]:.2f}" if a in stats else "-" for a in RECALL_AGENTS)
+            lines.append(f"| {text} | {split} | {stats['episode_share']:.0%} | {stats['rows']} | {recalls} |")
+    return "\n".join(lines)
+
+
 def merged(kept: dict[str, Any], played: dict[str, Any], agents: tuple[str, ...]) -> dict[str, Any]:
     """The kept artifact with the figures of `agents` replaced by a new run's: a run of some agents (after a
     change to them alone) keeps the others' figures. The seeds must be the kept run's."""
@@ -240,10 +293,12 @@ def merged(kept: dict[str, Any], played: dict[str, Any], agents: tuple[str, ...]
         into = kept["splits"][split]
         for table in ("agents", "calls_and_chars_p50", "calls_max", "chars_p95"):
             into[table].update(data[table])
-        for mechanism, stats in data["mechanisms"].items():
-            into["mechanisms"].setdefault(mechanism, {}).update(
-                {k: v for k, v in stats.items() if k in agents or k not in into["mechanisms"].get(mechanism, {})}
-            )
+        for table in ("mechanisms", "interactions"):
+            into.setdefault(table, {})
+            for name, stats in data.get(table, {}).items():
+                into[table].setdefault(name, {}).update(
+                    {k: v for k, v in stats.items() if k in agents or k not in into[table].get(name, {})}
+                )
     kept["failed_resets"] = sorted({*map(tuple, kept["failed_resets"]), *map(tuple, played["failed_resets"])})
     return kept
 

@@ -54,6 +54,7 @@ ALL_FINDERS: tuple[Finder, ...] = (*RECORDING_FINDERS, *PIPELINE_FINDERS, *SANIT
 # The metrics a defect's row may name, in the order a tie goes (the brief's, with sessions for app_opens).
 DEFECT_METRICS = ("sessions", *RATE_COLUMNS, REVENUE)
 DASHBOARD_FIELDS = ("platform", "app_version", "country")
+BESIDE_Z = 3.0  # a move in the sessions a defect leaves alone, in standard errors, that no day's noise makes
 ECHO_KEPT = 2  # a level shift's fewest dates (one alone is a date's second incident, never a run's part)
 LASTING_DATES = 7  # a defect's dates from which it moves its segment's same-weekday baseline
 CONCURRENCY = 1  # the tier's dates with a second incident: the expert knows it, no brief says it
@@ -67,6 +68,39 @@ SECOND_FALL, SECOND_Z = 0.2, 3.15  # a second incident's fall: its share of the 
 # holds it. An ingestion gap loses every event of its hours, so the users who first came then are never seen (as
 # client sampling's are), but sampling drops whole users and cuts no session short of its opening events.
 EXPLAINED_BY = {"client_sampling": "ingestion_gap"}
+
+
+def met_by(finding: Finding, defects: Sequence[Finding]) -> bool:
+    """Whether a defect on the finding's date covers a segment that overlaps its own."""
+    return any(d.date == finding.date and overlaps(d.segment, finding.segment) for d in defects)
+
+
+def move_z(finding: Finding, value: float, peers: float, entered: float) -> float:
+    """How far a date's value stands from its usual one in standard errors of sampling: a count's (Poisson) or a
+    rate's over the sessions it is over (binomial); 0 where either has no value."""
+    if not all(math.isfinite(x) for x in (value, peers)) or peers <= 0 or (finding.step and not entered > 0):
+        return 0.0
+    spread = math.sqrt(peers) if finding.step == 0 else math.sqrt(max(peers * (1 - peers), 1e-9) / entered)
+    return (value - peers) / spread
+
+
+def left_out(finding: Finding, defect: Segment) -> tuple[str | None, str | None, str | None]:
+    """The dashboard fields of the sessions a defect's segment covers, as a check beside it leaves them out: a
+    version's whole platform where the finding is a count (a version's share of its platform's sessions follows its
+    rollout from date to date, so the rest of the platform is no steady reference), else the defect's own."""
+    version = None if finding.step == 0 else defect.app_version
+    return defect.platform, defect.country, version
+
+
+def comes_before(finding: Finding, defect: Finding) -> bool:
+    """Whether the finding's metric comes before the defect's row's in DEFECT_METRICS (sessions, the rates down the
+    funnel, the revenue)."""
+    return DEFECT_METRICS.index(finding.metric) < DEFECT_METRICS.index(defect.metric)
+
+
+def falls(finding: Finding) -> bool:
+    """Whether the finding's family is a fall (a drop, or a step that stopped converting)."""
+    return "drop" in finding.anomaly_type or finding.anomaly_type == FUNNEL_BREAK
 
 
 def dashboard_metric(metric: str) -> str:
@@ -122,10 +156,12 @@ class AuditInvestigation(Investigation):
         # A defect that lasts weeks takes its segment's baseline of its metric and the next step's with it: no
         # fall or rise of those there on its dates is read as users'.
         lasting = [d for d in defects if sum(e.segment == d.segment for e in defects) >= LASTING_DATES]
+        ordered = self.by_precedence(found, self.flagged)
+        beside = yield from self.beside_defects([f for f in ordered if met_by(f, defects)], defects)
         candidates = [
             f
-            for f in self.without_echoes(self.by_precedence(found, self.flagged), defects)
-            if not any(d.date == f.date and overlaps(d.segment, f.segment) for d in defects)
+            for f in self.without_echoes(ordered, defects, beside)
+            if (not met_by(f, defects) or (f.date, f.metric, f.segment) in beside)
             and not any(
                 d.date == f.date and overlaps(d.segment, f.segment) and f.step in (d.step, d.step + 1) for d in lasting
             )
@@ -138,17 +174,19 @@ class AuditInvestigation(Investigation):
         kept = [f for f in incidents if departs(f.observed, f.baseline)]
         return dedupe([*defects, *kept])
 
-    def without_echoes(self, incidents: list[Finding], defects: list[Finding]) -> list[Finding]:
+    def without_echoes(
+        self, incidents: list[Finding], defects: list[Finding], beside: set[tuple[str, str, Segment]]
+    ) -> list[Finding]:
         """A run of level shifts (consecutive dates, one metric and segment) that shares a date with a defect whose
-        segment overlaps it is the defect's echo (the scan pooled a neighbouring date's noise into the defect's
-        fall): the generator keeps a day clear on each side of a defect's dates, so no incident meets one, and the
-        run's other dates go too (its shared dates go by the rule of a defect's date). But where the run holds
-        ECHO_KEPT dates or more beyond the clear day, the scan pooled a level shift there with the echo: those
-        stay."""
+        segment overlaps it, and moves on none of those dates in the sessions the defect leaves alone (`beside`:
+        beside_defects), is the defect's echo (the scan pooled a neighbouring date's noise into the defect's fall),
+        and the run's other dates go too (its shared dates go by the rule of a defect's date). But where the run
+        holds ECHO_KEPT dates or more a day or more from the defect's, the scan pooled a level shift there with the
+        echo: those stay."""
         dropped: set[tuple[str, str, Segment]] = set()
         for run in self.runs_of([f for f in incidents if f.kind == "level_shift"]):
             held = {self.day(d.date) for d in defects if overlaps(d.segment, run[0].segment)}
-            if not held & {self.day(f.date) for f in run}:
+            if not held & {self.day(f.date) for f in run} or any((f.date, f.metric, f.segment) in beside for f in run):
                 continue
             beyond = {f.date for f in run if min(abs(self.day(f.date) - h) for h in held) > 1}
             kept = beyond if len(beyond) >= ECHO_KEPT else set()
@@ -156,6 +194,46 @@ class AuditInvestigation(Investigation):
                 (f.date, f.metric, f.segment) for f in run if f.date not in kept and self.day(f.date) not in held
             }
         return [f for f in incidents if f.kind != "level_shift" or (f.date, f.metric, f.segment) not in dropped]
+
+    def beside_defects(
+        self, met: list[Finding], defects: list[Finding]
+    ) -> Generator[Statement, Rows, set[tuple[str, str, Segment]]]:
+        """Of the incidents' candidates on a defect's date in a segment it overlaps, those that are users' beside
+        each such defect: where the candidate's metric comes before the defect's in DEFECT_METRICS (a defect's row
+        is on the first metric it moves past the margin, so it moved none before it that far); else where the
+        metric departs from its same-weekday median the same way in the sessions the defect leaves alone (the
+        candidate's segment less the defect's, left_out), by more than the margin and BESIDE_Z standard errors: a
+        defect moves only what it touches. A candidate the defect's segment covers whole has no such sessions."""
+        pairs = [
+            (f, d)
+            for f in met
+            for d in defects
+            if d.date == f.date and overlaps(d.segment, f.segment) and not comes_before(f, d)
+        ]
+        moved: dict[tuple[str, str, Segment], bool] = {(f.date, f.metric, f.segment): True for f in met}
+        if not pairs:
+            return set(moved)
+        asked = [(i, f.date, *f.segment.values(), f.step, *left_out(f, d.segment)) for i, (f, d) in enumerate(pairs)]
+        rows = yield from in_parts(
+            "beside defects", asked, lambda part: metric_values_sql(self.rules, NO_FIXES, part, excluding=True)
+        )
+        values = {row["i"]: row for row in rows}
+        for i, (f, _) in enumerate(pairs):
+            row = values.get(i, {})
+            value, peers, entered = observed(f, row), number_or_nan(row.get("peers")), number_or_nan(row.get("entered"))
+            key = (f.date, f.metric, f.segment)
+            clear = (
+                departs(value, peers)
+                and (value < peers) == falls(f)
+                and abs(move_z(f, value, peers, entered)) >= BESIDE_Z
+            )
+            moved[key] = moved[key] and clear
+        return {key for key, kept in moved.items() if kept}
+
+    def level_shifts(self, runs: Rows, found: list[Finding], defects: list[Finding]) -> list[Finding]:
+        """The warehouse's runs, but a run on a defect's dates stays a candidate here: whether it is the defect's
+        or users' is read in the sessions the defect leaves alone (beside_defects)."""
+        return super().level_shifts(runs, found, [])
 
     def runs_of(self, findings: list[Finding]) -> list[list[Finding]]:
         """The findings as runs of consecutive dates of one metric and segment."""

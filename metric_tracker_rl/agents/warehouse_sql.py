@@ -249,21 +249,35 @@ def sql_literal(value: object, typed: bool = True) -> str:
     return sql_text(text)
 
 
-def metric_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple[object, ...]]) -> str:
+EXCLUDED_COLUMNS = ("x_platform", "x_country", "x_app_version")  # a segment of the dashboard's fields left out
+
+
+def metric_values_sql(
+    rules: frozenset[str], fixes: Fixes, asked: Sequence[tuple[object, ...]], excluding: bool = False
+) -> str:
     """For each row asked (i, date, platform, country, app_version, channel, user_type, k: the metric's step, 0 for
     sessions), its segment's metric by the metrics layer on its date (`value`) and the median over the same
-    weekday's other dates (`peers`): a count counts sessions, a rate divides sums."""
+    weekday's other dates (`peers`): a count counts sessions, a rate divides sums. `excluding`: each row asked ends
+    with a segment of the dashboard's fields (EXCLUDED_COLUMNS; all None: every session) whose sessions are left
+    out, and each answer holds the sessions its value is over on the date (`entered`: a rate's denominator)."""
     metric = (
         "CASE WHEN any_value(q.k) = 0 THEN count(*) ELSE sum(list_extract([m1, m2, m3, m4], q.k)) / "
         "nullif(sum(list_extract([m0, m1, m2, m3], q.k)), 0) END"
     )
     match = " AND ".join(f"(q.{f} IS NULL OR s.{f} = q.{f})" for f in SEGMENT_COLUMNS)
     columns = "i, on_date, " + ", ".join(SEGMENT_COLUMNS) + ", k"
+    entered, counted = "", ""
+    if excluding:
+        inside = " AND ".join(f"(q.{x} IS NULL OR s.{x[2:]} = q.{x})" for x in EXCLUDED_COLUMNS)
+        match += f" AND NOT ({inside})"
+        columns += ", " + ", ".join(EXCLUDED_COLUMNS)
+        entered = ", CASE WHEN any_value(q.k) = 0 THEN count(*) ELSE sum(list_extract([m0, m1, m2, m3], q.k)) END n"
+        counted = ", max(n) FILTER (date = on_date) entered"
     return (
         f"{sessions_cte(rules, fixes)}, {wanted_values(asked, columns)}, "
-        f"by_date AS (SELECT i, s.date, any_value(q.on_date) on_date, {metric} value FROM q JOIN s ON {match} "
-        "AND isodow(s.date) = isodow(q.on_date) GROUP BY i, s.date) "
-        "SELECT i, max(value) FILTER (date = on_date) value, median(value) FILTER (date <> on_date) peers "
+        f"by_date AS (SELECT i, s.date, any_value(q.on_date) on_date, {metric} value{entered} FROM q JOIN s ON "
+        f"{match} AND isodow(s.date) = isodow(q.on_date) GROUP BY i, s.date) "
+        f"SELECT i, max(value) FILTER (date = on_date) value, median(value) FILTER (date <> on_date) peers{counted} "
         "FROM by_date GROUP BY i ORDER BY i"
     )
 

@@ -47,7 +47,7 @@ _COVERED_DAY: ContextVar[int | None] = ContextVar("covered_day", default=None)
 @contextmanager
 def covering(day: int) -> Iterator[None]:
     """Within it, a span drawn (span) covers `day` where its length and bounds let it: how placement puts a defect
-    on a date something else already holds (an incident's). The draw takes the same random numbers either way."""
+    on a date something else already holds (an incident's). The same stream still draws the same span."""
     token = _COVERED_DAY.set(day)
     try:
         yield
