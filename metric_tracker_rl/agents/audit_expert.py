@@ -68,6 +68,18 @@ SECOND_FALL, SECOND_Z = 0.2, 3.15  # a second incident's fall: its share of the 
 # holds it. An ingestion gap loses every event of its hours, so the users who first came then are never seen (as
 # client sampling's are), but sampling drops whole users and cuts no session short of its opening events.
 EXPLAINED_BY = {"client_sampling": "ingestion_gap"}
+# The defects the warehouse's procedure undoes when it reads the metrics again (warehouse_sql.Fixes).
+REPAIRED = frozenset(
+    {
+        "clock_skew",
+        "late_load",
+        "retry_duplicates",
+        "tracking_stopped",
+        "transaction_retries",
+        "currency_mislabel",
+        "bot_farm",
+    }
+)
 
 
 def met_by(finding: Finding, defects: Sequence[Finding]) -> bool:
@@ -90,6 +102,18 @@ def left_out(finding: Finding, defect: Segment) -> tuple[str | None, str | None,
     rollout from date to date, so the rest of the platform is no steady reference), else the defect's own."""
     version = None if finding.step == 0 else defect.app_version
     return defect.platform, defect.country, version
+
+
+def users_move(finding: Finding, row: Mapping[str, object]) -> bool:
+    """Whether a row of values (value, peers and the sessions a rate is over, `entered`) moves as the finding
+    says: past the margin, its way, by BESIDE_Z standard errors at least."""
+    value, peers = observed(finding, row), number_or_nan(row.get("peers"))
+    entered = number_or_nan(row.get("entered"))
+    return (
+        departs(value, peers)
+        and (value < peers) == falls(finding)
+        and abs(move_z(finding, value, peers, entered)) >= BESIDE_Z
+    )
 
 
 def comes_before(finding: Finding, defect: Finding) -> bool:
@@ -144,6 +168,7 @@ class AuditInvestigation(Investigation):
 
     finders: tuple[Finder, ...] = ()
     flagged: list[Finding] = field(default_factory=list)  # the finders' candidates (read before the incidents)
+    fixes: Fixes = NO_FIXES  # the repairs of the defects the warehouse's procedure undoes
 
     def run(self) -> Generator[Statement, Rows, list[Finding]]:
         found = yield from super().run()
@@ -201,9 +226,10 @@ class AuditInvestigation(Investigation):
         """Of the incidents' candidates on a defect's date in a segment it overlaps, those that are users' beside
         each such defect: where the candidate's metric comes before the defect's in DEFECT_METRICS (a defect's row
         is on the first metric it moves past the margin, so it moved none before it that far); else where the
-        metric departs from its same-weekday median the same way in the sessions the defect leaves alone (the
-        candidate's segment less the defect's, left_out), by more than the margin and BESIDE_Z standard errors: a
-        defect moves only what it touches. A candidate the defect's segment covers whole has no such sessions."""
+        metric departs from its same-weekday median the same way, by more than the margin and BESIDE_Z standard
+        errors, with the defect undone (one the warehouse's procedure repairs) or in the sessions it leaves alone
+        (the candidate's segment less the defect's, left_out; a candidate the defect covers whole has none): a
+        defect moves only what it records."""
         pairs = [
             (f, d)
             for f in met
@@ -211,23 +237,27 @@ class AuditInvestigation(Investigation):
             if d.date == f.date and overlaps(d.segment, f.segment) and not comes_before(f, d)
         ]
         moved: dict[tuple[str, str, Segment], bool] = {(f.date, f.metric, f.segment): True for f in met}
-        if not pairs:
-            return set(moved)
-        asked = [(i, f.date, *f.segment.values(), f.step, *left_out(f, d.segment)) for i, (f, d) in enumerate(pairs)]
-        rows = yield from in_parts(
-            "beside defects", asked, lambda part: metric_values_sql(self.rules, NO_FIXES, part, excluding=True)
-        )
-        values = {row["i"]: row for row in rows}
-        for i, (f, _) in enumerate(pairs):
-            row = values.get(i, {})
-            value, peers, entered = observed(f, row), number_or_nan(row.get("peers")), number_or_nan(row.get("entered"))
-            key = (f.date, f.metric, f.segment)
-            clear = (
-                departs(value, peers)
-                and (value < peers) == falls(f)
-                and abs(move_z(f, value, peers, entered)) >= BESIDE_Z
+        repaired = [(f, d) for f, d in pairs if d.kind in REPAIRED]
+        beside = [(f, d) for f, d in pairs if d.kind not in REPAIRED]
+        for group, excluding in ((repaired, False), (beside, True)):
+            if not group:
+                continue
+            fixes = NO_FIXES if excluding else self.fixes
+            asked = [
+                (i, f.date, *f.segment.values(), f.step, *(left_out(f, d.segment) if excluding else ()))
+                for i, (f, d) in enumerate(group)
+            ]
+            rows = yield from in_parts(
+                "beside defects" if excluding else "defects undone",
+                asked,
+                lambda part, fixes=fixes, excluding=excluding: metric_values_sql(
+                    self.rules, fixes, part, excluding=excluding, with_entered=True
+                ),
             )
-            moved[key] = moved[key] and clear
+            values = {row["i"]: row for row in rows}
+            for i, (f, _) in enumerate(group):
+                key = (f.date, f.metric, f.segment)
+                moved[key] = moved[key] and users_move(f, values.get(i, {}))
         return {key for key, kept in moved.items() if kept}
 
     def level_shifts(self, runs: Rows, found: list[Finding], defects: list[Finding]) -> list[Finding]:
@@ -281,6 +311,7 @@ class AuditInvestigation(Investigation):
 
     def incidents(self, fixes: Fixes, defects: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
         """The finders first, so that the warehouse's scans read the dates of the incidents they found too."""
+        self.fixes = fixes
         rows: Rows = []
         for name, sql in batched_sql(self.finders):
             rows += yield (name, sql)
