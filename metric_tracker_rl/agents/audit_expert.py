@@ -92,7 +92,8 @@ def move_z(finding: Finding, value: float, peers: float, entered: float) -> floa
     rate's over the sessions it is over (binomial); 0 where either has no value."""
     if not all(math.isfinite(x) for x in (value, peers)) or peers <= 0 or (finding.step and not entered > 0):
         return 0.0
-    spread = math.sqrt(peers) if finding.step == 0 else math.sqrt(max(peers * (1 - peers), 1e-9) / entered)
+    # a rate's variance, floored where its usual value sits at 0 or 1: a few sessions cannot show it is exact
+    spread = math.sqrt(peers) if finding.step == 0 else math.sqrt(max(peers * (1 - peers), 1 / (entered + 1)) / entered)
     return (value - peers) / spread
 
 
