@@ -20,6 +20,9 @@ from metric_tracker_rl.agents.audit_expert import (
     PLATFORM_BREAK_Z,
     AuditExpertAgent,
     AuditInvestigation,
+    comes_before,
+    left_out,
+    users_move,
 )
 from metric_tracker_rl.agents.audit_incident_scans import (
     COUNTRY,
@@ -139,10 +142,35 @@ def test_a_run_of_level_shifts_that_meets_a_defect_is_its_echo() -> None:
     apart = run(9, 10, Segment(platform="android"))
     onboarding = [Finding(dates[d], STEP, RATE_DROP, Segment(platform="ios"), kind="onboarding_break") for d in (4, 5)]
     beside = run(3, 5, Segment(platform="ios"))
-    kept = investigation.without_echoes([*leak, *apart, *onboarding, *beside], [defect])
+    kept = investigation.without_echoes([*leak, *apart, *onboarding, *beside], [defect], set())
     assert kept == [leak[2], *apart, *onboarding, *beside]
     pooled = [replace(f, metric=RATE_COLUMNS[1]) for f in run(6, 10, Segment(platform="web"))]
-    assert investigation.without_echoes(pooled, [defect]) == [*pooled[:3], pooled[4]]
+    assert investigation.without_echoes(pooled, [defect], set()) == [*pooled[:3], pooled[4]]
+    # A run that moves on the defect's date in the sessions the defect leaves alone is users': it stays whole.
+    users = {(leak[2].date, leak[2].metric, leak[2].segment)}
+    assert investigation.without_echoes(leak, [defect], users) == leak
+
+
+def test_a_candidate_before_a_defects_metric_or_moving_beside_it_is_users() -> None:
+    """A defect's row is on the first metric it moves past the margin, so a candidate on an earlier metric is users';
+    a later one is users' only where it moves its way past the margin and BESIDE_Z standard errors in the sessions
+    the defect leaves alone; a count beside a version's defect is read without the version's whole platform."""
+    date = "2026-03-10"
+    revenue = Finding(date, "revenue_usd", "data_quality", Segment(platform="ios", app_version="6.1.0"))
+    sessions = Finding(date, "sessions", "data_quality", Segment(platform="ios", app_version="6.1.0"))
+    fall = Finding(date, RATE_COLUMNS[1], RATE_DROP, Segment(platform="ios"))
+    count = Finding(date, "sessions", "absolute_drop_in_event_count", Segment(platform="ios"))
+    assert comes_before(fall, revenue) and comes_before(count, revenue)
+    assert not comes_before(fall, sessions) and not comes_before(count, sessions)
+    assert left_out(fall, sessions.segment) == ("ios", None, "6.1.0")
+    assert left_out(count, sessions.segment) == ("ios", None, None)
+    assert users_move(fall, {"value": 0.30, "peers": 0.50, "entered": 400})  # z about -8
+    assert not users_move(fall, {"value": 0.30, "peers": 0.50, "entered": 9})  # a few sessions: noise
+    assert not users_move(fall, {"value": 0.70, "peers": 0.50, "entered": 400})  # the wrong way
+    assert not users_move(fall, {"value": 0.48, "peers": 0.50, "entered": 100_000})  # inside the margin
+    assert not users_move(fall, {"value": 0.75, "peers": 1.0, "entered": 4})  # a rate that sits at 1
+    assert users_move(count, {"value": None, "peers": 40})  # no session left on the date: a count of 0
+    assert not users_move(count, {})
 
 
 def _rows(world: WarehouseWorld, sql: str) -> list[dict]:

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sweep_helpers import first_fast
 
+from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, NO_FIXES, metric_values_sql
 from metric_tracker_rl.catalog.plain_types import MetricSubmissionRow, RewardBreakdown
 from metric_tracker_rl.catalog.published import row_key
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
@@ -26,11 +27,14 @@ from metric_tracker_rl.generation.defects.log_edits import covering, span
 from metric_tracker_rl.generation.episode import Episode, daily_series
 from metric_tracker_rl.generation.segmented import place_world
 from metric_tracker_rl.generation.warehouse.events import draw_event_log
+from metric_tracker_rl.generation.warehouse.truth import leaf_sessions
 from metric_tracker_rl.generation.warehouse.world import WarehouseWorld, overlaps_incident
 from metric_tracker_rl.grading.grader import grade_submission
 from metric_tracker_rl.serving.report_step import overlap_traffic
+from metric_tracker_rl.sql.engine import EpisodeTables, open_database
 from metric_tracker_rl.world.audit_brief import departs
 from metric_tracker_rl.world.events import EventLog
+from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.metrics_layer import counted_sessions, dashboard, segment_sessions
 from metric_tracker_rl.world.segments import Segment, segments_meet
 
@@ -274,3 +278,30 @@ def test_two_expected_rows_on_one_date_and_segment_are_two_findings() -> None:
     assert grade([incident, defect]).recall == 1.0
     assert grade([incident]).recall == 0.5 and grade([defect]).recall == 0.5
     assert grade([incident, defect]).false_positive_count == 0
+
+
+# --- the expert's reading beside a defect ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", first_fast(OVERLAPPING[:2]))
+def test_the_expert_reads_a_segments_sessions_less_a_defects_as_the_metrics_layer_counts_them(seed: int) -> None:
+    """The statement the expert reads beside a defect with counts the metrics layer's sessions of a segment less
+    another segment's, on a date and the same weekday's other dates (their median), and how many there were."""
+    world = world_of(seed)
+    opens, leaves_of = leaf_sessions(world)
+    dates = window_calendar(world.log.num_days).iso_dates
+    defect = world.defects[0]
+    asked, want = [], []
+    for i, (segment, day) in enumerate(
+        [(Segment(platform=defect.segment.platform), defect.days[0]), (Segment(), defect.days[-1])]
+    ):
+        excluded = defect.segment.normalised()
+        asked.append((i, dates[day], *segment.values(), 0, excluded.platform, excluded.country, excluded.app_version))
+        daily = opens[leaves_of(segment) & ~leaves_of(excluded)].sum(axis=0)
+        peers = [daily[d] for d in range(day % 7, len(dates), 7) if d != day]
+        want.append((float(daily[day]), float(np.median(peers))))
+    sql = metric_values_sql(ALL_RULES, NO_FIXES, asked, excluding=True)
+    columns, rows, _ = EpisodeTables(open_database(), world.sql_tables()).run(sql, 0, 100)
+    got = [dict(zip(columns, row, strict=True)) for row in rows]
+    assert [(float(r["value"]), float(r["peers"])) for r in got] == want
+    assert [float(r["entered"]) for r in got] == [value for value, _ in want]
