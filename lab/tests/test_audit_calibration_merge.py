@@ -1,5 +1,6 @@
 """A run of some of the audit's agents replaces their figures in the kept artifact and keeps every other agent's,
-and refuses to mix runs over different seeds; the kept run's seeds are untuned ones of their splits."""
+and refuses to mix runs over different seeds; the kept run's seeds are untuned ones of their splits; an
+interaction's rows are both findings' on their shared dates."""
 
 from __future__ import annotations
 
@@ -9,8 +10,19 @@ from typing import Any
 
 import pytest
 
-from lab.calibration.audit_calibration import ARTIFACT, TRAIN_UNTUNED_FIRST, merged
+from lab.calibration.audit_calibration import (
+    ARTIFACT,
+    TRAIN_UNTUNED_FIRST,
+    expected_by_interaction,
+    interaction_table,
+    merged,
+)
 from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, TRAIN_TASK_COUNT, mechanism_split, task_range
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import AUDIT
+from metric_tracker_rl.generation.audit.world import build_audit_world
+from metric_tracker_rl.world.funnel import window_calendar
+from metric_tracker_rl.world.segments import segments_meet
 
 
 def _report(seeds: dict[str, list[int]], agents: dict[str, float]) -> dict[str, Any]:
@@ -20,6 +32,7 @@ def _report(seeds: dict[str, list[int]], agents: dict[str, float]) -> dict[str, 
         "calls_max": {a: 12 for a in agents},
         "chars_p95": {a: 2000.0 * m for a, m in agents.items()},
         "mechanisms": {"bot_farm": {"episode_share": 0.2, "rows": 5, **dict(agents.items())}},
+        "interactions": {"defect_on_incident": {"episode_share": 0.4, "rows": 6, **dict(agents.items())}},
     }
     return {"seeds": seeds, "splits": {"eval": split, "train": copy.deepcopy(split)}, "failed_resets": []}
 
@@ -42,6 +55,30 @@ def test_a_partial_run_replaces_its_agents_and_keeps_the_others() -> None:
             "audit_expert": 0.9,
             "generic_auditor": 0.3,
         }
+        assert data["interactions"]["defect_on_incident"] == {
+            "episode_share": 0.4,
+            "rows": 6,
+            "audit_expert": 0.9,
+            "generic_auditor": 0.3,
+        }
+    assert "a data defect on an incident's date" in interaction_table(out)
+
+
+def test_an_interactions_rows_are_those_of_both_findings_on_their_shared_dates() -> None:
+    """Seed 0 of the audit holds a defect on an incident's date: its rows there, the defect's and the incident's,
+    are listed under the interaction, and no row off the overlap's dates is."""
+    world = build_audit_world(AUDIT, resolve_episode_config(seed=0, difficulty="audit"))
+    dates = window_calendar(world.log.num_days).iso_dates
+    shared = {
+        dates[day]
+        for d in world.defects
+        for i in world.incidents
+        for day in d.days
+        if day == i.record.day and segments_meet(d.segment, i.segment)
+    }
+    listed = [key for key, interaction in expected_by_interaction(0) if interaction == "defect_on_incident"]
+    assert listed and {key.split("|")[0] for key in listed} == shared
+    assert {key.split("|")[1] == "data_quality" for key in listed} == {True, False}
 
 
 def test_a_partial_run_over_other_seeds_is_refused() -> None:
