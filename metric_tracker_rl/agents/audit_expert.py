@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from metric_tracker_rl.agents.audit_finders import Finder, batched_sql
 from metric_tracker_rl.agents.audit_incident_scans import FINDERS as INCIDENT_FINDERS
@@ -251,9 +252,7 @@ class AuditInvestigation(Investigation):
             rows = yield from in_parts(
                 "beside defects" if excluding else "defects undone",
                 asked,
-                lambda part, fixes=fixes, excluding=excluding: metric_values_sql(
-                    self.rules, fixes, part, excluding=excluding, with_entered=True
-                ),
+                partial(metric_values_sql, self.rules, fixes, excluding=excluding, with_entered=True),
             )
             values = {row["i"]: row for row in rows}
             for i, (f, _) in enumerate(group):
