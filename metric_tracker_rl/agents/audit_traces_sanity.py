@@ -20,7 +20,7 @@ from metric_tracker_rl.agents.audit_traces_pipeline import GRANTED, REVENUE, SES
 MENU_RATE = "'app_open_to_menu_open'"  # a finding's metric, as SQL text
 OFF_RATE = 3.0  # a rate this many times its currency's median (either way)
 PREFIRE_US, PREFIRE_MIN, PREFIRE_SHARE = 1_000_000, 10, 0.5  # a menu_open within a second: sessions, their share
-DOUBLE_US, DOUBLE_MIN, DOUBLE_SHARE = 10_000_000, 3, 0.5  # one value twice within seconds: sessions, their share
+DOUBLE_US, DOUBLE_MIN, DOUBLE_SHARE = 10_000_000, 2, 0.5  # one value twice within seconds: sessions, their share
 HOUR_US = 3_600_000_000
 BEHIND_US = (9 * HOUR_US, 15 * HOUR_US)  # an event ingested this long after its stamp
 # Such events of a date and app version, nearly all of them a whole number of hours late, give or take the
