@@ -9,7 +9,8 @@ not the witness that the text suffices) and plays through the tools only.
    defects, read with the fault undone; for the finders', the metric the finder names), its values the
    dashboard's (observed on the date, baseline the same weekday's median); an incident found on a date and segment
    a defect holds is the defect's doing and dropped; an incident row whose value does not depart from its baseline
-   by more than the margin is no finding.
+   by more than the margin is no finding, nor is a date of a change that lasts dates (a lasting finder's) with no
+   date beside it that departs too.
 """
 
 from __future__ import annotations
@@ -135,8 +136,23 @@ class AuditInvestigation(Investigation):
         incidents += yield from self.second_incident(incidents)
         defects = yield from self.dashboard_values(dedupe(defects))
         incidents = yield from self.values_of_new(incidents)
-        kept = [f for f in incidents if departs(f.observed, f.baseline)]
+        kept = self.without_lone_dates([f for f in incidents if departs(f.observed, f.baseline)])
         return dedupe([*defects, *kept])
+
+    def without_lone_dates(self, incidents: list[Finding]) -> list[Finding]:
+        """A lasting finder's finding (Finder.lasting) stays where a date beside it holds a finding of its metric
+        and segment too: its change departs on each of its dates, and a run's test passes a noisy date with a
+        changed neighbour's help, or a noisy pair whose one date departs alone."""
+        lasting = {finder.name for finder in self.finders if finder.lasting}
+        return [
+            f
+            for f in incidents
+            if f.kind not in lasting
+            or any(
+                (g.metric, g.segment) == (f.metric, f.segment) and abs(self.day(g.date) - self.day(f.date)) == 1
+                for g in incidents
+            )
+        ]
 
     def without_echoes(self, incidents: list[Finding], defects: list[Finding]) -> list[Finding]:
         """A run of level shifts (consecutive dates, one metric and segment) that shares a date with a defect whose
