@@ -68,6 +68,13 @@ SECOND_FALL, SECOND_Z = 0.2, 3.15  # a second incident's fall: its share of the 
 # holds it. An ingestion gap loses every event of its hours, so the users who first came then are never seen (as
 # client sampling's are), but sampling drops whole users and cuts no session short of its opening events.
 EXPLAINED_BY = {"client_sampling": "ingestion_gap"}
+USER_TYPES = ("new", "returning")  # the events' two user types: one's sibling is the other
+OTHER_SHARE = 0.5  # a move is one user type's where the other's moved less than this share of it (the same way)
+
+
+def other_user_type(user_type: str | None) -> str:
+    """The user type beside `user_type` (one of USER_TYPES)."""
+    return next(u for u in USER_TYPES if u != user_type)
 
 
 def dashboard_metric(metric: str) -> str:
@@ -132,6 +139,7 @@ class AuditInvestigation(Investigation):
             )
             and not (f.kind in self.finder_kinds() and self.intended(f))
         ]
+        candidates = yield from self.narrowed_to_a_user_type(candidates)
         incidents = dedupe(candidates)
         incidents += yield from self.second_incident(incidents)
         defects = yield from self.dashboard_values(dedupe(defects))
@@ -153,6 +161,35 @@ class AuditInvestigation(Investigation):
                 for g in incidents
             )
         ]
+
+    def narrowed_to_a_user_type(self, candidates: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
+        """Where one finding names a wider segment and another, on its date and metric, the same segment's users of
+        one user type: both user types' values there, read as an incident's. Where the other user type moved less
+        than OTHER_SHARE of the one's move (its relative move the same way), the move is the one user type's (the
+        wider segment's is its move diluted) and the narrower finding takes the wider one's place; where both
+        moved alike, every user did and the wider one stands."""
+        pairs = [
+            (i, j)
+            for i, wide in enumerate(candidates)
+            for j, narrow in enumerate(candidates)
+            if (wide.date, wide.metric) == (narrow.date, narrow.metric)
+            and wide.segment.user_type is None
+            and narrow.segment.user_type in USER_TYPES
+            and replace(narrow.segment, user_type=None).normalised() == wide.segment.normalised()
+        ]
+        if not pairs:
+            return candidates
+        unread = dict(observed=math.nan, baseline=math.nan)
+        ones = [replace(candidates[j], **unread) for _, j in pairs]
+        others = [replace(f, segment=replace(f.segment, user_type=other_user_type(f.segment.user_type))) for f in ones]
+        read = yield from self.values_of_new([*ones, *others])
+        narrowed = list(candidates)
+        for (i, j), one, other in zip(pairs, read[: len(pairs)], read[len(pairs) :], strict=True):
+            move = (one.observed - one.baseline) / one.baseline if one.baseline else math.nan
+            beside = (other.observed - other.baseline) / other.baseline if other.baseline else math.nan
+            if abs(move) > 0 and not math.copysign(1, move) * beside >= OTHER_SHARE * abs(move):
+                narrowed[i] = candidates[j] if narrowed[i] is candidates[i] else narrowed[i]
+        return narrowed
 
     def without_echoes(self, incidents: list[Finding], defects: list[Finding]) -> list[Finding]:
         """A run of level shifts (consecutive dates, one metric and segment) that shares a date with a defect whose
