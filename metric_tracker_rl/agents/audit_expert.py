@@ -179,8 +179,7 @@ class AuditInvestigation(Investigation):
         ]
         if not pairs:
             return candidates
-        unread = dict(observed=math.nan, baseline=math.nan)
-        ones = [replace(candidates[j], **unread) for _, j in pairs]
+        ones = [replace(candidates[j], observed=math.nan, baseline=math.nan) for _, j in pairs]
         others = [replace(f, segment=replace(f.segment, user_type=other_user_type(f.segment.user_type))) for f in ones]
         read = yield from self.values_of_new([*ones, *others])
         narrowed = list(candidates)
