@@ -9,7 +9,8 @@ not the witness that the text suffices) and plays through the tools only.
    defects, read with the fault undone; for the finders', the metric the finder names), its values the
    dashboard's (observed on the date, baseline the same weekday's median); an incident found on a date and segment
    a defect holds is the defect's doing and dropped; an incident row whose value does not depart from its baseline
-   by more than the margin is no finding.
+   by more than the margin is no finding, nor is a date of a change that lasts dates (a lasting finder's) with no
+   date beside it that departs too.
 """
 
 from __future__ import annotations
@@ -129,6 +130,15 @@ def falls(finding: Finding) -> bool:
     return "drop" in finding.anomaly_type or finding.anomaly_type == FUNNEL_BREAK
 
 
+USER_TYPES = ("new", "returning")  # the events' two user types: one's sibling is the other
+OTHER_SHARE = 0.5  # a move is one user type's where the other's moved less than this share of it (the same way)
+
+
+def other_user_type(user_type: str | None) -> str:
+    """The user type beside `user_type` (one of USER_TYPES)."""
+    return next(u for u in USER_TYPES if u != user_type)
+
+
 def dashboard_metric(metric: str) -> str:
     """A dashboard metric's value over a group of dashboard rows `t` (a rate: its numerator's sum over its
     denominator's; a count or the revenue: its sum, 0 over none)."""
@@ -194,12 +204,56 @@ class AuditInvestigation(Investigation):
             )
             and not (f.kind in self.finder_kinds() and self.intended(f))
         ]
+        candidates = yield from self.narrowed_to_a_user_type(candidates)
         incidents = dedupe(candidates)
         incidents += yield from self.second_incident(incidents)
         defects = yield from self.dashboard_values(dedupe(defects))
         incidents = yield from self.values_of_new(incidents)
-        kept = [f for f in incidents if departs(f.observed, f.baseline)]
+        kept = self.without_lone_dates([f for f in incidents if departs(f.observed, f.baseline)])
         return dedupe([*defects, *kept])
+
+    def without_lone_dates(self, incidents: list[Finding]) -> list[Finding]:
+        """A lasting finder's finding (Finder.lasting) stays where a date beside it holds a finding of its metric
+        and segment too: its change departs on each of its dates, and a run's test passes a noisy date with a
+        changed neighbour's help, or a noisy pair whose one date departs alone."""
+        lasting = {finder.name for finder in self.finders if finder.lasting}
+        return [
+            f
+            for f in incidents
+            if f.kind not in lasting
+            or any(
+                (g.metric, g.segment) == (f.metric, f.segment) and abs(self.day(g.date) - self.day(f.date)) == 1
+                for g in incidents
+            )
+        ]
+
+    def narrowed_to_a_user_type(self, candidates: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
+        """Where one finding names a wider segment and another, on its date and metric, the same segment's users of
+        one user type: both user types' values there, read as an incident's. Where the other user type moved less
+        than OTHER_SHARE of the one's move (its relative move the same way), the move is the one user type's (the
+        wider segment's is its move diluted) and the narrower finding takes the wider one's place; where both
+        moved alike, every user did and the wider one stands."""
+        pairs = [
+            (i, j)
+            for i, wide in enumerate(candidates)
+            for j, narrow in enumerate(candidates)
+            if (wide.date, wide.metric) == (narrow.date, narrow.metric)
+            and wide.segment.user_type is None
+            and narrow.segment.user_type in USER_TYPES
+            and replace(narrow.segment, user_type=None).normalised() == wide.segment.normalised()
+        ]
+        if not pairs:
+            return candidates
+        ones = [replace(candidates[j], observed=math.nan, baseline=math.nan) for _, j in pairs]
+        others = [replace(f, segment=replace(f.segment, user_type=other_user_type(f.segment.user_type))) for f in ones]
+        read = yield from self.values_of_new([*ones, *others])
+        narrowed = list(candidates)
+        for (i, j), one, other in zip(pairs, read[: len(pairs)], read[len(pairs) :], strict=True):
+            move = (one.observed - one.baseline) / one.baseline if one.baseline else math.nan
+            beside = (other.observed - other.baseline) / other.baseline if other.baseline else math.nan
+            if abs(move) > 0 and not math.copysign(1, move) * beside >= OTHER_SHARE * abs(move):
+                narrowed[i] = candidates[j] if narrowed[i] is candidates[i] else narrowed[i]
+        return narrowed
 
     def without_echoes(
         self, incidents: list[Finding], defects: list[Finding], beside: set[tuple[str, str, Segment]]

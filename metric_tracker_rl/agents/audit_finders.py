@@ -26,12 +26,17 @@ FINDING_COLUMNS = ("date", "platform", "app_version", "country", "channel", "use
 @dataclass(frozen=True)
 class Finder:
     """A statement that flags candidate findings (its rows: FINDING_COLUMNS), named after the mechanism it was
-    written against. `kind`: "defect" (a recording fault) or "incident" (a change in what users did)."""
+    written against. `kind`: "defect" (a recording fault) or "incident" (a change in what users did); `lasting`: see
+    the field."""
 
     name: str
     sql: str
     kind: str = "defect"
     family: str = ""  # an incident finder's: the published family its rows are reported as
+    # An incident finder whose change lasts two dates or more (its scan reads runs of dates): a date of it that
+    # departs past the margin with no date beside it that does is noise that passed the run's test with a
+    # neighbour's help, never the change.
+    lasting: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in ("defect", "incident"):

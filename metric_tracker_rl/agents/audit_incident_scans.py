@@ -222,12 +222,14 @@ FINDERS: tuple[Finder, ...] = (
         daily_scan("paid_channel_stop", None, (("country", "channel"),), -1, 0.6, 5.0, run=2, grow=2.5),
         kind="incident",
         family="absolute_drop_in_event_count",
+        lasting=True,
     ),
     Finder(
         "price_rise",
         daily_scan("price_rise", 2, COUNTRY, -1, 0.4, 4.0, run=3),
         kind="incident",
         family="rate_drop_from_median",
+        lasting=True,
     ),
     Finder(
         "promo_surge",
@@ -253,12 +255,14 @@ FINDERS: tuple[Finder, ...] = (
         daily_scan("push_delivery_lapse", None, PLATFORM_USERS, -1, 0.3, 4.0, run=2, grow=2.5, only=MOBILE_RETURNING),
         kind="incident",
         family="absolute_drop_in_event_count",
+        lasting=True,
     ),
     Finder(
         "stored_card_challenge",
         daily_scan("stored_card_challenge", 3, COUNTRY_USERS, -1, 0.35, 4.5, run=2, least=5.0, only=RETURNING),
         kind="incident",
         family="rate_drop_from_median",
+        lasting=True,
     ),
     Finder(
         "member_price_sale",
@@ -266,20 +270,25 @@ FINDERS: tuple[Finder, ...] = (
         kind="incident",
         family="rate_spike_from_median",
     ),
-    # Three fields, read from every session: a run of dates whose sessions (or menu step) fell far in one
-    # platform's channel or user type in one country. Listed last, so a wider segment's finding on the date and
-    # metric goes first (dedupe keeps the first).
+    # Three fields: a run of dates whose sessions fell far in one platform's channel in one country (read from
+    # every session), or whose menu step fell far for one platform's returning users in one country (read from
+    # theirs: a user who has no session yet loses none to a sign-out). Listed last, so a wider segment's finding on
+    # the date and metric goes first (dedupe keeps the first).
     Finder(
         "search_ads_pause",
         daily_scan("search_ads_pause", None, PLATFORM_COUNTRY_CHANNEL, -1, 0.6, 4.0, run=2, grow=2.5, least=5.0),
         kind="incident",
         family="absolute_drop_in_event_count",
+        lasting=True,
     ),
     Finder(
         "regional_sign_out",
-        daily_scan("regional_sign_out", 0, PLATFORM_COUNTRY_USERS, -1, 0.3, 4.5, run=2, grow=2.5, least=8.0),
+        daily_scan(
+            "regional_sign_out", 0, PLATFORM_COUNTRY_USERS, -1, 0.3, 4.5, run=2, grow=2.5, least=8.0, only=RETURNING
+        ),
         kind="incident",
         family="rate_drop_from_median",
+        lasting=True,
     ),
 )
 

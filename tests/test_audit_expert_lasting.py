@@ -1,0 +1,105 @@
+"""The audit expert's reading of changes that last dates: a lasting finder's date with no neighbouring date that
+departs too is noise and left out (a synthetic case, and an episode whose report held such a date), and a regional
+sign-out is read from returning users' sessions alone (an episode where a new users' fall was read as one)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from lab.calibration.interface import record_episode
+from metric_tracker_rl.agents.audit_expert import ALL_FINDERS, AuditInvestigation
+from metric_tracker_rl.agents.audit_incident_scans import PLATFORM_COUNTRY_USERS, daily_scan
+from metric_tracker_rl.agents.warehouse_findings import RATE_DROP, Finding
+from metric_tracker_rl.catalog.published import row_key
+from metric_tracker_rl.catalog.task_splits import UNTUNED_FIRST_OFFSET
+from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.tiers import AUDIT
+from metric_tracker_rl.generation.audit.truth import audit_rows
+from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
+from metric_tracker_rl.generation.warehouse.world import WarehouseWorld
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.sql.engine import EpisodeTables, open_database
+from metric_tracker_rl.world.funnel import window_calendar
+from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS
+from metric_tracker_rl.world.segments import Segment
+
+DATES = [f"2026-03-{day:02d}" for day in range(1, 15)]
+MENU = RATE_COLUMNS[0]
+SIGNED_OUT = Segment(platform="ios", country="FR", user_type="returning")
+# Eval episodes of the expert's tuning seeds (past the untuned calibration's), each a case below.
+TUNING = AUDIT.calibration_seed_base + UNTUNED_FIRST_OFFSET + 400
+LONE_DATE_SEED, NEW_USERS_FALL_SEED = TUNING + 35, TUNING + 36
+LASTING = {finder.name for finder in ALL_FINDERS if finder.lasting}
+SIGN_OUT = next(finder for finder in ALL_FINDERS if finder.name == "regional_sign_out")
+
+
+def _sign_out(day: int, segment: Segment = SIGNED_OUT, kind: str = "regional_sign_out") -> Finding:
+    return Finding(DATES[day], MENU, RATE_DROP, segment, kind=kind)
+
+
+def test_a_lasting_finders_date_stays_only_beside_another_of_its_metric_and_segment() -> None:
+    investigation = AuditInvestigation(dates=DATES, finders=ALL_FINDERS)
+    lone, pair = [_sign_out(3)], [_sign_out(6), _sign_out(7)]
+    assert investigation.without_lone_dates([*lone, *pair]) == pair
+    elsewhere = _sign_out(4, Segment(platform="ios", country="GB", user_type="returning"))
+    assert investigation.without_lone_dates([*lone, elsewhere]) == []  # a neighbour of another segment
+    shift = _sign_out(3, kind="level_shift")  # a finder whose change may hold one date
+    assert investigation.without_lone_dates([shift]) == [shift]
+    assert investigation.without_lone_dates([*lone, _sign_out(4, kind="level_shift")]) == [
+        *lone,
+        _sign_out(4, kind="level_shift"),
+    ]  # a neighbour found by another scan counts
+
+
+def test_the_lasting_finders_are_the_scans_of_runs_of_dates() -> None:
+    """A finder is lasting exactly where its scan tests a run of two dates or more (its mechanism lasts that long)."""
+    runs = {f.name for f in ALL_FINDERS if (m := re.search(r"WHERE rn = (\d+) ", f.sql)) and int(m.group(1)) >= 2}
+    assert runs and runs == LASTING
+
+
+def _world_and_tables(seed: int) -> tuple[WarehouseWorld, EpisodeTables]:
+    world = build_audit_world(AUDIT, resolve_episode_config(seed=seed, difficulty="audit"))
+    return world, EpisodeTables(open_database(), world.sql_tables())
+
+
+def _found(tables: EpisodeTables, sql: str) -> set[tuple[str, str | None, str | None, str | None]]:
+    """A scan's findings as (date, platform, country, user type)."""
+    columns, rows, _ = tables.run(sql, 0, 5000)
+    found = [dict(zip(columns, row, strict=True)) for row in rows]
+    return {(str(r["date"]), r["platform"], r["country"], r["user_type"]) for r in found}
+
+
+@pytest.mark.slow  # an audit episode played, and its world built
+def test_a_lone_date_of_a_sign_out_scan_is_left_out_of_the_report() -> None:
+    """In this episode the sign-out scan passes a run of dates of iOS's returning users in France of which one
+    departs past the margin alone: no sign-out (the truth holds no row on it), and the report leaves it out."""
+    world, tables = _world_and_tables(LONE_DATE_SEED)
+    lone = ("2026-03-06", "ios", "FR", "returning")
+    assert lone in _found(tables, SIGN_OUT.sql)  # the case: the scan flags the date
+    dates = window_calendar(world.log.num_days).iso_dates
+    key = row_key(lone[0], "conversion_rate", MENU)
+    truth = {
+        row_key(r.date, r.entity_type, r.entity_name)
+        for r in map(lambda t: t.report_row(dates), audit_rows(world, audit_mix(AUDIT)))
+    }
+    assert key not in truth
+    env = MetricTrackerRlEnvironment()
+    try:
+        run = record_episode("audit_expert", {"difficulty": "audit", "seed": LONE_DATE_SEED}, env)
+    finally:
+        env.close()
+    assert run.graded is not None
+    assert key not in {row_key(r.date, r.entity_type, r.entity_name) for r in run.graded.submitted_rows}
+
+
+@pytest.mark.slow  # an audit world built and the sign-out scan run over it
+def test_the_sign_out_scan_reads_returning_users_alone() -> None:
+    """This episode's new users on iOS in the US fell far enough for the scan's test when every user type is read;
+    read from returning users' sessions, it returns none but theirs."""
+    _, tables = _world_and_tables(NEW_USERS_FALL_SEED)
+    every_user = daily_scan("regional_sign_out", 0, PLATFORM_COUNTRY_USERS, -1, 0.3, 4.5, run=2, grow=2.5, least=8.0)
+    assert ("2026-03-23", "ios", "US", "new") in _found(tables, every_user)  # the case
+    found = _found(tables, SIGN_OUT.sql)
+    assert found and {user_type for *_, user_type in found} == {"returning"}
