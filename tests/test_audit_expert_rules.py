@@ -15,14 +15,12 @@ from dataclasses import replace
 
 import pytest
 
+from metric_tracker_rl.agents.audit_coinciding import comes_before, left_out, users_move
 from metric_tracker_rl.agents.audit_expert import (
     ALL_FINDERS,
     PLATFORM_BREAK_Z,
     AuditExpertAgent,
     AuditInvestigation,
-    comes_before,
-    left_out,
-    users_move,
 )
 from metric_tracker_rl.agents.audit_incident_scans import (
     COUNTRY,

@@ -16,10 +16,19 @@ not the witness that the text suffices) and plays through the tools only.
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 
+from metric_tracker_rl.agents.audit_coinciding import (
+    DEFECT_METRICS,
+    REPAIRED,
+    comes_before,
+    left_out,
+    met_by,
+    observed,
+    users_move,
+)
 from metric_tracker_rl.agents.audit_finders import Finder, batched_sql
 from metric_tracker_rl.agents.audit_incident_scans import FINDERS as INCIDENT_FINDERS
 from metric_tracker_rl.agents.audit_incident_scans import host_falls_sql
@@ -53,10 +62,7 @@ from metric_tracker_rl.world.segments import Segment
 
 # Every finder the package has: the recording faults', the pipeline's, the sanity checks', then the incidents'.
 ALL_FINDERS: tuple[Finder, ...] = (*RECORDING_FINDERS, *PIPELINE_FINDERS, *SANITY_FINDERS, *INCIDENT_FINDERS)
-# The metrics a defect's row may name, in the order a tie goes (the brief's, with sessions for app_opens).
-DEFECT_METRICS = ("sessions", *RATE_COLUMNS, REVENUE)
 DASHBOARD_FIELDS = ("platform", "app_version", "country")
-BESIDE_Z = 3.0  # a move in the sessions a defect leaves alone, in standard errors, that no day's noise makes
 ECHO_KEPT = 2  # a level shift's fewest dates (one alone is a date's second incident, never a run's part)
 LASTING_DATES = 7  # a defect's dates from which it moves its segment's same-weekday baseline
 CONCURRENCY = 1  # the tier's dates with a second incident: the expert knows it, no brief says it
@@ -70,64 +76,6 @@ SECOND_FALL, SECOND_Z = 0.2, 3.15  # a second incident's fall: its share of the 
 # holds it. An ingestion gap loses every event of its hours, so the users who first came then are never seen (as
 # client sampling's are), but sampling drops whole users and cuts no session short of its opening events.
 EXPLAINED_BY = {"client_sampling": "ingestion_gap"}
-# The defects the warehouse's procedure undoes when it reads the metrics again (warehouse_sql.Fixes).
-REPAIRED = frozenset(
-    {
-        "clock_skew",
-        "late_load",
-        "retry_duplicates",
-        "tracking_stopped",
-        "transaction_retries",
-        "currency_mislabel",
-        "bot_farm",
-    }
-)
-
-
-def met_by(finding: Finding, defects: Sequence[Finding]) -> bool:
-    """Whether a defect on the finding's date covers a segment that overlaps its own."""
-    return any(d.date == finding.date and overlaps(d.segment, finding.segment) for d in defects)
-
-
-def move_z(finding: Finding, value: float, peers: float, entered: float) -> float:
-    """How far a date's value stands from its usual one in standard errors of sampling: a count's (Poisson) or a
-    rate's over the sessions it is over (binomial); 0 where either has no value."""
-    if not all(math.isfinite(x) for x in (value, peers)) or peers <= 0 or (finding.step and not entered > 0):
-        return 0.0
-    # a rate's variance, floored where its usual value sits at 0 or 1: a few sessions cannot show it is exact
-    spread = math.sqrt(peers) if finding.step == 0 else math.sqrt(max(peers * (1 - peers), 1 / (entered + 1)) / entered)
-    return (value - peers) / spread
-
-
-def left_out(finding: Finding, defect: Segment) -> tuple[str | None, str | None, str | None]:
-    """The dashboard fields of the sessions a defect's segment covers, as a check beside it leaves them out: a
-    version's whole platform where the finding is a count (a version's share of its platform's sessions follows its
-    rollout from date to date, so the rest of the platform is no steady reference), else the defect's own."""
-    version = None if finding.step == 0 else defect.app_version
-    return defect.platform, defect.country, version
-
-
-def users_move(finding: Finding, row: Mapping[str, object]) -> bool:
-    """Whether a row of values (value, peers and the sessions a rate is over, `entered`) moves as the finding
-    says: past the margin, its way, by BESIDE_Z standard errors at least."""
-    value, peers = observed(finding, row), number_or_nan(row.get("peers"))
-    entered = number_or_nan(row.get("entered"))
-    return (
-        departs(value, peers)
-        and (value < peers) == falls(finding)
-        and abs(move_z(finding, value, peers, entered)) >= BESIDE_Z
-    )
-
-
-def comes_before(finding: Finding, defect: Finding) -> bool:
-    """Whether the finding's metric comes before the defect's row's in DEFECT_METRICS (sessions, the rates down the
-    funnel, the revenue)."""
-    return DEFECT_METRICS.index(finding.metric) < DEFECT_METRICS.index(defect.metric)
-
-
-def falls(finding: Finding) -> bool:
-    """Whether the finding's family is a fall (a drop, or a step that stopped converting)."""
-    return "drop" in finding.anomaly_type or finding.anomaly_type == FUNNEL_BREAK
 
 
 USER_TYPES = ("new", "returning")  # the events' two user types: one's sibling is the other
@@ -163,15 +111,6 @@ def dashboard_values_sql(asked: Sequence[tuple[object, ...]]) -> str:
         "SELECT i, max(value) FILTER (date = on_date) value, median(value) FILTER (date <> on_date) peers "
         "FROM by_date GROUP BY i ORDER BY i"
     )
-
-
-def observed(finding: Finding, row: Mapping[str, object]) -> float:
-    """A row's value on its date: a count on a date its segment holds no session (the statement groups none) is
-    zero, where its same weekday's other dates hold some; a rate there has no value."""
-    value = number_or_nan(row.get("value"))
-    if math.isnan(value) and finding.step == 0 and not math.isnan(number_or_nan(row.get("peers"))):
-        return 0.0
-    return value
 
 
 @dataclass
