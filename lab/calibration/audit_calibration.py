@@ -55,6 +55,7 @@ AGENTS = (
 AUDIT_AGENTS = ("audit_expert", "generic_auditor")
 EXPERT = "audit_expert"
 SHORTCUTS = WAREHOUSE_SHORTCUTS  # the warehouse's, played here
+DEFAULT_SEEDS = 40  # untuned seeds per split a run plays unless told
 RECALL_AGENTS = ("audit_expert", "generic_auditor", "warehouse_expert")  # whose recall by mechanism is shown
 
 
@@ -224,7 +225,12 @@ def calibration_table(report: dict[str, Any]) -> str:
         lines.append(f"| {AGENT_TEXT.get(agent, agent)} | {' | '.join(cells)} | {calls:.0f}, {chars:,.0f} |")
     seeds = report["seeds"]
     skip = seeds["eval"][0] - EVAL_UNTUNED_FIRST
-    command = "uv run python -m lab.calibration.audit_calibration" + (f" --skip {skip}" if skip else "")
+    count = seeds["eval"][1] - seeds["eval"][0] + 1
+    command = (
+        "uv run python -m lab.calibration.audit_calibration"
+        + (f" --seeds {count}" if count != DEFAULT_SEEDS else "")
+        + (f" --skip {skip}" if skip else "")
+    )
     lines.append(
         f"\nSeeds: eval {seeds['eval'][0]}-{seeds['eval'][1]}, train {seeds['train'][0]}-{seeds['train'][1]} "
         f"(untuned); `{command}`."
@@ -305,7 +311,7 @@ def merged(kept: dict[str, Any], played: dict[str, Any], agents: tuple[str, ...]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=40, help="untuned seeds per split")
+    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help="untuned seeds per split")
     parser.add_argument("--skip", type=int, default=0, help="start this many seeds into each split's untuned seeds")
     parser.add_argument("--agents", default=",".join(AGENTS))
     parser.add_argument("--workers", type=int, default=2)
