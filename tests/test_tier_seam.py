@@ -44,6 +44,7 @@ OWN_FIELDS = {
         "defect_count",
         "margin",
         "listed_defects",
+        "defect_overlap_share",
     },
 }
 # The tiers of each mix type: the audit's mix is a warehouse's with mechanisms of its own.
