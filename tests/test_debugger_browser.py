@@ -16,6 +16,7 @@ import pytest
 from conftest import ROOT, running_server, serving
 from core_helpers import reset_episode
 
+from metric_tracker_rl.catalog.tiers import AUDIT
 from metric_tracker_rl.server_process import free_port
 from metric_tracker_rl.serving.debugger.forms import SUBMISSION_COLUMNS
 from metric_tracker_rl.world.context import CONTEXT_TABLES
@@ -367,7 +368,7 @@ def test_an_audit_episode_is_played_with_the_texts_of_its_tier(browser, web_url:
     page.page.wait_for_function("document.querySelector('#reset-task input').value === '(default)'")
     page.page.locator("#reset-seed textarea, #reset-seed input").first.fill("80000")
     page.page.click("#reset-button")
-    status = page.wait_status("difficulty=audit", "Steps left: 50")
+    status = page.wait_status("difficulty=audit", f"Steps left: {AUDIT.max_steps}")
     page.wait_charts(drawn_after=drawn_for)
     # The audit shows no count of its own (a null episode must read as any other): the brief's line is the tier's rule.
     assert "seed=80000" in status and "anomaly_count" not in status and "anomaly_density" not in status
@@ -382,7 +383,7 @@ def test_an_audit_episode_is_played_with_the_texts_of_its_tier(browser, web_url:
     assert not {"get_annotations", "available_methods", "payload_generators"} & set(re.findall(r"\w+", instruction))
     page.run_tool("metrics_layer")
     status = page.run_tool("query", '{"sql": "SELECT 1 AS one"}')
-    assert "Steps left: 48" in status
+    assert f"Steps left: {AUDIT.max_steps - 2}" in status
     page.tab("Payload")
     page.page.click("#submit")
     page.wait_status("payload is empty")
