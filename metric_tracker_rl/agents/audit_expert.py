@@ -8,7 +8,8 @@ not the witness that the text suffices) and plays through the tools only.
 3. The audit's rules: a defect's row is on the first metric it moved past the margin (for the warehouse's
    defects, read with the fault undone; for the finders', the metric the finder names), its values the
    dashboard's (observed on the date, baseline the same weekday's median); an incident found on a date and segment
-   a defect holds is the defect's doing and dropped; an incident row whose value does not depart from its baseline
+   a defect holds is the defect's doing and dropped, unless the data show it users' beside the defect
+   (audit_coinciding); an incident row whose value does not depart from its baseline
    by more than the margin is no finding, nor is a date of a change that lasts dates (a lasting finder's) with no
    date beside it that departs too.
 """

@@ -1,7 +1,8 @@
 """A warehouse episode's world: the segmented world with its business incidents and benign look-alikes placed by
 the registered kinds (generation/segmented.place_world), drawn as raw events (events.py), then data defects
-edited into the event log (generation/defects/) on dates no incident or other defect holds, then benign bursts the
-standing rules exclude (benign.py).
+edited into the event log (generation/defects/) on dates no other defect holds and (but in a drawn share of the
+audit's episodes, DefectDraw.overlap_share) no incident holds, then benign bursts the standing rules exclude
+(benign.py).
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ BENIGN_COUNT = (1, 2)  # benign bursts per episode, inclusive
 @dataclass(frozen=True)
 class DefectValues:
     """A defect's values on one of its dates: the metrics layer's value of its metric and segment had the defect
-    not happened (the same log before it was edited in: no other defect or incident holds the date), and the
-    dashboard's."""
+    not happened (the same log before it was edited in: no other defect holds the date; an incident on it stays),
+    and the dashboard's."""
 
     day: int
     baseline: float
