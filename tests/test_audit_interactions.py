@@ -30,7 +30,7 @@ from metric_tracker_rl.generation.warehouse.events import draw_event_log
 from metric_tracker_rl.generation.warehouse.truth import leaf_sessions
 from metric_tracker_rl.generation.warehouse.world import WarehouseWorld, overlaps_incident
 from metric_tracker_rl.grading.grader import grade_submission
-from metric_tracker_rl.serving.report_step import overlap_traffic
+from metric_tracker_rl.serving.report_step import grade_report
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
 from metric_tracker_rl.world.audit_brief import departs
 from metric_tracker_rl.world.events import EventLog
@@ -228,16 +228,9 @@ def test_a_defect_and_an_incident_on_one_date_are_both_expected_and_both_graded(
 
 
 def _grade(episode: Episode, rows: list[MetricSubmissionRow]) -> float:
+    """The score a report of `rows` gets, graded by the report step as the environment grades it."""
     with entity_names_of("audit"):
-        return grade_submission(
-            rows,
-            episode.truth.expected_rows,
-            episode.truth.neutral_keys,
-            episode.public.dates,
-            segment_values=episode.public.segment_values(),
-            leaf_traffic=overlap_traffic(episode),
-            methods_used=frozenset({"query"}),
-        ).breakdown.score
+        return grade_report(rows, episode, frozenset({"query"}), 0, 0.0)[1].score
 
 
 def test_two_expected_rows_on_one_date_and_segment_are_two_findings() -> None:
@@ -300,7 +293,7 @@ def test_the_expert_reads_a_segments_sessions_less_a_defects_as_the_metrics_laye
         daily = opens[leaves_of(segment) & ~leaves_of(excluded)].sum(axis=0)
         peers = [daily[d] for d in range(day % 7, len(dates), 7) if d != day]
         want.append((float(daily[day]), float(np.median(peers))))
-    sql = metric_values_sql(ALL_RULES, NO_FIXES, asked, excluding=True)
+    sql = metric_values_sql(ALL_RULES, NO_FIXES, asked, excluding=True, with_entered=True)
     columns, rows, _ = EpisodeTables(open_database(), world.sql_tables()).run(sql, 0, 100)
     got = [dict(zip(columns, row, strict=True)) for row in rows]
     assert [(float(r["value"]), float(r["peers"])) for r in got] == want

@@ -33,7 +33,8 @@ from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.catalog.tiers import AUDIT
 from metric_tracker_rl.generation.audit.truth import audit_rows
 from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
-from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY
+from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY, ExpectedRow
+from metric_tracker_rl.generation.warehouse.world import WarehouseWorld
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.segments import segments_meet
@@ -82,51 +83,40 @@ def play_one(job: tuple[str, int]) -> dict[str, Any]:
     }
 
 
-def expected_by_mechanism(seed: int) -> list[tuple[str, str]]:
-    """Each expected row of an audit episode: its key and the mechanism that made it."""
-    config = resolve_episode_config(seed=seed, difficulty="audit")
-    world = build_audit_world(AUDIT, config)
-    dates = window_calendar(world.log.num_days).iso_dates
-    return [
-        (row_key(report.date, report.entity_type, report.entity_name), row.kind)
-        for row, report in ((row, row.report_row(dates)) for row in audit_rows(world, audit_mix(AUDIT)))
-    ]
-
-
 INTERACTIONS = {
     "defect_on_incident": "a data defect on an incident's date, in a segment sharing its traffic",
     "one_segment_two_incidents": "two incidents in one segment on one date",
 }
 
 
-def expected_by_interaction(seed: int) -> list[tuple[str, str]]:
-    """Each expected row of an audit episode that is part of an interaction: its key and the interaction (one row
-    may be part of both: it is listed under each). Read from what was injected, never shown to an agent."""
-    config = resolve_episode_config(seed=seed, difficulty="audit")
-    world = build_audit_world(AUDIT, config)
+def expected_keys(seed: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Each expected row of an audit episode as its key and the mechanism that made it; and those rows that are part
+    of an interaction, as their key and the interaction (one row may be part of both: listed under each). Read from
+    what was injected, never shown to an agent; the world is built once for both."""
+    world = build_audit_world(AUDIT, resolve_episode_config(seed=seed, difficulty="audit"))
     dates = window_calendar(world.log.num_days).iso_dates
-    incidents = world.incidents
-    out = []
+    by_mechanism, by_interaction = [], []
     for row in audit_rows(world, audit_mix(AUDIT)):
         report = row.report_row(dates)
         key = row_key(report.date, report.entity_type, report.entity_name)
-        mine = [i for i in incidents if i.kind == row.kind and i.record.day == row.day]
-        if row.family == DATA_QUALITY:
-            defect = next(d for d in world.defects if d.kind == row.kind and row.day in d.days)
-            on_incident = any(i.record.day == row.day and segments_meet(i.segment, defect.segment) for i in incidents)
-        else:
-            on_incident = any(
-                row.day in d.days and any(segments_meet(i.segment, d.segment) for i in mine) for d in world.defects
-            )
-        if on_incident:
-            out.append((key, "defect_on_incident"))
-        segment = row.segment
-        if (
-            row.family != DATA_QUALITY
-            and sum(i.record.day == row.day and i.segment.normalised() == segment for i in incidents) >= 2
-        ):
-            out.append((key, "one_segment_two_incidents"))
-    return out
+        by_mechanism.append((key, row.kind))
+        by_interaction += [(key, interaction) for interaction in interactions_of(world, row)]
+    return by_mechanism, by_interaction
+
+
+def interactions_of(world: WarehouseWorld, row: ExpectedRow) -> list[str]:
+    """The interactions (INTERACTIONS) an expected row is part of: a defect's row on a date an incident holds in a
+    segment meeting the defect's, or such an incident's row; an incident's row whose date and segment another
+    incident holds too."""
+    incidents = world.incidents
+    if row.family == DATA_QUALITY:
+        defect = next(d for d in world.defects if d.kind == row.kind and row.day in d.days)
+        on_incident = any(i.record.day == row.day and segments_meet(i.segment, defect.segment) for i in incidents)
+        return ["defect_on_incident"] if on_incident else []
+    mine = [i for i in incidents if i.kind == row.kind and i.record.day == row.day]
+    met = any(row.day in d.days and segments_meet(i.segment, d.segment) for d in world.defects for i in mine)
+    shared = sum(i.record.day == row.day and i.segment.normalised() == row.segment for i in incidents) >= 2
+    return [name for name, holds in (("defect_on_incident", met), ("one_segment_two_incidents", shared)) if holds]
 
 
 def mechanism_recall(
@@ -170,8 +160,9 @@ def calibrate(seeds: dict[str, list[int]], agents: tuple[str, ...], workers: int
             if n % 20 == 0 or n == len(jobs):
                 print(f"{n}/{len(jobs)} episodes played", flush=True)
         every = [s for split in seeds.values() for s in split]
-        truths = dict(zip(every, pool.map(expected_by_mechanism, every), strict=True))
-        together = dict(zip(every, pool.map(expected_by_interaction, every), strict=True))
+        keys = dict(zip(every, pool.map(expected_keys, every), strict=True))
+    truths = {seed: by_mechanism for seed, (by_mechanism, _) in keys.items()}
+    together = {seed: by_interaction for seed, (_, by_interaction) in keys.items()}
     results = [r for r in played if "failed" not in r]
     report: dict[str, Any] = {"seeds": {split: [s[0], s[-1]] for split, s in seeds.items()}, "splits": {}}
     for split, split_seeds in seeds.items():

@@ -13,7 +13,7 @@ import pytest
 from lab.calibration.audit_calibration import (
     ARTIFACT,
     TRAIN_UNTUNED_FIRST,
-    expected_by_interaction,
+    expected_keys,
     interaction_table,
     merged,
 )
@@ -76,7 +76,7 @@ def test_an_interactions_rows_are_those_of_both_findings_on_their_shared_dates()
         for day in d.days
         if day == i.record.day and segments_meet(d.segment, i.segment)
     }
-    listed = [key for key, interaction in expected_by_interaction(0) if interaction == "defect_on_incident"]
+    listed = [key for key, interaction in expected_keys(0)[1] if interaction == "defect_on_incident"]
     assert listed and {key.split("|")[0] for key in listed} == shared
     assert {key.split("|")[1] == "data_quality" for key in listed} == {True, False}
 

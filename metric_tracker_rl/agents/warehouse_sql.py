@@ -263,8 +263,8 @@ def metric_values_sql(
     sessions), its segment's metric by the metrics layer on its date (`value`) and the median over the same
     weekday's other dates (`peers`): a count counts sessions, a rate divides sums. `excluding`: each row asked ends
     with a segment of the dashboard's fields (EXCLUDED_COLUMNS; all None: every session) whose sessions are left
-    out; with it or `with_entered`, each answer holds the sessions its value is over on the date (`entered`: a
-    rate's denominator)."""
+    out. `with_entered`: each answer holds the sessions its value is over on the date too (`entered`: a rate's
+    denominator)."""
     metric = (
         "CASE WHEN any_value(q.k) = 0 THEN count(*) ELSE sum(list_extract([m1, m2, m3, m4], q.k)) / "
         "nullif(sum(list_extract([m0, m1, m2, m3], q.k)), 0) END"
@@ -276,7 +276,7 @@ def metric_values_sql(
         inside = " AND ".join(f"(q.{x} IS NULL OR s.{x[2:]} = q.{x})" for x in EXCLUDED_COLUMNS)
         match += f" AND NOT ({inside})"
         columns += ", " + ", ".join(EXCLUDED_COLUMNS)
-    if excluding or with_entered:
+    if with_entered:
         entered = ", CASE WHEN any_value(q.k) = 0 THEN count(*) ELSE sum(list_extract([m0, m1, m2, m3], q.k)) END n"
         counted = ", max(n) FILTER (date = on_date) entered"
     return (
