@@ -1,11 +1,17 @@
-"""Fingerprints of a fixed set of episodes: the bytes a refactoring of the generator must keep.
+"""Fingerprints of a fixed set of episodes of every version of every tier: what a published version is.
 
-Each episode is hashed part by part (public counts, segment cells, calendar notes, visible task, expected rows,
-neutral keys, injection records, distractors, fluctuations), so a change names the part it moved. The stored
-fingerprints (tests/data/episode_fingerprints.json) come from the generator as it was; test_episode_fingerprints.py
-compares. A change that means to change episodes rewrites them, and says so in its commit:
+Each episode is hashed part by part (public counts, segment cells, a raw event export's tables, calendar notes,
+visible task, expected rows, neutral keys, injection records, distractors, fluctuations, and the grades of a fixed set
+of reports against its truth), so a change names the part it moved. Each label starts with the tier's version
+(`audit-v1/seed=0`). The stored fingerprints (tests/data/episode_fingerprints.json) are the published versions'
+definition; test_episode_fingerprints.py compares. A published version never changes: a change that moves its
+episodes or their grades is a new version of the tier (catalog/tiers.py: the old Tier is kept with
+`keep_earlier_version`), whose new entries are then written with:
 
     uv run python tests/episode_fingerprints.py --write
+
+which adds the new version's entries and refuses to change a stored entry (`--write --rewrite LABEL_PREFIX` rewrites
+the stored entries under a prefix, for a version not yet published).
 """
 
 from __future__ import annotations
@@ -29,10 +35,16 @@ from metric_tracker_rl.catalog.published import (
     SCENARIO_FAMILIES,
 )
 from metric_tracker_rl.catalog.tasks import TASKS
+from metric_tracker_rl.catalog.tiers import versions_of
 from metric_tracker_rl.generation.episode import Episode
+from metric_tracker_rl.grading.grader import grade_submission
+from metric_tracker_rl.models import MetricSubmissionRow
+from metric_tracker_rl.serving.report_step import grading_arguments
+from metric_tracker_rl.sql.columns import PackedTable
+from metric_tracker_rl.sql.table_views import arrow_table
 from metric_tracker_rl.world.daily_panel import build_panel
 from metric_tracker_rl.world.funnel import HOURS, FunnelData
-from metric_tracker_rl.world.public_episode import Counts, PublicEpisode
+from metric_tracker_rl.world.public_episode import Counts, Events, PublicEpisode
 
 FINGERPRINTS = Path(__file__).resolve().parent / "data" / "episode_fingerprints.json"
 SEEDS_PER_DIFFICULTY = 40
@@ -50,33 +62,48 @@ FRONTIER_KINDS = (
 
 
 def episode_settings() -> Iterator[tuple[str, dict[str, Any], str]]:
-    """(label, reset settings, held-out secret) of every fingerprinted episode: every tier reset reaches, listed
-    or not, so listing a tier changes no stored fingerprint."""
+    """(label, reset settings, held-out secret) of every fingerprinted episode: every version of every tier reset
+    reaches, listed or not (so listing a tier changes no stored fingerprint), and every named task at each version
+    of its tier. A label starts with the tier's version (`easy-v1/seed=0`), a named task's with `task/`."""
     for difficulty in RESET_DIFFICULTIES:
-        for seed in range(SEEDS_PER_DIFFICULTY):
-            yield f"{difficulty}/seed={seed}", {"difficulty": difficulty, "seed": seed}, ""
-        for seed in range(5):
-            yield f"{difficulty}/held_out/seed={seed}", {"difficulty": difficulty, "seed": seed}, HELD_OUT_SECRET
-        for family in (f for f in SCENARIO_FAMILIES if f in ("mixed", "null") or draws_family(difficulty, f)):
-            for seed in range(5 if difficulty == "frontier" else 2):
-                yield (
-                    f"{difficulty}/{family}/seed={seed}",
-                    {"difficulty": difficulty, "seed": seed, "scenario_family": family},
-                    "",
-                )
-            yield (
-                f"{difficulty}/{family}/held_out",
-                {"difficulty": difficulty, "seed": 1, "scenario_family": family},
-                HELD_OUT_SECRET,
-            )
-    for task_id in TASKS:
-        yield f"task/{task_id}", {"task_id": task_id}, ""
-        yield f"task/{task_id}/held_out", {"task_id": task_id}, HELD_OUT_SECRET
-        yield f"task/{task_id}/seed=5", {"task_id": task_id, "seed": 5}, ""
+        for version in versions_of(difficulty):
+            for suffix, settings, secret in _tier_settings(difficulty):
+                yield f"{difficulty}-v{version}/{suffix}", {**settings, "version": version}, secret
+    for task_id, task in TASKS.items():
+        for version in versions_of(task.difficulty):
+            at = {"task_id": task_id, "version": version}
+            label = f"task/{task_id}/{task.difficulty}-v{version}"
+            yield label, at, ""
+            yield f"{label}/held_out", at, HELD_OUT_SECRET
+            yield f"{label}/seed=5", {**at, "seed": 5}, ""
+
+
+def _tier_settings(difficulty: str) -> Iterator[tuple[str, dict[str, Any], str]]:
+    """(label's rest, reset settings, held-out secret) of one tier's fingerprinted episodes, at any version."""
+    for seed in range(SEEDS_PER_DIFFICULTY):
+        yield f"seed={seed}", {"difficulty": difficulty, "seed": seed}, ""
+    for seed in range(5):
+        yield f"held_out/seed={seed}", {"difficulty": difficulty, "seed": seed}, HELD_OUT_SECRET
+    for family in (f for f in SCENARIO_FAMILIES if f in ("mixed", "null") or draws_family(difficulty, f)):
+        for seed in range(5 if difficulty == "frontier" else 2):
+            yield f"{family}/seed={seed}", {"difficulty": difficulty, "seed": seed, "scenario_family": family}, ""
+        yield f"{family}/held_out", {"difficulty": difficulty, "seed": 1, "scenario_family": family}, HELD_OUT_SECRET
+    if difficulty == "frontier":
+        yield from _frontier_knobs()
+    if difficulty == "deep":  # deep's knobs (its seeds, held-out episodes and families are above)
+        yield "count=8/seed=2", {"difficulty": "deep", "seed": 2, "anomaly_count": 8, "decoy_ratio": 2.0}, ""
+    if difficulty in AGGREGATE_DIFFICULTIES:
+        anomalies = [{"family": family, "date": f"2026-03-{3 + 3 * i:02d}"} for i, family in enumerate(ANOMALY_TYPES)]
+        yield "custom", {"difficulty": difficulty, "seed": 4, "anomalies": anomalies[:4]}, ""
+        yield "density", {"difficulty": difficulty, "seed": 4, "anomaly_density": 0.2}, ""
+
+
+def _frontier_knobs() -> Iterator[tuple[str, dict[str, Any], str]]:
+    """Frontier's knobs: one kind at a time, the decoy ratio, two kinds, a count."""
     for kind in FRONTIER_KINDS:
         for seed in range(6):
             yield (
-                f"frontier/kind={kind}/seed={seed}",
+                f"kind={kind}/seed={seed}",
                 {
                     "difficulty": "frontier",
                     "seed": seed,
@@ -87,30 +114,20 @@ def episode_settings() -> Iterator[tuple[str, dict[str, Any], str]]:
                 "",
             )
         yield (
-            f"frontier/kind={kind}/many",
+            f"kind={kind}/many",
             {"difficulty": "frontier", "seed": 3, "incident_kinds": [kind], "anomaly_count": 8},
             "",
         )
     for ratio in (0.0, 0.5, 2.0):
         for seed in range(3):
-            yield (
-                f"frontier/decoy_ratio={ratio}/seed={seed}",
-                {"difficulty": "frontier", "seed": seed, "decoy_ratio": ratio},
-                "",
-            )
+            yield f"decoy_ratio={ratio}/seed={seed}", {"difficulty": "frontier", "seed": seed, "decoy_ratio": ratio}, ""
     for seed in range(3):
         yield (
-            f"frontier/two_kinds/seed={seed}",
+            f"two_kinds/seed={seed}",
             {"difficulty": "frontier", "seed": seed, "incident_kinds": ["payment_failure", "level_shift"]},
             "",
         )
-        yield f"frontier/count=8/seed={seed}", {"difficulty": "frontier", "seed": seed, "anomaly_count": 8}, ""
-    # deep's knobs (its seeds, held-out episodes and families are in the loop over every tier above).
-    yield "deep/count=8/seed=2", {"difficulty": "deep", "seed": 2, "anomaly_count": 8, "decoy_ratio": 2.0}, ""
-    for difficulty in AGGREGATE_DIFFICULTIES:
-        anomalies = [{"family": family, "date": f"2026-03-{3 + 3 * i:02d}"} for i, family in enumerate(ANOMALY_TYPES)]
-        yield f"{difficulty}/custom", {"difficulty": difficulty, "seed": 4, "anomalies": anomalies[:4]}, ""
-        yield f"{difficulty}/density", {"difficulty": difficulty, "seed": 4, "anomaly_density": 0.2}, ""
+        yield f"count=8/seed={seed}", {"difficulty": "frontier", "seed": seed, "anomaly_count": 8}, ""
 
 
 def _digest(*parts: object) -> str:
@@ -124,7 +141,7 @@ def _array(array: Any) -> str:
 def _counts_of(public: PublicEpisode) -> Counts:
     """The episode's counts; for a raw event export, which has none, its window with no counts and no notes: the
     parts the stored fingerprints took of the warehouse when its public episode carried zero counts. (Its tables
-    are not fingerprinted; its truth is.)"""
+    are the `events` part.)"""
     if isinstance(public.source, Counts):
         return public.source
     calendar = public.source.calendar
@@ -137,6 +154,55 @@ def _counts_of(public: PublicEpisode) -> Counts:
     return Counts(empty, build_panel(empty), ())
 
 
+def _tables(source: Events) -> str:
+    """A raw event export's tables, each as an uncompressed Arrow stream: its values, not how they were packed."""
+    import pyarrow as pa
+
+    digest = hashlib.sha256()
+    for name in sorted(source.tables):
+        table = source.tables[name]
+        arrow = table.arrow() if isinstance(table, PackedTable) else arrow_table(table)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, arrow.schema) as writer:
+            writer.write_table(arrow.combine_chunks())
+        digest.update(name.encode() + sink.getvalue().to_pybytes())
+    return digest.hexdigest()[:16]
+
+
+def graded_reports(episode: Episode) -> dict[str, tuple[list[MetricSubmissionRow], frozenset[str]]]:
+    """Reports the grading part scores, each with the tools used before it: the expected rows (without and after a
+    query), none, every other one, every value off and the severity low, and the first row on another date."""
+    expected = list(episode.truth.expected_rows)
+    off = [
+        row.model_copy(update={"observed_value": row.observed_value * 1.1 + 1, "severity": "low"}) for row in expected
+    ]
+    moved = [row.model_copy(update={"date": episode.public.dates[0]}) for row in expected[:1]] + expected[1:]
+    return {
+        "expected": (expected, frozenset()),
+        "expected_after_query": (expected, frozenset({"query"})),
+        "empty": ([], frozenset()),
+        "every_other": (expected[::2], frozenset()),
+        "values_off": (off, frozenset()),
+        "first_moved": (moved, frozenset()),
+    }
+
+
+def _grades(episode: Episode) -> str:
+    """The grades of graded_reports: each one's score and breakdown."""
+    grades = {}
+    for name, (rows, methods) in graded_reports(episode).items():
+        result = grade_submission(rows, **grading_arguments(episode, methods))
+        grades[name] = (round(result.score, 12), result.breakdown.model_dump_json())
+    return _digest(grades)
+
+
+def _shown_task(task: dict[str, Any]) -> dict[str, Any]:
+    """The visible task less its config's version, which the label names (so the part reads as it did before
+    tiers had versions)."""
+    config = {key: value for key, value in task.get("config", {}).items() if key != "version"}
+    return {**task, "config": config} if "config" in task else task
+
+
 def fingerprint(episode: Episode) -> dict[str, str]:
     """One short hash per part of the episode."""
     public, truth = episode.public, episode.truth
@@ -146,7 +212,7 @@ def fingerprint(episode: Episode) -> dict[str, str]:
         "daily": _array(counts.funnel.daily),
         "hourly": _array(counts.funnel.hourly),
         "annotations": _digest([a.as_dict() for a in counts.annotations]),
-        "task": _digest(json.dumps(public.task, sort_keys=True, default=str)),
+        "task": _digest(json.dumps(_shown_task(public.task), sort_keys=True, default=str)),
         "expected_rows": _digest([row.model_dump_json() for row in truth.expected_rows]),
         "neutral_keys": _digest(sorted(truth.neutral_keys)),
         "injections": _digest([{**asdict(r), "neutral": sorted(r.neutral)} for r in truth.injections]),
@@ -159,19 +225,48 @@ def fingerprint(episode: Episode) -> dict[str, str]:
         parts["segment_layout"] = _digest(segments.layout, segments.releases)
         if segments.leaf_daily is not None:  # a tier with daily-only dimensions
             parts["segment_leaves"] = _array(segments.leaf_daily)
+    if isinstance(public.source, Events):
+        parts["events"] = _tables(public.source)
+    parts["grading"] = _grades(episode)
     return parts
 
 
-def fingerprints() -> dict[str, dict[str, str]]:
+def fingerprints(progress: bool = False) -> dict[str, dict[str, str]]:
     found = {}
-    for label, settings, secret in episode_settings():
-        found[label] = fingerprint(reset_episode(secret=secret, **settings))
+    settings = list(episode_settings())
+    for number, (label, reset, secret) in enumerate(settings, 1):
+        found[label] = fingerprint(reset_episode(secret=secret, **reset))
+        if progress and (number % 25 == 0 or number == len(settings)):
+            print(f"{number}/{len(settings)} episodes fingerprinted", file=sys.stderr, flush=True)
     return found
 
 
-if __name__ == "__main__":
-    if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: python tests/episode_fingerprints.py --write  (rewrites the stored fingerprints)")
+USAGE = """usage: python tests/episode_fingerprints.py --write [--moved]
+  --write            store the fingerprints of every episode built today; refuses if a stored one moved
+  --write --moved    also rewrite the stored entries that moved (only for a version not yet published)"""
+
+
+def write(moved_too: bool) -> int:
+    stored = json.loads(FINGERPRINTS.read_text()) if FINGERPRINTS.exists() else {}
+    built = fingerprints(progress=True)
+    moved = sorted(label for label in built if label in stored and stored[label] != built[label])
+    if moved and not moved_too:
+        print(
+            f"{len(moved)} stored fingerprint(s) moved ({', '.join(moved[:5])}{', ...' if len(moved) > 5 else ''}): "
+            "a published version never changes. Keep the tier's published version with keep_earlier_version "
+            "(catalog/tiers.py) and make the change a new version; or, for a version not yet published, "
+            "rewrite them with --write --moved",
+            file=sys.stderr,
+        )
+        return 1
     FINGERPRINTS.parent.mkdir(exist_ok=True)
-    FINGERPRINTS.write_text(json.dumps(fingerprints(), indent=1, sort_keys=True) + "\n")
-    print(f"wrote {FINGERPRINTS}")
+    FINGERPRINTS.write_text(json.dumps(built, indent=1, sort_keys=True) + "\n")
+    added = sorted(built.keys() - stored.keys())
+    print(f"wrote {FINGERPRINTS}: {len(built)} episodes, {len(added)} added, {len(moved)} rewritten")
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] not in (["--write"], ["--write", "--moved"]):
+        sys.exit(USAGE)
+    sys.exit(write(moved_too="--moved" in sys.argv[1:]))

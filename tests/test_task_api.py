@@ -44,10 +44,13 @@ SEED_BASES = [tier.calibration_seed_base for tier in TIERS.values()]
 FIRST_SWEPT = ("easy", "medium", "hard", "frontier", "deep", "abyss")  # the tiers listed before that named task
 
 
+FIRST_VERSION = 1  # every block so far was published at its tiers' first version, which its tasks name
+
+
 def eval_plan(task_ids: tuple[str, ...], difficulties: tuple[str, ...] = DIFFICULTIES) -> list[dict]:
     """The named tasks, then each difficulty's calibration sweep (the episodes lab/calibration/calibrate.py plays)."""
-    return [{"task_id": task_id} for task_id in task_ids] + [
-        calibration_reset_kwargs(difficulty, offset)
+    return [{"task_id": task_id, "version": FIRST_VERSION} for task_id in task_ids] + [
+        calibration_reset_kwargs(difficulty, offset, FIRST_VERSION)
         for difficulty in difficulties
         for offset in range(EVAL_SEEDS_PER_DIFFICULTY)
     ]
@@ -79,9 +82,9 @@ def test_eval_is_every_named_task_and_the_calibration_sweep_with_no_published_in
     listed_since = tuple(d for d in DIFFICULTIES if d not in FIRST_SWEPT)
     assert listed_since == ("warehouse", "audit")
     assert eval_tasks[len(published) :] == (
-        [{"task_id": later[0]}]
+        eval_plan(later[:1], ())
         + eval_plan((), listed_since[:1])
-        + [{"task_id": later[1]}]
+        + eval_plan(later[1:], ())
         + eval_plan((), listed_since[1:])
     )
     assert sorted(map(str, eval_tasks)) == sorted(map(str, eval_plan(NAMED_TASK_ORDER)))
@@ -101,7 +104,7 @@ def test_train_and_eval_share_no_episode() -> None:
     train_seeds, eval_seeds = {_seed(t) for t in train}, {_seed(t) for t in evaluation}
     assert len(train_seeds) == len(train) and len(eval_seeds) == len(evaluation)
     assert min(train_seeds) == TRAIN_SEED_BASE > max(eval_seeds)
-    assert all(set(t) == {"seed", "difficulty"} for t in train)
+    assert all(set(t) == {"seed", "difficulty", "version"} for t in train)
     first = TRAIN_SCHEDULE[0].difficulties
     assert [t["difficulty"] for t in train[: len(first)]] == list(first)  # a block cycles over its tiers in turn
 
@@ -117,7 +120,7 @@ def test_the_published_train_schedule_starts_as_it_was_published() -> None:
     first = TRAIN_SCHEDULE[0]
     assert first == TrainBlock(6_000, ("easy", "medium", "hard", "frontier"))
     assert task_range("train", 0, 5) == [
-        {"seed": TRAIN_SEED_BASE + i, "difficulty": d}
+        {"seed": TRAIN_SEED_BASE + i, "difficulty": d, "version": FIRST_VERSION}
         for i, d in enumerate(("easy", "medium", "hard", "frontier", "easy"))
     ]
 

@@ -45,6 +45,7 @@ from typing import Any
 from lab.calibration.read_before_play import RECORD as TEXTS_READ
 from lab.calibration.read_before_play import kept_texts, texts_before_play
 from metric_tracker_rl.adapters.session import EpisodeSession
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.reconnect import GOING_AWAY, SessionLost, lost_connection_text
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
@@ -156,9 +157,7 @@ def replay(
     where kept), each call's text and the score (the recorded one, or `regraded_score` where a kept regrading
     changed it). The calls from a lost connection on are not sent."""
     session = EpisodeSession(MetricTrackerRlEnvironment())
-    brief = session.reset(
-        seed=transcript["seed"], difficulty=transcript["difficulty"], **transcript.get("settings", {})
-    )
+    brief = session.reset(seed=transcript["seed"], difficulty=transcript["difficulty"], **reset_settings(transcript))
     if brief.status == "error":
         raise ValueError(f"the transcript's episode cannot start: {session.message}")
     changed, read_difference = (
@@ -185,24 +184,37 @@ def replay(
     )
 
 
+def reset_settings(transcript: dict[str, Any]) -> dict[str, Any]:
+    """A transcript's reset arguments beside its seed and difficulty: its settings, and its tier's version where it
+    records one (a transcript recorded before tiers had versions plays the latest)."""
+    version = {"version": transcript["version"]} if transcript.get("version") is not None else {}
+    return {**transcript.get("settings", {}), **version}
+
+
 # --- which version recorded a transcript -------------------------------------------------------------------
 
 
 # The parts of a fingerprint a model reads as text: a replay compares those texts itself (texts_read.json) and says
 # which changed, so a reworded brief leaves the tier's episodes the same episodes.
 READ_PARTS = frozenset({"task"})
+# The parts fingerprinted since tiers have versions (a raw event export's tables, the grades of fixed reports), and
+# the label's version: left out of the digest, so a folder's recorded_on.json from before versions still compares.
+LATER_PARTS = frozenset({"events", "grading"})
 
 
-def tier_fingerprint(stored: dict[str, dict[str, str]], difficulty: str) -> str:
-    """One digest of every stored episode fingerprint of the tier but its texts: it moves whenever the tier's
-    episodes (their data, incidents and expected rows) do."""
+def tier_fingerprint(stored: dict[str, dict[str, str]], difficulty: str, version: int | None = None) -> str:
+    """One digest of every stored episode fingerprint of the tier at `version` (None: its latest) but its texts: it
+    moves whenever the tier's episodes (their data, incidents and expected rows) do."""
+    prefix = f"{difficulty}-v{TIERS[difficulty].version if version is None else version}/"
     tier = {
-        label: {part: digest for part, digest in parts.items() if part not in READ_PARTS}
+        f"{difficulty}/{label.removeprefix(prefix)}": {
+            part: digest for part, digest in parts.items() if part not in READ_PARTS | LATER_PARTS
+        }
         for label, parts in stored.items()
-        if label.startswith(f"{difficulty}/")
+        if label.startswith(prefix)
     }
     if not tier:
-        raise ValueError(f"no stored fingerprints for {difficulty!r}")
+        raise ValueError(f"no stored fingerprints for {prefix.rstrip('/')!r}")
     return hashlib.sha256(json.dumps(tier, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -217,11 +229,14 @@ def recorded_on(folder: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
-def is_earlier_version(difficulty: str, recorded: dict[str, Any] | None, stored: dict[str, dict[str, str]]) -> bool:
-    """Whether the tier's episodes changed since the transcripts were recorded (False when unrecorded)."""
+def is_earlier_version(
+    difficulty: str, recorded: dict[str, Any] | None, stored: dict[str, dict[str, str]], version: int | None = None
+) -> bool:
+    """Whether the tier's episodes (at `version`, None: its latest) changed since the transcripts were recorded
+    (False when unrecorded)."""
     if recorded is None or difficulty not in recorded["tier_fingerprints"]:
         return False
-    return recorded["tier_fingerprints"][difficulty] != tier_fingerprint(stored, difficulty)
+    return recorded["tier_fingerprints"][difficulty] != tier_fingerprint(stored, difficulty, version)
 
 
 def regradings(folder: Path) -> dict[str, list[dict[str, Any]]]:
@@ -258,7 +273,7 @@ def outcome(path: Path, transcript: dict[str, Any], stored: dict[str, dict[str, 
     """The transcript's replay and its outcome, which its folder's records qualify: the version it was recorded on,
     and the regradings accepted since."""
     result = replay(transcript, regraded_score(path), kept_texts(path.parent, path.name, transcript["difficulty"]))
-    earlier = is_earlier_version(transcript["difficulty"], recorded_on(path.parent), stored)
+    earlier = is_earlier_version(transcript["difficulty"], recorded_on(path.parent), stored, transcript.get("version"))
     return (EARLIER_VERSION if earlier and result.status != REPRODUCED else result.status), result
 
 

@@ -95,7 +95,7 @@ def test_the_current_set_replays_and_is_what_the_readme_shows() -> None:
 def test_a_tier_digest_moves_with_its_own_fingerprints_only() -> None:
     stored = replay.current_fingerprints()
     moved = copy.deepcopy(stored)
-    label = next(label for label in moved if label.startswith("frontier/"))
+    label = next(label for label in moved if label.startswith("frontier-v1/"))
     moved[label]["daily"] = "0" * 16
     assert replay.tier_fingerprint(moved, "frontier") != replay.tier_fingerprint(stored, "frontier")
     assert replay.tier_fingerprint(moved, "deep") == replay.tier_fingerprint(stored, "deep")
@@ -111,7 +111,7 @@ def test_a_reworded_brief_leaves_the_tiers_episodes_the_same_episodes() -> None:
     stored = replay.current_fingerprints()
     reworded = copy.deepcopy(stored)
     for label in reworded:
-        if label.startswith("audit/"):
+        if label.startswith("audit-v1/"):
             reworded[label]["task"] = "f" * 16
     assert replay.tier_fingerprint(reworded, "audit") == replay.tier_fingerprint(stored, "audit")
     recorded = {"tier_fingerprints": {"audit": replay.tier_fingerprint(stored, "audit")}}

@@ -141,8 +141,8 @@ class TaskRun:
 
 
 def replay_record(run: TaskRun, reset_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The episode in the replay format: `difficulty`, `seed`, the other reset `settings`, the episode `score` the
-    server computed and every call the environment answered, with the text the model read."""
+    """The episode in the replay format: `difficulty`, its `version`, `seed`, the other reset `settings`, the episode
+    `score` the server computed and every call the environment answered, with the text the model read."""
     called: dict[str, tuple[str, Any]] = {}
     calls = []
     for message in run.messages:
@@ -152,9 +152,10 @@ def replay_record(run: TaskRun, reset_kwargs: dict[str, Any]) -> dict[str, Any]:
         if message["role"] == "tool" and message["content"] != SKIPPED_AFTER_GRADING:
             tool, arguments = called[message["tool_call_id"]]
             calls.append({"tool": tool, "arguments": arguments, "text": message["content"]})
-    settings = {key: value for key, value in reset_kwargs.items() if key not in ("seed", "difficulty")}
+    settings = {key: value for key, value in reset_kwargs.items() if key not in ("seed", "difficulty", "version")}
     return {
         "difficulty": run.config["difficulty"],
+        "version": run.config["version"],
         "seed": run.config["seed"],
         "settings": settings,
         "score": run.session.score,

@@ -375,6 +375,8 @@ CONFIG_MEANINGS: dict[str, str] = {
     "note_share": "the share of partner_payment_failures with a partner_status notice",
     "standard": "true: the tier's defaults but the seed (as published scores use)",
     "held_out": "true: seeded with a server secret, so its seed cannot rebuild it",
+    "version": "the difficulty's version this episode plays; a version never changes what it asks or how it "
+    "scores, and results are given by version",
 }
 # Where the data are raw events a null episode of the defaults is standard too (no shown setting tells it apart).
 STANDARD_WITH_NULL = "true: the tier's defaults but the seed (a null episode's too), as published scores use"
@@ -389,7 +391,7 @@ def config_meaning(config: Mapping[str, Any]) -> dict[str, str]:
     """The meaning of every knob a visible config shows that its name does not explain (at a tier that draws leaf
     blips, decoy_ratio's says how many it brings besides the look-alikes)."""
     meanings = {key: CONFIG_MEANINGS[key] for key in config if key in CONFIG_MEANINGS}
-    tier = TIERS.get(str(config.get("difficulty")))
+    tier = TIERS.get(str(config.get("difficulty")))  # its latest: these texts are every version's so far
     if "standard" in meanings and tier is not None and tier.data == EVENTS:
         meanings["standard"] = STANDARD_WITH_NULL
     if "decoy_ratio" in meanings and tier is not None and tier.segmented is not None:

@@ -12,7 +12,7 @@ from typing import Any
 from metric_tracker_rl.catalog.published import DEFECTS_NOT_COUNTED, INCIDENT_ROWS, incident_count_statement
 from metric_tracker_rl.catalog.task_splits import NULL_EVERY
 from metric_tracker_rl.catalog.tasks import EpisodeConfig, resolve_episode_config
-from metric_tracker_rl.catalog.tiers import EVENTS, TIERS
+from metric_tracker_rl.catalog.tiers import EVENTS, TIERS, tier_at
 
 # The settings that would count an episode's business incidents, or name the null scenario that holds none.
 COUNTING_SETTINGS = ("scenario_family", "anomaly_count", "anomaly_count_range")
@@ -51,7 +51,7 @@ def incident_line(config: Mapping[str, Any]) -> str:
     difficulty = config.get("difficulty")
     if not hides_incident_count(difficulty):
         return incident_count_statement(config)
-    tier = TIERS[str(difficulty)]
+    tier = tier_at(str(difficulty), config.get("version"))
     assert tier.count_range is not None, "a tier of raw events draws its count from a range"
     low, high = tier.count_range
     return (

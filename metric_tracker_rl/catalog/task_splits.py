@@ -31,10 +31,12 @@ TRAIN_SEED_BASE = 1_000_000
 
 @dataclass(frozen=True)
 class TrainBlock:
-    """`count` consecutive train tasks whose difficulties cycle over `difficulties` in turn."""
+    """`count` consecutive train tasks whose difficulties cycle over `difficulties` in turn, each at `version` of its
+    tier: a published block keeps naming the episodes it named when a tier gains a version."""
 
     count: int
     difficulties: tuple[str, ...]
+    version: int = 1
 
 
 # The train split's published schedule: the first block, then a block of its own for every listed tier after them,
@@ -77,7 +79,8 @@ def train_task(index: int, schedule: tuple[TrainBlock, ...] = TRAIN_SCHEDULE) ->
     for block in schedule if index >= 0 else ():
         if index < first + block.count:
             offset = index - first
-            return {"seed": TRAIN_SEED_BASE + index, "difficulty": block.difficulties[offset % len(block.difficulties)]}
+            difficulty = block.difficulties[offset % len(block.difficulties)]
+            return {"seed": TRAIN_SEED_BASE + index, "difficulty": difficulty, "version": block.version}
         first += block.count
     raise TaskIndexError(f"index must be an integer from 0 to {first - 1} for split 'train', got {index!r}")
 
@@ -90,29 +93,35 @@ class TaskIndexError(IndexError):
     """An index outside a split; the message gives the valid range."""
 
 
-def calibration_reset_kwargs(difficulty: str, offset: int) -> dict[str, Any]:
-    """The calibration sweep's episode `offset` of one difficulty: a standard episode ({seed, difficulty}), except
-    every NULL_EVERY-th, which is a null episode (scenario_family "null": no incident, not standard)."""
+def calibration_reset_kwargs(difficulty: str, offset: int, version: int | None = None) -> dict[str, Any]:
+    """The calibration sweep's episode `offset` of one difficulty (at `version` of its tier where one is given): a
+    standard episode ({seed, difficulty}), except every NULL_EVERY-th, which is a null episode (scenario_family
+    "null": no incident, not standard)."""
     seed = TIERS[difficulty].calibration_seed_base + offset
+    kwargs: dict[str, Any] = {"seed": seed, "difficulty": difficulty}
+    if version is not None:
+        kwargs["version"] = version
     if offset % NULL_EVERY == NULL_EVERY - 1:
-        return {"seed": seed, "difficulty": difficulty, "scenario_family": "null"}
-    return {"seed": seed, "difficulty": difficulty}
+        kwargs["scenario_family"] = "null"
+    return kwargs
 
 
 @dataclass(frozen=True)
 class EvalBlock:
-    """Consecutive eval tasks: named tasks in order, or one difficulty's calibration sweep."""
+    """Consecutive eval tasks: named tasks in order, or one difficulty's calibration sweep, at `version` of their
+    tier (a published block keeps naming the episodes it named when a tier gains a version)."""
 
     task_ids: tuple[str, ...] = ()
     sweep: str | None = None
+    version: int = 1
 
     def size(self) -> int:
         return EVAL_SEEDS_PER_DIFFICULTY if self.sweep is not None else len(self.task_ids)
 
     def task(self, offset: int) -> dict[str, Any]:
         if self.sweep is not None:
-            return calibration_reset_kwargs(self.sweep, offset)
-        return {"task_id": self.task_ids[offset]}
+            return calibration_reset_kwargs(self.sweep, offset, self.version)
+        return {"task_id": self.task_ids[offset], "version": self.version}
 
 
 # The eval split's published layout: these blocks, then the calibration sweep of every listed tier they do not
@@ -170,7 +179,8 @@ def _schedule_in_words() -> str:
     """TRAIN_SCHEDULE as the train split's description states it."""
     parts, first = [], 0
     for block in TRAIN_SCHEDULE:
-        parts.append(f"tasks {first} to {first + block.count - 1} cycle over {', '.join(block.difficulties)}")
+        names = ", ".join(f"{name}-v{block.version}" for name in block.difficulties)
+        parts.append(f"tasks {first} to {first + block.count - 1} cycle over {names}")
         first += block.count
     return "; ".join(parts)
 
@@ -184,7 +194,10 @@ def _eval_in_words() -> str:
         what = (
             f"{EVAL_SEEDS_PER_DIFFICULTY} calibration seeds of {block.sweep}"
             if block.sweep is not None
-            else "the named task" + ("s " if len(block.task_ids) > 1 else " ") + ", ".join(block.task_ids)
+            else "the named task"
+            + ("s " if len(block.task_ids) > 1 else " ")
+            + ", ".join(block.task_ids)
+            + f" (version {block.version} of {'their tiers' if len(block.task_ids) > 1 else 'its tier'})"
         )
         parts.append(f"{span}: {what}")
         first = last + 1

@@ -19,7 +19,7 @@ from metric_tracker_rl.catalog.setting_checks import (
     number_in,
 )
 from metric_tracker_rl.catalog.task_splits import split_task_arguments
-from metric_tracker_rl.catalog.tiers import DEFAULT_MAX_STEPS, DEFAULT_MAX_SUBMISSIONS, TIERS, Tier
+from metric_tracker_rl.catalog.tiers import DEFAULT_MAX_STEPS, DEFAULT_MAX_SUBMISSIONS, TIERS, Tier, tier_at
 from metric_tracker_rl.catalog.validation import check_choice, check_name_in_any_case
 
 MAX_DENSITY = 0.25
@@ -32,6 +32,7 @@ RESET_KEYS = (
     "seed",
     "scenario_family",
     "difficulty",
+    "version",
     "anomaly_density",
     "anomaly_count",
     "anomalies",
@@ -113,6 +114,11 @@ class EpisodeConfig:
         return self.tier.name
 
     @property
+    def version(self) -> int:
+        """The version of its tier the episode plays (`Tier.version`)."""
+        return self.tier.version
+
+    @property
     def held_out(self) -> bool:
         return bool(self.secret)
 
@@ -163,19 +169,22 @@ class EpisodeConfig:
             raise ValueError(
                 f"unknown config field(s) {', '.join(sorted(unknown))}; valid: {', '.join(_PUBLIC_FIELDS)}"
             )
-        data = {name: value for name, value in visible.items() if name not in ("held_out", "difficulty")}
+        data = {name: value for name, value in visible.items() if name not in ("held_out", "difficulty", "version")}
         if data.get("anomaly_count_range") is not None:
             data["anomaly_count_range"] = tuple(data["anomaly_count_range"])
-        tier = TIERS[str(visible.get("difficulty"))]
+        tier = tier_at(str(visible.get("difficulty")), visible.get("version"))
         if tier.hides_mechanisms:  # its settings that name or size a mechanism are its defaults, never shown
             defaults = _difficulty_default(tier)
             data.update({name: getattr(defaults, name) for name in MECHANISM_KNOBS if name not in data})
         return cls(tier=tier, **data)
 
 
-# The visible config's fields: the tier shows as its name, where the tier field stands.
+# The visible config's fields: the tier shows as its name and its version, where the tier field stands.
 _PUBLIC_FIELDS = tuple(
-    "difficulty" if f.name == "tier" else f.name for f in fields(EpisodeConfig) if f.name != "secret"
+    name
+    for f in fields(EpisodeConfig)
+    if f.name != "secret"
+    for name in (("difficulty", "version") if f.name == "tier" else (f.name,))
 )
 
 
@@ -262,16 +271,18 @@ def incident_count(config: EpisodeConfig) -> int:
 
 def tier_config(tier: Tier, **settings: Any) -> EpisodeConfig:
     """A mixed episode at a tier's defaults (density, steps, submissions, decoy ratio, dial), with `settings` set."""
-    defaults: dict[str, Any] = {
-        "seed": 0,
-        "scenario_family": "mixed",
-        "tier": tier,
+    return EpisodeConfig(**{"seed": 0, "scenario_family": "mixed", "tier": tier, **_tier_defaults(tier), **settings})
+
+
+def _tier_defaults(tier: Tier) -> dict[str, Any]:
+    """The settings a tier gives an episode that sets none of them."""
+    return {
         "anomaly_density": tier.default_density,
         "max_steps": tier.max_steps,
         "max_submissions": tier.max_submissions,
         "decoy_ratio": DEFAULT_DECOY_RATIO if tier.segmented is None else tier.segmented.decoy_ratio,
+        **_dial_defaults(tier),
     }
-    return EpisodeConfig(**{**defaults, **_dial_defaults(tier), **settings})
 
 
 def cuboid_defaults(difficulty: str) -> dict[str, Any]:
@@ -453,11 +464,13 @@ def resolve_episode_config(secret: str = "", **kwargs: Any) -> EpisodeConfig:
     if task_id is not None:
         task_id = get_task_spec(task_id).task_id  # names are accepted in any letter case
         _check_task_tier(task_id, overrides.get("difficulty"))
+    version = overrides.pop("version", None)
     if task_id is not None or not overrides:
         base = get_task_spec(task_id if task_id is not None else DEFAULT_TASK_ID).config
     else:
-        base = _difficulty_default(_tier_named(overrides.get("difficulty", "medium")))
-    tier = _tier_named(overrides.get("difficulty", base.difficulty))
+        base = _difficulty_default(_tier_named(overrides.get("difficulty", "medium"), version))
+    tier = _tier_named(overrides.get("difficulty", base.difficulty), version)
+    base = at_version(base, tier)
     family = check_name_in_any_case(
         "scenario_family", overrides.get("scenario_family", base.scenario_family), SCENARIO_FAMILIES
     )
@@ -494,9 +507,24 @@ def _check_task_tier(task_id: str, difficulty: object) -> None:
         )
 
 
-def _tier_named(name: object) -> Tier:
-    """The tier a reset's difficulty names, in any letter case."""
-    return TIERS[check_name_in_any_case("difficulty", name, RESET_DIFFICULTIES)]
+def _tier_named(name: object, version: object = None) -> Tier:
+    """The tier a reset's difficulty names, in any letter case, at `version` (None: its latest)."""
+    return tier_at(check_name_in_any_case("difficulty", name, RESET_DIFFICULTIES), version)
+
+
+def at_version(config: EpisodeConfig, tier: Tier) -> EpisodeConfig:
+    """`config` at `tier`, another version of its own tier: the settings it gives beside its tier's defaults, over
+    the other version's defaults (a named task at an earlier version asks what it asked there)."""
+    if tier is config.tier or tier.name != config.tier.name:
+        return config
+    defaults = _tier_defaults(config.tier)
+    given = {
+        f.name: getattr(config, f.name)
+        for f in fields(EpisodeConfig)
+        if f.name not in ("tier", "secret", "standard")
+        and not (f.name in defaults and getattr(config, f.name) == defaults[f.name])
+    }
+    return tier_config(tier, **given)
 
 
 def _check_knobs_apply(overrides: dict[str, Any], tier: Tier) -> None:

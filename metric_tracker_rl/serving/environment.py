@@ -27,7 +27,7 @@ from metric_tracker_rl.analysis_tools.sql import sandbox_of
 from metric_tracker_rl.analysis_tools.tools.query import needs_sandbox, open_statement
 from metric_tracker_rl.catalog.task_splits import TaskProviderMixin
 from metric_tracker_rl.catalog.tasks import RESET_KEYS, resolve_episode_config
-from metric_tracker_rl.catalog.tiers import COUNTS
+from metric_tracker_rl.catalog.tiers import COUNTS, TIERS, versions_of
 from metric_tracker_rl.catalog.validation import entity_names_of
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.episode import Episode
@@ -360,7 +360,7 @@ class MetricTrackerRlEnvironment(
             description="Investigate a seeded synthetic product funnel with read-only analysis tools and submit "
             "an anomaly report that a deterministic grader scores. "
             f"Held-out mode: {held_out} (when on, episodes cannot be rebuilt from their seed with the "
-            "public package).",
+            f"public package). {tier_versions_text()}",
             version=__version__,
         )
 
@@ -448,3 +448,13 @@ def environment_factory(*, debug: bool = False, held_out_secret: str = "") -> ty
         "DebugMetricTrackerRlEnvironment" if debug else "HeldOutMetricTrackerRlEnvironment"
     )
     return ConfiguredEnvironment
+
+
+def tier_versions_text() -> str:
+    """Each difficulty's playable versions, as /metadata states them (results are given by version)."""
+    listed = "; ".join(
+        f"{name} "
+        + ", ".join(f"v{number}{' (latest)' if number == tier.version else ''}" for number in versions_of(name))
+        for name, tier in TIERS.items()
+    )
+    return f"Difficulties and their versions (reset(difficulty=..., version=N); the latest by default): {listed}."

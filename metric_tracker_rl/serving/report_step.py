@@ -81,7 +81,8 @@ class Graded:
     done: bool
 
 
-def _grading_arguments(episode: Episode, methods_used: frozenset[str]) -> dict[str, Any]:
+def grading_arguments(episode: Episode, methods_used: frozenset[str]) -> dict[str, Any]:
+    """What the grader reads of an episode beside a report: its truth, its dates and segments, and the tools used."""
     truth = episode.truth
     return {
         "expected_rows": truth.expected_rows,
@@ -103,7 +104,7 @@ def grade_report(
 ) -> tuple[dict[str, Any], Graded]:
     """The fields of a graded report's step, and the episode's bookkeeping after it, given its submissions so far
     and its best credited score before this one."""
-    arguments = _grading_arguments(episode, methods_used)
+    arguments = grading_arguments(episode, methods_used)
     result = grade_submission(rows, **arguments)
     submission = submissions + 1
     credited = max(0.0, result.score - RETRY_COST * (submission - 1))

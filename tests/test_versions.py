@@ -1,0 +1,97 @@
+"""Every tier has versions, as Gymnasium's environments do: a reset plays the latest unless it names one, a visible
+config shows which it plays, and an earlier version keeps playing byte for byte beside a newer one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+import pytest
+from core_helpers import reset_episode
+from episode_fingerprints import FINGERPRINTS, fingerprint
+
+from metric_tracker_rl.catalog.task_splits import get_split
+from metric_tracker_rl.catalog.tasks import EpisodeConfig, resolve_episode_config
+from metric_tracker_rl.catalog.tiers import EARLIER_VERSIONS, TIERS, Tier, keep_earlier_version, tier_at, versions_of
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+
+STORED = json.loads(FINGERPRINTS.read_text())
+
+
+@contextmanager
+def next_version(name: str, **changes: object) -> Iterator[Tier]:
+    """A scratch next version of the tier `name` (its latest for the block), with its current one kept as earlier."""
+    current = TIERS[name]
+    newer = replace(current, version=current.version + 1, **changes)
+    with TIERS.substituted(newer):
+        keep_earlier_version(current)
+        try:
+            yield newer
+        finally:
+            EARLIER_VERSIONS.unregister(current.version_name)
+
+
+@pytest.mark.parametrize("name", list(TIERS))
+def test_a_reset_plays_its_tiers_latest_version_unless_it_names_one(name: str) -> None:
+    latest = resolve_episode_config(difficulty=name, seed=3)
+    assert latest.tier is TIERS[name] and latest.public_dict()["version"] == TIERS[name].version
+    assert resolve_episode_config(difficulty=name, seed=3, version=TIERS[name].version) == latest
+    assert list(versions_of(name))[-1] == TIERS[name].version
+
+
+@pytest.mark.parametrize("version", [0, 99, "1", True, 1.0, None])
+def test_a_version_the_tier_lacks_is_refused_naming_the_valid_ones(version: object) -> None:
+    if version is None:  # no version: the latest
+        assert resolve_episode_config(difficulty="audit", seed=1).version == TIERS["audit"].version
+        return
+    with pytest.raises(ValueError, match=r"difficulty 'audit' has no version .*; valid: 1 \(latest\)"):
+        resolve_episode_config(difficulty="audit", seed=1, version=version)
+
+
+def test_the_visible_config_shows_the_version_and_rebuilds_it() -> None:
+    config = resolve_episode_config(difficulty="warehouse", seed=8)
+    shown = config.public_dict()
+    assert list(shown)[:4] == ["seed", "scenario_family", "difficulty", "version"]
+    assert EpisodeConfig.from_public(shown) == config
+
+
+def test_an_earlier_version_plays_byte_for_byte_beside_a_newer_one() -> None:
+    with next_version("easy", max_steps=41) as newer:
+        assert newer.version == 2 and TIERS["easy"] is newer
+        latest = resolve_episode_config(difficulty="easy", seed=0)
+        assert latest.version == 2 and latest.max_steps == 41 and latest.standard
+        earlier = resolve_episode_config(difficulty="easy", seed=0, version=1)
+        assert earlier.version == 1 and earlier.max_steps == TIERS["medium"].max_steps and earlier.standard
+        assert fingerprint(reset_episode(difficulty="easy", seed=0, version=1)) == STORED["easy-v1/seed=0"]
+        task = fingerprint(reset_episode(task_id="easy_two_spikes", version=1))
+        assert task == STORED["task/easy_two_spikes/easy-v1"]
+        assert resolve_episode_config(task_id="easy_two_spikes").max_steps == 41
+        with pytest.raises(ValueError, match=r"valid: 1, 2 \(latest\)"):
+            resolve_episode_config(difficulty="easy", version=3)
+    assert TIERS["easy"].version == 1 and "easy-v1" not in EARLIER_VERSIONS
+
+
+def test_an_earlier_version_must_be_older_than_the_latest() -> None:
+    with pytest.raises(ValueError, match="not earlier than the latest version"):
+        keep_earlier_version(TIERS["deep"])
+    with pytest.raises(ValueError, match="a version is a whole number from 1"):
+        replace(TIERS["deep"], version=0)
+
+
+def test_split_tasks_name_the_version_they_were_published_at() -> None:
+    """A published split keeps naming its episodes when a tier gains a version: each task pins its version."""
+    train, evaluation = get_split("train"), get_split("eval")
+    first_audit = next(i for i in range(evaluation.size()) if evaluation.task(i).get("difficulty") == "audit")
+    with next_version("audit"):
+        for task in (train.task(0), train.task(train.size() - 1), evaluation.task(0), evaluation.task(first_audit)):
+            assert task["version"] == 1
+            assert resolve_episode_config(**task).version == 1
+        assert resolve_episode_config(split="eval", index=first_audit).tier is tier_at("audit", 1)
+
+
+def test_metadata_names_each_tiers_versions() -> None:
+    with next_version("abyss"):
+        description = MetricTrackerRlEnvironment().get_metadata().description
+    assert "abyss v1, v2 (latest)" in description and "audit v1 (latest)" in description
