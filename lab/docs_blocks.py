@@ -64,7 +64,8 @@ from metric_tracker_rl.catalog.task_splits import (
     UNTUNED_FIRST_OFFSET,
 )
 from metric_tracker_rl.catalog.tasks import TASKS, resolve_episode_config
-from metric_tracker_rl.catalog.tiers import TIERS, AuditMix
+from metric_tracker_rl.catalog.tiers import TIERS, AuditMix, versions_of
+from metric_tracker_rl.catalog.versions import FIRST_PUBLISHED, note_of
 from metric_tracker_rl.generation.defects import DEFECT_REGISTRY
 from metric_tracker_rl.world.funnel import WINDOW_START
 
@@ -346,7 +347,7 @@ def _model_result(difficulty: str, results: dict[str, Any]) -> str:
     set of transcripts, or else an earlier one (named), and only where every one of those episodes replays on this
     version: its recorded mean where every score reproduces, else the mean this version grades its calls with,
     beside the recorded one (lab/docs/model_results.md); then the same set's episodes played again after a lost
-    connection and those lost, each with their mean; a dash where none replays."""
+    connection and those lost, each with their mean; a dash where none replays on the tier's version."""
     groups = [
         group
         for group in results["groups"]
@@ -356,7 +357,7 @@ def _model_result(difficulty: str, results: dict[str, Any]) -> str:
         and group.get("replayed_mean") is not None
     ]
     if not groups:
-        return "–"
+        return f"– (none yet on v{TIERS[difficulty].version})"
     group = groups[0]  # the current set's, when it has one: the artifact lists it first
     earlier = f", recorded on `{group['recorded_on']}`" if group["history"] else ""
     graded = "" if scores_replay(group) else f", graded on this version; {group['mean']:.3f} as recorded"
@@ -435,6 +436,7 @@ def tiers_at_a_glance(results: dict[str, Any] | None = None, models: dict[str, A
         rows.append(
             [
                 difficulty,
+                f"v{tier.version}",
                 f"{tier.window_days} days",
                 fields,
                 incidents,
@@ -445,7 +447,8 @@ def tiers_at_a_glance(results: dict[str, Any] | None = None, models: dict[str, A
             ]
         )
     lead = (
-        "Each listed tier (`reset(difficulty=...)`); the expert's and the best shortcut's (of "
+        "Each listed tier (`reset(difficulty=...)`) at its latest version ([versions](docs/versions.md)), every "
+        "figure for that version; the expert's and the best shortcut's (of "
         + ", ".join(f"`{name}`" for name in SHORTCUT_AGENTS)
         + ") calibration means, and a capable LLM's mean "
         "over its zero-shot episodes ([model results](lab/docs/model_results.md); every agent's figures are in "
@@ -463,6 +466,7 @@ def tiers_at_a_glance(results: dict[str, Any] | None = None, models: dict[str, A
         + markdown_table(
             [
                 "tier",
+                "version",
                 "window",
                 "dimensions",
                 "incidents",
@@ -516,6 +520,20 @@ def audit_interactions() -> str:
     return audit_interaction_table(json.loads(AUDIT_RESULTS.read_text(encoding="utf-8")))
 
 
+def versions_table() -> str:
+    """Every playable version of every tier (catalog/versions.py): the commit it was published at, what it changed,
+    and the corrections of its texts since."""
+    rows = []
+    for name in DIFFICULTIES:
+        for number, tier in versions_of(name).items():
+            note = note_of(name, number)
+            latest = " (latest)" if tier is TIERS[name] else ""
+            corrections = "<br>".join(note.text_corrections) or "none"
+            published = note.published_at if note.published_at == FIRST_PUBLISHED else f"`{note.published_at}`"
+            rows.append([f"`{note.name}`{latest}", published, note.changes, corrections])
+    return markdown_table(["version", "published at", "what it is, or changed", "texts corrected since"], rows)
+
+
 @dataclass(frozen=True)
 class Block:
     name: str
@@ -546,6 +564,7 @@ BLOCKS: tuple[Block, ...] = (
     Block("audit-calibration", "lab/docs/audit.md", audit_calibration),
     Block("audit-mechanisms", "lab/docs/audit.md", audit_mechanisms),
     Block("audit-interactions", "lab/docs/audit.md", audit_interactions),
+    Block("tier-versions", "docs/versions.md", versions_table),
 )
 
 

@@ -15,6 +15,7 @@ from episode_fingerprints import FINGERPRINTS, fingerprint
 from metric_tracker_rl.catalog.task_splits import get_split
 from metric_tracker_rl.catalog.tasks import EpisodeConfig, resolve_episode_config
 from metric_tracker_rl.catalog.tiers import EARLIER_VERSIONS, TIERS, Tier, keep_earlier_version, tier_at, versions_of
+from metric_tracker_rl.catalog.versions import VERSION_NOTES, unnoted_versions
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
 STORED = json.loads(FINGERPRINTS.read_text())
@@ -95,3 +96,11 @@ def test_metadata_names_each_tiers_versions() -> None:
     with next_version("abyss"):
         description = MetricTrackerRlEnvironment().get_metadata().description
     assert "abyss v1, v2 (latest)" in description and "audit v1 (latest)" in description
+
+
+def test_every_playable_version_has_a_note_that_docs_render() -> None:
+    """docs/versions.md lists each version from its note: a version without one is refused here."""
+    assert unnoted_versions() == []
+    with next_version("easy"):
+        assert unnoted_versions() == ["easy-v2"]
+    assert all(note.tier in TIERS and note.changes for note in VERSION_NOTES)

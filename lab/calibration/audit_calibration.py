@@ -26,6 +26,7 @@ import numpy as np
 
 from lab.calibration.calibrate import summarise
 from lab.calibration.interface import message_texts, record_episode
+from lab.calibration.tier_record import tier_record
 from lab.calibration.warehouse_calibration import SHORTCUTS as WAREHOUSE_SHORTCUTS
 from metric_tracker_rl.catalog.published import row_key
 from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, UNTUNED_FIRST_OFFSET, mechanism_split
@@ -320,6 +321,7 @@ def main() -> None:
     if set(agents) < set(AGENTS) and args.out.exists():
         report = merged(json.loads(args.out.read_text()), report, agents)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    report["tiers"] = {"audit": tier_record("audit")}
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps({split: data["agents"] for split, data in report["splits"].items()}, indent=1))
 

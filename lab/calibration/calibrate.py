@@ -37,6 +37,7 @@ import numpy as np
 import lab.agents  # noqa: F401  (registers the calibration's exploit agents)
 import lab.agents.scan_analyst  # noqa: F401  (registers the scan analyst and its variations)
 from lab.agents.registry import known_agents, make_agent
+from lab.calibration.tier_record import tier_record
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.agents import play
 from metric_tracker_rl.catalog.published import COUNT_DIFFICULTIES, DIFFICULTIES, RESET_DIFFICULTIES
@@ -531,6 +532,7 @@ def main(argv: list[str] | None = None) -> None:
         first_offset=UNTUNED_FIRST_OFFSET if args.untuned else 0,
     )
     results = run if previous is None else kept_with(previous, run, args.untuned)
+    results["tiers"] = {difficulty: tier_record(difficulty) for difficulty in results["difficulties"]}
     print(
         f"Calibration over {args.seeds} seeds per difficulty (standard episodes, one graded submission, unless "
         f"marked; every {NULL_EVERY}th episode null){'; held-out mode' if args.held_out else ''}"

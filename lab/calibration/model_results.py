@@ -44,6 +44,7 @@ from lab.calibration.replay import (
     replay,
 )
 from metric_tracker_rl.catalog.published import DIFFICULTIES
+from metric_tracker_rl.catalog.tiers import TIERS
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "lab" / "artifacts" / "model_results.json"
@@ -96,9 +97,10 @@ def transcript_entry(
         "calls": len(transcript["calls"]),
         "regradings": regraded,
     }
-    if is_earlier_version(transcript["difficulty"], recorded, stored):
+    if is_earlier_version(transcript["difficulty"], recorded, stored, transcript.get("version")):
         return {
             **entry,
+            "version": None,  # played on episodes no version of the tier holds
             "replay": EARLIER_VERSION,
             "texts_matched": None,
             "changed_before_play": None,
@@ -113,6 +115,7 @@ def transcript_entry(
     changed = result.changed_before_play
     return {
         **entry,
+        "version": transcript.get("version") or TIERS[transcript["difficulty"]].version,
         "replay": result.status,
         "texts_matched": result.matched_texts,
         "changed_before_play": None if changed is None else list(changed),
@@ -158,6 +161,7 @@ def groups(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "settings": members[0]["settings"],
                 "history": members[0]["history"],
                 "recorded_on": members[0]["recorded_on"],
+                "version": members[0]["version"],
                 "played": members[0]["played"],
                 "episodes": len(members),
                 "mean": _mean(scores),
@@ -225,8 +229,9 @@ def _replays_text(replays: dict[str, int], episodes: int) -> str:
 
 
 def model_results_table(results: dict[str, Any] | None = None) -> str:
-    """The page's table, from the kept artifact: set, tier, dial settings, how the episodes were played, episodes,
-    mean, range, calls, the expert's mean on the same episodes, replay."""
+    """The page's table, from the kept artifact: set, tier, the version its episodes are (– where no version holds
+    them: the tier's episodes changed since), dial settings, how the episodes were played, episodes, mean, range,
+    calls, the expert's mean on the same episodes, replay."""
     results = results or kept_results()
     rows = []
     for group in results["groups"]:
@@ -238,6 +243,7 @@ def model_results_table(results: dict[str, Any] | None = None) -> str:
             [
                 recorded,
                 group["difficulty"],
+                "–" if group["version"] is None else f"v{group['version']}",
                 _settings_text(group["settings"]),
                 group["played"],
                 str(group["episodes"]),
@@ -252,6 +258,7 @@ def model_results_table(results: dict[str, Any] | None = None) -> str:
         [
             "recorded on",
             "tier",
+            "version",
             "dial settings",
             "played",
             "episodes",

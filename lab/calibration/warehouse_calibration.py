@@ -34,6 +34,7 @@ import numpy as np
 from lab.agents.registry import make_agent
 from lab.calibration.calibrate import summarise
 from lab.calibration.interface import message_texts
+from lab.calibration.tier_record import tier_record
 from metric_tracker_rl.adapters.transcript import TaskRun, cut_results, unread_submitted_rows
 from metric_tracker_rl.agents import run_episode
 from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, RULES
@@ -279,6 +280,7 @@ def main() -> None:
     report = calibrate(seeds, seeds[: args.ablation_seeds], tuple(args.agents.split(",")), args.workers)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     plays = report.pop("plays")
+    report["tiers"] = {"warehouse": tier_record("warehouse")}
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     if args.record is not None:
         args.record.write_text(json.dumps({"seeds": [seeds[0], seeds[-1]], "plays": plays}, indent=1) + "\n")

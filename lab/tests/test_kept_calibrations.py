@@ -1,0 +1,52 @@
+"""Every kept calibration says which version of each tier it played and what the tier drew then; where either differs
+from the tier today the kept figures (and the pages and README rendered from them) no longer describe it, and this
+fails naming the command that plays them again."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from lab.calibration.tier_record import stale_records, tier_mechanisms, tier_record
+from metric_tracker_rl.catalog.tiers import TIERS
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+# Each kept calibration, and how to play it again (the page that names its commands).
+KEPT = {
+    "calibration.json": "the two runs lab/docs/calibration.md names (`uv run python -m lab.calibration.calibrate "
+    "--seeds 200 --workers 2 --output lab/artifacts/calibration.json`, then its `--untuned --merge` run)",
+    "abyss_calibration.json": "the `--untuned --difficulties abyss` run lab/docs/calibration.md names",
+    "warehouse_calibration.json": "`uv run python -m lab.calibration.warehouse_calibration --out "
+    "lab/artifacts/warehouse_calibration.json`",
+    "audit_calibration.json": "the run lab/docs/audit.md names (`uv run python -m lab.calibration.audit_calibration "
+    "--seeds 24 --skip 500 --out lab/artifacts/audit_calibration.json`)",
+}
+
+
+@pytest.mark.parametrize("name", list(KEPT))
+def test_a_kept_calibration_describes_each_tier_as_it_is(name: str) -> None:
+    kept = json.loads((ARTIFACTS / name).read_text(encoding="utf-8"))
+    again = f"play it again with {KEPT[name]}, then `uv run python -m lab.docs_blocks --write`"
+    assert "tiers" in kept, f"{name} does not say which version of which tier it played: {again}"
+    stale = stale_records(kept["tiers"])
+    assert not stale, f"{name} no longer describes its tiers ({'; '.join(stale)}): {again}"
+
+
+def test_a_tier_that_gains_a_mechanism_or_a_version_makes_its_record_stale() -> None:
+    kept = {"audit": tier_record("audit")}
+    assert stale_records(kept) == []
+    audit = TIERS["audit"]
+    assert audit.segmented is not None
+    grown = replace(audit.segmented, incident_kinds=(*audit.segmented.incident_kinds, "scratch_kind"))
+    with TIERS.substituted(replace(audit, segmented=grown)):
+        assert stale_records(kept) == ["audit: mechanisms added ['scratch_kind'], dropped none"]
+    with TIERS.substituted(replace(audit, version=audit.version + 1)):
+        assert stale_records(kept) == [f"audit: kept for v{audit.version}, the tier is v{audit.version + 1}"]
+
+
+def test_every_tiers_mechanisms_are_named() -> None:
+    for tier in TIERS.values():
+        assert tier_mechanisms(tier), tier.name
