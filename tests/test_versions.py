@@ -12,6 +12,7 @@ import pytest
 from core_helpers import reset_episode
 from episode_fingerprints import FINGERPRINTS, fingerprint
 
+from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.catalog.task_splits import get_split
 from metric_tracker_rl.catalog.tasks import EpisodeConfig, resolve_episode_config
 from metric_tracker_rl.catalog.tiers import EARLIER_VERSIONS, TIERS, Tier, keep_earlier_version, tier_at, versions_of
@@ -104,3 +105,11 @@ def test_every_playable_version_has_a_note_that_docs_render() -> None:
     with next_version("easy"):
         assert unnoted_versions() == ["easy-v2"]
     assert all(note.tier in TIERS and note.changes for note in VERSION_NOTES)
+
+
+@pytest.mark.parametrize("name", list(TIERS))
+def test_the_brief_a_model_reads_names_the_version_it_plays(name: str) -> None:
+    session = EpisodeSession(MetricTrackerRlEnvironment())
+    brief = session.reset(seed=5, difficulty=name)
+    assert f"\n  version: {TIERS[name].version}\n" in brief.text
+    assert "version: the difficulty's version this episode plays" in brief.text

@@ -167,7 +167,16 @@ AUDIT_FAMILIES: tuple[dict[str, Any], ...] = (
     },
 )
 # The settings an audit episode shows: none that would name or size a mechanism.
-AUDIT_CONFIG_SHOWN = ("seed", "scenario_family", "difficulty", "task_id", "max_steps", "standard", "held_out")
+AUDIT_CONFIG_SHOWN = (
+    "seed",
+    "scenario_family",
+    "difficulty",
+    "version",
+    "task_id",
+    "max_steps",
+    "standard",
+    "held_out",
+)
 
 
 def audit_brief_data(shown: dict[str, Any]) -> dict[str, Any]:
