@@ -293,13 +293,14 @@ def test_the_tiers_table_follows_the_results_and_marks_old_recordings() -> None:
         for line in docs_blocks.tiers_at_a_glance(results, models).splitlines()
         if line.startswith("| ")
     }
-    assert rows["hard"][6:8] == ["0.500", "0.450 (`weekday_rule`)"]
+    assert rows["hard"][1] == "v1"  # the tier's latest version, which every figure of the row is for
+    assert rows["hard"][7:9] == ["0.500", "0.450 (`weekday_rule`)"]
     assert rows["deep"][-1] == "0.900 (2 episodes) |"  # the current set's, whose scores replay
     assert rows["frontier"][-1] == "0.800 (3 episodes, graded on this version; 0.750 as recorded) |"  # regraded
-    assert rows["medium"][-1] == "– |"  # transcripts of episodes that changed since are not shown
-    assert rows["abyss"][-1] == "– |"  # at the tier's defaults only
+    assert rows["medium"][-1] == "– (none yet on v1) |"  # transcripts of episodes that changed since are not shown
+    assert rows["abyss"][-1] == "– (none yet on v1) |"  # at the tier's defaults only
     assert rows["hard"][-1] == "0.600 (4 episodes, recorded on `old`) |"  # an earlier set's, named, where it replays
     # the episodes played to the end, then the same set's played again after a loss and its lost ones, never hidden
     assert rows["warehouse"][-1] == "0.700 (3 episodes; 1 played again after a lost connection: 0.800; 2 lost: 0.000) |"
-    assert rows["easy"][-1] == "– |" and rows["easy"][2] == "none (one funnel)"
-    assert rows["medium"][3] == "1–4" and rows["deep"][2].endswith("channel, user_type")
+    assert rows["easy"][-1] == "– (none yet on v1) |" and rows["easy"][3] == "none (one funnel)"
+    assert rows["medium"][4] == "1–4" and rows["deep"][3].endswith("channel, user_type")

@@ -28,12 +28,15 @@ REPLAYABLE = sorted(
     ),
     key=lambda entry: entry["calls"],
 )
-WAREHOUSE, AUDIT = replay.TRANSCRIPTS / "warehouse", replay.TRANSCRIPTS / "audit"
+WAREHOUSE = replay.TRANSCRIPTS / "warehouse"
+# The audit's sets, recorded before tiers had versions: history, each beside what its model read before the calls.
+AUDIT_SETS = (replay.HISTORY / "32cc005", replay.HISTORY / "fcf684c")
+AUDIT = AUDIT_SETS[0]
 
 
 def test_every_transcript_is_in_the_results_and_every_episode_in_the_table() -> None:
     files = [path.relative_to(replay.TRANSCRIPTS).as_posix() for path in replay.transcript_paths([replay.TRANSCRIPTS])]
-    assert len(files) == 15 + 21 + 12 + 10 and sorted(ENTRIES) == sorted(files)
+    assert len(files) == 15 + 21 + 12 + 10 + 10 and sorted(ENTRIES) == sorted(files)
     assert sum(group["episodes"] for group in RESULTS["groups"]) == len(files)
     assert RESULTS["groups"] == model_results.groups(RESULTS["transcripts"])
     for entry in RESULTS["transcripts"]:
@@ -63,10 +66,10 @@ def test_the_current_set_replays_and_is_what_the_readme_shows() -> None:
     from lab.docs_blocks import _model_result
 
     current = [entry for entry in RESULTS["transcripts"] if not entry["history"]]
-    assert {entry["difficulty"] for entry in current} == {"deep", "abyss", "warehouse", "audit"}
+    assert {entry["difficulty"] for entry in current} == {"deep", "abyss", "warehouse"}
     # A tier whose episodes changed since its set was recorded shows no figure: its transcripts no longer replay.
     earlier = {entry["difficulty"] for entry in current if entry["replay"] == replay.EARLIER_VERSION}
-    assert all(_model_result(difficulty, RESULTS) == "–" for difficulty in earlier)
+    assert all(_model_result(difficulty, RESULTS).startswith("– (none yet on v") for difficulty in earlier)
     current = [entry for entry in current if entry["difficulty"] not in earlier]
     assert current
     for difficulty in {entry["difficulty"] for entry in current}:
@@ -89,7 +92,7 @@ def test_the_current_set_replays_and_is_what_the_readme_shows() -> None:
     stale = copy.deepcopy(RESULTS)
     for group in stale["groups"]:
         group["replays"], group["replayed_mean"] = {replay.EARLIER_VERSION: group["episodes"]}, None
-    assert _model_result("abyss", stale) == "–"  # a figure that no longer replays is not shown
+    assert _model_result("abyss", stale) == "– (none yet on v1)"  # a figure that no longer replays is not shown
 
 
 def test_a_tier_digest_moves_with_its_own_fingerprints_only() -> None:
@@ -328,7 +331,7 @@ def test_a_lost_episode_replays_its_calls_before_the_loss_and_is_a_row_of_its_ow
     }
     assert rows[model_results.LOST]["mean"] == 0 and rows[model_results.LOST]["expert_mean"] > 0
     table = model_results.model_results_table(RESULTS)
-    assert f"| warehouse | defaults | {model_results.LOST} | 4 | 0.000 | 0.000 |" in table
+    assert f"| warehouse | v1 | defaults | {model_results.LOST} | 4 | 0.000 | 0.000 |" in table
 
 
 def test_a_transcript_marked_lost_must_show_the_loss() -> None:
@@ -339,12 +342,12 @@ def test_a_transcript_marked_lost_must_show_the_loss() -> None:
 
 
 def test_every_transcript_of_a_folder_that_keeps_what_was_read_has_its_brief_kept() -> None:
-    for folder in (WAREHOUSE, AUDIT):
+    for folder, tier in ((WAREHOUSE, "warehouse"), *((audit, "audit") for audit in AUDIT_SETS)):
         kept = json.loads((folder / read_before_play.RECORD).read_text(encoding="utf-8"))
         files = [path.name for path in replay.transcript_paths([folder])]
         assert files and sorted(kept["briefs"]) == sorted(files)
-        assert set(kept["tiers"]) == {folder.name}
-        assert list(kept["tiers"][folder.name]) == [read_before_play.SYSTEM_PROMPT, read_before_play.TOOL_SCHEMAS]
+        assert set(kept["tiers"]) == {tier}
+        assert list(kept["tiers"][tier]) == [read_before_play.SYSTEM_PROMPT, read_before_play.TOOL_SCHEMAS]
         assert all(
             entry["changed_before_play"] is not None
             for entry in RESULTS["transcripts"]
