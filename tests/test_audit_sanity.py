@@ -111,11 +111,16 @@ def _same(a: Any, b: Any) -> bool:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_each_fault_is_registered_in_its_area_held_out_and_no_warehouse_fault(name: str) -> None:
+def test_each_fault_is_registered_in_its_area_and_no_warehouse_fault(name: str) -> None:
     assert name in AREAS and name in TRACE, f"{name} needs its expectations in this test's tables"
     assert DEFECT_REGISTRY[name].area == AREAS[name]
-    assert name in AUDIT_DEFECTS and name in AUDIT_HELD_OUT_DEFECTS and name not in WAREHOUSE_DEFECTS
+    assert name in AUDIT_DEFECTS and name not in WAREHOUSE_DEFECTS
     assert FINDER[name].kind == "defect"
+
+
+def test_the_first_sanity_faults_are_held_out() -> None:
+    """Held out when they were added (a new one need not be: AUDIT_HELD_OUT_DEFECTS says which are)."""
+    assert {"inverted_rate", "menu_prefire", "purchase_double_fire", "stamped_behind"} <= set(AUDIT_HELD_OUT_DEFECTS)
 
 
 @pytest.mark.parametrize("name", NAMES)
