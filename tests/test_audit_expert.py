@@ -18,9 +18,10 @@ from metric_tracker_rl.agents.audit_finders import Finder, batched_sql, finding_
 from metric_tracker_rl.agents.warehouse_findings import sent_text
 from metric_tracker_rl.agents.warehouse_sql import sessions_cte
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
-from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_EXPERT_CALLS
+from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_EXPERT_CALLS, TIERS
 from metric_tracker_rl.generation.audit.truth import AUDIT_METRICS
-from metric_tracker_rl.generation.audit.world import build_audit_world
+from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
+from metric_tracker_rl.generation.warehouse.world import warehouse_mix
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
 from metric_tracker_rl.sql.sandbox import WAREHOUSE_MAX_SQL_CHARS
@@ -69,6 +70,18 @@ def test_every_package_finder_has_a_name_of_its_own() -> None:
     names = [finder.name for finder in ALL_FINDERS]
     assert names and len(names) == len(set(names))
     assert all(len(sent_text(sql)) <= WAREHOUSE_MAX_SQL_CHARS for _, sql in batched_sql(ALL_FINDERS))
+
+
+def test_every_mechanism_the_audit_adds_to_the_warehouses_has_a_finder_of_its_name() -> None:
+    """The expert finds the warehouse's mechanisms by the warehouse's procedure, and each other mechanism the audit
+    draws by the finder named after it (docs/audit.md, Adding a mechanism): one without a finder, or a finder of no
+    mechanism, fails here."""
+    warehouse = TIERS["warehouse"]
+    added = set(audit_mix(AUDIT).defects) - set(warehouse_mix(warehouse).defects)
+    added |= set(AUDIT.incident_kinds) - set(warehouse.incident_kinds)
+    names = {finder.name for finder in ALL_FINDERS}
+    assert added - names == set(), f"no finder for {sorted(added - names)}"
+    assert names - added == set(), f"finders of no mechanism the audit draws: {sorted(names - added)}"
 
 
 @pytest.mark.slow  # every finder run twice over an audit world

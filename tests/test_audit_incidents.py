@@ -1,8 +1,8 @@
-"""The audit's business incidents beyond the deep tier's (a checkout outage in a country, new users stuck at
-onboarding, a paid channel stopping, a price rise, a promotion, an app store's feature, the menu's search down):
-each places in audit episodes, its rows pass the audit's margin, its trace is in the events (its finder returns its
-dates on a segment holding its root cause) and its finder is quiet on the same world without it, and no other tier
-draws it."""
+"""The audit's business incidents beyond the other tiers' (those its tier names and no other tier draws, so a new
+one is tested here by being registered and named): each places in audit episodes, its rows pass the audit's
+margin, its trace is in the events (its finder returns its dates on a segment holding its root cause) and its finder
+is quiet on the same world without it. Each kind's finder is checked on one world in the edit loop; the seed sweeps
+are slow, against the recall each kind has in RECALL (a test holds that table to the kinds)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from metric_tracker_rl.agents.audit_incident_scans import FINDERS
 from metric_tracker_rl.catalog.seeding import derive_rng
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
-from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_HELD_OUT_KINDS, AUDIT_KINDS, TIERS
+from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_HELD_OUT_KINDS, TIERS
 from metric_tracker_rl.generation.anomalies.base import step_index
 from metric_tracker_rl.generation.audit.truth import audit_rows
 from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
@@ -30,29 +30,45 @@ from metric_tracker_rl.generation.warehouse.world import WarehouseWorld
 from metric_tracker_rl.world.segments import Segment
 from tests.audit_incident_helpers import ALL_KINDS_TIER, DATES, FINDER, covered, episode_config, findings, log_tables
 
-KINDS = (
-    "checkout_outage_hours",
-    "onboarding_break",
-    "paid_channel_stop",
-    "price_rise",
-    "promo_surge",
-    "store_feature",
-    "search_outage_hours",
+KINDS = tuple(
+    kind
+    for kind in AUDIT.incident_kinds
+    if all(kind not in tier.incident_kinds for tier in TIERS.values() if tier is not AUDIT)
 )
+SWEEP = range(12)
+# Measured over SWEEP (full audit worlds, each with the kind drawn twice beside its defects and look-alikes): the
+# least share of its dates whose row passes the margin, and of its dates its finder covers; and the most finder rows
+# on dates no mechanism holds (an incident's, or a defect's with a day each side: a finder may see another's change),
+# per episode on average. A new kind needs its row in RECALL, from that sweep:
+#     uv run pytest -n 0 tests/test_audit_incidents.py -m slow -k "margin_and_is_found and KIND"
+KEPT = dict.fromkeys(KINDS, 0.9)  # the margin's bar is every kind's
+RECALL = {
+    "checkout_outage_hours": 0.8,
+    "onboarding_break": 0.9,
+    "paid_channel_stop": 0.9,
+    "price_rise": 0.9,
+    "promo_surge": 0.9,
+    "store_feature": 0.9,
+    "search_outage_hours": 0.9,
+    "push_delivery_lapse": 0.9,
+    "stored_card_challenge": 0.75,
+    "member_price_sale": 0.9,
+    "search_ads_pause": 0.9,
+    "regional_sign_out": 0.85,
+}
+STRAY_ROWS = 1.0
 
 
-def test_the_kinds_are_the_audits_only_and_one_is_held_out() -> None:
-    assert set(KINDS) <= set(AUDIT_KINDS) and set(KINDS) <= set(INCIDENT_KIND_REGISTRY)
-    assert set(AUDIT_HELD_OUT_KINDS) & set(KINDS) == {"price_rise"}
-    assert all(set(KINDS).isdisjoint(tier.incident_kinds) for tier in TIERS.values() if tier is not AUDIT)
-    assert set(KINDS) <= set(FINDER) and all(FINDER[kind].kind == "incident" for kind in KINDS)
+def test_the_kinds_are_the_audits_only_each_with_a_finder_and_its_expectations() -> None:
+    assert KINDS and set(KINDS) <= set(INCIDENT_KIND_REGISTRY)
+    assert set(AUDIT_HELD_OUT_KINDS) <= set(KINDS) and not set(KINDS) <= set(AUDIT_HELD_OUT_KINDS)
+    missing = {kind for kind in KINDS if kind not in FINDER or FINDER[kind].kind != "incident"}
+    assert not missing, f"each kind needs its incident finder (agents/audit_incident_scans.py): {sorted(missing)}"
     assert all(len(finder.sql) <= 8000 for finder in FINDERS)
+    assert set(RECALL) == set(KINDS), f"RECALL needs a row for each of {sorted(set(KINDS) ^ set(RECALL))}"
 
 
-# The edit loop checks the first kind; the others are slow.
-@pytest.mark.parametrize(
-    "kind", [pytest.param(kind, marks=() if index == 0 else pytest.mark.slow) for index, kind in enumerate(KINDS)]
-)
+@pytest.mark.parametrize("kind", KINDS)
 def test_the_finder_finds_the_kinds_trace_and_nothing_on_the_world_without_it(kind: str) -> None:
     tables, incidents = log_tables(1, kind, False)
     mine = [i for i in incidents if i.kind == kind]
@@ -69,24 +85,6 @@ def test_the_finder_is_quiet_beside_benign_look_alikes(kind: str) -> None:
     experiments' effects, holidays) and the standing traffic's bursts, no finder returns a row."""
     for seed in (1, 2):
         assert findings(FINDER[kind], log_tables(seed, None, True)[0]) == [], seed
-
-
-SWEEP = range(12)
-# Measured over SWEEP (full audit worlds, each with the kind drawn twice beside its defects and look-alikes): the
-# least share of its dates whose row passes the margin, and of its dates its finder covers; and the most finder rows
-# on dates no mechanism holds (an incident's, or a defect's with a day each side: a finder may see another's change),
-# per episode on average.
-KEPT = {kind: 0.9 for kind in KINDS}
-RECALL = {
-    "checkout_outage_hours": 0.8,
-    "onboarding_break": 0.9,
-    "paid_channel_stop": 0.9,
-    "price_rise": 0.9,
-    "promo_surge": 0.9,
-    "store_feature": 0.9,
-    "search_outage_hours": 0.9,
-}
-STRAY_ROWS = 1.0
 
 
 def _held(world: WarehouseWorld) -> set[str]:
@@ -113,12 +111,9 @@ def test_in_audit_episodes_the_kind_places_passes_the_margin_and_is_found(kind: 
         found += sum(covered(i, result) for i in mine)
         stray += sum(date not in _held(world) for date, _ in result)
     assert placed == len(SWEEP)
-    assert kept >= KEPT[kind] * dates and found >= RECALL[kind] * dates and stray <= STRAY_ROWS * len(SWEEP), (
-        kind,
-        dates,
-        kept,
-        found,
-        stray,
+    least_found = RECALL.get(kind, 1.0)  # a kind with no row yet: measured here
+    assert kept >= KEPT[kind] * dates and found >= least_found * dates and stray <= STRAY_ROWS * len(SWEEP), (
+        f"{kind}: of {dates} dates {kept / max(dates, 1):.2f} kept, {found / max(dates, 1):.2f} found; {stray} stray"
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import metric_tracker_rl.agents.audit_expert as audit_expert
@@ -193,31 +193,48 @@ def test_a_move_is_relative_and_undefined_values_never_move() -> None:
     assert relative_move(3.0, 0.0) == np.inf and relative_move(0.0, 0.0) == 0.0
 
 
-SPECIAL = st.sampled_from([0.0, -0.0, math.inf, -math.inf, math.nan, 1e-300])
+def test_a_subnormal_reference_moves_as_any_other() -> None:
+    """The move is a ratio, so a reference too small for margin * |reference| to hold its value (a subnormal one)
+    departs as a normal one does: zero from the smallest positive number is a whole reference away."""
+    smallest = 5e-324
+    assert relative_move(0.0, smallest) == 1.0 and departs(0.0, smallest, 0.75)
+    assert relative_move(2 * smallest, smallest) == 1.0 and departs(2 * smallest, smallest, 0.75)
+    assert relative_move(smallest, smallest) == 0.0 and not departs(smallest, smallest, 0.01)
+    assert departs(0.0, 1e-310, 0.99) and not departs(1.05e-310, 1e-310, 0.1)
+
+
+SPECIAL = st.sampled_from([0.0, -0.0, math.inf, -math.inf, math.nan, 1e-300, 5e-324, -5e-324, 1e-310])
 NUMBERS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), SPECIAL)
+MARGINS = st.floats(0.01, 0.99)
 
 
 @settings(max_examples=300, deadline=None)
-@given(value=NUMBERS, reference=NUMBERS, margin=st.floats(0.01, 0.99))
+@given(value=NUMBERS, reference=NUMBERS, margin=MARGINS, wider=MARGINS)
+@example(value=0.0, reference=5e-324, margin=0.75, wider=0.9)
 def test_the_findings_measure_is_one_rule_for_the_truth_and_the_agents(
-    value: float, reference: float, margin: float
+    value: float, reference: float, margin: float, wider: float
 ) -> None:
-    """A departure is |value - reference| > margin * |reference| over two finite values and never otherwise (an
-    undefined or infinite value is no number the dashboard shows); the truth and the audit expert read the one
-    definition (the expert's own copy once called an infinite value's move infinite)."""
+    """A departure is a relative move past the margin (relative_move, the one definition) over two finite values
+    and never otherwise (an undefined or infinite value is no number the dashboard shows); the truth and the audit
+    expert read that one definition (the expert's own copy once called an infinite value's move infinite, and a
+    second form of the rule, margin * |reference|, once disagreed with it on subnormal numbers)."""
     finite = math.isfinite(value) and math.isfinite(reference)
-    with np.errstate(over="ignore"):
-        expected = finite and abs(value - reference) > margin * abs(reference)
-    assert departs(value, reference, margin) == expected
     move = relative_move(value, reference)
+    assert departs(value, reference, margin) == (move > margin)
     assert move >= 0 and not math.isnan(move)
+    assert relative_move(-value, -reference) == move
     if not finite:
-        assert move == 0.0
+        assert move == 0.0 and not departs(value, reference, margin)
     elif reference == 0:
         assert move == (math.inf if value != 0 else 0.0)
+    else:
+        assert relative_move(reference, reference) == 0.0
+    if departs(value, reference, max(margin, wider)):
+        assert departs(value, reference, min(margin, wider))
     assert audit_expert.relative_move is relative_move and audit_truth.departs is departs
-    assert "def relative_move" not in inspect.getsource(audit_expert)
-    assert "def relative_move" not in inspect.getsource(audit_truth)
+    for module in (audit_expert, audit_truth):
+        assert "def relative_move" not in inspect.getsource(module)
+        assert "def departs" not in inspect.getsource(module)
 
 
 def test_a_mix_refuses_held_out_mechanisms_it_does_not_draw() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import episode_fingerprints
 import pytest
 from core_helpers import reset_episode
 from episode_fingerprints import FINGERPRINTS, episode_settings, fingerprint
@@ -59,3 +60,14 @@ def test_the_episode_is_unchanged(label: str, settings: dict, secret: str) -> No
     built = fingerprint(reset_episode(secret=secret, **settings))
     changed = sorted(part for part in STORED[label].keys() | built.keys() if STORED[label].get(part) != built.get(part))
     assert changed == [], MOVED.format(label=label, parts=", ".join(changed))
+
+
+def test_a_moved_episode_names_the_command_and_the_new_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    label, settings, secret = next(setting for setting in SETTINGS if setting[0] == "easy-v1/seed=0")
+    monkeypatch.setitem(STORED, label, {**STORED[label], "task": "moved"})
+    with pytest.raises(AssertionError) as failed:
+        test_the_episode_is_unchanged(label, settings, secret)
+    message = str(failed.value)
+    assert "task changed" in message and "uv run python tests/episode_fingerprints.py --write" in message
+    assert "keep_earlier_version" in message and "next version" in message
+    assert "uv run python tests/episode_fingerprints.py --write" in (episode_fingerprints.__doc__ or "")

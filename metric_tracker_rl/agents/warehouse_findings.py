@@ -1,9 +1,10 @@
 """What the warehouse expert finds and reports: a finding (a date, a dashboard metric, what it is, a segment and
-its values), the cuboid arithmetic its procedure decides by, the statements it sends in parts that fit the query
-tool, and a finding as a report row."""
+its values), the window every part of its procedure reads dates by, the cuboid arithmetic it decides by, the
+statements it sends in parts that fit the query tool, and a finding as a report row."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,25 @@ class Finding:
 
 Rows = list[dict[str, Any]]
 Statement = tuple[str, str]
+
+
+class Window:
+    """What every part of the procedure reads: the rules it applies, the window's dates and the context rows (the
+    procedure, a dataclass, holds them as its fields)."""
+
+    rules: frozenset[str]
+    dates: list[str]
+    context: Rows
+
+    def day(self, date: str) -> int:
+        """The window's index of `date`; a date outside the window (a recount on another clock reads the day
+        before it) stands at the window's nearer end."""
+        if date in self.dates:
+            return self.dates.index(date)
+        return 0 if date < self.dates[0] else len(self.dates) - 1
+
+    def shift(self, date: str, days: int) -> str:
+        return (dt.date.fromisoformat(date) + dt.timedelta(days=days)).isoformat()
 
 
 def segment_of(row: dict[str, Any]) -> Segment:

@@ -8,7 +8,7 @@ mechanism is:
   they would have been recorded without it. Every value is what the dashboard shows: observed the date's,
   baseline by the published baseline rule over the same series, so no value needs the mechanism to compute.
 
-The margin is relative: |a - b| > margin * |b| (b the baseline, or the value without the defect), as
+The margin is relative: |a - b| / |b| > margin (b the baseline, or the value without the defect), as
 world/audit_brief.departs reads it.
 """
 

@@ -21,6 +21,7 @@ from metric_tracker_rl.catalog.registry import Registry
 from metric_tracker_rl.generation.anomalies import InjectionRecord
 from metric_tracker_rl.generation.anomalies.base import EntityKey, counts_from, full_day, rates_through_step, step_index
 from metric_tracker_rl.generation.kinds.cuboid import MAX_FALL, own_z, scale_factor
+from metric_tracker_rl.generation.kinds.observed import observed_run
 from metric_tracker_rl.generation.segment_plan import SegmentWorld
 from metric_tracker_rl.world.context import ContextRow, Experiment
 from metric_tracker_rl.world.segments import Segment
@@ -178,6 +179,39 @@ class IncidentKind(_Kind):
             )
             out.append(self.run_incident(record, segment, days))
         return out
+
+    def opens_lost_over_dates(
+        self, world: SegmentWorld, segment: Segment, days: Sequence[int], loss: float, what: str
+    ) -> list[SegmentIncident]:
+        """A share `loss` of the segment's arrivals lost all day on each of `days`, those who still come converting
+        as usual: one row per date of the kind's first entity (a count of opens), recorded as `what`, a date after
+        the first continuing it."""
+        out = []
+        for day in days:
+            world.scale_traffic(segment, day, 1.0 - loss)
+            record = self.record(day, self.entity_names[0], loss, full_day(), what, counts_from(1))
+            out.append(self.run_incident(record, segment, days))
+        return out
+
+    def channel_stop(
+        self,
+        world: SegmentWorld,
+        rng: np.random.Generator,
+        lengths: tuple[int, int],
+        segments: Sequence[Segment],
+        least_opens: float,
+        cause: str,
+    ) -> list[SegmentIncident]:
+        """A run of dates (of a drawn length) on which a drawn share of one of `segments`' opens stops, the segment
+        drawn among those whose sample expects at least `least_opens` opens each date (observed.observed_run);
+        `cause` says why in the record. [] where no segment or run fits."""
+        run = observed_run(world, rng, lengths, segments, 0, least_opens)
+        if run is None:
+            return []
+        days, segment = run
+        drop = self.draw_magnitude(world, rng)
+        what = f"{segment.label()} loses {drop:.0%} of its app opens all day ({cause}); conversion is unchanged"
+        return self.opens_lost_over_dates(world, segment, days, drop, what)
 
 
 class BenignKind(_Kind):

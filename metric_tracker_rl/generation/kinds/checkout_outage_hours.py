@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from metric_tracker_rl.generation.kinds.base import register_incident_kind
 from metric_tracker_rl.generation.kinds.step_stop_hours import StepStopHours
-from metric_tracker_rl.world.segments import Segment
 
 
 class CheckoutOutageHours(StepStopHours):
@@ -18,18 +17,12 @@ class CheckoutOutageHours(StepStopHours):
     step = 2  # product_added_to_cart -> order_placed
     field = "country"
     clear_block = 14.0  # orders the sample expects in the block, at the least
-    requires_fields = ("country",)
+    down = "checkout is down in {segment}"
+    across = "on every platform"
     segment_meaning = "one country, every platform"
     magnitude_meaning = "hours in which orders nearly stop"
     magnitude_range = (6.0, 10.0)
-    description = f"a block of {magnitude_range[0]:.0f}-{magnitude_range[1]:.0f} hours"
     definition = "orders almost stop being placed for a block of hours in one country, on every platform"
-
-    def what(self, segment: Segment, entity: str, start: int, end: int) -> str:
-        return (
-            f"checkout is down in {segment.label()}: {entity} almost stops between {start:02d}:00 and "
-            f"{end:02d}:00 on every platform"
-        )
 
 
 register_incident_kind(CheckoutOutageHours())

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from metric_tracker_rl.generation.anomalies.base import counts_from, full_day
 from metric_tracker_rl.generation.kinds.base import IncidentKind, SegmentIncident, register_incident_kind
 from metric_tracker_rl.generation.kinds.observed import observed_run
 from metric_tracker_rl.generation.segment_plan import SegmentWorld
@@ -51,20 +50,11 @@ class PushDeliveryLapse(IncidentKind):
             return []
         days, segment = run
         loss = self.clear_in_segment(world, segment, days, OPENS, self.draw_magnitude(world, rng), LARGEST_LOSS)
-        out = []
-        for day in days:
-            world.scale_traffic(segment, day, 1.0 - loss)
-            record = self.record(
-                day,
-                self.entity_names[0],
-                loss,
-                full_day(),
-                f"push notifications stop reaching {segment.label()}: {loss:.0%} of their opens lost all day; "
-                "conversion is unchanged",
-                counts_from(1),
-            )
-            out.append(self.run_incident(record, segment, days))
-        return out
+        what = (
+            f"push notifications stop reaching {segment.label()}: {loss:.0%} of their opens lost all day; "
+            "conversion is unchanged"
+        )
+        return self.opens_lost_over_dates(world, segment, days, loss, what)
 
 
 register_incident_kind(PushDeliveryLapse())

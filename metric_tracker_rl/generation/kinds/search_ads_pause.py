@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metric_tracker_rl.generation.anomalies.base import counts_from, full_day
 from metric_tracker_rl.generation.kinds.base import IncidentKind, SegmentIncident, register_incident_kind
-from metric_tracker_rl.generation.kinds.observed import observed_run
 from metric_tracker_rl.generation.segment_plan import SegmentWorld
 from metric_tracker_rl.world.segments import Segment
 
@@ -48,25 +46,7 @@ class SearchAdsPause(IncidentKind):
             if platform in STORE_PLATFORMS
             for country in layout.values_of("country")
         ]
-        run = observed_run(world, rng, DAYS, segments, 0, LEAST_OPENS)
-        if run is None:
-            return []
-        days, segment = run
-        drop = self.draw_magnitude(world, rng)
-        out = []
-        for day in days:
-            world.scale_traffic(segment, day, 1.0 - drop)
-            record = self.record(
-                day,
-                self.entity_names[0],
-                drop,
-                full_day(),
-                f"{segment.label()} loses {drop:.0%} of its app opens all day (its search ads stopped); "
-                "conversion is unchanged",
-                counts_from(1),
-            )
-            out.append(self.run_incident(record, segment, days))
-        return out
+        return self.channel_stop(world, rng, DAYS, segments, LEAST_OPENS, "its search ads stopped")
 
 
 register_incident_kind(SearchAdsPause())

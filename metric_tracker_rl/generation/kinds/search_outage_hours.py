@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from metric_tracker_rl.generation.kinds.base import register_incident_kind
 from metric_tracker_rl.generation.kinds.step_stop_hours import StepStopHours
-from metric_tracker_rl.world.segments import Segment
 
 
 class SearchOutageHours(StepStopHours):
@@ -19,18 +18,12 @@ class SearchOutageHours(StepStopHours):
     step = 1  # menu_open -> product_added_to_cart
     field = "platform"
     clear_block = 20.0  # carts the sample expects in the block, at the least
-    requires_fields = ("platform",)
+    down = "the menu's search is down on {segment}"
+    across = "in every country"
     segment_meaning = "one platform, every country"
     magnitude_meaning = "hours in which adding to the cart nearly stops"
     magnitude_range = (5.0, 9.0)
-    description = f"a block of {magnitude_range[0]:.0f}-{magnitude_range[1]:.0f} hours"
     definition = "adding to the cart almost stops for a block of hours on one platform, in every country"
-
-    def what(self, segment: Segment, entity: str, start: int, end: int) -> str:
-        return (
-            f"the menu's search is down on {segment.label()}: {entity} almost stops between {start:02d}:00 and "
-            f"{end:02d}:00 in every country"
-        )
 
 
 register_incident_kind(SearchOutageHours())

@@ -22,17 +22,29 @@ LEAST_DAY_SHARE = 0.3  # the block's share of the day's arrivals at the step, at
 
 class StepStopHours(IncidentKind):
     """A step (`step`: 0 app_open to menu_open .. 3 order to payment) almost stops for a block of hours in one value
-    of `field`; `clear_block`: the arrivals at the step its sample expects in the block, at the least."""
+    of `field`; `clear_block`: the arrivals at the step its sample expects in the block, at the least. The record
+    says what is `down` (with `{segment}` where the segment goes) and the stop reaches `across` every value of the
+    other fields; the declaration alone sets the fields it requires and its description."""
 
     family = "funnel_break"
     magnitude_bounds = (1.0, 14.0)
     step: int
     field: str
     clear_block: float
+    down: str
+    across: str
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.requires_fields = (cls.field,)
+        cls.description = f"a block of {cls.magnitude_range[0]:.0f}-{cls.magnitude_range[1]:.0f} hours"
 
     def what(self, segment: Segment, entity: str, start: int, end: int) -> str:
         """The record's description of the block."""
-        raise NotImplementedError
+        return (
+            f"{self.down.format(segment=segment.label())}: {entity} almost stops between {start:02d}:00 and "
+            f"{end:02d}:00 {self.across}"
+        )
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
         """`stream` is unused: the stop edits the cells' step rates itself, from `rng`."""

@@ -11,7 +11,7 @@ import numpy as np
 
 from metric_tracker_rl.generation.defects.base import DefectRecord, register_defect
 from metric_tracker_rl.generation.defects.log_edits import SessionPlaces, span
-from metric_tracker_rl.generation.defects.places import counted_purchases, fewest_on
+from metric_tracker_rl.generation.defects.places import paying_country
 from metric_tracker_rl.world.events import COUNTRY_CURRENCY, CURRENCIES, EventLog
 from metric_tracker_rl.world.segments import Segment
 
@@ -24,7 +24,6 @@ FAR_FROM_PARITY = 3.0  # a currency whose rate is at least this far from 1 (eith
 def inverted_rate(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
     places = SessionPlaces.of(log)
     days = span(rng, log, INVERTED_DAYS)
-    events = log.events
     countries = log.users.country.values
     payers = list(COUNTRY_CURRENCY.values())
     typical = np.nanmedian(log.units_per_usd, axis=1)
@@ -39,17 +38,7 @@ def inverted_rate(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, De
         )
         >= FAR_FROM_PARITY
     ]
-    local = np.array([CURRENCIES.index(COUNTRY_CURRENCY[country]) for country in countries])
-    paid = counted_purchases(log, places)
-    paid = paid[events.currency[paid] == local[places.country[events.session[paid]]]]
-    counts = np.zeros((len(countries), log.num_days), dtype=np.int64)
-    np.add.at(counts, (places.country[events.session[paid]], places.day[events.session[paid]]), 1)
-    fewest = fewest_on(counts[own], days)
-    pool = np.flatnonzero(fewest >= MIN_PURCHASES)
-    if not len(pool):
-        pool = np.flatnonzero(fewest == fewest.max())
-    country = own[int(pool[int(rng.integers(len(pool)))])]
-    currency = int(local[country])
+    country, currency = paying_country(log, places, own, days, MIN_PURCHASES, rng)
     rates = log.units_per_usd.copy()
     rates[currency, list(days)] = 1 / rates[currency, list(days)]
     log = replace(log, units_per_usd=rates)

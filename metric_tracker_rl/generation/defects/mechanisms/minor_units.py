@@ -10,7 +10,7 @@ import numpy as np
 
 from metric_tracker_rl.generation.defects.base import DefectRecord, register_defect
 from metric_tracker_rl.generation.defects.log_edits import SessionPlaces, span
-from metric_tracker_rl.generation.defects.places import counted_purchases, fewest_on
+from metric_tracker_rl.generation.defects.places import paying_mobile_version
 from metric_tracker_rl.world.events import EventLog
 from metric_tracker_rl.world.segments import Segment
 
@@ -24,18 +24,9 @@ def minor_units(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, Defe
     places = SessionPlaces.of(log)
     days = span(rng, log, MINOR_DAYS)
     events = log.events
-    paid = events.session[counted_purchases(log, places)]
-    versions = log.sessions.app_version.values
-    counts = np.zeros((len(log.users.platform.values), len(versions), log.num_days), dtype=np.int64)
-    np.add.at(counts, (places.platform[paid], places.version[paid], places.day[paid]), 1)
-    mobile = [p for p, name in enumerate(log.users.platform.values) if name != "web"]
-    fewest = fewest_on(counts[mobile], days)  # (mobile platforms, versions)
     # A mobile version with purchases on each date (or the one with the most on its leanest date).
-    pool = np.argwhere(fewest >= MIN_PURCHASES)
-    if not len(pool):
-        pool = np.argwhere(fewest == fewest.max())
-    at, version = (int(code) for code in pool[int(rng.integers(len(pool)))])
-    platform = mobile[at]
+    platform, version = paying_mobile_version(log, places, days, MIN_PURCHASES, rng)
+    versions = log.sessions.app_version.values
     touched = ((places.platform == platform) & (places.version == version) & np.isin(places.day, days))[
         events.session
     ] & ~np.isnan(events.value)

@@ -11,7 +11,7 @@ import numpy as np
 
 from metric_tracker_rl.generation.defects.base import DefectRecord, register_defect
 from metric_tracker_rl.generation.defects.log_edits import SessionPlaces, span
-from metric_tracker_rl.generation.defects.places import counted_purchases, fewest_on
+from metric_tracker_rl.generation.defects.places import paying_country
 from metric_tracker_rl.world.events import COUNTRY_CURRENCY, CURRENCIES, EventLog
 from metric_tracker_rl.world.segments import Segment
 
@@ -23,7 +23,6 @@ MIN_PURCHASES = 2  # the country's counted purchases in its currency on each of 
 def missing_rate_rows(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
     places = SessionPlaces.of(log)
     days = span(rng, log, MISSING_DAYS)
-    events = log.events
     countries = log.users.country.values
     # A currency one country alone pays in (not USD, which every country's foreign cards pay in).
     payers = list(COUNTRY_CURRENCY.values())
@@ -32,17 +31,7 @@ def missing_rate_rows(log: EventLog, rng: np.random.Generator) -> tuple[EventLog
         for c, country in enumerate(countries)
         if COUNTRY_CURRENCY[country] != "USD" and payers.count(COUNTRY_CURRENCY[country]) == 1
     ]
-    local = np.array([CURRENCIES.index(COUNTRY_CURRENCY[country]) for country in countries])
-    paid = counted_purchases(log, places)
-    paid = paid[events.currency[paid] == local[places.country[events.session[paid]]]]
-    counts = np.zeros((len(countries), log.num_days), dtype=np.int64)
-    np.add.at(counts, (places.country[events.session[paid]], places.day[events.session[paid]]), 1)
-    fewest = fewest_on(counts[own], days)
-    pool = np.flatnonzero(fewest >= MIN_PURCHASES)
-    if not len(pool):
-        pool = np.flatnonzero(fewest == fewest.max())
-    country = own[int(pool[int(rng.integers(len(pool)))])]
-    currency = int(local[country])
+    country, currency = paying_country(log, places, own, days, MIN_PURCHASES, rng)
     rates = log.units_per_usd.copy()
     rates[currency, list(days)] = np.nan  # no row: the table builder leaves it out
     log = replace(log, units_per_usd=rates)

@@ -12,7 +12,7 @@ import numpy as np
 
 from metric_tracker_rl.generation.defects.base import DefectRecord, register_defect
 from metric_tracker_rl.generation.defects.log_edits import SessionPlaces, merged, span
-from metric_tracker_rl.generation.defects.places import counted_purchases, fewest_on
+from metric_tracker_rl.generation.defects.places import counted_purchases, paying_mobile_version
 from metric_tracker_rl.world.events import MICROS_PER_SECOND, EventLog
 from metric_tracker_rl.world.segments import Segment
 
@@ -26,18 +26,10 @@ def purchase_double_fire(log: EventLog, rng: np.random.Generator) -> tuple[Event
     places = SessionPlaces.of(log)
     days = span(rng, log, DOUBLE_DAYS)
     events = log.events
+    platform, version = paying_mobile_version(log, places, days, MIN_PURCHASES, rng)
     purchases = counted_purchases(log, places)
     paid = events.session[purchases]
     versions = log.sessions.app_version.values
-    counts = np.zeros((len(log.users.platform.values), len(versions), log.num_days), dtype=np.int64)
-    np.add.at(counts, (places.platform[paid], places.version[paid], places.day[paid]), 1)
-    mobile = [p for p, name in enumerate(log.users.platform.values) if name != "web"]
-    fewest = fewest_on(counts[mobile], days)  # (mobile platforms, versions)
-    pool = np.argwhere(fewest >= MIN_PURCHASES)
-    if not len(pool):
-        pool = np.argwhere(fewest == fewest.max())
-    at, version = (int(code) for code in pool[int(rng.integers(len(pool)))])
-    platform = mobile[at]
     touched = (places.platform == platform) & (places.version == version) & np.isin(places.day, days)
     first = purchases[touched[paid]]
     first = first[np.unique(events.transaction[first], return_index=True)[1]]  # each transaction once
