@@ -64,8 +64,8 @@ from metric_tracker_rl.catalog.task_splits import (
     UNTUNED_FIRST_OFFSET,
 )
 from metric_tracker_rl.catalog.tasks import TASKS, resolve_episode_config
-from metric_tracker_rl.catalog.tiers import TIERS, AuditMix, versions_of
-from metric_tracker_rl.catalog.versions import FIRST_PUBLISHED, note_of
+from metric_tracker_rl.catalog.tiers import TIERS, AuditMix
+from metric_tracker_rl.catalog.versions import FIRST_PUBLISHED, note_of, versions_of
 from metric_tracker_rl.generation.defects import DEFECT_REGISTRY
 from metric_tracker_rl.world.funnel import WINDOW_START
 

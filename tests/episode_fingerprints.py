@@ -5,7 +5,7 @@ visible task, expected rows, neutral keys, injection records, distractors, fluct
 of reports against its truth), so a change names the part it moved. Each label starts with the tier's version
 (`audit-v1/seed=0`). The stored fingerprints (tests/data/episode_fingerprints.json) are the published versions'
 definition; test_episode_fingerprints.py compares. A published version never changes: a change that moves its
-episodes or their grades is a new version of the tier (catalog/tiers.py: the old Tier is kept with
+episodes or their grades is a new version of the tier (catalog/versions.py: the old Tier is kept with
 `keep_earlier_version`), whose new entries are then written with:
 
     uv run python tests/episode_fingerprints.py --write
@@ -35,7 +35,7 @@ from metric_tracker_rl.catalog.published import (
     SCENARIO_FAMILIES,
 )
 from metric_tracker_rl.catalog.tasks import TASKS
-from metric_tracker_rl.catalog.tiers import versions_of
+from metric_tracker_rl.catalog.versions import versions_of
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.grading.grader import grade_submission
 from metric_tracker_rl.models import MetricSubmissionRow

@@ -11,7 +11,8 @@ import pytest
 from core_helpers import reset_episode
 from episode_fingerprints import FINGERPRINTS, episode_settings, fingerprint
 
-from metric_tracker_rl.catalog.tiers import TIERS, versions_of
+from metric_tracker_rl.catalog.tiers import TIERS
+from metric_tracker_rl.catalog.versions import versions_of
 
 STORED: dict[str, dict[str, str]] = json.loads(FINGERPRINTS.read_text())
 SETTINGS = list(episode_settings())
@@ -23,7 +24,7 @@ QUICK = {
 }
 MOVED = (
     "{label}: {parts} changed. A published version never changes what it asks or how it scores: keep the tier's "
-    "published version with keep_earlier_version (catalog/tiers.py), make the change the tier's next version, then "
+    "published version with keep_earlier_version (catalog/versions.py), make the change the tier's next version, then "
     "`uv run python tests/episode_fingerprints.py --write` adds its fingerprints; a refactoring that meant to change "
     "nothing has changed an episode"
 )

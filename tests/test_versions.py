@@ -15,8 +15,15 @@ from episode_fingerprints import FINGERPRINTS, fingerprint
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.catalog.task_splits import get_split
 from metric_tracker_rl.catalog.tasks import EpisodeConfig, resolve_episode_config
-from metric_tracker_rl.catalog.tiers import EARLIER_VERSIONS, TIERS, Tier, keep_earlier_version, tier_at, versions_of
-from metric_tracker_rl.catalog.versions import VERSION_NOTES, unnoted_versions
+from metric_tracker_rl.catalog.tiers import TIERS, Tier
+from metric_tracker_rl.catalog.versions import (
+    EARLIER_VERSIONS,
+    VERSION_NOTES,
+    keep_earlier_version,
+    tier_at,
+    unnoted_versions,
+    versions_of,
+)
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
 STORED = json.loads(FINGERPRINTS.read_text())

@@ -12,7 +12,8 @@ from typing import Any
 from metric_tracker_rl.catalog.published import DEFECTS_NOT_COUNTED, INCIDENT_ROWS, incident_count_statement
 from metric_tracker_rl.catalog.task_splits import NULL_EVERY
 from metric_tracker_rl.catalog.tasks import EpisodeConfig, resolve_episode_config
-from metric_tracker_rl.catalog.tiers import EVENTS, TIERS, tier_at
+from metric_tracker_rl.catalog.tiers import EVENTS, TIERS
+from metric_tracker_rl.catalog.versions import tier_at
 
 # The settings that would count an episode's business incidents, or name the null scenario that holds none.
 COUNTING_SETTINGS = ("scenario_family", "anomaly_count", "anomaly_count_range")

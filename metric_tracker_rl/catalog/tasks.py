@@ -19,8 +19,9 @@ from metric_tracker_rl.catalog.setting_checks import (
     number_in,
 )
 from metric_tracker_rl.catalog.task_splits import split_task_arguments
-from metric_tracker_rl.catalog.tiers import DEFAULT_MAX_STEPS, DEFAULT_MAX_SUBMISSIONS, TIERS, Tier, tier_at
+from metric_tracker_rl.catalog.tiers import DEFAULT_MAX_STEPS, DEFAULT_MAX_SUBMISSIONS, TIERS, Tier
 from metric_tracker_rl.catalog.validation import check_choice, check_name_in_any_case
+from metric_tracker_rl.catalog.versions import tier_at
 
 MAX_DENSITY = 0.25
 CUSTOM_FAMILY = "custom"  # the scenario of a reset that lists its own anomalies

@@ -79,7 +79,7 @@ class Tier:
     episode after the prompt that training gives the tier's tasks (training/grpo.py, training/sft.py).
     `version`: which version of the tier this is (from 1). A published version never changes what it asks or how
     it scores; a change that would is a new Tier of the same name and the next version, and the old one stays
-    playable beside it (EARLIER_VERSIONS), as Gymnasium keeps `-v0` beside `-v1`."""
+    playable beside it (catalog/versions.py), as Gymnasium keeps `-v0` beside `-v1`."""
 
     name: str
     window_days: int
@@ -431,44 +431,6 @@ WAREHOUSE = TIERS["warehouse"]
 AUDIT = TIERS["audit"]
 
 
-def _check_earlier(tier: Tier) -> None:
-    """An earlier version is of a tier TIERS holds, and older than the one TIERS holds (its latest)."""
-    latest = TIERS[tier.name]
-    if tier.version >= latest.version:
-        raise ValueError(f"{tier.version_name} is not earlier than the latest version, {latest.version_name}")
-
-
-# The earlier versions of the tiers, by `name-vN`: each plays as it was published, beside its tier's latest (TIERS).
-# None yet: every tier is at its first version.
-EARLIER_VERSIONS: Registry[Tier] = Registry("tier version", (), check=_check_earlier)
-
-
-def keep_earlier_version(tier: Tier) -> Tier:
-    """Keep `tier` playable as an earlier version of its name, under `name-vN`."""
-    return EARLIER_VERSIONS.register(tier, tier.version_name)
-
-
-def versions_of(name: str) -> dict[int, Tier]:
-    """Every playable version of the tier `name`, oldest first (its latest last); an unknown name is an error that
-    names the tiers."""
-    latest = TIERS[name]
-    found = {tier.version: tier for tier in EARLIER_VERSIONS.values() if tier.name == name}
-    found[latest.version] = latest
-    return dict(sorted(found.items()))
-
-
-def tier_at(name: str, version: object = None) -> Tier:
-    """The tier `name` at `version` (None: its latest). A version the tier does not have is a ValueError that names
-    the ones it has."""
-    if version is None:
-        return TIERS[name]
-    versions = versions_of(name)
-    if isinstance(version, int) and not isinstance(version, bool) and version in versions:
-        return versions[version]
-    valid = ", ".join(f"{number}{' (latest)' if tier is TIERS[name] else ''}" for number, tier in versions.items())
-    raise ValueError(f"difficulty {name!r} has no version {version!r}; valid: {valid}")
-
-
 # The catalog's public names: its own, and the mixes' (catalog/mixes.py) that it re-exports, so a caller imports
 # what a tier draws and what it holds from here.
 __all__ = [
@@ -499,10 +461,6 @@ __all__ = [
     "TIERS",
     "WAREHOUSE",
     "AUDIT",
-    "EARLIER_VERSIONS",
-    "keep_earlier_version",
-    "versions_of",
-    "tier_at",
     "CLEAR_OWN_Z",
     "CONTEXT",
     "COUNTS",

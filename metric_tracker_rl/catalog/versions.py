@@ -1,13 +1,53 @@
-"""What each published version of each tier is: the commit it was published at, what it changed from the version
-before it, and the corrections of its texts since (a correction changes no rule: what the version asks and how it
-scores stay as published). docs/versions.md renders it; tests/test_versions.py holds every version of every tier to
-one note here."""
+"""Every tier's versions: the earlier ones kept playable beside the latest (TIERS holds each tier's latest), how a
+reset's `version` finds one, and what each published version is: the commit it was published at, what it changed
+from the version before it, and the corrections of its texts since (a correction changes no rule: what the version
+asks and how it scores stay as published). docs/versions.md renders the notes; tests/test_versions.py holds every
+version of every tier to one note here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from metric_tracker_rl.catalog.tiers import TIERS, versions_of
+from metric_tracker_rl.catalog.registry import Registry
+from metric_tracker_rl.catalog.tiers import TIERS, Tier
+
+
+def _check_earlier(tier: Tier) -> None:
+    """An earlier version is of a tier TIERS holds, and older than the one TIERS holds (its latest)."""
+    latest = TIERS[tier.name]
+    if tier.version >= latest.version:
+        raise ValueError(f"{tier.version_name} is not earlier than the latest version, {latest.version_name}")
+
+
+# The earlier versions of the tiers, by `name-vN`: each plays as it was published, beside its tier's latest (TIERS).
+# None yet: every tier is at its first version.
+EARLIER_VERSIONS: Registry[Tier] = Registry("tier version", (), check=_check_earlier)
+
+
+def keep_earlier_version(tier: Tier) -> Tier:
+    """Keep `tier` playable as an earlier version of its name, under `name-vN`."""
+    return EARLIER_VERSIONS.register(tier, tier.version_name)
+
+
+def versions_of(name: str) -> dict[int, Tier]:
+    """Every playable version of the tier `name`, oldest first (its latest last); an unknown name is an error that
+    names the tiers."""
+    latest = TIERS[name]
+    found = {tier.version: tier for tier in EARLIER_VERSIONS.values() if tier.name == name}
+    found[latest.version] = latest
+    return dict(sorted(found.items()))
+
+
+def tier_at(name: str, version: object = None) -> Tier:
+    """The tier `name` at `version` (None: its latest). A version the tier does not have is a ValueError that names
+    the ones it has."""
+    if version is None:
+        return TIERS[name]
+    versions = versions_of(name)
+    if isinstance(version, int) and not isinstance(version, bool) and version in versions:
+        return versions[version]
+    valid = ", ".join(f"{number}{' (latest)' if tier is TIERS[name] else ''}" for number, tier in versions.items())
+    raise ValueError(f"difficulty {name!r} has no version {version!r}; valid: {valid}")
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,9 @@ from metric_tracker_rl.analysis_tools.sql import sandbox_of
 from metric_tracker_rl.analysis_tools.tools.query import needs_sandbox, open_statement
 from metric_tracker_rl.catalog.task_splits import TaskProviderMixin
 from metric_tracker_rl.catalog.tasks import RESET_KEYS, resolve_episode_config
-from metric_tracker_rl.catalog.tiers import COUNTS, TIERS, versions_of
+from metric_tracker_rl.catalog.tiers import COUNTS, TIERS
 from metric_tracker_rl.catalog.validation import entity_names_of
+from metric_tracker_rl.catalog.versions import versions_of
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.models import (
