@@ -149,6 +149,8 @@ class SqlPool:
                 reply = await worker.reply_async(deadline, cpu_began)
             except WorkerFailed as failure:
                 failure.seconds = spent_by(worker, began, cpu_began)
+                if failure.timed_out and not failure.stalled:  # the statement's own doing: killed at its limit
+                    _note_kill()
                 raise
             except asyncio.CancelledError:
                 drained = True
@@ -183,7 +185,10 @@ class SqlPool:
                 healthy = not reply[-1]
                 self.stopped += 1
                 ledger.record(stopped=1)
-            except (WorkerFailed, *PIPE_FAILURES):
+            except WorkerFailed as failure:
+                if failure.timed_out:  # it did not answer its stop: killed
+                    _note_kill()
+            except PIPE_FAILURES:
                 pass
             finally:
                 self._give_back(worker, healthy)
@@ -353,8 +358,7 @@ class SqlPool:
             self._changed()  # statements waiting for the tables it held pick another worker
             if not self._closed:
                 self._start()
-        if worker.alive:
-            worker.kill()
+        worker.kill()  # at once, its pipes closed; reaped on a thread
 
     def _start(self) -> None:
         """Start a worker (caller holds the condition); it joins the idle ones once it has said it is ready. One
@@ -403,6 +407,13 @@ class SqlPool:
             if not self._closed and len(self._workers) + self._restarting < self.size:
                 self._start()
             self._changed()
+
+
+def _note_kill() -> None:
+    """Tell the running loop's gate that the statement of the client this code runs for had to be killed."""
+    found = _GATES.get(asyncio.get_running_loop())
+    if found is not None:
+        found.note_kill(CLIENT.get())
 
 
 def _resolve(changed: asyncio.Future[None]) -> None:
