@@ -129,9 +129,10 @@ class WorkerProcess:
         self._replies_ready = selectors.DefaultSelector()
         self._replies_ready.register(self.replies, selectors.EVENT_READ)
         self._received = bytearray()  # what the reply pipe gave so far of the next reply (read unbuffered)
-        # The event loop watching the reply pipe, if one is: its reader is removed before the pipe is closed (a
-        # closed descriptor's number is soon another socket's, which the loop would then refuse to unwatch).
-        self._watcher: asyncio.AbstractEventLoop | None = None
+        # The event loop watching the reply pipe, if one is, and what ends its wait when the worker is killed: its
+        # reader is removed before the pipe is closed (a closed descriptor's number is soon another socket's, which
+        # the loop would then refuse to unwatch).
+        self._watcher: tuple[asyncio.AbstractEventLoop, Callable[[], None]] | None = None
         self._killed = False
 
     def wait_ready(self) -> None:
@@ -233,7 +234,7 @@ class WorkerProcess:
 
         timer = loop.call_later(POLL_S, check)
         loop.add_reader(fd, readable)
-        self._watcher = loop
+        self._watcher = (loop, lambda: finish(None, WorkerFailed(timed_out=False)))
         try:
             return await answered
         finally:
@@ -243,7 +244,7 @@ class WorkerProcess:
 
     def _unwatch(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
         """Stop watching the reply pipe (before it is closed: see `_watcher`)."""
-        if self._watcher is loop:
+        if self._watcher is not None and self._watcher[0] is loop:
             self._watcher = None
             loop.remove_reader(fd)
 
@@ -326,34 +327,34 @@ class WorkerProcess:
 
     def kill(self) -> None:
         """End the worker and close its pipes at once; the process is reaped on a thread of its own (an exit that
-        frees gigabytes takes the kernel a while, and no caller, the event loop least of all, waits for it)."""
+        frees gigabytes takes the kernel a while, and no caller, the event loop least of all, waits for it). A loop
+        watching the reply pipe stops watching it first, on its own thread, and its wait ends."""
         with contextlib.suppress(OSError):
             self.process.kill()
         if self._killed:
             return
         self._killed = True
         threading.Thread(target=self.process.wait, daemon=True, name="sql-worker-reap").start()
-        watcher = self._watcher
-        if watcher is None:
+        if self._watcher is None:
             self._close_pipes()
             return
+        loop, gone = self._watcher
         try:
-            running = asyncio.get_running_loop()
+            on_loop = asyncio.get_running_loop() is loop
         except RuntimeError:
-            running = None
-        if running is watcher:
-            self._unwatch(watcher, self.reply_fd)
-            self._close_pipes()
-        else:  # killed from another thread while a loop watches the pipe: unwatched and closed there, in that order
-            with contextlib.suppress(RuntimeError):  # a loop that has closed watches nothing
-                watcher.call_soon_threadsafe(self._unwatch_and_close, watcher)
-                return
+            on_loop = False
+        if on_loop:
+            self._unwatch_and_close(loop, gone)
+            return
+        try:
+            loop.call_soon_threadsafe(self._unwatch_and_close, loop, gone)
+        except RuntimeError:  # a loop that has closed watches nothing
             self._close_pipes()
 
-    def _unwatch_and_close(self, loop: asyncio.AbstractEventLoop) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self._unwatch(loop, self.reply_fd)
+    def _unwatch_and_close(self, loop: asyncio.AbstractEventLoop, gone: Callable[[], None]) -> None:
+        self._unwatch(loop, self.reply_fd)
         self._close_pipes()
+        gone()
 
     def _close_pipes(self) -> None:
         for pipe in (self.requests, self.replies):
