@@ -39,6 +39,7 @@ from metric_tracker_rl.serving.message_cost import (
     parse_cost_s,
     structure_problem,
 )
+from metric_tracker_rl.serving.step_bound import OVERRUN_CODE, OVERRUN_REASON, watched
 
 __all__ = ["MAX_JSON_DEPTH", "MAX_MESSAGE_BYTES", "ASGIApp", "Message", "Receive", "Scope", "Send"]
 
@@ -135,11 +136,18 @@ class WebSocketFrameGuard:
             return
 
         client = client_of(scope)
+        async with watched(receive) as read_ahead:  # every frame counts against the read-ahead, refused ones too
+            await self._guarded(scope, read_ahead, send, client)
 
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send, client: str) -> None:
         async def guarded_receive() -> Message:
             while True:
                 await PARSE_BUDGET.wait(client)
                 message = await receive()
+                if message["type"] == "websocket.disconnect" and message.get("reason") == OVERRUN_REASON:
+                    with contextlib.suppress(Exception):  # the client may be gone already
+                        await send({"type": "websocket.close", "code": OVERRUN_CODE, "reason": OVERRUN_REASON})
+                    return message
                 if message["type"] != "websocket.receive":
                     return message
                 content = message.get("text") or message.get("bytes") or ""
