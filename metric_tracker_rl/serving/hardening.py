@@ -308,6 +308,10 @@ class BoundedRequestBodies:
             await self.app(scope, receive, send)
             return
         client = client_of(scope)
+        declared = declared_length(scope)
+        if declared is not None and declared > MAX_MESSAGE_BYTES:  # refused before a byte of it is awaited
+            await json_response(send, 413, {"detail": f"request body over {MAX_MESSAGE_BYTES} bytes"})
+            return
         await PARSE_BUDGET.wait(client)
         body = await bounded_body(receive, send, client)
         if body is None:
@@ -322,6 +326,17 @@ class BoundedRequestBodies:
             await _refuse_text(scope, send, problem_text)
             return
         await self.app(scope, replaying(body, receive), send)
+
+
+def declared_length(scope: Scope) -> int | None:
+    """The Content-Length a request declares, or None (none, or not a number)."""
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"content-length":
+            text = value.strip()
+            if not text.isdigit():
+                return None
+            return int(text) if len(text) <= 30 else 10**30  # past any limit; never a huge int conversion
+    return None
 
 
 def text_problem(body: bytes) -> str | None:
