@@ -21,14 +21,14 @@ except ImportError:  # httptools not installed: uvicorn's pure-Python protocol
 HALF_CLOSE_GRACE_S = 1.0
 
 
-class HalfClosingHttpProtocol(_Base):  # type: ignore[misc, valid-type]
+class HalfClosingHttpProtocol(_Base):
     """Uvicorn's HTTP protocol, whose request in flight outlives its client's half-close by HALF_CLOSE_GRACE_S."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._sending_ended = False
 
-    def eof_received(self) -> bool | None:
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # True keeps the transport open
         """The client sent its last byte: a request in flight is still answered (the connection kept open for
         writing) unless the grace passes first; an idle connection closes as before."""
         cycle = getattr(self, "cycle", None)
