@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sql_helpers import FakeClock, started
 
-from metric_tracker_rl.sql.fair_gate import KNOWN_AFTER_S, QUICK_S, FairGate
+from metric_tracker_rl.sql.fair_gate import KILL_SPACING_S, KNOWN_AFTER_S, QUICK_S, FairGate
 
 
 def known(gate: FairGate, clock: FakeClock, clients: dict[str, float]) -> None:
@@ -89,22 +89,28 @@ def test_fresh_addresses_share_one_quick_allowance_and_the_last_worker_stays_wit
     assert first and not second and victim and later_newcomer_slow
 
 
-def test_clients_whose_statements_were_killed_run_one_statement_among_them() -> None:
+def test_clients_whose_statements_were_killed_run_one_statement_among_them_spaced_out() -> None:
     """Kills stall every client (a worker's exit and a fresh one's start): a client whose statement had to be
-    killed runs one statement at a time, and all such clients together one, while other clients are served."""
+    killed runs nothing within KILL_SPACING_S of the last kill, then one statement at a time, and all such clients
+    together one, while other clients are served at once."""
     clock = FakeClock()
     gate = FairGate(slots=3, per_client=2, clock=clock)
     known(gate, clock, {"victim": 0.001, "killer-a": 0.001, "killer-b": 0.001})
     gate.note_kill("killer-a")
     gate.note_kill("killer-b")
 
-    async def scenario() -> tuple[list[str], list[str]]:
-        first, holders, release = await started(gate, ["killer-a", "killer-a", "killer-b"])
+    async def scenario() -> tuple[list[str], list[str], list[str]]:
+        spaced, early, release_early = await started(gate, ["killer-a"])
         victim, more, release_victim = await started(gate, ["victim"])
+        for task in early:
+            task.cancel()
+        await asyncio.gather(*early, return_exceptions=True)
+        clock.now += KILL_SPACING_S
+        first, holders, release = await started(gate, ["killer-a", "killer-a", "killer-b"])
         release_victim.set()
         release.set()
         await asyncio.gather(*holders, *more)
-        return first, victim
+        return spaced, first, victim
 
-    first, victim = asyncio.run(scenario())
-    assert first == ["killer-a"] and victim == ["victim"]
+    spaced, first, victim = asyncio.run(scenario())
+    assert spaced == [] and first == ["killer-a"] and victim == ["victim"]

@@ -16,10 +16,11 @@ within QUICK_S.
 Addresses are free to a stranger, so a never-seen one is given nothing a known client would lose by: it starts at
 a count no better than the known quick clients' (a known client is one whose first turn is KNOWN_AFTER_S old), and
 the clients not yet known share one quick allowance between them: once one of their turns is demoted off the last
-worker, or its statement had to be killed, every client not yet known counts as slow for SLOW_MEMORY_S. A parade of
-fresh addresses then takes turns among the slow statements, and the last worker stays with the known clients. A
-client whose statement had to be killed (it ignored its stop, or ran to the limit) runs one statement at a time, and
-such clients together run one: each kill stops a worker and starts another, which every client pays for.
+worker, every client not yet known counts as slow for NEWCOMERS_REFILL_S (SLOW_MEMORY_S once one of their statements
+had to be killed). A parade of fresh addresses then takes turns among the slow statements, and holds the last worker
+at most QUICK_S in every NEWCOMERS_REFILL_S. A client whose statement had to be killed (it ignored its stop, or ran
+to the limit) runs one statement at a time, such clients together run one, and none starts one within KILL_SPACING_S
+of the last kill: each kill stops a worker and starts another, which every client pays for.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ SLOW_MEMORY_S = 60.0
 # A client becomes known (out of the newcomers' shared allowance) once its first turn is this old: a fresh address
 # that primes itself with one cheap statement is still a newcomer when its runaway follows.
 KNOWN_AFTER_S = 5.0
+# After a newcomer's turn was demoted off the last worker, the clients not yet known count as slow this long.
+NEWCOMERS_REFILL_S = 2.0
+# Statements of clients whose statements had to be killed start no sooner than this after the last kill.
+KILL_SPACING_S = 2.0
 
 
 class Turn:
@@ -89,6 +94,8 @@ class FairGate:
         self.last_seen: dict[str, float] = {}  # client -> when its last turn ended; SLOW_MEMORY_S old: forgotten
         self.newcomers_slow_until = 0.0  # the newcomers' shared allowance is spent until then
         self.killed: dict[str, float] = {}  # client -> when its last statement had to be killed
+        self.last_kill = float("-inf")
+        self._spacing: asyncio.TimerHandle | None = None  # a dispatch when KILL_SPACING_S has passed
         self._asked = itertools.count()
 
     @contextlib.asynccontextmanager
@@ -152,7 +159,7 @@ class FairGate:
         """A statement of `client` had to be killed: it is slow, runs one statement at a time, and while it is
         not yet known, the newcomers' allowance is spent."""
         now = self.clock()
-        self.killed[client] = now
+        self.killed[client] = self.last_kill = now
         self.slow_until[client] = now + SLOW_MEMORY_S
         if not self.known(client):
             self.newcomers_slow_until = now + SLOW_MEMORY_S
@@ -191,14 +198,28 @@ class FairGate:
             ledger.record(demotions=1)
             held.demoted.set()
             if held.newcomer:
-                self.newcomers_slow_until = self.clock() + SLOW_MEMORY_S
+                self.newcomers_slow_until = max(self.newcomers_slow_until, self.clock() + NEWCOMERS_REFILL_S)
 
     def _may_start(self, client: str) -> bool:
         if sum(self.running.values()) >= self.slots or self.running[client] >= self.per_client:
             return False
-        if self._killer(client) and any(self._killer(name) for name in self.running):
-            return False  # statements that had to be killed: one at a time, among every such client
+        if self._killer(client) and (any(self._killer(name) for name in self.running) or self._spaced()):
+            return False  # statements that had to be killed: one at a time among every such client, spaced
         return self.slots == 1 or not self.slow(client) or self._slow_turns() < self.slots - 1
+
+    def _spaced(self) -> bool:
+        """Whether KILL_SPACING_S has yet to pass since the last kill (a dispatch is then due when it has)."""
+        wait_s = self.last_kill + KILL_SPACING_S - self.clock()
+        if wait_s <= 0:
+            return False
+        if self._spacing is None or self._spacing.cancelled():
+            loop = asyncio.get_running_loop()
+            self._spacing = loop.call_later(wait_s, self._spaced_out)
+        return True
+
+    def _spaced_out(self) -> None:
+        self._spacing = None
+        self._dispatch()
 
     def _grant(self, client: str) -> Turn:
         self.running[client] += 1
