@@ -21,7 +21,8 @@ client, room for 80). Attackers are processes of their own; every loop ends by i
 - mcp_minor: an HTTP `tools/call` sent with a half-close (answered?), and a request whose Content-Length is 10^20
   (how long until the server answers or drops it).
 
-It writes lab/artifacts/attack_strangers.json, each row into --column. A measurement, not a test
+It writes lab/artifacts/attack_strangers.json, each row into --column (attack_strangers_table.py renders it for the
+docs). A measurement, not a test
 (tests/test_stranger_turns.py, tests/test_read_ahead.py and tests/test_worker_kills.py hold the bounds).
 """
 
