@@ -12,8 +12,11 @@ from lab.speed.loopback_server import commit_cells, read_artifact
 
 def _victim_cell(row: dict[str, Any]) -> str:
     idle, under = row["idle"]["query_ms"], row["under_attack"]["query_ms"]
+    first = row["under_attack"].get("first_s")
     if not under["n"]:
-        return f"{idle['p50']:,.0f} / {idle['max']:,.0f} → nothing answered"
+        return f"{idle['p50']:,.0f} / {idle['max']:,.0f} → nothing answered but its first query" + (
+            "" if first is None else f" ({first:.1f} s)"
+        )
     return (
         f"{idle['p50']:,.0f} / {idle['max']:,.0f} → {under['p50']:,.0f} / {under['max']:,.0f} "
         f"({under['p50'] / idle['p50']:.1f}×; {idle['n']} → {under['n']} answered; "

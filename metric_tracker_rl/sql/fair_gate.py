@@ -47,7 +47,7 @@ SLOW_MEMORY_S = 60.0
 # that primes itself with one cheap statement is still a newcomer when its runaway follows.
 KNOWN_AFTER_S = 5.0
 # After a newcomer's turn was demoted off the last worker, the clients not yet known count as slow this long.
-NEWCOMERS_REFILL_S = 2.0
+NEWCOMERS_REFILL_S = 1.0
 # Statements of clients whose statements had to be killed start no sooner than this after the last kill.
 KILL_SPACING_S = 2.0
 
@@ -96,6 +96,7 @@ class FairGate:
         self.killed: dict[str, float] = {}  # client -> when its last statement had to be killed
         self.last_kill = float("-inf")
         self._spacing: asyncio.TimerHandle | None = None  # a dispatch when KILL_SPACING_S has passed
+        self._refill: asyncio.TimerHandle | None = None  # a dispatch when the newcomers' allowance is back
         self._asked = itertools.count()
 
     @contextlib.asynccontextmanager
@@ -162,7 +163,15 @@ class FairGate:
         self.killed[client] = self.last_kill = now
         self.slow_until[client] = now + SLOW_MEMORY_S
         if not self.known(client):
-            self.newcomers_slow_until = now + SLOW_MEMORY_S
+            self._spend_newcomers(SLOW_MEMORY_S)
+
+    def _spend_newcomers(self, seconds: float) -> None:
+        """The newcomers' shared allowance is spent for `seconds`; those waiting are dispatched when it is back."""
+        self.newcomers_slow_until = max(self.newcomers_slow_until, self.clock() + seconds)
+        if self._refill is not None:
+            self._refill.cancel()
+        wait_s = self.newcomers_slow_until - self.clock()
+        self._refill = asyncio.get_running_loop().call_later(wait_s, self._dispatch)
 
     def _killer(self, client: str) -> bool:
         return self.killed.get(client, 0.0) > self.clock() - SLOW_MEMORY_S
@@ -198,7 +207,7 @@ class FairGate:
             ledger.record(demotions=1)
             held.demoted.set()
             if held.newcomer:
-                self.newcomers_slow_until = max(self.newcomers_slow_until, self.clock() + NEWCOMERS_REFILL_S)
+                self._spend_newcomers(NEWCOMERS_REFILL_S)
 
     def _may_start(self, client: str) -> bool:
         if sum(self.running.values()) >= self.slots or self.running[client] >= self.per_client:
