@@ -170,8 +170,9 @@ class FairGate:
         self.newcomers_slow_until = max(self.newcomers_slow_until, self.clock() + seconds)
         if self._refill is not None:
             self._refill.cancel()
-        wait_s = self.newcomers_slow_until - self.clock()
-        self._refill = asyncio.get_running_loop().call_later(wait_s, self._dispatch)
+        with contextlib.suppress(RuntimeError):  # told outside a loop (a test): nobody waits to be dispatched
+            wait_s = self.newcomers_slow_until - self.clock()
+            self._refill = asyncio.get_running_loop().call_later(wait_s, self._dispatch)
 
     def _killer(self, client: str) -> bool:
         return self.killed.get(client, 0.0) > self.clock() - SLOW_MEMORY_S
