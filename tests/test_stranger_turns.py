@@ -114,3 +114,24 @@ def test_clients_whose_statements_were_killed_run_one_statement_among_them_space
 
     spaced, first, victim = asyncio.run(scenario())
     assert spaced == [] and first == ["killer-a"] and victim == ["victim"]
+
+
+def test_once_a_fresh_address_caused_a_kill_fresh_addresses_run_one_statement_among_them() -> None:
+    """A fresh address for every kill is one client: once a statement of a client not yet known had to be killed,
+    the clients not yet known together run one statement, spaced from the last kill like any killer's."""
+    clock = FakeClock()
+    gate = FairGate(slots=3, per_client=2, clock=clock)
+    known(gate, clock, {"victim": 0.001})
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        gate.note_kill("10.9.0.1")
+        clock.now += KILL_SPACING_S
+        first, holders, release = await started(gate, ["10.9.0.2", "10.9.0.3", "10.9.0.4"])
+        victim, more, release_victim = await started(gate, ["victim"])
+        release_victim.set()
+        release.set()
+        await asyncio.gather(*holders, *more)
+        return first, victim
+
+    first, victim = asyncio.run(scenario())
+    assert first == ["10.9.0.2"] and victim == ["victim"]

@@ -8,8 +8,8 @@ reads nothing, and its place and worker are free at once.
 
 `Connection` watches a socket for its close while the app is busy with a step: it reads the socket's messages ahead
 of the app, every frame the socket sends (those the frame guard then refuses unparsed too), so a close that follows
-a step, or a step and pipelined messages, is seen while the step runs. Past the next message the app will take
-(one of any size the server accepts: a full report), the messages read ahead are bounded by LOOKAHEAD_BYTES,
+a step, or a step and pipelined messages, is seen while the step runs. Past the largest of them (one message of any
+size the server accepts: a full report), the messages read ahead are bounded by LOOKAHEAD_BYTES,
 LOOKAHEAD_MESSAGES and LOOKAHEAD_WORK_S of parse work (`message_cost`). A socket that sends more than that ahead of
 the app is closed with OVERRUN_CODE and OVERRUN_REASON, what it sent ahead is dropped, and its running step is given
 up as "overrun", its answer saying so: a close hidden behind padded or refused frames is seen all the same. The
@@ -80,7 +80,7 @@ class Connection:
         return message
 
     async def _read_ahead(self) -> None:
-        """Read the socket's messages as they come. One that arrives while the app has, past its next message,
+        """Read the socket's messages as they come. One that arrives while the app has, past the largest one,
         LOOKAHEAD_MESSAGES, LOOKAHEAD_BYTES or LOOKAHEAD_WORK_S of them unread ends the connection (`OVERRUN_CODE`):
         no client sends that much ahead of a step still running, and a reader that stopped there would never see
         the close behind it, so the step would outlive its client. What it sent ahead is dropped unanswered."""
@@ -102,14 +102,16 @@ class Connection:
                 return
 
     def _full(self) -> bool:
-        """Whether what is read ahead past the app's next message is at a bound."""
+        """Whether what is read ahead, past its largest message (a report, which may be any size the server
+        accepts), is at a bound."""
         if not self._ahead:
             return False
-        _, first_bytes, first_work = self._ahead[0]
+        largest_bytes = max(size for _, size, _ in self._ahead)
+        largest_work = max(work for _, _, work in self._ahead)
         return (
             len(self._ahead) > LOOKAHEAD_MESSAGES
-            or self._ahead_bytes - first_bytes >= LOOKAHEAD_BYTES
-            or self._ahead_work - first_work >= LOOKAHEAD_WORK_S
+            or self._ahead_bytes - largest_bytes >= LOOKAHEAD_BYTES
+            or self._ahead_work - largest_work >= LOOKAHEAD_WORK_S
         )
 
 

@@ -20,7 +20,8 @@ worker, every client not yet known counts as slow for NEWCOMERS_REFILL_S (SLOW_M
 had to be killed). A parade of fresh addresses then takes turns among the slow statements, and holds the last worker
 at most QUICK_S in every NEWCOMERS_REFILL_S. A client whose statement had to be killed (it ignored its stop, or ran
 to the limit) runs one statement at a time, such clients together run one, and none starts one within KILL_SPACING_S
-of the last kill: each kill stops a worker and starts another, which every client pays for.
+of the last kill: each kill stops a worker and starts another, which every client pays for. Once a client not yet
+known had a statement killed, every client not yet known counts as such a client.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class FairGate:
         self.newcomers_slow_until = 0.0  # the newcomers' shared allowance is spent until then
         self.killed: dict[str, float] = {}  # client -> when its last statement had to be killed
         self.last_kill = float("-inf")
+        self.newcomers_killed = float("-inf")  # when a statement of a client not yet known was last killed
         self._spacing: asyncio.TimerHandle | None = None  # a dispatch when KILL_SPACING_S has passed
         self._refill: asyncio.TimerHandle | None = None  # a dispatch when the newcomers' allowance is back
         self._asked = itertools.count()
@@ -163,6 +165,7 @@ class FairGate:
         self.killed[client] = self.last_kill = now
         self.slow_until[client] = now + SLOW_MEMORY_S
         if not self.known(client):
+            self.newcomers_killed = now
             self._spend_newcomers(SLOW_MEMORY_S)
 
     def _spend_newcomers(self, seconds: float) -> None:
@@ -175,7 +178,10 @@ class FairGate:
             self._refill = asyncio.get_running_loop().call_later(wait_s, self._dispatch)
 
     def _killer(self, client: str) -> bool:
-        return self.killed.get(client, 0.0) > self.clock() - SLOW_MEMORY_S
+        """Whether `client` had a statement killed within SLOW_MEMORY_S; a client not yet known, whether any client
+        not yet known had (a fresh address for every kill is one client)."""
+        since = self.clock() - SLOW_MEMORY_S
+        return self.killed.get(client, 0.0) > since or (self.newcomers_killed > since and not self.known(client))
 
     def _start_count(self, client: str) -> float:
         """Where a client's count starts when it asks: where the clients being served are, and for one not yet
@@ -213,7 +219,7 @@ class FairGate:
     def _may_start(self, client: str) -> bool:
         if sum(self.running.values()) >= self.slots or self.running[client] >= self.per_client:
             return False
-        if self._killer(client) and (any(self._killer(name) for name in self.running) or self._spaced()):
+        if self._killer(client) and (any(self._killer(name) for name in self.held) or self._spaced()):
             return False  # statements that had to be killed: one at a time among every such client, spaced
         return self.slots == 1 or not self.slow(client) or self._slow_turns() < self.slots - 1
 
