@@ -52,6 +52,7 @@ from lab.calibration.warehouse_calibration import TUNING_SEEDS as WAREHOUSE_TUNI
 from lab.speed.attack_degraded import table as attack_degraded_table
 from lab.speed.attack_held_work_table import table as attack_held_work_table
 from lab.speed.attack_requesters import table as attack_requesters_table
+from lab.speed.attack_strangers_table import table as attack_strangers_table
 from lab.speed.runaway_stop import table as runaway_stop_table
 from lab.speed.warehouse_load import table as warehouse_load_table
 from metric_tracker_rl.catalog.dimensions import DIMENSIONS
@@ -559,6 +560,7 @@ BLOCKS: tuple[Block, ...] = (
     Block("warehouse-load", "lab/docs/performance.md", warehouse_load_table),
     Block("attack-held-work", "lab/docs/attacks.md", attack_held_work_table),
     Block("attack-requesters", "lab/docs/attacks.md", attack_requesters_table),
+    Block("attack-strangers", "lab/docs/attacks.md", attack_strangers_table),
     Block("attack-degraded", "lab/docs/attacks.md", attack_degraded_table),
     Block("runaway-stop", "lab/docs/attacks.md", runaway_stop_table),
     Block("audit-calibration", "lab/docs/audit.md", audit_calibration),

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from metric_tracker_rl.serving.step_bound import GivenUp, within_bound
-from metric_tracker_rl.sql.fair_gate import COSTLY_S, QUICK_S, FairGate
+from metric_tracker_rl.sql.fair_gate import COSTLY_S, KNOWN_AFTER_S, QUICK_S, FairGate
 
 
 class FakeClock:
@@ -139,15 +139,18 @@ def test_an_address_never_seen_takes_the_last_worker_at_once_while_slow_clients_
 
 def test_three_fresh_addresses_starting_runaways_at_once_leave_the_last_worker_within_the_quick_mark() -> None:
     """Three addresses, each with one quick statement behind it, start a runaway at the same instant and take every
-    worker: once they have held them QUICK_S, exactly one is demoted, so the last worker is free again for another
+    worker: once they have held them QUICK_S, exactly one is demoted, so the last worker is free again for a known
     client's cheap query (it used to be decided only when a turn was granted, and all three ran to the limit)."""
 
     async def scenario() -> tuple[int, float, int]:
-        gate = FairGate(slots=3, per_client=2)
+        offset = [0.0]
+        loop = asyncio.get_running_loop()
+        gate = FairGate(slots=3, per_client=2, clock=lambda: loop.time() + offset[0])
         attackers = ["127.0.0.20", "127.0.0.21", "127.0.0.22"]
-        for client in attackers:
+        for client in [*attackers, "victim"]:
             async with gate.turn(client) as turn:
                 turn.seconds = 0.001
+        offset[0] += KNOWN_AFTER_S  # the victim is known (so are the attackers: their quick standing is no newcomer's)
         stop = asyncio.Event()
 
         async def runaway(client: str) -> None:

@@ -35,7 +35,7 @@ from websockets.sync.client import ClientConnection
 
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.sql import pool as sql_pool
-from metric_tracker_rl.sql.fair_gate import QUICK_S, SLOW_MEMORY_S, FairGate
+from metric_tracker_rl.sql.fair_gate import KNOWN_AFTER_S, QUICK_S, SLOW_MEMORY_S, FairGate
 from metric_tracker_rl.sql.pool import MAX_BACKOFF_S, SqlPool, start_backoff
 from metric_tracker_rl.sql.sandbox import NOT_READY_MESSAGE
 from metric_tracker_rl.sql.worker_process import WorkerProcess
@@ -273,9 +273,12 @@ def test_a_client_that_sends_its_next_steps_during_a_slow_one_has_its_pings_answ
 def test_a_fresh_address_per_slow_statement_leaves_the_last_worker_to_a_known_client() -> None:
     """Eight addresses the gate has never seen each send one slow statement at once: they take every worker, and
     once their statements have held them QUICK_S each one on the last worker is stopped and asked again as a slow
-    client's, so another client's cheap query is answered before any of them."""
+    client's, so another client's cheap query is answered before any of them (a client the gate knows: one whose
+    first statement is KNOWN_AFTER_S old)."""
     with server_process({"SQL_WORKERS": "3"}) as (url, _), contextlib.ExitStack() as stack:
         victim = stack.enter_context(open_session(url, "127.0.0.4"))
+        assert ws_ask(victim, query(CHEAP))["data"]["observation"]["status"] == "ok"
+        time.sleep(KNOWN_AFTER_S)
         assert ws_ask(victim, query(CHEAP))["data"]["observation"]["status"] == "ok"
         attackers = [stack.enter_context(open_session(url, f"127.0.0.{host}")) for host in range(60, 68)]
         answered: list[str] = []

@@ -120,3 +120,75 @@ def test_a_worker_that_fails_on_its_own_is_backed_off_and_a_statement_is_told_at
         assert NOT_READY_MESSAGE in answer.message and time.monotonic() < deadline
         time.sleep(0.1)
     assert own_pool.start_failures == 0
+
+
+# --- a kill on the event loop's side ----------------------------------------------------------------------------
+
+
+def test_a_kill_waits_for_no_exit_on_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker's exit can take the kernel a while (it frees gigabytes): the kill returns at once and the process
+    is reaped on a thread, so the loop goes on serving every other client meanwhile (it used to wait for the
+    exit, half a second a kill under load)."""
+    worker = WorkerProcess()
+    reaped = threading.Event()
+    real_wait = worker.process.wait
+
+    def slow_wait(timeout: float | None = None) -> int:
+        time.sleep(1.0)  # an exit that takes the kernel a second
+        status = real_wait(timeout)
+        reaped.set()
+        return status
+
+    monkeypatch.setattr(worker.process, "wait", slow_wait)
+
+    async def scenario() -> float:
+        began = time.monotonic()
+        worker.kill()
+        return time.monotonic() - began
+
+    blocked_s = asyncio.run(scenario())
+    assert blocked_s < 0.2 and not worker.alive
+    assert reaped.wait(10)
+
+
+def test_a_worker_killed_from_another_thread_is_unwatched_before_its_pipe_closes() -> None:
+    """A worker killed while the loop waits for its reply: the loop's wait ends at once with WorkerFailed, and its
+    reader is removed before the pipe closes, so a socket that takes the pipe's descriptor number is the loop's to
+    watch (the kill path used to leave the reader on a number a client's socket then held: `File descriptor N is
+    used by transport`)."""
+    worker = WorkerProcess()
+    worker.wait_ready()
+    errors: list[dict[str, object]] = []
+
+    async def scenario() -> tuple[type[BaseException] | None, float, bytes]:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, context: errors.append(context))
+        waiting = asyncio.ensure_future(worker.reply_async(60.0, worker.cpu_seconds()))
+        await asyncio.sleep(0.05)
+        began = time.monotonic()
+        threading.Thread(target=worker.kill).start()
+        failure: type[BaseException] | None = None
+        try:
+            await asyncio.wait_for(waiting, 5)
+        except worker_process.WorkerFailed as exc:
+            failure = type(exc)
+        ended_s = time.monotonic() - began
+
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(await reader.readline())
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"hello\n")
+        answer = await asyncio.wait_for(reader.readline(), 5)
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return failure, ended_s, answer
+
+    failure, ended_s, answer = asyncio.run(scenario())
+    assert failure is worker_process.WorkerFailed and ended_s < 1.0
+    assert answer == b"hello\n" and not errors

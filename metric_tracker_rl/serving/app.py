@@ -66,17 +66,20 @@ def build_app(
 
 
 def websocket_options() -> dict[str, Any]:
-    """Uvicorn's WebSocket settings for this server (the benchmark serves its null environment with them too).
+    """Uvicorn's WebSocket settings for this server, and its HTTP protocol (the benchmark serves its null
+    environment with them too).
 
     Messages are bounded (see `hardening`), and so are the frames a client began and has not finished
     (`unfinished_frames`). Per-message deflate is off: replies are a few KB on loopback or a data-centre network, and
-    compressing each one cost about a fifth of the server's CPU per step."""
+    compressing each one cost about a fifth of the server's CPU per step. A request whose client half-closes is
+    answered (`half_close`)."""
     from metric_tracker_rl.serving.hardening import MAX_MESSAGE_BYTES
 
     return {
         "ws_max_size": MAX_MESSAGE_BYTES,
         "ws_per_message_deflate": False,
         "ws": "metric_tracker_rl.serving.unfinished_frames:BoundedWebSocketProtocol",
+        "http": "metric_tracker_rl.serving.half_close:HalfClosingHttpProtocol",
     }
 
 

@@ -59,7 +59,14 @@ from metric_tracker_rl.serving.reset_facts import (
 from metric_tracker_rl.serving.reset_turns import in_build_thread, reset_turns
 from metric_tracker_rl.serving.rubric import SubmissionRubric
 from metric_tracker_rl.serving.statement_turns import Waited, run_in_turns
-from metric_tracker_rl.serving.step_bound import GivenUp, step_bound_s, uncancelled, within_bound
+from metric_tracker_rl.serving.step_bound import (
+    OVERRUN_CODE,
+    OVERRUN_REASON,
+    GivenUp,
+    step_bound_s,
+    uncancelled,
+    within_bound,
+)
 from metric_tracker_rl.sql import ledger
 from metric_tracker_rl.sql.pool import CLIENT
 
@@ -308,6 +315,12 @@ class MetricTrackerRlEnvironment(
             f"{outcome.bound_s:g} s (STEP_TIMEOUT_S) because it is busy.{waited} No step was used and the "
             "episode goes on: send the step again, or a cheaper statement (filter or aggregate earlier)."
         )
+        if outcome.reason == "overrun":
+            message = (
+                f"This step was not run: {OVERRUN_REASON}, so the server closes this connection (code "
+                f"{OVERRUN_CODE}) and drops what was sent ahead. No step was used; the episode ends with the "
+                "connection. Send a message once the previous one is answered."
+            )
         if self._episode is None:
             return MetricTrackerRlObservation(status="error", reward=0.0, done=False, message=message)
         return self._observation(**error_fields(message))

@@ -39,6 +39,7 @@ from metric_tracker_rl.serving.message_cost import (
     parse_cost_s,
     structure_problem,
 )
+from metric_tracker_rl.serving.step_bound import OVERRUN_CODE, OVERRUN_REASON, watched
 
 __all__ = ["MAX_JSON_DEPTH", "MAX_MESSAGE_BYTES", "ASGIApp", "Message", "Receive", "Scope", "Send"]
 
@@ -135,11 +136,18 @@ class WebSocketFrameGuard:
             return
 
         client = client_of(scope)
+        async with watched(receive) as read_ahead:  # every frame counts against the read-ahead, refused ones too
+            await self._guarded(scope, read_ahead, send, client)
 
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send, client: str) -> None:
         async def guarded_receive() -> Message:
             while True:
                 await PARSE_BUDGET.wait(client)
                 message = await receive()
+                if message["type"] == "websocket.disconnect" and message.get("reason") == OVERRUN_REASON:
+                    with contextlib.suppress(Exception):  # the client may be gone already
+                        await send({"type": "websocket.close", "code": OVERRUN_CODE, "reason": OVERRUN_REASON})
+                    return message
                 if message["type"] != "websocket.receive":
                     return message
                 content = message.get("text") or message.get("bytes") or ""
@@ -300,6 +308,10 @@ class BoundedRequestBodies:
             await self.app(scope, receive, send)
             return
         client = client_of(scope)
+        declared = declared_length(scope)
+        if declared is not None and declared > MAX_MESSAGE_BYTES:  # refused before a byte of it is awaited
+            await json_response(send, 413, {"detail": f"request body over {MAX_MESSAGE_BYTES} bytes"})
+            return
         await PARSE_BUDGET.wait(client)
         body = await bounded_body(receive, send, client)
         if body is None:
@@ -314,6 +326,17 @@ class BoundedRequestBodies:
             await _refuse_text(scope, send, problem_text)
             return
         await self.app(scope, replaying(body, receive), send)
+
+
+def declared_length(scope: Scope) -> int | None:
+    """The Content-Length a request declares, or None (none, or not a number)."""
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"content-length":
+            text = value.strip()
+            if not text.isdigit():
+                return None
+            return int(text) if len(text) <= 30 else 10**30  # past any limit; never a huge int conversion
+    return None
 
 
 def text_problem(body: bytes) -> str | None:

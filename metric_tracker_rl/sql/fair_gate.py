@@ -10,8 +10,18 @@ at most all workers but one run a slow statement (one that has held its turn QUI
 costly one within SLOW_MEMORY_S). A turn granted to a client not known to be slow may take any worker; once it has
 held it QUICK_S, if every other worker runs a slow statement, it is demoted (its `Turn`'s `demoted` event is set):
 its holder stops the statement and asks again, as the slow client it now is. Nothing is bought: a quick statement
-earns no standing, and an address never seen is no different from a known one, so another client's cheap query waits
-for no slow statement, only for turns that are demoted within QUICK_S.
+earns no standing, so another client's cheap query waits for no slow statement, only for turns that are demoted
+within QUICK_S.
+
+Addresses are free to a stranger, so a never-seen one is given nothing a known client would lose by: it starts at
+a count no better than the known quick clients' (a known client is one whose first turn is KNOWN_AFTER_S old), and
+the clients not yet known share one quick allowance between them: once one of their turns is demoted off the last
+worker, every client not yet known counts as slow for NEWCOMERS_REFILL_S (SLOW_MEMORY_S once one of their statements
+had to be killed). A parade of fresh addresses then takes turns among the slow statements, and holds the last worker
+at most QUICK_S in every NEWCOMERS_REFILL_S. A client whose statement had to be killed (it ignored its stop, or ran
+to the limit) runs one statement at a time, such clients together run one, and none starts one within KILL_SPACING_S
+of the last kill: each kill stops a worker and starts another, which every client pays for. Once a client not yet
+known had a statement killed, every client not yet known counts as such a client.
 """
 
 from __future__ import annotations
@@ -34,6 +44,13 @@ QUICK_S = 0.25
 # milliseconds.
 COSTLY_S = 0.05
 SLOW_MEMORY_S = 60.0
+# A client becomes known (out of the newcomers' shared allowance) once its first turn is this old: a fresh address
+# that primes itself with one cheap statement is still a newcomer when its runaway follows.
+KNOWN_AFTER_S = 5.0
+# After a newcomer's turn was demoted off the last worker, the clients not yet known count as slow this long.
+NEWCOMERS_REFILL_S = 1.0
+# Statements of clients whose statements had to be killed start no sooner than this after the last kill.
+KILL_SPACING_S = 2.0
 
 
 class Turn:
@@ -50,6 +67,7 @@ class Turn:
         # Its client was known to be slow when it was granted, or it has held its turn QUICK_S (set by the gate's
         # check then, on the event loop's clock, so turns that began together turn slow in the order they began).
         self.slow = slow_from_start
+        self.newcomer = False  # granted to a client not yet known (set by the gate)
 
 
 class FairGate:
@@ -73,11 +91,19 @@ class FairGate:
         self.virtual = 0.0  # where the clients being served are: where a newcomer's count starts
         self.last_turn: dict[str, float] = {}  # client -> when its last turn ended
         self.demotions = 0  # turns demoted off the last worker (for tests and operators)
+        self.first_seen: dict[str, float] = {}  # client -> when its first turn began (while it is remembered)
+        self.last_seen: dict[str, float] = {}  # client -> when its last turn ended; SLOW_MEMORY_S old: forgotten
+        self.newcomers_slow_until = 0.0  # the newcomers' shared allowance is spent until then
+        self.killed: dict[str, float] = {}  # client -> when its last statement had to be killed
+        self.last_kill = float("-inf")
+        self.newcomers_killed = float("-inf")  # when a statement of a client not yet known was last killed
+        self._spacing: asyncio.TimerHandle | None = None  # a dispatch when KILL_SPACING_S has passed
+        self._refill: asyncio.TimerHandle | None = None  # a dispatch when the newcomers' allowance is back
         self._asked = itertools.count()
 
     @contextlib.asynccontextmanager
     async def turn(self, client: str) -> AsyncIterator[Turn]:
-        self.used[client] = max(self.used.get(client, 0.0), self.virtual)  # no credit for having been away
+        self.used[client] = max(self.used.get(client, 0.0), self._start_count(client))  # no credit for being away
         if not self.waiting and self._may_start(client):
             held = self._grant(client)
         else:
@@ -115,11 +141,55 @@ class FairGate:
             self.slow_until[client] = now + SLOW_MEMORY_S
         self.used[client] = self.used.get(client, self.virtual) + seconds
         self.last_turn[client] = now
+        self.last_seen[client] = now
 
     def slow(self, client: str) -> bool:
         """Whether `client` ran a slow or costly statement within SLOW_MEMORY_S, or runs one that has held its turn
-        QUICK_S. A client never seen is not slow: it has used nothing."""
-        return self.slow_until.get(client, 0.0) > self.clock() or any(turn.slow for turn in self.held.get(client, ()))
+        QUICK_S, or is not yet known while the newcomers' shared allowance is spent."""
+        now = self.clock()
+        return (
+            self.slow_until.get(client, 0.0) > now
+            or any(turn.slow for turn in self.held.get(client, ()))
+            or (self.newcomers_slow_until > now and not self.known(client))
+        )
+
+    def known(self, client: str) -> bool:
+        """Whether `client` is known: its first turn is KNOWN_AFTER_S old, and its last within SLOW_MEMORY_S."""
+        first = self.first_seen.get(client)
+        return first is not None and first <= self.clock() - KNOWN_AFTER_S
+
+    def note_kill(self, client: str) -> None:
+        """A statement of `client` had to be killed: it is slow, runs one statement at a time, and while it is
+        not yet known, the newcomers' allowance is spent."""
+        now = self.clock()
+        self.killed[client] = self.last_kill = now
+        self.slow_until[client] = now + SLOW_MEMORY_S
+        if not self.known(client):
+            self.newcomers_killed = now
+            self._spend_newcomers(SLOW_MEMORY_S)
+
+    def _spend_newcomers(self, seconds: float) -> None:
+        """The newcomers' shared allowance is spent for `seconds`; those waiting are dispatched when it is back."""
+        self.newcomers_slow_until = max(self.newcomers_slow_until, self.clock() + seconds)
+        if self._refill is not None:
+            self._refill.cancel()
+        with contextlib.suppress(RuntimeError):  # told outside a loop (a test): nobody waits to be dispatched
+            wait_s = self.newcomers_slow_until - self.clock()
+            self._refill = asyncio.get_running_loop().call_later(wait_s, self._dispatch)
+
+    def _killer(self, client: str) -> bool:
+        """Whether `client` had a statement killed within SLOW_MEMORY_S; a client not yet known, whether any client
+        not yet known had (a fresh address for every kill is one client)."""
+        since = self.clock() - SLOW_MEMORY_S
+        return self.killed.get(client, 0.0) > since or (self.newcomers_killed > since and not self.known(client))
+
+    def _start_count(self, client: str) -> float:
+        """Where a client's count starts when it asks: where the clients being served are, and for one not yet
+        known, no lower than any known quick client's count (it gets no turn ahead of them for being new)."""
+        if client in self.held or self.known(client):
+            return self.virtual
+        quick = [used for name, used in self.used.items() if self.known(name) and not self.slow(name)]
+        return max([self.virtual, *quick])
 
     def usage(self, client: str) -> float:
         """The seconds `client` has used, counted from where it joined, with what its running turns held so far."""
@@ -143,16 +213,36 @@ class FairGate:
             self.demotions += 1
             ledger.record(demotions=1)
             held.demoted.set()
+            if held.newcomer:
+                self._spend_newcomers(NEWCOMERS_REFILL_S)
 
     def _may_start(self, client: str) -> bool:
         if sum(self.running.values()) >= self.slots or self.running[client] >= self.per_client:
             return False
+        if self._killer(client) and (any(self._killer(name) for name in self.held) or self._spaced()):
+            return False  # statements that had to be killed: one at a time among every such client, spaced
         return self.slots == 1 or not self.slow(client) or self._slow_turns() < self.slots - 1
+
+    def _spaced(self) -> bool:
+        """Whether KILL_SPACING_S has yet to pass since the last kill (a dispatch is then due when it has)."""
+        wait_s = self.last_kill + KILL_SPACING_S - self.clock()
+        if wait_s <= 0:
+            return False
+        if self._spacing is None or self._spacing.cancelled():
+            loop = asyncio.get_running_loop()
+            self._spacing = loop.call_later(wait_s, self._spaced_out)
+        return True
+
+    def _spaced_out(self) -> None:
+        self._spacing = None
+        self._dispatch()
 
     def _grant(self, client: str) -> Turn:
         self.running[client] += 1
         self.virtual = max(self.virtual, self.used.get(client, self.virtual))
         held = Turn(self.clock(), slow_from_start=self.slow(client))
+        held.newcomer = not self.known(client)
+        self.first_seen.setdefault(client, held.began)
         self.held.setdefault(client, []).append(held)
         return held
 
@@ -175,6 +265,12 @@ class FairGate:
         now = self.clock()
         for name in [name for name, until in self.slow_until.items() if until <= now]:
             del self.slow_until[name]
+        for name in [name for name, seen in self.last_seen.items() if seen <= now - SLOW_MEMORY_S]:
+            if name not in self.held and name not in self.waiting:
+                del self.last_seen[name]
+                self.first_seen.pop(name, None)
+        for name in [name for name, when in self.killed.items() if when <= now - SLOW_MEMORY_S]:
+            del self.killed[name]
         for name in [
             name
             for name, used in self.used.items()
@@ -201,7 +297,15 @@ class FairGate:
             ready = [client for client in self.waiting if self._may_start(client)]
             if not ready:
                 return
-            client = min(ready, key=lambda name: (self.usage(name), self.running[name], self.waiting[name][0][0]))
+            client = min(
+                ready,
+                key=lambda name: (
+                    self.usage(name),
+                    not self.known(name),
+                    self.running[name],
+                    self.waiting[name][0][0],
+                ),
+            )
             queue = self.waiting[client]
             _, future = queue.popleft()
             if not queue:

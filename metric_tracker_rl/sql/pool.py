@@ -55,6 +55,8 @@ HOLDER_WAIT_S = 0.5
 # worker is killed: DuckDB checks for an interrupt often (a stopped statement answers within milliseconds and its
 # worker, its tables still loaded, serves the next at once), but planning or converting a result is not interrupted.
 STOP_WAIT_S = 0.5
+# The longest a turn whose statement had to be killed waits for the killed worker's replacement to be ready.
+REPLACED_WAIT_S = 10.0
 # The peer address of the connection a step came from; set by the server for each connection, read where a SQL
 # step is scheduled (MetricTrackerRlEnvironment.step_async).
 CLIENT: ContextVar[str] = ContextVar("sql_client", default="local")
@@ -149,6 +151,11 @@ class SqlPool:
                 reply = await worker.reply_async(deadline, cpu_began)
             except WorkerFailed as failure:
                 failure.seconds = spent_by(worker, began, cpu_began)
+                if failure.timed_out and not failure.stalled:  # the statement's own doing: killed at its limit
+                    _note_kill()
+                    self._give_back(worker, healthy=False)
+                    drained = True  # given back: its replacement is awaited within the caller's turn
+                    await self.replaced_ready()
                 raise
             except asyncio.CancelledError:
                 drained = True
@@ -183,15 +190,34 @@ class SqlPool:
                 healthy = not reply[-1]
                 self.stopped += 1
                 ledger.record(stopped=1)
-            except (WorkerFailed, *PIPE_FAILURES):
+            except WorkerFailed as failure:
+                if failure.timed_out:  # it did not answer its stop: killed
+                    _note_kill()
+            except PIPE_FAILURES:
                 pass
             finally:
                 self._give_back(worker, healthy)
+            if not healthy:
+                await self.replaced_ready()
 
         task = asyncio.get_running_loop().create_task(drain())
         self._draining.add(task)
         task.add_done_callback(self._draining.discard)
         return task
+
+    async def replaced_ready(self, limit_s: float = REPLACED_WAIT_S) -> None:
+        """Return once no worker is starting (a killed one's replacement is ready), or after `limit_s`: a turn
+        whose statement had to be killed lasts until then, so the gate hands the freed place on only once a worker
+        can take it, and the kill is charged to the client that caused it."""
+        loop, until = asyncio.get_running_loop(), time.monotonic() + limit_s
+        while time.monotonic() < until:
+            changed: asyncio.Future[None] = loop.create_future()
+            with self._condition:
+                if self._closed or len(self._idle) + self._busy >= len(self._workers):
+                    return
+                self._waiters.append((loop, changed))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(changed, max(0.0, until - time.monotonic()))
 
     def _request(
         self,
@@ -353,8 +379,7 @@ class SqlPool:
             self._changed()  # statements waiting for the tables it held pick another worker
             if not self._closed:
                 self._start()
-        if worker.alive:
-            worker.kill()
+        worker.kill()  # at once, its pipes closed; reaped on a thread
 
     def _start(self) -> None:
         """Start a worker (caller holds the condition); it joins the idle ones once it has said it is ready. One
@@ -403,6 +428,13 @@ class SqlPool:
             if not self._closed and len(self._workers) + self._restarting < self.size:
                 self._start()
             self._changed()
+
+
+def _note_kill() -> None:
+    """Tell the running loop's gate that the statement of the client this code runs for had to be killed."""
+    found = _GATES.get(asyncio.get_running_loop())
+    if found is not None:
+        found.note_kill(CLIENT.get())
 
 
 def _resolve(changed: asyncio.Future[None]) -> None:

@@ -129,6 +129,11 @@ class WorkerProcess:
         self._replies_ready = selectors.DefaultSelector()
         self._replies_ready.register(self.replies, selectors.EVENT_READ)
         self._received = bytearray()  # what the reply pipe gave so far of the next reply (read unbuffered)
+        # The event loop watching the reply pipe, if one is, and what ends its wait when the worker is killed: its
+        # reader is removed before the pipe is closed (a closed descriptor's number is soon another socket's, which
+        # the loop would then refuse to unwatch).
+        self._watcher: tuple[asyncio.AbstractEventLoop, Callable[[], None]] | None = None
+        self._killed = False
 
     def wait_ready(self) -> None:
         """Return once the worker says it is ready; WorkerFailed(started=False) when it ends first (its exit
@@ -200,7 +205,7 @@ class WorkerProcess:
         timer: asyncio.TimerHandle | None = None
 
         def finish(reply: tuple[Any, ...] | None, failure: WorkerFailed | None = None) -> None:
-            loop.remove_reader(fd)
+            self._unwatch(loop, fd)
             if timer is not None:
                 timer.cancel()
             if answered.done():
@@ -229,12 +234,19 @@ class WorkerProcess:
 
         timer = loop.call_later(POLL_S, check)
         loop.add_reader(fd, readable)
+        self._watcher = (loop, lambda: finish(None, WorkerFailed(timed_out=False)))
         try:
             return await answered
         finally:
             if not answered.done():  # cancelled: stop watching; the reply stays in the pipe for whoever reads next
-                loop.remove_reader(fd)
+                self._unwatch(loop, fd)
                 timer.cancel()
+
+    def _unwatch(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
+        """Stop watching the reply pipe (before it is closed: see `_watcher`)."""
+        if self._watcher is not None and self._watcher[0] is loop:
+            self._watcher = None
+            loop.remove_reader(fd)
 
     def send(self, request: tuple[Any, ...]) -> None:
         if not self.alive:  # ended while idle (killed from outside): the statement can go to another worker
@@ -314,9 +326,37 @@ class WorkerProcess:
             return None
 
     def kill(self) -> None:
+        """End the worker and close its pipes at once; the process is reaped on a thread of its own (an exit that
+        frees gigabytes takes the kernel a while, and no caller, the event loop least of all, waits for it). A loop
+        watching the reply pipe stops watching it first, on its own thread, and its wait ends."""
         with contextlib.suppress(OSError):
             self.process.kill()
-        self.process.wait()
+        if self._killed:
+            return
+        self._killed = True
+        threading.Thread(target=self.process.wait, daemon=True, name="sql-worker-reap").start()
+        if self._watcher is None:
+            self._close_pipes()
+            return
+        loop, gone = self._watcher
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            self._unwatch_and_close(loop, gone)
+            return
+        try:
+            loop.call_soon_threadsafe(self._unwatch_and_close, loop, gone)
+        except RuntimeError:  # a loop that has closed watches nothing
+            self._close_pipes()
+
+    def _unwatch_and_close(self, loop: asyncio.AbstractEventLoop, gone: Callable[[], None]) -> None:
+        self._unwatch(loop, self.reply_fd)
+        self._close_pipes()
+        gone()
+
+    def _close_pipes(self) -> None:
         for pipe in (self.requests, self.replies):
             with contextlib.suppress(OSError):
                 pipe.close()
@@ -328,7 +368,7 @@ class WorkerProcess:
 
     @property
     def alive(self) -> bool:
-        return self.process.poll() is None
+        return not self._killed and self.process.poll() is None
 
 
 def spent_by(worker: WorkerProcess, began: float, cpu_began: float | None) -> float:
