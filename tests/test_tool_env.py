@@ -11,7 +11,9 @@ from text_reader import read_observation
 from transformers.utils import get_json_schema
 
 from metric_tracker_rl import MetricTrackerRlEnv
+from metric_tracker_rl.adapters.session import EPISODE_OVER_TEXT, EpisodeSession
 from metric_tracker_rl.adapters.trl import RESET_VAR, URL_VAR, MetricTrackerToolEnv
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.view.observation import render_observation
 from metric_tracker_rl.view.tool_schemas import SUBMIT_REPORT, model_tools, tool_action
 
@@ -129,3 +131,17 @@ def test_reset_takes_defaults_from_the_environment_and_survives_a_closed_session
 def test_a_tool_before_reset_is_a_programming_error() -> None:
     with pytest.raises(RuntimeError, match="reset"):
         MetricTrackerToolEnv().task_overview()
+
+
+def test_an_unknown_tool_is_answered_alike_by_the_class_and_the_session(tool_env: MetricTrackerToolEnv) -> None:
+    """A tool called by a name no method has (a harness calls the instance with it) reads as the session's answer:
+    an unknown tool's error while the episode runs, and once it is over, that it is over, first."""
+    session = EpisodeSession(MetricTrackerRlEnvironment())
+    tool_env.reset(task_id="easy_two_spikes")
+    session.reset(task_id="easy_two_spikes")
+    running = tool_env("score")
+    assert running == session.call("score", {}) and running.startswith("error: unknown tool 'score'; valid tools: ")
+    tool_env.submit_report(rows=[])
+    session.call("submit_report", {"rows": []})
+    assert tool_env("score") == session.call("score", {}) == EPISODE_OVER_TEXT
+    assert tool_env("task_overview") == session.call("task_overview", {}) == EPISODE_OVER_TEXT

@@ -90,7 +90,7 @@ def bounds_text(schema: dict[str, Any]) -> str:
 def _argument_description(field: Any, name: str, schema: dict[str, Any]) -> str:
     """The field's description and bounds; for objects, the fields they take and their bounds (the schema shows
     only "object"), as the model schema offers them."""
-    description = _one_line(field.description or name)
+    description = _one_line(schema.get("description") or field.description or name)  # the tier's, where it has one
     if bounds_text(schema):
         description += f" ({bounds_text(schema)})"
     items = schema.get("items", {}).get("properties")
@@ -161,7 +161,19 @@ class _OneSession:
 _TIER_CHOOSING_KEYS = ("task_id", "difficulty", "split")
 
 
-class MetricTrackerToolEnv:
+class _ToolEnvType(type):
+    """The tool classes' type: a class lists (`dir`) only the tools it offers, as its instances do."""
+
+    def __dir__(cls) -> list[str]:
+        return [name for name in super().__dir__() if offers(cls, name)]
+
+
+def offers(cls: type, name: str) -> bool:
+    """Whether `name` is a member of the tool class `cls`: a tool the class's tier does not offer is not."""
+    return not isinstance(inspect.getattr_static(cls, name, None), _NotOffered)
+
+
+class MetricTrackerToolEnv(metaclass=_ToolEnvType):
     """One rollout's episode on a running server, with one method per model tool (see the module docstring)."""
 
     difficulty: ClassVar[str | None] = None  # the tier whose tools the methods are (None: every listed tier's)
@@ -221,6 +233,15 @@ class MetricTrackerToolEnv:
         except (ConnectionClosed, ConnectionError, OSError, TimeoutError) as error:
             self._session.abandon()
             return lost_connection_text(error)
+
+    def __call__(self, tool: str, **arguments: Any) -> str:
+        """A tool called by its name, for a harness that maps a model's call to a method and finds none: answered
+        as every entry point answers it (once the episode is over, that it is; else an unknown tool's error that
+        names the tier's tools)."""
+        return self._call(tool, arguments)
+
+    def __dir__(self) -> list[str]:
+        return [name for name in super().__dir__() if offers(type(self), name)]
 
     def _close(self) -> None:
         """Close the WebSocket session (private: every public method would be offered to the model as a tool)."""
