@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 
 import httpx
 import pytest
@@ -26,13 +27,17 @@ from metric_tracker_rl.catalog.task_splits import (
     TrainBlock,
     UnknownSplitError,
     calibration_reset_kwargs,
+    drawn_train_seed,
     eval_schedule,
     get_split,
+    mechanism_split,
     task_range,
+    train_indices,
     train_schedule,
     train_task,
 )
 from metric_tracker_rl.catalog.tasks import TASKS, resolve_episode_config
+from metric_tracker_rl.catalog.tier_episodes import train_episode
 from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
@@ -259,3 +264,38 @@ def test_the_untuned_seeds_are_in_no_split_and_no_other_tiers_range() -> None:
     eval_ranges = {base + offset for base in SEED_BASES for offset in offsets}
     assert len(every) == len(set(every)) and not set(every) & eval_ranges
     assert max(every) < TRAIN_SEED_BASE and UNTUNED_FIRST_OFFSET % NULL_EVERY == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(draw_seed=st.integers(0, 2**32), difficulty=st.sampled_from(DIFFICULTIES))
+def test_a_reset_that_chooses_no_episode_draws_a_train_task_of_its_tier(draw_seed: int, difficulty: str) -> None:
+    """A harness's settings without a seed, task or split get a train task's seed at their tier (the first named
+    task's where they name none), the same for the same draw; settings that choose an episode are left as they
+    are."""
+    train = get_split("train")
+    for settings_ in ({"difficulty": difficulty}, {"difficulty": difficulty.upper(), "max_steps": 5}, {}):
+        chosen = train_episode(settings_, random.Random(draw_seed))
+        assert chosen == train_episode(settings_, random.Random(draw_seed))
+        tier = settings_.get("difficulty", TASKS[DEFAULT_TASK_ORDER[0]].difficulty).lower()
+        assert chosen["difficulty"] == tier and mechanism_split(chosen["seed"]) == "train"
+        assert train.task(chosen["seed"] - TRAIN_SEED_BASE) == {"seed": chosen["seed"], "difficulty": tier}
+        assert {k: v for k, v in chosen.items() if k not in ("seed", "difficulty")} == {
+            k: v for k, v in settings_.items() if k != "difficulty"
+        }
+    for chooses in ({"seed": 0, "difficulty": difficulty}, {"task_id": "deep_cuboids"}, {"split": "eval", "index": 3}):
+        assert train_episode(chooses, random.Random(draw_seed)) == chooses
+
+
+def test_every_train_task_of_a_tier_can_be_drawn() -> None:
+    """The draw's indices are exactly the train split's tasks at the tier, and a tier not listed has none."""
+    train = get_split("train")
+    for difficulty in DIFFICULTIES:
+        indices = [index for span in train_indices(difficulty) for index in span]
+        assert len(indices) == len(set(indices)) and indices
+        assert all(train.task(index)["difficulty"] == difficulty for index in indices[:50] + indices[-50:])
+        assert len(indices) == sum(
+            len(range(block.difficulties.index(difficulty), block.count, len(block.difficulties)))
+            for block in TRAIN_SCHEDULE
+            if difficulty in block.difficulties
+        )
+    assert train_indices("no_such_tier") == [] and drawn_train_seed("no_such_tier", random.Random(0)) is None

@@ -27,6 +27,7 @@ Settings (`ClientSettings`, read from the environment when an instance is built;
 from __future__ import annotations
 
 import inspect
+import random
 from collections.abc import Callable
 from functools import cache
 from types import GenericAlias, UnionType
@@ -40,6 +41,7 @@ from websockets.exceptions import ConnectionClosed
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.catalog.published import RESET_DIFFICULTIES
 from metric_tracker_rl.catalog.tasks import RESET_KEYS
+from metric_tracker_rl.catalog.tier_episodes import train_episode
 from metric_tracker_rl.catalog.validation import check_choice
 from metric_tracker_rl.client import MetricTrackerRlEnv
 from metric_tracker_rl.models import MetricTrackerRlAction
@@ -196,13 +198,17 @@ class MetricTrackerToolEnv(metaclass=_ToolEnvType):
             resume_sessions=settings.resume_sessions,
         ).sync()
         self._session = EpisodeSession(_OneSession(self._client))
+        self._draw = random.Random()  # the train task of a row that names no episode, drawn anew each rollout
 
     def reset(self, **row: Any) -> str:
         """Start the episode a dataset row describes (`task_id`, or `seed` and `difficulty`, or any reset setting);
-        other columns (TRL passes `prompt` too) are ignored. Returns the episode brief for the prompt."""
+        other columns (TRL passes `prompt` too) are ignored. A row that chooses no episode (no seed, task_id or
+        split) plays a train task of its tier drawn at random (the class's tier, else the first named task's),
+        never an eval one. Returns the episode brief for the prompt."""
         settings = {**self._reset_defaults, **{key: value for key, value in row.items() if key in RESET_KEYS}}
         if self.difficulty is not None and not any(key in settings for key in _TIER_CHOOSING_KEYS):
             settings["difficulty"] = self.difficulty
+        settings = train_episode(settings, self._draw)  # a row without a seed plays a train task, never an eval one
         # TRL keeps instances between batches: the server may have reaped an idle session meanwhile, or be
         # restarting. A reset that raised would end the training step, so it waits for the server instead.
         brief = reset_until_served(

@@ -20,6 +20,7 @@ are in neither split.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -80,6 +81,31 @@ def train_task(index: int, schedule: tuple[TrainBlock, ...] = TRAIN_SCHEDULE) ->
             return {"seed": TRAIN_SEED_BASE + index, "difficulty": block.difficulties[offset % len(block.difficulties)]}
         first += block.count
     raise TaskIndexError(f"index must be an integer from 0 to {first - 1} for split 'train', got {index!r}")
+
+
+def train_indices(difficulty: str, schedule: tuple[TrainBlock, ...] = TRAIN_SCHEDULE) -> list[range]:
+    """The indices of the train tasks at `difficulty`, block by block (none at a tier without a train block)."""
+    spans, first = [], 0
+    for block in schedule:
+        if difficulty in block.difficulties:
+            step = len(block.difficulties)
+            spans.append(range(first + block.difficulties.index(difficulty), first + block.count, step))
+        first += block.count
+    return spans
+
+
+def drawn_train_seed(difficulty: str, draw: random.Random) -> int | None:
+    """The seed of a train task at `difficulty`, drawn uniformly among them (None: the tier has no train task)."""
+    spans = train_indices(difficulty)
+    total = sum(len(span) for span in spans)
+    if not total:
+        return None
+    index = draw.randrange(total)
+    for span in spans:
+        if index < len(span):
+            return TRAIN_SEED_BASE + span[index]
+        index -= len(span)
+    raise AssertionError("unreachable: the index was drawn below the spans' total")
 
 
 class UnknownSplitError(ValueError):
