@@ -90,7 +90,7 @@ def test_eval_is_every_named_task_and_the_calibration_sweep_with_no_published_in
         + eval_plan((), listed_since[1:])
     )
     assert sorted(map(str, eval_tasks)) == sorted(map(str, eval_plan(NAMED_TASK_ORDER)))
-    # standard episodes ({seed, difficulty}) and, every tenth seed, a null episode
+    # standard episodes ({seed, difficulty}) and, one of every ten seeds, a null episode
     assert {t.get("scenario_family") for t in eval_tasks} == {None, "null"}
 
 
@@ -299,3 +299,20 @@ def test_every_train_task_of_a_tier_can_be_drawn() -> None:
             if difficulty in block.difficulties
         )
     assert train_indices("no_such_tier") == [] and drawn_train_seed("no_such_tier", random.Random(0)) is None
+
+
+def test_a_null_eval_task_is_one_of_each_ten_at_a_place_its_seed_does_not_tell() -> None:
+    """Every block of NULL_EVERY calibration seeds of a tier (its eval sweep and its untuned seeds) holds exactly
+    one null episode, at a drawn place: over the tiers the null episodes take every place in a block, so no
+    arithmetic of a seed (its last digit, its offset) tells them apart."""
+    places: list[int] = []
+    for difficulty in DIFFICULTIES:
+        for first in (0, UNTUNED_FIRST_OFFSET):
+            for block in range(first, first + EVAL_SEEDS_PER_DIFFICULTY, NULL_EVERY):
+                tasks = [calibration_reset_kwargs(difficulty, offset) for offset in range(block, block + NULL_EVERY)]
+                nulls = [i for i, task in enumerate(tasks) if task.get("scenario_family") == "null"]
+                assert len(nulls) == 1, (difficulty, block)
+                assert tasks[nulls[0]]["seed"] == TIERS[difficulty].calibration_seed_base + block + nulls[0]
+                places += nulls
+    assert set(places) == set(range(NULL_EVERY))
+    assert max(places.count(place) for place in range(NULL_EVERY)) < len(places) / 4

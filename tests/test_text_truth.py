@@ -25,7 +25,7 @@ from metric_tracker_rl.catalog.published import (
 )
 from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.catalog.shown_config import incident_line, shown_config
-from metric_tracker_rl.catalog.task_splits import NULL_EVERY, calibration_reset_kwargs, task_range
+from metric_tracker_rl.catalog.task_splits import NULL_EVERY, calibration_reset_kwargs, null_offset, task_range
 from metric_tracker_rl.catalog.tasks import EpisodeConfig, resolve_episode_config
 from metric_tracker_rl.catalog.tiers import DEEP_MIX, EVENTS, TIERS, WAREHOUSE_DEFECTS
 from metric_tracker_rl.generation.audit.truth import audit_rows
@@ -100,12 +100,12 @@ def test_every_tool_description_a_tier_offers_names_only_tiers_that_serve_it_as_
 
 # --- a null episode's right report ------------------------------------------------------------------------------
 
-NULL_OFFSETS = (NULL_EVERY - 1, 2 * NULL_EVERY - 1)
+NULL_BLOCKS = (0, 1)  # the first two blocks of NULL_EVERY calibration seeds, each holding one null episode
 
 
-def _null_episode(tier: str, offset: int) -> tuple[str, dict[str, Any], float]:
+def _null_episode(tier: str, block: int) -> tuple[str, dict[str, Any], float]:
     """A null calibration task's text (system prompt and brief), its brief, and the score of an empty report."""
-    reset = calibration_reset_kwargs(tier, offset)
+    reset = calibration_reset_kwargs(tier, null_offset(tier, block))
     assert reset.get("scenario_family") == "null", reset
     session = EpisodeSession(MetricTrackerRlEnvironment())
     seen = session.reset(**reset)
@@ -114,14 +114,14 @@ def _null_episode(tier: str, offset: int) -> tuple[str, dict[str, Any], float]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("offset", NULL_OFFSETS)
+@pytest.mark.parametrize("block", NULL_BLOCKS)
 @pytest.mark.parametrize("tier", list(TIERS))
-def test_wherever_the_text_calls_the_empty_report_right_it_scores_one(tier: str, offset: int) -> None:
+def test_wherever_the_text_calls_the_empty_report_right_it_scores_one(tier: str, block: int) -> None:
     """Every tier's null tasks: where a line calls the empty report right (the tiers of counts), it scores 1.0;
     where the data are raw events no line does (an episode's data defects are still there to report, and no line
     at these rungs names an episode's answer), the empty report scores 0, and the incidents line is the tier's
     rule, data defects not counted."""
-    text, brief, score = _null_episode(tier, offset)
+    text, brief, score = _null_episode(tier, block)
     if TIERS[tier].data == EVENTS:
         assert not EMPTY_IS_RIGHT.search(text) and score == 0.0
         assert brief["incidents"] == incident_line({"difficulty": tier}) and DEFECTS_NOT_COUNTED in brief["incidents"]
@@ -158,7 +158,8 @@ def _everything_read_before_submitting(tier: str, offset: int) -> str:
 def test_a_null_episode_reads_as_every_other_episode_of_a_tier_of_raw_events(tier: str) -> None:
     """At the warehouse and the audit no line names an episode's answer: a null episode (no business incident)
     shows the same text as the episode before it, but for its seed and id, and no setting that says null."""
-    null, other = NULL_OFFSETS[0], NULL_OFFSETS[0] - 1
+    null = null_offset(tier, 0)
+    other = null - 1 if null % NULL_EVERY else null + 1
     assert calibration_reset_kwargs(tier, null)["scenario_family"] == "null"
     assert "scenario_family" not in calibration_reset_kwargs(tier, other)
     null_text = _everything_read_before_submitting(tier, null)
@@ -170,12 +171,13 @@ def test_a_null_episode_reads_as_every_other_episode_of_a_tier_of_raw_events(tie
 
 # --- what the incidents line counts ------------------------------------------------------------------------------
 
-COUNT_OFFSETS = (0, 1, 2, 9)
+FIRST_NULL = -1  # stands for the tier's first null episode (null_offset), wherever its draw put it
+COUNT_OFFSETS = (0, 1, 2, FIRST_NULL)
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
 
 
 def _world_and_rows(tier: str, offset: int) -> tuple[EpisodeConfig, WarehouseWorld, list[ExpectedRow]]:
-    reset = calibration_reset_kwargs(tier, offset)
+    reset = calibration_reset_kwargs(tier, null_offset(tier, 0) if offset == FIRST_NULL else offset)
     config = resolve_episode_config(**reset)
     if TIERS[tier].hides_mechanisms:
         world = build_audit_world(TIERS[tier], config)
@@ -296,7 +298,7 @@ def test_the_brief_and_prompt_at_a_tier_of_raw_events_call_no_report_right_by_it
     for tier in RAW_EVENT_TIERS:
         env = MetricTrackerRlEnvironment()
         try:
-            observation = env.reset(**calibration_reset_kwargs(tier, NULL_OFFSETS[0]))
+            observation = env.reset(**calibration_reset_kwargs(tier, null_offset(tier, 0)))
         finally:
             env.close()
         assert observation.objective is not None

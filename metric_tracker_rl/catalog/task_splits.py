@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from metric_tracker_rl.catalog.published import DIFFICULTIES
+from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.catalog.tiers import TIERS
 
 TRAIN_SEED_BASE = 1_000_000
@@ -55,10 +56,12 @@ TRAIN_SCHEDULE = train_schedule(DIFFICULTIES)
 # Listed in full by list_tasks; any seed from TRAIN_SEED_BASE + TRAIN_TASK_COUNT on is a further training episode.
 TRAIN_TASK_COUNT = sum(block.count for block in TRAIN_SCHEDULE)
 EVAL_SEEDS_PER_DIFFICULTY = 200
-NULL_EVERY = 10  # every 10th calibration seed is a null episode (no incident; the right answer is an empty report)
+# One of every 10 consecutive calibration seeds, at a drawn place, is a null episode (no business incident).
+NULL_EVERY = 10
+NULL_STREAM = "null-episode"  # the stream that draws each block's null episode (null_offset)
 # The first offset of every tier's untuned calibration seeds. Tiers' bases are 10,000 apart, so a tier's untuned
 # seeds (base + 5,000 to base + 5,199) meet no tier's eval seeds (base + 0 to 199) nor any other tier's untuned ones,
-# and stay below TRAIN_SEED_BASE. It is a multiple of NULL_EVERY, so the same offsets hold the null episodes.
+# and stay below TRAIN_SEED_BASE. It is a multiple of NULL_EVERY, so its blocks of ten hold one null episode each.
 UNTUNED_FIRST_OFFSET = 5_000
 
 
@@ -116,11 +119,19 @@ class TaskIndexError(IndexError):
     """An index outside a split; the message gives the valid range."""
 
 
+def null_offset(difficulty: str, block: int) -> int:
+    """Which offset of the tier's calibration seeds from `block` * NULL_EVERY on is the block's null episode: a
+    seeded draw of the block's first seed, so no arithmetic of a seed tells a null episode from the others."""
+    first = TIERS[difficulty].calibration_seed_base + block * NULL_EVERY
+    return block * NULL_EVERY + int(derive_rng(EpisodeKey.of(first), NULL_STREAM).integers(NULL_EVERY))
+
+
 def calibration_reset_kwargs(difficulty: str, offset: int) -> dict[str, Any]:
     """The calibration sweep's episode `offset` of one difficulty: a standard episode ({seed, difficulty}), except
-    every NULL_EVERY-th, which is a null episode (scenario_family "null": no incident, not standard)."""
+    one of every NULL_EVERY consecutive offsets, drawn (null_offset), which is a null episode (scenario_family
+    "null": no incident, not standard)."""
     seed = TIERS[difficulty].calibration_seed_base + offset
-    if offset % NULL_EVERY == NULL_EVERY - 1:
+    if offset == null_offset(difficulty, offset // NULL_EVERY):
         return {"seed": seed, "difficulty": difficulty, "scenario_family": "null"}
     return {"seed": seed, "difficulty": difficulty}
 
@@ -232,8 +243,8 @@ SPLITS: dict[str, Split] = {
             "test",
             f"{_eval_in_words()}: a difficulty's calibration seeds start at "
             + ", ".join(f"{name} {tier.calibration_seed_base}" for name, tier in TIERS.items())
-            + f", and every {NULL_EVERY}th episode has no incident. No seed is shared "
-            "with train. Scored deployments serve it in held-out mode (METRIC_TRACKER_SECRET set).",
+            + f", and one of every {NULL_EVERY} consecutive episodes, at a drawn place, has no incident. No seed is "
+            "shared with train. Scored deployments serve it in held-out mode (METRIC_TRACKER_SECRET set).",
         ),
     )
 }
