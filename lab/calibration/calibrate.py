@@ -12,9 +12,10 @@
 
 Episodes run in-process against the environment (metric_tracker_rl/serving/environment.py).
 A sweep uses standard episodes only (a difficulty's default settings, seed aside) with one graded submission;
-one in every NULL_EVERY seeds, at a drawn place, is a null episode (scenario_family="null"), reported in a null group of its tier (and in
-one pooled over the tiers), as is any standard episode that happens to hold no incident. An episode's score is the
-sum of its rewards; each group's mean comes with a 95% percentile bootstrap interval over its episodes.
+one in every NULL_EVERY seeds, at a drawn place, is a null episode (scenario_family="null"), reported in a null
+group of its tier (and in one pooled over the tiers), as is any standard episode that happens to hold no incident.
+An episode's score is the sum of its rewards; each group's mean comes with a 95% percentile bootstrap interval over
+its episodes.
 --untuned sweeps each tier's untuned seeds (task_splits.UNTUNED_FIRST_OFFSET on), which tuned no agent and no tier
 setting, in place of the eval split's; with --merge the run is kept under the results file's "untuned" entry.
 An agent listed in AGENT_RESET_OVERRIDES plays every episode with those settings added (non-standard episodes,
