@@ -4,8 +4,8 @@ wait for. The registry (`metric_tracker_rl.agents.AGENTS`) holds exactly these; 
 
 from __future__ import annotations
 
-from metric_tracker_rl.catalog.published import RESET_DIFFICULTIES
-from metric_tracker_rl.catalog.tiers import COUNTS, EVENTS, TIERS
+from metric_tracker_rl.catalog.published import RAW_EVENT_DIFFICULTIES, RESET_DIFFICULTIES
+from metric_tracker_rl.catalog.tiers import COUNTS, TIERS
 
 REFERENCE_AGENTS: tuple[str, ...] = (
     "null",
@@ -19,15 +19,14 @@ REFERENCE_AGENTS: tuple[str, ...] = (
 LLM_AGENT = "llm"  # inference.py's model policy: it plays whatever a model can read
 
 _COUNT_TIERS = tuple(name for name in RESET_DIFFICULTIES if TIERS[name].data == COUNTS)
-_RAW_EVENT_TIERS = tuple(name for name in RESET_DIFFICULTIES if TIERS[name].data == EVENTS)
 # The tiers an agent plays, where it plays only some, with why: one that submits a generator's rows needs the
 # generators (counts); a tier's own expert plays the tiers its procedure reads.
 AGENT_TIERS: dict[str, tuple[tuple[str, ...], str]] = {
     "scripted": (_COUNT_TIERS, "it reports through the generators, which only tiers of counts have"),
     "readme_baseline": (_COUNT_TIERS, "it submits a generator, which only tiers of counts have"),
     "deep_expert": (("deep", "abyss"), "its cuboid search reads the daily-only dimensions of deep and abyss"),
-    "warehouse_expert": (_RAW_EVENT_TIERS, "its procedure reads raw events"),
-    "audit_expert": (_RAW_EVENT_TIERS, "its procedure reads raw events"),
+    "warehouse_expert": (RAW_EVENT_DIFFICULTIES, "its procedure reads raw events"),
+    "audit_expert": (RAW_EVENT_DIFFICULTIES, "its procedure reads raw events"),
 }
 
 
