@@ -13,7 +13,6 @@ MODULE_LINES = 500
 FUNCTION_LINES = 80
 # Modules past MODULE_LINES today, each with the most lines it may have.
 OVERSIZE = {
-    "metric_tracker_rl/catalog/tasks.py": 587,
     "metric_tracker_rl/agents/deep_expert.py": 559,
     "metric_tracker_rl/agents/warehouse_expert.py": 566,
 }

@@ -162,10 +162,7 @@ SUBMISSION_TOOLS: dict[str, ModelTool] = {
 
 # How a tier of raw events reads the report tool: its rows are findings the brief's rules define (not rows a tool
 # returns), its method credit is query's once a query ran, and its enums offer only the tier's families.
-RAW_EVENTS_REPORT = (
-    "Submit the report for grading: one row per date of each finding (a business incident or a data defect), on "
-    "its root-cause key, as the brief's rules say."
-)
+RAW_EVENTS_REPORT = "Submit the report for grading: one row per date of each finding, on its key, as the brief says."
 RAW_EVENTS_ROWS = "One row per date of each finding, its values the metrics layer's; [] reports no finding"
 RAW_EVENTS_METHOD = QUERY_CREDIT
 
