@@ -28,7 +28,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 # Only light modules here: the arguments are parsed and checked before the client, the agents, the model API and the
 # server are imported (OpenEnv brings in gradio: most of a start-up), so --help and a usage error answer at once.
-from metric_tracker_rl.adapters.inference_args import EpisodeSpec, parse_args
+from metric_tracker_rl.adapters.inference_args import EpisodeSpec, parse_args, success_threshold
 from metric_tracker_rl.settings import ClientSettings, SettingsError
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ def run_task(
             error = f"{type(exc).__name__}: {one_line(str(exc))[:500]}"
             note(f"[ERROR] task={episode.label} {error}")
         finally:
-            success = run.graded is not None and run.score >= settings.success_threshold
+            success = run.graded is not None and run.score >= success_threshold(episode, settings)
             log_end(success, run.steps, run.score, run.rewards)
             if trajectory is not None and run.observation is not None:
                 trajectory.write(json.dumps(run.record(agent, model_label, episode.reset_kwargs, error)) + "\n")

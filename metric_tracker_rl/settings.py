@@ -321,12 +321,13 @@ class ClientSettings(Settings):
         validation_alias=variable("MODEL_MAX_RETRIES"),
         description="inference.py: retries per model call, 0 or more",
     )
-    success_threshold: float = Field(
-        0.95,
+    success_threshold: float | None = Field(
+        None,
         ge=0,
         le=1,
         validation_alias=variable("SUCCESS_THRESHOLD"),
-        description="inference.py: the score an [END] line calls a success, 0 to 1",
+        description="inference.py: the score an [END] line calls a success, 0 to 1 (default: the episode's tier's, "
+        "docs/inference.md)",
     )
 
     def model_requested(self) -> bool:

@@ -13,7 +13,6 @@ MODULE_LINES = 500
 FUNCTION_LINES = 80
 # Modules past MODULE_LINES today, each with the most lines it may have.
 OVERSIZE = {
-    "metric_tracker_rl/catalog/tasks.py": 587,
 }
 
 

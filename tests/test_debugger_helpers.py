@@ -9,6 +9,7 @@ import struct
 from types import SimpleNamespace
 from xml.etree import ElementTree
 
+import gradio as gr
 import pandas as pd
 import pytest
 from hypothesis import example, given
@@ -440,3 +441,34 @@ def test_the_charts_read_the_whole_window(difficulty: str, days: int) -> None:
     assert len(data.dates) == days == len(set(data.dates)) and sorted(data.dates) == data.dates
     assert set(data.hourly) == set(data.dates) and all(len(rows) == 24 for rows in data.hourly.values())
     assert drawing.daily_counts_svg(data, [], 1).count("<svg") >= 1
+
+
+@pytest.mark.parametrize("difficulty", ["medium", *RAW_EVENT_DIFFICULTIES])
+def test_the_payload_tab_shows_a_generator_picker_only_where_the_tier_has_generators(difficulty: str) -> None:
+    """A reset shows the generator picker, its arguments and "Add generated rows" where the tier's reset lists
+    generators, and hides them where it lists none (the tiers of raw events)."""
+    observation = MetricTrackerRlEnvironment().reset(difficulty=difficulty, seed=3)
+    current = SimpleNamespace(methods={method.name: method.model_dump() for method in observation.available_methods})
+    with gr.Blocks():
+        page = DebuggerPage("test", None)
+    updates = page.reset_tools(current)
+    generators = any(method["kind"] == "generator" for method in current.methods.values())
+    assert generators == (difficulty not in RAW_EVENT_DIFFICULTIES)
+    for part in (page.payload.generator_name, page.payload.generator_args, page.payload.generate_button):
+        assert updates[part]["visible"] is generators
+
+
+def test_the_count_charts_say_where_their_numbers_come_from(charts: drawing.ChartData) -> None:
+    """A tier of counts charts its own counts; charts of the dashboard's numbers (a tier of raw events, data
+    defects included) say so in their titles."""
+    marks = drawing.marks_for(charts.annotations, None)
+    dashboard = drawing.ChartData(daily=charts.daily, annotations=charts.annotations, dashboard=True)
+    date = charts.dates[-1]
+    for draw in (
+        lambda data: drawing.daily_counts_svg(data, marks, 1),
+        lambda data: drawing.conversion_svg(data, marks, 1),
+        lambda data: drawing.funnel_svg(data, date, marks, 1),
+    ):
+        assert "dashboard" not in draw(charts) and "on the dashboard, as recorded (data defects included)" in draw(
+            dashboard
+        )

@@ -33,6 +33,7 @@ def test_a_warehouse_episode_opens_in_the_debugger_with_its_dashboards_charts() 
             assert {mark["kind"] for mark in data.annotations} == {"release"}
             marks = charts.marks_for(data.annotations, observation.debug)
             assert "<svg" in charts.daily_counts_svg(data, marks, 1) and "<svg" in charts.conversion_svg(data, marks, 1)
+            assert data.dashboard and charts.DASHBOARD_SOURCE in charts.daily_counts_svg(data, marks, 1)
             assert "No hourly data" in charts.hourly_heatmap_svg(data, "app_opens", marks, 1)
             assert "<svg" in charts.funnel_svg(data, data.dates[-1], marks, 1)
             assert observation.steps_remaining == WAREHOUSE.max_steps  # the charts read in a session of their own

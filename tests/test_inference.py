@@ -28,7 +28,8 @@ from metric_tracker_rl.adapters.baseline_log import format_action, open_interval
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY
 from metric_tracker_rl.catalog.published import DIFFICULTIES
-from metric_tracker_rl.catalog.tasks import DIAL_KNOBS
+from metric_tracker_rl.catalog.reference_agents import agent_plays
+from metric_tracker_rl.catalog.tasks import DIAL_KNOBS, TASKS
 from metric_tracker_rl.reconnect import RETRY_DEADLINE_VAR
 from metric_tracker_rl.server_process import free_port
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
@@ -41,6 +42,8 @@ START = re.compile(r"^\[START\] task=(\S+) env=metric_tracker_rl model=(\S+)$")
 STEP = re.compile(r"^\[STEP\] step=(\d+) action=(\S.*) reward=(\d\.\d\d) done=(true|false) error=(\S.*)$")
 END = re.compile(r"^\[END\] success=(true|false) steps=(\d+) score=(\d\.\d\d) rewards=((?:\d\.\d\d)(?:,\d\.\d\d)*)?$")
 ISOLATED = tuple(ClientSettings.variables())  # a run here reads only what a test sets
+# The default run's tasks for the offline scripted agent: the named tasks of the tiers it plays (counts).
+SCRIPTED_TASKS = [task_id for task_id in DEFAULT_TASK_ORDER if agent_plays("scripted", TASKS[task_id].difficulty)]
 
 
 @pytest.fixture
@@ -449,18 +452,18 @@ def test_offline_run_serves_the_environment_itself_and_stops_it(tmp_path: Path) 
     output, trajectories = tmp_path / "results.json", tmp_path / "traj"
     result = run_inference("--output", str(output), "--trajectories", str(trajectories))
     assert result.returncode == 0, result.stderr
-    tasks = parse_log(result.stdout, list(DEFAULT_TASK_ORDER), "scripted")
+    tasks = parse_log(result.stdout, SCRIPTED_TASKS, "scripted")
     url = re.search(r"started local server in this process url=(\S+)", result.stderr).group(1)
     assert f"stopped local server url={url}" in result.stderr
     with pytest.raises(httpx.TransportError):  # nothing listens there any more
         httpx.get(f"{url}/health", timeout=5)
     saved = json.loads(output.read_text())
-    assert saved["agent"] == "scripted" and [t["task_id"] for t in saved["tasks"]] == list(DEFAULT_TASK_ORDER)
+    assert saved["agent"] == "scripted" and [t["task_id"] for t in saved["tasks"]] == SCRIPTED_TASKS
     for task, record in zip(tasks, saved["tasks"], strict=True):
         assert record["published_score"] == task["score"] and record["steps"] == len(task["steps"])
         assert task["steps"][-1]["action"].startswith("submit_report(")
     episodes = [json.loads(line) for line in (trajectories / "scripted.jsonl").read_text().splitlines()]
-    assert [e["task"] for e in episodes] == list(DEFAULT_TASK_ORDER)
+    assert [e["task"] for e in episodes] == SCRIPTED_TASKS
     for episode, record in zip(episodes, saved["tasks"], strict=True):
         assert episode["score"] == record["score"] and episode["rewards"] == record["rewards"]
         assert sum(m["role"] == "tool" for m in episode["messages"]) == record["steps"]
@@ -538,15 +541,15 @@ def test_unreachable_environment_still_prints_start_and_end() -> None:
     result = run_inference(env={"BASE_URL": f"http://127.0.0.1:{free_port()}", RETRY_DEADLINE_VAR: "1.5"})
     assert result.returncode == 1
     assert result.stderr.count("BASE_URL is deprecated, set METRIC_TRACKER_URL instead") == 1
-    tasks = parse_log(result.stdout, list(DEFAULT_TASK_ORDER), "scripted")
+    tasks = parse_log(result.stdout, SCRIPTED_TASKS, "scripted")
     assert all(not t["success"] and not t["steps"] and t["score"] == 0.01 for t in tasks)
     assert result.stderr.count("retrying in") >= 1 and "did not start an episode" in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("[ERROR] task=")]
-    assert len(errors) == len(DEFAULT_TASK_ORDER) and all("ServerUnavailable" in line for line in errors), errors
-    rows = [line for line in result.stderr.splitlines() if line.split(" ")[0] in DEFAULT_TASK_ORDER]
-    assert len(rows) == len(DEFAULT_TASK_ORDER), rows
+    assert len(errors) == len(SCRIPTED_TASKS) and all("ServerUnavailable" in line for line in errors), errors
+    rows = [line for line in result.stderr.splitlines() if line.split(" ")[0] in SCRIPTED_TASKS]
+    assert len(rows) == len(SCRIPTED_TASKS), rows
     assert all("FAILED: " in row and "ServerUnavailable" in row for row in rows), rows
-    assert f"{len(DEFAULT_TASK_ORDER)} of {len(DEFAULT_TASK_ORDER)} task(s) failed" in result.stderr
+    assert f"{len(SCRIPTED_TASKS)} of {len(SCRIPTED_TASKS)} task(s) failed" in result.stderr
 
 
 def test_a_task_whose_reset_fails_reads_failed_not_submitted(server_url: str, tmp_path: Path) -> None:
@@ -614,11 +617,11 @@ def test_difficulty_chooses_the_named_or_train_tasks_and_the_knobs_reach_every_e
     offline = settings_from()
     by_difficulty = inference.parse_args(["--difficulty", "DEEP"], offline).episode_specs
     assert [e.reset_kwargs for e in by_difficulty] == [{"task_id": "deep_cuboids"}]
-    warehouse = inference.parse_args(["--difficulty", "warehouse"], offline).episode_specs
+    warehouse = inference.parse_args(["--difficulty", "warehouse", "--agent", "expert"], offline).episode_specs
     assert [e.reset_kwargs for e in warehouse] == [{"task_id": "warehouse_raw_events"}]
     assert "warehouse_raw_events" in [
-        e.reset_kwargs.get("task_id") for e in inference.parse_args([], offline).episode_specs
-    ]  # the default list plays it too
+        e.reset_kwargs.get("task_id") for e in inference.parse_args(["--agent", "null"], offline).episode_specs
+    ]  # the default list plays it too, for an agent that plays the warehouse
     pair = inference.parse_args(["--difficulty", "frontier,deep", "--seed", "7"], offline).episode_specs
     assert [e.reset_kwargs for e in pair] == [
         {"task_id": "frontier_segments", "seed": 7},

@@ -132,7 +132,9 @@ def test_difficulty_plays_the_tiers_episodes_with_or_without_episodes(
     train = get_split("train")
     first = next(i for i in range(train.size()) if train.task(i)["difficulty"] == difficulty)
     step = next(len(b.difficulties) for b in TRAIN_SCHEDULE if difficulty in b.difficulties)
-    played = inference.parse_args(["--difficulty", difficulty, "--episodes", "2"], ClientSettings()).episode_specs
+    played = inference.parse_args(
+        ["--difficulty", difficulty, "--episodes", "2", "--agent", "expert"], ClientSettings()
+    ).episode_specs
     assert [e.reset_kwargs for e in played] == [train.task(first), train.task(first + step)]
     assert all(e.reset_kwargs["difficulty"] == difficulty for e in played)
 
@@ -147,3 +149,77 @@ def test_the_docs_name_the_audits_stand_in_episode_as_the_catalog_does() -> None
     for page in ("docs/inference.md", "docs/evaluation.md"):
         assert f"`{label}`" in (ROOT / page).read_text(encoding="utf-8"), page
     assert f'{{"seed": {episode["seed"]}, "difficulty": "audit"}}' in (ROOT / "docs/audit.md").read_text()
+
+
+def test_an_agent_asked_for_a_tier_it_cannot_play_is_a_usage_error_naming_those_that_can(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The default scripted agent asked for the audit (it reports through generators, which the audit lacks) is a
+    usage error, exit 2, naming the agents that play it; unasked, it plays the named tasks of the tiers of counts."""
+    import inference
+    from metric_tracker_rl.catalog.reference_agents import agents_playing
+    from metric_tracker_rl.catalog.tasks import resolve_episode_config
+    from metric_tracker_rl.catalog.tiers import COUNTS
+    from metric_tracker_rl.settings import ClientSettings
+
+    for name in ClientSettings.variables():
+        monkeypatch.delenv(name, raising=False)
+    for argv in (["--difficulty", "audit"], ["--tasks", "warehouse_raw_events"], ["--difficulty", "warehouse"]):
+        with pytest.raises(SystemExit) as exit_info:
+            inference.parse_args(argv, ClientSettings())
+        assert exit_info.value.code == 2
+        error = capsys.readouterr().err
+        tier = "audit" if "audit" in argv else "warehouse"
+        assert f"agent 'scripted' cannot play {tier}" in error and ", ".join(agents_playing(tier)) in error, error
+        assert "scripted" not in agents_playing(tier) and "expert" in agents_playing(tier)
+    default = inference.parse_args([], ClientSettings())
+    assert default.agent == "scripted" and default.episode_specs
+    assert all(resolve_episode_config(**e.reset_kwargs).tier.data == COUNTS for e in default.episode_specs)
+
+
+@pytest.mark.slow  # an audit episode in process
+def test_the_scripted_agent_reports_nothing_at_a_tier_of_raw_events() -> None:
+    """Why it may not play there: it submits an empty report, which scores 0."""
+    from metric_tracker_rl.adapters.session import EpisodeSession
+    from metric_tracker_rl.agents import make_agent, play
+    from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
+    from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+
+    session = play(
+        make_agent("scripted"), EpisodeSession(MetricTrackerRlEnvironment()), **calibration_reset_kwargs("audit", 0)
+    )
+    assert session.graded is not None and session.graded.reward_breakdown.submitted_row_count == 0
+    assert session.score == 0.0
+
+
+def _reference_scores(tier: str) -> dict[str, float]:
+    """The kept calibration's figures of the tier's reference expert on its eval seeds."""
+    artifacts = ROOT / "lab" / "artifacts"
+    if tier == "audit":
+        return json.loads((artifacts / "audit_calibration.json").read_text())["splits"]["eval"]["agents"][
+            "audit_expert"
+        ]
+    if tier == "warehouse":
+        return json.loads((artifacts / "warehouse_calibration.json").read_text())["agents"]["warehouse_expert"]
+    return json.loads((artifacts / "calibration.json").read_text())["agents"]["expert"][tier]
+
+
+def test_each_tiers_success_threshold_is_published_and_its_reference_reaches_it_on_a_typical_episode() -> None:
+    """docs/inference.md lists every listed tier's threshold; on the kept calibration the tier's reference expert
+    reaches it on most episodes (95% of them at least, or more than half where the threshold is 0.9 or less);
+    SUCCESS_THRESHOLD set overrides it."""
+    from metric_tracker_rl.adapters.inference_args import EpisodeSpec, success_threshold
+    from metric_tracker_rl.catalog.tiers import TIERS
+    from metric_tracker_rl.settings import ClientSettings
+
+    text = " ".join((ROOT / "docs" / "inference.md").read_text().split())
+    listed = {name: tier for name, tier in TIERS.items() if tier.listed}
+    assert ", ".join(f"{name} {tier.success_threshold:g}" for name, tier in listed.items()) in text
+    for name, tier in listed.items():
+        scores = _reference_scores(name)
+        assert scores["p5"] >= tier.success_threshold or (
+            tier.success_threshold <= 0.9 and scores["share_ge_0_9"] > 0.5
+        ), (name, scores)
+    audit = EpisodeSpec("audit_80000", {"seed": 80000, "difficulty": "audit"})
+    assert success_threshold(audit, ClientSettings()) == TIERS["audit"].success_threshold < 0.91
+    assert success_threshold(audit, ClientSettings(success_threshold=0.5)) == 0.5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 
 import httpx
 import pytest
@@ -26,13 +27,17 @@ from metric_tracker_rl.catalog.task_splits import (
     TrainBlock,
     UnknownSplitError,
     calibration_reset_kwargs,
+    drawn_train_seed,
     eval_schedule,
     get_split,
+    mechanism_split,
     task_range,
+    train_indices,
     train_schedule,
     train_task,
 )
 from metric_tracker_rl.catalog.tasks import TASKS, resolve_episode_config
+from metric_tracker_rl.catalog.tier_episodes import train_episode
 from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
@@ -88,7 +93,7 @@ def test_eval_is_every_named_task_and_the_calibration_sweep_with_no_published_in
         + eval_plan((), listed_since[1:])
     )
     assert sorted(map(str, eval_tasks)) == sorted(map(str, eval_plan(NAMED_TASK_ORDER)))
-    # standard episodes ({seed, difficulty}) and, every tenth seed, a null episode
+    # standard episodes ({seed, difficulty}) and, one of every ten seeds, a null episode
     assert {t.get("scenario_family") for t in eval_tasks} == {None, "null"}
 
 
@@ -262,3 +267,55 @@ def test_the_untuned_seeds_are_in_no_split_and_no_other_tiers_range() -> None:
     eval_ranges = {base + offset for base in SEED_BASES for offset in offsets}
     assert len(every) == len(set(every)) and not set(every) & eval_ranges
     assert max(every) < TRAIN_SEED_BASE and UNTUNED_FIRST_OFFSET % NULL_EVERY == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(draw_seed=st.integers(0, 2**32), difficulty=st.sampled_from(DIFFICULTIES))
+def test_a_reset_that_chooses_no_episode_draws_a_train_task_of_its_tier(draw_seed: int, difficulty: str) -> None:
+    """A harness's settings without a seed, task or split get a train task's seed at their tier (the first named
+    task's where they name none), the same for the same draw; settings that choose an episode are left as they
+    are."""
+    train = get_split("train")
+    for settings_ in ({"difficulty": difficulty}, {"difficulty": difficulty.upper(), "max_steps": 5}, {}):
+        chosen = train_episode(settings_, random.Random(draw_seed))
+        assert chosen == train_episode(settings_, random.Random(draw_seed))
+        tier = settings_.get("difficulty", TASKS[DEFAULT_TASK_ORDER[0]].difficulty).lower()
+        assert chosen["difficulty"] == tier and mechanism_split(chosen["seed"]) == "train"
+        assert train.task(chosen["seed"] - TRAIN_SEED_BASE) == {"seed": chosen["seed"], "difficulty": tier}
+        assert {k: v for k, v in chosen.items() if k not in ("seed", "difficulty")} == {
+            k: v for k, v in settings_.items() if k != "difficulty"
+        }
+    for chooses in ({"seed": 0, "difficulty": difficulty}, {"task_id": "deep_cuboids"}, {"split": "eval", "index": 3}):
+        assert train_episode(chooses, random.Random(draw_seed)) == chooses
+
+
+def test_every_train_task_of_a_tier_can_be_drawn() -> None:
+    """The draw's indices are exactly the train split's tasks at the tier, and a tier not listed has none."""
+    train = get_split("train")
+    for difficulty in DIFFICULTIES:
+        indices = [index for span in train_indices(difficulty) for index in span]
+        assert len(indices) == len(set(indices)) and indices
+        assert all(train.task(index)["difficulty"] == difficulty for index in indices[:50] + indices[-50:])
+        assert len(indices) == sum(
+            len(range(block.difficulties.index(difficulty), block.count, len(block.difficulties)))
+            for block in TRAIN_SCHEDULE
+            if difficulty in block.difficulties
+        )
+    assert train_indices("no_such_tier") == [] and drawn_train_seed("no_such_tier", random.Random(0)) is None
+
+
+def test_a_null_eval_task_is_one_of_each_ten_at_a_place_its_seed_does_not_tell() -> None:
+    """Every block of NULL_EVERY calibration seeds of a tier (its eval sweep and its untuned seeds) holds exactly
+    one null episode, at a drawn place: over the tiers the null episodes take every place in a block, so no
+    arithmetic of a seed (its last digit, its offset) tells them apart."""
+    places: list[int] = []
+    for difficulty in DIFFICULTIES:
+        for first in (0, UNTUNED_FIRST_OFFSET):
+            for block in range(first, first + EVAL_SEEDS_PER_DIFFICULTY, NULL_EVERY):
+                tasks = [calibration_reset_kwargs(difficulty, offset) for offset in range(block, block + NULL_EVERY)]
+                nulls = [i for i, task in enumerate(tasks) if task.get("scenario_family") == "null"]
+                assert len(nulls) == 1, (difficulty, block)
+                assert tasks[nulls[0]]["seed"] == TIERS[difficulty].calibration_seed_base + block + nulls[0]
+                places += nulls
+    assert set(places) == set(range(NULL_EVERY))
+    assert max(places.count(place) for place in range(NULL_EVERY)) < len(places) / 4

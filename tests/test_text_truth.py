@@ -20,21 +20,24 @@ from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.catalog.published import (
     BASELINE_RULE,
     DEFECTS_NOT_COUNTED,
+    FAMILY_ENTITY_TYPE,
     VERSION_PEERS,
 )
 from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.catalog.shown_config import incident_line, shown_config
-from metric_tracker_rl.catalog.task_splits import NULL_EVERY, calibration_reset_kwargs, task_range
+from metric_tracker_rl.catalog.task_splits import NULL_EVERY, calibration_reset_kwargs, null_offset, task_range
 from metric_tracker_rl.catalog.tasks import EpisodeConfig, resolve_episode_config
 from metric_tracker_rl.catalog.tiers import DEEP_MIX, EVENTS, TIERS, WAREHOUSE_DEFECTS
 from metric_tracker_rl.generation.audit.truth import audit_rows
 from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
 from metric_tracker_rl.generation.defects import DEFECT_REGISTRY
+from metric_tracker_rl.generation.kinds import KIND_FAMILY
 from metric_tracker_rl.generation.segment_plan import segmented_plan
+from metric_tracker_rl.generation.segmented import FALLBACK_KIND
 from metric_tracker_rl.generation.warehouse.events import draw_event_log
 from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY, ExpectedRow, expected_rows, incident_rows
 from metric_tracker_rl.generation.warehouse.world import DEFECT_COUNT, WarehouseWorld, build_warehouse_world
-from metric_tracker_rl.models import MetricTrackerRlAction
+from metric_tracker_rl.models import MetricSubmissionRow, MetricTrackerRlAction, MetricTrackerRlObservation
 from metric_tracker_rl.serving.debugger.forms import status_markdown
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.sql.columns import Labels, Nested
@@ -48,10 +51,13 @@ from metric_tracker_rl.world.segments import world_of
 from metric_tracker_rl.world.warehouse_brief import (
     BENIGN_CHANGES,
     COMPUTED_TABLES,
+    DEFECT_FAMILY,
     DEFECT_REPORTING,
+    QUERY_CREDIT,
     TRACE_RULE,
     TRACE_TABLES,
     UNIFORM_MOVE,
+    WAREHOUSE_INCIDENT_FAMILIES,
 )
 
 RAW_EVENT_TIERS = tuple(name for name, tier in TIERS.items() if tier.data == EVENTS)
@@ -94,12 +100,12 @@ def test_every_tool_description_a_tier_offers_names_only_tiers_that_serve_it_as_
 
 # --- a null episode's right report ------------------------------------------------------------------------------
 
-NULL_OFFSETS = (NULL_EVERY - 1, 2 * NULL_EVERY - 1)
+NULL_BLOCKS = (0, 1)  # the first two blocks of NULL_EVERY calibration seeds, each holding one null episode
 
 
-def _null_episode(tier: str, offset: int) -> tuple[str, dict[str, Any], float]:
+def _null_episode(tier: str, block: int) -> tuple[str, dict[str, Any], float]:
     """A null calibration task's text (system prompt and brief), its brief, and the score of an empty report."""
-    reset = calibration_reset_kwargs(tier, offset)
+    reset = calibration_reset_kwargs(tier, null_offset(tier, block))
     assert reset.get("scenario_family") == "null", reset
     session = EpisodeSession(MetricTrackerRlEnvironment())
     seen = session.reset(**reset)
@@ -108,14 +114,14 @@ def _null_episode(tier: str, offset: int) -> tuple[str, dict[str, Any], float]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("offset", NULL_OFFSETS)
+@pytest.mark.parametrize("block", NULL_BLOCKS)
 @pytest.mark.parametrize("tier", list(TIERS))
-def test_wherever_the_text_calls_the_empty_report_right_it_scores_one(tier: str, offset: int) -> None:
+def test_wherever_the_text_calls_the_empty_report_right_it_scores_one(tier: str, block: int) -> None:
     """Every tier's null tasks: where a line calls the empty report right (the tiers of counts), it scores 1.0;
     where the data are raw events no line does (an episode's data defects are still there to report, and no line
     at these rungs names an episode's answer), the empty report scores 0, and the incidents line is the tier's
     rule, data defects not counted."""
-    text, brief, score = _null_episode(tier, offset)
+    text, brief, score = _null_episode(tier, block)
     if TIERS[tier].data == EVENTS:
         assert not EMPTY_IS_RIGHT.search(text) and score == 0.0
         assert brief["incidents"] == incident_line({"difficulty": tier}) and DEFECTS_NOT_COUNTED in brief["incidents"]
@@ -152,7 +158,8 @@ def _everything_read_before_submitting(tier: str, offset: int) -> str:
 def test_a_null_episode_reads_as_every_other_episode_of_a_tier_of_raw_events(tier: str) -> None:
     """At the warehouse and the audit no line names an episode's answer: a null episode (no business incident)
     shows the same text as the episode before it, but for its seed and id, and no setting that says null."""
-    null, other = NULL_OFFSETS[0], NULL_OFFSETS[0] - 1
+    null = null_offset(tier, 0)
+    other = null - 1 if null % NULL_EVERY else null + 1
     assert calibration_reset_kwargs(tier, null)["scenario_family"] == "null"
     assert "scenario_family" not in calibration_reset_kwargs(tier, other)
     null_text = _everything_read_before_submitting(tier, null)
@@ -164,12 +171,13 @@ def test_a_null_episode_reads_as_every_other_episode_of_a_tier_of_raw_events(tie
 
 # --- what the incidents line counts ------------------------------------------------------------------------------
 
-COUNT_OFFSETS = (0, 1, 2, 9)
+FIRST_NULL = -1  # stands for the tier's first null episode (null_offset), wherever its draw put it
+COUNT_OFFSETS = (0, 1, 2, FIRST_NULL)
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
 
 
 def _world_and_rows(tier: str, offset: int) -> tuple[EpisodeConfig, WarehouseWorld, list[ExpectedRow]]:
-    reset = calibration_reset_kwargs(tier, offset)
+    reset = calibration_reset_kwargs(tier, null_offset(tier, 0) if offset == FIRST_NULL else offset)
     config = resolve_episode_config(**reset)
     if TIERS[tier].hides_mechanisms:
         world = build_audit_world(TIERS[tier], config)
@@ -290,7 +298,7 @@ def test_the_brief_and_prompt_at_a_tier_of_raw_events_call_no_report_right_by_it
     for tier in RAW_EVENT_TIERS:
         env = MetricTrackerRlEnvironment()
         try:
-            observation = env.reset(**calibration_reset_kwargs(tier, NULL_OFFSETS[0]))
+            observation = env.reset(**calibration_reset_kwargs(tier, null_offset(tier, 0)))
         finally:
             env.close()
         assert observation.objective is not None
@@ -437,3 +445,142 @@ def test_the_budgets_and_window_each_brief_states_are_the_episodes(tier: str) ->
     window = brief["window"]
     assert window["days"] == TIERS[tier].window_days
     assert all(window["first_date"] <= row.date <= window["last_date"] for row in truth.expected_rows)
+
+
+# --- what the grading rule, the instruction and the report tool say of a report ----------------------------------
+
+
+def _reset(tier: str, offset: int = 0) -> tuple[MetricTrackerRlEnvironment, MetricTrackerRlObservation]:
+    env = MetricTrackerRlEnvironment()
+    return env, env.reset(**calibration_reset_kwargs(tier, offset))
+
+
+def _brief(observation: MetricTrackerRlObservation) -> dict[str, Any]:
+    """The brief as a model reads it from its first prompt."""
+    return read_observation(first_prompt(observation)).brief
+
+
+def _expected_rows(env: MetricTrackerRlEnvironment) -> list[MetricSubmissionRow]:
+    return list(env._episode.truth.expected_rows)  # noqa: SLF001 (the truth, to submit what the grader expects)
+
+
+FALSE_POSITIVES = re.compile(r"false_positives = every other row[^.]*\.")
+
+
+@pytest.mark.parametrize("tier", RAW_EVENT_TIERS)
+def test_a_repeated_key_or_an_invalid_row_is_refused_before_grading_as_the_grading_rule_says(tier: str) -> None:
+    """No row the grading rule counts as a false positive is one the environment never grades: a report that
+    repeats a key, or holds a row invalid without the truth, is refused before grading, using no submission, and
+    the rule says so."""
+    env, observation = _reset(tier)
+    grading = _brief(observation)["segments"]["grading"]
+    row = _expected_rows(env)[0]
+    invalid = row.model_copy(update={"date": "1999-01-01"})
+    for rows, said in (([row, row], "repeats the key of row 0"), ([invalid], "1999-01-01")):
+        answer = env.step(MetricTrackerRlAction(classifications=rows))
+        assert said in answer.message and "no submission used" in answer.message, answer.message
+        assert answer.reward_breakdown is None and not answer.done
+        assert answer.submissions_remaining == TIERS[tier].max_submissions
+    clause = FALSE_POSITIVES.search(grading)
+    assert clause is not None and "duplicate" not in clause.group(0) and "invalid" not in clause.group(0)
+    assert "a key repeated is refused before grading, using no submission" in grading
+
+
+REPORT_RULES = re.compile(r"the brief's (\w+) and (\w+) \(under segments\)")
+
+
+@pytest.mark.parametrize("tier", RAW_EVENT_TIERS)
+def test_the_instruction_points_at_the_briefs_own_rules_of_a_row(tier: str) -> None:
+    """The reset's instruction (the debugger's Episode tab shows it) names the brief's entries that say how a row is
+    reported, and they are there; it asks one row per date, as they and the truth do (no two expected rows share a
+    key, and a finding of several dates has a row on each)."""
+    env, observation = _reset(tier)
+    segments = _brief(observation)["segments"]
+    named = REPORT_RULES.search(observation.instruction)
+    assert named is not None and set(named.groups()) <= set(segments), observation.instruction
+    assert "report format" not in observation.instruction and "one row per date" in observation.instruction
+    assert any("one row per" in segments[name] for name in named.groups())
+    keys = [(row.date, row.entity_type, row.entity_name) for row in _expected_rows(env)]
+    assert len(keys) == len(set(keys))
+
+
+def _report_tool(tier: str) -> dict[str, Any]:
+    [tool] = [tool["function"] for tool in openai_tools(tier) if tool["function"]["name"] == "submit_report"]
+    return tool
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tier", RAW_EVENT_TIERS)
+def test_the_report_tool_offers_the_tiers_own_families_and_says_what_a_row_is(tier: str) -> None:
+    """submit_report's enums at a tier of raw events are the families its brief lists and the data defects' (every
+    family its kinds and the truth's rows name, over a few episodes), with their entity types; its texts speak of
+    one row per date of a finding, never of rows copied from tool results."""
+    tool = _report_tool(tier)
+    rows = tool["parameters"]["properties"]["rows"]
+    fields = rows["items"]["properties"]
+    offered = set(fields["anomaly_type"]["enum"])
+    _, observation = _reset(tier)
+    assert offered == {family["family"] for family in _brief(observation)["families"]} | {DEFECT_FAMILY}
+    assert set(fields["entity_type"]["enum"]) == {FAMILY_ENTITY_TYPE[family] for family in offered}
+    kinds = {KIND_FAMILY[kind] for kind in (*TIERS[tier].incident_kinds, FALLBACK_KIND)}
+    assert kinds <= offered
+    if not TIERS[tier].hides_mechanisms:
+        assert kinds == set(WAREHOUSE_INCIDENT_FAMILIES)
+    for offset in COUNT_OFFSETS:
+        truth = _world_and_rows(tier, offset)[2]
+        assert {DEFECT_FAMILY if row.family == DATA_QUALITY else row.family for row in truth} <= offered
+    for text in (tool["description"], rows["description"]):
+        assert "one row per date of each finding" in text.lower() and "incident and date" not in text
+        assert "copied from tool results" not in text
+
+
+@pytest.mark.parametrize("tier", RAW_EVENT_TIERS)
+def test_the_query_method_earns_its_credit_once_a_query_ran_as_the_brief_says(tier: str) -> None:
+    """The truth's own rows, method query, submitted before any query ran earn no method credit, and after one
+    query all of it: the brief's grading rule and the report tool's method say so."""
+    accuracy = []
+    for queried in (False, True):
+        env, observation = _reset(tier)
+        grading = _brief(observation)["segments"]["grading"]
+        if queried:
+            ran = env.step(MetricTrackerRlAction(analysis_method="query", analysis_args={"sql": "SELECT 1 AS one"}))
+            assert ran.status == "ok", ran.message
+        rows = [row.model_copy(update={"detection_method": "query"}) for row in _expected_rows(env)]
+        graded = env.step(MetricTrackerRlAction(classifications=rows))
+        assert graded.reward_breakdown is not None, graded.message
+        accuracy.append(graded.reward_breakdown.detection_method_accuracy)
+    assert accuracy == [0.0, 1.0]
+    assert "detection_method (query, credited only once the episode has run a query that succeeded)" in grading
+    method = _report_tool(tier)["parameters"]["properties"]["rows"]["items"]["properties"]["detection_method"]
+    assert method["description"] == QUERY_CREDIT
+
+
+def _labels(column: Any) -> np.ndarray:
+    return np.asarray(column.values, dtype=object)[column.codes]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tier", RAW_EVENT_TIERS)
+def test_a_holiday_of_no_country_lowers_every_countrys_traffic_as_the_brief_says(tier: str) -> None:
+    """A holidays row whose country is null (Good Friday, Easter Monday) lowers the sessions of every country
+    against its same-weekday dates (no other holiday among them), over a few episodes; the brief says so."""
+    on: dict[str, float] = {}
+    usual: dict[str, float] = {}
+    for offset in (0, 1, 2):
+        _, world, _ = _world_and_rows(tier, offset)
+        board = world.clean_dashboard
+        dates, countries = np.asarray(board["date"]).astype(str), _labels(board["country"])
+        sessions = np.asarray(board["sessions"], dtype=float)
+        days, listed = sorted(set(dates)), {holiday.date for holiday in world.context.holidays}
+        for holiday in (h for h in world.context.holidays if h.country is None):
+            day = days.index(holiday.date)
+            peers = [d for i, d in enumerate(days) if i % 7 == day % 7 and d not in listed]
+            for country in set(countries):
+                mine = countries == country
+                on[country] = on.get(country, 0.0) + sessions[mine & (dates == holiday.date)].sum()
+                usual[country] = usual.get(country, 0.0) + np.mean([sessions[mine & (dates == d)].sum() for d in peers])
+    assert on and all(on[country] < 0.9 * usual[country] for country in on), {c: on[c] / usual[c] for c in on}
+    _, observation = _reset(tier)
+    brief = _brief(observation)
+    assert "in every country where the country is null" in brief["benign_fluctuations"]
+    assert "a null country: every country" in brief["segments"]["tables"]["holidays"]

@@ -121,3 +121,16 @@ def test_a_tool_the_tier_does_not_offer_says_so_and_names_the_tiers_tools(
         f"tools offered there: {tier_tools} (and the report's submission)"
     )
     assert tool not in [t.name for t in model_tools(difficulty)]
+
+
+@pytest.mark.parametrize("difficulty", RESET_DIFFICULTIES)
+def test_a_tier_class_has_and_lists_only_its_own_tools(difficulty: str) -> None:
+    """dir() of a tier's class, and of an instance, lists the tier's tools and no other tool; a tool it does not
+    offer is no attribute of either."""
+    every = {tool.name for tool in model_tools()} | {name for name in TOOL_REGISTRY}
+    own = {tool.name for tool in model_tools(difficulty)}
+    tier_class = MetricTrackerToolEnv.for_tier(difficulty)
+    instance = tier_class()  # built without a server: the client connects on the first reset
+    for members in (dir(tier_class), dir(instance)):
+        assert set(members) & every == own
+    assert not [name for name in every - own if hasattr(tier_class, name) or hasattr(instance, name)]

@@ -11,7 +11,10 @@ from text_reader import read_observation
 from transformers.utils import get_json_schema
 
 from metric_tracker_rl import MetricTrackerRlEnv
+from metric_tracker_rl.adapters.session import EPISODE_OVER_TEXT, EpisodeSession
 from metric_tracker_rl.adapters.trl import RESET_VAR, URL_VAR, MetricTrackerToolEnv
+from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.view.observation import render_observation
 from metric_tracker_rl.view.tool_schemas import SUBMIT_REPORT, model_tools, tool_action
 
@@ -129,3 +132,30 @@ def test_reset_takes_defaults_from_the_environment_and_survives_a_closed_session
 def test_a_tool_before_reset_is_a_programming_error() -> None:
     with pytest.raises(RuntimeError, match="reset"):
         MetricTrackerToolEnv().task_overview()
+
+
+def test_an_unknown_tool_is_answered_alike_by_the_class_and_the_session(tool_env: MetricTrackerToolEnv) -> None:
+    """A tool called by a name no method has (a harness calls the instance with it) reads as the session's answer:
+    an unknown tool's error while the episode runs, and once it is over, that it is over, first."""
+    session = EpisodeSession(MetricTrackerRlEnvironment())
+    tool_env.reset(task_id="easy_two_spikes")
+    session.reset(task_id="easy_two_spikes")
+    running = tool_env("score")
+    assert running == session.call("score", {}) and running.startswith("error: unknown tool 'score'; valid tools: ")
+    tool_env.submit_report(rows=[])
+    session.call("submit_report", {"rows": []})
+    assert tool_env("score") == session.call("score", {}) == EPISODE_OVER_TEXT
+    assert tool_env("task_overview") == session.call("task_overview", {}) == EPISODE_OVER_TEXT
+
+
+def test_a_row_without_a_seed_plays_a_train_episode(server_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """reset() with a row that chooses no episode plays a train task of the class's tier (the audit's objective says
+    which split it is in), where the server's own default would be an eval episode; the default class plays the
+    first named task's tier so."""
+    monkeypatch.setenv(URL_VAR, server_url)
+    for tool_class, tier in ((MetricTrackerToolEnv.for_tier("audit"), "audit"), (MetricTrackerToolEnv, "easy")):
+        with tool_class() as env:
+            brief = read_observation(env.reset(prompt="a dataset row without a seed"))
+            assert brief.config["difficulty"] == tier and brief.config["seed"] >= TRAIN_SEED_BASE
+            if tier == "audit":
+                assert "This episode is in the train split." in brief.brief["objective"]

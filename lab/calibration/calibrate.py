@@ -12,9 +12,10 @@
 
 Episodes run in-process against the environment (metric_tracker_rl/serving/environment.py).
 A sweep uses standard episodes only (a difficulty's default settings, seed aside) with one graded submission;
-every NULL_EVERY-th seed adds a null episode (scenario_family="null"), reported in a null group of its tier (and in
-one pooled over the tiers), as is any standard episode that happens to hold no incident. An episode's score is the
-sum of its rewards; each group's mean comes with a 95% percentile bootstrap interval over its episodes.
+one in every NULL_EVERY seeds, at a drawn place, is a null episode (scenario_family="null"), reported in a null
+group of its tier (and in one pooled over the tiers), as is any standard episode that happens to hold no incident.
+An episode's score is the sum of its rewards; each group's mean comes with a 95% percentile bootstrap interval over
+its episodes.
 --untuned sweeps each tier's untuned seeds (task_splits.UNTUNED_FIRST_OFFSET on), which tuned no agent and no tier
 setting, in place of the eval split's; with --merge the run is kept under the results file's "untuned" entry.
 An agent listed in AGENT_RESET_OVERRIDES plays every episode with those settings added (non-standard episodes,
@@ -441,7 +442,7 @@ def kept_with(previous: dict[str, Any], run: dict[str, Any], untuned: bool) -> d
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--seeds", type=int, default=200, help=f"episodes per difficulty (every {NULL_EVERY}th is a null episode)"
+        "--seeds", type=int, default=200, help=f"episodes per difficulty (one in every {NULL_EVERY} is a null episode)"
     )
     parser.add_argument("--agents", default=",".join(LISTED_TIER_AGENTS), help="comma-separated agent names")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
@@ -535,7 +536,7 @@ def main(argv: list[str] | None = None) -> None:
     results["tiers"] = {difficulty: tier_record(difficulty) for difficulty in results["difficulties"]}
     print(
         f"Calibration over {args.seeds} seeds per difficulty (standard episodes, one graded submission, unless "
-        f"marked; every {NULL_EVERY}th episode null){'; held-out mode' if args.held_out else ''}"
+        f"marked; one in every {NULL_EVERY} episodes null){'; held-out mode' if args.held_out else ''}"
         f"{'; the untuned seeds' if args.untuned else ''}; score = the sum of the episode's rewards.\n"
     )
     print(table(run))

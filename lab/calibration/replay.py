@@ -291,7 +291,9 @@ def score_text(status: str, result: Replay, regraded: list[dict[str, Any]]) -> s
 def texts_text(result: Replay) -> str:
     """What of the texts matched, as a replay's line shows it: the calls', what was read before them where it was
     kept, and where a lost connection ended the episode."""
-    text = f"{result.matched_texts}/{result.calls} texts"
+    text = f"{result.matched_texts} of {result.calls} calls' texts as recorded"
+    if result.matched_texts < result.calls:
+        text += f" (call {result.matched_texts + 1}'s differs)"
     if result.changed_before_play:
         text += " (changed before the calls: " + ", ".join(f"the {name}" for name in result.changed_before_play) + ")"
     if result.lost_at is not None:

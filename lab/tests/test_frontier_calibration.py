@@ -20,7 +20,7 @@ from metric_tracker_rl.agents.expert_core.reports import SQL_CHARS, Report, valu
 from metric_tracker_rl.catalog.dimensions import COUNTRIES
 from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
 
-SEEDS = 10  # the first ten episodes of the frontier sweep (the tenth is a null episode)
+SEEDS = 10  # the first ten episodes of the frontier sweep (one of them a null episode)
 GAMING = (
     "top_k_dates",
     "top_k_dates_shift_aware",

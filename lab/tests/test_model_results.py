@@ -146,7 +146,11 @@ def test_a_reworded_text_with_its_score_reproduced_is_no_failure_but_fails_exact
     path.write_text(json.dumps(transcript), encoding="utf-8")
     assert replay.main([str(path)]) == 0
     out = capsys.readouterr().out
-    assert f"reworded.json: {replay.TEXTS_CHANGED}: 0/{entry['calls']} texts" in out and "-a reworded line" in out
+    assert (
+        f"reworded.json: {replay.TEXTS_CHANGED}: 0 of {entry['calls']} calls' texts as recorded (call 1's differs)"
+        in out
+        and "-a reworded line" in out
+    )
     assert f"1 transcript(s): 1 {replay.TEXTS_CHANGED}; none fails" in out
     assert replay.main(["--exact", str(path)]) == 1
 
@@ -189,7 +193,10 @@ def test_a_changed_text_or_score_is_caught_with_a_diff(tmp_path: Path, capsys: p
     assert result.first_difference.startswith(f"call 3 {call['tool']} ")
     assert replay.main([str(path)]) == 1
     out = capsys.readouterr().out
-    assert f"edited.json: {replay.SCORE_CHANGED}: 2/{entry['calls']} texts" in out and "-an edited line" in out
+    assert (
+        f"edited.json: {replay.SCORE_CHANGED}: 2 of {entry['calls']} calls' texts as recorded (call 3's differs)" in out
+        and "-an edited line" in out
+    )
 
 
 def test_no_kept_transcript_fails_its_replay_and_every_regrading_is_in_the_table() -> None:
@@ -395,7 +402,10 @@ def test_a_changed_brief_line_is_named_with_its_diff_and_the_recorded_score_kept
     assert replay.main([str(path)]) == 0
     out = capsys.readouterr().out
     score = f"score {transcript['score']:.6f} (recorded {transcript['score']:.6f})"
-    assert f"{path.name}: {replay.TEXTS_CHANGED}: 1/1 texts (changed before the calls: the brief), {score}" in out
+    assert (
+        f"{path.name}: {replay.TEXTS_CHANGED}: 1 of 1 calls' texts as recorded "
+        f"(changed before the calls: the brief), {score}" in out
+    )
     assert "before the calls: the brief" in out and "-a line the model read then" in out
     assert replay.main(["--exact", str(path)]) == 1
 
@@ -424,13 +434,19 @@ def test_a_changed_brief_with_a_moved_score_keeps_the_score_history(
     edit_kept(tmp_path, "warehouse", brief_line="a rule the grader no longer follows")
     assert replay.main([str(path)]) == 1
     out = capsys.readouterr().out
-    assert f"{path.name}: {replay.SCORE_CHANGED}: 1/1 texts (changed before the calls: the brief)" in out
+    assert (
+        f"{path.name}: {replay.SCORE_CHANGED}: 1 of 1 calls' texts as recorded (changed before the calls: the brief)"
+        in out
+    )
     assert f"expected {today - 0.25:.6f}" in out and "-a rule the grader no longer follows" in out
     assert replay.main(["--regrade", "the grader follows the reworded rule", str(path)]) == 0
     capsys.readouterr()
     assert replay.main([str(path)]) == 0
     out = capsys.readouterr().out
-    assert f"{path.name}: {replay.REGRADED_STATUS}: 1/1 texts (changed before the calls: the brief)" in out
+    assert (
+        f"{path.name}: {replay.REGRADED_STATUS}: 1 of 1 calls' texts as recorded (changed before the calls: the brief)"
+        in out
+    )
     assert (
         f"score {today:.6f} (recorded {today - 0.25:.6f}; regraded {today - 0.25:.6f} -> {today:.6f}: the grader "
         "follows the reworded rule)"
@@ -451,7 +467,8 @@ def test_a_reworded_tool_and_brief_keep_the_audit_score_and_its_history(
     assert replay.main([str(path)]) == 0
     out = capsys.readouterr().out
     assert (
-        f"{path.name}: {replay.TEXTS_CHANGED}: 28/28 texts (changed before the calls: the tool schemas, the brief)"
+        f"{path.name}: {replay.TEXTS_CHANGED}: 28 of 28 calls' texts as recorded "
+        "(changed before the calls: the tool schemas, the brief)"
     ) in out
     assert "before the calls: the tool schemas" in out and "One SQLite SELECT" in out
     assert "before the calls: the brief" in out and "-a line the model read then" in out

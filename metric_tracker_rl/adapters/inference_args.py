@@ -13,7 +13,7 @@ from pydantic import AliasChoices
 
 from metric_tracker_rl import DEFAULT_TASK_ORDER, get_task_spec
 from metric_tracker_rl.catalog.published import DIFFICULTIES
-from metric_tracker_rl.catalog.reference_agents import REFERENCE_AGENTS
+from metric_tracker_rl.catalog.reference_agents import REFERENCE_AGENTS, agent_plays, cannot_play
 from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, get_split
 from metric_tracker_rl.catalog.tasks import (
     DIAL_KNOBS,
@@ -213,8 +213,9 @@ def parse_args(argv: list[str] | None, settings: ClientSettings) -> argparse.Nam
     try:
         if not 0 <= args.port <= 65535:
             raise ValueError(f"--port must be between 0 (a free port) and 65535, not {args.port}")
-        args.episode_specs = checked(chosen_episodes(args))
         args.agent = chosen_agent(args.agent, settings)
+        flagged = args.tasks is not None or args.difficulty is not None or args.episodes is not None
+        args.episode_specs = played(args.agent, checked(chosen_episodes(args)), flagged)
     except ValueError as exc:
         parser.error(str(exc))
     return args
@@ -277,6 +278,27 @@ def chosen_agent(agent: str | None, settings: ClientSettings) -> str:
             f"agent {agent!r} is not available in this checkout; valid: llm, {', '.join(REFERENCE_AGENTS)}"
         )
     return agent
+
+
+def success_threshold(episode: EpisodeSpec, settings: ClientSettings) -> float:
+    """The score the episode's [END] line calls a success: SUCCESS_THRESHOLD where it is set, else its tier's."""
+    if settings.success_threshold is not None:
+        return settings.success_threshold
+    return resolve_episode_config(**episode.reset_kwargs).tier.success_threshold
+
+
+def played(agent: str, episodes: list[EpisodeSpec], flagged: bool) -> list[EpisodeSpec]:
+    """The episodes the agent plays. An episode the flags ask for (--tasks, --difficulty, --episodes: `flagged`)
+    at a tier the agent cannot play is a ValueError naming the agents that can (the scripted agent at a tier of
+    raw events would submit an empty report and score 0); the default tasks are those of the tiers it plays."""
+    kept = []
+    for episode in episodes:
+        difficulty = resolve_episode_config(**episode.reset_kwargs).difficulty
+        if agent_plays(agent, difficulty):
+            kept.append(episode)
+        elif flagged:
+            raise ValueError(f"{episode.label}: {cannot_play(agent, difficulty)}")
+    return kept
 
 
 def chosen_tasks(tasks: str | None, difficulties: tuple[str, ...] | None) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 from typing import Any
 
 from openenv.core.env_server.mcp_types import Tool
@@ -29,6 +30,7 @@ from openenv.core.harness import (
 from websockets.sync.client import ClientConnection, connect
 
 from metric_tracker_rl.catalog.tasks import RESET_KEYS
+from metric_tracker_rl.catalog.tier_episodes import train_episode
 from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.view.prompt import SYSTEM_PROMPT, first_prompt
 
@@ -113,8 +115,9 @@ class McpSession(ResourceSession):
 
 class McpSessionFactory(ResourceSessionFactory[McpSession]):
     """Sessions on the server at `base_url`. A task is a dict of reset settings (a dataset row: `task_id`, or
-    `seed` and `difficulty`, ...; other keys are ignored) laid over `reset_defaults`; `seed` applies when the task
-    sets none."""
+    `seed` and `difficulty`, ...; other keys are ignored) laid over `reset_defaults`. A task that chooses no episode
+    (no seed, task_id or split) plays a train task of its tier, drawn with `create`'s `seed` (the same seed, the
+    same task; none: at random), never an eval one."""
 
     def __init__(self, base_url: str, reset_defaults: dict[str, Any] | None = None, timeout_s: float = 180.0) -> None:
         self._base_url = base_url
@@ -123,8 +126,7 @@ class McpSessionFactory(ResourceSessionFactory[McpSession]):
 
     def create(self, task: Any, seed: int | None = None, episode_id: str | None = None) -> McpSession:
         settings = {**self._defaults, **{k: v for k, v in dict(task or {}).items() if k in RESET_KEYS}}
-        if seed is not None and "seed" not in settings and "task_id" not in settings:
-            settings["seed"] = seed
+        settings = train_episode(settings, random.Random(seed))  # `seed` draws the train task; none: at random
         if episode_id is not None:
             settings["episode_id"] = episode_id
         return McpSession(self._base_url, settings, self._timeout_s)

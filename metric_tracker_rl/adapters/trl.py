@@ -27,6 +27,7 @@ Settings (`ClientSettings`, read from the environment when an instance is built;
 from __future__ import annotations
 
 import inspect
+import random
 from collections.abc import Callable
 from functools import cache
 from types import GenericAlias, UnionType
@@ -40,6 +41,7 @@ from websockets.exceptions import ConnectionClosed
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.catalog.published import RESET_DIFFICULTIES
 from metric_tracker_rl.catalog.tasks import RESET_KEYS
+from metric_tracker_rl.catalog.tier_episodes import train_episode
 from metric_tracker_rl.catalog.validation import check_choice
 from metric_tracker_rl.client import MetricTrackerRlEnv
 from metric_tracker_rl.models import MetricTrackerRlAction
@@ -90,7 +92,7 @@ def bounds_text(schema: dict[str, Any]) -> str:
 def _argument_description(field: Any, name: str, schema: dict[str, Any]) -> str:
     """The field's description and bounds; for objects, the fields they take and their bounds (the schema shows
     only "object"), as the model schema offers them."""
-    description = _one_line(field.description or name)
+    description = _one_line(schema.get("description") or field.description or name)  # the tier's, where it has one
     if bounds_text(schema):
         description += f" ({bounds_text(schema)})"
     items = schema.get("items", {}).get("properties")
@@ -161,7 +163,19 @@ class _OneSession:
 _TIER_CHOOSING_KEYS = ("task_id", "difficulty", "split")
 
 
-class MetricTrackerToolEnv:
+class _ToolEnvType(type):
+    """The tool classes' type: a class lists (`dir`) only the tools it offers, as its instances do."""
+
+    def __dir__(cls) -> list[str]:
+        return [name for name in super().__dir__() if offers(cls, name)]
+
+
+def offers(cls: type, name: str) -> bool:
+    """Whether `name` is a member of the tool class `cls`: a tool the class's tier does not offer is not."""
+    return not isinstance(inspect.getattr_static(cls, name, None), _NotOffered)
+
+
+class MetricTrackerToolEnv(metaclass=_ToolEnvType):
     """One rollout's episode on a running server, with one method per model tool (see the module docstring)."""
 
     difficulty: ClassVar[str | None] = None  # the tier whose tools the methods are (None: every listed tier's)
@@ -184,13 +198,17 @@ class MetricTrackerToolEnv:
             resume_sessions=settings.resume_sessions,
         ).sync()
         self._session = EpisodeSession(_OneSession(self._client))
+        self._draw = random.Random()  # the train task of a row that names no episode, drawn anew each rollout
 
     def reset(self, **row: Any) -> str:
         """Start the episode a dataset row describes (`task_id`, or `seed` and `difficulty`, or any reset setting);
-        other columns (TRL passes `prompt` too) are ignored. Returns the episode brief for the prompt."""
+        other columns (TRL passes `prompt` too) are ignored. A row that chooses no episode (no seed, task_id or
+        split) plays a train task of its tier drawn at random (the class's tier, else the first named task's),
+        never an eval one. Returns the episode brief for the prompt."""
         settings = {**self._reset_defaults, **{key: value for key, value in row.items() if key in RESET_KEYS}}
         if self.difficulty is not None and not any(key in settings for key in _TIER_CHOOSING_KEYS):
             settings["difficulty"] = self.difficulty
+        settings = train_episode(settings, self._draw)  # a row without a seed plays a train task, never an eval one
         # TRL keeps instances between batches: the server may have reaped an idle session meanwhile, or be
         # restarting. A reset that raised would end the training step, so it waits for the server instead.
         brief = reset_until_served(
@@ -221,6 +239,15 @@ class MetricTrackerToolEnv:
         except (ConnectionClosed, ConnectionError, OSError, TimeoutError) as error:
             self._session.abandon()
             return lost_connection_text(error)
+
+    def __call__(self, tool: str, **arguments: Any) -> str:
+        """A tool called by its name, for a harness that maps a model's call to a method and finds none: answered
+        as every entry point answers it (once the episode is over, that it is; else an unknown tool's error that
+        names the tier's tools)."""
+        return self._call(tool, arguments)
+
+    def __dir__(self) -> list[str]:
+        return [name for name in super().__dir__() if offers(type(self), name)]
 
     def _close(self) -> None:
         """Close the WebSocket session (private: every public method would be offered to the model as a tool)."""

@@ -150,6 +150,12 @@ DETECTION_METHOD_RULE = (
 # The listed tiers with segments, where a row's quality is multiplied by its segment credit.
 SEGMENTED_TIERS: tuple[str, ...] = tuple(name for name, tier in TIERS.items() if tier.listed and tier.dimensions)
 RELATIVE_TOLERANCE = 0.02  # of the expected value (of the expected baseline for a delta)
+# What happens to a submission with a row invalid without any truth (catalog.validation.validate_rows says which):
+# it is refused before grading, so no such row is ever a false positive.
+REFUSED_ROWS_RULE = (
+    "A submission with an invalid row (a date outside the window, an entity not valid for its type, a segment value "
+    "the episode does not have) or a key repeated is refused before grading, using no submission."
+)
 GRADING_RULE = (
     "score = recall_quality * precision. recall_quality = the sum of the expected rows' quality / the number of "
     "expected rows (a missed row has quality 0). A reported row's quality = {key} for its key (date, entity_type, "
@@ -157,8 +163,8 @@ GRADING_RULE = (
     "values (baseline, observed and delta each within {tolerance:.0%} of the expected value, the delta of the "
     "expected baseline: a third each) + {severity} severity; with segments ({segmented}) it is multiplied by the "
     "segment credit. precision = (matched + 1) / (matched + false_positives + 1), where matched = the expected keys"
-    " reported and false_positives = every other row: a side effect of an incident (a neutral row), a duplicate and"
-    " an invalid row included. So report each incident on its root-cause key, one row per date it lasts. One graded"
+    " reported and false_positives = every other row, a side effect of an incident (a neutral row) included. "
+    f"{REFUSED_ROWS_RULE} So report each incident on its root-cause key, one row per date it lasts. One graded"
     " submission by default; it ends the episode, and its result then lists every submitted row's verdict and the "
     "expected keys no row reported."
 ).format(

@@ -20,10 +20,12 @@ are in neither split.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from metric_tracker_rl.catalog.published import DIFFICULTIES
+from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.catalog.tiers import TIERS
 
 TRAIN_SEED_BASE = 1_000_000
@@ -56,10 +58,13 @@ TRAIN_SCHEDULE = train_schedule(DIFFICULTIES)
 # Listed in full by list_tasks; any seed from TRAIN_SEED_BASE + TRAIN_TASK_COUNT on is a further training episode.
 TRAIN_TASK_COUNT = sum(block.count for block in TRAIN_SCHEDULE)
 EVAL_SEEDS_PER_DIFFICULTY = 200
-NULL_EVERY = 10  # every 10th calibration seed is a null episode (no incident; the right answer is an empty report)
+# One of every 10 consecutive calibration seeds is a null episode (no business incident): the last of each ten, or
+# at a drawn place (DRAWN_NULL_SWEEPS).
+NULL_EVERY = 10
+NULL_STREAM = "null-episode"  # the stream that draws each block's null episode (null_offset)
 # The first offset of every tier's untuned calibration seeds. Tiers' bases are 10,000 apart, so a tier's untuned
 # seeds (base + 5,000 to base + 5,199) meet no tier's eval seeds (base + 0 to 199) nor any other tier's untuned ones,
-# and stay below TRAIN_SEED_BASE. It is a multiple of NULL_EVERY, so the same offsets hold the null episodes.
+# and stay below TRAIN_SEED_BASE. It is a multiple of NULL_EVERY, so its blocks of ten hold one null episode each.
 UNTUNED_FIRST_OFFSET = 5_000
 
 
@@ -85,6 +90,31 @@ def train_task(index: int, schedule: tuple[TrainBlock, ...] = TRAIN_SCHEDULE) ->
     raise TaskIndexError(f"index must be an integer from 0 to {first - 1} for split 'train', got {index!r}")
 
 
+def train_indices(difficulty: str, schedule: tuple[TrainBlock, ...] = TRAIN_SCHEDULE) -> list[range]:
+    """The indices of the train tasks at `difficulty`, block by block (none at a tier without a train block)."""
+    spans, first = [], 0
+    for block in schedule:
+        if difficulty in block.difficulties:
+            step = len(block.difficulties)
+            spans.append(range(first + block.difficulties.index(difficulty), first + block.count, step))
+        first += block.count
+    return spans
+
+
+def drawn_train_seed(difficulty: str, draw: random.Random) -> int | None:
+    """The seed of a train task at `difficulty`, drawn uniformly among them (None: the tier has no train task)."""
+    spans = train_indices(difficulty)
+    total = sum(len(span) for span in spans)
+    if not total:
+        return None
+    index = draw.randrange(total)
+    for span in spans:
+        if index < len(span):
+            return TRAIN_SEED_BASE + span[index]
+        index -= len(span)
+    raise AssertionError("unreachable: the index was drawn below the spans' total")
+
+
 class UnknownSplitError(ValueError):
     """A split name this environment does not serve; the message lists the ones it does."""
 
@@ -93,15 +123,31 @@ class TaskIndexError(IndexError):
     """An index outside a split; the message gives the valid range."""
 
 
+# The sweeps whose null episodes sit at a drawn place among each NULL_EVERY offsets (null_offset): the audit's,
+# published with its first version. The sweeps published before it keep theirs at the last offset of each ten, so
+# that no published task moves; a tier's next version draws them too.
+DRAWN_NULL_SWEEPS = frozenset({"audit"})
+
+
+def null_offset(difficulty: str, block: int) -> int:
+    """Which offset of the tier's calibration seeds from `block` * NULL_EVERY on is the block's null episode: at a
+    tier of DRAWN_NULL_SWEEPS a seeded draw of the block's first seed, so no arithmetic of a seed tells a null episode
+    from the others; elsewhere the block's last, as published."""
+    if difficulty not in DRAWN_NULL_SWEEPS:
+        return block * NULL_EVERY + NULL_EVERY - 1
+    first = TIERS[difficulty].calibration_seed_base + block * NULL_EVERY
+    return block * NULL_EVERY + int(derive_rng(EpisodeKey.of(first), NULL_STREAM).integers(NULL_EVERY))
+
+
 def calibration_reset_kwargs(difficulty: str, offset: int, version: int | None = None) -> dict[str, Any]:
     """The calibration sweep's episode `offset` of one difficulty (at `version` of its tier where one is given): a
-    standard episode ({seed, difficulty}), except every NULL_EVERY-th, which is a null episode (scenario_family
-    "null": no incident, not standard)."""
+    standard episode ({seed, difficulty}), except one of every NULL_EVERY consecutive offsets (null_offset), which is
+    a null episode (scenario_family "null": no incident, not standard)."""
     seed = TIERS[difficulty].calibration_seed_base + offset
     kwargs: dict[str, Any] = {"seed": seed, "difficulty": difficulty}
     if version is not None:
         kwargs["version"] = version
-    if offset % NULL_EVERY == NULL_EVERY - 1:
+    if offset == null_offset(difficulty, offset // NULL_EVERY):
         kwargs["scenario_family"] = "null"
     return kwargs
 
@@ -219,8 +265,9 @@ SPLITS: dict[str, Split] = {
             "test",
             f"{_eval_in_words()}: a difficulty's calibration seeds start at "
             + ", ".join(f"{name} {tier.calibration_seed_base}" for name, tier in TIERS.items())
-            + f", and every {NULL_EVERY}th episode has no incident. No seed is shared "
-            "with train. Scored deployments serve it in held-out mode (METRIC_TRACKER_SECRET set).",
+            + f", and one of every {NULL_EVERY} consecutive episodes has no incident: the last of each ten, or at "
+            + ", ".join(sorted(DRAWN_NULL_SWEEPS))
+            + " a drawn place. No seed is shared with train. Scored deployments serve it in held-out mode (METRIC_TRACKER_SECRET set).",
         ),
     )
 }

@@ -55,6 +55,12 @@ DEFAULT_TOOL_SCHEMA_BUDGET = 12_000
 # (lab/tests/test_episode_tokens.py holds the expert to it). The rungs above frontier read more per episode, and
 # the audit's expert, which reads for what no text lists, the most.
 DEFAULT_COMPLETION_TOKENS = 16_384
+# The score an episode's report must reach to count as a success (inference.py's [END] line): at most what the tier's
+# reference expert scores on a typical episode (at least 0.9 on most of the deep, abyss and warehouse calibration
+# seeds, on two in three of the audit's eval seeds), so its own reference reads a success.
+DEFAULT_SUCCESS_THRESHOLD = 0.95
+CUBOID_SUCCESS_THRESHOLD = 0.9
+AUDIT_SUCCESS_THRESHOLD = 0.85
 LONG_COMPLETION_TOKENS = 32_768
 AUDIT_COMPLETION_TOKENS = 65_536
 # The aggregate tiers' episodes are the shortest (their expert's record stays under 36,000 characters, deep's median
@@ -79,7 +85,8 @@ class Tier:
     episode after the prompt that training gives the tier's tasks (training/grpo.py, training/sft.py).
     `version`: which version of the tier this is (from 1). A published version never changes what it asks or how
     it scores; a change that would is a new Tier of the same name and the next version, and the old one stays
-    playable beside it (catalog/versions.py), as Gymnasium keeps `-v0` beside `-v1`."""
+    playable beside it (catalog/versions.py), as Gymnasium keeps `-v0` beside `-v1`.
+    `success_threshold`: the score a report must reach to count as a success (DEFAULT_SUCCESS_THRESHOLD)."""
 
     name: str
     window_days: int
@@ -95,6 +102,7 @@ class Tier:
     tool_schema_budget: int = DEFAULT_TOOL_SCHEMA_BUDGET
     completion_tokens: int = DEFAULT_COMPLETION_TOKENS
     version: int = 1
+    success_threshold: float = DEFAULT_SUCCESS_THRESHOLD
 
     def __post_init__(self) -> None:
         if (self.aggregate is None) == (self.segmented is None):
@@ -352,6 +360,7 @@ TIERS: Registry[Tier] = Registry(
         Tier(
             "deep",
             window_days=56,
+            success_threshold=CUBOID_SUCCESS_THRESHOLD,
             default_density=0.08,
             count_range=(3, 6),
             perturbed_per_weekday=3,
@@ -367,6 +376,7 @@ TIERS: Registry[Tier] = Registry(
         Tier(
             "abyss",
             window_days=56,
+            success_threshold=CUBOID_SUCCESS_THRESHOLD,
             default_density=0.08,
             count_range=(3, 6),
             perturbed_per_weekday=3,
@@ -390,6 +400,7 @@ TIERS: Registry[Tier] = Registry(
         Tier(
             "warehouse",
             window_days=56,
+            success_threshold=CUBOID_SUCCESS_THRESHOLD,
             default_density=0.08,
             count_range=(3, 6),
             perturbed_per_weekday=3,
@@ -409,6 +420,7 @@ TIERS: Registry[Tier] = Registry(
         Tier(
             "audit",
             window_days=56,
+            success_threshold=AUDIT_SUCCESS_THRESHOLD,
             default_density=0.08,
             count_range=(3, 6),
             perturbed_per_weekday=3,

@@ -45,12 +45,19 @@ def instruction_for(difficulty: str) -> str:
     if difficulty not in RAW_EVENT_DIFFICULTIES:
         return INSTRUCTION
     tools = ", ".join(method.name for method in tier_methods(difficulty))
+    rules = " and ".join(report_rules(difficulty))
     return (
         f"Investigate the raw events with analysis calls (analysis_method + analysis_args; the tools here: "
         f"{tools}) and submit an anomaly report as rows (classifications); this tier has "
-        "no generator calls. Report each incident once, as a row with the fields the brief's report format "
-        "lists; an empty report (classifications=[]) reports no incident. " + _STEPS_AND_GRADING
+        f"no generator calls. Report one row per date of each finding, with the fields the brief's {rules} (under "
+        "segments) name; an empty report (classifications=[]) reports no finding. " + _STEPS_AND_GRADING
     )
+
+
+def report_rules(difficulty: str) -> tuple[str, str]:
+    """The brief's entries (under `segments`) that say how a row is reported at a tier of raw events: the audit's
+    rules of a finding and its values, the warehouse's reporting of an incident and of a defect."""
+    return ("findings", "values") if TIERS[difficulty].hides_mechanisms else ("incident_reporting", "defect_reporting")
 
 
 def tier_methods(difficulty: str) -> list[AnalysisMethodInfo]:

@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -20,8 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods
 from metric_tracker_rl.analysis_tools.generators import generator_arguments
 from metric_tracker_rl.analysis_tools.registry import ToolError, reads_data_of
-from metric_tracker_rl.catalog.published import DIFFICULTIES, RESET_DIFFICULTIES
-from metric_tracker_rl.catalog.tiers import COUNTS, TIERS, Holding
+from metric_tracker_rl.catalog.published import (
+    ANOMALY_TYPES,
+    DIFFICULTIES,
+    ENTITY_TYPES,
+    FAMILY_ENTITY_TYPE,
+    RESET_DIFFICULTIES,
+)
+from metric_tracker_rl.catalog.tiers import COUNTS, EVENTS, TIERS, Holding
 from metric_tracker_rl.catalog.validation import check_choice, describe_validation_error
 from metric_tracker_rl.models import (
     MAX_GENERATOR_CALLS,
@@ -29,6 +37,8 @@ from metric_tracker_rl.models import (
     MetricTrackerRlAction,
     PayloadGeneratorMethod,
 )
+from metric_tracker_rl.world.audit_brief import AUDIT_FAMILIES
+from metric_tracker_rl.world.warehouse_brief import DEFECT_FAMILY, QUERY_CREDIT, WAREHOUSE_INCIDENT_FAMILIES
 
 SUBMIT_REPORT = "submit_report"
 SUBMIT_GENERATORS = "submit_generators"
@@ -150,6 +160,46 @@ SUBMISSION_TOOLS: dict[str, ModelTool] = {
 }
 
 
+# How a tier of raw events reads the report tool: its rows are findings the brief's rules define (not rows a tool
+# returns), its method credit is query's once a query ran, and its enums offer only the tier's families.
+RAW_EVENTS_REPORT = "Submit the report for grading: one row per date of each finding, on its key, as the brief says."
+RAW_EVENTS_ROWS = "One row per date of each finding, its values the metrics layer's; [] reports no finding"
+RAW_EVENTS_METHOD = QUERY_CREDIT
+
+
+# The families a tier of raw events reports, by what its data are (the audit states its own: AUDIT_FAMILIES).
+_FAMILIES_BY_DATA: dict[str, tuple[str, ...]] = {EVENTS: (*WAREHOUSE_INCIDENT_FAMILIES, DEFECT_FAMILY)}
+
+
+def reported_families(difficulty: str) -> tuple[str, ...]:
+    """The families a report row may name at a tier, in publication order: at a tier of raw events those its
+    brief lists and the data defects' (the audit's AUDIT_FAMILIES, the warehouse's incident families), elsewhere
+    every published family."""
+    tier = TIERS[difficulty]
+    audit = tuple(family["family"] for family in AUDIT_FAMILIES)
+    named = audit if tier.hides_mechanisms else _FAMILIES_BY_DATA.get(tier.data, ANOMALY_TYPES)
+    return tuple(family for family in ANOMALY_TYPES if family in named)
+
+
+@cache
+def report_tool(difficulty: str) -> ModelTool:
+    """submit_report as the tier reads it: where it offers only some families (a tier of raw events), its own
+    texts and its families' enums."""
+    tool = SUBMISSION_TOOLS[SUBMIT_REPORT]
+    families = reported_families(difficulty)
+    if families == ANOMALY_TYPES:
+        return tool
+    parameters = copy.deepcopy(tool.parameters)
+    rows = parameters["properties"]["rows"]
+    rows["description"] = RAW_EVENTS_ROWS
+    fields = rows["items"]["properties"]
+    fields["anomaly_type"]["enum"] = list(families)
+    entity_types = {FAMILY_ENTITY_TYPE[family] for family in families}
+    fields["entity_type"]["enum"] = [name for name in ENTITY_TYPES if name in entity_types]
+    fields["detection_method"]["description"] = RAW_EVENTS_METHOD
+    return replace(tool, description=RAW_EVENTS_REPORT, parameters=parameters)
+
+
 def model_tools(difficulty: str | None = None) -> list[ModelTool]:
     """The registry tools the tier `difficulty` offers its models, in registration order, then the two submission
     tools. With no difficulty, every tool some tier offers: the list of a client that fixes its tools before a
@@ -169,7 +219,10 @@ def model_tools(difficulty: str | None = None) -> list[ModelTool]:
         for spec in available_analysis_methods()
         if difficulty in spec.offered_at
     ]
-    return [*registry, *(tool for tool in SUBMISSION_TOOLS.values() if reads_data_of(tool.reads, data))]
+    submissions = [
+        report_tool(difficulty) if tool.name == SUBMIT_REPORT else tool for tool in SUBMISSION_TOOLS.values()
+    ]
+    return [*registry, *(tool for tool in submissions if reads_data_of(tool.reads, data))]
 
 
 def _model_tool(name: str, description: str, args_model: type[BaseModel]) -> ModelTool:

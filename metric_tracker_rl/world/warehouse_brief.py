@@ -45,7 +45,7 @@ WAREHOUSE_TABLES: dict[str, str] = {
     "experiment_variant parameter)",
     "experiments": "each experiment's arm (the fields it names), target step and dates",
     "campaigns": "marketing campaigns",
-    "holidays": "public holidays",
+    "holidays": "public holidays, by country (a null country: every country)",
     "partner_status": "payment partners' status notices",
 }
 # The tables the metrics layer defines (the standing exclusions' lists, the rates, the dashboard): the brief leaves
@@ -124,6 +124,9 @@ DATA_DEFECTS: dict[str, dict[str, str]] = {
     },
 }
 DEFECT_FAMILY = "instrumentation_data_quality_issue"  # the family a data defect's row names
+# The families the warehouse's incident kinds are reported as (its brief lists them; tests/test_text_truth.py holds
+# them to the kinds the tier draws): with DEFECT_FAMILY, every family its report tool offers.
+WAREHOUSE_INCIDENT_FAMILIES = ("absolute_drop_in_event_count", "funnel_break", "rate_drop_from_median")
 DEFECT_REPORTING = (
     f"A data defect: one row per date it covers, entity_type data_quality, entity_name its metric, anomaly_type "
     f"{DEFECT_FAMILY}, detection_method query, its segment's fields; observed_value the dashboard's value of the "
@@ -145,7 +148,8 @@ UNIFORM_MOVE = (
 BENIGN_CHANGES = (
     "Not reported: internal load tests and listed bots (the standing exclusions remove them: the raw events move, "
     "the dashboard does not), campaigns (more, lower-intent traffic from their channel in their country, whose own "
-    "conversion stays as it was), holidays (lower traffic with a weekend-like daily pattern in their country), "
+    "conversion stays as it was), holidays (lower traffic with a weekend-like daily pattern in their country, in "
+    "every country where the country is null), "
     "experiments' intended effects on their target step in their arm (a rise or a fall), and changes of demand or "
     f"of traffic mix: {UNIFORM_MOVE} (the aggregate's rates may move, no segment's own)."
 )
@@ -230,8 +234,11 @@ SEVERITY_REPLACED = {
     " hourly_mix: by |delta| (a distance in [0, 1]): < 0.05 low, < 0.10 medium, < 0.20 high, else critical. Every "
     "other entity type: by": " By"
 }
+# When a row's detection_method earns its credit here: query is accepted once the episode has run one
+# (published.METHODS_ACCEPTED_WHEN_USED; the environment counts a call that ran).
+QUERY_CREDIT = "query, credited only once the episode has run a query that succeeded"
 GRADING_REPLACED = {
-    f"({DETECTION_METHOD_RULE})": "(query)",
+    f"({DETECTION_METHOD_RULE})": f"({QUERY_CREDIT})",
     " So report each incident on its root-cause key, one row per date it lasts.": "",
     "One graded submission by default; it ends the episode, and its result then lists every submitted "
     "row's verdict and the expected keys no row reported.": "One graded submission; it ends the episode.",

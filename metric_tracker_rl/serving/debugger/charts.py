@@ -50,6 +50,13 @@ class ChartData:
     daily: pd.DataFrame
     hourly: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # hourly rows per date
     annotations: list[dict[str, Any]] = field(default_factory=list)
+    dashboard: bool = False  # the numbers are the dashboard's (a tier of raw events), data defects included
+
+    @property
+    def source(self) -> str:
+        """What a chart's title adds about its numbers: at a tier of raw events, that they are the dashboard's as
+        recorded, so a data defect moves them as much as a business incident."""
+        return DASHBOARD_SOURCE if self.dashboard else ""
 
     @property
     def dates(self) -> list[str]:
@@ -76,6 +83,7 @@ DASHBOARD_DAILY_SQL = (
     + ", ".join(f"{m.numerator} / nullif({m.denominator}, 0) AS {m.name}" for m in CONVERSION_METRICS)
     + " FROM d ORDER BY date"
 )
+DASHBOARD_SOURCE = " on the dashboard, as recorded (data defects included)"
 RELEASE_MARKS_SQL = (
     "SELECT CAST(min(rollout_start) AS VARCHAR) AS date, 'release' AS kind, platform || ' ' || "
     "app_version || ' starts its staged rollout' AS note FROM releases GROUP BY platform, app_version "
@@ -105,7 +113,9 @@ def read_chart_data(
         return rows
 
     if raw_events:
-        return ChartData(daily=daily_frame(query(DASHBOARD_DAILY_SQL)), annotations=query(RELEASE_MARKS_SQL))
+        return ChartData(
+            daily=daily_frame(query(DASHBOARD_DAILY_SQL)), annotations=query(RELEASE_MARKS_SQL), dashboard=True
+        )
     first = tool("show_raw_data", limit=CHART_PAGE_DAYS)
     rows = list(first["rows"])
     while len(rows) < first["total_rows"]:  # a longer window (frontier: eight weeks) takes more pages
@@ -348,11 +358,13 @@ def small_multiples_svg(
 
 
 def daily_counts_svg(data: ChartData, marks: list[Mark], reset_count: int) -> str:
-    return small_multiples_svg(data.daily, COUNT_COLUMNS, "Daily event counts", marks, reset_count)
+    return small_multiples_svg(data.daily, COUNT_COLUMNS, f"Daily event counts{data.source}", marks, reset_count)
 
 
 def conversion_svg(data: ChartData, marks: list[Mark], reset_count: int) -> str:
-    return small_multiples_svg(data.daily, CONVERSION_METRIC_NAMES, "Daily conversion rates", marks, reset_count)
+    return small_multiples_svg(
+        data.daily, CONVERSION_METRIC_NAMES, f"Daily conversion rates{data.source}", marks, reset_count
+    )
 
 
 def _viridis(share: float) -> str:
@@ -428,7 +440,7 @@ def funnel_svg(data: ChartData, date: str, marks: list[Mark], reset_count: int) 
     width, height, left, top, bottom = 480, 360, 48, 48, 56
     right = width - 10
     notes = [m for _, m in _marks_on(marks, [date], None)]
-    title = f"Funnel shape on {date} vs the median day"
+    title = f"Funnel shape on {date} vs the median day{data.source}"
     parts = [f'<svg class="funnel" viewBox="0 0 {width} {height}" role="img" aria-label="{_text(title)}">']
     for n, mark in enumerate(notes):
         color = TRUTH_COLOR if mark.truth else "#57606a"

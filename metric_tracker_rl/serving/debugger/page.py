@@ -173,6 +173,7 @@ class DebuggerPage:
             tools.json,
             payload.generator_name,
             payload.generator_args,
+            payload.generate_button,
             payload.payload,
             payload.preview_table,
             payload.breakdown,
@@ -214,7 +215,8 @@ class DebuggerPage:
 
     def reset_tools(self, current: TabSession) -> dict[Any, Any]:
         """The tool and generator pickers, each on its first method (the tier's tools: the warehouse has its SQL tool
-        and metrics layer, and no generator), and an empty result."""
+        and metrics layer, and no generator), and an empty result; a tier without generators shows no generator
+        picker nor its button."""
         tools = [name for name, m in current.methods.items() if m["kind"] == "analysis"]
         generators = [name for name, m in current.methods.items() if m["kind"] == "generator"]
         first = generators[0] if generators else None
@@ -224,10 +226,12 @@ class DebuggerPage:
             self.tools.args: json.dumps(forms.default_arguments(current.methods[tools[0]]), indent=2),
             self.tools.table: forms.EMPTY_RESULT,
             self.tools.json: None,
-            self.payload.generator_name: gr.update(choices=generators, value=first),
-            self.payload.generator_args: json.dumps(forms.default_arguments(current.methods[first]), indent=2)
-            if first
-            else "{}",
+            self.payload.generator_name: gr.update(choices=generators, value=first, visible=bool(generators)),
+            self.payload.generator_args: gr.update(
+                value=json.dumps(forms.default_arguments(current.methods[first]), indent=2) if first else "{}",
+                visible=bool(generators),
+            ),
+            self.payload.generate_button: gr.update(visible=bool(generators)),
         }
 
     def reset_payload(self, observation: MetricTrackerRlObservation) -> dict[Any, Any]:

@@ -13,13 +13,17 @@ OFFLINE_FONT_MONO = (gr.themes.LocalFont("IBM Plex Mono"), "ui-monospace", "mono
 
 # OpenEnv's page is 1120 px wide at most, too narrow for a nine-column report; and Gradio's tables break a word
 # anywhere ("detection_metho/d"). The page takes the window's width, and table text breaks only between words, so
-# every column is as wide as its longest value (a wide table scrolls sideways, its key columns pinned).
+# every column is as wide as its longest value (a wide table scrolls sideways, its key columns pinned). The tool
+# help's Markdown table is no grid: its cells break only between words too, its short columns (argument, type,
+# required, default) on one line, and it scrolls sideways where a description cannot fit.
 TABLE_CSS = """
 .gradio-container { max-width: 100% !important; padding-left: 16px !important; padding-right: 16px !important; }
 [role=grid] [role=columnheader], [role=grid] [role=columnheader] *, [role=grid] [role=gridcell],
-[role=grid] [role=gridcell] * {
+[role=grid] [role=gridcell] *, #tool-help th, #tool-help th *, #tool-help td, #tool-help td * {
     word-break: keep-all !important; overflow-wrap: normal !important; hyphens: none !important;
 }
+#tool-help table { display: block; overflow-x: auto; max-width: 100%; }
+#tool-help th, #tool-help td:nth-child(-n+4) { white-space: nowrap !important; }
 """
 
 
