@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from metric_tracker_rl import DEFAULT_TASK_ORDER, NAMED_TASK_ORDER, MetricTrackerRlEnv
 from metric_tracker_rl.catalog.published import DIFFICULTIES
 from metric_tracker_rl.catalog.task_splits import (
+    DRAWN_NULL_SWEEPS,
     EVAL_SCHEDULE,
     EVAL_SEEDS_PER_DIFFICULTY,
     NULL_EVERY,
@@ -281,7 +282,8 @@ def test_a_reset_that_chooses_no_episode_draws_a_train_task_of_its_tier(draw_see
         assert chosen == train_episode(settings_, random.Random(draw_seed))
         tier = settings_.get("difficulty", TASKS[DEFAULT_TASK_ORDER[0]].difficulty).lower()
         assert chosen["difficulty"] == tier and mechanism_split(chosen["seed"]) == "train"
-        assert train.task(chosen["seed"] - TRAIN_SEED_BASE) == {"seed": chosen["seed"], "difficulty": tier}
+        task = train.task(chosen["seed"] - TRAIN_SEED_BASE)
+        assert task == {"seed": chosen["seed"], "difficulty": tier, "version": FIRST_VERSION}
         assert {k: v for k, v in chosen.items() if k not in ("seed", "difficulty")} == {
             k: v for k, v in settings_.items() if k != "difficulty"
         }
@@ -306,10 +308,11 @@ def test_every_train_task_of_a_tier_can_be_drawn() -> None:
 
 def test_a_null_eval_task_is_one_of_each_ten_at_a_place_its_seed_does_not_tell() -> None:
     """Every block of NULL_EVERY calibration seeds of a tier (its eval sweep and its untuned seeds) holds exactly
-    one null episode, at a drawn place: over the tiers the null episodes take every place in a block, so no
-    arithmetic of a seed (its last digit, its offset) tells them apart."""
-    places: list[int] = []
+    one null episode. At a tier whose sweep draws them (the audit's) it sits at a drawn place: over its blocks the
+    null episodes take every place, so no arithmetic of a seed (its last digit, its offset) tells them apart; the
+    sweeps published before keep theirs last, so no published task moved."""
     for difficulty in DIFFICULTIES:
+        places: list[int] = []
         for first in (0, UNTUNED_FIRST_OFFSET):
             for block in range(first, first + EVAL_SEEDS_PER_DIFFICULTY, NULL_EVERY):
                 tasks = [calibration_reset_kwargs(difficulty, offset) for offset in range(block, block + NULL_EVERY)]
@@ -317,5 +320,9 @@ def test_a_null_eval_task_is_one_of_each_ten_at_a_place_its_seed_does_not_tell()
                 assert len(nulls) == 1, (difficulty, block)
                 assert tasks[nulls[0]]["seed"] == TIERS[difficulty].calibration_seed_base + block + nulls[0]
                 places += nulls
-    assert set(places) == set(range(NULL_EVERY))
-    assert max(places.count(place) for place in range(NULL_EVERY)) < len(places) / 4
+        if difficulty in DRAWN_NULL_SWEEPS:
+            assert set(places) == set(range(NULL_EVERY))
+            assert max(places.count(place) for place in range(NULL_EVERY)) < len(places) / 4
+        else:
+            assert set(places) == {NULL_EVERY - 1}
+    assert {"audit"} == DRAWN_NULL_SWEEPS

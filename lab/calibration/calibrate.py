@@ -12,7 +12,7 @@
 
 Episodes run in-process against the environment (metric_tracker_rl/serving/environment.py).
 A sweep uses standard episodes only (a difficulty's default settings, seed aside) with one graded submission;
-one in every NULL_EVERY seeds, at a drawn place, is a null episode (scenario_family="null"), reported in a null
+one in every NULL_EVERY seeds (task_splits.null_offset) is a null episode (scenario_family="null"), reported in a null
 group of its tier (and in one pooled over the tiers), as is any standard episode that happens to hold no incident.
 An episode's score is the sum of its rewards; each group's mean comes with a 95% percentile bootstrap interval over
 its episodes.

@@ -14,8 +14,8 @@ from metric_tracker_rl.catalog.published import SCENARIO_FAMILIES
 from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng, validate_seed
 from metric_tracker_rl.catalog.setting_checks import checked_anomalies, checked_incident_kinds, int_in, number_in
 from metric_tracker_rl.catalog.tiers import DEFAULT_MAX_STEPS, DEFAULT_MAX_SUBMISSIONS, TIERS, Tier
-from metric_tracker_rl.catalog.versions import tier_at
 from metric_tracker_rl.catalog.validation import check_choice
+from metric_tracker_rl.catalog.versions import tier_at
 
 MAX_DENSITY = 0.25
 CUSTOM_FAMILY = "custom"  # the scenario of a reset that lists its own anomalies

@@ -267,7 +267,8 @@ SPLITS: dict[str, Split] = {
             + ", ".join(f"{name} {tier.calibration_seed_base}" for name, tier in TIERS.items())
             + f", and one of every {NULL_EVERY} consecutive episodes has no incident: the last of each ten, or at "
             + ", ".join(sorted(DRAWN_NULL_SWEEPS))
-            + " a drawn place. No seed is shared with train. Scored deployments serve it in held-out mode (METRIC_TRACKER_SECRET set).",
+            + " a drawn place. No seed is shared with train. Scored deployments serve it in held-out mode "
+            "(METRIC_TRACKER_SECRET set).",
         ),
     )
 }

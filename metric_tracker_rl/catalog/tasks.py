@@ -34,8 +34,8 @@ from metric_tracker_rl.catalog.published import RESET_DIFFICULTIES, SCENARIO_FAM
 from metric_tracker_rl.catalog.setting_checks import check_kinds_family
 from metric_tracker_rl.catalog.task_splits import split_task_arguments
 from metric_tracker_rl.catalog.tiers import TIERS, Tier
-from metric_tracker_rl.catalog.versions import tier_at
 from metric_tracker_rl.catalog.validation import check_name_in_any_case
+from metric_tracker_rl.catalog.versions import tier_at
 
 # The public names: this module's, and those of episode_config.py that its importers read from here.
 __all__ = [

@@ -4,7 +4,7 @@ By default the named tasks (DEFAULT_TASK_ORDER, one per difficulty and more); wi
 tasks at those difficulties (a tier with none, the audit: the first episode of its calibration sweep, as inference.py's
 `--difficulty` plays); with `seeds` > 0, the calibration sweep of each difficulty (the episodes of the `eval`
 split and of the lab's calibration, from metric_tracker_rl.catalog.task_splits alone: standard episodes, one in
-every NULL_EVERY a null episode at a drawn place), from its episode `offset` on. Dial knobs (tasks.DIAL_KNOBS)
+every NULL_EVERY a null episode: task_splits.null_offset), from its episode `offset` on. Dial knobs (tasks.DIAL_KNOBS)
 are set on every sample's reset arguments, and checked as reset checks them."""
 
 from __future__ import annotations
