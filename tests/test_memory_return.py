@@ -85,7 +85,8 @@ def test_closing_a_session_and_replacing_an_episode_each_ask_for_a_trim() -> Non
 
 def test_a_request_body_the_server_drops_asks_for_a_trim() -> None:
     """A body over the message cap is answered 413 and dropped: its megabyte of chunks was freed in the middle of
-    the heap, and the server asks for it to go back to the system (a body it serves asks for nothing)."""
+    the heap, and the server asks for it to go back to the system (a body it serves asks for nothing). Sent in
+    chunks, without a length (one that declares its length past the cap is refused before a byte is read)."""
     import httpx
 
     from metric_tracker_rl.serving.hardening import MAX_MESSAGE_BYTES
@@ -94,7 +95,8 @@ def test_a_request_body_the_server_drops_asks_for_a_trim() -> None:
     with local_server(in_process=True) as url, httpx.Client(base_url=url, timeout=60) as http:
         assert http.get("/health").status_code == 200
         before = TRIMMER.trims
-        assert http.post("/mcp", content=b"x" * (2 * MAX_MESSAGE_BYTES)).status_code == 413
+        chunks = (b"x" * 65536 for _ in range(2 * MAX_MESSAGE_BYTES // 65536))
+        assert http.post("/mcp", content=chunks).status_code == 413
         assert TRIMMER.wait_for(before + 1, 30)
 
 

@@ -14,7 +14,7 @@ def _victim_cell(row: dict[str, Any]) -> str:
     idle, under = row["idle"]["query_ms"], row["under_attack"]["query_ms"]
     first = row["under_attack"].get("first_s")
     if not under["n"]:
-        return f"{idle['p50']:,.0f} / {idle['max']:,.0f} → nothing answered but its first query" + (
+        return f"{idle['p50']:,.0f} / {idle['max']:,.0f} → only its first query answered" + (
             "" if first is None else f" ({first:.1f} s)"
         )
     return (

@@ -38,7 +38,7 @@ T = TypeVar("T")
 # the bytes are what is bounded; the count bounds messages with no text.
 LOOKAHEAD_MESSAGES = 1024
 LOOKAHEAD_BYTES = 64 * 1024
-# The parse work (`message_cost.parse_cost_s`) of the messages read ahead past the next one: a frame refused for too
+# The parse work (`message_cost.parse_cost_s`) of the messages read ahead past the largest: a frame refused for too
 # many values costs as much as a few reports, and is counted whether or not it is ever parsed.
 LOOKAHEAD_WORK_S = 0.25
 DISCONNECTS = ("websocket.disconnect", "http.disconnect")

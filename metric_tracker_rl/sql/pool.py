@@ -48,8 +48,8 @@ KILL_GRACE_S = 0.5  # past the time limit before a worker that does not answer i
 LOAD_GRACE_S = 2.0  # more for a statement whose episode's tables are sent with it
 FIRST_BACKOFF_S = 0.25  # after a worker failed before it was ready; doubled with each failure in a row
 MAX_BACKOFF_S = 4.0
-# How long a statement waits for a busy worker that holds its episode's tables before loading them into an idle
-# one (evicting another episode's): a holder busy with a slow statement may take the whole time limit.
+# How long a statement waits for a busy worker holding its episode's tables before loading them into an idle one
+# (evicting another episode's): a holder busy with a slow statement may take the whole time limit.
 HOLDER_WAIT_S = 0.5
 # How long a statement told to stop (its caller gave up, or its turn was demoted) may take to answer before its
 # worker is killed: DuckDB checks for an interrupt often (a stopped statement answers within milliseconds and its
@@ -206,9 +206,8 @@ class SqlPool:
         return task
 
     async def replaced_ready(self, limit_s: float = REPLACED_WAIT_S) -> None:
-        """Return once no worker is starting (a killed one's replacement is ready), or after `limit_s`: a turn
-        whose statement had to be killed lasts until then, so the gate hands the freed place on only once a worker
-        can take it, and the kill is charged to the client that caused it."""
+        """Return once no worker is starting (a killed one's replacement is ready), or after `limit_s`: the turn of
+        a killed statement lasts until then, so its place goes on only once a worker can take it."""
         loop, until = asyncio.get_running_loop(), time.monotonic() + limit_s
         while time.monotonic() < until:
             changed: asyncio.Future[None] = loop.create_future()
