@@ -66,7 +66,7 @@ from metric_tracker_rl.catalog.task_splits import (
 )
 from metric_tracker_rl.catalog.tasks import TASKS, resolve_episode_config
 from metric_tracker_rl.catalog.tiers import TIERS, AuditMix
-from metric_tracker_rl.catalog.versions import FIRST_PUBLISHED, note_of, versions_of
+from metric_tracker_rl.catalog.versions import is_published, note_of, versions_of
 from metric_tracker_rl.generation.defects import DEFECT_REGISTRY
 from metric_tracker_rl.world.funnel import WINDOW_START
 
@@ -437,7 +437,7 @@ def tiers_at_a_glance(results: dict[str, Any] | None = None, models: dict[str, A
         rows.append(
             [
                 difficulty,
-                f"v{tier.version}",
+                f"v{tier.version}" + ("" if is_published(difficulty, tier.version) else " (draft)"),
                 f"{tier.window_days} days",
                 fields,
                 incidents,
@@ -530,7 +530,7 @@ def versions_table() -> str:
             note = note_of(name, number)
             latest = " (latest)" if tier is TIERS[name] else ""
             corrections = "<br>".join(note.text_corrections) or "none"
-            published = note.published_at if note.published_at == FIRST_PUBLISHED else f"`{note.published_at}`"
+            published = f"`{note.published_at}`" if note.published_at is not None else "not yet published (a draft)"
             rows.append([f"`{note.name}`{latest}", published, note.changes, corrections])
     return markdown_table(["version", "published at", "what it is, or changed", "texts corrected since"], rows)
 

@@ -10,8 +10,8 @@ episodes or their grades is a new version of the tier (catalog/versions.py: the 
 
     uv run python tests/episode_fingerprints.py --write
 
-which adds the new version's entries and refuses to change a stored entry (`--write --rewrite LABEL_PREFIX` rewrites
-the stored entries under a prefix, for a version not yet published).
+which adds the new version's entries, rewrites the moved entries of a draft version (one not yet published:
+catalog/versions.py), and refuses to change an entry of a published one.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from metric_tracker_rl.catalog.published import (
     SCENARIO_FAMILIES,
 )
 from metric_tracker_rl.catalog.tasks import TASKS
-from metric_tracker_rl.catalog.versions import versions_of
+from metric_tracker_rl.catalog.versions import is_published, versions_of
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.grading.grader import grade_submission
 from metric_tracker_rl.models import MetricSubmissionRow
@@ -241,32 +241,43 @@ def fingerprints(progress: bool = False) -> dict[str, dict[str, str]]:
     return found
 
 
-USAGE = """usage: python tests/episode_fingerprints.py --write [--moved]
-  --write            store the fingerprints of every episode built today; refuses if a stored one moved
-  --write --moved    also rewrite the stored entries that moved (only for a version not yet published)"""
+USAGE = """usage: python tests/episode_fingerprints.py --write
+  stores the fingerprints of every episode built today: adds a new version's, rewrites a draft version's that moved,
+  and refuses (changing nothing) if an entry of a published version moved"""
 
 
-def write(moved_too: bool) -> int:
+def version_of(settings: dict[str, Any]) -> tuple[str, int]:
+    """The tier and version an entry's reset settings play."""
+    tier = settings["difficulty"] if "difficulty" in settings else TASKS[settings["task_id"]].difficulty
+    return tier, settings["version"]
+
+
+def write() -> int:
     stored = json.loads(FINGERPRINTS.read_text()) if FINGERPRINTS.exists() else {}
     built = fingerprints(progress=True)
+    versions = {label: version_of(settings) for label, settings, _ in episode_settings()}
     moved = sorted(label for label in built if label in stored and stored[label] != built[label])
-    if moved and not moved_too:
+    published = [label for label in moved if is_published(*versions[label])]
+    if published:
         print(
-            f"{len(moved)} stored fingerprint(s) moved ({', '.join(moved[:5])}{', ...' if len(moved) > 5 else ''}): "
-            "a published version never changes. Keep the tier's published version with keep_earlier_version "
-            "(catalog/tiers.py) and make the change a new version; or, for a version not yet published, "
-            "rewrite them with --write --moved",
+            f"{len(published)} fingerprint(s) of published versions moved ({', '.join(published[:5])}"
+            f"{', ...' if len(published) > 5 else ''}); nothing written. A published version never changes: keep it "
+            "with keep_earlier_version (catalog/versions.py) and make the change the tier's next version",
             file=sys.stderr,
         )
         return 1
     FINGERPRINTS.parent.mkdir(exist_ok=True)
     FINGERPRINTS.write_text(json.dumps(built, indent=1, sort_keys=True) + "\n")
     added = sorted(built.keys() - stored.keys())
-    print(f"wrote {FINGERPRINTS}: {len(built)} episodes, {len(added)} added, {len(moved)} rewritten")
+    drafts = sorted({"-v".join(map(str, versions[label])) for label in moved})
+    print(
+        f"wrote {FINGERPRINTS}: {len(built)} episodes, {len(added)} added, {len(moved)} rewritten"
+        + (f" (drafts: {', '.join(drafts)})" if drafts else "")
+    )
     return 0
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] not in (["--write"], ["--write", "--moved"]):
+    if sys.argv[1:] != ["--write"]:
         sys.exit(USAGE)
-    sys.exit(write(moved_too="--moved" in sys.argv[1:]))
+    sys.exit(write())

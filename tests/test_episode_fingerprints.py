@@ -25,8 +25,8 @@ QUICK = {
 MOVED = (
     "{label}: {parts} changed. A published version never changes what it asks or how it scores: keep the tier's "
     "published version with keep_earlier_version (catalog/versions.py), make the change the tier's next version, then "
-    "`uv run python tests/episode_fingerprints.py --write` adds its fingerprints; a refactoring that meant to change "
-    "nothing has changed an episode"
+    "`uv run python tests/episode_fingerprints.py --write` adds its fingerprints (and rewrites a draft version's, one "
+    "not yet published); a refactoring that meant to change nothing has changed an episode"
 )
 
 

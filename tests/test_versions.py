@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 from core_helpers import reset_episode
-from episode_fingerprints import FINGERPRINTS, fingerprint
+from episode_fingerprints import FINGERPRINTS, fingerprint, version_of
 
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.catalog.task_splits import get_split
@@ -19,7 +19,9 @@ from metric_tracker_rl.catalog.tiers import TIERS, Tier
 from metric_tracker_rl.catalog.versions import (
     EARLIER_VERSIONS,
     VERSION_NOTES,
+    is_published,
     keep_earlier_version,
+    note_of,
     tier_at,
     unnoted_versions,
     versions_of,
@@ -103,7 +105,8 @@ def test_split_tasks_name_the_version_they_were_published_at() -> None:
 def test_metadata_names_each_tiers_versions() -> None:
     with next_version("abyss"):
         description = MetricTrackerRlEnvironment().get_metadata().description
-    assert "abyss v1, v2 (latest)" in description and "audit v1 (latest)" in description
+    assert "abyss v1, v2 (latest) (draft)" in description and "audit v1 (latest) (draft)" in description
+    assert "easy v1 (latest);" in description
 
 
 def test_every_playable_version_has_a_note_that_docs_render() -> None:
@@ -120,3 +123,13 @@ def test_the_brief_a_model_reads_names_the_version_it_plays(name: str) -> None:
     brief = session.reset(seed=5, difficulty=name)
     assert f"\n  version: {TIERS[name].version}\n" in brief.text
     assert "version: the difficulty's version this episode plays" in brief.text
+
+
+def test_the_audits_first_version_is_a_draft_until_its_rows_are_confirmed_findable() -> None:
+    """A draft's fingerprints may still be rewritten (episode_fingerprints.py --write); a published version's never."""
+    assert not is_published("audit", 1) and note_of("audit", 1).published_at is None
+    assert all(is_published(name, 1) for name in TIERS if name != "audit")
+    with next_version("easy"):
+        assert not is_published("easy", 2)
+    assert version_of({"task_id": "warehouse_raw_events", "version": 1}) == ("warehouse", 1)
+    assert version_of({"difficulty": "audit", "seed": 3, "version": 1}) == ("audit", 1)

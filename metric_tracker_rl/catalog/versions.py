@@ -56,7 +56,7 @@ class VersionNote:
 
     tier: str
     version: int
-    published_at: str  # the commit whose stored fingerprints define it
+    published_at: str | None  # the commit whose stored fingerprints define it; None: a draft, not yet published
     changes: str  # what it changed from the tier's version before it (the first: what it is)
     text_corrections: tuple[str, ...] = ()  # each text corrected since it was published, before -> after
 
@@ -64,10 +64,27 @@ class VersionNote:
     def name(self) -> str:
         return f"{self.tier}-v{self.version}"
 
+    @property
+    def published(self) -> bool:
+        """Whether the version is published: its fingerprints then never move (a draft's may, until it is)."""
+        return self.published_at is not None
 
-FIRST_PUBLISHED = "the first publication of versions"
-VERSION_NOTES: tuple[VersionNote, ...] = tuple(
-    VersionNote(name, 1, FIRST_PUBLISHED, "The tier as it was when tiers gained versions.") for name in TIERS
+
+# The commit whose fingerprints first defined every tier's version 1 (the tiers below the audit: published so).
+FIRST_FINGERPRINTS = "350419a"
+VERSION_NOTES: tuple[VersionNote, ...] = (
+    *(
+        VersionNote(name, 1, FIRST_FINGERPRINTS, "The tier as it was when tiers gained versions.")
+        for name in TIERS
+        if name != "audit"
+    ),
+    VersionNote(
+        "audit",
+        1,
+        None,
+        "A draft: published once every expected row of its eval tasks is confirmed findable from what a model "
+        "reads (lab/docs/audit.md); until then its episodes may still change, and no result on it is cited.",
+    ),
 )
 
 
@@ -77,6 +94,11 @@ def note_of(tier: str, version: int) -> VersionNote:
         if (note.tier, note.version) == (tier, version):
             return note
     raise ValueError(f"no note for {tier}-v{version}; noted: {', '.join(n.name for n in VERSION_NOTES)}")
+
+
+def is_published(tier: str, version: int) -> bool:
+    """Whether that version of the tier is published (an unnoted one is not)."""
+    return any(note.published for note in VERSION_NOTES if (note.tier, note.version) == (tier, version))
 
 
 def unnoted_versions() -> list[str]:

@@ -29,7 +29,7 @@ from metric_tracker_rl.catalog.task_splits import TaskProviderMixin
 from metric_tracker_rl.catalog.tasks import RESET_KEYS, resolve_episode_config
 from metric_tracker_rl.catalog.tiers import COUNTS, TIERS
 from metric_tracker_rl.catalog.validation import entity_names_of
-from metric_tracker_rl.catalog.versions import versions_of
+from metric_tracker_rl.catalog.versions import is_published, versions_of
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.models import (
@@ -468,7 +468,12 @@ def tier_versions_text() -> str:
     """Each difficulty's playable versions, as /metadata states them (results are given by version)."""
     listed = "; ".join(
         f"{name} "
-        + ", ".join(f"v{number}{' (latest)' if number == tier.version else ''}" for number in versions_of(name))
+        + ", ".join(
+            f"v{number}"
+            + (" (latest)" if number == tier.version else "")
+            + ("" if is_published(name, number) else " (draft)")
+            for number in versions_of(name)
+        )
         for name, tier in TIERS.items()
     )
     return f"Difficulties and their versions (reset(difficulty=..., version=N); the latest by default): {listed}."
