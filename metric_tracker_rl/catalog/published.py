@@ -381,8 +381,8 @@ CONFIG_MEANINGS: dict[str, str] = {
     "note_share": "the share of partner_payment_failures with a partner_status notice",
     "standard": "true: the tier's defaults but the seed (as published scores use)",
     "held_out": "true: seeded with a server secret, so its seed cannot rebuild it",
-    "version": "the difficulty's version this episode plays; a version never changes what it asks or how it "
-    "scores, and results are given by version",
+    "version": "the difficulty's version this episode plays; results are given by version, and a published "
+    "version never changes what it asks or how it scores",
 }
 # Where the data are raw events a null episode of the defaults is standard too (no shown setting tells it apart).
 STANDARD_WITH_NULL = "true: the tier's defaults but the seed (a null episode's too), as published scores use"
