@@ -147,3 +147,28 @@ def test_the_docs_name_the_audits_stand_in_episode_as_the_catalog_does() -> None
     for page in ("docs/inference.md", "docs/evaluation.md"):
         assert f"`{label}`" in (ROOT / page).read_text(encoding="utf-8"), page
     assert f'{{"seed": {episode["seed"]}, "difficulty": "audit"}}' in (ROOT / "docs/audit.md").read_text()
+
+
+@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+def test_the_names_the_log_prints_are_names_tasks_takes(difficulty: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each episode `--difficulty` or `--episodes` plays is labelled in the log (`task=<label>`) by a name that
+    `--tasks` takes back, for the same reset arguments: a named task's id, or `<difficulty>_<seed>`."""
+    import inference
+    from metric_tracker_rl.settings import ClientSettings
+
+    for name in ClientSettings.variables():
+        monkeypatch.delenv(name, raising=False)
+    for flags in (["--difficulty", difficulty], ["--difficulty", difficulty, "--episodes", "2"]):
+        played = inference.parse_args([*flags, "--agent", "null"], ClientSettings()).episode_specs
+        labels = ",".join(episode.label for episode in played)
+        again = inference.parse_args(["--tasks", labels, "--agent", "null"], ClientSettings()).episode_specs
+        assert [(e.label, e.reset_kwargs) for e in again] == [(e.label, e.reset_kwargs) for e in played]
+
+
+def test_a_name_of_no_episode_names_both_forms(monkeypatch: pytest.MonkeyPatch) -> None:
+    from metric_tracker_rl.catalog.tier_episodes import labelled_episode
+
+    for name in ("nope", "auditt_80000", "audit_x"):
+        with pytest.raises(ValueError, match=r"unknown task_id .*; valid .*easy_two_spikes.*<difficulty>_<seed>"):
+            labelled_episode(name)
+    assert labelled_episode("Audit_80000") == {"difficulty": "audit", "seed": 80000}
