@@ -54,6 +54,9 @@ def server_url() -> Iterator[str]:
 # Why a test that needs an optional dependency group skips without it (`pytest.importorskip(..., reason=...)`).
 INSPECT_GROUP = "needs the inspect group: uv sync --group inspect"
 TRAIN_GROUP = "needs the train group: uv sync --group train"
+BROWSER_GROUP = "needs the browser group: uv sync --group browser (and apt-get install chromium)"
+FUZZ_GROUP = "needs the fuzz group: uv sync --group fuzz"
+HF_GROUP = "needs the hf group: uv sync --group hf"
 
 # A fixture that makes any test using it slow: the shared server process.
 SLOW_FIXTURES = frozenset({"server_url"})
