@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import itertools
+import os
 import re
 import tempfile
 from collections.abc import Iterator
@@ -24,12 +25,27 @@ settings.register_profile("behaviour", deadline=None)
 settings.load_profile("behaviour")
 
 
+def time_scale() -> float:
+    """How much longer than on an idle machine a test may wait for a server or a command: TEST_TIME_SCALE when set,
+    else the load per core (at least 1). A wait ends as soon as what it waits for happens, so a longer limit costs
+    nothing where it is met; it only keeps a loaded machine (other work, other test runs) from failing the test."""
+    if os.environ.get("TEST_TIME_SCALE"):
+        return max(1.0, float(os.environ["TEST_TIME_SCALE"]))
+    return max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+
+
+def scaled(seconds: float) -> float:
+    """A time limit of a test, `seconds` on an idle machine, stretched by `time_scale`."""
+    return seconds * time_scale()
+
+
 @contextlib.contextmanager
 def serving(command: list[str], port: int, env: dict[str, str], timeout_s: float = 90.0) -> Iterator[str]:
-    """Run a server command that should listen on `port`; yield its base URL once /health answers; stop it."""
+    """Run a server command that should listen on `port`; yield its base URL once /health answers (within
+    `timeout_s`, `scaled`); stop it."""
     with (
         tempfile.TemporaryFile() as log,
-        server_process.serving(command, port, env, log, cwd=ROOT, timeout_s=timeout_s),
+        server_process.serving(command, port, env, log, cwd=ROOT, timeout_s=scaled(timeout_s)),
     ):
         yield f"http://127.0.0.1:{port}"
 
@@ -37,9 +53,9 @@ def serving(command: list[str], port: int, env: dict[str, str], timeout_s: float
 @contextlib.contextmanager
 def running_server(extra_env: dict[str, str] | None = None, workers: int = 1, timeout_s: float = 90.0) -> Iterator[str]:
     """Start `python -m server.app` (the repository's layout entry point) on a free loopback port; yield its base
-    URL; stop it."""
+    URL once healthy (within `timeout_s`, `scaled`); stop it."""
     with local_server.local_server(
-        env=extra_env, workers=workers, module="server.app", cwd=ROOT, timeout_s=timeout_s
+        env=extra_env, workers=workers, module="server.app", cwd=ROOT, timeout_s=scaled(timeout_s)
     ) as url:
         yield url
 
