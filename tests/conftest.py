@@ -119,16 +119,38 @@ def _module(item: pytest.Item) -> str:
     return item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
 
 
+# The edit loop (`-m "not slow"`) runs each property test on this share of its examples (at least
+# EDIT_LOOP_MIN_EXAMPLES, never more than it asks for, its explicit @example cases always); a run with the slow tests
+# runs every example.
+EDIT_LOOP_EXAMPLES_SHARE = 0.25
+EDIT_LOOP_MIN_EXAMPLES = 10
+
+
+def fewer_examples(test: object) -> None:
+    """Give a Hypothesis test the edit loop's share of its examples. Hypothesis reads a test's settings from this
+    attribute when it runs (tests/test_suite_settings.py checks that it still does)."""
+    current = getattr(test, "_hypothesis_internal_use_settings", None)
+    if isinstance(current, settings):
+        asked = current.max_examples
+        edit_loop = min(asked, max(EDIT_LOOP_MIN_EXAMPLES, round(asked * EDIT_LOOP_EXAMPLES_SHARE)))
+        test._hypothesis_internal_use_settings = settings(current, max_examples=edit_loop)  # type: ignore[attr-defined]
+
+
 @pytest.hookimpl(tryfirst=True)  # before the deselection by marker and before xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test that needs a slow fixture is slow by the marker's definition, wherever it is. (A module that is slow
     as a whole says so with `pytestmark = pytest.mark.slow`, which `pytest_ignore_collect` reads.)
 
     The suite runs in two processes (pytest-xdist, `--dist loadgroup`). A module's fast tests stay in one of them, so
     its module fixtures are built once there; the slow tests share one group, run by one process in turn, so no two
-    of them (servers, a browser, time limits) run at the same time."""
+    of them (servers, a browser, time limits) run at the same time. The edit loop runs a share of each property
+    test's examples (`fewer_examples`)."""
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
     for item in items:
         item.add_marker(pytest.mark.xdist_group("serial" if item.get_closest_marker("slow") else _module(item)))
+    if deselects_every_slow_test(config.getoption("markexpr") or ""):
+        for item in items:
+            if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+                fewer_examples(item.obj)

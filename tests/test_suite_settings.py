@@ -134,3 +134,30 @@ def test_a_tests_time_limits_stretch_on_a_loaded_machine(monkeypatch: pytest.Mon
     assert conftest.scaled(90) == 90 * 7
     monkeypatch.setattr(conftest.os, "getloadavg", lambda: (0.2, 0.1, 0.0))
     assert conftest.scaled(90) == 90  # never shorter than on an idle machine
+
+
+def test_the_edit_loop_runs_a_share_of_a_property_tests_examples() -> None:
+    """`-m "not slow"` gives each property test a quarter of its examples (at least ten, never more than it asks
+    for), and Hypothesis runs that many: the slow run keeps every example."""
+    from conftest import fewer_examples
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    calls: list[int] = []
+
+    @settings(max_examples=100, database=None)
+    @given(st.integers())
+    def asks_for_a_hundred(n: int) -> None:
+        calls.append(n)
+
+    @settings(max_examples=8, database=None)
+    @given(st.integers())
+    def asks_for_eight(n: int) -> None:
+        calls.append(n)
+
+    fewer_examples(asks_for_a_hundred)
+    fewer_examples(asks_for_eight)
+    assert asks_for_a_hundred._hypothesis_internal_use_settings.max_examples == 25
+    assert asks_for_eight._hypothesis_internal_use_settings.max_examples == 8
+    asks_for_a_hundred()
+    assert len(calls) <= 25  # Hypothesis reads the attribute when the test runs
