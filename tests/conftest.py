@@ -122,8 +122,8 @@ def _module(item: pytest.Item) -> str:
 # The edit loop (`-m "not slow"`) runs each property test on this share of its examples (at least
 # EDIT_LOOP_MIN_EXAMPLES, never more than it asks for, its explicit @example cases always); a run with the slow tests
 # runs every example.
-EDIT_LOOP_EXAMPLES_SHARE = 0.25
-EDIT_LOOP_MIN_EXAMPLES = 10
+EDIT_LOOP_EXAMPLES_SHARE = 0.1
+EDIT_LOOP_MIN_EXAMPLES = 5
 
 
 def fewer_examples(test: object) -> None:

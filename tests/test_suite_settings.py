@@ -137,7 +137,7 @@ def test_a_tests_time_limits_stretch_on_a_loaded_machine(monkeypatch: pytest.Mon
 
 
 def test_the_edit_loop_runs_a_share_of_a_property_tests_examples() -> None:
-    """`-m "not slow"` gives each property test a quarter of its examples (at least ten, never more than it asks
+    """`-m "not slow"` gives each property test a tenth of its examples (at least five, never more than it asks
     for), and Hypothesis runs that many: the slow run keeps every example."""
     from conftest import fewer_examples
     from hypothesis import given, settings
@@ -150,14 +150,14 @@ def test_the_edit_loop_runs_a_share_of_a_property_tests_examples() -> None:
     def asks_for_a_hundred(n: int) -> None:
         calls.append(n)
 
-    @settings(max_examples=8, database=None)
+    @settings(max_examples=4, database=None)
     @given(st.integers())
-    def asks_for_eight(n: int) -> None:
+    def asks_for_four(n: int) -> None:
         calls.append(n)
 
     fewer_examples(asks_for_a_hundred)
-    fewer_examples(asks_for_eight)
-    assert asks_for_a_hundred._hypothesis_internal_use_settings.max_examples == 25
-    assert asks_for_eight._hypothesis_internal_use_settings.max_examples == 8
+    fewer_examples(asks_for_four)
+    assert asks_for_a_hundred._hypothesis_internal_use_settings.max_examples == 10
+    assert asks_for_four._hypothesis_internal_use_settings.max_examples == 4
     asks_for_a_hundred()
-    assert len(calls) <= 25  # Hypothesis reads the attribute when the test runs
+    assert len(calls) <= 10  # Hypothesis reads the attribute when the test runs

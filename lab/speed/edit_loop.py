@@ -82,6 +82,7 @@ def measure() -> dict[str, Any]:
         "tests": tests,
         "summary": summary,
         "exit_code": completed.returncode,
+        "failures": [line for line in completed.stdout.splitlines() if line.startswith(("FAILED ", "ERROR "))],
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(),
