@@ -76,7 +76,8 @@ def measure() -> dict[str, Any]:
     cpu_s, wall_s = children_cpu_s() - cpu_before, time.monotonic() - started
     summary = completed.stdout.strip().splitlines()[-1] if completed.stdout.strip() else ""
     return {
-        "command": " ".join(f"'{part}'" if " " in part else part for part in COMMAND),
+        "command": "python -m lab.speed.edit_loop --keep",  # what writes the kept file
+        "measured": " ".join(f"'{part}'" if " " in part else part for part in COMMAND),
         "cpu_s": round(cpu_s, 1),
         "wall_s": round(wall_s, 1),
         "tests": tests,
