@@ -130,7 +130,8 @@ def fewer_examples(test: object) -> None:
     """Give a Hypothesis test the edit loop's share of its examples. Hypothesis reads a test's settings from this
     attribute when it runs (tests/test_suite_settings.py checks that it still does)."""
     current = getattr(test, "_hypothesis_internal_use_settings", None)
-    if isinstance(current, settings):
+    if isinstance(current, settings) and not getattr(test, "_edit_loop_examples", False):  # once per test function
+        test._edit_loop_examples = True  # type: ignore[attr-defined]
         asked = current.max_examples
         edit_loop = min(asked, max(EDIT_LOOP_MIN_EXAMPLES, round(asked * EDIT_LOOP_EXAMPLES_SHARE)))
         test._hypothesis_internal_use_settings = settings(current, max_examples=edit_loop)  # type: ignore[attr-defined]

@@ -156,6 +156,7 @@ def test_the_edit_loop_runs_a_share_of_a_property_tests_examples() -> None:
         calls.append(n)
 
     fewer_examples(asks_for_a_hundred)
+    fewer_examples(asks_for_a_hundred)  # a parametrized test's items share their function: its share is taken once
     fewer_examples(asks_for_four)
     assert asks_for_a_hundred._hypothesis_internal_use_settings.max_examples == 10
     assert asks_for_four._hypothesis_internal_use_settings.max_examples == 4
