@@ -8,6 +8,7 @@ import itertools
 import os
 import re
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,21 +120,23 @@ def _module(item: pytest.Item) -> str:
     return item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
 
 
-# The edit loop (`-m "not slow"`) runs each property test on this share of its examples (at least
-# EDIT_LOOP_MIN_EXAMPLES, never more than it asks for, its explicit @example cases always); a run with the slow tests
-# runs every example.
+# The edit loop (`-m "not slow"`) runs each property test on this share of its examples, split among its parameter
+# sets (at least EDIT_LOOP_MIN_EXAMPLES each, never more than it asks for, its explicit @example cases always); a run
+# with the slow tests runs every example.
 EDIT_LOOP_EXAMPLES_SHARE = 0.1
 EDIT_LOOP_MIN_EXAMPLES = 5
 
 
-def fewer_examples(test: object) -> None:
-    """Give a Hypothesis test the edit loop's share of its examples. Hypothesis reads a test's settings from this
-    attribute when it runs (tests/test_suite_settings.py checks that it still does)."""
+def fewer_examples(test: object, parameter_sets: int = 1) -> None:
+    """Give a Hypothesis test the edit loop's share of its examples, split among its `parameter_sets` (its items
+    share the function). Hypothesis reads a test's settings from this attribute when it runs
+    (tests/test_suite_settings.py checks that it still does)."""
     current = getattr(test, "_hypothesis_internal_use_settings", None)
     if isinstance(current, settings) and not getattr(test, "_edit_loop_examples", False):  # once per test function
         test._edit_loop_examples = True  # type: ignore[attr-defined]
         asked = current.max_examples
-        edit_loop = min(asked, max(EDIT_LOOP_MIN_EXAMPLES, round(asked * EDIT_LOOP_EXAMPLES_SHARE)))
+        share = round(asked * EDIT_LOOP_EXAMPLES_SHARE / max(parameter_sets, 1))
+        edit_loop = min(asked, max(EDIT_LOOP_MIN_EXAMPLES, share))
         test._hypothesis_internal_use_settings = settings(current, max_examples=edit_loop)  # type: ignore[attr-defined]
 
 
@@ -152,6 +155,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         item.add_marker(pytest.mark.xdist_group("serial" if item.get_closest_marker("slow") else _module(item)))
     if deselects_every_slow_test(config.getoption("markexpr") or ""):
-        for item in items:
-            if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
-                fewer_examples(item.obj)
+        property_tests = Counter(
+            item.obj for item in items if getattr(getattr(item, "obj", None), "is_hypothesis_test", False)
+        )
+        for test, parameter_sets in property_tests.items():
+            fewer_examples(test, parameter_sets)

@@ -137,8 +137,8 @@ def test_a_tests_time_limits_stretch_on_a_loaded_machine(monkeypatch: pytest.Mon
 
 
 def test_the_edit_loop_runs_a_share_of_a_property_tests_examples() -> None:
-    """`-m "not slow"` gives each property test a tenth of its examples (at least five, never more than it asks
-    for), and Hypothesis runs that many: the slow run keeps every example."""
+    """`-m "not slow"` gives each property test a tenth of its examples, split among its parameter sets (at least
+    five each, never more than it asks for), and Hypothesis runs that many: the slow run keeps every example."""
     from conftest import fewer_examples
     from hypothesis import given, settings
     from hypothesis import strategies as st
@@ -158,6 +158,14 @@ def test_the_edit_loop_runs_a_share_of_a_property_tests_examples() -> None:
     fewer_examples(asks_for_a_hundred)
     fewer_examples(asks_for_a_hundred)  # a parametrized test's items share their function: its share is taken once
     fewer_examples(asks_for_four)
+
+    @settings(max_examples=300, database=None)
+    @given(st.integers())
+    def asks_for_three_hundred_in_three_parameter_sets(n: int) -> None:
+        calls.append(n)
+
+    fewer_examples(asks_for_three_hundred_in_three_parameter_sets, 3)
+    assert asks_for_three_hundred_in_three_parameter_sets._hypothesis_internal_use_settings.max_examples == 10
     assert asks_for_a_hundred._hypothesis_internal_use_settings.max_examples == 10
     assert asks_for_four._hypothesis_internal_use_settings.max_examples == 4
     asks_for_a_hundred()
