@@ -14,13 +14,16 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-import schemathesis
+from conftest import FUZZ_GROUP
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from reliability_support import record
-from schemathesis.checks import negative_data_rejection, positive_data_acceptance
-from schemathesis.core.failures import FailureGroup
-from schemathesis.generation.modes import GenerationMode
+
+schemathesis = pytest.importorskip("schemathesis", reason=FUZZ_GROUP)
+
+from schemathesis.checks import negative_data_rejection, positive_data_acceptance  # noqa: E402
+from schemathesis.core.failures import FailureGroup  # noqa: E402
+from schemathesis.generation.modes import GenerationMode  # noqa: E402
 
 pytestmark = pytest.mark.slow  # starts server processes or a browser
 

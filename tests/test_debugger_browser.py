@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from urllib.parse import urlparse
 
 import pytest
-from conftest import ROOT, running_server, serving
+from conftest import BROWSER_GROUP, ROOT, running_server, serving
 from core_helpers import reset_episode
 
 from metric_tracker_rl.catalog.tiers import AUDIT
@@ -43,7 +43,7 @@ CHART_BOXES = ("chart-counts", "chart-rates", "chart-heatmap", "chart-funnel")
 
 if not os.path.exists(CHROMIUM):
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (uv sync)")
+sync_api = pytest.importorskip("playwright.sync_api", reason=BROWSER_GROUP)
 
 
 @pytest.fixture(scope="module")

@@ -575,7 +575,7 @@ def test_every_tier_plays_offline_by_difficulty_and_the_audit_by_its_train_tasks
     assert all(len(t["steps"]) == 1 for t in tasks) and "FAILED" not in result.stderr
     train = run_inference("--agent", "null", "--difficulty", "audit", "--episodes", "2")
     assert train.returncode == 0, train.stderr
-    parse_log(train.stdout, ["seed1012000_audit", "seed1012001_audit"], "null")
+    parse_log(train.stdout, ["audit_1012000", "audit_1012001"], "null")
 
 
 def test_unknown_agent_and_missing_key_are_usage_errors(settings_from: Any, capsys: pytest.CaptureFixture[str]) -> None:

@@ -213,6 +213,22 @@ def test_the_audit_by_difficulty_runs_through_the_inspect_command_line(tmp_path:
     assert log.status == "success" and [s.id for s in log.samples or []] == ["audit_80000"]
 
 
+@pytest.mark.parametrize("argument", ["seeds=abc", "difficulty=auditt", "tasks=nope", "seeds=-1", "magnitude_scale=2"])
+def test_a_bad_argument_on_the_command_line_is_its_message_not_a_traceback(argument: str, tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "inspect_ai", "eval", "metric_tracker_rl/metric_tracker", "--model", "mockllm/model"]
+        + ["-T", argument, "--log-dir", str(tmp_path), "--display", "plain"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={key: value for key, value in os.environ.items() if key != "PYTHONPATH"},  # as the test above says
+    )
+    output = " ".join((completed.stdout + completed.stderr).split())
+    assert completed.returncode != 0 and "Traceback" not in output, output[-2000:]
+    assert re.search(r"metric_tracker: .*(valid|0 or more|only)", output), output[-2000:]
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     difficulties=st.lists(st.sampled_from(DIFFICULTIES), min_size=1, max_size=3, unique=True),

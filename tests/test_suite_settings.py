@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import ROOT, deselects_every_slow_test, slow_as_a_whole
 
 
@@ -118,3 +119,54 @@ def test_a_run_without_slow_tests_skips_only_modules_slow_as_a_whole(tmp_path: P
     mixed.write_text("import pytest\n\n\n@pytest.mark.slow\ndef test_one():\n    pass\n")
     skipped.write_text("import pytest\n\npytestmark = pytest.mark.skipif(True, reason='not here')\n")
     assert [slow_as_a_whole(path) for path in (whole, mixed, skipped)] == [True, False, False]
+
+
+def test_a_tests_time_limits_stretch_on_a_loaded_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The waits for servers (and the other limits `scaled` wraps) stretch by TEST_TIME_SCALE, else by the load
+    per core: a limit met on an idle machine is not missed on a busy one."""
+    import conftest
+
+    monkeypatch.setenv("TEST_TIME_SCALE", "3")
+    assert conftest.scaled(90) == 270
+    monkeypatch.setenv("TEST_TIME_SCALE", "")
+    monkeypatch.setattr(conftest.os, "getloadavg", lambda: (14.0, 13.0, 10.0))
+    monkeypatch.setattr(conftest.os, "cpu_count", lambda: 2)
+    assert conftest.scaled(90) == 90 * 7
+    monkeypatch.setattr(conftest.os, "getloadavg", lambda: (0.2, 0.1, 0.0))
+    assert conftest.scaled(90) == 90  # never shorter than on an idle machine
+
+
+def test_the_edit_loop_runs_a_share_of_a_property_tests_examples() -> None:
+    """`-m "not slow"` gives each property test a tenth of its examples, split among its parameter sets (at least
+    five each, never more than it asks for), and Hypothesis runs that many: the slow run keeps every example."""
+    from conftest import fewer_examples
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    calls: list[int] = []
+
+    @settings(max_examples=100, database=None)
+    @given(st.integers())
+    def asks_for_a_hundred(n: int) -> None:
+        calls.append(n)
+
+    @settings(max_examples=4, database=None)
+    @given(st.integers())
+    def asks_for_four(n: int) -> None:
+        calls.append(n)
+
+    fewer_examples(asks_for_a_hundred)
+    fewer_examples(asks_for_a_hundred)  # a parametrized test's items share their function: its share is taken once
+    fewer_examples(asks_for_four)
+
+    @settings(max_examples=300, database=None)
+    @given(st.integers())
+    def asks_for_three_hundred_in_three_parameter_sets(n: int) -> None:
+        calls.append(n)
+
+    fewer_examples(asks_for_three_hundred_in_three_parameter_sets, 3)
+    assert asks_for_three_hundred_in_three_parameter_sets._hypothesis_internal_use_settings.max_examples == 10
+    assert asks_for_a_hundred._hypothesis_internal_use_settings.max_examples == 10
+    assert asks_for_four._hypothesis_internal_use_settings.max_examples == 4
+    asks_for_a_hundred()
+    assert len(calls) <= 10  # Hypothesis reads the attribute when the test runs

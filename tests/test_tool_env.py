@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from conftest import HF_GROUP
 from text_reader import read_observation
-from transformers.utils import get_json_schema
 
 from metric_tracker_rl import MetricTrackerRlEnv
 from metric_tracker_rl.adapters.session import EPISODE_OVER_TEXT, EpisodeSession
@@ -38,6 +38,7 @@ def tool_env(server_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Metri
 def test_every_tool_method_passes_trl_schema_extraction() -> None:
     """Each model tool's method gives TRL the tool's schema (which methods TRL offers as tools is asked of TRL's
     own trainer in test_trl_training.py)."""
+    get_json_schema = pytest.importorskip("transformers.utils", reason=HF_GROUP).get_json_schema
 
     env = MetricTrackerToolEnv()  # built without a server: the client connects on the first reset
     for tool in model_tools():

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT
+from conftest import HF_GROUP, ROOT
 
 from metric_tracker_rl import MetricTrackerRlEnv
 from metric_tracker_rl.catalog.task_splits import get_split
@@ -131,7 +131,7 @@ def test_replaying_a_record_reproduces_its_results_and_score(
 
 
 def test_the_data_set_loads_with_datasets(trajectories: dict[str, list[dict[str, Any]]], tmp_path: Path) -> None:
-    from datasets import load_dataset
+    load_dataset = pytest.importorskip("datasets", reason=HF_GROUP).load_dataset
 
     path = tmp_path / "expert.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in trajectories["expert"]), encoding="utf-8")

@@ -1,9 +1,13 @@
 """The audit's calibration: each agent's score on seeds that tuned nothing, per split (mean, p5 and the 95%
 bootstrap interval of the mean), and per mechanism the share of episodes that hold it and the share of its
-expected rows each agent's report held (recall by key), written to lab/artifacts/audit_calibration.json.
+expected rows each agent's report held (recall by key), written to lab/runs/audit_calibration.json (untracked), or
+with `--keep` to the kept lab/artifacts/audit_calibration.json that the pages render.
 
-    nice -n 10 uv run python -m lab.calibration.audit_calibration --seeds 40 --workers 2
+    nice -n 10 uv run python -m lab.calibration.audit_calibration --seeds 40 --workers 2 --keep
     uv run python -m lab.calibration.audit_calibration --agents audit_expert   # one agent again, the rest kept
+
+A run of some agents plays the seeds of the results it merges into (the output's, else the kept file's) unless
+told others, and refuses other seeds before it plays.
 
 The agents: the audit expert (it knows every mechanism the generator has), the generic auditor (written from the
 published text alone: the witness that the text suffices), the warehouse's expert played here (the warehouse's
@@ -26,6 +30,7 @@ import numpy as np
 
 from lab.calibration.calibrate import summarise
 from lab.calibration.interface import message_texts, record_episode
+from lab.calibration.outputs import KEPT, add_output_flags, output_path
 from lab.calibration.tier_record import tier_record
 from lab.calibration.warehouse_calibration import SHORTCUTS as WAREHOUSE_SHORTCUTS
 from metric_tracker_rl.catalog.published import row_key
@@ -40,7 +45,7 @@ from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.segments import segments_meet
 
-ARTIFACT = Path(__file__).resolve().parents[2] / "lab" / "artifacts" / "audit_calibration.json"
+ARTIFACT = KEPT / "audit_calibration.json"
 EVAL_UNTUNED_FIRST = AUDIT.calibration_seed_base + UNTUNED_FIRST_OFFSET
 TRAIN_UNTUNED_FIRST = TRAIN_SEED_BASE + 25_000  # past the listed train tasks: further train episodes
 AGENTS = (
@@ -303,27 +308,59 @@ def merged(kept: dict[str, Any], played: dict[str, Any], agents: tuple[str, ...]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help="untuned seeds per split")
-    parser.add_argument("--skip", type=int, default=0, help="start this many seeds into each split's untuned seeds")
+    parser.add_argument("--seeds", type=int, default=None, help=f"untuned seeds per split (default {DEFAULT_SEEDS})")
+    parser.add_argument("--skip", type=int, default=None, help="start this many seeds into each split's untuned seeds")
     parser.add_argument("--agents", default=",".join(AGENTS))
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=ARTIFACT)
+    add_output_flags(parser, ARTIFACT.name)
     args = parser.parse_args()
-    seeds = {
-        split: list(range(first + args.skip, first + args.skip + args.seeds))
-        for split, first in (("eval", EVAL_UNTUNED_FIRST), ("train", TRAIN_UNTUNED_FIRST))
-    }
     agents = tuple(args.agents.split(","))
     unknown = sorted(set(agents) - set(AGENTS))
     if unknown:
         parser.error(f"unknown agents {unknown}; the calibration plays {', '.join(AGENTS)}")
+    out = output_path(args, ARTIFACT.name)
+    base = merge_base(out) if set(agents) < set(AGENTS) else None
+    count, skip = run_seeds(args.seeds, args.skip, base)
+    seeds = {
+        split: list(range(first + skip, first + skip + count))
+        for split, first in (("eval", EVAL_UNTUNED_FIRST), ("train", TRAIN_UNTUNED_FIRST))
+    }
+    if base is not None and base["seeds"] != {split: [s[0], s[-1]] for split, s in seeds.items()}:
+        parser.error(f"{merge_base_path(out)} holds seeds {base['seeds']}, not this run's: {seed_flags(base)}")
     report = calibrate(seeds, agents, args.workers)
-    if set(agents) < set(AGENTS) and args.out.exists():
-        report = merged(json.loads(args.out.read_text()), report, agents)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if base is not None:
+        report = merged(base, report, agents)
+    out.parent.mkdir(parents=True, exist_ok=True)
     report["tiers"] = {"audit": tier_record("audit")}
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    out.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps({split: data["agents"] for split, data in report["splits"].items()}, indent=1))
+    print(f"wrote {out}")
+
+
+def merge_base_path(out: Path) -> Path:
+    """What a run of some agents merges into: its output when that exists, else the kept results."""
+    return out if out.exists() else ARTIFACT
+
+
+def merge_base(out: Path) -> dict[str, Any] | None:
+    path = merge_base_path(out)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def run_seeds(count: int | None, skip: int | None, base: dict[str, Any] | None) -> tuple[int, int]:
+    """(seeds per split, seeds skipped): as asked, else the merge base's, else DEFAULT_SEEDS from the first."""
+    kept_count, kept_skip = base_seeds(base) if base is not None else (DEFAULT_SEEDS, 0)
+    return (kept_count if count is None else count), (kept_skip if skip is None else skip)
+
+
+def base_seeds(report: dict[str, Any]) -> tuple[int, int]:
+    first, last = report["seeds"]["eval"]
+    return last - first + 1, first - EVAL_UNTUNED_FIRST
+
+
+def seed_flags(report: dict[str, Any]) -> str:
+    count, skip = base_seeds(report)
+    return f"run with --seeds {count} --skip {skip}, or play every agent"
 
 
 if __name__ == "__main__":

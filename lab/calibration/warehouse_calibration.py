@@ -2,9 +2,10 @@
 bootstrap interval of the mean), the expert without one metrics-layer rule at a time (the ablation table), the
 expert's recall by incident and defect kind, its calls per episode, its episode's characters (what a model
 reads and writes) and the rows it submitted without reading their numbers, written to
-lab/artifacts/warehouse_calibration.json.
+lab/runs/warehouse_calibration.json (untracked), or with `--keep` to the kept lab/artifacts/warehouse_calibration.json
+that the pages render.
 
-    nice -n 10 uv run python -m lab.calibration.warehouse_calibration --seeds 200 --ablation-seeds 40 --workers 2
+    nice -n 10 uv run python -m lab.calibration.warehouse_calibration --seeds 200 --ablation-seeds 40 --workers 2 --keep
 
 The expert's bars were tuned on seeds TUNING_SEEDS only; the calibration plays the untuned seeds from UNTUNED_FIRST.
 `--ablation-seeds 0 --agents warehouse_expert` measures the expert's score alone (no ablation table).
@@ -34,6 +35,7 @@ import numpy as np
 from lab.agents.registry import make_agent
 from lab.calibration.calibrate import summarise
 from lab.calibration.interface import message_texts
+from lab.calibration.outputs import KEPT, add_output_flags, output_path
 from lab.calibration.tier_record import tier_record
 from metric_tracker_rl.adapters.transcript import TaskRun, cut_results, unread_submitted_rows
 from metric_tracker_rl.agents import run_episode
@@ -46,7 +48,7 @@ from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.world.funnel import window_calendar
 
-ARTIFACT = Path(__file__).resolve().parents[2] / "lab" / "artifacts" / "warehouse_calibration.json"
+ARTIFACT = KEPT / "warehouse_calibration.json"
 TUNING_SEEDS = range(1, 41)  # the seeds the expert's bars were read on
 UNTUNED_FIRST = 75_000  # seeds from here tuned nothing
 AGENTS = (
@@ -261,7 +263,7 @@ def main() -> None:
     parser.add_argument("--ablation-seeds", type=int, default=40)
     parser.add_argument("--agents", default=",".join(AGENTS))
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=ARTIFACT)
+    add_output_flags(parser, ARTIFACT.name)
     parser.add_argument(
         "--record", type=Path, default=None, help="also write each play's score and report digest here (for --compare)"
     )
@@ -278,12 +280,14 @@ def main() -> None:
         sys.exit(compare_files(*args.compare))
     seeds = list(range(args.first, args.first + args.seeds))
     report = calibrate(seeds, seeds[: args.ablation_seeds], tuple(args.agents.split(",")), args.workers)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    out = output_path(args, ARTIFACT.name)
+    out.parent.mkdir(parents=True, exist_ok=True)
     plays = report.pop("plays")
     report["tiers"] = {"warehouse": tier_record("warehouse")}
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    out.write_text(json.dumps(report, indent=1) + "\n")
     if args.record is not None:
         args.record.write_text(json.dumps({"seeds": [seeds[0], seeds[-1]], "plays": plays}, indent=1) + "\n")
+    print(f"wrote {out}")
     print(json.dumps({k: v for k, v in report.items() if k != "scores"}, indent=1))
 
 

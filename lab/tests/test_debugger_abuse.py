@@ -164,7 +164,7 @@ def test_one_address_cannot_take_every_event_slot() -> None:
 def test_a_server_with_a_tab_open_stops_promptly(tmp_path: Path) -> None:
     """SIGTERM with a tab open: the server drains, stops the page, and the process ends as soon as uvicorn is done
     (no teardown of the interpreter's heap after its last line)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the browser group: uv sync --group browser")
     log_path = tmp_path / "server.log"
     with log_path.open("wb") as log, debugger_server(log) as (url, server), sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])

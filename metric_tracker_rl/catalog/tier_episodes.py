@@ -40,3 +40,18 @@ def train_episode(settings: dict[str, Any], draw: random.Random) -> dict[str, An
     difficulty = next((name for name in DIFFICULTIES if name == asked.lower()), None)
     seed = None if difficulty is None else drawn_train_seed(difficulty, draw)
     return settings if seed is None else {**settings, "difficulty": difficulty, "seed": seed}
+
+
+def labelled_episode(label: str) -> dict[str, Any]:
+    """The reset arguments of the episode `label` names as `episode_label` prints it: a named task's id (in any
+    letter case, or a former id), or `<difficulty>_<seed>`. A ValueError names what is valid."""
+    try:
+        return {"task_id": get_task_spec(label).task_id}
+    except ValueError as unknown:
+        difficulty, _, seed = label.rpartition("_")
+        tier = next((name for name in DIFFICULTIES if name.casefold() == difficulty.casefold()), None)
+        if tier is not None and seed.isdigit():
+            return {"difficulty": tier, "seed": int(seed)}
+        raise ValueError(
+            f"{unknown}; or an episode as the log names it, <difficulty>_<seed> (e.g. audit_80000)"
+        ) from None

@@ -17,7 +17,7 @@ from inspect_ai.dataset import MemoryDataset, Sample
 from metric_tracker_rl.catalog.published import DIFFICULTIES
 from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
 from metric_tracker_rl.catalog.tasks import DEFAULT_TASK_ORDER, get_task_spec, knob_value, resolve_episode_config
-from metric_tracker_rl.catalog.tier_episodes import episode_label, tier_episodes
+from metric_tracker_rl.catalog.tier_episodes import episode_label, labelled_episode, tier_episodes
 from metric_tracker_rl.catalog.validation import check_name_in_any_case
 
 
@@ -29,11 +29,17 @@ def as_list(value: str | Sequence[str] | None) -> list[str] | None:
     return [item.strip() for item in items if item.strip()]
 
 
-def named_task_samples(task_ids: Sequence[str]) -> list[Sample]:
+def named_task_samples(labels: Sequence[str]) -> list[Sample]:
+    """The episodes `labels` name as samples are named: a task id, or `<difficulty>_<seed>` (a ValueError names
+    the valid ids)."""
     samples = []
-    for task_id in task_ids:
-        spec = get_task_spec(task_id)  # ValueError naming the valid ids
-        samples.append(episode_sample(task_id, spec.objective, {"task_id": task_id}, spec.difficulty))
+    for label in labels:
+        episode = labelled_episode(label)
+        if "task_id" in episode:
+            spec = get_task_spec(episode["task_id"])
+            samples.append(episode_sample(spec.task_id, spec.objective, episode, spec.difficulty))
+        else:
+            samples.append(seeded_sample(episode["difficulty"], episode))
     return samples
 
 
@@ -96,10 +102,10 @@ def episode_dataset(
                 tier_sample(difficulty, episode) for difficulty in chosen for episode in tier_episodes(difficulty)
             ]
             task_ids = []
-        for task_id in task_ids:
-            if get_task_spec(task_id).difficulty not in chosen:
+        for sample in named_task_samples(task_ids):
+            if (sample.metadata or {})["difficulty"] not in chosen:
                 raise ValueError(
-                    f"task {task_id} is at difficulty {get_task_spec(task_id).difficulty}, not "
+                    f"task {sample.id} is at difficulty {(sample.metadata or {})['difficulty']}, not "
                     f"{', '.join(chosen)}: drop difficulty, or set seeds for a sweep of it"
                 )
     if task_ids is None:

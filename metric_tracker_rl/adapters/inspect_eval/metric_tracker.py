@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from inspect_ai import Task, task
+from inspect_ai._util.error import PrerequisiteError  # what Inspect's command line prints as its message alone
 
 from metric_tracker_rl.adapters.inspect_eval.dataset import episode_dataset
 from metric_tracker_rl.adapters.inspect_eval.scorer import episode_score
@@ -63,10 +64,35 @@ def metric_tracker(
         "concurrency": concurrency,
         "note_share": note_share,
     }
+    try:
+        dataset = episode_dataset(
+            tasks, difficulty, whole_number("seeds", seeds), whole_number("offset", offset), knobs
+        )
+        solver = episode_agent(
+            base_url=base_url,
+            held_out=held_out,
+            max_turns=None if max_turns is None else whole_number("max_turns", max_turns, least=1),
+            port=whole_number("port", port),
+        )
+    except ValueError as exc:
+        raise TaskArgumentError(f"metric_tracker: {exc}") from None
     return Task(
-        dataset=episode_dataset(tasks, difficulty, seeds, offset, knobs),
-        solver=episode_agent(base_url=base_url, held_out=held_out, max_turns=max_turns, port=port),
+        dataset=dataset,
+        solver=solver,
         scorer=episode_score(),
         metadata={"held_out": held_out},
         version="1.0.0",
     )
+
+
+class TaskArgumentError(PrerequisiteError, ValueError):
+    """A bad task argument (`-T name=value`): Inspect's command line prints its one line, not a traceback of the
+    task's loading."""
+
+
+def whole_number(name: str, value: object, least: int = 0) -> int:
+    """A whole-number task argument as `-T` passes it (an int, or text when it is not one); a ValueError says what
+    it takes."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= least:
+        return value
+    raise ValueError(f"{name} must be a whole number, {least} or more, got {value!r}")
