@@ -133,3 +133,23 @@ def test_the_audits_first_version_is_a_draft_until_its_rows_are_confirmed_findab
         assert not is_published("easy", 2)
     assert version_of({"task_id": "warehouse_raw_events", "version": 1}) == ("warehouse", 1)
     assert version_of({"difficulty": "audit", "seed": 3, "version": 1}) == ("audit", 1)
+
+
+def test_inference_and_inspect_play_the_version_asked_for(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import inference
+    from metric_tracker_rl.adapters.inspect_eval.dataset import episode_dataset
+    from metric_tracker_rl.settings import ClientSettings
+
+    for name in ClientSettings.variables():
+        monkeypatch.delenv(name, raising=False)
+    played = inference.parse_args(["--difficulty", "deep", "--tier-version", "1", "--agent", "null"], ClientSettings())
+    assert played.episode_specs and all(e.reset_kwargs["version"] == 1 for e in played.episode_specs)
+    with pytest.raises(SystemExit) as refused:
+        inference.parse_args(["--difficulty", "deep", "--tier-version", "2", "--agent", "null"], ClientSettings())
+    assert refused.value.code == 2 and "has no version 2; valid: 1 (latest)" in capsys.readouterr().err
+    samples = list(episode_dataset(None, "abyss", 2, version=1))
+    assert samples and all((s.metadata or {})["reset_kwargs"]["version"] == 1 for s in samples)
+    with pytest.raises(ValueError, match="has no version 3"):
+        episode_dataset(None, "abyss", 2, version=3)

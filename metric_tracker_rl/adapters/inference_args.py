@@ -117,6 +117,13 @@ def build_parser(settings: ClientSettings) -> UsageParser:
     add_knob_flags(parser)
     parser.add_argument("--seed", type=int, default=None, help="override the seed of every task")
     parser.add_argument(
+        "--tier-version",
+        type=int,
+        default=None,
+        help="play this version of each episode's tier (docs/versions.md); default: each tier's latest, and a train "
+        "task its own",
+    )
+    parser.add_argument(
         "--port",
         type=int,
         default=0,
@@ -235,6 +242,8 @@ def chosen_episodes(args: argparse.Namespace) -> list[EpisodeSpec]:
     if difficulties == ():
         raise ValueError(f"--difficulty names no difficulty; valid: {', '.join(DIFFICULTIES)}")
     knobs = {name: knob_value(name, getattr(args, name)) for name in DIAL_KNOBS if getattr(args, name) is not None}
+    if args.tier_version is not None:
+        knobs["version"] = args.tier_version
     if args.episodes is None:
         episodes = named_episodes(chosen_tasks(args.tasks, difficulties), args.seed)
     elif args.tasks is not None:

@@ -83,11 +83,12 @@ def episode_dataset(
     seeds: int,
     offset: int = 0,
     knobs: dict[str, Any] | None = None,
+    version: int | None = None,
 ) -> MemoryDataset:
     """Named tasks (every one of DEFAULT_TASK_ORDER unless `tasks` names some) and, with `seeds` > 0, a sweep
     over `difficulties` (every difficulty unless named). A sweep alone leaves the named tasks out unless `tasks`
     names them; `difficulties` without a sweep chooses the named tasks at them. `knobs` (DIAL_KNOBS, unset ones
-    None) are set on every sample."""
+    None) are set on every sample, and so is `version` (of each sample's tier; None: each tier's latest)."""
     if seeds < 0:
         raise ValueError(f"seeds must be 0 or more, got {seeds}")
     if offset < 0:
@@ -116,6 +117,8 @@ def episode_dataset(
     if not samples:
         raise ValueError("the eval has no samples: name tasks, or set seeds for a sweep")
     set_knobs = {name: knob_value(name, value) for name, value in (knobs or {}).items() if value is not None}
+    if version is not None:
+        set_knobs["version"] = version
     if set_knobs:
         samples = [with_knobs(sample, set_knobs) for sample in samples]
     return MemoryDataset(samples, name="metric_tracker_rl")

@@ -32,6 +32,7 @@ def metric_tracker(
     magnitude_scale: float | None = None,
     concurrency: int | None = None,
     note_share: float | None = None,
+    version: int | None = None,
 ) -> Task:
     """The benchmark as an Inspect task.
 
@@ -53,6 +54,7 @@ def metric_tracker(
       magnitude_scale: every incident kind's magnitude range times this.
       concurrency: dates carrying a second incident in an overlapping cuboid.
       note_share: the share of partner payment failures with a partner_status notice.
+      version: the version of each episode's tier to play (docs/versions.md); default: each tier's latest.
     A knob set makes every episode non-standard; one that a sample's tier does not take is an error naming it.
     """
     knobs = {
@@ -66,7 +68,12 @@ def metric_tracker(
     }
     try:
         dataset = episode_dataset(
-            tasks, difficulty, whole_number("seeds", seeds), whole_number("offset", offset), knobs
+            tasks,
+            difficulty,
+            whole_number("seeds", seeds),
+            whole_number("offset", offset),
+            knobs,
+            None if version is None else whole_number("version", version, least=1),
         )
         solver = episode_agent(
             base_url=base_url,
