@@ -44,6 +44,8 @@ class AggregateMix:
     multi_day_probability: float = 0.0
     overlapping_demand_swing_share: tuple[float, float] | None = None
     data: ClassVar[DataKind] = COUNTS
+    # Whether its episodes show the settings that count their business incidents (a null episode then reads as one).
+    shows_incident_count: ClassVar[bool] = True
 
     @property
     def holds(self) -> frozenset[Holding]:
@@ -117,6 +119,8 @@ class SegmentedMix:
     # Under what expected z two segments one field apart are credited alike: AbyssMix's field (None: never).
     twin_z: ClassVar[float | None] = None
     data: ClassVar[DataKind] = COUNTS
+    # Whether its episodes show the settings that count their business incidents (a null episode then reads as one).
+    shows_incident_count: ClassVar[bool] = True
 
     @property
     def cuboid_root_causes(self) -> bool:
@@ -163,6 +167,9 @@ class WarehouseMix(SegmentedMix):
     raise_unclear: bool = True  # type: ignore[misc]
     defects: tuple[str, ...]
     data: ClassVar[DataKind] = EVENTS
+    # Raw events hide how many business incidents an episode holds: no shown setting counts them, and a null
+    # episode of the defaults reads as standard, as every other one does.
+    shows_incident_count: ClassVar[bool] = False
 
     @property
     def holds(self) -> frozenset[Holding]:

@@ -398,7 +398,7 @@ def config_meaning(config: Mapping[str, Any]) -> dict[str, str]:
     blips, decoy_ratio's says how many it brings besides the look-alikes)."""
     meanings = {key: CONFIG_MEANINGS[key] for key in config if key in CONFIG_MEANINGS}
     tier = TIERS.get(str(config.get("difficulty")))  # its latest: these texts are every version's so far
-    if "standard" in meanings and tier is not None and tier.data == EVENTS:
+    if "standard" in meanings and tier is not None and not tier.mix.shows_incident_count:
         meanings["standard"] = STANDARD_WITH_NULL
     if "decoy_ratio" in meanings and tier is not None and tier.segmented is not None:
         meanings["decoy_ratio"] += f" ({tier.perturbed_per_weekday} held dates a weekday at most)"

@@ -12,7 +12,7 @@ from typing import Any
 from metric_tracker_rl.catalog.published import DEFECTS_NOT_COUNTED, INCIDENT_ROWS, incident_count_statement
 from metric_tracker_rl.catalog.task_splits import NULL_EVERY
 from metric_tracker_rl.catalog.tasks import EpisodeConfig, resolve_episode_config
-from metric_tracker_rl.catalog.tiers import EVENTS, TIERS
+from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.catalog.versions import tier_at
 
 # The settings that would count an episode's business incidents, or name the null scenario that holds none.
@@ -22,7 +22,7 @@ COUNTING_SETTINGS = ("scenario_family", "anomaly_count", "anomaly_count_range")
 def hides_incident_count(difficulty: object) -> bool:
     """Whether an episode of `difficulty` shows no setting that counts its business incidents."""
     tier = TIERS.get(str(difficulty))
-    return tier is not None and tier.data == EVENTS
+    return tier is not None and not tier.mix.shows_incident_count
 
 
 def shown_config(config: EpisodeConfig) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from metric_tracker_rl.analysis_tools import TOOL_REGISTRY, available_analysis_methods
-from metric_tracker_rl.catalog.published import CONVERSION_METRICS, RAW_EVENT_DIFFICULTIES, fluctuation_bounds
+from metric_tracker_rl.catalog.published import CONVERSION_METRICS, COUNT_DIFFICULTIES, fluctuation_bounds
 from metric_tracker_rl.catalog.registry import derived_from
 from metric_tracker_rl.catalog.shown_config import hides_incident_count
 from metric_tracker_rl.catalog.tasks import EpisodeConfig, task_catalog
@@ -42,7 +42,7 @@ INSTRUCTION = (
 def instruction_for(difficulty: str) -> str:
     """The reset's instruction at a tier: a tier of raw events names its own tools and reports rows only (it has
     no generators and no annotation tool); a tier of counts gets INSTRUCTION."""
-    if difficulty not in RAW_EVENT_DIFFICULTIES:
+    if difficulty in COUNT_DIFFICULTIES:
         return INSTRUCTION
     tools = ", ".join(method.name for method in tier_methods(difficulty))
     rules = " and ".join(report_rules(difficulty))

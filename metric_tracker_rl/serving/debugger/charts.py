@@ -92,10 +92,11 @@ RELEASE_MARKS_SQL = (
 
 
 def read_chart_data(
-    step: Callable[[MetricTrackerRlAction], MetricTrackerRlObservation], raw_events: bool = False
+    step: Callable[[MetricTrackerRlAction], MetricTrackerRlObservation], holds_counts: bool = True
 ) -> ChartData:
-    """The whole window's daily rows (every page), annotations and each day's hours, read with public tools; at a
-    tier of raw events (`raw_events`), the dashboard's daily rows and the releases, read with the query tool."""
+    """The whole window's daily rows (every page), annotations and each day's hours, read with public tools; where
+    the episode holds no count tables (`holds_counts` false: raw events), the dashboard's daily rows and the
+    releases, read with the query tool."""
 
     def tool(name: str, **arguments: Any) -> dict[str, Any]:
         observation = step(MetricTrackerRlAction(analysis_method=name, analysis_args=arguments))
@@ -112,7 +113,7 @@ def read_chart_data(
             offset = result.get("next_offset")
         return rows
 
-    if raw_events:
+    if not holds_counts:
         return ChartData(
             daily=daily_frame(query(DASHBOARD_DAILY_SQL)), annotations=query(RELEASE_MARKS_SQL), dashboard=True
         )

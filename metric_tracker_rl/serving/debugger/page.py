@@ -19,7 +19,7 @@ import gradio as gr
 import pandas as pd
 
 from metric_tracker_rl import NAMED_TASK_ORDER, MetricTrackerRlAction
-from metric_tracker_rl.catalog.published import RAW_EVENT_DIFFICULTIES
+from metric_tracker_rl.catalog.published import COUNT_DIFFICULTIES
 from metric_tracker_rl.catalog.tasks import TASKS
 from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.serving.debugger import charts, forms, layout
@@ -304,7 +304,7 @@ class DebuggerPage:
             return layout.CUBOID_NOTE_FLAT
         if current.held_out:
             return layout.HELD_OUT_NOTE
-        if current.config.get("difficulty") in RAW_EVENT_DIFFICULTIES:
+        if current.config.get("difficulty") not in COUNT_DIFFICULTIES:  # raw events: no count tables to chart
             return layout.cuboid_note_raw(list(current.config.get("dimensions") or []))
         return layout.CUBOID_NOTE if current.dimensions else layout.CUBOID_NOTE_FLAT
 

@@ -20,7 +20,7 @@ from websockets.protocol import State
 
 from metric_tracker_rl import MetricTrackerRlAction, MetricTrackerRlEnv
 from metric_tracker_rl.analysis_tools.registry import MAX_PAGE_ROWS
-from metric_tracker_rl.catalog.published import RAW_EVENT_DIFFICULTIES
+from metric_tracker_rl.catalog.published import COUNT_DIFFICULTIES
 from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.serving.debugger import charts
 from metric_tracker_rl.serving.debugger import cuboid as cuboids
@@ -144,9 +144,9 @@ class TabSession:
                 # first could find the first's place still held (the server frees it a moment after the socket
                 # closes), so a visitor with one place left could not reset.
                 with self.reader() as read:
-                    self.charts = charts.read_chart_data(read, self.raw_events)
+                    self.charts = charts.read_chart_data(read, self.holds_counts)
                     # The cuboid page reads the count tables a tier of raw events does not have.
-                    fields = () if self.raw_events else cuboids.episode_fields(observation.segments)
+                    fields = cuboids.episode_fields(observation.segments) if self.holds_counts else ()
                     self.dimensions = (
                         cuboids.dimension_values(query_rows(read, cuboids.dimension_values_query(fields)), fields)
                         if fields
@@ -162,9 +162,9 @@ class TabSession:
         return bool(self.config.get("held_out"))
 
     @property
-    def raw_events(self) -> bool:
-        """Whether the tab's episode is of a tier of raw events (no count tables, no generators)."""
-        return self.config.get("difficulty") in RAW_EVENT_DIFFICULTIES
+    def holds_counts(self) -> bool:
+        """Whether the tab's episode holds count tables (a tier of raw events has none, and no generators)."""
+        return self.config.get("difficulty") in COUNT_DIFFICULTIES
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[Callable[[MetricTrackerRlAction], MetricTrackerRlObservation]]:
