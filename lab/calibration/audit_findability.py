@@ -205,14 +205,24 @@ def _cached(tables: PublicTables, cache: dict[str, Any], statement: str) -> dict
 
 
 def check_row(
-    seed: int, row: ExpectedRow, tables: PublicTables, clean: np.ndarray, margin: float, cache: dict[str, Any]
+    seed: int,
+    row: ExpectedRow,
+    tables: PublicTables,
+    clean: np.ndarray,
+    margin: float,
+    cache: dict[str, Any],
+    hours: tuple[int, int] = (0, 24),
 ) -> RowCheck:
-    """One row's departure (its own; a run's is added by confirm_runs) and, for a defect's, its trace."""
+    """One row's departure (its own, on the whole date or, for an incident of some `hours`, in them where it stands
+    further; a run's is added by confirm_runs) and, for a defect's, its trace."""
     segment = row.segment.normalised()
     source = sql.dashboard_sql(segment) if row.family == DATA_QUALITY else sql.segment_counts_sql(segment)
     value = float(metric_series(_cached(tables, cache, source), row.metric)[row.day])
     series, scale = normalised_series(row, tables, cache)
     usual, move, sds = departure(series, clean, row.day, scale)
+    if hours != (0, 24):  # a change of some hours is read in them, as the families' definitions say
+        block = metric_series(_cached(tables, cache, sql.segment_counts_sql(segment, hours)), row.metric)
+        sds = max(sds, departure(block, clean, row.day, "linear" if RATIO[row.metric][1] else "log")[2])
     check = RowCheck(
         seed, row.kind, row.family, tables.dates[row.day], row.metric, segment.label(), value, usual, move, sds
     )
@@ -245,7 +255,7 @@ def confirm_runs(checks: list[RowCheck], days: dict[str, int]) -> None:
             pooled = sum(min(c.sds, 1e6) for c in group) / math.sqrt(len(group))
             for check in group:
                 check.run_sds = pooled
-                if check.sds > DEPARTURE_SDS or (check.sds > RUN_ROW_SDS and pooled > DEPARTURE_SDS):
+                if not math.isfinite(check.usual) or check.sds > DEPARTURE_SDS or (check.sds > RUN_ROW_SDS and pooled > DEPARTURE_SDS):
                     continue
                 check.why.append(
                     f"moves {check.sds:.1f} sd from the usual {check.usual:.4g} (its run of {len(group)} "
@@ -272,6 +282,16 @@ def profile_of(segment: Segment, tables: PublicTables, cache: dict[str, Any]) ->
     return profile
 
 
+def hours_of(world: WarehouseWorld, row: ExpectedRow) -> tuple[int, int]:
+    """The block of hours an incident's row changed (the whole date for a defect's, or an incident of every hour)."""
+    if row.family == DATA_QUALITY:
+        return (0, 24)
+    for incident in world.incidents:
+        if (incident.kind, incident.record.day) == (row.kind, row.day) and incident.record.hours is not None:
+            return (int(incident.record.hours[0]), int(incident.record.hours[1]))
+    return (0, 24)
+
+
 def check_task(task: dict[str, Any]) -> list[RowCheck]:
     """Every expected row of one audit task."""
     config = resolve_episode_config(**task)
@@ -280,7 +300,10 @@ def check_task(task: dict[str, Any]) -> list[RowCheck]:
     tables = PublicTables(world)
     try:
         clean, cache = clean_days(world), {}
-        checks = [check_row(config.seed, row, tables, clean, mix.margin, cache) for row in audit_rows(world, mix)]
+        checks = [
+            check_row(config.seed, row, tables, clean, mix.margin, cache, hours_of(world, row))
+            for row in audit_rows(world, mix)
+        ]
         confirm_runs(checks, {date: day for day, date in enumerate(tables.dates)})
         return checks
     finally:
@@ -294,9 +317,11 @@ def eval_tasks(count: int) -> list[dict[str, Any]]:
 
 def run(tasks: list[dict[str, Any]], workers: int) -> dict[str, Any]:
     checks: list[RowCheck] = []
+    by_seed: dict[str, list[int]] = {}
     with multiprocessing.Pool(workers) as pool:
         for n, rows in enumerate(pool.imap(check_task, tasks), 1):
             checks += rows
+            by_seed[str(tasks[n - 1]["seed"])] = [len(rows), sum(bool(c.why) for c in rows)]
             lost = sum(bool(c.why) for c in rows)
             print(f"{n}/{len(tasks)} seed {tasks[n - 1]['seed']}: {len(rows)} rows, {lost} unconfirmed", flush=True)
     unconfirmed = [c for c in checks if c.why]
@@ -310,6 +335,7 @@ def run(tasks: list[dict[str, Any]], workers: int) -> dict[str, Any]:
         "rows_by_mechanism": dict(sorted(Counter(c.mechanism for c in checks).items())),
         "traces_by_feature": dict(sorted(Counter(c.trace for c in checks if c.family == DATA_QUALITY).items())),
         "least_confirmed_sds": round(min((max(c.sds, c.run_sds) for c in checks if not c.why), default=0.0), 3),
+        "by_seed": by_seed,  # each task's rows and unconfirmed rows
         "unconfirmed": [rounded(asdict(c)) for c in unconfirmed],
     }
 

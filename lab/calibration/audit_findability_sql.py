@@ -40,10 +40,11 @@ def _where(segment: Segment, fields: dict[str, str]) -> str:
     return " AND ".join([f"{fields[field]} = '{value}'" for field, value in named.items()] or ["TRUE"])
 
 
-def segment_counts_sql(segment: Segment) -> str:
+def segment_counts_sql(segment: Segment, hours: tuple[int, int] = (0, 24)) -> str:
     """One row per reporting date on which `segment` counts a session: its counted sessions and the sessions reaching
     each later step, by the metrics layer (standing exclusions, the late cut-off, a session on its app_open's date
-    and segment, channel by the app_open's medium, new when its session_id is 1)."""
+    and segment, channel by the app_open's medium, new when its session_id is 1); with `hours`, of the sessions
+    whose app_open is in that block of the reporting date's hours."""
     flagged = (
         "list_bool_or(list_transform(event_params, lambda p: (p.key = 'traffic_type' AND p.value.string_value = "
         "'internal') OR (p.key = 'debug_mode' AND p.value.int_value = 1)))"
@@ -62,7 +63,8 @@ def segment_counts_sql(segment: Segment) -> str:
 WITH e AS (
   SELECT event_date, event_name, user_pseudo_id AS pid, user_id, device.device_id AS device_id, platform,
          app_info.version AS app_version, geo.country AS country, traffic_source.medium AS medium,
-         {_param("session_id", "int_value")} AS sid, {flagged} AS flagged, ingestion_timestamp
+         {_param("session_id", "int_value")} AS sid, {flagged} AS flagged, ingestion_timestamp,
+         CAST(((event_timestamp + {OFFSET_US}) // 3600000000) % 24 AS INTEGER) AS hour
   FROM events WHERE privacy_info.analytics_storage = 'granted'),
 dropped AS (
   SELECT DISTINCT pid, sid FROM e
@@ -76,13 +78,14 @@ s AS (
          min(platform) AS platform, min(app_version) FILTER (WHERE event_name = 'app_open') AS app_version,
          min(country) AS country, min({CHANNEL_OF_MEDIUM}) FILTER (WHERE event_name = 'app_open') AS channel,
          CASE WHEN sid = 1 THEN 'new' ELSE 'returning' END AS user_type,
+         min(hour) FILTER (WHERE event_name = 'app_open') AS hour,
          bool_or(event_name = 'menu_open') AS menu, bool_or(event_name = 'product_added_to_cart') AS cart,
          bool_or(event_name = 'order_placed') AS ordered, bool_or(event_name = 'payment_successful') AS paid
   FROM kept GROUP BY pid, sid)
 SELECT day, count(*) AS sessions, count(*) FILTER (WHERE menu) AS menu_sessions,
        count(*) FILTER (WHERE cart) AS cart_sessions, count(*) FILTER (WHERE ordered) AS order_sessions,
        count(*) FILTER (WHERE paid) AS payment_sessions
-FROM s WHERE day IS NOT NULL AND {where} GROUP BY day ORDER BY day
+FROM s WHERE day IS NOT NULL AND {where} AND hour >= {hours[0]} AND hour < {hours[1]} GROUP BY day ORDER BY day
 """
 
 
