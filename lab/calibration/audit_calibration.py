@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from lab.calibration.calibrate import summarise
 from lab.calibration.audit_row_quality import judged_rows, quality_by_mechanism
+from lab.calibration.calibrate import summarise
 from lab.calibration.interface import message_texts, record_episode
 from lab.calibration.warehouse_calibration import SHORTCUTS as WAREHOUSE_SHORTCUTS
 from metric_tracker_rl.catalog.published import row_key
@@ -211,7 +211,8 @@ AGENT_TEXT = {
 def calibration_table(report: dict[str, Any]) -> str:
     """Per agent, per split: mean, p5 and the 95% interval of the mean, and its calls and characters (p50)."""
     lines = [
-        "| agent | eval: mean (95% interval), p5, p10 | train: mean (95% interval), p5, p10 | calls, characters (p50) |",
+        "| agent | eval: mean (95% interval), p5, p10 | train: mean (95% interval), p5, p10 "
+        "| calls, characters (p50) |",
         "| --- | --- | --- | --- |",
     ]
     splits = report["splits"]

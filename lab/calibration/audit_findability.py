@@ -255,7 +255,11 @@ def confirm_runs(checks: list[RowCheck], days: dict[str, int]) -> None:
             pooled = sum(min(c.sds, 1e6) for c in group) / math.sqrt(len(group))
             for check in group:
                 check.run_sds = pooled
-                if not math.isfinite(check.usual) or check.sds > DEPARTURE_SDS or (check.sds > RUN_ROW_SDS and pooled > DEPARTURE_SDS):
+                if (
+                    not math.isfinite(check.usual)
+                    or check.sds > DEPARTURE_SDS
+                    or (check.sds > RUN_ROW_SDS and pooled > DEPARTURE_SDS)
+                ):
                     continue
                 check.why.append(
                     f"moves {check.sds:.1f} sd from the usual {check.usual:.4g} (its run of {len(group)} "
@@ -344,9 +348,27 @@ def rounded(entry: dict[str, Any]) -> dict[str, Any]:
     return {k: round(v, 4) if isinstance(v, float) and math.isfinite(v) else v for k, v in entry.items()}
 
 
+LISTED_ROWS = 30  # unconfirmed rows the page lists one by one (the artifact lists every one)
+REASONS = {  # why a row is unconfirmed, by the first words of its first reason
+    "moves": "within the variation",
+    "no clean": "no clean peer",
+    "no trace": "no trace",
+    "the public": "values differ",
+}
+
+
+def reason(why: list[str]) -> str:
+    first = why[0]
+    if "within the margin" in first:
+        return "within the margin"
+    return next(text for start, text in REASONS.items() if first.startswith(start))
+
+
 def table(report: dict[str, Any]) -> str:
-    """The check's figures and each unconfirmed row with why, for lab/docs/audit.md."""
+    """The check's figures, per mechanism its rows and unconfirmed rows by reason, and each unconfirmed row with
+    why where they are few, for lab/docs/audit.md."""
     tasks = report["tasks"]
+    reasons = ["within the margin", *REASONS.values()]
     lines = [
         f"Rows checked: {report['rows_checked']} (every expected row of the eval split's {tasks['count']} audit tasks, "
         f"seeds {tasks['first_seed']}-{tasks['last_seed']}); unconfirmed: {report['unconfirmed_rows']}. A row "
@@ -354,18 +376,25 @@ def table(report: dict[str, Any]) -> str:
         f"its segment's clean dates; a defect's trace stands {report['trace_sds']:g} standard deviations from its "
         "clean dates.",
         "",
-        "| seed | mechanism | date | metric | segment | why |",
-        "| --- | --- | --- | --- | --- | --- |",
+        f"| mechanism | rows | unconfirmed | {' | '.join(reasons)} |",
+        f"| --- | --- | --- | {' | '.join('---' for _ in reasons)} |",
     ]
+    lost: dict[str, Counter[str]] = {}
     for row in report["unconfirmed"]:
-        lines.append(
-            f"| {row['seed']} | {row['mechanism']} | {row['date']} | {row['metric']} | {row['segment']} | "
-            f"{'; '.join(row['why'])} |"
-        )
-    if not report["unconfirmed"]:
-        lines.append("| - | - | - | - | - | every row confirmed |")
+        lost.setdefault(row["mechanism"], Counter())[reason(row["why"])] += 1
+    for mechanism, rows in report["rows_by_mechanism"].items():
+        counts = lost.get(mechanism, Counter())
+        cells = " | ".join(str(counts[r]) for r in reasons)
+        lines.append(f"| {mechanism} | {rows} | {sum(counts.values())} | {cells} |")
+    if 0 < len(report["unconfirmed"]) <= LISTED_ROWS:
+        lines += ["", "| seed | mechanism | date | metric | segment | why |", "| --- | --- | --- | --- | --- | --- |"]
+        for row in report["unconfirmed"]:
+            lines.append(
+                f"| {row['seed']} | {row['mechanism']} | {row['date']} | {row['metric']} | {row['segment']} | "
+                f"{'; '.join(row['why'])} |"
+            )
     lines += ["", "Traces found, by the feature that stood furthest from its clean dates:", ""]
-    lines.append(", ".join(f"{name} {n}" for name, n in report["traces_by_feature"].items()) + ".")
+    lines.append(", ".join(f"{name} {n}" for name, n in report["traces_by_feature"].items() if name) + ".")
     return "\n".join(lines)
 
 

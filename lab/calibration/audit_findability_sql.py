@@ -202,7 +202,8 @@ SELECT day, denied_share, flagged_share, unplanned_share, coalesce(twin_share, 0
        multi_transaction_share, prefire_share, top_device_share, log_value, eur_share, skipped_sid_share, new_share,
        peak_hour_share, least_hour_share,
        coalesce(first_touches, 0) / greatest(new_sessions, 1) AS first_touch_per_new, restamped_share
-FROM per_event FULL JOIN ingested USING (day) LEFT JOIN per_session USING (day) LEFT JOIN devices USING (day) LEFT JOIN hours USING (day)
+FROM per_event FULL JOIN ingested USING (day) LEFT JOIN per_session USING (day) LEFT JOIN devices USING (day)
+LEFT JOIN hours USING (day)
 LEFT JOIN twin_days USING (day) LEFT JOIN first_touch USING (day)
 ORDER BY day
 """

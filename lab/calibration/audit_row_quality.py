@@ -11,6 +11,7 @@ from typing import Any
 
 from metric_tracker_rl.catalog.published import row_key
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.validation import entity_names_of
 from metric_tracker_rl.generation import build_episode
 from metric_tracker_rl.grading.grader import judge_rows
 from metric_tracker_rl.models import MetricSubmissionRow
@@ -24,16 +25,17 @@ def judged_rows(seed: int, rows: list[MetricSubmissionRow]) -> list[dict[str, An
     report's queries ran, so the query method earns its credit)."""
     episode = build_episode(resolve_episode_config(seed=seed, difficulty="audit"))
     truth = episode.truth
-    verdicts = judge_rows(
-        rows,
-        {row_key(r.date, r.entity_type, r.entity_name): r for r in truth.expected_rows},
-        truth.neutral_keys,
-        episode.public.dates,
-        segment_values=episode.public.segment_values(),
-        leaf_traffic=overlap_traffic(episode),
-        methods_used=frozenset({"query"}),
-        twin_rows=truth.twin_rows,
-    )
+    with entity_names_of("audit"):  # the names the audit's grader accepts (a defect's metric among them)
+        verdicts = judge_rows(
+            rows,
+            {row_key(r.date, r.entity_type, r.entity_name): r for r in truth.expected_rows},
+            truth.neutral_keys,
+            episode.public.dates,
+            segment_values=episode.public.segment_values(),
+            leaf_traffic=overlap_traffic(episode),
+            methods_used=frozenset({"query"}),
+            twin_rows=truth.twin_rows,
+        )
     return [
         {
             "key": verdict.key,
