@@ -16,7 +16,8 @@ shares no code with the audit's expert (an import contract holds it to that).
   the baseline of an incident and the value without the defect of a defect, which a model reads from the clean
   dates too (the published baseline of a row whose peers the same change holds would hide it).
 - A trace is a feature of the date's recorded profile in the defect's segment (audit_findability_sql.py:
-  PROFILE_FEATURES, SIDE_FEATURES) more than TRACE_SDS standard deviations from its clean dates' mean; a feature
+  PROFILE_FEATURES, SIDE_FEATURES) more than TRACE_SDS standard deviations from its clean dates' median (robust:
+  1.4826 times their median absolute deviation, or their plain deviation where most of them are alike); a feature
   constant on the clean dates traces any date where it differs.
 """
 
@@ -51,7 +52,7 @@ ARTIFACT = Path(__file__).resolve().parents[2] / "lab" / "artifacts" / "audit_fi
 DEPARTURE_SDS = 3.0  # a row's move from the usual value, in standard deviations of the segment's clean dates
 NEAR_DAYS = 21  # the clean dates a row is compared with: those within three weeks (a version's traffic grows)
 RUN_ROW_SDS = 1.5  # a row of a run: its own move, in those standard deviations
-TRACE_SDS = 4.0  # a trace's feature from its clean dates' mean, in their standard deviations
+TRACE_SDS = 4.0  # a trace's feature from its clean dates' median, in their (robust) standard deviations
 # A metric as its counts give it: a count alone, a rate its numerator over its denominator.
 RATIO = {
     "sessions": ("sessions", None),
@@ -157,7 +158,9 @@ def strongest_trace(profile: dict[str, np.ndarray], clean: np.ndarray, day: int)
         usual = values[clean & np.isfinite(values)]
         if len(usual) < 3 or not math.isfinite(values[day]):
             continue
-        sd, gap = float(np.std(usual, ddof=1)), abs(float(values[day] - np.mean(usual)))
+        # robust where it can be (a defect's aftermath on the dates after it is no clean date's spread), the
+        # plain deviation where most clean dates are alike
+        sd, gap = robust_sd(usual) or float(np.std(usual, ddof=1)), abs(float(values[day] - np.median(usual)))
         sds = gap / sd if sd > 1e-12 else (math.inf if gap > 1e-9 else 0.0)
         if sds > best[1]:
             best = (name, sds)
@@ -336,6 +339,8 @@ def run(tasks: list[dict[str, Any]], workers: int) -> dict[str, Any]:
         "margin": audit_mix(AUDIT).margin,
         "rows_checked": len(checks),
         "unconfirmed_rows": len(unconfirmed),
+        # a defect's rows whose trace stands but whose metric does not stand out from its segment's other dates
+        "unconfirmed_with_trace": sum(c.family == DATA_QUALITY and c.trace_sds > TRACE_SDS for c in unconfirmed),
         "rows_by_mechanism": dict(sorted(Counter(c.mechanism for c in checks).items())),
         "traces_by_feature": dict(sorted(Counter(c.trace for c in checks if c.family == DATA_QUALITY).items())),
         "least_confirmed_sds": round(min((max(c.sds, c.run_sds) for c in checks if not c.why), default=0.0), 3),
@@ -374,7 +379,8 @@ def table(report: dict[str, Any]) -> str:
         f"seeds {tasks['first_seed']}-{tasks['last_seed']}); unconfirmed: {report['unconfirmed_rows']}. A row "
         f"departs past the margin ({report['margin']:.0%}) and {report['departure_sds']:g} standard deviations of "
         f"its segment's clean dates; a defect's trace stands {report['trace_sds']:g} standard deviations from its "
-        "clean dates.",
+        f"clean dates. Of the unconfirmed rows, {report['unconfirmed_with_trace']} are a defect's whose trace "
+        "stands but whose metric does not stand out from its segment's other dates.",
         "",
         f"| mechanism | rows | unconfirmed | {' | '.join(reasons)} |",
         f"| --- | --- | --- | {' | '.join('---' for _ in reasons)} |",

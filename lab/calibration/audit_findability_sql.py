@@ -162,7 +162,11 @@ s AS (
          count(DISTINCT tx) AS transactions, min(device_id) AS device_id,
          min(ts) FILTER (WHERE name = 'app_open') AS opened_at, min(ts) FILTER (WHERE name = 'menu_open') AS menu_at
   FROM e WHERE NOT denied AND sid IS NOT NULL GROUP BY pid, sid),
-gaps AS (SELECT *, sid - lag(sid) OVER (PARTITION BY pid ORDER BY sid) AS step FROM s),
+every_sid AS (
+  SELECT DISTINCT user_pseudo_id AS pid, {_param("session_id", "int_value")} AS sid FROM events
+  WHERE privacy_info.analytics_storage = 'granted' AND user_pseudo_id IN (SELECT pid FROM s)),
+steps AS (SELECT pid, sid, sid - lag(sid) OVER (PARTITION BY pid ORDER BY sid) AS step FROM every_sid),
+gaps AS (SELECT * FROM s LEFT JOIN steps USING (pid, sid)),
 per_session AS (
   SELECT day, avg(CAST(NOT opened AS DOUBLE)) AS no_open_share,
          avg(CAST(open_only AS DOUBLE)) FILTER (WHERE opened) AS open_only_share,
