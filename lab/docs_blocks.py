@@ -27,6 +27,9 @@ from lab.calibration.audit_calibration import SHORTCUTS as AUDIT_SHORTCUTS
 from lab.calibration.audit_calibration import calibration_table as audit_calibration_table
 from lab.calibration.audit_calibration import interaction_table as audit_interaction_table
 from lab.calibration.audit_calibration import mechanism_table as audit_mechanism_table
+from lab.calibration.audit_findability import ARTIFACT as AUDIT_FINDABILITY
+from lab.calibration.audit_findability import table as audit_findability_table
+from lab.calibration.audit_row_quality import quality_table as audit_quality_table
 from lab.calibration.calibrate import (
     CALIBRATED_DIFFICULTIES,
     PUBLISHED_RESULTS,
@@ -535,6 +538,16 @@ def versions_table() -> str:
     return markdown_table(["version", "published at", "what it is, or changed", "texts corrected since"], rows)
 
 
+def audit_findability() -> str:
+    """Whether every expected row of the audit's eval tasks is findable (lab/artifacts/audit_findability.json)."""
+    return audit_findability_table(json.loads(AUDIT_FINDABILITY.read_text(encoding="utf-8")))
+
+
+def audit_row_quality() -> str:
+    """Per mechanism, the credits of the expert's rows on expected keys (lab/artifacts/audit_calibration.json)."""
+    return audit_quality_table(json.loads(AUDIT_RESULTS.read_text(encoding="utf-8")))
+
+
 @dataclass(frozen=True)
 class Block:
     name: str
@@ -567,6 +580,8 @@ BLOCKS: tuple[Block, ...] = (
     Block("audit-mechanisms", "lab/docs/audit.md", audit_mechanisms),
     Block("audit-interactions", "lab/docs/audit.md", audit_interactions),
     Block("tier-versions", "docs/versions.md", versions_table),
+    Block("audit-row-quality", "lab/docs/audit.md", audit_row_quality),
+    Block("audit-findability", "lab/docs/audit.md", audit_findability),
 )
 
 

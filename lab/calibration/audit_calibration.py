@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from lab.calibration.audit_row_quality import judged_rows, quality_by_mechanism
 from lab.calibration.calibrate import summarise
 from lab.calibration.interface import message_texts, record_episode
 from lab.calibration.outputs import KEPT, add_output_flags, output_path
@@ -78,7 +79,9 @@ def play_one(job: tuple[str, int]) -> dict[str, Any]:
     finally:
         env.close()
     rows = run.graded.submitted_rows if run.graded is not None else []
+    judged = {"judged": judged_rows(seed, list(rows))} if agent_name == EXPERT else {}
     return {
+        **judged,
         "agent": agent_name,
         "seed": seed,
         "split": mechanism_split(seed),
@@ -157,6 +160,11 @@ def rounded(summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def figures(scores: list[float]) -> dict[str, Any]:
+    """An agent's scores summarised (mean, p5, the mean's 95% interval) with their 10th percentile."""
+    return {**rounded(summarise(scores)), "p10": round(float(np.percentile(scores, 10)), 3) if scores else 0.0}
+
+
 def calibrate(seeds: dict[str, list[int]], agents: tuple[str, ...], workers: int) -> dict[str, Any]:
     jobs = [(agent, seed) for split_seeds in seeds.values() for seed in split_seeds for agent in agents]
     with multiprocessing.Pool(workers) as pool:
@@ -177,13 +185,14 @@ def calibrate(seeds: dict[str, list[int]], agents: tuple[str, ...], workers: int
             agent: sorted((r for r in rows if r["agent"] == agent), key=lambda r: r["seed"]) for agent in agents
         }
         report["splits"][split] = {
-            "agents": {agent: rounded(summarise([r["score"] for r in plays])) for agent, plays in by_agent.items()},
+            "agents": {agent: figures([r["score"] for r in plays]) for agent, plays in by_agent.items()},
             "calls_and_chars_p50": {
                 agent: [float(np.median([r[k] for r in plays])) for k in ("calls", "chars")]
                 for agent, plays in by_agent.items()
             },
             "mechanisms": mechanism_recall(rows, {s: truths[s] for s in split_seeds}),
             "interactions": mechanism_recall(rows, {s: together[s] for s in split_seeds}),
+            **({"row_quality": quality_by_mechanism(rows, truths, EXPERT)} if EXPERT in agents else {}),
             "calls_max": {agent: max((r["calls"] for r in plays), default=0) for agent, plays in by_agent.items()},
             "chars_p95": {
                 agent: float(np.percentile([r["chars"] for r in plays], 95)) if plays else 0.0
@@ -208,7 +217,8 @@ AGENT_TEXT = {
 def calibration_table(report: dict[str, Any]) -> str:
     """Per agent, per split: mean, p5 and the 95% interval of the mean, and its calls and characters (p50)."""
     lines = [
-        "| agent | eval: mean (95% interval), p5 | train: mean (95% interval), p5 | calls, characters (p50) |",
+        "| agent | eval: mean (95% interval), p5, p10 | train: mean (95% interval), p5, p10 "
+        "| calls, characters (p50) |",
         "| --- | --- | --- | --- |",
     ]
     splits = report["splits"]
@@ -217,7 +227,8 @@ def calibration_table(report: dict[str, Any]) -> str:
         for split in ("eval", "train"):
             stats = splits[split]["agents"][agent]
             low, high = stats["mean_95"]
-            cells.append(f"{stats['mean']:.3f} ({low:.3f}-{high:.3f}), {stats['p5']:.3f}")
+            p10 = f", {stats['p10']:.3f}" if "p10" in stats else ", -"
+            cells.append(f"{stats['mean']:.3f} ({low:.3f}-{high:.3f}), {stats['p5']:.3f}{p10}")
         calls, chars = splits["eval"]["calls_and_chars_p50"][agent]
         lines.append(f"| {AGENT_TEXT.get(agent, agent)} | {' | '.join(cells)} | {calls:.0f}, {chars:,.0f} |")
     seeds = report["seeds"]
@@ -296,6 +307,8 @@ def merged(kept: dict[str, Any], played: dict[str, Any], agents: tuple[str, ...]
         into = kept["splits"][split]
         for table in ("agents", "calls_and_chars_p50", "calls_max", "chars_p95"):
             into[table].update(data[table])
+        if EXPERT in agents and "row_quality" in data:
+            into["row_quality"] = data["row_quality"]
         for table in ("mechanisms", "interactions"):
             into.setdefault(table, {})
             for name, stats in data.get(table, {}).items():

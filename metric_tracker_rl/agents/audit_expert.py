@@ -100,7 +100,8 @@ def dashboard_metric(metric: str) -> str:
 def dashboard_values_sql(asked: Sequence[tuple[object, ...]]) -> str:
     """For each row asked (i, date, platform, app_version, country, metric), the dashboard's value of the metric in
     the segment on the date (`value`) and the median over the same weekday's other dates (`peers`), a date without
-    a value skipped."""
+    a value skipped; as text, which shows every digit (a result's numbers show four: a delta beside a baseline of
+    zero is graded to a share of nothing)."""
     cases = " ".join(f"WHEN '{m}' THEN {dashboard_metric(m)}" for m in ("sessions", *RATE_COLUMNS, REVENUE))
     match = " AND ".join(f"(q.{f} IS NULL OR t.{f} = q.{f})" for f in DASHBOARD_FIELDS)
     return (
@@ -109,7 +110,8 @@ def dashboard_values_sql(asked: Sequence[tuple[object, ...]]) -> str:
         f"by_date AS (SELECT q.i, d.date, any_value(q.on_date) on_date, CASE any_value(q.metric) {cases} END "
         f"value FROM q JOIN days d ON isodow(d.date) = isodow(q.on_date) LEFT JOIN dashboard t ON t.date = "
         f"d.date AND {match} GROUP BY q.i, d.date) "
-        "SELECT i, max(value) FILTER (date = on_date) value, median(value) FILTER (date <> on_date) peers "
+        "SELECT i, CAST(max(value) FILTER (date = on_date) AS VARCHAR) value, "
+        "CAST(median(value) FILTER (date <> on_date) AS VARCHAR) peers "
         "FROM by_date GROUP BY i ORDER BY i"
     )
 

@@ -172,6 +172,12 @@ def number_or_nan(value: Any) -> float:
         return math.nan
 
 
+def shown(value: float, baseline: float) -> float:
+    """A row's value to four decimals, but exact beside a baseline of zero: the delta's tolerance is a share of the
+    baseline, so a rounded delta of a zero baseline (a revenue no purchase made before) misses it."""
+    return value if baseline == 0 else round(value, 4)
+
+
 def report_row(finding: Finding) -> MetricSubmissionRow:
     """A finding as a report row: a defect on data_quality under the data quality family, an incident on its
     family's entity type; a count named by its funnel column (sessions as app_opens); values and severity its own."""
@@ -188,9 +194,9 @@ def report_row(finding: Finding) -> MetricSubmissionRow:
         entity_name=COUNT_OF_DASHBOARD.get(finding.metric, finding.metric),
         anomaly_type=family,
         detection_method="query",
-        baseline_value=round(baseline, 4),
-        observed_value=round(observed, 4),
-        delta_value=round(observed - baseline, 4),
+        baseline_value=shown(baseline, baseline),
+        observed_value=shown(observed, baseline),
+        delta_value=shown(observed - baseline, baseline),
         severity=severity_for(entity_type, baseline, observed),
         **finding.segment.normalised().named(),
     )

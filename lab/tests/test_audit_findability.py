@@ -1,0 +1,92 @@
+"""The audit's findability check (lab/calibration/audit_findability.py): its kept result covers every eval task of
+the audit, is what the page shows, and is what the check finds today; its measure of a departure reads a moved date
+as moved and a quiet one as quiet."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lab import docs_blocks
+from lab.calibration import audit_findability as findability
+from lab.tests.helpers import ROOT
+from metric_tracker_rl.catalog.task_splits import EVAL_SEEDS_PER_DIFFICULTY, task_range
+from metric_tracker_rl.catalog.tiers import AUDIT
+
+KEPT = json.loads(findability.ARTIFACT.read_text(encoding="utf-8"))
+
+
+def test_the_kept_result_covers_every_audit_task_of_the_eval_split() -> None:
+    expected = [task for task in task_range("eval") if task.get("difficulty") == "audit"]
+    assert expected == findability.eval_tasks(EVAL_SEEDS_PER_DIFFICULTY)
+    assert KEPT["tasks"]["count"] == len(expected) == EVAL_SEEDS_PER_DIFFICULTY
+    assert KEPT["tasks"]["first_seed"] == AUDIT.calibration_seed_base == expected[0]["seed"]
+    assert sorted(map(int, KEPT["by_seed"])) == [t["seed"] for t in expected]
+    assert KEPT["rows_checked"] == sum(rows for rows, _ in KEPT["by_seed"].values())
+    assert KEPT["unconfirmed_rows"] == sum(lost for _, lost in KEPT["by_seed"].values()) == len(KEPT["unconfirmed"])
+
+
+def test_the_page_shows_the_kept_result() -> None:
+    page = (ROOT / "lab/docs/audit.md").read_text(encoding="utf-8")
+    shown = docs_blocks.shown(page, "audit-findability")
+    assert shown == findability.table(KEPT)
+    assert f"Rows checked: {KEPT['rows_checked']} " in shown and f"unconfirmed: {KEPT['unconfirmed_rows']}." in shown
+    for mechanism, rows in KEPT["rows_by_mechanism"].items():
+        lost = sum(row["mechanism"] == mechanism for row in KEPT["unconfirmed"])
+        assert f"| {mechanism} | {rows} | {lost} |" in shown
+    if len(KEPT["unconfirmed"]) <= findability.LISTED_ROWS:
+        for row in KEPT["unconfirmed"]:
+            assert f"| {row['seed']} | {row['mechanism']} | {row['date']} |" in shown
+
+
+@pytest.mark.slow
+def test_the_kept_result_is_what_the_check_finds_today() -> None:
+    """Two tasks checked again, the first and one with the most unconfirmed rows: the same rows, the same verdicts."""
+    worst = max(KEPT["by_seed"], key=lambda seed: (KEPT["by_seed"][seed][1], -int(seed)))
+    for task in (
+        findability.eval_tasks(1)[0],
+        findability.eval_tasks(int(worst) - AUDIT.calibration_seed_base + 1)[-1],
+    ):
+        checks = findability.check_task(task)
+        assert [len(checks), sum(bool(c.why) for c in checks)] == KEPT["by_seed"][str(task["seed"])]
+        kept = [(r["date"], r["metric"], r["why"]) for r in KEPT["unconfirmed"] if r["seed"] == task["seed"]]
+        assert [(c.date, c.metric, c.why) for c in checks if c.why] == kept
+
+
+def test_the_check_imports_nothing_of_an_agent() -> None:
+    for module in (findability, findability.sql):
+        tree = ast.parse(Path(str(module.__file__)).read_text(encoding="utf-8"))
+        imported = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)] + [
+            alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+        ]
+        assert not [name for name in imported if ".agents" in name or name.startswith("lab.agents")]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    level=st.floats(50.0, 5000.0),
+    seed=st.integers(0, 2**16),
+    day=st.integers(14, 41),
+    factor=st.sampled_from([0.3, 0.5, 1.8, 3.0]),
+)
+def test_a_moved_date_departs_and_a_quiet_one_does_not(level: float, seed: int, day: int, factor: float) -> None:
+    """Counts with a few percent of day-to-day noise: the date scaled by `factor` moves past the margin and far
+    beyond the spread; the same date unscaled stays within it."""
+    noise = np.random.default_rng(seed).normal(1.0, 0.02, 56)
+    quiet = level * noise
+    moved = quiet.copy()
+    moved[day] *= factor
+    clean = np.ones(56, dtype=bool)
+    clean[day] = False
+    usual, move, sds = findability.departure(moved, clean, day, "log")
+    assert move > 0.1 and sds > findability.DEPARTURE_SDS
+    assert math.isclose(usual, findability.clean_peer_median(quiet, clean, day))
+    _, still, quiet_sds = findability.departure(quiet, clean, day, "log")
+    assert still < 0.1 and quiet_sds < findability.DEPARTURE_SDS * 2
