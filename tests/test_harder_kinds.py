@@ -30,7 +30,7 @@ def test_registering_the_harder_kinds_changed_no_stored_episode() -> None:
     firsts = [
         (label, reset, secret)
         for label, reset, secret in episode_settings()
-        if set(reset) == {"difficulty", "seed"} and reset["seed"] == 0 and not secret
+        if set(reset) == {"difficulty", "seed", "version"} and reset["seed"] == 0 and not secret
     ]
     assert {reset["difficulty"] for _, reset, _ in firsts} >= {"frontier", "deep"}
     assert [
