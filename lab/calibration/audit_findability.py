@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from lab.calibration import audit_findability_sql as sql
-from metric_tracker_rl.catalog.task_splits import EVAL_SEEDS_PER_DIFFICULTY, calibration_reset_kwargs
+from metric_tracker_rl.catalog.task_splits import EVAL_SEEDS_PER_DIFFICULTY, task_range
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.catalog.tiers import AUDIT
 from metric_tracker_rl.generation.audit.truth import audit_rows
@@ -318,8 +318,8 @@ def check_task(task: dict[str, Any]) -> list[RowCheck]:
 
 
 def eval_tasks(count: int) -> list[dict[str, Any]]:
-    """The audit's eval split tasks: its calibration sweep's first `count` (every one by default)."""
-    return [calibration_reset_kwargs("audit", offset) for offset in range(count)]
+    """The audit's eval split tasks, as the split lists them (each with its version): the first `count`."""
+    return [task for task in task_range("eval") if task.get("difficulty") == "audit"][:count]
 
 
 def run(tasks: list[dict[str, Any]], workers: int) -> dict[str, Any]:
