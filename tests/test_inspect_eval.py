@@ -57,6 +57,7 @@ from metric_tracker_rl.catalog.task_splits import (  # noqa: E402
     EVAL_SEEDS_PER_DIFFICULTY,
     calibration_reset_kwargs,
     get_split,
+    sweep_version,
 )
 from metric_tracker_rl.server_process import free_port, serving  # noqa: E402
 from metric_tracker_rl.view.observation import SeenObservation  # noqa: E402
@@ -246,7 +247,10 @@ def test_a_sweep_is_the_calibration_sweep(difficulties: list[str], seeds: int, o
     eval_split = get_split("eval")
     for index, difficulty in enumerate(difficulties):
         group = samples[index * seeds : (index + 1) * seeds]
-        expected = [calibration_reset_kwargs(difficulty, index) for index in range(offset, offset + seeds)]
+        expected = [
+            calibration_reset_kwargs(difficulty, index, sweep_version(difficulty))
+            for index in range(offset, offset + seeds)
+        ]
         assert [s.metadata["reset_kwargs"] for s in group] == expected
         assert {s.metadata["difficulty"] for s in group} == {difficulty}
         block = next(i for i, b in enumerate(EVAL_SCHEDULE) if b.sweep == difficulty)

@@ -226,7 +226,7 @@ def test_task_routes_answer_with_tasks_and_explained_errors(server_url: str) -> 
         assert splits.status_code == 200 and splits.json() == MetricTrackerRlEnvironment().list_splits()
         assert http.post(f"/{ENV_NAME}/num_tasks", json={"split": "eval"}).json() == {"num_tasks": SPLIT_SIZES["eval"]}
         assert http.post(f"/{ENV_NAME}/task", json={"split": "eval", "index": 1}).json() == {
-            "task": {"task_id": DEFAULT_TASK_ORDER[1]}
+            "task": {"task_id": DEFAULT_TASK_ORDER[1], "version": FIRST_VERSION}
         }
         window = http.post(f"/{ENV_NAME}/task_range", json={"split": "train", "start": -2})
         assert window.json()["tasks"] == task_range("train", -2)

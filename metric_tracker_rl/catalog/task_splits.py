@@ -193,6 +193,11 @@ def eval_schedule(listed: tuple[str, ...]) -> tuple[EvalBlock, ...]:
 EVAL_SCHEDULE = eval_schedule(DIFFICULTIES)
 
 
+def sweep_version(difficulty: str) -> int:
+    """The version of the tier that the eval split's sweep of `difficulty` plays (its first where none sweeps it)."""
+    return next((block.version for block in EVAL_SCHEDULE if block.sweep == difficulty), 1)
+
+
 @dataclass(frozen=True)
 class Split:
     name: str

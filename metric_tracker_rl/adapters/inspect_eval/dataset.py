@@ -15,7 +15,7 @@ from typing import Any
 from inspect_ai.dataset import MemoryDataset, Sample
 
 from metric_tracker_rl.catalog.published import DIFFICULTIES
-from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs
+from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs, sweep_version
 from metric_tracker_rl.catalog.tasks import DEFAULT_TASK_ORDER, get_task_spec, knob_value, resolve_episode_config
 from metric_tracker_rl.catalog.tier_episodes import episode_label, labelled_episode, tier_episodes
 from metric_tracker_rl.catalog.validation import check_name_in_any_case
@@ -54,7 +54,7 @@ def checked_difficulties(names: Sequence[str]) -> list[str]:
 
 def sweep_samples(difficulties: Sequence[str], seeds: int, offset: int) -> list[Sample]:
     return [
-        seeded_sample(difficulty, calibration_reset_kwargs(difficulty, index))
+        seeded_sample(difficulty, calibration_reset_kwargs(difficulty, index, sweep_version(difficulty)))
         for difficulty in checked_difficulties(difficulties)
         for index in range(offset, offset + seeds)
     ]
