@@ -31,7 +31,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from metric_tracker_rl.sql import ledger
-from metric_tracker_rl.sql.columns import PackedTable, ServedTable
+from metric_tracker_rl.sql.columns import ServedTable, table_bytes
 from metric_tracker_rl.sql.engine import CACHE_MB, TIME_LIMIT_S
 from metric_tracker_rl.sql.fair_gate import FairGate
 from metric_tracker_rl.sql.worker_process import (
@@ -60,6 +60,9 @@ REPLACED_WAIT_S = 10.0
 # The peer address of the connection a step came from; set by the server for each connection, read where a SQL
 # step is scheduled (MetricTrackerRlEnvironment.step_async).
 CLIENT: ContextVar[str] = ContextVar("sql_client", default="local")
+# Where a statement stopped in its worker (its caller gave up, or its turn was demoted) adds the CPU seconds it cost
+# its worker, when it answered its stop: a busy machine stretches a cheap statement's wall time, not its CPU time.
+STOPPED_CPU: ContextVar[list[float] | None] = ContextVar("sql_stopped_cpu", default=None)
 
 
 class SqlPool:
@@ -159,7 +162,7 @@ class SqlPool:
                 raise
             except asyncio.CancelledError:
                 drained = True
-                stopping = self._drain(worker, sending)
+                stopping = self._drain(worker, sending, cpu_began, STOPPED_CPU.get())
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.shield(stopping)  # the caller's turn ends once its worker is free (or replaced)
                 raise
@@ -177,9 +180,16 @@ class SqlPool:
             if not drained:
                 self._give_back(worker, healthy)
 
-    def _drain(self, worker: WorkerProcess, sending: asyncio.Future[None] | None) -> asyncio.Task[None]:
+    def _drain(
+        self,
+        worker: WorkerProcess,
+        sending: asyncio.Future[None] | None,
+        cpu_began: float | None,
+        stopped_cpu: list[float] | None,
+    ) -> asyncio.Task[None]:
         """Stop the statement a cancelled caller left in `worker` and give the worker back once it answers (killed
-        and replaced if it does not within STOP_WAIT_S): a worker is busy until its reply is read."""
+        and replaced if it does not within STOP_WAIT_S): a worker is busy until its reply is read. The CPU time it
+        cost, once it answered, goes to `stopped_cpu`."""
 
         async def drain() -> None:
             healthy = False
@@ -188,6 +198,8 @@ class SqlPool:
                     await sending
                 reply = await worker.stopped_reply(STOP_WAIT_S)
                 healthy = not reply[-1]
+                if stopped_cpu is not None and cpu_began is not None and (cpu := worker.cpu_seconds()) is not None:
+                    stopped_cpu.append(cpu - cpu_began)
                 self.stopped += 1
                 ledger.record(stopped=1)
             except WorkerFailed as failure:
@@ -232,7 +244,7 @@ class SqlPool:
         with self._condition:  # `forget` changes what a worker holds from other threads
             send = None if key in worker.loaded else tables()
             if send is not None:
-                worker.loaded[key] = 2 * _table_bytes(send) + 2**20  # arrays, frames over them, views
+                worker.loaded[key] = 2 * table_bytes(send) + 2**20  # arrays, frames over them, views
                 while sum(worker.loaded.values()) > CACHE_MB * 2**20 and len(worker.loaded) > 1:
                     worker.forget.append(worker.loaded.popitem(last=False)[0])
             worker.loaded.move_to_end(key)
@@ -444,18 +456,6 @@ def _resolve(changed: asyncio.Future[None]) -> None:
 def start_backoff(failures: int) -> float:
     """Seconds to wait before starting a worker again after `failures` failed starts in a row."""
     return min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2 ** (failures - 1))
-
-
-def _table_bytes(tables: Mapping[str, ServedTable]) -> int:
-    return sum(
-        table.nbytes
-        if isinstance(table, PackedTable)
-        else sum(
-            getattr(column, "nbytes", 0) or getattr(getattr(column, "codes", None), "nbytes", 0)
-            for column in table.values()
-        )
-        for table in tables.values()
-    )
 
 
 _POOL: SqlPool | None = None
