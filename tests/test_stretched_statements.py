@@ -21,6 +21,7 @@ from metric_tracker_rl.sql.pool import SqlPool
 from metric_tracker_rl.sql.sandbox import SqlSandbox
 
 CHEAP = "SELECT count(*) AS n, sum(day) AS days FROM daily"
+SLOW = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"
 
 
 @pytest.fixture
@@ -77,3 +78,43 @@ def test_a_cheap_statement_stretched_by_the_machine_leaves_its_client_quick(
     answered, slow_after = asyncio.run(scenario())
     assert gate.demotions >= 1, "the stretched statement was not demoted: the scenario did not happen"
     assert answered and not slow_after
+
+
+def test_a_statement_demoted_while_it_waits_for_a_worker_leaves_its_client_quick(
+    sandbox: SqlSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its turn granted while every worker is still busy (with a statement the gate did not count, or one a killed
+    worker's replacement will take), the statement is demoted before it reached a worker: it cost nothing, and its
+    client is no slower for it."""
+    gate = FairGate(slots=3, per_client=2)
+    monkeypatch.setattr(statement_turns, "gate", lambda: gate)
+    client = sql_pool.CLIENT.get()
+
+    async def scenario() -> dict[str, float]:
+        async with gate.turn(client) as turn:
+            turn.seconds = 0.002
+        gate.first_seen[client] -= KNOWN_AFTER_S + 1
+        release = asyncio.Event()
+
+        async def hold(holder: str) -> None:
+            async with gate.turn(holder):
+                await release.wait()
+
+        holders = [asyncio.ensure_future(hold(holder)) for holder in ("slow-a", "slow-b")]
+        busy = asyncio.ensure_future(sql_pool.pool().run_async(sandbox.key, lambda: {}, SLOW, 0, 10))
+        await asyncio.sleep(QUICK_S + 0.05)
+        turns = asyncio.ensure_future(statement_turns.run_in_turns(sandbox, CHEAP, 0, 10, statement_turns.Waited()))
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if gate.demotions and client not in gate.held:  # demoted, and its turn ended
+                break
+        slow_marks = dict(gate.slow_until)
+        for task in (turns, busy):
+            task.cancel()
+        release.set()
+        await asyncio.gather(turns, busy, *holders, return_exceptions=True)
+        return slow_marks
+
+    slow_marks = asyncio.run(scenario())
+    assert gate.demotions >= 1, "the waiting statement was not demoted: the scenario did not happen"
+    assert client not in slow_marks

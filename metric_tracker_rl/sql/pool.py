@@ -97,12 +97,6 @@ class SqlPool:
                     raise
         raise WorkerFailed(timed_out=False)
 
-    @property
-    def busy(self) -> int:
-        """Workers running a statement now."""
-        with self._condition:
-            return self._busy
-
     def _run_once(
         self, key: int, tables: Callable[[], Mapping[str, ServedTable]], sql: str, offset: int, limit: int
     ) -> tuple[Any, ...]:
@@ -138,7 +132,12 @@ class SqlPool:
         (`_drain`); the cancelled call returns once the worker is free again, so its caller's turn at the gate lasts
         as long as the worker is held."""
         asked = time.monotonic()
-        worker = await self._take_async(key)
+        try:
+            worker = await self._take_async(key)
+        except asyncio.CancelledError:  # stopped before it reached a worker: it cost none
+            if (stopped := STOPPED_CPU.get()) is not None:
+                stopped.append(0.0)
+            raise
         healthy, drained = False, False
         try:
             request, deadline = self._request(worker, key, tables, sql, offset, limit)
