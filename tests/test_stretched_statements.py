@@ -17,7 +17,7 @@ import pytest
 from metric_tracker_rl.serving import statement_turns
 from metric_tracker_rl.sql import pool as sql_pool
 from metric_tracker_rl.sql.fair_gate import KNOWN_AFTER_S, QUICK_S, FairGate
-from metric_tracker_rl.sql.pool import SqlPool
+from metric_tracker_rl.sql.pool import STOP_WAIT_S, SqlPool
 from metric_tracker_rl.sql.sandbox import SqlSandbox
 
 CHEAP = "SELECT count(*) AS n, sum(day) AS days FROM daily"
@@ -118,3 +118,37 @@ def test_a_statement_demoted_while_it_waits_for_a_worker_leaves_its_client_quick
     slow_marks = asyncio.run(scenario())
     assert gate.demotions >= 1, "the waiting statement was not demoted: the scenario did not happen"
     assert client not in slow_marks
+
+
+def test_a_stopped_statement_whose_tables_load_slowly_is_answered_not_killed(sandbox: SqlSandbox) -> None:
+    """A statement sent with its episode's tables loads them before it runs, and a busy machine may take longer than
+    STOP_WAIT_S over that: told to stop, it answers once they are loaded (the worker keeps them for the episode's
+    next statement) and is not killed (a kill would count its client as one whose statements must be killed)."""
+    own = sql_pool.pool()
+    fresh = SqlSandbox({"daily": {"day": np.arange(40)}})  # an episode no worker holds yet
+    pids = own.worker_pids()
+
+    def resume() -> None:
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGCONT)
+
+    async def scenario() -> None:
+        for pid in pids:  # no core for the worker while it would load the tables
+            os.kill(pid, signal.SIGSTOP)
+        asyncio.get_running_loop().call_later(STOP_WAIT_S + 0.4, resume)
+        try:
+            running = asyncio.ensure_future(fresh.prefetch(CHEAP))
+            await asyncio.sleep(0.1)
+            running.cancel()  # its step was given up: the statement is stopped, and awaited until its worker is free
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+        finally:
+            resume()
+
+    try:
+        asyncio.run(scenario())
+        assert own.replaced == 0 and own.stopped == 1
+        assert fresh.run(CHEAP).rows[0]["n"] == 40
+    finally:
+        fresh.close()

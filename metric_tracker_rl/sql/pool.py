@@ -53,7 +53,8 @@ MAX_BACKOFF_S = 4.0
 HOLDER_WAIT_S = 0.5
 # How long a statement told to stop (its caller gave up, or its turn was demoted) may take to answer before its
 # worker is killed: DuckDB checks for an interrupt often (a stopped statement answers within milliseconds and its
-# worker, its tables still loaded, serves the next at once), but planning or converting a result is not interrupted.
+# worker, its tables still loaded, serves the next at once), but planning or converting a result is not interrupted;
+# one whose episode's tables were sent with it has LOAD_GRACE_S more (they load before it runs, and stay).
 STOP_WAIT_S = 0.5
 # The longest a turn whose statement had to be killed waits for the killed worker's replacement to be ready.
 REPLACED_WAIT_S = 10.0
@@ -195,7 +196,7 @@ class SqlPool:
             try:
                 if sending is not None:
                     await sending
-                reply = await worker.stopped_reply(STOP_WAIT_S)
+                reply = await worker.stopped_reply(STOP_WAIT_S + (LOAD_GRACE_S if sending is not None else 0.0))
                 healthy = not reply[-1]
                 if stopped_cpu is not None and cpu_began is not None and (cpu := worker.cpu_seconds()) is not None:
                     stopped_cpu.append(cpu - cpu_began)
