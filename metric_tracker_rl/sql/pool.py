@@ -52,9 +52,8 @@ MAX_BACKOFF_S = 4.0
 # (evicting another episode's): a holder busy with a slow statement may take the whole time limit.
 HOLDER_WAIT_S = 0.5
 # How long a statement told to stop (its caller gave up, or its turn was demoted) may take to answer before its
-# worker is killed: DuckDB checks for an interrupt often (a stopped statement answers within milliseconds and its
-# worker, its tables still loaded, serves the next at once), but planning or converting a result is not interrupted;
-# one whose episode's tables were sent with it has LOAD_GRACE_S more (they load before it runs, and stay).
+# worker is killed: DuckDB checks for an interrupt often, but planning or converting a result is not interrupted;
+# LOAD_GRACE_S more for one sent with its episode's tables (they load before it runs, and its worker keeps them).
 STOP_WAIT_S = 0.5
 # The longest a turn whose statement had to be killed waits for the killed worker's replacement to be ready.
 REPLACED_WAIT_S = 10.0
@@ -97,6 +96,11 @@ class SqlPool:
                 if failure.sent:
                     raise
         raise WorkerFailed(timed_out=False)
+
+    @property
+    def busy(self) -> int:  # workers running a statement now
+        with self._condition:
+            return self._busy
 
     def _run_once(
         self, key: int, tables: Callable[[], Mapping[str, ServedTable]], sql: str, offset: int, limit: int
@@ -162,7 +166,7 @@ class SqlPool:
                 raise
             except asyncio.CancelledError:
                 drained = True
-                stopping = self._drain(worker, sending, cpu_began, STOPPED_CPU.get())
+                stopping = self._drain(worker, sending, cpu_began)
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.shield(stopping)  # the caller's turn ends once its worker is free (or replaced)
                 raise
@@ -181,15 +185,11 @@ class SqlPool:
                 self._give_back(worker, healthy)
 
     def _drain(
-        self,
-        worker: WorkerProcess,
-        sending: asyncio.Future[None] | None,
-        cpu_began: float | None,
-        stopped_cpu: list[float] | None,
+        self, worker: WorkerProcess, sending: asyncio.Future[None] | None, cpu_began: float | None
     ) -> asyncio.Task[None]:
         """Stop the statement a cancelled caller left in `worker` and give the worker back once it answers (killed
         and replaced if it does not within STOP_WAIT_S): a worker is busy until its reply is read. The CPU time it
-        cost, once it answered, goes to `stopped_cpu`."""
+        cost, once it answered, goes to the caller's STOPPED_CPU (the task runs in a copy of its context)."""
 
         async def drain() -> None:
             healthy = False
@@ -198,8 +198,8 @@ class SqlPool:
                     await sending
                 reply = await worker.stopped_reply(STOP_WAIT_S + (LOAD_GRACE_S if sending is not None else 0.0))
                 healthy = not reply[-1]
-                if stopped_cpu is not None and cpu_began is not None and (cpu := worker.cpu_seconds()) is not None:
-                    stopped_cpu.append(cpu - cpu_began)
+                if (cost := STOPPED_CPU.get()) is not None and cpu_began is not None and (cpu := worker.cpu_seconds()):
+                    cost.append(cpu - cpu_began)
                 self.stopped += 1
                 ledger.record(stopped=1)
             except WorkerFailed as failure:
