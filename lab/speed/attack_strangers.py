@@ -12,7 +12,8 @@ client, room for 80). Attackers are processes of their own; every loop ends by i
 - parade: 2 addresses loop a runaway; every PARADE_EVERY_S a never-seen address resets and sends a runaway, dropping
   PARADE_HOLD_S later. parade_kills: the same with a statement that ignores its stop (its worker is killed).
 - refused_close: 8 addresses x 7 sockets each send a runaway, then 12 frames of 8,200 values (refused unparsed),
-  then half-close; the workers' CPU seconds after the last socket left (statements running for nobody).
+  then half-close; then the same with no victim, and the workers' CPU seconds after its last socket left
+  (statements running for nobody).
 - kills: 6 addresses x 3 sockets loop: reset, the stop-ignoring statement, drop 0.6 s later; the victim, /health's
   latency from another address, and the workers started.
 - near_costly: 12 addresses x 2 sockets loop a statement of about 0.026 s of CPU.
@@ -405,16 +406,20 @@ def row_under(attack: str, settle_s: float = 3.0, probe: bool = False) -> Callab
 
 
 def row_refused_close(url: str, pid: int, seconds: float) -> dict[str, Any]:
+    """The victim under the attack; then the attack again with no victim, and the workers' CPU over AFTER_S after
+    its last socket left (the victim's own cheap queries would be counted there as well)."""
     idle = result_of(role("victim", url, seconds))
     attacking = role("refused_close", url, seconds)
-    under = role("victim", url, seconds)
+    under = result_of(role("victim", url, seconds))
     attack = result_of(attacking)
+    again = result_of(role("refused_close", url, seconds))
     left = workers_cpu_s(pid)
     time.sleep(AFTER_S)
     return {
         "idle": idle,
-        "under_attack": result_of(under),
+        "under_attack": under,
         "attacker": attack,
+        "attacker_alone": again,
         "workers_cpu_after_s": round(workers_cpu_s(pid) - left, 2),
     }
 

@@ -61,7 +61,7 @@ TABLE: tuple[tuple[str, str, str, Callable[[dict[str, Any]], str]], ...] = (
     (
         "refused_close",
         "",
-        f"the workers' CPU seconds over the {AFTER_S:g} s after the attacker left",
+        f"the workers' CPU seconds over the {AFTER_S:g} s after the attacker left (the attack again, no victim)",
         lambda row: f"{row['workers_cpu_after_s']:.1f} s",
     ),
     (

@@ -2,10 +2,13 @@
 
 A statement waits for its client's turn, then runs in a worker from the event loop (`Sandbox.prefetch`), which
 keeps its outcome for the step to read. A turn that turns slow on the last worker not running a slow statement is
-demoted: the statement is stopped and asked again as the slow client its client now is; after two demotions the
-last turn runs to its end wherever it is granted. A step given up on the way (`step_bound`: its bound passed, or its
-requester left, on a socket or over HTTP) stops its statement in its worker, and the turn lasts until the worker is
-free again. Every phase is summed in the process's statement ledger (`sql.ledger`).
+demoted: the statement is stopped and asked again; after two demotions the last turn runs to its end wherever it
+is granted. A stopped statement that answered its stop counts as the CPU time it cost its worker (a busy machine
+stretches a cheap one's wall time past QUICK_S; its client asks again as the quick client it is), one that had to
+be killed as the time it held its turn (its client asks again as a slow one). A step given up on the way
+(`step_bound`: its bound passed, or its requester left, on a socket or over HTTP) stops its statement in its
+worker, and the turn lasts until the worker is free again. Every phase is summed in the process's statement ledger
+(`sql.ledger`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 from metric_tracker_rl.serving.step_bound import step_given_up
 from metric_tracker_rl.sql import ledger
-from metric_tracker_rl.sql.pool import CLIENT, gate
+from metric_tracker_rl.sql.pool import CLIENT, STOPPED_CPU, gate
 
 DEMOTED_TURNS = 2  # turns that may be demoted before the last one, which runs to its end
 
@@ -43,7 +46,10 @@ async def _turn(sandbox: Any, sql: str, offset: int, limit: int, waited: Waited,
         granted = time.monotonic()
         waited.seconds += granted - asked
         ledger.record(gate_wait_s=granted - asked)
-        running = asyncio.ensure_future(sandbox.prefetch(sql, offset, limit))
+        stopped: list[float] = []  # the CPU its statement cost, if it is stopped (`STOPPED_CPU`)
+        token = STOPPED_CPU.set(stopped)
+        running = asyncio.ensure_future(sandbox.prefetch(sql, offset, limit))  # in a copy of this context
+        STOPPED_CPU.reset(token)
         demoted = asyncio.ensure_future(turn.demoted.wait() if may_demote else asyncio.Event().wait())
         try:
             await asyncio.wait({running, demoted}, return_when=asyncio.FIRST_COMPLETED)
@@ -58,6 +64,8 @@ async def _turn(sandbox: Any, sql: str, offset: int, limit: int, waited: Waited,
                         raise  # the step was given up while its demoted statement stopped: it ends here
                 finally:
                     ledger.record(reruns=1, rerun_s=time.monotonic() - granted)
+                    if stopped:  # it answered its stop: its CPU time, not the wall time a busy machine stretched
+                        turn.seconds = sum(stopped)
         if running.done() and not running.cancelled():
             turn.seconds = running.result()
             return True

@@ -5,7 +5,7 @@ Python object per row."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -69,3 +69,16 @@ class PackedTable:
 
 # A table as the SQL tool takes it: its columns, or packed.
 ServedTable = Union[SqlTable, PackedTable]  # noqa: UP007 - a runtime alias
+
+
+def table_bytes(tables: Mapping[str, ServedTable]) -> int:
+    """The bytes of an episode's tables as they go down a worker's pipe (arrays and label codes)."""
+    return sum(
+        table.nbytes
+        if isinstance(table, PackedTable)
+        else sum(
+            getattr(column, "nbytes", 0) or getattr(getattr(column, "codes", None), "nbytes", 0)
+            for column in table.values()
+        )
+        for table in tables.values()
+    )

@@ -9,9 +9,11 @@ The last worker is kept from slow statements, and the rule is kept at every mome
 at most all workers but one run a slow statement (one that has held its turn QUICK_S, or whose client ran a slow or
 costly one within SLOW_MEMORY_S). A turn granted to a client not known to be slow may take any worker; once it has
 held it QUICK_S, if every other worker runs a slow statement, it is demoted (its `Turn`'s `demoted` event is set):
-its holder stops the statement and asks again, as the slow client it now is. Nothing is bought: a quick statement
-earns no standing, so another client's cheap query waits for no slow statement, only for turns that are demoted
-within QUICK_S.
+its holder stops the statement and asks again: as a slow client where the stopped statement cost its worker
+COSTLY_S of CPU (the holder says so in `seconds`) or no cost is known (it had to be killed), else as the quick client
+it is (a busy machine stretched a cheap statement's wall time). Nothing is bought: a quick statement earns no
+standing, so another client's cheap query waits for no slow statement, only for turns that are demoted within
+QUICK_S.
 
 Addresses are free to a stranger, so a never-seen one is given nothing a known client would lose by: it starts at
 a count no better than the known quick clients' (a known client is one whose first turn is KNOWN_AFTER_S old), and

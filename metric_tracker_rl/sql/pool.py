@@ -31,7 +31,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from metric_tracker_rl.sql import ledger
-from metric_tracker_rl.sql.columns import PackedTable, ServedTable
+from metric_tracker_rl.sql.columns import ServedTable, table_bytes
 from metric_tracker_rl.sql.engine import CACHE_MB, TIME_LIMIT_S
 from metric_tracker_rl.sql.fair_gate import FairGate
 from metric_tracker_rl.sql.worker_process import (
@@ -52,14 +52,17 @@ MAX_BACKOFF_S = 4.0
 # (evicting another episode's): a holder busy with a slow statement may take the whole time limit.
 HOLDER_WAIT_S = 0.5
 # How long a statement told to stop (its caller gave up, or its turn was demoted) may take to answer before its
-# worker is killed: DuckDB checks for an interrupt often (a stopped statement answers within milliseconds and its
-# worker, its tables still loaded, serves the next at once), but planning or converting a result is not interrupted.
+# worker is killed: DuckDB checks for an interrupt often, but planning or converting a result is not interrupted;
+# LOAD_GRACE_S more for one sent with its episode's tables (they load before it runs, and its worker keeps them).
 STOP_WAIT_S = 0.5
 # The longest a turn whose statement had to be killed waits for the killed worker's replacement to be ready.
 REPLACED_WAIT_S = 10.0
 # The peer address of the connection a step came from; set by the server for each connection, read where a SQL
 # step is scheduled (MetricTrackerRlEnvironment.step_async).
 CLIENT: ContextVar[str] = ContextVar("sql_client", default="local")
+# Where a statement stopped in its worker (its caller gave up, or its turn was demoted) adds the CPU seconds it cost
+# its worker, when it answered its stop: a busy machine stretches a cheap statement's wall time, not its CPU time.
+STOPPED_CPU: ContextVar[list[float] | None] = ContextVar("sql_stopped_cpu", default=None)
 
 
 class SqlPool:
@@ -95,8 +98,7 @@ class SqlPool:
         raise WorkerFailed(timed_out=False)
 
     @property
-    def busy(self) -> int:
-        """Workers running a statement now."""
+    def busy(self) -> int:  # workers running a statement now
         with self._condition:
             return self._busy
 
@@ -135,7 +137,12 @@ class SqlPool:
         (`_drain`); the cancelled call returns once the worker is free again, so its caller's turn at the gate lasts
         as long as the worker is held."""
         asked = time.monotonic()
-        worker = await self._take_async(key)
+        try:
+            worker = await self._take_async(key)
+        except asyncio.CancelledError:  # stopped before it reached a worker: it cost none
+            if (stopped := STOPPED_CPU.get()) is not None:
+                stopped.append(0.0)
+            raise
         healthy, drained = False, False
         try:
             request, deadline = self._request(worker, key, tables, sql, offset, limit)
@@ -159,7 +166,7 @@ class SqlPool:
                 raise
             except asyncio.CancelledError:
                 drained = True
-                stopping = self._drain(worker, sending)
+                stopping = self._drain(worker, sending, cpu_began)
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.shield(stopping)  # the caller's turn ends once its worker is free (or replaced)
                 raise
@@ -177,17 +184,22 @@ class SqlPool:
             if not drained:
                 self._give_back(worker, healthy)
 
-    def _drain(self, worker: WorkerProcess, sending: asyncio.Future[None] | None) -> asyncio.Task[None]:
+    def _drain(
+        self, worker: WorkerProcess, sending: asyncio.Future[None] | None, cpu_began: float | None
+    ) -> asyncio.Task[None]:
         """Stop the statement a cancelled caller left in `worker` and give the worker back once it answers (killed
-        and replaced if it does not within STOP_WAIT_S): a worker is busy until its reply is read."""
+        and replaced if it does not within STOP_WAIT_S): a worker is busy until its reply is read. The CPU time it
+        cost, once it answered, goes to the caller's STOPPED_CPU (the task runs in a copy of its context)."""
 
         async def drain() -> None:
             healthy = False
             try:
                 if sending is not None:
                     await sending
-                reply = await worker.stopped_reply(STOP_WAIT_S)
+                reply = await worker.stopped_reply(STOP_WAIT_S + (LOAD_GRACE_S if sending is not None else 0.0))
                 healthy = not reply[-1]
+                if (cost := STOPPED_CPU.get()) is not None and cpu_began is not None and (cpu := worker.cpu_seconds()):
+                    cost.append(cpu - cpu_began)
                 self.stopped += 1
                 ledger.record(stopped=1)
             except WorkerFailed as failure:
@@ -232,7 +244,7 @@ class SqlPool:
         with self._condition:  # `forget` changes what a worker holds from other threads
             send = None if key in worker.loaded else tables()
             if send is not None:
-                worker.loaded[key] = 2 * _table_bytes(send) + 2**20  # arrays, frames over them, views
+                worker.loaded[key] = 2 * table_bytes(send) + 2**20  # arrays, frames over them, views
                 while sum(worker.loaded.values()) > CACHE_MB * 2**20 and len(worker.loaded) > 1:
                     worker.forget.append(worker.loaded.popitem(last=False)[0])
             worker.loaded.move_to_end(key)
@@ -444,18 +456,6 @@ def _resolve(changed: asyncio.Future[None]) -> None:
 def start_backoff(failures: int) -> float:
     """Seconds to wait before starting a worker again after `failures` failed starts in a row."""
     return min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2 ** (failures - 1))
-
-
-def _table_bytes(tables: Mapping[str, ServedTable]) -> int:
-    return sum(
-        table.nbytes
-        if isinstance(table, PackedTable)
-        else sum(
-            getattr(column, "nbytes", 0) or getattr(getattr(column, "codes", None), "nbytes", 0)
-            for column in table.values()
-        )
-        for table in tables.values()
-    )
 
 
 _POOL: SqlPool | None = None
