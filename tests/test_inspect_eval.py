@@ -310,7 +310,7 @@ def test_a_difficulty_without_a_sweep_plays_its_named_tasks_with_the_dial_set() 
     }
     sweep_samples = list(metric_tracker(difficulty="deep", seeds=2, max_cuboid_depth=1).dataset)
     assert [s.metadata["reset_kwargs"] for s in sweep_samples] == [
-        {**calibration_reset_kwargs("deep", index), "max_cuboid_depth": 1} for index in range(2)
+        {**calibration_reset_kwargs("deep", index, sweep_version("deep")), "max_cuboid_depth": 1} for index in range(2)
     ]
 
 
