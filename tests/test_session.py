@@ -56,7 +56,11 @@ async def async_texts_of_play(session: AsyncEpisodeSession, agent_name: str, **r
     return texts
 
 
-@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+@pytest.mark.parametrize(
+    "difficulty",
+    # the audit's episode is the slowest to build; the warehouse's, of the same data kind, stays in the edit loop
+    [pytest.param(name, marks=pytest.mark.slow if name == "audit" else ()) for name in DIFFICULTIES],
+)
 def test_a_sessions_score_is_the_sum_of_its_rewards_and_the_environments_score(difficulty: str) -> None:
     env = MetricTrackerRlEnvironment()
     session = play(make_agent("expert"), EpisodeSession(env), seed=11, difficulty=difficulty)

@@ -117,7 +117,13 @@ def test_every_playable_version_has_a_note_that_docs_render() -> None:
     assert all(note.tier in TIERS and note.changes for note in VERSION_NOTES)
 
 
-@pytest.mark.parametrize("name", list(TIERS))
+# The edit loop reads one brief of counts and the audit's (whose config is its own); the rest are slow.
+QUICK_BRIEFS = ("deep", "audit")
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(name, marks=() if name in QUICK_BRIEFS else pytest.mark.slow) for name in TIERS]
+)
 def test_the_brief_a_model_reads_names_the_version_it_plays(name: str) -> None:
     session = EpisodeSession(MetricTrackerRlEnvironment())
     brief = session.reset(seed=5, difficulty=name)
