@@ -381,15 +381,13 @@ CONFIG_MEANINGS: dict[str, str] = {
     "note_share": "the share of partner_payment_failures with a partner_status notice",
     "standard": "true: the tier's defaults but the seed (as published scores use)",
     "held_out": "true: seeded with a server secret, so its seed cannot rebuild it",
-    "version": "the difficulty's version this episode plays; results are given by version, and a published "
-    "version never changes what it asks or how it scores",
 }
 # Where the data are raw events a null episode of the defaults is standard too (no shown setting tells it apart).
 STANDARD_WITH_NULL = "true: the tier's defaults but the seed (a null episode's too), as published scores use"
 # Shown config keys that need no meaning: their name says it, or a brief entry does (incidents, steps_remaining,
 # submissions_remaining).
 CONFIG_SELF_EXPLAINED: frozenset[str] = frozenset(
-    {"seed", "task_id", "difficulty", "anomaly_count", "anomaly_count_range", "max_steps", "max_submissions"}
+    {"seed", "task_id", "difficulty", "version", "anomaly_count", "anomaly_count_range", "max_steps", "max_submissions"}
 )
 
 
