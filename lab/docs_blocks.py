@@ -48,6 +48,7 @@ from lab.calibration.model_results import (
     scores_replay,
 )
 from lab.calibration.rung_failure_modes import render as render_failure_modes
+from lab.calibration.separation import table as audit_separation_table
 from lab.calibration.warehouse_calibration import ARTIFACT as WAREHOUSE_RESULTS
 from lab.calibration.warehouse_calibration import EXPERT as WAREHOUSE_EXPERT
 from lab.calibration.warehouse_calibration import SHORTCUTS as WAREHOUSE_SHORTCUTS
@@ -524,6 +525,12 @@ def audit_interactions() -> str:
     return audit_interaction_table(json.loads(AUDIT_RESULTS.read_text(encoding="utf-8")))
 
 
+def audit_separation() -> str:
+    """Per mechanism and interaction of the audit: a capable model's rows held beside the expert's and the generic
+    auditor's, the gap and the proposed share of rows (lab/artifacts/audit_separation.json)."""
+    return audit_separation_table()
+
+
 def versions_table() -> str:
     """Every playable version of every tier (catalog/versions.py): the commit it was published at, what it changed,
     and the corrections of its texts since."""
@@ -579,6 +586,7 @@ BLOCKS: tuple[Block, ...] = (
     Block("audit-calibration", "lab/docs/audit.md", audit_calibration),
     Block("audit-mechanisms", "lab/docs/audit.md", audit_mechanisms),
     Block("audit-interactions", "lab/docs/audit.md", audit_interactions),
+    Block("audit-separation", "lab/docs/audit.md", audit_separation),
     Block("tier-versions", "docs/versions.md", versions_table),
     Block("audit-row-quality", "lab/docs/audit.md", audit_row_quality),
     Block("audit-findability", "lab/docs/audit.md", audit_findability),
