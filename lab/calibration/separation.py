@@ -6,6 +6,7 @@ lab/artifacts/audit_separation.json; lab/docs/audit.md shows it (a block of lab/
 
     uv run python -m lab.calibration.separation           # print the table (exit 1 if the artifact differs)
     uv run python -m lab.calibration.separation --write   # write the artifact
+    nice -n 5 uv run python -m lab.calibration.separation --write --play   # the agents on the model's episodes too
     uv run python -m lab.docs_blocks --write              # then the page's block
 
 The model's episodes are the audit's transcript sets (SETS). A set whose episodes this tree still builds (its
@@ -13,6 +14,11 @@ recorded fingerprints are today's) has its worlds built here; a set whose worlds
 lab/artifacts/audit_separation_worlds.json, rebuilt in a checkout of its recording commit by
 lab/calibration/separation_worlds.py. Either way each episode's expected rows must be the grader's at the time: the
 count the recorded grading message gives ("X of Y expected row(s) found") is checked against the rebuilt rows.
+
+Beside the calibration's figures, the expert and the generic auditor play the model's own episodes where this tree
+builds them (`--play`; a run without it keeps the kept artifact's plays, and refuses them where an episode's rows
+moved): the same rows, paired, and the only figures for a three-field incident, which the calibration does not
+record.
 
 The proposed weights are each mechanism's share of an episode's expected rows. With E the expert's recall (the
 calibration's, both splits pooled), the model's k held of n rows on the mechanism, and P the model's recall over
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import re
 import sys
 from collections.abc import Iterable
@@ -40,9 +47,10 @@ from typing import Any
 
 from lab.calibration.audit_calibration import ARTIFACT as CALIBRATION
 from lab.calibration.calibrate import markdown_table
+from lab.calibration.interface import record_episode
 from lab.calibration.outputs import KEPT
 from lab.calibration.replay import HISTORY, current_fingerprints, is_earlier_version, load, recorded_on
-from lab.calibration.separation_worlds import RECORDS, folder_facts
+from lab.calibration.separation_worlds import RECORDS, folder_facts, reset_settings
 from metric_tracker_rl.catalog.published import row_key
 from metric_tracker_rl.catalog.tiers import AUDIT, AuditMix
 from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY
@@ -51,6 +59,7 @@ ARTIFACT = KEPT / "audit_separation.json"
 KEPT_WORLDS = KEPT / "audit_separation_worlds.json"  # the worlds of sets whose episodes moved since, by commit
 SETS = ("32cc005", "fcf684c")  # the audit's transcript sets, under model_transcripts/history/
 EXPERT, GENERIC = "audit_expert", "generic_auditor"
+AGENTS = (EXPERT, GENERIC)
 CALIBRATION_EPISODES = 24  # per split: the kept calibration's untuned seeds (its `seeds` ranges say so too)
 FLOOR, CAP, PRIOR_ROWS = 0.1, 0.25, 3.0
 # Defects whose only trace is in a side table the events join to (currency_rates, tracking_changelog): the
@@ -62,6 +71,7 @@ INTERACTIONS = {
     "one_segment_two_incidents": "two incidents in one segment on one date",
     "side_table_defect": "a defect whose trace is in a side table (" + ", ".join(SIDE_TABLE_DEFECTS) + ")",
 }
+BUILT_HERE = "built on this tree, where its episodes reproduce"
 GRADED = re.compile(r"(\d+) of (\d+) expected row\(s\) found")
 
 
@@ -108,22 +118,31 @@ def set_worlds(commit: str) -> tuple[dict[str, dict[str, Any]], str]:
     """A set's worlds by transcript file, and where they come from: built here, or kept from its commit."""
     folder = HISTORY / commit
     if not is_earlier_version("audit", recorded_on(folder), current_fingerprints()):
-        return folder_facts(folder), "built on this tree, where its episodes reproduce"
+        return folder_facts(folder), BUILT_HERE
     kept = json.loads(KEPT_WORLDS.read_text(encoding="utf-8")).get(commit)
     if kept is None:
         raise SystemExit(f"{commit}'s audit worlds moved and {KEPT_WORLDS.name} keeps none: rebuild them there")
     return kept["episodes"], f"rebuilt at {commit}, as they moved since"
 
 
-def episode_entry(commit: str, name: str, world: dict[str, Any]) -> dict[str, Any]:
-    """One model episode: its expected rows with mechanism, interactions and whether the report held the key."""
+def episode_entry(commit: str, name: str, world: dict[str, Any], here: bool = False) -> dict[str, Any]:
+    """One model episode: its expected rows with mechanism, interactions and whether the report held the key;
+    `here`: whether this tree builds its world (so the agents can play it)."""
     transcript = load(HISTORY / commit / name)
     keys, graded = submitted_keys(transcript)
     rows = [[r["key"], r["mechanism"], interactions(r, world), r["key"] in keys] for r in world["rows"]]
     found = sum(held for *_, held in rows)
     if graded is not None and graded != (found, len(rows)):
         raise ValueError(f"{commit}/{name}: rebuilt {found} of {len(rows)} rows, the grader said {graded}")
-    return {"set": commit, "file": name, "seed": transcript["seed"], "score": transcript["score"], "rows": rows}
+    return {
+        "set": commit,
+        "file": name,
+        "seed": transcript["seed"],
+        "settings": reset_settings(transcript),
+        "here": here,
+        "score": transcript["score"],
+        "rows": rows,
+    }
 
 
 def model_episodes() -> tuple[list[dict[str, Any]], dict[str, str]]:
@@ -131,11 +150,67 @@ def model_episodes() -> tuple[list[dict[str, Any]], dict[str, str]]:
     entries, sources = [], {}
     for commit in SETS:
         worlds, sources[commit] = set_worlds(commit)
+        here = sources[commit] == BUILT_HERE
         names = sorted(p.name for p in (HISTORY / commit).glob("audit-*.json") if p.name not in RECORDS)
         if sorted(worlds) != names:
             raise ValueError(f"{commit}: worlds for {sorted(worlds)}, transcripts {names}")
-        entries += [episode_entry(commit, name, worlds[name]) for name in names]
+        entries += [episode_entry(commit, name, worlds[name], here) for name in names]
     return entries, sources
+
+
+def play(job: tuple[str, int, dict[str, Any]]) -> list[str]:
+    """The keys of the rows an agent's report held on an audit episode, played in this process."""
+    agent, seed, settings = job
+    run = record_episode(agent, {"difficulty": "audit", "seed": seed, **settings})
+    rows = run.graded.submitted_rows if run.graded is not None else []
+    return sorted({row_key(r.date, r.entity_type, r.entity_name) for r in rows})
+
+
+def agent_plays(episodes: list[dict[str, Any]], kept_episodes: list[dict[str, Any]] | None, workers: int) -> None:
+    """Give each episode this tree builds its `agents`: per agent, the expected keys its report held, played now
+    (`kept_episodes` None) or carried from the kept artifact, whose episode must expect the same keys."""
+    mine = [e for e in episodes if e["here"]]
+    if kept_episodes is None:
+        jobs = [(agent, e["seed"], e["settings"]) for e in mine for agent in AGENTS]
+        with multiprocessing.Pool(workers) as pool:
+            submitted = pool.map(play, jobs)
+        held = {(agent, seed): set(keys) for (agent, seed, _), keys in zip(jobs, submitted, strict=True)}
+        for episode in mine:
+            expected = {row[0] for row in episode["rows"]}
+            episode["agents"] = {a: sorted(expected & held[a, episode["seed"]]) for a in AGENTS}
+        return
+    kept = {(e["set"], e["file"]): e for e in kept_episodes}
+    for episode in mine:
+        before = kept.get((episode["set"], episode["file"]))
+        if (
+            before is None
+            or "agents" not in before
+            or [r[0] for r in before["rows"]] != [r[0] for r in episode["rows"]]
+        ):
+            raise SystemExit(f"{episode['set']}/{episode['file']}: no kept plays of its rows; run with --play")
+        episode["agents"] = before["agents"]
+
+
+def same_episodes(episodes: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, int]]]:
+    """Per mechanism and per interaction, over the episodes the agents played: the rows, those the model's, the
+    expert's and the generic auditor's reports held, and the episodes."""
+    tally: dict[str, dict[str, dict[str, Any]]] = {"mechanisms": {}, "interactions": {}}
+    for episode in (e for e in episodes if "agents" in e):
+        played = {agent: set(keys) for agent, keys in episode["agents"].items()}
+        for key, mechanism, together, held in episode["rows"]:
+            for table, name in [("mechanisms", mechanism), *(("interactions", n) for n in together)]:
+                entry = tally[table].setdefault(name, {"rows": 0, "model": 0, **dict.fromkeys(AGENTS, 0), "in": set()})
+                entry["rows"] += 1
+                entry["model"] += held
+                for agent in AGENTS:
+                    entry[agent] += key in played[agent]
+                entry["in"].add(episode["file"])
+    return {
+        table: {
+            name: {**{k: v for k, v in e.items() if k != "in"}, "episodes": len(e["in"])} for name, e in entries.items()
+        }
+        for table, entries in tally.items()
+    }
 
 
 def model_recall(episodes: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, int]]]:
@@ -254,15 +329,27 @@ def generic_misses(mechanisms: dict[str, dict[str, Any]]) -> list[str]:
     ]
 
 
-def render(calibration: dict[str, Any] | None = None) -> dict[str, Any]:
+def render(calibration: dict[str, Any] | None = None, play: bool = False, workers: int = 2) -> dict[str, Any]:
     """The artifact: the sets and where their worlds came from, the calibration's seeds, the table per mechanism
-    and per interaction, the proposed weights, and each model episode's rows."""
+    and per interaction (with the agents on the model's episodes: played when `play`, else kept), the proposed
+    weights, and each model episode's rows."""
     calibration = calibration or json.loads(CALIBRATION.read_text(encoding="utf-8"))
     episodes, sources = model_episodes()
+    agent_plays(episodes, None if play else kept()["episodes"], workers)
+    paired = same_episodes(episodes)
     model, calibrated = model_recall(episodes), calibration_recall(calibration)
     names = sorted({*audit_mechanisms(), *model["mechanisms"], *calibrated["mechanisms"]})
-    mechanisms = {m: figures(model["mechanisms"].get(m), calibrated["mechanisms"].get(m)) for m in names}
-    together = {n: figures(model["interactions"].get(n), calibrated["interactions"].get(n)) for n in INTERACTIONS}
+    mechanisms = {
+        m: {**figures(model["mechanisms"].get(m), calibrated["mechanisms"].get(m)), "same": paired["mechanisms"].get(m)}
+        for m in names
+    }
+    together = {
+        n: {
+            **figures(model["interactions"].get(n), calibrated["interactions"].get(n)),
+            "same": paired["interactions"].get(n),
+        }
+        for n in INTERACTIONS
+    }
     rows = [held for episode in episodes for *_, held in episode["rows"]]
     prior = round(sum(rows) / len(rows), 3)
     return {
@@ -289,17 +376,26 @@ def _count(held: int, rows: int) -> str:
     return f"{held}/{rows} ({held / rows:.2f})" if rows else "-"
 
 
+def _same(same: dict[str, int] | None) -> str:
+    """The paired cell: the model's, the expert's and the generic auditor's rows held of the same rows."""
+    if not same:
+        return "-"
+    rows = same["rows"]
+    return f"{same['model']}, {same[EXPERT]}, {same[GENERIC]} of {rows} ({same['episodes']} ep.)"
+
+
 def _line(name: str, line: dict[str, Any], weight: str) -> list[str]:
     gap = "-" if line["gap"] is None else f"{round(line['gap'], 2) + 0.0:+.2f}"
     model, calibrated = line["model_rows"], line["calibration_rows"]
-    return [
+    cells = [
         name,
         _count(line["model_held"], model) + (f", {line['model_episodes']} ep." if model else ""),
         _count(line["expert_held"], calibrated) + (f", {line['calibration_episodes']} ep." if calibrated else ""),
         _count(line["generic_held"], calibrated),
         gap,
-        weight,
+        _same(line.get("same")),
     ]
+    return cells + ([weight] if weight else [])
 
 
 def table(separation: dict[str, Any] | None = None) -> str:
@@ -309,25 +405,37 @@ def table(separation: dict[str, Any] | None = None) -> str:
     separation = separation or kept()
     lines = separation["mechanisms"]
     order = sorted(lines, key=lambda m: (-(lines[m]["gap"] if lines[m]["gap"] is not None else -2), m))
-    header = ["mechanism", "model: held/rows, episodes", "expert (calibration)", "generic auditor", "gap", "weight"]
+    header = [
+        "mechanism",
+        "model: held/rows, episodes",
+        "expert (calibration)",
+        "generic auditor (calibration)",
+        "gap",
+        "model, expert, generic on the same rows",
+        "weight",
+    ]
     rows = [_line(m, lines[m], f"{separation['weights'][m]['weight']:.3f}") for m in order]
     together = [_line(INTERACTIONS[n], line, "") for n, line in separation["interactions"].items()]
     sets = ", ".join(f"`{c}` ({s['episodes']} episodes; worlds {s['worlds']})" for c, s in separation["sets"].items())
     seeds = separation["calibration_seeds"]
+    plays = sum("agents" in episode for episode in separation["episodes"])
     note = (
         f"The model's episodes: {sets}. The expert's and the generic auditor's: the kept calibration's seeds "
         f"(eval {seeds['eval'][0]}-{seeds['eval'][1]}, train {seeds['train'][0]}-{seeds['train'][1]}), its "
-        "episodes holding the mechanism. `uv run python -m lab.calibration.separation`."
+        "episodes holding the mechanism. The same rows: the expert and the generic auditor played on the model's "
+        f"episodes this tree builds ({plays} episodes). `uv run python -m lab.calibration.separation`."
     )
-    header_two = ["interaction", *header[1:5], ""]
-    return "\n\n".join([markdown_table(header, rows), markdown_table(header_two[:5], [r[:5] for r in together]), note])
+    interaction_table = markdown_table(["interaction", *header[1:6]], together)
+    return "\n\n".join([markdown_table(header, rows), interaction_table, note])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help=f"write {ARTIFACT.relative_to(KEPT.parents[1])}")
+    parser.add_argument("--play", action="store_true", help="play the expert and the generic auditor on the episodes")
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
-    separation = render()
+    separation = render(play=args.play, workers=args.workers)
     if args.write:
         ARTIFACT.write_text(json.dumps(separation, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {ARTIFACT.relative_to(KEPT.parents[1])}")

@@ -122,3 +122,38 @@ def test_capped_shares_fill_one_and_keep_their_order(raw: list[float]) -> None:
 def test_too_few_mechanisms_for_the_cap_are_refused() -> None:
     with pytest.raises(ValueError, match="cannot each stay"):
         separation.capped({"a": 1.0, "b": 1.0, "c": 1.0})
+
+
+def _episode(rows: list[list[Any]], agents: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    entry = {"set": "s", "file": "f.json", "seed": 1, "settings": {}, "here": True, "rows": rows}
+    return {**entry, "agents": agents} if agents is not None else entry
+
+
+def test_the_same_rows_are_counted_for_each_player() -> None:
+    rows = [
+        ["k1", "bot_farm", [], False],
+        ["k2", "bot_farm", ["defect_on_incident"], True],
+        ["k3", "level_shift", [], True],
+    ]
+    agents = {separation.EXPERT: ["k1", "k2", "k3"], separation.GENERIC: ["k3"]}
+    paired = separation.same_episodes([_episode(rows, agents), _episode(rows)])  # the second was not played
+    assert paired["mechanisms"]["bot_farm"] == {
+        "rows": 2,
+        "model": 1,
+        separation.EXPERT: 2,
+        separation.GENERIC: 0,
+        "episodes": 1,
+    }
+    assert paired["interactions"]["defect_on_incident"]["rows"] == 1
+    assert paired["mechanisms"]["level_shift"][separation.GENERIC] == 1
+
+
+def test_kept_plays_of_other_rows_are_refused() -> None:
+    """A run without --play carries the kept plays over only where the episode expects the same keys."""
+    rows = [["k1", "bot_farm", [], False]]
+    kept = [_episode(rows, {separation.EXPERT: ["k1"], separation.GENERIC: []})]
+    carried = [_episode(rows)]
+    separation.agent_plays(carried, kept, workers=1)
+    assert carried[0]["agents"] == kept[0]["agents"]
+    with pytest.raises(SystemExit, match="--play"):
+        separation.agent_plays([_episode([["k2", "bot_farm", [], False]])], kept, workers=1)
