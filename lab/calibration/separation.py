@@ -62,8 +62,9 @@ EXPERT, GENERIC = "audit_expert", "generic_auditor"
 AGENTS = (EXPERT, GENERIC)
 CALIBRATION_EPISODES = 24  # per split: the kept calibration's untuned seeds (its `seeds` ranges say so too)
 FLOOR, CAP, PRIOR_ROWS = 0.1, 0.25, 3.0
-# Defects whose only trace is in a side table the events join to (currency_rates, tracking_changelog): the
-# rates provider's rows or the tracking deploy's entry, never the events' own shape.
+# The defects whose edit writes a side table, where their trace is read beside the events: currency_rates' rows
+# (the rates provider's) or tracking_changelog's entry (a tracking deploy's). The lab's test holds the list to
+# what each mechanism edits.
 SIDE_TABLE_DEFECTS = ("inverted_rate", "missing_rate_rows", "tracking_stopped")
 INTERACTIONS = {
     "three_field_incident": "an incident's row in a segment naming three fields",

@@ -8,6 +8,7 @@ import copy
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,6 +19,12 @@ from lab.calibration.audit_calibration import expected_keys
 from lab.calibration.replay import HISTORY
 from lab.calibration.separation_worlds import world_facts
 from lab.tests.helpers import ROOT
+from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
+from metric_tracker_rl.catalog.tiers import AUDIT_DEFECTS, DEEP_MIX
+from metric_tracker_rl.generation.defects import DEFECT_REGISTRY
+from metric_tracker_rl.generation.segment_plan import segmented_plan
+from metric_tracker_rl.generation.warehouse.events import draw_event_log
+from metric_tracker_rl.world.segments import world_of
 
 KEPT = separation.kept()
 
@@ -157,3 +164,17 @@ def test_kept_plays_of_other_rows_are_refused() -> None:
     assert carried[0]["agents"] == kept[0]["agents"]
     with pytest.raises(SystemExit, match="--play"):
         separation.agent_plays([_episode([["k2", "bot_farm", [], False]])], kept, workers=1)
+
+
+def test_the_side_table_defects_are_those_that_write_a_side_table() -> None:
+    """Each defect the audit draws, applied to one clean log: those listed edit currency_rates or
+    tracking_changelog, and no other does."""
+    key = EpisodeKey.of(5)
+    log = draw_event_log(segmented_plan(key, 56, world_of(DEEP_MIX.dimensions)), key)
+    writes = set()
+    for index, name in enumerate(AUDIT_DEFECTS):
+        edited, _ = DEFECT_REGISTRY[name].apply(log, derive_rng(key, "test-side-tables", index))
+        rates_moved = not np.array_equal(edited.units_per_usd, log.units_per_usd, equal_nan=True)
+        if rates_moved or edited.changelog != log.changelog:
+            writes.add(name)
+    assert writes == set(separation.SIDE_TABLE_DEFECTS)
