@@ -30,9 +30,9 @@ every row of its episodes:
     share = raw / sum(raw), then any share above CAP set to CAP and the rest scaled up to fill (repeated)
 
 A mechanism with no expert figure (no calibration rows) gets gap' = 0. The generic auditor's recall is shown, not
-weighed: on the mechanisms both played it misses many the model finds (its `generic_misses_model_finds` counts
-them), so it is no stand-in for the model's. The weights are a measurement for the next version's mix, not a mix
-any version draws.
+weighed: on the mechanisms both played it misses many the model finds (the artifact's
+`generic_misses_model_finds` lists them), so it is no stand-in for the model's. The weights are a measurement for
+the next version's mix, not a mix any version draws.
 """
 
 from __future__ import annotations
