@@ -229,3 +229,15 @@ SELECT day, coalesce(rate_rows, 0) AS rate_rows, coalesce(rate_jump, 0) AS rate_
        coalesce(changelog_entries, 0) AS changelog_entries
 FROM days LEFT JOIN rates USING (day) LEFT JOIN changes USING (day) ORDER BY day
 """
+
+
+def sibling_sql(segment: Segment, field: str) -> str:
+    """One row per reporting date and value of `field` among `segment`'s siblings (the segments that differ from it
+    in `field` alone): the dashboard's sessions, to pick the siblings a trace is compared with on a date."""
+    column = {"app_version": "app_version", "country": "country", "platform": "platform"}[field]
+    others = {name: value for name, value in segment.named().items() if name != field}
+    where = _where(Segment(**others), {"platform": "platform", "app_version": "app_version", "country": "country"})
+    return f"""
+SELECT date AS day, {column} AS sibling, sum(sessions) AS sessions
+FROM dashboard WHERE {where} AND {column} <> '{segment.named()[field]}' GROUP BY ALL ORDER BY day, sessions DESC
+"""

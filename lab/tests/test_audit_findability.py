@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 
 from lab import docs_blocks
 from lab.calibration import audit_findability as findability
+from lab.calibration import audit_findability_traces as traces
 from lab.tests.helpers import ROOT
 from metric_tracker_rl.catalog.task_splits import EVAL_SEEDS_PER_DIFFICULTY, task_range
-from metric_tracker_rl.catalog.tiers import AUDIT
+from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_DEFECTS, AUDIT_HELD_OUT_DEFECTS
 
 KEPT = json.loads(findability.ARTIFACT.read_text(encoding="utf-8"))
 
@@ -54,10 +55,36 @@ def test_the_kept_result_is_what_the_check_finds_today() -> None:
         findability.eval_tasks(1)[0],
         findability.eval_tasks(int(worst) - AUDIT.calibration_seed_base + 1)[-1],
     ):
-        checks = findability.check_task(task)
+        checks, _ = findability.check_task(task)
         assert [len(checks), sum(bool(c.why) for c in checks)] == KEPT["by_seed"][str(task["seed"])]
         kept = [(r["date"], r["metric"], r["why"]) for r in KEPT["unconfirmed"] if r["seed"] == task["seed"]]
         assert [(c.date, c.metric, c.why) for c in checks if c.why] == kept
+
+
+def test_every_defect_the_audit_draws_has_its_trace_features_and_each_is_a_profile_feature() -> None:
+    assert set(traces.TRACE_FEATURES) == {*AUDIT_DEFECTS, *AUDIT_HELD_OUT_DEFECTS}
+    profile = {*findability.sql.PROFILE_FEATURES, *findability.sql.SIDE_FEATURES}
+    assert {feature for features in traces.TRACE_FEATURES.values() for feature in features} <= profile
+
+
+def test_the_control_is_kept_and_few_clean_dates_show_a_trace() -> None:
+    """A trace confirms a defect's row only where noise rarely makes one: the kept control (the defects' segments'
+    clean dates, read as a defect's date is) shows a trace on at most one clean date in twelve."""
+    assert KEPT["clean_dates_checked"] > KEPT["rows_checked"]
+    assert KEPT["clean_dates_with_trace"] <= KEPT["clean_dates_checked"] / 12
+
+
+def test_a_trace_stands_against_its_clean_dates_and_a_steady_feature_does_not() -> None:
+    """A feature the mechanism moves, steady on the clean dates and far off on the date, is a trace; the same
+    profile's untouched feature, and the moved feature read as another mechanism's, are not."""
+    rng = np.random.default_rng(3)
+    clean = np.ones(56, dtype=bool)
+    clean[30] = False
+    profile = {"multi_transaction_share": rng.normal(0.02, 0.004, 56), "flagged_share": rng.normal(0.01, 0.002, 56)}
+    profile["multi_transaction_share"][30] = 0.9
+    feature, sds = traces.strongest_trace(profile, traces.TRACE_FEATURES["purchase_double_fire"], clean, 30)
+    assert feature == "multi_transaction_share" and sds > traces.TRACE_SDS
+    assert traces.strongest_trace(profile, traces.TRACE_FEATURES["debug_build"], clean, 30)[1] < 4
 
 
 def test_the_check_imports_nothing_of_an_agent() -> None:
