@@ -146,10 +146,15 @@ class SessionLimits(HttpSessions):
     async def admission(self, client: str) -> tuple[str, dict[str, Any]] | None:
         """Why `client` may open no session now, or None: a place is free for it, or was just made (or it has no
         claim to one, and OpenEnv's own refusal, annotated, answers it)."""
+        self.full_rule.seen(client, time.monotonic())
         refused = self.refusal(client)
         if refused is not None or not self.full(client):
             return refused
-        chosen = self.full_rule.victim(self.sessions, self.places_held(), client)
+        held = self.places_held()
+        chosen = self.full_rule.victim(self.sessions, held, client)
+        if chosen is None or not chosen[1]:  # a newer client's place, at once, comes sooner
+            newer = self.full_rule.newer_victim(self.sessions, held, client, time.monotonic())
+            chosen = chosen if newer is None else (newer, True)
         if chosen is None:
             return None
         victim, at_once = chosen
