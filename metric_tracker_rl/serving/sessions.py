@@ -64,6 +64,7 @@ from metric_tracker_rl.serving.step_bound import watched
 from metric_tracker_rl.settings import ServerSettings
 
 SESSION_PATH = "/ws"
+CLOSED_BY_US = frozenset({"websocket.send", "websocket.close"})  # what a session closed by the server sends no more
 # WebSocket close code 1013, "Try Again Later": the per-client refusal; 1008 "Policy Violation": no reset.
 TRY_AGAIN_LATER = 1013
 POLICY_VIOLATION = 1008
@@ -306,6 +307,10 @@ class SessionLimits(HttpSessions):
         send = self.dropped_replies.guard(send)
 
         async def annotated(message: Message) -> None:
+            if session.closing and message["type"] in CLOSED_BY_US:  # closed with its notice (`close_now`)
+                if message["type"] == "websocket.send":
+                    self.dropped_replies.note()
+                return
             answered(session, message)
             text = message.get("text")
             if message["type"] == "websocket.send" and text and not session.used and self.is_capacity_error(text):
