@@ -4,6 +4,7 @@ and a server started with its file set writes its stalls there."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -17,9 +18,9 @@ from metric_tracker_rl import server_process
 from metric_tracker_rl.serving.loop_lag import LAG_FILE_VARIABLE, watch_loop
 
 
-def _stalls_after(block: object, path: Path) -> list[dict[str, object]]:
+def _stalls_after(block: object, path: Path, report_s: float = 0.1) -> list[dict[str, object]]:
     async def run() -> None:
-        watcher = asyncio.create_task(watch_loop(path, interval_s=0.01, report_s=0.1))
+        watcher = asyncio.create_task(watch_loop(path, interval_s=0.01, report_s=report_s))
         await asyncio.sleep(0.05)
         block()  # type: ignore[operator]
         await asyncio.sleep(0.05)
@@ -41,6 +42,11 @@ def test_a_loop_busy_with_its_own_work_is_told_from_one_that_waited(tmp_path: Pa
     assert [stall["cause"] for stall in busy] == ["loop"]
     assert [stall["cause"] for stall in waited] == ["machine"]
     assert all(stall["lag_s"] >= 0.25 for stall in busy + waited)
+
+
+def test_a_full_collection_on_the_loop_is_counted(tmp_path: Path) -> None:
+    stalls = _stalls_after(gc.collect, tmp_path / "gc.jsonl", report_s=-1.0)  # every wake-up recorded
+    assert any(stall["full_gc_s"] > 0 for stall in stalls)  # type: ignore[operator]
 
 
 @pytest.mark.slow

@@ -14,8 +14,10 @@ REPORT_S is appended there as a JSON line. No client can read it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -47,19 +49,42 @@ def stall(lag_s: float, loop_cpu_s: float, process_cpu_s: float) -> dict[str, An
     }
 
 
+class Collections:
+    """Seconds the loop's thread spent in the garbage collector's full collections (a full collection runs on
+    whichever thread allocates past its threshold, and holds the GIL throughout)."""
+
+    def __init__(self) -> None:
+        self.thread, self.seconds, self.began = threading.get_ident(), 0.0, 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if info.get("generation") != 2 or threading.get_ident() != self.thread:
+            return
+        if phase == "start":
+            self.began = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self.began
+
+
 async def watch_loop(path: Path, interval_s: float = INTERVAL_S, report_s: float = REPORT_S) -> None:
     """Sleep `interval_s` over and over on the running loop; append each wake-up later than `report_s` to `path`
     (after a first line that says the probe runs)."""
     with path.open("a", encoding="utf-8") as out:
         out.write(json.dumps({"started": round(time.time(), 3), "interval_s": interval_s}) + "\n")
-    while True:
-        began, loop_cpu, process_cpu = time.perf_counter(), time.thread_time(), time.process_time()
-        await asyncio.sleep(interval_s)
-        lag = time.perf_counter() - began - interval_s
-        if lag > report_s:
-            record = stall(lag, time.thread_time() - loop_cpu, time.process_time() - process_cpu)
-            with path.open("a", encoding="utf-8") as out:
-                out.write(json.dumps(record) + "\n")
+    collections = Collections()
+    gc.callbacks.append(collections)
+    try:
+        while True:
+            began, loop_cpu, process_cpu = time.perf_counter(), time.thread_time(), time.process_time()
+            collected = collections.seconds
+            await asyncio.sleep(interval_s)
+            lag = time.perf_counter() - began - interval_s
+            if lag > report_s:
+                record = stall(lag, time.thread_time() - loop_cpu, time.process_time() - process_cpu)
+                record["full_gc_s"] = round(collections.seconds - collected, 4)
+                with path.open("a", encoding="utf-8") as out:
+                    out.write(json.dumps(record) + "\n")
+    finally:
+        gc.callbacks.remove(collections)
 
 
 class LoopLag:
