@@ -54,12 +54,16 @@ def _stalls_cell(row: dict[str, Any]) -> str:
     causes = Counter(stall["cause"] for stall in stalls)
     worst = max(stalls, key=lambda stall: stall["lag_s"])
     slow = [match for match in row["slow_health_in_stalls"] if match["stalls"]]
-    return (
+    collected = sum(stall.get("full_gc_s", 0.0) for stall in stalls)
+    text = (
         f"{len(stalls)} stalls over 50 ms ({', '.join(f'{n} {cause}' for cause, n in causes.most_common())}); "
         f"longest {worst['lag_s'] * 1000:,.0f} ms (loop thread's CPU {worst['loop_cpu_s'] * 1000:,.0f} ms, "
         f"process's {worst['process_cpu_s'] * 1000:,.0f} ms: {worst['cause']}); "
-        f"{len(slow)} of {len(row['slow_health_in_stalls'])} slow `/health` answers waited through a stall"
+        f"full collections on the loop {collected:.2f} s"
     )
+    if row["slow_health_in_stalls"]:
+        text += f"; {len(slow)} of {len(row['slow_health_in_stalls'])} slow `/health` answers waited through a stall"
+    return text
 
 
 def _known_cell(row: dict[str, Any]) -> str:

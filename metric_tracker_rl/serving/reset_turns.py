@@ -14,6 +14,11 @@ Builds go in two lanes, each with its own thread and its own turns: a kind whose
 most LIGHT_BUILD_S) in the light lane, every other kind (unknown kinds too) in the heavy one. So a cheap reset never
 waits for an expensive build under way, only for the cheap builds queued in its own lane by clients that have
 used less; a flood of expensive builds from any number of addresses queues behind itself.
+
+A build waits for its turn at most as long as its caller allows (the reset's step bound): one not started by then
+leaves the queue (`TurnNotGiven`, which says how many builds still wait), so its client is told instead of waiting
+without a word. Builds stay one at a time in each lane: a build is Python under the GIL, and two on two threads
+finish no sooner.
 """
 
 from __future__ import annotations
