@@ -18,7 +18,8 @@ client, room for 80). Attackers and the victim are processes of their own on loo
   client the server knows then opens a new session.
 
 It writes lab/artifacts/attack_queues.json, each row into --column (attack_queues_table.py renders it for the docs).
-A measurement, not a test (tests/test_reset_turns.py and tests/test_loop_lag.py hold the bounds).
+A measurement, not a test (tests/test_reset_wait.py, tests/test_startup_heap.py and
+tests/test_full_server_seniority.py hold the behaviour; tests/test_loop_lag.py the probe).
 """
 
 from __future__ import annotations
@@ -210,7 +211,7 @@ def result_of(process: subprocess.Popen[str]) -> dict[str, Any]:
 # --- rows -------------------------------------------------------------------------------------------------------
 
 
-def row_audit_builds(url: str, pid: int, seconds: float) -> dict[str, Any]:
+def row_audit_builds(url: str, pid: int, seconds: float, lag_file: Path) -> dict[str, Any]:
     idle = result_of(role("reset_victim", url, seconds))
     before_mb = tree_rss_mb(pid)
     flood = role("audit_builds", url, seconds)
@@ -270,7 +271,7 @@ def row_full_parade(url: str, pid: int, seconds: float, lag_file: Path) -> dict[
 
 
 ROWS: dict[str, Callable[[str, int, float, Path], dict[str, Any]]] = {
-    "audit_builds": lambda url, pid, seconds, lag_file: row_audit_builds(url, pid, seconds),
+    "audit_builds": row_audit_builds,
     "kills_lag": row_kills_lag,
     "full_parade": row_full_parade,
 }
