@@ -14,21 +14,31 @@ import gc
 
 from fastapi import FastAPI
 
-from metric_tracker_rl.serving.asgi_types import ASGIApp, Receive, Scope, Send
+from metric_tracker_rl.serving.asgi_types import ASGIApp, Message, Receive, Scope, Send
 
 
 class FrozenStartup:
-    """ASGI middleware: on the lifespan's startup, collect once and freeze what is left."""
+    """ASGI middleware: on the lifespan's startup, collect once and freeze what is left; on its shutdown, thaw it
+    (so that the process's exit finds and frees it as before, where native extensions check for leaks)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app, self.frozen = app, False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan" and not self.frozen:
-            self.frozen = True
-            gc.collect()
-            gc.freeze()
-        await self.app(scope, receive, send)
+        if scope["type"] != "lifespan" or self.frozen:
+            await self.app(scope, receive, send)
+            return
+        self.frozen = True
+        gc.collect()
+        gc.freeze()
+
+        async def thawing() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                gc.unfreeze()
+            return message
+
+        await self.app(scope, thawing, send)
 
 
 def freeze_on_startup(app: FastAPI) -> FastAPI:
