@@ -55,6 +55,7 @@ from lab.calibration.warehouse_calibration import SHORTCUTS as WAREHOUSE_SHORTCU
 from lab.calibration.warehouse_calibration import TUNING_SEEDS as WAREHOUSE_TUNING_SEEDS
 from lab.speed.attack_degraded import table as attack_degraded_table
 from lab.speed.attack_held_work_table import table as attack_held_work_table
+from lab.speed.attack_queues_table import table as attack_queues_table
 from lab.speed.attack_requesters import table as attack_requesters_table
 from lab.speed.attack_strangers_table import table as attack_strangers_table
 from lab.speed.runaway_stop import table as runaway_stop_table
@@ -581,6 +582,7 @@ BLOCKS: tuple[Block, ...] = (
     Block("attack-held-work", "lab/docs/attacks.md", attack_held_work_table),
     Block("attack-requesters", "lab/docs/attacks.md", attack_requesters_table),
     Block("attack-strangers", "lab/docs/attacks.md", attack_strangers_table),
+    Block("attack-queues", "lab/docs/attacks.md", attack_queues_table),
     Block("attack-degraded", "lab/docs/attacks.md", attack_degraded_table),
     Block("runaway-stop", "lab/docs/attacks.md", runaway_stop_table),
     Block("audit-calibration", "lab/docs/audit.md", audit_calibration),

@@ -8,7 +8,7 @@ import asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metric_tracker_rl.serving.reset_turns import BuildLanes, TakeTurns
+from metric_tracker_rl.serving.reset_turns import BuildLanes, TakeTurns, TurnNotGiven
 
 
 class FakeClock:
@@ -120,3 +120,35 @@ def test_a_kind_known_to_be_cheap_builds_beside_an_expensive_build_under_way() -
 
     order, unknown_waited = asyncio.run(play())
     assert order == ["warehouse", "frontier", "made-up kind"] and unknown_waited
+
+
+def test_a_turn_not_given_within_its_wait_leaves_the_queue_and_the_rest_go_in_order() -> None:
+    async def play() -> tuple[list[str], list[str]]:
+        clock, order, refused = FakeClock(), [], []
+        turns = TakeTurns(clock)
+        gate = asyncio.Event()
+
+        async def holder() -> None:
+            async with turns.turn("a", "audit"):
+                order.append("held")
+                await gate.wait()
+
+        async def impatient() -> None:
+            try:
+                async with turns.turn("b", "audit", wait_s=0.01):
+                    order.append("impatient")
+            except TurnNotGiven as exc:
+                refused.append(str(exc))
+
+        first = asyncio.ensure_future(holder())
+        await asyncio.sleep(0)
+        queued = [asyncio.ensure_future(_build(turns, clock, "a", 1.0, order, "audit")) for _ in range(2)]
+        await impatient()
+        gate.set()
+        await asyncio.gather(first, *queued)
+        assert not turns.busy and not turns.waiting
+        return order, refused
+
+    order, refused = asyncio.run(play())
+    assert order == ["held", "a", "a"]
+    assert len(refused) == 1 and "did not start (2 more builds wait" in refused[0]

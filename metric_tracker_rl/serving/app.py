@@ -37,7 +37,9 @@ def build_app(
     from metric_tracker_rl.serving.environment import environment_factory
     from metric_tracker_rl.serving.hardening import harden
     from metric_tracker_rl.serving.lifecycle import drain_on_stop
+    from metric_tracker_rl.serving.loop_lag import watch_when_asked
     from metric_tracker_rl.serving.sessions import limit_sessions
+    from metric_tracker_rl.serving.startup_heap import freeze_on_startup
     from metric_tracker_rl.serving.step_bound import configure as configure_step_bound
     from metric_tracker_rl.serving.task_api import serve_task_api
 
@@ -62,7 +64,7 @@ def build_app(
 
         mount_debugger(app, ENV_NAME, settings.self_url)
     harden(limit_sessions(name_clients(serve_task_api(app), settings.sql_workers), settings))
-    return drain_on_stop(app)
+    return drain_on_stop(watch_when_asked(freeze_on_startup(app)))
 
 
 def websocket_options() -> dict[str, Any]:

@@ -56,7 +56,7 @@ from metric_tracker_rl.serving.reset_facts import (
     published_facts,
     tier_methods,
 )
-from metric_tracker_rl.serving.reset_turns import in_build_thread, reset_turns
+from metric_tracker_rl.serving.reset_turns import TurnNotGiven, in_build_thread, reset_turns
 from metric_tracker_rl.serving.rubric import SubmissionRubric
 from metric_tracker_rl.serving.statement_turns import Waited, run_in_turns
 from metric_tracker_rl.serving.step_bound import (
@@ -137,23 +137,7 @@ class MetricTrackerRlEnvironment(
             config = resolve_episode_config(seed=seed, secret=self._episode_secret(), **kwargs)
             episode = build_episode(config)
         except ValueError as exc:
-            # A running episode is left as it was, and the observation shows its true budgets; with none running
-            # (none yet, or the last one over), no budget is left: the observation says so, as on a fresh session.
-            if self._episode is None or self._done:
-                over = "" if self._episode is None else " (the last one is over)"
-                return MetricTrackerRlObservation(
-                    status="error",
-                    reward=0.0,
-                    done=False,
-                    message=f"reset failed: {exc} No episode is active{over}: reset with valid settings to start one.",
-                    available_tasks=catalogs()["available_tasks"],
-                )
-            return self._observation(
-                status="error",
-                reward=0.0,
-                message=f"reset failed: {exc} The current episode is unchanged and goes on (its budgets below).",
-                available_tasks=catalogs()["available_tasks"],
-            )
+            return self._reset_failed(str(exc), "reset with valid settings to start one")
         if self._episode is not None and self._episode.public.holds_resources():
             # The old episode's SQL database: destroying one takes 10-40 ms, which reset (on the event loop)
             # leaves to a release thread.
@@ -178,14 +162,38 @@ class MetricTrackerRlEnvironment(
             available_methods=tier_methods(config.difficulty),
         )
 
+    def _reset_failed(self, why: str, retry: str) -> MetricTrackerRlObservation:
+        """A reset that built nothing. A running episode is left as it was, and the observation shows its true
+        budgets; with none running (none yet, or the last one over), no budget is left: the observation says so."""
+        if self._episode is None or self._done:
+            over = "" if self._episode is None else " (the last one is over)"
+            return MetricTrackerRlObservation(
+                status="error",
+                reward=0.0,
+                done=False,
+                message=f"reset failed: {why} No episode is active{over}: {retry}.",
+                available_tasks=catalogs()["available_tasks"],
+            )
+        return self._observation(
+            status="error",
+            reward=0.0,
+            message=f"reset failed: {why} The current episode is unchanged and goes on (its budgets below).",
+            available_tasks=catalogs()["available_tasks"],
+        )
+
     async def reset_async(
         self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
     ) -> MetricTrackerRlObservation:
         """Both transports await this: the episode is built on a thread, in its client's turn (`reset_turns`,
-        weighed by what the reset asks to build, in the lane of its kind's cost), after the session's running step."""
+        weighed by what the reset asks to build, in the lane of its kind's cost), after the session's running step.
+        A reset whose build has not started within the step bound is answered so, and leaves the queue."""
         kind = f"{kwargs.get('difficulty')}/{kwargs.get('task_id')}"[:200]  # what decides a build's cost
-        async with self._session_turn(), reset_turns().turn(CLIENT.get(), kind) as lane_thread:
-            return await in_build_thread(self.reset, seed, episode_id, executor=lane_thread, **kwargs)
+        async with self._session_turn():
+            try:
+                async with reset_turns().turn(CLIENT.get(), kind, wait_s=step_bound_s()) as lane_thread:
+                    return await in_build_thread(self.reset, seed, episode_id, executor=lane_thread, **kwargs)
+            except TurnNotGiven as refused:
+                return self._reset_failed(str(refused), "send the reset again to start one")
 
     def _episode_secret(self) -> str:
         """What the next episode's random streams mix in: nothing in open mode; in held-out mode the server's secret

@@ -11,10 +11,17 @@ theirs: the session that did no work for the longest, of the client holding the 
 - else, when the asking client holds none, within FULL_SERVER_IDLE_S (sooner if its own clock ends first): the
   asking client is told exactly when, and the freed place is kept for it for RESERVATION_HOLD_S after that.
 
-A client that holds as many places as any other is given none. A client whose session was closed by these rules
-may not take a place again for FULL_SERVER_IDLE_S while the server has no more than that one place free, so the
-place goes to the client that was waiting, not back to the one that held it (many addresses holding every place, a
-Sybil, cannot renew their hold by reconnecting). `sessions.SessionLimits` applies the rules; this module decides.
+Before either, and instead of waiting: a client asking for a place is given one at once of the newest client that
+first asked after it, within the last FULL_SERVER_IDLE_S, and holds at least as many places (its session that did
+no work for the longest). So never-seen addresses, however many (a parade of them holding every place, one
+session each), cannot keep out a client the server served before them; a newer client takes nothing from an older
+one, and a client known for longer than FULL_SERVER_IDLE_S loses nothing this way. Otherwise a client that holds
+as many places as any other is given none.
+
+A client whose session was closed by these rules may not take a place again for FULL_SERVER_IDLE_S while the
+server has no more than that one place free, so the place goes to the client that was waiting, not back to the one
+that held it (many addresses holding every place, a Sybil, cannot renew their hold by reconnecting).
+`sessions.SessionLimits` applies the rules; this module decides.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ WORK_TYPES = frozenset({"reset", "step", "mcp"})
 TOOL_CALL = "tools/call"
 # Reaped clients remembered at most (the oldest are forgotten first).
 REMEMBERED_REAPED = 4096
+# Clients whose first request for a place is remembered at most (those that asked the longest ago are forgotten).
+REMEMBERED_SEEN = 4096
 # How long a place made for a waiting client is kept for it after the session holding it is closed.
 RESERVATION_HOLD_S = 30.0
 
@@ -73,6 +82,14 @@ class FullServerRule:
     def __init__(self, capacity: int, full_idle_s: float) -> None:
         self.capacity, self.full_idle_s = capacity, full_idle_s
         self.reaped_at: dict[str, float] = {}
+        self.first_seen: dict[str, float] = {}  # when each client first asked for a place, the latest asking last
+
+    def seen(self, client: str, now: float) -> None:
+        """`client` asks for a place: remembered from its first time (while it keeps asking, as one of the last
+        REMEMBERED_SEEN clients to)."""
+        self.first_seen[client] = self.first_seen.pop(client, now)
+        while len(self.first_seen) > REMEMBERED_SEEN:
+            del self.first_seen[next(iter(self.first_seen))]
 
     def full(self, open_sessions: int) -> bool:
         return open_sessions >= self.capacity
@@ -107,6 +124,23 @@ class FullServerRule:
             return None
         chosen = min((s for s in candidates if held[s.client] == most), key=lambda s: s.last_work_at)
         return chosen, most >= mine + 2
+
+    def newer_victim(
+        self, sessions: Iterable[SessionT], held: Counter[str], client: str, now: float
+    ) -> SessionT | None:
+        """A session of the newest client first seen after `client`, within full_idle_s, holding at least as many
+        places as `client` (the one that did no work for the longest), or None."""
+        since = self.first_seen.get(client, now)
+
+        def is_newer(session: SessionT) -> bool:
+            seen = self.first_seen.get(session.client, since)
+            return since < seen and seen > now - self.full_idle_s and held[session.client] >= held[client]
+
+        newer = [s for s in sessions if s.client != client and not s.closing and s.yield_at is None and is_newer(s)]
+        if not newer:
+            return None
+        newest = max(self.first_seen[s.client] for s in newer)
+        return min((s for s in newer if self.first_seen[s.client] == newest), key=lambda s: s.last_work_at)
 
     def refusal(self, wait_s: float) -> str:
         return (

@@ -14,6 +14,11 @@ Builds go in two lanes, each with its own thread and its own turns: a kind whose
 most LIGHT_BUILD_S) in the light lane, every other kind (unknown kinds too) in the heavy one. So a cheap reset never
 waits for an expensive build under way, only for the cheap builds queued in its own lane by clients that have
 used less; a flood of expensive builds from any number of addresses queues behind itself.
+
+A build waits for its turn at most as long as its caller allows (the reset's step bound): one not started by then
+leaves the queue (`TurnNotGiven`, which says how many builds still wait), so its client is told instead of waiting
+without a word. Builds stay one at a time in each lane: a build is Python under the GIL, and two on two threads
+finish no sooner.
 """
 
 from __future__ import annotations
@@ -43,6 +48,16 @@ async def in_build_thread(build: Callable[..., T], *args: object, executor: Exec
     return await asyncio.get_running_loop().run_in_executor(executor, call)
 
 
+class TurnNotGiven(Exception):
+    """A build that waited its longest for a turn and left the queue without starting."""
+
+    def __init__(self, waited_s: float, still_waiting: int) -> None:
+        super().__init__(
+            f"its episode waited {waited_s:g} s for a turn at being built and did not start ({still_waiting} more "
+            "builds wait, every client's; the server builds one at a time, each client's in the order it asked)."
+        )
+
+
 class TakeTurns:
     """One holder at a time; among waiting builds, the one that would finish first on its client's count of seconds
     goes next (see the module docstring); each client's own builds in the order it asked."""
@@ -56,7 +71,8 @@ class TakeTurns:
         self.costs: dict[str, float] = {} if costs is None else costs  # kind -> its builds' running cost estimate
 
     @contextlib.asynccontextmanager
-    async def turn(self, client: str, kind: str = "") -> AsyncIterator[None]:
+    async def turn(self, client: str, kind: str = "", wait_s: float | None = None) -> AsyncIterator[None]:
+        """The turn; TurnNotGiven (and out of the queue) if it has not come within `wait_s`."""
         self.spent[client] = max(self.spent.get(client, 0.0), self.virtual)
         if not self.busy and not self.waiting:
             self.busy = True
@@ -64,12 +80,15 @@ class TakeTurns:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self.waiting.setdefault(client, []).append((future, kind))
             try:
-                await future
-            except asyncio.CancelledError:
+                await asyncio.wait_for(asyncio.shield(future), wait_s)
+            except (asyncio.CancelledError, asyncio.TimeoutError) as stopped:
                 if future.done() and not future.cancelled():
-                    self._hand_on()  # granted as it was cancelled
+                    self._hand_on()  # granted as it was given up
                 else:
+                    future.cancel()
                     self._withdraw(client, future)
+                if isinstance(stopped, asyncio.TimeoutError):
+                    raise TurnNotGiven(wait_s or 0.0, sum(map(len, self.waiting.values()))) from None
                 raise
         start = self.spent.get(client, self.virtual)
         self.virtual = max(self.virtual, start)
@@ -132,10 +151,10 @@ class BuildLanes:
         return known is not None and known <= LIGHT_BUILD_S
 
     @contextlib.asynccontextmanager
-    async def turn(self, client: str, kind: str = "") -> AsyncIterator[Executor]:
+    async def turn(self, client: str, kind: str = "", wait_s: float | None = None) -> AsyncIterator[Executor]:
         """A turn in the lane of `kind`'s known cost; yields the thread its build runs on."""
         lane, executor = (self.light, _LIGHT_BUILDS) if self.is_light(kind) else (self.heavy, _BUILDS)
-        async with lane.turn(client, kind):
+        async with lane.turn(client, kind, wait_s):
             yield executor
 
 

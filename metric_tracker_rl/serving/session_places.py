@@ -142,9 +142,10 @@ class SessionPlaces:
     def closing_notice(self, session: TrackedSession, transport: str) -> str:
         if session.yield_at is not None:
             text = (
-                "Session closed: the server is full and a client holding fewer places was waiting. This client "
-                "held the most places, and this session had done no reset, step or tool call for the longest, "
-                "so its place went to that client. Connect again later and reset to start a new episode."
+                "Session closed: the server is full and a client holding fewer places, or one it served before "
+                "this client, was waiting. This client held the most places, or was the newest, and this session "
+                "had done no reset, step or tool call for the longest, so its place went to that client. Connect "
+                "again later and reset to start a new episode."
             )
         elif self.closed_while_full(session, time.monotonic()):
             text = (

@@ -64,6 +64,7 @@ from metric_tracker_rl.serving.step_bound import watched
 from metric_tracker_rl.settings import ServerSettings
 
 SESSION_PATH = "/ws"
+CLOSED_BY_US = frozenset({"websocket.send", "websocket.close"})  # what a session closed by the server sends no more
 # WebSocket close code 1013, "Try Again Later": the per-client refusal; 1008 "Policy Violation": no reset.
 TRY_AGAIN_LATER = 1013
 POLICY_VIOLATION = 1008
@@ -146,10 +147,15 @@ class SessionLimits(HttpSessions):
     async def admission(self, client: str) -> tuple[str, dict[str, Any]] | None:
         """Why `client` may open no session now, or None: a place is free for it, or was just made (or it has no
         claim to one, and OpenEnv's own refusal, annotated, answers it)."""
+        self.full_rule.seen(client, time.monotonic())
         refused = self.refusal(client)
         if refused is not None or not self.full(client):
             return refused
-        chosen = self.full_rule.victim(self.sessions, self.places_held(), client)
+        held = self.places_held()
+        chosen = self.full_rule.victim(self.sessions, held, client)
+        if chosen is None or not chosen[1]:  # a newer client's place, at once, comes sooner
+            newer = self.full_rule.newer_victim(self.sessions, held, client, time.monotonic())
+            chosen = chosen if newer is None else (newer, True)
         if chosen is None:
             return None
         victim, at_once = chosen
@@ -301,6 +307,10 @@ class SessionLimits(HttpSessions):
         send = self.dropped_replies.guard(send)
 
         async def annotated(message: Message) -> None:
+            if session.closing and message["type"] in CLOSED_BY_US:  # closed with its notice (`close_now`)
+                if message["type"] == "websocket.send":
+                    self.dropped_replies.note()
+                return
             answered(session, message)
             text = message.get("text")
             if message["type"] == "websocket.send" and text and not session.used and self.is_capacity_error(text):
