@@ -1,7 +1,6 @@
 """The audit expert's second incident and the findings it reads beside others: a one-date fall the scans found is read
-again on its own cuboid (a parent where the rest of the parent fell with it, a child where the rest did not), a
-defect that moved a metric the other way is no reason a candidate's fall of it is the defect's, and an outage on a
-date of a lasting fall of sessions is that fall's date."""
+again on its own cuboid (a parent where the rest of the parent fell with it, a child where the rest did not), and an
+outage on a date of a lasting fall of sessions beside its segment is that fall's date."""
 
 from __future__ import annotations
 
@@ -12,12 +11,10 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from metric_tracker_rl.agents.audit_coinciding import against
 from metric_tracker_rl.agents.audit_expert import ALL_FINDERS, AuditInvestigation
 from metric_tracker_rl.agents.audit_second_incident import rest_fell
 from metric_tracker_rl.agents.warehouse_findings import (
     COUNT_DROP,
-    DATA_QUALITY,
     FUNNEL_BREAK,
     RATE_DROP,
     Finding,
@@ -103,20 +100,11 @@ def test_a_rest_converting_at_its_usual_rate_did_not_fall_and_one_at_the_childs_
     assert with_it >= -1e-9
 
 
-def test_a_defect_that_moved_a_metric_the_other_way_is_not_why_it_fell() -> None:
-    """A debug build's sessions rose on its dates: a fall of sessions beside it is users'; a defect that lost
-    sessions, or moved another metric, may be why."""
-    fall = Finding(DATE, "sessions", COUNT_DROP, Segment(platform="ios", user_type="returning"))
-    added = Finding(DATE, "sessions", DATA_QUALITY, Segment(platform="ios", app_version="6.40.0"), 0.0, 33.0)
-    assert against(fall, added)
-    assert not against(fall, replace(added, baseline=50.0))
-    assert not against(fall, replace(added, metric=RATE_COLUMNS[0]))
-
-
 def test_an_outage_on_a_date_of_a_lasting_fall_of_sessions_is_that_falls_date() -> None:
     """A lapse of push notifications lowers a platform's returning sessions for dates, unevenly over the hours: an
     outage the warehouse's scan reads on one of its dates, in a segment overlapping it, is the lapse's date; one
-    on a date beside no other date of the lapse stays."""
+    on a date beside no other date of the lapse stays, and so does one whose segment holds the lapse's (an outage
+    of the platform takes its returning users' sessions too)."""
     dates = list(window_calendar(56).iso_dates)
     investigation = AuditInvestigation(dates=dates, finders=ALL_FINDERS)
     segment = Segment(platform="android", user_type="returning")
@@ -124,3 +112,6 @@ def test_an_outage_on_a_date_of_a_lasting_fall_of_sessions_is_that_falls_date() 
     outage = Finding(dates[5], "sessions", COUNT_DROP, Segment(platform="android", country="US"), kind="segment_outage")
     assert dedupe(investigation.by_precedence([outage], lapse)) == lapse
     assert dedupe(investigation.by_precedence([outage], lapse[1:2])) == [outage]
+    platform = replace(outage, segment=Segment(platform="android"))
+    kept = dedupe(investigation.by_precedence([platform], lapse))
+    assert platform in kept and lapse[1] not in kept

@@ -70,14 +70,6 @@ def comes_before(finding: Finding, defect: Finding) -> bool:
     return DEFECT_METRICS.index(finding.metric) < DEFECT_METRICS.index(defect.metric)
 
 
-def against(finding: Finding, defect: Finding) -> bool:
-    """Whether a defect moved the finding's own metric the other way: a defect that added events (a debug build's
-    sessions) cannot be why they fell, nor one that lost them why they rose, so the finding's move is users'."""
-    if finding.metric != defect.metric or not all(map(math.isfinite, (defect.observed, defect.baseline))):
-        return False
-    return defect.observed != defect.baseline and (defect.observed > defect.baseline) == falls(finding)
-
-
 def falls(finding: Finding) -> bool:
     """Whether the finding's family is a fall (a drop, or a step that stopped converting)."""
     return "drop" in finding.anomaly_type or finding.anomaly_type == FUNNEL_BREAK

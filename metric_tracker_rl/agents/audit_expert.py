@@ -24,7 +24,6 @@ from functools import partial
 from metric_tracker_rl.agents.audit_coinciding import (
     DEFECT_METRICS,
     REPAIRED,
-    against,
     comes_before,
     left_out,
     met_by,
@@ -33,7 +32,7 @@ from metric_tracker_rl.agents.audit_coinciding import (
 )
 from metric_tracker_rl.agents.audit_finders import Finder, batched_sql
 from metric_tracker_rl.agents.audit_incident_scans import FINDERS as INCIDENT_FINDERS
-from metric_tracker_rl.agents.audit_second_incident import CONCURRENCY, SecondIncidents
+from metric_tracker_rl.agents.audit_second_incident import CONCURRENCY, SecondIncidents, nests
 from metric_tracker_rl.agents.audit_traces_pipeline import FINDERS as PIPELINE_FINDERS
 from metric_tracker_rl.agents.audit_traces_recording import FINDERS as RECORDING_FINDERS
 from metric_tracker_rl.agents.audit_traces_sanity import FINDERS as SANITY_FINDERS
@@ -219,8 +218,7 @@ class AuditInvestigation(SecondIncidents):
     ) -> Generator[Statement, Rows, set[tuple[str, str, Segment]]]:
         """Of the incidents' candidates on a defect's date in a segment it overlaps, those that are users' beside
         each such defect: where the candidate's metric comes before the defect's in DEFECT_METRICS (a defect's row
-        is on the first metric it moves past the margin, so it moved none before it that far), or where the defect
-        moved the candidate's metric the other way (against: it cannot be why); else where the
+        is on the first metric it moves past the margin, so it moved none before it that far); else where the
         metric departs from its same-weekday median the same way, by more than the margin and BESIDE_Z standard
         errors, with the defect undone (one the warehouse's procedure repairs) or in the sessions it leaves alone
         (the candidate's segment less the defect's, left_out; a candidate the defect covers whole has none): a
@@ -229,7 +227,7 @@ class AuditInvestigation(SecondIncidents):
             (f, d)
             for f in met
             for d in defects
-            if d.date == f.date and overlaps(d.segment, f.segment) and not comes_before(f, d) and not against(f, d)
+            if d.date == f.date and overlaps(d.segment, f.segment) and not comes_before(f, d)
         ]
         moved: dict[tuple[str, str, Segment], bool] = {(f.date, f.metric, f.segment): True for f in met}
         repaired = [(f, d) for f, d in pairs if d.kind in REPAIRED]
@@ -273,15 +271,19 @@ class AuditInvestigation(SecondIncidents):
 
     def outage_in_run(self, finding: Finding, flagged: list[Finding]) -> bool:
         """Whether an outage (the warehouse's block of hours whose sessions collapsed) lies on a date of a lasting
-        finder's run of fallen sessions in a segment overlapping its own, the run holding a date beside it too: a
-        change that lasts dates takes some hours more than others, and an outage lasts hours of one date."""
+        finder's run of fallen sessions in a segment overlapping its own but not within it, the run holding a date
+        beside it too: a change that lasts dates takes some hours more than others, and an outage lasts hours of one
+        date (one within the outage's segment is the outage's echo)."""
         if finding.kind != "segment_outage":
             return False
         lasting = {finder.name for finder in self.finders if finder.lasting}
         near = {
             self.day(f.date)
             for f in flagged
-            if f.kind in lasting and f.metric == finding.metric and overlaps(f.segment, finding.segment)
+            if f.kind in lasting
+            and f.metric == finding.metric
+            and overlaps(f.segment, finding.segment)
+            and not nests(f.segment, finding.segment)
         }
         day = self.day(finding.date)
         return day in near and bool({day - 1, day + 1} & near)
