@@ -72,8 +72,9 @@ def binomial_log(n: float, d: float, p: float) -> float:
 
 def nested_cuboid(segment: Segment, counts: dict[Segment, Counts]) -> Segment:
     """The cuboid widened, one field at a time, to the parent whose rest fell likeliest with it while one did; where
-    none did, narrowed one field at a time to the child whose fall is likeliest of those whose rest was clearly
-    likelier not to have fallen (by NARROWER)."""
+    none did, narrowed one field at a time to the child whose fall is likeliest of those whose fall is likelier than
+    the cuboid's own (a child that fell furthest by chance explains less of the cuboid's fall) and whose rest was
+    clearly likelier not to have fallen (by NARROWER)."""
     widened = step_out(segment, counts)
     if widened != segment:
         return widest(widened, counts)
@@ -83,6 +84,7 @@ def nested_cuboid(segment: Segment, counts: dict[Segment, Counts]) -> Segment:
             for c in counts
             if nests(c, segment)
             and len(c.named()) == len(segment.named()) + 1
+            and fall_likelihood(*counts[c]) > fall_likelihood(*counts[segment])
             and rest_fell(counts[c], counts[segment]) < -NARROWER
         ]
         if not children:
