@@ -1,7 +1,6 @@
 """The audit expert's second incident and the findings it reads beside others: a one-date fall the scans found is read
 again on its own cuboid (a parent where the rest of the parent fell with it, a child where the rest did not), and an
-outage on a date of a lasting fall of sessions beside its segment is that fall's date, and a finder's defect whose
-named metric held is on the first later one that moved."""
+outage on a date of a lasting fall of sessions beside its segment is that fall's date."""
 
 from __future__ import annotations
 
@@ -16,7 +15,6 @@ from metric_tracker_rl.agents.audit_expert import ALL_FINDERS, AuditInvestigatio
 from metric_tracker_rl.agents.audit_second_incident import rest_fell
 from metric_tracker_rl.agents.warehouse_findings import (
     COUNT_DROP,
-    DATA_QUALITY,
     FUNNEL_BREAK,
     RATE_DROP,
     Finding,
@@ -117,19 +115,3 @@ def test_an_outage_on_a_date_of_a_lasting_fall_of_sessions_is_that_falls_date() 
     platform = replace(outage, segment=Segment(platform="android"))
     kept = dedupe(investigation.by_precedence([platform], lapse))
     assert platform in kept and lapse[1] not in kept
-
-
-def test_a_finders_defect_whose_metric_did_not_move_is_on_the_first_later_one_that_did() -> None:
-    """A cut that spared most of the cart's sessions named the cart's step, which held; the payments after it fell
-    past the margin: the row is theirs. A flag whose metric departs, or a version's, stands unread."""
-    investigation = AuditInvestigation()
-    cut = Finding(DATE, RATE_COLUMNS[2], DATA_QUALITY, Segment(platform="ios"), 0.49, 0.47, kind="truncated_batches")
-    rows: Rows = [{"i": 0, "value": "0.55", "peers": "0.9"}, {"i": 1, "value": "100", "peers": "98"}]
-    names, moved = _played(investigation.departing_later([cut]), rows)
-    assert names == ["dashboard values"]
-    assert [(f.metric, f.observed, f.baseline) for f in moved] == [(PAYMENTS, 0.55, 0.9)]
-    held = [{"i": 0, "value": "0.88", "peers": "0.9"}, {"i": 1, "value": "100", "peers": "98"}]
-    assert _played(investigation.departing_later([cut]), held)[1] == [cut]
-    fell = replace(cut, observed=0.2)
-    version = replace(cut, segment=Segment(platform="ios", app_version="6.40.0"))
-    assert _played(investigation.departing_later([fell, version]), rows) == ([], [fell, version])
