@@ -352,7 +352,6 @@ class AuditInvestigation(SecondIncidents):
             )
         ]
         valued = yield from self.dashboard_values(dedupe(flagged))
-        valued = yield from self.departing_later(valued)
         best: dict[str, tuple[float, Finding]] = {}
         for finding in valued:
             move = (
@@ -363,24 +362,6 @@ class AuditInvestigation(SecondIncidents):
             if move > best.get(finding.date, (-1.0, finding))[0]:
                 best[finding.date] = (move, finding)
         return [finding for _, finding in best.values()]
-
-    def departing_later(self, valued: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
-        """A finder's flag whose metric does not depart in the dashboard, on the first metric after it (in
-        DEFECT_METRICS) that does, where one does: a finder names the first step its fault reached, and a cut that
-        spared most of that step's sessions moved a later one first (a version's counts follow its rollout: those
-        stand)."""
-        stuck = [
-            f
-            for f in valued
-            if f.metric in DEFECT_METRICS and f.segment.app_version is None and not departs(f.observed, f.baseline)
-        ]
-        later = [[replace(f, metric=m) for m in DEFECT_METRICS[DEFECT_METRICS.index(f.metric) + 1 :]] for f in stuck]
-        read = yield from self.dashboard_values([f for options in later for f in options])
-        moved: dict[int, Finding] = {}
-        for f, options in zip(stuck, later, strict=True):
-            values, read = read[: len(options)], read[len(options) :]
-            moved[id(f)] = next((o for o in values if departs(o.observed, o.baseline)), f)
-        return [moved.get(id(f), f) for f in valued]
 
     def finder_kinds(self) -> set[str]:
         return {finder.name for finder in self.finders if finder.kind == "incident"}
