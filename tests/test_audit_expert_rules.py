@@ -369,21 +369,3 @@ def test_a_count_on_a_date_its_segment_holds_no_session_is_zero_and_a_rate_there
     )
     assert [(f.observed, f.baseline) for f in read][0] == (0.0, 19.0)
     assert all(math.isnan(f.observed) for f in read[1:])  # a rate, and a count with no usual count either
-
-
-def test_a_fall_of_one_date_on_another_incidents_date_is_the_second_incident_and_no_other_is_looked_for() -> None:
-    """The tier has one second incident: where the scans found a one-date fall on another step of an incident's date,
-    no statement looks for another; a fall over two dates, or one on a date alone, is no second incident."""
-    investigation = AuditInvestigation(dates=list(window_calendar(56).iso_dates))
-    host = Finding("2026-03-10", STEP, FUNNEL_BREAK, Segment(country="US"), kind="checkout_outage_hours")
-    one = Finding("2026-03-10", RATE_COLUMNS[3], RATE_DROP, Segment(country="US"), kind="level_shift")
-    alone = replace(one, date="2026-03-20")
-    run = [replace(one, date=date) for date in ("2026-03-10", "2026-03-11")]
-    assert investigation.second_known([host, one])
-    assert not investigation.second_known([host, alone]) and not investigation.second_known([host, *run])
-    steps = investigation.second_incident([host, one])
-    try:
-        next(steps)
-        raise AssertionError("a statement looked for another second incident")
-    except StopIteration as stop:
-        assert stop.value == []

@@ -32,16 +32,15 @@ from metric_tracker_rl.agents.audit_coinciding import (
 )
 from metric_tracker_rl.agents.audit_finders import Finder, batched_sql
 from metric_tracker_rl.agents.audit_incident_scans import FINDERS as INCIDENT_FINDERS
-from metric_tracker_rl.agents.audit_incident_scans import host_falls_sql
+from metric_tracker_rl.agents.audit_second_incident import CONCURRENCY, SecondIncidents, nests
 from metric_tracker_rl.agents.audit_traces_pipeline import FINDERS as PIPELINE_FINDERS
 from metric_tracker_rl.agents.audit_traces_recording import FINDERS as RECORDING_FINDERS
 from metric_tracker_rl.agents.audit_traces_sanity import FINDERS as SANITY_FINDERS
 from metric_tracker_rl.agents.base import register_agent
-from metric_tracker_rl.agents.warehouse_expert import PAYMENT_STEP, Investigation, WarehouseExpertAgent
+from metric_tracker_rl.agents.warehouse_expert import WarehouseExpertAgent
 from metric_tracker_rl.agents.warehouse_findings import (
     DATA_QUALITY,
     FUNNEL_BREAK,
-    RATE_DROP,
     REVENUE,
     Finding,
     Rows,
@@ -49,10 +48,8 @@ from metric_tracker_rl.agents.warehouse_findings import (
     arm_segment,
     dedupe,
     in_parts,
-    kept_by,
     number_or_nan,
     overlaps,
-    segment_of,
 )
 from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, NO_FIXES, Fixes, metric_values_sql, wanted_values
 from metric_tracker_rl.catalog.tiers import AUDIT_HELD_OUT_DEFECTS, AUDIT_HELD_OUT_KINDS
@@ -66,13 +63,11 @@ ALL_FINDERS: tuple[Finder, ...] = (*RECORDING_FINDERS, *PIPELINE_FINDERS, *SANIT
 DASHBOARD_FIELDS = ("platform", "app_version", "country")
 ECHO_KEPT = 2  # a level shift's fewest dates (one alone is a date's second incident, never a run's part)
 LASTING_DATES = 7  # a defect's dates from which it moves its segment's same-weekday baseline
-CONCURRENCY = 1  # the tier's dates with a second incident: the expert knows it, no brief says it
 # The tier places a payment failure on a platform alone and leaves almost no payment in its hours: a platform's
 # block of five or six orders none of which paid, where nine in ten usually do, is read at a bar lower than the
 # warehouse's. A step converting worse all day leaves some paying; a country's blocks keep the warehouse's bar (its
 # few orders an hour make false ones at this one).
 PLATFORM_BREAK_Z = 4.5
-SECOND_FALL, SECOND_Z = 0.2, 3.15  # a second incident's fall: its share of the expected, and its z at least
 # A defect whose trace another finder's defect leaves too, where both flag one date and platform: that other one
 # holds it. An ingestion gap loses every event of its hours, so the users who first came then are never seen (as
 # client sampling's are), but sampling drops whole users and cuts no session short of its opening events.
@@ -117,7 +112,7 @@ def dashboard_values_sql(asked: Sequence[tuple[object, ...]]) -> str:
 
 
 @dataclass
-class AuditInvestigation(Investigation):
+class AuditInvestigation(SecondIncidents):
     """The warehouse's procedure, then the finders, then the audit's rules (the module docstring)."""
 
     finders: tuple[Finder, ...] = ()
@@ -148,7 +143,7 @@ class AuditInvestigation(Investigation):
         ]
         candidates = yield from self.narrowed_to_a_user_type(candidates)
         incidents = dedupe(candidates)
-        incidents += yield from self.second_incident(incidents)
+        incidents = yield from self.with_second_incident(incidents)
         defects = yield from self.dashboard_values(dedupe(defects))
         incidents = yield from self.values_of_new(incidents)
         kept = self.without_lone_dates([f for f in incidents if departs(f.observed, f.baseline)])
@@ -261,32 +256,37 @@ class AuditInvestigation(Investigation):
         or users' is read in the sessions the defect leaves alone (beside_defects)."""
         return super().level_shifts(runs, found, [])
 
-    def runs_of(self, findings: list[Finding]) -> list[list[Finding]]:
-        """The findings as runs of consecutive dates of one metric and segment."""
-        runs: list[list[Finding]] = []
-        for f in sorted(findings, key=lambda f: (f.metric, str(f.segment.values()), f.date)):
-            last = runs[-1][-1] if runs else None
-            if (
-                last is not None
-                and (last.metric, last.segment) == (f.metric, f.segment)
-                and self.day(f.date) == self.day(last.date) + 1
-            ):
-                runs[-1].append(f)
-            else:
-                runs.append([f])
-        return runs
-
     def by_precedence(self, found: list[Finding], flagged: list[Finding]) -> list[Finding]:
         """The incidents, the likelier first where two name one date and metric (dedupe keeps the first): a block
         of hours that stopped converting is what a scan of whole days reads as a fall; then the warehouse's
-        procedure's; then the other finders'. A block inside a run of whole-day falls is the run's (inside_run)."""
-        incidents = [f for f in found if f.anomaly_type != DATA_QUALITY]
+        procedure's; then the other finders'. A block inside a run of whole-day falls is the run's (inside_run), and
+        so is an outage's (outage_in_run)."""
+        incidents = [f for f in found if f.anomaly_type != DATA_QUALITY and not self.outage_in_run(f, flagged)]
         flagged = [f for f in flagged if f.anomaly_type != DATA_QUALITY]
         blocks = [f for f in flagged if f.anomaly_type == FUNNEL_BREAK]
         days = [f for f in flagged if f.anomaly_type != FUNNEL_BREAK]
         runs = [self.inside_run(block, days) for block in blocks]
         hours = [block for block, run in zip(blocks, runs, strict=True) if run is None]
         return [*(run for run in runs if run is not None), *hours, *incidents, *days]
+
+    def outage_in_run(self, finding: Finding, flagged: list[Finding]) -> bool:
+        """Whether an outage (the warehouse's block of hours whose sessions collapsed) lies on a date of a lasting
+        finder's run of fallen sessions in a segment overlapping its own but not within it, the run holding a date
+        beside it too: a change that lasts dates takes some hours more than others, and an outage lasts hours of one
+        date (one within the outage's segment is the outage's echo)."""
+        if finding.kind != "segment_outage":
+            return False
+        lasting = {finder.name for finder in self.finders if finder.lasting}
+        near = {
+            self.day(f.date)
+            for f in flagged
+            if f.kind in lasting
+            and f.metric == finding.metric
+            and overlaps(f.segment, finding.segment)
+            and not nests(f.segment, finding.segment)
+        }
+        day = self.day(finding.date)
+        return day in near and bool({day - 1, day + 1} & near)
 
     def inside_run(self, block: Finding, days: list[Finding]) -> Finding | None:
         """A block of hours inside a run of whole-day falls of its step and segment (the run holds the dates on
@@ -315,36 +315,9 @@ class AuditInvestigation(Investigation):
         return (yield from super().incidents(fixes, defects))
 
     def concurrent(self, found: list[Finding], runs: Rows) -> list[Finding]:
-        """None here: the second incident of a date is looked for once every incident is known (second_incident)."""
+        """None here: the second incident of a date is looked for once every incident is known
+        (with_second_incident)."""
         return []
-
-    def second_incident(self, found: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
-        """The tier's dates with a second incident (a level shift of that date only): on the incidents' dates, the
-        strongest fall of a step the date's incidents and experiments leave alone, in a cuboid that keeps one of an
-        incident's values and agrees with it on every field both name."""
-        if self.second_known(found):
-            return []
-        free = {f.date: [k for k in range(1, PAYMENT_STEP + 1) if k not in self.taken(f.date, found)] for f in found}
-        if not any(free.values()):
-            return []
-        rows = yield ("second incidents", host_falls_sql(free, SECOND_FALL))
-        kept: list[Finding] = []
-        for row in rows:  # strongest first
-            segment, date, step = segment_of(row), str(row["date"]), int(row["k"])
-            if float(row["z"]) > -SECOND_Z or not any(f.date == date and kept_by(segment, f.segment) for f in found):
-                continue
-            kept.append(Finding(date, RATE_COLUMNS[step - 1], RATE_DROP, segment, kind="level_shift"))
-            if len(kept) == CONCURRENCY:
-                break
-        return kept
-
-    def second_known(self, found: list[Finding]) -> bool:
-        """Whether the scans already found the tier's second incident: a fall of one date alone (no date beside it
-        in its metric and segment) on a date another incident holds, on another step."""
-        return any(
-            len(run) == 1 and any(g.date == run[0].date and g.metric != run[0].metric for g in found)
-            for run in self.runs_of([f for f in found if f.kind == "level_shift"])
-        )
 
     def takes_every_step(self, finding: Finding) -> bool:
         """A payment failure takes every step up to payment; the audit's other blocks of stopped hours their own

@@ -12,10 +12,11 @@ dates are all of the window's.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 
 from metric_tracker_rl.agents.audit_finders import Finder, over_sessions
-from metric_tracker_rl.agents.warehouse_sql import sessions_cte
+from metric_tracker_rl.agents.warehouse_sql import sessions_cte, sql_literal
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS
 
 ALIASES = {"platform": "p", "country": "c", "channel": "h", "user_type": "u"}
@@ -308,14 +309,14 @@ CUBOIDS = (
     ("channel", "user_type"),
 )
 HOST_LEAST = 8  # a cuboid's arrivals at the step on the date, at the least (an outage earlier leaves fewer)
-HOST_TOP = 20
+HOST_TOP = 30
 
 
 def host_falls_sql(free: Mapping[str, Sequence[int]], fall: float) -> str:
     """On each date of `free`, each of its steps listed (k: 1 the menu step .. 4 payment), its conversion per cuboid
     of CUBOIDS against the same weekday's other dates (pooled), where it fell by `fall` of its expected at least:
     the HOST_TOP strongest falls, each with z, its relative fall over its sampling noise and a date's usual spread
-    (SPREAD)."""
+    (SPREAD), and `beside`, the lower z of the dates on either side of it (NULL where neither was read)."""
     listed = (
         " OR ".join(
             f"date = DATE '{d}' AND k IN ({', '.join(map(str, steps))})" for d, steps in sorted(free.items()) if steps
@@ -327,9 +328,35 @@ def host_falls_sql(free: Mapping[str, Sequence[int]], fall: float) -> str:
         "[m0, m1, m2, m3][k] d, [m1, m2, m3, m4][k] n FROM s, range(1, 5) t(k))"
         + _grouped(CUBOIDS, by_step=True)
         + ", x AS (SELECT *, d * (sum(n) OVER w - n) / nullif(sum(d) OVER w - d, 0) e FROM g "
-        "WINDOW w AS (PARTITION BY k, p, c, h, u, isodow(date))) "
-        f"SELECT strftime(date, '%Y-%m-%d') date, k, {SEGMENT}, "
-        f"round((n - e) / e / sqrt(greatest(d - e, 0.05 * d) / (d * e) + {SPREAD} ^ 2), 2) z FROM x "
-        f"WHERE ({listed}) AND d >= {HOST_LEAST} AND e > 0 AND n <= {1 - fall:g} * e "
+        "WINDOW w AS (PARTITION BY k, p, c, h, u, isodow(date))), "
+        f"zs AS (SELECT *, round((n - e) / e / sqrt(greatest(d - e, 0.05 * d) / (d * e) + {SPREAD} ^ 2), 2) z "
+        f"FROM x WHERE d >= {HOST_LEAST} AND e > 0), "
+        "y AS (SELECT *, least(CASE WHEN lag(date) OVER o = date - 1 THEN lag(z) OVER o END, "
+        "CASE WHEN lead(date) OVER o = date + 1 THEN lead(z) OVER o END) beside FROM zs "
+        "WINDOW o AS (PARTITION BY k, p, c, h, u ORDER BY date)) "
+        f"SELECT strftime(date, '%Y-%m-%d') date, k, {SEGMENT}, z, beside FROM y "
+        f"WHERE ({listed}) AND n <= {1 - fall:g} * e "
         f"ORDER BY z LIMIT {HOST_TOP}"
+    )
+
+
+FIELDS = ("platform", "country", "channel", "user_type")
+# Every cuboid of one to three fields: a second incident's cuboid keeps one of its host's values and may name two
+# fields more.
+NESTED = tuple(c for size in (1, 2, 3) for c in itertools.combinations(FIELDS, size))
+
+
+def cuboid_falls_sql(date: str, step: int, within: Mapping[str, str]) -> str:
+    """On `date`, `step`'s (1 the menu step .. 4 payment) conversions n, arrivals d and the conversions e expected at
+    the same weekday's other dates' rate (pooled), per cuboid of NESTED that agrees with `within` (field: value) on
+    every field both name, where it fell: the cuboids of one fall, from its widest reading to its narrowest."""
+    agree = " AND ".join(f"({ALIASES[f]} = '' OR {ALIASES[f]} = {sql_literal(v)})" for f, v in within.items())
+    return (
+        sessions_cte() + f", l AS (SELECT date, platform p0, country c0, channel h0, user_type u0, m{step - 1} d, "
+        f"m{step} n FROM s)"
+        + _grouped(NESTED)
+        + ", x AS (SELECT *, d * (sum(n) OVER w - n) / nullif(sum(d) OVER w - d, 0) e FROM g "
+        "WINDOW w AS (PARTITION BY p, c, h, u, isodow(date))) "
+        f"SELECT {SEGMENT}, n, d, round(e, 3) e FROM x WHERE date = {sql_literal(date)} "
+        f"AND {agree or 'TRUE'} AND d >= {HOST_LEAST} AND n < e ORDER BY ALL"
     )
