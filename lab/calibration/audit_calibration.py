@@ -7,7 +7,7 @@ with `--keep` to the kept lab/artifacts/audit_calibration.json that the pages re
     uv run python -m lab.calibration.audit_calibration --agents audit_expert   # one agent again, the rest kept
 
 A run of some agents plays the seeds of the results it merges into (the output's, else the kept file's) unless
-told others, and refuses other seeds before it plays.
+told others; told others, it writes a fresh output of them alone, and refuses to mix them into a file before it plays.
 
 The agents: the audit expert (it knows every mechanism the generator has), the generic auditor (written from the
 published text alone: the witness that the text suffices), the warehouse's expert played here (the warehouse's
@@ -338,8 +338,10 @@ def main() -> None:
         split: list(range(first + skip, first + skip + count))
         for split, first in (("eval", EVAL_UNTUNED_FIRST), ("train", TRAIN_UNTUNED_FIRST))
     }
-    if base is not None and base["seeds"] != {split: [s[0], s[-1]] for split, s in seeds.items()}:
-        parser.error(f"{merge_base_path(out)} holds seeds {base['seeds']}, not this run's: {seed_flags(base)}")
+    try:
+        base = base_for_seeds(base, out, seeds)
+    except ValueError as refused:
+        parser.error(str(refused))
     report = calibrate(seeds, agents, args.workers)
     if base is not None:
         report = merged(base, report, agents)
@@ -348,6 +350,17 @@ def main() -> None:
     out.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps({split: data["agents"] for split, data in report["splits"].items()}, indent=1))
     print(f"wrote {out}")
+
+
+def base_for_seeds(base: dict[str, Any] | None, out: Path, seeds: dict[str, list[int]]) -> dict[str, Any] | None:
+    """What a run of some agents over `seeds` merges into: its merge base where it holds those seeds; nothing where
+    the base is the kept file and the run writes a fresh output of other seeds (a run on untouched seeds, alone).
+    Raises ValueError where the run would mix seeds in one file."""
+    if base is None or base["seeds"] == {split: [s[0], s[-1]] for split, s in seeds.items()}:
+        return base
+    if not out.exists() and out.resolve() != ARTIFACT.resolve():
+        return None
+    raise ValueError(f"{merge_base_path(out)} holds seeds {base['seeds']}, not this run's: {seed_flags(base)}")
 
 
 def merge_base_path(out: Path) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from lab.calibration.audit_calibration import (
     ARTIFACT,
     TRAIN_UNTUNED_FIRST,
+    base_for_seeds,
     expected_keys,
     interaction_table,
     merged,
@@ -96,3 +98,21 @@ def test_the_kept_runs_seeds_are_in_neither_split_and_each_in_its_own() -> None:
     for split, (first, last) in kept["seeds"].items():
         assert not listed & set(range(first, last + 1)) and {mechanism_split(first), mechanism_split(last)} == {split}
     assert kept["seeds"]["train"][0] >= TRAIN_UNTUNED_FIRST >= TRAIN_SEED_BASE + TRAIN_TASK_COUNT  # (--skip: further)
+
+
+def test_a_run_of_one_agent_on_other_seeds_writes_a_fresh_output_alone_and_never_mixes_them_into_a_file(
+    tmp_path: Path,
+) -> None:
+    kept = _report(SEEDS, {"audit_expert": 0.9})
+    other = {"eval": list(range(700, 712)), "train": list(range(800, 812))}
+    assert base_for_seeds(kept, tmp_path / "fresh.json", other) is None
+    assert (
+        base_for_seeds(kept, tmp_path / "fresh.json", {"eval": list(range(1, 41)), "train": list(range(100, 140))})
+        is kept
+    )
+    existing = tmp_path / "existing.json"
+    existing.write_text("{}")
+    with pytest.raises(ValueError, match="--seeds 40 --skip"):
+        base_for_seeds(kept, existing, other)
+    with pytest.raises(ValueError, match="not this run's"):
+        base_for_seeds(kept, ARTIFACT, other)
