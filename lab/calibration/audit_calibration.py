@@ -7,7 +7,8 @@ with `--keep` to the kept lab/artifacts/audit_calibration.json that the pages re
     uv run python -m lab.calibration.audit_calibration --agents audit_expert   # one agent again, the rest kept
 
 A run of some agents plays the seeds of the results it merges into (the output's, else the kept file's) unless
-told others; told others, it writes a fresh output of them alone, and refuses to mix them into a file before it plays.
+told others; told others with a fresh `--out`, it writes them alone there, and it refuses to mix seeds into a file
+before it plays.
 
 The agents: the audit expert (it knows every mechanism the generator has), the generic auditor (written from the
 published text alone: the witness that the text suffices), the warehouse's expert played here (the warehouse's
@@ -339,7 +340,7 @@ def main() -> None:
         for split, first in (("eval", EVAL_UNTUNED_FIRST), ("train", TRAIN_UNTUNED_FIRST))
     }
     try:
-        base = base_for_seeds(base, out, seeds)
+        base = base_for_seeds(base, out, args.out is not None, seeds)
     except ValueError as refused:
         parser.error(str(refused))
     report = calibrate(seeds, agents, args.workers)
@@ -352,13 +353,15 @@ def main() -> None:
     print(f"wrote {out}")
 
 
-def base_for_seeds(base: dict[str, Any] | None, out: Path, seeds: dict[str, list[int]]) -> dict[str, Any] | None:
+def base_for_seeds(
+    base: dict[str, Any] | None, out: Path, named: bool, seeds: dict[str, list[int]]
+) -> dict[str, Any] | None:
     """What a run of some agents over `seeds` merges into: its merge base where it holds those seeds; nothing where
-    the base is the kept file and the run writes a fresh output of other seeds (a run on untouched seeds, alone).
-    Raises ValueError where the run would mix seeds in one file."""
+    the run names (`named`, by --out) a fresh output of other seeds: a run on untouched seeds, alone. Raises
+    ValueError where the run would mix seeds in one file (the kept one, the default output or an existing one)."""
     if base is None or base["seeds"] == {split: [s[0], s[-1]] for split, s in seeds.items()}:
         return base
-    if not out.exists() and out.resolve() != ARTIFACT.resolve():
+    if named and not out.exists() and out.resolve() != ARTIFACT.resolve():
         return None
     raise ValueError(f"{merge_base_path(out)} holds seeds {base['seeds']}, not this run's: {seed_flags(base)}")
 

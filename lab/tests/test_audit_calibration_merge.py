@@ -105,14 +105,18 @@ def test_a_run_of_one_agent_on_other_seeds_writes_a_fresh_output_alone_and_never
 ) -> None:
     kept = _report(SEEDS, {"audit_expert": 0.9})
     other = {"eval": list(range(700, 712)), "train": list(range(800, 812))}
-    assert base_for_seeds(kept, tmp_path / "fresh.json", other) is None
+    assert base_for_seeds(kept, tmp_path / "fresh.json", True, other) is None
     assert (
-        base_for_seeds(kept, tmp_path / "fresh.json", {"eval": list(range(1, 41)), "train": list(range(100, 140))})
+        base_for_seeds(
+            kept, tmp_path / "fresh.json", True, {"eval": list(range(1, 41)), "train": list(range(100, 140))}
+        )
         is kept
     )
+    with pytest.raises(ValueError, match="not this run's"):  # the default output, not named: it merges into the kept
+        base_for_seeds(kept, tmp_path / "fresh.json", False, other)
     existing = tmp_path / "existing.json"
     existing.write_text("{}")
     with pytest.raises(ValueError, match="--seeds 40 --skip"):
-        base_for_seeds(kept, existing, other)
+        base_for_seeds(kept, existing, True, other)
     with pytest.raises(ValueError, match="not this run's"):
-        base_for_seeds(kept, ARTIFACT, other)
+        base_for_seeds(kept, ARTIFACT, True, other)
