@@ -24,7 +24,6 @@ tests/test_full_server_seniority.py hold the behaviour; tests/test_loop_lag.py t
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import subprocess
@@ -47,6 +46,7 @@ from lab.speed.attack_strangers import role as strangers_role
 from lab.speed.loopback_server import (
     ROOT,
     ask,
+    attack_arguments,
     checkout,
     load_average_sampled,
     loopback_server,
@@ -279,16 +279,8 @@ ENV = {"full_parade": {"MAX_CONCURRENT_ENVS": str(FULL_ROOM)}}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=list(ROWS), action="append", help="a row to measure (all by default)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="each victim measurement's length")
-    parser.add_argument("--server-root", type=Path, default=ROOT, help="the checkout whose server is attacked")
-    parser.add_argument("--column", choices=["before", "after"], default="after")
-    parser.add_argument("--role", choices=sorted(ROLES), help=argparse.SUPPRESS)
-    parser.add_argument("--url", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.role is not None:
-        print(json.dumps(ROLES[args.role](args.url, args.seconds)))
+    args = attack_arguments(__doc__.split("\n\n")[0], list(ROWS), ROLES)
+    if args is None:
         return
     root = args.server_root.resolve()
     code = checkout(root)

@@ -29,7 +29,6 @@ docs). A measurement, not a test
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import itertools
@@ -53,6 +52,7 @@ from lab.speed.attack_requesters import workers_cpu_s
 from lab.speed.loopback_server import (
     ROOT,
     ask,
+    attack_arguments,
     checkout,
     load_average_sampled,
     loopback_server,
@@ -440,16 +440,8 @@ ROWS: dict[str, Callable[[str, int, float], dict[str, Any]]] = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=list(ROWS), action="append", help="a row to measure (all by default)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="each victim measurement's length")
-    parser.add_argument("--server-root", type=Path, default=ROOT, help="the checkout whose server is attacked")
-    parser.add_argument("--column", choices=["before", "after"], default="after")
-    parser.add_argument("--role", choices=sorted(ROLES), help=argparse.SUPPRESS)
-    parser.add_argument("--url", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.role is not None:
-        print(json.dumps(ROLES[args.role](args.url, args.seconds)))
+    args = attack_arguments(__doc__.split("\n\n")[0], list(ROWS), ROLES)
+    if args is None:
         return
     root = args.server_root.resolve()
     code = checkout(root)

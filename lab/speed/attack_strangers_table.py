@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lab.speed.attack_strangers import AFTER_S, ARTIFACT, PARADE_EVERY_S, PARADE_HOLD_S
-from lab.speed.loopback_server import commit_cells, read_artifact
+from lab.speed.loopback_server import before_after_table, read_artifact
 
 
 def _victim_cell(row: dict[str, Any]) -> str:
@@ -94,23 +94,4 @@ TABLE: tuple[tuple[str, str, str, Callable[[dict[str, Any]], str]], ...] = (
 
 def table(kept: dict[str, Any] | None = None) -> str:
     """The docs' table of the kept runs: the old code's figures beside the new code's."""
-    kept = kept or read_artifact(ARTIFACT)
-    before, after = kept["before"], kept["after"]
-
-    def cell(column: dict[str, Any] | None, row: str, render: Callable[[dict[str, Any]], str]) -> str:
-        found = (column or {}).get("rows", {}).get(row)
-        return "—" if found is None else render(found)
-
-    def load(column: dict[str, Any] | None) -> str:
-        means = [row["load_average"]["mean"] for row in (column or {}).get("rows", {}).values()]
-        return "—" if not means else f"{min(means):.1f} – {max(means):.1f}"
-
-    lines = [
-        "| attack | measure | before | after |",
-        "| --- | --- | --- | --- |",
-        f"| (the server's code: commit) | | {commit_cells(before, after)} |",
-    ]
-    for row, attack, measure, render in TABLE:
-        lines.append(f"| {attack} | {measure} | {cell(before, row, render)} | {cell(after, row, render)} |")
-    lines.append(f"| (load average, each row's mean) | | {load(before)} | {load(after)} |")
-    return "\n".join(lines)
+    return before_after_table(kept or read_artifact(ARTIFACT), TABLE)

@@ -5,6 +5,7 @@ command fills in turn (run on the old code, then on the new)."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,52 @@ def commit_cells(before: dict[str, Any] | None, after: dict[str, Any] | None) ->
         "—" if column is None else column["code_commit"] + (" (changed)" if column["dirty"] else "")
         for column in (before, after)
     )
+
+
+def attack_arguments(
+    description: str, rows: Sequence[str], roles: dict[str, Callable[[str, float], dict[str, Any]]]
+) -> argparse.Namespace | None:
+    """An attack benchmark's command line: the rows to measure, each victim's length, the checkout attacked and the
+    artifact's column. Run as one of `roles` (a process the benchmark starts: --role, --url), it plays that role,
+    prints its result and returns None."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--only", choices=list(rows), action="append", help="a row to measure (all by default)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="each victim measurement's length")
+    parser.add_argument("--server-root", type=Path, default=ROOT, help="the checkout whose server is attacked")
+    parser.add_argument("--column", choices=["before", "after"], default="after")
+    parser.add_argument("--role", choices=sorted(roles), help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role is None:
+        return args
+    print(json.dumps(roles[args.role](args.url, args.seconds)))
+    return None
+
+
+def before_after_table(
+    kept: dict[str, Any], rows: Sequence[tuple[str, str, str, Callable[[dict[str, Any]], str]]]
+) -> str:
+    """A kept two-column run as the docs' table: each (row, attack, measure, render) under the old code and the new,
+    a dash where a column has no such row, then each column's range of its rows' load averages."""
+    before, after = kept["before"], kept["after"]
+
+    def cell(column: dict[str, Any] | None, row: str, render: Callable[[dict[str, Any]], str]) -> str:
+        found = (column or {}).get("rows", {}).get(row)
+        return "—" if found is None else render(found)
+
+    def load(column: dict[str, Any] | None) -> str:
+        means = [row["load_average"]["mean"] for row in (column or {}).get("rows", {}).values()]
+        return "—" if not means else f"{min(means):.1f} – {max(means):.1f}"
+
+    lines = [
+        "| attack | measure | before | after |",
+        "| --- | --- | --- | --- |",
+        f"| (the server's code: commit) | | {commit_cells(before, after)} |",
+    ]
+    for row, attack, measure, render in rows:
+        lines.append(f"| {attack} | {measure} | {cell(before, row, render)} | {cell(after, row, render)} |")
+    lines.append(f"| (load average, each row's mean) | | {load(before)} | {load(after)} |")
+    return "\n".join(lines)
 
 
 def read_artifact(artifact: Path) -> dict[str, Any]:
