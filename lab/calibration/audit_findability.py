@@ -185,7 +185,8 @@ def check_row(
     further; a run's is added by confirm_runs) and, for a defect's, its trace."""
     segment = row.segment.normalised()
     source = sql.dashboard_sql(segment) if row.family == DATA_QUALITY else sql.segment_counts_sql(segment)
-    value = float(metric_series(cached(tables, cache, source), row.metric)[row.day])
+    raw = metric_series(cached(tables, cache, source), row.metric)
+    value = float(raw[row.day])
     series, scale = normalised_series(row, tables, cache)
     usual, move, sds = departure(series, clean, row.day, scale)
     if hours != (0, 24):  # a change of some hours is read in them, as the families' definitions say
@@ -196,19 +197,18 @@ def check_row(
     )
     if not math.isclose(value, row.observed, rel_tol=1e-6, abs_tol=1e-9):
         check.why.append(f"the public data give {value:.6g}, the truth {row.observed:.6g}")
-    baseline = published_baseline(metric_series(cached(tables, cache, source), row.metric), row.day)
-    if row.family != DATA_QUALITY and not math.isclose(baseline, row.baseline, rel_tol=1e-6, abs_tol=1e-9):
-        check.why.append(f"the public data give a baseline of {baseline:.6g}, the truth {row.baseline:.6g}")
     if row.family == DATA_QUALITY:  # measured against its repair, which its trace shows: found by the trace
         check.trace, check.trace_sds = trace_on(segment, TRACE_FEATURES[row.kind], tables, clean, cache, row.day)
         if check.trace_sds <= TRACE_SDS:
             check.why.append(f"no trace: the strongest ({check.trace}) {check.trace_sds:.1f} sd")
-    elif not math.isfinite(usual):
+        return check
+    baseline = published_baseline(raw, row.day)
+    if not math.isclose(baseline, row.baseline, rel_tol=1e-6, abs_tol=1e-9):
+        check.why.append(f"the public data give a baseline of {baseline:.6g}, the truth {row.baseline:.6g}")
+    if not math.isfinite(usual):
         check.why.append("no clean date of its weekday near it has a value")
-    elif relative_move(value, baseline) <= margin:
-        check.why.append(
-            f"moves {relative_move(value, baseline):.1%} from its baseline, within the margin {margin:.0%}"
-        )
+    elif (moved := relative_move(value, baseline)) <= margin:
+        check.why.append(f"moves {moved:.1%} from its baseline, within the margin {margin:.0%}")
     return check
 
 

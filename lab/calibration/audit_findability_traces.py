@@ -101,6 +101,14 @@ def robust_sd(values: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(values - np.median(values))))
 
 
+def standing(value: float, others: np.ndarray) -> float:
+    """How far `value` stands from the median of `others`, in their standard deviations: robust where it can be (a
+    defect's aftermath on the dates after it is no clean date's spread), the plain one where most of them are alike;
+    infinite off a spread of none."""
+    sd, gap = robust_sd(others) or float(np.std(others, ddof=1)), abs(value - float(np.median(others)))
+    return gap / sd if sd > 1e-12 else (math.inf if gap > 1e-9 else 0.0)
+
+
 def strongest_trace(
     profile: dict[str, np.ndarray], features: tuple[str, ...], clean: np.ndarray, day: int
 ) -> tuple[str, float]:
@@ -120,10 +128,7 @@ def _strongest(
         usual = values[clean & np.isfinite(values)]
         if len(usual) < 3 or not math.isfinite(values[day]):
             continue
-        # robust where it can be (a defect's aftermath on the dates after it is no clean date's spread), the
-        # plain deviation where most clean dates are alike
-        sd, gap = robust_sd(usual) or float(np.std(usual, ddof=1)), abs(float(values[day] - np.median(usual)))
-        sds = gap / sd if sd > 1e-12 else (math.inf if gap > 1e-9 else 0.0)
+        sds = standing(float(values[day]), usual)
         if sds > best[1]:
             best = (name, sds)
     return best
@@ -189,8 +194,7 @@ def sibling_trace(
         peers = np.array([p[feature][day] for p in profiles if feature in p and math.isfinite(p[feature][day])])
         if len(peers) < 3 or not math.isfinite(values[day]):
             continue
-        sd, gap = robust_sd(peers) or float(np.std(peers, ddof=1)), abs(float(values[day] - np.median(peers)))
-        sds = gap / sd if sd > 1e-12 else (math.inf if gap > 1e-9 else 0.0)
+        sds = standing(float(values[day]), peers)
         if sds > best[1]:
             best = (f"{feature} (against {len(peers)} siblings)", sds)
     return best
