@@ -21,6 +21,8 @@ from sql_helpers import CHEAP, SLOW, open_session, query, server_process, worker
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from metric_tracker_rl.sql.fair_gate import KNOWN_AFTER_S
+
 pytestmark = pytest.mark.slow  # a server, runaways at the time limit
 
 VICTIM_BOUND_S = 3.0
@@ -74,12 +76,15 @@ def test_fresh_addresses_that_buy_quick_standing_then_start_runaways_at_once_lea
     server: tuple[str, int],
 ) -> None:
     """Three fresh addresses each run `SELECT 1`, then all send a runaway at the same instant (it took every
-    worker, the victim's query stalled 13-17 s); then three more do the same a second later."""
+    worker, the victim's query stalled 13-17 s); then three more do the same a second later. The victim is a known
+    client, as a trainer's session is: one that came with the attackers is a newcomer among them, and shares their
+    allowance (the newcomer's bound is the next test's)."""
     url, pid = server
     wait_quiet(pid)
     with contextlib.ExitStack() as stack:
         victim = stack.enter_context(open_session(url, "127.0.0.4"))
         assert ok(ws_ask(victim, query(CHEAP)))
+        time.sleep(KNOWN_AFTER_S + 0.5)
         waves = [
             [stack.enter_context(open_session(url, f"127.0.1.{wave * 10 + host}")) for host in range(3)]
             for wave in range(2)
