@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from metric_tracker_rl.agents.audit_incident_scans import FINDERS
 from metric_tracker_rl.catalog.seeding import derive_rng
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
-from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_HELD_OUT_KINDS, TIERS
+from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_HELD_OUT_KINDS, AUDIT_OWN_Z, TIERS
 from metric_tracker_rl.generation.anomalies.base import step_index
 from metric_tracker_rl.generation.audit.truth import audit_rows
 from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
@@ -213,10 +213,10 @@ def test_a_second_incident_is_placed_only_where_it_is_clear_and_elsewhere_the_ho
     for seed in (1, 2):
         config = replace(resolve_episode_config(seed=seed, difficulty="audit"), decoy_ratio=0.0)
         placed = place_world(ALL_KINDS_TIER, config)
-        assert placed.world.clear_concurrency
+        assert placed.world.only_clear
         for index, host in enumerate(placed.incidents):
             for clear in (True, False):
-                world, before = replace(deepcopy(placed.world), clear_concurrency=clear), placed.world
+                world, before = replace(deepcopy(placed.world), only_clear=clear), placed.world
                 second = level_shift.place_concurrent(world, host, set(), derive_rng(config.key, "test-second", index))
                 if second is None:
                     passed += clear
@@ -229,3 +229,34 @@ def test_a_second_incident_is_placed_only_where_it_is_clear_and_elsewhere_the_ho
                 else:
                     unclear_without += z < before.own_z[0] - 1e-6
     assert kept and passed and unclear_without, (kept, passed, unclear_without)
+
+
+# --- every incident is placed where it can be found -------------------------------------------------------------------
+
+SIZED_KINDS = ("stored_card_challenge", "member_price_sale", "promo_surge", "onboarding_break", "store_feature")
+
+
+@pytest.mark.slow  # a few full audit worlds, each kind placed on copies of them
+def test_a_kind_sized_by_its_segment_places_only_where_its_change_can_be_found() -> None:
+    """Each kind that sizes its change by its segment's sample, placed on copies of a few audit worlds: with the
+    rule (only_clear) every date of what it placed stands at AUDIT_OWN_Z[0] or more in its segment's own data (read on
+    the world as it was before it), and without the rule some would not."""
+    kept = unclear_without = 0
+    for seed in (1, 2, 3):
+        config = replace(resolve_episode_config(seed=seed, difficulty="audit"), decoy_ratio=0.0)
+        placed = place_world(ALL_KINDS_TIER, config)
+        for index, name in enumerate(SIZED_KINDS * 3):
+            for clear in (True, False):
+                world, before = replace(deepcopy(placed.world), only_clear=clear), placed.world
+                rng = derive_rng(config.key, "test-sized", index)
+                for incident in INCIDENT_KIND_REGISTRY[name].place(world, "test-sized", rng):
+                    record = incident.record
+                    step = -1 if record.entity_name == "app_opens" else step_index(record.entity_name)
+                    reach = before.plan.leaf_reach([record.day])
+                    z = own_z(before, reach, incident.segment, [record.day], step, record.magnitude)
+                    if clear:
+                        kept += 1
+                        assert z >= AUDIT_OWN_Z[0] - 1e-6, (name, incident.segment.label(), record.day, z)
+                    else:
+                        unclear_without += z < AUDIT_OWN_Z[0] - 1e-6
+    assert kept and unclear_without, (kept, unclear_without)

@@ -113,9 +113,10 @@ class SegmentedMix:
     # whether a kind raises an unclear cuboid: WarehouseMix's fields (every count and no raise where data are counts).
     observed_share: ClassVar[float] = 1.0
     raise_unclear: ClassVar[bool] = False
-    # Whether a date's second incident is placed only where it is clear in its own data (AuditMix's): where the
-    # host's cuboid is too thin for it, the next host is tried.
-    clear_concurrency: ClassVar[bool] = False
+    # Whether an incident is placed only where its change, at the most its kind raises it to, is clear in its own
+    # data (AuditMix's): a kind draws among such segments, a date's second incident tries the next host, and where
+    # none is clear the kind places nothing (the fallback kind takes its place).
+    only_clear: ClassVar[bool] = False
     # Under what expected z two segments one field apart are credited alike: AbyssMix's field (None: never).
     twin_z: ClassVar[float | None] = None
     data: ClassVar[DataKind] = COUNTS
@@ -189,9 +190,9 @@ class AuditMix(WarehouseMix):
     `listed_defects`: how many of an episode's defects at most are mechanisms the warehouse's brief lists (a listed
     mechanism is a query to a reader of that brief, which this tier is not built to reward); `defect_overlap_share`:
     the share of episodes in which a defect lands on an incident's date in a segment sharing its traffic, as real
-    failures coincide (each row still follows the rules with the other present). Its second incidents
-    are clear in their own data, as every other incident of the tier (`clear_concurrency`): a sample leaves many
-    hosts' cuboids too thin for one."""
+    failures coincide (each row still follows the rules with the other present). Its incidents are placed
+    only where they are clear in their own data (`only_clear`): a sample leaves many segments, and many hosts'
+    cuboids, too thin for a change to show."""
 
     held_out_kinds: tuple[str, ...] = ()
     held_out_defects: tuple[str, ...] = ()
@@ -199,7 +200,7 @@ class AuditMix(WarehouseMix):
     margin: float = 0.1
     listed_defects: int = 1
     defect_overlap_share: float = 0.5
-    clear_concurrency: ClassVar[bool] = True
+    only_clear: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         unknown = (set(self.held_out_kinds) - set(self.incident_kinds)) | (

@@ -207,8 +207,8 @@ class SegmentWorld:
     observed_share: float = 1.0
     # Where no cuboid a kind drew is clear: raise one clear at the kind's largest change (tiers.SegmentedMix).
     raise_unclear: bool = False
-    # Whether a second incident is placed only where it is clear in its own data (tiers.SegmentedMix).
-    clear_concurrency: bool = False
+    # Whether an incident is placed only where it is clear in its own data (tiers.SegmentedMix).
+    only_clear: bool = False
     leaf_masks: dict[Segment, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     # Per date, the entities the incidents placed so far report or move (their side effects, an experiment's target
     # step): what a deferred kind (kinds.base.IncidentKind.deferred) keeps its rows clear of.

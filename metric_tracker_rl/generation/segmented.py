@@ -280,7 +280,7 @@ def _kind_world(tier: Tier, config: EpisodeConfig, plan: SegmentedPlan) -> Segme
         observed_share=mix.observed_share,
         falling_effect_share=mix.falling_effect_share,
         raise_unclear=mix.raise_unclear,
-        clear_concurrency=mix.clear_concurrency,
+        only_clear=mix.only_clear,
     )
 
 

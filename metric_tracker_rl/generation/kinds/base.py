@@ -26,6 +26,8 @@ from metric_tracker_rl.generation.segment_plan import SegmentWorld
 from metric_tracker_rl.world.context import ContextRow, Experiment
 from metric_tracker_rl.world.segments import Segment
 
+OPENS = -1  # own_z's event for a count of app opens
+
 
 @dataclass(frozen=True)
 class SegmentIncident:
@@ -146,6 +148,15 @@ class IncidentKind(_Kind):
         magnitude scale 1), never below the kind's drawn range nor past its bounds."""
         high = self.magnitude_range_at(world.magnitude_scale)[1]
         return min(max(MAX_FALL * world.magnitude_scale, high), self.magnitude_bounds[1])
+
+    def clear_at(self, world: SegmentWorld, segment: Segment, days: Sequence[int], step: int, largest: float) -> bool:
+        """Whether a change of `step`'s conversion (-1: of the opens) in `segment` on each of `days` is clear in its
+        own data at `largest` (the most the kind raises it to), at the world's own-z floor: always true where the
+        world places unclear changes too (world.only_clear is off)."""
+        if not world.only_clear:
+            return True
+        dates = list(days)
+        return own_z(world, world.plan.leaf_reach(dates), segment, dates, step, largest) >= world.own_z[0]
 
     def clear_in_segment(
         self, world: SegmentWorld, segment: Segment, days: Sequence[int], step: int, magnitude: float, largest: float

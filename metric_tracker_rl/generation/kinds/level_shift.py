@@ -78,7 +78,7 @@ class LevelShift(IncidentKind):
     ) -> SegmentIncident | None:
         """A second incident on the host's date, in a cuboid overlapping the host's (it keeps one of the host's
         values and agrees with every field both name), on a step none of `taken` (the date's entities) names; one
-        date. None when every step is taken, or (world.clear_concurrency) when it would not be clear in its own
+        date. None when every step is taken, or (world.only_clear) when it would not be clear in its own
         data even at the largest fall."""
         free = [entity for entity in self.entity_names if entity not in taken]
         if not free:
@@ -102,7 +102,7 @@ class LevelShift(IncidentKind):
             min_boost=self.magnitude_bounds[0] / magnitude,
         )
         segment = agree(segment, host.segment)
-        if world.clear_concurrency and own_z(world, reach, segment, [day], step, magnitude * boost) < world.own_z[0]:
+        if world.only_clear and own_z(world, reach, segment, [day], step, magnitude * boost) < world.own_z[0]:
             return None
         return self.step_drop_over_dates(world, segment, [day], entity, [magnitude * boost])[0]
 

@@ -43,7 +43,15 @@ class MemberPriceSale(IncidentKind):
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
         entity = self.entity_names[0]
         countries = [Segment(country=c, user_type="returning") for c in world.plan.layout.values_of("country")]
-        run = observed_run(world, rng, DAYS, countries, CART_STEP, LEAST_MENU_OPENS)
+        run = observed_run(
+            world,
+            rng,
+            DAYS,
+            countries,
+            CART_STEP,
+            LEAST_MENU_OPENS,
+            lambda s, d: self.clear_at(world, s, d, CART_STEP, LARGEST_LIFT),
+        )
         if run is None:
             return []
         days, segment = run

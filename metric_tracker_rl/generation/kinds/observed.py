@@ -4,7 +4,7 @@ pick shows the change in the data an episode publishes rather than in the world 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -50,11 +50,15 @@ def observed_run(
     segments: Sequence[Segment],
     event: int,
     least: float,
+    clear: Callable[[Segment, list[int]], bool] | None = None,
 ) -> tuple[list[int], Segment] | None:
     """A run of dates of a drawn length and, drawn among `segments`, one whose sample expects at least `least`
-    arrivals at `event` on each of them (None: no leaves, no room in the calendar, or no such segment)."""
+    arrivals at `event` on each of them and where the kind's change would be `clear` on them (None: no leaves, no
+    room in the calendar, or no such segment)."""
     if not has_leaves(world):
         return None
     days = world.calendar.draw_run(rng, lengths)
     options = holding(world, segments, days, event, least) if days else []
+    if clear is not None:
+        options = [segment for segment in options if clear(segment, days)]
     return (days, pick(options, rng)) if options else None

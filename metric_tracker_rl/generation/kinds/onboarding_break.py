@@ -34,11 +34,16 @@ class OnboardingBreak(IncidentKind):
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
         platforms = [Segment(platform=p, user_type="new") for p in world.plan.layout.values_of("platform")]
-        run = observed_run(world, rng, DAYS, platforms, 0, LEAST_NEW_OPENS)
+        largest = self.largest_fall(world)
+        run = observed_run(
+            world, rng, DAYS, platforms, 0, LEAST_NEW_OPENS, lambda s, d: self.clear_at(world, s, d, 0, largest)
+        )
         if run is None:
             return []
         days, segment = run
         magnitude = self.draw_magnitude(world, rng)
+        if world.only_clear:  # raised where the drawn fall would not be clear, never lowered
+            magnitude = max(magnitude, self.clear_in_segment(world, segment, days, 0, magnitude, largest))
         return self.step_drop_over_dates(
             world,
             segment,

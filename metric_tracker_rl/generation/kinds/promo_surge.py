@@ -40,7 +40,9 @@ class PromoSurge(IncidentKind):
         entity = self.entity_names[0]
         step = step_index(entity)
         countries = [Segment(country=c) for c in world.plan.layout.values_of("country")]
-        run = observed_run(world, rng, DAYS, countries, step, LEAST_MENUS)
+        run = observed_run(
+            world, rng, DAYS, countries, step, LEAST_MENUS, lambda s, d: self.clear_at(world, s, d, step, LARGEST_LIFT)
+        )
         if run is None:
             return []
         days, segment = run

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metric_tracker_rl.generation.kinds.base import IncidentKind, SegmentIncident, register_incident_kind
+from metric_tracker_rl.generation.kinds.base import OPENS, IncidentKind, SegmentIncident, register_incident_kind
 from metric_tracker_rl.generation.kinds.observed import observed_run
 from metric_tracker_rl.generation.segment_plan import SegmentWorld
 from metric_tracker_rl.world.segments import Segment
@@ -21,7 +21,6 @@ DAYS = (2, 4)
 MOBILE = ("ios", "android")  # the platforms whose users get push notifications
 LEAST_RETURNING_OPENS = 60.0  # returning users' opens the sample expects on the platform each date, at the least
 LARGEST_LOSS = 0.75  # the most a thin segment's loss is raised to, to be clear in its own data
-OPENS = -1  # own_z's event for a count of app opens
 
 
 class PushDeliveryLapse(IncidentKind):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from metric_tracker_rl.generation.anomalies.base import counts_from, full_day, rates_through_step
-from metric_tracker_rl.generation.kinds.base import IncidentKind, SegmentIncident, register_incident_kind
+from metric_tracker_rl.generation.kinds.base import OPENS, IncidentKind, SegmentIncident, register_incident_kind
 from metric_tracker_rl.generation.kinds.observed import daily_arrivals, has_leaves, holding
 from metric_tracker_rl.generation.segment_plan import SegmentWorld, pick
 from metric_tracker_rl.world.segments import Segment
@@ -57,14 +57,17 @@ class StoreFeature(IncidentKind):
             if p in MOBILE
             for c in world.plan.layout.values_of("country")
         ]
+        rises = {s: self._sized(world, s, days, rise) for s in holding(world, segments, days, 0, LEAST_OPENS)}
         options = [
             s
-            for s in holding(world, segments, days, 0, LEAST_OPENS)
-            if 1.0 + rise / _newcomer_share(world, s, days).min() <= MOST_FACTOR
+            for s, sized in rises.items()
+            if 1.0 + sized / _newcomer_share(world, s, days).min() <= MOST_FACTOR
+            and self.clear_at(world, s, days, OPENS, sized)
         ]
         if not options:
             return []
         segment = pick(options, rng)
+        rise = rises[segment]
         newcomers = Segment(**segment.named(), **NEWCOMERS)
         neutral = counts_from(1) | rates_through_step(0) | rates_through_step(1)  # new users' mix in the rates
         out = []
@@ -81,6 +84,12 @@ class StoreFeature(IncidentKind):
             )
             out.append(self.run_incident(record, segment, days))
         return out
+
+    def _sized(self, world: SegmentWorld, segment: Segment, days: list[int], rise: float) -> float:
+        """The drawn rise, raised (world.only_clear) where it would not be clear in the segment's own opens."""
+        if not world.only_clear:
+            return rise
+        return max(rise, self.clear_in_segment(world, segment, days, OPENS, rise, self.magnitude_bounds[1]))
 
 
 def _newcomer_share(world: SegmentWorld, segment: Segment, days: list[int]) -> np.ndarray:

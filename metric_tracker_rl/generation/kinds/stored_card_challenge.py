@@ -41,13 +41,20 @@ class StoredCardChallenge(IncidentKind):
 
     def place(self, world: SegmentWorld, stream: str, rng: np.random.Generator) -> list[SegmentIncident]:
         countries = [Segment(country=c, user_type="returning") for c in world.plan.layout.values_of("country")]
-        run = observed_run(world, rng, DAYS, countries, ORDERS, LEAST_ORDERS)
+        largest = self.largest_fall(world)
+        run = observed_run(
+            world,
+            rng,
+            DAYS,
+            countries,
+            ORDERS,
+            LEAST_ORDERS,
+            lambda s, d: self.clear_at(world, s, d, PAYMENT_STEP, largest),
+        )
         if run is None:
             return []
         days, segment = run
-        fall = self.clear_in_segment(
-            world, segment, days, PAYMENT_STEP, self.draw_magnitude(world, rng), self.largest_fall(world)
-        )
+        fall = self.clear_in_segment(world, segment, days, PAYMENT_STEP, self.draw_magnitude(world, rng), largest)
         return self.step_drop_over_dates(
             world,
             segment,
