@@ -10,14 +10,15 @@ It knows each row's mechanism, segment and date (from the truth, as the grader d
 the episode's public tables and the SQL tool's engine, with statements of its own (audit_findability_sql.py): it
 shares no code with the audit's expert (an import contract holds it to that).
 
-- A row's clean dates are those no incident or defect touches in its segment (one whose segment shares cells with
-  it). The usual value of a date is the median of the metric on the same weekday's clean dates within NEAR_DAYS,
-  and the day-to-day variation the (robust) standard deviation of each such clean date's own departure from its
-  clean peers' median. An incident's row departs when its value moves past the margin from the published baseline
-  (the truth's, recomputed here from the public series) and its move from the usual value is beyond DEPARTURE_SDS of
-  those deviations, or its run's (the rows of its incident on consecutive dates of one metric and segment: the sum of
-  their moves in deviations over the square root of their number) is: a change of several dates is found by its run,
-  and which of them are rows is then the margin's test, which the data decide exactly.
+- A row's clean dates are those no incident or defect touches in its segment (one whose segment shares cells with it).
+  The usual value of a date is the median of the metric on the same weekday's clean dates within NEAR_DAYS (all of the
+  window's where none is that near), and the day-to-day variation the (robust) standard deviation of each such clean
+  date's own departure from its clean peers' median. An incident's row departs when its value moves past the margin
+  from the published baseline (the truth's, recomputed here from the public series) and its move from the usual value
+  is beyond DEPARTURE_SDS of those deviations, or its run's (the rows of its incident on consecutive dates of one
+  metric and segment: the sum of their moves in deviations over the square root of their number) is: a change of
+  several dates is found by its run, and which of them are rows is then the margin's test, which the data decide
+  exactly.
 - A trace is a feature of the date's recorded profile in the defect's segment (audit_findability_sql.py), one of
   those its mechanism moves (TRACE_FEATURES), more than TRACE_SDS (robust) standard deviations from the segment's
   clean dates (every one, or those within TRACE_NEAR_DAYS), or, where it is not, from the same feature of its
@@ -105,13 +106,11 @@ def metric_series(counts: dict[str, np.ndarray], metric: str) -> np.ndarray:
 
 
 def clean_peer_median(series: np.ndarray, clean: np.ndarray, day: int) -> float:
-    """The median of the series over the clean dates of `day`'s weekday within NEAR_DAYS of it, `day` left out."""
-    peers = [
-        d
-        for d in range(day % 7, len(series), 7)
-        if d != day and abs(d - day) <= NEAR_DAYS and clean[d] and math.isfinite(series[d])
-    ]
-    return float(np.median(series[peers])) if peers else math.nan
+    """The median of the series over the clean dates of `day`'s weekday within NEAR_DAYS of it, `day` left out, or
+    over all of the window's where none is that near (a segment that other mechanisms cover on those dates)."""
+    peers = [d for d in range(day % 7, len(series), 7) if d != day and clean[d] and math.isfinite(series[d])]
+    near = [d for d in peers if abs(d - day) <= NEAR_DAYS]
+    return float(np.median(series[near or peers])) if peers else math.nan
 
 
 def departure(series: np.ndarray, clean: np.ndarray, day: int, scale: str) -> tuple[float, float, float]:

@@ -27,6 +27,10 @@ from metric_tracker_rl.world.context import ContextRow, Experiment
 from metric_tracker_rl.world.segments import Segment
 
 OPENS = -1  # own_z's event for a count of app opens
+# Where every incident must be clear (world.only_clear), a store's feature, found on one or two dates with no longer
+# run to pool, is drawn this much clearer than the world's own-z floor: a lone date is read against the spread of the
+# segment's other dates around their few weekday peers, wider than the noise model's.
+SHORT_RUN_CLEAR = 1.25
 
 
 @dataclass(frozen=True)
@@ -149,14 +153,22 @@ class IncidentKind(_Kind):
         high = self.magnitude_range_at(world.magnitude_scale)[1]
         return min(max(MAX_FALL * world.magnitude_scale, high), self.magnitude_bounds[1])
 
-    def clear_at(self, world: SegmentWorld, segment: Segment, days: Sequence[int], step: int, largest: float) -> bool:
+    def clear_at(
+        self,
+        world: SegmentWorld,
+        segment: Segment,
+        days: Sequence[int],
+        step: int,
+        largest: float,
+        clearer: float = 1.0,
+    ) -> bool:
         """Whether a change of `step`'s conversion (-1: of the opens) in `segment` on each of `days` is clear in its
-        own data at `largest` (the most the kind raises it to), at the world's own-z floor: always true where the
-        world places unclear changes too (world.only_clear is off)."""
+        own data at `largest` (the most the kind raises it to), at the world's own-z floor (`clearer` times it):
+        always true where the world places unclear changes too (world.only_clear is off)."""
         if not world.only_clear:
             return True
         dates = list(days)
-        return own_z(world, world.plan.leaf_reach(dates), segment, dates, step, largest) >= world.own_z[0]
+        return own_z(world, world.plan.leaf_reach(dates), segment, dates, step, largest) >= world.own_z[0] * clearer
 
     def clear_in_segment(
         self, world: SegmentWorld, segment: Segment, days: Sequence[int], step: int, magnitude: float, largest: float

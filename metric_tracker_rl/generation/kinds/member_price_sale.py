@@ -22,7 +22,7 @@ DAYS = (1, 3)
 CART_STEP = 1  # menu_open -> product_added_to_cart
 LEAST_MENU_OPENS = 50.0  # returning users' menu visits the sample expects in the country on each date, at the least
 HIGHEST_RATE = 0.9  # a lifted step converts at most this well over the segment's day
-LARGEST_LIFT = 1.0  # the most a thin segment's rise is raised to, to be clear in its own data
+LARGEST_LIFT = 1.5  # the most a thin segment's rise is raised to, to be clear in its own data
 
 
 class MemberPriceSale(IncidentKind):

@@ -12,7 +12,13 @@ from __future__ import annotations
 import numpy as np
 
 from metric_tracker_rl.generation.anomalies.base import counts_from, full_day, rates_through_step
-from metric_tracker_rl.generation.kinds.base import OPENS, IncidentKind, SegmentIncident, register_incident_kind
+from metric_tracker_rl.generation.kinds.base import (
+    OPENS,
+    SHORT_RUN_CLEAR,
+    IncidentKind,
+    SegmentIncident,
+    register_incident_kind,
+)
 from metric_tracker_rl.generation.kinds.observed import daily_arrivals, has_leaves, holding
 from metric_tracker_rl.generation.segment_plan import SegmentWorld, pick
 from metric_tracker_rl.world.segments import Segment
@@ -62,7 +68,7 @@ class StoreFeature(IncidentKind):
             s
             for s, sized in rises.items()
             if 1.0 + sized / _newcomer_share(world, s, days).min() <= MOST_FACTOR
-            and self.clear_at(world, s, days, OPENS, sized)
+            and self.clear_at(world, s, days, OPENS, sized, SHORT_RUN_CLEAR)
         ]
         if not options:
             return []
@@ -86,10 +92,13 @@ class StoreFeature(IncidentKind):
         return out
 
     def _sized(self, world: SegmentWorld, segment: Segment, days: list[int], rise: float) -> float:
-        """The drawn rise, raised (world.only_clear) where it would not be clear in the segment's own opens."""
+        """The drawn rise, raised (world.only_clear) where it would not be clear in the segment's own opens on its
+        dates, one or two (SHORT_RUN_CLEAR)."""
         if not world.only_clear:
             return rise
-        return max(rise, self.clear_in_segment(world, segment, days, OPENS, rise, self.magnitude_bounds[1]))
+        largest = self.magnitude_bounds[1]
+        clear = self.clear_in_segment(world, segment, days, OPENS, rise, largest) * SHORT_RUN_CLEAR
+        return max(rise, min(clear, largest))
 
 
 def _newcomer_share(world: SegmentWorld, segment: Segment, days: list[int]) -> np.ndarray:
