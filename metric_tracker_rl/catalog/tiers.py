@@ -425,6 +425,7 @@ TIERS: Registry[Tier] = Registry(
             count_range=(3, 6),
             perturbed_per_weekday=3,
             calibration_seed_base=80_000,
+            version=2,  # version 1 asked no repaired value (catalog/versions.py keeps it)
             max_steps=AUDIT_MAX_STEPS,
             completion_tokens=AUDIT_COMPLETION_TOKENS,
             segmented=extended(
