@@ -188,6 +188,7 @@ def report_row(finding: Finding) -> MetricSubmissionRow:
         entity_type, family = FAMILY_ENTITY_TYPE[finding.anomaly_type], finding.anomaly_type
     baseline = 0.0 if math.isnan(finding.baseline) else finding.baseline
     observed = 0.0 if math.isnan(finding.observed) else finding.observed
+    segment: dict[str, Any] = finding.segment.normalised().named()
     return MetricSubmissionRow(
         date=finding.date,
         entity_type=entity_type,
@@ -198,5 +199,5 @@ def report_row(finding: Finding) -> MetricSubmissionRow:
         observed_value=shown(observed, baseline),
         delta_value=shown(observed - baseline, baseline),
         severity=severity_for(entity_type, baseline, observed),
-        **finding.segment.normalised().named(),
+        **segment,
     )

@@ -116,7 +116,7 @@ def published_facts(episode: Episode) -> dict[str, Any]:
             "objective": episode.public.task["objective"],
             "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
             "benign_fluctuations": BENIGN_CHANGES,
-            "segments": audit_brief(tier.dimensions),
+            "segments": audit_brief(tier.dimensions, tier.segmented is not None and tier.segmented.repaired_values),
         }
     kinds = (
         kinds_brief(

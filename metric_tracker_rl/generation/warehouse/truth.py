@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -77,6 +78,7 @@ class ExpectedRow:
         repaired = self.repaired if repaired_values and self.family == DATA_QUALITY else None
         family = DEFECT_FAMILY if self.family == DATA_QUALITY else self.family
         segment = self.segment.normalised()
+        scope: dict[str, Any] = {} if segment.is_aggregate else {**dict.fromkeys(CELL_FIELDS), **segment.named()}
         return MetricSubmissionRow(
             date=dates[self.day],
             entity_type=entity_type,
@@ -87,8 +89,8 @@ class ExpectedRow:
             observed_value=self.observed,
             delta_value=self.delta,
             severity=severity_for(entity_type, self.baseline, self.observed),
-            **({} if repaired is None else {"repaired_value": repaired}),
-            **({} if segment.is_aggregate else {**dict.fromkeys(CELL_FIELDS), **segment.named()}),
+            repaired_value=repaired,
+            **scope,
         )
 
 
