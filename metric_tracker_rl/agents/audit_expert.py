@@ -335,7 +335,7 @@ class AuditInvestigation(SecondIncidents):
             options = valued[i * len(DEFECT_METRICS) : (i + 1) * len(DEFECT_METRICS)]
             first = next((o for o in options if departs(o.observed, o.baseline)), None)
             if first is not None:
-                chosen.append(first)
+                chosen.append(replace(first, repaired=first.baseline))  # the value with the fault undone
         return chosen
 
     def most_moved(self, flagged: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:

@@ -115,9 +115,9 @@ REPAIRED_VALUE_RULE = (
     "events as they would have been recorded without the defect (what the dashboard should have shown, by the "
     "metrics layer's definitions; the value the findings rule measures the defect's departure from). It is right "
     f"within {REPAIRED_TOLERANCE:.0%} of the expected value (|reported - expected| <= {REPAIRED_TOLERANCE:g} x "
-    "|expected|, for a rate and a count alike). Where the recorded events cannot tell it (the defect kept events "
-    "from ever being recorded, or stripped them of the session they belong to) it is not asked: the row earns its "
-    "share whatever it holds, null included. A business incident's row has no repaired_value: leave it out (or "
+    "|expected|, for a rate and a count alike). Where the recorded events cannot tell it (the defect kept some of "
+    "the events users sent from ever being recorded) it is not asked: the row earns its share whatever it holds, "
+    "null included. A business incident's row has no repaired_value: leave it out (or "
     "null); it is not graded there."
 )
 REPAIRED_GRADING_RULE = (

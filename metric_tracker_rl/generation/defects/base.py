@@ -40,8 +40,8 @@ Defect = Callable[[EventLog, np.random.Generator], tuple[EventLog, DefectRecord]
 @dataclass(frozen=True)
 class DefectMechanism:
     """A registered data defect: its name, the edit it makes, the area of the stack that fails, and whether the
-    events as recorded can tell the value it hid (`repairable`: False where it kept events from ever being recorded,
-    or stripped them of the session they belong to; the audit asks no repaired value of such a defect's rows)."""
+    events as recorded can tell the value it hid (`repairable`: False where it kept some of the events users sent
+    from ever being recorded; the audit asks no repaired value of such a defect's rows)."""
 
     name: str
     apply: Defect

@@ -13,7 +13,7 @@ from metric_tracker_rl.world.events import EventLog
 from metric_tracker_rl.world.segments import Segment
 
 
-@register_defect("consent_drop", "identity", repairable=False)
+@register_defect("consent_drop", "identity")
 def consent_drop(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
     places = SessionPlaces.of(log)
     countries = log.users.country.values
