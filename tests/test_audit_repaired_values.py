@@ -16,6 +16,7 @@ from metric_tracker_rl.catalog.published import QUALITY_WEIGHTS, REPAIRED_TOLERA
 from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.catalog.task_splits import mechanism_split
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
+from metric_tracker_rl.catalog.validation import entity_names_of
 from metric_tracker_rl.catalog.tiers import DEEP_MIX
 from metric_tracker_rl.catalog.versions import tier_at
 from metric_tracker_rl.generation.audit.truth import audit_rows
@@ -112,7 +113,8 @@ UNASKED = [i for i, row in enumerate(EXPECTED) if row.entity_type == "data_quali
 
 
 def _score(rows: list[MetricSubmissionRow], episode: Episode = EPISODE) -> float:
-    return grade_submission(rows, **grading_arguments(episode, frozenset({"query"}))).score
+    with entity_names_of("audit"):  # as the environment grades: with the tier's entity names
+        return grade_submission(rows, **grading_arguments(episode, frozenset({"query"}))).score
 
 
 def _with(index: int, value: float | None) -> list[MetricSubmissionRow]:
@@ -139,9 +141,7 @@ def test_the_truths_report_earns_full_credit_and_version_1_asks_nothing_of_it() 
     assert _score([row.model_copy(update={"repaired_value": None}) for row in EXPECTED]) < 1.0
     version_1 = reset_episode(difficulty="audit", seed=EPISODE.config.seed, version=1)
     assert all(row.repaired_value is None for row in version_1.truth.expected_rows)
-    assert [row.model_copy(update={"repaired_value": None}) for row in EXPECTED] == list(
-        version_1.truth.expected_rows
-    )
+    assert [row.model_copy(update={"repaired_value": None}) for row in EXPECTED] == list(version_1.truth.expected_rows)
     assert _score([row.model_copy(update={"repaired_value": 1e9}) for row in EXPECTED], version_1) == 1.0
 
 

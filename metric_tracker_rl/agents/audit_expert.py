@@ -11,7 +11,8 @@ not the witness that the text suffices) and plays through the tools only.
    a defect holds is the defect's doing and dropped, unless the data show it users' beside the defect
    (audit_coinciding); an incident row whose value does not depart from its baseline
    by more than the margin is no finding, nor is a date of a change that lasts dates (a lasting finder's) with no
-   date beside it that departs too.
+   date beside it that departs too. A defect's row reports its repaired value: the metric read with its fault
+   undone (the warehouse's defects as its procedure undoes them; the finders' by audit_repairs).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from metric_tracker_rl.agents.audit_coinciding import (
 )
 from metric_tracker_rl.agents.audit_finders import Finder, batched_sql
 from metric_tracker_rl.agents.audit_incident_scans import FINDERS as INCIDENT_FINDERS
+from metric_tracker_rl.agents.audit_repairs import with_repairs
 from metric_tracker_rl.agents.audit_second_incident import CONCURRENCY, SecondIncidents, nests
 from metric_tracker_rl.agents.audit_traces_pipeline import FINDERS as PIPELINE_FINDERS
 from metric_tracker_rl.agents.audit_traces_recording import FINDERS as RECORDING_FINDERS
@@ -145,6 +147,7 @@ class AuditInvestigation(SecondIncidents):
         incidents = dedupe(candidates)
         incidents = yield from self.with_second_incident(incidents)
         defects = yield from self.dashboard_values(dedupe(defects))
+        defects = yield from with_repairs(self.rules, self.fixes, defects)
         incidents = yield from self.values_of_new(incidents)
         kept = self.without_lone_dates([f for f in incidents if departs(f.observed, f.baseline)])
         return dedupe([*defects, *kept])

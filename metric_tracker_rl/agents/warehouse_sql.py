@@ -45,12 +45,13 @@ def reporting_date(rules: frozenset[str]) -> str:
     return "event_date" if "time_zone" in rules else "CAST(make_timestamp(event_timestamp) AS DATE)"
 
 
-def _excluded(rules: frozenset[str]) -> str:
-    """An event that marks its session as standing traffic the rules exclude (FALSE where no rule applies)."""
+def _excluded(rules: frozenset[str], debug_counted: bool = False) -> str:
+    """An event that marks its session as standing traffic the rules exclude (FALSE where no rule applies); with
+    `debug_counted`, a debug tag alone excludes nothing (a listed test device still does)."""
     tags = []
     if "internal_traffic" in rules:
         tags.append("p.key = 'traffic_type' AND p.value.string_value = 'internal'")
-    if "debug_events" in rules:
+    if "debug_events" in rules and not debug_counted:
         tags.append("p.key = 'debug_mode' AND p.value.int_value = 1")
     # Whether any parameter is a tag (an event without parameters, as a cookieless ping's open, carries none); AND
     # binds before OR.
@@ -79,9 +80,19 @@ class Fixes:
     bots: tuple[str, ...] = ()
     resent: bool = False  # a session's purchases after its first transaction are a retrying SDK's
     mislabelled: tuple[tuple[str, str, str, str, str], ...] = ()  # (date, platform, country, sent, meant) currency
+    # The audit expert's repairs (agents/audit_repairs.py), each harmless where its fault is absent: a debug tag
+    # from a device no test list names counted, an event repeated in a later session of its user (same name and
+    # time) read once, a menu_open within PREFIRED_US of its session's app_open left out, and a currency's rate
+    # missing or far from its median read as its median.
+    debug_counted: bool = False
+    replayed: bool = False
+    prefired: bool = False
+    sane_rates: bool = False
 
 
 NO_FIXES = Fixes()
+PREFIRED_US = 1_000_000  # a menu_open this soon after its session's app_open: logged at launch, not by a user
+RATE_FACTOR = 2  # a rate more than this factor from its currency's median is read as the median
 DAY_US = 86_400 * 1_000_000
 HOUR_US = 3600 * 1_000_000
 LAG = "ingestion_timestamp - event_timestamp"
@@ -134,7 +145,7 @@ def events_cte(
     select = (
         f"SELECT {user} u, {session} s, {name} n, {date} d, {stamp}platform, "
         f"app_info.version v, geo.country c, traffic_source.medium m, {paid}{cutoff} ok, "
-        f"{_excluded(rules)} x FROM events {consent}"
+        f"{_excluded(rules, fixes.debug_counted)} x FROM events {consent}{_repaired_events(fixes, session)}"
     )
     if "deduplication" in rules:
         # A repeat is a copy of its event: its platform, version, country and medium (m) are the first's.
@@ -142,6 +153,17 @@ def events_cte(
         kept = ("t, " if stamp else "") + "platform, v, c, m, " + kept
         select = f"SELECT u, s, n, d, {kept}bool_or(ok) ok, bool_or(x) x FROM ({select}) GROUP BY ALL"
     return f"e AS ({select})"
+
+
+def _repaired_events(fixes: Fixes, session: str) -> str:
+    """The QUALIFY clause that leaves out the events the audit expert's repairs undo (none: empty)."""
+    keep = []
+    if fixes.replayed:
+        keep.append(f"{session} = min({session}) OVER (PARTITION BY user_pseudo_id, event_name, event_timestamp)")
+    if fixes.prefired:
+        opened = f"min(event_timestamp) FILTER (event_name = 'app_open') OVER (PARTITION BY user_pseudo_id, {session})"
+        keep.append(f"NOT (event_name = 'menu_open' AND event_timestamp - {opened} BETWEEN 0 AND {PREFIRED_US})")
+    return f" QUALIFY {' AND '.join(keep)}" if keep else ""
 
 
 OPENED = "n = 'app_open' AND ok"  # a session's app_open that the metrics layer counts

@@ -1,0 +1,66 @@
+"""The audit expert's repaired values: for each defect row a finder flagged, its metric read again through the
+query tool with the fault undone (warehouse_sql.Fixes), as the metrics layer would have counted the events without
+it. Every finder's repair is read in one statement (two where a revenue row is asked): each undoes only what its
+fault leaves in the data and changes nothing where that fault is absent. A fault that scales what it records is
+undone by scaling the dashboard's value back; one whose events never reached the export is not repaired (the brief
+asks nothing there), nor is one this module has no repair for: the row then reports no repaired value."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from dataclasses import fields, replace
+
+from metric_tracker_rl.agents.warehouse_findings import REVENUE, Finding, Rows, Statement, in_parts, number_or_nan
+from metric_tracker_rl.agents.warehouse_sql import Fixes, metric_values_sql
+from metric_tracker_rl.agents.warehouse_traces import revenue_values_sql
+
+# The fix that undoes each finder's defect where the statements can read it undone.
+FIXES_OF: dict[str, Fixes] = {
+    "purchase_double_fire": Fixes(resent=True),
+    "inverted_rate": Fixes(sane_rates=True),
+    "missing_rate_rows": Fixes(sane_rates=True),
+    "debug_build": Fixes(debug_counted=True),
+    "batch_replay": Fixes(replayed=True),
+    "menu_prefire": Fixes(prefired=True),
+}
+# A defect that multiplies what it records: its repaired value is the dashboard's times this.
+SCALED_BY = {"minor_units": 0.01}
+
+
+def merged(fixes: Fixes, *others: Fixes) -> Fixes:
+    """`fixes` with every fix any of `others` sets."""
+    changes = {
+        f.name: getattr(other, f.name) for other in others for f in fields(Fixes) if getattr(other, f.name) != f.default
+    }
+    return replace(fixes, **changes)
+
+
+def with_repairs(
+    rules: frozenset[str], fixes: Fixes, defects: list[Finding]
+) -> Generator[Statement, Rows, list[Finding]]:
+    """`defects` with the repaired value of each finder's row it can repair (a row that has one keeps it)."""
+    scaled = [
+        replace(d, repaired=d.observed * SCALED_BY[d.kind]) if d.kind in SCALED_BY and math.isnan(d.repaired) else d
+        for d in defects
+    ]
+    asked = [i for i, d in enumerate(scaled) if d.kind in FIXES_OF and math.isnan(d.repaired)]
+    if not asked:
+        return scaled
+    undone = merged(fixes, *(FIXES_OF[scaled[i].kind] for i in asked))
+    counts = [
+        (i, scaled[i].date, *scaled[i].segment.values(), scaled[i].step) for i in asked if scaled[i].metric != REVENUE
+    ]
+    revenue = [
+        (i, scaled[i].date, scaled[i].segment.platform, scaled[i].segment.country, scaled[i].segment.app_version)
+        for i in asked
+        if scaled[i].metric == REVENUE
+    ]
+    values: dict[int, float] = {}
+    if counts:
+        rows = yield from in_parts("repaired values", counts, lambda part: metric_values_sql(rules, undone, part))
+        values.update({int(row["i"]): number_or_nan(row.get("value")) for row in rows})
+    if revenue:
+        rows = yield from in_parts("repaired revenue", revenue, lambda part: revenue_values_sql(rules, undone, part))
+        values.update({int(row["i"]): number_or_nan(row.get("value")) for row in rows})
+    return [replace(d, repaired=values.get(i, d.repaired)) for i, d in enumerate(scaled)]
