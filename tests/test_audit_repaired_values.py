@@ -16,8 +16,8 @@ from metric_tracker_rl.catalog.published import QUALITY_WEIGHTS, REPAIRED_TOLERA
 from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.catalog.task_splits import mechanism_split
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
-from metric_tracker_rl.catalog.validation import entity_names_of
 from metric_tracker_rl.catalog.tiers import DEEP_MIX
+from metric_tracker_rl.catalog.validation import entity_names_of
 from metric_tracker_rl.catalog.versions import tier_at
 from metric_tracker_rl.generation.audit.truth import audit_rows
 from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
