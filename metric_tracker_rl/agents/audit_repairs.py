@@ -1,7 +1,7 @@
 """The audit expert's repaired values: for each defect row a finder flagged, its metric read again through the
 query tool with the fault undone (warehouse_sql.Fixes), as the metrics layer would have counted the events without
 it. Every finder's repair is read in one statement (two where a revenue row is asked): each undoes only what its
-fault leaves in the data and changes nothing where that fault is absent. A fault that scales what it records is
+fault leaves in the data and changes little where that fault is absent. A fault that scales what it records is
 undone by scaling the dashboard's value back; one whose events never reached the export is not repaired (the brief
 asks nothing there), nor is one this module has no repair for: the row then reports no repaired value."""
 
@@ -14,6 +14,7 @@ from dataclasses import fields, replace
 from metric_tracker_rl.agents.warehouse_findings import REVENUE, Finding, Rows, Statement, in_parts, number_or_nan
 from metric_tracker_rl.agents.warehouse_sql import Fixes, metric_values_sql
 from metric_tracker_rl.agents.warehouse_traces import revenue_values_sql
+from metric_tracker_rl.world.metrics_layer import FUNNEL_STEP_NAMES
 
 # The fix that undoes each finder's defect where the statements can read it undone.
 FIXES_OF: dict[str, Fixes] = {
@@ -23,38 +24,59 @@ FIXES_OF: dict[str, Fixes] = {
     "debug_build": Fixes(debug_counted=True),
     "batch_replay": Fixes(replayed=True),
     "menu_prefire": Fixes(prefired=True),
+    "untagged_load_test": Fixes(load_devices=True),
+    "background_opens": Fixes(idle_left_out=True),
+    "device_clock_ahead": Fixes(clock_redated=True),
+    "stamped_behind": Fixes(clock_redated=True),
 }
+UNPLANNED = "event_renamed_silently"  # a finder whose fix names the event it found
 # A defect that multiplies what it records: its repaired value is the dashboard's times this.
 SCALED_BY = {"minor_units": 0.01}
 
 
+def fix_of(defect: Finding) -> Fixes:
+    """The fix that undoes a finder's defect: its kind's, or for an event sent under a name outside the tracking
+    plan, that name read as the funnel event the row's step lost (its rate's later event; app_open for sessions)."""
+    if defect.kind != UNPLANNED:
+        return FIXES_OF[defect.kind]
+    meant = FUNNEL_STEP_NAMES[defect.step] if 0 < defect.step < len(FUNNEL_STEP_NAMES) else "app_open"
+    platform, version = defect.segment.platform, defect.segment.app_version
+    return Fixes(unplanned=((platform, version, meant),)) if platform and version else Fixes()
+
+
+def repairable(defect: Finding) -> bool:
+    """Whether this module reads a repaired value for the defect (one that has one already keeps it)."""
+    return (defect.kind in FIXES_OF or defect.kind == UNPLANNED) and math.isnan(defect.repaired)
+
+
 def merged(fixes: Fixes, *others: Fixes) -> Fixes:
-    """`fixes` with every fix any of `others` sets."""
+    """`fixes` with every fix any of `others` sets, and the unplanned names of all of them."""
     changes = {
         f.name: getattr(other, f.name) for other in others for f in fields(Fixes) if getattr(other, f.name) != f.default
     }
-    return replace(fixes, **changes)
+    unplanned = tuple(dict.fromkeys(name for other in (fixes, *others) for name in other.unplanned))
+    return replace(fixes, **{**changes, "unplanned": unplanned})
 
 
 def with_repairs(
     rules: frozenset[str], fixes: Fixes, defects: list[Finding]
 ) -> Generator[Statement, Rows, list[Finding]]:
-    """`defects` with the repaired value of each finder's row it can repair (a row that has one keeps it)."""
+    """`defects` with the repaired value of each finder's row it can repair."""
     scaled = [
         replace(d, repaired=d.observed * SCALED_BY[d.kind]) if d.kind in SCALED_BY and math.isnan(d.repaired) else d
         for d in defects
     ]
-    asked = [i for i, d in enumerate(scaled) if d.kind in FIXES_OF and math.isnan(d.repaired)]
+    asked = [i for i, d in enumerate(scaled) if repairable(d)]
     if not asked:
         return scaled
-    undone = merged(fixes, *(FIXES_OF[scaled[i].kind] for i in asked))
+    undone = merged(fixes, *(fix_of(scaled[i]) for i in asked))
     counts = [
         (i, scaled[i].date, *scaled[i].segment.values(), scaled[i].step) for i in asked if scaled[i].metric != REVENUE
     ]
     revenue = [
-        (i, scaled[i].date, scaled[i].segment.platform, scaled[i].segment.country, scaled[i].segment.app_version)
-        for i in asked
-        if scaled[i].metric == REVENUE
+        (i, d.date, d.segment.platform, d.segment.country, d.segment.app_version)
+        for i, d in ((i, scaled[i]) for i in asked)
+        if d.metric == REVENUE
     ]
     values: dict[int, float] = {}
     if counts:

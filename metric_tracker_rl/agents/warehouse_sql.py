@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from metric_tracker_rl.world.events import REPORTING_UTC_OFFSET_HOURS
+from metric_tracker_rl.world.events import EVERYDAY_EVENT_NAMES, FUNNEL_EVENT_NAMES, REPORTING_UTC_OFFSET_HOURS
 from metric_tracker_rl.world.metrics_layer import FUNNEL_STEP_NAMES, LATE_CUTOFF_DAYS
 
 # The metrics layer's rules, each a clause of the sessions' statement (an ablation leaves one out).
@@ -80,19 +80,31 @@ class Fixes:
     bots: tuple[str, ...] = ()
     resent: bool = False  # a session's purchases after its first transaction are a retrying SDK's
     mislabelled: tuple[tuple[str, str, str, str, str], ...] = ()  # (date, platform, country, sent, meant) currency
-    # The audit expert's repairs (agents/audit_repairs.py), each harmless where its fault is absent: a debug tag
-    # from a device no test list names counted, an event repeated in a later session of its user (same name and
-    # time) read once, a menu_open within PREFIRED_US of its session's app_open left out, and a currency's rate
-    # missing or far from its median read as its median.
+    # The audit expert's repairs (agents/audit_repairs.py), each (nearly) harmless where its fault is absent: a
+    # debug tag from a device no test list names counted, an event repeated in a later session of its user (same
+    # name and time) read once, a menu_open within PREFIRED_US of its session's app_open left out, a currency's
+    # rate missing or far from its median read as its median, an unlisted device's sessions on a date it ran the
+    # funnel LOAD_SESSIONS times or more left out, sessions that only opened (under a second of engagement) left
+    # out, an event stamped after it was ingested dated by its ingestion and one ingested a whole number of hours
+    # (within a day) after its stamp dated that many hours later, and an event outside the tracking plan on an
+    # app version (platform, version, the funnel event it stands for) read as that event.
     debug_counted: bool = False
     replayed: bool = False
     prefired: bool = False
     sane_rates: bool = False
+    load_devices: bool = False
+    idle_left_out: bool = False
+    clock_redated: bool = False
+    unplanned: tuple[tuple[str, str, str], ...] = ()
 
 
 NO_FIXES = Fixes()
 PREFIRED_US = 1_000_000  # a menu_open this soon after its session's app_open: logged at launch, not by a user
 RATE_FACTOR = 2  # a rate more than this factor from its currency's median is read as the median
+LOAD_SESSIONS = 8  # an unlisted device's app_opens on a date from which it is a load test's
+WHOLE_HOURS_US = 120 * 1_000_000  # an ingestion this close past a whole number of hours after the stamp
+IDLE_MS = 1000  # a session's engagement under which, with no step past its app_open, it only opened
+PLANNED = ", ".join(f"'{name}'" for name in (*FUNNEL_EVENT_NAMES, *EVERYDAY_EVENT_NAMES))
 DAY_US = 86_400 * 1_000_000
 HOUR_US = 3600 * 1_000_000
 LAG = "ingestion_timestamp - event_timestamp"
@@ -112,11 +124,11 @@ def events_cte(
     event's time (t). Without a time, a session's events of one name, date and segment are one row: all a session's
     steps read."""
     stamp = "event_timestamp t, " if purchases or stamped else ""
-    date = reporting_date(rules)
+    date = _redated(fixes, reporting_date(rules))
     if fixes.skewed:
         date = f"CASE WHEN {lag_within(1)} THEN {date} + 1 ELSE {date} END"
     renamed = " ".join(f"WHEN '{recorded}' THEN '{meant}'" for recorded, meant in fixes.renamed)
-    name = f"CASE event_name {renamed} ELSE event_name END" if renamed else "event_name"
+    name = _planned(fixes, f"CASE event_name {renamed} ELSE event_name END" if renamed else "event_name")
     session = param("session_id", "int_value")
     user = "user_pseudo_id" if "session" in rules else "NULL"
     # `d`: the reporting date, named earlier in the same select list (DuckDB reads an alias defined to its left).
@@ -127,7 +139,10 @@ def events_cte(
     )
     if fixes.late_loaded:
         cutoff = f"({cutoff} OR {lag_within(3)})"
-    consent = "WHERE privacy_info.analytics_storage = 'granted'" if "consent" in rules else ""
+    where = [*(["privacy_info.analytics_storage = 'granted'"] if "consent" in rules else []), *_load_test(fixes)]
+    consent = f"WHERE {' AND '.join(where)}" if where else ""
+    if fixes.idle_left_out:
+        stamp += f"{param('engagement_time_msec', 'int_value')} g, "
     # Read on every event; only a payment's are used (its repeats grouped by name, its purchases by payment_successful).
     paid = (
         ", ".join(
@@ -150,9 +165,45 @@ def events_cte(
     if "deduplication" in rules:
         # A repeat is a copy of its event: its platform, version, country and medium (m) are the first's.
         kept = "any_value(tx) tx, any_value(val) val, any_value(cur) cur, " if purchases else ""
-        kept = ("t, " if stamp else "") + "platform, v, c, m, " + kept
+        kept = ("t, " if purchases or stamped else "") + "platform, v, c, m, " + kept
+        kept += "any_value(g) g, " if fixes.idle_left_out else ""
         select = f"SELECT u, s, n, d, {kept}bool_or(ok) ok, bool_or(x) x FROM ({select}) GROUP BY ALL"
     return f"e AS ({select})"
+
+
+def _redated(fixes: Fixes, date: str) -> str:
+    """The reporting date with a device clock's fault undone (Fixes.clock_redated)."""
+    if not fixes.clock_redated:
+        return date
+    shifted = f"event_timestamp + ({LAG}) // {HOUR_US} * {HOUR_US}"
+    behind = f"{LAG} BETWEEN {HOUR_US} AND {DAY_US - HOUR_US} AND ({LAG}) % {HOUR_US} < {WHOLE_HOURS_US}"
+    return (
+        f"CASE WHEN ingestion_timestamp < event_timestamp THEN CAST(make_timestamp(ingestion_timestamp + "
+        f"{OFFSET_US}) AS DATE) WHEN {behind} THEN CAST(make_timestamp({shifted} + {OFFSET_US}) AS DATE) "
+        f"ELSE {date} END"
+    )
+
+
+def _planned(fixes: Fixes, name: str) -> str:
+    """An event's name with an app version's unplanned name read as the funnel event it stands for."""
+    whens = " ".join(
+        f"WHEN platform = '{platform}' AND app_info.version = '{version}' AND event_name NOT IN ({PLANNED}) "
+        f"THEN '{meant}'"
+        for platform, version, meant in fixes.unplanned
+    )
+    return f"CASE {whens} ELSE {name} END" if whens else name
+
+
+def _load_test(fixes: Fixes) -> list[str]:
+    """The condition that leaves out a load test's events (an unlisted device that ran LOAD_SESSIONS sessions or
+    more on a date), where Fixes.load_devices asks it."""
+    if not fixes.load_devices:
+        return []
+    busy = (
+        "SELECT device.device_id dev, event_date bd FROM events WHERE event_name = 'app_open' GROUP BY ALL "
+        f"HAVING count(DISTINCT event_timestamp) >= {LOAD_SESSIONS}"
+    )
+    return [f"NOT EXISTS (SELECT 1 FROM ({busy}) b WHERE b.dev = events.device.device_id AND b.bd = events.event_date)"]
 
 
 def _repaired_events(fixes: Fixes, session: str) -> str:
@@ -174,6 +225,9 @@ def counted_session(fixes: Fixes) -> str:
     counted app_open, and clear of the faults `fixes` names (re-sent sessions without a session_start, unlisted
     bots)."""
     keep = ["NOT bool_or(x)", "date IS NOT NULL"]
+    if fixes.idle_left_out:
+        only_opened = "bool_and(n IN ('first_open', 'session_start', 'app_open', 'user_engagement'))"
+        keep.append(f"NOT ({only_opened} AND coalesce(sum(g), 0) < {IDLE_MS})")
     if fixes.retried:
         keep.append("bool_or(n = 'session_start')")
     if fixes.bots:
