@@ -31,6 +31,7 @@ from metric_tracker_rl.grading.grader import grade_submission
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.serving.report_step import grading_arguments
+from metric_tracker_rl.serving.reset_facts import instruction_for
 from metric_tracker_rl.world.audit_brief import (
     MARGIN,
     REPAIRED_GRADING_RULE,
@@ -183,10 +184,12 @@ def test_where_the_events_cannot_tell_it_and_on_an_incident_any_repaired_value_i
 
 def test_version_2s_brief_states_the_rule_and_version_1s_is_as_it_was() -> None:
     environment = MetricTrackerRlEnvironment()
-    briefs = {}
+    briefs, instructions = {}, {}
     for version in (1, 2):
         observation = environment.reset(difficulty="audit", seed=1, version=version)
-        briefs[version] = observation.segments or {}
+        briefs[version], instructions[version] = observation.segments or {}, observation.instruction
+    assert instructions[1] == instruction_for("audit") and "repaired_value" not in instructions[1]
+    assert "the brief's findings, values and repaired_value (under segments)" in instructions[2]
     dimensions = tier_at("audit", 1).dimensions
     assert briefs[1] == audit_brief(dimensions) and "repaired" not in str(briefs[1])
     assert briefs[2]["repaired_value"] == REPAIRED_VALUE_RULE

@@ -83,7 +83,7 @@ class Graded:
 
 def grading_arguments(episode: Episode, methods_used: frozenset[str]) -> dict[str, Any]:
     """What the grader reads of an episode beside a report: its truth, its dates and segments, and the tools used."""
-    truth, mix = episode.truth, episode.config.tier.segmented
+    truth = episode.truth
     return {
         "expected_rows": truth.expected_rows,
         "neutral_keys": truth.neutral_keys,
@@ -92,7 +92,7 @@ def grading_arguments(episode: Episode, methods_used: frozenset[str]) -> dict[st
         "leaf_traffic": overlap_traffic(episode),
         "methods_used": methods_used,
         "twin_rows": truth.twin_rows,
-        "repaired_values": mix is not None and mix.repaired_values,
+        "repaired_values": episode.config.tier.repaired_values,
     }
 
 

@@ -186,8 +186,7 @@ def reported_families(difficulty: str) -> tuple[str, ...]:
 
 def asks_repaired_values(difficulty: str) -> bool:
     """Whether a tier's report rows take a repaired value (its latest version's mix asks them)."""
-    mix = TIERS[difficulty].segmented
-    return mix is not None and mix.repaired_values
+    return TIERS[difficulty].repaired_values
 
 
 @cache
