@@ -26,10 +26,14 @@ FIXES_OF: dict[str, Fixes] = {
     "menu_prefire": Fixes(prefired=True),
     "untagged_load_test": Fixes(load_devices=True),
     "background_opens": Fixes(idle_left_out=True),
+    "pseudo_id_rotation": Fixes(rejoined=True),
+    "session_id_reset": Fixes(rejoined=True),
+    "cookie_reset": Fixes(rejoined=True),
     "device_clock_ahead": Fixes(clock_redated=True),
-    "stamped_behind": Fixes(clock_redated=True),
 }
-UNPLANNED = "event_renamed_silently"  # a finder whose fix names the event it found
+# Finders whose fix names the app version they found (their row's segment): an unplanned event name, a clock
+# stamping behind.
+UNPLANNED, BEHIND = "event_renamed_silently", "stamped_behind"
 # A defect that multiplies what it records: its repaired value is the dashboard's times this.
 SCALED_BY = {"minor_units": 0.01}
 
@@ -37,25 +41,31 @@ SCALED_BY = {"minor_units": 0.01}
 def fix_of(defect: Finding) -> Fixes:
     """The fix that undoes a finder's defect: its kind's, or for an event sent under a name outside the tracking
     plan, that name read as the funnel event the row's step lost (its rate's later event; app_open for sessions)."""
-    if defect.kind != UNPLANNED:
+    if defect.kind not in (UNPLANNED, BEHIND):
         return FIXES_OF[defect.kind]
-    meant = FUNNEL_STEP_NAMES[defect.step] if 0 < defect.step < len(FUNNEL_STEP_NAMES) else "app_open"
     platform, version = defect.segment.platform, defect.segment.app_version
-    return Fixes(unplanned=((platform, version, meant),)) if platform and version else Fixes()
+    if not (platform and version):
+        return Fixes()
+    if defect.kind == BEHIND:
+        return Fixes(behind=((platform, version),))
+    meant = FUNNEL_STEP_NAMES[defect.step] if 0 < defect.step < len(FUNNEL_STEP_NAMES) else "app_open"
+    return Fixes(unplanned=((platform, version, meant),))
 
 
 def repairable(defect: Finding) -> bool:
     """Whether this module reads a repaired value for the defect (one that has one already keeps it)."""
-    return (defect.kind in FIXES_OF or defect.kind == UNPLANNED) and math.isnan(defect.repaired)
+    return (defect.kind in FIXES_OF or defect.kind in (UNPLANNED, BEHIND)) and math.isnan(defect.repaired)
 
 
 def merged(fixes: Fixes, *others: Fixes) -> Fixes:
-    """`fixes` with every fix any of `others` sets, and the unplanned names of all of them."""
+    """`fixes` with every fix any of `others` sets, and the app versions all of them name."""
     changes = {
         f.name: getattr(other, f.name) for other in others for f in fields(Fixes) if getattr(other, f.name) != f.default
     }
-    unplanned = tuple(dict.fromkeys(name for other in (fixes, *others) for name in other.unplanned))
-    return replace(fixes, **{**changes, "unplanned": unplanned})
+    every = (fixes, *others)
+    unplanned = tuple(dict.fromkeys(name for other in every for name in other.unplanned))
+    behind = tuple(dict.fromkeys(version for other in every for version in other.behind))
+    return replace(fixes, **{**changes, "unplanned": unplanned, "behind": behind})
 
 
 def with_repairs(

@@ -84,10 +84,12 @@ class Fixes:
     # debug tag from a device no test list names counted, an event repeated in a later session of its user (same
     # name and time) read once, a menu_open within PREFIRED_US of its session's app_open left out, a currency's
     # rate missing or far from its median read as its median, an unlisted device's sessions on a date it ran the
-    # funnel LOAD_SESSIONS times or more left out, sessions that only opened (under a second of engagement) left
-    # out, an event stamped after it was ingested dated by its ingestion and one ingested a whole number of hours
-    # (within a day) after its stamp dated that many hours later, and an event outside the tracking plan on an
-    # app version (platform, version, the funnel event it stands for) read as that event.
+    # funnel LOAD_SESSIONS times or more, buying one basket each time, left out, sessions that only opened (under
+    # a second of engagement) left out, an event stamped after it was ingested dated by its ingestion, one of an
+    # app version (platform, version) ingested a whole number of hours (BEHIND_US) after its stamp dated that many
+    # hours later, and an event outside the tracking plan on an app version (platform, version, the funnel event it
+    # stands for) read as that event; and (`rejoined`) an event whose session id holds no app_open read as part
+    # of the session its device opened last before it.
     debug_counted: bool = False
     replayed: bool = False
     prefired: bool = False
@@ -95,14 +97,17 @@ class Fixes:
     load_devices: bool = False
     idle_left_out: bool = False
     clock_redated: bool = False
+    behind: tuple[tuple[str, str], ...] = ()
+    rejoined: bool = False
     unplanned: tuple[tuple[str, str, str], ...] = ()
 
 
 NO_FIXES = Fixes()
 PREFIRED_US = 1_000_000  # a menu_open this soon after its session's app_open: logged at launch, not by a user
 RATE_FACTOR = 2  # a rate more than this factor from its currency's median is read as the median
-LOAD_SESSIONS = 8  # an unlisted device's app_opens on a date from which it is a load test's
-WHOLE_HOURS_US = 120 * 1_000_000  # an ingestion this close past a whole number of hours after the stamp
+LOAD_SESSIONS = 3  # a device's app_opens and same-value payments on a date from which it is a load test's
+BEHIND_US = (9 * 3600 * 1_000_000, 15 * 3600 * 1_000_000)  # an event ingested this long after its stamp, stamped behind
+WHOLE_HOURS_US = 15 * 60 * 1_000_000  # an ingestion this close past a whole number of hours after the stamp
 IDLE_MS = 1000  # a session's engagement under which, with no step past its app_open, it only opened
 PLANNED = ", ".join(f"'{name}'" for name in (*FUNNEL_EVENT_NAMES, *EVERYDAY_EVENT_NAMES))
 DAY_US = 86_400 * 1_000_000
@@ -131,6 +136,7 @@ def events_cte(
     name = _planned(fixes, f"CASE event_name {renamed} ELSE event_name END" if renamed else "event_name")
     session = param("session_id", "int_value")
     user = "user_pseudo_id" if "session" in rules else "NULL"
+    user, joined = _rejoined(fixes, user, session)
     # `d`: the reporting date, named earlier in the same select list (DuckDB reads an alias defined to its left).
     cutoff = (
         f"ingestion_timestamp < epoch_us((d + {LATE_CUTOFF_DAYS})::TIMESTAMP) - {OFFSET_US}"
@@ -158,7 +164,7 @@ def events_cte(
         else ""
     )
     select = (
-        f"SELECT {user} u, {session} s, {name} n, {date} d, {stamp}platform, "
+        f"SELECT {user} u, {joined} s, {name} n, {date} d, {stamp}platform, "
         f"app_info.version v, geo.country c, traffic_source.medium m, {paid}{cutoff} ok, "
         f"{_excluded(rules, fixes.debug_counted)} x FROM events {consent}{_repaired_events(fixes, session)}"
     )
@@ -172,15 +178,34 @@ def events_cte(
 
 
 def _redated(fixes: Fixes, date: str) -> str:
-    """The reporting date with a device clock's fault undone (Fixes.clock_redated)."""
-    if not fixes.clock_redated:
-        return date
-    shifted = f"event_timestamp + ({LAG}) // {HOUR_US} * {HOUR_US}"
-    behind = f"{LAG} BETWEEN {HOUR_US} AND {DAY_US - HOUR_US} AND ({LAG}) % {HOUR_US} < {WHOLE_HOURS_US}"
-    return (
-        f"CASE WHEN ingestion_timestamp < event_timestamp THEN CAST(make_timestamp(ingestion_timestamp + "
-        f"{OFFSET_US}) AS DATE) WHEN {behind} THEN CAST(make_timestamp({shifted} + {OFFSET_US}) AS DATE) "
-        f"ELSE {date} END"
+    """The reporting date with a device clock's fault undone (Fixes.clock_redated, Fixes.behind)."""
+    whens = []
+    if fixes.clock_redated:
+        ingested = f"CAST(make_timestamp(ingestion_timestamp + {OFFSET_US}) AS DATE)"
+        whens.append(f"WHEN ingestion_timestamp < event_timestamp THEN {ingested}")
+    if fixes.behind:
+        shifted = f"CAST(make_timestamp(event_timestamp + ({LAG}) // {HOUR_US} * {HOUR_US} + {OFFSET_US}) AS DATE)"
+        versions = " OR ".join(f"(platform = '{p}' AND app_info.version = '{v}')" for p, v in fixes.behind)
+        lagged = f"{LAG} BETWEEN {BEHIND_US[0]} AND {BEHIND_US[1]} AND ({LAG}) % {HOUR_US} < {WHOLE_HOURS_US}"
+        whens.append(f"WHEN ({versions}) AND {lagged} THEN {shifted}")
+    return f"CASE {' '.join(whens)} ELSE {date} END" if whens else date
+
+
+def _rejoined(fixes: Fixes, user: str, session: str) -> tuple[str, str]:
+    """An event's user and session, read as those of its device's last app_open before it where its own session
+    holds none (Fixes.rejoined)."""
+    if not fixes.rejoined:
+        return user, session
+    opened = f"bool_or(event_name = 'app_open') OVER (PARTITION BY user_pseudo_id, {session})"
+
+    def last_opened(value: str) -> str:
+        return (
+            f"last_value(CASE WHEN event_name = 'app_open' THEN {value} END IGNORE NULLS) OVER (PARTITION BY "
+            "device.device_id ORDER BY event_timestamp ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+        )
+
+    return tuple(  # type: ignore[return-value]
+        f"CASE WHEN {opened} THEN {value} ELSE coalesce({last_opened(value)}, {value}) END" for value in (user, session)
     )
 
 
@@ -199,9 +224,11 @@ def _load_test(fixes: Fixes) -> list[str]:
     more on a date), where Fixes.load_devices asks it."""
     if not fixes.load_devices:
         return []
+    value = param("value", "double_value")
     busy = (
-        "SELECT device.device_id dev, event_date bd FROM events WHERE event_name = 'app_open' GROUP BY ALL "
-        f"HAVING count(DISTINCT event_timestamp) >= {LOAD_SESSIONS}"
+        "SELECT device.device_id dev, event_date bd FROM events WHERE event_name IN ('app_open', "
+        "'payment_successful') GROUP BY ALL HAVING count(DISTINCT event_timestamp) FILTER (event_name = 'app_open') "
+        f">= {LOAD_SESSIONS} AND count({value}) >= {LOAD_SESSIONS} AND count(DISTINCT {value}) = 1"
     )
     return [f"NOT EXISTS (SELECT 1 FROM ({busy}) b WHERE b.dev = events.device.device_id AND b.bd = events.event_date)"]
 
