@@ -33,7 +33,7 @@ from metric_tracker_rl.agents.audit_coinciding import (
 )
 from metric_tracker_rl.agents.audit_finders import Finder, batched_sql
 from metric_tracker_rl.agents.audit_incident_scans import FINDERS as INCIDENT_FINDERS
-from metric_tracker_rl.agents.audit_repairs import with_repairs
+from metric_tracker_rl.agents.audit_repairs import valued_and_repaired
 from metric_tracker_rl.agents.audit_second_incident import CONCURRENCY, SecondIncidents, nests
 from metric_tracker_rl.agents.audit_traces_pipeline import FINDERS as PIPELINE_FINDERS
 from metric_tracker_rl.agents.audit_traces_recording import FINDERS as RECORDING_FINDERS
@@ -146,8 +146,7 @@ class AuditInvestigation(SecondIncidents):
         candidates = yield from self.narrowed_to_a_user_type(candidates)
         incidents = dedupe(candidates)
         incidents = yield from self.with_second_incident(incidents)
-        defects = yield from self.dashboard_values(dedupe(defects))
-        defects = yield from with_repairs(self.rules, self.fixes, defects)
+        defects = yield from valued_and_repaired(self.rules, self.fixes, dedupe(defects), dashboard_values_sql)
         incidents = yield from self.values_of_new(incidents)
         kept = self.without_lone_dates([f for f in incidents if departs(f.observed, f.baseline)])
         return dedupe([*defects, *kept])

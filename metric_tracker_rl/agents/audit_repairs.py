@@ -1,19 +1,31 @@
 """The audit expert's repaired values: for each defect row a finder flagged, its metric read again through the
 query tool with the fault undone (warehouse_sql.Fixes), as the metrics layer would have counted the events without
-it. Every finder's repair is read in one statement (two where a revenue row is asked): each undoes only what its
-fault leaves in the data and changes little where that fault is absent. A fault that scales what it records is
+it. The repairs are read in the statement that reads the defects' dashboard values (a statement a part where the
+query tool's length does not allow one), with every finder's fix at once: each undoes only what its fault leaves
+in the data and changes little where that fault is absent. A fault that scales what it records is
 undone by scaling the dashboard's value back; one whose events never reached the export is not repaired (the brief
 asks nothing there), nor is one this module has no repair for: the row then reports no repaired value."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import fields, replace
+from functools import partial
+from typing import Any
 
-from metric_tracker_rl.agents.warehouse_findings import REVENUE, Finding, Rows, Statement, in_parts, number_or_nan
+from metric_tracker_rl.agents.warehouse_findings import (
+    REVENUE,
+    Finding,
+    Rows,
+    Statement,
+    in_parts,
+    number_or_nan,
+    sent_text,
+)
 from metric_tracker_rl.agents.warehouse_sql import Fixes, metric_values_sql
 from metric_tracker_rl.agents.warehouse_traces import revenue_values_sql
+from metric_tracker_rl.sql.sandbox import WAREHOUSE_MAX_SQL_CHARS
 from metric_tracker_rl.world.metrics_layer import FUNNEL_STEP_NAMES
 
 # The fix that undoes each finder's defect where the statements can read it undone.
@@ -68,31 +80,85 @@ def merged(fixes: Fixes, *others: Fixes) -> Fixes:
     return replace(fixes, **{**changes, "unplanned": unplanned, "behind": behind})
 
 
-def with_repairs(
-    rules: frozenset[str], fixes: Fixes, defects: list[Finding]
+Asked = Sequence[tuple[Any, ...]]
+
+
+def _union(parts: list[tuple[str, str]]) -> str:
+    """One statement of several, each row tagged with its part's name (values as text, which shows every digit)."""
+    return " UNION ALL ".join(
+        f"SELECT '{name}' part, i, CAST(value AS VARCHAR) value, "
+        f"{'CAST(peers AS VARCHAR)' if name == 'dashboard' else 'NULL'} peers FROM ({sql})"
+        for name, sql in parts
+    )
+
+
+def _tagged(name: str, build: Callable[[Asked], str]) -> Callable[[Asked], str]:
+    """A part's statement builder, its rows tagged as _union tags them."""
+
+    def tagged(rows: Asked) -> str:
+        return _union([(name, build(rows))])
+
+    return tagged
+
+
+def valued_and_repaired(
+    rules: frozenset[str], fixes: Fixes, found: list[Finding], dashboard_sql: Callable[[Asked], str]
 ) -> Generator[Statement, Rows, list[Finding]]:
-    """`defects` with the repaired value of each finder's row it can repair."""
-    scaled = [
-        replace(d, repaired=d.observed * SCALED_BY[d.kind]) if d.kind in SCALED_BY and math.isnan(d.repaired) else d
-        for d in defects
+    """Each defect row's values as the dashboard shows them (`dashboard_sql`: observed on the date, baseline the
+    same weekday's median) and the repaired value of each finder's row this module repairs, in one statement where
+    the query tool's length allows (else a statement a part)."""
+    if not found:
+        return []
+    dashboard = [
+        (i, f.date, f.segment.platform, f.segment.app_version, f.segment.country, f.metric) for i, f in enumerate(found)
     ]
-    asked = [i for i, d in enumerate(scaled) if repairable(d)]
-    if not asked:
-        return scaled
-    undone = merged(fixes, *(fix_of(scaled[i]) for i in asked))
-    counts = [
-        (i, scaled[i].date, *scaled[i].segment.values(), scaled[i].step) for i in asked if scaled[i].metric != REVENUE
-    ]
+    parts = [("dashboard", dashboard, dashboard_sql), *_repair_parts(rules, fixes, found)]
+    parts = [(name, rows, build) for name, rows, build in parts if rows]
+    whole = _union([(name, build(rows)) for name, rows, build in parts])
+    if len(sent_text(whole)) <= WAREHOUSE_MAX_SQL_CHARS:
+        read = yield ("dashboard values", whole)
+    else:
+        read = []
+        for name, rows, build in parts:
+            read += yield from in_parts(f"{name} values", rows, _tagged(name, build))
+    return _read(found, read)
+
+
+def _repair_parts(
+    rules: frozenset[str], fixes: Fixes, found: list[Finding]
+) -> list[tuple[str, Asked, Callable[[Asked], str]]]:
+    """The statements' parts that read the repairable rows' metrics with every fix they need: (name, rows asked,
+    builder) of the rates and counts, then of the revenue."""
+    asked = [(i, d) for i, d in enumerate(found) if repairable(d)]
+    undone = merged(fixes, *(fix_of(d) for _, d in asked))
+    counts = [(i, d.date, *d.segment.values(), d.step) for i, d in asked if d.metric != REVENUE]
     revenue = [
         (i, d.date, d.segment.platform, d.segment.country, d.segment.app_version)
-        for i, d in ((i, scaled[i]) for i in asked)
+        for i, d in asked
         if d.metric == REVENUE
     ]
-    values: dict[int, float] = {}
-    if counts:
-        rows = yield from in_parts("repaired values", counts, lambda part: metric_values_sql(rules, undone, part))
-        values.update({int(row["i"]): number_or_nan(row.get("value")) for row in rows})
-    if revenue:
-        rows = yield from in_parts("repaired revenue", revenue, lambda part: revenue_values_sql(rules, undone, part))
-        values.update({int(row["i"]): number_or_nan(row.get("value")) for row in rows})
-    return [replace(d, repaired=values.get(i, d.repaired)) for i, d in enumerate(scaled)]
+    return [
+        ("repaired", counts, partial(metric_values_sql, rules, undone)),
+        ("revenue", revenue, partial(revenue_values_sql, rules, undone)),
+    ]
+
+
+def _read(found: list[Finding], rows: Rows) -> list[Finding]:
+    """The defects with the values a statement of valued_and_repaired returned: the dashboard's part as observed and
+    baseline (none where it returned none), the others as the repaired value; a defect that scales what it records
+    repaired by scaling its observed value back."""
+    dashboard = {int(row["i"]): row for row in rows if row["part"] == "dashboard"}
+    repaired = {int(row["i"]): number_or_nan(row["value"]) for row in rows if row["part"] != "dashboard"}
+    valued = [
+        replace(
+            d,
+            observed=number_or_nan(dashboard.get(i, {}).get("value")),
+            baseline=number_or_nan(dashboard.get(i, {}).get("peers")),
+            repaired=repaired.get(i, d.repaired),
+        )
+        for i, d in enumerate(found)
+    ]
+    return [
+        replace(d, repaired=d.observed * SCALED_BY[d.kind]) if d.kind in SCALED_BY and math.isnan(d.repaired) else d
+        for d in valued
+    ]
