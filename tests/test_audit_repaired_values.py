@@ -12,11 +12,13 @@ from core_helpers import reset_episode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metric_tracker_rl.catalog.published import QUALITY_WEIGHTS, REPAIRED_TOLERANCE
+from metric_tracker_rl.adapters.session import EpisodeSession
+from metric_tracker_rl.agents import make_agent, play
+from metric_tracker_rl.catalog.published import QUALITY_WEIGHTS, REPAIRED_TOLERANCE, row_key
 from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
-from metric_tracker_rl.catalog.task_splits import mechanism_split
+from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, UNTUNED_FIRST_OFFSET, mechanism_split
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
-from metric_tracker_rl.catalog.tiers import DEEP_MIX
+from metric_tracker_rl.catalog.tiers import AUDIT, DEEP_MIX
 from metric_tracker_rl.catalog.validation import entity_names_of
 from metric_tracker_rl.catalog.versions import tier_at
 from metric_tracker_rl.generation.audit.truth import audit_rows
@@ -27,7 +29,7 @@ from metric_tracker_rl.generation.segment_plan import segmented_plan
 from metric_tracker_rl.generation.segmented import place_world
 from metric_tracker_rl.generation.warehouse.events import draw_event_log
 from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY
-from metric_tracker_rl.grading.grader import grade_submission
+from metric_tracker_rl.grading.grader import grade_submission, repaired_in_tolerance
 from metric_tracker_rl.models import MetricSubmissionRow
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.serving.report_step import grading_arguments
@@ -44,6 +46,9 @@ from metric_tracker_rl.world.metrics_layer import dashboard, segment_metric
 from metric_tracker_rl.world.segments import world_of
 
 QUICK_SEEDS = (0, 3)
+# The first seeds of each split past its listed tasks (the lab's untuned seeds: lab/calibration/audit_calibration.py).
+TRAIN_UNTUNED = TRAIN_SEED_BASE + 25_000
+EVAL_UNTUNED = AUDIT.calibration_seed_base + UNTUNED_FIRST_OFFSET
 SWEEP_SEEDS = tuple(range(4, 16))
 
 
@@ -207,3 +212,26 @@ def test_the_report_tool_offers_repaired_value_at_the_audit_alone() -> None:
         report = next(t for t in openai_tools(tier) if t["function"]["name"] == "submit_report")
         fields = report["function"]["parameters"]["properties"]["rows"]["items"]["properties"]
         assert ("repaired_value" in fields) == (tier == "audit"), tier
+
+
+# --- the expert -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [TRAIN_UNTUNED + 1_100, EVAL_UNTUNED + 1_104])
+def test_the_expert_repairs_every_defect_row_it_reports_from_the_tools(seed: int) -> None:
+    """Played through the tools, the expert's repaired value of each defect row it reports on an expected key is
+    within the tolerance of the truth's (nothing of the truth reaches it: it reads what a model reads)."""
+    environment = MetricTrackerRlEnvironment()
+    session = play(make_agent("audit_expert"), EpisodeSession(environment), difficulty="audit", seed=seed, version=2)
+    assert session.graded is not None
+    expected = {
+        row_key(r.date, r.entity_type, r.entity_name): r.repaired_value
+        for r in reset_episode(difficulty="audit", seed=seed, version=2).truth.expected_rows
+        if r.repaired_value is not None
+    }
+    reported = [r for r in session.graded.submitted_rows if row_key(r.date, r.entity_type, r.entity_name) in expected]
+    assert reported
+    for row in reported:
+        value = expected[row_key(row.date, row.entity_type, row.entity_name)]
+        assert repaired_in_tolerance(row.repaired_value, value), (row, value)

@@ -105,22 +105,25 @@ def valued_and_repaired(
     rules: frozenset[str], fixes: Fixes, found: list[Finding], dashboard_sql: Callable[[Asked], str]
 ) -> Generator[Statement, Rows, list[Finding]]:
     """Each defect row's values as the dashboard shows them (`dashboard_sql`: observed on the date, baseline the
-    same weekday's median) and the repaired value of each finder's row this module repairs, in one statement where
-    the query tool's length allows (else a statement a part)."""
+    same weekday's median) and the repaired value of each finder's row this module repairs: the dashboard's and
+    the first repair part in one statement where the query tool's length allows, any other part after it. Where
+    that statement is refused (too long a statement, or more memory than a query may use), the dashboard's part
+    is read alone first, so a repair never costs a row its values."""
     if not found:
         return []
     dashboard = [
         (i, f.date, f.segment.platform, f.segment.app_version, f.segment.country, f.metric) for i, f in enumerate(found)
     ]
-    parts = [("dashboard", dashboard, dashboard_sql), *_repair_parts(rules, fixes, found)]
-    parts = [(name, rows, build) for name, rows, build in parts if rows]
-    whole = _union([(name, build(rows)) for name, rows, build in parts])
-    if len(sent_text(whole)) <= WAREHOUSE_MAX_SQL_CHARS:
-        read = yield ("dashboard values", whole)
-    else:
-        read = []
-        for name, rows, build in parts:
-            read += yield from in_parts(f"{name} values", rows, _tagged(name, build))
+    repairs = [(name, rows, build) for name, rows, build in _repair_parts(rules, fixes, found) if rows]
+    first = _union([("dashboard", dashboard_sql(dashboard)), *((n, b(r)) for n, r, b in repairs[:1])])
+    read: Rows = []
+    if repairs and len(sent_text(first)) <= WAREHOUSE_MAX_SQL_CHARS:
+        read = yield ("dashboard values", first)
+        repairs = repairs[1:] if read else repairs
+    if not any(row["part"] == "dashboard" for row in read):
+        read = yield from in_parts("dashboard values", dashboard, _tagged("dashboard", dashboard_sql))
+    for name, rows, build in repairs:
+        read += yield from in_parts(f"{name} values", rows, _tagged(name, build))
     return _read(found, read)
 
 
