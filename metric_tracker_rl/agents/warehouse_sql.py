@@ -237,10 +237,12 @@ def _repaired_events(fixes: Fixes, session: str) -> str:
     """The QUALIFY clause that leaves out the events the audit expert's repairs undo (none: empty)."""
     keep = []
     if fixes.replayed:
-        keep.append(f"{session} = min({session}) OVER (PARTITION BY user_pseudo_id, event_name, event_timestamp)")
+        first = f"min({session}) OVER (PARTITION BY user_pseudo_id, event_name, event_timestamp)"
+        keep.append(f"{session} IS NOT DISTINCT FROM {first}")
     if fixes.prefired:
         opened = f"min(event_timestamp) FILTER (event_name = 'app_open') OVER (PARTITION BY user_pseudo_id, {session})"
-        keep.append(f"NOT (event_name = 'menu_open' AND event_timestamp - {opened} BETWEEN 0 AND {PREFIRED_US})")
+        launched = f"event_name = 'menu_open' AND event_timestamp - {opened} BETWEEN 0 AND {PREFIRED_US}"
+        keep.append(f"NOT coalesce({launched}, FALSE)")  # a session without an app_open keeps its events
     return f" QUALIFY {' AND '.join(keep)}" if keep else ""
 
 
