@@ -14,6 +14,10 @@ from hypothesis import strategies as st
 
 from metric_tracker_rl.adapters.session import EpisodeSession
 from metric_tracker_rl.agents import make_agent, play
+from metric_tracker_rl.agents.audit_expert import dashboard_values_sql
+from metric_tracker_rl.agents.audit_repairs import fix_of, merged, repairable, valued_and_repaired
+from metric_tracker_rl.agents.warehouse_findings import Finding
+from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, NO_FIXES
 from metric_tracker_rl.catalog.published import QUALITY_WEIGHTS, REPAIRED_TOLERANCE, row_key
 from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, UNTUNED_FIRST_OFFSET, mechanism_split
@@ -43,7 +47,7 @@ from metric_tracker_rl.world.audit_brief import (
 )
 from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.metrics_layer import dashboard, segment_metric
-from metric_tracker_rl.world.segments import world_of
+from metric_tracker_rl.world.segments import Segment, world_of
 
 QUICK_SEEDS = (0, 3)
 # The first seeds of each split past its listed tasks (the lab's untuned seeds: lab/calibration/audit_calibration.py).
@@ -235,3 +239,37 @@ def test_the_expert_repairs_every_defect_row_it_reports_from_the_tools(seed: int
     for row in reported:
         value = expected[row_key(row.date, row.entity_type, row.entity_name)]
         assert repaired_in_tolerance(row.repaired_value, value), (row, value)
+
+
+def _defect(kind: str, metric: str = "sessions", **segment: str) -> Finding:
+    return Finding("2026-03-10", metric, DATA_QUALITY, Segment(**segment).normalised(), observed=200.0, kind=kind)
+
+
+def test_a_refused_repair_statement_never_costs_a_row_its_dashboard_values() -> None:
+    """The dashboard's values and a repair share one statement; where it is refused (the tool answers no rows),
+    the dashboard's are read alone, then the repair; a scaled defect is repaired from its dashboard value."""
+    found = [_defect("batch_replay", platform="web"), _defect("minor_units", "revenue_usd", platform="ios")]
+    procedure = valued_and_repaired(ALL_RULES, NO_FIXES, found, dashboard_values_sql)
+    first = next(procedure)
+    assert "'dashboard' part" in first[1] and "'repaired' part" in first[1]
+    alone = procedure.send([])  # refused: more memory than a query may use
+    assert "'dashboard' part" in alone[1] and "'repaired' part" not in alone[1]
+    repair = procedure.send([{"part": "dashboard", "i": i, "value": "300", "peers": "190"} for i in range(2)])
+    assert "'repaired' part" in repair[1] and "'dashboard' part" not in repair[1]
+    with pytest.raises(StopIteration) as done:
+        procedure.send([{"part": "repaired", "i": 0, "value": "201.0", "peers": None}])
+    replayed, scaled = done.value.value
+    assert (replayed.observed, replayed.baseline, replayed.repaired) == (300.0, 190.0, 201.0)
+    assert scaled.repaired == 3.0  # minor units: a hundredth of what the dashboard shows
+
+
+def test_the_repairs_of_several_defects_are_read_with_every_fix_they_need() -> None:
+    found = [
+        _defect("event_renamed_silently", "app_open_to_menu_open", platform="ios", app_version="6.3.0"),
+        _defect("stamped_behind", platform="android", app_version="6.2.0"),
+        _defect("debug_build", platform="ios", app_version="6.3.0"),
+    ]
+    fixes = merged(NO_FIXES, *(fix_of(d) for d in found))
+    assert fixes.unplanned == (("ios", "6.3.0", "menu_open"),) and fixes.behind == (("android", "6.2.0"),)
+    assert fixes.debug_counted and not fixes.rejoined
+    assert not any(repairable(_defect(kind)) for kind in ("ingestion_gap", "client_sampling", "truncated_batches"))
