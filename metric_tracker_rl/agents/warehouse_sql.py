@@ -149,20 +149,7 @@ def events_cte(
     consent = f"WHERE {' AND '.join(where)}" if where else ""
     if fixes.idle_left_out:
         stamp += f"{param('engagement_time_msec', 'int_value')} g, "
-    # Read on every event; only a payment's are used (its repeats grouped by name, its purchases by payment_successful).
-    paid = (
-        ", ".join(
-            f"{param(key, kind)} {alias}"
-            for key, kind, alias in (
-                ("transaction_id", "string_value", "tx"),
-                ("value", "double_value", "val"),
-                ("currency", "string_value", "cur"),
-            )
-        )
-        + ", "
-        if purchases
-        else ""
-    )
+    paid = _paid_columns() if purchases else ""
     select = (
         f"SELECT {user} u, {joined} s, {name} n, {date} d, {stamp}platform, "
         f"app_info.version v, geo.country c, traffic_source.medium m, {paid}{cutoff} ok, "
@@ -175,6 +162,17 @@ def events_cte(
         kept += "any_value(g) g, " if fixes.idle_left_out else ""
         select = f"SELECT u, s, n, d, {kept}bool_or(ok) ok, bool_or(x) x FROM ({select}) GROUP BY ALL"
     return f"e AS ({select})"
+
+
+def _paid_columns() -> str:
+    """A payment's transaction id, value and currency (tx, val, cur), read on every event: only a payment's are used
+    (its repeats grouped by name, its purchases by payment_successful)."""
+    columns = (
+        ("transaction_id", "string_value", "tx"),
+        ("value", "double_value", "val"),
+        ("currency", "string_value", "cur"),
+    )
+    return ", ".join(f"{param(key, kind)} {alias}" for key, kind, alias in columns) + ", "
 
 
 def _redated(fixes: Fixes, date: str) -> str:
