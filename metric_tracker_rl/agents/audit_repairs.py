@@ -14,6 +14,7 @@ from dataclasses import fields, replace
 from functools import partial
 from typing import Any
 
+from metric_tracker_rl.agents.audit_finders import QUERY_LIMIT
 from metric_tracker_rl.agents.warehouse_findings import (
     REVENUE,
     Finding,
@@ -25,7 +26,6 @@ from metric_tracker_rl.agents.warehouse_findings import (
 )
 from metric_tracker_rl.agents.warehouse_sql import Fixes, metric_values_sql
 from metric_tracker_rl.agents.warehouse_traces import revenue_values_sql
-from metric_tracker_rl.sql.sandbox import WAREHOUSE_MAX_SQL_CHARS
 from metric_tracker_rl.world.metrics_layer import FUNNEL_STEP_NAMES
 
 # The fix that undoes each finder's defect where the statements can read it undone.
@@ -117,7 +117,7 @@ def valued_and_repaired(
     repairs = [(name, rows, build) for name, rows, build in _repair_parts(rules, fixes, found) if rows]
     first = _union([("dashboard", dashboard_sql(dashboard)), *((n, b(r)) for n, r, b in repairs[:1])])
     read: Rows = []
-    if repairs and len(sent_text(first)) <= WAREHOUSE_MAX_SQL_CHARS:
+    if repairs and len(sent_text(first)) <= QUERY_LIMIT:
         read = yield ("dashboard values", first)
         repairs = repairs[1:] if read else repairs
     if not any(row["part"] == "dashboard" for row in read):
