@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 from hypothesis import example, given, settings
@@ -17,9 +18,11 @@ from metric_tracker_rl.view.observation import render_observation
 from metric_tracker_rl.view.prompt import first_prompt
 from metric_tracker_rl.view.render import rounded
 from metric_tracker_rl.view.tool_schemas import (
+    REPAIRED_VALUE,
     SUBMIT_GENERATORS,
     SUBMIT_REPORT,
     action_tool_call,
+    asks_repaired_values,
     model_tools,
     openai_tools,
     reported_families,
@@ -93,8 +96,15 @@ def test_the_submission_tools_read_as_the_registry_tools_do() -> None:
             assert low <= len(function["description"]) <= high, (tier, function["name"])
             properties = function["parameters"]["properties"].values()
             assert all("anyOf" not in prop and "title" not in prop for prop in properties), tier
-            # A tier that offers every family reads the shared tool; one that offers some, its own texts and enums.
-            assert (tool == submission[function["name"]]) == (reported_families(tier) == ANOMALY_TYPES), tier
+            # A tier that offers every family reads the shared tool (less repaired_value, which only a tier that
+            # asks it offers); one that offers some, its own texts and enums.
+            shared = copy.deepcopy(submission[function["name"]])
+            items = shared["function"]["parameters"]["properties"].get("rows", {}).get("items", {})
+            if not asks_repaired_values(tier):
+                items.get("properties", {}).pop(REPAIRED_VALUE, None)
+            assert (tool == shared) == (reported_families(tier) == ANOMALY_TYPES), tier
+            offers = REPAIRED_VALUE in json.dumps(function["parameters"])
+            assert offers == (function["name"] == SUBMIT_REPORT and asks_repaired_values(tier)), tier
 
 
 def test_registry_examples_round_trip() -> None:

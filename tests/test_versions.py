@@ -57,7 +57,7 @@ def test_a_version_the_tier_lacks_is_refused_naming_the_valid_ones(version: obje
     if version is None:  # no version: the latest
         assert resolve_episode_config(difficulty="audit", seed=1).version == TIERS["audit"].version
         return
-    with pytest.raises(ValueError, match=r"difficulty 'audit' has no version .*; valid: 1 \(latest\)"):
+    with pytest.raises(ValueError, match=r"difficulty 'audit' has no version .*; valid: 1, 2 \(latest\)"):
         resolve_episode_config(difficulty="audit", seed=1, version=version)
 
 
@@ -105,7 +105,7 @@ def test_split_tasks_name_the_version_they_were_published_at() -> None:
 def test_metadata_names_each_tiers_versions() -> None:
     with next_version("abyss"):
         description = MetricTrackerRlEnvironment().get_metadata().description
-    assert "abyss v1, v2 (latest) (draft)" in description and "audit v1 (latest) (draft)" in description
+    assert "abyss v1, v2 (latest) (draft)" in description and "audit v1 (draft), v2 (latest) (draft)" in description
     assert "easy v1 (latest);" in description
 
 

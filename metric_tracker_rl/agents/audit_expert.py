@@ -11,7 +11,8 @@ not the witness that the text suffices) and plays through the tools only.
    a defect holds is the defect's doing and dropped, unless the data show it users' beside the defect
    (audit_coinciding); an incident row whose value does not depart from its baseline
    by more than the margin is no finding, nor is a date of a change that lasts dates (a lasting finder's) with no
-   date beside it that departs too.
+   date beside it that departs too. A defect's row reports its repaired value: the metric read with its fault
+   undone (the warehouse's defects as its procedure undoes them; the finders' by audit_repairs).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from metric_tracker_rl.agents.audit_coinciding import (
 )
 from metric_tracker_rl.agents.audit_finders import Finder, batched_sql
 from metric_tracker_rl.agents.audit_incident_scans import FINDERS as INCIDENT_FINDERS
+from metric_tracker_rl.agents.audit_repairs import valued_and_repaired
 from metric_tracker_rl.agents.audit_second_incident import CONCURRENCY, SecondIncidents, nests
 from metric_tracker_rl.agents.audit_traces_pipeline import FINDERS as PIPELINE_FINDERS
 from metric_tracker_rl.agents.audit_traces_recording import FINDERS as RECORDING_FINDERS
@@ -118,6 +120,7 @@ class AuditInvestigation(SecondIncidents):
     finders: tuple[Finder, ...] = ()
     flagged: list[Finding] = field(default_factory=list)  # the finders' candidates (read before the incidents)
     fixes: Fixes = NO_FIXES  # the repairs of the defects the warehouse's procedure undoes
+    repairs: bool = False  # whether the brief asks a defect's repaired value (its repaired_value rule)
 
     def run(self) -> Generator[Statement, Rows, list[Finding]]:
         found = yield from super().run()
@@ -144,10 +147,18 @@ class AuditInvestigation(SecondIncidents):
         candidates = yield from self.narrowed_to_a_user_type(candidates)
         incidents = dedupe(candidates)
         incidents = yield from self.with_second_incident(incidents)
-        defects = yield from self.dashboard_values(dedupe(defects))
+        defects = yield from self.defect_rows(dedupe(defects))
         incidents = yield from self.values_of_new(incidents)
         kept = self.without_lone_dates([f for f in incidents if departs(f.observed, f.baseline)])
         return dedupe([*defects, *kept])
+
+    def defect_rows(self, defects: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
+        """The defects' dashboard values, and their repaired values where the brief asks them (`repairs`); else
+        none, so a report where none is asked reads as it did before the rule."""
+        if self.repairs:
+            return (yield from valued_and_repaired(self.rules, self.fixes, defects, dashboard_values_sql))
+        valued = yield from self.dashboard_values(defects)
+        return [replace(f, repaired=math.nan) for f in valued]
 
     def without_lone_dates(self, incidents: list[Finding]) -> list[Finding]:
         """A lasting finder's finding (Finder.lasting) stays where a date beside it holds a finding of its metric
@@ -335,7 +346,7 @@ class AuditInvestigation(SecondIncidents):
             options = valued[i * len(DEFECT_METRICS) : (i + 1) * len(DEFECT_METRICS)]
             first = next((o for o in options if departs(o.observed, o.baseline)), None)
             if first is not None:
-                chosen.append(first)
+                chosen.append(replace(first, repaired=first.baseline))  # the value with the fault undone
         return chosen
 
     def most_moved(self, flagged: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
@@ -444,7 +455,8 @@ class AuditExpertAgent(WarehouseExpertAgent):
         return self.investigation(observation).run()
 
     def investigation(self, observation: SeenObservation) -> AuditInvestigation:
-        """A train episode (its objective says so) never holds a held-out mechanism: their finders stay unread."""
+        """A train episode (its objective says so) never holds a held-out mechanism: their finders stay unread. A
+        brief that states a repaired_value rule asks a defect's repaired value: the expert reads them then."""
         held_out = set(AUDIT_HELD_OUT_KINDS) | set(AUDIT_HELD_OUT_DEFECTS)
         train = SPLIT_NOTE["train"] in observation.text
         finders = tuple(f for f in self.finders if not (train and f.name in held_out))
@@ -456,6 +468,7 @@ class AuditExpertAgent(WarehouseExpertAgent):
             platform_break_z=PLATFORM_BREAK_Z,
             siblings=True,
             finders=finders,
+            repairs="repaired_value" in observation.text,
         )
 
 

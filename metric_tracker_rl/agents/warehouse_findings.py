@@ -40,6 +40,7 @@ class Finding:
     observed: float = math.nan
     kind: str = ""  # what the expert took it for (a defect or incident kind), for its own review
     z: float = 0.0  # how far the fall it was found by stood out (a release's pooled z)
+    repaired: float = math.nan  # a defect's: the metric's value with it undone, where the procedure read one
 
     @property
     def step(self) -> int:
@@ -180,7 +181,8 @@ def shown(value: float, baseline: float) -> float:
 
 def report_row(finding: Finding) -> MetricSubmissionRow:
     """A finding as a report row: a defect on data_quality under the data quality family, an incident on its
-    family's entity type; a count named by its funnel column (sessions as app_opens); values and severity its own."""
+    family's entity type; a count named by its funnel column (sessions as app_opens); values and severity its own,
+    and a defect's repaired value where it has one."""
     entity_type: EntityType
     if finding.anomaly_type == DATA_QUALITY:
         entity_type, family = "data_quality", DEFECT_FAMILY
@@ -188,6 +190,7 @@ def report_row(finding: Finding) -> MetricSubmissionRow:
         entity_type, family = FAMILY_ENTITY_TYPE[finding.anomaly_type], finding.anomaly_type
     baseline = 0.0 if math.isnan(finding.baseline) else finding.baseline
     observed = 0.0 if math.isnan(finding.observed) else finding.observed
+    segment: dict[str, Any] = finding.segment.normalised().named()
     return MetricSubmissionRow(
         date=finding.date,
         entity_type=entity_type,
@@ -198,5 +201,6 @@ def report_row(finding: Finding) -> MetricSubmissionRow:
         observed_value=shown(observed, baseline),
         delta_value=shown(observed - baseline, baseline),
         severity=severity_for(entity_type, baseline, observed),
-        **finding.segment.normalised().named(),
+        repaired_value=shown(finding.repaired, finding.repaired) if math.isfinite(finding.repaired) else None,
+        **segment,
     )

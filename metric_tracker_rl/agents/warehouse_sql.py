@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from metric_tracker_rl.world.events import REPORTING_UTC_OFFSET_HOURS
+from metric_tracker_rl.world.events import EVERYDAY_EVENT_NAMES, FUNNEL_EVENT_NAMES, REPORTING_UTC_OFFSET_HOURS
 from metric_tracker_rl.world.metrics_layer import FUNNEL_STEP_NAMES, LATE_CUTOFF_DAYS
 
 # The metrics layer's rules, each a clause of the sessions' statement (an ablation leaves one out).
@@ -45,12 +45,13 @@ def reporting_date(rules: frozenset[str]) -> str:
     return "event_date" if "time_zone" in rules else "CAST(make_timestamp(event_timestamp) AS DATE)"
 
 
-def _excluded(rules: frozenset[str]) -> str:
-    """An event that marks its session as standing traffic the rules exclude (FALSE where no rule applies)."""
+def _excluded(rules: frozenset[str], debug_counted: bool = False) -> str:
+    """An event that marks its session as standing traffic the rules exclude (FALSE where no rule applies); with
+    `debug_counted`, a debug tag alone excludes nothing (a listed test device still does)."""
     tags = []
     if "internal_traffic" in rules:
         tags.append("p.key = 'traffic_type' AND p.value.string_value = 'internal'")
-    if "debug_events" in rules:
+    if "debug_events" in rules and not debug_counted:
         tags.append("p.key = 'debug_mode' AND p.value.int_value = 1")
     # Whether any parameter is a tag (an event without parameters, as a cookieless ping's open, carries none); AND
     # binds before OR.
@@ -79,9 +80,36 @@ class Fixes:
     bots: tuple[str, ...] = ()
     resent: bool = False  # a session's purchases after its first transaction are a retrying SDK's
     mislabelled: tuple[tuple[str, str, str, str, str], ...] = ()  # (date, platform, country, sent, meant) currency
+    # The audit expert's repairs (agents/audit_repairs.py), each (nearly) harmless where its fault is absent: a
+    # debug tag from a device no test list names counted, an event repeated in a later session of its user (same
+    # name and time) read once, a menu_open within PREFIRED_US of its session's app_open left out, a currency's
+    # rate missing or far from its median read as its median, an unlisted device's sessions on a date it ran the
+    # funnel LOAD_SESSIONS times or more, buying one basket each time, left out, sessions that only opened (under
+    # a second of engagement) left out, an event stamped after it was ingested dated by its ingestion, one of an
+    # app version (platform, version) ingested a whole number of hours (BEHIND_US) after its stamp dated that many
+    # hours later, and an event outside the tracking plan on an app version (platform, version, the funnel event it
+    # stands for) read as that event; and (`rejoined`) an event whose session id holds no app_open read as part
+    # of the session its device opened last before it.
+    debug_counted: bool = False
+    replayed: bool = False
+    prefired: bool = False
+    sane_rates: bool = False
+    load_devices: bool = False
+    idle_left_out: bool = False
+    clock_redated: bool = False
+    behind: tuple[tuple[str, str], ...] = ()
+    rejoined: bool = False
+    unplanned: tuple[tuple[str, str, str], ...] = ()
 
 
 NO_FIXES = Fixes()
+PREFIRED_US = 1_000_000  # a menu_open this soon after its session's app_open: logged at launch, not by a user
+RATE_FACTOR = 2  # a rate more than this factor from its currency's median is read as the median
+LOAD_SESSIONS = 3  # a device's app_opens and same-value payments on a date from which it is a load test's
+BEHIND_US = (9 * 3600 * 1_000_000, 15 * 3600 * 1_000_000)  # an event ingested this long after its stamp, stamped behind
+WHOLE_HOURS_US = 15 * 60 * 1_000_000  # an ingestion this close past a whole number of hours after the stamp
+IDLE_MS = 1000  # a session's engagement under which, with no step past its app_open, it only opened
+PLANNED = ", ".join(f"'{name}'" for name in (*FUNNEL_EVENT_NAMES, *EVERYDAY_EVENT_NAMES))
 DAY_US = 86_400 * 1_000_000
 HOUR_US = 3600 * 1_000_000
 LAG = "ingestion_timestamp - event_timestamp"
@@ -101,13 +129,14 @@ def events_cte(
     event's time (t). Without a time, a session's events of one name, date and segment are one row: all a session's
     steps read."""
     stamp = "event_timestamp t, " if purchases or stamped else ""
-    date = reporting_date(rules)
+    date = _redated(fixes, reporting_date(rules))
     if fixes.skewed:
         date = f"CASE WHEN {lag_within(1)} THEN {date} + 1 ELSE {date} END"
     renamed = " ".join(f"WHEN '{recorded}' THEN '{meant}'" for recorded, meant in fixes.renamed)
-    name = f"CASE event_name {renamed} ELSE event_name END" if renamed else "event_name"
+    name = _planned(fixes, f"CASE event_name {renamed} ELSE event_name END" if renamed else "event_name")
     session = param("session_id", "int_value")
     user = "user_pseudo_id" if "session" in rules else "NULL"
+    user, joined = _rejoined(fixes, user, session)
     # `d`: the reporting date, named earlier in the same select list (DuckDB reads an alias defined to its left).
     cutoff = (
         f"ingestion_timestamp < epoch_us((d + {LATE_CUTOFF_DAYS})::TIMESTAMP) - {OFFSET_US}"
@@ -116,32 +145,103 @@ def events_cte(
     )
     if fixes.late_loaded:
         cutoff = f"({cutoff} OR {lag_within(3)})"
-    consent = "WHERE privacy_info.analytics_storage = 'granted'" if "consent" in rules else ""
-    # Read on every event; only a payment's are used (its repeats grouped by name, its purchases by payment_successful).
-    paid = (
-        ", ".join(
-            f"{param(key, kind)} {alias}"
-            for key, kind, alias in (
-                ("transaction_id", "string_value", "tx"),
-                ("value", "double_value", "val"),
-                ("currency", "string_value", "cur"),
-            )
-        )
-        + ", "
-        if purchases
-        else ""
-    )
+    where = [*(["privacy_info.analytics_storage = 'granted'"] if "consent" in rules else []), *_load_test(fixes)]
+    consent = f"WHERE {' AND '.join(where)}" if where else ""
+    if fixes.idle_left_out:
+        stamp += f"{param('engagement_time_msec', 'int_value')} g, "
+    paid = _paid_columns() if purchases else ""
     select = (
-        f"SELECT {user} u, {session} s, {name} n, {date} d, {stamp}platform, "
+        f"SELECT {user} u, {joined} s, {name} n, {date} d, {stamp}platform, "
         f"app_info.version v, geo.country c, traffic_source.medium m, {paid}{cutoff} ok, "
-        f"{_excluded(rules)} x FROM events {consent}"
+        f"{_excluded(rules, fixes.debug_counted)} x FROM events {consent}{_repaired_events(fixes, session)}"
     )
     if "deduplication" in rules:
         # A repeat is a copy of its event: its platform, version, country and medium (m) are the first's.
         kept = "any_value(tx) tx, any_value(val) val, any_value(cur) cur, " if purchases else ""
-        kept = ("t, " if stamp else "") + "platform, v, c, m, " + kept
+        kept = ("t, " if purchases or stamped else "") + "platform, v, c, m, " + kept
+        kept += "any_value(g) g, " if fixes.idle_left_out else ""
         select = f"SELECT u, s, n, d, {kept}bool_or(ok) ok, bool_or(x) x FROM ({select}) GROUP BY ALL"
     return f"e AS ({select})"
+
+
+def _paid_columns() -> str:
+    """A payment's transaction id, value and currency (tx, val, cur), read on every event: only a payment's are used
+    (its repeats grouped by name, its purchases by payment_successful)."""
+    columns = (
+        ("transaction_id", "string_value", "tx"),
+        ("value", "double_value", "val"),
+        ("currency", "string_value", "cur"),
+    )
+    return ", ".join(f"{param(key, kind)} {alias}" for key, kind, alias in columns) + ", "
+
+
+def _redated(fixes: Fixes, date: str) -> str:
+    """The reporting date with a device clock's fault undone (Fixes.clock_redated, Fixes.behind)."""
+    whens = []
+    if fixes.clock_redated:
+        ingested = f"CAST(make_timestamp(ingestion_timestamp + {OFFSET_US}) AS DATE)"
+        whens.append(f"WHEN ingestion_timestamp < event_timestamp THEN {ingested}")
+    if fixes.behind:
+        shifted = f"CAST(make_timestamp(event_timestamp + ({LAG}) // {HOUR_US} * {HOUR_US} + {OFFSET_US}) AS DATE)"
+        versions = " OR ".join(f"(platform = '{p}' AND app_info.version = '{v}')" for p, v in fixes.behind)
+        lagged = f"{LAG} BETWEEN {BEHIND_US[0]} AND {BEHIND_US[1]} AND ({LAG}) % {HOUR_US} < {WHOLE_HOURS_US}"
+        whens.append(f"WHEN ({versions}) AND {lagged} THEN {shifted}")
+    return f"CASE {' '.join(whens)} ELSE {date} END" if whens else date
+
+
+def _rejoined(fixes: Fixes, user: str, session: str) -> tuple[str, str]:
+    """An event's user and session, read as those of its device's last app_open before it where its own session
+    holds none (Fixes.rejoined)."""
+    if not fixes.rejoined:
+        return user, session
+    opened = f"bool_or(event_name = 'app_open') OVER (PARTITION BY user_pseudo_id, {session})"
+
+    def last_opened(value: str) -> str:
+        return (
+            f"last_value(CASE WHEN event_name = 'app_open' THEN {value} END IGNORE NULLS) OVER (PARTITION BY "
+            "device.device_id ORDER BY event_timestamp ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+        )
+
+    return tuple(  # type: ignore[return-value]
+        f"CASE WHEN {opened} THEN {value} ELSE coalesce({last_opened(value)}, {value}) END" for value in (user, session)
+    )
+
+
+def _planned(fixes: Fixes, name: str) -> str:
+    """An event's name with an app version's unplanned name read as the funnel event it stands for."""
+    whens = " ".join(
+        f"WHEN platform = '{platform}' AND app_info.version = '{version}' AND event_name NOT IN ({PLANNED}) "
+        f"THEN '{meant}'"
+        for platform, version, meant in fixes.unplanned
+    )
+    return f"CASE {whens} ELSE {name} END" if whens else name
+
+
+def _load_test(fixes: Fixes) -> list[str]:
+    """The condition that leaves out a load test's events (an unlisted device that ran LOAD_SESSIONS sessions or
+    more on a date), where Fixes.load_devices asks it."""
+    if not fixes.load_devices:
+        return []
+    value = param("value", "double_value")
+    busy = (
+        "SELECT device.device_id dev, event_date bd FROM events WHERE event_name IN ('app_open', "
+        "'payment_successful') GROUP BY ALL HAVING count(DISTINCT event_timestamp) FILTER (event_name = 'app_open') "
+        f">= {LOAD_SESSIONS} AND count({value}) >= {LOAD_SESSIONS} AND count(DISTINCT {value}) = 1"
+    )
+    return [f"NOT EXISTS (SELECT 1 FROM ({busy}) b WHERE b.dev = events.device.device_id AND b.bd = events.event_date)"]
+
+
+def _repaired_events(fixes: Fixes, session: str) -> str:
+    """The QUALIFY clause that leaves out the events the audit expert's repairs undo (none: empty)."""
+    keep = []
+    if fixes.replayed:
+        first = f"min({session}) OVER (PARTITION BY user_pseudo_id, event_name, event_timestamp)"
+        keep.append(f"{session} IS NOT DISTINCT FROM {first}")
+    if fixes.prefired:
+        opened = f"min(event_timestamp) FILTER (event_name = 'app_open') OVER (PARTITION BY user_pseudo_id, {session})"
+        launched = f"event_name = 'menu_open' AND event_timestamp - {opened} BETWEEN 0 AND {PREFIRED_US}"
+        keep.append(f"NOT coalesce({launched}, FALSE)")  # a session without an app_open keeps its events
+    return f" QUALIFY {' AND '.join(keep)}" if keep else ""
 
 
 OPENED = "n = 'app_open' AND ok"  # a session's app_open that the metrics layer counts
@@ -152,6 +252,9 @@ def counted_session(fixes: Fixes) -> str:
     counted app_open, and clear of the faults `fixes` names (re-sent sessions without a session_start, unlisted
     bots)."""
     keep = ["NOT bool_or(x)", "date IS NOT NULL"]
+    if fixes.idle_left_out:
+        only_opened = "bool_and(n IN ('first_open', 'session_start', 'app_open', 'user_engagement'))"
+        keep.append(f"NOT ({only_opened} AND coalesce(sum(g), 0) < {IDLE_MS})")
     if fixes.retried:
         keep.append("bool_or(n = 'session_start')")
     if fixes.bots:

@@ -11,6 +11,7 @@ from metric_tracker_rl.agents.warehouse_sql import (
     NO_FIXES,
     OFFSET_US,
     OPENED,
+    RATE_FACTOR,
     REVENUE_STEP,
     SEGMENT_COLUMNS,
     Fixes,
@@ -140,6 +141,16 @@ def revenue_values_sql(rules: frozenset[str], fixes: Fixes, asked: Sequence[tupl
     payment's date (the raw value where currency is not read)."""
     usd = "p.val / r.units_per_usd" if "currency" in rules else "p.val"
     rates = "LEFT JOIN currency_rates r ON r.currency = p.cur AND r.date = p.pd" if "currency" in rules else ""
+    if fixes.sane_rates and "currency" in rules:
+        rate = (
+            f"coalesce(CASE WHEN r.units_per_usd BETWEEN md.m / {RATE_FACTOR} AND md.m * {RATE_FACTOR} "
+            "THEN r.units_per_usd END, md.m)"
+        )
+        usd = f"p.val / {rate}"
+        rates += (
+            " LEFT JOIN (SELECT currency, median(units_per_usd) m FROM currency_rates GROUP BY currency) md "
+            "ON md.currency = p.cur"
+        )
     match = " AND ".join(f"(q.{f} IS NULL OR p.{f} = q.{f})" for f in ("platform", "country", "app_version"))
     return (
         f"WITH {events_cte(rules, fixes, purchases=True)}, {_counted_keys(fixes)}, {_purchases(rules, fixes)}, "

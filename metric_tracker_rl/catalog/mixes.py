@@ -119,6 +119,8 @@ class SegmentedMix:
     only_clear: ClassVar[bool] = False
     # Under what expected z two segments one field apart are credited alike: AbyssMix's field (None: never).
     twin_z: ClassVar[float | None] = None
+    # Whether a data defect's row also reports the value its defect hid (AuditMix's field; never elsewhere).
+    repaired_values: ClassVar[bool] = False
     data: ClassVar[DataKind] = COUNTS
     # Whether its episodes show the settings that count their business incidents (a null episode then reads as one).
     shows_incident_count: ClassVar[bool] = True
@@ -192,7 +194,8 @@ class AuditMix(WarehouseMix):
     the share of episodes in which a defect lands on an incident's date in a segment sharing its traffic, as real
     failures coincide (each row still follows the rules with the other present). Its incidents are placed
     only where they are clear in their own data (`only_clear`): a sample leaves many segments, and many hosts'
-    cuboids, too thin for a change to show."""
+    cuboids, too thin for a change to show. `repaired_values`: a data defect's row also reports `repaired_value`,
+    the metric's value without the defect, and is graded on it (world/audit_brief.py states the rule)."""
 
     held_out_kinds: tuple[str, ...] = ()
     held_out_defects: tuple[str, ...] = ()
@@ -200,6 +203,7 @@ class AuditMix(WarehouseMix):
     margin: float = 0.1
     listed_defects: int = 1
     defect_overlap_share: float = 0.5
+    repaired_values: bool = True  # type: ignore[misc]  # a field here; False for every other segmented mix
     only_clear: ClassVar[bool] = True
 
     def __post_init__(self) -> None:

@@ -46,6 +46,15 @@ THRESHOLD_MULTIPLIER_BOUNDS: FieldBounds = {"gt": 0, "le": 100}
 HIDDEN_FROM_MODELS: JsonDict = {"hidden_from_models": True}
 
 
+# A row's fields that a dumped row leaves out when unset, so a row of a tier that has none of them reads as it did
+# before they were added.
+OMITTED_WHEN_UNSET = ("channel", "user_type", "repaired_value")
+REPAIRED_VALUE_DESCRIPTION = (
+    "audit: a data defect's row, the metric's value without the defect (the brief's repaired_value rule); "
+    "null on every other row"
+)
+
+
 class _Strict(BaseModel):
     """A model writes these values: a boolean is not a number and a string is not a number (strict mode)."""
 
@@ -73,11 +82,13 @@ class MetricSubmissionRow(_Strict):
     # it always did.
     channel: str | None = Field(default=None, description="deep: segment's channel", max_length=32)
     user_type: str | None = Field(default=None, description="deep: segment's user type", max_length=32)
+    # The audit's (from its version 2): left out of a dumped row when unset, as the deep tier's fields are.
+    repaired_value: float | None = Field(default=None, description=REPAIRED_VALUE_DESCRIPTION)
 
     @model_serializer(mode="wrap")
-    def _omit_unset_deep_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    def _omit_unset_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        for name in ("channel", "user_type"):
+        for name in OMITTED_WHEN_UNSET:
             if data.get(name, 0) is None:
                 del data[name]
         return data

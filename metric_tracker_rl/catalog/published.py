@@ -150,6 +150,10 @@ DETECTION_METHOD_RULE = (
 # The listed tiers with segments, where a row's quality is multiplied by its segment credit.
 SEGMENTED_TIERS: tuple[str, ...] = tuple(name for name, tier in TIERS.items() if tier.listed and tier.dimensions)
 RELATIVE_TOLERANCE = 0.02  # of the expected value (of the expected baseline for a delta)
+# A defect row's repaired value, where a tier asks it (the audit from its version 2): within this share of the
+# expected repaired value, half the audit's margin, so the dashboard's own value (which departs from it by more than
+# the margin) is never within it.
+REPAIRED_TOLERANCE = 0.05
 # What happens to a submission with a row invalid without any truth (catalog.validation.validate_rows says which):
 # it is refused before grading, so no such row is ever a false positive.
 REFUSED_ROWS_RULE = (

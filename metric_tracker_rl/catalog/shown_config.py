@@ -38,10 +38,12 @@ def shown_config(config: EpisodeConfig) -> dict[str, Any]:
 
 
 def _is_null_of_defaults(config: EpisodeConfig) -> bool:
-    """Whether `config` is the null episode its tier's published sweep plays at its seed."""
+    """Whether `config` is the null episode its tier's published sweep plays at its seed, at its version."""
     if config.scenario_family != "null" or config.task_id is not None:
         return False
-    sweep = resolve_episode_config(seed=config.seed, difficulty=config.difficulty, scenario_family="null")
+    sweep = resolve_episode_config(
+        seed=config.seed, difficulty=config.difficulty, scenario_family="null", version=config.version
+    )
     return replace(config, secret="", standard=False) == replace(sweep, secret="", standard=False)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from metric_tracker_rl.catalog.published import DIFFICULTIES
 from metric_tracker_rl.catalog.task_splits import calibration_reset_kwargs, drawn_train_seed
 from metric_tracker_rl.catalog.tasks import DEFAULT_TASK_ID, DEFAULT_TASK_ORDER, get_task_spec
+from metric_tracker_rl.catalog.tiers import TIERS
 
 # Reset settings that choose an episode themselves: with none of them, the server would play its default (seed 0,
 # or the first named task), an eval-split episode.
@@ -25,8 +26,13 @@ def tier_episodes(difficulty: str) -> list[dict[str, Any]]:
 
 
 def episode_label(reset_kwargs: dict[str, Any]) -> str:
-    """How logs and samples name an episode: its task id, else `<difficulty>_<seed>`."""
-    return reset_kwargs.get("task_id") or f"{reset_kwargs['difficulty']}_{reset_kwargs['seed']}"
+    """How logs and samples name an episode: its task id, else `<difficulty>_<seed>`, the difficulty with its
+    version (`audit-v1_<seed>`) where the episode plays one that is not its tier's latest (a split's task may)."""
+    if reset_kwargs.get("task_id"):
+        return str(reset_kwargs["task_id"])
+    difficulty, version = reset_kwargs["difficulty"], reset_kwargs.get("version")
+    earlier = version is not None and difficulty in TIERS and version != TIERS[difficulty].version
+    return f"{difficulty}{f'-v{version}' if earlier else ''}_{reset_kwargs['seed']}"
 
 
 def train_episode(settings: dict[str, Any], draw: random.Random) -> dict[str, Any]:
@@ -44,14 +50,16 @@ def train_episode(settings: dict[str, Any], draw: random.Random) -> dict[str, An
 
 def labelled_episode(label: str) -> dict[str, Any]:
     """The reset arguments of the episode `label` names as `episode_label` prints it: a named task's id (in any
-    letter case, or a former id), or `<difficulty>_<seed>`. A ValueError names what is valid."""
+    letter case, or a former id), or `<difficulty>_<seed>` (`<difficulty>-v<version>_<seed>` at an earlier version).
+    A ValueError names what is valid."""
     try:
         return {"task_id": get_task_spec(label).task_id}
     except ValueError as unknown:
         difficulty, _, seed = label.rpartition("_")
+        difficulty, _, version = difficulty.partition("-v")
         tier = next((name for name in DIFFICULTIES if name.casefold() == difficulty.casefold()), None)
-        if tier is not None and seed.isdigit():
-            return {"difficulty": tier, "seed": int(seed)}
+        if tier is not None and seed.isdigit() and (version == "" or version.isdigit()):
+            return {"difficulty": tier, "seed": int(seed), **({"version": int(version)} if version else {})}
         raise ValueError(
             f"{unknown}; or an episode as the log names it, <difficulty>_<seed> (e.g. audit_80000)"
         ) from None

@@ -154,6 +154,11 @@ class Tier:
         return isinstance(self.segmented, AuditMix)
 
     @property
+    def repaired_values(self) -> bool:
+        """Whether a data defect's row also reports the value its defect hid (its mix's `repaired_values`)."""
+        return self.segmented is not None and self.segmented.repaired_values
+
+    @property
     def segment_credit(self) -> Literal["table", "overlap"] | None:
         """How a report row's segment is credited (None: the tier has no segments)."""
         return None if self.segmented is None else self.segmented.segment_credit
@@ -425,6 +430,7 @@ TIERS: Registry[Tier] = Registry(
             count_range=(3, 6),
             perturbed_per_weekday=3,
             calibration_seed_base=80_000,
+            version=2,  # version 1 asked no repaired value (catalog/versions.py keeps it)
             max_steps=AUDIT_MAX_STEPS,
             completion_tokens=AUDIT_COMPLETION_TOKENS,
             segmented=extended(

@@ -6,10 +6,10 @@ version of every tier to one note here."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from metric_tracker_rl.catalog.registry import Registry
-from metric_tracker_rl.catalog.tiers import TIERS, Tier
+from metric_tracker_rl.catalog.tiers import TIERS, AuditMix, Tier
 
 
 def _check_earlier(tier: Tier) -> None:
@@ -20,13 +20,23 @@ def _check_earlier(tier: Tier) -> None:
 
 
 # The earlier versions of the tiers, by `name-vN`: each plays as it was published, beside its tier's latest (TIERS).
-# None yet: every tier is at its first version.
 EARLIER_VERSIONS: Registry[Tier] = Registry("tier version", (), check=_check_earlier)
 
 
 def keep_earlier_version(tier: Tier) -> Tier:
     """Keep `tier` playable as an earlier version of its name, under `name-vN`."""
     return EARLIER_VERSIONS.register(tier, tier.version_name)
+
+
+def _audit_v1() -> Tier:
+    """The audit as version 1 asked it: a data defect's row reports no repaired value."""
+    latest = TIERS["audit"]
+    if not isinstance(latest.segmented, AuditMix):
+        raise TypeError("the audit's mix is an AuditMix")
+    return replace(latest, version=1, segmented=replace(latest.segmented, repaired_values=False))
+
+
+keep_earlier_version(_audit_v1())
 
 
 def versions_of(name: str) -> dict[int, Tier]:
@@ -84,6 +94,15 @@ VERSION_NOTES: tuple[VersionNote, ...] = (
         None,
         "A draft: published once every expected row of its eval tasks is confirmed findable from what a model "
         "reads (lab/docs/audit.md); until then its episodes may still change, and no result on it is cited.",
+    ),
+    VersionNote(
+        "audit",
+        2,
+        None,
+        "A draft: a data defect's row also reports repaired_value, the metric's value in its segment on its date "
+        "over the events as they would have been recorded without the defect, graded within 5% of it as a quarter "
+        "of the row's values credit (not asked where the recorded events cannot tell it); the episodes, their "
+        "findings and every other rule are version 1's.",
     ),
 )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -188,7 +189,7 @@ def _truth_row(
     family = families[record.family].public
     assert family.entity_type == record.entity_type
     baseline, observed = _truth_values(record, segment, public, panels)
-    scope = {} if segment.is_aggregate else {**dict.fromkeys(CELL_FIELDS), **segment.named()}
+    scope: dict[str, Any] = {} if segment.is_aggregate else {**dict.fromkeys(CELL_FIELDS), **segment.named()}
     return row_type(
         date=public.dates[record.day],
         entity_type=record.entity_type,

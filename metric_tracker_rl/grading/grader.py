@@ -42,6 +42,11 @@ read from its own data. A row on a twin's segment is graded against that twin to
 A matched row keeps its key (it is no false positive), so a wrong segment costs the incident, not more. Below
 frontier no row may name a segment (validation refuses it) and every expected row is the whole funnel, so the
 credit is 1 and scores are exactly as before; the breakdown's segment_accuracy is then None.
+
+Repaired values (the audit from its version 2: keyword `repaired_values`). A data defect's row (entity type
+data_quality) has four values, not three: baseline, observed, delta and repaired_value, a quarter of the values
+weight each. The repaired value is right within REPAIRED_TOLERANCE of the expected one; where the recorded events
+cannot tell it the expected row holds none, and any value (or none) is right. Every other row keeps its three.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -60,11 +66,13 @@ from metric_tracker_rl.catalog.published import (
     METHODS_ACCEPTED_WHEN_USED,
     QUALITY_WEIGHTS,
     RELATIVE_TOLERANCE,
+    REPAIRED_TOLERANCE,
     row_key,
 )
 from metric_tracker_rl.catalog.validation import validate_rows
 from metric_tracker_rl.world.segments import SEGMENT_FIELDS, Segment, SegmentedData
 
+DEFECT_ENTITY_TYPE = "data_quality"  # the entity type of a data defect's rows
 SEGMENT_CREDIT = {
     "exact": 1.0,
     "parent": 0.5,
@@ -160,10 +168,17 @@ def segment_overlap(
 class RowAssessment:
     anomaly_type: bool
     detection_method: bool
-    values_in_tolerance: int  # 0..3
+    values_in_tolerance: int  # 0..values_asked
     severity: bool
     segment: float = 1.0  # the segment credit (1 below frontier)
     overlap: SegmentOverlap | None = None  # where the credit is the overlap: its coverage and purity
+    values_asked: int = 3  # baseline, observed, delta; and the repaired value on a defect row that asks it
+    repaired: bool | None = None  # whether the repaired value is right, where it is asked (None: not asked)
+
+    @property
+    def values_share(self) -> Fraction:
+        """The share of the row's values within tolerance, exactly (a sum of them rounds once)."""
+        return Fraction(self.values_in_tolerance, self.values_asked)
 
     @property
     def quality(self) -> float:
@@ -173,7 +188,7 @@ class RowAssessment:
             w["key"]
             + w["anomaly_type"] * self.anomaly_type
             + w["detection_method"] * self.detection_method
-            + w["values"] * self.values_in_tolerance / 3
+            + w["values"] * self.values_in_tolerance / self.values_asked
             + w["severity"] * self.severity,
         )
 
@@ -193,6 +208,22 @@ def within_tolerance(
     return abs(submitted - expected) <= relative_tolerance * max(abs(scale), 1e-9)
 
 
+def asks_repaired_value(expected: MetricSubmissionRow, repaired_values: bool) -> bool:
+    """Whether a row on `expected`'s key is graded on its repaired value: a data defect's row at a tier that asks
+    them (`repaired_values`)."""
+    return repaired_values and expected.entity_type == DEFECT_ENTITY_TYPE
+
+
+def repaired_in_tolerance(submitted: float | None, expected: float | None) -> bool:
+    """A repaired value's verdict: within REPAIRED_TOLERANCE of the expected one; where the recorded events cannot
+    tell it (the expected row holds none) nothing is asked, so any value, or none, is right."""
+    if expected is None:
+        return True
+    return submitted is not None and within_tolerance(
+        submitted, expected, expected, relative_tolerance=REPAIRED_TOLERANCE
+    )
+
+
 def accepted_methods(
     anomaly_type: str, methods_used: frozenset[str] = frozenset(), families: FamilyCatalog = PUBLISHED_FAMILIES
 ) -> frozenset[str]:
@@ -208,10 +239,12 @@ def assess_row(
     leaf_traffic: LeafTraffic | None = None,
     families: FamilyCatalog = PUBLISHED_FAMILIES,
     methods_used: frozenset[str] = frozenset(),
+    repaired_values: bool = False,
 ) -> RowAssessment:
     """How far a row on an expected key is right; `families` tells which detection methods each family accepts,
     `methods_used` which methods the episode ran (see accepted_methods). With `leaf_traffic` the segment credit is
-    the overlap on the expected row's date, else the `segment_credit` table's verdict."""
+    the overlap on the expected row's date, else the `segment_credit` table's verdict. With `repaired_values` a
+    defect row's values are four, its repaired value the fourth (asks_repaired_value)."""
     overlap = None
     if leaf_traffic is None:
         segment = segment_credit[segment_match(row_segment(row), row_segment(expected))]
@@ -225,13 +258,17 @@ def assess_row(
         + within_tolerance(row.observed_value, expected.observed_value, expected.observed_value)
         + within_tolerance(row.delta_value, expected.delta_value, expected.baseline_value)
     )
+    asked = asks_repaired_value(expected, repaired_values)
+    repaired = repaired_in_tolerance(row.repaired_value, expected.repaired_value) if asked else None
     return RowAssessment(
         anomaly_type=row.anomaly_type == expected.anomaly_type,
         detection_method=row.detection_method in accepted_methods(expected.anomaly_type, methods_used, families),
-        values_in_tolerance=int(values),
+        values_in_tolerance=int(values) + bool(repaired),
         severity=row.severity == expected.severity,
         segment=segment,
         overlap=overlap,
+        values_asked=4 if asked else 3,
+        repaired=repaired,
     )
 
 
@@ -258,6 +295,7 @@ def judge_rows(
     families: FamilyCatalog = PUBLISHED_FAMILIES,
     methods_used: frozenset[str] = frozenset(),
     twin_rows: Sequence[MetricSubmissionRow] = (),
+    repaired_values: bool = False,
 ) -> list[RowVerdict]:
     """Every submitted row's verdict: the one pass that both the score and the row-by-row review read."""
     issues = validate_rows(rows, valid_dates, segment_values)
@@ -275,6 +313,7 @@ def judge_rows(
                         leaf_traffic=leaf_traffic,
                         families=families,
                         methods_used=methods_used,
+                        repaired_values=repaired_values,
                     )
                     for truth in truths_of(row, expected[key], twin_rows)
                 ),
@@ -328,13 +367,15 @@ def grade_submission(
     families: FamilyCatalog = PUBLISHED_FAMILIES,
     methods_used: frozenset[str] = frozenset(),
     twin_rows: Sequence[MetricSubmissionRow] = (),
+    repaired_values: bool = False,
 ) -> GradeResult:
     """Score a report against the expected rows. `segment_values` lists each dimension's values of a segmented
     episode (None: no segments, and a row naming one is invalid); `leaf_traffic` makes the segment credit the
     overlap (a tier with segment_credit="overlap"; None: the `segment_credit` table); `families` publishes the
     expected rows' families (their accepted detection methods); `methods_used` the analysis methods the episode
     ran successfully (see accepted_methods); `twin_rows` the truth's rows on segments the data cannot tell from
-    their incident's (see truths_of)."""
+    their incident's (see truths_of); `repaired_values` whether a defect row is graded on its repaired value (the
+    audit from its version 2: asks_repaired_value)."""
     expected = _expected_by_key(expected_rows)
     verdicts = judge_rows(
         rows,
@@ -347,6 +388,7 @@ def grade_submission(
         families=families,
         methods_used=methods_used,
         twin_rows=twin_rows,
+        repaired_values=repaired_values,
     )
     worst: dict[str, RowAssessment] = {}
     for judged in verdicts:
@@ -369,7 +411,7 @@ def grade_submission(
         recall=round(share(matched), 6),
         anomaly_type_accuracy=round(share(sum(a.anomaly_type for a in worst.values())), 6),
         detection_method_accuracy=round(share(sum(a.detection_method for a in worst.values())), 6),
-        value_accuracy=round(share(sum(a.values_in_tolerance for a in worst.values()) / 3), 6),
+        value_accuracy=round(share(float(sum(a.values_share for a in worst.values()))), 6),
         severity_accuracy=round(share(sum(a.severity for a in worst.values())), 6),
         segment_accuracy=round(share(sum(a.segment for a in worst.values())), 6)
         if segment_values is not None
@@ -394,6 +436,7 @@ def graded_comparison(
     leaf_traffic: LeafTraffic | None = None,
     methods_used: frozenset[str] = frozenset(),
     twin_rows: Sequence[MetricSubmissionRow] = (),
+    repaired_values: bool = False,
 ) -> dict[str, Any]:
     """The grade row by row, for a person or a trainer reviewing a finished episode: each submitted row's verdict
     (`matched` with which fields were right and its quality, `side_effect` (a neutral row), `not_expected`, or the
@@ -410,6 +453,7 @@ def graded_comparison(
         leaf_traffic=leaf_traffic,
         methods_used=methods_used,
         twin_rows=twin_rows,
+        repaired_values=repaired_values,
     )
     entries: list[dict[str, Any]] = []
     for judged in verdicts:
@@ -423,6 +467,8 @@ def graded_comparison(
                 severity_ok=assessment.severity,
                 quality=round(assessment.quality, 6),
             )
+            if assessment.repaired is not None:
+                entry["repaired_value_ok"] = assessment.repaired
             if segment_values is not None:
                 entry["segment_credit"] = round(assessment.segment, 6)
             if assessment.overlap is not None:

@@ -155,7 +155,7 @@ class MetricTrackerRlEnvironment(
             status="ready",
             reward=None,
             message=f"Episode ready: {episode.public.task['objective']}",
-            instruction=instruction_for(config.difficulty),
+            instruction=instruction_for(config.difficulty, config.tier.repaired_values),
             config=episode.public.task["config"],
             **published_facts(episode),
             **episode_catalogs(config.tier),

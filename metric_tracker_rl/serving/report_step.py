@@ -92,6 +92,7 @@ def grading_arguments(episode: Episode, methods_used: frozenset[str]) -> dict[st
         "leaf_traffic": overlap_traffic(episode),
         "methods_used": methods_used,
         "twin_rows": truth.twin_rows,
+        "repaired_values": episode.config.tier.repaired_values,
     }
 
 

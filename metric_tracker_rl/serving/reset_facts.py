@@ -39,13 +39,15 @@ INSTRUCTION = (
 )
 
 
-def instruction_for(difficulty: str) -> str:
+def instruction_for(difficulty: str, repaired_values: bool = False) -> str:
     """The reset's instruction at a tier: a tier of raw events names its own tools and reports rows only (it has
-    no generators and no annotation tool); a tier of counts gets INSTRUCTION."""
+    no generators and no annotation tool); a tier of counts gets INSTRUCTION. `repaired_values`: the version played
+    asks a defect's repaired value (its brief's entry is named too)."""
     if difficulty in COUNT_DIFFICULTIES:
         return INSTRUCTION
     tools = ", ".join(method.name for method in tier_methods(difficulty))
-    rules = " and ".join(report_rules(difficulty))
+    named = report_rules(difficulty, repaired_values)
+    rules = f"{', '.join(named[:-1])} and {named[-1]}"
     return (
         f"Investigate the raw events with analysis calls (analysis_method + analysis_args; the tools here: "
         f"{tools}) and submit an anomaly report as rows (classifications); this tier has "
@@ -54,10 +56,13 @@ def instruction_for(difficulty: str) -> str:
     )
 
 
-def report_rules(difficulty: str) -> tuple[str, str]:
+def report_rules(difficulty: str, repaired_values: bool = False) -> tuple[str, ...]:
     """The brief's entries (under `segments`) that say how a row is reported at a tier of raw events: the audit's
-    rules of a finding and its values, the warehouse's reporting of an incident and of a defect."""
-    return ("findings", "values") if TIERS[difficulty].hides_mechanisms else ("incident_reporting", "defect_reporting")
+    rules of a finding and its values (and a defect's repaired value, where the version asks it), the warehouse's
+    reporting of an incident and of a defect."""
+    if not TIERS[difficulty].hides_mechanisms:
+        return ("incident_reporting", "defect_reporting")
+    return ("findings", "values", *(["repaired_value"] if repaired_values else []))
 
 
 def tier_methods(difficulty: str) -> list[AnalysisMethodInfo]:
@@ -116,7 +121,7 @@ def published_facts(episode: Episode) -> dict[str, Any]:
             "objective": episode.public.task["objective"],
             "window": EpisodeWindow(first_date=dates[0], last_date=dates[-1], days=len(dates)),
             "benign_fluctuations": BENIGN_CHANGES,
-            "segments": audit_brief(tier.dimensions),
+            "segments": audit_brief(tier.dimensions, tier.repaired_values),
         }
     kinds = (
         kinds_brief(

@@ -114,8 +114,11 @@ def model_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return compact(schema)
 
 
-# Item fields whose prose a model needs: the graded field no result table names a rule for.
-_DESCRIBED_ITEM_FIELDS = frozenset({"detection_method"})
+# Item fields whose prose a model needs: the graded fields no result table names a rule for.
+_DESCRIBED_ITEM_FIELDS = frozenset({"detection_method", "repaired_value"})
+# An item field only a tier that asks it offers (the audit from its version 2: SegmentedMix.repaired_values); the
+# shared tool, which a client that fixes its tools before a reset lists, holds it for that tier.
+REPAIRED_VALUE = "repaired_value"
 
 
 def _without_item_descriptions(node: Any) -> Any:
@@ -181,18 +184,25 @@ def reported_families(difficulty: str) -> tuple[str, ...]:
     return tuple(family for family in ANOMALY_TYPES if family in named)
 
 
+def asks_repaired_values(difficulty: str) -> bool:
+    """Whether a tier's report rows take a repaired value (its latest version's mix asks them)."""
+    return TIERS[difficulty].repaired_values
+
+
 @cache
 def report_tool(difficulty: str) -> ModelTool:
-    """submit_report as the tier reads it: where it offers only some families (a tier of raw events), its own
-    texts and its families' enums."""
+    """submit_report as the tier reads it: without repaired_value where the tier asks none; where it offers only
+    some families (a tier of raw events), its own texts and its families' enums."""
     tool = SUBMISSION_TOOLS[SUBMIT_REPORT]
-    families = reported_families(difficulty)
-    if families == ANOMALY_TYPES:
-        return tool
     parameters = copy.deepcopy(tool.parameters)
     rows = parameters["properties"]["rows"]
-    rows["description"] = RAW_EVENTS_ROWS
     fields = rows["items"]["properties"]
+    if not asks_repaired_values(difficulty):
+        del fields[REPAIRED_VALUE]
+    families = reported_families(difficulty)
+    if families == ANOMALY_TYPES:
+        return replace(tool, parameters=parameters)
+    rows["description"] = RAW_EVENTS_ROWS
     fields["anomaly_type"]["enum"] = list(families)
     entity_types = {FAMILY_ENTITY_TYPE[family] for family in families}
     fields["entity_type"]["enum"] = [name for name in ENTITY_TYPES if name in entity_types]

@@ -9,7 +9,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from metric_tracker_rl.catalog.published import COUNT_COLUMNS, FUNNEL_STEPS, config_meaning
+from metric_tracker_rl.catalog.published import (
+    COUNT_COLUMNS,
+    FUNNEL_STEPS,
+    QUALITY_WEIGHTS,
+    REPAIRED_TOLERANCE,
+    config_meaning,
+)
 from metric_tracker_rl.catalog.tiers import AUDIT, AuditMix
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS, STEP_SESSION_COLUMNS
 from metric_tracker_rl.world.warehouse_brief import (
@@ -101,20 +107,46 @@ VALUES_RULE = (
 )
 
 
-def audit_brief(dimensions: tuple[str, ...]) -> dict[str, object]:
+assert REPAIRED_TOLERANCE < MARGIN, "a defect's dashboard value is never within the repaired tolerance"
+# What a data defect's row reports beside its values where the tier asks it (AuditMix.repaired_values), and how it is
+# graded (grading/grader.py: asks_repaired_value, repaired_in_tolerance).
+REPAIRED_VALUE_RULE = (
+    "A data defect's row also reports repaired_value: the metric's value in the row's segment on its date over the "
+    "events as they would have been recorded without the defect (what the dashboard should have shown, by the "
+    "metrics layer's definitions; the value the findings rule measures the defect's departure from). It is right "
+    f"within {REPAIRED_TOLERANCE:.0%} of the expected value (|reported - expected| <= {REPAIRED_TOLERANCE:g} x "
+    "|expected|, for a rate and a count alike). Where the recorded events cannot tell it (the defect kept some of "
+    "the events users sent from ever being recorded) it is not asked: the row earns its share whatever it holds, "
+    "null included. A business incident's row has no repaired_value: leave it out (or "
+    "null); it is not graded there."
+)
+REPAIRED_GRADING_RULE = (
+    "A data defect's row has four values, repaired_value the fourth (repaired_value): baseline, observed, delta and "
+    f"repaired_value earn a quarter each of its {QUALITY_WEIGHTS['values']:g} values credit; every other row's "
+    "three, a third each."
+)
+
+
+def audit_brief(dimensions: tuple[str, ...], repaired_values: bool = False) -> dict[str, object]:
     """What the brief publishes about an audit tier's world (the same for every episode of it): the warehouse's
-    world, tables and metric names, and the audit's rules of a finding instead of any list of mechanisms."""
+    world, tables and metric names, and the audit's rules of a finding instead of any list of mechanisms; where the
+    tier asks a defect's repaired value (`repaired_values`), its rule."""
     warehouse = warehouse_brief(dimensions)
+    repaired = {"repaired_value": REPAIRED_VALUE_RULE} if repaired_values else {}
+    grading = f"{WAREHOUSE_GRADING_RULE} {KIND_RULE} {WAREHOUSE_CREDIT_RULE}"
     return {
         "dimensions": warehouse["dimensions"],
         "tables": warehouse["tables"],
         "metrics_layer": warehouse["metrics_layer"],
         "metric_names": warehouse["metric_names"],
         "findings": FINDINGS_RULE,
-        "values": VALUES_RULE,
+        "values": VALUES_RULE.replace("never a repair", "never a repair (but repaired_value)")
+        if repaired_values
+        else VALUES_RULE,
+        **repaired,
         "baseline_rule": WAREHOUSE_BASELINE_RULE,
         "severity_rule": WAREHOUSE_SEVERITY_RULE,
-        "grading": f"{WAREHOUSE_GRADING_RULE} {KIND_RULE} {WAREHOUSE_CREDIT_RULE}",
+        "grading": f"{grading} {REPAIRED_GRADING_RULE}" if repaired_values else grading,
     }
 
 

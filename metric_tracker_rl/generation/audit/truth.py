@@ -6,7 +6,8 @@ mechanism is:
 - a data defect's rows: on each date it covers, the first dashboard metric (sessions, the rates down the funnel, the
   revenue) whose value in its segment it moved past the margin, relative to the metrics layer's over the events as
   they would have been recorded without it. Every value is what the dashboard shows: observed the date's,
-  baseline by the published baseline rule over the same series, so no value needs the mechanism to compute.
+  baseline by the published baseline rule over the same series, so no value needs the mechanism to compute. Its
+  repaired value (where the tier asks it) is the metric's value without it, the one the departure is measured from.
 
 The margin is relative: |a - b| / |b| > margin (b the baseline, or the value without the defect), as
 world/audit_brief.departs reads it.
@@ -20,7 +21,7 @@ import numpy as np
 
 from metric_tracker_rl.catalog.published import FUNNEL_STEPS
 from metric_tracker_rl.catalog.tiers import AuditMix
-from metric_tracker_rl.generation.defects import DefectRecord
+from metric_tracker_rl.generation.defects import DEFECT_REGISTRY, DefectRecord
 from metric_tracker_rl.generation.episode import GroundTruth
 from metric_tracker_rl.generation.warehouse.truth import (
     DATA_QUALITY,
@@ -52,12 +53,14 @@ def _series(board: SqlTable, record: DefectRecord, metric: str, num_days: int) -
 
 def defect_rows(world: WarehouseWorld, margin: float) -> list[ExpectedRow]:
     """Each defect's rows: on each date it covers, the first metric of AUDIT_METRICS it moved past the margin in
-    its segment (relative to the value without it), with the dashboard's values."""
+    its segment (relative to the value without it), with the dashboard's values, and that value without it as the
+    row's repaired value where the recorded events can tell it (its mechanism is repairable)."""
     num_days = world.log.num_days
     rows = []
     for record in world.defects:
         recorded = {m: _series(world.dashboard, record, m, num_days) for m in AUDIT_METRICS}
         without = {m: _series(world.clean_dashboard, record, m, num_days) for m in AUDIT_METRICS}
+        repairable = DEFECT_REGISTRY[record.kind].repairable
         for day in (d for d in record.days if 0 <= d < num_days):
             metric = next((m for m in AUDIT_METRICS if departs(recorded[m][day], without[m][day], margin)), None)
             if metric is None:
@@ -72,6 +75,7 @@ def defect_rows(world: WarehouseWorld, margin: float) -> list[ExpectedRow]:
                     record.segment.normalised(),
                     float(baseline),
                     float(recorded[metric][day]),
+                    float(without[metric][day]) if repairable else None,
                 )
             )
     return [row for row in rows if math.isfinite(row.baseline) and math.isfinite(row.observed)]
@@ -94,4 +98,4 @@ def audit_rows(world: WarehouseWorld, mix: AuditMix, counted: CountedSessions | 
 def audit_truth(world: WarehouseWorld, mix: AuditMix, dates: tuple[str, ...]) -> GroundTruth:
     """The grader's truth of an audit world: its rows (warehouse.truth.truth_of)."""
     counted = counted_sessions(world.log)
-    return truth_of(world, audit_rows(world, mix, counted), dates, counted)
+    return truth_of(world, audit_rows(world, mix, counted), dates, counted, mix.repaired_values)

@@ -39,11 +39,14 @@ Defect = Callable[[EventLog, np.random.Generator], tuple[EventLog, DefectRecord]
 
 @dataclass(frozen=True)
 class DefectMechanism:
-    """A registered data defect: its name, the edit it makes, and the area of the stack that fails."""
+    """A registered data defect: its name, the edit it makes, the area of the stack that fails, and whether the
+    events as recorded can tell the value it hid (`repairable`: False where it kept some of the events users sent
+    from ever being recorded; the audit asks no repaired value of such a defect's rows)."""
 
     name: str
     apply: Defect
     area: str
+    repairable: bool = True
 
 
 def _check(mechanism: DefectMechanism) -> None:
@@ -54,11 +57,12 @@ def _check(mechanism: DefectMechanism) -> None:
 DEFECT_REGISTRY: Registry[DefectMechanism] = Registry("defect mechanism", check=_check)
 
 
-def register_defect(name: str, area: str) -> Callable[[Defect], Defect]:
-    """Register the decorated edit as the defect mechanism `name` of `area`; the edit itself is returned."""
+def register_defect(name: str, area: str, *, repairable: bool = True) -> Callable[[Defect], Defect]:
+    """Register the decorated edit as the defect mechanism `name` of `area` (see DefectMechanism for
+    `repairable`); the edit itself is returned."""
 
     def register(apply: Defect) -> Defect:
-        DEFECT_REGISTRY.register(DefectMechanism(name, apply, area))
+        DEFECT_REGISTRY.register(DefectMechanism(name, apply, area, repairable))
         return apply
 
     return register

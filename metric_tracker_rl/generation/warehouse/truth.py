@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,9 @@ DATA_QUALITY = "data_quality"
 @dataclass(frozen=True)
 class ExpectedRow:
     """One row the world expects: what it is (`kind`: an incident kind or a defect kind; `family`: the incident's
-    family, or data_quality), its date, the dashboard metric, the segment, and the metrics layer's values."""
+    family, or data_quality), its date, the dashboard metric, the segment, and the metrics layer's values; a
+    defect's row of the audit also the value its defect hid (`repaired`: the metric over the events as they would
+    have been recorded without it), where the recorded events can tell it (None elsewhere)."""
 
     kind: str
     family: str
@@ -54,6 +57,7 @@ class ExpectedRow:
     segment: Segment
     baseline: float
     observed: float
+    repaired: float | None = None
 
     @property
     def delta(self) -> float:
@@ -66,12 +70,15 @@ class ExpectedRow:
         entity_type: EntityType = "data_quality" if self.family == DATA_QUALITY else FAMILY_ENTITY_TYPE[self.family]
         return entity_type, COUNT_OF_DASHBOARD.get(self.metric, self.metric)
 
-    def report_row(self, dates: tuple[str, ...]) -> MetricSubmissionRow:
+    def report_row(self, dates: tuple[str, ...], repaired_values: bool = False) -> MetricSubmissionRow:
         """The row a perfect report holds for it (the grader's expected row): a defect's names the data quality
-        family, every row its family's own detection method and the severity its values give."""
+        family, every row its family's own detection method and the severity its values give; with
+        `repaired_values` (a tier that asks them) a defect's row holds its repaired value where it has one."""
         entity_type, entity_name = self.entity
+        repaired = self.repaired if repaired_values and self.family == DATA_QUALITY else None
         family = DEFECT_FAMILY if self.family == DATA_QUALITY else self.family
         segment = self.segment.normalised()
+        scope: dict[str, Any] = {} if segment.is_aggregate else {**dict.fromkeys(CELL_FIELDS), **segment.named()}
         return MetricSubmissionRow(
             date=dates[self.day],
             entity_type=entity_type,
@@ -82,7 +89,8 @@ class ExpectedRow:
             observed_value=self.observed,
             delta_value=self.delta,
             severity=severity_for(entity_type, self.baseline, self.observed),
-            **({} if segment.is_aggregate else {**dict.fromkeys(CELL_FIELDS), **segment.named()}),
+            repaired_value=repaired,
+            **scope,
         )
 
 
@@ -138,12 +146,17 @@ def warehouse_truth(world: WarehouseWorld, dates: tuple[str, ...]) -> GroundTrut
 
 
 def truth_of(
-    world: WarehouseWorld, expected: list[ExpectedRow], dates: tuple[str, ...], counted: CountedSessions
+    world: WarehouseWorld,
+    expected: list[ExpectedRow],
+    dates: tuple[str, ...],
+    counted: CountedSessions,
+    repaired_values: bool = False,
 ) -> GroundTruth:
-    """The grader's truth of a raw-event world that expects `expected`: those rows as report rows, the side-effect
-    keys of its incidents (less any expected key), its benign changes (look-alikes and bursts, for the record), and
-    T of the overlap credit (each leaf's counted sessions by date)."""
-    rows = [row.report_row(dates) for row in expected]
+    """The grader's truth of a raw-event world that expects `expected`: those rows as report rows (a defect's with
+    its repaired value where the tier asks them: `repaired_values`), the side-effect keys of its incidents (less any
+    expected key), its benign changes (look-alikes and bursts, for the record), and T of the overlap credit (each
+    leaf's counted sessions by date)."""
+    rows = [row.report_row(dates, repaired_values) for row in expected]
     keys = {row_key(r.date, r.entity_type, r.entity_name) for r in rows}
     neutral = {row_key(dates[i.record.day], t, n) for i in world.incidents for t, n in i.record.neutral} - keys
     benign = [DistractorRecord(f.kind, f.day, f"{f.segment.label()}: {f.description}") for f in world.fluctuations]

@@ -16,7 +16,7 @@ from metric_tracker_rl.world.segments import Segment
 KEPT_SHARE = (0.2, 0.4)  # of the version's sessions: those the sampling sends
 
 
-@register_defect("client_sampling", "sdk")
+@register_defect("client_sampling", "sdk", repairable=False)
 def client_sampling(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
     places = SessionPlaces.of(log)
     platform, days, on_platform, version = current_version_span(log, places, rng)

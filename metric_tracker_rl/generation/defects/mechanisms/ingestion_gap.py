@@ -19,7 +19,7 @@ from metric_tracker_rl.world.segments import Segment
 GAP_HOURS = (6, 10)  # the outage's length
 
 
-@register_defect("ingestion_gap", "pipeline")
+@register_defect("ingestion_gap", "pipeline", repairable=False)
 def ingestion_gap(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
     platforms = log.users.platform.values
     platform = platforms.index(str(rng.choice(["ios", "android"])))

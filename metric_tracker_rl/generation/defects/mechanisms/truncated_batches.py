@@ -28,7 +28,7 @@ def event_positions(log: EventLog) -> np.ndarray:
     return positions
 
 
-@register_defect("truncated_batches", "sdk")
+@register_defect("truncated_batches", "sdk", repairable=False)
 def truncated_batches(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
     places = SessionPlaces.of(log)
     platforms = log.users.platform.values
