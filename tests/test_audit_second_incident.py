@@ -15,6 +15,7 @@ from metric_tracker_rl.agents.audit_expert import ALL_FINDERS, AuditInvestigatio
 from metric_tracker_rl.agents.audit_second_incident import rest_fell
 from metric_tracker_rl.agents.warehouse_findings import (
     COUNT_DROP,
+    DATA_QUALITY,
     FUNNEL_BREAK,
     RATE_DROP,
     Finding,
@@ -115,3 +116,30 @@ def test_an_outage_on_a_date_of_a_lasting_fall_of_sessions_is_that_falls_date() 
     platform = replace(outage, segment=Segment(platform="android"))
     kept = dedupe(investigation.by_precedence([platform], lapse))
     assert platform in kept and lapse[1] not in kept
+
+
+def test_a_fall_a_defect_of_its_date_overlaps_is_no_second_incident() -> None:
+    """The search for a date's second incident passes over the strongest fall where a defect of that date covers a
+    segment overlapping its cuboid and moves its step (opens that never reach the menu lower the menu step: the
+    defect's echo) and takes the next one, on a step the defect leaves alone; without the defect it takes the
+    strongest."""
+    investigation = AuditInvestigation(dates=list(window_calendar(56).iso_dates))
+    echo = {"date": DATE, "k": 1, "country": "US", "platform": "ios", "z": -6.0, "beside": 0.0}
+    second = {"date": DATE, "k": 4, "country": "US", "user_type": "returning", "z": -4.0, "beside": 0.0}
+    defect = Finding(DATE, "sessions", DATA_QUALITY, Segment(platform="ios"), kind="background_opens")
+    answers = iter([[echo, second], []])
+
+    def answered(steps: Generator[Statement, Rows, list[Finding]]) -> list[Finding]:
+        try:
+            next(steps)
+            while True:
+                steps.send(next(answers))
+        except StopIteration as stop:
+            return list(stop.value)
+
+    beside = answered(investigation.with_second_incident([HOST], [defect]))
+    assert beside[-1].date == DATE and beside[-1].metric == PAYMENTS
+    assert beside[-1].segment == Segment(country="US", user_type="returning")
+    answers = iter([[echo, second], []])
+    alone = answered(investigation.with_second_incident([HOST]))
+    assert alone[-1].metric == RATE_COLUMNS[0] and alone[-1].segment == Segment(platform="ios", country="US")

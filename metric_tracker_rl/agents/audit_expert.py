@@ -143,7 +143,7 @@ class AuditInvestigation(SecondIncidents):
         ]
         candidates = yield from self.narrowed_to_a_user_type(candidates)
         incidents = dedupe(candidates)
-        incidents = yield from self.with_second_incident(incidents)
+        incidents = yield from self.with_second_incident(incidents, defects)
         defects = yield from self.dashboard_values(dedupe(defects))
         incidents = yield from self.values_of_new(incidents)
         kept = self.without_lone_dates([f for f in incidents if departs(f.observed, f.baseline)])

@@ -7,7 +7,7 @@ child leaves out users who did, so the likelihood of the fall is highest on its 
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from metric_tracker_rl.agents.audit_incident_scans import cuboid_falls_sql, host_falls_sql
@@ -19,6 +19,7 @@ from metric_tracker_rl.agents.warehouse_findings import (
     Statement,
     kept_by,
     number_or_nan,
+    overlaps,
     segment_of,
 )
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS
@@ -111,10 +112,14 @@ def step_out(segment: Segment, counts: dict[Segment, Counts]) -> Segment:
 class SecondIncidents(Investigation):
     """The second incident's search and its cuboid (the module docstring)."""
 
-    def with_second_incident(self, found: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
+    def with_second_incident(
+        self, found: list[Finding], defects: Sequence[Finding] = ()
+    ) -> Generator[Statement, Rows, list[Finding]]:
         """The incidents with the tier's second incident: the one the scans found (its cuboid read again), else the
         strongest fall of a step the date's incidents and experiments leave alone on an incident's date, in a
-        cuboid that keeps one of an incident's values and agrees with it on every field both name."""
+        cuboid that keeps one of an incident's values and agrees with it on every field both name, on a step no
+        defect of that date overlapping it moves (its metric's, or the next after sessions): a defect's fall there
+        is its echo."""
         known = self.second_known(found)
         if known is not None:
             rest = [f for f in found if f is not known]
@@ -125,7 +130,13 @@ class SecondIncidents(Investigation):
         rows = yield ("second incidents", host_falls_sql(free, SECOND_FALL))
         for row in rows:  # strongest first
             segment, date, step = segment_of(row), str(row["date"]), int(row["k"])
-            if one_date(row) and any(f.date == date and kept_by(segment, f.segment) for f in found):
+            if (
+                one_date(row)
+                and any(f.date == date and kept_by(segment, f.segment) for f in found)
+                and not any(
+                    d.date == date and overlaps(d.segment, segment) and step in (d.step, d.step + 1) for d in defects
+                )
+            ):
                 anchor = Finding(date, RATE_COLUMNS[step - 1], RATE_DROP, segment, kind="level_shift")
                 return [*found, (yield from self.own_cuboid(anchor, found))]
         return found
