@@ -10,8 +10,9 @@ not the witness that the text suffices) and plays through the tools only.
    dashboard's (observed on the date, baseline the same weekday's median); an incident found on a date and segment
    a defect holds is the defect's doing and dropped, unless the data show it users' beside the defect
    (audit_coinciding); an incident row whose value does not depart from its baseline
-   by more than the margin is no finding, nor is a date of a change that lasts dates (a lasting finder's) with no
-   date beside it that departs too.
+   by more than the margin, or moves against its family (a drop that rose), is no finding, nor is a date of a
+   change that lasts dates (a lasting finder's) with no date beside it that departs too; a release whose fall an
+   experiment's arm holding its version shows further is the arm's (arms_over_versions).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from functools import partial
 from metric_tracker_rl.agents.audit_coinciding import (
     DEFECT_METRICS,
     REPAIRED,
+    arms_over_versions,
     comes_before,
+    its_way,
     left_out,
     met_by,
     observed,
@@ -146,7 +149,7 @@ class AuditInvestigation(SecondIncidents):
         incidents = yield from self.with_second_incident(incidents, defects)
         defects = yield from self.dashboard_values(dedupe(defects))
         incidents = yield from self.values_of_new(incidents)
-        kept = self.without_lone_dates([f for f in incidents if departs(f.observed, f.baseline)])
+        kept = self.without_lone_dates([f for f in incidents if departs(f.observed, f.baseline) and its_way(f)])
         return dedupe([*defects, *kept])
 
     def without_lone_dates(self, incidents: list[Finding]) -> list[Finding]:
@@ -312,7 +315,7 @@ class AuditInvestigation(SecondIncidents):
         for name, sql in batched_sql(self.finders):
             rows += yield (name, sql)
         self.flagged = self.from_finders(rows)
-        return (yield from super().incidents(fixes, defects))
+        return arms_over_versions((yield from super().incidents(fixes, defects)))
 
     def concurrent(self, found: list[Finding], runs: Rows) -> list[Finding]:
         """None here: the second incident of a date is looked for once every incident is known
