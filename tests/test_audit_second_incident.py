@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from metric_tracker_rl.agents.audit_expert import ALL_FINDERS, AuditInvestigation
-from metric_tracker_rl.agents.audit_second_incident import rest_fell
+from metric_tracker_rl.agents.audit_second_incident import LASTING_Z, SECOND_Z, rest_fell
 from metric_tracker_rl.agents.warehouse_findings import (
     COUNT_DROP,
     DATA_QUALITY,
@@ -39,6 +39,19 @@ def _played(steps: Generator[Statement, Rows, list[Finding]], rows: Rows) -> tup
         while True:
             names.append(statement[0])
             statement = steps.send(rows)
+    except StopIteration as stop:
+        return names, stop.value
+
+
+def _answered(steps: Generator[Statement, Rows, list[Finding]], answers: list[Rows]) -> tuple[list[str], list[Finding]]:
+    """The names of the statements a step of the procedure sends (each answered with the next of `answers`) and
+    what it returns."""
+    names, replies = [], iter(answers)
+    try:
+        statement = next(steps)
+        while True:
+            names.append(statement[0])
+            statement = steps.send(next(replies))
     except StopIteration as stop:
         return names, stop.value
 
@@ -127,19 +140,23 @@ def test_a_fall_a_defect_of_its_date_overlaps_is_no_second_incident() -> None:
     echo = {"date": DATE, "k": 1, "country": "US", "platform": "ios", "z": -6.0, "beside": 0.0}
     second = {"date": DATE, "k": 4, "country": "US", "user_type": "returning", "z": -4.0, "beside": 0.0}
     defect = Finding(DATE, "sessions", DATA_QUALITY, Segment(platform="ios"), kind="background_opens")
-    answers = iter([[echo, second], []])
-
-    def answered(steps: Generator[Statement, Rows, list[Finding]]) -> list[Finding]:
-        try:
-            next(steps)
-            while True:
-                steps.send(next(answers))
-        except StopIteration as stop:
-            return list(stop.value)
-
-    beside = answered(investigation.with_second_incident([HOST], [defect]))
+    beside = _answered(investigation.with_second_incident([HOST], [defect]), [[echo, second], []])[1]
     assert beside[-1].date == DATE and beside[-1].metric == PAYMENTS
     assert beside[-1].segment == Segment(country="US", user_type="returning")
-    answers = iter([[echo, second], []])
-    alone = answered(investigation.with_second_incident([HOST]))
+    alone = _answered(investigation.with_second_incident([HOST]), [[echo, second], []])[1]
     assert alone[-1].metric == RATE_COLUMNS[0] and alone[-1].segment == Segment(platform="ios", country="US")
+
+
+@given(st.floats(0.0, SECOND_Z - 0.01), st.floats(SECOND_Z, 12.0))
+def test_a_date_falling_short_of_the_bar_adds_no_second_incident(weak: float, strong: float) -> None:
+    """A date's strongest fall short of SECOND_Z on an incident's date adds no row (more often a thin cuboid's noise
+    than the second incident); one beyond it does, unless a date beside it fell beyond LASTING_Z too."""
+    investigation = AuditInvestigation(dates=list(window_calendar(56).iso_dates))
+    row = {"date": DATE, "k": 4, "country": "US", "user_type": "returning", "beside": 0.0}
+    names, found = _answered(investigation.with_second_incident([HOST]), [[{**row, "z": -weak}]])
+    assert names == ["second incidents"] and found == [HOST]
+    lasting = [{**row, "z": -strong, "beside": -LASTING_Z}]
+    assert _answered(investigation.with_second_incident([HOST]), [lasting])[1] == [HOST]
+    names, found = _answered(investigation.with_second_incident([HOST]), [[{**row, "z": -strong}], []])
+    assert names == ["second incidents", "second incident's cuboid"]
+    assert found[-1].segment == Segment(country="US", user_type="returning") and found[-1].metric == PAYMENTS

@@ -26,7 +26,11 @@ from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS
 from metric_tracker_rl.world.segments import Segment
 
 CONCURRENCY = 1  # the tier's dates with a second incident: the expert knows it, no brief says it
-SECOND_FALL, SECOND_Z = 0.2, 2.6  # a second incident's fall: its share of the expected, and its z at least
+SECOND_FALL, SECOND_Z = 0.2, 3.3  # a second incident's fall: its share of the expected, and its z at least
+# A date beside it falling this far (its z) makes a fall a lasting change's. Below SECOND_Z a date's strongest fall
+# on an incident's date is more often a thin cuboid's noise than the second incident, and a wrong one costs a
+# false row beside the missed one.
+LASTING_Z = 2.6
 NARROWER = 1.0  # a child's rest is read as not fallen where that is this much likelier (log-likelihood) at least
 Counts = tuple[float, float, float]  # a cuboid's conversions n, arrivals d and expected conversions e on a date
 
@@ -42,10 +46,10 @@ def fall_likelihood(n: float, d: float, e: float) -> float:
 
 
 def one_date(row: Mapping[str, object]) -> bool:
-    """Whether a host scan's fall is a second incident's: beyond SECOND_Z on its date, and not on a date beside it
-    (a fall that lasts dates is another change's)."""
+    """Whether a host scan's fall is a second incident's: beyond SECOND_Z on its date, and not beyond LASTING_Z on a
+    date beside it (a fall that lasts dates is another change's)."""
     beside = number_or_nan(row.get("beside"))
-    return number_or_nan(row["z"]) <= -SECOND_Z and not beside <= -SECOND_Z
+    return number_or_nan(row["z"]) <= -SECOND_Z and not beside <= -LASTING_Z
 
 
 def nests(inner: Segment, outer: Segment) -> bool:
