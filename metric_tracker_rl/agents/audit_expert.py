@@ -18,6 +18,7 @@ not the witness that the text suffices) and plays through the tools only.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -77,6 +78,7 @@ PLATFORM_BREAK_Z = 4.5
 EXPLAINED_BY = {"client_sampling": "ingestion_gap"}
 
 
+EDGE_SHARE = 0.5  # a lasting change's date at its run's end moves by this share of the run's median move at least
 USER_TYPES = ("new", "returning")  # the events' two user types: one's sibling is the other
 OTHER_SHARE = 0.5  # a move is one user type's where the other's moved less than this share of it (the same way)
 
@@ -149,8 +151,22 @@ class AuditInvestigation(SecondIncidents):
         incidents = yield from self.with_second_incident(incidents, defects)
         defects = yield from self.dashboard_values(dedupe(defects))
         incidents = yield from self.values_of_new(incidents)
-        kept = self.without_lone_dates([f for f in incidents if departs(f.observed, f.baseline) and its_way(f)])
+        moved = [f for f in incidents if departs(f.observed, f.baseline) and its_way(f)]
+        kept = self.without_lone_dates(self.without_faint_edges(moved))
         return dedupe([*defects, *kept])
+
+    def without_faint_edges(self, incidents: list[Finding]) -> list[Finding]:
+        """A lasting finder's change is on or off, so each of its dates moves alike: a date at either end of its
+        run of three or more that moves less than EDGE_SHARE of the run's median move is a noisy date the run's
+        test took in with the change."""
+        lasting = {finder.name for finder in self.finders if finder.lasting}
+        faint = set()
+        for run in self.runs_of([f for f in incidents if f.kind in lasting]):
+            typical = statistics.median(relative_move(f.observed, f.baseline) for f in run)
+            for edge in (run[0], run[-1]) if len(run) >= 3 else ():
+                if relative_move(edge.observed, edge.baseline) < EDGE_SHARE * typical:
+                    faint.add((edge.date, edge.metric, edge.segment))
+        return [f for f in incidents if (f.date, f.metric, f.segment) not in faint]
 
     def without_lone_dates(self, incidents: list[Finding]) -> list[Finding]:
         """A lasting finder's finding (Finder.lasting) stays where a date beside it holds a finding of its metric
