@@ -5,11 +5,15 @@ sign-out is read from returning users' sessions alone (an episode where a new us
 from __future__ import annotations
 
 import re
+import statistics
+from dataclasses import replace
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from lab.calibration.interface import record_episode
-from metric_tracker_rl.agents.audit_expert import ALL_FINDERS, AuditInvestigation
+from metric_tracker_rl.agents.audit_expert import ALL_FINDERS, EDGE_SHARE, AuditInvestigation
 from metric_tracker_rl.agents.audit_incident_scans import PLATFORM_COUNTRY_USERS, daily_scan
 from metric_tracker_rl.agents.warehouse_findings import RATE_DROP, Finding
 from metric_tracker_rl.catalog.published import row_key
@@ -51,6 +55,33 @@ def test_a_lasting_finders_date_stays_only_beside_another_of_its_metric_and_segm
         *lone,
         _sign_out(4, kind="level_shift"),
     ]  # a neighbour found by another scan counts
+
+
+@given(st.floats(0.4, 0.8), st.floats(0.0, 0.99), st.floats(0.0, 0.99), st.integers(1, 3))
+def test_a_runs_end_moving_far_less_than_its_run_is_left_out(
+    move: float, first: float, last: float, inner: int
+) -> None:
+    """A lasting change is on or off: a date at either end of its run of three or more that moves less than
+    EDGE_SHARE of the run's median move goes, one that moves as far stays; the run's inner dates always stay, and a
+    level shift's run (its change may ramp) is left alone."""
+    investigation = AuditInvestigation(dates=DATES, finders=ALL_FINDERS)
+
+    def run(kind: str) -> list[Finding]:
+        shares = [first, *([1.0] * inner), last]
+        return [
+            replace(_sign_out(2 + i, kind=kind), baseline=0.6, observed=0.6 * (1 - move * share))
+            for i, share in enumerate(shares)
+        ]
+
+    lapse = run("regional_sign_out")
+    typical = statistics.median(move * share for share in [first, *([1.0] * inner), last])
+    assume(all(abs(move * share - EDGE_SHARE * typical) > 1e-6 for share in (first, last)))  # off the bar itself
+    kept = investigation.without_faint_edges(lapse)
+    assert kept == [
+        f for f in lapse if f not in (lapse[0], lapse[-1]) or abs(f.observed / 0.6 - 1) >= EDGE_SHARE * typical
+    ]
+    assert lapse[1:-1] == [f for f in kept if f in lapse[1:-1]]
+    assert investigation.without_faint_edges(run("level_shift")) == run("level_shift")
 
 
 def test_the_lasting_finders_are_the_scans_of_runs_of_dates() -> None:

@@ -12,9 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from metric_tracker_rl.agents.audit_expert import ALL_FINDERS, AuditInvestigation
-from metric_tracker_rl.agents.audit_second_incident import rest_fell
+from metric_tracker_rl.agents.audit_second_incident import LASTING_Z, SECOND_Z, rest_fell
 from metric_tracker_rl.agents.warehouse_findings import (
     COUNT_DROP,
+    DATA_QUALITY,
     FUNNEL_BREAK,
     RATE_DROP,
     Finding,
@@ -38,6 +39,19 @@ def _played(steps: Generator[Statement, Rows, list[Finding]], rows: Rows) -> tup
         while True:
             names.append(statement[0])
             statement = steps.send(rows)
+    except StopIteration as stop:
+        return names, stop.value
+
+
+def _answered(steps: Generator[Statement, Rows, list[Finding]], answers: list[Rows]) -> tuple[list[str], list[Finding]]:
+    """The names of the statements a step of the procedure sends (each answered with the next of `answers`) and
+    what it returns."""
+    names, replies = [], iter(answers)
+    try:
+        statement = next(steps)
+        while True:
+            names.append(statement[0])
+            statement = steps.send(next(replies))
     except StopIteration as stop:
         return names, stop.value
 
@@ -115,3 +129,34 @@ def test_an_outage_on_a_date_of_a_lasting_fall_of_sessions_is_that_falls_date() 
     platform = replace(outage, segment=Segment(platform="android"))
     kept = dedupe(investigation.by_precedence([platform], lapse))
     assert platform in kept and lapse[1] not in kept
+
+
+def test_a_fall_a_defect_of_its_date_overlaps_is_no_second_incident() -> None:
+    """The search for a date's second incident passes over the strongest fall where a defect of that date covers a
+    segment overlapping its cuboid and moves its step (opens that never reach the menu lower the menu step: the
+    defect's echo) and takes the next one, on a step the defect leaves alone; without the defect it takes the
+    strongest."""
+    investigation = AuditInvestigation(dates=list(window_calendar(56).iso_dates))
+    echo = {"date": DATE, "k": 1, "country": "US", "platform": "ios", "z": -6.0, "beside": 0.0}
+    second = {"date": DATE, "k": 4, "country": "US", "user_type": "returning", "z": -4.0, "beside": 0.0}
+    defect = Finding(DATE, "sessions", DATA_QUALITY, Segment(platform="ios"), kind="background_opens")
+    beside = _answered(investigation.with_second_incident([HOST], [defect]), [[echo, second], []])[1]
+    assert beside[-1].date == DATE and beside[-1].metric == PAYMENTS
+    assert beside[-1].segment == Segment(country="US", user_type="returning")
+    alone = _answered(investigation.with_second_incident([HOST]), [[echo, second], []])[1]
+    assert alone[-1].metric == RATE_COLUMNS[0] and alone[-1].segment == Segment(platform="ios", country="US")
+
+
+@given(st.floats(0.0, SECOND_Z - 0.01), st.floats(SECOND_Z, 12.0))
+def test_a_date_falling_short_of_the_bar_adds_no_second_incident(weak: float, strong: float) -> None:
+    """A date's strongest fall short of SECOND_Z on an incident's date adds no row (more often a thin cuboid's noise
+    than the second incident); one beyond it does, unless a date beside it fell beyond LASTING_Z too."""
+    investigation = AuditInvestigation(dates=list(window_calendar(56).iso_dates))
+    row = {"date": DATE, "k": 4, "country": "US", "user_type": "returning", "beside": 0.0}
+    names, found = _answered(investigation.with_second_incident([HOST]), [[{**row, "z": -weak}]])
+    assert names == ["second incidents"] and found == [HOST]
+    lasting = [{**row, "z": -strong, "beside": -LASTING_Z}]
+    assert _answered(investigation.with_second_incident([HOST]), [lasting])[1] == [HOST]
+    names, found = _answered(investigation.with_second_incident([HOST]), [[{**row, "z": -strong}], []])
+    assert names == ["second incidents", "second incident's cuboid"]
+    assert found[-1].segment == Segment(country="US", user_type="returning") and found[-1].metric == PAYMENTS

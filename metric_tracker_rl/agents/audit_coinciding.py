@@ -1,6 +1,7 @@
 """Findings that coincide: whether an incident's candidate on a defect's date, in a segment the defect's overlaps,
 is users' or the defect's echo, by what the data show with the defect set aside (its metric's place in the order a
-defect's row is named by, the defect undone, or the sessions it leaves alone)."""
+defect's row is named by, the defect undone, or the sessions it leaves alone); whether a release's fall is its
+version's or an experiment's arm's that holds it; and whether a row moved the way its family says."""
 
 from __future__ import annotations
 
@@ -82,3 +83,35 @@ def observed(finding: Finding, row: Mapping[str, object]) -> float:
     if math.isnan(value) and finding.step == 0 and not math.isnan(number_or_nan(row.get("peers"))):
         return 0.0
     return value
+
+
+def arms_over_versions(found: list[Finding]) -> list[Finding]:
+    """Without a release whose version's fall an experiment's arm holding it shows on the same step and a date of
+    the release's, standing out further: a version's own fall shows in its arm diluted by the arm's other users,
+    so there the arm stands out less; an arm's fall shows in the version with the version's fewer users, so there
+    the version does."""
+    arms = [f for f in found if f.kind == "experiment_breakage"]
+    released: dict[tuple[str, Segment], set[str]] = {}
+    for f in found:
+        if f.kind == "release_regression":
+            released.setdefault((f.metric, f.segment), set()).add(f.date)
+    return [
+        f
+        for f in found
+        if f.kind != "release_regression"
+        or not any(
+            a.metric == f.metric
+            and a.z < f.z
+            and overlaps(a.segment, f.segment)
+            and a.date in released[(f.metric, f.segment)]
+            for a in arms
+        )
+    ]
+
+
+def its_way(finding: Finding) -> bool:
+    """Whether an incident row moved the way its family says: a drop or a break fell, a spike rose (a date the
+    procedure holds by its run, or a release by its first dates, may have moved the other way)."""
+    if falls(finding):
+        return finding.observed < finding.baseline
+    return "spike" not in finding.anomaly_type or finding.observed > finding.baseline

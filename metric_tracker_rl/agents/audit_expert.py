@@ -10,14 +10,17 @@ not the witness that the text suffices) and plays through the tools only.
    dashboard's (observed on the date, baseline the same weekday's median); an incident found on a date and segment
    a defect holds is the defect's doing and dropped, unless the data show it users' beside the defect
    (audit_coinciding); an incident row whose value does not depart from its baseline
-   by more than the margin is no finding, nor is a date of a change that lasts dates (a lasting finder's) with no
-   date beside it that departs too. A defect's row reports its repaired value: the metric read with its fault
-   undone (the warehouse's defects as its procedure undoes them; the finders' by audit_repairs).
+   by more than the margin, or moves against its family (a drop that rose), is no finding, nor is a date of a
+   change that lasts dates (a lasting finder's) with no date beside it that departs too; a release whose fall an
+   experiment's arm holding its version shows further is the arm's (arms_over_versions). A defect's row reports its
+   repaired value: the metric read with its fault undone (the warehouse's defects as its procedure undoes them; the
+   finders' by audit_repairs).
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -25,7 +28,9 @@ from functools import partial
 from metric_tracker_rl.agents.audit_coinciding import (
     DEFECT_METRICS,
     REPAIRED,
+    arms_over_versions,
     comes_before,
+    its_way,
     left_out,
     met_by,
     observed,
@@ -76,6 +81,7 @@ PLATFORM_BREAK_Z = 4.5
 EXPLAINED_BY = {"client_sampling": "ingestion_gap"}
 
 
+EDGE_SHARE = 0.5  # a lasting change's date at its run's end moves by this share of the run's median move at least
 USER_TYPES = ("new", "returning")  # the events' two user types: one's sibling is the other
 OTHER_SHARE = 0.5  # a move is one user type's where the other's moved less than this share of it (the same way)
 
@@ -146,10 +152,11 @@ class AuditInvestigation(SecondIncidents):
         ]
         candidates = yield from self.narrowed_to_a_user_type(candidates)
         incidents = dedupe(candidates)
-        incidents = yield from self.with_second_incident(incidents)
+        incidents = yield from self.with_second_incident(incidents, defects)
         defects = yield from self.defect_rows(dedupe(defects))
         incidents = yield from self.values_of_new(incidents)
-        kept = self.without_lone_dates([f for f in incidents if departs(f.observed, f.baseline)])
+        moved = [f for f in incidents if departs(f.observed, f.baseline) and its_way(f)]
+        kept = self.without_lone_dates(self.without_faint_edges(moved))
         return dedupe([*defects, *kept])
 
     def defect_rows(self, defects: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
@@ -159,6 +166,19 @@ class AuditInvestigation(SecondIncidents):
             return (yield from valued_and_repaired(self.rules, self.fixes, defects, dashboard_values_sql))
         valued = yield from self.dashboard_values(defects)
         return [replace(f, repaired=math.nan) for f in valued]
+
+    def without_faint_edges(self, incidents: list[Finding]) -> list[Finding]:
+        """A lasting finder's change is on or off, so each of its dates moves alike: a date at either end of its
+        run of three or more that moves less than EDGE_SHARE of the run's median move is a noisy date the run's
+        test took in with the change."""
+        lasting = {finder.name for finder in self.finders if finder.lasting}
+        faint = set()
+        for run in self.runs_of([f for f in incidents if f.kind in lasting]):
+            typical = statistics.median(relative_move(f.observed, f.baseline) for f in run)
+            for edge in (run[0], run[-1]) if len(run) >= 3 else ():
+                if relative_move(edge.observed, edge.baseline) < EDGE_SHARE * typical:
+                    faint.add((edge.date, edge.metric, edge.segment))
+        return [f for f in incidents if (f.date, f.metric, f.segment) not in faint]
 
     def without_lone_dates(self, incidents: list[Finding]) -> list[Finding]:
         """A lasting finder's finding (Finder.lasting) stays where a date beside it holds a finding of its metric
@@ -323,7 +343,7 @@ class AuditInvestigation(SecondIncidents):
         for name, sql in batched_sql(self.finders):
             rows += yield (name, sql)
         self.flagged = self.from_finders(rows)
-        return (yield from super().incidents(fixes, defects))
+        return arms_over_versions((yield from super().incidents(fixes, defects)))
 
     def concurrent(self, found: list[Finding], runs: Rows) -> list[Finding]:
         """None here: the second incident of a date is looked for once every incident is known

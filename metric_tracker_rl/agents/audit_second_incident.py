@@ -7,7 +7,7 @@ child leaves out users who did, so the likelihood of the fall is highest on its 
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from metric_tracker_rl.agents.audit_incident_scans import cuboid_falls_sql, host_falls_sql
@@ -19,13 +19,18 @@ from metric_tracker_rl.agents.warehouse_findings import (
     Statement,
     kept_by,
     number_or_nan,
+    overlaps,
     segment_of,
 )
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS
 from metric_tracker_rl.world.segments import Segment
 
 CONCURRENCY = 1  # the tier's dates with a second incident: the expert knows it, no brief says it
-SECOND_FALL, SECOND_Z = 0.2, 2.6  # a second incident's fall: its share of the expected, and its z at least
+SECOND_FALL, SECOND_Z = 0.2, 3.3  # a second incident's fall: its share of the expected, and its z at least
+# A date beside it falling this far (its z) makes a fall a lasting change's. Below SECOND_Z a date's strongest fall
+# on an incident's date is more often a thin cuboid's noise than the second incident, and a wrong one costs a
+# false row beside the missed one.
+LASTING_Z = 2.6
 NARROWER = 1.0  # a child's rest is read as not fallen where that is this much likelier (log-likelihood) at least
 Counts = tuple[float, float, float]  # a cuboid's conversions n, arrivals d and expected conversions e on a date
 
@@ -41,10 +46,10 @@ def fall_likelihood(n: float, d: float, e: float) -> float:
 
 
 def one_date(row: Mapping[str, object]) -> bool:
-    """Whether a host scan's fall is a second incident's: beyond SECOND_Z on its date, and not on a date beside it
-    (a fall that lasts dates is another change's)."""
+    """Whether a host scan's fall is a second incident's: beyond SECOND_Z on its date, and not beyond LASTING_Z on a
+    date beside it (a fall that lasts dates is another change's)."""
     beside = number_or_nan(row.get("beside"))
-    return number_or_nan(row["z"]) <= -SECOND_Z and not beside <= -SECOND_Z
+    return number_or_nan(row["z"]) <= -SECOND_Z and not beside <= -LASTING_Z
 
 
 def nests(inner: Segment, outer: Segment) -> bool:
@@ -111,10 +116,14 @@ def step_out(segment: Segment, counts: dict[Segment, Counts]) -> Segment:
 class SecondIncidents(Investigation):
     """The second incident's search and its cuboid (the module docstring)."""
 
-    def with_second_incident(self, found: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
+    def with_second_incident(
+        self, found: list[Finding], defects: Sequence[Finding] = ()
+    ) -> Generator[Statement, Rows, list[Finding]]:
         """The incidents with the tier's second incident: the one the scans found (its cuboid read again), else the
         strongest fall of a step the date's incidents and experiments leave alone on an incident's date, in a
-        cuboid that keeps one of an incident's values and agrees with it on every field both name."""
+        cuboid that keeps one of an incident's values and agrees with it on every field both name, on a step no
+        defect of that date overlapping it moves (its metric's, or the next after sessions): a defect's fall there
+        is its echo."""
         known = self.second_known(found)
         if known is not None:
             rest = [f for f in found if f is not known]
@@ -125,7 +134,13 @@ class SecondIncidents(Investigation):
         rows = yield ("second incidents", host_falls_sql(free, SECOND_FALL))
         for row in rows:  # strongest first
             segment, date, step = segment_of(row), str(row["date"]), int(row["k"])
-            if one_date(row) and any(f.date == date and kept_by(segment, f.segment) for f in found):
+            if (
+                one_date(row)
+                and any(f.date == date and kept_by(segment, f.segment) for f in found)
+                and not any(
+                    d.date == date and overlaps(d.segment, segment) and step in (d.step, d.step + 1) for d in defects
+                )
+            ):
                 anchor = Finding(date, RATE_COLUMNS[step - 1], RATE_DROP, segment, kind="level_shift")
                 return [*found, (yield from self.own_cuboid(anchor, found))]
         return found

@@ -128,7 +128,7 @@ class ContextTests(Window):
             if z is not None and z <= -EXPERIMENT_Z and z < best.get(row["detail"], (0.0,))[0]:
                 best[row["detail"]] = (z, row)
         found = []
-        for _, row in best.values():
+        for z, row in best.values():
             first = self.day(str(row["first"]))
             found += [
                 Finding(
@@ -137,6 +137,7 @@ class ContextTests(Window):
                     RATE_DROP,
                     segment_of(row),
                     kind="experiment_breakage",
+                    z=z,
                 )
                 for d in numbers(row["offsets"])
             ]
