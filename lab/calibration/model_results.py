@@ -39,12 +39,12 @@ from lab.calibration.replay import (
     is_earlier_version,
     load,
     lost_at,
+    played_version,
     recorded_on,
     regradings,
     replay,
 )
 from metric_tracker_rl.catalog.published import DIFFICULTIES
-from metric_tracker_rl.catalog.tiers import TIERS
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "lab" / "artifacts" / "model_results.json"
@@ -97,7 +97,7 @@ def transcript_entry(
         "calls": len(transcript["calls"]),
         "regradings": regraded,
     }
-    if is_earlier_version(transcript["difficulty"], recorded, stored, transcript.get("version")):
+    if is_earlier_version(transcript["difficulty"], recorded, stored, played_version(transcript)):
         return {
             **entry,
             "version": None,  # played on episodes no version of the tier holds
@@ -115,7 +115,7 @@ def transcript_entry(
     changed = result.changed_before_play
     return {
         **entry,
-        "version": transcript.get("version") or TIERS[transcript["difficulty"]].version,
+        "version": played_version(transcript),
         "replay": result.status,
         "texts_matched": result.matched_texts,
         "changed_before_play": None if changed is None else list(changed),

@@ -184,11 +184,16 @@ def replay(
     )
 
 
+def played_version(transcript: dict[str, Any]) -> int:
+    """The version of its tier a transcript played: the one it records, else the first (a transcript recorded
+    before tiers had versions played its tier as it was then, which every tier's version 1 is or stands for)."""
+    version = transcript.get("version")
+    return 1 if version is None else int(version)
+
+
 def reset_settings(transcript: dict[str, Any]) -> dict[str, Any]:
-    """A transcript's reset arguments beside its seed and difficulty: its settings, and its tier's version where it
-    records one (a transcript recorded before tiers had versions plays the latest)."""
-    version = {"version": transcript["version"]} if transcript.get("version") is not None else {}
-    return {**transcript.get("settings", {}), **version}
+    """A transcript's reset arguments beside its seed and difficulty: its settings, and the version it played."""
+    return {**transcript.get("settings", {}), "version": played_version(transcript)}
 
 
 # --- which version recorded a transcript -------------------------------------------------------------------
@@ -273,7 +278,7 @@ def outcome(path: Path, transcript: dict[str, Any], stored: dict[str, dict[str, 
     """The transcript's replay and its outcome, which its folder's records qualify: the version it was recorded on,
     and the regradings accepted since."""
     result = replay(transcript, regraded_score(path), kept_texts(path.parent, path.name, transcript["difficulty"]))
-    earlier = is_earlier_version(transcript["difficulty"], recorded_on(path.parent), stored, transcript.get("version"))
+    earlier = is_earlier_version(transcript["difficulty"], recorded_on(path.parent), stored, played_version(transcript))
     return (EARLIER_VERSION if earlier and result.status != REPRODUCED else result.status), result
 
 
