@@ -567,7 +567,8 @@ def test_a_task_whose_reset_fails_reads_failed_not_submitted(server_url: str, tm
 
 def test_every_tier_plays_offline_by_difficulty_and_the_audit_by_its_train_tasks() -> None:
     """`--difficulty` over every tier (the audit by the first episode of its eval sweep) and `--difficulty audit
-    --episodes 2`, offline, with the null agent (one empty report each): every episode is graded."""
+    --episodes 2`, offline, with the null agent (one empty report each): every episode is graded. The audit's train
+    tasks are of its version 1 (their published block names that version), so their labels say so."""
     result = run_inference("--agent", "null", "--difficulty", ",".join(DIFFICULTIES))
     assert result.returncode == 0, result.stderr
     labels = [*DEFAULT_TASK_ORDER, "audit_80000"]
@@ -575,7 +576,7 @@ def test_every_tier_plays_offline_by_difficulty_and_the_audit_by_its_train_tasks
     assert all(len(t["steps"]) == 1 for t in tasks) and "FAILED" not in result.stderr
     train = run_inference("--agent", "null", "--difficulty", "audit", "--episodes", "2")
     assert train.returncode == 0, train.stderr
-    parse_log(train.stdout, ["audit_1012000", "audit_1012001"], "null")
+    parse_log(train.stdout, ["audit-v1_1012000", "audit-v1_1012001"], "null")
 
 
 def test_unknown_agent_and_missing_key_are_usage_errors(settings_from: Any, capsys: pytest.CaptureFixture[str]) -> None:
