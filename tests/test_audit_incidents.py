@@ -25,6 +25,7 @@ from metric_tracker_rl.generation.audit.truth import audit_rows
 from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
 from metric_tracker_rl.generation.kinds import INCIDENT_KIND_REGISTRY, SegmentIncident
 from metric_tracker_rl.generation.kinds.cuboid import leaf_mask, own_z
+from metric_tracker_rl.generation.kinds.level_shift import LevelShift
 from metric_tracker_rl.generation.segment_plan import SegmentedPlan
 from metric_tracker_rl.generation.segmented import PlacedWorld, place_world
 from metric_tracker_rl.generation.warehouse.world import WarehouseWorld
@@ -225,6 +226,7 @@ def test_a_second_incident_is_placed_only_where_it_is_clear_and_elsewhere_the_ho
     the tier's own-z floor in its cuboid's daily data (read on the world as it was before it), and some hosts are
     passed over where a world without the rule would have placed one that is not clear."""
     level_shift = INCIDENT_KIND_REGISTRY["level_shift"]
+    assert isinstance(level_shift, LevelShift)
     kept = passed = unclear_without = 0
     for seed in (1, 2):
         config = replace(resolve_episode_config(seed=seed, difficulty="audit"), decoy_ratio=0.0)
