@@ -42,8 +42,8 @@ from lab.speed.attack_latency import CHEAP, RESET, SLOW_SQL
 from lab.speed.loopback_server import (
     ROOT,
     ask,
+    before_after_table,
     checkout,
-    commit_cells,
     load_average_sampled,
     loopback_server,
     observation,
@@ -307,36 +307,7 @@ TABLE: tuple[tuple[str, str, str, Callable[[dict[str, Any]], str]], ...] = (
 
 def table(kept: dict[str, Any] | None = None) -> str:
     """The docs' table of the kept runs: the old code's figures beside the new code's."""
-    kept = kept or read_artifact(ARTIFACT)
-    before, after = kept["before"], kept["after"]
-
-    def cell(column: dict[str, Any] | None, row: str, render: Callable[[dict[str, Any]], str]) -> str:
-        found = (column or {}).get("rows", {}).get(row)
-        return "—" if found is None else render(found)
-
-    def load(column: dict[str, Any] | None) -> str:
-        rows = (column or {}).get("rows", {}).values()
-        return (
-            "—"
-            if not rows
-            else " – ".join(
-                f"{value:.1f}"
-                for value in (
-                    min(row["load_average"]["mean"] for row in rows),
-                    max(row["load_average"]["mean"] for row in rows),
-                )
-            )
-        )
-
-    lines = [
-        "| attack | measure | before | after |",
-        "| --- | --- | --- | --- |",
-        f"| (the server's code: commit) | | {commit_cells(before, after)} |",
-    ]
-    for row, attack, measure, render in TABLE:
-        lines.append(f"| {attack} | {measure} | {cell(before, row, render)} | {cell(after, row, render)} |")
-    lines.append(f"| (load average, each row's mean) | | {load(before)} | {load(after)} |")
-    return "\n".join(lines)
+    return before_after_table(kept or read_artifact(ARTIFACT), TABLE)
 
 
 if __name__ == "__main__":
