@@ -134,6 +134,12 @@ def _strongest(
     return best
 
 
+def referable(clean: np.ndarray, sessions: np.ndarray) -> np.ndarray:
+    """The clean dates a profile is read against: those with MIN_SIBLING_SESSIONS dashboard sessions or more, as a
+    sibling must have (a version's last days, a handful of sessions each, give a profile no reference)."""
+    return clean & (sessions >= MIN_SIBLING_SESSIONS)
+
+
 def trace_on(
     segment: Segment,
     features: tuple[str, ...],
@@ -142,8 +148,10 @@ def trace_on(
     cache: dict[str, Any],
     day: int,
 ) -> tuple[str, float]:
-    """The strongest trace of `segment` on `day` in `features`: against its own clean dates, else its siblings'."""
-    found = strongest_trace(profile_of(segment, tables, cache), features, clean, day)
+    """The strongest trace of `segment` on `day` in `features`: against its own clean dates that make a reference
+    (`referable`), else its siblings'."""
+    sessions = np.nan_to_num(cached(tables, cache, sql.dashboard_sql(segment))["sessions"])
+    found = strongest_trace(profile_of(segment, tables, cache), features, referable(clean, sessions), day)
     if found[1] > TRACE_SDS:
         return found
     return max(found, sibling_trace(segment, features, tables, cache, day), key=lambda t: t[1])

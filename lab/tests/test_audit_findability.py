@@ -87,6 +87,23 @@ def test_a_trace_stands_against_its_clean_dates_and_a_steady_feature_does_not() 
     assert traces.strongest_trace(profile, traces.TRACE_FEATURES["debug_build"], clean, 30)[1] < 4
 
 
+def test_a_trace_is_read_against_the_clean_dates_that_hold_sessions_enough() -> None:
+    """A version's last clean dates, a handful of sessions each, swing wildly; read against them, a clear move on the
+    defect's date stands nowhere, read against the dates with sessions enough it is a trace."""
+    rng = np.random.default_rng(5)
+    clean = np.ones(56, dtype=bool)
+    sessions = np.where(np.arange(56) < 27, 400.0, 5.0)  # the version's last four weeks: a few sessions a date
+    feature = rng.normal(1.1, 0.05, 56)
+    feature[27:] = rng.uniform(5, 50, 29)
+    clean[26] = False
+    feature[26] = 4.0
+    profile = {"first_touch_per_new": feature, "skipped_sid_share": rng.normal(0.02, 0.01, 56)}
+    features = traces.TRACE_FEATURES["client_sampling"]
+    assert traces.strongest_trace(profile, features, clean, 26)[1] < traces.TRACE_SDS
+    found = traces.strongest_trace(profile, features, traces.referable(clean, sessions), 26)
+    assert found[0] == "first_touch_per_new" and found[1] > traces.TRACE_SDS
+
+
 def test_the_check_imports_nothing_of_an_agent() -> None:
     for module in (findability, findability.sql):
         tree = ast.parse(Path(str(module.__file__)).read_text(encoding="utf-8"))

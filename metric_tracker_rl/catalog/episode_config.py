@@ -4,7 +4,8 @@ tasks and the reading of a reset's arguments are in tasks.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+import copy
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any
 
@@ -97,6 +98,12 @@ class EpisodeConfig:
     def key(self) -> EpisodeKey:
         """Made once per config: a reset reads it for every stream it derives."""
         return EpisodeKey.of(self.seed, self.secret)
+
+    def redrawn(self, draw: int) -> EpisodeConfig:
+        """The same episode drawn again: its settings as they are, every random stream changed (EpisodeKey.draw)."""
+        again = copy.copy(self)
+        again.__dict__["key"] = replace(self.key, draw=draw)  # where the cached property keeps its value
+        return again
 
     def public_dict(self) -> dict[str, Any]:
         """Every field but the secret, in field order (the tier as its name, `difficulty`), as plain JSON values,

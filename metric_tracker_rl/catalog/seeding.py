@@ -49,19 +49,27 @@ class EpisodeKey:
 
     seed: int
     secret: tuple[int, ...] = ()
-    # The seed and the secret's words as bytes: the BLAKE2b key of every stream digest (at most 40 bytes).
+    # Which draw of the episode this is: 0, the episode as its seed gives it; a later one, the same episode drawn
+    # again with every stream changed (a tier whose world must meet a condition its draw may miss draws again).
+    draw: int = 0
+    # The seed, the secret's words and a later draw's number as bytes: the BLAKE2b key of every stream digest (at
+    # most 44 bytes; their lengths tell the three apart). Draw 0 adds none, so every episode's streams stay as they
+    # were before draws existed.
     hash_key: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if not 0 <= self.draw < 2**32:
+            raise ValueError(f"an episode's draw is in [0, 2**32), got {self.draw}")
         words = b"".join(word.to_bytes(4, "little") for word in self.secret)
-        object.__setattr__(self, "hash_key", self.seed.to_bytes(8, "little") + words)
+        again = self.draw.to_bytes(4, "little") if self.draw else b""
+        object.__setattr__(self, "hash_key", self.seed.to_bytes(8, "little") + words + again)
 
     @classmethod
     def of(cls, seed: int, secret: str = "") -> EpisodeKey:
         return cls(validate_seed(seed), secret_words(secret))
 
     def __repr__(self) -> str:  # never print the secret's digest
-        return f"EpisodeKey(seed={self.seed}, held_out={bool(self.secret)})"
+        return f"EpisodeKey(seed={self.seed}, held_out={bool(self.secret)}, draw={self.draw})"
 
 
 # The digest's words are read little-endian on every platform; the two word types bit generators ask for are

@@ -4,18 +4,27 @@ mechanism no train episode holds; no episode holds more of the warehouse's liste
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 from metric_tracker_rl.catalog.task_splits import mechanism_split
 from metric_tracker_rl.catalog.tasks import EpisodeConfig
 from metric_tracker_rl.catalog.tiers import WAREHOUSE, AuditMix, Tier
-from metric_tracker_rl.generation.defects import defect_edits
+from metric_tracker_rl.generation.audit.standing import faint_rows
+from metric_tracker_rl.generation.audit.truth import audit_rows
+from metric_tracker_rl.generation.defects import Defect, defect_edits
 from metric_tracker_rl.generation.warehouse.world import (
     DefectDraw,
     WarehouseWorld,
     build_warehouse_world,
     warehouse_mix,
 )
+from metric_tracker_rl.world.metrics_layer import counted_sessions
+
+# Mechanisms the audit edits in with settings of its own: a bot farm of a small country's web traffic opens enough
+# sessions to leave a trace there (the warehouse's keep their default).
+AUDIT_EDIT_SETTINGS: dict[str, dict[str, int]] = {"bot_farm": {"least_per_day": 30}}
+REDRAWS = 8  # a world whose incident rows still do not all stand after this many draws is kept as it is
 
 
 def audit_mix(tier: Tier) -> AuditMix:
@@ -26,7 +35,27 @@ def audit_mix(tier: Tier) -> AuditMix:
 
 
 def build_audit_world(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
-    """The world of an audit episode: its split's kinds placed, its events drawn, its split's defects edited in."""
+    """The world of an audit episode: its split's kinds placed, its events drawn, its split's defects edited in;
+    drawn again (EpisodeConfig.redrawn) while one of its incident rows does not stand out in its data
+    (standing.py), at most REDRAWS times."""
+    world = _drawn_world(tier, config)
+    for draw in range(1, REDRAWS + 1):
+        if not faint_rows(world, counted := counted_sessions(world.log), audit_rows(world, audit_mix(tier), counted)):
+            break
+        world = _drawn_world(tier, config.redrawn(draw))
+    return world
+
+
+def audit_edits(defects: tuple[str, ...]) -> dict[str, Defect]:
+    """The edits of the mechanisms `defects`, each with the audit's settings where it has some."""
+    edits = dict(defect_edits(defects))
+    for name, settings in AUDIT_EDIT_SETTINGS.items():
+        if name in edits:
+            edits[name] = functools.partial(edits[name], **settings)
+    return edits
+
+
+def _drawn_world(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
     mix = audit_mix(tier)
     split = mechanism_split(config.seed)
     kinds, defects = mix.drawn(split)
@@ -34,7 +63,7 @@ def build_audit_world(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
     first = tuple(d for d in mix.held_out_defects if d in defects) if split == "eval" else ()
     listed = warehouse_mix(WAREHOUSE).defects  # the mechanisms the warehouse's brief lists
     draw = DefectDraw(
-        defect_edits(defects),
+        audit_edits(defects),
         mix.defect_count,
         first,
         rationed=frozenset(defects) & set(listed),

@@ -17,7 +17,9 @@ BOT_SESSION_SHARE = 0.6  # bot sessions per day, as a share of the segment's own
 
 
 @register_defect("bot_farm", "traffic")
-def bot_farm(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
+def bot_farm(log: EventLog, rng: np.random.Generator, least_per_day: int = 0) -> tuple[EventLog, DefectRecord]:
+    """`least_per_day`: the bots' sessions on each date at the least, however small the country's web traffic (a
+    tier that asks every row to be findable sets it: a few bot sessions among a small country's few are no trace)."""
     places = SessionPlaces.of(log)
     users = log.users
     platform = users.platform.values.index("web")
@@ -27,7 +29,7 @@ def bot_farm(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectR
         places.day[(places.platform == platform) & (places.country == country) & (places.day >= 0)],
         minlength=log.num_days,
     )
-    per_day = rng.poisson(BOT_SESSION_SHARE * own[list(days)])
+    per_day = np.maximum(least_per_day, rng.poisson(BOT_SESSION_SHARE * own[list(days)]))
     bots = 3
     day = np.repeat(days, per_day)
     user = (len(users.pseudo_ids) + rng.integers(0, bots, len(day))).astype(np.int64)

@@ -13,7 +13,7 @@ from metric_tracker_rl.generation.defects.session_edits import current_version_s
 from metric_tracker_rl.world.events import EventLog
 from metric_tracker_rl.world.segments import Segment
 
-KEPT_SHARE = (0.2, 0.4)  # of the version's sessions: those the sampling sends
+KEPT_SHARE = (0.1, 0.3)  # of the version's sessions: those the sampling sends
 
 
 @register_defect("client_sampling", "sdk", repairable=False)

@@ -29,7 +29,7 @@ from metric_tracker_rl.world.segments import Segment
 
 LOAD_DEVICES = (2, 4)
 LOAD_SHARE = (0.5, 1.0)  # test sessions per date, as a share of the segment's own
-LOAD_MIN_SESSIONS = 40  # per date, however small the segment
+LOAD_MIN_SESSIONS = 60  # per date, however small the segment
 LOAD_HOURS = 3  # the test's block of hours each date
 SCRIPT = (
     "session_start",
