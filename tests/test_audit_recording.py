@@ -23,6 +23,8 @@ from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_DEFECTS, AUDIT_HELD_OUT
 from metric_tracker_rl.generation.audit.truth import AUDIT_METRICS
 from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
 from metric_tracker_rl.generation.defects import DEFECT_REGISTRY, DefectRecord
+from metric_tracker_rl.generation.defects.log_edits import SessionPlaces
+from metric_tracker_rl.generation.defects.mechanisms.client_sampling import AFTER_DAYS, LASTING_SHARE
 from metric_tracker_rl.generation.defects.mechanisms.session_id_reset import renumbered
 from metric_tracker_rl.generation.segment_plan import segmented_plan
 from metric_tracker_rl.generation.warehouse.events import draw_event_log
@@ -128,6 +130,25 @@ def test_a_fault_moves_its_segment_past_the_margin_on_its_dates_and_nothing_else
             for metric in AUDIT_METRICS
         ]
         assert max(moves) > 2 * MARGIN, (record, day, moves)
+
+
+@pytest.mark.slow
+def test_a_sampled_version_keeps_its_users_after_the_fix(logs: Mapping[int, EventLog]) -> None:
+    """Its trace is read against the version's other dates: the dates after the fix still hold at least half of
+    the version's sessions a date on the span, not the tail of a version its users were leaving (some draws'
+    first span is such a tail)."""
+    log = logs[SEEDS[0]]
+    places = SessionPlaces.of(log)
+    for index in range(16):
+        _, record = DEFECT_REGISTRY["client_sampling"].apply(log, derive_rng(EpisodeKey.of(SEEDS[0]), "sampled", index))
+        mine = (
+            (places.platform == log.users.platform.values.index(record.segment.platform))
+            & (places.version == log.sessions.app_version.values.index(record.segment.app_version))
+            & (places.day >= 0)
+        )
+        daily = np.bincount(places.day[mine], minlength=log.num_days)
+        after = daily[max(record.days) + 1 : max(record.days) + 1 + AFTER_DAYS]
+        assert (after >= LASTING_SHARE * daily[list(record.days)].mean()).all(), (index, record, daily)
 
 
 @pytest.mark.parametrize("name", first_fast(list(MECHANISMS)))

@@ -136,8 +136,11 @@ def _strongest(
 
 def referable(clean: np.ndarray, sessions: np.ndarray) -> np.ndarray:
     """The clean dates a profile is read against: those with MIN_SIBLING_SESSIONS dashboard sessions or more, as a
-    sibling must have (a version's last days, a handful of sessions each, give a profile no reference)."""
-    return clean & (sessions >= MIN_SIBLING_SESSIONS)
+    sibling must have (a version's last days, a handful of sessions each, give a profile no reference), or, in a
+    segment that seldom has that many, half its busier clean dates' (their upper quartile)."""
+    held = sessions[clean & (sessions > 0)]
+    floor = min(MIN_SIBLING_SESSIONS, 0.5 * float(np.quantile(held, 0.75))) if len(held) else 0.0
+    return clean & (sessions >= floor)
 
 
 def trace_on(

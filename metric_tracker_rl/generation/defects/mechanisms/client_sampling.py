@@ -14,12 +14,22 @@ from metric_tracker_rl.world.events import EventLog
 from metric_tracker_rl.world.segments import Segment
 
 KEPT_SHARE = (0.1, 0.3)  # of the version's sessions: those the sampling sends
+# Its trace is read against the version's other dates: spans are drawn again (at most SPAN_DRAWS times) until the
+# version keeps, on each of the AFTER_DAYS dates after the fix the window holds, at least LASTING_SHARE of its
+# sessions a date on the span (not a version whose users were leaving for the next one as it broke).
+SPAN_DRAWS, AFTER_DAYS, LASTING_SHARE = 8, 3, 0.5
 
 
 @register_defect("client_sampling", "sdk", repairable=False)
 def client_sampling(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
     places = SessionPlaces.of(log)
-    platform, days, on_platform, version = current_version_span(log, places, rng)
+    for _ in range(SPAN_DRAWS):
+        platform, days, on_platform, version = current_version_span(log, places, rng)
+        theirs = (places.platform == platform) & (places.version == version) & (places.day >= 0)
+        mine = np.bincount(places.day[theirs], minlength=log.num_days)
+        after = mine[days[-1] + 1 : days[-1] + 1 + AFTER_DAYS]
+        if (after >= LASTING_SHARE * mine[list(days)].mean()).all():
+            break
     kept = rng.uniform(*KEPT_SHARE)
     dropped = on_platform & (places.version == version) & (rng.random(len(places.day)) >= kept)
     log = without_sessions(log, dropped)
