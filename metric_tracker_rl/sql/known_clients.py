@@ -3,9 +3,9 @@
 
 Addresses are free to a stranger, so a client's standing is earned by time, not asked for: a client is known once
 its first turn is KNOWN_AFTER_S old (a fresh address that primes itself with one cheap turn is still a newcomer
-when its expensive one follows). A client is forgotten once its last turn is `forget_after_s` old, and at most
-`most` clients are remembered (those served the longest ago are forgotten first), so the table stays as small as
-the clients seen lately, however many addresses pass.
+when its expensive one follows). A client is forgotten once its last turn ended `forget_after_s` ago, and at most
+`most` clients are remembered (beyond that, those first served latest are forgotten), so the table stays as small
+as the clients seen lately, and however many fresh addresses pass, the clients known longest stay known.
 """
 
 from __future__ import annotations
@@ -27,14 +27,15 @@ class KnownClients:
         self.clock = clock
         self.most = most
         self.first_seen: dict[str, float] = {}  # client -> when its first turn began
-        self.last_seen: dict[str, float] = {}  # client -> when its last turn ended, the latest last
+        self.last_seen: dict[str, float] = {}  # client -> when its last turn began or ended, the latest last
 
     def served(self, client: str, began: float | None = None) -> None:
-        """A turn of `client`'s began (at `began`, else now)."""
+        """A turn of `client`'s began (at `began`, else now): it is seen now, so not forgotten while it holds one."""
         self.first_seen.setdefault(client, self.clock() if began is None else began)
+        self.left(client)
 
     def left(self, client: str) -> None:
-        """A turn of `client`'s ended."""
+        """A turn of `client`'s ended (or began)."""
         self.last_seen.pop(client, None)
         self.last_seen[client] = self.clock()
 
@@ -43,12 +44,12 @@ class KnownClients:
         return first is not None and first <= self.clock() - KNOWN_AFTER_S
 
     def forget(self, busy: Callable[[str], bool]) -> None:
-        """Forget the clients whose last turn is `forget_after_s` old, then the least recent beyond `most`, except
-        those `busy` (holding or waiting for a turn)."""
+        """Forget the clients whose last turn ended `forget_after_s` ago, then those first served latest beyond
+        `most`, except those `busy` (holding or waiting for a turn)."""
         since = self.clock() - self.forget_after_s
         stale = [name for name, seen in self.last_seen.items() if seen <= since]
-        beyond = list(self.last_seen)[: max(len(self.last_seen) - self.most, 0)]
+        beyond = list(self.first_seen)[self.most :] if len(self.first_seen) > self.most else []
         for name in [*stale, *beyond]:
-            if name in self.last_seen and not busy(name):
-                del self.last_seen[name]
+            if not busy(name):
+                self.last_seen.pop(name, None)
                 self.first_seen.pop(name, None)
