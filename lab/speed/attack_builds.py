@@ -165,7 +165,8 @@ def known_places(url: str, seconds: float) -> dict[str, Any]:
             ws = ws_from(url, KNOWN, TIMEOUT_S)
             held.append(ws)
             reply = ask(ws, reset_of("frontier"), TIMEOUT_S)
-            found = "accepted" if observation(reply)["status"] == "ok" else f"refused: {observation(reply)['message']}"
+            seen = observation(reply)
+            found = "accepted" if reply.get("type") == "observation" else f"refused: {seen['message']}"
         except ConnectionClosed as exc:
             found = f"closed {exc.rcvd.code if exc.rcvd else None}"
         tries.append({"answer": found[:160], "seconds": round(time.perf_counter() - began, 2)})

@@ -57,6 +57,10 @@ class Session(Protocol):
     closing: bool
     yield_at: float | None  # when it gives its place to a waiting client
 
+    @property
+    def receiving(self) -> object | None:
+        """The receive its socket waits in: None while its app answers a message (or it has no socket)."""
+
 
 SessionT = TypeVar("SessionT", bound=Session)
 
@@ -154,7 +158,9 @@ class FullServerRule:
         self, sessions: Iterable[SessionT], held: Counter[str], client: str, now: float
     ) -> SessionT | None:
         """When the clients first seen after `client`, within full_idle_s, together hold at least as many places as
-        `client`, a session of the newest of them (the one that did no work for the longest), else None."""
+        `client`, a session of the newest of them (the one that did no work for the longest), else None. A socket
+        session waiting for a message is taken first: it ends at once, where one whose reset waits for its build
+        ends only when that is answered."""
         newer = [
             s
             for s in sessions
@@ -162,6 +168,7 @@ class FullServerRule:
         ]
         if not newer or sum(count for name, count in held.items() if self.newer(name, client, now)) < held[client]:
             return None
+        newer = [s for s in newer if s.receiving is not None] or newer
         newest = max(self.first_seen[s.client] for s in newer)
         return min((s for s in newer if self.first_seen[s.client] == newest), key=lambda s: s.last_work_at)
 
