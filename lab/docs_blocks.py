@@ -53,6 +53,7 @@ from lab.calibration.warehouse_calibration import ARTIFACT as WAREHOUSE_RESULTS
 from lab.calibration.warehouse_calibration import EXPERT as WAREHOUSE_EXPERT
 from lab.calibration.warehouse_calibration import SHORTCUTS as WAREHOUSE_SHORTCUTS
 from lab.calibration.warehouse_calibration import TUNING_SEEDS as WAREHOUSE_TUNING_SEEDS
+from lab.speed.attack_builds_table import table as attack_builds_table
 from lab.speed.attack_degraded import table as attack_degraded_table
 from lab.speed.attack_held_work_table import table as attack_held_work_table
 from lab.speed.attack_queues_table import table as attack_queues_table
@@ -582,6 +583,7 @@ BLOCKS: tuple[Block, ...] = (
     Block("attack-held-work", "lab/docs/attacks.md", attack_held_work_table),
     Block("attack-requesters", "lab/docs/attacks.md", attack_requesters_table),
     Block("attack-strangers", "lab/docs/attacks.md", attack_strangers_table),
+    Block("attack-builds", "lab/docs/attacks.md", attack_builds_table),
     Block("attack-queues", "lab/docs/attacks.md", attack_queues_table),
     Block("attack-degraded", "lab/docs/attacks.md", attack_degraded_table),
     Block("runaway-stop", "lab/docs/attacks.md", runaway_stop_table),

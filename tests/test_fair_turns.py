@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from metric_tracker_rl.serving.step_bound import GivenUp, within_bound
-from metric_tracker_rl.sql.fair_gate import COSTLY_S, KNOWN_AFTER_S, QUICK_S, FairGate
+from metric_tracker_rl.sql.fair_gate import COSTLY_S, QUICK_S, FairGate
+from metric_tracker_rl.sql.known_clients import KNOWN_AFTER_S
 
 
 class FakeClock:

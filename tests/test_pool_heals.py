@@ -35,7 +35,8 @@ from websockets.sync.client import ClientConnection
 
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.sql import pool as sql_pool
-from metric_tracker_rl.sql.fair_gate import KNOWN_AFTER_S, QUICK_S, SLOW_MEMORY_S, FairGate
+from metric_tracker_rl.sql.fair_gate import QUICK_S, SLOW_MEMORY_S, FairGate
+from metric_tracker_rl.sql.known_clients import KNOWN_AFTER_S
 from metric_tracker_rl.sql.pool import MAX_BACKOFF_S, SqlPool, start_backoff
 from metric_tracker_rl.sql.sandbox import NOT_READY_MESSAGE
 from metric_tracker_rl.sql.worker_process import WorkerProcess

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metric_tracker_rl.serving.reset_turns import BuildLanes, TakeTurns, TurnNotGiven
+from metric_tracker_rl.sql.known_clients import KNOWN_AFTER_S
 
 
 class FakeClock:
@@ -17,6 +18,12 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def acquainted(turns: TakeTurns, clock: FakeClock, *clients: str) -> None:
+    """The clients are known: each built its first episode KNOWN_AFTER_S ago."""
+    for client in clients:
+        turns.clients.served(client, clock.now - KNOWN_AFTER_S)
 
 
 async def _build(
@@ -32,6 +39,7 @@ def test_a_cheap_reset_waits_for_one_expensive_build_however_many_clients_queue_
     async def play() -> tuple[list[str], int]:
         clock, order = FakeClock(), []
         turns = TakeTurns(clock)
+        acquainted(turns, clock, "light", *(f"heavy{i}" for i in range(8)))
         await _build(turns, clock, "someone", 0.03, [], kind="frontier")  # the kinds' costs, as a server learns them
         await _build(turns, clock, "someone", 0.5, [], kind="warehouse")
         heavy = [
@@ -58,6 +66,7 @@ def test_a_client_that_comes_back_gets_no_credit_for_its_absence() -> None:
     async def play() -> list[str]:
         clock, order = FakeClock(), []
         turns = TakeTurns(clock)
+        acquainted(turns, clock, "steady", "late")
         for _ in range(5):
             await _build(turns, clock, "steady", 1.0, order)
         first = [asyncio.ensure_future(_build(turns, clock, "steady", 1.0, order)) for _ in range(3)]

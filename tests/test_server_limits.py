@@ -157,10 +157,13 @@ def test_a_reset_with_the_servers_argument_over_ws_names_no_function(capped_serv
 
 
 def test_a_client_resetting_many_sessions_holds_up_anothers_reset_by_one_build_at_most() -> None:
-    """Eight resets of one address asked at once, then one of another: the other's is the second episode built
-    (in turn), not the ninth; and only one episode is built at a time, off the event loop."""
+    """Eight resets of one address asked at once, then one of another, both addresses the builds served before
+    (never-seen ones take turns as one client: tests/test_stranger_builds.py): the other's is the second episode
+    built (in turn), not the ninth; and only one episode is built at a time, off the event loop."""
     from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+    from metric_tracker_rl.serving.reset_turns import reset_turns
     from metric_tracker_rl.sql import pool as sql_pool
+    from metric_tracker_rl.sql.known_clients import KNOWN_AFTER_S
 
     finished: list[str] = []
     building = {"now": 0, "most": 0}
@@ -181,6 +184,8 @@ def test_a_client_resetting_many_sessions_holds_up_anothers_reset_by_one_build_a
         finished.append(name)
 
     async def scenario() -> None:
+        for client in ("127.0.0.2", "127.0.0.3"):
+            reset_turns().clients.served(client, time.monotonic() - KNOWN_AFTER_S)
         flood = [asyncio.create_task(reset_as("127.0.0.2", f"a{index}")) for index in range(8)]
         await asyncio.sleep(0)
         victim = asyncio.create_task(reset_as("127.0.0.3", "victim"))

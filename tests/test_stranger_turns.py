@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sql_helpers import FakeClock, started
 
-from metric_tracker_rl.sql.fair_gate import KILL_SPACING_S, KNOWN_AFTER_S, QUICK_S, FairGate
+from metric_tracker_rl.sql.fair_gate import KILL_SPACING_S, QUICK_S, FairGate
+from metric_tracker_rl.sql.known_clients import KNOWN_AFTER_S
 
 
 def known(gate: FairGate, clock: FakeClock, clients: dict[str, float]) -> None:

@@ -16,7 +16,8 @@ import pytest
 
 from metric_tracker_rl.serving import statement_turns
 from metric_tracker_rl.sql import pool as sql_pool
-from metric_tracker_rl.sql.fair_gate import KNOWN_AFTER_S, QUICK_S, FairGate
+from metric_tracker_rl.sql.fair_gate import QUICK_S, FairGate
+from metric_tracker_rl.sql.known_clients import KNOWN_AFTER_S
 from metric_tracker_rl.sql.pool import STOP_WAIT_S, SqlPool
 from metric_tracker_rl.sql.sandbox import SqlSandbox
 
@@ -51,7 +52,7 @@ def test_a_cheap_statement_stretched_by_the_machine_leaves_its_client_quick(
     async def scenario() -> tuple[bool, bool]:
         async with gate.turn(client) as turn:
             turn.seconds = 0.002
-        gate.first_seen[client] -= KNOWN_AFTER_S + 1  # a known quick client
+        gate.clients.first_seen[client] -= KNOWN_AFTER_S + 1  # a known quick client
         release = asyncio.Event()
 
         async def hold(holder: str) -> None:
@@ -93,7 +94,7 @@ def test_a_statement_demoted_while_it_waits_for_a_worker_leaves_its_client_quick
     async def scenario() -> dict[str, float]:
         async with gate.turn(client) as turn:
             turn.seconds = 0.002
-        gate.first_seen[client] -= KNOWN_AFTER_S + 1
+        gate.clients.first_seen[client] -= KNOWN_AFTER_S + 1
         release = asyncio.Event()
 
         async def hold(holder: str) -> None:

@@ -21,7 +21,7 @@ from sql_helpers import CHEAP, SLOW, open_session, query, server_process, worker
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from metric_tracker_rl.sql.fair_gate import KNOWN_AFTER_S
+from metric_tracker_rl.sql.known_clients import KNOWN_AFTER_S
 
 pytestmark = pytest.mark.slow  # a server, runaways at the time limit
 

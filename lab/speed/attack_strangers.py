@@ -21,6 +21,8 @@ client, room for 80). Attackers are processes of their own; every loop ends by i
   episodes lost (an answer missing, the socket closed) and how sockets were closed.
 - mcp_minor: an HTTP `tools/call` sent with a half-close (answered?), and a request whose Content-Length is 10^20
   (how long until the server answers or drops it).
+- audit_builds, parade_builds, parade_places: episode builds and places under never-seen addresses
+  (lab/speed/attack_builds.py says what each does; they are kept in lab/artifacts/attack_builds.json).
 
 It writes lab/artifacts/attack_strangers.json, each row into --column (attack_strangers_table.py renders it for the
 docs). A measurement, not a test
@@ -46,6 +48,7 @@ from typing import Any
 import httpx
 from websockets.exceptions import ConnectionClosed
 
+from lab.speed import attack_builds
 from lab.speed.attack_held_work import HELD_ENV, RUNAWAY, TIMEOUT_S, _threads, status
 from lab.speed.attack_latency import CHEAP, RESET
 from lab.speed.attack_requesters import workers_cpu_s
@@ -346,6 +349,7 @@ ROLES: dict[str, Callable[[str, float], dict[str, Any]]] = {
     "near_costly": near_costly,
     "legal_report": legal_report,
     "mcp_minor": mcp_minor,
+    **attack_builds.ROLES,
 }
 
 
@@ -436,6 +440,9 @@ ROWS: dict[str, Callable[[str, int, float], dict[str, Any]]] = {
     "near_costly": row_under("near_costly"),
     "legal_report": row_alone("legal_report"),
     "mcp_minor": row_alone("mcp_minor"),
+    "audit_builds": attack_builds.audit_builds_row(role, result_of),
+    "parade_builds": attack_builds.parade_builds_row(role, result_of),
+    "parade_places": attack_builds.parade_places_row(role, result_of),
 }
 
 
@@ -451,8 +458,9 @@ def main() -> None:
             row = {**ROWS[name](served.url, served.pid, args.seconds), "server_tracebacks": served.tracebacks()}
         row["load_average"] = load
         print(json.dumps({name: row}), flush=True)
-        rows = (read_artifact(ARTIFACT)[args.column] or {}).get("rows", {})
-        write_column(ARTIFACT, args.column, {**code, "rows": {**rows, name: row}}, COMMAND)
+        artifact = attack_builds.ARTIFACT if name in attack_builds.ROWS else ARTIFACT  # its own columns' commits
+        rows = (read_artifact(artifact)[args.column] or {}).get("rows", {})
+        write_column(artifact, args.column, {**code, "rows": {**rows, name: row}}, COMMAND)
 
 
 if __name__ == "__main__":

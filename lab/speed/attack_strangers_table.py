@@ -10,7 +10,7 @@ from lab.speed.attack_strangers import AFTER_S, ARTIFACT, PARADE_EVERY_S, PARADE
 from lab.speed.loopback_server import before_after_table, read_artifact
 
 
-def _victim_cell(row: dict[str, Any]) -> str:
+def victim_cell(row: dict[str, Any]) -> str:
     idle, under = row["idle"]["query_ms"], row["under_attack"]["query_ms"]
     first = row["under_attack"].get("first_s")
     if not under["n"]:
@@ -49,14 +49,14 @@ TABLE: tuple[tuple[str, str, str, Callable[[dict[str, Any]], str]], ...] = (
         f"2 addresses loop a runaway; every {PARADE_EVERY_S:g} s a never-seen address resets and sends one, "
         f"dropping {PARADE_HOLD_S:g} s later",
         VICTIM_MEASURE,
-        _victim_cell,
+        victim_cell,
     ),
-    ("parade_kills", "the same with a statement that ignores its stop", VICTIM_MEASURE, _victim_cell),
+    ("parade_kills", "the same with a statement that ignores its stop", VICTIM_MEASURE, victim_cell),
     (
         "refused_close",
         "8 addresses × 7 sockets: a runaway, 12 frames of 8,200 values (refused unparsed), a half-close",
         VICTIM_MEASURE,
-        _victim_cell,
+        victim_cell,
     ),
     (
         "refused_close",
@@ -68,14 +68,14 @@ TABLE: tuple[tuple[str, str, str, Callable[[dict[str, Any]], str]], ...] = (
         "kills",
         "6 addresses × 3 sockets loop: reset, the stop-ignoring statement, drop 0.6 s later",
         VICTIM_MEASURE,
-        _victim_cell,
+        victim_cell,
     ),
     ("kills", "", "`/health` from another address, max ms idle → under attack", _health_cell),
     (
         "near_costly",
         "12 addresses × 2 sockets loop a statement of about 0.026 s of CPU",
         VICTIM_MEASURE,
-        _victim_cell,
+        victim_cell,
     ),
     (
         "legal_report",

@@ -11,12 +11,18 @@ theirs: the session that did no work for the longest, of the client holding the 
 - else, when the asking client holds none, within FULL_SERVER_IDLE_S (sooner if its own clock ends first): the
   asking client is told exactly when, and the freed place is kept for it for RESERVATION_HOLD_S after that.
 
+Addresses are free to a stranger, so against a client, the clients that first asked for a place after it (within
+the last FULL_SERVER_IDLE_S) count as one: an asking client newer than the holder counts as holding the places of
+every client newer than the holder together. A parade of never-seen addresses, one session each, then takes no
+place of a client served before them, however many places that client holds (up to MAX_SESSIONS_PER_CLIENT): a
+fresh address asking on a server they fill is given the place of the newest of them, when its time comes.
+
 Before either, and instead of waiting: a client asking for a place is given one at once of the newest client that
-first asked after it, within the last FULL_SERVER_IDLE_S, and holds at least as many places (its session that did
-no work for the longest). So never-seen addresses, however many (a parade of them holding every place, one
-session each), cannot keep out a client the server served before them; a newer client takes nothing from an older
-one, and a client known for longer than FULL_SERVER_IDLE_S loses nothing this way. Otherwise a client that holds
-as many places as any other is given none.
+first asked after it, within the last FULL_SERVER_IDLE_S, when the clients newer than it together hold at least as
+many places as it does (the newest one's session that did no work for the longest). So never-seen addresses,
+however many, holding every place, cannot keep out a client the server served before them, whether it holds no
+session yet or several; a newer client takes nothing from an older one, and a client known for longer than
+FULL_SERVER_IDLE_S loses nothing this way. Otherwise a client that holds as many places as any other is given none.
 
 A client whose session was closed by these rules may not take a place again for FULL_SERVER_IDLE_S while the
 server has no more than that one place free, so the place goes to the client that was waiting, not back to the one
@@ -50,6 +56,10 @@ class Session(Protocol):
     client: str
     closing: bool
     yield_at: float | None  # when it gives its place to a waiting client
+
+    @property
+    def receiving(self) -> object | None:
+        """The receive its socket waits in: None while its app answers a message (or it has no socket)."""
 
 
 SessionT = TypeVar("SessionT", bound=Session)
@@ -114,31 +124,51 @@ class FullServerRule:
             return 0.0
         return max(self.reaped_at[client] + self.full_idle_s - now, 0.0)
 
-    def victim(self, sessions: Iterable[SessionT], held: Counter[str], client: str) -> tuple[SessionT, bool] | None:
-        """The session to close for `client` and whether at once (its client holds two places more), or None when
-        `client` holds as many places as any other. `held` counts every client's places, reserved ones included."""
-        mine = held[client]
+    def victim(
+        self, sessions: Iterable[SessionT], held: Counter[str], client: str, now: float
+    ) -> tuple[SessionT, bool] | None:
+        """The session to close for `client` and whether at once (its client holds two places more than `client`
+        counts as holding against it), or None when `client` counts as holding as many places as any other. `held`
+        counts every client's places, reserved ones included."""
         candidates = [s for s in sessions if s.client != client and not s.closing and s.yield_at is None]
-        most = max((held[s.client] for s in candidates), default=0)
-        if most < mine + 2 and not (mine == 0 and most >= 1):
-            return None
-        chosen = min((s for s in candidates if held[s.client] == most), key=lambda s: s.last_work_at)
-        return chosen, most >= mine + 2
+        against = {owner: self.places_against(owner, held, client, now) for owner in {s.client for s in candidates}}
+        at_once = [s for s in candidates if held[s.client] >= against[s.client] + 2]
+        later = [s for s in candidates if against[s.client] == 0 and held[s.client] >= 1]
+        for found, now_or_later in ((at_once, True), (later, False)):
+            if found:
+                most = max(held[s.client] for s in found)
+                return min((s for s in found if held[s.client] == most), key=lambda s: s.last_work_at), now_or_later
+        return None
+
+    def newer(self, client: str, than: str, now: float) -> bool:
+        """Whether `client` first asked for a place after `than` did, within the last full_idle_s."""
+        seen = self.first_seen.get(client, now)
+        return self.first_seen.get(than, now) < seen and seen > now - self.full_idle_s
+
+    def places_against(self, owner: str, held: Counter[str], client: str, now: float) -> int:
+        """The places `client` counts as holding against `owner`: its own, or where it is newer than `owner`, those
+        of every client newer than `owner` together (fresh addresses are one client to a client seen before them)."""
+        if not self.newer(client, owner, now):
+            return held[client]
+        return held[client] + sum(
+            count for name, count in held.items() if name != client and self.newer(name, owner, now)
+        )
 
     def newer_victim(
         self, sessions: Iterable[SessionT], held: Counter[str], client: str, now: float
     ) -> SessionT | None:
-        """A session of the newest client first seen after `client`, within full_idle_s, holding at least as many
-        places as `client` (the one that did no work for the longest), or None."""
-        since = self.first_seen.get(client, now)
-
-        def is_newer(session: SessionT) -> bool:
-            seen = self.first_seen.get(session.client, since)
-            return since < seen and seen > now - self.full_idle_s and held[session.client] >= held[client]
-
-        newer = [s for s in sessions if s.client != client and not s.closing and s.yield_at is None and is_newer(s)]
-        if not newer:
+        """When the clients first seen after `client`, within full_idle_s, together hold at least as many places as
+        `client`, a session of the newest of them (the one that did no work for the longest), else None. A socket
+        session waiting for a message is taken first: it ends at once, where one whose reset waits for its build
+        ends only when that is answered."""
+        newer = [
+            s
+            for s in sessions
+            if s.client != client and not s.closing and s.yield_at is None and self.newer(s.client, client, now)
+        ]
+        if not newer or sum(count for name, count in held.items() if self.newer(name, client, now)) < held[client]:
             return None
+        newer = [s for s in newer if s.receiving is not None] or newer
         newest = max(self.first_seen[s.client] for s in newer)
         return min((s for s in newer if self.first_seen[s.client] == newest), key=lambda s: s.last_work_at)
 

@@ -15,6 +15,13 @@ most LIGHT_BUILD_S) in the light lane, every other kind (unknown kinds too) in t
 waits for an expensive build under way, only for the cheap builds queued in its own lane by clients that have
 used less; a flood of expensive builds from any number of addresses queues behind itself.
 
+Addresses are free to a stranger, so a client never served before is given nothing a known client would lose by
+(as at the SQL workers, `sql.fair_gate`): the clients not yet known (`sql.known_clients`: a client's first build
+KNOWN_AFTER_S old) take turns as one client, in the order they asked, whose count starts no lower than any known
+client's. A parade of never-seen addresses, or a trainer's first rollouts from a few new ones, then holds a known
+client's reset for about one build, however many addresses it brings; the clients served before are remembered
+for BUILD_MEMORY_S after their last build (an episode may run for many minutes before its client resets again).
+
 A build waits for its turn at most as long as its caller allows (the reset's step bound): one not started by then
 leaves the queue (`TurnNotGiven`, which says how many builds still wait), so its client is told instead of waiting
 without a word. Builds stay one at a time in each lane: a build is Python under the GIL, and two on two threads
@@ -33,12 +40,16 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TypeVar
 
+from metric_tracker_rl.sql.known_clients import KnownClients
+
 T = TypeVar("T")
 _BUILDS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="episode-build")
 _LIGHT_BUILDS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="episode-build-light")
 LIGHT_BUILD_S = 0.1  # a kind whose running cost estimate is at most this builds in the light lane
 KINDS_KEPT = 256  # build kinds whose cost is remembered (a kind is client text: the table stays bounded)
 COST_WEIGHT = 0.3  # of a new build in its kind's running estimate
+BUILD_MEMORY_S = 3600.0  # a client whose last build is this old is not yet known again
+NEWCOMERS = "(clients not yet known)"  # no address: the one client the clients not yet known take turns as
 
 
 async def in_build_thread(build: Callable[..., T], *args: object, executor: Executor = _BUILDS, **kwargs: object) -> T:
@@ -54,7 +65,8 @@ class TurnNotGiven(Exception):
     def __init__(self, waited_s: float, still_waiting: int) -> None:
         super().__init__(
             f"its episode waited {waited_s:g} s for a turn at being built and did not start ({still_waiting} more "
-            "builds wait, every client's; the server builds one at a time, each client's in the order it asked)."
+            "builds wait, every client's; the server builds one at a time, each client's in the order it asked, and "
+            "those of clients it has not served before as one client's)."
         )
 
 
@@ -62,8 +74,14 @@ class TakeTurns:
     """One holder at a time; among waiting builds, the one that would finish first on its client's count of seconds
     goes next (see the module docstring); each client's own builds in the order it asked."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, costs: dict[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        costs: dict[str, float] | None = None,
+        clients: KnownClients | None = None,
+    ) -> None:
         self.clock = clock
+        self.clients = KnownClients(BUILD_MEMORY_S, clock) if clients is None else clients
         self.busy = False
         self.waiting: dict[str, list[tuple[asyncio.Future[None], str]]] = {}
         self.spent: dict[str, float] = {}  # seconds of turns, per client, from where it joined
@@ -73,7 +91,8 @@ class TakeTurns:
     @contextlib.asynccontextmanager
     async def turn(self, client: str, kind: str = "", wait_s: float | None = None) -> AsyncIterator[None]:
         """The turn; TurnNotGiven (and out of the queue) if it has not come within `wait_s`."""
-        self.spent[client] = max(self.spent.get(client, 0.0), self.virtual)
+        address, client = client, client if self.clients.known(client) else NEWCOMERS
+        self.spent[client] = max(self.spent.get(client, 0.0), self._start_count(client))
         if not self.busy and not self.waiting:
             self.busy = True
         else:
@@ -93,13 +112,23 @@ class TakeTurns:
         start = self.spent.get(client, self.virtual)
         self.virtual = max(self.virtual, start)
         began = self.clock()
+        self.clients.served(address, began)
         try:
             yield
         finally:
             cost = self.clock() - began
             self.spent[client] = start + cost
+            self.clients.left(address)
+            self.clients.forget(lambda name: name in self.waiting)  # one holding a turn was seen as it began
             self._learn(kind, cost)
             self._hand_on()
+
+    def _start_count(self, client: str) -> float:
+        """Where a client's count starts when it asks: where the builds served are, and for the clients not yet
+        known, no lower than any known client's count (they get no turn ahead of one for being new)."""
+        if client != NEWCOMERS:
+            return self.virtual
+        return max([self.virtual, *(spent for name, spent in self.spent.items() if name != NEWCOMERS)])
 
     def estimate(self, kind: str) -> float:
         return self.costs.get(kind, max(self.costs.values(), default=0.0))
@@ -122,7 +151,10 @@ class TakeTurns:
         while self.waiting:
             client = min(
                 self.waiting,
-                key=lambda name: self.spent.get(name, self.virtual) + self.estimate(self.waiting[name][0][1]),
+                key=lambda name: (
+                    self.spent.get(name, self.virtual) + self.estimate(self.waiting[name][0][1]),
+                    name == NEWCOMERS,  # a known client first, on a tie
+                ),
             )
             queue = self.waiting[client]
             future, _ = queue.pop(0)
@@ -139,12 +171,13 @@ class TakeTurns:
 
 
 class BuildLanes:
-    """The heavy and the light lane's turns, sharing what each kind's builds cost."""
+    """The heavy and the light lane's turns, sharing what each kind's builds cost and which clients are known."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.costs: dict[str, float] = {}
-        self.heavy = TakeTurns(clock, self.costs)
-        self.light = TakeTurns(clock, self.costs)
+        self.clients = KnownClients(BUILD_MEMORY_S, clock)
+        self.heavy = TakeTurns(clock, self.costs, self.clients)
+        self.light = TakeTurns(clock, self.costs, self.clients)
 
     def is_light(self, kind: str) -> bool:
         known = self.costs.get(kind)

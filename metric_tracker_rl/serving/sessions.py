@@ -152,7 +152,7 @@ class SessionLimits(HttpSessions):
         if refused is not None or not self.full(client):
             return refused
         held = self.places_held()
-        chosen = self.full_rule.victim(self.sessions, held, client)
+        chosen = self.full_rule.victim(self.sessions, held, client, time.monotonic())
         if chosen is None or not chosen[1]:  # a newer client's place, at once, comes sooner
             newer = self.full_rule.newer_victim(self.sessions, held, client, time.monotonic())
             chosen = chosen if newer is None else (newer, True)

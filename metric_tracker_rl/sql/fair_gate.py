@@ -36,6 +36,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from metric_tracker_rl.sql import ledger
+from metric_tracker_rl.sql.known_clients import KnownClients
 
 # A turn held this long is slow, and makes its client slow for SLOW_MEMORY_S: a typical statement takes
 # milliseconds, one near the time limit seconds.
@@ -46,9 +47,8 @@ QUICK_S = 0.25
 # milliseconds.
 COSTLY_S = 0.05
 SLOW_MEMORY_S = 60.0
-# A client becomes known (out of the newcomers' shared allowance) once its first turn is this old: a fresh address
-# that primes itself with one cheap statement is still a newcomer when its runaway follows.
-KNOWN_AFTER_S = 5.0
+# A client becomes known (out of the newcomers' shared allowance) once its first turn is KNOWN_AFTER_S old
+# (`known_clients`), and is forgotten SLOW_MEMORY_S after its last.
 # After a newcomer's turn was demoted off the last worker, the clients not yet known count as slow this long.
 NEWCOMERS_REFILL_S = 1.0
 # Statements of clients whose statements had to be killed start no sooner than this after the last kill.
@@ -93,8 +93,7 @@ class FairGate:
         self.virtual = 0.0  # where the clients being served are: where a newcomer's count starts
         self.last_turn: dict[str, float] = {}  # client -> when its last turn ended
         self.demotions = 0  # turns demoted off the last worker (for tests and operators)
-        self.first_seen: dict[str, float] = {}  # client -> when its first turn began (while it is remembered)
-        self.last_seen: dict[str, float] = {}  # client -> when its last turn ended; SLOW_MEMORY_S old: forgotten
+        self.clients = KnownClients(SLOW_MEMORY_S, clock)  # when each client's first turn began, its last ended
         self.newcomers_slow_until = 0.0  # the newcomers' shared allowance is spent until then
         self.killed: dict[str, float] = {}  # client -> when its last statement had to be killed
         self.last_kill = float("-inf")
@@ -143,7 +142,7 @@ class FairGate:
             self.slow_until[client] = now + SLOW_MEMORY_S
         self.used[client] = self.used.get(client, self.virtual) + seconds
         self.last_turn[client] = now
-        self.last_seen[client] = now
+        self.clients.left(client)
 
     def slow(self, client: str) -> bool:
         """Whether `client` ran a slow or costly statement within SLOW_MEMORY_S, or runs one that has held its turn
@@ -157,8 +156,7 @@ class FairGate:
 
     def known(self, client: str) -> bool:
         """Whether `client` is known: its first turn is KNOWN_AFTER_S old, and its last within SLOW_MEMORY_S."""
-        first = self.first_seen.get(client)
-        return first is not None and first <= self.clock() - KNOWN_AFTER_S
+        return self.clients.known(client)
 
     def note_kill(self, client: str) -> None:
         """A statement of `client` had to be killed: it is slow, runs one statement at a time, and while it is
@@ -244,7 +242,7 @@ class FairGate:
         self.virtual = max(self.virtual, self.used.get(client, self.virtual))
         held = Turn(self.clock(), slow_from_start=self.slow(client))
         held.newcomer = not self.known(client)
-        self.first_seen.setdefault(client, held.began)
+        self.clients.served(client, held.began)
         self.held.setdefault(client, []).append(held)
         return held
 
@@ -267,10 +265,7 @@ class FairGate:
         now = self.clock()
         for name in [name for name, until in self.slow_until.items() if until <= now]:
             del self.slow_until[name]
-        for name in [name for name, seen in self.last_seen.items() if seen <= now - SLOW_MEMORY_S]:
-            if name not in self.held and name not in self.waiting:
-                del self.last_seen[name]
-                self.first_seen.pop(name, None)
+        self.clients.forget(lambda name: name in self.held or name in self.waiting)
         for name in [name for name, when in self.killed.items() if when <= now - SLOW_MEMORY_S]:
             del self.killed[name]
         for name in [
