@@ -62,6 +62,9 @@ FROM y GROUP BY d, p HAVING count(*) >= {ROTATED_MIN}""",
 # sessions were never sent. Cookieless pings leave a few; a sampled app, many. The version is the one whose users'
 # session ids skip the most numbers that date (the sessions it never sent).
 SILENT_MIN, SILENT_SHARE = 8, 0.25
+# A user's next session after one never sent shows the gap, often a date or two later: the version is the one whose
+# sessions skip the most numbers over the date and the GAP_DAYS after it.
+GAP_DAYS = 2
 CLIENT_SAMPLING = Finder(
     "client_sampling",
     f"""
@@ -72,8 +75,12 @@ n AS (SELECT first_touch_date d, platform p, count(*) users, count(*) FILTER (WH
 k AS (SELECT d, p, v, s - lag(s) OVER (PARTITION BY u ORDER BY s) gap
       FROM (SELECT DISTINCT user_pseudo_id u, {SESSION_ID} s, event_date d, platform p, app_info.version v
             FROM events)),
-g AS (SELECT d, p, arg_max(v, skipped) v FROM (SELECT d, p, v, count(*) FILTER (WHERE gap > 1) skipped
-                                               FROM k GROUP BY ALL) GROUP BY d, p)
+c AS (SELECT d, p, v, count(*) FILTER (WHERE gap > 1) skipped FROM k GROUP BY ALL),
+g AS (SELECT d, p, arg_max(v, skipped) v
+      FROM (SELECT a.d, a.p, b.v, sum(b.skipped) skipped
+            FROM (SELECT DISTINCT d, p FROM c) a JOIN c b ON b.p = a.p AND b.d BETWEEN a.d AND a.d + {GAP_DAYS}
+            GROUP BY ALL)
+      GROUP BY d, p)
 {_row("d", "p", "v", "NULL", "sessions", "client_sampling")}
 FROM n LEFT JOIN g USING (d, p) WHERE silent >= {SILENT_MIN} AND silent > {SILENT_SHARE} * users""",
 )

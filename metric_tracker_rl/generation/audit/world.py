@@ -38,11 +38,11 @@ def build_audit_world(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
     """The world of an audit episode: its split's kinds placed, its events drawn, its split's defects edited in;
     drawn again (EpisodeConfig.redrawn) while one of its incident rows does not stand out in its data
     (standing.py), at most REDRAWS times."""
-    world = _drawn_world(tier, config)
+    world = one_draw(tier, config)
     for draw in range(1, REDRAWS + 1):
         if not faint_rows(world, counted := counted_sessions(world.log), audit_rows(world, audit_mix(tier), counted)):
             break
-        world = _drawn_world(tier, config.redrawn(draw))
+        world = one_draw(tier, config.redrawn(draw))
     return world
 
 
@@ -55,7 +55,8 @@ def audit_edits(defects: tuple[str, ...]) -> dict[str, Defect]:
     return edits
 
 
-def _drawn_world(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
+def one_draw(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
+    """The world of one draw of the episode (`config`'s key, which EpisodeConfig.redrawn changes), kept or not."""
     mix = audit_mix(tier)
     split = mechanism_split(config.seed)
     kinds, defects = mix.drawn(split)
