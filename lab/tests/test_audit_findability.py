@@ -20,6 +20,7 @@ from lab.calibration import audit_findability_traces as traces
 from lab.tests.helpers import ROOT
 from metric_tracker_rl.catalog.task_splits import EVAL_SEEDS_PER_DIFFICULTY, task_range
 from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_DEFECTS, AUDIT_HELD_OUT_DEFECTS
+from metric_tracker_rl.generation.audit import standing
 
 KEPT = json.loads(findability.ARTIFACT.read_text(encoding="utf-8"))
 
@@ -102,6 +103,14 @@ def test_a_trace_is_read_against_the_clean_dates_that_hold_sessions_enough() -> 
     assert traces.strongest_trace(profile, features, clean, 26)[1] < traces.TRACE_SDS
     found = traces.strongest_trace(profile, features, traces.referable(clean, sessions), 26)
     assert found[0] == "first_touch_per_new" and found[1] > traces.TRACE_SDS
+
+
+def test_the_generator_keeps_only_worlds_whose_incident_rows_stand_past_the_checks_bar() -> None:
+    """The audit draws a world again while an incident row stands within STANDING_SDS (generation/audit/standing.py,
+    which reads a row as this check does): past DEPARTURE_SDS, so a row the generator keeps is one the check confirms
+    however the two read a date's few peers."""
+    assert standing.STANDING_SDS > findability.DEPARTURE_SDS
+    assert (standing.NEAR_DAYS, standing.ROBUST_SD) == (findability.NEAR_DAYS, 1.4826)
 
 
 def test_the_check_imports_nothing_of_an_agent() -> None:

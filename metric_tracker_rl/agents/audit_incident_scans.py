@@ -285,7 +285,7 @@ FINDERS: tuple[Finder, ...] = (
     Finder(
         "regional_sign_out",
         daily_scan(
-            "regional_sign_out", 0, PLATFORM_COUNTRY_USERS, -1, 0.3, 3.5, run=2, grow=2.5, least=8.0, only=RETURNING
+            "regional_sign_out", 0, PLATFORM_COUNTRY_USERS, -1, 0.3, 4.5, run=2, grow=2.5, least=8.0, only=RETURNING
         ),
         kind="incident",
         family="rate_drop_from_median",
