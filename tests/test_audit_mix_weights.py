@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metric_tracker_rl.catalog.audit_weights import AUDIT_DRAW_WEIGHTS, ROW_SHARES, ROWS_PER_PLACEMENT
+from metric_tracker_rl.catalog.audit_weights import AUDIT_DRAW_WEIGHTS, DRAW_FLOOR, ROW_SHARES, ROWS_PER_PLACEMENT
 from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_DEFECTS, AUDIT_KINDS, AuditMix
 from metric_tracker_rl.catalog.versions import tier_at
 from metric_tracker_rl.generation.segment_plan import drawn_order
@@ -51,8 +51,11 @@ def test_version_2_weighs_every_mechanism_and_version_1_none() -> None:
     assert isinstance(first, AuditMix) and first.weights is None
     assert replace(first, weights=MIX.weights, repaired_values=True) == MIX  # all that version 2 changed in its mix
     assert {name for name, _ in AUDIT_DRAW_WEIGHTS} == set(AUDIT_KINDS) | set(AUDIT_DEFECTS) == set(ROW_SHARES)
+    raw = {name: ROW_SHARES[name] / ROWS_PER_PLACEMENT[name] for name in ROW_SHARES}
+    floor = DRAW_FLOOR * sum(raw.values()) / len(raw)
     for name, weight in AUDIT_DRAW_WEIGHTS:
-        assert weight == pytest.approx(ROW_SHARES[name] / ROWS_PER_PLACEMENT[name]) and weight > 0
+        assert weight == pytest.approx(max(raw[name], floor)) and weight > 0
+    assert any(raw[name] < floor for name in raw) and any(raw[name] > 2 * floor for name in raw)
     assert max(ROW_SHARES.values()) <= 0.25 and sum(ROW_SHARES.values()) == pytest.approx(1, abs=1e-3)
 
 

@@ -4,9 +4,10 @@ more where the expert finds what the model misses, every mechanism still drawn, 
 rows is not a chance of being drawn: a lasting incident makes a row a date, a one-date defect one, and a change that
 often stays inside the margin makes fewer rows than it is placed. So a mechanism is drawn in proportion to its aimed
 share over the rows one placement of it yields (ROWS_PER_PLACEMENT, measured with every mechanism drawn alike on
-seeds no task plays: lab/calibration/audit_mix_shares.py), among those its split draws. The weights shape the order
-each group is drawn in (incidents, defects), not how many of each an episode holds. The lab's tests hold both tables
-to the lab's artifacts. This module imports nothing of the project."""
+seeds no task plays: lab/calibration/audit_mix_shares.py), never less than DRAW_FLOOR of the mean, among those its
+split draws. The weights shape the order each group is drawn in (incidents, defects), not how many of each an
+episode holds. The lab's tests hold both tables to the lab's artifacts. This module imports nothing of the
+project."""
 
 from __future__ import annotations
 
@@ -104,7 +105,12 @@ ROWS_PER_PLACEMENT: dict[str, float] = {
     "truncated_batches": 3.043,
     "untagged_load_test": 1.522,
 }
-# How often version 2 draws each mechanism against the others: its aimed share over its rows per placement.
+# The least a mechanism's weight may be, against the mean weight: half as often as version 1's draw, which weighs
+# every one alike, so that one whose placement makes many rows is still drawn (its share of the rows then past its
+# aim).
+DRAW_FLOOR = 0.5
+_RAW = {name: share / ROWS_PER_PLACEMENT[name] for name, share in sorted(ROW_SHARES.items())}
+# How often version 2 draws each mechanism against the others: its aimed share over its rows per placement, floored.
 AUDIT_DRAW_WEIGHTS: tuple[tuple[str, float], ...] = tuple(
-    (name, share / ROWS_PER_PLACEMENT[name]) for name, share in sorted(ROW_SHARES.items())
+    (name, max(raw, DRAW_FLOOR * sum(_RAW.values()) / len(_RAW))) for name, raw in _RAW.items()
 )
