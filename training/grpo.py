@@ -151,7 +151,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--tier",
         default=None,
-        help="train one tier with its own tools, on its block of the train "
+        help="train one tier with its own tools, on its (latest version's) block of the train "
         f"split (a tier listed after the first block: {', '.join(own_blocks())})",
     )
     parser.add_argument("--output-dir", default="runs/grpo", help="checkpoints and logs")
