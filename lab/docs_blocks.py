@@ -29,6 +29,8 @@ from lab.calibration.audit_calibration import interaction_table as audit_interac
 from lab.calibration.audit_calibration import mechanism_table as audit_mechanism_table
 from lab.calibration.audit_findability import ARTIFACT as AUDIT_FINDABILITY
 from lab.calibration.audit_findability import table as audit_findability_table
+from lab.calibration.audit_mix_shares import ARTIFACT as AUDIT_MIX_SHARES
+from lab.calibration.audit_mix_shares import table as audit_mix_shares_table
 from lab.calibration.audit_row_quality import quality_table as audit_quality_table
 from lab.calibration.calibrate import (
     CALIBRATED_DIFFICULTIES,
@@ -151,7 +153,7 @@ def _runs(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def train_schedule() -> str:
-    """The train split's blocks: task indices, seeds and the difficulties each cycles over."""
+    """The train split's blocks: task indices, seeds and the difficulties each cycles over, each at its version."""
     rows, first = [], 0
     for block in TRAIN_SCHEDULE:
         last = first + block.count - 1
@@ -159,12 +161,12 @@ def train_schedule() -> str:
             [
                 f"{first:,} to {last:,}",
                 f"{TRAIN_SEED_BASE + first:,} to {TRAIN_SEED_BASE + last:,}",
-                ", ".join(block.difficulties),
+                ", ".join(f"{name}-v{block.version}" for name in block.difficulties),
                 f"`--episodes N --first-task {first}`",
             ]
         )
         first += block.count
-    return markdown_table(["train tasks", "seeds", "difficulties, in turn", "inference.py"], rows)
+    return markdown_table(["train tasks", "seeds", "difficulties at their version, in turn", "inference.py"], rows)
 
 
 def calibration_seeds() -> str:
@@ -533,6 +535,12 @@ def audit_separation() -> str:
     return audit_separation_table()
 
 
+def audit_mix_shares() -> str:
+    """Per mechanism of the audit: its aimed share of the rows beside its share at each version and split
+    (lab/artifacts/audit_mix_shares.json)."""
+    return audit_mix_shares_table(json.loads(AUDIT_MIX_SHARES.read_text(encoding="utf-8")))
+
+
 def versions_table() -> str:
     """Every playable version of every tier (catalog/versions.py): the commit it was published at, what it changed,
     and the corrections of its texts since."""
@@ -591,6 +599,7 @@ BLOCKS: tuple[Block, ...] = (
     Block("audit-mechanisms", "lab/docs/audit.md", audit_mechanisms),
     Block("audit-interactions", "lab/docs/audit.md", audit_interactions),
     Block("audit-separation", "lab/docs/audit.md", audit_separation),
+    Block("audit-mix-shares", "lab/docs/audit.md", audit_mix_shares),
     Block("tier-versions", "docs/versions.md", versions_table),
     Block("audit-row-quality", "lab/docs/audit.md", audit_row_quality),
     Block("audit-findability", "lab/docs/audit.md", audit_findability),

@@ -101,11 +101,28 @@ def test_a_batch_reads_the_sessions_once_and_returns_what_each_finder_returns_al
     assert max(readings) == 1 and sum(readings) < readers
 
 
+# Version 2 draws its mechanisms in other proportions; the expert is not yet tuned to its draw, and on one of these
+# seeds it does not reach the bar there (0.479 when the draw was weighed).
+NOT_YET_AT_V2 = pytest.mark.xfail(reason="the expert is not yet tuned to version 2's draw", strict=True)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [AUDIT.calibration_seed_base + 5_001, 1_025_001])
-def test_the_expert_plays_through_the_tools_within_the_budget(seed: int) -> None:
+@pytest.mark.parametrize(
+    ("seed", "version"),
+    [
+        (AUDIT.calibration_seed_base + 5_001, 1),
+        (1_025_001, 1),
+        (AUDIT.calibration_seed_base + 5_001, 2),
+        pytest.param(1_025_001, 2, marks=NOT_YET_AT_V2),
+    ],
+)
+def test_the_expert_plays_through_the_tools_within_the_budget(seed: int, version: int) -> None:
     session = play(
-        make_agent("audit_expert"), EpisodeSession(MetricTrackerRlEnvironment()), difficulty="audit", seed=seed
+        make_agent("audit_expert"),
+        EpisodeSession(MetricTrackerRlEnvironment()),
+        difficulty="audit",
+        seed=seed,
+        version=version,
     )
     assert session.graded and session.score > 0.6
     assert session.steps <= AUDIT_EXPERT_CALLS < AUDIT.max_steps

@@ -20,6 +20,7 @@ from metric_tracker_rl.catalog.published import row_key
 from metric_tracker_rl.catalog.task_splits import UNTUNED_FIRST_OFFSET
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.catalog.tiers import AUDIT
+from metric_tracker_rl.catalog.versions import tier_at
 from metric_tracker_rl.generation.audit.truth import audit_rows
 from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
 from metric_tracker_rl.generation.warehouse.world import WarehouseWorld
@@ -28,6 +29,9 @@ from metric_tracker_rl.sql.engine import EpisodeTables, open_database
 from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS
 from metric_tracker_rl.world.segments import Segment
+
+# The version whose episodes this module's seeds were chosen on (the rules it tests are the same at version 2).
+AUDIT_V1 = tier_at("audit", 1)
 
 DATES = [f"2026-03-{day:02d}" for day in range(1, 15)]
 MENU = RATE_COLUMNS[0]
@@ -91,7 +95,7 @@ def test_the_lasting_finders_are_the_scans_of_runs_of_dates() -> None:
 
 
 def _world_and_tables(seed: int) -> tuple[WarehouseWorld, EpisodeTables]:
-    world = build_audit_world(AUDIT, resolve_episode_config(seed=seed, difficulty="audit"))
+    world = build_audit_world(AUDIT_V1, resolve_episode_config(version=1, seed=seed, difficulty="audit"))
     return world, EpisodeTables(open_database(), world.sql_tables())
 
 
@@ -118,7 +122,7 @@ def test_a_lone_date_of_a_sign_out_scan_is_left_out_of_the_report() -> None:
     assert key not in truth
     env = MetricTrackerRlEnvironment()
     try:
-        run = record_episode("audit_expert", {"difficulty": "audit", "seed": LONE_DATE_SEED}, env)
+        run = record_episode("audit_expert", {"difficulty": "audit", "seed": LONE_DATE_SEED, "version": 1}, env)
     finally:
         env.close()
     assert run.graded is not None

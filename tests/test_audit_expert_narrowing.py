@@ -13,12 +13,16 @@ from metric_tracker_rl.catalog.published import row_key
 from metric_tracker_rl.catalog.task_splits import UNTUNED_FIRST_OFFSET
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.catalog.tiers import AUDIT
+from metric_tracker_rl.catalog.versions import tier_at
 from metric_tracker_rl.generation.audit.truth import audit_rows
 from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS
 from metric_tracker_rl.world.segments import Segment
+
+# The version whose episodes this module's seeds were chosen on (the rules it tests are the same at version 2).
+AUDIT_V1 = tier_at("audit", 1)
 
 CART, RATE_SPIKE = RATE_COLUMNS[1], "rate_spike_from_median"
 COUNTRY, RETURNING = Segment(country="US"), Segment(country="US", user_type="returning")
@@ -58,13 +62,13 @@ def test_a_move_of_one_user_type_is_named_there_and_a_move_of_both_in_the_wider_
 
 @pytest.mark.slow  # an audit episode played, and its world built
 def test_a_member_sale_is_reported_on_its_countrys_returning_users() -> None:
-    world = build_audit_world(AUDIT, resolve_episode_config(seed=MEMBER_SALE_SEED, difficulty="audit"))
+    world = build_audit_world(AUDIT_V1, resolve_episode_config(version=1, seed=MEMBER_SALE_SEED, difficulty="audit"))
     dates = window_calendar(world.log.num_days).iso_dates
     sale = [r for r in audit_rows(world, audit_mix(AUDIT)) if r.kind == "member_price_sale"]
     assert sale  # the case
     env = MetricTrackerRlEnvironment()
     try:
-        run = record_episode("audit_expert", {"difficulty": "audit", "seed": MEMBER_SALE_SEED}, env)
+        run = record_episode("audit_expert", {"difficulty": "audit", "seed": MEMBER_SALE_SEED, "version": 1}, env)
     finally:
         env.close()
     assert run.graded is not None

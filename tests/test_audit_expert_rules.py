@@ -46,6 +46,7 @@ from metric_tracker_rl.agents.warehouse_scans import HOURS_WHAT, context_tests_a
 from metric_tracker_rl.agents.warehouse_sql import ALL_RULES, NO_FIXES
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_HELD_OUT_DEFECTS, AUDIT_HELD_OUT_KINDS
+from metric_tracker_rl.catalog.versions import tier_at
 from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world, one_draw
 from metric_tracker_rl.generation.warehouse.world import WarehouseWorld
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
@@ -54,6 +55,9 @@ from metric_tracker_rl.world.audit_brief import SPLIT_NOTE
 from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS
 from metric_tracker_rl.world.segments import Segment
+
+# The version whose episodes this module's seeds were chosen on (the rules it tests are the same at version 2).
+AUDIT_V1 = tier_at("audit", 1)
 
 STEP = RATE_COLUMNS[2]
 # The promotion finder's scan (audit_incident_scans.FINDERS) before it grows.
@@ -99,7 +103,9 @@ def test_a_block_of_hours_inside_a_run_of_whole_day_falls_is_that_fall() -> None
 
 @CASE_OF_AN_EPISODE
 def test_a_second_incident_is_read_on_the_free_steps_of_its_dates_only() -> None:
-    world = build_audit_world(AUDIT, resolve_episode_config(seed=AUDIT.calibration_seed_base + 7, difficulty="audit"))
+    world = build_audit_world(
+        AUDIT_V1, resolve_episode_config(version=1, seed=AUDIT.calibration_seed_base + 7, difficulty="audit")
+    )
     dates = window_calendar(world.log.num_days).iso_dates
     tables = EpisodeTables(open_database(), world.sql_tables())
     free = {dates[10]: [2, 4], dates[20]: [1], dates[30]: []}
@@ -187,7 +193,7 @@ def _release_findings(world: WarehouseWorld, narrowed: bool) -> list[Finding]:
 def test_a_release_that_breaks_its_version_for_one_user_type_is_reported_there() -> None:
     """The audit's release tests read the version's users of one country, channel or user type too, and the
     strongest fall names the cuboid the release broke; the warehouse's read the whole version."""
-    world = build_audit_world(AUDIT, resolve_episode_config(seed=95_392, difficulty="audit"))
+    world = build_audit_world(AUDIT_V1, resolve_episode_config(version=1, seed=95_392, difficulty="audit"))
     broken = {i.segment.normalised() for i in world.incidents if i.kind == "release_regression"}
     assert len(broken) == 1 and next(iter(broken)).user_type is not None  # the case: one user type's
     assert {f.segment for f in _release_findings(world, narrowed=True)} == broken
@@ -198,7 +204,7 @@ def test_a_release_that_breaks_its_version_for_one_user_type_is_reported_there()
 def test_a_finding_of_one_date_grows_to_the_dates_beside_it_that_pass_the_lower_bar() -> None:
     """A promotion of two dates whose second date stays under the finder's bar: grown, the finder names it too, and
     every date it adds stands beside one it found, in the same segment."""
-    world = build_audit_world(AUDIT, resolve_episode_config(seed=95_266, difficulty="audit"))
+    world = build_audit_world(AUDIT_V1, resolve_episode_config(version=1, seed=95_266, difficulty="audit"))
     dates = window_calendar(world.log.num_days).iso_dates
     promoted = {(dates[i.record.day], i.segment.country) for i in world.incidents if i.kind == "promo_surge"}
     plain = {(row["date"], row["country"]) for row in _rows(world, daily_scan(*PROMO_SCAN))}
@@ -214,7 +220,7 @@ def test_a_step_that_converts_worse_all_day_is_no_payment_failure_where_the_rest
     """A level shift of one date on a platform's payment step (beside a release of its platform): its hours fall as
     far as a failure's would, but the rest of its date fell too, so the audit's hours part names no payment
     failure there; the warehouse's, which does not read the rest, does."""
-    world = build_audit_world(AUDIT, resolve_episode_config(seed=95_230, difficulty="audit"))
+    world = build_audit_world(AUDIT_V1, resolve_episode_config(version=1, seed=95_230, difficulty="audit"))
     dates = window_calendar(world.log.num_days).iso_dates
     shift = [i for i in world.incidents if i.kind == "level_shift"]
     assert [(i.record.entity_name, i.segment.platform) for i in shift] == [(RATE_COLUMNS[3], "android")]
@@ -231,7 +237,7 @@ def test_a_step_that_converts_worse_all_day_is_no_payment_failure_where_the_rest
 def test_a_payment_failure_on_a_platform_is_read_at_the_platforms_bar() -> None:
     """A payment failure whose block held six orders, none of which paid: beyond the audit's bar for such a block on
     a platform, short of the warehouse's; the lower bar finds no block naming a country."""
-    world = build_audit_world(AUDIT, resolve_episode_config(seed=95_257, difficulty="audit"))
+    world = build_audit_world(AUDIT_V1, resolve_episode_config(version=1, seed=95_257, difficulty="audit"))
     dates = window_calendar(world.log.num_days).iso_dates
     failure = [i for i in world.incidents if i.kind == "payment_failure"]
     assert [i.segment.normalised() for i in failure] == [Segment(platform="android")]
@@ -254,7 +260,7 @@ def test_a_surge_of_a_whole_countrys_traffic_is_no_store_feature() -> None:
     """A mix shift raises every user of a country alike: its organic new users' sessions on a platform rise as far as
     a store's wave would, but not their share of the platform's sessions there. The count alone flags the date; the
     store feature finder, which asks both, does not."""
-    world = build_audit_world(AUDIT, resolve_episode_config(seed=95_260, difficulty="audit"))
+    world = build_audit_world(AUDIT_V1, resolve_episode_config(version=1, seed=95_260, difficulty="audit"))
     dates = window_calendar(world.log.num_days).iso_dates
     surges = {(dates[f.day], f.segment.country) for f in world.fluctuations if f.kind == "mix_shift"}
     finder = next(f.sql for f in FINDERS if f.name == "store_feature")
@@ -268,7 +274,7 @@ def test_a_surge_of_a_whole_countrys_traffic_is_no_store_feature() -> None:
 
 @CASE_OF_AN_EPISODE
 def test_both_returns_the_dates_and_segments_two_daily_scans_share() -> None:
-    world = build_audit_world(AUDIT, resolve_episode_config(seed=95_000, difficulty="audit"))
+    world = build_audit_world(AUDIT_V1, resolve_episode_config(version=1, seed=95_000, difficulty="audit"))
     first = daily_scan(*PROMO_SCAN)
     second = daily_scan(*PROMO_SCAN, grow=2.5)
     rows = {tuple(row.values()) for row in _rows(world, first)}
@@ -286,16 +292,16 @@ NEWEST_DEFECTS = frozenset({"inverted_rate", "menu_prefire", "purchase_double_fi
 
 
 def _world_of_the_earlier_mix(seed: int) -> WarehouseWorld:
-    mix = audit_mix(AUDIT)
+    mix = audit_mix(AUDIT_V1)
 
     def earlier(names: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(name for name in names if name not in NEWEST_KINDS | NEWEST_DEFECTS)
 
     fields = ("incident_kinds", "held_out_kinds", "defects", "held_out_defects")
-    tier = replace(AUDIT, segmented=replace(mix, **{f: earlier(getattr(mix, f)) for f in fields}))
+    tier = replace(AUDIT_V1, segmented=replace(mix, **{f: earlier(getattr(mix, f)) for f in fields}))
     # The seed's first draw, as a reset made it before worlds with a faint incident row were drawn again: the case is
     # a case of the rule whether or not the audit would keep its world.
-    return one_draw(tier, resolve_episode_config(seed=seed, difficulty="audit"))
+    return one_draw(tier, resolve_episode_config(version=1, seed=seed, difficulty="audit"))
 
 
 @CASE_OF_AN_EPISODE

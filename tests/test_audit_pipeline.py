@@ -19,7 +19,8 @@ from metric_tracker_rl.agents.audit_finders import FINDING_COLUMNS, Finder
 from metric_tracker_rl.agents.audit_traces_pipeline import FINDERS
 from metric_tracker_rl.catalog.seeding import EpisodeKey, derive_rng
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
-from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_DEFECTS, AUDIT_HELD_OUT_DEFECTS, DEEP_MIX
+from metric_tracker_rl.catalog.tiers import AUDIT_DEFECTS, AUDIT_HELD_OUT_DEFECTS, DEEP_MIX
+from metric_tracker_rl.catalog.versions import tier_at
 from metric_tracker_rl.generation.audit.truth import AUDIT_METRICS
 from metric_tracker_rl.generation.audit.world import build_audit_world
 from metric_tracker_rl.generation.defects import DEFECT_REGISTRY, DefectRecord
@@ -34,6 +35,9 @@ from metric_tracker_rl.world.events import RENAMED_EVENTS, EventLog, event_code
 from metric_tracker_rl.world.funnel import WINDOW_START
 from metric_tracker_rl.world.metrics_layer import DASHBOARD_SQL, dashboard, segment_metric
 from metric_tracker_rl.world.segments import Segment, world_of
+
+# The version whose episodes this module's seeds were chosen on (the rules it tests are the same at version 2).
+AUDIT_V1 = tier_at("audit", 1)
 
 SEEDS = (11, 12)
 AREAS = {
@@ -205,7 +209,7 @@ def test_in_audit_episodes_each_finder_flags_its_faults_dates_and_no_others(seed
     each side: another fault's trace may resemble its own, nothing else does); each mechanism is drawn."""
     drawn: set[str] = set()
     for seed in seeds:
-        world = build_audit_world(AUDIT, resolve_episode_config(seed=seed, difficulty="audit"))
+        world = build_audit_world(AUDIT_V1, resolve_episode_config(version=1, seed=seed, difficulty="audit"))
         tables = EpisodeTables(open_database(), world.sql_tables())
         held = {
             _iso(near)

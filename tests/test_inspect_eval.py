@@ -238,6 +238,7 @@ def test_a_bad_argument_on_the_command_line_is_its_message_not_a_traceback(argum
 )
 @example(difficulties=["easy"], seeds=1, offset=0)
 @example(difficulties=["hard"], seeds=10, offset=0)  # holds the sweep's first null episode
+@example(difficulties=["audit"], seeds=2, offset=198)  # the sweep of its latest version, at its end
 def test_a_sweep_is_the_calibration_sweep(difficulties: list[str], seeds: int, offset: int) -> None:
     """An Inspect sweep runs the episodes the calibration and the eval split run under the same seeds, null
     episodes included: both take them from task_splits."""
@@ -253,7 +254,9 @@ def test_a_sweep_is_the_calibration_sweep(difficulties: list[str], seeds: int, o
         ]
         assert [s.metadata["reset_kwargs"] for s in group] == expected
         assert {s.metadata["difficulty"] for s in group} == {difficulty}
-        block = next(i for i, b in enumerate(EVAL_SCHEDULE) if b.sweep == difficulty)
+        block = next(  # the sweep of the version it plays (the audit's second: its latest sweep)
+            i for i, b in enumerate(EVAL_SCHEDULE) if b.sweep == difficulty and b.version == sweep_version(difficulty)
+        )
         first = sum(b.size() for b in EVAL_SCHEDULE[:block])
         for position, sample in enumerate(group):
             if offset + position < EVAL_SEEDS_PER_DIFFICULTY:

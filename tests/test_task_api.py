@@ -32,6 +32,7 @@ from metric_tracker_rl.catalog.task_splits import (
     eval_schedule,
     get_split,
     mechanism_split,
+    sweep_version,
     task_range,
     train_indices,
     train_schedule,
@@ -43,7 +44,12 @@ from metric_tracker_rl.catalog.tiers import TIERS
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 
 ENV_NAME = "metric_tracker_rl"
-SPLIT_SIZES = {"train": TRAIN_TASK_COUNT, "eval": len(NAMED_TASK_ORDER) + len(DIFFICULTIES) * EVAL_SEEDS_PER_DIFFICULTY}
+# The sweeps of a tier's later version appended after every tier's first (the audit's second).
+LATER_SWEEPS = (("audit", 2),)
+SPLIT_SIZES = {
+    "train": TRAIN_TASK_COUNT,
+    "eval": len(NAMED_TASK_ORDER) + (len(DIFFICULTIES) + len(LATER_SWEEPS)) * EVAL_SEEDS_PER_DIFFICULTY,
+}
 # The eval split as it was published with five named tasks: its indices never move.
 FIRST_NAMED = ("easy_two_spikes", "medium_mixed_three", "hard_mixed_multi", "frontier_segments", "deep_cuboids")
 SEED_BASES = [tier.calibration_seed_base for tier in TIERS.values()]
@@ -58,6 +64,15 @@ def eval_plan(task_ids: tuple[str, ...], difficulties: tuple[str, ...] = DIFFICU
     return [{"task_id": task_id, "version": FIRST_VERSION} for task_id in task_ids] + [
         calibration_reset_kwargs(difficulty, offset, FIRST_VERSION)
         for difficulty in difficulties
+        for offset in range(EVAL_SEEDS_PER_DIFFICULTY)
+    ]
+
+
+def later_sweeps() -> list[dict]:
+    """The sweeps of LATER_SWEEPS: each its tier's calibration seeds at that version."""
+    return [
+        calibration_reset_kwargs(difficulty, offset, version)
+        for difficulty, version in LATER_SWEEPS
         for offset in range(EVAL_SEEDS_PER_DIFFICULTY)
     ]
 
@@ -92,8 +107,9 @@ def test_eval_is_every_named_task_and_the_calibration_sweep_with_no_published_in
         + eval_plan((), listed_since[:1])
         + eval_plan(later[1:], ())
         + eval_plan((), listed_since[1:])
+        + later_sweeps()
     )
-    assert sorted(map(str, eval_tasks)) == sorted(map(str, eval_plan(NAMED_TASK_ORDER)))
+    assert sorted(map(str, eval_tasks)) == sorted(map(str, eval_plan(NAMED_TASK_ORDER) + later_sweeps()))
     # standard episodes ({seed, difficulty}) and, one of every ten seeds, a null episode
     assert {t.get("scenario_family") for t in eval_tasks} == {None, "null"}
 
@@ -108,7 +124,10 @@ def test_listing_a_tier_appends_its_sweep_to_eval() -> None:
 def test_train_and_eval_share_no_episode() -> None:
     train, evaluation = task_range("train"), task_range("eval")
     train_seeds, eval_seeds = {_seed(t) for t in train}, {_seed(t) for t in evaluation}
-    assert len(train_seeds) == len(train) and len(eval_seeds) == len(evaluation)
+    # an eval seed is shared by a tier's sweeps alone, each at its version
+    episodes = {(_seed(t), t.get("difficulty"), t["version"]) for t in evaluation}
+    assert len(train_seeds) == len(train) and len(episodes) == len(evaluation)
+    assert len(eval_seeds) == len(evaluation) - len(later_sweeps())
     assert min(train_seeds) == TRAIN_SEED_BASE > max(eval_seeds)
     assert all(set(t) == {"seed", "difficulty", "version"} for t in train)
     first = TRAIN_SCHEDULE[0].difficulties
@@ -282,13 +301,38 @@ def test_a_reset_that_chooses_no_episode_draws_a_train_task_of_its_tier(draw_see
         assert chosen == train_episode(settings_, random.Random(draw_seed))
         tier = settings_.get("difficulty", TASKS[DEFAULT_TASK_ORDER[0]].difficulty).lower()
         assert chosen["difficulty"] == tier and mechanism_split(chosen["seed"]) == "train"
-        task = train.task(chosen["seed"] - TRAIN_SEED_BASE)
-        assert task == {"seed": chosen["seed"], "difficulty": tier, "version": FIRST_VERSION}
+        task = train.task(chosen["seed"] - TRAIN_SEED_BASE)  # a task of any block of the tier; played at its latest
+        assert task == {"seed": chosen["seed"], "difficulty": tier, "version": task["version"]}
+        assert "version" not in chosen or chosen["version"] == settings_.get("version")
         assert {k: v for k, v in chosen.items() if k not in ("seed", "difficulty")} == {
             k: v for k, v in settings_.items() if k != "difficulty"
         }
     for chooses in ({"seed": 0, "difficulty": difficulty}, {"task_id": "deep_cuboids"}, {"split": "eval", "index": 3}):
         assert train_episode(chooses, random.Random(draw_seed)) == chooses
+
+
+def test_the_audits_version_2_blocks_follow_version_1s_which_keep_their_indices() -> None:
+    """The audit's second version has a train block and an eval sweep of its own, appended: version 1's tasks keep
+    their indices and arguments (as published: train 12,000 to 13,999, eval 1,407 to 1,606), and version 2's sweep
+    plays the same seeds, null episodes at the same places."""
+    train, evaluation = get_split("train"), get_split("eval")
+    v1_train = [train_task(12_000 + i) for i in range(TIER_TRAIN_TASKS)]
+    assert v1_train == [
+        {"seed": TRAIN_SEED_BASE + 12_000 + i, "difficulty": "audit", "version": 1} for i in range(TIER_TRAIN_TASKS)
+    ]
+    assert train_schedule(())[:5] == (
+        TrainBlock(6_000, ("easy", "medium", "hard", "frontier")),
+        *(TrainBlock(TIER_TRAIN_TASKS, (name,)) for name in ("deep", "abyss", "warehouse", "audit")),
+    )
+    v2_train = [train.task(14_000 + i) for i in (0, 1, TIER_TRAIN_TASKS - 1)]
+    assert [(t["difficulty"], t["version"]) for t in v2_train] == [("audit", 2)] * 3
+    v1_eval = [evaluation.task(1_407 + offset) for offset in range(EVAL_SEEDS_PER_DIFFICULTY)]
+    v2_eval = [evaluation.task(1_607 + offset) for offset in range(EVAL_SEEDS_PER_DIFFICULTY)]
+    assert v1_eval == [calibration_reset_kwargs("audit", offset, 1) for offset in range(EVAL_SEEDS_PER_DIFFICULTY)]
+    assert v2_eval == [{**task, "version": 2} for task in v1_eval]
+    assert v1_eval[0]["seed"] == TIERS["audit"].calibration_seed_base
+    assert sweep_version("audit") == 2 and sweep_version("deep") == 1
+    assert "audit-v2" in train.description and "audit-v1" in train.description
 
 
 def test_every_train_task_of_a_tier_can_be_drawn() -> None:

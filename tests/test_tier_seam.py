@@ -46,6 +46,7 @@ OWN_FIELDS = {
         "listed_defects",
         "defect_overlap_share",
         "repaired_values",
+        "weights",
     },
 }
 # The tiers of each mix type: the audit's mix is a warehouse's with mechanisms of its own.
@@ -54,7 +55,7 @@ OWN_TIERS = {AbyssMix: ["abyss"], WarehouseMix: ["warehouse", "audit"], AuditMix
 
 def test_a_tiers_own_fields_are_its_mix_types_and_not_the_shared_mixs() -> None:
     shared = {field.name for field in dataclasses.fields(SegmentedMix)}
-    assert not {"twin_z", "observed_share", "raise_unclear", "raw_events", "repaired_values"} & shared
+    assert not {"twin_z", "observed_share", "raise_unclear", "raw_events", "repaired_values", "weights"} & shared
     for kind, own in OWN_FIELDS.items():
         assert {field.name for field in dataclasses.fields(kind)} - shared == own
         assert [name for name, tier in TIERS.items() if isinstance(tier.segmented, kind)] == OWN_TIERS[kind]

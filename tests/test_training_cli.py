@@ -11,6 +11,7 @@ import sys
 import pytest
 from conftest import ROOT
 
+from metric_tracker_rl.catalog.task_splits import get_split
 from metric_tracker_rl.catalog.tiers import DEFAULT_COMPLETION_TOKENS, TIERS
 from training import grpo, sft, train_group_missing
 
@@ -75,8 +76,9 @@ def test_grpo_completion_length_is_what_the_tasks_tiers_need(capsys: pytest.Capt
     }
     audit = grpo.parse_args(["--tier", "audit"])
     assert audit.start == grpo.tier_tasks("audit").start and audit.max_completion_length == audit_need
+    assert get_split("train").task(audit.start)["version"] == TIERS["audit"].version  # its latest version's block
     assert grpo.parse_args(["--tier", "deep"]).max_completion_length == TIERS["deep"].completion_tokens > usual
-    before_audit = grpo.tier_tasks("audit").start - 1
+    before_audit = grpo.tier_tasks("warehouse").stop - 1  # the audit's blocks follow the warehouse's
     assert grpo.parse_args(["--start", str(before_audit), "--tasks", "1"]).max_completion_length == (
         TIERS["warehouse"].completion_tokens
     )

@@ -13,7 +13,7 @@ from core_helpers import reset_episode
 from episode_fingerprints import FINGERPRINTS, fingerprint, version_of
 
 from metric_tracker_rl.adapters.session import EpisodeSession
-from metric_tracker_rl.catalog.task_splits import get_split
+from metric_tracker_rl.catalog.task_splits import get_split, train_indices
 from metric_tracker_rl.catalog.tasks import EpisodeConfig, resolve_episode_config
 from metric_tracker_rl.catalog.tiers import TIERS, Tier
 from metric_tracker_rl.catalog.versions import (
@@ -95,10 +95,19 @@ def test_split_tasks_name_the_version_they_were_published_at() -> None:
     """A published split keeps naming its episodes when a tier gains a version: each task pins its version."""
     train, evaluation = get_split("train"), get_split("eval")
     first_audit = next(i for i in range(evaluation.size()) if evaluation.task(i).get("difficulty") == "audit")
-    with next_version("audit"):
-        for task in (train.task(0), train.task(train.size() - 1), evaluation.task(0), evaluation.task(first_audit)):
-            assert task["version"] == 1
-            assert resolve_episode_config(**task).version == 1
+    last_of_first_audit_block = train_indices("audit")[0][-1]
+    pinned = (
+        (train.task(0), 1),
+        (train.task(last_of_first_audit_block), 1),
+        (train.task(train.size() - 1), 2),  # the audit's version 2 block, appended
+        (evaluation.task(0), 1),
+        (evaluation.task(first_audit), 1),
+        (evaluation.task(evaluation.size() - 1), 2),
+    )
+    with next_version("audit"):  # a scratch version 3
+        for task, version in pinned:
+            assert task["version"] == version
+            assert resolve_episode_config(**task).version == version
         assert resolve_episode_config(split="eval", index=first_audit).tier is tier_at("audit", 1)
 
 

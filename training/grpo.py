@@ -62,14 +62,17 @@ def grpo_dataset(count: int, start: int = 0) -> Dataset:
 
 
 def tier_tasks(difficulty: str) -> range:
-    """The train split's tasks of one tier: the block of its own (every tier listed after the first block has one)."""
+    """The train split's tasks of one tier: the block of its own (every tier listed after the first block has one),
+    the last where it has several (a later version's, the audit's second)."""
     from metric_tracker_rl.catalog.task_splits import TRAIN_SCHEDULE
 
-    first = 0
+    first, found = 0, None
     for block in TRAIN_SCHEDULE:
         if block.difficulties == (difficulty,):
-            return range(first, first + block.count)
+            found = range(first, first + block.count)
         first += block.count
+    if found is not None:
+        return found
     raise ValueError(f"{difficulty!r} has no train block of its own; tiers that have one: {', '.join(own_blocks())}")
 
 
@@ -77,7 +80,7 @@ def own_blocks() -> list[str]:
     """The tiers with a train block of their own: those listed after the first block."""
     from metric_tracker_rl.catalog.task_splits import TRAIN_SCHEDULE
 
-    return [block.difficulties[0] for block in TRAIN_SCHEDULE if len(block.difficulties) == 1]
+    return list(dict.fromkeys(block.difficulties[0] for block in TRAIN_SCHEDULE if len(block.difficulties) == 1))
 
 
 def grpo_config(output_dir: str, **overrides: Any) -> GRPOConfig:
@@ -148,7 +151,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--tier",
         default=None,
-        help="train one tier with its own tools, on its block of the train "
+        help="train one tier with its own tools, on its (latest version's) block of the train "
         f"split (a tier listed after the first block: {', '.join(own_blocks())})",
     )
     parser.add_argument("--output-dir", default="runs/grpo", help="checkpoints and logs")

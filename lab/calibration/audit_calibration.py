@@ -99,14 +99,16 @@ INTERACTIONS = {
 }
 
 
-def expected_keys(seed: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Each expected row of an audit episode as its key and the mechanism that made it; and those rows that are part
-    of an interaction, as their key and the interaction (one row may be part of both: listed under each). Read from
-    what was injected, never shown to an agent; the world is built once for both."""
-    world = build_audit_world(AUDIT, resolve_episode_config(seed=seed, difficulty="audit"))
+def expected_keys(seed: int, version: int | None = None) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Each expected row of an audit episode (at `version`; None: the latest) as its key and the mechanism that made
+    it; and those rows that are part of an interaction, as their key and the interaction (one row may be part of
+    both: listed under each). Read from what was injected, never shown to an agent; the world is built once for
+    both."""
+    config = resolve_episode_config(seed=seed, difficulty="audit", version=version)
+    world = build_audit_world(config.tier, config)
     dates = window_calendar(world.log.num_days).iso_dates
     by_mechanism, by_interaction = [], []
-    for row in audit_rows(world, audit_mix(AUDIT)):
+    for row in audit_rows(world, audit_mix(config.tier)):
         report = row.report_row(dates)
         key = row_key(report.date, report.entity_type, report.entity_name)
         by_mechanism.append((key, row.kind))

@@ -5,6 +5,7 @@ against the value without the defect (its repair, which the trace shows), must l
 tables the brief says a trace can be in. Written to lab/artifacts/audit_findability.json.
 
     nice -n 5 uv run python -m lab.calibration.audit_findability --workers 2
+    nice -n 5 uv run python -m lab.calibration.audit_findability --version 2 --tasks 40 --out /tmp/findability-v2.json
 
 It knows each row's mechanism, segment and date (from the truth, as the grader does) and reads the data only through
 the episode's public tables and the SQL tool's engine, with statements of its own (audit_findability_sql.py): it
@@ -62,6 +63,8 @@ from metric_tracker_rl.world.segments import Segment, segments_meet
 
 ARTIFACT = Path(__file__).resolve().parents[2] / "lab" / "artifacts" / "audit_findability.json"
 DEPARTURE_SDS = 3.0  # a row's move from the usual value, in standard deviations of the segment's clean dates
+# The version whose eval sweep the kept result checks (a run of another writes elsewhere with --out).
+KEPT_VERSION = 1
 NEAR_DAYS = 21  # the clean dates a row is compared with: those within three weeks (a version's traffic grows)
 RATIO = {
     "sessions": ("sessions", None),
@@ -264,8 +267,8 @@ def hours_of(world: WarehouseWorld, row: ExpectedRow) -> tuple[int, int]:
 def check_task(task: dict[str, Any]) -> tuple[list[RowCheck], tuple[int, int]]:
     """Every expected row of one audit task, and the control over its defects' segments' clean dates."""
     config = resolve_episode_config(**task)
-    world = build_audit_world(AUDIT, config)
-    mix = audit_mix(AUDIT)
+    world = build_audit_world(config.tier, config)  # at the task's version
+    mix = audit_mix(config.tier)
     tables = PublicTables(world)
     try:
         cache: dict[str, Any] = {}
@@ -282,9 +285,10 @@ def check_task(task: dict[str, Any]) -> tuple[list[RowCheck], tuple[int, int]]:
         tables.close()
 
 
-def eval_tasks(count: int) -> list[dict[str, Any]]:
-    """The audit's eval split tasks, as the split lists them (each with its version): the first `count`."""
-    return [task for task in task_range("eval") if task.get("difficulty") == "audit"][:count]
+def eval_tasks(count: int, version: int = KEPT_VERSION) -> list[dict[str, Any]]:
+    """The audit's eval split tasks at `version` (its sweep of that version), as the split lists them: the first
+    `count`."""
+    return [t for t in task_range("eval") if t.get("difficulty") == "audit" and t["version"] == version][:count]
 
 
 def run(tasks: list[dict[str, Any]], workers: int) -> dict[str, Any]:
@@ -301,7 +305,12 @@ def run(tasks: list[dict[str, Any]], workers: int) -> dict[str, Any]:
             print(f"{n}/{len(tasks)} seed {tasks[n - 1]['seed']}: {len(rows)} rows, {lost} unconfirmed", flush=True)
     unconfirmed = [c for c in checks if c.why]
     return {
-        "tasks": {"first_seed": tasks[0]["seed"], "last_seed": tasks[-1]["seed"], "count": len(tasks)},
+        "tasks": {
+            "first_seed": tasks[0]["seed"],
+            "last_seed": tasks[-1]["seed"],
+            "count": len(tasks),
+            "version": tasks[0]["version"],
+        },
         "departure_sds": DEPARTURE_SDS,
         "trace_sds": TRACE_SDS,
         "margin": audit_mix(AUDIT).margin,
@@ -378,10 +387,14 @@ def table(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=EVAL_SEEDS_PER_DIFFICULTY, help="eval tasks to check")
+    parser.add_argument("--version", type=int, default=KEPT_VERSION, help="the version whose eval sweep is checked")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ARTIFACT)
     args = parser.parse_args(argv)
-    report = run(eval_tasks(args.tasks), args.workers)
+    tasks = eval_tasks(args.tasks, args.version)
+    if not tasks:
+        parser.error(f"the eval split has no audit task at version {args.version}")
+    report = run(tasks, args.workers)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"{report['rows_checked']} rows checked, {report['unconfirmed_rows']} unconfirmed", file=sys.stderr)

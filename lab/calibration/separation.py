@@ -31,8 +31,9 @@ every row of its episodes:
 
 A mechanism with no expert figure (no calibration rows) gets gap' = 0. The generic auditor's recall is shown, not
 weighed: on the mechanisms both played it misses many the model finds (the artifact's
-`generic_misses_model_finds` lists them), so it is no stand-in for the model's. The weights are a measurement for
-the next version's mix, not a mix any version draws.
+`generic_misses_model_finds` lists them), so it is no stand-in for the model's. The audit's version 2 draws by these
+weights (metric_tracker_rl/catalog/audit_weights.py holds a copy, which lab/tests/test_audit_mix_shares.py holds to
+this artifact; lab/calibration/audit_mix_shares.py measures the mix as drawn).
 """
 
 from __future__ import annotations

@@ -26,8 +26,11 @@ KEPT = json.loads(findability.ARTIFACT.read_text(encoding="utf-8"))
 
 
 def test_the_kept_result_covers_every_audit_task_of_the_eval_split() -> None:
-    expected = [task for task in task_range("eval") if task.get("difficulty") == "audit"]
+    audit = [task for task in task_range("eval") if task.get("difficulty") == "audit"]
+    expected = [task for task in audit if task["version"] == findability.KEPT_VERSION]
     assert expected == findability.eval_tasks(EVAL_SEEDS_PER_DIFFICULTY)
+    later = findability.eval_tasks(EVAL_SEEDS_PER_DIFFICULTY, version=2)  # the same seeds, at version 2
+    assert later == [{**task, "version": 2} for task in expected] and expected + later == audit
     assert KEPT["tasks"]["count"] == len(expected) == EVAL_SEEDS_PER_DIFFICULTY
     assert KEPT["tasks"]["first_seed"] == AUDIT.calibration_seed_base == expected[0]["seed"]
     assert sorted(map(int, KEPT["by_seed"])) == [t["seed"] for t in expected]

@@ -151,7 +151,8 @@ def test_the_schedule_table_is_the_train_splits() -> None:
         assert (low, high) == (first, first + block.count - 1)
         assert seeds == f"{TRAIN_SEED_BASE + low:,} to {TRAIN_SEED_BASE + high:,}"
         shown = difficulties.split(", ")
-        assert [split.task(index)["difficulty"] for index in range(low, low + len(shown))] == shown
+        tasks_shown = [split.task(index) for index in range(low, low + len(shown))]
+        assert [f"{task['difficulty']}-v{task['version']}" for task in tasks_shown] == shown
         assert split.task(high)["seed"] == TRAIN_SEED_BASE + high
         first += block.count
     assert first == TRAIN_TASK_COUNT

@@ -40,7 +40,12 @@ def test_a_tier_that_gains_a_mechanism_or_a_version_makes_its_record_stale() -> 
     assert stale_records(kept) == []
     audit = TIERS["audit"]
     assert audit.segmented is not None
-    grown = replace(audit.segmented, incident_kinds=(*audit.segmented.incident_kinds, "scratch_kind"))
+    weights = audit.segmented.weights
+    grown = replace(
+        audit.segmented,
+        incident_kinds=(*audit.segmented.incident_kinds, "scratch_kind"),
+        weights=None if weights is None else (*weights, ("scratch_kind", 0.01)),  # a weighed mix weighs each kind
+    )
     with TIERS.substituted(replace(audit, segmented=grown)):
         assert stale_records(kept) == ["audit: mechanisms added ['scratch_kind'], dropped none"]
     with TIERS.substituted(replace(audit, version=audit.version + 1)):

@@ -121,6 +121,8 @@ class SegmentedMix:
     twin_z: ClassVar[float | None] = None
     # Whether a data defect's row also reports the value its defect hid (AuditMix's field; never elsewhere).
     repaired_values: ClassVar[bool] = False
+    # How often each mechanism is drawn against the others (AuditMix's field; None: alike, in a plain shuffle).
+    weights: ClassVar[tuple[tuple[str, float], ...] | None] = None
     data: ClassVar[DataKind] = COUNTS
     # Whether its episodes show the settings that count their business incidents (a null episode then reads as one).
     shows_incident_count: ClassVar[bool] = True
@@ -195,7 +197,9 @@ class AuditMix(WarehouseMix):
     failures coincide (each row still follows the rules with the other present). Its incidents are placed
     only where they are clear in their own data (`only_clear`): a sample leaves many segments, and many hosts'
     cuboids, too thin for a change to show. `repaired_values`: a data defect's row also reports `repaired_value`,
-    the metric's value without the defect, and is graded on it (world/audit_brief.py states the rule)."""
+    the metric's value without the defect, and is graded on it (world/audit_brief.py states the rule). `weights`:
+    each mechanism's chance of being drawn against the others', by name (catalog/audit_weights.py: so that each
+    yields its aimed share of the expected rows); None: every mechanism alike, as version 1 draws them."""
 
     held_out_kinds: tuple[str, ...] = ()
     held_out_defects: tuple[str, ...] = ()
@@ -204,6 +208,7 @@ class AuditMix(WarehouseMix):
     listed_defects: int = 1
     defect_overlap_share: float = 0.5
     repaired_values: bool = True  # type: ignore[misc]  # a field here; False for every other segmented mix
+    weights: tuple[tuple[str, float], ...] | None = None  # type: ignore[misc]  # a field here; None elsewhere
     only_clear: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
@@ -220,6 +225,10 @@ class AuditMix(WarehouseMix):
             raise ValueError(f"listed_defects must be at least 0, got {self.listed_defects}")
         if not 0 <= self.defect_overlap_share <= 1:
             raise ValueError(f"defect_overlap_share must be in [0, 1], got {self.defect_overlap_share}")
+        weighed = dict(self.weights or ())
+        unweighed = sorted(m for m in (*self.incident_kinds, *self.defects) if not weighed.get(m, 0.0) > 0)
+        if self.weights is not None and unweighed:
+            raise ValueError(f"every mechanism needs a positive weight: {unweighed}")
 
     def drawn(self, split: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The incident kinds and defect mechanisms an episode of `split` draws from: all of them in the eval

@@ -41,17 +41,23 @@ class TrainBlock:
     version: int = 1
 
 
-# The train split's published schedule: the first block, then a block of its own for every listed tier after them,
-# in TIERS's order (a tier is only ever appended there). A published block is never edited nor reordered, since a
-# trainer's recorded task indices would then name other episodes.
+# The train split's published schedule: the first block, a block of its own for each tier listed after them, in
+# TIERS's order, then a block for each tier's later version (the audit's second); then a block of its own for every
+# tier listed since, derived. A published block is never edited nor reordered, since a trainer's recorded task
+# indices would then name other episodes: to append a block, first write the derived ones out here.
 FIRST_TRAIN_BLOCK = TrainBlock(6_000, ("easy", "medium", "hard", "frontier"))
 TIER_TRAIN_TASKS = 2_000
+PUBLISHED_TRAIN_BLOCKS: tuple[TrainBlock, ...] = (
+    FIRST_TRAIN_BLOCK,
+    *(TrainBlock(TIER_TRAIN_TASKS, (name,)) for name in ("deep", "abyss", "warehouse", "audit")),
+    TrainBlock(TIER_TRAIN_TASKS, ("audit",), version=2),
+)
 
 
 def train_schedule(listed: tuple[str, ...]) -> tuple[TrainBlock, ...]:
-    """The train blocks of the `listed` difficulties, in their order."""
-    later = (name for name in listed if name not in FIRST_TRAIN_BLOCK.difficulties)
-    return (FIRST_TRAIN_BLOCK, *(TrainBlock(TIER_TRAIN_TASKS, (name,)) for name in later))
+    """The published train blocks, then a block of each `listed` difficulty they do not hold, in their order."""
+    held = {name for block in PUBLISHED_TRAIN_BLOCKS for name in block.difficulties}
+    return (*PUBLISHED_TRAIN_BLOCKS, *(TrainBlock(TIER_TRAIN_TASKS, (name,)) for name in listed if name not in held))
 
 
 TRAIN_SCHEDULE = train_schedule(DIFFICULTIES)
@@ -181,6 +187,8 @@ PUBLISHED_EVAL_BLOCKS: tuple[EvalBlock, ...] = (
     EvalBlock(task_ids=("abyss_faint_cuboids",)),
     EvalBlock(sweep="warehouse"),
     EvalBlock(task_ids=("warehouse_raw_events",)),
+    EvalBlock(sweep="audit"),
+    EvalBlock(sweep="audit", version=2),  # the same seeds and null episodes as version 1's sweep
 )
 
 
@@ -194,8 +202,9 @@ EVAL_SCHEDULE = eval_schedule(DIFFICULTIES)
 
 
 def sweep_version(difficulty: str) -> int:
-    """The version of the tier that the eval split's sweep of `difficulty` plays (its first where none sweeps it)."""
-    return next((block.version for block in EVAL_SCHEDULE if block.sweep == difficulty), 1)
+    """The version of the tier that the eval split's last sweep of `difficulty` plays (its first where none sweeps
+    it): a tier swept again at a later version is played at that one."""
+    return max((block.version for block in EVAL_SCHEDULE if block.sweep == difficulty), default=1)
 
 
 @dataclass(frozen=True)

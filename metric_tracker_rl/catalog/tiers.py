@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from metric_tracker_rl.catalog.audit_weights import AUDIT_DRAW_WEIGHTS
 from metric_tracker_rl.catalog.mixes import (
     CLEAR_OWN_Z,
     CONTEXT,
@@ -441,6 +442,7 @@ TIERS: Registry[Tier] = Registry(
                 defects=AUDIT_DEFECTS,
                 held_out_kinds=AUDIT_HELD_OUT_KINDS,
                 held_out_defects=AUDIT_HELD_OUT_DEFECTS,
+                weights=AUDIT_DRAW_WEIGHTS,  # version 2's draw (version 1 drew every mechanism alike)
             ),
         ),
     ),

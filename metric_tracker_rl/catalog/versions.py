@@ -29,11 +29,12 @@ def keep_earlier_version(tier: Tier) -> Tier:
 
 
 def _audit_v1() -> Tier:
-    """The audit as version 1 asked it: a data defect's row reports no repaired value."""
+    """The audit as version 1 asked it: a data defect's row reports no repaired value, and its episodes draw every
+    mechanism alike."""
     latest = TIERS["audit"]
     if not isinstance(latest.segmented, AuditMix):
         raise TypeError("the audit's mix is an AuditMix")
-    return replace(latest, version=1, segmented=replace(latest.segmented, repaired_values=False))
+    return replace(latest, version=1, segmented=replace(latest.segmented, repaired_values=False, weights=None))
 
 
 keep_earlier_version(_audit_v1())
@@ -101,8 +102,10 @@ VERSION_NOTES: tuple[VersionNote, ...] = (
         None,
         "A draft: a data defect's row also reports repaired_value, the metric's value in its segment on its date "
         "over the events as they would have been recorded without the defect, graded within 5% of it as a quarter "
-        "of the row's values credit (not asked where the recorded events cannot tell it); the episodes, their "
-        "findings and every other rule are version 1's.",
+        "of the row's values credit (not asked where the recorded events cannot tell it); and the episodes draw "
+        "their causes in other proportions (more of those a systematic reading finds and a quick one misses, every "
+        "one still drawn, none past a quarter of the findings). Their findings' rules and every other rule are "
+        "version 1's.",
     ),
 )
 

@@ -4,7 +4,7 @@ before any incident), the calendar of dates still open to a perturbation, and th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -166,6 +166,15 @@ class Calendar:
 def pick(options: Sequence[T], rng: np.random.Generator) -> T:
     """One option, drawn uniformly (one integer from the stream)."""
     return options[int(rng.integers(len(options)))]
+
+
+def drawn_order(names: Sequence[str], rng: np.random.Generator, weights: Mapping[str, float] | None) -> list[str]:
+    """`names` in a drawn order: a plain shuffle (one permutation, as every tier drew before weights), or each next
+    name drawn among those left in proportion to its weight (the audit's version 2: catalog/audit_weights.py)."""
+    if weights is None:
+        return [str(name) for name in rng.permutation(list(names))]
+    chances = np.array([weights[name] for name in names], dtype=float)
+    return [names[int(i)] for i in rng.choice(len(names), size=len(names), replace=False, p=chances / chances.sum())]
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ from metric_tracker_rl.generation.segment_plan import (
     CuboidDial,
     SegmentedPlan,
     SegmentWorld,
+    drawn_order,
     pick,
     segmented_plan,
 )
@@ -118,9 +119,9 @@ class DrawnWorld:
 
 
 def incident_kinds(tier: Tier, config: EpisodeConfig, rng: np.random.Generator) -> list[IncidentKind]:
-    """The kinds of the episode's incidents: the tier's kinds (or the reset's choice) in a shuffled cycle (mixed),
-    those reported as one family, or none. At a cuboid tier, a kind whose segment needs a field out of play is
-    left out."""
+    """The kinds of the episode's incidents: the tier's kinds (or the reset's choice) in a shuffled cycle (mixed;
+    a weighted shuffle where the mix weighs its kinds), those reported as one family, or none. At a cuboid tier, a
+    kind whose segment needs a field out of play is left out."""
     if config.scenario_family == "null":
         return []
     count = incident_count(config)
@@ -128,7 +129,8 @@ def incident_kinds(tier: Tier, config: EpisodeConfig, rng: np.random.Generator) 
     if not kinds:  # a family no kind reports: its own injector on one platform's or country's cells
         only = _family_on_segment(tier, config)
         return [only] * count
-    order = [INCIDENT_KIND_REGISTRY[str(k)] for k in rng.permutation(kinds)]
+    weights = _segmented(tier).weights
+    order = [INCIDENT_KIND_REGISTRY[k] for k in drawn_order(kinds, rng, None if weights is None else dict(weights))]
     return [order[i % len(order)] for i in range(count)]
 
 

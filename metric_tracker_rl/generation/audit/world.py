@@ -1,6 +1,8 @@
 """An audit episode's world: the warehouse's, built from the incident kinds and defect mechanisms its split draws
-(catalog.tiers.AuditMix.drawn). An eval episode's first defect is a held-out one, so every eval episode holds a
-mechanism no train episode holds; no episode holds more of the warehouse's listed defects than the mix allows."""
+(catalog.tiers.AuditMix.drawn), each as often as the mix weighs it where it weighs them (the split's own
+renormalised: a held-out mechanism's weight goes to the others in the train split). An eval episode's first defect
+is a held-out one, so every eval episode holds a mechanism no train episode holds; no episode holds more of the
+warehouse's listed defects than the mix allows."""
 
 from __future__ import annotations
 
@@ -70,5 +72,6 @@ def one_draw(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
         rationed=frozenset(defects) & set(listed),
         ration=mix.listed_defects,
         overlap_share=mix.defect_overlap_share,
+        weights=None if mix.weights is None else dict(mix.weights),
     )
     return build_warehouse_world(drawn_tier, config, draw)

@@ -18,7 +18,7 @@ from metric_tracker_rl.catalog.tiers import Tier, WarehouseMix
 from metric_tracker_rl.generation.defects import Defect, DefectRecord, defect_edits
 from metric_tracker_rl.generation.defects.log_edits import covering
 from metric_tracker_rl.generation.kinds import SegmentFluctuation, SegmentIncident
-from metric_tracker_rl.generation.segment_plan import SegmentedPlan
+from metric_tracker_rl.generation.segment_plan import SegmentedPlan, drawn_order
 from metric_tracker_rl.generation.segmented import context_tables, place_world
 from metric_tracker_rl.generation.warehouse.benign import BENIGN_CHANGES, BenignRecord
 from metric_tracker_rl.generation.warehouse.events import draw_event_log
@@ -80,7 +80,8 @@ class DefectDraw:
     """What an episode's data defects are drawn from: the mechanisms by name, how many (inclusive), those of
     which the first is drawn (none: the first comes from all of them, as every later one does), and a group of them
     (`rationed`) of which an episode holds at most `ration`, and the share of episodes (`overlap_share`) in which one
-    defect is placed on an incident's date and in a segment that shares traffic with the incident's."""
+    defect is placed on an incident's date and in a segment that shares traffic with the incident's; `weights`, how
+    often each mechanism is drawn against the others (None: alike)."""
 
     mechanisms: Mapping[str, Defect]
     count: tuple[int, int] = DEFECT_COUNT
@@ -88,6 +89,7 @@ class DefectDraw:
     rationed: frozenset[str] = frozenset()
     ration: int = 0
     overlap_share: float = 0.0
+    weights: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.ration < 0 or not self.rationed <= set(self.mechanisms):
@@ -157,16 +159,17 @@ def warehouse_mix(tier: Tier) -> WarehouseMix:
 def _edit_defects(
     log: EventLog, key: EpisodeKey, rng: np.random.Generator, draw: DefectDraw, incidents: Sequence[SegmentIncident]
 ) -> tuple[EventLog, list[DefectRecord]]:
-    """The log with its defects edited in, and their records. The mechanisms go in a drawn order (the first from
-    `draw.first_from` where it names any), each placed if its dates can be and its ration allows (one that cannot
-    makes way for the next), until the drawn count are. Each defect's dates (with a day's margin each side) stay
-    clear of the other defects' and of the incidents'; but in a drawn share of episodes (`draw.overlap_share`, a
-    stream of its own) the first defect that can be is placed on an incident's date, in a segment sharing its
-    traffic (overlapping_defect)."""
+    """The log with its defects edited in, and their records. The mechanisms go in a drawn order (weighted where
+    the draw weighs them; the first from `draw.first_from` where it names any), each placed if its dates can be and
+    its ration allows (one that cannot makes way for the next), until the drawn count are. Each defect's dates
+    (with a day's margin each side) stay clear of the other defects' and of the incidents'; but in a drawn share of
+    episodes (`draw.overlap_share`, a stream of its own) the first defect that can be is placed on an incident's
+    date, in a segment sharing its traffic (overlapping_defect)."""
     count = int(rng.integers(draw.count[0], draw.count[1] + 1))
-    kinds = [str(kind) for kind in rng.permutation(list(draw.mechanisms))]
+    kinds = drawn_order(list(draw.mechanisms), rng, draw.weights)
     if draw.first_from:
-        first = str(rng.choice(list(draw.first_from)))
+        firsts = list(draw.first_from)
+        first = drawn_order(firsts, rng, draw.weights)[0] if draw.weights else str(rng.choice(firsts))
         kinds = [first, *(kind for kind in kinds if kind != first)]
     steer = derive_rng(key, "defect-overlap")
     overlap = bool(incidents) and steer.random() < draw.overlap_share
