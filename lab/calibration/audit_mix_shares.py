@@ -1,8 +1,9 @@
 """The audit's mix as its episodes draw it: each mechanism's share of the expected rows of a split's tasks at each
-version, beside the share the separation table aims it at (lab/artifacts/audit_separation.json's weights, which
-version 2 draws by); the rows one placement of each mechanism yields, by which version 2's draw divides its aim
-(metric_tracker_rl/catalog/audit_weights.py); and the rows per episode of incidents whose segment names three fields.
-Written to lab/artifacts/audit_mix_shares.json; lab/docs/audit.md shows it (a block of lab/docs_blocks.py).
+version, beside the share version 2 aims it at (catalog/audit_weights.py's ROW_SHARES: the separation table's
+proposal when version 2's mix was set); the rows one placement of each mechanism yields, by which version 2's draw
+divides its aim (metric_tracker_rl/catalog/audit_weights.py); and the rows per episode of incidents whose segment
+names three fields. Written to lab/artifacts/audit_mix_shares.json; lab/docs/audit.md shows it (a block of
+lab/docs_blocks.py).
 
     nice -n 5 uv run python -m lab.calibration.audit_mix_shares --workers 1          # print, write nothing
     nice -n 5 uv run python -m lab.calibration.audit_mix_shares --workers 1 --write  # the artifact
@@ -17,8 +18,8 @@ and a mechanism whose change often stays inside the margin fewer than it is plac
 
 The shares are measured on the eval split's audit sweep (its 200 tasks, null episodes included) and on the train
 split's first 200 tasks of version 2's block, each at both versions (the same seeds): version 1 draws every
-mechanism alike, version 2 by its weights. A run keeps what no weight moves (the rows per placement, version 1's
-shares) from the kept artifact unless told `--again`.
+mechanism alike, version 2 by its weights. A run keeps the rows per placement from the kept artifact unless told
+`--again`: they are part of what version 2 draws by (catalog/audit_weights.py), measured once.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 
 from lab.calibration.calibrate import markdown_table
 from lab.calibration.outputs import KEPT
+from metric_tracker_rl.catalog.audit_weights import ROW_SHARES
 from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, get_split, task_range, train_indices
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.catalog.tiers import AUDIT
@@ -114,23 +116,27 @@ def rows_per_placement(workers: int) -> dict[str, float]:
 
 
 def target() -> dict[str, float]:
-    """The separation table's proposed share of the rows for each mechanism."""
+    """The share of the rows version 2 aims each mechanism at: the package's ROW_SHARES, the separation table's
+    proposal when version 2's mix was set. They are part of what version 2 is, so the table's proposal may move
+    since (the calibration it reads is played again) without moving them: a new proposal is a next version's."""
+    return dict(sorted(ROW_SHARES.items()))
+
+
+def proposed() -> dict[str, float]:
+    """The separation table's proposed share of the rows for each mechanism, as it stands today."""
     weights = json.loads(SEPARATION.read_text(encoding="utf-8"))["weights"]
     return {name: entry["weight"] for name, entry in sorted(weights.items())}
 
 
 def measure(workers: int, kept: dict[str, Any] | None) -> dict[str, Any]:
-    """The measurement; what no weight moves (the rows per placement, version 1's shares) kept from `kept` where
-    given."""
+    """The measurement; the rows per placement (which version 2's weights divide by) kept from `kept` where given."""
     splits = {}
     for split in ("eval", "train"):
         tasks = split_tasks(split)
         splits[split] = {
             "tasks": {"first_seed": tasks[0]["seed"], "last_seed": tasks[-1]["seed"], "count": len(tasks)},
             **{
-                f"v{version}": kept["splits"][split]["v1"]
-                if kept is not None and version == 1
-                else summary(played([({**t, "version": version}, False) for t in tasks], workers))
+                f"v{version}": summary(played([({**t, "version": version}, False) for t in tasks], workers))
                 for version in (1, 2)
             },
         }
@@ -148,7 +154,7 @@ def measure(workers: int, kept: dict[str, Any] | None) -> dict[str, Any]:
 
 def constants(report: dict[str, Any]) -> str:
     """metric_tracker_rl/catalog/audit_weights.py's two tables as the artifacts give them, to paste there."""
-    tables = {"ROW_SHARES": target(), "ROWS_PER_PLACEMENT": report["rows_per_placement"]["by_mechanism"]}
+    tables = {"ROW_SHARES": proposed(), "ROWS_PER_PLACEMENT": report["rows_per_placement"]["by_mechanism"]}
     return "\n".join(
         f"{name}: dict[str, float] = {{\n" + "".join(f'    "{m}": {v},\n' for m, v in values.items()) + "}"
         for name, values in tables.items()

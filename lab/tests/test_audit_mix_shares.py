@@ -25,11 +25,17 @@ REGENERATE = (
 )
 
 
-def test_the_package_weights_are_the_separation_tables() -> None:
-    assert audit_mix_shares.target() == ROW_SHARES, REGENERATE.format(
-        name="ROW_SHARES", source="lab/artifacts/audit_separation.json's weights"
+def test_the_package_weights_are_a_proposal_of_the_separation_table_and_the_kept_measurements_aim() -> None:
+    """Version 2 aims at the shares the separation table proposed when its mix was set: a valid proposal (every
+    mechanism, none past a quarter, summing to one), the one the kept measurement aimed at. The table's proposal
+    may move since, as the calibration it reads is played again; a new one is a next version's mix."""
+    assert set(ROW_SHARES) == set(MIX.incident_kinds) | set(MIX.defects)
+    assert max(ROW_SHARES.values()) <= 0.25 and min(ROW_SHARES.values()) > 0
+    assert abs(sum(ROW_SHARES.values()) - 1) <= len(ROW_SHARES) * 5e-5
+    assert KEPT["target"] == audit_mix_shares.target() == dict(sorted(ROW_SHARES.items())), (
+        "the kept measurement aimed at other weights: measure again"
     )
-    assert KEPT["target"] == audit_mix_shares.target(), "the kept measurement aimed at other weights: measure again"
+    assert set(audit_mix_shares.proposed()) == set(ROW_SHARES)
 
 
 def test_the_package_rows_per_placement_are_the_measured_ones() -> None:

@@ -69,7 +69,8 @@ class EpisodeKey:
         return cls(validate_seed(seed), secret_words(secret))
 
     def __repr__(self) -> str:  # never print the secret's digest
-        return f"EpisodeKey(seed={self.seed}, held_out={bool(self.secret)}, draw={self.draw})"
+        again = f", draw={self.draw}" if self.draw else ""
+        return f"EpisodeKey(seed={self.seed}, held_out={bool(self.secret)}{again})"
 
 
 # The digest's words are read little-endian on every platform; the two word types bit generators ask for are
