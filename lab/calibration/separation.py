@@ -31,10 +31,10 @@ every row of its episodes:
 
 A mechanism with no expert figure (no calibration rows) gets gap' = 0. The generic auditor's recall is shown, not
 weighed: on the mechanisms both played it misses many the model finds (the artifact's
-`generic_misses_model_finds` lists them), so it is no stand-in for the model's. The audit's version 2 draws by the weights
-this table proposed when its mix was set (metric_tracker_rl/catalog/audit_weights.py's ROW_SHARES, part of what the
-version is; lab/calibration/audit_mix_shares.py measures the mix as drawn). The table's weights move as the
-calibration it reads is played again: they are then a proposal for a next version.
+`generic_misses_model_finds` lists them), so it is no stand-in for the model's. The audit's version 2 draws by
+the weights this table proposed when its mix was set (metric_tracker_rl/catalog/audit_weights.py's ROW_SHARES, part
+of what the version is; lab/calibration/audit_mix_shares.py measures the mix as drawn). The table's weights move as
+the calibration it reads is played again: they are then a proposal for a next version.
 """
 
 from __future__ import annotations
