@@ -164,8 +164,8 @@ def as_played_today(entry: dict) -> dict:
 def played_today(transcript: dict) -> tuple[dict, str]:
     """The transcript with the texts and score this version gives its calls, and the brief it starts with."""
     session = EpisodeSession(MetricTrackerRlEnvironment())
-    brief = session.reset(
-        seed=transcript["seed"], difficulty=transcript["difficulty"], **transcript.get("settings", {})
+    brief = session.reset(  # at the version the replay reads it at (a transcript names one, or played version 1)
+        seed=transcript["seed"], difficulty=transcript["difficulty"], **replay.reset_settings(transcript)
     )
     for call in transcript["calls"]:
         call["text"] = session.call(call["tool"], call["arguments"])
