@@ -7,7 +7,7 @@ from metric_tracker_rl.catalog.task_splits import mechanism_split
 from metric_tracker_rl.catalog.tasks import EpisodeConfig
 from metric_tracker_rl.catalog.tiers import Tier
 from metric_tracker_rl.generation.audit.truth import audit_truth
-from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
+from metric_tracker_rl.generation.audit.world import audit_mix, kept_draw
 from metric_tracker_rl.generation.episode import Episode
 from metric_tracker_rl.generation.warehouse.episode import public_warehouse
 from metric_tracker_rl.world.audit_brief import audit_objective
@@ -16,7 +16,7 @@ from metric_tracker_rl.world.funnel import window_calendar
 
 def build_audit_episode(tier: Tier, config: EpisodeConfig) -> Episode:
     """The episode of an audit tier: the warehouse's tables and dimensions, and the truth of the audit's rules."""
-    world = build_audit_world(tier, config)
+    world, counted, rows = kept_draw(tier, config)
     calendar = window_calendar(world.log.num_days)
     public = public_warehouse(world, config, audit_objective(mechanism_split(config.seed)))
-    return Episode(config, public, audit_truth(world, audit_mix(tier), calendar.iso_dates))
+    return Episode(config, public, audit_truth(world, audit_mix(tier), calendar.iso_dates, counted, rows))

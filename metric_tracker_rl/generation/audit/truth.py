@@ -95,7 +95,9 @@ def audit_rows(world: WarehouseWorld, mix: AuditMix, counted: CountedSessions | 
     return sorted(rows, key=lambda row: (row.day, row.metric, row.segment.label()))
 
 
-def audit_truth(world: WarehouseWorld, mix: AuditMix, dates: tuple[str, ...]) -> GroundTruth:
-    """The grader's truth of an audit world: its rows (warehouse.truth.truth_of)."""
-    counted = counted_sessions(world.log)
-    return truth_of(world, audit_rows(world, mix, counted), dates, counted, mix.repaired_values)
+def audit_truth(
+    world: WarehouseWorld, mix: AuditMix, dates: tuple[str, ...], counted: CountedSessions, rows: list[ExpectedRow]
+) -> GroundTruth:
+    """The grader's truth of an audit world: its `rows` (audit_rows over its `counted` sessions, which its draw
+    read already: world.kept_draw), as warehouse.truth.truth_of makes them."""
+    return truth_of(world, rows, dates, counted, mix.repaired_values)

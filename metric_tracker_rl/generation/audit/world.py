@@ -15,13 +15,14 @@ from metric_tracker_rl.catalog.tiers import WAREHOUSE, AuditMix, Tier
 from metric_tracker_rl.generation.audit.standing import faint_rows
 from metric_tracker_rl.generation.audit.truth import audit_rows
 from metric_tracker_rl.generation.defects import Defect, defect_edits
+from metric_tracker_rl.generation.warehouse.truth import ExpectedRow
 from metric_tracker_rl.generation.warehouse.world import (
     DefectDraw,
     WarehouseWorld,
     build_warehouse_world,
     warehouse_mix,
 )
-from metric_tracker_rl.world.metrics_layer import counted_sessions
+from metric_tracker_rl.world.metrics_layer import CountedSessions, counted_sessions
 
 # Mechanisms the audit edits in with settings of its own: a bot farm of a small country's web traffic opens enough
 # sessions to leave a trace there (the warehouse's keep their default).
@@ -37,15 +38,22 @@ def audit_mix(tier: Tier) -> AuditMix:
 
 
 def build_audit_world(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
+    """The world of an audit episode (kept_draw's)."""
+    return kept_draw(tier, config)[0]
+
+
+def kept_draw(tier: Tier, config: EpisodeConfig) -> tuple[WarehouseWorld, CountedSessions, list[ExpectedRow]]:
     """The world of an audit episode: its split's kinds placed, its events drawn, its split's defects edited in;
     drawn again (EpisodeConfig.redrawn) while one of its incident rows does not stand out in its data
-    (standing.py), at most REDRAWS times."""
-    world = one_draw(tier, config)
-    for draw in range(1, REDRAWS + 1):
-        if not faint_rows(world, counted := counted_sessions(world.log), audit_rows(world, audit_mix(tier), counted)):
+    (standing.py), at most REDRAWS times. With it, the counted sessions and expected rows it was judged by, which
+    its truth is made of."""
+    for draw in range(REDRAWS + 1):
+        world = one_draw(tier, config.redrawn(draw) if draw else config)
+        counted = counted_sessions(world.log)
+        rows = audit_rows(world, audit_mix(tier), counted)
+        if not faint_rows(world, counted, rows):
             break
-        world = one_draw(tier, config.redrawn(draw))
-    return world
+    return world, counted, rows
 
 
 def audit_edits(defects: tuple[str, ...]) -> dict[str, Defect]:
