@@ -24,7 +24,7 @@ from websockets.exceptions import ConnectionClosed
 
 from lab.speed.attack_held_work import TIMEOUT_S, status
 from lab.speed.attack_latency import peak_memory, tree_rss_mb
-from lab.speed.loopback_server import ROOT, ask, observation, spread, ws_from
+from lab.speed.loopback_server import ROOT, ask, never_seen_address, observation, spread, visitor_parade, ws_from
 
 ARTIFACT = ROOT / "lab" / "artifacts" / "attack_builds.json"
 ROWS = ("audit_builds", "parade_builds", "parade_places")
@@ -101,34 +101,28 @@ def audit_builders(url: str, seconds: float) -> dict[str, Any]:
     return {"resets_s": _seconds(walls), "answers": dict(answers), "all_built_s": round(time.monotonic() - began, 1)}
 
 
-def _visitor(url: str, index: int, hold: Callable[[], None], answers: Counter[str]) -> None:
-    """A never-seen address: sends an audit reset, then `hold()`s its session before dropping it."""
-    address = f"127.1.{index // 250}.{1 + index % 250}"
-    try:
-        with ws_from(url, address, TIMEOUT_S, 0.5) as ws:
-            ws.send(json.dumps(reset_of("audit")))
-            answers["sent"] += 1
-            hold()
-    except (ConnectionClosed, OSError) as exc:
-        answers[type(exc).__name__] += 1
+def _visitor(url: str, hold: Callable[[], None], answers: Counter[str]) -> Callable[[int], None]:
+    """A parade's visitor: a never-seen address that sends an audit reset, then `hold()`s its session before
+    dropping it."""
+
+    def visit(index: int) -> None:
+        try:
+            with ws_from(url, never_seen_address(index), TIMEOUT_S, 0.5) as ws:
+                ws.send(json.dumps(reset_of("audit")))
+                answers["sent"] += 1
+                hold()
+        except (ConnectionClosed, OSError) as exc:
+            answers[type(exc).__name__] += 1
+
+    return visit
 
 
 def parade_builds(url: str, seconds: float) -> dict[str, Any]:
     answers: Counter[str] = Counter()
     deadline = time.monotonic() + seconds
-    visitors = []
-    for index in itertools.count():
-        if time.monotonic() >= deadline:
-            break
-        thread = threading.Thread(
-            target=_visitor, args=(url, index, lambda: time.sleep(PARADE_HOLD_S), answers), daemon=True
-        )
-        thread.start()
-        visitors.append(thread)
-        time.sleep(PARADE_EVERY_S)
-    for thread in visitors:
-        thread.join()
-    return {"answers": dict(answers), "visitors": len(visitors)}
+    visit = _visitor(url, lambda: time.sleep(PARADE_HOLD_S), answers)
+    visitors = visitor_parade(visit, lambda _: time.monotonic() < deadline, PARADE_EVERY_S)
+    return {"answers": dict(answers), "visitors": visitors}
 
 
 def parade_places(url: str, seconds: float) -> dict[str, Any]:
@@ -140,15 +134,8 @@ def parade_places(url: str, seconds: float) -> dict[str, Any]:
     def hold() -> None:
         time.sleep(max(until - time.monotonic(), 0.0))
 
-    visitors = []
-    for index in range(PLACES_VISITORS):
-        thread = threading.Thread(target=_visitor, args=(url, index, hold, answers), daemon=True)
-        thread.start()
-        visitors.append(thread)
-        time.sleep(PARADE_EVERY_S)
-    for thread in visitors:
-        thread.join()
-    return {"answers": dict(answers), "visitors": len(visitors)}
+    visitors = visitor_parade(_visitor(url, hold, answers), lambda index: index < PLACES_VISITORS, PARADE_EVERY_S)
+    return {"answers": dict(answers), "visitors": visitors}
 
 
 def known_places(url: str, seconds: float) -> dict[str, Any]:

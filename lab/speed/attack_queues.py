@@ -24,7 +24,6 @@ tests/test_full_server_seniority.py hold the behaviour; tests/test_loop_lag.py t
 
 from __future__ import annotations
 
-import itertools
 import json
 import subprocess
 import sys
@@ -50,8 +49,10 @@ from lab.speed.loopback_server import (
     checkout,
     load_average_sampled,
     loopback_server,
+    never_seen_address,
     read_artifact,
     spread,
+    visitor_parade,
     write_column,
     ws_from,
 )
@@ -137,28 +138,20 @@ def parade_holders(url: str, seconds: float) -> dict[str, Any]:
     PARADE_HOLD_S."""
     answers: Counter[str] = Counter()
     deadline = time.monotonic() + seconds
-    visitors = []
-    for index in itertools.count():
-        if time.monotonic() >= deadline:
-            break
 
-        def visit(address: str = f"127.1.{index // 250}.{1 + index % 250}") -> None:
-            try:
-                with ws_from(url, address, TIMEOUT_S, 0.5) as ws:
-                    answers["reset " + status(ask(ws, RESET, TIMEOUT_S))] += 1
-                    ws.send(json.dumps(RUNAWAY))
-                    time.sleep(PARADE_HOLD_S)
-            except InvalidStatus as exc:
-                answers[f"refused {exc.response.status_code}"] += 1
-            except (ConnectionClosed, OSError) as exc:
-                answers[type(exc).__name__] += 1
+    def visit(index: int) -> None:
+        try:
+            with ws_from(url, never_seen_address(index), TIMEOUT_S, 0.5) as ws:
+                answers["reset " + status(ask(ws, RESET, TIMEOUT_S))] += 1
+                ws.send(json.dumps(RUNAWAY))
+                time.sleep(PARADE_HOLD_S)
+        except InvalidStatus as exc:
+            answers[f"refused {exc.response.status_code}"] += 1
+        except (ConnectionClosed, OSError) as exc:
+            answers[type(exc).__name__] += 1
 
-        visitors.append(threading.Thread(target=visit, daemon=True))
-        visitors[-1].start()
-        time.sleep(PARADE_EVERY_S)
-    for thread in visitors:
-        thread.join()
-    return {"answers": dict(answers), "visitors": len(visitors)}
+    visitors = visitor_parade(visit, lambda _: time.monotonic() < deadline, PARADE_EVERY_S)
+    return {"answers": dict(answers), "visitors": visitors}
 
 
 def known_client(url: str, seconds: float) -> dict[str, Any]:

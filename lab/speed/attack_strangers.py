@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import json
 import socket
 import subprocess
@@ -59,9 +58,11 @@ from lab.speed.loopback_server import (
     checkout,
     load_average_sampled,
     loopback_server,
+    never_seen_address,
     observation,
     read_artifact,
     spread,
+    visitor_parade,
     write_column,
     ws_from,
 )
@@ -189,26 +190,20 @@ def parade(url: str, seconds: float, sql: str = RUNAWAY["data"]["analysis_args"]
     ]
     for thread in loopers:
         thread.start()
-    visitors = []
-    for index in itertools.count():
-        if time.monotonic() >= deadline:
-            break
 
-        def visit(address: str = f"127.1.{index // 250}.{1 + index % 250}") -> None:
-            def once() -> None:
-                with ws_from(url, address, TIMEOUT_S, 0.5) as ws:
-                    answers["visitor reset " + status(ask(ws, RESET, TIMEOUT_S))] += 1
-                    ws.send(json.dumps(step(sql)))
-                    time.sleep(PARADE_HOLD_S)
+    def visit(index: int) -> None:
+        def once() -> None:
+            with ws_from(url, never_seen_address(index), TIMEOUT_S, 0.5) as ws:
+                answers["visitor reset " + status(ask(ws, RESET, TIMEOUT_S))] += 1
+                ws.send(json.dumps(step(sql)))
+                time.sleep(PARADE_HOLD_S)
 
-            _counted(answers, once)
+        _counted(answers, once)
 
-        visitors.append(threading.Thread(target=visit, daemon=True))
-        visitors[-1].start()
-        time.sleep(PARADE_EVERY_S)
-    for thread in [*loopers, *visitors]:
+    visitors = visitor_parade(visit, lambda _: time.monotonic() < deadline, PARADE_EVERY_S)
+    for thread in loopers:
         thread.join()
-    return {"answers": dict(answers), "visitors": len(visitors)}
+    return {"answers": dict(answers), "visitors": visitors}
 
 
 def parade_kills(url: str, seconds: float) -> dict[str, Any]:

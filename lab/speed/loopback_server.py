@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import socket
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +126,26 @@ def ws_from(url: str, source: str, timeout_s: float = 120.0, close_timeout_s: fl
         ping_interval=None,
         close_timeout=close_timeout_s,
     )  # a slow server is measured, not given up on
+
+
+def never_seen_address(index: int) -> str:
+    """The `index`th of a parade's fresh loopback addresses (none of them a known client's)."""
+    return f"127.1.{index // 250}.{1 + index % 250}"
+
+
+def visitor_parade(visit: Callable[[int], None], more: Callable[[int], bool], every_s: float) -> int:
+    """Visitors, one every `every_s` while `more(index)`, each `visit(index)` on a thread of its own; returns how
+    many came once every one has left."""
+    visitors = []
+    for index in itertools.count():
+        if not more(index):
+            break
+        visitors.append(threading.Thread(target=visit, args=(index,), daemon=True))
+        visitors[-1].start()
+        time.sleep(every_s)
+    for thread in visitors:
+        thread.join()
+    return len(visitors)
 
 
 def ask(ws: ClientConnection, message: dict[str, Any], timeout_s: float) -> dict[str, Any]:
