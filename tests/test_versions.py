@@ -17,6 +17,7 @@ from metric_tracker_rl.catalog.task_splits import get_split, train_indices
 from metric_tracker_rl.catalog.tasks import EpisodeConfig, resolve_episode_config
 from metric_tracker_rl.catalog.tiers import TIERS, Tier
 from metric_tracker_rl.catalog.versions import (
+    AUDIT_V1_FINGERPRINTS,
     EARLIER_VERSIONS,
     VERSION_NOTES,
     is_published,
@@ -114,7 +115,7 @@ def test_split_tasks_name_the_version_they_were_published_at() -> None:
 def test_metadata_names_each_tiers_versions() -> None:
     with next_version("abyss"):
         description = MetricTrackerRlEnvironment().get_metadata().description
-    assert "abyss v1, v2 (latest) (draft)" in description and "audit v1 (draft), v2 (latest) (draft)" in description
+    assert "abyss v1, v2 (latest) (draft)" in description and "audit v1, v2 (latest) (draft)" in description
     assert "easy v1 (latest);" in description
 
 
@@ -142,10 +143,11 @@ def test_the_brief_a_model_reads_names_the_version_it_plays(name: str) -> None:
     assert shown and not any(line.startswith("  version:") for line in shown)  # self-explained, as the seed is
 
 
-def test_the_audits_first_version_is_a_draft_until_its_rows_are_confirmed_findable() -> None:
+def test_the_audits_first_version_is_published_and_its_second_a_draft() -> None:
     """A draft's fingerprints may still be rewritten (episode_fingerprints.py --write); a published version's never."""
-    assert not is_published("audit", 1) and note_of("audit", 1).published_at is None
-    assert all(is_published(name, 1) for name in TIERS if name != "audit")
+    assert is_published("audit", 1) and note_of("audit", 1).published_at == AUDIT_V1_FINGERPRINTS
+    assert not is_published("audit", 2) and note_of("audit", 2).published_at is None
+    assert all(is_published(name, 1) for name in TIERS)
     with next_version("easy"):
         assert not is_published("easy", 2)
     assert version_of({"task_id": "warehouse_raw_events", "version": 1}) == ("warehouse", 1)

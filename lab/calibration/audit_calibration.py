@@ -24,6 +24,7 @@ import argparse
 import json
 import multiprocessing
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from metric_tracker_rl.catalog.published import row_key
 from metric_tracker_rl.catalog.task_splits import TRAIN_SEED_BASE, UNTUNED_FIRST_OFFSET, mechanism_split
 from metric_tracker_rl.catalog.tasks import resolve_episode_config
 from metric_tracker_rl.catalog.tiers import AUDIT
+from metric_tracker_rl.catalog.versions import tier_at, versions_of
 from metric_tracker_rl.generation.audit.truth import audit_rows
 from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world
 from metric_tracker_rl.generation.warehouse.truth import DATA_QUALITY, ExpectedRow
@@ -68,19 +70,20 @@ DEFAULT_SEEDS = 40  # untuned seeds per split a run plays unless told
 RECALL_AGENTS = ("audit_expert", "generic_auditor", "warehouse_expert")  # whose recall by mechanism is shown
 
 
-def play_one(job: tuple[str, int]) -> dict[str, Any]:
-    """One audit episode of `agent`, recorded as inference.py records it: its score, calls, characters and the keys
-    of the rows it submitted."""
-    agent_name, seed = job
+def play_one(job: tuple[str, int, int | None]) -> dict[str, Any]:
+    """One audit episode of `agent` (at `version`; None: the latest), recorded as inference.py records it: its
+    score, calls, characters and the keys of the rows it submitted."""
+    agent_name, seed, version = job
     env = MetricTrackerRlEnvironment()
+    reset = {"difficulty": "audit", "seed": seed, **({} if version is None else {"version": version})}
     try:
-        run = record_episode(agent_name, {"difficulty": "audit", "seed": seed}, env)
+        run = record_episode(agent_name, reset, env)
     except RuntimeError as failed:  # a reset the environment refused: left out of every figure, and listed
         return {"agent": agent_name, "seed": seed, "failed": str(failed)[:200]}
     finally:
         env.close()
     rows = run.graded.submitted_rows if run.graded is not None else []
-    judged = {"judged": judged_rows(seed, list(rows))} if agent_name == EXPERT else {}
+    judged = {"judged": judged_rows(seed, list(rows), version)} if agent_name == EXPERT else {}
     return {
         **judged,
         "agent": agent_name,
@@ -168,8 +171,10 @@ def figures(scores: list[float]) -> dict[str, Any]:
     return {**rounded(summarise(scores)), "p10": round(float(np.percentile(scores, 10)), 3) if scores else 0.0}
 
 
-def calibrate(seeds: dict[str, list[int]], agents: tuple[str, ...], workers: int) -> dict[str, Any]:
-    jobs = [(agent, seed) for split_seeds in seeds.values() for seed in split_seeds for agent in agents]
+def calibrate(
+    seeds: dict[str, list[int]], agents: tuple[str, ...], workers: int, version: int | None = None
+) -> dict[str, Any]:
+    jobs = [(agent, seed, version) for split_seeds in seeds.values() for seed in split_seeds for agent in agents]
     with multiprocessing.Pool(workers) as pool:
         played = []
         for n, result in enumerate(pool.imap_unordered(play_one, jobs), 1):
@@ -177,7 +182,7 @@ def calibrate(seeds: dict[str, list[int]], agents: tuple[str, ...], workers: int
             if n % 20 == 0 or n == len(jobs):
                 print(f"{n}/{len(jobs)} episodes played", flush=True)
         every = [s for split in seeds.values() for s in split]
-        keys = dict(zip(every, pool.map(expected_keys, every), strict=True))
+        keys = dict(zip(every, pool.map(partial(expected_keys, version=version), every), strict=True))
     truths = {seed: by_mechanism for seed, (by_mechanism, _) in keys.items()}
     together = {seed: by_interaction for seed, (_, by_interaction) in keys.items()}
     results = [r for r in played if "failed" not in r]
@@ -328,6 +333,7 @@ def main() -> None:
     parser.add_argument("--skip", type=int, default=None, help="start this many seeds into each split's untuned seeds")
     parser.add_argument("--agents", default=",".join(AGENTS))
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--version", type=int, default=None, help="the audit's version to play (default: its latest)")
     add_output_flags(parser, ARTIFACT.name)
     args = parser.parse_args()
     agents = tuple(args.agents.split(","))
@@ -345,11 +351,16 @@ def main() -> None:
         base = base_for_seeds(base, out, args.out is not None, seeds)
     except ValueError as refused:
         parser.error(str(refused))
-    report = calibrate(seeds, agents, args.workers)
+    if args.version is not None and args.version not in versions_of("audit"):
+        parser.error(f"the audit has no version {args.version}; it has {sorted(versions_of('audit'))}")
+    played = tier_at("audit", args.version).version
+    if base is not None and base.get("tiers", {}).get("audit", {}).get("version") != played:
+        parser.error(f"{merge_base_path(out)} holds another version's results: play version {played} to a new --out")
+    report = calibrate(seeds, agents, args.workers, args.version)
     if base is not None:
         report = merged(base, report, agents)
     out.parent.mkdir(parents=True, exist_ok=True)
-    report["tiers"] = {"audit": tier_record("audit")}
+    report["tiers"] = {"audit": tier_record("audit", tier_at("audit", played))}
     out.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps({split: data["agents"] for split, data in report["splits"].items()}, indent=1))
     print(f"wrote {out}")

@@ -20,10 +20,11 @@ from metric_tracker_rl.serving.report_step import overlap_traffic
 CREDITS = ("full", "segment", "values", "severity")  # the shares published per mechanism
 
 
-def judged_rows(seed: int, rows: list[MetricSubmissionRow]) -> list[dict[str, Any]]:
-    """Each submitted row on an expected key of audit episode `seed`: its key and which credits it earned (a
-    report's queries ran, so the query method earns its credit)."""
-    episode = build_episode(resolve_episode_config(seed=seed, difficulty="audit"))
+def judged_rows(seed: int, rows: list[MetricSubmissionRow], version: int | None = None) -> list[dict[str, Any]]:
+    """Each submitted row on an expected key of audit episode `seed` (at `version`; None: the latest): its key and
+    which credits it earned (a report's queries ran, so the query method earns its credit)."""
+    config = resolve_episode_config(seed=seed, difficulty="audit", version=version)
+    episode = build_episode(config)
     truth = episode.truth
     with entity_names_of("audit"):  # the names the audit's grader accepts (a defect's metric among them)
         verdicts = judge_rows(
@@ -35,13 +36,14 @@ def judged_rows(seed: int, rows: list[MetricSubmissionRow]) -> list[dict[str, An
             leaf_traffic=overlap_traffic(episode),
             methods_used=frozenset({"query"}),
             twin_rows=truth.twin_rows,
+            repaired_values=config.tier.repaired_values,
         )
     return [
         {
             "key": verdict.key,
             "full": verdict.assessment.quality >= 1.0 - 1e-9,
             "segment": verdict.assessment.segment >= 1.0 - 1e-9,
-            "values": verdict.assessment.values_in_tolerance == 3,
+            "values": verdict.assessment.values_in_tolerance == verdict.assessment.values_asked,
             "severity": verdict.assessment.severity,
         }
         for verdict in verdicts

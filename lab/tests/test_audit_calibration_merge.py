@@ -120,3 +120,28 @@ def test_a_run_of_one_agent_on_other_seeds_writes_a_fresh_output_alone_and_never
         base_for_seeds(kept, existing, True, other)
     with pytest.raises(ValueError, match="not this run's"):
         base_for_seeds(kept, ARTIFACT, True, other)
+
+
+def test_a_run_of_some_agents_at_another_version_is_refused_before_it_plays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run merges only into results of the version it plays: figures of two versions in one file would read as
+    one version's."""
+    from lab.calibration import audit_calibration
+
+    out = tmp_path / "calibration.json"
+    first = audit_calibration.EVAL_UNTUNED_FIRST
+    kept = _report({"eval": [first, first], "train": [TRAIN_UNTUNED_FIRST, TRAIN_UNTUNED_FIRST]}, {"null": 0.0})
+    kept["tiers"] = {"audit": {"version": AUDIT.version, "mechanisms": []}}
+    out.write_text(json.dumps(kept))
+    played: list[object] = []
+    monkeypatch.setattr(audit_calibration, "calibrate", lambda *args: played.append(args))
+    argv = ["audit_calibration", "--agents", "null", "--seeds", "1", "--out", str(out), "--version", "1"]
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit) as refused:
+        audit_calibration.main()
+    assert refused.value.code == 2 and "another version's results" in capsys.readouterr().err and not played
+    monkeypatch.setattr("sys.argv", [*argv[:-1], "7"])
+    with pytest.raises(SystemExit):
+        audit_calibration.main()
+    assert "has no version 7" in capsys.readouterr().err and not played

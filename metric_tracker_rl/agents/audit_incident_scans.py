@@ -63,6 +63,7 @@ def daily_scan(
     only: str = "TRUE",
     grow: float | None = None,
     part: str | None = None,
+    alone: Sequence[str] = (),
 ) -> str:
     """Per date and segment of `sets`: a step's conversion (`step`: 0 the menu step .. 3 payment) or, with None,
     the sessions, against the same weekday's other dates (their pooled rate, or mean sessions), read over `run`
@@ -74,7 +75,8 @@ def daily_scan(
     z) extends each finding of one date to the next two dates on either side, in turn, that pass it and `share`: a
     change of a few dates seldom passes `z` on each of them, and a date beside one is far likelier to hold it.
     `part` (with `step` None; a condition on the session's columns) reads the share of the segment's sessions it
-    keeps, as a rate: a change of those sessions alone, not of every session alike."""
+    keeps, as a rate: a change of those sessions alone, not of every session alike. `alone` (fields of the
+    segments searched): a finding stands alone, or is none; see _alone."""
     metric = "sessions" if step is None else RATE_COLUMNS[step]
     if step is None and part is None:  # sessions: Poisson against the other dates' mean, the date's zero kept
         expected = "(sum(n) OVER w - n) / nullif(count(*) OVER w - 1, 0)"
@@ -102,8 +104,30 @@ def daily_scan(
         f"AND y.h = hit.h AND y.u = hit.u AND y.date BETWEEN hit.last - {run - 1} AND hit.last "
         f"WHERE {sign}(y.n - y.e) >= {own:g} * y.e)"
         + ("" if grow is None else _grown(sign, share, grow, variance))
+        + ("" if not alone else _alone("days" if grow is None else "grown", sign, variance, alone))
         + " "
-        + _select(metric, what, "days" if grow is None else "grown")
+        + _select(metric, what, "alone" if alone else "days" if grow is None else "grown")
+    )
+
+
+SIBLING_SHARE, SIBLING_Z = 0.2, 3.0  # a sibling's own date that moves this far, beyond sampling noise, moved too
+SIBLINGS = 2  # siblings that moved with a finding make it a wider change's (one is as often a sibling's noise)
+
+
+def _alone(source: str, sign: str, variance: str, fields: Sequence[str]) -> str:
+    """After daily_scan's `source`: `alone`, its findings that fewer than SIBLINGS sibling segments (sharing one of
+    `fields` with it, differing in another) moved with, by SIBLING_SHARE and SIBLING_Z, within a date of it. A
+    change of one segment leaves its siblings be; one that siblings show too is a wider change's, read at its own
+    segment elsewhere (a run grown by a date reaches the date beside a wider change's)."""
+    keys = [ALIASES[f] for f in fields]
+    sibling = " OR ".join(
+        f"(o.{k} = f.{k} AND ({' OR '.join(f'o.{j} <> f.{j}' for j in keys if j != k)}))" for k in keys
+    )
+    return (
+        f", moved AS (SELECT date, p, c, h, u FROM x WHERE e >= 5 AND {sign}(n - e) >= {SIBLING_SHARE} * e AND "
+        f"{sign}(n - e) / sqrt({variance} + ({SPREAD} * e) ^ 2) >= {SIBLING_Z}), "
+        f"alone AS (SELECT * FROM {source} f WHERE (SELECT count(DISTINCT (o.p, o.c, o.h, o.u)) FROM moved o "
+        f"WHERE abs(o.date - f.date) <= 1 AND ({sibling})) < {SIBLINGS})"
     )
 
 
@@ -282,10 +306,22 @@ FINDERS: tuple[Finder, ...] = (
         family="absolute_drop_in_event_count",
         lasting=True,
     ),
+    # One platform in one country: a fall its platform shows in another country, or its country on another
+    # platform, about the date is a wider change's, which leaves this scan a lower bar.
     Finder(
         "regional_sign_out",
         daily_scan(
-            "regional_sign_out", 0, PLATFORM_COUNTRY_USERS, -1, 0.3, 4.5, run=2, grow=2.5, least=8.0, only=RETURNING
+            "regional_sign_out",
+            0,
+            PLATFORM_COUNTRY_USERS,
+            -1,
+            0.3,
+            4.0,
+            run=2,
+            grow=2.5,
+            least=8.0,
+            only=RETURNING,
+            alone=("platform", "country"),
         ),
         kind="incident",
         family="rate_drop_from_median",

@@ -83,6 +83,7 @@ class VersionNote:
 
 # The commit whose fingerprints first defined every tier's version 1 (the tiers below the audit: published so).
 FIRST_FINGERPRINTS = "350419a"
+AUDIT_V1_FINGERPRINTS = "646b7e7"  # the commit whose fingerprints define the audit's version 1
 VERSION_NOTES: tuple[VersionNote, ...] = (
     *(
         VersionNote(name, 1, FIRST_FINGERPRINTS, "The tier as it was when tiers gained versions.")
@@ -92,9 +93,11 @@ VERSION_NOTES: tuple[VersionNote, ...] = (
     VersionNote(
         "audit",
         1,
-        None,
-        "A draft: published once every expected row of its eval tasks is confirmed findable from what a model "
-        "reads (lab/docs/audit.md); until then its episodes may still change, and no result on it is cited.",
+        AUDIT_V1_FINGERPRINTS,
+        "The audit's first version: a food-ordering app's raw event export and side tables, its business "
+        "incidents and data defects drawn alike from every mechanism its split holds (the eval split's include "
+        "some no train episode holds), every expected row of its eval tasks confirmed findable from what a model "
+        "reads (lab/docs/audit.md).",
     ),
     VersionNote(
         "audit",
