@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import pytest
 
+from lab.calibration.interface import record_episode
 from metric_tracker_rl.agents.audit_coinciding import comes_before, left_out, users_move
 from metric_tracker_rl.agents.audit_expert import (
     ALL_FINDERS,
@@ -49,6 +50,7 @@ from metric_tracker_rl.catalog.tiers import AUDIT, AUDIT_HELD_OUT_DEFECTS, AUDIT
 from metric_tracker_rl.catalog.versions import tier_at
 from metric_tracker_rl.generation.audit.world import audit_mix, build_audit_world, one_draw
 from metric_tracker_rl.generation.warehouse.world import WarehouseWorld
+from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.sql.engine import EpisodeTables, open_database
 from metric_tracker_rl.view.observation import SeenObservation
 from metric_tracker_rl.world.audit_brief import SPLIT_NOTE
@@ -326,6 +328,33 @@ def test_a_fall_of_returning_users_is_named_there_not_in_the_channel_most_of_the
 
     assert named(False) == Segment(channel="organic")
     assert named(True) == returning
+
+
+@CASE_OF_AN_EPISODE
+def test_a_fall_of_returning_users_is_named_there_though_their_own_run_stands_below_the_bar() -> None:
+    """In this episode returning users' order step (from the cart) fell on two dates. With the defects undone, the
+    organic channel's run over three dates stands out past the bar and returning users' own run does not; yet their
+    users outside the channel fell while the channel's new users did not, so the report names returning users."""
+    seed, dates = 1_027_111, ("2026-03-10", "2026-03-11")
+    world = build_audit_world(AUDIT_V1, resolve_episode_config(version=1, seed=seed, difficulty="audit"))
+    shifted = {
+        window_calendar(world.log.num_days).iso_dates[i.record.day]
+        for i in world.incidents
+        if i.kind == "level_shift" and i.segment.normalised() == Segment(user_type="returning")
+    }
+    assert shifted == set(dates)  # the case
+    env = MetricTrackerRlEnvironment()
+    try:
+        run = record_episode("audit_expert", {"difficulty": "audit", "seed": seed, "version": 1}, env)
+    finally:
+        env.close()
+    assert run.graded is not None
+    named = {
+        row.date: (row.channel, row.user_type)
+        for row in run.graded.submitted_rows
+        if row.entity_name == RATE_COLUMNS[2] and row.date in dates
+    }
+    assert named == {date: (None, "returning") for date in dates}
 
 
 def _answered(steps: Generator[Statement, Rows, list[Finding]], rows: Rows) -> list[Finding]:

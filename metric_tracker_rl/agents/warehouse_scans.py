@@ -134,7 +134,7 @@ def run_scan_sql(
         "WHERE b.k = a.k AND b.z < a.z AND "
         f"b.first <= a.last AND a.first <= b.last AND {same}) ORDER BY z LIMIT {RUN_TOP}), {_ripple()} "
         + (
-            _sibling(bars[1])
+            _sibling(SIBLING_RUN_Z)
             if siblings
             else "SELECT k, p platform, c country, h channel, u user_type, first, n, round(z, 2) z, wider "
             "FROM top LEFT JOIN wide USING (i) ORDER BY z"
@@ -143,6 +143,9 @@ def run_scan_sql(
 
 
 SIBLING_Z = 2.0  # the part of a run's cuboid outside its sibling's fell beyond this z (or did not)
+# A sibling's own run fell beyond this z: what tells it holds the fall is its users outside the run (SIBLING_Z), and a
+# sibling of spread-out users (every returning user) stands out less than a run of the channel most of them use.
+SIBLING_RUN_Z = 3.0
 
 
 def _sibling(bar: float) -> str:
