@@ -1,6 +1,8 @@
 """The audit expert's reading of changes that last dates: a lasting finder's date with no neighbouring date that
 departs too is noise and left out (a synthetic case, and an episode whose report held such a date), and a regional
-sign-out is read from returning users' sessions alone (an episode where a new users' fall was read as one)."""
+sign-out is read from returning users' sessions alone (an episode where a new users' fall was read as one) and
+leaves a fall its siblings share to a wider segment; a search-ads pause is read from an app store's paid search
+alone."""
 
 from __future__ import annotations
 
@@ -14,7 +16,12 @@ from hypothesis import strategies as st
 
 from lab.calibration.interface import record_episode
 from metric_tracker_rl.agents.audit_expert import ALL_FINDERS, EDGE_SHARE, AuditInvestigation
-from metric_tracker_rl.agents.audit_incident_scans import PLATFORM_COUNTRY_USERS, RETURNING, daily_scan
+from metric_tracker_rl.agents.audit_incident_scans import (
+    PLATFORM_COUNTRY_CHANNEL,
+    PLATFORM_COUNTRY_USERS,
+    RETURNING,
+    daily_scan,
+)
 from metric_tracker_rl.agents.warehouse_findings import RATE_DROP, Finding
 from metric_tracker_rl.catalog.published import row_key
 from metric_tracker_rl.catalog.task_splits import UNTUNED_FIRST_OFFSET
@@ -41,6 +48,7 @@ TUNING = AUDIT.calibration_seed_base + UNTUNED_FIRST_OFFSET + 400
 LONE_DATE_SEED, NEW_USERS_FALL_SEED = TUNING + 35, TUNING + 36
 LASTING = {finder.name for finder in ALL_FINDERS if finder.lasting}
 SIGN_OUT = next(finder for finder in ALL_FINDERS if finder.name == "regional_sign_out")
+ADS = next(finder for finder in ALL_FINDERS if finder.name == "search_ads_pause")
 # The sign-out scan's test of each segment alone, before it leaves a fall its siblings share to a wider segment.
 EACH_SEGMENT = daily_scan(
     "regional_sign_out", 0, PLATFORM_COUNTRY_USERS, -1, 0.3, 4.0, run=2, grow=2.5, least=8.0, only=RETURNING
@@ -161,3 +169,22 @@ def test_the_sign_out_scan_leaves_a_fall_its_siblings_share_to_a_wider_segment()
     alone = _found(tables, SIGN_OUT.sql)
     assert not {f for f in alone if f[0] in WIDER_FALL_DATES and f[1] == "android"}
     assert alone <= _found(tables, every_one)  # the rule only drops findings
+
+
+STORE_ADS_CASE_SEED = TUNING + 1_506  # web's organic users in the US fell far on two dates, by chance
+
+
+@pytest.mark.slow  # an audit world built and the search-ads scan run over it twice
+def test_the_search_ads_scan_reads_an_app_stores_paid_search_alone() -> None:
+    """Search ads show in one app store, so they bring one mobile platform's paid-search users: read over every
+    channel, the scan's test passes for web's organic users in the US on two dates here (no store's ads bring them);
+    the finder reads those users alone and returns none but theirs."""
+    _, tables = _world_and_tables(STORE_ADS_CASE_SEED)
+    every_channel = daily_scan(
+        "search_ads_pause", None, PLATFORM_COUNTRY_CHANNEL, -1, 0.6, 4.0, run=2, grow=2.5, least=5.0
+    )
+    columns, rows, _ = tables.run(every_channel, 0, 5000)
+    found = {(str(r[0]), r[1], r[3], r[4]) for r in rows}
+    assert {("2026-03-03", "web", "US", "organic"), ("2026-03-04", "web", "US", "organic")} <= found  # the case
+    columns, rows, _ = tables.run(ADS.sql, 0, 5000)
+    assert {(r[1], r[4]) for r in rows} <= {("ios", "paid_search"), ("android", "paid_search")}

@@ -216,6 +216,7 @@ MOBILE_RETURNING = f"{RETURNING} AND platform IN ('ios', 'android')"  # the user
 PLATFORM_USERS, COUNTRY_USERS = (("platform", "user_type"),), (("country", "user_type"),)
 # Three fields: every platform's channels in every country, and every platform's user types in every country.
 PLATFORM_COUNTRY_CHANNEL = (("platform", "country", "channel"),)
+STORE_ADS = "channel = 'paid_search' AND platform IN ('ios', 'android')"  # the users an app store's search ads bring
 PLATFORM_COUNTRY_USERS = (("platform", "country", "user_type"),)
 
 
@@ -295,13 +296,24 @@ FINDERS: tuple[Finder, ...] = (
         kind="incident",
         family="rate_spike_from_median",
     ),
-    # Three fields: a run of dates whose sessions fell far in one platform's channel in one country (read from
-    # every session), or whose menu step fell far for one platform's returning users in one country (read from
+    # Three fields: a run of dates whose sessions fell far in one app store's paid search in one country (read from
+    # those sessions), or whose menu step fell far for one platform's returning users in one country (read from
     # theirs: a user who has no session yet loses none to a sign-out). Listed last, so a wider segment's finding on
     # the date and metric goes first (dedupe keeps the first).
     Finder(
         "search_ads_pause",
-        daily_scan("search_ads_pause", None, PLATFORM_COUNTRY_CHANNEL, -1, 0.6, 4.0, run=2, grow=2.5, least=5.0),
+        daily_scan(
+            "search_ads_pause",
+            None,
+            PLATFORM_COUNTRY_CHANNEL,
+            -1,
+            0.6,
+            4.0,
+            run=2,
+            grow=2.5,
+            least=12.0,
+            only=STORE_ADS,
+        ),
         kind="incident",
         family="absolute_drop_in_event_count",
         lasting=True,
