@@ -27,15 +27,16 @@ from metric_tracker_rl.world.metrics_layer import CountedSessions, counted_sessi
 
 # Mechanisms the audit edits in with settings of its own, by the version that set them (a version edits with the
 # latest set at or before it; the warehouse's keep their defaults). Version 1: a bot farm of a small country's web
-# traffic opens enough sessions to leave a trace there. Version 2, which draws these two more often: a bot farm or a
-# load test is sized by its segment's own sessions, so that it leaves its trace (the bots' idle sessions, the
-# test's busiest device) however big the segment and however busy its busiest customers; a floor alone leaves a
-# segment that has more sessions than it without one.
+# traffic opens enough sessions to leave a trace there. Version 2, which draws these two more often, sizes them by
+# their segment's own sessions too, so that their trace stands however big the segment (a floor alone leaves none
+# where the segment has more sessions than it): the bots open one and a half times the segment's sessions of a date
+# (their idle sessions' share), the load test runs one to two times them, most from one device (whose share stands
+# above the segment's busiest customers' however many devices run it).
 AUDIT_EDIT_SETTINGS: dict[int, dict[str, dict[str, Any]]] = {
     1: {"bot_farm": {"least_per_day": 30}},
     2: {
         "bot_farm": {"least_per_day": 30, "share": 1.5},
-        "untagged_load_test": {"share": (1.5, 2.5), "lead_share": 0.5},
+        "untagged_load_test": {"share": (1.0, 2.0), "lead_share": 0.7},
     },
 }
 REDRAWS = 8  # a world whose incident rows still do not all stand after this many draws is kept as it is
