@@ -94,8 +94,8 @@ def untagged_load_test(
 
 
 def _devices_of(rng: np.random.Generator, count: int, devices: int, lead_share: float | None) -> np.ndarray:
-    """Which of the test's `devices` runs each of its `count` sessions: any alike, or the first `lead_share` of them
-    and the others the rest alike."""
+    """Which of the test's `devices` runs each of its `count` sessions: any of them alike, or the first about
+    `lead_share` of the sessions and the others the rest alike."""
     if lead_share is None:
         return rng.integers(0, devices, count)
     return np.where(rng.random(count) < lead_share, 0, rng.integers(1, devices, count))
