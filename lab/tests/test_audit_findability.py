@@ -146,3 +146,17 @@ def test_a_moved_date_departs_and_a_quiet_one_does_not(level: float, seed: int, 
     assert math.isclose(usual, findability.clean_peer_median(quiet, clean, day))
     _, still, quiet_sds = findability.departure(quiet, clean, day, "log")
     assert still < 0.1 and quiet_sds < findability.DEPARTURE_SDS * 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("seed", "mechanism"), [(80146, "untagged_load_test"), (80159, "bot_farm")])
+def test_version_2s_bot_farm_and_load_test_in_the_biggest_web_segment_leave_their_trace(
+    seed: int, mechanism: str
+) -> None:
+    """Two eval tasks of version 2 whose bot farm or load test lands in web US, the country with the most web
+    sessions: sized by the segment's own sessions, each of its rows leaves a trace past the bar."""
+    task = next(task for task in findability.eval_tasks(EVAL_SEEDS_PER_DIFFICULTY, version=2) if task["seed"] == seed)
+    checks, _ = findability.check_task(task)
+    rows = [check for check in checks if check.mechanism == mechanism]
+    assert rows and {check.segment for check in rows} == {"platform=web, country=US"}
+    assert all(not check.why and check.trace_sds > traces.TRACE_SDS for check in rows), rows

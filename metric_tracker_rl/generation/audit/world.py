@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import replace
+from typing import Any
 
 from metric_tracker_rl.catalog.task_splits import mechanism_split
 from metric_tracker_rl.catalog.tasks import EpisodeConfig
@@ -24,9 +25,20 @@ from metric_tracker_rl.generation.warehouse.world import (
 )
 from metric_tracker_rl.world.metrics_layer import CountedSessions, counted_sessions
 
-# Mechanisms the audit edits in with settings of its own: a bot farm of a small country's web traffic opens enough
-# sessions to leave a trace there (the warehouse's keep their default).
-AUDIT_EDIT_SETTINGS: dict[str, dict[str, int]] = {"bot_farm": {"least_per_day": 30}}
+# Mechanisms the audit edits in with settings of its own, by the version that set them (a version edits with the
+# latest set at or before it; the warehouse's keep their defaults). Version 1: a bot farm of a small country's web
+# traffic opens enough sessions to leave a trace there. Version 2, which draws these two more often, sizes them by
+# their segment's own sessions too, so that their trace stands however big the segment (a floor alone leaves none
+# where the segment has more sessions than it): the bots open one and a half times the segment's sessions of a date
+# (their idle sessions' share), the load test runs one to two times them, most from one device (whose share stands
+# above the segment's busiest customers' however many devices run it).
+AUDIT_EDIT_SETTINGS: dict[int, dict[str, dict[str, Any]]] = {
+    1: {"bot_farm": {"least_per_day": 30}},
+    2: {
+        "bot_farm": {"least_per_day": 30, "share": 1.5},
+        "untagged_load_test": {"share": (1.0, 2.0), "lead_share": 0.7},
+    },
+}
 REDRAWS = 8  # a world whose incident rows still do not all stand after this many draws is kept as it is
 
 
@@ -56,10 +68,15 @@ def kept_draw(tier: Tier, config: EpisodeConfig) -> tuple[WarehouseWorld, Counte
     return world, counted, rows
 
 
-def audit_edits(defects: tuple[str, ...]) -> dict[str, Defect]:
-    """The edits of the mechanisms `defects`, each with the audit's settings where it has some."""
+def edit_settings(version: int) -> dict[str, dict[str, Any]]:
+    """The audit's edit settings at `version`: the latest set at or before it."""
+    return AUDIT_EDIT_SETTINGS[max(set_at for set_at in AUDIT_EDIT_SETTINGS if set_at <= version)]
+
+
+def audit_edits(defects: tuple[str, ...], version: int) -> dict[str, Defect]:
+    """The edits of the mechanisms `defects`, each with the audit's settings at `version` where it has some."""
     edits = dict(defect_edits(defects))
-    for name, settings in AUDIT_EDIT_SETTINGS.items():
+    for name, settings in edit_settings(version).items():
         if name in edits:
             edits[name] = functools.partial(edits[name], **settings)
     return edits
@@ -74,7 +91,7 @@ def one_draw(tier: Tier, config: EpisodeConfig) -> WarehouseWorld:
     first = tuple(d for d in mix.held_out_defects if d in defects) if split == "eval" else ()
     listed = warehouse_mix(WAREHOUSE).defects  # the mechanisms the warehouse's brief lists
     draw = DefectDraw(
-        audit_edits(defects),
+        audit_edits(defects, tier.version),
         mix.defect_count,
         first,
         rationed=frozenset(defects) & set(listed),

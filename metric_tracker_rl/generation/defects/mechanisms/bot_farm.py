@@ -17,9 +17,13 @@ BOT_SESSION_SHARE = 0.6  # bot sessions per day, as a share of the segment's own
 
 
 @register_defect("bot_farm", "traffic")
-def bot_farm(log: EventLog, rng: np.random.Generator, least_per_day: int = 0) -> tuple[EventLog, DefectRecord]:
+def bot_farm(
+    log: EventLog, rng: np.random.Generator, least_per_day: int = 0, share: float = BOT_SESSION_SHARE
+) -> tuple[EventLog, DefectRecord]:
     """`least_per_day`: the bots' sessions on each date at the least, however small the country's web traffic (a
-    tier that asks every row to be findable sets it: a few bot sessions among a small country's few are no trace)."""
+    tier that asks every row to be findable sets it: a few bot sessions among a small country's few are no trace);
+    `share`: their sessions on a date, on average, as a share of the segment's own (what leaves the trace where the
+    segment is too big for the least to)."""
     places = SessionPlaces.of(log)
     users = log.users
     platform = users.platform.values.index("web")
@@ -29,7 +33,7 @@ def bot_farm(log: EventLog, rng: np.random.Generator, least_per_day: int = 0) ->
         places.day[(places.platform == platform) & (places.country == country) & (places.day >= 0)],
         minlength=log.num_days,
     )
-    per_day = np.maximum(least_per_day, rng.poisson(BOT_SESSION_SHARE * own[list(days)]))
+    per_day = np.maximum(least_per_day, rng.poisson(share * own[list(days)]))
     bots = 3
     day = np.repeat(days, per_day)
     user = (len(users.pseudo_ids) + rng.integers(0, bots, len(day))).astype(np.int64)

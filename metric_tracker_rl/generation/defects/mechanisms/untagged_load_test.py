@@ -46,20 +46,28 @@ TRANSACTION_BASE = 2 * 10**9  # the test's transaction ids: above any real one
 
 
 @register_defect("untagged_load_test", "traffic")
-def untagged_load_test(log: EventLog, rng: np.random.Generator) -> tuple[EventLog, DefectRecord]:
+def untagged_load_test(
+    log: EventLog,
+    rng: np.random.Generator,
+    share: tuple[float, float] = LOAD_SHARE,
+    lead_share: float | None = None,
+) -> tuple[EventLog, DefectRecord]:
+    """`share`: the range the test's sessions on a date are drawn in, as a share of the segment's own (at the least
+    LOAD_MIN_SESSIONS); `lead_share`: the share of them one device runs (None: the devices run alike), so that its
+    sessions stand out among a segment's busiest customers' however few devices run the test."""
     places = SessionPlaces.of(log)
     users = log.users
     platform, country = int(rng.integers(len(users.platform.values))), int(rng.integers(len(users.country.values)))
     days = span(rng, log, (1, 2))
     inside = (places.platform == platform) & (places.country == country) & np.isin(places.day, days)
     own = np.bincount(places.day[inside], minlength=log.num_days)[list(days)]
-    per_day = np.maximum(LOAD_MIN_SESSIONS, (rng.uniform(*LOAD_SHARE) * own).astype(np.int64))
+    per_day = np.maximum(LOAD_MIN_SESSIONS, (rng.uniform(*share) * own).astype(np.int64))
     devices = int(rng.integers(LOAD_DEVICES[0], LOAD_DEVICES[1] + 1))
     day = np.repeat(days, per_day)
     block = rng.integers(9, 24 - LOAD_HOURS, len(days))
     start = (np.array([day_start_micros(d) for d in days]) + block * HOUR_US)[np.repeat(np.arange(len(days)), per_day)]
     start = start + rng.integers(0, LOAD_HOURS * HOUR_US, len(day))
-    user = len(users.pseudo_ids) + rng.integers(0, devices, len(day))
+    user = len(users.pseudo_ids) + _devices_of(rng, len(day), devices, lead_share)
     touch_s = np.full(devices, day_start_micros(days[0]) // MICROS_PER_SECOND)
     pseudo, logins, device_ids = draw_identities(rng, touch_s, np.zeros(devices, dtype=bool))
     testers = Users(
@@ -83,6 +91,14 @@ def untagged_load_test(log: EventLog, rng: np.random.Generator) -> tuple[EventLo
         "sessions",
         f"{segment.label()}: {devices} unlisted devices ran {len(day)} scripted checkouts",
     )
+
+
+def _devices_of(rng: np.random.Generator, count: int, devices: int, lead_share: float | None) -> np.ndarray:
+    """Which of the test's `devices` runs each of its `count` sessions: any of them alike, or the first about
+    `lead_share` of the sessions and the others the rest alike."""
+    if lead_share is None:
+        return rng.integers(0, devices, count)
+    return np.where(rng.random(count) < lead_share, 0, rng.integers(1, devices, count))
 
 
 def _with_scripted_sessions(
