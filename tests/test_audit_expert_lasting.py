@@ -15,6 +15,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from lab.calibration.interface import record_episode
+from metric_tracker_rl.agents.audit_coinciding import bridged
 from metric_tracker_rl.agents.audit_expert import ALL_FINDERS, EDGE_SHARE, AuditInvestigation
 from metric_tracker_rl.agents.audit_incident_scans import (
     PLATFORM_COUNTRY_CHANNEL,
@@ -188,3 +189,34 @@ def test_the_search_ads_scan_reads_an_app_stores_paid_search_alone() -> None:
     assert {("2026-03-03", "web", "US", "organic"), ("2026-03-04", "web", "US", "organic")} <= found  # the case
     columns, rows, _ = tables.run(ADS.sql, 0, 5000)
     assert {(r[1], r[4]) for r in rows} <= {("ios", "paid_search"), ("android", "paid_search")}
+
+
+def test_a_lasting_change_holds_through_a_defects_dates_between_dates_of_it_that_stand() -> None:
+    """A sign-out on four dates, the middle two of which a defect sits on (its rule drops them: the defect leaves no
+    sessions of the segment beside it to read the change in): the change stands on both sides, so it held through."""
+    investigation = AuditInvestigation(dates=DATES, finders=ALL_FINDERS)
+    run = [_sign_out(day) for day in (3, 4, 5, 6)]
+    ends = [run[0], run[3]]
+    assert bridged(ends, run, LASTING, investigation.day) == run
+    assert bridged(ends[:1], run, LASTING, investigation.day) == ends[:1]  # nothing stands after the defect
+    gap = [run[0], run[1], run[3]]  # the scan's run breaks before the last date: two runs
+    assert bridged(ends, gap, LASTING, investigation.day) == ends
+    elsewhere = _sign_out(4, Segment(platform="ios", country="GB", user_type="returning"))
+    assert bridged(ends, [*run, elsewhere], LASTING, investigation.day) == run  # another segment's date is no bridge
+    shifts = [replace(f, kind="level_shift") for f in run]  # a finder whose change may last one date
+    assert bridged([shifts[0], shifts[3]], shifts, LASTING, investigation.day) == [shifts[0], shifts[3]]
+
+
+@given(st.sets(st.integers(0, 13)), st.sets(st.integers(0, 13)))
+def test_bridging_keeps_what_stands_and_adds_only_dates_of_a_run_between_two_that_do(
+    scanned: set[int], standing: set[int]
+) -> None:
+    every = [_sign_out(day) for day in sorted(scanned)]
+    kept = [f for f in every if DATES.index(f.date) in standing]
+    out = bridged(kept, every, LASTING, AuditInvestigation(dates=DATES).day)
+    assert set(kept) <= set(out) <= set(every)
+    for f in set(out) - set(kept):
+        at = DATES.index(f.date)
+        before = max(d for d in standing & scanned if d < at)
+        after = min(d for d in standing & scanned if d > at)
+        assert set(range(before, after + 1)) <= scanned  # one unbroken run of the scan's dates

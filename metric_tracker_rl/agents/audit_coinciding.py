@@ -1,12 +1,13 @@
 """Findings that coincide: whether an incident's candidate on a defect's date, in a segment the defect's overlaps,
 is users' or the defect's echo, by what the data show with the defect set aside (its metric's place in the order a
 defect's row is named by, the defect undone, or the sessions it leaves alone); whether a release's fall is its
-version's or an experiment's arm's that holds it; and whether a row moved the way its family says."""
+version's or an experiment's arm's that holds it; whether a row moved the way its family says; and a lasting
+change's dates a defect sits on, between dates of it that stand."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from metric_tracker_rl.agents.warehouse_findings import FUNNEL_BREAK, REVENUE, Finding, number_or_nan, overlaps
 from metric_tracker_rl.world.audit_brief import departs
@@ -115,3 +116,30 @@ def its_way(finding: Finding) -> bool:
     if falls(finding):
         return finding.observed < finding.baseline
     return "spike" not in finding.anomaly_type or finding.observed > finding.baseline
+
+
+def bridged(
+    kept: Sequence[Finding], every: Sequence[Finding], lasting: set[str], day: Callable[[str], int]
+) -> list[Finding]:
+    """`every`'s findings that are kept, or of a lasting finder's run of consecutive dates (one finder, metric and
+    segment) with a kept date of it before and after: a change that stands on both sides of a defect's dates holds
+    through them, though the defect leaves no sessions beside it to read it in. In `every`'s order."""
+    kept_set = set(kept)
+    runs: dict[tuple[str, str, Segment], list[int]] = {}
+    for f in every:
+        if f.kind in lasting:
+            runs.setdefault((f.kind, f.metric, f.segment), []).append(day(f.date))
+    standing = {(f.kind, f.metric, f.segment, day(f.date)) for f in kept}
+
+    def between(f: Finding) -> bool:
+        days, at = sorted(set(runs.get((f.kind, f.metric, f.segment), []))), day(f.date)
+        block = {at}
+        for step in (-1, 1):
+            d = at + step
+            while d in days:
+                block.add(d)
+                d += step
+        stands = {d for d in block if (f.kind, f.metric, f.segment, d) in standing}
+        return any(d < at for d in stands) and any(d > at for d in stands)
+
+    return [f for f in every if f in kept_set or (f.kind in lasting and between(f))]

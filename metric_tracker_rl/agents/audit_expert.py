@@ -29,6 +29,7 @@ from metric_tracker_rl.agents.audit_coinciding import (
     DEFECT_METRICS,
     REPAIRED,
     arms_over_versions,
+    bridged,
     comes_before,
     its_way,
     left_out,
@@ -141,15 +142,17 @@ class AuditInvestigation(SecondIncidents):
         lasting = [d for d in defects if sum(e.segment == d.segment for e in defects) >= LASTING_DATES]
         ordered = self.by_precedence(found, self.flagged)
         beside = yield from self.beside_defects([f for f in ordered if met_by(f, defects)], defects)
+        unechoed = self.without_echoes(ordered, defects, beside)
         candidates = [
             f
-            for f in self.without_echoes(ordered, defects, beside)
+            for f in unechoed
             if (not met_by(f, defects) or (f.date, f.metric, f.segment) in beside)
             and not any(
                 d.date == f.date and overlaps(d.segment, f.segment) and f.step in (d.step, d.step + 1) for d in lasting
             )
             and not (f.kind in self.finder_kinds() and self.intended(f))
         ]
+        candidates = bridged(candidates, unechoed, {f.name for f in self.finders if f.lasting}, self.day)
         candidates = yield from self.narrowed_to_a_user_type(candidates)
         incidents = dedupe(candidates)
         incidents = yield from self.with_second_incident(incidents, defects)

@@ -311,7 +311,7 @@ FINDERS: tuple[Finder, ...] = (
             4.0,
             run=2,
             grow=2.5,
-            least=12.0,
+            least=8.0,
             only=STORE_ADS,
         ),
         kind="incident",
