@@ -23,10 +23,12 @@ from typing import Any, Literal
 
 from lab.calibration.audit_calibration import ARTIFACT as AUDIT_RESULTS
 from lab.calibration.audit_calibration import EXPERT as AUDIT_EXPERT
+from lab.calibration.audit_calibration import FIRST_VERSION_ARTIFACT as AUDIT_V1_RESULTS
 from lab.calibration.audit_calibration import SHORTCUTS as AUDIT_SHORTCUTS
 from lab.calibration.audit_calibration import calibration_table as audit_calibration_table
 from lab.calibration.audit_calibration import interaction_table as audit_interaction_table
 from lab.calibration.audit_calibration import mechanism_table as audit_mechanism_table
+from lab.calibration.audit_calibration import versions_table as audit_versions_table
 from lab.calibration.audit_findability import ARTIFACT as AUDIT_FINDABILITY
 from lab.calibration.audit_findability import table as audit_findability_table
 from lab.calibration.audit_mix_shares import ARTIFACT as AUDIT_MIX_SHARES
@@ -512,6 +514,12 @@ def audit_calibration() -> str:
     return audit_calibration_table(json.loads(AUDIT_RESULTS.read_text(encoding="utf-8")))
 
 
+def audit_versions() -> str:
+    """The audit's agents at each version, side by side (lab/artifacts/audit_calibration_v1.json and the kept run)."""
+    reports = [json.loads(path.read_text(encoding="utf-8")) for path in (AUDIT_V1_RESULTS, AUDIT_RESULTS)]
+    return audit_versions_table({report["tiers"]["audit"]["version"]: report for report in reports})
+
+
 def audit_mechanisms() -> str:
     """Per mechanism of the audit: its area, whether the train split holds it, its share of episodes, its rows and
     the recall of the expert, the generic auditor and the warehouse's expert (lab/artifacts/audit_calibration.json)."""
@@ -596,6 +604,7 @@ BLOCKS: tuple[Block, ...] = (
     Block("attack-degraded", "lab/docs/attacks.md", attack_degraded_table),
     Block("runaway-stop", "lab/docs/attacks.md", runaway_stop_table),
     Block("audit-calibration", "lab/docs/audit.md", audit_calibration),
+    Block("audit-versions", "lab/docs/audit.md", audit_versions),
     Block("audit-mechanisms", "lab/docs/audit.md", audit_mechanisms),
     Block("audit-interactions", "lab/docs/audit.md", audit_interactions),
     Block("audit-separation", "lab/docs/audit.md", audit_separation),

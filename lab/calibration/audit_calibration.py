@@ -50,6 +50,7 @@ from metric_tracker_rl.world.funnel import window_calendar
 from metric_tracker_rl.world.segments import segments_meet
 
 ARTIFACT = KEPT / "audit_calibration.json"
+FIRST_VERSION_ARTIFACT = KEPT / "audit_calibration_v1.json"  # the same seeds played at version 1
 EVAL_UNTUNED_FIRST = AUDIT.calibration_seed_base + UNTUNED_FIRST_OFFSET
 TRAIN_UNTUNED_FIRST = TRAIN_SEED_BASE + 25_000  # past the listed train tasks: further train episodes
 AGENTS = (
@@ -250,6 +251,30 @@ def calibration_table(report: dict[str, Any]) -> str:
     lines.append(
         f"\nSeeds: eval {seeds['eval'][0]}-{seeds['eval'][1]}, train {seeds['train'][0]}-{seeds['train'][1]} "
         f"(untuned); `{command}`."
+    )
+    return "\n".join(lines)
+
+
+def versions_table(reports: dict[int, dict[str, Any]]) -> str:
+    """Per agent, each version's mean (and 10th percentile) per split, side by side: the same untuned seeds played at
+    each version."""
+    versions = sorted(reports)
+    head = [f"v{v} {split}" for v in versions for split in ("eval", "train")]
+    lines = ["| agent | " + " | ".join(head) + " |", "| --- |" + " --- |" * len(head)]
+    for agent in reports[versions[-1]]["splits"]["eval"]["agents"]:
+        cells = []
+        for v in versions:
+            for split in ("eval", "train"):
+                stats = reports[v]["splits"][split]["agents"].get(agent)
+                cells.append("-" if stats is None else f"{stats['mean']:.3f} (p10 {stats.get('p10', 0.0):.3f})")
+        lines.append(f"| {AGENT_TEXT.get(agent, agent)} | {' | '.join(cells)} |")
+    seeds = {f"v{v}": reports[v]["seeds"] for v in versions}
+    lines.append(
+        "\nSeeds: "
+        + "; ".join(
+            f"{v} eval {s['eval'][0]}-{s['eval'][1]}, train {s['train'][0]}-{s['train'][1]}" for v, s in seeds.items()
+        )
+        + "."
     )
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from metric_tracker_rl.catalog.published import ANOMALY_TYPES
 from metric_tracker_rl.catalog.tiers import TIERS, Tier
+from metric_tracker_rl.catalog.versions import tier_at
 
 
 def tier_mechanisms(tier: Tier) -> list[str]:
@@ -30,11 +31,12 @@ def tier_record(difficulty: str, tier: Tier | None = None) -> dict[str, Any]:
     return {"version": tier.version, "mechanisms": tier_mechanisms(tier)}
 
 
-def stale_records(kept: dict[str, dict[str, Any]]) -> list[str]:
-    """Each tier whose record in a kept calibration differs from the tier today, with what differs."""
+def stale_records(kept: dict[str, dict[str, Any]], version: int | None = None) -> list[str]:
+    """Each tier whose record in a kept calibration differs from the tier today, with what differs: from its latest
+    version, or from `version` (a calibration kept of an earlier version, which keeps playing as it was)."""
     found = []
     for difficulty, record in kept.items():
-        today = tier_record(difficulty)
+        today = tier_record(difficulty, None if version is None else tier_at(difficulty, version))
         if record.get("version") != today["version"]:
             found.append(f"{difficulty}: kept for v{record.get('version')}, the tier is v{today['version']}")
         added = sorted(set(today["mechanisms"]) - set(record.get("mechanisms", ())))

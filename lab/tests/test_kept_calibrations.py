@@ -12,6 +12,7 @@ import pytest
 
 from lab.calibration.tier_record import stale_records, tier_mechanisms, tier_record
 from metric_tracker_rl.catalog.tiers import TIERS
+from metric_tracker_rl.catalog.versions import tier_at
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 # Each kept calibration, and how to play it again (the page that names its commands).
@@ -22,8 +23,13 @@ KEPT = {
     "warehouse_calibration.json": "`uv run python -m lab.calibration.warehouse_calibration --out "
     "lab/artifacts/warehouse_calibration.json`",
     "audit_calibration.json": "the run lab/docs/audit.md names (`uv run python -m lab.calibration.audit_calibration "
-    "--seeds 24 --skip 500 --out lab/artifacts/audit_calibration.json`)",
+    "--seeds 16 --skip 2500 --out lab/artifacts/audit_calibration.json`)",
+    "audit_calibration_v1.json": "the run of version 1 lab/docs/audit.md names (`uv run python -m "
+    "lab.calibration.audit_calibration --seeds 16 --skip 2500 --version 1 --out "
+    "lab/artifacts/audit_calibration_v1.json`)",
 }
+# A calibration kept of an earlier version describes that version, which keeps playing as it was published.
+KEPT_VERSION = {"audit_calibration_v1.json": 1}
 
 
 @pytest.mark.parametrize("name", list(KEPT))
@@ -31,7 +37,7 @@ def test_a_kept_calibration_describes_each_tier_as_it_is(name: str) -> None:
     kept = json.loads((ARTIFACTS / name).read_text(encoding="utf-8"))
     again = f"play it again with {KEPT[name]}, then `uv run python -m lab.docs_blocks --write`"
     assert "tiers" in kept, f"{name} does not say which version of which tier it played: {again}"
-    stale = stale_records(kept["tiers"])
+    stale = stale_records(kept["tiers"], KEPT_VERSION.get(name))
     assert not stale, f"{name} no longer describes its tiers ({'; '.join(stale)}): {again}"
 
 
@@ -50,6 +56,12 @@ def test_a_tier_that_gains_a_mechanism_or_a_version_makes_its_record_stale() -> 
         assert stale_records(kept) == ["audit: mechanisms added ['scratch_kind'], dropped none"]
     with TIERS.substituted(replace(audit, version=audit.version + 1)):
         assert stale_records(kept) == [f"audit: kept for v{audit.version}, the tier is v{audit.version + 1}"]
+
+
+def test_a_calibration_of_an_earlier_version_describes_that_version() -> None:
+    first = {"audit": tier_record("audit", tier_at("audit", 1))}
+    assert stale_records(first, 1) == []
+    assert stale_records(first) == [f"audit: kept for v1, the tier is v{TIERS['audit'].version}"]
 
 
 def test_every_tiers_mechanisms_are_named() -> None:
