@@ -23,7 +23,9 @@ def run_audit(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> dict[str, lis
     """The seeds a run of audit_calibration with `argv` would play (SystemExit when it refuses first)."""
     asked: dict[str, list[int]] = {}
 
-    def calibrate(seeds: dict[str, list[int]], agents: tuple[str, ...], workers: int) -> dict[str, Any]:
+    def calibrate(
+        seeds: dict[str, list[int]], agents: tuple[str, ...], workers: int, version: int | None = None
+    ) -> dict[str, Any]:
         asked.update(seeds)
         raise Played
 
@@ -46,7 +48,7 @@ def test_a_run_writes_under_the_ignored_runs_folder_unless_told_to_keep(monkeypa
     monkeypatch.setattr(Path, "write_text", lambda path, text, *a, **k: written.append(path))
     monkeypatch.setattr(Path, "mkdir", lambda *a, **k: None)
     for flags, expected in (([], RUNS), (["--keep"], KEPT)):
-        monkeypatch.setattr(audit_calibration, "calibrate", lambda seeds, agents, workers: {"splits": {}})
+        monkeypatch.setattr(audit_calibration, "calibrate", lambda seeds, agents, workers, version=None: {"splits": {}})
         monkeypatch.setattr(sys, "argv", ["audit_calibration", "--seeds", "1", *flags])
         audit_calibration.main()
         assert written.pop() == expected / "audit_calibration.json"
