@@ -207,8 +207,9 @@ def _reference_scores(tier: str) -> dict[str, float]:
 
 def test_each_tiers_success_threshold_is_published_and_its_reference_reaches_it_on_a_typical_episode() -> None:
     """docs/inference.md lists every listed tier's threshold; on the kept calibration the tier's reference expert
-    reaches it on most episodes (95% of them at least, or more than half where the threshold is 0.9 or less);
-    SUCCESS_THRESHOLD set overrides it."""
+    reaches it on most episodes (95% of them at least, or on a typical one where the threshold is 0.9 or less: its
+    median score, where the calibration keeps one, else more than half of them reaching 0.9); SUCCESS_THRESHOLD
+    set overrides it."""
     from metric_tracker_rl.adapters.inference_args import EpisodeSpec, success_threshold
     from metric_tracker_rl.catalog.tiers import TIERS
     from metric_tracker_rl.settings import ClientSettings
@@ -218,9 +219,8 @@ def test_each_tiers_success_threshold_is_published_and_its_reference_reaches_it_
     assert ", ".join(f"{name} {tier.success_threshold:g}" for name, tier in listed.items()) in text
     for name, tier in listed.items():
         scores = _reference_scores(name)
-        assert scores["p5"] >= tier.success_threshold or (
-            tier.success_threshold <= 0.9 and scores["share_ge_0_9"] > 0.5
-        ), (name, scores)
+        typical = scores["median"] >= tier.success_threshold if "median" in scores else scores["share_ge_0_9"] > 0.5
+        assert scores["p5"] >= tier.success_threshold or (tier.success_threshold <= 0.9 and typical), (name, scores)
     audit = EpisodeSpec("audit_80000", {"seed": 80000, "difficulty": "audit"})
     assert success_threshold(audit, ClientSettings()) == TIERS["audit"].success_threshold < 0.91
     assert success_threshold(audit, ClientSettings(success_threshold=0.5)) == 0.5

@@ -168,8 +168,13 @@ def rounded(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def figures(scores: list[float]) -> dict[str, Any]:
-    """An agent's scores summarised (mean, p5, the mean's 95% interval) with their 10th percentile."""
-    return {**rounded(summarise(scores)), "p10": round(float(np.percentile(scores, 10)), 3) if scores else 0.0}
+    """An agent's scores summarised (mean, p5, the mean's 95% interval) with their 10th percentile and median (a
+    typical episode's score)."""
+    return {
+        **rounded(summarise(scores)),
+        "p10": round(float(np.percentile(scores, 10)), 3) if scores else 0.0,
+        "median": round(float(np.median(scores)), 3) if scores else 0.0,
+    }
 
 
 def calibrate(
