@@ -21,7 +21,8 @@ from metric_tracker_rl.sql import worker_process
 from metric_tracker_rl.sql.allocator import malloc_trim
 from metric_tracker_rl.sql.pool import SqlPool
 
-pytestmark = pytest.mark.skipif(not TRIMMER.available, reason="the C library has no malloc_trim")
+# Real SQL workers, a served app and the trimmer's timers: the whole suite's, not the edit loop's.
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not TRIMMER.available, reason="the C library has no malloc_trim")]
 
 # A fresh interpreter frees 256 MB of 64 KB blocks (under malloc's mmap threshold: they live in an arena) that a
 # thread allocated, keeping one block allocated after them so the arena cannot shrink from its top; it prints its

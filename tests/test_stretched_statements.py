@@ -21,6 +21,9 @@ from metric_tracker_rl.sql.known_clients import KNOWN_AFTER_S
 from metric_tracker_rl.sql.pool import STOP_WAIT_S, SqlPool
 from metric_tracker_rl.sql.sandbox import SqlSandbox
 
+# Real SQL worker processes, killed and started again on timers: the whole suite's, not the edit loop's.
+pytestmark = pytest.mark.slow
+
 CHEAP = "SELECT count(*) AS n, sum(day) AS days FROM daily"
 SLOW = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"
 

@@ -24,6 +24,9 @@ from metric_tracker_rl.sql.pool import SqlPool
 from metric_tracker_rl.sql.sandbox import NOT_READY_MESSAGE
 from metric_tracker_rl.sql.worker_process import WorkerProcess
 
+# Real SQL worker processes, killed and started again on timers: the whole suite's, not the edit loop's.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def own_pool(monkeypatch: pytest.MonkeyPatch) -> Iterator[SqlPool]:
