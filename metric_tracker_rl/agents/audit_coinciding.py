@@ -125,14 +125,14 @@ def bridged(
     segment) with a kept date of it before and after: a change that stands on both sides of a defect's dates holds
     through them, though the defect leaves no sessions beside it to read it in. In `every`'s order."""
     kept_set = set(kept)
-    runs: dict[tuple[str, str, Segment], list[int]] = {}
+    runs: dict[tuple[str, str, Segment], set[int]] = {}
     for f in every:
         if f.kind in lasting:
-            runs.setdefault((f.kind, f.metric, f.segment), []).append(day(f.date))
+            runs.setdefault((f.kind, f.metric, f.segment), set()).add(day(f.date))
     standing = {(f.kind, f.metric, f.segment, day(f.date)) for f in kept}
 
     def between(f: Finding) -> bool:
-        days, at = sorted(set(runs.get((f.kind, f.metric, f.segment), []))), day(f.date)
+        days, at = runs[(f.kind, f.metric, f.segment)], day(f.date)
         block = {at}
         for step in (-1, 1):
             d = at + step
