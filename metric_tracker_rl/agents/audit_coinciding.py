@@ -119,11 +119,17 @@ def its_way(finding: Finding) -> bool:
 
 
 def bridged(
-    kept: Sequence[Finding], every: Sequence[Finding], lasting: set[str], day: Callable[[str], int]
+    kept: Sequence[Finding],
+    every: Sequence[Finding],
+    lasting: set[str],
+    day: Callable[[str], int],
+    partly: Callable[[Finding], bool] = lambda f: False,
 ) -> list[Finding]:
     """`every`'s findings that are kept, or of a lasting finder's run of consecutive dates (one finder, metric and
     segment) with a kept date of it before and after: a change that stands on both sides of a defect's dates holds
-    through them, though the defect leaves no sessions beside it to read it in. In `every`'s order."""
+    through them, though the defect leaves no sessions beside it to read it in. A date that `partly` holds (the
+    defects on it cover part of the finding's segment) needs a kept date on one side only: the run passed its
+    finder's test with those dates in it, and no defect there moves the whole segment. In `every`'s order."""
     kept_set = set(kept)
     runs: dict[tuple[str, str, Segment], set[int]] = {}
     for f in every:
@@ -140,6 +146,7 @@ def bridged(
                 block.add(d)
                 d += step
         stands = {d for d in block if (f.kind, f.metric, f.segment, d) in standing}
-        return any(d < at for d in stands) and any(d > at for d in stands)
+        before, after = any(d < at for d in stands), any(d > at for d in stands)
+        return (before and after) or ((before or after) and partly(f))
 
     return [f for f in every if f in kept_set or (f.kind in lasting and between(f))]

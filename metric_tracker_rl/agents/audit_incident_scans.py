@@ -245,7 +245,7 @@ FINDERS: tuple[Finder, ...] = (
     ),
     Finder(
         "paid_channel_stop",
-        daily_scan("paid_channel_stop", None, (("country", "channel"),), -1, 0.6, 5.0, run=2, grow=2.5),
+        daily_scan("paid_channel_stop", None, (("country", "channel"),), -1, 0.6, 4.5, run=2, grow=2.5),
         kind="incident",
         family="absolute_drop_in_event_count",
         lasting=True,
