@@ -16,15 +16,8 @@ from hypothesis import strategies as st
 
 from lab.calibration.interface import record_episode
 from metric_tracker_rl.agents.audit_coinciding import bridged
-from metric_tracker_rl.agents.audit_expert import (
-    ALL_FINDERS,
-    EDGE_SHARE,
-    OTHER_SHARE,
-    AuditInvestigation,
-    by_user_type,
-    stands,
-    user_type_readings,
-)
+from metric_tracker_rl.agents.audit_expert import ALL_FINDERS, AuditInvestigation
+from metric_tracker_rl.agents.audit_lasting import EDGE_SHARE, OTHER_SHARE, by_user_type, stands, user_type_readings
 from metric_tracker_rl.agents.warehouse_findings import RATE_DROP, Finding
 from metric_tracker_rl.catalog.published import row_key
 from metric_tracker_rl.catalog.task_splits import UNTUNED_FIRST_OFFSET

@@ -16,13 +16,14 @@ from hypothesis import strategies as st
 
 from lab.calibration.interface import record_episode
 from metric_tracker_rl.agents.audit_coinciding import bridged
-from metric_tracker_rl.agents.audit_expert import ALL_FINDERS, EDGE_SHARE, AuditInvestigation
+from metric_tracker_rl.agents.audit_expert import ALL_FINDERS, AuditInvestigation
 from metric_tracker_rl.agents.audit_incident_scans import (
     PLATFORM_COUNTRY_CHANNEL,
     PLATFORM_COUNTRY_USERS,
     RETURNING,
     daily_scan,
 )
+from metric_tracker_rl.agents.audit_lasting import EDGE_SHARE
 from metric_tracker_rl.agents.warehouse_findings import RATE_DROP, Finding
 from metric_tracker_rl.catalog.published import row_key
 from metric_tracker_rl.catalog.task_splits import UNTUNED_FIRST_OFFSET

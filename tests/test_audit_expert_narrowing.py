@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from lab.calibration.interface import record_episode
-from metric_tracker_rl.agents.audit_expert import OTHER_SHARE, AuditInvestigation
+from metric_tracker_rl.agents.audit_expert import AuditInvestigation
+from metric_tracker_rl.agents.audit_lasting import OTHER_SHARE
 from metric_tracker_rl.agents.warehouse_findings import Finding
 from metric_tracker_rl.catalog.published import row_key
 from metric_tracker_rl.catalog.task_splits import UNTUNED_FIRST_OFFSET
