@@ -49,6 +49,12 @@ def pooled_move(read: Sequence[Finding]) -> float:
     return sum(f.observed - f.baseline for f in valued) / total if total else math.nan
 
 
+def moved_alone(one: float, other: float) -> bool:
+    """The narrowing rule on two user types' relative moves: `one` moved (no NaN, no zero) and `other` moved less
+    than OTHER_SHARE of it the same way."""
+    return abs(one) > 0 and not math.copysign(1, one) * other >= OTHER_SHARE * abs(one)
+
+
 def by_user_type(segment: Segment, first: Sequence[Finding], second: Sequence[Finding]) -> Segment:
     """A level shift's segment by the narrowing rule over its run's dates at once (a change that lasts dates moves
     each alike, so their pooled move is far less noisy than a date's): a segment naming no user type is narrowed
@@ -59,10 +65,8 @@ def by_user_type(segment: Segment, first: Sequence[Finding], second: Sequence[Fi
         return segment
     if segment.user_type is None:
         one, other, user_type = (a, b, USER_TYPES[0]) if abs(a) >= abs(b) else (b, a, USER_TYPES[1])
-        alike = math.copysign(1, one) * other >= OTHER_SHARE * abs(one)
-        return segment if alike or one == 0 else replace(segment, user_type=user_type)
-    alike = a != 0 and math.copysign(1, a) * b >= OTHER_SHARE * abs(a)
-    return replace(segment, user_type=None) if alike else segment
+        return replace(segment, user_type=user_type) if moved_alone(one, other) else segment
+    return replace(segment, user_type=None) if a != 0 and not moved_alone(a, b) else segment
 
 
 def place(finding: Finding) -> tuple[str, str, Segment]:
@@ -118,23 +122,14 @@ class LastingRuns(SecondIncidents):
             typical = statistics.median(relative_move(f.observed, f.baseline) for f in run)
             for edge in (run[0], run[-1]) if len(run) >= 3 else ():
                 if relative_move(edge.observed, edge.baseline) < EDGE_SHARE * typical:
-                    faint.add((edge.date, edge.metric, edge.segment))
-        return [f for f in incidents if (f.date, f.metric, f.segment) not in faint]
+                    faint.add(place(edge))
+        return [f for f in incidents if place(f) not in faint]
 
     def without_lone_dates(self, incidents: list[Finding]) -> list[Finding]:
         """A lasting finder's finding (Finder.lasting) stays where a date beside it holds a finding of its metric
         and segment too: its change departs on each of its dates, and a run's test passes a noisy date with a
         changed neighbour's help, or a noisy pair whose one date departs alone."""
-        lasting = self.lasting_kinds()
-        return [
-            f
-            for f in incidents
-            if f.kind not in lasting
-            or any(
-                (g.metric, g.segment) == (f.metric, f.segment) and abs(self.day(g.date) - self.day(f.date)) == 1
-                for g in incidents
-            )
-        ]
+        return [f for f in incidents if not self.alone_in_its_run(f, incidents)]
 
     def narrowed_to_a_user_type(self, candidates: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
         """Where one finding names a wider segment and another, on its date and metric, the same segment's users of
@@ -173,7 +168,7 @@ class LastingRuns(SecondIncidents):
         for (i, j), one, other in zip(pairs, read[: len(pairs)], read[len(pairs) : 2 * len(pairs)], strict=True):
             move = (one.observed - one.baseline) / one.baseline if one.baseline else math.nan
             beside = (other.observed - other.baseline) / other.baseline if other.baseline else math.nan
-            if abs(move) > 0 and not math.copysign(1, move) * beside >= OTHER_SHARE * abs(move):
+            if moved_alone(move, beside):
                 narrowed[i] = candidates[j] if narrowed[i] is candidates[i] else narrowed[i]
         at = 2 * len(pairs)
         named: dict[tuple[str, str, Segment], Segment] = {}
