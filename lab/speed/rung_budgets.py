@@ -131,7 +131,8 @@ def cut_context_tables(run: TaskRun) -> int:
     rest)."""
     cut = 0
     for step in run.results.values():
-        showing = (step.seen.analysis_result or {}).get("showing")
+        result = step.seen.analysis_result or {}
+        showing = result.get("showing") if "table" in result else None  # another tool's pages say their own range
         if isinstance(showing, str):
             shown, _, total = showing.partition(" of ")
             cut += int(shown) < int(total.split()[0])

@@ -9,6 +9,8 @@ import os
 import re
 import subprocess
 import sys
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -17,6 +19,7 @@ from lab.speed.run import PERFORMANCE_DOC, shown_block
 from lab.speed.rung_budgets import (
     BLOCK_MARKER,
     PUBLISHED_RESULTS,
+    cut_context_tables,
     measured_tiers,
     model_queries,
     query_kind,
@@ -89,6 +92,23 @@ def test_query_kinds() -> None:
     )
     assert query_kind("WITH f(k) AS (VALUES (0)) SELECT * FROM f") == "candidate read"
     assert query_kind("SELECT * FROM experiments") == "other read"
+
+
+def test_only_a_context_table_shown_in_part_is_a_cut_result() -> None:
+    """A get_context result's `showing: k of n` below n is a table shown in part; another tool's pages (the
+    metrics layer's sections, `a-b of n sections`) say their own range and are read whole by asking for them."""
+
+    def run(*results: dict[str, Any] | None) -> Any:
+        return SimpleNamespace(
+            results={i: SimpleNamespace(seen=SimpleNamespace(analysis_result=r)) for i, r in enumerate(results)}
+        )
+
+    part = {"table": "experiments", "showing": "3 of 5 (the query tool reads the rest)", "rows": []}
+    whole = {"table": "holidays", "showing": "2 of 2", "rows": []}
+    sections = {"showing": "1-5 of 6 sections", "definitions": {}}
+    one_section = {"showing": "1 of 6 sections", "definitions": {}}
+    assert cut_context_tables(run(part, whole)) == 1
+    assert cut_context_tables(run(sections, one_section, whole, None)) == 0
 
 
 def test_tree_rss_counts_the_processes_under_a_process() -> None:
