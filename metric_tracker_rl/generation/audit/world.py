@@ -31,12 +31,12 @@ from metric_tracker_rl.world.metrics_layer import CountedSessions, counted_sessi
 # their segment's own sessions too, so that their trace stands however big the segment (a floor alone leaves none
 # where the segment has more sessions than it): the bots open one and a half times the segment's sessions of a date
 # (their idle sessions' share), the load test runs one to two times them, most from one device (whose share stands
-# above the segment's busiest customers' however many devices run it).
+# above the segment's busiest customers' however many devices run it, where they hold the most: android in Japan).
 AUDIT_EDIT_SETTINGS: dict[int, dict[str, dict[str, Any]]] = {
     1: {"bot_farm": {"least_per_day": 30}},
     2: {
         "bot_farm": {"least_per_day": 30, "share": 1.5},
-        "untagged_load_test": {"share": (1.0, 2.0), "lead_share": 0.7},
+        "untagged_load_test": {"share": (1.0, 2.0), "lead_share": 0.85},
     },
 }
 REDRAWS = 8  # a world whose incident rows still do not all stand after this many draws is kept as it is
