@@ -41,8 +41,8 @@ from metric_tracker_rl.agents.audit_coinciding import (
 from metric_tracker_rl.agents.audit_finders import Finder, batched_sql
 from metric_tracker_rl.agents.audit_incident_scans import FINDERS as INCIDENT_FINDERS
 from metric_tracker_rl.agents.audit_lasting import LastingRuns, place, stands
-from metric_tracker_rl.agents.audit_repairs import valued_and_repaired
-from metric_tracker_rl.agents.audit_second_incident import CONCURRENCY
+from metric_tracker_rl.agents.audit_repairs import FIXES_OF, fix_of, merged, valued_and_repaired
+from metric_tracker_rl.agents.audit_second_incident import CONCURRENCY, nests
 from metric_tracker_rl.agents.audit_traces_pipeline import FINDERS as PIPELINE_FINDERS
 from metric_tracker_rl.agents.audit_traces_recording import FINDERS as RECORDING_FINDERS
 from metric_tracker_rl.agents.audit_traces_sanity import FINDERS as SANITY_FINDERS
@@ -132,7 +132,7 @@ class AuditInvestigation(LastingRuns):
         # fall or rise of those there on its dates is read as users'.
         lasting = [d for d in defects if sum(e.segment == d.segment for e in defects) >= LASTING_DATES]
         ordered = self.by_precedence(found, self.flagged)
-        beside = yield from self.beside_defects([f for f in ordered if met_by(f, defects)], defects)
+        beside, refuted = yield from self.beside_defects([f for f in ordered if met_by(f, defects)], defects)
         unechoed = self.without_echoes(ordered, defects, beside)
         candidates = [
             f
@@ -143,9 +143,9 @@ class AuditInvestigation(LastingRuns):
             )
             and not (f.kind in self.finder_kinds() and self.intended(f))
         ]
-        runs = self.lasting_kinds()
-        two_sided = bridged(candidates, unechoed, runs, self.day)
-        candidates = bridged(candidates, unechoed, runs, self.day, partly=self.partly(defects))
+        runs, unread = self.lasting_kinds(), [f for f in unechoed if place(f) not in refuted]
+        two_sided = bridged(candidates, unread, runs, self.day)
+        candidates = bridged(candidates, unread, runs, self.day, partly=self.partly(defects))
         leaning = {place(f) for f in candidates} - {place(f) for f in two_sided}
         candidates = yield from self.narrowed_to_a_user_type(candidates)
         incidents = dedupe(f for f in candidates if math.isnan(f.observed) or stands(f))
@@ -186,14 +186,16 @@ class AuditInvestigation(LastingRuns):
 
     def beside_defects(
         self, met: list[Finding], defects: list[Finding]
-    ) -> Generator[Statement, Rows, set[tuple[str, str, Segment]]]:
+    ) -> Generator[Statement, Rows, tuple[set[tuple[str, str, Segment]], set[tuple[str, str, Segment]]]]:
         """Of the incidents' candidates on a defect's date in a segment it overlaps, those that are users' beside
         each such defect: where the candidate's metric comes before the defect's in DEFECT_METRICS (a defect's row
         is on the first metric it moves past the margin, so it moved none before it that far); else where the
         metric departs from its same-weekday median the same way, by more than the margin and BESIDE_Z standard
-        errors, with the defect undone (one the warehouse's procedure repairs) or in the sessions it leaves alone
-        (the candidate's segment less the defect's, left_out; a candidate the defect covers whole has none): a
-        defect moves only what it records."""
+        errors, with the defect undone (one the warehouse's procedure or audit_repairs undoes: the version it
+        sends may be most of the segment) or in the sessions it leaves alone (the candidate's segment less the
+        defect's, left_out; a candidate the defect covers whole has none): a defect moves only what it records.
+        With them, those read with the defect undone that did not move: the whole segment was read there, so no
+        lasting change is bridged through them (bridged)."""
         pairs = [
             (f, d)
             for f in met
@@ -201,12 +203,14 @@ class AuditInvestigation(LastingRuns):
             if d.date == f.date and overlaps(d.segment, f.segment) and not comes_before(f, d)
         ]
         moved: dict[tuple[str, str, Segment], bool] = {(f.date, f.metric, f.segment): True for f in met}
-        repaired = [(f, d) for f, d in pairs if d.kind in REPAIRED]
-        beside = [(f, d) for f, d in pairs if d.kind not in REPAIRED]
+        refuted: set[tuple[str, str, Segment]] = set()
+        repaired = [(f, d) for f, d in pairs if d.kind in REPAIRED or d.kind in FIXES_OF]
+        beside = [(f, d) for f, d in pairs if d.kind not in REPAIRED and d.kind not in FIXES_OF]
+        undone = merged(self.fixes, *(fix_of(d) for _, d in repaired if d.kind in FIXES_OF))
         for group, excluding in ((repaired, False), (beside, True)):
             if not group:
                 continue
-            fixes = NO_FIXES if excluding else self.fixes
+            fixes = NO_FIXES if excluding else undone
             asked = [
                 (i, f.date, *f.segment.values(), f.step, *(left_out(f, d.segment) if excluding else ()))
                 for i, (f, d) in enumerate(group)
@@ -219,8 +223,11 @@ class AuditInvestigation(LastingRuns):
             values = {row["i"]: row for row in rows}
             for i, (f, _) in enumerate(group):
                 key = (f.date, f.metric, f.segment)
-                moved[key] = moved[key] and users_move(f, values.get(i, {}))
-        return {key for key, kept in moved.items() if kept}
+                moves = users_move(f, values.get(i, {}))
+                moved[key] = moved[key] and moves
+                if not (moves or excluding):
+                    refuted.add(key)
+        return {key for key, kept in moved.items() if kept}, refuted
 
     def level_shifts(self, runs: Rows, found: list[Finding], defects: list[Finding]) -> list[Finding]:
         """The warehouse's runs, but a run on a defect's dates stays a candidate here: whether it is the defect's
@@ -231,8 +238,13 @@ class AuditInvestigation(LastingRuns):
         """The incidents, the likelier first where two name one date and metric (dedupe keeps the first): a block
         of hours that stopped converting is what a scan of whole days reads as a fall; then the warehouse's
         procedure's; then the other finders'. A block inside a run of whole-day falls is the run's (inside_run), and
-        so is an outage's (outage_in_run)."""
-        incidents = [f for f in found if f.anomaly_type != DATA_QUALITY and not self.outage_in_run(f, flagged)]
+        so is an outage's (outage_in_run), and a level shift of a segment holding a finding that stood alone among
+        its siblings on its date and metric is that one's change, diluted (diluted)."""
+        incidents = [
+            f
+            for f in found
+            if f.anomaly_type != DATA_QUALITY and not self.outage_in_run(f, flagged) and not self.diluted(f, flagged)
+        ]
         flagged = [f for f in flagged if f.anomaly_type != DATA_QUALITY]
         blocks = [f for f in flagged if f.anomaly_type == FUNNEL_BREAK]
         days = [f for f in flagged if f.anomaly_type != FUNNEL_BREAK]
@@ -244,6 +256,18 @@ class AuditInvestigation(LastingRuns):
             if run is None and not self.within_shift(block, shifts)
         ]
         return [*(run for run in runs if run is not None), *hours, *incidents, *days]
+
+    def diluted(self, finding: Finding, flagged: list[Finding]) -> bool:
+        """Whether a level shift's segment holds a narrower finding of an `alone` finder on its date and metric:
+        that one's siblings did not move, so the wider segment moved by it alone."""
+        alone = {finder.name for finder in self.finders if finder.alone}
+        return finding.kind == "level_shift" and any(
+            f.kind in alone
+            and (f.date, f.metric) == (finding.date, finding.metric)
+            and f.segment != finding.segment
+            and nests(f.segment, finding.segment)
+            for f in flagged
+        )
 
     def incidents(self, fixes: Fixes, defects: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
         """The finders first, so that the warehouse's scans read the dates of the incidents they found too."""

@@ -37,6 +37,9 @@ class Finder:
     # departs past the margin with no date beside it that does is noise that passed the run's test with a
     # neighbour's help, never the change.
     lasting: bool = False
+    # An incident finder whose scan keeps a finding only where its segment's siblings did not move with it (the
+    # scan's `alone`): a wider segment's fall or rise on its date and metric is then its change, diluted.
+    alone: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in ("defect", "incident"):

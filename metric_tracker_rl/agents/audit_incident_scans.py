@@ -338,6 +338,7 @@ FINDERS: tuple[Finder, ...] = (
         kind="incident",
         family="rate_drop_from_median",
         lasting=True,
+        alone=True,
     ),
 )
 

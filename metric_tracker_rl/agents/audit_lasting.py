@@ -9,6 +9,7 @@ import math
 import statistics
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, replace
+from datetime import date
 
 from metric_tracker_rl.agents.audit_coinciding import its_way, observed
 from metric_tracker_rl.agents.audit_finders import Finder
@@ -134,9 +135,10 @@ class LastingRuns(SecondIncidents):
     def narrowed_to_a_user_type(self, candidates: list[Finding]) -> Generator[Statement, Rows, list[Finding]]:
         """Where one finding names a wider segment and another, on its date and metric, the same segment's users of
         one user type: both user types' values there, read as an incident's. Where the other user type moved less
-        than OTHER_SHARE of the one's move (its relative move the same way), the move is the one user type's (the
-        wider segment's is its move diluted) and the narrower finding takes the wider one's place; where both
-        moved alike, every user did and the wider one stands. A level shift's run is named by the same rule over
+        than OTHER_SHARE of the one's move (its relative move the same way, pooled over the narrower findings' run of
+        dates: pair_runs), the move is the one user type's (the wider segment's is its move diluted) and the
+        narrower finding takes the wider one's place; where both moved alike, every user did and the wider one
+        stands. A level shift's run is named by the same rule over
         all its dates at once (by_user_type), in the same statement, where no other finder's candidate shares a date
         and metric with it (that one's segment is read by its own rule)."""
         pairs = [
@@ -165,11 +167,13 @@ class LastingRuns(SecondIncidents):
             [*ones, *others, *(f for first, second in types for f in (*first, *second))]
         )
         narrowed = list(candidates)
-        for (i, j), one, other in zip(pairs, read[: len(pairs)], read[len(pairs) : 2 * len(pairs)], strict=True):
-            move = (one.observed - one.baseline) / one.baseline if one.baseline else math.nan
-            beside = (other.observed - other.baseline) / other.baseline if other.baseline else math.nan
-            if moved_alone(move, beside):
-                narrowed[i] = candidates[j] if narrowed[i] is candidates[i] else narrowed[i]
+        ones_read, others_read = read[: len(pairs)], read[len(pairs) : 2 * len(pairs)]
+        for together in self.pair_runs([candidates[j] for _, j in pairs]):
+            one, other = pooled_move([ones_read[k] for k in together]), pooled_move([others_read[k] for k in together])
+            if moved_alone(one, other):
+                for k in together:
+                    i, j = pairs[k]
+                    narrowed[i] = candidates[j] if narrowed[i] is candidates[i] else narrowed[i]
         at = 2 * len(pairs)
         named: dict[tuple[str, str, Segment], Segment] = {}
         for run, (first, _) in zip(shifts, types, strict=True):
@@ -183,6 +187,24 @@ class LastingRuns(SecondIncidents):
             else f
             for f in narrowed
         ]
+
+    def pair_runs(self, narrow: list[Finding]) -> list[list[int]]:
+        """The narrower findings of the narrowing rule's pairs, by run: the indices of those of one metric and
+        segment on consecutive dates together (a change that lasts dates moves each alike, so the rule reads their
+        pooled moves, as by_user_type does a level shift's)."""
+        runs: list[list[int]] = []
+        last: dict[tuple[str, Segment], tuple[int, list[int]]] = {}
+        days = [date.fromisoformat(f.date).toordinal() for f in narrow]
+        for k in sorted(range(len(narrow)), key=lambda k: days[k]):
+            key, day = (narrow[k].metric, narrow[k].segment), days[k]
+            before = last.get(key)
+            if before is not None and day - before[0] <= 1:
+                before[1].append(k)
+                last[key] = (day, before[1])
+            else:
+                runs.append([k])
+                last[key] = (day, runs[-1])
+        return runs
 
     def alone_in_its_run(self, finding: Finding, candidates: list[Finding]) -> bool:
         """Whether a lasting finder's candidate has no candidate of its metric and segment on a date beside it: the
