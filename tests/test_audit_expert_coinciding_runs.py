@@ -11,21 +11,24 @@ showed it lost rows."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from lab.calibration.interface import record_episode
-from metric_tracker_rl.agents.audit_coinciding import bridged
+from metric_tracker_rl.agents.audit_coinciding import bridged, read_together
 from metric_tracker_rl.agents.audit_expert import ALL_FINDERS, AuditInvestigation
 from metric_tracker_rl.agents.audit_lasting import EDGE_SHARE, OTHER_SHARE, by_user_type, stands, user_type_readings
-from metric_tracker_rl.agents.warehouse_findings import RATE_DROP, Finding
+from metric_tracker_rl.agents.warehouse_findings import RATE_DROP, Finding, Rows, Statement
 from metric_tracker_rl.catalog.published import row_key
 from metric_tracker_rl.catalog.task_splits import UNTUNED_FIRST_OFFSET
 from metric_tracker_rl.catalog.tiers import AUDIT
 from metric_tracker_rl.serving.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.sql.sandbox import WAREHOUSE_MAX_SQL_CHARS
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS
 from metric_tracker_rl.world.segments import Segment
 
@@ -156,6 +159,42 @@ def test_a_level_shifts_run_is_read_in_the_narrowings_statement_where_no_other_f
         raise AssertionError("nothing to read where another finding shares the run's date and metric")
     except StopIteration as stop:
         assert stop.value == [*shifts, rise]
+
+
+def _drive(steps: Generator[Statement, Rows, Any], answer: Callable[[str], Rows]) -> tuple[list[Statement], Any]:
+    """Run a statement generator to its end, answering each statement with `answer(sql)`; (statements, result)."""
+    sent: list[Statement] = []
+    try:
+        statement = next(steps)
+        while True:
+            sent.append(statement)
+            statement = steps.send(answer(statement[1]))
+    except StopIteration as stop:
+        return sent, stop.value
+
+
+def test_the_checks_beside_defects_share_one_statement_where_it_fits() -> None:
+    """Both checks (with the defects undone, and in the sessions a defect leaves alone) go in one statement, each
+    row tagged with its part; where the two together are too long for the query tool, each goes alone."""
+    asked = {False: [(0, "a")], True: [(0, "b"), (1, "c")]}
+
+    def builds(width: int) -> dict[bool, Callable[[Sequence[tuple[object, ...]]], str]]:
+        return {
+            excluding: (lambda rows, tag=tag: f"SELECT 1 i /* {tag * width} {len(rows)} */")
+            for excluding, tag in ((False, "u"), (True, "b"))
+        }
+
+    def answer(sql: str) -> Rows:
+        if "part" in sql:
+            return [{"part": 0, "i": 0}, {"part": 1, "i": 0}, {"part": 1, "i": 1}]
+        return [{"i": 0}]
+
+    sent, read = _drive(read_together(asked, builds(10)), answer)
+    assert len(sent) == 1 and "UNION ALL BY NAME" in sent[0][1]
+    assert [len(read[False]), len(read[True])] == [1, 2]
+    sent, read = _drive(read_together(asked, builds(WAREHOUSE_MAX_SQL_CHARS // 2)), answer)
+    assert [name for name, _ in sent] == ["defects undone", "beside defects"]
+    assert [len(read[False]), len(read[True])] == [1, 1]
 
 
 def _sale(day: int, segment: Segment, kind: str) -> Finding:

@@ -78,7 +78,7 @@ BUDGETS = {
 # rounded up to a hundred), then up to the next EPISODE_CHARS_STEP. The warehouse's is the rungs' budget and the
 # room its brief's exact rules take (where a defect's trace may be, what its incidents line counts, a version's
 # peers): WAREHOUSE_RULES_CHARS, rounded up to a thousand. Every other rung keeps BUDGETS["episode_chars"].
-AUDIT_EXPERT_CHARS = 131_000
+AUDIT_EXPERT_CHARS = 135_000
 EPISODE_CHARS_STEP = 5_000
 WAREHOUSE_RULES_CHARS = 2_000
 TIER_EPISODE_CHARS = {

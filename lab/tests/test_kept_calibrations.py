@@ -23,9 +23,9 @@ KEPT = {
     "warehouse_calibration.json": "`uv run python -m lab.calibration.warehouse_calibration --out "
     "lab/artifacts/warehouse_calibration.json`",
     "audit_calibration.json": "the run lab/docs/audit.md names (`uv run python -m lab.calibration.audit_calibration "
-    "--seeds 16 --skip 2700 --out lab/artifacts/audit_calibration.json`)",
+    "--seeds 16 --skip 2900 --out lab/artifacts/audit_calibration.json`)",
     "audit_calibration_v1.json": "the run of version 1 lab/docs/audit.md names (`uv run python -m "
-    "lab.calibration.audit_calibration --seeds 16 --skip 2700 --version 1 --out "
+    "lab.calibration.audit_calibration --seeds 16 --skip 2900 --version 1 --out "
     "lab/artifacts/audit_calibration_v1.json`)",
 }
 # A calibration kept of an earlier version describes that version, which keeps playing as it was published.

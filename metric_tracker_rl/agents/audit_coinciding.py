@@ -7,9 +7,21 @@ change's dates a defect sits on, between dates of it that stand."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
+from typing import Any
 
-from metric_tracker_rl.agents.warehouse_findings import FUNNEL_BREAK, REVENUE, Finding, number_or_nan, overlaps
+from metric_tracker_rl.agents.warehouse_findings import (
+    FUNNEL_BREAK,
+    REVENUE,
+    Finding,
+    Rows,
+    Statement,
+    in_parts,
+    number_or_nan,
+    overlaps,
+    sent_text,
+)
+from metric_tracker_rl.sql.sandbox import WAREHOUSE_MAX_SQL_CHARS
 from metric_tracker_rl.world.audit_brief import departs
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS
 from metric_tracker_rl.world.segments import Segment
@@ -150,3 +162,26 @@ def bridged(
         return (before and after) or ((before or after) and partly(f))
 
     return [f for f in every if f in kept_set or (f.kind in lasting and between(f))]
+
+
+Asked = Sequence[tuple[Any, ...]]
+
+
+def read_together(
+    asked: Mapping[bool, Asked], builds: Mapping[bool, Callable[[Asked], str]]
+) -> Generator[Statement, Rows, dict[bool, Rows]]:
+    """The rows of the check beside defects, by whether it reads the sessions a defect leaves alone (True) or the
+    metrics with the defects undone (False): both in one statement where the query tool's length allows (each row
+    tagged with its part), else each in as few as it takes (in_parts)."""
+    parts = {excluding: builds[excluding](rows) for excluding, rows in asked.items()}
+    union = " UNION ALL BY NAME ".join(
+        f"SELECT {int(excluding)} part, * FROM ({sql})" for excluding, sql in parts.items()
+    )
+    if len(parts) > 1 and len(sent_text(union)) <= WAREHOUSE_MAX_SQL_CHARS:
+        rows = yield ("beside defects", union)
+        return {excluding: [row for row in rows if bool(row["part"]) == excluding] for excluding in parts}
+    read: dict[bool, Rows] = {}
+    for excluding, wanted in asked.items():
+        name = "beside defects" if excluding else "defects undone"
+        read[excluding] = yield from in_parts(name, wanted, builds[excluding])
+    return read

@@ -36,6 +36,7 @@ from metric_tracker_rl.agents.audit_coinciding import (
     comes_before,
     left_out,
     met_by,
+    read_together,
     users_move,
 )
 from metric_tracker_rl.agents.audit_finders import Finder, batched_sql
@@ -207,20 +208,23 @@ class AuditInvestigation(LastingRuns):
         repaired = [(f, d) for f, d in pairs if d.kind in REPAIRED or d.kind in FIXES_OF]
         beside = [(f, d) for f, d in pairs if d.kind not in REPAIRED and d.kind not in FIXES_OF]
         undone = merged(self.fixes, *(fix_of(d) for _, d in repaired if d.kind in FIXES_OF))
-        for group, excluding in ((repaired, False), (beside, True)):
-            if not group:
-                continue
-            fixes = NO_FIXES if excluding else undone
-            asked = [
+        groups = [(group, excluding) for group, excluding in ((repaired, False), (beside, True)) if group]
+        builds = {
+            excluding: partial(
+                metric_values_sql, self.rules, NO_FIXES if excluding else undone, excluding=excluding, with_entered=True
+            )
+            for _, excluding in groups
+        }
+        asked = {
+            excluding: [
                 (i, f.date, *f.segment.values(), f.step, *(left_out(f, d.segment) if excluding else ()))
                 for i, (f, d) in enumerate(group)
             ]
-            rows = yield from in_parts(
-                "beside defects" if excluding else "defects undone",
-                asked,
-                partial(metric_values_sql, self.rules, fixes, excluding=excluding, with_entered=True),
-            )
-            values = {row["i"]: row for row in rows}
+            for group, excluding in groups
+        }
+        read = yield from read_together(asked, builds)
+        for group, excluding in groups:
+            values = {row["i"]: row for row in read[excluding]}
             for i, (f, _) in enumerate(group):
                 key = (f.date, f.metric, f.segment)
                 moves = users_move(f, values.get(i, {}))
