@@ -16,12 +16,11 @@ from metric_tracker_rl.agents.warehouse_findings import (
     Finding,
     Rows,
     Statement,
+    fits,
     in_parts,
     number_or_nan,
     overlaps,
-    sent_text,
 )
-from metric_tracker_rl.sql.sandbox import WAREHOUSE_MAX_SQL_CHARS
 from metric_tracker_rl.world.audit_brief import departs
 from metric_tracker_rl.world.metrics_layer import RATE_COLUMNS
 from metric_tracker_rl.world.segments import Segment
@@ -177,7 +176,7 @@ def read_together(
     union = " UNION ALL BY NAME ".join(
         f"SELECT {int(excluding)} part, * FROM ({sql})" for excluding, sql in parts.items()
     )
-    if len(parts) > 1 and len(sent_text(union)) <= WAREHOUSE_MAX_SQL_CHARS:
+    if len(parts) > 1 and fits(union):
         rows = yield ("beside defects", union)
         return {excluding: [row for row in rows if bool(row["part"]) == excluding] for excluding in parts}
     read: dict[bool, Rows] = {}

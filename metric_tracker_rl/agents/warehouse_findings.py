@@ -118,6 +118,11 @@ def sent_text(sql: str) -> str:
     return readable(sql, WAREHOUSE_MAX_SQL_CHARS)
 
 
+def fits(sql: str) -> bool:
+    """Whether a statement, as the expert sends it, is within the query tool's length."""
+    return len(sent_text(sql)) <= WAREHOUSE_MAX_SQL_CHARS
+
+
 def kept_by(segment: Segment, host: Segment) -> bool:
     """A concurrent incident's cuboid: it keeps one of its host's values (an app version aside) and agrees with it
     on every field both name."""
