@@ -136,31 +136,6 @@ def test_a_level_shifts_run_is_named_by_user_type_over_all_its_dates() -> None:
     assert by_user_type(narrow, _read(own, -0.4), [replace(f, observed=math.nan) for f in other]) == narrow
 
 
-def test_a_level_shifts_run_is_read_in_the_narrowings_statement_where_no_other_finding_shares_its_dates() -> None:
-    """The narrowing's statement reads both user types of each level shift's dates and names the run by them; a run
-    another finder's candidate shares a date and metric with is left to that one's rule, and nothing is read."""
-    wide = Segment(country="US")
-    shifts = [_shift(day, wide) for day in (3, 4)]
-    steps = AuditInvestigation(dates=DATES).narrowed_to_a_user_type(shifts)
-    name, _ = next(steps)
-    assert name == "incident values"
-    moves = [-0.02, -0.03, -0.5, -0.45]  # new users' two dates, then returning users'
-    try:
-        steps.send([{"i": i, "value": 1 + move, "peers": 1.0} for i, move in enumerate(moves)])
-    except StopIteration as stop:
-        result: list[Finding] = stop.value
-    else:
-        raise AssertionError("one statement reads the run")
-    assert [f.segment for f in result] == [replace(wide, user_type="returning")] * 2
-    rise = Finding(DATES[3], MENU, RATE_DROP, wide, kind="price_rise")
-    steps = AuditInvestigation(dates=DATES).narrowed_to_a_user_type([*shifts, rise])
-    try:
-        next(steps)
-        raise AssertionError("nothing to read where another finding shares the run's date and metric")
-    except StopIteration as stop:
-        assert stop.value == [*shifts, rise]
-
-
 def _drive(steps: Generator[Statement, Rows, Any], answer: Callable[[str], Rows]) -> tuple[list[Statement], Any]:
     """Run a statement generator to its end, answering each statement with `answer(sql)`; (statements, result)."""
     sent: list[Statement] = []
@@ -171,6 +146,29 @@ def _drive(steps: Generator[Statement, Rows, Any], answer: Callable[[str], Rows]
             statement = steps.send(answer(statement[1]))
     except StopIteration as stop:
         return sent, stop.value
+
+
+def _values(moves: list[float]) -> Callable[[str], Rows]:
+    """An answer to the incident values' statement: row i's value moved by moves[i] from a baseline of 1."""
+    return lambda sql: [{"i": i, "value": 1 + move, "peers": 1.0} for i, move in enumerate(moves)]
+
+
+def test_a_level_shifts_run_is_read_in_the_narrowings_statement_where_no_other_finding_shares_its_dates() -> None:
+    """The narrowing's statement reads both user types of each level shift's dates and names the run by them; a run
+    another finder's candidate shares a date and metric with is left to that one's rule, and nothing is read."""
+    wide = Segment(country="US")
+    shifts = [_shift(day, wide) for day in (3, 4)]
+    moves = [-0.02, -0.03, -0.5, -0.45]  # new users' two dates, then returning users'
+    sent, result = _drive(AuditInvestigation(dates=DATES).narrowed_to_a_user_type(shifts), _values(moves))
+    assert [name for name, _ in sent] == ["incident values"]  # one statement reads the run
+    assert [f.segment for f in result] == [replace(wide, user_type="returning")] * 2
+    rise = Finding(DATES[3], MENU, RATE_DROP, wide, kind="price_rise")
+    steps = AuditInvestigation(dates=DATES).narrowed_to_a_user_type([*shifts, rise])
+    try:
+        next(steps)
+        raise AssertionError("nothing to read where another finding shares the run's date and metric")
+    except StopIteration as stop:
+        assert stop.value == [*shifts, rise]
 
 
 def test_the_checks_beside_defects_share_one_statement_where_it_fits() -> None:
@@ -216,15 +214,10 @@ def test_a_pair_is_narrowed_by_its_runs_pooled_moves(new_users: tuple[float, flo
         *(_sale(day, wide, "promo_surge") for day in (3, 4)),
         *(_sale(day, narrow, "member_price_sale") for day in (3, 4)),
     ]
-    steps = AuditInvestigation(dates=DATES, finders=ALL_FINDERS).narrowed_to_a_user_type(candidates)
-    next(steps)
     moves = [1.0, 1.0, *new_users]  # the returning users' readings, then the new users'
-    try:
-        steps.send([{"i": i, "value": 1 + move, "peers": 1.0} for i, move in enumerate(moves)])
-    except StopIteration as stop:
-        result: list[Finding] = stop.value
-    else:
-        raise AssertionError("one statement reads the pairs")
+    investigation = AuditInvestigation(dates=DATES, finders=ALL_FINDERS)
+    sent, result = _drive(investigation.narrowed_to_a_user_type(candidates), _values(moves))
+    assert len(sent) == 1  # one statement reads the pairs
     assert [f.segment for f in result[:2]] == [narrow if narrowed else wide] * 2
 
 

@@ -27,6 +27,7 @@ AUDIT_V1 = tier_at("audit", 1)
 
 CART, RATE_SPIKE = RATE_COLUMNS[1], "rate_spike_from_median"
 COUNTRY, RETURNING = Segment(country="US"), Segment(country="US", user_type="returning")
+DATES = ["2026-03-10", "2026-03-11"]  # the window the synthetic findings' dates are read in
 # An eval episode of the expert's tuning seeds (past the untuned calibration's) whose member sale a wider finding
 # named on its whole country.
 MEMBER_SALE_SEED = AUDIT.calibration_seed_base + UNTUNED_FIRST_OFFSET + 401
@@ -35,7 +36,7 @@ MEMBER_SALE_SEED = AUDIT.calibration_seed_base + UNTUNED_FIRST_OFFSET + 401
 def _narrowed(candidates: list[Finding], one: float, other: float) -> list[Finding]:
     """The expert's choice where each user type's value is read as moving by `one` (the narrower finding's) and
     `other` (the other user type's) of its baseline: one statement reads both."""
-    steps = AuditInvestigation().narrowed_to_a_user_type(candidates)
+    steps = AuditInvestigation(dates=DATES).narrowed_to_a_user_type(candidates)
     name, _ = next(steps)
     assert name == "incident values"
     try:
@@ -53,7 +54,7 @@ def test_a_move_of_one_user_type_is_named_there_and_a_move_of_both_in_the_wider_
     assert _narrowed([wide, narrow], 0.8, 0.8 * OTHER_SHARE + 0.01) == [wide, narrow]
     assert _narrowed([wide, narrow], 0.8, -0.3) == [narrow, narrow]  # the other type moved the other way
     elsewhere = Finding("2026-03-11", CART, RATE_SPIKE, RETURNING, kind="member_price_sale")
-    steps = AuditInvestigation().narrowed_to_a_user_type([wide, elsewhere])
+    steps = AuditInvestigation(dates=DATES).narrowed_to_a_user_type([wide, elsewhere])
     try:
         next(steps)
         raise AssertionError("nothing to read where no finding narrows another")

@@ -203,10 +203,11 @@ class AuditInvestigation(LastingRuns):
             for d in defects
             if d.date == f.date and overlaps(d.segment, f.segment) and not comes_before(f, d)
         ]
-        moved: dict[tuple[str, str, Segment], bool] = {(f.date, f.metric, f.segment): True for f in met}
+        moved: dict[tuple[str, str, Segment], bool] = {place(f): True for f in met}
         refuted: set[tuple[str, str, Segment]] = set()
-        repaired = [(f, d) for f, d in pairs if d.kind in REPAIRED or d.kind in FIXES_OF]
-        beside = [(f, d) for f, d in pairs if d.kind not in REPAIRED and d.kind not in FIXES_OF]
+        undoable = REPAIRED | FIXES_OF.keys()
+        repaired = [(f, d) for f, d in pairs if d.kind in undoable]
+        beside = [(f, d) for f, d in pairs if d.kind not in undoable]
         undone = merged(self.fixes, *(fix_of(d) for _, d in repaired if d.kind in FIXES_OF))
         groups = [(group, excluding) for group, excluding in ((repaired, False), (beside, True)) if group]
         builds = {
@@ -226,7 +227,7 @@ class AuditInvestigation(LastingRuns):
         for group, excluding in groups:
             values = {row["i"]: row for row in read[excluding]}
             for i, (f, _) in enumerate(group):
-                key = (f.date, f.metric, f.segment)
+                key = place(f)
                 moves = users_move(f, values.get(i, {}))
                 moved[key] = moved[key] and moves
                 if not (moves or excluding):

@@ -9,7 +9,6 @@ import math
 import statistics
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, replace
-from datetime import date
 
 from metric_tracker_rl.agents.audit_coinciding import its_way, observed
 from metric_tracker_rl.agents.audit_finders import Finder
@@ -138,9 +137,9 @@ class LastingRuns(SecondIncidents):
         than OTHER_SHARE of the one's move (its relative move the same way, pooled over the narrower findings' run of
         dates: pair_runs), the move is the one user type's (the wider segment's is its move diluted) and the
         narrower finding takes the wider one's place; where both moved alike, every user did and the wider one
-        stands. A level shift's run is named by the same rule over
-        all its dates at once (by_user_type), in the same statement, where no other finder's candidate shares a date
-        and metric with it (that one's segment is read by its own rule)."""
+        stands. A level shift's run is named by the same rule over all its dates at once (by_user_type), in the same
+        statement, where no other finder's candidate shares a date and metric with it (that one's segment is read by
+        its own rule)."""
         pairs = [
             (i, j)
             for i, wide in enumerate(candidates)
@@ -189,22 +188,14 @@ class LastingRuns(SecondIncidents):
         ]
 
     def pair_runs(self, narrow: list[Finding]) -> list[list[int]]:
-        """The narrower findings of the narrowing rule's pairs, by run: the indices of those of one metric and
-        segment on consecutive dates together (a change that lasts dates moves each alike, so the rule reads their
-        pooled moves, as by_user_type does a level shift's)."""
-        runs: list[list[int]] = []
-        last: dict[tuple[str, Segment], tuple[int, list[int]]] = {}
-        days = [date.fromisoformat(f.date).toordinal() for f in narrow]
-        for k in sorted(range(len(narrow)), key=lambda k: days[k]):
-            key, day = (narrow[k].metric, narrow[k].segment), days[k]
-            before = last.get(key)
-            if before is not None and day - before[0] <= 1:
-                before[1].append(k)
-                last[key] = (day, before[1])
-            else:
-                runs.append([k])
-                last[key] = (day, runs[-1])
-        return runs
+        """The narrower findings of the narrowing rule's pairs, by run (runs_of): the indices of those of one metric
+        and segment on consecutive dates together, each run and its indices in order of date (a change that lasts
+        dates moves each alike, so the rule reads their pooled moves, as by_user_type does a level shift's)."""
+        by_date = sorted(range(len(narrow)), key=lambda k: (narrow[k].date, k))
+        runs = [{place(f) for f in run} for run in self.runs_of(list({place(f): f for f in narrow}.values()))]
+        return sorted(
+            ([k for k in by_date if place(narrow[k]) in run] for run in runs), key=lambda ks: by_date.index(ks[0])
+        )
 
     def alone_in_its_run(self, finding: Finding, candidates: list[Finding]) -> bool:
         """Whether a lasting finder's candidate has no candidate of its metric and segment on a date beside it: the
